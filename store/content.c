@@ -1,0 +1,226 @@
+/* content.c - chunk and content records (see cstore/content.h). */
+#include <pthread.h>
+#include <string.h>
+#include <zstd.h>
+#include "cstore/content.h"
+
+static uint32_t
+be32(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+}
+
+int
+cs_chunk_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint8_t codec, uint32_t raw_len,
+             const void *data, size_t n, cs_error **err)
+{
+    MDB_val k = { 32, (void *) d->b }, v = { n + 5, NULL };
+    /* Reserve, then fill: one copy of the bytes into the map. */
+    int rc = mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc)
+        return cs_db_err(err, rc, "put chunk");
+    uint8_t *p = v.mv_data;
+    p[0] = codec;
+    put_be32(p + 1, raw_len);
+    memcpy(p + 5, data, n);
+    return 1;
+}
+
+int
+cs_chunk_has(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_CHUNKS, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND)
+        return 0;
+    return r < 0 ? r : 1;
+}
+
+int
+cs_chunk_stored_size(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *out, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_CHUNKS, d->b, 32, &v, err);
+    if (r < 0)
+        return r;
+    *out = v.mv_size;
+    return 0;
+}
+
+/* One decompression context per thread, freed when the thread exits. */
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+
+static void
+free_dctx(void *p)
+{
+    ZSTD_freeDCtx(p);
+}
+
+static void
+make_key(void)
+{
+    pthread_key_create(&dctx_key, free_dctx);
+}
+
+static ZSTD_DCtx *
+thread_dctx(void)
+{
+    pthread_once(&dctx_once, make_key);
+    ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+    if (!d) {
+        d = ZSTD_createDCtx();
+        if (!d)
+            abort();
+        pthread_setspecific(dctx_key, d);
+    }
+    return d;
+}
+
+int
+cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out, cs_error **err)
+{
+    MDB_val v;
+    char hex[CS_DIGEST_HEX];
+    int r = cs_db_get(db, txn, CS_T_CHUNKS, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND) {
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ECORRUPT, 0, "chunk sha256:%s missing", hex);
+    }
+    if (r < 0)
+        return r;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < 5)
+        goto corrupt;
+    uint32_t raw = be32(p + 1);
+    cs_buf_reserve(out, raw);
+    uint8_t *dst = out->data + out->len;
+    if (p[0] == CS_CODEC_RAW) {
+        if (v.mv_size - 5 != raw)
+            goto corrupt;
+        memcpy(dst, p + 5, raw);
+    } else if (p[0] == CS_CODEC_ZSTD) {
+        size_t n = ZSTD_decompressDCtx(thread_dctx(), dst, raw, p + 5, v.mv_size - 5);
+        if (ZSTD_isError(n) || n != raw)
+            goto corrupt;
+    } else {
+        goto corrupt;
+    }
+    if (verify) {
+        cs_digest got;
+        cs_sha256(dst, raw, &got);
+        if (!cs_digest_eq(&got, d))
+            goto corrupt;
+    }
+    out->len += raw;
+    return 0;
+corrupt:
+    cs_digest_hex(d, hex);
+    return cs_err(err, CS_ECORRUPT, 0, "chunk sha256:%s: stored bytes do not match digest", hex);
+}
+
+int
+cs_content_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t size, const cs_chunk_ref *refs,
+               uint32_t n, cs_error **err)
+{
+    size_t len = 12 + (size_t) n * 36;
+    MDB_val k = { 32, (void *) d->b }, v = { len, NULL };
+    int rc = mdb_put(txn, cs_db_dbi(db, CS_T_CONTENTS), &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc)
+        return cs_db_err(err, rc, "put content");
+    uint8_t *p = v.mv_data;
+    put_be32(p, (uint32_t) (size >> 32));
+    put_be32(p + 4, (uint32_t) size);
+    put_be32(p + 8, n);
+    p += 12;
+    for (uint32_t i = 0; i < n; i++, p += 36) {
+        memcpy(p, refs[i].d.b, 32);
+        put_be32(p + 32, refs[i].len);
+    }
+    return 1;
+}
+
+int
+cs_content_decode(const void *data, size_t len, uint64_t *size, cs_chunk_ref **refs, uint32_t *n)
+{
+    const uint8_t *p = data;
+    if (len < 12)
+        return -CS_ECORRUPT;
+    uint64_t sz = (uint64_t) be32(p) << 32 | be32(p + 4);
+    uint32_t cnt = be32(p + 8);
+    if (len != 12 + (size_t) cnt * 36)
+        return -CS_ECORRUPT;
+    cs_chunk_ref *r = cs_xmalloc(sizeof(*r) * (cnt ? cnt : 1));
+    uint64_t total = 0;
+    p += 12;
+    for (uint32_t i = 0; i < cnt; i++, p += 36) {
+        memcpy(r[i].d.b, p, 32);
+        r[i].len = be32(p + 32);
+        total += r[i].len;
+    }
+    if (total != sz) {
+        free(r);
+        return -CS_ECORRUPT;
+    }
+    *size = sz;
+    *refs = r;
+    *n = cnt;
+    return 0;
+}
+
+int
+cs_content_get(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *size, cs_chunk_ref **refs,
+               uint32_t *n, cs_error **err)
+{
+    MDB_val v;
+    char hex[CS_DIGEST_HEX];
+    int r = cs_db_get(db, txn, CS_T_CONTENTS, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND) {
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ENOTFOUND, 0, "content sha256:%s missing", hex);
+    }
+    if (r < 0)
+        return r;
+    if (cs_content_decode(v.mv_data, v.mv_size, size, refs, n) < 0) {
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ECORRUPT, 0, "content sha256:%s: bad record", hex);
+    }
+    return 0;
+}
+
+int
+cs_content_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_sink_fn sink,
+                void *ctx, cs_error **err)
+{
+    uint64_t size;
+    cs_autofree cs_chunk_ref *refs = NULL;
+    uint32_t n;
+    int r = cs_content_get(db, txn, d, &size, &refs, &n, err);
+    if (r < 0)
+        return r;
+    cs_buf b;
+    cs_buf_init(&b);
+    for (uint32_t i = 0; i < n && r >= 0; i++) {
+        b.len = 0;
+        r = cs_chunk_read(db, txn, &refs[i].d, verify, &b, err);
+        if (r >= 0 && b.len != refs[i].len)
+            r = cs_err(err, CS_ECORRUPT, 0, "chunk length mismatch");
+        if (r >= 0)
+            r = sink(ctx, b.data, b.len, err);
+    }
+    cs_buf_release(&b);
+    return r < 0 ? r : 0;
+}

@@ -1,0 +1,211 @@
+/* db.c - the LMDB environment and its named databases (see cstore/db.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cstore/db.h"
+#include "cstore/util.h"
+
+/* Address space only: without MDB_WRITEMAP the file grows as pages are used,
+ * so a map this large costs nothing and is never outgrown in practice. */
+#define CS_MAPSIZE ((size_t) 1 << 40)
+
+struct cs_db {
+    MDB_env *env;
+    MDB_dbi dbi[CS_T_COUNT];
+};
+
+static const char *const table_names[CS_T_COUNT] = {
+    [CS_T_CHUNKS] = "chunks",       [CS_T_CONTENTS] = "contents",
+    [CS_T_TREES] = "trees",         [CS_T_LAYER_BLOBS] = "layer_blobs",
+    [CS_T_IMAGES] = "images",       [CS_T_TAGS] = "tags",
+    [CS_T_CACHE] = "cache",         [CS_T_STATCACHE] = "statcache",
+    [CS_T_SNAPSHOTS] = "snapshots", [CS_T_LEASES] = "leases",
+    [CS_T_META] = "meta",
+};
+
+int
+cs_db_err(cs_error **err, int rc, const char *what)
+{
+    switch (rc) {
+    case MDB_NOTFOUND:
+        return cs_err(err, CS_ENOTFOUND, 0, "%s: not found", what);
+    case MDB_MAP_FULL:
+        return cs_err(err, CS_EFULL, 0, "%s: store map full", what);
+    case ENOSPC:
+        return cs_err(err, CS_EFULL, ENOSPC, "%s", what);
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        return cs_err(err, CS_ECORRUPT, 0, "%s: store corrupted: %s", what, mdb_strerror(rc));
+    default:
+        if (rc > 0 && rc < 1000)
+            return cs_err(err, CS_EIO, rc, "%s", what);
+        return cs_err(err, CS_EIO, 0, "%s: %s", what, mdb_strerror(rc));
+    }
+}
+
+static int
+begin(cs_db *db, unsigned flags, MDB_txn **out)
+{
+    int rc = mdb_txn_begin(db->env, NULL, flags, out);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size and retry. */
+        mdb_env_set_mapsize(db->env, 0);
+        rc = mdb_txn_begin(db->env, NULL, flags, out);
+    }
+    return rc;
+}
+
+int
+cs_db_begin(cs_db *db, unsigned flags, MDB_txn **out, cs_error **err)
+{
+    int rc = begin(db, flags, out);
+    if (rc)
+        return cs_db_err(err, rc, "begin transaction");
+    return 0;
+}
+
+int
+cs_db_commit(MDB_txn *txn, cs_error **err)
+{
+    int rc = mdb_txn_commit(txn);
+    if (rc)
+        return cs_db_err(err, rc, "commit");
+    return 0;
+}
+
+static int
+run(cs_db *db, unsigned flags, cs_db_fn fn, void *ctx, cs_error **err)
+{
+    MDB_txn *txn;
+    int r = cs_db_begin(db, flags, &txn, err);
+    if (r < 0)
+        return r;
+    r = fn(db, txn, ctx, err);
+    if (r < 0 || (flags & MDB_RDONLY)) {
+        mdb_txn_abort(txn);
+        return r;
+    }
+    int c = cs_db_commit(txn, err);
+    return c < 0 ? c : r;
+}
+
+int
+cs_db_read(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err)
+{
+    return run(db, MDB_RDONLY, fn, ctx, err);
+}
+
+int
+cs_db_write(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err)
+{
+    return run(db, 0, fn, ctx, err);
+}
+
+int
+cs_db_get(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, MDB_val *val,
+          cs_error **err)
+{
+    MDB_val k = { klen, (void *) key };
+    int rc = mdb_get(txn, db->dbi[t], &k, val);
+    if (rc == MDB_NOTFOUND)
+        return -CS_ENOTFOUND;
+    if (rc)
+        return cs_db_err(err, rc, table_names[t]);
+    return 0;
+}
+
+int
+cs_db_put(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, const void *v,
+          size_t vlen, unsigned flags, cs_error **err)
+{
+    MDB_val k = { klen, (void *) key }, d = { vlen, (void *) v };
+    int rc = mdb_put(txn, db->dbi[t], &k, &d, flags);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc)
+        return cs_db_err(err, rc, table_names[t]);
+    return 1;
+}
+
+MDB_env *
+cs_db_env(cs_db *db)
+{
+    return db->env;
+}
+
+MDB_dbi
+cs_db_dbi(cs_db *db, cs_table t)
+{
+    return db->dbi[t];
+}
+
+static int
+open_tables(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    (void) ctx;
+    for (int i = 0; i < CS_T_COUNT; i++) {
+        int rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &db->dbi[i]);
+        if (rc)
+            return cs_db_err(err, rc, table_names[i]);
+    }
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_META, "schema", 6, &v, err);
+    if (r == -CS_ENOTFOUND) {
+        char ver[16];
+        int n = snprintf(ver, sizeof(ver), "%d", CS_SCHEMA_VERSION);
+        return cs_db_put(db, txn, CS_T_META, "schema", 6, ver, (size_t) n, 0, err) < 0 ? -CS_EIO
+                                                                                       : 0;
+    }
+    if (r < 0)
+        return r;
+    char ver[16] = { 0 };
+    memcpy(ver, v.mv_data, v.mv_size < 15 ? v.mv_size : 15);
+    int have = atoi(ver);
+    if (have > CS_SCHEMA_VERSION || have < 1)
+        return cs_err(err, CS_EVERSION, 0,
+                      "store schema version %s is not supported by this cstore (version %d); "
+                      "use a newer cstore or another --root",
+                      ver, CS_SCHEMA_VERSION);
+    return 0;
+}
+
+int
+cs_db_open(const char *dir, cs_db **out, cs_error **err)
+{
+    cs_db *db = cs_xcalloc(1, sizeof(*db));
+    int rc = mdb_env_create(&db->env);
+    if (rc) {
+        free(db);
+        return cs_db_err(err, rc, "lmdb");
+    }
+    mdb_env_set_maxdbs(db->env, CS_T_COUNT + 4);
+    mdb_env_set_maxreaders(db->env, 1022);
+    mdb_env_set_mapsize(db->env, CS_MAPSIZE);
+    rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644);
+    if (rc) {
+        mdb_env_close(db->env);
+        free(db);
+        cs_db_err(err, rc, "open store");
+        return cs_err_wrap(err, "%s", dir);
+    }
+    int dead = 0;
+    mdb_reader_check(db->env, &dead);
+    int r = cs_db_write(db, open_tables, NULL, err);
+    if (r < 0) {
+        mdb_env_close(db->env);
+        free(db);
+        return cs_err_wrap(err, "%s", dir);
+    }
+    *out = db;
+    return 0;
+}
+
+void
+cs_db_close(cs_db *db)
+{
+    if (!db)
+        return;
+    mdb_env_close(db->env);
+    free(db);
+}

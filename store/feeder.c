@@ -1,0 +1,293 @@
+/* feeder.c - read-ahead, hashing and decompression thread (see feeder.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include "feeder.h"
+
+#define BLOCK   (1u << 20)
+#define NBLOCKS 8
+
+typedef struct block {
+    uint8_t *data;
+    size_t len;
+} block;
+
+struct cs_feeder {
+    cs_read_fn rd;
+    void *rctx;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    block q[NBLOCKS];
+    uint64_t head, tail; /* produced, consumed */
+    bool eof, stop;
+    int err_code;
+    char *err_msg;
+    cs_layer_info info;
+    cs_sha256_ctx *raw_sha, *tar_sha;
+    /* consumer side: block handed out by the last cs_feeder_next */
+    bool holding;
+};
+
+/* Producer: waits for a free block, returns it for filling. NULL when stopped. */
+static block *
+get_free(cs_feeder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->head - f->tail == NBLOCKS && !f->stop)
+        pthread_cond_wait(&f->cv, &f->mu);
+    block *b = f->stop ? NULL : &f->q[f->head % NBLOCKS];
+    pthread_mutex_unlock(&f->mu);
+    return b;
+}
+
+static void
+publish(cs_feeder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->head++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void
+fail(cs_feeder *f, cs_code code, const char *msg)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!f->err_code) {
+        f->err_code = code;
+        f->err_msg = cs_xstrdup(msg);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Emits decompressed bytes into queue blocks. false when stopped. */
+static bool
+emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (!*cur) {
+            *cur = get_free(f);
+            if (!*cur)
+                return false;
+            (*cur)->len = 0;
+        }
+        size_t room = BLOCK - (*cur)->len;
+        size_t k = n < room ? n : room;
+        memcpy((*cur)->data + (*cur)->len, p, k);
+        (*cur)->len += k;
+        p += k;
+        n -= k;
+        if ((*cur)->len == BLOCK) {
+            cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+            f->info.tar_size += (*cur)->len;
+            publish(f);
+            *cur = NULL;
+        }
+    }
+    return true;
+}
+
+static void
+flush(cs_feeder *f, block **cur)
+{
+    if (*cur && (*cur)->len) {
+        cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+        f->info.tar_size += (*cur)->len;
+        publish(f);
+        *cur = NULL;
+    }
+}
+
+static void *
+run(void *arg)
+{
+    cs_feeder *f = arg;
+    uint8_t *in = cs_xmalloc(BLOCK);
+    uint8_t *out = cs_xmalloc(BLOCK);
+    block *cur = NULL;
+    z_stream zs;
+    bool zinit = false;
+    ZSTD_DStream *zd = NULL;
+    bool first = true, stream_end = false, ok = true;
+    for (;;) {
+        ssize_t n = f->rd(f->rctx, in, BLOCK);
+        if (n < 0) {
+            char m[256];
+            snprintf(m, sizeof(m), "read: %s", strerror(errno));
+            fail(f, CS_EIO, m);
+            ok = false;
+            break;
+        }
+        if (n == 0)
+            break;
+        cs_sha256_update(f->raw_sha, in, (size_t) n);
+        f->info.blob_size += (uint64_t) n;
+        if (first) {
+            first = false;
+            if (n >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
+                f->info.comp = CS_COMP_GZIP;
+                memset(&zs, 0, sizeof(zs));
+                if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+                    abort();
+                zinit = true;
+            } else if (n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd) {
+                f->info.comp = CS_COMP_ZSTD;
+                zd = ZSTD_createDStream();
+                if (!zd)
+                    abort();
+            }
+        }
+        if (!ok || f->stop)
+            continue; /* keep hashing the source to its end */
+        if (f->info.comp == CS_COMP_NONE) {
+            ok = emit(f, &cur, in, (size_t) n);
+        } else if (f->info.comp == CS_COMP_GZIP) {
+            zs.next_in = in;
+            zs.avail_in = (uInt) n;
+            while (ok && zs.avail_in) {
+                if (stream_end) {
+                    /* Concatenated gzip members are one stream (gzip -d does so). */
+                    if (inflateReset(&zs) != Z_OK)
+                        abort();
+                    stream_end = false;
+                }
+                zs.next_out = out;
+                zs.avail_out = BLOCK;
+                int rc = inflate(&zs, Z_NO_FLUSH);
+                if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+                    fail(f, CS_ECORRUPT, "gzip data is corrupt");
+                    ok = false;
+                    break;
+                }
+                ok = emit(f, &cur, out, BLOCK - zs.avail_out);
+                if (rc == Z_STREAM_END)
+                    stream_end = true;
+                else if (rc == Z_BUF_ERROR && zs.avail_in == 0)
+                    break;
+            }
+        } else {
+            ZSTD_inBuffer ib = { in, (size_t) n, 0 };
+            while (ok && ib.pos < ib.size) {
+                ZSTD_outBuffer ob = { out, BLOCK, 0 };
+                size_t rc = ZSTD_decompressStream(zd, &ob, &ib);
+                if (ZSTD_isError(rc)) {
+                    fail(f, CS_ECORRUPT, "zstd data is corrupt");
+                    ok = false;
+                    break;
+                }
+                ok = emit(f, &cur, out, ob.pos);
+                stream_end = rc == 0;
+            }
+        }
+    }
+    if (ok && !f->stop && f->info.comp != CS_COMP_NONE && !stream_end)
+        fail(f, CS_ECORRUPT, "compressed stream is truncated");
+    if (ok && !f->stop)
+        flush(f, &cur);
+    if (zinit)
+        inflateEnd(&zs);
+    ZSTD_freeDStream(zd);
+    free(in);
+    free(out);
+    pthread_mutex_lock(&f->mu);
+    f->eof = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+int
+cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
+{
+    cs_feeder *f = cs_xcalloc(1, sizeof(*f));
+    f->rd = rd;
+    f->rctx = rctx;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    for (int i = 0; i < NBLOCKS; i++)
+        f->q[i].data = cs_xmalloc(BLOCK);
+    f->raw_sha = cs_sha256_new();
+    f->tar_sha = cs_sha256_new();
+    int rc = pthread_create(&f->thread, NULL, run, f);
+    if (rc) {
+        cs_feeder_free(f);
+        return cs_err(err, CS_EIO, rc, "start reader thread");
+    }
+    f->started = true;
+    *out = f;
+    return 0;
+}
+
+ssize_t
+cs_feeder_next(cs_feeder *f, const void **p)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->holding) {
+        f->tail++;
+        f->holding = false;
+        pthread_cond_broadcast(&f->cv);
+    }
+    while (f->head == f->tail && !f->eof && !f->err_code)
+        pthread_cond_wait(&f->cv, &f->mu);
+    ssize_t r;
+    if (f->head != f->tail) {
+        block *b = &f->q[f->tail % NBLOCKS];
+        *p = b->data;
+        r = (ssize_t) b->len;
+        f->holding = true;
+    } else {
+        r = f->err_code ? -1 : 0;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return r;
+}
+
+int
+cs_feeder_finish(cs_feeder *f, cs_layer_info *out, cs_error **err)
+{
+    /* Discard what the consumer did not read, so the source is hashed whole. */
+    const void *p;
+    while (cs_feeder_next(f, &p) > 0)
+        ;
+    if (f->started) {
+        pthread_join(f->thread, NULL);
+        f->started = false;
+    }
+    if (f->err_code)
+        return cs_err(err, (cs_code) f->err_code, 0, "%s", f->err_msg);
+    cs_sha256_final(f->raw_sha, &f->info.blob);
+    cs_sha256_final(f->tar_sha, &f->info.diff_id);
+    out->blob = f->info.blob;
+    out->diff_id = f->info.diff_id;
+    out->blob_size = f->info.blob_size;
+    out->tar_size = f->info.tar_size;
+    out->comp = f->info.comp;
+    return 0;
+}
+
+void
+cs_feeder_free(cs_feeder *f)
+{
+    if (!f)
+        return;
+    if (f->started) {
+        pthread_mutex_lock(&f->mu);
+        f->stop = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(f->thread, NULL);
+    }
+    for (int i = 0; i < NBLOCKS; i++)
+        free(f->q[i].data);
+    cs_sha256_free(f->raw_sha);
+    cs_sha256_free(f->tar_sha);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f->err_msg);
+    free(f);
+}

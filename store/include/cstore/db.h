@@ -1,0 +1,65 @@
+/* db.h - the LMDB environment of a store and its named databases.
+ *
+ * One cs_db (one MDB_env) per process, opened with MDB_NOTLS so read
+ * transactions may live in worker threads; never used across fork().
+ * The map is reserved large (virtual address space only) so it is never
+ * grown in normal use; MDB_MAP_FULL surfaces as CS_EFULL.
+ */
+#ifndef CSTORE_DB_H
+#define CSTORE_DB_H
+
+#include <lmdb.h>
+#include "cstore/error.h"
+
+#define CS_SCHEMA_VERSION 1
+
+typedef enum cs_table {
+    CS_T_CHUNKS,      /* sha256(raw chunk) -> codec u8, raw len u32, bytes */
+    CS_T_CONTENTS,    /* sha256(file) -> size u64, n u32, n x (digest, len u32) */
+    CS_T_TREES,       /* sha256(encoding) -> tree encoding (tree.h) */
+    CS_T_LAYER_BLOBS, /* tree digest + compression u8 -> diff_id, blob digest, size u64 */
+    CS_T_IMAGES,      /* sha256(config) -> image record (image.h) */
+    CS_T_TAGS,        /* normalized name:tag -> image digest */
+    CS_T_CACHE,       /* build cache key -> stage state, last-used */
+    CS_T_STATCACHE,   /* path + stat -> content digest */
+    CS_T_SNAPSHOTS,   /* tree digest -> unpacked dir, last-used */
+    CS_T_LEASES,      /* lease id -> held objects, expiry */
+    CS_T_META,        /* "schema" -> version */
+    CS_T_COUNT
+} cs_table;
+
+typedef struct cs_db cs_db;
+
+/* Opens (creating) the environment in dir. Refuses a store whose schema is
+ * newer than CS_SCHEMA_VERSION with CS_EVERSION. Clears reader slots of
+ * killed processes. */
+int cs_db_open(const char *dir, cs_db **out, cs_error **err);
+void cs_db_close(cs_db *db);
+MDB_env *cs_db_env(cs_db *db);
+MDB_dbi cs_db_dbi(cs_db *db, cs_table t);
+
+/* One callback = one txn. fn never commits, aborts or opens another txn and
+ * has no side effects outside the txn. MDB_val data must be copied out
+ * before fn returns: it dies with the txn. */
+typedef int (*cs_db_fn)(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err);
+int cs_db_read(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
+int cs_db_write(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
+
+/* Long-lived transactions for ingest and gc (which drive their own loops).
+ * A write txn belongs to the thread that began it. */
+int cs_db_begin(cs_db *db, unsigned flags, MDB_txn **out, cs_error **err);
+int cs_db_commit(MDB_txn *txn, cs_error **err);
+
+/* Maps an LMDB return code to a cs_error: MDB_NOTFOUND -> CS_ENOTFOUND,
+ * MDB_MAP_FULL / ENOSPC -> CS_EFULL, MDB_CORRUPTED -> CS_ECORRUPT, else
+ * CS_EIO. Returns the negative code. */
+int cs_db_err(cs_error **err, int mdb_rc, const char *what);
+
+/* Convenience: get into *val (borrowed until txn ends). 0, -CS_ENOTFOUND, or
+ * another negative code with *err set. */
+int cs_db_get(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, MDB_val *val,
+              cs_error **err);
+int cs_db_put(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, const void *v,
+              size_t vlen, unsigned flags, cs_error **err);
+
+#endif

@@ -1,0 +1,40 @@
+/* export.h - images out: deterministic tar layers generated from trees.
+ *
+ * The same tree always yields the same tar bytes, so the same digests; they
+ * are cached in layer_blobs after the first export:
+ *   key tree digest[32] | compression u8 -> diff_id[32] | blob[32] | size u64
+ */
+#ifndef CSTORE_EXPORT_H
+#define CSTORE_EXPORT_H
+
+#include <stdint.h>
+#include "cstore/content.h"
+#include "cstore/ingest.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+
+typedef enum cs_format {
+    CS_FMT_OCI_ARCHIVE,
+    CS_FMT_OCI_DIR,
+    CS_FMT_DOCKER_ARCHIVE,
+} cs_format;
+
+typedef struct cs_layer_blob {
+    cs_digest diff_id, blob;
+    uint64_t size; /* compressed blob size */
+} cs_layer_blob;
+
+int cs_layer_blob_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
+                      cs_layer_blob *out, cs_error **err);
+int cs_layer_blob_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
+                      const cs_layer_blob *lb, cs_error **err);
+
+/* Writes the tree as a tar stream (uncompressed) to sink. */
+int cs_tree_write_tar(cs_db *db, MDB_txn *txn, const cs_tree *t, cs_sink_fn sink, void *ctx,
+                      cs_error **err);
+
+/* Exports image NAME to path. */
+int cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_compression c,
+              cs_error **err);
+
+#endif

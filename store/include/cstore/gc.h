@@ -1,0 +1,36 @@
+/* gc.h - garbage collection, disk usage and consistency checks. */
+#ifndef CSTORE_GC_H
+#define CSTORE_GC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "cstore/store.h"
+
+typedef struct cs_gc_stats {
+    uint64_t images, trees, contents, chunks, layer_blobs; /* records freed */
+    uint64_t chunk_bytes;                                  /* stored bytes of the freed chunks */
+    uint64_t file_before, file_after;                      /* data.mdb bytes on disk */
+} cs_gc_stats;
+
+/* Mark from tags (and later: cache entries, leases) to chunks; sweep the
+ * rest in batched transactions. Needs the store opened CS_OPEN_EXCLUSIVE.
+ * dry_run: count only. compact: then copy with MDB_CP_COMPACT and swap. */
+int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err);
+
+typedef struct cs_du_stats {
+    uint64_t images, tags, trees, contents, chunks;
+    uint64_t logical_bytes; /* sum over images of their layers' file bytes */
+    uint64_t unique_bytes;  /* raw bytes of all chunks (each stored once) */
+    uint64_t stored_bytes;  /* bytes of chunk values (after zstd) */
+    uint64_t disk_bytes;    /* the store root's files on disk (allocated) */
+    double dedup_ratio;     /* logical / unique */
+} cs_du_stats;
+int cs_du(cs_store *s, cs_du_stats *out, cs_error **err);
+
+/* Re-hashes every chunk and content, checks every reference. report is
+ * called once per problem found, with a one-line description. Returns the
+ * number of problems (0 = clean) or <0 on error. */
+typedef void (*cs_fsck_report_fn)(void *ctx, const char *problem);
+int cs_fsck(cs_store *s, cs_fsck_report_fn report, void *ctx, cs_error **err);
+
+#endif

@@ -1,0 +1,65 @@
+/* ingest.h - turning tar streams and directories into chunks, contents and
+ * trees, using every core.
+ *
+ * A cs_ingest owns one LMDB write transaction for its whole life: everything
+ * it stores becomes visible atomically at cs_ingest_commit, and nothing at
+ * all when it is freed uncommitted (a failed or killed load leaves the store
+ * as it was). Worker threads hash and compress chunks outside the
+ * transaction; the calling thread parses, chunks and puts.
+ * Thread rules: one cs_ingest is driven by the thread that began it.
+ */
+#ifndef CSTORE_INGEST_H
+#define CSTORE_INGEST_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "cstore/store.h"
+#include "cstore/tree.h"
+#include "cstore/util.h"
+
+typedef enum cs_compression {
+    CS_COMP_NONE = 0,
+    CS_COMP_GZIP = 1,
+    CS_COMP_ZSTD = 2,
+} cs_compression;
+
+/* A byte source: returns bytes read (0 at end) or -1 with errno set. */
+typedef ssize_t (*cs_read_fn)(void *ctx, void *buf, size_t len);
+
+typedef struct cs_layer_info {
+    cs_digest tree;      /* tree digest */
+    cs_digest blob;      /* sha256 of the bytes read (as compressed) */
+    cs_digest diff_id;   /* sha256 of the uncompressed tar stream */
+    uint64_t blob_size;  /* bytes read */
+    uint64_t tar_size;   /* uncompressed tar bytes */
+    cs_compression comp; /* detected from the magic bytes */
+} cs_layer_info;
+
+typedef struct cs_ingest_stats {
+    uint64_t files, bytes;          /* regular files and their bytes seen */
+    uint64_t new_chunks, new_bytes; /* chunks written and their stored bytes */
+} cs_ingest_stats;
+
+typedef struct cs_ingest cs_ingest;
+
+int cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err);
+/* Aborts the transaction unless committed; joins the workers. */
+void cs_ingest_free(cs_ingest *ing);
+CS_DEFINE_FREEP(cs_ingest, cs_ingest_free)
+int cs_ingest_commit(cs_ingest *ing, cs_error **err);
+/* The write transaction, to put image and tag records in the same commit. */
+MDB_txn *cs_ingest_txn(cs_ingest *ing);
+const cs_ingest_stats *cs_ingest_stats_get(const cs_ingest *ing);
+
+/* Ingests one layer tar (gzip, zstd or plain, detected) read from rd.
+ * name is used in errors ("NAME: ..."). Hostile members (".." parts, writes
+ * through a symlink of the layer, hardlinks leaving the layer) fail with
+ * CS_EINVAL. The tree is put in the transaction. */
+int cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
+                  cs_error **err);
+/* Ingests a directory tree as one layer (owners, modes, times, xattrs kept). */
+int cs_ingest_dir(cs_ingest *ing, const char *dir, cs_digest *tree, cs_error **err);
+/* Ingests one file's bytes from fd; *content is its digest (size 0: zero digest). */
+int cs_ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_error **err);
+
+#endif

@@ -1,0 +1,115 @@
+/* util.h - allocation that aborts on OOM, cleanup attributes, growable byte
+ * buffers, SHA-256 digests (OpenSSL EVP, which uses the CPU's SHA extensions),
+ * and small file helpers. */
+#ifndef CSTORE_UTIL_H
+#define CSTORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "cstore/error.h"
+
+/* ---- allocation: out of memory aborts ---- */
+void *cs_xmalloc(size_t n);
+void *cs_xcalloc(size_t n, size_t size);
+void *cs_xrealloc(void *p, size_t n);
+char *cs_xstrdup(const char *s);
+char *cs_xstrndup(const char *s, size_t n);
+char *cs_xasprintf(const char *fmt, ...) CS_PRINTF(1, 2);
+
+static inline void
+cs_freep(void *p)
+{
+    free(*(void **) p);
+}
+static inline void
+cs_closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define cs_autofree  __attribute__((cleanup(cs_freep)))
+#define cs_autoclose __attribute__((cleanup(cs_closep)))
+#define CS_DEFINE_FREEP(type, fn)                                                                  \
+    static inline void fn##p(type **p)                                                             \
+    {                                                                                              \
+        fn(*p);                                                                                    \
+    }
+/* Returns *pp and leaves NULL behind: ownership leaves, the cleanup sees NULL. */
+#define cs_steal(pp)                                                                               \
+    ({                                                                                             \
+        __typeof__(*(pp)) _v = *(pp);                                                              \
+        *(pp) = NULL;                                                                              \
+        _v;                                                                                        \
+    })
+
+/* ---- growable byte buffer (caller-owned struct) ---- */
+typedef struct cs_buf {
+    uint8_t *data;
+    size_t len, cap;
+} cs_buf;
+void cs_buf_init(cs_buf *b);
+void cs_buf_release(cs_buf *b);
+void cs_buf_reserve(cs_buf *b, size_t extra);
+void cs_buf_append(cs_buf *b, const void *p, size_t n);
+void cs_buf_u8(cs_buf *b, uint8_t v);
+void cs_buf_u32(cs_buf *b, uint32_t v);                  /* big-endian */
+void cs_buf_u64(cs_buf *b, uint64_t v);                  /* big-endian */
+void cs_buf_str(cs_buf *b, const char *s);               /* u32 length + bytes; NULL is length 0 */
+void cs_buf_bytes(cs_buf *b, const void *p, uint32_t n); /* u32 length + bytes */
+
+/* Reader over an encoded buffer; every getter returns false when the input is
+ * short (the reader then stays failed). */
+typedef struct cs_rd {
+    const uint8_t *p, *end;
+    bool bad;
+} cs_rd;
+void cs_rd_init(cs_rd *r, const void *p, size_t len);
+uint8_t cs_rd_u8(cs_rd *r);
+uint32_t cs_rd_u32(cs_rd *r);
+uint64_t cs_rd_u64(cs_rd *r);
+const void *cs_rd_raw(cs_rd *r, size_t n);
+/* Returns a malloc'd NUL-terminated copy (NULL for length 0). */
+char *cs_rd_str(cs_rd *r);
+/* Returns a pointer into the buffer and its length. */
+const void *cs_rd_bytes(cs_rd *r, uint32_t *n);
+
+/* ---- digests ---- */
+typedef struct cs_digest {
+    uint8_t b[32];
+} cs_digest;
+#define CS_DIGEST_HEX 65 /* 64 hex chars + NUL */
+#define CS_DIGEST_STR 72 /* "sha256:" + 64 + NUL */
+void cs_sha256(const void *p, size_t n, cs_digest *out);
+void cs_digest_hex(const cs_digest *d, char out[CS_DIGEST_HEX]);
+/* "sha256:<hex>" */
+void cs_digest_str(const cs_digest *d, char out[CS_DIGEST_STR]);
+/* Accepts "sha256:<64 hex>" or a bare 64-hex string; false otherwise. */
+bool cs_digest_parse(const char *s, cs_digest *out);
+bool cs_digest_eq(const cs_digest *a, const cs_digest *b);
+bool cs_digest_is_zero(const cs_digest *d);
+
+/* Streaming SHA-256; one context per thread. */
+typedef struct cs_sha256_ctx cs_sha256_ctx;
+cs_sha256_ctx *cs_sha256_new(void);
+void cs_sha256_update(cs_sha256_ctx *c, const void *p, size_t n);
+/* Writes the digest and resets the context for reuse. */
+void cs_sha256_final(cs_sha256_ctx *c, cs_digest *out);
+void cs_sha256_free(cs_sha256_ctx *c);
+CS_DEFINE_FREEP(cs_sha256_ctx, cs_sha256_free)
+
+/* ---- files ---- */
+/* Reads a whole file (at most max bytes, else CS_EINVAL "too large"). */
+int cs_read_file(const char *path, size_t max, cs_buf *out, cs_error **err);
+/* Writes via a temp file in the same directory, fsync, rename. */
+int cs_write_file_atomic(const char *path, const void *p, size_t n, cs_error **err);
+int cs_write_all(int fd, const void *p, size_t n); /* 0 or -1 with errno */
+ssize_t cs_read_full(int fd, void *p, size_t n);   /* bytes read (< n at EOF) or -1 */
+int cs_mkdir_p(const char *path, int mode, cs_error **err);
+char *cs_path_join(const char *a, const char *b);
+/* Monotonic time in seconds. */
+double cs_now(void);
+
+#endif

@@ -1,0 +1,92 @@
+/* store.c - the store root: directory, process lock, LMDB env (see cstore/store.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include "cstore/store.h"
+#include "cstore/util.h"
+
+struct cs_store {
+    char *root;
+    int lockfd;
+    cs_db *db;
+};
+
+char *
+cs_store_default_root(void)
+{
+    const char *r = getenv("CSTORE_ROOT");
+    if (r && *r)
+        return cs_xstrdup(r);
+    const char *x = getenv("XDG_CACHE_HOME");
+    if (x && *x)
+        return cs_path_join(x, "cstore");
+    const char *h = getenv("HOME");
+    return cs_xasprintf("%s/.cache/cstore", h && *h ? h : "/root");
+}
+
+int
+cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
+{
+    int r = cs_mkdir_p(root, 0755, err);
+    if (r < 0)
+        return cs_err_wrap(err, "store root");
+    cs_store *s = cs_xcalloc(1, sizeof(*s));
+    s->root = cs_xstrdup(root);
+    cs_autofree char *lock = cs_path_join(root, "lock");
+    s->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lockfd < 0) {
+        r = cs_err(err, CS_EIO, errno, "%s", lock);
+        goto fail;
+    }
+    /* Shared for every user of the store; exclusive for gc, which must not
+     * run while a load or build holds unreferenced content in flight. Both
+     * wait rather than fail. */
+    int op = (flags & CS_OPEN_EXCLUSIVE) ? LOCK_EX : LOCK_SH;
+    while (flock(s->lockfd, op) < 0) {
+        if (errno != EINTR) {
+            r = cs_err(err, CS_EIO, errno, "lock %s", lock);
+            goto fail;
+        }
+    }
+    r = cs_db_open(root, &s->db, err);
+    if (r < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    cs_store_close(s);
+    return r;
+}
+
+void
+cs_store_close(cs_store *s)
+{
+    if (!s)
+        return;
+    cs_db_close(s->db);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    free(s->root);
+    free(s);
+}
+
+cs_db *
+cs_store_db(cs_store *s)
+{
+    return s->db;
+}
+
+const char *
+cs_store_root(cs_store *s)
+{
+    return s->root;
+}
+
+int
+cs_store_reopen_db(cs_store *s, cs_error **err)
+{
+    cs_db_close(s->db);
+    s->db = NULL;
+    return cs_db_open(s->root, &s->db, err);
+}

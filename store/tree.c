@@ -1,0 +1,290 @@
+/* tree.c - layer trees and their canonical encoding (see cstore/tree.h). */
+#include <string.h>
+#include "cstore/tree.h"
+
+static const char MAGIC[8] = "CSTREE1";
+
+cs_tree *
+cs_tree_new(void)
+{
+    return cs_xcalloc(1, sizeof(cs_tree));
+}
+
+void
+cs_entry_release(cs_entry *e)
+{
+    free(e->path);
+    free(e->uname);
+    free(e->gname);
+    free(e->link);
+    for (uint32_t i = 0; i < e->nxattrs; i++) {
+        free(e->xattrs[i].name);
+        free(e->xattrs[i].value);
+    }
+    free(e->xattrs);
+    memset(e, 0, sizeof(*e));
+}
+
+void
+cs_tree_free(cs_tree *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        cs_entry_release(&t->e[i]);
+    free(t->e);
+    free(t);
+}
+
+cs_entry *
+cs_tree_add(cs_tree *t)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->e = cs_xrealloc(t->e, t->cap * sizeof(cs_entry));
+    }
+    cs_entry *e = &t->e[t->n++];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+    return s ? cs_xstrdup(s) : NULL;
+}
+
+void
+cs_entry_copy(cs_entry *dst, const cs_entry *src)
+{
+    *dst = *src;
+    dst->path = dup_or_null(src->path);
+    dst->uname = dup_or_null(src->uname);
+    dst->gname = dup_or_null(src->gname);
+    dst->link = dup_or_null(src->link);
+    dst->xattrs = NULL;
+    dst->nxattrs = 0;
+    for (uint32_t i = 0; i < src->nxattrs; i++)
+        cs_entry_add_xattr(dst, src->xattrs[i].name, src->xattrs[i].value, src->xattrs[i].len);
+}
+
+void
+cs_entry_add_xattr(cs_entry *e, const char *name, const void *value, uint32_t len)
+{
+    /* Keep sorted by name; a repeated name replaces the value. */
+    uint32_t i = 0;
+    while (i < e->nxattrs && strcmp(e->xattrs[i].name, name) < 0)
+        i++;
+    if (i < e->nxattrs && !strcmp(e->xattrs[i].name, name)) {
+        free(e->xattrs[i].value);
+    } else {
+        e->xattrs = cs_xrealloc(e->xattrs, (e->nxattrs + 1) * sizeof(cs_xattr));
+        memmove(&e->xattrs[i + 1], &e->xattrs[i], (e->nxattrs - i) * sizeof(cs_xattr));
+        e->nxattrs++;
+        e->xattrs[i].name = cs_xstrdup(name);
+    }
+    e->xattrs[i].value = cs_xmalloc(len ? len : 1);
+    if (len)
+        memcpy(e->xattrs[i].value, value, len);
+    e->xattrs[i].len = len;
+}
+
+/* Sort key: path bytes; ties keep insertion order so that the last of equal
+ * paths can win (a later tar member replaces an earlier one). */
+typedef struct {
+    cs_entry e;
+    size_t idx;
+} tagged;
+
+static int
+cmp_tagged(const void *a, const void *b)
+{
+    const tagged *x = a, *y = b;
+    int c = strcmp(x->e.path, y->e.path);
+    if (c)
+        return c;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+void
+cs_tree_sort(cs_tree *t)
+{
+    if (t->n < 2)
+        return;
+    tagged *v = cs_xmalloc(t->n * sizeof(*v));
+    for (size_t i = 0; i < t->n; i++) {
+        v[i].e = t->e[i];
+        v[i].idx = i;
+    }
+    qsort(v, t->n, sizeof(*v), cmp_tagged);
+    size_t out = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (i + 1 < t->n && !strcmp(v[i].e.path, v[i + 1].e.path)) {
+            cs_entry_release(&v[i].e);
+            continue;
+        }
+        t->e[out++] = v[i].e;
+    }
+    t->n = out;
+    free(v);
+}
+
+const cs_entry *
+cs_tree_find(const cs_tree *t, const char *path)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->e[mid].path, path);
+        if (!c)
+            return &t->e[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void
+cs_tree_encode(const cs_tree *t, cs_buf *b)
+{
+    cs_buf_append(b, MAGIC, 8);
+    cs_buf_u32(b, (uint32_t) t->n);
+    for (size_t i = 0; i < t->n; i++) {
+        const cs_entry *e = &t->e[i];
+        cs_buf_u8(b, (uint8_t) e->type);
+        cs_buf_u32(b, e->mode);
+        cs_buf_u32(b, e->uid);
+        cs_buf_u32(b, e->gid);
+        cs_buf_u64(b, (uint64_t) e->mtime_sec);
+        cs_buf_u32(b, e->mtime_nsec);
+        cs_buf_u64(b, e->size);
+        cs_buf_u8(b, e->has_content);
+        if (e->has_content)
+            cs_buf_append(b, e->content.b, 32);
+        cs_buf_u32(b, e->devmajor);
+        cs_buf_u32(b, e->devminor);
+        cs_buf_str(b, e->path);
+        cs_buf_str(b, e->link);
+        cs_buf_str(b, e->uname);
+        cs_buf_str(b, e->gname);
+        cs_buf_u32(b, e->nxattrs);
+        for (uint32_t j = 0; j < e->nxattrs; j++) {
+            cs_buf_str(b, e->xattrs[j].name);
+            cs_buf_bytes(b, e->xattrs[j].value, e->xattrs[j].len);
+        }
+    }
+}
+
+int
+cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
+{
+    cs_rd r;
+    cs_rd_init(&r, p, len);
+    const void *m = cs_rd_raw(&r, 8);
+    if (!m || memcmp(m, MAGIC, 8))
+        return cs_err(err, CS_ECORRUPT, 0, "tree record: bad magic");
+    uint32_t n = cs_rd_u32(&r);
+    /* Each entry takes at least 62 bytes: refuse counts the record cannot hold. */
+    if (r.bad || (size_t) n > len / 62 + 1)
+        return cs_err(err, CS_ECORRUPT, 0, "tree record: bad entry count");
+    cs_tree *t = cs_tree_new();
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        cs_entry *e = cs_tree_add(t);
+        e->type = cs_rd_u8(&r);
+        e->mode = cs_rd_u32(&r);
+        e->uid = cs_rd_u32(&r);
+        e->gid = cs_rd_u32(&r);
+        e->mtime_sec = (int64_t) cs_rd_u64(&r);
+        e->mtime_nsec = cs_rd_u32(&r);
+        e->size = cs_rd_u64(&r);
+        e->has_content = cs_rd_u8(&r) != 0;
+        if (e->has_content) {
+            const void *d = cs_rd_raw(&r, 32);
+            if (d)
+                memcpy(e->content.b, d, 32);
+        }
+        e->devmajor = cs_rd_u32(&r);
+        e->devminor = cs_rd_u32(&r);
+        e->path = cs_rd_str(&r);
+        e->link = cs_rd_str(&r);
+        e->uname = cs_rd_str(&r);
+        e->gname = cs_rd_str(&r);
+        uint32_t nx = cs_rd_u32(&r);
+        for (uint32_t j = 0; j < nx && !r.bad; j++) {
+            cs_autofree char *name = cs_rd_str(&r);
+            uint32_t vl;
+            const void *v = cs_rd_bytes(&r, &vl);
+            if (!r.bad && name)
+                cs_entry_add_xattr(e, name, v, vl);
+        }
+        if (!e->path)
+            e->path = cs_xstrdup("");
+        if (e->type > CS_E_FIFO)
+            r.bad = true;
+    }
+    if (r.bad || r.p != r.end) {
+        cs_tree_free(t);
+        return cs_err(err, CS_ECORRUPT, 0, "tree record: truncated or malformed");
+    }
+    *out = t;
+    return 0;
+}
+
+int
+cs_tree_put(cs_db *db, MDB_txn *txn, const cs_tree *t, cs_digest *out, cs_error **err)
+{
+    cs_buf b;
+    cs_buf_init(&b);
+    cs_tree_encode(t, &b);
+    cs_sha256(b.data, b.len, out);
+    int r = cs_db_put(db, txn, CS_T_TREES, out->b, 32, b.data, b.len, MDB_NOOVERWRITE, err);
+    cs_buf_release(&b);
+    return r < 0 ? r : 0;
+}
+
+int
+cs_tree_get(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_tree **out, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_TREES, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND) {
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ENOTFOUND, 0, "tree sha256:%s missing", hex);
+    }
+    if (r < 0)
+        return r;
+    return cs_tree_decode(v.mv_data, v.mv_size, out, err);
+}
+
+int
+cs_path_clean(const char *in, char **out, cs_error **err)
+{
+    size_t n = strlen(in);
+    char *res = cs_xmalloc(n + 1);
+    size_t o = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t) (p - s);
+        if (len == 0 || (len == 1 && s[0] == '.'))
+            continue;
+        if (len == 2 && s[0] == '.' && s[1] == '.') {
+            free(res);
+            return cs_err(err, CS_EINVAL, 0, "path '%s' leaves the layer ('..')", in);
+        }
+        if (o)
+            res[o++] = '/';
+        memcpy(res + o, s, len);
+        o += len;
+    }
+    res[o] = 0;
+    *out = res;
+    return 0;
+}

@@ -1,0 +1,437 @@
+/* util.c - allocation, buffers, digests and file helpers (see cstore/util.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "cstore/util.h"
+
+static void
+oom(void)
+{
+    fputs("cstore: out of memory\n", stderr);
+    abort();
+}
+
+void *
+cs_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *
+cs_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *
+cs_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *
+cs_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *
+cs_xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *
+cs_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0)
+        oom();
+    va_end(ap);
+    return p;
+}
+
+/* ---- buffers ---- */
+
+void
+cs_buf_init(cs_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void
+cs_buf_release(cs_buf *b)
+{
+    free(b->data);
+    cs_buf_init(b);
+}
+
+void
+cs_buf_reserve(cs_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    b->data = cs_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void
+cs_buf_append(cs_buf *b, const void *p, size_t n)
+{
+    if (!n)
+        return;
+    cs_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void
+cs_buf_u8(cs_buf *b, uint8_t v)
+{
+    cs_buf_append(b, &v, 1);
+}
+
+void
+cs_buf_u32(cs_buf *b, uint32_t v)
+{
+    uint8_t x[4] = { v >> 24, v >> 16, v >> 8, v };
+    cs_buf_append(b, x, 4);
+}
+
+void
+cs_buf_u64(cs_buf *b, uint64_t v)
+{
+    cs_buf_u32(b, (uint32_t) (v >> 32));
+    cs_buf_u32(b, (uint32_t) v);
+}
+
+void
+cs_buf_str(cs_buf *b, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    cs_buf_u32(b, (uint32_t) n);
+    cs_buf_append(b, s, n);
+}
+
+void
+cs_buf_bytes(cs_buf *b, const void *p, uint32_t n)
+{
+    cs_buf_u32(b, n);
+    cs_buf_append(b, p, n);
+}
+
+void
+cs_rd_init(cs_rd *r, const void *p, size_t len)
+{
+    r->p = p;
+    r->end = r->p + len;
+    r->bad = false;
+}
+
+const void *
+cs_rd_raw(cs_rd *r, size_t n)
+{
+    if (r->bad || (size_t) (r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const void *p = r->p;
+    r->p += n;
+    return p;
+}
+
+uint8_t
+cs_rd_u8(cs_rd *r)
+{
+    const uint8_t *p = cs_rd_raw(r, 1);
+    return p ? p[0] : 0;
+}
+
+uint32_t
+cs_rd_u32(cs_rd *r)
+{
+    const uint8_t *p = cs_rd_raw(r, 4);
+    if (!p)
+        return 0;
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+uint64_t
+cs_rd_u64(cs_rd *r)
+{
+    uint64_t hi = cs_rd_u32(r);
+    return hi << 32 | cs_rd_u32(r);
+}
+
+const void *
+cs_rd_bytes(cs_rd *r, uint32_t *n)
+{
+    *n = cs_rd_u32(r);
+    const void *p = cs_rd_raw(r, *n);
+    if (!p)
+        *n = 0;
+    return p;
+}
+
+char *
+cs_rd_str(cs_rd *r)
+{
+    uint32_t n;
+    const char *p = cs_rd_bytes(r, &n);
+    if (!p || !n)
+        return NULL;
+    return cs_xstrndup(p, n);
+}
+
+/* ---- digests ---- */
+
+struct cs_sha256_ctx {
+    EVP_MD_CTX *md;
+};
+
+cs_sha256_ctx *
+cs_sha256_new(void)
+{
+    cs_sha256_ctx *c = cs_xcalloc(1, sizeof(*c));
+    c->md = EVP_MD_CTX_new();
+    if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL))
+        oom();
+    return c;
+}
+
+void
+cs_sha256_update(cs_sha256_ctx *c, const void *p, size_t n)
+{
+    if (n)
+        EVP_DigestUpdate(c->md, p, n);
+}
+
+void
+cs_sha256_final(cs_sha256_ctx *c, cs_digest *out)
+{
+    unsigned int len = 32;
+    EVP_DigestFinal_ex(c->md, out->b, &len);
+    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+}
+
+void
+cs_sha256_free(cs_sha256_ctx *c)
+{
+    if (!c)
+        return;
+    EVP_MD_CTX_free(c->md);
+    free(c);
+}
+
+void
+cs_sha256(const void *p, size_t n, cs_digest *out)
+{
+    unsigned int len = 32;
+    EVP_Digest(p, n, out->b, &len, EVP_sha256(), NULL);
+}
+
+void
+cs_digest_hex(const cs_digest *d, char out[CS_DIGEST_HEX])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hx[d->b[i] >> 4];
+        out[2 * i + 1] = hx[d->b[i] & 15];
+    }
+    out[64] = 0;
+}
+
+void
+cs_digest_str(const cs_digest *d, char out[CS_DIGEST_STR])
+{
+    memcpy(out, "sha256:", 7);
+    cs_digest_hex(d, out + 7);
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool
+cs_digest_parse(const char *s, cs_digest *out)
+{
+    if (!strncmp(s, "sha256:", 7))
+        s += 7;
+    if (strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
+        if (a < 0 || b < 0)
+            return false;
+        out->b[i] = (uint8_t) (a << 4 | b);
+    }
+    return true;
+}
+
+bool
+cs_digest_eq(const cs_digest *a, const cs_digest *b)
+{
+    return memcmp(a->b, b->b, 32) == 0;
+}
+
+bool
+cs_digest_is_zero(const cs_digest *d)
+{
+    static const cs_digest zero;
+    return cs_digest_eq(d, &zero);
+}
+
+/* ---- files ---- */
+
+int
+cs_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *q = p;
+    while (n) {
+        ssize_t w = write(fd, q, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        q += w;
+        n -= (size_t) w;
+    }
+    return 0;
+}
+
+ssize_t
+cs_read_full(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (uint8_t *) p + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t) r;
+    }
+    return (ssize_t) got;
+}
+
+int
+cs_read_file(const char *path, size_t max, cs_buf *out, cs_error **err)
+{
+    cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cs_err(err, errno == ENOENT ? CS_ENOTFOUND : CS_EIO, errno, "%s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return cs_err(err, CS_EIO, errno, "%s", path);
+    if ((uint64_t) st.st_size > max)
+        return cs_err(err, CS_EINVAL, 0, "%s: too large (%lld bytes)", path,
+                      (long long) st.st_size);
+    out->len = 0;
+    cs_buf_reserve(out, (size_t) st.st_size + 1);
+    for (;;) {
+        cs_buf_reserve(out, 65536);
+        ssize_t r = read(fd, out->data + out->len, out->cap - out->len - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return cs_err(err, CS_EIO, errno, "%s", path);
+        }
+        if (r == 0)
+            break;
+        out->len += (size_t) r;
+        if (out->len > max)
+            return cs_err(err, CS_EINVAL, 0, "%s: too large", path);
+    }
+    out->data[out->len] = 0; /* handy for JSON and text */
+    return 0;
+}
+
+int
+cs_write_file_atomic(const char *path, const void *p, size_t n, cs_error **err)
+{
+    cs_autofree char *tmp = cs_xasprintf("%s.tmp.%d", path, (int) getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cs_err(err, CS_EIO, errno, "%s", tmp);
+    if (cs_write_all(fd, p, n) < 0 || fsync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return cs_err(err, e == ENOSPC ? CS_EFULL : CS_EIO, e, "%s", path);
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return cs_err(err, CS_EIO, e, "%s", path);
+    }
+    return 0;
+}
+
+int
+cs_mkdir_p(const char *path, int mode, cs_error **err)
+{
+    cs_autofree char *p = cs_xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, (mode_t) mode) < 0 && errno != EEXIST)
+            return cs_err(err, CS_EIO, errno, "mkdir '%s'", p);
+        *s = '/';
+    }
+    if (mkdir(p, (mode_t) mode) < 0 && errno != EEXIST)
+        return cs_err(err, CS_EIO, errno, "mkdir '%s'", p);
+    return 0;
+}
+
+char *
+cs_path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    if (la && a[la - 1] == '/')
+        return cs_xasprintf("%s%s", a, b);
+    return cs_xasprintf("%s/%s", a, b);
+}
+
+double
+cs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
