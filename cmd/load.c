@@ -1,0 +1,113 @@
+/* load.c - `cstore load` and `cstore import`: images in. */
+#include <stdio.h>
+#include "cmd.h"
+#include "cstore/image.h"
+#include "cstore/load.h"
+
+const char cmd_load_usage[] =
+    "usage: cstore load FILE|DIR [-t NAME[:TAG]]\n"
+    "\n"
+    "Load an image from an OCI archive, an OCI layout directory or a docker-archive tar\n"
+    "(as written by `docker save`); compressed archives are detected.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --tag NAME[:TAG]   also tag the image NAME[:TAG]\n"
+    "  -h, --help             show this help\n";
+
+const char cmd_import_usage[] =
+    "usage: cstore import ROOTFS.tar|DIR -t NAME[:TAG]\n"
+    "\n"
+    "Make a one-layer image from a root filesystem: a tar (plain, gzip or zstd) or a\n"
+    "directory. Prints the image id.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --tag NAME[:TAG]   tag the image NAME[:TAG] (required)\n"
+    "  -h, --help             show this help\n";
+
+static const struct option tag_opts[] = {
+    { "tag", required_argument, NULL, 't' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Parses "PATH [-t NAME[:TAG]]"; *tag is normalized (caller frees). Returns
+ * 0, CMD_OPT_DONE (the verb returns c->status), a usage exit status, or a
+ * negative code with *err set. */
+static int
+parse_path_tag(cmd_ctx *c, int argc, char **argv, const char **path, char **tag, cs_error **err)
+{
+    const char *t = NULL;
+    int o, rc;
+    while ((o = cmd_getopt(c, argc, argv, "t:h", tag_opts)) != -1) {
+        switch (o) {
+        case 't':
+            t = optarg;
+            break;
+        default:
+            return CMD_OPT_DONE;
+        }
+    }
+    if ((rc = cmd_nargs(c, argc - optind, 1, 1)) != 0)
+        return rc;
+    *path = argv[optind];
+    *tag = NULL;
+    if (t)
+        return cs_ref_normalize(t, tag, err); /* the message names t */
+    return 0;
+}
+
+int
+cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err)
+{
+    const char *path;
+    cs_autofree char *tag = NULL;
+    cs_store *s;
+    cs_load_result res = { 0 };
+    int rc;
+
+    if ((rc = parse_path_tag(c, argc, argv, &path, &tag, err)) != 0)
+        return rc == CMD_OPT_DONE ? c->status : rc;
+    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+        return rc;
+    if ((rc = cs_load(s, path, tag, &res, err)) < 0)
+        return rc;
+
+    bool any = false;
+    for (char **t = res.tags; t && *t; t++) {
+        cs_autofree char *fam = cs_ref_familiar(*t);
+        printf("Loaded image: %s\n", fam ? fam : *t);
+        any = true;
+    }
+    if (!any) {
+        char id[CS_DIGEST_STR];
+        cs_digest_str(&res.id, id);
+        printf("Loaded image ID: %s\n", id);
+    }
+    cs_load_result_release(&res);
+    return 0;
+}
+
+int
+cmd_import(cmd_ctx *c, int argc, char **argv, cs_error **err)
+{
+    const char *path;
+    cs_autofree char *tag = NULL;
+    cs_store *s;
+    cs_load_result res = { 0 };
+    int rc;
+
+    if ((rc = parse_path_tag(c, argc, argv, &path, &tag, err)) != 0)
+        return rc == CMD_OPT_DONE ? c->status : rc;
+    if (!tag)
+        return cmd_usage_error(c, "-t NAME[:TAG] is required");
+    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+        return rc;
+    if ((rc = cs_import(s, path, tag, &res, err)) < 0)
+        return rc;
+
+    char id[CS_DIGEST_STR];
+    cs_digest_str(&res.id, id);
+    printf("%s\n", id);
+    cs_load_result_release(&res);
+    return 0;
+}

@@ -1,0 +1,333 @@
+/* main.c - cstore's global options, verb dispatch and error printing, and the
+ * helpers every verb shares (options, sizes, times, JSON output). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cmd.h"
+
+static const char main_usage[] =
+    "usage: cstore [--root DIR] COMMAND [ARG...]\n"
+    "\n"
+    "A content-addressed store for OCI container images.\n"
+    "\n"
+    "Commands:\n"
+    "  load FILE|DIR [-t NAME[:TAG]]        load an OCI archive, OCI layout dir or docker-archive\n"
+    "  import ROOTFS.tar|DIR -t NAME[:TAG]  make a one-layer image from a root filesystem\n"
+    "  export NAME -o PATH [--format FMT] [--compression C]\n"
+    "                                       write an image as oci-archive, oci-dir or\n"
+    "                                       docker-archive\n"
+    "  images [--json]                      list images\n"
+    "  inspect NAME                         show an image's config and layers as JSON\n"
+    "  tag SRC DST                          give image SRC the name DST\n"
+    "  rmi NAME...                          remove tags, and images left without one\n"
+    "  du [--json]                          show the store's disk usage and deduplication\n"
+    "  gc [--dry-run] [--compact]           free content no tagged image uses\n"
+    "  fsck                                 verify every chunk, content and reference\n"
+    "\n"
+    "Options:\n"
+    "  --root DIR    the store (default: $CSTORE_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/cstore)\n"
+    "  -h, --help    show this help\n"
+    "\n"
+    "Run 'cstore COMMAND --help' for a command's options.\n";
+
+static const struct verb {
+    const char *name;
+    cmd_fn fn;
+    const char *usage;
+} verbs[] = {
+    { "load", cmd_load, cmd_load_usage },
+    { "import", cmd_import, cmd_import_usage },
+    { "export", cmd_export, cmd_export_usage },
+    { "images", cmd_images, cmd_images_usage },
+    { "inspect", cmd_inspect, cmd_inspect_usage },
+    { "tag", cmd_tag, cmd_tag_usage },
+    { "rmi", cmd_rmi, cmd_rmi_usage },
+    { "gc", cmd_gc, cmd_gc_usage },
+    { "du", cmd_du, cmd_du_usage },
+    { "fsck", cmd_fsck, cmd_fsck_usage },
+};
+
+static const struct verb *
+find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+/* ---- options ---- */
+
+void
+cmd_getopt_reset(void)
+{
+    optind = 0; /* glibc: full reinitialization */
+    opterr = 0; /* our own one-line messages */
+}
+
+int
+cmd_getopt(cmd_ctx *c, int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    /* A leading ':' makes a missing argument return ':' instead of '?'. */
+    char opts[64];
+    snprintf(opts, sizeof(opts), ":%s", shortopts);
+    int o = getopt_long(argc, argv, opts, longopts, NULL);
+    switch (o) {
+    case 'h':
+        fputs(c->usage, stdout);
+        c->status = 0;
+        return CMD_OPT_DONE;
+    case ':':
+        if (optopt)
+            cmd_usage_error(c, "option '-%c' needs an argument", optopt);
+        else
+            cmd_usage_error(c, "option '%s' needs an argument", argv[optind - 1]);
+        c->status = CMD_EXIT_USAGE;
+        return CMD_OPT_DONE;
+    case '?':
+        if (optopt)
+            cmd_usage_error(c, "unknown option '-%c'", optopt);
+        else
+            cmd_usage_error(c, "unknown option '%s'", argv[optind - 1]);
+        c->status = CMD_EXIT_USAGE;
+        return CMD_OPT_DONE;
+    default:
+        return o;
+    }
+}
+
+int
+cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "cstore: %s: ", c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'cstore %s --help')\n", c->name);
+    return CMD_EXIT_USAGE;
+}
+
+int
+cmd_nargs(cmd_ctx *c, int n, int min, int max)
+{
+    if (n < min)
+        return cmd_usage_error(c, n == 0 ? "missing argument" : "missing arguments");
+    if (max >= 0 && n > max)
+        return cmd_usage_error(c, "too many arguments");
+    return 0;
+}
+
+int
+cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
+{
+    cs_autofree char *def = NULL;
+    const char *root = c->root;
+    if (!root)
+        root = def = cs_store_default_root();
+    if (!root || !*root)
+        return cs_err(err, CS_EINVAL, 0, "no store root: set --root, $CSTORE_ROOT or $HOME");
+    int rc = cs_store_open(root, flags, &c->store, err);
+    if (rc < 0)
+        return rc;
+    *out = c->store;
+    return 0;
+}
+
+/* ---- formatting ---- */
+
+char *
+cmd_human_size(uint64_t bytes, char buf[CMD_SIZE_BUF])
+{
+    static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "PB", "EB" };
+    double v = (double) bytes;
+    size_t u = 0;
+    while (v >= 1000.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1000.0;
+        u++;
+    }
+    /* Unlike docker's "1e+03kB", 999.9 kB that rounds up moves to the next unit. */
+    if (v >= 999.5 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1000.0;
+        u++;
+    }
+    snprintf(buf, CMD_SIZE_BUF, "%.3g%s", v, units[u]);
+    return buf;
+}
+
+char *
+cmd_human_duration(int64_t s, char buf[CMD_DURATION_BUF])
+{
+    /* go-units HumanDuration, which `docker images` shows */
+    int64_t minutes = s / 60, hours = (s + 1800) / 3600;
+    if (s < 1)
+        snprintf(buf, CMD_DURATION_BUF, "Less than a second");
+    else if (s == 1)
+        snprintf(buf, CMD_DURATION_BUF, "1 second");
+    else if (s < 60)
+        snprintf(buf, CMD_DURATION_BUF, "%lld seconds", (long long) s);
+    else if (minutes == 1)
+        snprintf(buf, CMD_DURATION_BUF, "About a minute");
+    else if (minutes < 60)
+        snprintf(buf, CMD_DURATION_BUF, "%lld minutes", (long long) minutes);
+    else if (hours == 1)
+        snprintf(buf, CMD_DURATION_BUF, "About an hour");
+    else if (hours < 48)
+        snprintf(buf, CMD_DURATION_BUF, "%lld hours", (long long) hours);
+    else if (hours < 24 * 7 * 2)
+        snprintf(buf, CMD_DURATION_BUF, "%lld days", (long long) (hours / 24));
+    else if (hours < 24 * 30 * 2)
+        snprintf(buf, CMD_DURATION_BUF, "%lld weeks", (long long) (hours / 24 / 7));
+    else if (hours < 24 * 365 * 2)
+        snprintf(buf, CMD_DURATION_BUF, "%lld months", (long long) (hours / 24 / 30));
+    else
+        snprintf(buf, CMD_DURATION_BUF, "%lld years", (long long) (s / 3600 / 24 / 365));
+    return buf;
+}
+
+static bool
+digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool
+cmd_parse_time(const char *s, int64_t *out)
+{
+    struct tm tm = { 0 };
+    int y, mo, d, h, mi, sec;
+    const char *p = s;
+    if (!s || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-'
+        || !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return false;
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':'
+        || !digits(&p, 2, &sec))
+        return false;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    int off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om))
+            return false;
+        off = sign * (oh * 3600 + om * 60);
+    } else {
+        return false;
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *out = (int64_t) timegm(&tm) - off;
+    return true;
+}
+
+int
+cmd_print_json(json_t *v, cs_error **err)
+{
+    int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    if (rc < 0 || putchar('\n') == EOF)
+        return cs_err(err, CS_EIO, errno, "writing output");
+    return 0;
+}
+
+/* ---- main ---- */
+
+static int usage_error(const char *fmt, ...) CS_PRINTF(1, 2);
+
+static int
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "cstore: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'cstore --help')\n");
+    return CMD_EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+    cmd_ctx c = { 0 };
+    int i = 1;
+
+    /* Global options end at the verb; the verb parses the rest. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(main_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--root") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs an argument", a);
+            c.root = argv[++i];
+        } else if (strncmp(a, "--root=", 7) == 0) {
+            c.root = a + 7;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (c.root && !*c.root)
+        return usage_error("empty --root");
+    if (i >= argc) {
+        fputs(main_usage, stderr);
+        return CMD_EXIT_USAGE;
+    }
+
+    const char *name = argv[i];
+    if (strcmp(name, "help") == 0) {
+        /* "cstore help [COMMAND]" */
+        const struct verb *v = i + 1 < argc ? find_verb(argv[i + 1]) : NULL;
+        if (i + 1 < argc && !v)
+            return usage_error("unknown command '%s'", argv[i + 1]);
+        fputs(v ? v->usage : main_usage, stdout);
+        return 0;
+    }
+    const struct verb *v = find_verb(name);
+    if (!v)
+        return usage_error("unknown command '%s'", name);
+
+    c.name = v->name;
+    c.usage = v->usage;
+    cs_error *err = NULL;
+    cmd_getopt_reset();
+    int rc = v->fn(&c, argc - i, argv + i, &err);
+    cs_store_close(c.store);
+
+    if (rc >= 0 && (fflush(stdout) != 0 || ferror(stdout)))
+        rc = cs_err(&err, CS_EIO, errno, "writing output");
+    if (rc < 0) {
+        fprintf(stderr, "cstore: %s\n", err && err->msg ? err->msg : "unknown error");
+        cs_error_free(err);
+        return CMD_EXIT_FAIL;
+    }
+    cs_error_free(err);
+    return rc;
+}

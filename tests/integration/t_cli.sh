@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# t_cli.sh - the command line's argument handling, exit codes and one-line
+# errors, on an empty store (needs no images).
+set -euo pipefail
+
+CSTORE=${CSTORE:-./build/cstore}
+if [[ ! -x $CSTORE ]]; then
+    echo "t_cli: no cstore binary at '$CSTORE' (set \$CSTORE)" >&2
+    exit 1
+fi
+command -v jq >/dev/null || { echo "t_cli: jq not found, skipping" >&2; exit 77; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+root=$tmp/root
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+    if [[ -s $tmp/out ]]; then sed 's/^/  stdout: /' "$tmp/out" >&2; fi
+    if [[ -s $tmp/err ]]; then sed 's/^/  stderr: /' "$tmp/err" >&2; fi
+}
+
+# run ARGS...: runs cstore on the temp store; sets $rc, output in $tmp/out, $tmp/err.
+run() {
+    rc=0
+    "$CSTORE" --root "$root" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+}
+
+# check_rc WANT DESC
+check_rc() {
+    if [[ $rc -eq $1 ]]; then pass; else fail "$2: exit $rc, want $1"; fi
+}
+
+# check_one_error PATTERN DESC: stderr is exactly one line "cstore: ..." matching PATTERN.
+check_one_error() {
+    local n
+    n=$(wc -l <"$tmp/err")
+    if [[ $n -eq 1 ]] && grep -q '^cstore: ' "$tmp/err" && grep -q -- "$1" "$tmp/err"; then
+        pass
+    else
+        fail "$2: want one 'cstore: ' line matching '$1'"
+    fi
+}
+
+# check_out PATTERN DESC: stdout matches the extended regex PATTERN.
+check_out() {
+    if grep -Eq -- "$1" "$tmp/out"; then pass; else fail "$2: stdout lacks '$1'"; fi
+}
+
+# --help and -h print usage and succeed, without a store.
+run --help
+check_rc 0 "--help"
+check_out '^usage: cstore' "--help"
+run -h
+check_rc 0 "-h"
+for verb in load import export images inspect tag rmi gc du fsck; do
+    run "$verb" --help
+    check_rc 0 "$verb --help"
+    check_out "^usage: cstore $verb" "$verb --help"
+done
+
+# Unknown command or option: one line, exit 2.
+run nosuchcommand
+check_rc 2 "unknown command"
+check_one_error "nosuchcommand" "unknown command"
+run --nosuchoption images
+check_rc 2 "unknown global option"
+check_one_error "nosuchoption" "unknown global option"
+run images --nosuchoption
+check_rc 2 "unknown verb option"
+check_one_error "nosuchoption" "unknown verb option"
+run import somewhere
+check_rc 2 "import without -t"
+check_one_error "-t" "import without -t"
+run export x --format nosuch -o "$tmp/x.tar"
+check_rc 2 "export with an unknown format"
+check_one_error "nosuch" "export with an unknown format"
+
+# No command: usage on stderr, exit 2.
+run
+check_rc 2 "no command"
+
+# images on an empty store: only the header.
+run images
+check_rc 0 "images"
+if [[ $(wc -l <"$tmp/out") -eq 1 ]] && grep -q '^REPOSITORY *TAG *IMAGE ID *CREATED *SIZE$' "$tmp/out"; then
+    pass
+else
+    fail "images on an empty store: want the header only"
+fi
+run images --json
+check_rc 0 "images --json"
+if [[ $(jq length "$tmp/out") == 0 ]]; then pass; else fail "images --json: want []"; fi
+
+# du --json: parses and shows 0 chunks.
+run du --json
+check_rc 0 "du --json"
+if [[ $(jq -r .chunks "$tmp/out") == 0 && $(jq -r .images "$tmp/out") == 0 ]]; then
+    pass
+else
+    fail "du --json: want 0 chunks and 0 images"
+fi
+run du
+check_rc 0 "du"
+check_out '^dedup ratio: +[0-9]+\.[0-9]{2}$' "du"
+
+# Missing images: one line naming the name, exit 1.
+run rmi nosuch
+check_rc 1 "rmi nosuch"
+check_one_error "'nosuch'" "rmi nosuch"
+run inspect nosuch
+check_rc 1 "inspect nosuch"
+check_one_error "'nosuch'" "inspect nosuch"
+run tag nosuch other:1
+check_rc 1 "tag nosuch"
+check_one_error "'nosuch'" "tag nosuch"
+# Options may follow the operands.
+run export nosuch -o "$tmp/x.tar"
+check_rc 1 "export nosuch"
+check_one_error "nosuch" "export nosuch"
+
+# fsck and gc on an empty store.
+run fsck
+check_rc 0 "fsck"
+check_out '^fsck: ok$' "fsck"
+run gc
+check_rc 0 "gc"
+run gc --dry-run
+check_rc 0 "gc --dry-run"
+run gc --compact
+check_rc 0 "gc --compact"
+
+# The root comes from $CSTORE_ROOT without --root.
+rc=0
+CSTORE_ROOT=$tmp/envroot "$CSTORE" images >"$tmp/out" 2>"$tmp/err" || rc=$?
+check_rc 0 "CSTORE_ROOT"
+if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made there"; fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
