@@ -1,0 +1,133 @@
+/* du.c - disk usage of a store (see cstore/gc.h). */
+#include <ftw.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cstore/gc.h"
+#include "cstore/image.h"
+#include "cstore/tree.h"
+#include "digestset.h"
+
+typedef struct du_ctx {
+    cs_du_stats *st;
+    cs_digestset *tree_bytes; /* tree digest -> bytes of its files */
+} du_ctx;
+
+static int
+du_count(cs_db *db, MDB_txn *txn, cs_table t, uint64_t *out, cs_error **err)
+{
+    MDB_stat ms;
+    int rc = mdb_stat(txn, cs_db_dbi(db, t), &ms);
+    if (rc)
+        return cs_db_err(err, rc, "stat");
+    *out = ms.ms_entries;
+    return 0;
+}
+
+/* Bytes of the regular files of a tree (hardlinks are the same bytes),
+ * decoded once per tree however many images share it. Missing or corrupt
+ * trees count 0: reporting them is fsck's job. */
+static uint64_t
+du_tree_bytes(cs_db *db, MDB_txn *txn, du_ctx *c, const cs_digest *d)
+{
+    uint64_t *cached = cs_digestset_value(c->tree_bytes, d->b);
+    if (cached)
+        return *cached;
+    uint64_t sum = 0;
+    MDB_val v;
+    if (cs_db_get(db, txn, CS_T_TREES, d->b, 32, &v, NULL) == 0) {
+        cs_tree *t = NULL;
+        if (cs_tree_decode(v.mv_data, v.mv_size, &t, NULL) == 0) {
+            for (size_t i = 0; i < t->n; i++) {
+                if (t->e[i].type == CS_E_FILE)
+                    sum += t->e[i].size;
+            }
+        }
+        cs_tree_free(t);
+    }
+    cs_digestset_add(c->tree_bytes, d->b);
+    *cs_digestset_value(c->tree_bytes, d->b) = sum;
+    return sum;
+}
+
+static int
+du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    du_ctx *c = ctx;
+    cs_du_stats *st = c->st;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+
+    if (du_count(db, txn, CS_T_IMAGES, &st->images, err) < 0
+        || du_count(db, txn, CS_T_TAGS, &st->tags, err) < 0
+        || du_count(db, txn, CS_T_TREES, &st->trees, err) < 0
+        || du_count(db, txn, CS_T_CONTENTS, &st->contents, err) < 0
+        || du_count(db, txn, CS_T_CHUNKS, &st->chunks, err) < 0)
+        return -CS_EIO;
+
+    rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CHUNKS), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "chunks");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data;
+        st->stored_bytes += v.mv_size;
+        if (v.mv_size >= 5)
+            st->unique_bytes +=
+                (uint64_t) p[1] << 24 | (uint64_t) p[2] << 16 | (uint64_t) p[3] << 8 | p[4];
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "chunks");
+
+    rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_IMAGES), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "images");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        cs_image *img = NULL;
+        if (cs_image_decode(v.mv_data, v.mv_size, &img, NULL) < 0)
+            continue;
+        for (uint32_t i = 0; i < img->nlayers; i++)
+            st->logical_bytes += du_tree_bytes(db, txn, c, &img->layers[i]);
+        cs_image_free(img);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "images");
+    return 0;
+}
+
+/* nftw has no context argument; a store is measured by one thread at a time
+ * per call, so a thread-local sum is enough. */
+static __thread uint64_t du_disk_sum;
+
+static int
+du_walk(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) path;
+    (void) ftw;
+    if (type != FTW_NS)
+        du_disk_sum += (uint64_t) sb->st_blocks * 512;
+    return 0;
+}
+
+int
+cs_du(cs_store *s, cs_du_stats *out, cs_error **err)
+{
+    du_ctx c = { .st = out, .tree_bytes = cs_digestset_new(true) };
+
+    memset(out, 0, sizeof(*out));
+    int r = cs_db_read(cs_store_db(s), du_fn, &c, err);
+    cs_digestset_free(c.tree_bytes);
+    if (r < 0)
+        return cs_err_wrap(err, "du");
+    out->dedup_ratio = out->unique_bytes ? (double) out->logical_bytes / out->unique_bytes : 0;
+
+    du_disk_sum = 0;
+    if (nftw(cs_store_root(s), du_walk, 16, FTW_PHYS) < 0)
+        return cs_err(err, CS_EIO, errno, "walk '%s'", cs_store_root(s));
+    out->disk_bytes = du_disk_sum;
+    return 0;
+}

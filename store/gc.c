@@ -1,0 +1,324 @@
+/* gc.c - mark from tags to chunks, sweep the rest (see cstore/gc.h).
+ *
+ * Roots are the tags only for now: cache entries and leases become roots
+ * once their record formats exist. The caller holds the store exclusively,
+ * so nothing is written while we mark; the sweep deletes referrers before
+ * what they refer to (images, trees, layer blobs, contents, chunks), so a
+ * crash between two batches never leaves a dangling reference.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cstore/content.h"
+#include "cstore/gc.h"
+#include "cstore/image.h"
+#include "cstore/tree.h"
+#include "digestset.h"
+
+/* Deletes per write txn: big deletes slow down as LMDB's freelist grows. */
+#define GC_BATCH 2000
+
+typedef struct gc_marks {
+    cs_digestset *images, *trees, *contents, *chunks;
+} gc_marks;
+
+static int
+mark_tags(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TAGS), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "tags");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size == 32)
+            cs_digestset_add(m->images, v.mv_data);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "tags");
+    return 0;
+}
+
+/* Looks up a marked record; -CS_ENOTFOUND (no error set) when it is absent:
+ * a dangling reference is fsck's business, there is nothing to mark. */
+static int
+mark_get(cs_db *db, MDB_txn *txn, cs_table t, const cs_digest *d, MDB_val *v, cs_error **err)
+{
+    return cs_db_get(db, txn, t, d->b, 32, v, err);
+}
+
+/* A record gc cannot decode may reference anything: refuse to sweep. */
+static int
+mark_corrupt(cs_error **err, const char *what, const cs_digest *d)
+{
+    char s[CS_DIGEST_STR];
+
+    cs_digest_str(d, s);
+    if (err && *err)
+        return cs_err_wrap(err, "%s %s", what, s);
+    return cs_err(err, CS_ECORRUPT, 0, "%s %s: bad record", what, s);
+}
+
+static int
+mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    gc_marks *m = ctx;
+    const cs_digest *d;
+    MDB_val v;
+    size_t it;
+    int r = mark_tags(db, txn, m, err);
+    if (r < 0)
+        return r;
+
+    for (it = 0; (d = cs_digestset_next(m->images, &it));) {
+        r = mark_get(db, txn, CS_T_IMAGES, d, &v, err);
+        if (r == -CS_ENOTFOUND)
+            continue;
+        if (r < 0)
+            return r;
+        __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+        if (cs_image_decode(v.mv_data, v.mv_size, &img, err) < 0)
+            return mark_corrupt(err, "image", d);
+        for (uint32_t i = 0; i < img->nlayers; i++)
+            cs_digestset_add(m->trees, img->layers[i].b);
+    }
+
+    for (it = 0; (d = cs_digestset_next(m->trees, &it));) {
+        r = mark_get(db, txn, CS_T_TREES, d, &v, err);
+        if (r == -CS_ENOTFOUND)
+            continue;
+        if (r < 0)
+            return r;
+        __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
+        if (cs_tree_decode(v.mv_data, v.mv_size, &t, err) < 0)
+            return mark_corrupt(err, "tree", d);
+        for (size_t i = 0; i < t->n; i++) {
+            if (t->e[i].has_content)
+                cs_digestset_add(m->contents, t->e[i].content.b);
+        }
+    }
+
+    for (it = 0; (d = cs_digestset_next(m->contents, &it));) {
+        r = mark_get(db, txn, CS_T_CONTENTS, d, &v, err);
+        if (r == -CS_ENOTFOUND)
+            continue;
+        if (r < 0)
+            return r;
+        uint64_t size;
+        uint32_t n;
+        cs_autofree cs_chunk_ref *refs = NULL;
+        if (cs_content_decode(v.mv_data, v.mv_size, &size, &refs, &n) < 0)
+            return mark_corrupt(err, "content", d);
+        for (uint32_t i = 0; i < n; i++)
+            cs_digestset_add(m->chunks, refs[i].d.b);
+    }
+    return 0;
+}
+
+typedef struct gc_sweep {
+    cs_table t;
+    const cs_digestset *keep;
+    bool dry_run;
+    cs_buf pos; /* resume at the first key >= pos (empty: from the start) */
+    /* Results of one batch; the caller applies them once the txn committed. */
+    uint64_t freed, bytes;
+    bool more;
+    cs_buf next;
+} gc_sweep;
+
+static bool
+sweep_keep(const gc_sweep *sw, const MDB_val *k)
+{
+    /* layer_blobs keys are tree digest + compression byte. */
+    if (k->mv_size != 32 && !(sw->t == CS_T_LAYER_BLOBS && k->mv_size > 32))
+        return false;
+    return cs_digestset_has(sw->keep, k->mv_data);
+}
+
+static int
+sweep_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    gc_sweep *sw = ctx;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t deleted = 0;
+
+    sw->freed = sw->bytes = 0;
+    sw->more = false;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, sw->t), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "sweep");
+    if (sw->pos.len) {
+        k.mv_size = sw->pos.len;
+        k.mv_data = sw->pos.data;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (sweep_keep(sw, &k))
+            continue;
+        sw->freed++;
+        sw->bytes += v.mv_size;
+        if (sw->dry_run)
+            continue;
+        /* The deleted key is where the next batch resumes (MDB_SET_RANGE
+         * then finds its successor); copy it before the page changes. */
+        sw->next.len = 0;
+        cs_buf_append(&sw->next, k.mv_data, k.mv_size);
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+        if (++deleted == GC_BATCH) {
+            sw->more = true;
+            mdb_cursor_close(cur);
+            return 0;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "sweep");
+    return 0;
+}
+
+static int
+sweep_table(cs_db *db, cs_table t, const cs_digestset *keep, bool dry_run, uint64_t *freed,
+            uint64_t *bytes, cs_error **err)
+{
+    gc_sweep sw = { .t = t, .keep = keep, .dry_run = dry_run };
+    int r;
+
+    cs_buf_init(&sw.pos);
+    cs_buf_init(&sw.next);
+    do {
+        r = dry_run ? cs_db_read(db, sweep_fn, &sw, err) : cs_db_write(db, sweep_fn, &sw, err);
+        if (r < 0)
+            break;
+        *freed += sw.freed;
+        if (bytes)
+            *bytes += sw.bytes;
+        cs_buf tmp = sw.pos;
+        sw.pos = sw.next;
+        sw.next = tmp;
+    } while (sw.more);
+    cs_buf_release(&sw.pos);
+    cs_buf_release(&sw.next);
+    return r < 0 ? r : 0;
+}
+
+static uint64_t
+file_alloc(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return 0;
+    return (uint64_t) st.st_blocks * 512;
+}
+
+static int
+fsync_path(const char *path, int flags)
+{
+    cs_autoclose int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        return -1;
+    return 0;
+}
+
+/* Copies the live data into ROOT/compact.tmp/data.mdb without free pages and
+ * renames it over ROOT/data.mdb. A crash before the rename leaves the old
+ * file (the leftover copy is removed next time); after it, the new one,
+ * complete and synced. The exclusive store lock means no other process has
+ * the old file mapped. */
+static int
+gc_compact(cs_store *s, cs_error **err)
+{
+    const char *root = cs_store_root(s);
+    cs_autofree char *tmp = cs_path_join(root, "compact.tmp");
+    cs_autofree char *tmpdb = cs_path_join(tmp, "data.mdb");
+    cs_autofree char *dbpath = cs_path_join(root, "data.mdb");
+    int r;
+
+    if (unlink(tmpdb) < 0 && errno != ENOENT)
+        return cs_err(err, CS_EIO, errno, "remove '%s'", tmpdb);
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return cs_err(err, CS_EIO, errno, "mkdir '%s'", tmp);
+    int rc = mdb_env_copy2(cs_db_env(cs_store_db(s)), tmp, MDB_CP_COMPACT);
+    if (rc) {
+        r = cs_db_err(err, rc, "compact copy");
+        goto fail;
+    }
+    if (fsync_path(tmpdb, O_RDONLY) < 0) {
+        r = cs_err(err, errno == ENOSPC ? CS_EFULL : CS_EIO, errno, "sync '%s'", tmpdb);
+        goto fail;
+    }
+    if (rename(tmpdb, dbpath) < 0) {
+        r = cs_err(err, CS_EIO, errno, "rename '%s' to '%s'", tmpdb, dbpath);
+        goto fail;
+    }
+    if (fsync_path(root, O_RDONLY | O_DIRECTORY) < 0)
+        return cs_err(err, CS_EIO, errno, "sync '%s'", root);
+    rmdir(tmp);
+    r = cs_store_reopen_db(s, err);
+    if (r < 0)
+        return cs_err_wrap(err, "reopen after compact");
+    return 0;
+fail:
+    unlink(tmpdb);
+    rmdir(tmp);
+    return r;
+}
+
+int
+cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
+{
+    cs_db *db = cs_store_db(s);
+    cs_autofree char *dbpath = cs_path_join(cs_store_root(s), "data.mdb");
+    gc_marks m = {
+        .images = cs_digestset_new(false),
+        .trees = cs_digestset_new(false),
+        .contents = cs_digestset_new(false),
+        .chunks = cs_digestset_new(false),
+    };
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    out->file_before = file_alloc(dbpath);
+    r = cs_db_read(db, mark_fn, &m, err);
+    if (r < 0)
+        goto out;
+
+    const struct {
+        cs_table t;
+        const cs_digestset *keep;
+        uint64_t *freed;
+    } tables[] = {
+        { CS_T_IMAGES, m.images, &out->images },
+        { CS_T_TREES, m.trees, &out->trees },
+        { CS_T_LAYER_BLOBS, m.trees, &out->layer_blobs },
+        { CS_T_CONTENTS, m.contents, &out->contents },
+        { CS_T_CHUNKS, m.chunks, &out->chunks },
+    };
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        r = sweep_table(db, tables[i].t, tables[i].keep, dry_run, tables[i].freed,
+                        tables[i].t == CS_T_CHUNKS ? &out->chunk_bytes : NULL, err);
+        if (r < 0)
+            goto out;
+    }
+    if (compact && !dry_run) {
+        r = gc_compact(s, err);
+        if (r < 0)
+            goto out;
+    }
+    out->file_after = file_alloc(dbpath);
+out:
+    cs_digestset_free(m.images);
+    cs_digestset_free(m.trees);
+    cs_digestset_free(m.contents);
+    cs_digestset_free(m.chunks);
+    return r;
+}

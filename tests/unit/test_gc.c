@@ -1,0 +1,725 @@
+/* test_gc.c - gc, du and fsck on small hand-built stores. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "cstore/content.h"
+#include "cstore/gc.h"
+#include "cstore/image.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+#include "digestset.h"
+
+#define KiB 1024u
+
+typedef struct fx {
+    char dir[64];
+    cs_store *s;
+    /* the populated store */
+    cs_digest base_tree, a_tree, b_tree;
+    cs_digest shared, ua, ub; /* contents */
+    cs_digest img_a, img_b;
+} fx;
+
+static uint64_t rng_state;
+
+static void
+fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        p[i] = (uint8_t) rng_state;
+    }
+}
+
+static void
+fill_text(uint8_t *p, size_t n)
+{
+    static const char line[] = "the quick brown fox jumps over the lazy dog\n";
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t) line[i % (sizeof(line) - 1)];
+}
+
+static MDB_txn *
+wbegin(fx *f)
+{
+    MDB_txn *txn;
+    cs_error *err = NULL;
+    assert_int_equal(cs_db_begin(cs_store_db(f->s), 0, &txn, &err), 0);
+    return txn;
+}
+
+static void
+wcommit(MDB_txn *txn)
+{
+    cs_error *err = NULL;
+    assert_int_equal(cs_db_commit(txn, &err), 0);
+}
+
+/* Stores p[0..n) as one content cut every chunk bytes, each chunk zstd when
+ * that shrinks it, raw otherwise. */
+static cs_digest
+put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk)
+{
+    cs_error *err = NULL;
+    cs_digest d;
+    cs_chunk_ref refs[512];
+    uint32_t nrefs = 0;
+
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        size_t cap = ZSTD_compressBound(len);
+        uint8_t *z = malloc(cap);
+        size_t zn = ZSTD_compress(z, cap, p + off, len, 1);
+        assert_false(ZSTD_isError(zn));
+        cs_sha256(p + off, len, &refs[nrefs].d);
+        refs[nrefs].len = (uint32_t) len;
+        if (zn < len)
+            assert_true(
+                cs_chunk_put(db, txn, &refs[nrefs].d, CS_CODEC_ZSTD, (uint32_t) len, z, zn, &err)
+                >= 0);
+        else
+            assert_true(cs_chunk_put(db, txn, &refs[nrefs].d, CS_CODEC_RAW, (uint32_t) len, p + off,
+                                     len, &err)
+                        >= 0);
+        free(z);
+        nrefs++;
+        assert_true(nrefs < 512);
+    }
+    cs_sha256(p, n, &d);
+    assert_true(cs_content_put(db, txn, &d, n, refs, nrefs, &err) >= 0);
+    return d;
+}
+
+static cs_entry *
+add_entry(cs_tree *t, const char *path, cs_etype type)
+{
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup(path);
+    e->type = type;
+    e->mode = type == CS_E_DIR ? 0755 : 0644;
+    e->mtime_sec = 1700000000;
+    return e;
+}
+
+static void
+add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size)
+{
+    cs_entry *e = add_entry(t, path, CS_E_FILE);
+    e->size = size;
+    e->has_content = size > 0;
+    if (c)
+        e->content = *c;
+}
+
+static cs_digest
+put_tree(cs_db *db, MDB_txn *txn, cs_tree *t)
+{
+    cs_error *err = NULL;
+    cs_digest d;
+    cs_tree_sort(t);
+    assert_true(cs_tree_put(db, txn, t, &d, &err) >= 0);
+    cs_tree_free(t);
+    return d;
+}
+
+static cs_digest
+put_image(cs_db *db, MDB_txn *txn, const char *tag, const char *env, const cs_digest *layers,
+          uint32_t n)
+{
+    cs_error *err = NULL;
+    char *config;
+    assert_true(
+        asprintf(&config,
+                 "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"%s\"]},"
+                 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
+                 env)
+        > 0);
+    cs_image img = { .config = config, .config_len = strlen(config), .nlayers = n };
+    img.layers = (cs_digest *) layers;
+    cs_sha256(config, img.config_len, &img.id);
+    assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
+    if (tag)
+        assert_int_equal(cs_tag_set(db, txn, tag, &img.id, &err), 0);
+    free(config);
+    return img.id;
+}
+
+#define TAG_A "docker.io/library/a:latest"
+#define TAG_B "docker.io/library/b:latest"
+
+/* Two images on a shared base layer: a = base + a.bin, b = base + b.bin (and a
+ * hardlink to it); b has an exported layer blob. 7 chunks, 3 contents. */
+static void
+populate(fx *f)
+{
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn = wbegin(f);
+    uint8_t *buf = malloc(150 * KiB);
+
+    fill_text(buf, 100 * KiB);
+    f->shared = put_content(db, txn, buf, 100 * KiB, 64 * KiB);
+    fill_random(buf, 150 * KiB, 1);
+    f->ua = put_content(db, txn, buf, 150 * KiB, 64 * KiB);
+    fill_random(buf, 90 * KiB, 2);
+    f->ub = put_content(db, txn, buf, 90 * KiB, 64 * KiB);
+    free(buf);
+
+    cs_tree *t = cs_tree_new();
+    add_entry(t, "etc", CS_E_DIR);
+    add_file(t, "etc/shared", &f->shared, 100 * KiB);
+    add_file(t, "etc/empty", NULL, 0);
+    cs_entry *l = add_entry(t, "etc/link", CS_E_SYMLINK);
+    l->link = strdup("shared");
+    f->base_tree = put_tree(db, txn, t);
+
+    t = cs_tree_new();
+    add_file(t, "a.bin", &f->ua, 150 * KiB);
+    f->a_tree = put_tree(db, txn, t);
+
+    t = cs_tree_new();
+    add_file(t, "b.bin", &f->ub, 90 * KiB);
+    cs_entry *h = add_entry(t, "b2.bin", CS_E_HARDLINK);
+    h->link = strdup("b.bin");
+    h->size = 90 * KiB;
+    h->has_content = true;
+    h->content = f->ub;
+    f->b_tree = put_tree(db, txn, t);
+
+    cs_digest la[2] = { f->base_tree, f->a_tree }, lb[2] = { f->base_tree, f->b_tree };
+    f->img_a = put_image(db, txn, TAG_A, "A=1", la, 2);
+    f->img_b = put_image(db, txn, TAG_B, "B=1", lb, 2);
+
+    uint8_t key[33], val[72];
+    memcpy(key, f->b_tree.b, 32);
+    key[32] = 1;
+    memset(val, 7, sizeof(val));
+    cs_error *err = NULL;
+    assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, val, 72, 0, &err) >= 0);
+    wcommit(txn);
+}
+
+static void
+del_tag(fx *f, const char *tag)
+{
+    cs_error *err = NULL;
+    MDB_txn *txn = wbegin(f);
+    assert_int_equal(cs_tag_delete(cs_store_db(f->s), txn, tag, &err), 0);
+    wcommit(txn);
+}
+
+typedef struct reports {
+    char *v[64];
+    int n;
+} reports;
+
+static void
+collect(void *ctx, const char *problem)
+{
+    reports *r = ctx;
+    if (r->n < 64)
+        r->v[r->n++] = strdup(problem);
+}
+
+static bool
+has_report(const reports *r, const char *s)
+{
+    for (int i = 0; i < r->n; i++) {
+        if (strstr(r->v[i], s))
+            return true;
+    }
+    return false;
+}
+
+static void
+reports_free(reports *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->v[i]);
+    r->n = 0;
+}
+
+static int
+fsck_count(fx *f, reports *r)
+{
+    cs_error *err = NULL;
+    int n = cs_fsck(f->s, collect, r, &err);
+    if (n < 0)
+        fail_msg("fsck: %s", err->msg);
+    return n;
+}
+
+static void
+assert_fsck_clean(fx *f)
+{
+    reports r = { .n = 0 };
+    int n = fsck_count(f, &r);
+    for (int i = 0; i < r.n; i++)
+        print_message("fsck: %s\n", r.v[i]);
+    reports_free(&r);
+    assert_int_equal(n, 0);
+}
+
+static cs_du_stats
+du(fx *f)
+{
+    cs_du_stats st;
+    cs_error *err = NULL;
+    if (cs_du(f->s, &st, &err) < 0)
+        fail_msg("du: %s", err->msg);
+    return st;
+}
+
+static cs_gc_stats
+gc(fx *f, bool dry_run, bool compact)
+{
+    cs_gc_stats st;
+    cs_error *err = NULL;
+    if (cs_gc(f->s, dry_run, compact, &st, &err) < 0)
+        fail_msg("gc: %s", err->msg);
+    return st;
+}
+
+static int
+sha_sink(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    cs_sha256_update(ctx, p, n);
+    return 0;
+}
+
+/* The content is there and its bytes hash to its digest. */
+static void
+assert_content_intact(fx *f, const cs_digest *d)
+{
+    cs_error *err = NULL;
+    MDB_txn *txn;
+    cs_digest got;
+    cs_sha256_ctx *sha = cs_sha256_new();
+    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
+    assert_int_equal(cs_content_read(cs_store_db(f->s), txn, d, true, sha_sink, sha, &err), 0);
+    mdb_txn_abort(txn);
+    cs_sha256_final(sha, &got);
+    cs_sha256_free(sha);
+    assert_memory_equal(got.b, d->b, 32);
+}
+
+static bool
+content_exists(fx *f, const cs_digest *d)
+{
+    cs_error *err = NULL;
+    MDB_txn *txn;
+    MDB_val v;
+    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
+    int r = cs_db_get(cs_store_db(f->s), txn, CS_T_CONTENTS, d->b, 32, &v, &err);
+    mdb_txn_abort(txn);
+    return r == 0;
+}
+
+static int
+rm_fn(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void) sb;
+    (void) type;
+    (void) ftw;
+    remove(path);
+    return 0;
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    cs_error *err = NULL;
+    strcpy(f->dir, "/tmp/cstore-gc-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (cs_store_open(f->dir, CS_OPEN_EXCLUSIVE, &f->s, &err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void
+digestset_adds_finds_and_iterates(void **state)
+{
+    (void) state;
+    cs_digestset *s = cs_digestset_new(true);
+    uint8_t d[32];
+    for (int i = 0; i < 10000; i++) {
+        fill_random(d, 32, (uint64_t) i + 100);
+        assert_true(cs_digestset_add(s, d));
+        *cs_digestset_value(s, d) = (uint64_t) i;
+    }
+    for (int i = 0; i < 10000; i++) {
+        fill_random(d, 32, (uint64_t) i + 100);
+        assert_false(cs_digestset_add(s, d));
+        assert_true(cs_digestset_has(s, d));
+        assert_int_equal(*cs_digestset_value(s, d), i);
+    }
+    fill_random(d, 32, 99);
+    assert_false(cs_digestset_has(s, d));
+    assert_null(cs_digestset_value(s, d));
+    size_t it = 0, n = 0;
+    while (cs_digestset_next(s, &it))
+        n++;
+    assert_int_equal(n, 10000);
+    assert_int_equal(cs_digestset_count(s), 10000);
+    cs_digestset_free(s);
+}
+
+static void
+du_counts_logical_and_unique_bytes(void **state)
+{
+    fx *f = *state;
+    populate(f);
+    cs_du_stats st = du(f);
+    assert_int_equal(st.images, 2);
+    assert_int_equal(st.tags, 2);
+    assert_int_equal(st.trees, 3);
+    assert_int_equal(st.contents, 3);
+    assert_int_equal(st.chunks, 7);
+    /* a: 100 + 150 KiB, b: 100 + 90 KiB (the hardlink is not counted again) */
+    assert_int_equal(st.logical_bytes, 440 * KiB);
+    assert_int_equal(st.unique_bytes, 340 * KiB);
+    assert_true(st.stored_bytes < st.unique_bytes); /* the text compresses */
+    assert_true(st.disk_bytes > 0);
+    assert_true(st.dedup_ratio > 1.29 && st.dedup_ratio < 1.3);
+    assert_fsck_clean(f);
+}
+
+static void
+gc_after_rmi_keeps_shared_content_and_frees_unique(void **state)
+{
+    fx *f = *state;
+    populate(f);
+    cs_gc_stats st = gc(f, false, false);
+    assert_int_equal(st.images + st.trees + st.contents + st.chunks + st.layer_blobs, 0);
+
+    del_tag(f, TAG_B);
+    st = gc(f, false, false);
+    assert_int_equal(st.images, 1);
+    assert_int_equal(st.trees, 1);
+    assert_int_equal(st.layer_blobs, 1);
+    assert_int_equal(st.contents, 1);
+    assert_int_equal(st.chunks, 2);
+    assert_int_equal(st.chunk_bytes, 90 * KiB + 2 * 5); /* random data is stored raw */
+    assert_true(st.file_before > 0 && st.file_after > 0);
+
+    assert_content_intact(f, &f->shared);
+    assert_content_intact(f, &f->ua);
+    assert_false(content_exists(f, &f->ub));
+    cs_du_stats du_st = du(f);
+    assert_int_equal(du_st.images, 1);
+    assert_int_equal(du_st.trees, 2);
+    assert_int_equal(du_st.contents, 2);
+    assert_int_equal(du_st.chunks, 5);
+    assert_int_equal(du_st.logical_bytes, 250 * KiB);
+    assert_fsck_clean(f);
+
+    st = gc(f, false, false); /* nothing left to free */
+    assert_int_equal(st.images + st.trees + st.contents + st.chunks + st.layer_blobs, 0);
+}
+
+static void
+gc_dry_run_counts_but_changes_nothing(void **state)
+{
+    fx *f = *state;
+    populate(f);
+    del_tag(f, TAG_B);
+    cs_du_stats before = du(f);
+    cs_gc_stats st = gc(f, true, true);
+    assert_int_equal(st.images, 1);
+    assert_int_equal(st.trees, 1);
+    assert_int_equal(st.layer_blobs, 1);
+    assert_int_equal(st.contents, 1);
+    assert_int_equal(st.chunks, 2);
+    assert_int_equal(st.chunk_bytes, 90 * KiB + 2 * 5);
+    cs_du_stats after = du(f);
+    assert_int_equal(after.images, before.images);
+    assert_int_equal(after.trees, before.trees);
+    assert_int_equal(after.contents, before.contents);
+    assert_int_equal(after.chunks, before.chunks);
+    assert_int_equal(after.stored_bytes, before.stored_bytes);
+    assert_true(content_exists(f, &f->ub));
+}
+
+static void
+gc_with_no_tags_frees_everything(void **state)
+{
+    fx *f = *state;
+    populate(f);
+    del_tag(f, TAG_A);
+    del_tag(f, TAG_B);
+    cs_gc_stats st = gc(f, false, false);
+    assert_int_equal(st.images, 2);
+    assert_int_equal(st.trees, 3);
+    assert_int_equal(st.contents, 3);
+    assert_int_equal(st.chunks, 7);
+    cs_du_stats d = du(f);
+    assert_int_equal(d.images, 0);
+    assert_int_equal(d.trees, 0);
+    assert_int_equal(d.contents, 0);
+    assert_int_equal(d.chunks, 0);
+    assert_int_equal(d.logical_bytes, 0);
+    assert_int_equal(d.unique_bytes, 0);
+    assert_true(d.dedup_ratio == 0);
+    assert_fsck_clean(f);
+}
+
+static void
+gc_sweeps_in_batches_and_keeps_marked_records_between_them(void **state)
+{
+    fx *f = *state;
+    cs_db *db = cs_store_db(f->s);
+    cs_error *err = NULL;
+    populate(f);
+    MDB_txn *txn = wbegin(f);
+    uint8_t raw[100];
+    for (int i = 0; i < 5000; i++) {
+        cs_digest d;
+        fill_random(raw, sizeof(raw), (uint64_t) i + 1000);
+        cs_sha256(raw, sizeof(raw), &d);
+        assert_int_equal(
+            cs_chunk_put(db, txn, &d, CS_CODEC_RAW, sizeof(raw), raw, sizeof(raw), &err), 1);
+    }
+    wcommit(txn);
+    cs_gc_stats st = gc(f, false, false);
+    assert_int_equal(st.chunks, 5000);
+    assert_int_equal(st.chunk_bytes, 5000 * (sizeof(raw) + 5));
+    assert_int_equal(du(f).chunks, 7);
+    assert_fsck_clean(f);
+}
+
+static void
+fsck_detects_a_corrupted_chunk(void **state)
+{
+    fx *f = *state;
+    cs_db *db = cs_store_db(f->s);
+    populate(f);
+
+    /* a.bin's first chunk: same length, different bytes */
+    uint8_t buf[64 * KiB];
+    fill_random(buf, sizeof(buf), 1);
+    cs_digest c;
+    cs_sha256(buf, sizeof(buf), &c);
+    buf[100] ^= 0xff;
+    uint8_t *val = malloc(sizeof(buf) + 5);
+    val[0] = CS_CODEC_RAW;
+    val[1] = 0;
+    val[2] = 1;
+    val[3] = 0;
+    val[4] = 0;
+    memcpy(val + 5, buf, sizeof(buf));
+    MDB_txn *txn = wbegin(f);
+    MDB_val k = { 32, c.b }, v = { sizeof(buf) + 5, val };
+    assert_int_equal(mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, 0), 0);
+    wcommit(txn);
+    free(val);
+
+    reports r = { .n = 0 };
+    int n = fsck_count(f, &r);
+    char want[CS_DIGEST_STR + 32];
+    char s[CS_DIGEST_STR];
+    cs_digest_str(&c, s);
+    snprintf(want, sizeof(want), "chunk %s: digest mismatch", s);
+    assert_true(has_report(&r, want));
+    cs_digest_str(&f->ua, s);
+    snprintf(want, sizeof(want), "content %s: digest mismatch", s);
+    assert_true(has_report(&r, want));
+    assert_int_equal(n, 2);
+    reports_free(&r);
+}
+
+static void
+fsck_detects_undecodable_chunks_and_bad_records(void **state)
+{
+    fx *f = *state;
+    cs_db *db = cs_store_db(f->s);
+    cs_error *err = NULL;
+    populate(f);
+
+    /* the shared text's first chunk is zstd: garble its frame */
+    uint8_t text[64 * KiB];
+    fill_text(text, sizeof(text));
+    cs_digest c;
+    cs_sha256(text, sizeof(text), &c);
+    MDB_txn *txn = wbegin(f);
+    MDB_val k = { 32, c.b }, v;
+    assert_int_equal(mdb_get(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v), 0);
+    assert_int_equal(((uint8_t *) v.mv_data)[0], CS_CODEC_ZSTD);
+    uint8_t *val = malloc(v.mv_size);
+    memcpy(val, v.mv_data, v.mv_size);
+    memset(val + 5, 0xab, 16);
+    v.mv_data = val;
+    assert_int_equal(mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, 0), 0);
+    free(val);
+
+    /* an image whose config is not JSON */
+    const char *cfg = "{not json";
+    cs_image img = { .config = (char *) cfg, .config_len = strlen(cfg), .nlayers = 1 };
+    img.layers = &f->a_tree;
+    cs_sha256(cfg, img.config_len, &img.id);
+    assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
+
+    /* a layer blob of a tree that does not exist */
+    uint8_t key[33] = { 0 }, blob[72] = { 0 };
+    key[0] = 0x42;
+    assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, blob, 72, 0, &err) >= 0);
+    wcommit(txn);
+
+    reports r = { .n = 0 };
+    int n = fsck_count(f, &r);
+    char want[256], s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
+    cs_digest_str(&c, s);
+    snprintf(want, sizeof(want), "chunk %s: cannot decode", s);
+    assert_true(has_report(&r, want));
+    cs_digest_str(&f->shared, s2);
+    snprintf(want, sizeof(want), "content %s: chunk %s unreadable", s2, s);
+    assert_true(has_report(&r, want));
+    cs_digest_str(&img.id, s);
+    snprintf(want, sizeof(want), "image %s: config is not JSON", s);
+    assert_true(has_report(&r, want));
+    assert_true(has_report(&r, "layer blob of tree sha256:4200"));
+    assert_int_equal(n, 4);
+    reports_free(&r);
+}
+
+static void
+fsck_detects_dangling_references(void **state)
+{
+    fx *f = *state;
+    cs_db *db = cs_store_db(f->s);
+    cs_error *err = NULL;
+    populate(f);
+
+    MDB_txn *txn = wbegin(f);
+    MDB_val k = { 32, f->shared.b };
+    assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_CONTENTS), &k, NULL), 0);
+    cs_digest ghost;
+    cs_sha256("ghost", 5, &ghost);
+    assert_int_equal(cs_tag_set(db, txn, "docker.io/library/ghost:latest", &ghost, &err), 0);
+    k.mv_data = f->a_tree.b;
+    assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_TREES), &k, NULL), 0);
+    wcommit(txn);
+
+    reports r = { .n = 0 };
+    int n = fsck_count(f, &r);
+    char want[256], s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
+    cs_digest_str(&f->base_tree, s);
+    cs_digest_str(&f->shared, s2);
+    snprintf(want, sizeof(want), "tree %s: 'etc/shared': content %s missing", s, s2);
+    assert_true(has_report(&r, want));
+    cs_digest_str(&ghost, s);
+    snprintf(want, sizeof(want), "tag 'docker.io/library/ghost:latest': image %s missing", s);
+    assert_true(has_report(&r, want));
+    cs_digest_str(&f->a_tree, s);
+    assert_true(has_report(&r, s));
+    /* the shared text's 2 chunks are orphans now but intact: not problems */
+    assert_int_equal(n, 3);
+    reports_free(&r);
+
+    /* gc still runs over dangling references and frees the orphans */
+    cs_gc_stats st = gc(f, false, false);
+    assert_int_equal(st.chunks, 2 + 3);
+    assert_int_equal(st.contents, 1);
+}
+
+static void
+gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
+{
+    fx *f = *state;
+    cs_db *db = cs_store_db(f->s);
+    cs_error *err = NULL;
+    populate(f);
+
+    size_t big = 24u << 20;
+    uint8_t *buf = malloc(big);
+    fill_random(buf, big, 42);
+    MDB_txn *txn = wbegin(f);
+    cs_digest c = put_content(db, txn, buf, big, 256 * KiB);
+    free(buf);
+    cs_tree *t = cs_tree_new();
+    add_file(t, "big.bin", &c, big);
+    cs_digest tree = put_tree(db, txn, t);
+    put_image(db, txn, "docker.io/library/big:latest", "BIG=1", &tree, 1);
+    wcommit(txn);
+    assert_fsck_clean(f);
+
+    del_tag(f, "docker.io/library/big:latest");
+    cs_gc_stats st = gc(f, false, true);
+    assert_int_equal(st.chunks, 96);
+    assert_int_equal(st.contents, 1);
+    print_message("data.mdb: %llu -> %llu bytes\n", (unsigned long long) st.file_before,
+                  (unsigned long long) st.file_after);
+    assert_true(st.file_before > big);
+    assert_true(st.file_after < st.file_before - (16u << 20));
+
+    char path[128];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true((uint64_t) sb.st_blocks * 512 == st.file_after);
+    snprintf(path, sizeof(path), "%s/compact.tmp", f->dir);
+    assert_int_not_equal(stat(path, &sb), 0);
+
+    /* the swapped-in env works, and so does a fresh open */
+    assert_fsck_clean(f);
+    assert_content_intact(f, &f->ua);
+    cs_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(cs_store_open(f->dir, 0, &f->s, &err), 0);
+    assert_fsck_clean(f);
+    cs_du_stats d = du(f);
+    assert_int_equal(d.images, 2);
+    assert_int_equal(d.chunks, 7);
+    assert_content_intact(f, &f->shared);
+    txn = wbegin(f); /* and it takes writes */
+    fill_text((uint8_t *) path, 100);
+    put_content(cs_store_db(f->s), txn, (uint8_t *) path, 100, 64 * KiB);
+    wcommit(txn);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(digestset_adds_finds_and_iterates),
+        cmocka_unit_test_setup_teardown(du_counts_logical_and_unique_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_after_rmi_keeps_shared_content_and_frees_unique, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(gc_dry_run_counts_but_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_with_no_tags_frees_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_sweeps_in_batches_and_keeps_marked_records_between_them,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(fsck_detects_a_corrupted_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(fsck_detects_undecodable_chunks_and_bad_records, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(fsck_detects_dangling_references, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_compact_shrinks_the_file_after_deleting_a_large_image,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
