@@ -8,7 +8,7 @@
 #include "feeder.h"
 
 #define BLOCK   (1u << 20)
-#define NBLOCKS 8
+#define NBLOCKS 16
 
 typedef struct block {
     uint8_t *data;

@@ -22,7 +22,7 @@
 #include "cstore/ingest.h"
 #include "feeder.h"
 
-#define NSLOTS     32
+#define NSLOTS     64
 #define ZSTD_LEVEL 1
 
 enum { SLOT_FREE, SLOT_READY, SLOT_DONE };

@@ -33,6 +33,7 @@ cs_load_result_release(cs_load_result *r)
 
 typedef struct member {
     char *name;
+    char *link; /* a symlink member's target (clean path in the archive) */
     uint64_t size;
     cs_buf data; /* filled when size <= SMALL_MAX */
     bool have;
@@ -50,18 +51,72 @@ source_release(source *src)
 {
     for (size_t i = 0; i < src->n; i++) {
         free(src->m[i].name);
+        free(src->m[i].link);
         cs_buf_release(&src->m[i].data);
     }
     free(src->m);
 }
 
 static member *
-source_find(source *src, const char *name)
+find_exact(source *src, const char *name)
 {
     for (size_t i = src->n; i-- > 0;) /* the last of equal names wins, as in tar */
         if (!strcmp(src->m[i].name, name))
             return &src->m[i];
     return NULL;
+}
+
+/* Finds a member by name, following symlink members (skopeo's docker-archive
+ * has "<id>/layer.tar -> ../<digest>.tar"). */
+static member *
+source_find(source *src, const char *name)
+{
+    member *m = find_exact(src, name);
+    for (int hops = 0; m && m->link && hops < 8; hops++)
+        m = find_exact(src, m->link);
+    return m && !m->link ? m : NULL;
+}
+
+/* "dir/link" -> "../x" gives "x"; NULL when it leaves the archive. */
+static char *
+resolve_link(const char *name, const char *target)
+{
+    if (target[0] == '/')
+        return NULL;
+    const char *slash = strrchr(name, '/');
+    cs_autofree char *joined =
+        slash ? cs_xasprintf("%.*s/%s", (int) (slash - name), name, target) : cs_xstrdup(target);
+    /* Fold "x/.." pairs; a ".." that climbs above the top is refused. */
+    char **parts = cs_xcalloc(strlen(joined) + 1, sizeof(char *));
+    size_t n = 0;
+    bool bad = false;
+    for (char *save = NULL, *p = strtok_r(joined, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(p, "."))
+            continue;
+        if (!strcmp(p, "..")) {
+            if (!n) {
+                bad = true;
+                break;
+            }
+            n--;
+            continue;
+        }
+        parts[n++] = p;
+    }
+    cs_buf b;
+    cs_buf_init(&b);
+    for (size_t i = 0; i < n && !bad; i++) {
+        if (i)
+            cs_buf_u8(&b, '/');
+        cs_buf_append(&b, parts[i], strlen(parts[i]));
+    }
+    cs_buf_u8(&b, 0);
+    free(parts);
+    if (bad) {
+        cs_buf_release(&b);
+        return NULL;
+    }
+    return (char *) b.data;
 }
 
 static struct archive *
@@ -108,7 +163,8 @@ source_scan_tar(source *src, cs_error **err)
             r = cs_err(err, CS_EPARSE, 0, "%s", archive_error_string(a));
             break;
         }
-        if (archive_entry_filetype(ae) != AE_IFREG)
+        bool is_link = archive_entry_filetype(ae) == AE_IFLNK && archive_entry_symlink(ae);
+        if (archive_entry_filetype(ae) != AE_IFREG && !is_link)
             continue;
         if (src->n == cap) {
             cap = cap ? cap * 2 : 32;
@@ -117,6 +173,12 @@ source_scan_tar(source *src, cs_error **err)
         member *m = &src->m[src->n++];
         memset(m, 0, sizeof(*m));
         m->name = clean_member_name(archive_entry_pathname(ae));
+        if (is_link) {
+            m->link = resolve_link(m->name, archive_entry_symlink(ae));
+            if (!m->link)
+                src->n--, free(m->name); /* leads out of the archive: ignore it */
+            continue;
+        }
         m->size = (uint64_t) archive_entry_size(ae);
         if (m->size <= SMALL_MAX) {
             cs_buf_reserve(&m->data, m->size + 1);
@@ -571,6 +633,10 @@ ingest_layers(cs_ingest *ing, source *src, plan *p, cs_error **err)
             member *m = source_find(src, l->name);
             if (!m)
                 return cs_err(err, CS_ENOTFOUND, 0, "layer '%s' is missing", l->name);
+            if (strcmp(m->name, l->name)) { /* reached through a symlink */
+                free(l->name);
+                l->name = cs_xstrdup(m->name);
+            }
             if (!m->have)
                 continue;
             mem_reader mr = { m->data.data, m->data.len };
