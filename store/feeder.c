@@ -33,6 +33,15 @@ struct cs_feeder {
     bool holding;
 };
 
+static bool
+stopped(cs_feeder *f)
+{
+    pthread_mutex_lock(&f->mu);
+    bool s = f->stop;
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
 /* Producer: waits for a free block, returns it for filling. NULL when stopped. */
 static block *
 get_free(cs_feeder *f)
@@ -128,6 +137,15 @@ run(void *arg)
         cs_sha256_update(f->raw_sha, in, (size_t) n);
         f->info.blob_size += (uint64_t) n;
         if (first) {
+            /* The magic needs 4 bytes: a pipe may hand out fewer at first. */
+            while (n < 4) {
+                ssize_t k = f->rd(f->rctx, in + n, BLOCK - (size_t) n);
+                if (k <= 0)
+                    break;
+                cs_sha256_update(f->raw_sha, in + n, (size_t) k);
+                f->info.blob_size += (uint64_t) k;
+                n += k;
+            }
             first = false;
             if (n >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
                 f->info.comp = CS_COMP_GZIP;
@@ -142,7 +160,9 @@ run(void *arg)
                     abort();
             }
         }
-        if (!ok || f->stop)
+        if (stopped(f))
+            break; /* abandoned: no digest will be asked for */
+        if (!ok)
             continue; /* keep hashing the source to its end */
         if (f->info.comp == CS_COMP_NONE) {
             ok = emit(f, &cur, in, (size_t) n);
@@ -185,9 +205,10 @@ run(void *arg)
             }
         }
     }
-    if (ok && !f->stop && f->info.comp != CS_COMP_NONE && !stream_end)
+    bool stop = stopped(f);
+    if (ok && !stop && f->info.comp != CS_COMP_NONE && !stream_end)
         fail(f, CS_ECORRUPT, "compressed stream is truncated");
-    if (ok && !f->stop)
+    if (ok && !stop)
         flush(f, &cur);
     if (zinit)
         inflateEnd(&zs);

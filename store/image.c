@@ -83,19 +83,56 @@ cs_image_delete(cs_db *db, MDB_txn *txn, const cs_digest *id, cs_error **err)
 
 /* ---- references ---- */
 
+/* A path component: [a-z0-9]+ joined by single separators: '.', '_',
+ * '__' or a run of '-' (Docker's reference grammar). */
 static bool
 valid_path_component(const char *s, size_t n)
 {
-    /* [a-z0-9]+ with single separators '.', '_', '__' or runs of '-'. */
-    if (!n || (!islower((unsigned char) s[0]) && !isdigit((unsigned char) s[0])))
-        return false;
-    if (!islower((unsigned char) s[n - 1]) && !isdigit((unsigned char) s[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!islower((unsigned char) c) && !isdigit((unsigned char) c) && c != '.' && c != '_'
-            && c != '-')
+    size_t i = 0;
+    for (;;) {
+        size_t start = i;
+        while (i < n && (islower((unsigned char) s[i]) || isdigit((unsigned char) s[i])))
+            i++;
+        if (i == start)
+            return false; /* empty, or starts/ends with a separator */
+        if (i == n)
+            return true;
+        if (s[i] == '.')
+            i++;
+        else if (s[i] == '_')
+            i += (i + 1 < n && s[i + 1] == '_') ? 2 : 1;
+        else if (s[i] == '-')
+            while (i < n && s[i] == '-')
+                i++;
+        else
             return false;
+    }
+}
+
+/* A registry: host labels [a-zA-Z0-9] with inner '-', joined by '.', and an
+ * optional numeric port. */
+static bool
+valid_domain(const char *d)
+{
+    const char *colon = strchr(d, ':');
+    size_t hl = colon ? (size_t) (colon - d) : strlen(d);
+    if (!hl)
+        return false;
+    for (size_t i = 0; i < hl; i++) {
+        char c = d[i];
+        if (c == '.' && (i == 0 || i + 1 == hl || d[i - 1] == '.'))
+            return false;
+        if (c == '-' && (i == 0 || i + 1 == hl || d[i - 1] == '.' || d[i + 1] == '.'))
+            return false;
+        if (!isalnum((unsigned char) c) && c != '.' && c != '-')
+            return false;
+    }
+    if (colon) {
+        if (!colon[1])
+            return false;
+        for (const char *p = colon + 1; *p; p++)
+            if (!isdigit((unsigned char) *p))
+                return false;
     }
     return true;
 }
@@ -146,9 +183,10 @@ cs_ref_normalize(const char *ref, char **out, cs_error **err)
     }
     if (!strcmp(domain, "index.docker.io"))
         domain = "docker.io";
-    for (const char *c = domain; *c; c++)
-        if (!isalnum((unsigned char) *c) && *c != '.' && *c != '-' && *c != ':')
-            return cs_err(err, CS_EINVAL, 0, "reference '%s': invalid registry '%s'", ref, domain);
+    if (!valid_domain(domain))
+        return cs_err(err, CS_EINVAL, 0, "reference '%s': invalid registry '%s'", ref, domain);
+    if (strlen(domain) + 1 + strlen(path) > 255)
+        return cs_err(err, CS_EINVAL, 0, "reference '%s': repository name longer than 255", ref);
     /* Validate each path component. */
     const char *s = path;
     for (;;) {
@@ -170,7 +208,8 @@ cs_ref_normalize(const char *ref, char **out, cs_error **err)
 char *
 cs_ref_familiar(const char *n)
 {
-    if (!strncmp(n, "docker.io/library/", 18))
+    /* "library/" goes only where nothing nested follows: "library/a/b" must stay. */
+    if (!strncmp(n, "docker.io/library/", 18) && !strchr(n + 18, '/'))
         return cs_xstrdup(n + 18);
     if (!strncmp(n, "docker.io/", 10))
         return cs_xstrdup(n + 10);

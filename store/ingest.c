@@ -67,7 +67,9 @@ struct cs_ingest {
     slot ring[NSLOTS];
     uint64_t head, next_work, tail;
     bool stop;
-    int worker_err; /* an LMDB error inside a worker */
+    /* Set by the first failure: a half-ingested file may sit in the queue,
+     * so the ingest can only be freed after that. */
+    bool failed;
 
     /* pending files: a queue [pq_head, pq_tail) */
     pending *pq;
@@ -413,9 +415,19 @@ cs_ingest_free(cs_ingest *ing)
     free(ing);
 }
 
+static int
+refuse_if_failed(cs_ingest *ing, cs_error **err)
+{
+    if (ing->failed)
+        return cs_err(err, CS_EINVAL, 0, "ingest already failed: it can only be abandoned");
+    return 0;
+}
+
 int
 cs_ingest_commit(cs_ingest *ing, cs_error **err)
 {
+    if (refuse_if_failed(ing, err) < 0)
+        return -CS_EINVAL;
     int r = drain_all(ing, err);
     if (r < 0)
         return r;
@@ -436,8 +448,20 @@ cs_ingest_stats_get(const cs_ingest *ing)
     return &ing->stats;
 }
 
+static int ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_error **err);
+
 int
 cs_ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_error **err)
+{
+    if (refuse_if_failed(ing, err) < 0)
+        return -CS_EINVAL;
+    int r = ingest_fd(ing, fd, content, size, err);
+    ing->failed = r < 0;
+    return r;
+}
+
+static int
+ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_error **err)
 {
     int r = file_begin(ing, NULL, 0, content, err);
     if (r < 0)
@@ -662,9 +686,23 @@ ingest_archive(cs_ingest *ing, struct archive *a, const char *name, cs_tree *t, 
     }
 }
 
+static int ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx,
+                      cs_layer_info *out, cs_error **err);
+
 int
 cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
               cs_error **err)
+{
+    if (refuse_if_failed(ing, err) < 0)
+        return -CS_EINVAL;
+    int r = ingest_tar(ing, name, rd, rctx, out, err);
+    ing->failed = r < 0;
+    return r;
+}
+
+static int
+ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
+           cs_error **err)
 {
     cs_feeder *f = NULL;
     int r = cs_feeder_start(rd, rctx, &f, err);
@@ -727,17 +765,26 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-static void
-read_xattrs(const char *full, cs_entry *e)
+static int
+read_xattrs(const char *full, cs_entry *e, cs_error **err)
 {
-    char names[8192];
-    ssize_t n = llistxattr(full, names, sizeof(names));
+    ssize_t n = llistxattr(full, NULL, 0);
+    if (n <= 0)
+        return 0; /* none, or a filesystem without xattrs */
+    cs_autofree char *names = cs_xmalloc((size_t) n);
+    n = llistxattr(full, names, (size_t) n);
+    if (n < 0)
+        return cs_err(err, CS_EIO, errno, "%s: list xattrs", full);
     for (ssize_t i = 0; i < n; i += (ssize_t) strlen(names + i) + 1) {
-        uint8_t val[8192];
-        ssize_t vl = lgetxattr(full, names + i, val, sizeof(val));
+        ssize_t vl = lgetxattr(full, names + i, NULL, 0);
+        if (vl < 0)
+            continue; /* removed meanwhile */
+        cs_autofree uint8_t *val = cs_xmalloc((size_t) vl + 1);
+        vl = lgetxattr(full, names + i, val, (size_t) vl);
         if (vl >= 0)
             cs_entry_add_xattr(e, names + i, val, (uint32_t) vl);
     }
+    return 0;
 }
 
 static int walk_dir(walk *w, const char *full, const char *rel, cs_error **err);
@@ -756,7 +803,8 @@ walk_one(walk *w, const char *full, const char *rel, cs_error **err)
     e->gid = st.st_gid;
     e->mtime_sec = st.st_mtim.tv_sec;
     e->mtime_nsec = (uint32_t) st.st_mtim.tv_nsec;
-    read_xattrs(full, e);
+    if (read_xattrs(full, e, err) < 0)
+        return -CS_EIO;
     switch (st.st_mode & S_IFMT) {
     case S_IFDIR:
         e->type = CS_E_DIR;
@@ -867,6 +915,8 @@ walk_dir(walk *w, const char *full, const char *rel, cs_error **err)
 int
 cs_ingest_dir(cs_ingest *ing, const char *dir, cs_digest *tree, cs_error **err)
 {
+    if (refuse_if_failed(ing, err) < 0)
+        return -CS_EINVAL;
     walk w = { .ing = ing, .t = cs_tree_new() };
     int r = walk_dir(&w, dir, "", err);
     if (r >= 0)
@@ -881,5 +931,6 @@ cs_ingest_dir(cs_ingest *ing, const char *dir, cs_digest *tree, cs_error **err)
         free(w.links[i].path);
     free(w.links);
     cs_tree_free(w.t);
+    ing->failed = r < 0;
     return r < 0 ? r : 0;
 }

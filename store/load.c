@@ -203,12 +203,13 @@ source_get(source *src, const char *name, cs_buf *out, cs_error **err)
 {
     if (src->is_dir) {
         cs_autofree char *p = cs_path_join(src->path, name);
-        int r = cs_read_file(p, SMALL_MAX, out, NULL);
-        if (r == -CS_ENOTFOUND)
+        struct stat st;
+        if (stat(p, &st) < 0 && errno == ENOENT)
             return cs_err(err, CS_ENOTFOUND, 0, "'%s' is missing", name);
-        if (r < 0)
-            return cs_err(err, CS_EIO, errno, "'%s'", name);
-        return 0;
+        if (stat(p, &st) == 0 && !S_ISREG(st.st_mode))
+            return cs_err(err, CS_EINVAL, 0, "'%s' is not a regular file", name);
+        int r = cs_read_file(p, SMALL_MAX, out, err);
+        return r < 0 ? cs_err_wrap(err, "'%s'", name) : 0;
     }
     member *m = source_find(src, name);
     if (!m)
@@ -623,11 +624,21 @@ ingest_layers(cs_ingest *ing, source *src, plan *p, cs_error **err)
             continue;
         if (src->is_dir) {
             cs_autofree char *path = cs_path_join(src->path, l->name);
-            fd_reader fr = { open(path, O_RDONLY | O_CLOEXEC) };
+            fd_reader fr = { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) };
             if (fr.fd < 0)
                 return cs_err(err, errno == ENOENT ? CS_ENOTFOUND : CS_EIO, errno,
                               "layer '%s' is missing", l->name);
-            r = cs_ingest_tar(ing, l->name, read_fd, &fr, &l->info, err);
+            /* Only a regular file of the announced size: never a device or
+             * FIFO that could be read forever. */
+            struct stat st;
+            if (fstat(fr.fd, &st) < 0 || !S_ISREG(st.st_mode))
+                r = cs_err(err, CS_EINVAL, 0, "layer '%s' is not a regular file", l->name);
+            else if (l->size >= 0 && (uint64_t) st.st_size != (uint64_t) l->size)
+                r = cs_err(err, CS_ECORRUPT, 0,
+                           "layer '%s': size %lld does not match manifest (%lld)", l->name,
+                           (long long) st.st_size, (long long) l->size);
+            else
+                r = cs_ingest_tar(ing, l->name, read_fd, &fr, &l->info, err);
             close(fr.fd);
         } else {
             member *m = source_find(src, l->name);

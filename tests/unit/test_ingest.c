@@ -1,0 +1,1591 @@
+/* test_ingest.c - tar, directory and fd ingest (ingest.c, feeder.c), OCI
+ * layout load (load.c) and image references (image.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "cstore/content.h"
+#include "cstore/image.h"
+#include "cstore/ingest.h"
+#include "cstore/load.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+typedef struct fx {
+    char dir[64];
+    char *root; /* the store */
+    char *work; /* scratch files */
+    cs_store *s;
+} fx;
+
+/* ---- fixture ---- */
+
+static int
+rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st, (void) flag, (void) ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cs-test-ingest.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->root = cs_path_join(f->dir, "store");
+    f->work = cs_path_join(f->dir, "work");
+    if (mkdir(f->work, 0755) < 0)
+        return -1;
+    cs_error *err = NULL;
+    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f->root);
+    free(f->work);
+    free(f);
+    return 0;
+}
+
+/* ---- data ---- */
+
+static void
+fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        p[i] = (uint8_t) s;
+    }
+}
+
+/* Lines of words picked by a seeded generator: compresses like source code. */
+static void
+fill_text(uint8_t *p, size_t n, uint64_t seed)
+{
+    static const char *words[] = { "the ",  "quick ", "brown ", "fox ",    "jumps ", "over ",
+                                   "lazy ", "dog ",   "int ",   "return ", "if (",   ") {\n",
+                                   "}\n",   "for ",   "while ", "static ", "void ",  "char *" };
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    size_t o = 0;
+    while (o < n) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        const char *w = words[s % (sizeof(words) / sizeof(words[0]))];
+        for (; *w && o < n; w++)
+            p[o++] = (uint8_t) *w;
+    }
+}
+
+/* ---- tar streams in memory ---- */
+
+typedef struct tarb {
+    struct archive *a;
+    cs_buf out;
+} tarb;
+
+static la_ssize_t
+tar_write_cb(struct archive *a, void *ctx, const void *p, size_t n)
+{
+    (void) a;
+    cs_buf_append(ctx, p, n);
+    return (la_ssize_t) n;
+}
+
+static void
+tar_begin(tarb *t)
+{
+    cs_buf_init(&t->out);
+    t->a = archive_write_new();
+    assert_int_equal(archive_write_set_format_pax(t->a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open(t->a, &t->out, NULL, tar_write_cb, NULL), ARCHIVE_OK);
+}
+
+static struct archive_entry *
+tar_entry(const char *path, mode_t type, mode_t perm)
+{
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, path);
+    archive_entry_set_filetype(ae, type);
+    archive_entry_set_perm(ae, perm);
+    archive_entry_set_mtime(ae, 1700000000, 0);
+    return ae;
+}
+
+/* Writes ae (freed here) and n bytes of data. */
+static void
+tar_add(tarb *t, struct archive_entry *ae, const void *data, size_t n)
+{
+    if (archive_entry_filetype(ae) == AE_IFREG && !archive_entry_hardlink(ae))
+        archive_entry_set_size(ae, (la_int64_t) n);
+    assert_int_equal(archive_write_header(t->a, ae), ARCHIVE_OK);
+    if (n)
+        assert_int_equal(archive_write_data(t->a, data, n), (la_ssize_t) n);
+    archive_entry_free(ae);
+}
+
+static void
+tar_file(tarb *t, const char *path, const void *data, size_t n)
+{
+    tar_add(t, tar_entry(path, AE_IFREG, 0644), data, n);
+}
+
+static void
+tar_end(tarb *t)
+{
+    assert_int_equal(archive_write_close(t->a), ARCHIVE_OK);
+    archive_write_free(t->a);
+    t->a = NULL;
+}
+
+/* A ustar header written by hand, for what libarchive refuses to write. */
+static void
+raw_header(uint8_t h[512], const char *name, char type, const char *size_octal, const char *link)
+{
+    memset(h, 0, 512);
+    snprintf((char *) h, 100, "%s", name);
+    memcpy(h + 100, "0000644", 8);
+    memcpy(h + 108, "0000000", 8);
+    memcpy(h + 116, "0000000", 8);
+    snprintf((char *) h + 124, 12, "%s", size_octal);
+    memcpy(h + 136, "14524120000", 12);
+    h[156] = (uint8_t) type;
+    if (link)
+        snprintf((char *) h + 157, 100, "%s", link);
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *) h + 148, 8, "%06o", sum);
+}
+
+/* ---- compression ---- */
+
+static void
+gzip_append(cs_buf *out, const void *p, size_t n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t bound = deflateBound(&z, (uLong) n) + 64;
+    cs_buf_reserve(out, bound);
+    z.next_in = (Bytef *) p;
+    z.avail_in = (uInt) n;
+    z.next_out = out->data + out->len;
+    z.avail_out = (uInt) bound;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    out->len += bound - z.avail_out;
+    deflateEnd(&z);
+}
+
+static void
+zstd_append(cs_buf *out, const void *p, size_t n)
+{
+    size_t bound = ZSTD_compressBound(n);
+    cs_buf_reserve(out, bound);
+    size_t k = ZSTD_compress(out->data + out->len, bound, p, n, 3);
+    assert_false(ZSTD_isError(k));
+    out->len += k;
+}
+
+/* ---- reading ---- */
+
+typedef struct memrd {
+    const uint8_t *p;
+    size_t left;
+    size_t max; /* largest read handed out; 0: no limit */
+} memrd;
+
+static ssize_t
+mem_read(void *ctx, void *buf, size_t len)
+{
+    memrd *m = ctx;
+    size_t k = len < m->left ? len : m->left;
+    if (m->max && k > m->max)
+        k = m->max;
+    memcpy(buf, m->p, k);
+    m->p += k;
+    m->left -= k;
+    return (ssize_t) k;
+}
+
+static int
+sink_buf(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    cs_buf_append(ctx, p, n);
+    return 0;
+}
+
+typedef struct count_ctx {
+    cs_table t;
+    size_t n;
+} count_ctx;
+
+static int
+count_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    count_ctx *c = ctx;
+    MDB_stat st;
+    int rc = mdb_stat(txn, cs_db_dbi(db, c->t), &st);
+    if (rc)
+        return cs_db_err(err, rc, "stat");
+    c->n = st.ms_entries;
+    return 0;
+}
+
+static size_t
+count(cs_store *s, cs_table t)
+{
+    count_ctx c = { t, 0 };
+    cs_error *err = NULL;
+    assert_int_equal(cs_db_read(cs_store_db(s), count_fn, &c, &err), 0);
+    return c.n;
+}
+
+static void
+assert_store_empty(cs_store *s)
+{
+    assert_int_equal(count(s, CS_T_CHUNKS), 0);
+    assert_int_equal(count(s, CS_T_CONTENTS), 0);
+    assert_int_equal(count(s, CS_T_TREES), 0);
+    assert_int_equal(count(s, CS_T_IMAGES), 0);
+    assert_int_equal(count(s, CS_T_TAGS), 0);
+}
+
+typedef struct get_ctx {
+    const cs_digest *d;
+    cs_tree *tree;
+    cs_buf *content;
+} get_ctx;
+
+static int
+get_tree_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    get_ctx *g = ctx;
+    return cs_tree_get(db, txn, g->d, &g->tree, err);
+}
+
+static cs_tree *
+get_tree(cs_store *s, const cs_digest *d)
+{
+    get_ctx g = { .d = d };
+    cs_error *err = NULL;
+    assert_int_equal(cs_db_read(cs_store_db(s), get_tree_fn, &g, &err), 0);
+    return g.tree;
+}
+
+static int
+get_content_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    get_ctx *g = ctx;
+    return cs_content_read(db, txn, g->d, true, sink_buf, g->content, err);
+}
+
+/* Reads a content back, verifying every chunk, and compares it with p[0..n). */
+static void
+assert_content(cs_store *s, const cs_digest *d, const void *p, size_t n)
+{
+    cs_buf b;
+    cs_buf_init(&b);
+    get_ctx g = { .d = d, .content = &b };
+    cs_error *err = NULL;
+    int r = cs_db_read(cs_store_db(s), get_content_fn, &g, &err);
+    if (r < 0)
+        fail_msg("content read: %s", err ? err->msg : "?");
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, p, n);
+    cs_buf_release(&b);
+}
+
+static void
+write_file(const char *path, const void *p, size_t n, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(cs_write_all(fd, p, n), 0);
+    close(fd);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+set_mtime(const char *path, time_t sec, long nsec)
+{
+    struct timespec ts[2] = { { sec, nsec }, { sec, nsec } };
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static void
+assert_msg(const cs_error *err, const char *want)
+{
+    assert_non_null(err);
+    if (!strstr(err->msg, want))
+        fail_msg("error '%s' does not mention '%s'", err->msg, want);
+}
+
+/* Ingests one stream and commits; fills *info. */
+static void
+ingest_ok(cs_store *s, const void *p, size_t n, size_t maxread, cs_layer_info *info,
+          cs_ingest_stats *stats)
+{
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(s, &ing, &err), 0);
+    memrd m = { p, n, maxread };
+    int r = cs_ingest_tar(ing, "layer", mem_read, &m, info, &err);
+    if (r < 0)
+        fail_msg("ingest: %s", err->msg);
+    if (stats)
+        *stats = *cs_ingest_stats_get(ing);
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+}
+
+/* Ingests one stream that must fail with code and a message naming want;
+ * frees uncommitted and checks that nothing was stored. */
+static void
+ingest_fails(cs_store *s, const void *p, size_t n, cs_code code, const char *want)
+{
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(s, &ing, &err), 0);
+    memrd m = { p, n, 0 };
+    cs_layer_info info;
+    int r = cs_ingest_tar(ing, "evil.tar", mem_read, &m, &info, &err);
+    cs_ingest_free(ing);
+    if (r >= 0)
+        fail_msg("hostile input was accepted (wanted '%s')", want);
+    assert_msg(err, "evil.tar: ");
+    assert_msg(err, want);
+    assert_int_equal(r, -(int) code);
+    cs_error_free(err);
+    assert_store_empty(s);
+}
+
+/* ---- the sample layer ---- */
+
+typedef struct spec {
+    const char *path;
+    cs_etype type;
+    uint32_t mode;
+    uint32_t uid, gid;
+    const char *uname, *gname;
+    int64_t sec;
+    uint32_t nsec;
+    const char *link; /* symlink or hardlink target */
+    uint32_t maj, min;
+    size_t size;
+    int fill; /* 0: zeros, 1: random, 2: text */
+    const char *xname;
+    const char *xval;
+    size_t xlen;
+} spec;
+
+static const spec layer_spec[] = {
+    { "bin", CS_E_SYMLINK, 0777, 0, 0, NULL, NULL, 1700000000, 0, "usr/bin", 0, 0, 0, 0, NULL, NULL,
+      0 },
+    { "dev", CS_E_DIR, 0755, 0, 0, "root", "root", 1700000001, 5, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "dev/fifo", CS_E_FIFO, 0600, 0, 0, NULL, NULL, 1700000002, 0, NULL, 0, 0, 0, 0, NULL, NULL,
+      0 },
+    { "dev/null", CS_E_CHAR, 0666, 0, 0, NULL, NULL, 1700000003, 0, NULL, 1, 3, 0, 0, NULL, NULL,
+      0 },
+    { "dev/sda", CS_E_BLOCK, 0660, 0, 6, NULL, "disk", 1700000004, 0, NULL, 8, 0, 0, 0, NULL, NULL,
+      0 },
+    { "empty", CS_E_FILE, 0644, 0, 0, NULL, NULL, 1700000005, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "etc", CS_E_DIR, 0755, 0, 0, NULL, NULL, 1700000006, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "etc/big.bin", CS_E_FILE, 0640, 1000, 1001, "alice", "staff", 1700000007, 123456789, NULL, 0,
+      0, 1 * MiB, 1, "user.comment", "hello", 5 },
+    { "etc/text.txt", CS_E_FILE, 0600, 0, 0, NULL, NULL, 1700000008, 999999999, NULL, 0, 0, 5 * MiB,
+      2, NULL, NULL, 0 },
+    { "etc/to-tool", CS_E_SYMLINK, 0777, 0, 0, NULL, NULL, 1700000009, 0, "../usr/bin/tool", 0, 0,
+      0, 0, NULL, NULL, 0 },
+    { "one", CS_E_FILE, 0444, 65534, 65534, "nobody", "nogroup", 1700000010, 1, NULL, 0, 0, 1, 1,
+      NULL, NULL, 0 },
+    { "srv", CS_E_DIR, 02775, 0, 50, NULL, NULL, 1700000011, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "tmp", CS_E_DIR, 01777, 0, 0, NULL, NULL, 1700000012, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "usr", CS_E_DIR, 0755, 0, 0, NULL, NULL, 1700000013, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "usr/bin", CS_E_DIR, 0755, 0, 0, NULL, NULL, 1700000014, 0, NULL, 0, 0, 0, 0, NULL, NULL, 0 },
+    { "usr/bin/ping", CS_E_FILE, 04755, 0, 0, NULL, NULL, 1700000015, 0, NULL, 0, 0, 3 * KiB, 1,
+      "security.capability", "\x01\x00\x00\x02\x00\x20\x00\x00", 8 },
+    { "usr/bin/tool", CS_E_FILE, 06755, 0, 0, NULL, NULL, 1700000016, 500, NULL, 0, 0, 16 * KiB, 1,
+      NULL, NULL, 0 },
+    { "usr/bin/tool2", CS_E_HARDLINK, 06755, 0, 0, NULL, NULL, 1700000016, 500, "usr/bin/tool", 0,
+      0, 0, 0, NULL, NULL, 0 },
+};
+#define NSPEC (sizeof(layer_spec) / sizeof(layer_spec[0]))
+
+typedef struct sample {
+    tarb tar;
+    uint8_t *data[NSPEC];
+} sample;
+
+static void
+sample_build(sample *smp)
+{
+    tar_begin(&smp->tar);
+    /* The root directory itself is not an entry of the tree. */
+    tar_add(&smp->tar, tar_entry("./", AE_IFDIR, 0755), NULL, 0);
+    /* Write in an order unlike the sorted one. */
+    for (size_t k = NSPEC; k-- > 0;) {
+        size_t i = (k * 7) % NSPEC;
+        const spec *sp = &layer_spec[i];
+        static const mode_t ft[] = {
+            [CS_E_FILE] = AE_IFREG,     [CS_E_DIR] = AE_IFDIR,  [CS_E_SYMLINK] = AE_IFLNK,
+            [CS_E_HARDLINK] = AE_IFREG, [CS_E_CHAR] = AE_IFCHR, [CS_E_BLOCK] = AE_IFBLK,
+            [CS_E_FIFO] = AE_IFIFO
+        };
+        struct archive_entry *ae = tar_entry(sp->path, ft[sp->type], sp->mode);
+        archive_entry_set_uid(ae, sp->uid);
+        archive_entry_set_gid(ae, sp->gid);
+        if (sp->uname)
+            archive_entry_set_uname(ae, sp->uname);
+        if (sp->gname)
+            archive_entry_set_gname(ae, sp->gname);
+        archive_entry_set_mtime(ae, sp->sec, sp->nsec);
+        if (sp->type == CS_E_SYMLINK)
+            archive_entry_set_symlink(ae, sp->link);
+        if (sp->type == CS_E_HARDLINK)
+            archive_entry_set_hardlink(ae, sp->link);
+        if (sp->type == CS_E_CHAR || sp->type == CS_E_BLOCK) {
+            archive_entry_set_rdevmajor(ae, sp->maj);
+            archive_entry_set_rdevminor(ae, sp->min);
+        }
+        if (sp->xname)
+            archive_entry_xattr_add_entry(ae, sp->xname, sp->xval, sp->xlen);
+        smp->data[i] = calloc(1, sp->size + 1);
+        if (sp->fill == 1)
+            fill_random(smp->data[i], sp->size, i + 1);
+        else if (sp->fill == 2)
+            fill_text(smp->data[i], sp->size, i + 1);
+        tar_add(&smp->tar, ae, smp->data[i], sp->type == CS_E_FILE ? sp->size : 0);
+    }
+    tar_end(&smp->tar);
+}
+
+static void
+sample_release(sample *smp)
+{
+    for (size_t i = 0; i < NSPEC; i++)
+        free(smp->data[i]);
+    cs_buf_release(&smp->tar.out);
+}
+
+static const spec *
+spec_find(const char *path)
+{
+    for (size_t i = 0; i < NSPEC; i++)
+        if (!strcmp(layer_spec[i].path, path))
+            return &layer_spec[i];
+    return NULL;
+}
+
+static void
+assert_str_or_null(const char *got, const char *want)
+{
+    if (!want)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+/* The tree has exactly the entries of layer_spec, with their attributes and
+ * contents. */
+static void
+assert_sample_tree(cs_store *s, const cs_digest *td, const sample *smp)
+{
+    cs_tree *t = get_tree(s, td);
+    assert_int_equal(t->n, NSPEC);
+    for (size_t i = 0; i < NSPEC; i++) {
+        const spec *sp = &layer_spec[i];
+        const cs_entry *e = &t->e[i];
+        assert_string_equal(e->path, sp->path); /* layer_spec is sorted */
+        assert_int_equal(e->type, sp->type);
+        assert_int_equal(e->mode, sp->mode);
+        assert_int_equal(e->uid, sp->uid);
+        assert_int_equal(e->gid, sp->gid);
+        assert_str_or_null(e->uname, sp->uname);
+        assert_str_or_null(e->gname, sp->gname);
+        assert_int_equal(e->mtime_sec, sp->sec);
+        assert_int_equal(e->mtime_nsec, sp->nsec);
+        assert_str_or_null(e->link, sp->link);
+        assert_int_equal(e->devmajor, sp->maj);
+        assert_int_equal(e->devminor, sp->min);
+        if (sp->xname) {
+            assert_int_equal(e->nxattrs, 1);
+            assert_string_equal(e->xattrs[0].name, sp->xname);
+            assert_int_equal(e->xattrs[0].len, sp->xlen);
+            assert_memory_equal(e->xattrs[0].value, sp->xval, sp->xlen);
+        } else {
+            assert_int_equal(e->nxattrs, 0);
+        }
+        const spec *data_sp = sp;
+        size_t di = i;
+        if (sp->type == CS_E_HARDLINK) {
+            data_sp = spec_find(sp->link);
+            di = (size_t) (data_sp - layer_spec);
+        }
+        if (data_sp->type != CS_E_FILE) {
+            assert_int_equal(e->size, 0);
+            assert_false(e->has_content);
+            continue;
+        }
+        assert_int_equal(e->size, data_sp->size);
+        assert_int_equal(e->has_content, data_sp->size > 0);
+        if (e->has_content) {
+            cs_digest want;
+            cs_sha256(smp->data[di], data_sp->size, &want);
+            assert_true(cs_digest_eq(&e->content, &want));
+            assert_content(s, &e->content, smp->data[di], data_sp->size);
+        }
+    }
+    cs_tree_free(t);
+}
+
+/* ---- tar round trips ---- */
+
+static void
+plain_tar_round_trips_every_entry_type_and_attribute(void **state)
+{
+    fx *f = *state;
+    sample smp = { 0 };
+    sample_build(&smp);
+    cs_layer_info info;
+    cs_ingest_stats st;
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 0, &info, &st);
+    assert_sample_tree(f->s, &info.tree, &smp);
+
+    cs_digest want;
+    cs_sha256(smp.tar.out.data, smp.tar.out.len, &want);
+    assert_true(cs_digest_eq(&info.blob, &want));
+    assert_true(cs_digest_eq(&info.diff_id, &want));
+    assert_int_equal(info.blob_size, smp.tar.out.len);
+    assert_int_equal(info.tar_size, smp.tar.out.len);
+    assert_int_equal(info.comp, CS_COMP_NONE);
+    /* files: empty, big.bin, text.txt, one, ping, tool (not the hardlink) */
+    assert_int_equal(st.files, 6);
+    assert_int_equal(st.bytes, 1 * MiB + 5 * MiB + 1 + 3 * KiB + 16 * KiB);
+    assert_true(st.new_chunks > 0);
+    assert_int_equal(count(f->s, CS_T_TREES), 1);
+    assert_int_equal(count(f->s, CS_T_CONTENTS), 5);
+    sample_release(&smp);
+}
+
+static void
+odd_sized_reads_give_the_same_layer(void **state)
+{
+    fx *f = *state;
+    sample smp = { 0 };
+    sample_build(&smp);
+    cs_layer_info a, b;
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, NULL);
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 4093, &b, NULL);
+    assert_true(cs_digest_eq(&a.tree, &b.tree));
+    assert_true(cs_digest_eq(&a.blob, &b.blob));
+    assert_int_equal(a.tar_size, b.tar_size);
+    sample_release(&smp);
+}
+
+static void
+compressed_round_trip(fx *f, cs_compression comp, size_t maxread)
+{
+    sample smp = { 0 };
+    sample_build(&smp);
+    cs_buf z;
+    cs_buf_init(&z);
+    if (comp == CS_COMP_GZIP)
+        gzip_append(&z, smp.tar.out.data, smp.tar.out.len);
+    else
+        zstd_append(&z, smp.tar.out.data, smp.tar.out.len);
+    cs_layer_info info;
+    ingest_ok(f->s, z.data, z.len, maxread, &info, NULL);
+    assert_sample_tree(f->s, &info.tree, &smp);
+    cs_digest blob, diff;
+    cs_sha256(z.data, z.len, &blob);
+    cs_sha256(smp.tar.out.data, smp.tar.out.len, &diff);
+    assert_true(cs_digest_eq(&info.blob, &blob));
+    assert_true(cs_digest_eq(&info.diff_id, &diff));
+    assert_int_equal(info.blob_size, z.len);
+    assert_int_equal(info.tar_size, smp.tar.out.len);
+    assert_int_equal(info.comp, comp);
+    cs_buf_release(&z);
+    sample_release(&smp);
+}
+
+static void
+gzip_tar_round_trips_with_digests_of_both_streams(void **state)
+{
+    compressed_round_trip(*state, CS_COMP_GZIP, 0);
+}
+
+static void
+zstd_tar_round_trips_with_digests_of_both_streams(void **state)
+{
+    compressed_round_trip(*state, CS_COMP_ZSTD, 0);
+}
+
+static void
+gzip_is_detected_when_the_first_read_is_short(void **state)
+{
+
+    compressed_round_trip(*state, CS_COMP_GZIP, 1);
+}
+
+static void
+multi_member_gzip_is_one_stream(void **state)
+{
+    fx *f = *state;
+    sample smp = { 0 };
+    sample_build(&smp);
+    /* Three members, cut at odd places (one inside a file's data). */
+    size_t cuts[] = { 0, 1000, smp.tar.out.len / 2 + 17, smp.tar.out.len };
+    cs_buf z;
+    cs_buf_init(&z);
+    for (int i = 0; i < 3; i++)
+        gzip_append(&z, smp.tar.out.data + cuts[i], cuts[i + 1] - cuts[i]);
+    cs_layer_info info;
+    ingest_ok(f->s, z.data, z.len, 0, &info, NULL);
+    assert_sample_tree(f->s, &info.tree, &smp);
+    cs_digest blob, diff;
+    cs_sha256(z.data, z.len, &blob);
+    cs_sha256(smp.tar.out.data, smp.tar.out.len, &diff);
+    assert_true(cs_digest_eq(&info.blob, &blob));
+    assert_true(cs_digest_eq(&info.diff_id, &diff));
+    assert_int_equal(info.comp, CS_COMP_GZIP);
+    cs_buf_release(&z);
+    sample_release(&smp);
+}
+
+static void
+later_member_of_the_same_path_wins(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_begin(&t);
+    tar_file(&t, "a", "old", 3);
+    tar_file(&t, "./a", "new!", 4);
+    tar_end(&t);
+    cs_layer_info info;
+    ingest_ok(f->s, t.out.data, t.out.len, 0, &info, NULL);
+    cs_tree *tree = get_tree(f->s, &info.tree);
+    assert_int_equal(tree->n, 1);
+    assert_int_equal(tree->e[0].size, 4);
+    assert_content(f->s, &tree->e[0].content, "new!", 4);
+    cs_tree_free(tree);
+    cs_buf_release(&t.out);
+}
+
+/* ---- determinism and dedup ---- */
+
+static void
+same_tar_in_two_fresh_stores_gives_the_same_tree(void **state)
+{
+    fx *f = *state;
+    sample smp = { 0 };
+    sample_build(&smp);
+    cs_layer_info a, b;
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, NULL);
+
+    cs_autofree char *root2 = cs_path_join(f->dir, "store2");
+    cs_store *s2 = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_store_open(root2, 0, &s2, &err), 0);
+    ingest_ok(s2, smp.tar.out.data, smp.tar.out.len, 7777, &b, NULL);
+    assert_true(cs_digest_eq(&a.tree, &b.tree));
+    assert_int_equal(count(f->s, CS_T_CHUNKS), count(s2, CS_T_CHUNKS));
+    cs_store_close(s2);
+    sample_release(&smp);
+}
+
+static void
+ingesting_a_tar_again_writes_no_new_chunks(void **state)
+{
+    fx *f = *state;
+    sample smp = { 0 };
+    sample_build(&smp);
+    cs_layer_info a, b;
+    cs_ingest_stats s1, s2;
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, &s1);
+    size_t chunks = count(f->s, CS_T_CHUNKS);
+    assert_int_equal(s1.new_chunks, chunks);
+
+    /* Again, in a new ingest (the chunks are committed) ... */
+    ingest_ok(f->s, smp.tar.out.data, smp.tar.out.len, 0, &b, &s2);
+    assert_true(cs_digest_eq(&a.tree, &b.tree));
+    assert_int_equal(s2.new_chunks, 0);
+    assert_int_equal(s2.new_bytes, 0);
+    assert_int_equal(s2.files, s1.files);
+
+    /* ... and twice within one ingest (the chunks are only in its txn). */
+    cs_autofree char *root2 = cs_path_join(f->dir, "store2");
+    cs_store *st2 = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_store_open(root2, 0, &st2, &err), 0);
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(st2, &ing, &err), 0);
+    memrd m1 = { smp.tar.out.data, smp.tar.out.len, 0 };
+    assert_int_equal(cs_ingest_tar(ing, "one", mem_read, &m1, &a, &err), 0);
+    uint64_t first = cs_ingest_stats_get(ing)->new_chunks;
+    memrd m2 = { smp.tar.out.data, smp.tar.out.len, 0 };
+    assert_int_equal(cs_ingest_tar(ing, "two", mem_read, &m2, &b, &err), 0);
+    assert_int_equal(cs_ingest_stats_get(ing)->new_chunks, first);
+    assert_true(cs_digest_eq(&a.tree, &b.tree));
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+    assert_int_equal(count(st2, CS_T_CHUNKS), chunks);
+    cs_store_close(st2);
+    sample_release(&smp);
+}
+
+/* ---- hostile input ---- */
+
+/* A tar with a good file first (so chunks would be stored), then bad. */
+static void
+tar_with_payload(tarb *t)
+{
+    static uint8_t payload[64 * KiB];
+    fill_random(payload, sizeof(payload), 99);
+    tar_begin(t);
+    tar_file(t, "ok.bin", payload, sizeof(payload));
+}
+
+static void
+member_with_dotdot_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_file(&t, "../evil", "x", 1);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "'../evil'");
+    cs_buf_release(&t.out);
+}
+
+static void
+member_with_dotdot_inside_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_file(&t, "usr/../../evil", "x", 1);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "'usr/../../evil'");
+    cs_buf_release(&t.out);
+}
+
+static void
+member_with_absolute_path_is_refused(void **state)
+{
+    fx *f = *state;
+    /* libarchive's writer keeps the leading '/'; make sure by hand. */
+    cs_buf b;
+    cs_buf_init(&b);
+    uint8_t h[512], d[512] = "x";
+    raw_header(h, "ok", '0', "00000000001", NULL);
+    cs_buf_append(&b, h, 512);
+    cs_buf_append(&b, d, 512);
+    raw_header(h, "/abs", '0', "00000000001", NULL);
+    cs_buf_append(&b, h, 512);
+    cs_buf_append(&b, d, 512);
+    memset(d, 0, 512);
+    cs_buf_append(&b, d, 512);
+    cs_buf_append(&b, d, 512);
+    ingest_fails(f->s, b.data, b.len, CS_EINVAL, "'/abs' has an absolute path");
+    cs_buf_release(&b);
+}
+
+static void
+member_below_a_symlink_of_the_layer_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    struct archive_entry *ae = tar_entry("link", AE_IFLNK, 0777);
+    archive_entry_set_symlink(ae, "/");
+    tar_add(&t, ae, NULL, 0);
+    tar_file(&t, "link/etc/x", "pwned", 5);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "through symlink 'link'");
+    cs_buf_release(&t.out);
+}
+
+static void
+member_below_a_file_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_file(&t, "ok.bin/x", "y", 1);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "below non-directory 'ok.bin'");
+    cs_buf_release(&t.out);
+}
+
+static void
+hardlink_leaving_the_layer_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    struct archive_entry *ae = tar_entry("h", AE_IFREG, 0644);
+    archive_entry_set_hardlink(ae, "../../outside");
+    tar_add(&t, ae, NULL, 0);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "'../../outside'");
+    cs_buf_release(&t.out);
+}
+
+static void
+hardlink_to_an_absolute_path_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    struct archive_entry *ae = tar_entry("h", AE_IFREG, 0644);
+    archive_entry_set_hardlink(ae, "/etc/shadow");
+    tar_add(&t, ae, NULL, 0);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "'/etc/shadow'");
+    cs_buf_release(&t.out);
+}
+
+static void
+hardlink_to_a_path_not_in_the_layer_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    struct archive_entry *ae = tar_entry("h", AE_IFREG, 0644);
+    archive_entry_set_hardlink(ae, "etc/passwd");
+    tar_add(&t, ae, NULL, 0);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "'etc/passwd', which is not a file");
+    cs_buf_release(&t.out);
+}
+
+static void
+hardlink_cycle_is_refused(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    struct archive_entry *ae = tar_entry("a", AE_IFREG, 0644);
+    archive_entry_set_hardlink(ae, "b");
+    tar_add(&t, ae, NULL, 0);
+    ae = tar_entry("b", AE_IFREG, 0644);
+    archive_entry_set_hardlink(ae, "a");
+    tar_add(&t, ae, NULL, 0);
+    tar_end(&t);
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EINVAL, "not a file of the layer");
+    cs_buf_release(&t.out);
+}
+
+static void
+tar_cut_inside_a_file_fails(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    static uint8_t big[200 * KiB];
+    fill_random(big, sizeof(big), 5);
+    tar_file(&t, "big", big, sizeof(big));
+    tar_end(&t);
+    /* ok.bin: 1024 (pax) + 512 + 64 KiB; big starts after; cut 100 KiB in. */
+    size_t cut = t.out.len - 2 * 10240 - 100 * KiB;
+    ingest_fails(f->s, t.out.data, cut, CS_EPARSE, "'big': Truncated tar archive");
+    cs_buf_release(&t.out);
+}
+
+static void
+truncated_gzip_fails(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_end(&t);
+    cs_buf z;
+    cs_buf_init(&z);
+    gzip_append(&z, t.out.data, t.out.len);
+    /* Only the trailer missing: the tar itself parses, the gzip is short. */
+    ingest_fails(f->s, z.data, z.len - 4, CS_ECORRUPT, "truncated");
+    ingest_fails(f->s, z.data, z.len / 2, CS_ECORRUPT, "truncated");
+    cs_buf_release(&z);
+    cs_buf_release(&t.out);
+}
+
+static void
+truncated_zstd_fails(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_end(&t);
+    cs_buf z;
+    cs_buf_init(&z);
+    zstd_append(&z, t.out.data, t.out.len);
+    ingest_fails(f->s, z.data, z.len - 3, CS_ECORRUPT, "truncated");
+    cs_buf_release(&z);
+    cs_buf_release(&t.out);
+}
+
+static void
+corrupt_gzip_fails(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_end(&t);
+    cs_buf z;
+    cs_buf_init(&z);
+    gzip_append(&z, t.out.data, t.out.len);
+    z.data[z.len / 2] ^= 0x55;
+    ingest_fails(f->s, z.data, z.len, CS_ECORRUPT, "gzip data is corrupt");
+    cs_buf_release(&z);
+    cs_buf_release(&t.out);
+}
+
+static void
+absurd_size_field_with_little_data_fails(void **state)
+{
+    fx *f = *state;
+    cs_buf b;
+    cs_buf_init(&b);
+    uint8_t h[512], d[512];
+    fill_random(d, sizeof(d), 3);
+    raw_header(h, "ok", '0', "00000000001", NULL);
+    cs_buf_append(&b, h, 512);
+    cs_buf_append(&b, d, 512);
+    raw_header(h, "huge", '0', "77777777777", NULL);
+    cs_buf_append(&b, h, 512);
+    for (int i = 0; i < 8; i++)
+        cs_buf_append(&b, d, 512);
+    ingest_fails(f->s, b.data, b.len, CS_EPARSE, "'huge'");
+    cs_buf_release(&b);
+}
+
+static void
+bad_header_checksum_fails(void **state)
+{
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_file(&t, "second", "abc", 3);
+    tar_end(&t);
+    /* Flip a byte of the name in the header of "second": its checksum fails. */
+    uint8_t *h = memmem(t.out.data, t.out.len, "second", 6);
+    assert_non_null(h);
+    assert_int_equal((h - t.out.data) % 512, 0);
+    h[1] ^= 0x20;
+    ingest_fails(f->s, t.out.data, t.out.len, CS_EPARSE, "evil.tar: ");
+    cs_buf_release(&t.out);
+}
+
+static void
+garbage_is_not_a_tar(void **state)
+{
+    fx *f = *state;
+    uint8_t junk[8192];
+    fill_random(junk, sizeof(junk), 42);
+    ingest_fails(f->s, junk, sizeof(junk), CS_EPARSE, "evil.tar: ");
+    static const char text[] = "this is not a tar archive, just some text\n";
+    ingest_fails(f->s, text, sizeof(text) - 1, CS_EPARSE, "evil.tar: ");
+}
+
+static void
+an_ingest_that_failed_mid_file_refuses_more_work(void **state)
+{
+
+    fx *f = *state;
+    tarb t;
+    tar_with_payload(&t);
+    tar_end(&t);
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    memrd m = { t.out.data, 512 + 32 * KiB, 0 }; /* cut inside ok.bin */
+    cs_layer_info info;
+    assert_true(cs_ingest_tar(ing, "cut", mem_read, &m, &info, &err) < 0);
+    cs_error_clear(&err);
+    /* Either refused, or a correct digest: never success with no digest. */
+    cs_autofree char *path = cs_path_join(f->work, "x");
+    write_file(path, "abc", 3, 0644);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cs_digest d, want;
+    memset(&d, 0xee, sizeof(d));
+    uint64_t size;
+    int r = cs_ingest_fd(ing, fd, &d, &size, &err);
+    close(fd);
+    cs_ingest_free(ing);
+    cs_error_free(err);
+    cs_buf_release(&t.out);
+    cs_sha256("abc", 3, &want);
+    if (r == 0)
+        assert_true(cs_digest_eq(&d, &want));
+}
+
+/* ---- directories ---- */
+
+static void
+ingest_dir_keeps_entries_links_and_contents(void **state)
+{
+    fx *f = *state;
+    cs_autofree char *d = cs_path_join(f->work, "rootfs");
+    cs_autofree char *a = cs_path_join(d, "a");
+    cs_autofree char *ab = cs_path_join(d, "a/b");
+    cs_autofree char *deep = cs_path_join(d, "a/b/deep.txt");
+    cs_autofree char *atxt = cs_path_join(d, "a.txt");
+    cs_autofree char *empty = cs_path_join(d, "empty");
+    cs_autofree char *h1 = cs_path_join(d, "h1");
+    cs_autofree char *h2 = cs_path_join(d, "h2");
+    cs_autofree char *sym = cs_path_join(d, "sym");
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(mkdir(a, 0750), 0);
+    assert_int_equal(mkdir(ab, 0700), 0);
+    static uint8_t text[100 * KiB], rnd[300 * KiB];
+    fill_text(text, sizeof(text), 1);
+    fill_random(rnd, sizeof(rnd), 2);
+    write_file(deep, text, sizeof(text), 0644);
+    write_file(atxt, "hello\n", 6, 0600);
+    write_file(empty, "", 0, 0644);
+    write_file(h1, rnd, sizeof(rnd), 0755);
+    assert_int_equal(link(h1, h2), 0);
+    assert_int_equal(symlink("a/b/deep.txt", sym), 0);
+    set_mtime(deep, 1600000000, 123456789);
+    set_mtime(sym, 1600000001, 5);
+    set_mtime(ab, 1600000002, 0);
+
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    cs_digest td;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    int r = cs_ingest_dir(ing, d, &td, &err);
+    if (r < 0)
+        fail_msg("ingest dir: %s", err->msg);
+    assert_int_equal(cs_ingest_stats_get(ing)->files, 4); /* h2 is a link */
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+
+    cs_tree *t = get_tree(f->s, &td);
+    static const struct {
+        const char *path;
+        cs_etype type;
+        uint32_t mode;
+    } want[] = {
+        { "a", CS_E_DIR, 0750 },       { "a.txt", CS_E_FILE, 0600 },
+        { "a/b", CS_E_DIR, 0700 },     { "a/b/deep.txt", CS_E_FILE, 0644 },
+        { "empty", CS_E_FILE, 0644 },  { "h1", CS_E_FILE, 0755 },
+        { "h2", CS_E_HARDLINK, 0755 }, { "sym", CS_E_SYMLINK, 0777 },
+    };
+    assert_int_equal(t->n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < t->n; i++) {
+        assert_string_equal(t->e[i].path, want[i].path);
+        assert_int_equal(t->e[i].type, want[i].type);
+        assert_int_equal(t->e[i].mode, want[i].mode);
+        assert_int_equal(t->e[i].uid, getuid());
+        assert_int_equal(t->e[i].gid, getgid());
+    }
+    const cs_entry *e = cs_tree_find(t, "a/b/deep.txt");
+    assert_int_equal(e->size, sizeof(text));
+    assert_int_equal(e->mtime_sec, 1600000000);
+    assert_int_equal(e->mtime_nsec, 123456789);
+    assert_content(f->s, &e->content, text, sizeof(text));
+    e = cs_tree_find(t, "a.txt");
+    assert_content(f->s, &e->content, "hello\n", 6);
+    e = cs_tree_find(t, "a/b");
+    assert_int_equal(e->mtime_sec, 1600000002);
+    e = cs_tree_find(t, "empty");
+    assert_int_equal(e->size, 0);
+    assert_false(e->has_content);
+    e = cs_tree_find(t, "h1");
+    assert_content(f->s, &e->content, rnd, sizeof(rnd));
+    const cs_entry *l = cs_tree_find(t, "h2");
+    assert_string_equal(l->link, "h1");
+    assert_int_equal(l->size, sizeof(rnd));
+    assert_true(l->has_content);
+    assert_true(cs_digest_eq(&l->content, &e->content));
+    e = cs_tree_find(t, "sym");
+    assert_string_equal(e->link, "a/b/deep.txt");
+    assert_int_equal(e->mtime_sec, 1600000001);
+    assert_int_equal(e->mtime_nsec, 5);
+    assert_int_equal(count(f->s, CS_T_CONTENTS), 3);
+    cs_tree_free(t);
+}
+
+/* ---- single files ---- */
+
+static void
+ingest_fd_gives_the_sha256_of_the_file(void **state)
+{
+    fx *f = *state;
+    static const size_t sizes[] = { 1, 10 * KiB, 700 * KiB };
+    static uint8_t data[700 * KiB];
+    fill_random(data, sizeof(data), 11);
+    cs_autofree char *path = cs_path_join(f->work, "blob");
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    cs_digest got[3];
+    for (int i = 0; i < 3; i++) {
+        write_file(path, data, sizes[i], 0644);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        uint64_t size = 0;
+        assert_int_equal(cs_ingest_fd(ing, fd, &got[i], &size, &err), 0);
+        close(fd);
+        assert_int_equal(size, sizes[i]);
+        cs_digest want;
+        cs_sha256(data, sizes[i], &want);
+        assert_true(cs_digest_eq(&got[i], &want));
+    }
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+    for (int i = 0; i < 3; i++)
+        assert_content(f->s, &got[i], data, sizes[i]);
+    assert_int_equal(count(f->s, CS_T_CONTENTS), 3);
+}
+
+static void
+ingest_fd_of_an_empty_file_gives_a_zero_digest_and_no_record(void **state)
+{
+    fx *f = *state;
+    cs_autofree char *path = cs_path_join(f->work, "empty");
+    write_file(path, "", 0, 0644);
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cs_digest d;
+    memset(&d, 0xab, sizeof(d));
+    uint64_t size = 99;
+    assert_int_equal(cs_ingest_fd(ing, fd, &d, &size, &err), 0);
+    close(fd);
+    assert_int_equal(size, 0);
+    assert_true(cs_digest_is_zero(&d));
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+    assert_int_equal(count(f->s, CS_T_CONTENTS), 0);
+    assert_int_equal(count(f->s, CS_T_CHUNKS), 0);
+}
+
+/* ---- OCI layouts ---- */
+
+enum {
+    OCI_OK,
+    OCI_FLIP_LAYER_BYTE,
+    OCI_MISSING_LAYER,
+    OCI_CONFIG_NOT_JSON,
+    OCI_LAYER_SIZE_WRONG,
+    OCI_CONFIG_SIZE_WRONG,
+    OCI_DIFF_ID_WRONG,
+};
+
+typedef struct layout {
+    char *dir;
+    cs_buf tar;
+    cs_digest layer, config;
+    char layer_hex[CS_DIGEST_HEX];
+} layout;
+
+static void
+put_blob(const char *dir, const void *p, size_t n, cs_digest *d, char hex[CS_DIGEST_HEX])
+{
+    cs_sha256(p, n, d);
+    cs_digest_hex(d, hex);
+    cs_autofree char *path = cs_xasprintf("%s/blobs/sha256/%s", dir, hex);
+    write_file(path, p, n, 0644);
+}
+
+static void
+make_layout(fx *f, int how, layout *l)
+{
+    cs_error *err = NULL;
+    l->dir = cs_path_join(f->work, "oci");
+    cs_autofree char *blobs = cs_path_join(l->dir, "blobs/sha256");
+    assert_int_equal(cs_mkdir_p(blobs, 0755, &err), 0);
+    cs_autofree char *ol = cs_path_join(l->dir, "oci-layout");
+    const char *olj = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    write_file(ol, olj, strlen(olj), 0644);
+
+    tarb t;
+    tar_begin(&t);
+    tar_add(&t, tar_entry("app", AE_IFDIR, 0755), NULL, 0);
+    static uint8_t bin[150 * KiB];
+    fill_random(bin, sizeof(bin), 77);
+    tar_file(&t, "app/bin", bin, sizeof(bin));
+    tar_file(&t, "app/hello.txt", "hello, world\n", 13);
+    tar_end(&t);
+    l->tar = t.out;
+    cs_digest diff;
+    cs_sha256(l->tar.data, l->tar.len, &diff);
+    char diff_hex[CS_DIGEST_HEX], hex[CS_DIGEST_HEX];
+    cs_digest_hex(&diff, diff_hex);
+    if (how == OCI_DIFF_ID_WRONG)
+        diff_hex[0] = diff_hex[0] == '0' ? '1' : '0';
+
+    cs_buf z;
+    cs_buf_init(&z);
+    gzip_append(&z, l->tar.data, l->tar.len);
+    size_t layer_size = z.len;
+    if (how == OCI_MISSING_LAYER) {
+        cs_sha256(z.data, z.len, &l->layer);
+        cs_digest_hex(&l->layer, l->layer_hex);
+    } else {
+        put_blob(l->dir, z.data, z.len, &l->layer, l->layer_hex);
+    }
+    if (how == OCI_FLIP_LAYER_BYTE) {
+        /* Same size, same name, one byte off, in the deflate data. */
+        cs_autofree char *path = cs_xasprintf("%s/blobs/sha256/%s", l->dir, l->layer_hex);
+        z.data[z.len - 100] ^= 0x01;
+        write_file(path, z.data, z.len, 0644);
+    }
+    cs_buf_release(&z);
+
+    cs_autofree char *cfg =
+        how == OCI_CONFIG_NOT_JSON
+            ? cs_xstrdup("architecture=amd64\n")
+            : cs_xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":"
+                           "[\"PATH=/usr/bin\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":"
+                           "[\"sha256:%s\"]}}",
+                           diff_hex);
+    char cfg_hex[CS_DIGEST_HEX];
+    put_blob(l->dir, cfg, strlen(cfg), &l->config, cfg_hex);
+
+    cs_autofree char *man = cs_xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu}]}",
+        cfg_hex, strlen(cfg) + (how == OCI_CONFIG_SIZE_WRONG), l->layer_hex,
+        layer_size + (how == OCI_LAYER_SIZE_WRONG));
+    cs_digest md;
+    put_blob(l->dir, man, strlen(man), &md, hex);
+
+    cs_autofree char *idx = cs_xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":{\"io.containerd.image.name\":"
+        "\"docker.io/library/t:1\",\"org.opencontainers.image.ref.name\":\"1\"}}]}",
+        hex, strlen(man));
+    cs_autofree char *ip = cs_path_join(l->dir, "index.json");
+    write_file(ip, idx, strlen(idx), 0644);
+}
+
+static void
+layout_release(layout *l)
+{
+    free(l->dir);
+    cs_buf_release(&l->tar);
+}
+
+typedef struct img_ctx {
+    cs_digest tag_id;
+    cs_image *img;
+} img_ctx;
+
+static int
+img_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    img_ctx *c = ctx;
+    int r = cs_tag_get(db, txn, "docker.io/library/t:1", &c->tag_id, err);
+    if (r == 0)
+        r = cs_image_get(db, txn, &c->tag_id, &c->img, err);
+    return r;
+}
+
+static void
+oci_layout_loads_and_tags(void **state)
+{
+    fx *f = *state;
+    layout l = { 0 };
+    make_layout(f, OCI_OK, &l);
+    cs_load_result res;
+    cs_error *err = NULL;
+    int r = cs_load(f->s, l.dir, NULL, &res, &err);
+    if (r < 0)
+        fail_msg("load: %s", err->msg);
+    assert_true(cs_digest_eq(&res.id, &l.config));
+    assert_non_null(res.tags);
+    assert_string_equal(res.tags[0], "docker.io/library/t:1");
+    assert_null(res.tags[1]);
+    assert_int_equal(res.bytes, l.tar.len);
+
+    img_ctx c = { 0 };
+    assert_int_equal(cs_db_read(cs_store_db(f->s), img_fn, &c, &err), 0);
+    assert_true(cs_digest_eq(&c.tag_id, &l.config));
+    assert_int_equal(c.img->nlayers, 1);
+    cs_tree *t = get_tree(f->s, &c.img->layers[0]);
+    assert_int_equal(t->n, 3);
+    assert_string_equal(t->e[2].path, "app/hello.txt");
+    assert_content(f->s, &t->e[2].content, "hello, world\n", 13);
+    cs_tree_free(t);
+    cs_image_free(c.img);
+    cs_load_result_release(&res);
+
+    /* Loading again with an extra tag adds the tag and no chunks. */
+    size_t chunks = count(f->s, CS_T_CHUNKS);
+    assert_int_equal(cs_load(f->s, l.dir, "other:2", &res, &err), 0);
+    assert_int_equal(count(f->s, CS_T_CHUNKS), chunks);
+    assert_int_equal(count(f->s, CS_T_TAGS), 2);
+    assert_int_equal(count(f->s, CS_T_IMAGES), 1);
+    cs_load_result_release(&res);
+    layout_release(&l);
+}
+
+/* Loads a spoiled layout: fails naming want1 (and want2, and the layer
+ * digest when name_layer) and stores nothing. */
+static void
+oci_load_fails(fx *f, int how, const char *want1, const char *want2, bool name_layer)
+{
+    layout l = { 0 };
+    make_layout(f, how, &l);
+    cs_load_result res;
+    cs_error *err = NULL;
+    int r = cs_load(f->s, l.dir, "extra:tag", &res, &err);
+    if (r >= 0)
+        fail_msg("a bad layout loaded (wanted '%s')", want1);
+    assert_msg(err, l.dir);
+    assert_msg(err, want1);
+    if (want2)
+        assert_msg(err, want2);
+    if (name_layer)
+        assert_msg(err, l.layer_hex);
+    cs_error_free(err);
+    assert_store_empty(f->s);
+    layout_release(&l);
+}
+
+static void
+oci_layer_with_a_flipped_byte_stores_nothing(void **state)
+{
+    /* A flip inside the deflate data may trip gzip before the digest check;
+     * either way the error names the layer blob. */
+    oci_load_fails(*state, OCI_FLIP_LAYER_BYTE, "blobs/sha256/", NULL, true);
+}
+
+static void
+oci_manifest_naming_a_missing_blob_fails(void **state)
+{
+    oci_load_fails(*state, OCI_MISSING_LAYER, "is missing", "blobs/sha256/", true);
+}
+
+static void
+oci_config_that_is_not_json_fails(void **state)
+{
+    oci_load_fails(*state, OCI_CONFIG_NOT_JSON, "config", "not a JSON object", false);
+}
+
+static void
+oci_layer_size_disagreeing_with_descriptor_fails(void **state)
+{
+    oci_load_fails(*state, OCI_LAYER_SIZE_WRONG, "does not match manifest", "size", true);
+}
+
+static void
+oci_config_size_disagreeing_with_descriptor_fails(void **state)
+{
+    oci_load_fails(*state, OCI_CONFIG_SIZE_WRONG, "does not match descriptor", "size", false);
+}
+
+static void
+oci_diff_id_disagreeing_with_layer_fails(void **state)
+{
+    oci_load_fails(*state, OCI_DIFF_ID_WRONG, "does not match config diff_id", NULL, false);
+}
+
+/* ---- references ---- */
+
+static void
+references_normalize_like_docker(void **state)
+{
+    (void) state;
+    static const char *table[][2] = {
+        { "golang", "docker.io/library/golang:latest" },
+        { "golang:1.19", "docker.io/library/golang:1.19" },
+        { "library/golang:1.19", "docker.io/library/golang:1.19" },
+        { "docker.io/library/golang:1.19", "docker.io/library/golang:1.19" },
+        { "index.docker.io/library/golang:1.19", "docker.io/library/golang:1.19" },
+        { "docker.io/golang:1.19", "docker.io/library/golang:1.19" },
+        { "index.docker.io/golang", "docker.io/library/golang:latest" },
+        { "quay.io/a/b:c", "quay.io/a/b:c" },
+        { "localhost:5000/x", "localhost:5000/x:latest" },
+        { "localhost/x:y", "localhost/x:y" },
+        { "user/repo", "docker.io/user/repo:latest" },
+        { "a/b/c/d:E_1.x-y", "docker.io/a/b/c/d:E_1.x-y" },
+        { "my-reg.example.com:443/team/app:v2", "my-reg.example.com:443/team/app:v2" },
+        { "host:5000", "docker.io/library/host:5000" }, /* a tag, as in docker */
+        { "a__b-c.d", "docker.io/library/a__b-c.d:latest" },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        char *out = NULL;
+        cs_error *err = NULL;
+        int r = cs_ref_normalize(table[i][0], &out, &err);
+        if (r < 0)
+            fail_msg("'%s': %s", table[i][0], err->msg);
+        assert_string_equal(out, table[i][1]);
+        free(out);
+    }
+}
+
+static void
+malformed_references_are_refused(void **state)
+{
+    (void) state;
+    static const char *bad[] = {
+        "UPPER", "a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "",      "a:b:c", /* docker: invalid reference format */
+        "a:",    ":tag",
+        "a/",    "/a",
+        "a//b",  "-a",
+        "a-",    "a:-tag",
+        "a: b",  "repo/UPPER:tag",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *out = NULL;
+        cs_error *err = NULL;
+        int r = cs_ref_normalize(bad[i], &out, &err);
+        if (r >= 0)
+            fail_msg("'%s' was accepted as '%s'", bad[i], out);
+        assert_int_equal(r, -CS_EINVAL);
+        assert_non_null(err);
+        cs_error_free(err);
+    }
+    /* A tag of 128 characters is fine, 129 is not. */
+    char ref[200] = "a:";
+    memset(ref + 2, 't', 128);
+    char *out = NULL;
+    assert_int_equal(cs_ref_normalize(ref, &out, NULL), 0);
+    free(out);
+    ref[2 + 128] = 't';
+    assert_int_equal(cs_ref_normalize(ref, &out, NULL), -CS_EINVAL);
+}
+
+static void
+references_docker_refuses_are_refused(void **state)
+{
+    (void) state;
+
+    static const char *bad[] = {
+        "a..b",                        /* separators: one of '.', '_', '__' or a run of '-' */
+        "a._b",      "a___b", "a:b/c", /* a port is digits */
+        "-reg.io/x",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *out = NULL;
+        if (cs_ref_normalize(bad[i], &out, NULL) >= 0)
+            fail_msg("'%s' was accepted as '%s'", bad[i], out);
+    }
+}
+
+static void
+familiar_form_is_the_inverse_of_normalize(void **state)
+{
+    (void) state;
+    static const char *table[][2] = {
+        { "docker.io/library/golang:latest", "golang:latest" },
+        { "docker.io/library/golang:1.19", "golang:1.19" },
+        { "docker.io/user/repo:latest", "user/repo:latest" },
+        { "quay.io/a/b:c", "quay.io/a/b:c" },
+        { "localhost:5000/x:latest", "localhost:5000/x:latest" },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        char *fam = cs_ref_familiar(table[i][0]);
+        assert_string_equal(fam, table[i][1]);
+        char *back = NULL;
+        assert_int_equal(cs_ref_normalize(fam, &back, NULL), 0);
+        assert_string_equal(back, table[i][0]);
+        free(fam);
+        free(back);
+    }
+}
+
+static void
+familiar_form_of_a_nested_library_path_round_trips(void **state)
+{
+    (void) state;
+
+    char *fam = cs_ref_familiar("docker.io/library/a/b:c");
+    char *back = NULL;
+    assert_int_equal(cs_ref_normalize(fam, &back, NULL), 0);
+    assert_string_equal(back, "docker.io/library/a/b:c");
+    free(fam);
+    free(back);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(plain_tar_round_trips_every_entry_type_and_attribute),
+        T(odd_sized_reads_give_the_same_layer),
+        T(gzip_tar_round_trips_with_digests_of_both_streams),
+        T(zstd_tar_round_trips_with_digests_of_both_streams),
+        T(gzip_is_detected_when_the_first_read_is_short),
+        T(multi_member_gzip_is_one_stream),
+        T(later_member_of_the_same_path_wins),
+        T(same_tar_in_two_fresh_stores_gives_the_same_tree),
+        T(ingesting_a_tar_again_writes_no_new_chunks),
+        T(member_with_dotdot_is_refused),
+        T(member_with_dotdot_inside_is_refused),
+        T(member_with_absolute_path_is_refused),
+        T(member_below_a_symlink_of_the_layer_is_refused),
+        T(member_below_a_file_is_refused),
+        T(hardlink_leaving_the_layer_is_refused),
+        T(hardlink_to_an_absolute_path_is_refused),
+        T(hardlink_to_a_path_not_in_the_layer_is_refused),
+        T(hardlink_cycle_is_refused),
+        T(tar_cut_inside_a_file_fails),
+        T(truncated_gzip_fails),
+        T(truncated_zstd_fails),
+        T(corrupt_gzip_fails),
+        T(absurd_size_field_with_little_data_fails),
+        T(bad_header_checksum_fails),
+        T(garbage_is_not_a_tar),
+        T(an_ingest_that_failed_mid_file_refuses_more_work),
+        T(ingest_dir_keeps_entries_links_and_contents),
+        T(ingest_fd_gives_the_sha256_of_the_file),
+        T(ingest_fd_of_an_empty_file_gives_a_zero_digest_and_no_record),
+        T(oci_layout_loads_and_tags),
+        T(oci_layer_with_a_flipped_byte_stores_nothing),
+        T(oci_manifest_naming_a_missing_blob_fails),
+        T(oci_config_that_is_not_json_fails),
+        T(oci_layer_size_disagreeing_with_descriptor_fails),
+        T(oci_config_size_disagreeing_with_descriptor_fails),
+        T(oci_diff_id_disagreeing_with_layer_fails),
+        cmocka_unit_test(references_normalize_like_docker),
+        cmocka_unit_test(malformed_references_are_refused),
+        cmocka_unit_test(references_docker_refuses_are_refused),
+        cmocka_unit_test(familiar_form_is_the_inverse_of_normalize),
+        cmocka_unit_test(familiar_form_of_a_nested_library_path_round_trips),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
