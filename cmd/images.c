@@ -428,7 +428,8 @@ cmd_images(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     if ((rc = cs_db_read(cs_store_db(s), images_fn, &x, err)) < 0)
         goto out;
-    qsort(x.v, x.n, sizeof(img_info), cmp_created);
+    if (x.n)
+        qsort(x.v, x.n, sizeof(img_info), cmp_created);
     if (json)
         rc = images_json(&x, err);
     else

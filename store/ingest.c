@@ -897,7 +897,8 @@ walk_dir(walk *w, const char *full, const char *rel, cs_error **err)
         names[n++] = cs_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof(char *), cmp_names);
+    if (n)
+        qsort(names, n, sizeof(char *), cmp_names);
     int r = 0;
     for (size_t i = 0; i < n; i++) {
         if (r >= 0) {
