@@ -1,0 +1,804 @@
+/* lex.c - shell-word lexer of the Dockerfile language (see lex.h).
+ *
+ * The behaviour follows BuildKit's frontend/dockerfile/shell lexer closely,
+ * quirks included (e.g. "${a:-b}}" is "b}", an empty quoted string makes no
+ * word of its own), so a Dockerfile expands here as it does under BuildKit.
+ * The lexer works on bytes: every special character is ASCII, so UTF-8 text
+ * passes through unchanged. */
+#include <string.h>
+
+#include "lex.h"
+
+/* ---- env ---- */
+
+struct cs_df_env {
+    char **keys, **vals;
+    size_t n, cap;
+};
+
+cs_df_env *
+cs_df_env_new(void)
+{
+    return cs_xcalloc(1, sizeof(cs_df_env));
+}
+
+cs_df_env *
+cs_df_env_dup(const cs_df_env *e)
+{
+    cs_df_env *d = cs_df_env_new();
+    for (size_t i = 0; e && i < e->n; i++)
+        cs_df_env_set(d, e->keys[i], e->vals[i]);
+    return d;
+}
+
+void
+cs_df_env_free(cs_df_env *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->keys[i]);
+        free(e->vals[i]);
+    }
+    free(e->keys);
+    free(e->vals);
+    free(e);
+}
+
+static ssize_t
+env_find(const cs_df_env *e, const char *key, size_t klen)
+{
+    for (size_t i = 0; e && i < e->n; i++)
+        if (strncmp(e->keys[i], key, klen) == 0 && e->keys[i][klen] == '\0')
+            return (ssize_t) i;
+    return -1;
+}
+
+void
+cs_df_env_set(cs_df_env *e, const char *key, const char *value)
+{
+    ssize_t i = env_find(e, key, strlen(key));
+    if (i >= 0) {
+        free(e->vals[i]);
+        e->vals[i] = cs_xstrdup(value);
+        return;
+    }
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 8;
+        e->keys = cs_xrealloc(e->keys, e->cap * sizeof(char *));
+        e->vals = cs_xrealloc(e->vals, e->cap * sizeof(char *));
+    }
+    e->keys[e->n] = cs_xstrdup(key);
+    e->vals[e->n] = cs_xstrdup(value);
+    e->n++;
+}
+
+bool
+cs_df_env_unset(cs_df_env *e, const char *key)
+{
+    ssize_t i = env_find(e, key, strlen(key));
+    if (i < 0)
+        return false;
+    free(e->keys[i]);
+    free(e->vals[i]);
+    memmove(&e->keys[i], &e->keys[i + 1], (e->n - (size_t) i - 1) * sizeof(char *));
+    memmove(&e->vals[i], &e->vals[i + 1], (e->n - (size_t) i - 1) * sizeof(char *));
+    e->n--;
+    return true;
+}
+
+const char *
+cs_df_env_get(const cs_df_env *e, const char *key)
+{
+    ssize_t i = env_find(e, key, strlen(key));
+    return i < 0 ? NULL : e->vals[i];
+}
+
+size_t
+cs_df_env_count(const cs_df_env *e)
+{
+    return e ? e->n : 0;
+}
+
+void
+cs_df_env_at(const cs_df_env *e, size_t i, const char **key, const char **value)
+{
+    *key = e->keys[i];
+    *value = e->vals[i];
+}
+
+void
+cs_df_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+/* ---- growable string ---- */
+
+typedef struct sb {
+    char *s;
+    size_t len, cap;
+} sb;
+
+static void
+sb_grow(sb *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap * 2 : 32;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->s = cs_xrealloc(b->s, cap);
+    b->cap = cap;
+}
+
+static void
+sb_addn(sb *b, const char *s, size_t n)
+{
+    if (!n)
+        return;
+    sb_grow(b, n);
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void
+sb_addc(sb *b, char c)
+{
+    sb_addn(b, &c, 1);
+}
+
+static void
+sb_adds(sb *b, const char *s)
+{
+    sb_addn(b, s, strlen(s));
+}
+
+/* Returns the string (never NULL) and leaves b empty. */
+static char *
+sb_take(sb *b)
+{
+    char *s = b->s ? b->s : cs_xstrdup("");
+    b->s = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+/* ---- words under construction ---- */
+
+typedef struct words {
+    sb buf;
+    char **v;
+    size_t n, cap;
+    bool in_word;
+} words;
+
+static bool
+is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static void
+words_push(words *w)
+{
+    if (w->n + 2 > w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 8;
+        w->v = cs_xrealloc(w->v, w->cap * sizeof(char *));
+    }
+    w->v[w->n++] = sb_take(&w->buf);
+    w->v[w->n] = NULL;
+}
+
+static void
+words_raw(words *w, char c)
+{
+    if (!w)
+        return;
+    sb_addc(&w->buf, c);
+    w->in_word = true;
+}
+
+/* An unquoted character: whitespace ends the current word. */
+static void
+words_char(words *w, char c)
+{
+    if (!w)
+        return;
+    if (is_space((unsigned char) c)) {
+        if (w->in_word && w->buf.len) {
+            words_push(w);
+            w->in_word = false;
+        }
+    } else {
+        words_raw(w, c);
+    }
+}
+
+static void
+words_str(words *w, const char *s, size_t n)
+{
+    for (size_t i = 0; w && i < n; i++)
+        words_char(w, s[i]);
+}
+
+static void
+words_rawstr(words *w, const char *s, size_t n)
+{
+    if (!w)
+        return;
+    sb_addn(&w->buf, s, n);
+    w->in_word = true;
+}
+
+static void
+words_release(words *w)
+{
+    free(w->buf.s);
+    for (size_t i = 0; i < w->n; i++)
+        free(w->v[i]);
+    free(w->v);
+}
+
+/* ---- the lexer ---- */
+
+typedef struct lex {
+    const char *s;
+    size_t pos, len;
+    int esc;
+    unsigned flags;
+    bool raw_escapes;
+    const cs_df_env *env;
+    cs_error **err;
+} lex;
+
+#define LEX_EOF (-1)
+
+static int
+peek(const lex *l)
+{
+    return l->pos < l->len ? (unsigned char) l->s[l->pos] : LEX_EOF;
+}
+
+static int
+next(lex *l)
+{
+    return l->pos < l->len ? (unsigned char) l->s[l->pos++] : LEX_EOF;
+}
+
+static int lex_dollar(lex *l, sb *out);
+
+/* Reads up to stop (consumed) or the end of input; appends the processed
+ * text to out and feeds w (may be NULL). */
+static int
+lex_until(lex *l, int stop, bool raw_escapes, sb *out, words *w)
+{
+    bool saved = l->raw_escapes;
+    l->raw_escapes = raw_escapes;
+    int rc = 0;
+    bool quotes = !(l->flags & CS_DF_LEX_NO_QUOTES);
+    bool raw_quotes = l->flags & CS_DF_LEX_RAW_QUOTES;
+    sb tmp = { 0 };
+
+    for (;;) {
+        int ch = peek(l);
+        if (ch == LEX_EOF)
+            break;
+        if (stop != LEX_EOF && ch == stop) {
+            next(l);
+            goto done;
+        }
+        tmp.len = 0;
+        if (ch == '$') {
+            if ((rc = lex_dollar(l, &tmp)) < 0)
+                goto done;
+            sb_addn(out, tmp.s ? tmp.s : "", tmp.len);
+            words_str(w, tmp.s, tmp.len);
+        } else if (ch == '<') {
+            /* "<<" and the blanks after it stay with the word that follows,
+             * so "<< EOF" reads as one heredoc word. */
+            next(l);
+            sb_addc(&tmp, '<');
+            if (peek(l) == '<') {
+                sb_addc(&tmp, (char) next(l));
+                while (peek(l) == ' ' || peek(l) == '\t' || peek(l) == '\r')
+                    sb_addc(&tmp, (char) next(l));
+            }
+            sb_addn(out, tmp.s, tmp.len);
+            words_rawstr(w, tmp.s, tmp.len);
+        } else if (quotes && ch == '\'') {
+            next(l);
+            if (raw_quotes)
+                sb_addc(&tmp, '\'');
+            for (;;) {
+                int c = next(l);
+                if (c == LEX_EOF) {
+                    rc = cs_err(l->err, CS_EPARSE, 0,
+                                "unexpected end of statement while looking for matching "
+                                "single-quote");
+                    goto done;
+                }
+                if (c == '\'')
+                    break;
+                sb_addc(&tmp, (char) c);
+            }
+            if (raw_quotes)
+                sb_addc(&tmp, '\'');
+            sb_addn(out, tmp.s, tmp.len);
+            words_rawstr(w, tmp.s, tmp.len);
+        } else if (quotes && ch == '"') {
+            next(l);
+            if (raw_quotes)
+                sb_addc(&tmp, '"');
+            for (;;) {
+                int c = peek(l);
+                if (c == LEX_EOF) {
+                    rc = cs_err(l->err, CS_EPARSE, 0,
+                                "unexpected end of statement while looking for matching "
+                                "double-quote");
+                    goto done;
+                }
+                if (c == '"') {
+                    next(l);
+                    if (raw_quotes)
+                        sb_addc(&tmp, '"');
+                    break;
+                }
+                if (c == '$') {
+                    if ((rc = lex_dollar(l, &tmp)) < 0)
+                        goto done;
+                    continue;
+                }
+                c = next(l);
+                if (c == l->esc) {
+                    if (l->raw_escapes)
+                        sb_addc(&tmp, (char) c);
+                    int n = peek(l);
+                    if (n == LEX_EOF)
+                        continue; /* reported as unterminated above */
+                    /* Only " $ and the escape itself are escapable inside
+                     * double quotes; otherwise the escape stays literal. */
+                    if (n == '"' || n == '$' || n == l->esc)
+                        c = next(l);
+                }
+                sb_addc(&tmp, (char) c);
+            }
+            sb_addn(out, tmp.s ? tmp.s : "", tmp.len);
+            words_rawstr(w, tmp.s ? tmp.s : "", tmp.len);
+        } else {
+            ch = next(l);
+            if (ch == l->esc) {
+                if (l->raw_escapes) {
+                    words_raw(w, (char) ch);
+                    sb_addc(out, (char) ch);
+                }
+                ch = next(l);
+                if (ch == LEX_EOF)
+                    break; /* a trailing escape is dropped */
+                words_raw(w, (char) ch);
+            } else {
+                words_char(w, (char) ch);
+            }
+            sb_addc(out, (char) ch);
+        }
+    }
+    if (stop != LEX_EOF)
+        rc = cs_err(l->err, CS_EPARSE, 0,
+                    "unexpected end of statement while looking for matching %c", stop);
+done:
+    free(tmp.s);
+    l->raw_escapes = saved;
+    return rc;
+}
+
+static bool
+is_special_param(int c)
+{
+    return c == '@' || c == '*' || c == '#' || c == '?' || c == '-' || c == '$' || c == '!'
+           || c == '0';
+}
+
+static bool
+is_name_char(int c)
+{
+    /* Non-ASCII bytes count as letters: BuildKit accepts Unicode letters. */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+           || c >= 0x80;
+}
+
+/* Reads a variable name: letters, digits and _, or a run of digits, or one
+ * special parameter character. */
+static void
+lex_name(lex *l, sb *name)
+{
+    int c = peek(l);
+    if (c >= '0' && c <= '9') {
+        while ((c = peek(l)) >= '0' && c <= '9')
+            sb_addc(name, (char) next(l));
+        return;
+    }
+    if (c != LEX_EOF && is_special_param(c)) {
+        sb_addc(name, (char) next(l));
+        return;
+    }
+    while ((c = peek(l)) != LEX_EOF && is_name_char(c))
+        sb_addc(name, (char) next(l));
+}
+
+/* Positional and special parameters are never set in a Dockerfile. */
+static const char *
+getenv_name(const lex *l, const char *name)
+{
+    return cs_df_env_get(l->env, name);
+}
+
+/* ---- shell patterns for # % and / ---- */
+
+enum { PAT_STAR = -1, PAT_ANY = -2 };
+
+/* Compiles a pattern (escapes kept raw by the lexer) into byte tokens. */
+static int
+pat_compile(const char *p, int **out, size_t *n, cs_error **err)
+{
+    size_t len = strlen(p), k = 0;
+    int *t = cs_xmalloc((len + 1) * sizeof(int));
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) p[i];
+        if (c == '*') {
+            t[k++] = PAT_STAR;
+        } else if (c == '?') {
+            t[k++] = PAT_ANY;
+        } else if (c == '\\' && i + 1 < len) {
+            unsigned char d = (unsigned char) p[i + 1];
+            i++;
+            if (d == '}' || d == '/' || d == '*' || d == '?' || d == '\\') {
+                t[k++] = d;
+            } else {
+                free(t);
+                return cs_err(err, CS_EPARSE, 0,
+                              "invalid pattern (%s) in substitution: invalid "
+                              "escape '\\%c'",
+                              p, d);
+            }
+        } else {
+            t[k++] = c;
+        }
+    }
+    *out = t;
+    *n = k;
+    return 0;
+}
+
+static size_t
+utf8_len(const char *s, size_t n)
+{
+    size_t i = 1;
+    while (i < n && ((unsigned char) s[i] & 0xC0) == 0x80)
+        i++;
+    return i;
+}
+
+/* True when tokens t[0..tn) match all of s[0..sn). */
+static bool
+pat_match(const int *t, size_t tn, const char *s, size_t sn)
+{
+    while (tn) {
+        if (t[0] == PAT_STAR) {
+            for (size_t i = 0;; i++) {
+                if (pat_match(t + 1, tn - 1, s + i, sn - i))
+                    return true;
+                if (i == sn)
+                    return false;
+            }
+        }
+        if (!sn)
+            return false;
+        if (t[0] == PAT_ANY) {
+            size_t cl = utf8_len(s, sn);
+            s += cl;
+            sn -= cl;
+        } else {
+            if ((unsigned char) s[0] != t[0])
+                return false;
+            s++;
+            sn--;
+        }
+        t++;
+        tn--;
+    }
+    return sn == 0;
+}
+
+static bool
+is_boundary(const char *s, size_t i)
+{
+    return ((unsigned char) s[i] & 0xC0) != 0x80;
+}
+
+/* ${v#p} ${v##p} ${v%p} ${v%%p} */
+static int
+pat_trim(const char *pattern, const char *value, bool greedy, bool suffix, sb *out, cs_error **err)
+{
+    cs_autofree int *t = NULL;
+    size_t tn, vn = strlen(value);
+    if (pat_compile(pattern, &t, &tn, err) < 0)
+        return -CS_EPARSE;
+    for (size_t k = 0; k <= vn; k++) {
+        size_t len = greedy ? vn - k : k; /* length of the part removed */
+        size_t start = suffix ? vn - len : 0;
+        if (start < vn && !is_boundary(value, start))
+            continue;
+        if (!suffix && len < vn && !is_boundary(value, len))
+            continue;
+        if (pat_match(t, tn, value + start, len)) {
+            if (suffix)
+                sb_addn(out, value, start);
+            else
+                sb_adds(out, value + len);
+            return 0;
+        }
+    }
+    sb_adds(out, value);
+    return 0;
+}
+
+/* ${v/p/r} ${v//p/r}: leftmost match, the longest one at that position. */
+static int
+pat_replace(const char *pattern, const char *repl, const char *value, bool all, sb *out,
+            cs_error **err)
+{
+    cs_autofree int *t = NULL;
+    size_t tn, vn = strlen(value), i = 0;
+    bool replaced = false;
+    if (pat_compile(pattern, &t, &tn, err) < 0)
+        return -CS_EPARSE;
+    while (i <= vn) {
+        bool found = false;
+        size_t mlen = 0;
+        if ((all || !replaced) && (i == vn || is_boundary(value, i))) {
+            for (size_t len = vn - i + 1; len-- > 0;) {
+                if (i + len < vn && !is_boundary(value, i + len))
+                    continue;
+                if (pat_match(t, tn, value + i, len)) {
+                    found = true;
+                    mlen = len;
+                    break;
+                }
+            }
+        }
+        if (found) {
+            sb_adds(out, repl);
+            replaced = true;
+            if (mlen) {
+                i += mlen;
+                continue;
+            }
+        }
+        if (i == vn)
+            break;
+        size_t cl = utf8_len(value + i, vn - i);
+        sb_addn(out, value + i, cl);
+        i += cl;
+    }
+    return 0;
+}
+
+/* At '$': appends the expansion to out. */
+static int
+lex_dollar(lex *l, sb *out)
+{
+    cs_autofree char *name = NULL;
+    sb nb = { 0 };
+    int rc;
+
+    next(l);
+    if (peek(l) != '{') {
+        lex_name(l, &nb);
+        name = sb_take(&nb);
+        if (!*name) {
+            sb_addc(out, '$');
+            return 0;
+        }
+        const char *v = getenv_name(l, name);
+        if (!v && (l->flags & CS_DF_LEX_KEEP_UNSET)) {
+            sb_addc(out, '$');
+            sb_adds(out, name);
+        } else if (v) {
+            sb_adds(out, v);
+        }
+        return 0;
+    }
+    next(l);
+    switch (peek(l)) {
+    case LEX_EOF:
+        return cs_err(l->err, CS_EPARSE, 0, "syntax error: missing '}'");
+    case '{':
+    case '}':
+    case ':':
+        return cs_err(l->err, CS_EPARSE, 0, "syntax error: bad substitution");
+    }
+    lex_name(l, &nb);
+    name = sb_take(&nb);
+    int ch = next(l);
+    char mod[3] = { (char) ch, 0, 0 };
+    bool null_is_unset = false;
+    const char *v;
+
+    switch (ch) {
+    case LEX_EOF:
+        return cs_err(l->err, CS_EPARSE, 0, "syntax error: missing '}'");
+    case '}':
+        v = getenv_name(l, name);
+        if (!v && (l->flags & CS_DF_LEX_KEEP_UNSET)) {
+            sb_adds(out, "${");
+            sb_adds(out, name);
+            sb_addc(out, '}');
+        } else if (v) {
+            sb_adds(out, v);
+        }
+        return 0;
+    case ':':
+        null_is_unset = true;
+        ch = next(l);
+        mod[1] = ch == LEX_EOF ? '\0' : (char) ch;
+        /* fallthrough */
+    case '+':
+    case '-':
+    case '?':
+    case '#':
+    case '%': {
+        bool raw = ch == '#' || ch == '%';
+        if (null_is_unset && raw)
+            return cs_err(l->err, CS_EPARSE, 0, "unsupported modifier (%s) in substitution", mod);
+        sb wb = { 0 };
+        if ((rc = lex_until(l, '}', raw, &wb, NULL)) < 0) {
+            free(wb.s);
+            if (peek(l) == LEX_EOF) {
+                cs_error_clear(l->err);
+                return cs_err(l->err, CS_EPARSE, 0, "syntax error: missing '}'");
+            }
+            return rc;
+        }
+        cs_autofree char *word = sb_take(&wb);
+        v = getenv_name(l, name);
+        if (!v && (l->flags & CS_DF_LEX_KEEP_UNSET)) {
+            sb_adds(out, "${");
+            sb_adds(out, name);
+            sb_adds(out, mod);
+            sb_adds(out, word);
+            sb_addc(out, '}');
+            return 0;
+        }
+        bool empty = !v || (null_is_unset && !*v);
+        switch (ch) {
+        case '-':
+            sb_adds(out, empty ? word : v);
+            return 0;
+        case '+':
+            if (!empty)
+                sb_adds(out, word);
+            return 0;
+        case '?':
+            if (!v)
+                return cs_err(l->err, CS_EPARSE, 0, "%s: %s", name,
+                              *word ? word : "is not allowed to be unset");
+            if (null_is_unset && !*v)
+                return cs_err(l->err, CS_EPARSE, 0, "%s: %s", name,
+                              *word ? word : "is not allowed to be empty");
+            sb_adds(out, v);
+            return 0;
+        case '#':
+        case '%': {
+            const char *pat = word;
+            bool greedy = *pat == ch;
+            if (greedy)
+                pat++;
+            return pat_trim(pat, v ? v : "", greedy, ch == '%', out, l->err);
+        }
+        default:
+            return cs_err(l->err, CS_EPARSE, 0, "unsupported modifier (%s) in substitution", mod);
+        }
+    }
+    case '/': {
+        bool all = peek(l) == '/';
+        if (all)
+            next(l);
+        sb pb = { 0 }, rb = { 0 };
+        if ((rc = lex_until(l, '/', true, &pb, NULL)) < 0) {
+            free(pb.s);
+            if (peek(l) == LEX_EOF) {
+                cs_error_clear(l->err);
+                return cs_err(l->err, CS_EPARSE, 0, "syntax error: missing '/' in ${}");
+            }
+            return rc;
+        }
+        cs_autofree char *pat = sb_take(&pb);
+        if ((rc = lex_until(l, '}', true, &rb, NULL)) < 0) {
+            free(rb.s);
+            if (peek(l) == LEX_EOF) {
+                cs_error_clear(l->err);
+                return cs_err(l->err, CS_EPARSE, 0, "syntax error: missing '}'");
+            }
+            return rc;
+        }
+        cs_autofree char *repl = sb_take(&rb);
+        v = getenv_name(l, name);
+        if (!v && (l->flags & CS_DF_LEX_KEEP_UNSET)) {
+            sb_adds(out, "${");
+            sb_adds(out, name);
+            sb_adds(out, all ? "//" : "/");
+            sb_adds(out, pat);
+            sb_addc(out, '/');
+            sb_adds(out, repl);
+            sb_addc(out, '}');
+            return 0;
+        }
+        return pat_replace(pat, repl, v ? v : "", all, out, l->err);
+    }
+    default:
+        return cs_err(l->err, CS_EPARSE, 0, "unsupported modifier (%s) in substitution", mod);
+    }
+}
+
+static int
+lex_run(const char *word, int escape, unsigned flags, const cs_df_env *env, sb *out, words *w,
+        cs_error **err)
+{
+    lex l = {
+        .s = word,
+        .len = strlen(word),
+        .esc = escape,
+        .flags = flags,
+        .raw_escapes = flags & CS_DF_LEX_RAW_ESCAPES,
+        .env = env,
+        .err = err,
+    };
+    if (lex_until(&l, LEX_EOF, l.raw_escapes, out, w) < 0)
+        return cs_err_wrap(err, "failed to process \"%s\"", word);
+    return 0;
+}
+
+int
+cs_df_expand_ex(const char *word, int escape, unsigned flags, const cs_df_env *env, char **out,
+                cs_error **err)
+{
+    sb b = { 0 };
+    if (lex_run(word, escape, flags, env, &b, NULL, err) < 0) {
+        free(b.s);
+        return -CS_EPARSE;
+    }
+    *out = sb_take(&b);
+    return 0;
+}
+
+int
+cs_df_expand(const char *word, const cs_df_env *env, char **out, cs_error **err)
+{
+    return cs_df_expand_ex(word, '\\', 0, env, out, err);
+}
+
+int
+cs_df_words(const char *word, int escape, unsigned flags, const cs_df_env *env, char ***out,
+            cs_error **err)
+{
+    sb b = { 0 };
+    words w = { 0 };
+    int rc = lex_run(word, escape, flags, env, &b, &w, err);
+    free(b.s);
+    if (rc < 0) {
+        words_release(&w);
+        return -CS_EPARSE;
+    }
+    if (w.buf.len)
+        words_push(&w);
+    free(w.buf.s);
+    if (!w.v)
+        w.v = cs_xcalloc(1, sizeof(char *));
+    *out = w.v;
+    return (int) w.n;
+}

@@ -1,0 +1,1005 @@
+/* test_dockerfile.c - the Dockerfile language: parser, lexer, validation,
+ * stages and ARG scoping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "dockerfile.h"
+#include "lex.h"
+
+static cs_df *
+parse_ok(const char *text)
+{
+    cs_df *df = NULL;
+    cs_error *err = NULL;
+    int rc = cs_df_parse("Dockerfile", text, strlen(text), &df, &err);
+    if (rc < 0)
+        fail_msg("unexpected parse error: %s\n--- text:\n%s", err->msg, text);
+    assert_non_null(df);
+    return df;
+}
+
+static void
+parse_err(const char *text, const char *want)
+{
+    cs_df *df = NULL;
+    cs_error *err = NULL;
+    int rc = cs_df_parse("Dockerfile", text, strlen(text), &df, &err);
+    if (rc >= 0)
+        fail_msg("expected error '%s', parse succeeded:\n%s", want, text);
+    assert_int_equal(rc, -CS_EPARSE);
+    assert_null(df);
+    if (strcmp(err->msg, want) != 0)
+        fail_msg("error:\n  got  '%s'\n  want '%s'", err->msg, want);
+    cs_error_free(err);
+}
+
+static char *
+expand(const char *word, const cs_df_env *env)
+{
+    char *out = NULL;
+    cs_error *err = NULL;
+    if (cs_df_expand(word, env, &out, &err) < 0) {
+        cs_error_free(err);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- instructions ---- */
+
+static void
+every_instruction_parses_in_shell_and_exec_form(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM --platform=linux/amd64 alpine:3.19 AS base\n"
+                         "RUN apk add curl\n"
+                         "RUN [\"/bin/sh\", \"-c\", \"echo hi\"]\n"
+                         "CMD echo hello\n"
+                         "CMD [\"echo\", \"hello\"]\n"
+                         "ENTRYPOINT top -b\n"
+                         "ENTRYPOINT [\"top\", \"-b\"]\n"
+                         "SHELL [\"/bin/bash\", \"-c\"]\n"
+                         "LABEL a=b \"c d\"=\"e f\"\n"
+                         "MAINTAINER someone <a@b.c>\n"
+                         "EXPOSE 80/tcp 443\n"
+                         "ENV PATH=/x:$PATH HOME=/root\n"
+                         "ENV LEGACY value with spaces\n"
+                         "ADD --chown=1:2 --chmod=644 --link a.tar /opt/\n"
+                         "ADD [\"a b\", \"/c d/\"]\n"
+                         "COPY --from=build --exclude=*.tmp --exclude=*.o src/ /dst/\n"
+                         "COPY [\"x\", \"y\"]\n"
+                         "VOLUME /data /logs\n"
+                         "VOLUME [\"/v\"]\n"
+                         "USER app:app\n"
+                         "WORKDIR /app\n"
+                         "ARG A B=2\n"
+                         "ONBUILD RUN make\n"
+                         "STOPSIGNAL SIGTERM\n"
+                         "HEALTHCHECK --interval=5s CMD curl -f http://localhost/\n"
+                         "HEALTHCHECK NONE\n");
+    assert_int_equal(df->ninstrs, 26);
+    assert_int_equal(df->nstages, 1);
+    const cs_df_instr *in = df->instrs;
+
+    assert_int_equal(in[0].cmd, CS_DF_FROM);
+    assert_int_equal(in[0].nargs, 3);
+    assert_string_equal(in[0].args[0], "alpine:3.19");
+    assert_string_equal(cs_df_flag_find(&in[0], "platform")->value, "linux/amd64");
+
+    assert_int_equal(in[1].cmd, CS_DF_RUN);
+    assert_false(in[1].json);
+    assert_int_equal(in[1].nargs, 1);
+    assert_string_equal(in[1].args[0], "apk add curl");
+    assert_true(in[2].json);
+    assert_int_equal(in[2].nargs, 3);
+    assert_string_equal(in[2].args[2], "echo hi");
+
+    assert_false(in[3].json);
+    assert_string_equal(in[3].args[0], "echo hello");
+    assert_true(in[4].json);
+    assert_int_equal(in[4].nargs, 2);
+    assert_false(in[5].json);
+    assert_true(in[6].json);
+    assert_true(in[7].json);
+    assert_int_equal(in[7].cmd, CS_DF_SHELL);
+
+    assert_int_equal(in[8].cmd, CS_DF_LABEL);
+    assert_int_equal(in[8].nkvs, 2);
+    assert_string_equal(in[8].kvs[1].key, "\"c d\"");
+    assert_string_equal(in[8].kvs[1].value, "\"e f\"");
+
+    assert_int_equal(in[9].cmd, CS_DF_MAINTAINER);
+    assert_string_equal(in[9].args[0], "someone <a@b.c>");
+    assert_int_equal(in[10].nargs, 2);
+
+    assert_int_equal(in[11].nkvs, 2);
+    assert_false(in[11].kvs[0].legacy);
+    assert_true(in[12].kvs[0].legacy);
+    assert_string_equal(in[12].kvs[0].key, "LEGACY");
+    assert_string_equal(in[12].kvs[0].value, "value with spaces");
+
+    assert_int_equal(in[13].nflags, 3);
+    assert_string_equal(in[13].flags[0].name, "chown");
+    assert_string_equal(in[13].flags[0].value, "1:2");
+    assert_null(in[13].flags[2].value);
+    assert_true(cs_df_flag_bool(&in[13], "link"));
+    assert_int_equal(in[13].nargs, 2);
+    assert_true(in[14].json);
+    assert_string_equal(in[14].args[1], "/c d/");
+
+    assert_int_equal(in[15].nflags, 3);
+    assert_string_equal(in[15].flags[2].value, "*.o");
+    assert_string_equal(cs_df_flag_find(&in[15], "from")->value, "build");
+    assert_true(in[16].json);
+    assert_int_equal(in[17].nargs, 2);
+    assert_true(in[18].json);
+    assert_string_equal(in[19].args[0], "app:app");
+    assert_string_equal(in[20].args[0], "/app");
+
+    assert_int_equal(in[21].nkvs, 2);
+    assert_null(in[21].kvs[0].value);
+    assert_string_equal(in[21].kvs[1].value, "2");
+
+    assert_int_equal(in[22].cmd, CS_DF_ONBUILD);
+    assert_non_null(in[22].trigger);
+    assert_int_equal(in[22].trigger->cmd, CS_DF_RUN);
+    assert_string_equal(in[22].trigger->args[0], "make");
+
+    assert_string_equal(in[23].args[0], "SIGTERM");
+    assert_int_equal(in[24].cmd, CS_DF_HEALTHCHECK);
+    assert_string_equal(in[24].args[0], "CMD");
+
+    cs_df_health h;
+    assert_int_equal(cs_df_healthcheck(df, &in[24], &h, NULL), 0);
+    assert_string_equal(h.test[0], "CMD-SHELL");
+    assert_string_equal(h.test[1], "curl -f http://localhost/");
+    assert_int_equal(h.interval_ns, 5000000000LL);
+    cs_df_health_release(&h);
+    assert_int_equal(cs_df_healthcheck(df, &in[25], &h, NULL), 0);
+    assert_string_equal(h.test[0], "NONE");
+    assert_null(h.test[1]);
+    cs_df_health_release(&h);
+    cs_df_free(df);
+}
+
+static void
+keywords_are_case_insensitive_and_keep_their_spelling(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("from scratch\nRun echo\ncOpY a b\n");
+    assert_int_equal(df->instrs[1].cmd, CS_DF_RUN);
+    assert_string_equal(df->instrs[1].keyword, "Run");
+    assert_int_equal(df->instrs[2].cmd, CS_DF_COPY);
+    assert_string_equal(cs_df_cmd_name(df->instrs[2].cmd), "COPY");
+    cs_df_free(df);
+}
+
+static void
+invalid_json_is_shell_form(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "CMD ['single', 'quotes']\n"
+                         "CMD [\"unterminated\"\n"
+                         "RUN [\"a\"] trailing\n"
+                         "ENTRYPOINT [\"ok\", \"\\u00e9\\n\"]\n"
+                         "COPY [\"a\" b\n");
+    assert_false(df->instrs[1].json);
+    assert_string_equal(df->instrs[1].args[0], "['single', 'quotes']");
+    assert_false(df->instrs[2].json);
+    assert_false(df->instrs[3].json);
+    assert_true(df->instrs[4].json);
+    assert_string_equal(df->instrs[4].args[1], "\xc3\xa9\n");
+    assert_false(df->instrs[5].json);
+    assert_int_equal(df->instrs[5].nargs, 2);
+    assert_string_equal(df->instrs[5].args[0], "[\"a\"");
+    cs_df_free(df);
+}
+
+static void
+flags_keep_order_and_lose_quotes(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "RUN --mount=type=cache,target=/root/.cache --network=none "
+                         "--mount=\"type=bind,source=a b\" make\n"
+                         "COPY --chown=$U -- --weird /dst\n");
+    const cs_df_instr *r = &df->instrs[1];
+    assert_int_equal(r->nflags, 3);
+    assert_string_equal(r->flags[0].name, "mount");
+    assert_string_equal(r->flags[0].value, "type=cache,target=/root/.cache");
+    assert_string_equal(r->flags[2].value, "type=bind,source=a b");
+    assert_string_equal(r->args[0], "make");
+    const cs_df_instr *c = &df->instrs[2];
+    assert_int_equal(c->nflags, 1);
+    assert_int_equal(c->nargs, 2);
+    assert_string_equal(c->args[0], "--weird");
+    cs_df_free(df);
+}
+
+/* ---- directives, comments, continuations ---- */
+
+static void
+parser_directives_are_read_only_at_the_top(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("# syntax=docker/dockerfile:1\n"
+                         "#check=skip=all\n"
+                         "# escape=\\\n"
+                         "FROM scratch\n");
+    assert_string_equal(df->syntax, "docker/dockerfile:1");
+    assert_string_equal(df->check, "skip=all");
+    assert_int_equal(df->escape, '\\');
+    cs_df_free(df);
+
+    /* after a comment or a blank line they are comments */
+    df = parse_ok("# hello\n# escape=`\nFROM scratch\nRUN a \\\n b\n");
+    assert_int_equal(df->escape, '\\');
+    assert_string_equal(df->instrs[1].args[0], "a  b");
+    cs_df_free(df);
+    df = parse_ok("\n# syntax=x\nFROM scratch\n");
+    assert_null(df->syntax);
+    cs_df_free(df);
+
+    parse_err("# escape=`\n# escape=\\\nFROM scratch\n",
+              "Dockerfile:2: only one escape parser directive can be used");
+    parse_err("# escape=x\nFROM scratch\n",
+              "Dockerfile:1: invalid escape token 'x' does not match ` or \\");
+}
+
+static void
+escape_backtick_continues_lines_and_escapes_words(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("# escape=`\n"
+                         "FROM scratch\n"
+                         "COPY testfile.txt c:\\\n"
+                         "RUN dir c:\\ `\n"
+                         "    /s\n"
+                         "ENV A=`$B\n");
+    assert_int_equal(df->escape, '`');
+    assert_string_equal(df->instrs[1].args[1], "c:\\");
+    assert_int_equal(df->instrs[2].line, 4);
+    assert_string_equal(df->instrs[2].args[0], "dir c:\\     /s");
+    cs_df_kv *kv = NULL;
+    assert_int_equal(cs_df_kvs(df, &df->instrs[3], NULL, &kv, NULL), 1);
+    assert_string_equal(kv[0].value, "$B");
+    cs_df_kvs_free(kv, 1);
+    cs_df_free(df);
+}
+
+static void
+continuations_skip_comment_and_empty_lines(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "# a comment\n"
+                         "\n"
+                         "RUN apt-get update && \\\n"
+                         "# inside\n"
+                         "    # indented comment\n"
+                         "\n"
+                         "   \n"
+                         "    apt-get install -y x \\\n"
+                         "  && done\n"
+                         "RUN echo \\\\\n"
+                         "RUN last \\");
+    assert_int_equal(df->ninstrs, 4);
+    const cs_df_instr *r = &df->instrs[1];
+    assert_int_equal(r->line, 4);
+    assert_int_equal(r->end_line, 10);
+    assert_string_equal(r->args[0], "apt-get update &&     apt-get install -y x   && done");
+    assert_string_equal(df->instrs[2].args[0], "echo \\\\");
+    assert_string_equal(df->instrs[3].args[0], "last");
+    assert_int_equal(df->instrs[3].line, 12);
+    cs_df_free(df);
+
+    /* CRLF line ends and a BOM */
+    df = parse_ok("\xEF\xBB\xBF"
+                  "FROM scratch\r\nRUN a \\\r\n b\r\n");
+    assert_string_equal(df->instrs[1].args[0], "a  b");
+    cs_df_free(df);
+}
+
+/* ---- heredocs ---- */
+
+static void
+heredocs_attach_to_run_copy_and_add(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "RUN <<EOF\n"
+                         "echo $HOME\n"
+                         "EOF\n"
+                         "RUN <<-FILE1 cat >/a && 3<<\"FILE2\" cat >/b\n"
+                         "\t\tindented\n"
+                         "\tFILE1\n"
+                         "no $expansion\n"
+                         "FILE2\n"
+                         "COPY <<'A' <<B /dest/\n"
+                         "a ${X}\n"
+                         "A\n"
+                         "b ${X}\n"
+                         "B\n"
+                         "ADD --chmod=755 <<E\"O\"F /x\n"
+                         "EOF\n"
+                         "ONBUILD RUN <<EOF\n"
+                         "nested\n"
+                         "EOF\n"
+                         "RUN [\"echo\", \"<<EOF\"]\n");
+    assert_int_equal(df->ninstrs, 7);
+    const cs_df_instr *r = &df->instrs[1];
+    assert_int_equal(r->nheredocs, 1);
+    assert_string_equal(r->heredocs[0].name, "EOF");
+    assert_string_equal(r->heredocs[0].content, "echo $HOME\n");
+    assert_true(r->heredocs[0].expand);
+    assert_false(r->heredocs[0].chomp);
+    assert_string_equal(r->args[0], "<<EOF");
+    assert_int_equal(r->line, 2);
+    assert_int_equal(r->end_line, 4);
+
+    r = &df->instrs[2];
+    assert_int_equal(r->line, 5);
+    assert_int_equal(r->nheredocs, 2);
+    assert_true(r->heredocs[0].chomp);
+    assert_true(r->heredocs[0].expand);
+    assert_string_equal(r->heredocs[0].content, "\t\tindented\n");
+    char *body = NULL;
+    assert_int_equal(cs_df_heredoc_body(df, r, &r->heredocs[0], NULL, &body, NULL), 0);
+    assert_string_equal(body, "indented\n");
+    free(body);
+    assert_string_equal(r->heredocs[1].name, "FILE2");
+    assert_false(r->heredocs[1].expand);
+    assert_int_equal(r->heredocs[1].fd, 3);
+
+    r = &df->instrs[3];
+    assert_int_equal(r->nheredocs, 2);
+    assert_false(r->heredocs[0].expand);
+    assert_true(r->heredocs[1].expand);
+    assert_int_equal(r->nargs, 3);
+    const cs_df_heredoc *h = cs_df_heredoc_for_arg(r, r->args[1]);
+    assert_non_null(h);
+    assert_string_equal(h->name, "B");
+    assert_null(cs_df_heredoc_for_arg(r, r->args[2]));
+    cs_df_env *env = cs_df_env_new();
+    cs_df_env_set(env, "X", "1");
+    assert_int_equal(cs_df_heredoc_body(df, r, &r->heredocs[0], env, &body, NULL), 0);
+    assert_string_equal(body, "a ${X}\n");
+    free(body);
+    assert_int_equal(cs_df_heredoc_body(df, r, &r->heredocs[1], env, &body, NULL), 0);
+    assert_string_equal(body, "b 1\n");
+    free(body);
+    cs_df_env_free(env);
+
+    r = &df->instrs[4];
+    assert_int_equal(r->nheredocs, 1);
+    assert_string_equal(r->heredocs[0].name, "EOF");
+    assert_false(r->heredocs[0].expand);
+    assert_string_equal(r->heredocs[0].content, "");
+
+    r = &df->instrs[5];
+    assert_int_equal(r->trigger->nheredocs, 1);
+    assert_string_equal(r->trigger->heredocs[0].content, "nested\n");
+    assert_int_equal(df->instrs[6].nheredocs, 0);
+    cs_df_free(df);
+}
+
+static void
+heredoc_errors_name_the_instruction_line(void **state)
+{
+    (void) state;
+    parse_err("FROM scratch\nRUN <<EOF\nnever ends\n", "Dockerfile:2: unterminated heredoc");
+    parse_err("FROM scratch\nCOPY a <<EOF\nx\nEOF\n",
+              "Dockerfile:2: COPY cannot accept a heredoc as a destination");
+}
+
+/* ---- the lexer ---- */
+
+static void
+variable_substitution_follows_buildkit(void **state)
+{
+    (void) state;
+    cs_df_env *env = cs_df_env_new();
+    cs_df_env_set(env, "PWD", "/home");
+    cs_df_env_set(env, "SHELL", "bash");
+    cs_df_env_set(env, "NULL", "");
+    cs_df_env_set(env, "FILE", "/a/b/c.tar.gz");
+    static const struct {
+        const char *in, *out; /* out NULL: error */
+    } t[] = {
+        { "hello", "hello" },
+        { "he'll'o", "hello" },
+        { "he'llo", NULL },
+        { "he\\'llo", "he'llo" },
+        { "abc\\tdef", "abctdef" },
+        { "\"abc\\tdef\"", "abc\\tdef" },
+        { "\"abc\\\\tdef\"", "abc\\tdef" },
+        { "'abc\\tdef'", "abc\\tdef" },
+        { "hello\\", "hello" },
+        { "hello\\\\", "hello\\" },
+        { "\"hello", NULL },
+        { "\"hello\\\"", NULL },
+        { "'hello\\'", "hello\\" },
+        { "\"''\"", "''" },
+        { "$.", "$." },
+        { "he$1x", "hex" },
+        { "he$PWD", "he/home" },
+        { "he\\$PWD", "he$PWD" },
+        { "he\\\\$PWD", "he\\/home" },
+        { "\"he\\$PWD\"", "he$PWD" },
+        { "'he$PWD'", "he$PWD" },
+        { "\\${}", "${}" },
+        { "${}", NULL },
+        { "he${hi}xx", "hexx" },
+        { "he${PWD}", "he/home" },
+        { "he${.}", NULL },
+        { "he${XXX:-000}xx", "he000xx" },
+        { "he${PWD:-000}xx", "he/homexx" },
+        { "he${XXX:-$PWD}xx", "he/homexx" },
+        { "he${XXX:-${YYY:-yyy}}xx", "heyyyxx" },
+        { "he${NULL:-d}", "hed" },
+        { "he${NULL-d}", "he" },
+        { "he${XXX-d}", "hed" },
+        { "he${XXX:+000}xx", "hexx" },
+        { "he${PWD:+000}xx", "he000xx" },
+        { "he${NULL:+x}", "he" },
+        { "he${NULL+x}", "hex" },
+        { "he${PWD:+${SHELL}}xx", "hebashxx" },
+        { "he${XXX:YYY}", NULL },
+        { "he${XXX?}", NULL },
+        { "he${XXX:?custom}", NULL },
+        { "he${PWD:?}", "he/home" },
+        { "he${NULL?}", "he" },
+        { "he${NULL:?}", NULL },
+        { "\"he'$PWD'\"", "he'/home'" },
+        { "he${PWD", NULL },
+        { "he${PWD:=000}xx", NULL },
+        { "he${XXX:-\\$PWD:}xx", "he$PWD:xx" },
+        { "${aaa:-bbb}}", "bbb}" },
+        { "${aaa:-bbb ${foo}", NULL },
+        { "${aaa:-bbb {foo}", "bbb {foo" },
+        { "${1:-bbb}", "bbb" },
+        { "$@aaa", "aaa" },
+        { "${FILE#*/}", "a/b/c.tar.gz" },
+        { "${FILE##*/}", "c.tar.gz" },
+        { "${FILE%.*}", "/a/b/c.tar" },
+        { "${FILE%%.*}", "/a/b/c" },
+        { "${FILE/b/x}", "/a/x/c.tar.gz" },
+        { "${FILE//\\//_}", "_a_b_c.tar.gz" },
+        { "${FILE:#x}", NULL },
+        { "caf\xc3\xa9 '$PWD'", "caf\xc3\xa9 $PWD" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char *got = expand(t[i].in, env);
+        if (!t[i].out && got)
+            fail_msg("%s: want an error, got '%s'", t[i].in, got);
+        if (t[i].out && !got)
+            fail_msg("%s: want '%s', got an error", t[i].in, t[i].out);
+        if (got && strcmp(got, t[i].out) != 0)
+            fail_msg("%s: want '%s', got '%s'", t[i].in, t[i].out, got);
+        free(got);
+    }
+
+    cs_error *err = NULL;
+    char *out = NULL;
+    assert_int_equal(cs_df_expand("${XXX:?need it}", env, &out, &err), -CS_EPARSE);
+    assert_string_equal(err->msg, "failed to process \"${XXX:?need it}\": XXX: need it");
+    cs_error_free(err);
+    err = NULL;
+    assert_int_equal(cs_df_expand("${NULL:?}", env, &out, &err), -CS_EPARSE);
+    assert_string_equal(err->msg,
+                        "failed to process \"${NULL:?}\": NULL: is not allowed to be empty");
+    cs_error_free(err);
+
+    /* KEEP_UNSET leaves unknown variables as written */
+    assert_int_equal(
+        cs_df_expand_ex("$A ${B} ${C:-x} $PWD", '\\', CS_DF_LEX_KEEP_UNSET, env, &out, NULL), 0);
+    assert_string_equal(out, "$A ${B} ${C:-x} /home");
+    free(out);
+    /* NO_QUOTES (heredoc bodies) */
+    assert_int_equal(cs_df_expand_ex("'$PWD' \"x\"", '\\', CS_DF_LEX_NO_QUOTES, env, &out, NULL),
+                     0);
+    assert_string_equal(out, "'/home' \"x\"");
+    free(out);
+    /* the backtick escape */
+    assert_int_equal(cs_df_expand_ex("c:\\dir `$PWD", '`', 0, env, &out, NULL), 0);
+    assert_string_equal(out, "c:\\dir $PWD");
+    free(out);
+    cs_df_env_free(env);
+}
+
+static void
+words_split_on_unquoted_whitespace_after_expansion(void **state)
+{
+    (void) state;
+    cs_df_env *env = cs_df_env_new();
+    cs_df_env_set(env, "space", "abc  def");
+    cs_df_env_set(env, "leading", "  ab c");
+    static const struct {
+        const char *in;
+        const char *out; /* words joined by ',' */
+    } t[] = {
+        { "hello", "hello" },
+        { "hello${space}bye", "helloabc,defbye" },
+        { "hello\"${space}\"bye", "helloabc  defbye" },
+        { "hello \"${space}\"bye", "hello,abc  defbye" },
+        { "hello${leading}def", "hello,ab,cdef" },
+        { "hello\" there  \"", "hello there  " },
+        { "hello there     ", "hello,there" },
+        { "hello\\ there", "hello there" },
+        { "hello\\\" there", "hello\",there" },
+        { "hello'$there'", "hello$there" },
+        { "a '' b", "a,b" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char **w = NULL;
+        int n = cs_df_words(t[i].in, '\\', 0, env, &w, NULL);
+        assert_true(n >= 0);
+        char joined[256] = "";
+        for (int j = 0; j < n; j++) {
+            if (j)
+                strcat(joined, ",");
+            strcat(joined, w[j]);
+        }
+        assert_null(w[n]);
+        if (strcmp(joined, t[i].out) != 0)
+            fail_msg("%s: want '%s', got '%s'", t[i].in, t[i].out, joined);
+        cs_df_strv_free(w);
+    }
+    char **w = NULL;
+    assert_true(cs_df_words("hello\" there", '\\', 0, env, &w, NULL) < 0);
+    cs_df_env_free(env);
+}
+
+static void
+instructions_expand_as_buildkit_dispatches_them(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM busybox\n"
+                         "ENV foo /bar\n"
+                         "WORKDIR ${foo}\n"
+                         "ADD . $foo\n"
+                         "COPY \\$foo /quux\n"
+                         "EXPOSE $PORTS 9000\n"
+                         "ENV a=1 b=\"x $foo\" 'c'=$a\n"
+                         "LABEL \"com.example.vendor\"=\"ACME Inc\" version=${V:-1.0}\n"
+                         "RUN echo $foo\n"
+                         "USER ${U:-app}\n"
+                         "COPY --chown=${U}:grp a b\n");
+    cs_df_env *env = cs_df_env_new();
+    cs_df_env_set(env, "foo", "/bar");
+    cs_df_env_set(env, "a", "old");
+    cs_df_env_set(env, "PORTS", "80 443/udp");
+    cs_df_env_set(env, "U", "me");
+    char **a = NULL;
+    assert_int_equal(cs_df_args(df, &df->instrs[2], env, &a, NULL), 1);
+    assert_string_equal(a[0], "/bar");
+    cs_df_strv_free(a);
+    assert_int_equal(cs_df_args(df, &df->instrs[3], env, &a, NULL), 2);
+    assert_string_equal(a[1], "/bar");
+    cs_df_strv_free(a);
+    assert_int_equal(cs_df_args(df, &df->instrs[4], env, &a, NULL), 2);
+    assert_string_equal(a[0], "$foo");
+    cs_df_strv_free(a);
+    assert_int_equal(cs_df_args(df, &df->instrs[5], env, &a, NULL), 3);
+    assert_string_equal(a[0], "80");
+    assert_string_equal(a[1], "443/udp");
+    assert_string_equal(a[2], "9000");
+    cs_df_strv_free(a);
+
+    cs_df_kv *kv = NULL;
+    assert_int_equal(cs_df_kvs(df, &df->instrs[1], env, &kv, NULL), 1);
+    assert_string_equal(kv[0].key, "foo");
+    assert_string_equal(kv[0].value, "/bar");
+    cs_df_kvs_free(kv, 1);
+    assert_int_equal(cs_df_kvs(df, &df->instrs[6], env, &kv, NULL), 3);
+    assert_string_equal(kv[1].value, "x /bar");
+    assert_string_equal(kv[2].key, "c");
+    assert_string_equal(kv[2].value, "old"); /* pairs see the env before the instruction */
+    cs_df_kvs_free(kv, 3);
+    assert_int_equal(cs_df_kvs(df, &df->instrs[7], env, &kv, NULL), 2);
+    assert_string_equal(kv[0].key, "com.example.vendor");
+    assert_string_equal(kv[0].value, "ACME Inc");
+    assert_string_equal(kv[1].value, "1.0");
+    cs_df_kvs_free(kv, 2);
+
+    assert_int_equal(cs_df_args(df, &df->instrs[8], env, &a, NULL), 1);
+    assert_string_equal(a[0], "echo $foo"); /* RUN is left to the shell */
+    cs_df_strv_free(a);
+    assert_int_equal(cs_df_args(df, &df->instrs[9], env, &a, NULL), 1);
+    assert_string_equal(a[0], "me");
+    cs_df_strv_free(a);
+    char *chown = NULL;
+    assert_int_equal(cs_df_flag_expand(df, &df->instrs[10], "chown", env, &chown, NULL), 0);
+    assert_string_equal(chown, "me:grp");
+    free(chown);
+    assert_int_equal(cs_df_flag_expand(df, &df->instrs[10], "chmod", env, &chown, NULL), 0);
+    assert_null(chown);
+
+    cs_error *err = NULL;
+    cs_df_env_set(env, "foo", "");
+    cs_df_instr bad = df->instrs[2];
+    bad.args = (char *[]){ "${foo:?must be set}", NULL };
+    assert_true(cs_df_args(df, &bad, env, &a, &err) < 0);
+    assert_string_equal(
+        err->msg, "Dockerfile:3: failed to process \"${foo:?must be set}\": foo: must be set");
+    cs_error_free(err);
+    cs_df_env_free(env);
+    cs_df_free(df);
+}
+
+/* ---- ARG scoping ---- */
+
+static void
+global_args_are_visible_in_from_only(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("ARG CODE_VERSION=latest\n"
+                         "ARG BASE=base:${CODE_VERSION}\n"
+                         "ARG UNSET\n"
+                         "FROM ${BASE} AS one\n"
+                         "ARG CODE_VERSION\n"
+                         "ARG LOCAL=${CODE_VERSION}-x\n"
+                         "FROM --platform=$BUILDPLATFORM extras:${CODE_VERSION}\n"
+                         "RUN echo $CODE_VERSION\n"
+                         "FROM scratch\n"
+                         "ARG TARGETARCH\n"
+                         "ARG HTTP_PROXY\n");
+    assert_int_equal(df->nmeta, 3);
+    assert_int_equal(df->nstages, 3);
+
+    cs_df_env *global = NULL;
+    assert_int_equal(cs_df_global_args(df, NULL, NULL, &global, NULL), 0);
+    assert_string_equal(cs_df_env_get(global, "BASE"), "base:latest");
+    assert_null(cs_df_env_get(global, "UNSET"));
+    assert_string_equal(cs_df_env_get(global, "TARGETPLATFORM"), "linux/amd64");
+    assert_string_equal(cs_df_env_get(global, "TARGETARCH"), "amd64");
+    assert_string_equal(cs_df_env_get(global, "TARGETVARIANT"), "");
+    assert_string_equal(cs_df_env_get(global, "BUILDOS"), "linux");
+
+    char *base = NULL, *plat = NULL;
+    assert_int_equal(cs_df_stage_from(df, &df->stages[0], global, &base, &plat, NULL), 0);
+    assert_string_equal(base, "base:latest");
+    assert_null(plat);
+    free(base);
+    assert_int_equal(cs_df_stage_from(df, &df->stages[1], global, &base, &plat, NULL), 0);
+    assert_string_equal(base, "extras:latest");
+    assert_string_equal(plat, "linux/amd64");
+    free(base);
+    free(plat);
+
+    /* inside a stage a global ARG exists only once redeclared */
+    cs_df_env *env = cs_df_env_new();
+    const cs_df_stage *one = &df->stages[0];
+    char *w = NULL;
+    assert_int_equal(cs_df_word(df, &one->instrs[0], "v=$CODE_VERSION", env, &w, NULL), 0);
+    assert_string_equal(w, "v=");
+    free(w);
+    assert_int_equal(cs_df_arg_apply(df, &one->instrs[0], global, NULL, env, NULL), 0);
+    assert_int_equal(cs_df_arg_apply(df, &one->instrs[1], global, NULL, env, NULL), 0);
+    assert_string_equal(cs_df_env_get(env, "CODE_VERSION"), "latest");
+    assert_string_equal(cs_df_env_get(env, "LOCAL"), "latest-x");
+    cs_df_env_free(env);
+
+    /* predefined ARGs too */
+    env = cs_df_env_new();
+    assert_int_equal(cs_df_arg_apply(df, &df->stages[2].instrs[0], global, NULL, env, NULL), 0);
+    assert_string_equal(cs_df_env_get(env, "TARGETARCH"), "amd64");
+    cs_df_env_free(env);
+    cs_df_env_free(global);
+
+    assert_true(cs_df_arg_is_proxy("HTTP_PROXY"));
+    assert_true(cs_df_arg_is_proxy("no_proxy"));
+    assert_false(cs_df_arg_is_proxy("Http_Proxy"));
+    assert_false(cs_df_arg_is_proxy("PATH"));
+    cs_df_free(df);
+}
+
+static void
+build_args_override_defaults_and_globals(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("ARG V=1\n"
+                         "ARG W=$V-w\n"
+                         "FROM img:$W\n"
+                         "ARG V\n"
+                         "ARG X=default\n"
+                         "ARG Y\n");
+    cs_df_env *ba = cs_df_env_new();
+    cs_df_env_set(ba, "V", "9");
+    cs_df_env_set(ba, "X", "fromcli");
+    cs_df_env_set(ba, "TARGETARCH", "arm64");
+    cs_df_env *global = NULL;
+    assert_int_equal(cs_df_global_args(df, ba, NULL, &global, NULL), 0);
+    assert_string_equal(cs_df_env_get(global, "W"), "9-w");
+    assert_string_equal(cs_df_env_get(global, "TARGETARCH"), "arm64");
+    char *base = NULL, *plat = NULL;
+    assert_int_equal(cs_df_stage_from(df, &df->stages[0], global, &base, &plat, NULL), 0);
+    assert_string_equal(base, "img:9-w");
+    free(base);
+
+    cs_df_env *env = cs_df_env_new();
+    for (size_t i = 0; i < df->stages[0].ninstrs; i++)
+        assert_int_equal(cs_df_arg_apply(df, &df->stages[0].instrs[i], global, ba, env, NULL), 0);
+    assert_string_equal(cs_df_env_get(env, "V"), "9");
+    assert_string_equal(cs_df_env_get(env, "X"), "fromcli");
+    assert_null(cs_df_env_get(env, "Y"));
+    cs_df_env_free(env);
+    cs_df_env_free(global);
+    cs_df_env_free(ba);
+
+    /* a FROM that expands to nothing */
+    cs_df_env *empty = cs_df_env_new();
+    cs_error *err = NULL;
+    cs_df_stage st = df->stages[0];
+    st.base = "$NOPE";
+    assert_true(cs_df_stage_from(df, &st, empty, &base, &plat, &err) < 0);
+    assert_string_equal(err->msg, "Dockerfile:3: base name ($NOPE) should not be blank");
+    cs_error_free(err);
+    cs_df_env_free(empty);
+    cs_df_free(df);
+}
+
+/* ---- errors ---- */
+
+static void
+errors_name_the_file_and_line(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *text, *msg;
+    } t[] = {
+        { "FROM scratch\nFOO bar\n", "Dockerfile:2: unknown instruction: FOO" },
+        { "FROM scratch\n\nRUN --foo=1 true\n", "Dockerfile:3: unknown flag: --foo" },
+        { "FROM scratch\nCOPY --from=a --from=b x y\n",
+          "Dockerfile:2: duplicate flag specified: --from" },
+        { "FROM scratch\nCOPY --link=maybe x y\n",
+          "Dockerfile:2: expecting boolean value for flag --link, not: maybe" },
+        { "FROM scratch\nCOPY --chown x y\n", "Dockerfile:2: missing a value on flag: --chown" },
+        { "FROM scratch\nADD --from=x a b\n", "Dockerfile:2: unknown flag: --from" },
+        { "FROM scratch\nWORKDIR --x=1 /a\n", "Dockerfile:2: unknown flag: --x" },
+        { "FROM --platform=linux --foo=1 scratch\n", "Dockerfile:1: unknown flag: --foo" },
+        { "FROM scratch\nCMD [1, 2]\n",
+          "Dockerfile:2: when using JSON array syntax, arrays must be comprised of strings only" },
+        { "FROM scratch\nSHELL /bin/sh -c\n",
+          "Dockerfile:2: SHELL requires the arguments to be in JSON form" },
+        { "FROM scratch\nSHELL []\n", "Dockerfile:2: SHELL requires at least one argument" },
+        { "FROM\n", "Dockerfile:1: FROM requires either one or three arguments" },
+        { "FROM a b\n", "Dockerfile:1: FROM requires either one or three arguments" },
+        { "FROM a AS 1st\n",
+          "Dockerfile:1: invalid name for build stage: \"1st\", name can't start with a number or "
+          "contain symbols" },
+        { "FROM a AS x\nFROM b AS X\n", "Dockerfile:2: duplicate stage name \"X\"" },
+        { "ARG A\nRUN true\nFROM a\n", "Dockerfile:2: no build stage in current context" },
+        { "# just a comment\n\n", "Dockerfile:2: file with no instructions" },
+        { "FROM scratch\nCOPY onlyone\n",
+          "Dockerfile:2: COPY requires at least two arguments, but only one was provided. "
+          "Destination could not be determined" },
+        { "FROM scratch\nADD\n",
+          "Dockerfile:2: ADD requires at least two arguments, but only one was provided. "
+          "Destination could not be determined" },
+        { "FROM scratch\nENV\n", "Dockerfile:2: ENV requires at least one argument" },
+        { "FROM scratch\nENV ONLYKEY\n", "Dockerfile:2: ENV must have two arguments" },
+        { "FROM scratch\nENV a=1 b\n",
+          "Dockerfile:2: syntax error - can't find = in \"b\": must be of the form name=value" },
+        { "FROM scratch\nLABEL =x\n", "Dockerfile:2: LABEL names can not be blank" },
+        { "FROM scratch\nARG\n", "Dockerfile:2: ARG requires at least one argument" },
+        { "FROM scratch\nARG =v\n", "Dockerfile:2: ARG names can not be blank" },
+        { "FROM scratch\nMAINTAINER\n", "Dockerfile:2: MAINTAINER requires exactly one argument" },
+        { "FROM scratch\nWORKDIR\n", "Dockerfile:2: WORKDIR requires exactly one argument" },
+        { "FROM scratch\nUSER\n", "Dockerfile:2: USER requires exactly one argument" },
+        { "FROM scratch\nSTOPSIGNAL\n", "Dockerfile:2: STOPSIGNAL requires exactly one argument" },
+        { "FROM scratch\nEXPOSE\n", "Dockerfile:2: EXPOSE requires at least one argument" },
+        { "FROM scratch\nVOLUME\n", "Dockerfile:2: VOLUME requires at least one argument" },
+        { "FROM scratch\nVOLUME [\"\"]\n",
+          "Dockerfile:2: VOLUME specified can not be an empty string" },
+        { "FROM scratch\nONBUILD\n", "Dockerfile:2: ONBUILD requires at least one argument" },
+        { "FROM scratch\nONBUILD ONBUILD RUN x\n",
+          "Dockerfile:2: chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed" },
+        { "FROM scratch\nONBUILD FROM x\n",
+          "Dockerfile:2: FROM isn't allowed as an ONBUILD trigger" },
+        { "FROM scratch\nONBUILD maintainer x\n",
+          "Dockerfile:2: MAINTAINER isn't allowed as an ONBUILD trigger" },
+        { "FROM scratch\nONBUILD COPY --bad=1 a b\n", "Dockerfile:2: unknown flag: --bad" },
+        { "FROM scratch\nHEALTHCHECK\n",
+          "Dockerfile:2: HEALTHCHECK requires at least one argument" },
+        { "FROM scratch\nHEALTHCHECK NONE x\n",
+          "Dockerfile:2: HEALTHCHECK NONE takes no arguments" },
+        { "FROM scratch\nHEALTHCHECK CMD\n",
+          "Dockerfile:2: missing command after HEALTHCHECK CMD" },
+        { "FROM scratch\nHEALTHCHECK RUN x\n",
+          "Dockerfile:2: unknown type \"RUN\" in HEALTHCHECK (try CMD)" },
+        { "FROM scratch\nHEALTHCHECK --bogus=1 CMD x\n", "Dockerfile:2: unknown flag: --bogus" },
+        { "FROM scratch\nHEALTHCHECK --interval=5 CMD x\n",
+          "Dockerfile:2: time: invalid duration \"5\"" },
+        { "FROM scratch\nHEALTHCHECK --timeout=1us CMD x\n",
+          "Dockerfile:2: interval \"timeout\" cannot be less than 1ms" },
+        { "FROM scratch\nHEALTHCHECK --retries=-1 CMD x\n",
+          "Dockerfile:2: --retries cannot be negative (-1)" },
+        { "FROM scratch\nRUN a \\\n  b\nBAD\n", "Dockerfile:4: unknown instruction: BAD" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        parse_err(t[i].text, t[i].msg);
+
+    /* the path given is the one named */
+    cs_df *df = NULL;
+    cs_error *err = NULL;
+    assert_true(cs_df_parse("ctx/Dockerfile.dev", "FROM x\nNOPE\n", 12, &df, &err) < 0);
+    assert_string_equal(err->msg, "ctx/Dockerfile.dev:2: unknown instruction: NOPE");
+    cs_error_free(err);
+}
+
+static void
+maintainer_and_healthcheck_forms_are_accepted(void **state)
+{
+    (void) state;
+    cs_df *df =
+        parse_ok("FROM scratch\n"
+                 "MAINTAINER Jane Doe <jane@example.com>\n"
+                 "HEALTHCHECK --interval=1m30s --timeout=10s --start-period=5s "
+                 "--start-interval=500ms --retries=3 CMD [\"curl\", \"-f\", \"http://x/\"]\n");
+    cs_df_health h;
+    assert_int_equal(cs_df_healthcheck(df, &df->instrs[2], &h, NULL), 0);
+    assert_string_equal(h.test[0], "CMD");
+    assert_string_equal(h.test[3], "http://x/");
+    assert_int_equal(h.interval_ns, 90000000000LL);
+    assert_int_equal(h.timeout_ns, 10000000000LL);
+    assert_int_equal(h.start_period_ns, 5000000000LL);
+    assert_int_equal(h.start_interval_ns, 500000000LL);
+    assert_int_equal(h.retries, 3);
+    cs_df_health_release(&h);
+    cs_df_free(df);
+}
+
+/* ---- stages: the classic multi-stage examples ---- */
+
+static void
+golang_build_then_scratch_copies_from_stage_zero(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("# syntax=docker/dockerfile:1\n"
+                         "FROM golang:1.21\n"
+                         "WORKDIR /src\n"
+                         "COPY <<EOF ./main.go\n"
+                         "package main\n"
+                         "\n"
+                         "import \"fmt\"\n"
+                         "\n"
+                         "func main() {\n"
+                         "  fmt.Println(\"hello, world\")\n"
+                         "}\n"
+                         "EOF\n"
+                         "RUN go build -o /bin/hello ./main.go\n"
+                         "\n"
+                         "FROM scratch\n"
+                         "COPY --from=0 /bin/hello /bin/hello\n"
+                         "CMD [\"/bin/hello\"]\n");
+    assert_int_equal(df->nstages, 2);
+    assert_null(df->stages[0].name);
+    assert_string_equal(df->stages[0].base, "golang:1.21");
+    assert_int_equal(df->stages[0].ninstrs, 3);
+    const cs_df_instr *copy = &df->stages[0].instrs[1];
+    assert_int_equal(copy->cmd, CS_DF_COPY);
+    assert_int_equal(copy->nheredocs, 1);
+    assert_string_equal(copy->heredocs[0].content,
+                        "package main\n\nimport \"fmt\"\n\nfunc main() {\n"
+                        "  fmt.Println(\"hello, world\")\n}\n");
+    assert_non_null(cs_df_heredoc_for_arg(copy, copy->args[0]));
+    assert_int_equal(df->stages[0].instrs[2].line, 13);
+    assert_string_equal(df->stages[1].base, "scratch");
+    assert_int_equal(df->stages[1].ninstrs, 2);
+    const char *from = cs_df_flag_find(&df->stages[1].instrs[0], "from")->value;
+    assert_string_equal(from, "0");
+    assert_ptr_equal(cs_df_stage_find(df, from), &df->stages[0]);
+    assert_int_equal(df->stages[1].from->line, 15);
+    cs_df_free(df);
+}
+
+static void
+named_stages_are_lowercased_and_found_case_insensitively(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM golang:1.21 as Build\n"
+                         "WORKDIR /src\n"
+                         "COPY . .\n"
+                         "RUN go build -o /bin/app\n"
+                         "FROM build AS test\n"
+                         "RUN go test ./...\n"
+                         "FROM alpine:latest AS production\n"
+                         "COPY --from=BUILD /bin/app /bin/\n"
+                         "COPY --from=nginx:latest /etc/nginx/nginx.conf /nginx.conf\n");
+    assert_int_equal(df->nstages, 3);
+    assert_string_equal(df->stages[0].name, "build");
+    assert_string_equal(df->stages[1].name, "test");
+    assert_string_equal(df->stages[1].base, "build");
+    assert_ptr_equal(cs_df_stage_find(df, "BUILD"), &df->stages[0]);
+    assert_ptr_equal(cs_df_stage_find(df, "Production"), &df->stages[2]);
+    assert_ptr_equal(cs_df_stage_find(df, "2"), &df->stages[2]);
+    assert_null(cs_df_stage_find(df, "3"));
+    assert_null(cs_df_stage_find(df, "nginx:latest"));
+    assert_int_equal(df->stages[2].ninstrs, 2);
+    assert_int_equal(df->stages[2].index, 2);
+    cs_df_free(df);
+}
+
+/* ---- performance ---- */
+
+static void
+a_ten_thousand_line_dockerfile_parses_quickly(void **state)
+{
+    (void) state;
+    cs_buf b;
+    cs_buf_init(&b);
+    char line[256];
+    int lines = 0;
+    for (int s = 0; lines < 10000; s++) {
+        int n = snprintf(line, sizeof(line), "FROM base:%d AS stage%d\n", s, s);
+        cs_buf_append(&b, line, (size_t) n);
+        lines++;
+        for (int i = 0; i < 48 && lines < 10000; i++, lines++) {
+            switch (i % 6) {
+            case 0:
+                n = snprintf(line, sizeof(line), "RUN echo %d && \\\n    make -j2 target%d\n", i,
+                             i);
+                lines++;
+                break;
+            case 1:
+                n = snprintf(line, sizeof(line), "COPY --chown=1:1 src/%d /dst/%d/\n", i, i);
+                break;
+            case 2:
+                n = snprintf(line, sizeof(line), "ENV K%d=\"value %d\" X%d=$K%d\n", i, i, i, i);
+                break;
+            case 3:
+                n = snprintf(line, sizeof(line), "# comment %d\n", i);
+                break;
+            case 4:
+                n = snprintf(line, sizeof(line), "CMD [\"/bin/app\", \"--n=%d\"]\n", i);
+                break;
+            default:
+                n = snprintf(line, sizeof(line), "LABEL l%d=v%d\n", i, i);
+            }
+            cs_buf_append(&b, line, (size_t) n);
+        }
+    }
+    cs_df *df = NULL;
+    double t0 = cs_now();
+    assert_int_equal(cs_df_parse("Dockerfile", (const char *) b.data, b.len, &df, NULL), 0);
+    double dt = cs_now() - t0;
+    printf("parsed %d lines (%zu instructions, %zu stages, %zu bytes) in %.2f ms\n", lines,
+           df->ninstrs, df->nstages, b.len, dt * 1e3);
+    assert_true(df->nstages > 100);
+    cs_df_free(df);
+    cs_buf_release(&b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_instruction_parses_in_shell_and_exec_form),
+        cmocka_unit_test(keywords_are_case_insensitive_and_keep_their_spelling),
+        cmocka_unit_test(invalid_json_is_shell_form),
+        cmocka_unit_test(flags_keep_order_and_lose_quotes),
+        cmocka_unit_test(parser_directives_are_read_only_at_the_top),
+        cmocka_unit_test(escape_backtick_continues_lines_and_escapes_words),
+        cmocka_unit_test(continuations_skip_comment_and_empty_lines),
+        cmocka_unit_test(heredocs_attach_to_run_copy_and_add),
+        cmocka_unit_test(heredoc_errors_name_the_instruction_line),
+        cmocka_unit_test(variable_substitution_follows_buildkit),
+        cmocka_unit_test(words_split_on_unquoted_whitespace_after_expansion),
+        cmocka_unit_test(instructions_expand_as_buildkit_dispatches_them),
+        cmocka_unit_test(global_args_are_visible_in_from_only),
+        cmocka_unit_test(build_args_override_defaults_and_globals),
+        cmocka_unit_test(errors_name_the_file_and_line),
+        cmocka_unit_test(maintainer_and_healthcheck_forms_are_accepted),
+        cmocka_unit_test(golang_build_then_scratch_copies_from_stage_zero),
+        cmocka_unit_test(named_stages_are_lowercased_and_found_case_insensitively),
+        cmocka_unit_test(a_ten_thousand_line_dockerfile_parses_quickly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
