@@ -556,7 +556,8 @@ entry_from_archive(struct archive_entry *ae, const char *name, cs_entry *e, cs_e
     const char *path = archive_entry_pathname(ae);
     if (!path)
         return cs_err(err, CS_EPARSE, 0, "%s: member without a name", name);
-    if (path[0] == '/')
+    /* "/" alone is the root (umoci writes it); any other absolute name is refused. */
+    if (path[0] == '/' && path[strspn(path, "/")])
         return cs_err(err, CS_EINVAL, 0, "%s: member '%s' has an absolute path", name, path);
     int r = cs_path_clean(path, &e->path, err);
     if (r < 0)

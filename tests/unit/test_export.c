@@ -1,0 +1,1127 @@
+/* test_export.c - tar generation, layer_blobs and image export. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "compress.h"
+#include "cstore/content.h"
+#include "cstore/export.h"
+#include "cstore/image.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+
+#define KiB                    1024u
+#define MT_LAYER_GZIP_FOR_TEST "application/vnd.oci.image.layer.v1.tar+gzip"
+#define MT_LAYER_ZSTD_FOR_TEST "application/vnd.oci.image.layer.v1.tar+zstd"
+
+typedef struct fx {
+    char dir[64];
+    cs_store *s;
+    cs_digest big, small; /* contents */
+    uint8_t *big_bytes;
+    size_t big_len;
+} fx;
+
+static void
+fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t) x;
+    }
+}
+
+static int
+rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove(p);
+}
+
+static void
+rm_rf(const char *p)
+{
+    nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *
+fpath(fx *f, const char *name)
+{
+    char *p;
+    assert_true(asprintf(&p, "%s/%s", f->dir, name) > 0);
+    return p;
+}
+
+/* Stores p[0..n) as one content cut every chunk bytes (raw chunks). */
+static cs_digest
+put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk)
+{
+    cs_error *err = NULL;
+    cs_chunk_ref refs[64];
+    uint32_t nrefs = 0;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        cs_sha256(p + off, len, &refs[nrefs].d);
+        refs[nrefs].len = (uint32_t) len;
+        assert_true(
+            cs_chunk_put(db, txn, &refs[nrefs].d, CS_CODEC_RAW, (uint32_t) len, p + off, len, &err)
+            >= 0);
+        nrefs++;
+    }
+    cs_digest d;
+    cs_sha256(p, n, &d);
+    assert_true(cs_content_put(db, txn, &d, n, refs, nrefs, &err) >= 0);
+    return d;
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cstore-test-export-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char *root = fpath(f, "store");
+    cs_error *err = NULL;
+    assert_int_equal(cs_store_open(root, 0, &f->s, &err), 0);
+    free(root);
+
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+    f->big_len = 200 * KiB + 17;
+    f->big_bytes = malloc(f->big_len);
+    fill_random(f->big_bytes, f->big_len, 7);
+    f->big = put_content(db, txn, f->big_bytes, f->big_len, 64 * KiB);
+    f->small = put_content(db, txn, (const uint8_t *) "hello\n", 6, 64 * KiB);
+    assert_int_equal(cs_db_commit(txn, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    rm_rf(f->dir);
+    free(f->big_bytes);
+    free(f);
+    return 0;
+}
+
+static cs_entry *
+add_entry(cs_tree *t, const char *path, cs_etype type)
+{
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup(path);
+    e->type = type;
+    e->mode = type == CS_E_DIR ? 0755 : 0644;
+    e->mtime_sec = 1700000000;
+    return e;
+}
+
+static cs_entry *
+add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size)
+{
+    cs_entry *e = add_entry(t, path, CS_E_FILE);
+    e->size = size;
+    e->has_content = size > 0;
+    if (c)
+        e->content = *c;
+    return e;
+}
+
+static cs_entry *
+add_link(cs_tree *t, const char *path, const char *target, const cs_digest *c, uint64_t size)
+{
+    cs_entry *e = add_entry(t, path, CS_E_HARDLINK);
+    e->link = strdup(target);
+    e->size = size;
+    e->has_content = size > 0;
+    if (c)
+        e->content = *c;
+    return e;
+}
+
+/* Every kind of entry: dirs, files (multi-chunk), symlink, devices, fifo,
+ * xattrs, owners, long names, sub-second times, whiteouts. */
+static cs_tree *
+rich_tree(fx *f, bool for_image)
+{
+    cs_tree *t = cs_tree_new();
+    add_entry(t, "etc", CS_E_DIR);
+    cs_entry *e = add_file(t, "etc/hello", &f->small, 6);
+    e->uid = 1000;
+    e->gid = 1001;
+    e->uname = strdup("user");
+    e->gname = strdup("group");
+    e->mtime_nsec = 123456789;
+    add_entry(t, "usr", CS_E_DIR)->mode = 01777;
+    e = add_file(t, "usr/big.bin", &f->big, f->big_len);
+    e->mode = 04755;
+    if (!for_image) /* not a valid capability set: umoci could not apply it */
+        cs_entry_add_xattr(e, "security.capability", "\x01\x00\x00\x02", 4);
+    cs_entry_add_xattr(e, "user.note", "v", 1);
+    e = add_entry(t, "usr/sh", CS_E_SYMLINK);
+    e->link = strdup("../bin/busybox");
+    e = add_entry(t, "dev", CS_E_DIR);
+    if (!for_image) { /* umoci may not mknod */
+        e = add_entry(t, "dev/null", CS_E_CHAR);
+        e->devmajor = 1;
+        e->devminor = 3;
+        e = add_entry(t, "dev/sda", CS_E_BLOCK);
+        e->devmajor = 8;
+    }
+    add_entry(t, "dev/pipe", CS_E_FIFO);
+    add_file(t, "etc/.wh.removed", NULL, 0);
+    add_file(t, "var/.wh..wh..opq", NULL, 0);
+    add_entry(t, "var", CS_E_DIR);
+    char longp[300];
+    memset(longp, 'x', sizeof(longp) - 1);
+    longp[0] = 'l';
+    longp[1] = '/';
+    longp[150] = '/';
+    longp[sizeof(longp) - 1] = '\0';
+    add_entry(t, "l", CS_E_DIR);
+    add_file(t, longp, &f->small, 6);
+    cs_tree_sort(t);
+    return t;
+}
+
+typedef struct membuf {
+    cs_buf b;
+} membuf;
+
+static int
+mem_sink(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    cs_buf_append(&((membuf *) ctx)->b, p, n);
+    return 0;
+}
+
+typedef struct tar_job {
+    const cs_tree *t;
+    membuf *out;
+} tar_job;
+
+static int
+tar_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    tar_job *j = ctx;
+    return cs_tree_write_tar(db, txn, j->t, mem_sink, j->out, err);
+}
+
+static void
+write_tar(fx *f, const cs_tree *t, membuf *out)
+{
+    cs_error *err = NULL;
+    cs_buf_init(&out->b);
+    tar_job j = { t, out };
+    int rc = cs_db_read(cs_store_db(f->s), tar_fn, &j, &err);
+    if (rc < 0)
+        fail_msg("%s", err->msg);
+}
+
+static struct archive *
+open_tar_mem(const void *p, size_t n)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    archive_read_support_filter_all(a);
+    assert_int_equal(archive_read_open_memory(a, p, n), ARCHIVE_OK);
+    return a;
+}
+
+static void
+read_all_data(struct archive *a, cs_buf *out)
+{
+    cs_buf_init(out);
+    char buf[8192];
+    la_ssize_t r;
+    while ((r = archive_read_data(a, buf, sizeof(buf))) > 0)
+        cs_buf_append(out, buf, (size_t) r);
+    assert_true(r == 0);
+}
+
+static void
+tar_is_deterministic_and_complete(void **state)
+{
+    fx *f = *state;
+    cs_tree *t = rich_tree(f, false);
+    membuf a, b;
+    write_tar(f, t, &a);
+    write_tar(f, t, &b);
+    assert_int_equal(a.b.len, b.b.len);
+    assert_memory_equal(a.b.data, b.b.data, a.b.len);
+    assert_int_equal(a.b.len % 512, 0);
+
+    /* Read it back: the same entries, in tree order. */
+    struct archive *ar = open_tar_mem(a.b.data, a.b.len);
+    struct archive_entry *ae;
+    size_t i = 0;
+    while (archive_read_next_header(ar, &ae) == ARCHIVE_OK) {
+        assert_true(i < t->n);
+        const cs_entry *e = &t->e[i++];
+        const char *name = archive_entry_pathname(ae);
+        if (e->type == CS_E_DIR) {
+            assert_int_equal(strlen(name), strlen(e->path) + 1);
+            assert_memory_equal(name, e->path, strlen(e->path));
+            assert_int_equal(name[strlen(e->path)], '/');
+            assert_int_equal(archive_entry_filetype(ae), AE_IFDIR);
+        } else {
+            assert_string_equal(name, e->path);
+        }
+        assert_int_equal(archive_entry_perm(ae), e->mode);
+        assert_int_equal(archive_entry_uid(ae), e->uid);
+        assert_int_equal(archive_entry_gid(ae), e->gid);
+        assert_int_equal(archive_entry_mtime(ae), e->mtime_sec);
+        if (e->uname)
+            assert_string_equal(archive_entry_uname(ae), e->uname);
+        assert_false(archive_entry_atime_is_set(ae));
+        assert_false(archive_entry_ctime_is_set(ae));
+        switch (e->type) {
+        case CS_E_FILE: {
+            assert_int_equal(archive_entry_filetype(ae), AE_IFREG);
+            assert_int_equal(archive_entry_size(ae), e->size);
+            cs_buf data;
+            read_all_data(ar, &data);
+            assert_int_equal(data.len, e->size);
+            if (!strcmp(e->path, "usr/big.bin"))
+                assert_memory_equal(data.data, f->big_bytes, f->big_len);
+            cs_buf_release(&data);
+            break;
+        }
+        case CS_E_SYMLINK:
+            assert_int_equal(archive_entry_filetype(ae), AE_IFLNK);
+            assert_string_equal(archive_entry_symlink(ae), e->link);
+            break;
+        case CS_E_CHAR:
+        case CS_E_BLOCK:
+            assert_int_equal(archive_entry_filetype(ae),
+                             e->type == CS_E_CHAR ? AE_IFCHR : AE_IFBLK);
+            assert_int_equal(archive_entry_rdevmajor(ae), e->devmajor);
+            assert_int_equal(archive_entry_rdevminor(ae), e->devminor);
+            break;
+        case CS_E_FIFO:
+            assert_int_equal(archive_entry_filetype(ae), AE_IFIFO);
+            break;
+        default:
+            break;
+        }
+        assert_int_equal((uint32_t) archive_entry_xattr_count(ae), 2 * e->nxattrs);
+        if (e->nxattrs) {
+            /* pax records carry the xattrs (with sub-second mtime). */
+            assert_int_equal(archive_entry_mtime_nsec(ae), e->mtime_nsec);
+            const char *xn;
+            const void *xv;
+            size_t xl;
+            archive_entry_xattr_reset(ae);
+            uint32_t seen = 0;
+            while (archive_entry_xattr_next(ae, &xn, &xv, &xl) == ARCHIVE_OK) {
+                for (uint32_t x = 0; x < e->nxattrs; x++)
+                    if (!strcmp(xn, e->xattrs[x].name)) {
+                        assert_int_equal(xl, e->xattrs[x].len);
+                        assert_memory_equal(xv, e->xattrs[x].value, xl);
+                        seen++;
+                    }
+            }
+            /* libarchive reads both the LIBARCHIVE. and SCHILY. records
+             * (Go's tar reads the SCHILY. ones): each name twice. */
+            assert_int_equal(seen, 2 * e->nxattrs);
+        }
+    }
+    assert_int_equal(i, t->n);
+    archive_read_free(ar);
+
+    /* A change of metadata changes the bytes. */
+    t->e[0].mtime_sec++;
+    membuf c;
+    write_tar(f, t, &c);
+    assert_true(c.b.len != a.b.len || memcmp(c.b.data, a.b.data, a.b.len) != 0);
+    cs_buf_release(&a.b);
+    cs_buf_release(&b.b);
+    cs_buf_release(&c.b);
+    cs_tree_free(t);
+}
+
+static void
+empty_tree_is_an_empty_tar(void **state)
+{
+    fx *f = *state;
+    cs_tree *t = cs_tree_new();
+    membuf m;
+    write_tar(f, t, &m);
+    assert_int_equal(m.b.len, 1024);
+    for (size_t i = 0; i < m.b.len; i++)
+        assert_int_equal(m.b.data[i], 0);
+    cs_buf_release(&m.b);
+    cs_tree_free(t);
+}
+
+typedef struct seen {
+    char name[64];
+    unsigned type;
+    char hardlink[64];
+    size_t size;
+} seen;
+
+static size_t
+list_tar(const cs_buf *b, seen *out, size_t max, const fx *f, const uint8_t *want, size_t wlen)
+{
+    (void) f;
+    struct archive *a = open_tar_mem(b->data, b->len);
+    struct archive_entry *ae;
+    size_t n = 0;
+    while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+        assert_true(n < max);
+        snprintf(out[n].name, sizeof(out[n].name), "%s", archive_entry_pathname(ae));
+        out[n].type = archive_entry_filetype(ae);
+        const char *h = archive_entry_hardlink(ae);
+        snprintf(out[n].hardlink, sizeof(out[n].hardlink), "%s", h ? h : "");
+        cs_buf data;
+        read_all_data(a, &data);
+        out[n].size = data.len;
+        if (!h && out[n].type == AE_IFREG && data.len == wlen)
+            assert_memory_equal(data.data, want, wlen);
+        cs_buf_release(&data);
+        n++;
+    }
+    archive_read_free(a);
+    return n;
+}
+
+static void
+hardlink_before_target_becomes_the_file(void **state)
+{
+    fx *f = *state;
+    cs_tree *t = cs_tree_new();
+    /* "a/link" sorts before its target "b/file"; "c/link2" after it. */
+    add_entry(t, "a", CS_E_DIR);
+    add_link(t, "a/link", "b/file", &f->big, f->big_len);
+    add_entry(t, "b", CS_E_DIR);
+    cs_entry *tgt = add_file(t, "b/file", &f->big, f->big_len);
+    tgt->mode = 0700;
+    add_entry(t, "c", CS_E_DIR);
+    add_link(t, "c/link2", "b/file", &f->big, f->big_len);
+    /* A chain: d/link3 -> c/link2 -> b/file. */
+    add_link(t, "d-link3", "c/link2", &f->big, f->big_len);
+    /* Target absent from the tree: the link becomes a file. */
+    add_link(t, "e-orphan", "zz/gone", &f->small, 6);
+    /* Ordinary case: target first. */
+    add_file(t, "f-file", &f->small, 6);
+    add_link(t, "g-link", "f-file", &f->small, 6);
+    cs_tree_sort(t);
+
+    membuf m;
+    write_tar(f, t, &m);
+    seen s[16];
+    size_t n = list_tar(&m.b, s, 16, f, f->big_bytes, f->big_len);
+    assert_int_equal(n, 10);
+    /* a/ a/link b/ b/file c/ c/link2 d-link3 e-orphan f-file g-link */
+    assert_string_equal(s[1].name, "a/link");
+    assert_int_equal(s[1].type, AE_IFREG);
+    assert_string_equal(s[1].hardlink, "");
+    assert_int_equal(s[1].size, f->big_len);
+    assert_string_equal(s[3].name, "b/file");
+    assert_string_equal(s[3].hardlink, "a/link");
+    assert_int_equal(s[3].size, 0);
+    assert_string_equal(s[5].name, "c/link2");
+    assert_string_equal(s[5].hardlink, "a/link");
+    assert_string_equal(s[6].name, "d-link3");
+    assert_string_equal(s[6].hardlink, "a/link");
+    assert_string_equal(s[7].name, "e-orphan");
+    assert_int_equal(s[7].type, AE_IFREG);
+    assert_string_equal(s[7].hardlink, "");
+    assert_int_equal(s[7].size, 6);
+    assert_string_equal(s[9].name, "g-link");
+    assert_string_equal(s[9].hardlink, "f-file");
+
+    /* The file takes the target's metadata (the inode's). */
+    struct archive *a = open_tar_mem(m.b.data, m.b.len);
+    struct archive_entry *ae;
+    assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
+    assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
+    assert_int_equal(archive_entry_perm(ae), 0700);
+    archive_read_free(a);
+    cs_buf_release(&m.b);
+    cs_tree_free(t);
+}
+
+static void
+compress_sink_is_deterministic_and_hashes_both_streams(void **state)
+{
+    fx *f = *state;
+    cs_compression comps[] = { CS_COMP_NONE, CS_COMP_GZIP, CS_COMP_ZSTD };
+    for (size_t i = 0; i < 3; i++) {
+        cs_csink_result r[2];
+        membuf m[2];
+        for (int k = 0; k < 2; k++) {
+            cs_error *err = NULL;
+            cs_csink *s;
+            cs_buf_init(&m[k].b);
+            assert_int_equal(cs_csink_new(comps[i], 0, mem_sink, &m[k], &s, &err), 0);
+            /* Odd write sizes. */
+            for (size_t off = 0; off < f->big_len; off += 1000 + off % 7)
+                assert_int_equal(cs_csink_write(s, f->big_bytes + off,
+                                                off + 1000 + off % 7 > f->big_len ? f->big_len - off
+                                                                                  : 1000 + off % 7,
+                                                &err),
+                                 0);
+            assert_int_equal(cs_csink_finish(s, &r[k], &err), 0);
+            cs_csink_free(s);
+        }
+        cs_digest d;
+        cs_sha256(f->big_bytes, f->big_len, &d);
+        assert_true(cs_digest_eq(&r[0].diff_id, &d));
+        assert_int_equal(r[0].tar_size, f->big_len);
+        cs_sha256(m[0].b.data, m[0].b.len, &d);
+        assert_true(cs_digest_eq(&r[0].blob, &d));
+        assert_int_equal(r[0].blob_size, m[0].b.len);
+        assert_int_equal(m[0].b.len, m[1].b.len);
+        assert_memory_equal(m[0].b.data, m[1].b.data, m[0].b.len);
+        if (comps[i] == CS_COMP_GZIP) {
+            /* gzip header: mtime 0, OS 255. */
+            assert_int_equal(m[0].b.data[0], 0x1f);
+            assert_int_equal(m[0].b.data[4] | m[0].b.data[5] | m[0].b.data[6] | m[0].b.data[7], 0);
+            assert_int_equal(m[0].b.data[9], 255);
+        }
+        if (comps[i] != CS_COMP_NONE) {
+            /* It decompresses back to the input. */
+            struct archive *a = archive_read_new();
+            archive_read_support_filter_all(a);
+            archive_read_support_format_raw(a);
+            assert_int_equal(archive_read_open_memory(a, m[0].b.data, m[0].b.len), ARCHIVE_OK);
+            struct archive_entry *ae;
+            assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
+            cs_buf data;
+            read_all_data(a, &data);
+            assert_int_equal(data.len, f->big_len);
+            assert_memory_equal(data.data, f->big_bytes, f->big_len);
+            cs_buf_release(&data);
+            archive_read_free(a);
+        }
+        cs_buf_release(&m[0].b);
+        cs_buf_release(&m[1].b);
+    }
+}
+
+typedef struct lb_job {
+    cs_digest tree;
+    cs_compression c;
+    cs_layer_blob lb;
+    int rc;
+} lb_job;
+
+static int
+lb_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    lb_job *j = ctx;
+    return cs_layer_blob_put(db, txn, &j->tree, j->c, &j->lb, err);
+}
+
+static int
+lb_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    lb_job *j = ctx;
+    j->rc = cs_layer_blob_get(db, txn, &j->tree, j->c, &j->lb, err);
+    return j->rc == -CS_ENOTFOUND ? 0 : j->rc;
+}
+
+static lb_job
+lb_get(fx *f, const cs_digest *tree, cs_compression c)
+{
+    cs_error *err = NULL;
+    lb_job j = { .tree = *tree, .c = c };
+    assert_int_equal(cs_db_read(cs_store_db(f->s), lb_get_fn, &j, &err), 0);
+    return j;
+}
+
+static void
+layer_blob_records_round_trip(void **state)
+{
+    fx *f = *state;
+    cs_error *err = NULL;
+    lb_job j = { .c = CS_COMP_ZSTD };
+    fill_random(j.tree.b, 32, 1);
+    fill_random(j.lb.diff_id.b, 32, 2);
+    fill_random(j.lb.blob.b, 32, 3);
+    j.lb.size = 0x0102030405060708ull;
+    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+
+    lb_job g = lb_get(f, &j.tree, CS_COMP_ZSTD);
+    assert_int_equal(g.rc, 0);
+    assert_true(cs_digest_eq(&g.lb.diff_id, &j.lb.diff_id));
+    assert_true(cs_digest_eq(&g.lb.blob, &j.lb.blob));
+    assert_int_equal(g.lb.size, j.lb.size);
+    /* Keyed by compression too. */
+    assert_int_equal(lb_get(f, &j.tree, CS_COMP_GZIP).rc, -CS_ENOTFOUND);
+
+    /* The value layout of export.h: diff_id | blob | size u64 BE. */
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
+    uint8_t key[33];
+    memcpy(key, j.tree.b, 32);
+    key[32] = CS_COMP_ZSTD;
+    MDB_val v;
+    assert_int_equal(cs_db_get(cs_store_db(f->s), txn, CS_T_LAYER_BLOBS, key, 33, &v, &err), 0);
+    assert_int_equal(v.mv_size, 72);
+    assert_memory_equal(v.mv_data, j.lb.diff_id.b, 32);
+    assert_memory_equal((uint8_t *) v.mv_data + 64, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    mdb_txn_abort(txn);
+}
+
+/* ---- export ---- */
+
+typedef struct img_job {
+    fx *f;
+    cs_digest trees[3];
+    cs_digest id;
+} img_job;
+
+static int
+put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    img_job *j = ctx;
+    fx *f = j->f;
+    cs_tree *t = rich_tree(f, true);
+    int rc = cs_tree_put(db, txn, t, &j->trees[0], err);
+    cs_tree_free(t);
+    if (rc < 0)
+        return rc;
+    t = cs_tree_new();
+    add_entry(t, "a", CS_E_DIR);
+    add_link(t, "a/link", "b/file", &f->big, f->big_len);
+    add_entry(t, "b", CS_E_DIR);
+    add_file(t, "b/file", &f->big, f->big_len);
+    add_file(t, "etc/.wh.hello", NULL, 0);
+    add_entry(t, "etc", CS_E_DIR);
+    cs_tree_sort(t);
+    rc = cs_tree_put(db, txn, t, &j->trees[1], err);
+    cs_tree_free(t);
+    if (rc < 0)
+        return rc;
+    j->trees[2] = j->trees[0]; /* the same layer twice */
+    /* diff_ids as another tar writer made them: export rewrites them. */
+    const char *config =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],"
+        "\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
+        "\"sha256:0000000000000000000000000000000000000000000000000000000000000001\","
+        "\"sha256:0000000000000000000000000000000000000000000000000000000000000002\","
+        "\"sha256:0000000000000000000000000000000000000000000000000000000000000003\"]},"
+        "\"history\":[{\"created_by\":\"hand\"}],\"zlast\":true}";
+    cs_image img = { .config = (char *) config, .config_len = strlen(config), .nlayers = 3 };
+    img.layers = j->trees;
+    cs_sha256(config, img.config_len, &img.id);
+    j->id = img.id;
+    if ((rc = cs_image_put(db, txn, &img, err)) < 0)
+        return rc;
+    return cs_tag_set(db, txn, "docker.io/library/demo:1.0", &img.id, err);
+}
+
+static img_job
+make_image(fx *f)
+{
+    cs_error *err = NULL;
+    img_job j = { .f = f };
+    int rc = cs_db_write(cs_store_db(f->s), put_image_fn, &j, &err);
+    if (rc < 0)
+        fail_msg("%s", err->msg);
+    return j;
+}
+
+static void
+export_ok(fx *f, const char *name, const char *path, cs_format fmt, cs_compression c)
+{
+    cs_error *err = NULL;
+    int rc = cs_export(f->s, name, path, fmt, c, &err);
+    if (rc < 0)
+        fail_msg("export: %s", err->msg);
+}
+
+static void
+read_file_buf(const char *path, cs_buf *b)
+{
+    cs_error *err = NULL;
+    cs_buf_init(b);
+    if (cs_read_file(path, 1u << 30, b, &err) < 0)
+        fail_msg("%s", err->msg);
+}
+
+static bool
+files_equal(const char *a, const char *b)
+{
+    cs_buf x, y;
+    read_file_buf(a, &x);
+    read_file_buf(b, &y);
+    bool eq = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+    cs_buf_release(&x);
+    cs_buf_release(&y);
+    return eq;
+}
+
+/* Extracts a tar file (plain members only) into dir. */
+static void
+extract(const char *tarpath, const char *dir)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_filename(a, tarpath, 65536), ARCHIVE_OK);
+    struct archive_entry *ae;
+    cs_error *err = NULL;
+    assert_int_equal(cs_mkdir_p(dir, 0755, &err), 0);
+    while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+        char *p = cs_path_join(dir, archive_entry_pathname(ae));
+        if (archive_entry_filetype(ae) == AE_IFDIR) {
+            assert_int_equal(cs_mkdir_p(p, 0755, &err), 0);
+        } else {
+            cs_buf data;
+            read_all_data(a, &data);
+            char *slash = strrchr(p, '/');
+            *slash = '\0';
+            assert_int_equal(cs_mkdir_p(p, 0755, &err), 0);
+            *slash = '/';
+            assert_int_equal(cs_write_file_atomic(p, data.data, data.len, &err), 0);
+            cs_buf_release(&data);
+        }
+        free(p);
+    }
+    archive_read_free(a);
+}
+
+/* sha256 of a blob after decompression (any filter). */
+static cs_digest
+uncompressed_digest(const char *path)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_raw(a);
+    assert_int_equal(archive_read_open_filename(a, path, 65536), ARCHIVE_OK);
+    struct archive_entry *ae;
+    cs_digest d;
+    if (archive_read_next_header(a, &ae) != ARCHIVE_OK) {
+        cs_sha256("", 0, &d); /* raw format refuses an empty input */
+    } else {
+        cs_buf data;
+        read_all_data(a, &data);
+        cs_sha256(data.data, data.len, &d);
+        cs_buf_release(&data);
+    }
+    archive_read_free(a);
+    return d;
+}
+
+static json_t *
+load_json(const char *path)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        fail_msg("%s: %s", path, je.text);
+    return j;
+}
+
+static char *
+blob_path(const char *dir, const char *digest)
+{
+    char *p;
+    assert_true(strncmp(digest, "sha256:", 7) == 0);
+    assert_true(asprintf(&p, "%s/blobs/sha256/%s", dir, digest + 7) > 0);
+    return p;
+}
+
+static void
+check_blob(const char *dir, json_t *desc)
+{
+    const char *dg = json_string_value(json_object_get(desc, "digest"));
+    char *p = blob_path(dir, dg);
+    cs_buf b;
+    read_file_buf(p, &b);
+    assert_int_equal(b.len, json_integer_value(json_object_get(desc, "size")));
+    cs_digest d;
+    char ds[CS_DIGEST_STR];
+    cs_sha256(b.data, b.len, &d);
+    cs_digest_str(&d, ds);
+    assert_string_equal(ds, dg);
+    cs_buf_release(&b);
+    free(p);
+}
+
+/* Checks an OCI layout: blobs match their digests, the config's diff_ids
+ * are the layers' uncompressed digests. Returns the number of manifests. */
+static size_t
+check_layout(const char *dir, const char *ref, const char *layer_mt)
+{
+    char *p = cs_path_join(dir, "oci-layout");
+    json_t *lay = load_json(p);
+    assert_string_equal(json_string_value(json_object_get(lay, "imageLayoutVersion")), "1.0.0");
+    json_decref(lay);
+    free(p);
+    p = cs_path_join(dir, "index.json");
+    json_t *idx = load_json(p);
+    free(p);
+    json_t *ms = json_object_get(idx, "manifests");
+    size_t nman = json_array_size(ms);
+    json_t *md = NULL;
+    for (size_t i = 0; i < nman; i++) {
+        json_t *ann = json_object_get(json_array_get(ms, i), "annotations");
+        const char *r =
+            json_string_value(json_object_get(ann, "org.opencontainers.image.ref.name"));
+        if (r && !strcmp(r, ref))
+            md = json_array_get(ms, i);
+    }
+    assert_non_null(md);
+    check_blob(dir, md);
+    p = blob_path(dir, json_string_value(json_object_get(md, "digest")));
+    json_t *man = load_json(p);
+    free(p);
+    assert_int_equal(json_integer_value(json_object_get(man, "schemaVersion")), 2);
+    json_t *cd = json_object_get(man, "config");
+    check_blob(dir, cd);
+    p = blob_path(dir, json_string_value(json_object_get(cd, "digest")));
+    json_t *cfg = load_json(p);
+    free(p);
+    json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *ls = json_object_get(man, "layers");
+    assert_int_equal(json_array_size(ls), 3);
+    assert_int_equal(json_array_size(ids), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *l = json_array_get(ls, i);
+        assert_string_equal(json_string_value(json_object_get(l, "mediaType")), layer_mt);
+        check_blob(dir, l);
+        p = blob_path(dir, json_string_value(json_object_get(l, "digest")));
+        cs_digest d = uncompressed_digest(p);
+        free(p);
+        char ds[CS_DIGEST_STR];
+        cs_digest_str(&d, ds);
+        assert_string_equal(json_string_value(json_array_get(ids, i)), ds);
+    }
+    /* Layers 0 and 2 are the same tree. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ls, 0), "digest")),
+                        json_string_value(json_object_get(json_array_get(ls, 2), "digest")));
+    /* Other config fields are kept, in order. */
+    assert_true(json_is_true(json_object_get(cfg, "zlast")));
+    const char *last = NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg, k, v) last = k;
+    assert_string_equal(last, "zlast");
+    json_decref(cfg);
+    json_decref(man);
+    json_decref(idx);
+    return nman;
+}
+
+static bool
+have_tool(const char *name)
+{
+    char *cmd;
+    assert_true(asprintf(&cmd, "command -v %s >/dev/null 2>&1", name) > 0);
+    int r = system(cmd);
+    free(cmd);
+    return r == 0;
+}
+
+static void run_ok(const char *fmt, ...) CS_PRINTF(1, 2);
+static void
+run_ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd;
+    assert_true(vasprintf(&cmd, fmt, ap) > 0);
+    va_end(ap);
+    int r = system(cmd);
+    if (r != 0)
+        fail_msg("command failed (%d): %s", r, cmd);
+    free(cmd);
+}
+
+static void
+export_oci_dir_is_valid_deterministic_and_merges(void **state)
+{
+    fx *f = *state;
+    img_job j = make_image(f);
+    char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
+    export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_GZIP);
+    export_ok(f, "demo:1.0", d2, CS_FMT_OCI_DIR, CS_COMP_GZIP);
+    assert_int_equal(check_layout(d1, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
+
+    /* layer_blobs now knows the trees, for gzip and for plain tar. */
+    lb_job g = lb_get(f, &j.trees[1], CS_COMP_GZIP);
+    assert_int_equal(g.rc, 0);
+    lb_job n = lb_get(f, &j.trees[1], CS_COMP_NONE);
+    assert_int_equal(n.rc, 0);
+    assert_true(cs_digest_eq(&g.lb.diff_id, &n.lb.diff_id));
+    assert_true(cs_digest_eq(&n.lb.diff_id, &n.lb.blob));
+    char hex[CS_DIGEST_HEX], *p;
+    cs_digest_hex(&g.lb.blob, hex);
+    assert_true(asprintf(&p, "%s/blobs/sha256/%s", d1, hex) > 0);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, g.lb.size);
+    free(p);
+
+    /* Byte-identical files. */
+    const char *names[] = { "index.json", "oci-layout" };
+    for (size_t i = 0; i < 2; i++) {
+        char *a = cs_path_join(d1, names[i]), *b = cs_path_join(d2, names[i]);
+        assert_true(files_equal(a, b));
+        free(a);
+        free(b);
+    }
+
+    /* A second image name (by id: no ref) and zstd join the same layout. */
+    char idhex[CS_DIGEST_HEX];
+    cs_digest_hex(&j.id, idhex);
+    export_ok(f, idhex, d1, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
+    char *ip = cs_path_join(d1, "index.json");
+    json_t *idx = load_json(ip);
+    assert_int_equal(json_array_size(json_object_get(idx, "manifests")), 2);
+    json_decref(idx);
+    /* Re-exporting the tag replaces its entry. */
+    export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
+    assert_int_equal(check_layout(d1, "1.0", MT_LAYER_ZSTD_FOR_TEST), 2);
+    free(ip);
+
+    if (have_tool("skopeo") && have_tool("umoci")) {
+        run_ok("skopeo inspect oci:%s:1.0 >/dev/null", d2);
+        run_ok("cd %s && umoci unpack %s --image oci2:1.0 bundle >/dev/null", f->dir,
+               geteuid() == 0 ? "" : "--rootless");
+        char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
+        cs_buf b;
+        read_file_buf(bp, &b);
+        assert_int_equal(b.len, f->big_len);
+        assert_memory_equal(b.data, f->big_bytes, f->big_len);
+        cs_buf_release(&b);
+        free(bp);
+        bp = fpath(f, "bundle/rootfs/b/file");
+        assert_int_equal(stat(bp, &st), 0);
+        assert_int_equal(st.st_nlink, 2);
+        free(bp);
+    } else {
+        print_message("skopeo/umoci not found: external checks skipped\n");
+    }
+    free(d1);
+    free(d2);
+}
+
+static void
+export_archives_are_valid_and_deterministic(void **state)
+{
+    fx *f = *state;
+    make_image(f);
+    char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
+    /* First export: digests unknown (temp files); second: streamed. */
+    export_ok(f, "demo:1.0", a1, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
+    export_ok(f, "demo:1.0", a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
+    assert_true(files_equal(a1, a2));
+    char *x = fpath(f, "x-oci");
+    extract(a1, x);
+    assert_int_equal(check_layout(x, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
+
+    char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
+    export_ok(f, "docker.io/library/demo:1.0", d1, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD);
+    export_ok(f, "demo:1.0", d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE);
+    assert_true(files_equal(d1, d2));
+    char *y = fpath(f, "x-docker");
+    extract(d1, y);
+    char *mp = cs_path_join(y, "manifest.json");
+    json_t *m = load_json(mp);
+    free(mp);
+    json_t *m0 = json_array_get(m, 0);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(m0, "RepoTags"), 0)),
+                        "demo:1.0");
+    const char *cfgname = json_string_value(json_object_get(m0, "Config"));
+    char *cp = cs_path_join(y, cfgname);
+    cs_buf cb;
+    read_file_buf(cp, &cb);
+    cs_digest cd;
+    char hex[CS_DIGEST_HEX];
+    cs_sha256(cb.data, cb.len, &cd);
+    cs_digest_hex(&cd, hex);
+    assert_memory_equal(cfgname, hex, 64);
+    cs_buf_release(&cb);
+    json_t *cfg = load_json(cp);
+    free(cp);
+    json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *ls = json_object_get(m0, "Layers");
+    assert_int_equal(json_array_size(ls), 3);
+    for (size_t i = 0; i < 3; i++) {
+        char *lp = cs_path_join(y, json_string_value(json_array_get(ls, i)));
+        cs_digest d = uncompressed_digest(lp);
+        char ds[CS_DIGEST_STR];
+        cs_digest_str(&d, ds);
+        assert_string_equal(json_string_value(json_array_get(ids, i)), ds);
+        free(lp);
+    }
+    json_decref(cfg);
+    json_decref(m);
+    char *rp = cs_path_join(y, "repositories");
+    json_t *r = load_json(rp);
+    assert_non_null(json_object_get(json_object_get(r, "demo"), "1.0"));
+    json_decref(r);
+    free(rp);
+
+    if (have_tool("skopeo")) {
+        run_ok("skopeo inspect oci-archive:%s >/dev/null", a1);
+        run_ok("skopeo inspect docker-archive:%s >/dev/null", d1);
+        run_ok("skopeo copy -q docker-archive:%s oci:%s/copied:x >/dev/null", d1, f->dir);
+        run_ok("skopeo copy -q oci-archive:%s oci:%s/copied2:y >/dev/null", a1, f->dir);
+    } else {
+        print_message("skopeo not found: external checks skipped\n");
+    }
+    free(a1);
+    free(a2);
+    free(d1);
+    free(d2);
+    free(x);
+    free(y);
+}
+
+static void
+export_recovers_from_a_wrong_layer_blobs_record(void **state)
+{
+    fx *f = *state;
+    cs_error *err = NULL;
+    img_job im = make_image(f);
+    char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
+    export_ok(f, "demo:1.0", good, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
+    lb_job right = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    assert_int_equal(right.rc, 0);
+
+    /* As if the compressor's output had changed since it was recorded. */
+    lb_job j = { .tree = im.trees[1], .c = CS_COMP_ZSTD };
+    fill_random(j.lb.diff_id.b, 32, 11);
+    fill_random(j.lb.blob.b, 32, 12);
+    j.lb.size = right.lb.size + 100;
+    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
+    assert_true(files_equal(good, p));
+    lb_job now = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    assert_true(cs_digest_eq(&now.lb.blob, &right.lb.blob));
+    assert_int_equal(now.lb.size, right.lb.size);
+
+    /* Shorter than recorded, then into a layout directory. */
+    j.lb.size = right.lb.size - 100;
+    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
+    assert_true(files_equal(good, p));
+    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    char *d = fpath(f, "dir");
+    export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
+    check_layout(d, "1.0", MT_LAYER_ZSTD_FOR_TEST);
+    free(d);
+    free(good);
+    free(p);
+}
+
+static void
+export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
+{
+    fx *f = *state;
+    cs_error *err = NULL;
+    char *p = fpath(f, "none.tar");
+    assert_int_equal(cs_export(f->s, "nosuch:1", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err),
+                     -CS_ENOTFOUND);
+    assert_non_null(err);
+    cs_error_clear(&err);
+    struct stat st;
+    assert_int_equal(stat(p, &st), -1);
+    free(p);
+
+    /* A failure while writing (the directory is gone) leaves nothing. */
+    make_image(f);
+    p = fpath(f, "missing-dir/out.tar");
+    assert_true(cs_export(f->s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
+    cs_error_clear(&err);
+    free(p);
+
+    /* A layer whose content is missing fails midway: no output, no temp. */
+    {
+        MDB_txn *txn;
+        cs_db *db = cs_store_db(f->s);
+        assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+        cs_tree *t = cs_tree_new();
+        cs_digest missing;
+        fill_random(missing.b, 32, 99);
+        add_file(t, "a", &f->big, f->big_len);
+        add_file(t, "b", &missing, 1000);
+        cs_digest td;
+        assert_int_equal(cs_tree_put(db, txn, t, &td, &err) < 0, 0);
+        cs_tree_free(t);
+        const char *config = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
+        cs_image img = { .config = (char *) config, .config_len = strlen(config), .nlayers = 1 };
+        img.layers = &td;
+        cs_sha256(config, img.config_len, &img.id);
+        assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
+        assert_int_equal(cs_tag_set(db, txn, "docker.io/library/broken:latest", &img.id, &err), 0);
+        assert_int_equal(cs_db_commit(txn, &err), 0);
+        char *out = fpath(f, "sub");
+        assert_int_equal(mkdir(out, 0755), 0);
+        char *a = cs_path_join(out, "broken.tar");
+        assert_true(cs_export(f->s, "broken", a, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
+        assert_non_null(strstr(err->msg, "broken.tar"));
+        cs_error_clear(&err);
+        char *d = cs_path_join(out, "layout");
+        assert_true(cs_export(f->s, "broken", d, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err) < 0);
+        cs_error_clear(&err);
+        char *idx = cs_path_join(d, "index.json");
+        assert_int_equal(stat(idx, &st), -1);
+        char *cmd;
+        assert_true(asprintf(&cmd, "test -z \"$(find %s -type f)\"", out) > 0);
+        assert_int_equal(system(cmd), 0);
+        free(cmd);
+        free(idx);
+        free(d);
+        free(a);
+        free(out);
+    }
+
+    /* An existing non-layout directory is refused. */
+    p = fpath(f, "notlayout");
+    assert_int_equal(mkdir(p, 0755), 0);
+    char *q = cs_path_join(p, "file");
+    assert_int_equal(cs_write_file_atomic(q, "x", 1, &err), 0);
+    assert_int_equal(cs_export(f->s, "demo:1.0", p, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err),
+                     -CS_EEXIST);
+    cs_error_clear(&err);
+    free(q);
+    free(p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(tar_is_deterministic_and_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(empty_tree_is_an_empty_tar, setup, teardown),
+        cmocka_unit_test_setup_teardown(hardlink_before_target_becomes_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(compress_sink_is_deterministic_and_hashes_both_streams,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(layer_blob_records_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(export_archives_are_valid_and_deterministic, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(export_recovers_from_a_wrong_layer_blobs_record, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
