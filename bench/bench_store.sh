@@ -15,7 +15,12 @@ cstore=${CSTORE:-$src/build/cstore}
 limits=${BENCH_LIMITS:-$src/build/bench/bench_limits}
 bases=${CSTORE_BASES:-$src/out/bases}
 work=$(mktemp -d /var/tmp/cstore-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    # buildah may leave its overlay mounted: unmount before removing
+    grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 
 [ -x "$cstore" ] || { echo "bench: build first: $cstore missing" >&2; exit 1; }
 bash "$src/tests/mkbase.sh" "$bases" >&2
