@@ -1,0 +1,405 @@
+/* merged.c - layers added up into one sorted tree, and chroot-like path
+ * resolution inside it (see cstore/merged.h).
+ *
+ * Applying a layer is linear in the size of both trees (plus a binary search
+ * per layer entry): first every deletion the layer implies for the tree below
+ * (whiteouts, opaque dirs, non-directories replacing directories) is marked
+ * as index ranges of the merged tree, then the survivors are merged with the
+ * layer's entries like two sorted runs. Deletions only ever look at the tree
+ * below, so a layer's own entries are never hidden by its own whiteouts,
+ * whatever their sort order (".wh..wh..opq" sorts after "D/.a").
+ */
+#include <string.h>
+#include "cstore/merged.h"
+
+#define WH_PREFIX    ".wh."
+#define WH_META      ".wh..wh." /* aufs metadata (.wh..wh.plnk...): ignored */
+#define WH_OPAQUE    ".wh..wh..opq"
+#define MAX_SYMLINKS 40 /* Linux MAXSYMLINKS */
+
+/* ---- ranges in a sorted tree ---- */
+
+/* Compares path with the key dir + c (dlen bytes of dir, then the byte c),
+ * bytewise like strcmp. */
+static int
+cmp_key(const char *path, const char *dir, size_t dlen, char c)
+{
+    int r = strncmp(path, dir, dlen);
+    if (r)
+        return r;
+    unsigned char p = (unsigned char) path[dlen];
+    if (p != (unsigned char) c)
+        return p < (unsigned char) c ? -1 : 1;
+    return path[dlen + 1] ? 1 : 0;
+}
+
+static size_t
+lower_bound(const cs_tree *t, size_t lo, size_t hi, const char *dir, size_t dlen, char c)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_key(t->e[mid].path, dir, dlen, c) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void
+cs_tree_under(const cs_tree *t, const char *dir, size_t *lo, size_t *hi)
+{
+    if (!*dir) {
+        /* Everything but a root entry (path ""), which sorts first. */
+        *lo = t->n && !t->e[0].path[0] ? 1 : 0;
+        *hi = t->n;
+        return;
+    }
+    /* Paths sort bytewise, so "dir.x" and "dir-x" may sit between "dir" and
+     * "dir/...": the entries with prefix "dir/" are exactly those in
+     * ["dir/", "dir0") since '0' == '/' + 1. */
+    size_t dlen = strlen(dir);
+    *lo = lower_bound(t, 0, t->n, dir, dlen, '/');
+    *hi = lower_bound(t, *lo, t->n, dir, dlen, '/' + 1);
+}
+
+/* Index of path in a sorted tree, or SIZE_MAX. */
+static size_t
+find_idx(const cs_tree *t, const char *path)
+{
+    const cs_entry *e = cs_tree_find(t, path);
+    return e ? (size_t) (e - t->e) : SIZE_MAX;
+}
+
+/* ---- applying a layer ---- */
+
+typedef enum { K_ENTRY, K_WHITEOUT, K_OPAQUE, K_IGNORE } kind;
+
+/* Classifies a layer entry; *base points at its last path component. */
+static kind
+classify(const char *path, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    const char *b = slash ? slash + 1 : path;
+    *base = b;
+    if (!strcmp(b, WH_OPAQUE))
+        return K_OPAQUE;
+    if (!strncmp(b, WH_META, strlen(WH_META)))
+        return K_IGNORE;
+    if (strncmp(b, WH_PREFIX, strlen(WH_PREFIX)))
+        return K_ENTRY;
+    const char *name = b + strlen(WH_PREFIX);
+    if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+        return K_IGNORE;
+    return K_WHITEOUT;
+}
+
+typedef struct {
+    const char *path;
+    size_t idx;
+} tagged;
+
+static int
+cmp_tagged(const void *a, const void *b)
+{
+    const tagged *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    if (c)
+        return c;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The layer's entry indices in path order, one per path (the last added wins,
+ * as cs_tree_sort does). Trees from cs_tree_get are sorted already. */
+static size_t *
+layer_order(const cs_tree *l, size_t *n)
+{
+    size_t *ord = cs_xmalloc(l->n * sizeof(*ord));
+    bool sorted = true;
+    for (size_t i = 0; i < l->n; i++) {
+        ord[i] = i;
+        if (i && strcmp(l->e[i - 1].path, l->e[i].path) >= 0)
+            sorted = false;
+    }
+    *n = l->n;
+    if (sorted)
+        return ord;
+    tagged *v = cs_xmalloc(l->n * sizeof(*v));
+    for (size_t i = 0; i < l->n; i++) {
+        v[i].path = l->e[i].path;
+        v[i].idx = i;
+    }
+    qsort(v, l->n, sizeof(*v), cmp_tagged);
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (i + 1 == l->n || strcmp(v[i].path, v[i + 1].path))
+            ord[k++] = v[i].idx;
+    free(v);
+    *n = k;
+    return ord;
+}
+
+/* Marks [lo, hi) of the merged tree for deletion (a difference array, so
+ * overlapping ranges cost nothing extra). */
+static void
+mark(long **diff, size_t n, size_t lo, size_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (!*diff)
+        *diff = cs_xcalloc(n + 1, sizeof(**diff));
+    (*diff)[lo]++;
+    (*diff)[hi]--;
+}
+
+/* Points a hardlink at its target's content: follows hardlink chains. */
+static void
+fix_hardlink(const cs_tree *m, cs_entry *e)
+{
+    const cs_entry *t = e->link ? cs_tree_find(m, e->link) : NULL;
+    for (int hops = 0; t && t->type == CS_E_HARDLINK && t->link && hops < MAX_SYMLINKS; hops++)
+        t = cs_tree_find(m, t->link);
+    if (!t || t == e)
+        return;
+    e->size = t->size;
+    e->has_content = t->has_content;
+    e->content = t->content;
+}
+
+/* Applies layer on m. When owned is not NULL it is layer itself, writable:
+ * its entries are moved into m instead of copied (what is left is freed by
+ * the caller). */
+static void
+apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
+{
+    size_t nv;
+    cs_autofree size_t *ord = layer_order(layer, &nv);
+    cs_autofree uint8_t *kinds = cs_xmalloc(nv ? nv : 1);
+    cs_autofree long *diff = NULL;
+    size_t nentries = 0;
+
+    /* Phase 1: what the layer removes from the tree below. */
+    for (size_t j = 0; j < nv; j++) {
+        const cs_entry *e = &layer->e[ord[j]];
+        const char *base;
+        kind k = classify(e->path, &base);
+        kinds[j] = (uint8_t) k;
+        size_t lo, hi, i;
+        if (k == K_OPAQUE) {
+            cs_autofree char *dir = cs_xstrndup(e->path, base > e->path ? base - e->path - 1 : 0);
+            cs_tree_under(m, dir, &lo, &hi);
+            mark(&diff, m->n, lo, hi);
+        } else if (k == K_WHITEOUT) {
+            cs_autofree char *victim =
+                cs_xasprintf("%.*s%s", (int) (base - e->path), e->path, base + strlen(WH_PREFIX));
+            if ((i = find_idx(m, victim)) != SIZE_MAX)
+                mark(&diff, m->n, i, i + 1);
+            cs_tree_under(m, victim, &lo, &hi);
+            mark(&diff, m->n, lo, hi);
+        } else if (k == K_ENTRY) {
+            nentries++;
+            /* The root stays a directory whatever a layer says. */
+            if (!*e->path || (i = find_idx(m, e->path)) == SIZE_MAX)
+                continue;
+            if (e->type != CS_E_DIR || m->e[i].type != CS_E_DIR) {
+                cs_tree_under(m, e->path, &lo, &hi);
+                mark(&diff, m->n, lo, hi);
+            }
+        }
+    }
+    if (diff) {
+        long d = 0;
+        size_t k = 0;
+        for (size_t i = 0; i < m->n; i++) {
+            d += diff[i];
+            if (d > 0)
+                cs_entry_release(&m->e[i]);
+            else
+                m->e[k++] = m->e[i];
+        }
+        m->n = k;
+    }
+
+    /* Phase 2: merge the survivors with the layer's entries; on equal paths
+     * the layer's entry replaces the one below. */
+    size_t cap = m->n + nentries;
+    cs_entry *out = cs_xmalloc((cap ? cap : 1) * sizeof(*out));
+    cs_autofree size_t *links = NULL;
+    size_t nlinks = 0, k = 0, i = 0;
+    for (size_t j = 0; j <= nv; j++) {
+        if (j < nv && kinds[j] != K_ENTRY)
+            continue;
+        const cs_entry *le = j < nv ? &layer->e[ord[j]] : NULL;
+        while (i < m->n && (!le || strcmp(m->e[i].path, le->path) < 0))
+            out[k++] = m->e[i++];
+        if (!le)
+            break;
+        if (i < m->n && !strcmp(m->e[i].path, le->path))
+            cs_entry_release(&m->e[i++]);
+        if (owned) {
+            out[k] = owned->e[ord[j]];
+            memset(&owned->e[ord[j]], 0, sizeof(cs_entry));
+        } else {
+            cs_entry_copy(&out[k], le);
+        }
+        if (out[k].type == CS_E_HARDLINK) {
+            if (!links)
+                links = cs_xmalloc(nentries * sizeof(*links));
+            links[nlinks++] = k;
+        }
+        k++;
+    }
+    free(m->e);
+    m->e = out;
+    m->n = k;
+    m->cap = cap ? cap : 1;
+
+    for (size_t j = 0; j < nlinks; j++)
+        fix_hardlink(m, &m->e[links[j]]);
+}
+
+int
+cs_merged_apply(cs_tree *merged, const cs_tree *layer, cs_error **err)
+{
+    (void) err; /* nothing can fail but allocation, which aborts */
+    apply(merged, layer, NULL);
+    return 0;
+}
+
+int
+cs_merged_build(cs_db *db, MDB_txn *txn, const cs_digest *layers, size_t n, cs_tree **out,
+                cs_error **err)
+{
+    cs_tree *m = cs_tree_new();
+    for (size_t i = 0; i < n; i++) {
+        cs_tree *l;
+        if (cs_tree_get(db, txn, &layers[i], &l, err) < 0) {
+            cs_tree_free(m);
+            return cs_err_wrap(err, "merging layer %zu of %zu", i + 1, n);
+        }
+        apply(m, l, l);
+        cs_tree_free(l);
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- resolution ---- */
+
+/* The resolved prefix: a clean path, NUL-terminated. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} pathbuf;
+
+static void
+pb_push(pathbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 2 > b->cap) {
+        b->cap = (b->len + n + 2) * 2;
+        b->p = cs_xrealloc(b->p, b->cap);
+    }
+    if (b->len)
+        b->p[b->len++] = '/';
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void
+pb_set_len(pathbuf *b, size_t len)
+{
+    b->len = len;
+    if (b->p)
+        b->p[len] = 0;
+}
+
+static void
+pb_pop(pathbuf *b)
+{
+    size_t n = b->len;
+    while (n && b->p[n - 1] != '/')
+        n--;
+    pb_set_len(b, n ? n - 1 : 0);
+}
+
+int
+cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char **real,
+                const cs_entry **entry, cs_error **err)
+{
+    *real = NULL;
+    *entry = NULL;
+    pathbuf cur = { 0 };
+    pb_push(&cur, "", 0); /* allocates; stays "" */
+    cs_autofree char *rest = cs_xstrdup(path);
+    const char *p = rest;
+    int links = 0, ret;
+
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t) (p - s);
+        if (len == 1 && s[0] == '.')
+            continue;
+        if (len == 2 && s[0] == '.' && s[1] == '.') {
+            pb_pop(&cur); /* at the root, stays at the root */
+            continue;
+        }
+        const char *q = p;
+        while (*q == '/')
+            q++;
+        bool last = !*q, slash = *p == '/';
+        size_t parent = cur.len;
+        pb_push(&cur, s, len);
+        const cs_entry *e = cs_tree_find(t, cur.p);
+        if (!e) {
+            if (last) {
+                ret = 0;
+                goto done;
+            }
+            ret = cs_err(err, CS_ENOTFOUND, 0, "path '%s': no such directory '%s'", path, cur.p);
+            goto fail;
+        }
+        if (e->type == CS_E_SYMLINK && (!last || slash || follow_last)) {
+            if (++links > MAX_SYMLINKS) {
+                ret =
+                    cs_err(err, CS_EINVAL, 0, "path '%s': too many levels of symbolic links", path);
+                goto fail;
+            }
+            if (!e->link || !*e->link) {
+                ret = cs_err(err, CS_ENOTFOUND, 0, "path '%s': empty symbolic link '%s'", path,
+                             cur.p);
+                goto fail;
+            }
+            /* The target takes the link's place: relative to the link's
+             * directory, or to the root when absolute. */
+            pb_set_len(&cur, e->link[0] == '/' ? 0 : parent);
+            char *next = cs_xasprintf("%s%s", e->link, p);
+            free(rest);
+            rest = next;
+            p = rest;
+            continue;
+        }
+        if (e->type != CS_E_DIR && (!last || slash)) {
+            ret = cs_err(err, CS_ENOTFOUND, 0, "path '%s': '%s' is not a directory", path, cur.p);
+            goto fail;
+        }
+    }
+    ret = 1;
+    if (cur.len) {
+        *entry = cs_tree_find(t, cur.p);
+        if (!*entry) /* only verified entries enter cur: cannot happen */
+            ret = 0;
+    }
+done:
+    *real = cur.p;
+    return ret;
+fail:
+    free(cur.p);
+    return ret;
+}

@@ -1,0 +1,865 @@
+/* test_merged.c - layer merging (whiteouts, opaque dirs, replacement) and
+ * chroot-like path resolution in a merged tree. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cstore/merged.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+
+/* ---- tree helpers ---- */
+
+static cs_entry *
+add(cs_tree *t, const char *path, cs_etype type)
+{
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup(path);
+    e->type = type;
+    e->mode = type == CS_E_DIR ? 0755 : 0644;
+    e->mtime_sec = 1700000000;
+    return e;
+}
+
+static cs_entry *
+add_dir(cs_tree *t, const char *path)
+{
+    return add(t, path, CS_E_DIR);
+}
+
+/* A file whose content digest is sha256(tag), size strlen(tag). */
+static cs_entry *
+add_file(cs_tree *t, const char *path, const char *tag)
+{
+    cs_entry *e = add(t, path, CS_E_FILE);
+    e->size = strlen(tag);
+    e->has_content = e->size > 0;
+    cs_sha256(tag, strlen(tag), &e->content);
+    return e;
+}
+
+static cs_entry *
+add_symlink(cs_tree *t, const char *path, const char *target)
+{
+    cs_entry *e = add(t, path, CS_E_SYMLINK);
+    e->link = strdup(target);
+    return e;
+}
+
+static cs_entry *
+add_hardlink(cs_tree *t, const char *path, const char *target)
+{
+    cs_entry *e = add(t, path, CS_E_HARDLINK);
+    e->link = strdup(target);
+    return e;
+}
+
+/* The tree's paths, in order, are exactly the NULL-terminated list. */
+static void
+assert_paths(const cs_tree *t, ...)
+{
+    va_list ap;
+    va_start(ap, t);
+    size_t i = 0;
+    const char *p;
+    while ((p = va_arg(ap, const char *))) {
+        if (i >= t->n)
+            fail_msg("tree ends before '%s' (%zu entries)", p, t->n);
+        assert_string_equal(t->e[i].path, p);
+        i++;
+    }
+    va_end(ap);
+    if (i != t->n)
+        fail_msg("unexpected entry '%s' at %zu", t->e[i].path, i);
+}
+
+static bool
+has_tag(const cs_entry *e, const char *tag)
+{
+    cs_digest d;
+    cs_sha256(tag, strlen(tag), &d);
+    return e->type == CS_E_FILE && e->size == strlen(tag) && cs_digest_eq(&e->content, &d);
+}
+
+/* Applies the layers (bottom first) to an empty tree. */
+static cs_tree *
+merge(cs_tree **layers, size_t n)
+{
+    cs_tree *m = cs_tree_new();
+    cs_error *err = NULL;
+    for (size_t i = 0; i < n; i++) {
+        cs_tree_sort(layers[i]);
+        assert_int_equal(cs_merged_apply(m, layers[i], &err), 0);
+    }
+    return m;
+}
+
+static cs_tree *
+merge2(cs_tree *lower, cs_tree *upper)
+{
+    cs_tree *l[] = { lower, upper };
+    cs_tree *m = merge(l, 2);
+    cs_tree_free(lower);
+    cs_tree_free(upper);
+    return m;
+}
+
+/* ---- store fixture (for cs_merged_build) ---- */
+
+typedef struct fx {
+    char dir[64];
+    cs_store *s;
+} fx;
+
+static int
+rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cstore-test-merged-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char root[128];
+    snprintf(root, sizeof(root), "%s/store", f->dir);
+    cs_error *err = NULL;
+    assert_int_equal(cs_store_open(root, 0, &f->s, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Sorts and stores each tree (freeing it) in one write txn. */
+static void
+put_trees(fx *f, cs_tree **trees, size_t n, cs_digest *out)
+{
+    cs_db *db = cs_store_db(f->s);
+    cs_error *err = NULL;
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        cs_tree_sort(trees[i]);
+        assert_int_equal(cs_tree_put(db, txn, trees[i], &out[i], &err), 0);
+        cs_tree_free(trees[i]);
+    }
+    assert_int_equal(cs_db_commit(txn, &err), 0);
+}
+
+static int
+build(fx *f, const cs_digest *layers, size_t n, cs_tree **out, cs_error **err)
+{
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, err), 0);
+    int r = cs_merged_build(db, txn, layers, n, out, err);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+/* ---- merging ---- */
+
+static void
+a_file_replaces_the_same_file_below(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "etc");
+    add_file(lo, "etc/hosts", "old");
+    add_file(lo, "etc/passwd", "root");
+    add_dir(up, "etc");
+    add_file(up, "etc/hosts", "new")->mode = 0600;
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "etc", "etc/hosts", "etc/passwd", NULL);
+    const cs_entry *e = cs_tree_find(m, "etc/hosts");
+    assert_true(has_tag(e, "new"));
+    assert_int_equal(e->mode, 0600);
+    assert_true(has_tag(cs_tree_find(m, "etc/passwd"), "root"));
+    cs_tree_free(m);
+}
+
+static void
+a_file_replacing_a_directory_removes_its_children(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "opt");
+    add_dir(lo, "opt/sub");
+    add_file(lo, "opt/sub/x", "x");
+    add_file(lo, "opt/y", "y");
+    add_file(lo, "optz", "z");
+    add_file(up, "opt", "now a file");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "opt", "optz", NULL);
+    assert_true(has_tag(cs_tree_find(m, "opt"), "now a file"));
+    cs_tree_free(m);
+}
+
+static void
+a_symlink_replacing_a_directory_removes_its_children(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "lib");
+    add_file(lo, "lib/libc.so", "c");
+    add_dir(lo, "usr");
+    add_symlink(up, "lib", "usr/lib");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "lib", "usr", NULL);
+    assert_int_equal(cs_tree_find(m, "lib")->type, CS_E_SYMLINK);
+    cs_tree_free(m);
+}
+
+static void
+a_directory_replacing_a_file_removes_what_was_under_the_file(void **state)
+{
+    (void) state;
+    /* A file with children cannot come from one tar, but parents are not
+     * invented, so a later layer can put "f/x" under a file. */
+    cs_tree *l1 = cs_tree_new(), *l2 = cs_tree_new(), *l3 = cs_tree_new();
+    add_file(l1, "f", "file");
+    add_file(l2, "f/x", "orphan");
+    add_dir(l3, "f");
+    cs_tree *l[] = { l1, l2, l3 };
+    cs_tree *m = merge(l, 3);
+    assert_paths(m, "f", NULL);
+    assert_int_equal(m->e[0].type, CS_E_DIR);
+    for (int i = 0; i < 3; i++)
+        cs_tree_free(l[i]);
+    cs_tree_free(m);
+}
+
+static void
+a_directory_over_a_directory_keeps_the_children_and_takes_the_new_metadata(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "var");
+    add_file(lo, "var/log", "log");
+    cs_entry *e = add_dir(up, "var");
+    e->mode = 01777;
+    e->uid = 42;
+    cs_entry_add_xattr(e, "user.x", "1", 1);
+    add_file(up, "var/new", "new");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "var", "var/log", "var/new", NULL);
+    const cs_entry *v = cs_tree_find(m, "var");
+    assert_int_equal(v->mode, 01777);
+    assert_int_equal(v->uid, 42);
+    assert_int_equal(v->nxattrs, 1);
+    cs_tree_free(m);
+}
+
+static void
+a_whiteout_removes_a_file(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "etc");
+    add_file(lo, "etc/motd", "hi");
+    add_file(lo, "etc/motd.d", "keep");
+    add_file(up, "etc/.wh.motd", "");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "etc", "etc/motd.d", NULL);
+    cs_tree_free(m);
+}
+
+static void
+a_whiteout_removes_a_directory_and_everything_under_it(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "usr");
+    add_dir(lo, "usr/share");
+    add_dir(lo, "usr/share/doc");
+    add_file(lo, "usr/share/doc/README", "r");
+    add_file(lo, "usr/share/man", "m");
+    add_file(lo, "usr/share2", "s");
+    add_file(up, "usr/.wh.share", "");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "usr", "usr/share2", NULL);
+    cs_tree_free(m);
+}
+
+static void
+an_opaque_directory_hides_lower_children_but_keeps_its_own(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "app");
+    add_file(lo, "app/.a", "lower dot");
+    add_file(lo, "app/old", "old");
+    add_dir(lo, "app/sub");
+    add_file(lo, "app/sub/deep", "deep");
+    add_file(lo, "app.txt", "sibling");
+    cs_entry *d = add_dir(up, "app");
+    d->mode = 0700;
+    /* ".a" and "-x" sort before ".wh..wh..opq": they must survive it. */
+    add_file(up, "app/.a", "upper dot");
+    add_file(up, "app/-x", "dash");
+    add_file(up, "app/.wh..wh..opq", "");
+    add_file(up, "app/z", "z");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "app", "app.txt", "app/-x", "app/.a", "app/z", NULL);
+    assert_true(has_tag(cs_tree_find(m, "app/.a"), "upper dot"));
+    assert_int_equal(cs_tree_find(m, "app")->mode, 0700);
+    cs_tree_free(m);
+}
+
+static void
+an_opaque_marker_at_the_root_hides_every_lower_entry(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "");
+    add_dir(lo, "bin");
+    add_file(lo, "bin/sh", "sh");
+    add_file(up, ".wh..wh..opq", "");
+    add_file(up, "hello", "hi");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "", "hello", NULL);
+    cs_tree_free(m);
+}
+
+static void
+a_whiteout_of_something_absent_changes_nothing(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "a");
+    add_file(lo, "a/b", "b");
+    add_file(up, "a/.wh.nothing", "");
+    add_file(up, ".wh.nowhere", "");
+    add_file(up, "missing/.wh.x", "");
+    add_file(up, "missing/.wh..wh..opq", "");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "a", "a/b", NULL);
+    assert_true(has_tag(cs_tree_find(m, "a/b"), "b"));
+    cs_tree_free(m);
+}
+
+static void
+whiteouts_and_aufs_metadata_never_appear_in_the_result(void **state)
+{
+    (void) state;
+    cs_tree *up = cs_tree_new();
+    add_file(up, ".wh.x", "");
+    add_dir(up, ".wh..wh.plnk");
+    add_file(up, ".wh..wh.plnk/123.4", "");
+    add_dir(up, "d");
+    add_file(up, "d/.wh..wh..opq", "");
+    add_file(up, "d/.wh.", "");
+    add_file(up, "d/f", "f");
+    cs_tree *l[] = { up };
+    cs_tree *m = merge(l, 1);
+    /* The aufs hardlink dir's children are not whiteouts: only names with
+     * ".wh." are. */
+    assert_paths(m, ".wh..wh.plnk/123.4", "d", "d/f", NULL);
+    cs_tree_free(up);
+    cs_tree_free(m);
+}
+
+static void
+sibling_names_that_sort_between_a_dir_and_its_children_survive(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "a");
+    add_file(lo, "a-b", "dash");
+    add_file(lo, "a.txt", "dot");
+    add_file(lo, "a/b", "child");
+    add_dir(lo, "a/c");
+    add_file(lo, "a/c/d", "grandchild");
+    add_file(lo, "a0", "zero");
+    add_file(lo, "ab", "ab");
+    cs_tree_sort(lo);
+    /* Bytewise order puts "a-b" and "a.txt" between "a" and "a/b". */
+    assert_paths(lo, "a", "a-b", "a.txt", "a/b", "a/c", "a/c/d", "a0", "ab", NULL);
+    size_t l, h;
+    cs_tree_under(lo, "a", &l, &h);
+    assert_int_equal(l, 3);
+    assert_int_equal(h, 6);
+    cs_tree_under(lo, "a/c", &l, &h);
+    assert_int_equal(l, 5);
+    assert_int_equal(h, 6);
+    cs_tree_under(lo, "a-b", &l, &h);
+    assert_int_equal(l, h);
+    cs_tree_under(lo, "", &l, &h);
+    assert_int_equal(l, 0);
+    assert_int_equal(h, lo->n);
+    cs_tree_under(lo, "zzz", &l, &h);
+    assert_int_equal(l, h);
+
+    add_file(up, ".wh.a", "");
+    cs_tree *m = merge2(lo, up);
+    assert_paths(m, "a-b", "a.txt", "a0", "ab", NULL);
+    cs_tree_free(m);
+
+    lo = cs_tree_new();
+    up = cs_tree_new();
+    add_dir(lo, "a");
+    add_file(lo, "a-b", "dash");
+    add_file(lo, "a.txt", "dot");
+    add_file(lo, "a/b", "child");
+    add_file(up, "a", "file now");
+    m = merge2(lo, up);
+    assert_paths(m, "a", "a-b", "a.txt", NULL);
+    cs_tree_free(m);
+}
+
+static void
+hardlinks_carry_their_targets_content(void **state)
+{
+    (void) state;
+    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
+    add_dir(lo, "bin");
+    add_file(lo, "bin/busybox", "busybox");
+    add_hardlink(up, "bin/ls", "bin/busybox");
+    add_file(up, "bin/new", "new");
+    add_hardlink(up, "bin/a", "bin/new"); /* sorts before its target */
+    add_hardlink(up, "bin/b", "bin/a");   /* a link to a link */
+    add_hardlink(up, "bin/gone", "bin/nothing");
+    cs_tree *m = merge2(lo, up);
+    const cs_entry *e = cs_tree_find(m, "bin/ls");
+    assert_int_equal(e->type, CS_E_HARDLINK);
+    assert_string_equal(e->link, "bin/busybox");
+    assert_true(e->has_content);
+    assert_int_equal(e->size, 7);
+    assert_true(cs_digest_eq(&e->content, &cs_tree_find(m, "bin/busybox")->content));
+    e = cs_tree_find(m, "bin/a");
+    assert_true(cs_digest_eq(&e->content, &cs_tree_find(m, "bin/new")->content));
+    e = cs_tree_find(m, "bin/b");
+    assert_int_equal(e->size, 3);
+    assert_true(cs_digest_eq(&e->content, &cs_tree_find(m, "bin/new")->content));
+    e = cs_tree_find(m, "bin/gone");
+    assert_false(e->has_content);
+    assert_int_equal(e->size, 0);
+    cs_tree_free(m);
+}
+
+static void
+an_unsorted_layer_applies_in_path_order_and_the_last_duplicate_wins(void **state)
+{
+    (void) state;
+    cs_tree *m = cs_tree_new(), *l = cs_tree_new();
+    cs_error *err = NULL;
+    add_file(l, "b", "first");
+    add_dir(l, "a");
+    add_file(l, "b", "second");
+    assert_int_equal(cs_merged_apply(m, l, &err), 0);
+    assert_paths(m, "a", "b", NULL);
+    assert_true(has_tag(cs_tree_find(m, "b"), "second"));
+    /* The layer is untouched. */
+    assert_int_equal(l->n, 3);
+    assert_string_equal(l->e[0].path, "b");
+    cs_tree_free(l);
+    cs_tree_free(m);
+}
+
+static void
+three_layers_stack_bottom_first(void **state)
+{
+    fx *f = *state;
+    cs_tree *t[3] = { cs_tree_new(), cs_tree_new(), cs_tree_new() };
+    add_dir(t[0], "bin");
+    add_file(t[0], "bin/sh", "sh1");
+    add_dir(t[0], "etc");
+    add_file(t[0], "etc/a", "a1");
+    add_file(t[0], "etc/b", "b1");
+    add_dir(t[0], "tmp");
+    add_file(t[0], "tmp/junk", "j");
+
+    add_file(t[1], "bin/sh", "sh2");
+    add_file(t[1], "etc/.wh.a", "");
+    add_file(t[1], "etc/c", "c2");
+    add_file(t[1], ".wh.tmp", "");
+    add_dir(t[1], "srv");
+    add_file(t[1], "srv/x", "x2");
+
+    add_file(t[2], "etc/a", "a3");
+    add_dir(t[2], "srv");
+    add_file(t[2], "srv/.wh..wh..opq", "");
+    add_file(t[2], "srv/y", "y3");
+    add_file(t[2], "tmp", "tmp is a file");
+    cs_digest d[3];
+    put_trees(f, t, 3, d);
+
+    cs_tree *m = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(build(f, d, 3, &m, &err), 0);
+    assert_paths(m, "bin", "bin/sh", "etc", "etc/a", "etc/b", "etc/c", "srv", "srv/y", "tmp", NULL);
+    assert_true(has_tag(cs_tree_find(m, "bin/sh"), "sh2"));
+    assert_true(has_tag(cs_tree_find(m, "etc/a"), "a3"));
+    assert_true(has_tag(cs_tree_find(m, "etc/b"), "b1"));
+    assert_true(has_tag(cs_tree_find(m, "tmp"), "tmp is a file"));
+    cs_tree_free(m);
+
+    /* The first two only. */
+    assert_int_equal(build(f, d, 2, &m, &err), 0);
+    assert_paths(m, "bin", "bin/sh", "etc", "etc/b", "etc/c", "srv", "srv/x", NULL);
+    cs_tree_free(m);
+}
+
+static void
+building_no_layers_gives_an_empty_tree(void **state)
+{
+    fx *f = *state;
+    cs_tree *m = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(build(f, NULL, 0, &m, &err), 0);
+    assert_non_null(m);
+    assert_int_equal(m->n, 0);
+    cs_tree_free(m);
+}
+
+static void
+building_with_a_missing_layer_fails_not_found(void **state)
+{
+    fx *f = *state;
+    cs_tree *t[1] = { cs_tree_new() };
+    add_file(t[0], "x", "x");
+    cs_digest d[2];
+    put_trees(f, t, 1, d);
+    memset(&d[1], 0xab, sizeof(d[1]));
+    cs_tree *m = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(build(f, d, 2, &m, &err), -CS_ENOTFOUND);
+    assert_null(m);
+    assert_non_null(strstr(err->msg, "layer 2 of 2"));
+    cs_error_free(err);
+}
+
+/* ---- resolution ---- */
+
+/* /bin -> usr/bin, /usr/bin/sh, /usr/lib64 -> /lib, /lib/ld.so,
+ * /etc/alt -> ../usr/bin/sh (two hops to a file), /up -> ../../../usr,
+ * /loop1 <-> /loop2, /self -> self, /etc/passwd a file, /dangling -> /nope/x,
+ * /abs -> /etc/alt, /dirslash -> usr/ */
+static cs_tree *
+resolve_tree(void)
+{
+    cs_tree *t = cs_tree_new();
+    add_symlink(t, "bin", "usr/bin");
+    add_dir(t, "usr");
+    add_dir(t, "usr/bin");
+    add_file(t, "usr/bin/sh", "sh");
+    add_symlink(t, "usr/lib64", "/lib");
+    add_dir(t, "lib");
+    add_file(t, "lib/ld.so", "ld");
+    add_dir(t, "etc");
+    add_symlink(t, "etc/alt", "../bin/sh");
+    add_file(t, "etc/passwd", "root");
+    add_symlink(t, "up", "../../../usr");
+    add_symlink(t, "loop1", "loop2");
+    add_symlink(t, "loop2", "/loop1");
+    add_symlink(t, "self", "./self");
+    add_symlink(t, "dangling", "/nope/x");
+    add_symlink(t, "abs", "/etc/alt");
+    add_symlink(t, "dirslash", "usr/");
+    add_symlink(t, "nodir", "etc");
+    add_symlink(t, "dangling2", "/etc/newfile");
+    cs_tree_sort(t);
+    return t;
+}
+
+/* Resolves and checks the return value and *real; returns *entry. */
+static const cs_entry *
+check_resolve(const cs_tree *t, const char *path, bool follow, int want, const char *want_real)
+{
+    char *real = NULL;
+    const cs_entry *e = (const cs_entry *) 1;
+    cs_error *err = NULL;
+    int r = cs_tree_resolve(t, path, follow, &real, &e, &err);
+    if (r != want)
+        fail_msg("resolve '%s': got %d, want %d (%s)", path, r, want, err ? err->msg : "");
+    if (want_real)
+        assert_string_equal(real, want_real);
+    if (r < 0) {
+        assert_null(real);
+        assert_non_null(err);
+        cs_error_free(err);
+    } else {
+        assert_null(err);
+    }
+    if (r != 1)
+        assert_null(e);
+    free(real);
+    return e;
+}
+
+static void
+resolve_follows_relative_and_absolute_symlink_chains(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    const cs_entry *e = check_resolve(t, "/bin/sh", false, 1, "usr/bin/sh");
+    assert_true(has_tag(e, "sh"));
+    e = check_resolve(t, "etc/alt", true, 1, "usr/bin/sh");
+    assert_true(has_tag(e, "sh"));
+    e = check_resolve(t, "/abs", true, 1, "usr/bin/sh");
+    assert_true(has_tag(e, "sh"));
+    e = check_resolve(t, "usr/lib64/ld.so", false, 1, "lib/ld.so");
+    assert_true(has_tag(e, "ld"));
+    e = check_resolve(t, "/bin/../lib64/./ld.so", false, 1, "lib/ld.so");
+    e = check_resolve(t, "//usr///bin/", false, 1, "usr/bin");
+    assert_int_equal(e->type, CS_E_DIR);
+    e = check_resolve(t, "bin/new", false, 0, "usr/bin/new");
+    check_resolve(t, "/dangling", true, -CS_ENOTFOUND, NULL);
+    cs_tree_free(t);
+}
+
+static void
+resolve_clamps_dot_dot_at_the_root(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    check_resolve(t, "../../../etc/passwd", false, 1, "etc/passwd");
+    check_resolve(t, "/usr/../../../../lib/ld.so", false, 1, "lib/ld.so");
+    const cs_entry *e = check_resolve(t, "up/bin/sh", false, 1, "usr/bin/sh");
+    assert_true(has_tag(e, "sh"));
+    e = check_resolve(t, "up", true, 1, "usr");
+    assert_int_equal(e->type, CS_E_DIR);
+    check_resolve(t, "usr/bin/..", false, 1, "usr");
+    check_resolve(t, "..", false, 1, "");
+    cs_tree_free(t);
+}
+
+static void
+resolve_fails_on_symlink_loops(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    char *real = NULL;
+    const cs_entry *e = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_tree_resolve(t, "loop1", true, &real, &e, &err), -CS_EINVAL);
+    assert_non_null(strstr(err->msg, "too many levels of symbolic links"));
+    cs_error_clear(&err);
+    check_resolve(t, "loop1/x", false, -CS_EINVAL, NULL);
+    check_resolve(t, "self/x", false, -CS_EINVAL, NULL);
+    /* Not following the last component does not loop. */
+    e = check_resolve(t, "loop1", false, 1, "loop1");
+    assert_int_equal(e->type, CS_E_SYMLINK);
+    cs_tree_free(t);
+}
+
+static void
+resolve_allows_forty_symlinks_and_no_more(void **state)
+{
+    (void) state;
+    cs_tree *t = cs_tree_new();
+    char name[32], target[32];
+    for (int i = 0; i < 41; i++) {
+        snprintf(name, sizeof(name), "l%02d", i);
+        snprintf(target, sizeof(target), "l%02d", i + 1);
+        add_symlink(t, name, target);
+    }
+    add_file(t, "l41", "end");
+    cs_tree_sort(t);
+    check_resolve(t, "l01", true, 1, "l41"); /* 40 links */
+    check_resolve(t, "l00", true, -CS_EINVAL, NULL);
+    cs_tree_free(t);
+}
+
+static void
+resolve_fails_when_a_parent_is_missing_or_a_file(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    check_resolve(t, "nope/x", false, -CS_ENOTFOUND, NULL);
+    check_resolve(t, "usr/nope/x", true, -CS_ENOTFOUND, NULL);
+    check_resolve(t, "etc/passwd/x", false, -CS_ENOTFOUND, NULL);
+    check_resolve(t, "etc/passwd/..", false, -CS_ENOTFOUND, NULL);
+    check_resolve(t, "etc/alt/x", false, -CS_ENOTFOUND, NULL);
+    char *real = NULL;
+    const cs_entry *e = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_tree_resolve(t, "etc/passwd/x", false, &real, &e, &err), -CS_ENOTFOUND);
+    assert_non_null(strstr(err->msg, "not a directory"));
+    cs_error_free(err);
+    /* A missing last component is fine: its parents exist. */
+    check_resolve(t, "etc/new", false, 0, "etc/new");
+    check_resolve(t, "nodir/new", false, 0, "etc/new");
+    cs_tree_free(t);
+}
+
+static void
+resolve_follows_the_last_symlink_only_when_asked(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    const cs_entry *e = check_resolve(t, "/bin", false, 1, "bin");
+    assert_int_equal(e->type, CS_E_SYMLINK);
+    e = check_resolve(t, "/bin", true, 1, "usr/bin");
+    assert_int_equal(e->type, CS_E_DIR);
+    e = check_resolve(t, "etc/alt", false, 1, "etc/alt");
+    assert_string_equal(e->link, "../bin/sh");
+    /* A trailing slash follows the link like the kernel does. */
+    e = check_resolve(t, "/bin/", false, 1, "usr/bin");
+    assert_int_equal(e->type, CS_E_DIR);
+    e = check_resolve(t, "dirslash", true, 1, "usr");
+    assert_int_equal(e->type, CS_E_DIR);
+    /* A dangling link resolves to where its target would be created. */
+    check_resolve(t, "dangling2", true, 0, "etc/newfile");
+    check_resolve(t, "dangling2", false, 1, "dangling2");
+    check_resolve(t, "/nodir", true, 1, "etc");
+    cs_tree_free(t);
+}
+
+static void
+resolve_gives_the_root_for_slash_empty_and_dot(void **state)
+{
+    (void) state;
+    cs_tree *t = resolve_tree();
+    const char *roots[] = { "/", "", ".", "./", "/./.", "usr/..", "/..", "bin/../.." };
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+        const cs_entry *e = check_resolve(t, roots[i], true, 1, "");
+        assert_null(e);
+    }
+    /* Also with a root entry in the tree: *entry stays NULL for the root. */
+    add_dir(t, "");
+    cs_tree_sort(t);
+    assert_null(check_resolve(t, "/", false, 1, ""));
+    cs_tree *empty = cs_tree_new();
+    assert_null(check_resolve(empty, "/", false, 1, ""));
+    check_resolve(empty, "x", false, 0, "x");
+    check_resolve(empty, "x/y", false, -CS_ENOTFOUND, NULL);
+    cs_tree_free(empty);
+    cs_tree_free(t);
+}
+
+/* ---- timing ---- */
+
+/* Two layers of 12k entries each (a golang-like image): the second
+ * replaces half the first's files, adds new ones, and whites out a few dirs. */
+static void
+merging_two_layers_of_12k_entries_is_fast(void **state)
+{
+    fx *f = *state;
+    cs_tree *t[2] = { cs_tree_new(), cs_tree_new() };
+    char p[128];
+    for (int l = 0; l < 2; l++) {
+        for (int d = 0; d < 400; d++) {
+            snprintf(p, sizeof(p), "usr/%s/pkg%03d", l ? "local/go" : "lib", d);
+            if (d == 0) {
+                add_dir(t[l], "usr");
+                snprintf(p, sizeof(p), "usr/%s", l ? "local" : "lib");
+                add_dir(t[l], p);
+                if (l) {
+                    add_dir(t[l], "usr/local/go");
+                    add_dir(t[l], "usr/lib");
+                }
+                snprintf(p, sizeof(p), "usr/%s/pkg%03d", l ? "local/go" : "lib", d);
+            }
+            add_dir(t[l], p);
+            for (int i = 0; i < 29; i++) {
+                char fp[160];
+                snprintf(fp, sizeof(fp), "%s/file%02d.%s", p, i, i % 3 ? "go" : "txt");
+                add_file(t[l], fp, fp);
+            }
+            if (l && d % 50 == 0) {
+                char wh[160];
+                snprintf(wh, sizeof(wh), "usr/lib/.wh.pkg%03d", d);
+                add_file(t[l], wh, "");
+                snprintf(wh, sizeof(wh), "usr/lib/pkg%03d/file%02d.go", d + 1, 1);
+                add_file(t[l], wh, "replaced");
+            }
+        }
+    }
+    cs_digest d[2];
+    size_t n0 = t[0]->n, n1 = t[1]->n;
+    put_trees(f, t, 2, d);
+
+    cs_tree *m = NULL;
+    cs_error *err = NULL;
+    double best = 1e9;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = cs_now();
+        assert_int_equal(build(f, d, 2, &m, &err), 0);
+        double dt = cs_now() - t0;
+        best = dt < best ? dt : best;
+        if (rep < 4)
+            cs_tree_free(m);
+    }
+    assert_null(cs_tree_find(m, "usr/lib/pkg000/file00.txt"));
+    assert_true(has_tag(cs_tree_find(m, "usr/lib/pkg001/file01.go"), "replaced"));
+    printf("merge  %zu + %zu entries -> %zu  %.2f ms (best of 5, build incl. decode)\n", n0, n1,
+           m->n, best * 1e3);
+
+    /* In memory only: apply the same layers again to an empty tree. */
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, &err), 0);
+    cs_tree *l0, *l1;
+    assert_int_equal(cs_tree_get(db, txn, &d[0], &l0, &err), 0);
+    assert_int_equal(cs_tree_get(db, txn, &d[1], &l1, &err), 0);
+    mdb_txn_abort(txn);
+    cs_tree *m2 = cs_tree_new();
+    double t0 = cs_now();
+    assert_int_equal(cs_merged_apply(m2, l0, &err), 0);
+    assert_int_equal(cs_merged_apply(m2, l1, &err), 0);
+    printf("apply  %zu + %zu entries -> %zu  %.2f ms (copying)\n", n0, n1, m2->n,
+           (cs_now() - t0) * 1e3);
+    assert_int_equal(m2->n, m->n);
+    for (size_t i = 0; i < m->n; i++)
+        assert_string_equal(m->e[i].path, m2->e[i].path);
+    cs_tree_free(l0);
+    cs_tree_free(l1);
+    cs_tree_free(m2);
+    cs_tree_free(m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_file_replaces_the_same_file_below),
+        cmocka_unit_test(a_file_replacing_a_directory_removes_its_children),
+        cmocka_unit_test(a_symlink_replacing_a_directory_removes_its_children),
+        cmocka_unit_test(a_directory_replacing_a_file_removes_what_was_under_the_file),
+        cmocka_unit_test(
+            a_directory_over_a_directory_keeps_the_children_and_takes_the_new_metadata),
+        cmocka_unit_test(a_whiteout_removes_a_file),
+        cmocka_unit_test(a_whiteout_removes_a_directory_and_everything_under_it),
+        cmocka_unit_test(an_opaque_directory_hides_lower_children_but_keeps_its_own),
+        cmocka_unit_test(an_opaque_marker_at_the_root_hides_every_lower_entry),
+        cmocka_unit_test(a_whiteout_of_something_absent_changes_nothing),
+        cmocka_unit_test(whiteouts_and_aufs_metadata_never_appear_in_the_result),
+        cmocka_unit_test(sibling_names_that_sort_between_a_dir_and_its_children_survive),
+        cmocka_unit_test(hardlinks_carry_their_targets_content),
+        cmocka_unit_test(an_unsorted_layer_applies_in_path_order_and_the_last_duplicate_wins),
+        cmocka_unit_test_setup_teardown(three_layers_stack_bottom_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(building_no_layers_gives_an_empty_tree, setup, teardown),
+        cmocka_unit_test_setup_teardown(building_with_a_missing_layer_fails_not_found, setup,
+                                        teardown),
+        cmocka_unit_test(resolve_follows_relative_and_absolute_symlink_chains),
+        cmocka_unit_test(resolve_clamps_dot_dot_at_the_root),
+        cmocka_unit_test(resolve_fails_on_symlink_loops),
+        cmocka_unit_test(resolve_allows_forty_symlinks_and_no_more),
+        cmocka_unit_test(resolve_fails_when_a_parent_is_missing_or_a_file),
+        cmocka_unit_test(resolve_follows_the_last_symlink_only_when_asked),
+        cmocka_unit_test(resolve_gives_the_root_for_slash_empty_and_dot),
+        cmocka_unit_test_setup_teardown(merging_two_layers_of_12k_entries_is_fast, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
