@@ -21,7 +21,7 @@ static const char *const table_names[CS_T_COUNT] = {
     [CS_T_IMAGES] = "images",       [CS_T_TAGS] = "tags",
     [CS_T_CACHE] = "cache",         [CS_T_STATCACHE] = "statcache",
     [CS_T_SNAPSHOTS] = "snapshots", [CS_T_LEASES] = "leases",
-    [CS_T_META] = "meta",
+    [CS_T_META] = "meta",           [CS_T_TARSPLIT] = "tarsplit",
 };
 
 int

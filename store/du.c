@@ -63,7 +63,8 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         || du_count(db, txn, CS_T_TAGS, &st->tags, err) < 0
         || du_count(db, txn, CS_T_TREES, &st->trees, err) < 0
         || du_count(db, txn, CS_T_CONTENTS, &st->contents, err) < 0
-        || du_count(db, txn, CS_T_CHUNKS, &st->chunks, err) < 0)
+        || du_count(db, txn, CS_T_CHUNKS, &st->chunks, err) < 0
+        || du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err) < 0)
         return -CS_EIO;
 
     rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CHUNKS), &cur);

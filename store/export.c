@@ -1,12 +1,14 @@
 /* export.c - images out: OCI layout dir, OCI archive, docker-archive.
  *
  * Layer blobs are generated from trees (tarwrite.c) and compressed
- * (compress.c). Their digests are cached in layer_blobs, so a layer whose
- * digests are known is streamed straight into its destination; an unknown
- * one is generated into a temp file first (an archive entry needs its size
- * before its bytes). Should a cached record ever disagree with the bytes
- * generated (a compressor that changed its output), the record is corrected
- * and the export runs once more.
+ * (compress.c). A layer whose config diff_id has a tarsplit record of the
+ * same tree (a loaded layer) is instead the original tar, replayed
+ * (tarsplit.c), so the config and the image id stay those loaded; a replay
+ * whose sha256 is not the diff_id is dropped for a regenerated tar. Their digests are cached in
+ * layer_blobs, so a layer whose digests are known is streamed straight into its destination; an
+ * unknown one is generated into a temp file first (an archive entry needs its size before its
+ * bytes). Should a cached record ever disagree with the bytes generated (a compressor that changed
+ * its output), the record is corrected and the export runs once more.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -21,6 +23,7 @@
 #include "compress.h"
 #include "cstore/export.h"
 #include "cstore/image.h"
+#include "cstore/tarsplit.h"
 
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MT_INDEX    "application/vnd.oci.image.index.v1+json"
@@ -32,24 +35,32 @@
 
 /* ---- layer_blobs records ---- */
 
-#define LB_KEY_LEN 33
-#define LB_VAL_LEN 72
+/* Key: tree | compression, for the tar generated from the tree; tree |
+ * compression | diff_id for the original tar replayed from tarsplit[diff_id]
+ * (gc keeps both while the tree lives: it looks at the first 32 bytes). */
+#define LB_KEY_LEN    33
+#define LB_TS_KEY_LEN 65
+#define LB_VAL_LEN    72
 
-static void
-lb_key(uint8_t key[LB_KEY_LEN], const cs_digest *tree, cs_compression c)
+static size_t
+lb_key(uint8_t key[LB_TS_KEY_LEN], const cs_digest *tree, cs_compression c, const cs_digest *orig)
 {
     memcpy(key, tree->b, 32);
     key[32] = (uint8_t) c;
+    if (!orig)
+        return LB_KEY_LEN;
+    memcpy(key + 33, orig->b, 32);
+    return LB_TS_KEY_LEN;
 }
 
-int
-cs_layer_blob_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
-                  cs_layer_blob *out, cs_error **err)
+static int
+lb_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c, const cs_digest *orig,
+       cs_layer_blob *out, cs_error **err)
 {
-    uint8_t key[LB_KEY_LEN];
-    lb_key(key, tree, c);
+    uint8_t key[LB_TS_KEY_LEN];
+    size_t klen = lb_key(key, tree, c, orig);
     MDB_val v;
-    int rc = cs_db_get(db, txn, CS_T_LAYER_BLOBS, key, sizeof(key), &v, err);
+    int rc = cs_db_get(db, txn, CS_T_LAYER_BLOBS, key, klen, &v, err);
     if (rc < 0)
         return rc;
     if (v.mv_size != LB_VAL_LEN) {
@@ -66,20 +77,34 @@ cs_layer_blob_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression
     return 0;
 }
 
-int
-cs_layer_blob_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
-                  const cs_layer_blob *lb, cs_error **err)
+static int
+lb_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c, const cs_digest *orig,
+       const cs_layer_blob *lb, cs_error **err)
 {
-    uint8_t key[LB_KEY_LEN];
-    lb_key(key, tree, c);
+    uint8_t key[LB_TS_KEY_LEN];
+    size_t klen = lb_key(key, tree, c, orig);
     cs_buf v;
     cs_buf_init(&v);
     cs_buf_append(&v, lb->diff_id.b, 32);
     cs_buf_append(&v, lb->blob.b, 32);
     cs_buf_u64(&v, lb->size);
-    int rc = cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, sizeof(key), v.data, v.len, 0, err);
+    int rc = cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, klen, v.data, v.len, 0, err);
     cs_buf_release(&v);
     return rc < 0 ? rc : 0;
+}
+
+int
+cs_layer_blob_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
+                  cs_layer_blob *out, cs_error **err)
+{
+    return lb_get(db, txn, tree, c, NULL, out, err);
+}
+
+int
+cs_layer_blob_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
+                  const cs_layer_blob *lb, cs_error **err)
+{
+    return lb_put(db, txn, tree, c, NULL, lb, err);
 }
 
 static bool
@@ -93,9 +118,28 @@ lb_eq(const cs_layer_blob *a, const cs_layer_blob *b)
 
 typedef struct layer {
     cs_digest tree;
+    cs_digest orig; /* the config's diff_id, when has_orig */
+    bool has_orig;
+    bool ts;          /* replay tarsplit[orig] instead of generating */
+    bool ts_bad;      /* a replay did not give orig back: generate */
     cs_layer_blob lb; /* for the export's compression, when known */
     bool known;
 } layer;
+
+/* The tarsplit diff_id of the layer's blob, or NULL when generated. */
+static const cs_digest *
+layer_orig(const layer *L)
+{
+    return L->ts ? &L->orig : NULL;
+}
+
+/* Two layers give the same blob. */
+static bool
+same_layer(const layer *a, const layer *b)
+{
+    return cs_digest_eq(&a->tree, &b->tree) && a->ts == b->ts
+           && (!a->ts || cs_digest_eq(&a->orig, &b->orig));
+}
 
 typedef struct exp {
     cs_db *db;
@@ -162,7 +206,11 @@ read_blobs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     for (uint32_t i = 0; i < x->img->nlayers; i++) {
         layer *L = &x->layers[i];
         L->known = false;
-        int rc = cs_layer_blob_get(db, txn, &L->tree, x->comp, &L->lb, err);
+        L->ts = false;
+        cs_digest tt;
+        if (L->has_orig && !L->ts_bad && cs_tarsplit_tree(db, txn, &L->orig, &tt, NULL) == 0)
+            L->ts = cs_digest_eq(&tt, &L->tree);
+        int rc = lb_get(db, txn, &L->tree, x->comp, layer_orig(L), &L->lb, err);
         if (rc == -CS_ENOTFOUND) {
             cs_error_clear(err);
             continue;
@@ -176,6 +224,7 @@ read_blobs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 
 typedef struct put_ctx {
     const cs_digest *tree;
+    const cs_digest *orig;
     cs_compression comp;
     const cs_csink_result *res;
 } put_ctx;
@@ -185,18 +234,18 @@ put_blob_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     put_ctx *p = ctx;
     cs_layer_blob lb = { p->res->diff_id, p->res->blob, p->res->blob_size };
-    int rc = cs_layer_blob_put(db, txn, p->tree, p->comp, &lb, err);
+    int rc = lb_put(db, txn, p->tree, p->comp, p->orig, &lb, err);
     if (rc < 0 || p->comp == CS_COMP_NONE)
         return rc;
     /* The uncompressed tar came for free: record it too (docker-archive). */
     cs_layer_blob raw = { p->res->diff_id, p->res->diff_id, p->res->tar_size };
-    return cs_layer_blob_put(db, txn, p->tree, CS_COMP_NONE, &raw, err);
+    return lb_put(db, txn, p->tree, CS_COMP_NONE, p->orig, &raw, err);
 }
 
 static int
 record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err)
 {
-    put_ctx p = { &L->tree, x->comp, res };
+    put_ctx p = { &L->tree, layer_orig(L), x->comp, res };
     int rc = cs_db_write(x->db, put_blob_fn, &p, err);
     if (rc < 0)
         return cs_err_wrap(err, "recording layer digests");
@@ -207,6 +256,7 @@ record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err)
 
 typedef struct gen_ctx {
     const cs_digest *tree;
+    const cs_digest *orig; /* replay tarsplit[orig] */
     cs_compression comp;
     cs_sink_fn out;
     void *octx;
@@ -218,14 +268,19 @@ gen_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     gen_ctx *g = ctx;
     __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
-    int rc = cs_tree_get(db, txn, g->tree, &t, err);
+    __attribute__((cleanup(cs_tarsplit_freep))) cs_tarsplit *ts = NULL;
+    int rc = g->orig ? cs_tarsplit_get(db, txn, g->orig, &ts, err)
+                     : cs_tree_get(db, txn, g->tree, &t, err);
     if (rc < 0)
         return rc;
     cs_csink *s = NULL;
     rc = cs_csink_new(g->comp, 0, g->out, g->octx, &s, err);
     if (rc < 0)
         return rc;
-    rc = cs_tree_write_tar(db, txn, t, cs_csink_write, s, err);
+    if (ts)
+        rc = cs_tarsplit_write(db, txn, ts, cs_csink_write, s, err);
+    else
+        rc = cs_tree_write_tar(db, txn, t, cs_csink_write, s, err);
     if (rc == 0)
         rc = cs_csink_finish(s, g->res, err);
     cs_csink_free(s);
@@ -236,7 +291,7 @@ gen_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 static int
 gen_layer(exp *x, const layer *L, cs_sink_fn out, void *octx, cs_csink_result *res, cs_error **err)
 {
-    gen_ctx g = { &L->tree, x->comp, out, octx, res };
+    gen_ctx g = { &L->tree, layer_orig(L), x->comp, out, octx, res };
     int rc = cs_db_read(x->db, gen_fn, &g, err);
     if (rc < 0) {
         char hex[CS_DIGEST_HEX];
@@ -244,6 +299,31 @@ gen_layer(exp *x, const layer *L, cs_sink_fn out, void *octx, cs_csink_result *r
         return cs_err_wrap(err, "layer %.12s", hex);
     }
     return 0;
+}
+
+/* A replay that does not hash to the diff_id it was recorded for (a corrupt
+ * record) must not go out: the layer is generated from its tree instead. */
+static bool
+replay_failed(layer *L, const cs_csink_result *res)
+{
+    if (!L->ts || cs_digest_eq(&res->diff_id, &L->orig))
+        return false;
+    L->ts = false;
+    L->ts_bad = true;
+    return true;
+}
+
+/* Generates the blob into the temp file fd (from its start). */
+static int
+gen_layer_fd(exp *x, layer *L, int *fd, cs_csink_result *res, cs_error **err)
+{
+    int rc = gen_layer(x, L, cs_fd_sink, fd, res, err);
+    if (rc == 0 && replay_failed(L, res)) {
+        if (ftruncate(*fd, 0) < 0 || lseek(*fd, 0, SEEK_SET) < 0)
+            return cs_err(err, CS_EIO, errno, "truncate temp file");
+        rc = gen_layer(x, L, cs_fd_sink, fd, res, err);
+    }
+    return rc;
 }
 
 /* ---- config and manifest ---- */
@@ -281,6 +361,21 @@ dump_json(json_t *j, size_t *len)
         abort();
     *len = strlen(s);
     return s;
+}
+
+/* The config's rootfs.diff_ids: the tarsplit records to look for. A config
+ * without them (or with another count) has none. */
+static void
+config_diff_ids(exp *x)
+{
+    json_t *root = json_loadb(x->img->config, x->img->config_len, 0, NULL);
+    json_t *ids = json_object_get(json_object_get(root, "rootfs"), "diff_ids");
+    if (json_is_array(ids) && json_array_size(ids) == x->img->nlayers)
+        for (uint32_t i = 0; i < x->img->nlayers; i++) {
+            const char *s = json_string_value(json_array_get(ids, i));
+            x->layers[i].has_orig = s && cs_digest_parse(s, &x->layers[i].orig);
+        }
+    json_decref(root);
 }
 
 /* The config to export: the stored one when its rootfs.diff_ids are the
@@ -625,7 +720,7 @@ archive_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritten, 
         if (rc < 0)
             return rc;
         cs_csink_result res;
-        rc = gen_layer(x, L, cs_fd_sink, &fd, &res, err);
+        rc = gen_layer_fd(x, L, &fd, &res, err);
         if (rc < 0)
             return rc;
         rc = record_blob(x, L, &res, err);
@@ -670,6 +765,10 @@ archive_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritten, 
     rc = gen_layer(x, L, outer_data, o, &res, err);
     if (rc < 0)
         return rc;
+    if (replay_failed(L, &res)) {
+        x->retry = true; /* then without the replay */
+        return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: tarsplit record gives other bytes", hex);
+    }
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
     if (!lb_eq(&got, &L->lb)) {
         rc = record_blob(x, L, &res, err);
@@ -740,7 +839,7 @@ write_archive_entries(exp *x, outer *o, cs_error **err)
         layer *L = &x->layers[i];
         /* A tree used twice: its first export gave the digests. */
         for (uint32_t j = 0; j < i; j++)
-            if (cs_digest_eq(&x->layers[j].tree, &L->tree)) {
+            if (same_layer(&x->layers[j], L)) {
                 L->lb = x->layers[j].lb;
                 L->known = true;
             }
@@ -827,7 +926,7 @@ dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);
     cs_csink_result res;
-    int rc = gen_layer(x, L, cs_fd_sink, &fd, &res, err);
+    int rc = gen_layer_fd(x, L, &fd, &res, err);
     if (rc == 0 && fchmod(fd, 0644) < 0)
         rc = cs_err(err, CS_EIO, errno, "chmod '%s'", tmp);
     if (rc == 0 && fsync(fd) < 0)
@@ -923,7 +1022,7 @@ export_dir(exp *x, const char *path, cs_error **err)
         /* A tree used twice: its first export gave the digests. */
         bool dup = false;
         for (uint32_t j = 0; j < i && !dup; j++)
-            if (cs_digest_eq(&x->layers[j].tree, &L->tree)) {
+            if (same_layer(&x->layers[j], L)) {
                 L->lb = x->layers[j].lb;
                 L->known = dup = true;
             }
@@ -976,6 +1075,7 @@ cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_com
     x.layers = cs_xcalloc(x.img->nlayers ? x.img->nlayers : 1, sizeof(*x.layers));
     for (uint32_t i = 0; i < x.img->nlayers; i++)
         x.layers[i].tree = x.img->layers[i];
+    config_diff_ids(&x);
 
     for (int attempt = 0; attempt < 2; attempt++) {
         x.retry = false;

@@ -5,7 +5,7 @@
  * key space by first byte, read each content's chunks once, hash every chunk
  * the first time any worker meets it and the whole content as it streams by.
  * A second round verifies the chunks no content uses. References between
- * metadata records (trees, images, tags, layer blobs) are checked last, on
+ * metadata records (trees, images, tags, layer blobs, tarsplit) are checked last, on
  * this thread. Read transactions are renewed every few tens of MB so a long
  * fsck does not pin freed pages. Problems are collected and reported sorted,
  * from the calling thread.
@@ -18,6 +18,7 @@
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "digestset.h"
 
@@ -457,7 +458,8 @@ fsck_layer_blob(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const M
 {
     char s[CS_DIGEST_STR];
 
-    if (k->mv_size != 33) {
+    /* tree | compression, or tree | compression | diff_id of a replayed tar */
+    if (k->mv_size != 33 && k->mv_size != 65) {
         fsck_add(l, "layer blob record with a %zu-byte key", k->mv_size);
         return 0;
     }
@@ -471,6 +473,56 @@ fsck_layer_blob(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const M
     return r < 0 ? r : 0;
 }
 
+/* The original tar is not rebuilt here (export checks its sha256 each time):
+ * the record must decode and its tree and contents must exist, sized as the
+ * members say. */
+static int
+fsck_tarsplit(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_val *v,
+              cs_error **err)
+{
+    char s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
+    cs_error *e = NULL;
+    cs_tarsplit *ts = NULL;
+    MDB_val cv;
+
+    if (k->mv_size != 32) {
+        fsck_add(l, "tarsplit record with a %zu-byte key", k->mv_size);
+        return 0;
+    }
+    const char *name = hexs(k->mv_data, s);
+    if (cs_tarsplit_decode(v->mv_data, v->mv_size, &ts, &e) < 0) {
+        fsck_add(l, "tarsplit %s: %s", name, e && e->msg ? e->msg : "bad record");
+        cs_error_free(e);
+        return 0;
+    }
+    int r = fsck_has(db, txn, CS_T_TREES, ts->tree.b, 32, NULL, err);
+    if (r == 0)
+        fsck_add(l, "tarsplit %s: tree %s missing", name, hexs(&ts->tree, s2));
+    for (size_t i = 0; i < ts->n && r >= 0; i++) {
+        const cs_tarsplit_member *m = &ts->m[i];
+        if (!m->has_content) {
+            if (m->size)
+                fsck_add(l, "tarsplit %s: member %zu has %llu bytes and no content", name, i,
+                         (unsigned long long) m->size);
+            continue;
+        }
+        r = fsck_has(db, txn, CS_T_CONTENTS, m->content.b, 32, &cv, err);
+        if (r == 0) {
+            fsck_add(l, "tarsplit %s: member %zu: content %s missing", name, i,
+                     hexs(&m->content, s2));
+        } else if (r > 0 && cv.mv_size >= 8) {
+            const uint8_t *p = cv.mv_data;
+            uint64_t size = (uint64_t) be32(p) << 32 | be32(p + 4);
+            if (size != m->size)
+                fsck_add(l, "tarsplit %s: member %zu: size %llu, content %s has %llu", name, i,
+                         (unsigned long long) m->size, hexs(&m->content, s2),
+                         (unsigned long long) size);
+        }
+    }
+    cs_tarsplit_free(ts);
+    return r < 0 ? r : 0;
+}
+
 static int
 fsck_refs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
@@ -480,7 +532,8 @@ fsck_refs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     if ((r = fsck_each(db, txn, CS_T_TREES, fsck_tree, l, err)) < 0
         || (r = fsck_each(db, txn, CS_T_IMAGES, fsck_image, l, err)) < 0
         || (r = fsck_each(db, txn, CS_T_TAGS, fsck_tag, l, err)) < 0
-        || (r = fsck_each(db, txn, CS_T_LAYER_BLOBS, fsck_layer_blob, l, err)) < 0)
+        || (r = fsck_each(db, txn, CS_T_LAYER_BLOBS, fsck_layer_blob, l, err)) < 0
+        || (r = fsck_each(db, txn, CS_T_TARSPLIT, fsck_tarsplit, l, err)) < 0)
         return r;
     return 0;
 }

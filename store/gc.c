@@ -3,7 +3,8 @@
  * Roots are the tags only for now: cache entries and leases become roots
  * once their record formats exist. The caller holds the store exclusively,
  * so nothing is written while we mark; the sweep deletes referrers before
- * what they refer to (images, trees, layer blobs, contents, chunks), so a
+ * what they refer to (images, tarsplit, trees, layer blobs, contents,
+ * chunks), so a
  * crash between two batches never leaves a dangling reference.
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "digestset.h"
 
@@ -22,6 +24,7 @@
 
 typedef struct gc_marks {
     cs_digestset *images, *trees, *contents, *chunks;
+    cs_digestset *tarsplits; /* keys (diff_ids) of the tarsplit records kept */
 } gc_marks;
 
 static int
@@ -63,6 +66,38 @@ mark_corrupt(cs_error **err, const char *what, const cs_digest *d)
     return cs_err(err, CS_ECORRUPT, 0, "%s %s: bad record", what, s);
 }
 
+/* A tarsplit record lives as long as its tree, and keeps the contents of
+ * its members (a member replaced by a later one of the same path is in no
+ * tree). One that does not decode references nothing worth keeping: it is
+ * swept (export regenerates such a layer). */
+static int
+mark_tarsplits(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TARSPLIT), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "tarsplit");
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data;
+        if (k.mv_size != 32 || v.mv_size < 33 || !cs_digestset_has(m->trees, p + 1))
+            continue;
+        cs_tarsplit *ts = NULL;
+        if (cs_tarsplit_decode(v.mv_data, v.mv_size, &ts, NULL) < 0)
+            continue;
+        cs_digestset_add(m->tarsplits, k.mv_data);
+        for (size_t i = 0; i < ts->n; i++)
+            if (ts->m[i].has_content)
+                cs_digestset_add(m->contents, ts->m[i].content.b);
+        cs_tarsplit_free(ts);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "tarsplit");
+    return 0;
+}
+
 static int
 mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
@@ -102,6 +137,10 @@ mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         }
     }
 
+    r = mark_tarsplits(db, txn, m, err);
+    if (r < 0)
+        return r;
+
     for (it = 0; (d = cs_digestset_next(m->contents, &it));) {
         r = mark_get(db, txn, CS_T_CONTENTS, d, &v, err);
         if (r == -CS_ENOTFOUND)
@@ -133,7 +172,7 @@ typedef struct gc_sweep {
 static bool
 sweep_keep(const gc_sweep *sw, const MDB_val *k)
 {
-    /* layer_blobs keys are tree digest + compression byte. */
+    /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(sw->t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;
     return cs_digestset_has(sw->keep, k->mv_data);
@@ -283,6 +322,7 @@ cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
         .trees = cs_digestset_new(false),
         .contents = cs_digestset_new(false),
         .chunks = cs_digestset_new(false),
+        .tarsplits = cs_digestset_new(false),
     };
     int r;
 
@@ -298,6 +338,7 @@ cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
         uint64_t *freed;
     } tables[] = {
         { CS_T_IMAGES, m.images, &out->images },
+        { CS_T_TARSPLIT, m.tarsplits, &out->tarsplits },
         { CS_T_TREES, m.trees, &out->trees },
         { CS_T_LAYER_BLOBS, m.trees, &out->layer_blobs },
         { CS_T_CONTENTS, m.contents, &out->contents },
@@ -320,5 +361,6 @@ out:
     cs_digestset_free(m.trees);
     cs_digestset_free(m.contents);
     cs_digestset_free(m.chunks);
+    cs_digestset_free(m.tarsplits);
     return r;
 }

@@ -20,6 +20,7 @@
 #include "chunker.h"
 #include "cstore/content.h"
 #include "cstore/ingest.h"
+#include "cstore/tarsplit.h"
 #include "feeder.h"
 
 #define NSLOTS     64
@@ -50,6 +51,8 @@ typedef struct pending {
     uint32_t outstanding;
     bool ended, single;
     cs_digest digest; /* whole-file digest when !single */
+    cs_tarsplit *ts;  /* when set, member ts_idx of ts gets the digest too */
+    size_t ts_idx;
 } pending;
 
 struct cs_ingest {
@@ -156,6 +159,10 @@ finish_file(cs_ingest *ing, pending *pf, cs_error **err)
         cs_entry *e = &pf->tree->e[pf->idx];
         e->content = d;
         e->has_content = true;
+    }
+    if (pf->ts) {
+        pf->ts->m[pf->ts_idx].content = d;
+        pf->ts->m[pf->ts_idx].has_content = true;
     }
     free(pf->refs);
     pf->refs = NULL;
@@ -537,8 +544,24 @@ check_and_link(cs_tree *t, const char *name, cs_error **err)
 
 /* ---- tar ---- */
 
+/* Tar-split capture (cstore/tarsplit.h): libarchive says where a member's
+ * headers begin (archive_read_header_position) and, once it returned the
+ * entry, how far it consumed (archive_filter_bytes: the data start); the
+ * header bytes in between were handed out by tar_read, in the current block
+ * or, for headers across a block boundary, in the window of bytes kept from
+ * earlier blocks. A member's data is what archive_read_data_block gives, so
+ * the next member must start at data start + data rounded up to 512. Anything
+ * else (holes, a header beyond the window, a gap) only drops the layer's
+ * tarsplit record: export then regenerates the tar, as without one. */
+#define TS_WINDOW (64u << 10)
+
 typedef struct tar_src {
     cs_feeder *f;
+    const uint8_t *cur; /* the block libarchive reads, at stream offset base */
+    size_t len;
+    uint64_t base;
+    uint8_t *win; /* the last wlen bytes before base */
+    size_t wlen;
 } tar_src;
 
 static la_ssize_t
@@ -546,8 +569,83 @@ tar_read(struct archive *a, void *ctx, const void **buf)
 {
     (void) a;
     tar_src *src = ctx;
+    if (src->len) {
+        size_t k = src->len < TS_WINDOW ? src->len : TS_WINDOW;
+        if (src->wlen + k > TS_WINDOW) {
+            size_t keep = TS_WINDOW - k;
+            memmove(src->win, src->win + src->wlen - keep, keep);
+            src->wlen = keep;
+        }
+        memcpy(src->win + src->wlen, src->cur + src->len - k, k);
+        src->wlen += k;
+        src->base += src->len;
+        src->len = 0;
+    }
     ssize_t n = cs_feeder_next(src->f, buf);
+    if (n > 0) {
+        src->cur = *buf;
+        src->len = (size_t) n;
+    }
     return n;
+}
+
+/* Copies stream bytes [from, to) if tar_read still has them. */
+static bool
+tar_src_copy(const tar_src *src, uint64_t from, uint64_t to, cs_buf *out)
+{
+    if (from > to || from + src->wlen < src->base || to > src->base + src->len)
+        return false;
+    out->len = 0;
+    if (from < src->base) {
+        uint64_t w0 = src->base - src->wlen;
+        uint64_t e = to < src->base ? to : src->base;
+        cs_buf_append(out, src->win + (from - w0), (size_t) (e - from));
+        from = e;
+    }
+    if (from < to)
+        cs_buf_append(out, src->cur + (from - src->base), (size_t) (to - from));
+    return true;
+}
+
+typedef struct capture {
+    cs_tarsplit *ts; /* lives as long as pending files may point into it */
+    bool ok;         /* false once given up */
+    uint64_t next;   /* where the next member's headers must begin */
+    cs_buf hdr;
+} capture;
+
+static void
+capture_drop(capture *c)
+{
+    c->ok = false;
+}
+
+/* A member's headers were read: records them. Returns its index or -1. */
+static ssize_t
+capture_header(capture *c, struct archive *a, const tar_src *src, struct archive_entry *ae)
+{
+    if (!c->ok)
+        return -1;
+    la_int64_t hp = archive_read_header_position(a);
+    la_int64_t de = archive_filter_bytes(a, 0);
+    if (hp < 0 || (uint64_t) hp != c->next || de < hp || (de - hp) % 512 || de - hp > UINT32_MAX
+        || archive_entry_sparse_count(ae) > 0
+        || !tar_src_copy(src, (uint64_t) hp, (uint64_t) de, &c->hdr)) {
+        capture_drop(c);
+        return -1;
+    }
+    c->next = (uint64_t) de;
+    return (ssize_t) cs_tarsplit_add(c->ts, c->hdr.data, (uint32_t) c->hdr.len, 0);
+}
+
+/* The member's data was read (size bytes). */
+static void
+capture_data(capture *c, ssize_t idx, uint64_t size)
+{
+    if (!c->ok || idx < 0)
+        return;
+    c->ts->m[idx].size = size;
+    c->next += (size + 511) & ~(uint64_t) 511;
 }
 
 static int
@@ -624,7 +722,8 @@ entry_from_archive(struct archive_entry *ae, const char *name, cs_entry *e, cs_e
 }
 
 static int
-tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *path, cs_error **err)
+tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *path, capture *cap,
+              cs_error **err)
 {
     const void *buf;
     size_t len;
@@ -636,7 +735,9 @@ tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *p
             return 0;
         if (rc < ARCHIVE_WARN)
             return cs_err(err, CS_EPARSE, 0, "%s: '%s': %s", name, path, archive_error_string(a));
-        while (pos < off) { /* a hole of a sparse file */
+        if (pos < off)
+            capture_drop(cap); /* holes have no bytes in the tar */
+        while (pos < off) {    /* a hole of a sparse file */
             size_t k = (size_t) (off - pos) < sizeof(zeros) ? (size_t) (off - pos) : sizeof(zeros);
             int r = file_data(ing, zeros, k, err);
             if (r < 0)
@@ -651,7 +752,8 @@ tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *p
 }
 
 static int
-ingest_archive(cs_ingest *ing, struct archive *a, const char *name, cs_tree *t, cs_error **err)
+ingest_archive(cs_ingest *ing, struct archive *a, const tar_src *src, capture *cap,
+               const char *name, cs_tree *t, cs_error **err)
 {
     struct archive_entry *ae;
     for (;;) {
@@ -661,6 +763,7 @@ ingest_archive(cs_ingest *ing, struct archive *a, const char *name, cs_tree *t, 
         if (rc < ARCHIVE_WARN)
             return cs_err(err, CS_EPARSE, 0, "%s: %s", name,
                           archive_error_string(a) ? archive_error_string(a) : "bad tar archive");
+        ssize_t ci = capture_header(cap, a, src, ae);
         cs_entry tmp = { 0 };
         int r = entry_from_archive(ae, name, &tmp, err);
         if (r < 0) {
@@ -675,16 +778,40 @@ ingest_archive(cs_ingest *ing, struct archive *a, const char *name, cs_tree *t, 
         *e = tmp;
         if (e->type == CS_E_FILE) {
             r = file_begin(ing, t, t->n - 1, NULL, err);
+            if (r >= 0 && ci >= 0) {
+                pending *pf = &ing->pq[ing->cur % ing->pq_cap];
+                pf->ts = cap->ts;
+                pf->ts_idx = (size_t) ci;
+            }
             if (r >= 0)
-                r = tar_file_data(ing, a, name, e->path, err);
+                r = tar_file_data(ing, a, name, e->path, cap, err);
             if (r >= 0) {
-                t->e[t->n - 1].size = ing->pq[ing->cur % ing->pq_cap].size;
+                uint64_t size = ing->pq[ing->cur % ing->pq_cap].size;
+                t->e[t->n - 1].size = size;
+                capture_data(cap, ci, size);
                 r = file_end(ing, err);
             }
             if (r < 0)
                 return r;
         }
     }
+}
+
+/* Puts the layer's tarsplit record, unless capture gave up or the same
+ * record is there. Only a store error fails. */
+static int
+store_tarsplit(cs_ingest *ing, capture *cap, const cs_layer_info *info, cs_error **err)
+{
+    if (!cap->ok || cap->next > info->tar_size)
+        return 0;
+    cs_digest have;
+    int r = cs_tarsplit_tree(ing->db, ing->txn, &info->diff_id, &have, NULL);
+    if (r == 0 && cs_digest_eq(&have, &info->tree))
+        return 0; /* the same tar bytes gave the same record */
+    cap->ts->tree = info->tree;
+    cap->ts->tar_size = info->tar_size;
+    cap->ts->trailer = info->tar_size - cap->next;
+    return cs_tarsplit_put(ing->db, ing->txn, &info->diff_id, cap->ts, err);
 }
 
 static int ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx,
@@ -709,7 +836,9 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
     int r = cs_feeder_start(rd, rctx, &f, err);
     if (r < 0)
         return r;
-    tar_src src = { f };
+    tar_src src = { .f = f, .win = cs_xmalloc(TS_WINDOW) };
+    capture cap = { .ts = cs_tarsplit_new(), .ok = true };
+    cs_buf_init(&cap.hdr);
     cs_tree *t = cs_tree_new();
     struct archive *a = archive_read_new();
     archive_read_support_format_tar(a);
@@ -718,7 +847,7 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
         r = cs_err(err, CS_EPARSE, 0, "%s: %s", name,
                    archive_error_string(a) ? archive_error_string(a) : "not a tar archive");
     } else {
-        r = ingest_archive(ing, a, name, t, err);
+        r = ingest_archive(ing, a, &src, &cap, name, t, err);
     }
     cs_layer_info info = { 0 };
     /* A read or decompression error explains a parse error better: prefer it. */
@@ -739,7 +868,12 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
     }
     if (r >= 0)
         r = cs_tree_put(ing->db, ing->txn, t, &info.tree, err);
+    if (r >= 0)
+        r = store_tarsplit(ing, &cap, &info, err);
     cs_tree_free(t);
+    cs_tarsplit_free(cap.ts);
+    cs_buf_release(&cap.hdr);
+    free(src.win);
     if (r < 0)
         return r;
     *out = info;

@@ -10,6 +10,7 @@ typedef struct cs_gc_stats {
     uint64_t images, trees, contents, chunks, layer_blobs; /* records freed */
     uint64_t chunk_bytes;                                  /* stored bytes of the freed chunks */
     uint64_t file_before, file_after;                      /* data.mdb bytes on disk */
+    uint64_t tarsplits;                                    /* tarsplit records freed */
 } cs_gc_stats;
 
 /* Mark from tags (and later: cache entries, leases) to chunks; sweep the
@@ -19,6 +20,7 @@ int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **
 
 typedef struct cs_du_stats {
     uint64_t images, tags, trees, contents, chunks;
+    uint64_t tarsplits;     /* tarsplit records (original tar framing of loaded layers) */
     uint64_t logical_bytes; /* sum over images of their layers' file bytes */
     uint64_t unique_bytes;  /* raw bytes of all chunks (each stored once) */
     uint64_t stored_bytes;  /* bytes of chunk values (after zstd) */

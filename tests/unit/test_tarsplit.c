@@ -1,0 +1,607 @@
+/* test_tarsplit.c - original tar framing kept at ingest and replayed at
+ * export (tarsplit.c, ingest.c, export.c, gc.c, fsck.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cstore/content.h"
+#include "cstore/export.h"
+#include "cstore/gc.h"
+#include "cstore/image.h"
+#include "cstore/ingest.h"
+#include "cstore/store.h"
+#include "cstore/tarsplit.h"
+#include "cstore/tree.h"
+
+typedef struct fx {
+    char dir[64];
+    char *root;
+    char *work;
+    cs_store *s;
+} fx;
+
+static int
+rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st, (void) flag, (void) ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cs-test-tarsplit.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->root = cs_path_join(f->dir, "store");
+    f->work = cs_path_join(f->dir, "work");
+    if (mkdir(f->work, 0755) < 0)
+        return -1;
+    cs_error *err = NULL;
+    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f->root);
+    free(f->work);
+    free(f);
+    return 0;
+}
+
+static void
+fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        p[i] = (uint8_t) s;
+    }
+}
+
+/* ---- tars ---- */
+
+static la_ssize_t
+tar_write_cb(struct archive *a, void *ctx, const void *p, size_t n)
+{
+    (void) a;
+    cs_buf_append(ctx, p, n);
+    return (la_ssize_t) n;
+}
+
+static void
+add_member(struct archive *a, const char *path, mode_t type, const void *data, size_t n,
+           const char *link, bool xattr)
+{
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, path);
+    archive_entry_set_filetype(ae, type);
+    archive_entry_set_perm(ae, type == AE_IFDIR ? 0755 : 0644);
+    archive_entry_set_mtime(ae, 1700000000, 123456789);
+    archive_entry_set_uid(ae, 1000);
+    archive_entry_set_uname(ae, "someone");
+    if (type == AE_IFLNK)
+        archive_entry_set_symlink(ae, link);
+    if (link && type == AE_IFREG) {
+        archive_entry_set_hardlink(ae, link);
+        n = 0;
+    }
+    if (xattr)
+        archive_entry_xattr_add_entry(ae, "user.note", "hello", 5);
+    archive_entry_set_size(ae, (la_int64_t) n);
+    assert_true(archive_write_header(a, ae) >= ARCHIVE_WARN);
+    if (n)
+        assert_int_equal(archive_write_data(a, data, n), (la_ssize_t) n);
+    archive_entry_free(ae);
+}
+
+/* A pax tar (libarchive's full pax writer) with xattrs, long and non-ASCII
+ * names, links, a multi-chunk file and, with dup, two members of one path. */
+static void
+make_pax_tar(cs_buf *out, bool dup)
+{
+    cs_buf_init(out);
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open(a, out, NULL, tar_write_cb, NULL), ARCHIVE_OK);
+    size_t big = 3u << 20;
+    uint8_t *data = malloc(big);
+    fill_random(data, big, 42);
+    char longname[300];
+    memset(longname, 'n', sizeof(longname));
+    memcpy(longname, "dir/", 4);
+    longname[250] = 0;
+    add_member(a, "dir/", AE_IFDIR, NULL, 0, NULL, false);
+    add_member(a, "dir/big", AE_IFREG, data, big, NULL, true);
+    add_member(a, "dir/x512", AE_IFREG, data + 7, 512, NULL, false);
+    add_member(a, "dir/empty", AE_IFREG, NULL, 0, NULL, false);
+    add_member(a, longname, AE_IFREG, data + 99, 1234, NULL, true);
+    add_member(a, "dir/caf\xc3\xa9", AE_IFREG, data + 5, 77, NULL, false);
+    add_member(a, "dir/sym", AE_IFLNK, NULL, 0, longname, false);
+    add_member(a, "dir/hard", AE_IFREG, NULL, 0, "dir/x512", false);
+    if (dup) {
+        add_member(a, "dir/x512", AE_IFREG, data + 1000, 600, NULL, false);
+        add_member(a, "dir/caf\xc3\xa9", AE_IFREG, data + 2000, 10, NULL, false);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    free(data);
+}
+
+typedef struct memrd {
+    const uint8_t *p;
+    size_t left;
+} memrd;
+
+static ssize_t
+mem_read(void *ctx, void *buf, size_t len)
+{
+    memrd *m = ctx;
+    size_t k = len < m->left ? len : m->left;
+    memcpy(buf, m->p, k);
+    m->p += k;
+    m->left -= k;
+    return (ssize_t) k;
+}
+
+static void
+ingest(fx *f, const cs_buf *tar, cs_layer_info *info)
+{
+    cs_error *err = NULL;
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    memrd m = { tar->data, tar->len };
+    assert_int_equal(cs_ingest_tar(ing, "t", mem_read, &m, info, &err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+}
+
+static int
+sink_buf(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    cs_buf_append(ctx, p, n);
+    return 0;
+}
+
+typedef struct replay_ctx {
+    const cs_digest *diff_id;
+    cs_buf *out;
+    cs_digest tree;
+} replay_ctx;
+
+static int
+replay_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    replay_ctx *r = ctx;
+    cs_tarsplit *ts = NULL;
+    int rc = cs_tarsplit_get(db, txn, r->diff_id, &ts, err);
+    if (rc < 0)
+        return rc;
+    r->tree = ts->tree;
+    rc = cs_tarsplit_write(db, txn, ts, sink_buf, r->out, err);
+    cs_tarsplit_free(ts);
+    return rc;
+}
+
+/* Replays the record of diff_id: 0 or the (negative) code. */
+static int
+replay(fx *f, const cs_digest *diff_id, cs_buf *out, cs_digest *tree)
+{
+    cs_error *err = NULL;
+    cs_buf_init(out);
+    replay_ctx r = { diff_id, out, { { 0 } } };
+    int rc = cs_db_read(cs_store_db(f->s), replay_fn, &r, &err);
+    cs_error_free(err);
+    if (tree)
+        *tree = r.tree;
+    return rc;
+}
+
+/* Ingests tar and checks the replay gives it back, byte for byte. */
+static void
+assert_round_trip(fx *f, const cs_buf *tar)
+{
+    cs_layer_info info;
+    ingest(f, tar, &info);
+    cs_digest want;
+    cs_sha256(tar->data, tar->len, &want);
+    assert_true(cs_digest_eq(&want, &info.diff_id));
+    cs_buf out;
+    cs_digest tree;
+    assert_int_equal(replay(f, &info.diff_id, &out, &tree), 0);
+    assert_true(cs_digest_eq(&tree, &info.tree));
+    assert_int_equal(out.len, tar->len);
+    assert_memory_equal(out.data, tar->data, tar->len);
+    cs_digest got;
+    cs_sha256(out.data, out.len, &got);
+    assert_true(cs_digest_eq(&got, &info.diff_id));
+    cs_buf_release(&out);
+}
+
+static void
+read_file(const char *path, cs_buf *out)
+{
+    cs_error *err = NULL;
+    cs_buf_init(out);
+    assert_int_equal(cs_read_file(path, 1u << 30, out, &err), 0);
+}
+
+static int
+sh(const char *fmt, ...)
+{
+    va_list ap;
+    char *cmd;
+    va_start(ap, fmt);
+    if (vasprintf(&cmd, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    int rc = system(cmd);
+    free(cmd);
+    return rc;
+}
+
+/* A directory GNU tar can pack: long names and link targets, a hardlink,
+ * a file of several chunks. */
+static void
+make_tree_dir(fx *f)
+{
+    char l[200];
+    memset(l, 'L', sizeof(l));
+    l[sizeof(l) - 1] = 0;
+    assert_int_equal(sh("cd '%s' && mkdir -p src/sub && head -c 2500000 /dev/urandom > src/big"
+                        " && printf hi > src/sub/'%s' && ln src/big src/big.hard"
+                        " && ln -s 'sub/%s' src/sym && printf 1234 > src/x && mkdir src/empty",
+                        f->work, l, l),
+                     0);
+}
+
+/* ---- tests ---- */
+
+static void
+libarchive_pax_tar_is_replayed_byte_for_byte(void **state)
+{
+    cs_buf tar;
+    make_pax_tar(&tar, false);
+    assert_round_trip(*state, &tar);
+    cs_buf_release(&tar);
+}
+
+static void
+duplicate_paths_and_hardlinks_are_replayed_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    cs_buf tar;
+    make_pax_tar(&tar, true);
+    assert_round_trip(f, &tar);
+    cs_buf_release(&tar);
+}
+
+static void
+gnu_tar_formats_are_replayed_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    if (sh("tar --version >/dev/null 2>&1") != 0)
+        skip();
+    make_tree_dir(f);
+    const char *formats[] = { "gnu", "posix", "ustar" };
+    for (size_t i = 0; i < 3; i++) {
+        cs_autofree char *p = cs_xasprintf("%s/%s.tar", f->work, formats[i]);
+        /* ustar cannot hold the long names: only the short part. */
+        assert_int_equal(sh("cd '%s/src' && tar --format=%s -cf '%s' %s", f->work, formats[i], p,
+                            i == 2 ? "big big.hard x empty" : "."),
+                         0);
+        cs_buf tar;
+        read_file(p, &tar);
+        assert_round_trip(f, &tar);
+        cs_buf_release(&tar);
+    }
+}
+
+static void
+sparse_file_layer_loads_without_a_record(void **state)
+{
+    fx *f = *state;
+    if (sh("tar --version >/dev/null 2>&1") != 0)
+        skip();
+    assert_int_equal(sh("cd '%s' && mkdir sp && truncate -s 4M sp/holes && printf data | dd "
+                        "of=sp/holes bs=1 seek=1048576 conv=notrunc 2>/dev/null && printf x > "
+                        "sp/plain && tar -C sp --sparse --format=posix -cf sp.tar holes plain",
+                        f->work),
+                     0);
+    cs_autofree char *p = cs_path_join(f->work, "sp.tar");
+    cs_buf tar;
+    read_file(p, &tar);
+    cs_layer_info info;
+    ingest(f, &tar, &info);
+    cs_buf out;
+    assert_int_equal(replay(f, &info.diff_id, &out, NULL), -CS_ENOTFOUND);
+    cs_buf_release(&out);
+    cs_buf_release(&tar);
+}
+
+static void
+record_encoding_round_trips_and_rejects_garbage(void **state)
+{
+    (void) state;
+    cs_tarsplit *ts = cs_tarsplit_new();
+    uint8_t h[1024] = { 1, 2, 3 };
+    fill_random(ts->tree.b, 32, 3);
+    size_t a = cs_tarsplit_add(ts, h, 1024, 700);
+    ts->m[a].has_content = true;
+    fill_random(ts->m[a].content.b, 32, 4);
+    cs_tarsplit_add(ts, h, 512, 0);
+    ts->trailer = 1024;
+    ts->tar_size = 1024 + 1024 + 512 + 1024;
+    cs_buf v;
+    cs_buf_init(&v);
+    cs_tarsplit_encode(ts, &v);
+    cs_tarsplit *back = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_tarsplit_decode(v.data, v.len, &back, &err), 0);
+    assert_int_equal(back->n, 2);
+    assert_true(cs_digest_eq(&back->tree, &ts->tree));
+    assert_true(back->m[0].has_content && !back->m[1].has_content);
+    assert_true(cs_digest_eq(&back->m[0].content, &ts->m[0].content));
+    assert_int_equal(back->m[0].size, 700);
+    assert_memory_equal(back->hdr.data, ts->hdr.data, 1536);
+    cs_tarsplit_free(back);
+    back = NULL;
+    v.data[v.len / 2] ^= 0xff;
+    assert_int_equal(cs_tarsplit_decode(v.data, v.len, &back, &err), -CS_ECORRUPT);
+    cs_error_clear(&err);
+    assert_int_equal(cs_tarsplit_decode(v.data, 20, &back, &err), -CS_ECORRUPT);
+    cs_error_clear(&err);
+    cs_buf_release(&v);
+    cs_tarsplit_free(ts);
+}
+
+/* ---- export, gc, fsck ---- */
+
+typedef struct img_ctx {
+    cs_image img;
+    const char *tag;
+} img_ctx;
+
+static int
+put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    img_ctx *c = ctx;
+    int rc = cs_image_put(db, txn, &c->img, err);
+    if (rc == 0 && c->tag)
+        rc = cs_tag_set(db, txn, c->tag, &c->img.id, err);
+    return rc;
+}
+
+/* An image of one layer (info) tagged t:latest; its config lists diff_id. */
+static void
+put_image(fx *f, const cs_layer_info *info, cs_digest *id)
+{
+    char ds[CS_DIGEST_STR];
+    cs_digest_str(&info->diff_id, ds);
+    cs_autofree char *cfg = cs_xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\","
+                                         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+                                         ds);
+    img_ctx c = { { .config = cfg, .config_len = strlen(cfg), .nlayers = 1 },
+                  "docker.io/library/t:latest" };
+    cs_digest tree = info->tree;
+    c.img.layers = &tree;
+    cs_sha256(cfg, c.img.config_len, &c.img.id);
+    cs_error *err = NULL;
+    assert_int_equal(cs_db_write(cs_store_db(f->s), put_image_fn, &c, &err), 0);
+    *id = c.img.id;
+}
+
+/* The layer tar and the config name of a docker-archive. */
+static void
+read_docker_archive(const char *path, cs_buf *layer, char **config)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_filename(a, path, 65536), ARCHIVE_OK);
+    struct archive_entry *ae;
+    cs_buf_init(layer);
+    *config = NULL;
+    while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+        const char *n = archive_entry_pathname(ae);
+        size_t nl = strlen(n);
+        bool is_layer = nl > 10 && !strcmp(n + nl - 10, "/layer.tar");
+        if (nl == 69 && !strcmp(n + 64, ".json"))
+            *config = cs_xstrdup(n);
+        if (!is_layer)
+            continue;
+        uint8_t buf[65536];
+        la_ssize_t k;
+        while ((k = archive_read_data(a, buf, sizeof(buf))) > 0)
+            cs_buf_append(layer, buf, (size_t) k);
+    }
+    archive_read_free(a);
+    assert_non_null(*config);
+}
+
+typedef struct corrupt_ctx {
+    const cs_digest *diff_id;
+} corrupt_ctx;
+
+/* Flips a byte of the first header (a checksum byte) and puts the record back. */
+static int
+corrupt_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    corrupt_ctx *c = ctx;
+    cs_tarsplit *ts = NULL;
+    int rc = cs_tarsplit_get(db, txn, c->diff_id, &ts, err);
+    if (rc < 0)
+        return rc;
+    ts->hdr.data[0] ^= 0x01;
+    rc = cs_tarsplit_put(db, txn, c->diff_id, ts, err);
+    cs_tarsplit_free(ts);
+    return rc;
+}
+
+static void
+export_gives_the_original_layer_and_config_back(void **state)
+{
+    fx *f = *state;
+    cs_buf tar;
+    make_pax_tar(&tar, true);
+    cs_layer_info info;
+    ingest(f, &tar, &info);
+    cs_digest id;
+    put_image(f, &info, &id);
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(&id, hex);
+    cs_autofree char *want_cfg = cs_xasprintf("%s.json", hex);
+    cs_autofree char *p = cs_path_join(f->work, "out.tar");
+    cs_error *err = NULL;
+    for (int round = 0; round < 2; round++) { /* the second one from layer_blobs */
+        assert_int_equal(cs_export(f->s, "t", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err), 0);
+        cs_buf layer;
+        char *cfg;
+        read_docker_archive(p, &layer, &cfg);
+        assert_string_equal(cfg, want_cfg);
+        assert_int_equal(layer.len, tar.len);
+        assert_memory_equal(layer.data, tar.data, tar.len);
+        free(cfg);
+        cs_buf_release(&layer);
+    }
+    /* gzip OCI export: also from the replay (the config is unchanged). */
+    cs_autofree char *d = cs_path_join(f->work, "oci");
+    assert_int_equal(cs_export(f->s, "t", d, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err), 0);
+    cs_autofree char *cp = cs_xasprintf("%s/blobs/sha256/%s", d, hex);
+    struct stat st;
+    assert_int_equal(stat(cp, &st), 0);
+
+    /* A corrupt record: the export falls back to a generated tar and a
+     * rewritten config, consistent with each other. */
+    corrupt_ctx c = { &info.diff_id };
+    assert_int_equal(cs_db_write(cs_store_db(f->s), corrupt_fn, &c, &err), 0);
+    cs_autofree char *p2 = cs_path_join(f->work, "out2.tar");
+    assert_int_equal(cs_export(f->s, "t", p2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err), 0);
+    cs_buf layer;
+    char *cfg;
+    read_docker_archive(p2, &layer, &cfg);
+    assert_string_not_equal(cfg, want_cfg);
+    assert_false(layer.len == tar.len && !memcmp(layer.data, tar.data, tar.len));
+    free(cfg);
+    cs_buf_release(&layer);
+    cs_buf_release(&tar);
+}
+
+typedef struct content_ctx {
+    const cs_digest *d;
+    int rc;
+} content_ctx;
+
+static int
+has_content_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    content_ctx *c = ctx;
+    MDB_val v;
+    c->rc = cs_db_get(db, txn, CS_T_CONTENTS, c->d->b, 32, &v, err);
+    return 0;
+}
+
+static int
+untag_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    (void) ctx;
+    return cs_tag_delete(db, txn, "docker.io/library/t:latest", err);
+}
+
+static void
+problem(void *ctx, const char *msg)
+{
+    (void) ctx;
+    fprintf(stderr, "fsck: %s\n", msg);
+}
+
+static void
+gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
+{
+    fx *f = *state;
+    cs_buf tar;
+    make_pax_tar(&tar, true);
+    cs_layer_info info;
+    ingest(f, &tar, &info);
+    cs_digest id;
+    put_image(f, &info, &id);
+    /* A second layer, never part of an image: gc drops its record. */
+    cs_buf other;
+    make_pax_tar(&other, false);
+    cs_layer_info oinfo;
+    ingest(f, &other, &oinfo);
+
+    cs_error *err = NULL;
+    cs_store_close(f->s);
+    assert_int_equal(cs_store_open(f->root, CS_OPEN_EXCLUSIVE, &f->s, &err), 0);
+    cs_gc_stats st;
+    assert_int_equal(cs_gc(f->s, false, false, &st, &err), 0);
+    assert_int_equal(st.tarsplits, 1);
+    assert_int_equal(cs_fsck(f->s, problem, NULL, &err), 0);
+    cs_buf out;
+    assert_int_equal(replay(f, &info.diff_id, &out, NULL), 0);
+    assert_int_equal(out.len, tar.len);
+    assert_memory_equal(out.data, tar.data, tar.len);
+    cs_buf_release(&out);
+    assert_int_equal(replay(f, &oinfo.diff_id, &out, NULL), -CS_ENOTFOUND);
+    cs_buf_release(&out);
+
+    /* The first "dir/x512" is in no tree: the record alone keeps its content. */
+    uint8_t data[4096];
+    fill_random(data, sizeof(data), 42);
+    cs_digest replaced;
+    cs_sha256(data + 7, 512, &replaced);
+    content_ctx cc = { &replaced, 1 };
+    assert_int_equal(cs_db_read(cs_store_db(f->s), has_content_fn, &cc, &err), 0);
+    assert_int_equal(cc.rc, 0);
+
+    /* Untagged: the record and the contents it named go. */
+    assert_int_equal(cs_db_write(cs_store_db(f->s), untag_fn, NULL, &err), 0);
+    assert_int_equal(cs_gc(f->s, false, false, &st, &err), 0);
+    assert_int_equal(st.tarsplits, 1);
+    assert_int_equal(replay(f, &info.diff_id, &out, NULL), -CS_ENOTFOUND);
+    cs_buf_release(&out);
+    assert_int_equal(cs_db_read(cs_store_db(f->s), has_content_fn, &cc, &err), 0);
+    assert_int_equal(cc.rc, -CS_ENOTFOUND);
+    cs_buf_release(&other);
+    cs_buf_release(&tar);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(record_encoding_round_trips_and_rejects_garbage),
+        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(duplicate_paths_and_hardlinks_are_replayed_byte_for_byte,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(export_gives_the_original_layer_and_config_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            gc_keeps_the_record_and_replaced_contents_while_the_tree_lives, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
