@@ -13,6 +13,7 @@
 #include "cstore/image.h"
 #include "cstore/ingest.h"
 #include "cstore/load.h"
+#include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 
 /* Metadata (index, manifests, configs) is small; blobs up to this size are
@@ -853,8 +854,14 @@ cs_import(cs_store *s, const char *path, const char *tag, cs_load_result *out, c
         if (fr.fd >= 0)
             close(fr.fd);
     }
-    cs_digest diff_id;
-    if (r == 0)
+    /* A tar whose framing was kept exports as itself: its own diff_id, as
+     * docker import gives. Otherwise (a directory), the generated tar's. */
+    cs_digest diff_id, ts_tree;
+    if (r == 0 && !S_ISDIR(st.st_mode)
+        && cs_tarsplit_tree(cs_store_db(s), cs_ingest_txn(ing), &info.diff_id, &ts_tree, NULL) == 0
+        && cs_digest_eq(&ts_tree, &info.tree))
+        diff_id = info.diff_id;
+    else if (r == 0)
         r = tree_diff_id(s, cs_ingest_txn(ing), &info.tree, &diff_id, err);
     plan p = { 0 };
     cs_buf_init(&p.config);
