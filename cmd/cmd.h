@@ -35,6 +35,7 @@ typedef struct cmd_ctx {
 typedef int (*cmd_fn)(cmd_ctx *c, int argc, char **argv, cs_error **err);
 
 /* verbs: argv[0] is the verb's name */
+int cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_import(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err);
@@ -46,9 +47,9 @@ int cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err);
 
-extern const char cmd_load_usage[], cmd_import_usage[], cmd_export_usage[], cmd_images_usage[],
-    cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[], cmd_gc_usage[], cmd_du_usage[],
-    cmd_fsck_usage[];
+extern const char cmd_build_usage[], cmd_load_usage[], cmd_import_usage[], cmd_export_usage[],
+    cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[], cmd_gc_usage[],
+    cmd_du_usage[], cmd_fsck_usage[];
 
 /* ---- helpers (main.c) ---- */
 

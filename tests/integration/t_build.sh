@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# cstore build: multi-stage Dockerfiles over the busybox base (no RUN yet), checked with
+# skopeo inspect --config and umoci unpack; the cache (no-op and incremental rebuilds),
+# determinism across store roots, .dockerignore, COPY --from writes no content, errors.
+. "$(dirname "$0")/lib.sh"
+need jq umoci skopeo
+bases
+ROOT=$T/root
+must cs load "$BASES/busybox.docker.tar"
+
+ctx=$T/ctx
+mkdir -p "$ctx/src/sub" "$ctx/ignored"
+printf 'hello\n' > "$ctx/src/hello.txt"
+printf 'deep\n' > "$ctx/src/sub/deep.txt"
+printf 'secret\n' > "$ctx/ignored/secret.txt"
+printf 'tmp\n' > "$ctx/src/x.tmp"
+ln -s hello.txt "$ctx/src/link"
+printf 'ignored\n**/*.tmp\n!keep.tmp\n' > "$ctx/.dockerignore"
+printf 'keep\n' > "$ctx/keep.tmp"
+touch -d @1600000000 "$ctx/src/hello.txt" "$ctx/src/sub/deep.txt" "$ctx/keep.tmp"
+cat > "$ctx/Dockerfile" <<'EOF'
+# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE} AS build
+ARG GREETING=hi
+ENV APP_HOME=/opt/app \
+    GREETING=${GREETING}
+WORKDIR $APP_HOME
+COPY src/ ./src/
+COPY --chown=nobody:nogroup --chmod=0640 keep.tmp ./
+COPY <<EOT /opt/app/generated.txt
+generated ${GREETING}
+EOT
+
+FROM busybox AS unused
+COPY does-not-exist /nowhere
+
+FROM scratch
+LABEL org.example.name="demo" version=1
+COPY --from=build /opt/app /app
+COPY --from=0 /bin/busybox /bin/busybox
+ENV PATH=/bin
+EXPOSE 8080 53/udp
+VOLUME /data
+USER 1000:1000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --retries=3 CMD ["/bin/busybox", "true"]
+ENTRYPOINT ["/bin/busybox"]
+CMD ["echo", "Hello"]
+EOF
+
+out=$(cs build --progress plain -t demo:1 "$ctx" 2>"$T/build.log")
+check "build succeeds" test -n "$out"
+id=$(printf '%s\n' "$out" | tail -n1)
+check "last stdout line is the digest" grep -Eq '^sha256:[0-9a-f]{64}$' <<<"$id"
+check_eq "image is tagged" "$(cs images --json | jq -r '.[] | select(.tags | index("demo:1")) | .id')" "$id"
+check "progress is BuildKit-style" grep -Eq '^#[0-9]+ \[build [0-9]+/[0-9]+\] COPY src/ ./src/$' "$T/build.log"
+check "the unused stage is not built" bash -c "! grep -q 'does-not-exist' '$T/build.log'"
+
+must cs export demo:1 -o "$T/demo.oci" --format oci-dir
+cfg=$(skopeo inspect --config "oci:$T/demo.oci:1")
+check_eq "config: Entrypoint" "$(jq -c .config.Entrypoint <<<"$cfg")" '["/bin/busybox"]'
+check_eq "config: Cmd" "$(jq -c .config.Cmd <<<"$cfg")" '["echo","Hello"]'
+check_eq "config: Env" "$(jq -c .config.Env <<<"$cfg")" '["PATH=/bin"]'
+check_eq "config: User" "$(jq -r .config.User <<<"$cfg")" "1000:1000"
+check_eq "config: ExposedPorts" "$(jq -c '.config.ExposedPorts | keys' <<<"$cfg")" '["53/udp","8080/tcp"]'
+check_eq "config: Volumes" "$(jq -c '.config.Volumes | keys' <<<"$cfg")" '["/data"]'
+check_eq "config: Labels" "$(jq -c .config.Labels <<<"$cfg")" '{"org.example.name":"demo","version":"1"}'
+check_eq "config: StopSignal" "$(jq -r .config.StopSignal <<<"$cfg")" SIGTERM
+check_eq "config: Healthcheck (not in the OCI spec: cstore inspect)" \
+    "$(cs inspect demo:1 | jq -c .config.config.Healthcheck)" \
+    '{"Interval":30000000000,"Retries":3,"Test":["CMD","/bin/busybox","true"]}'
+check_eq "config: two layers" "$(jq '.rootfs.diff_ids | length' <<<"$cfg")" 2
+check_eq "history: empty_layer where no layer" \
+    "$(jq -c '[.history[] | .empty_layer // false]' <<<"$cfg")" \
+    '[true,false,false,true,true,true,true,true,true,true,true]'
+
+unpack "$T/demo.oci:1" "$T/b"
+r=$T/b/rootfs
+check_eq "file list" "$(cd "$r" && find . | sort | tr '\n' ' ')" \
+    ". ./app ./app/generated.txt ./app/keep.tmp ./app/src ./app/src/hello.txt ./app/src/link ./app/src/sub ./app/src/sub/deep.txt ./bin ./bin/busybox "
+check_eq "COPY content" "$(cat "$r/app/src/hello.txt")" hello
+check_eq "heredoc COPY expanded ARG" "$(cat "$r/app/generated.txt")" "generated hi"
+check_eq "symlink kept" "$(readlink "$r/app/src/link")" hello.txt
+check_eq "--chown/--chmod" "$(stat -c '%u:%g %a' "$r/app/keep.tmp")" "65534:65534 640"
+check_eq "mtime kept from the context" "$(stat -c %Y "$r/app/src/hello.txt")" 1600000000
+check "busybox copied from stage 0" cmp "$r/bin/busybox" /bin/busybox
+check ".dockerignore: ignored/ not copied" test ! -e "$r/app/ignored"
+check ".dockerignore: *.tmp not copied" test ! -e "$r/app/src/x.tmp"
+
+# No-op rebuild: every step cached, same digest.
+id2=$(cs build --progress plain -t demo:1 "$ctx" 2>"$T/build2.log" | tail -n1)
+check_eq "no-op rebuild gives the same digest" "$id2" "$id"
+check "no-op rebuild: COPY steps CACHED" grep -q CACHED "$T/build2.log"
+check "no-op rebuild: nothing rebuilt" bash -c "! grep -q 'DONE' <(grep -A1 ' COPY ' '$T/build2.log' | grep -v '^--')"
+
+# Change one file: the digest changes, later steps rerun.
+printf 'hello again\n' > "$ctx/src/hello.txt"
+id3=$(cs build --progress quiet -t demo:2 "$ctx" | tail -n1)
+check "changed file gives a new digest" test "$id3" != "$id"
+
+# Same Dockerfile and context, another directory and another store: same digest.
+cp -a "$ctx" "$T/ctx-copy"
+printf 'hello\n' > "$T/ctx-copy/src/hello.txt"
+touch -d @1600000000 "$T/ctx-copy/src/hello.txt"
+ROOT=$T/root2
+must cs load "$BASES/busybox.oci.tar"
+id4=$(cs build --progress quiet "$T/ctx-copy" | tail -n1)
+check_eq "another directory and store root: same digest" "$id4" "$id"
+ROOT=$T/root
+
+# SOURCE_DATE_EPOCH fixes the timestamps.
+id5=$(SOURCE_DATE_EPOCH=1700000000 cs build --progress quiet -t demo:sde "$T/ctx-copy" | tail -n1)
+check_eq "SOURCE_DATE_EPOCH: created" \
+    "$(cs inspect demo:sde | jq -r .config.created)" "2023-11-14T22:13:20Z"
+check "SOURCE_DATE_EPOCH: new digest" test "$id5" != "$id"
+
+# --target builds only what the target needs.
+idt=$(cs build --progress quiet --target build -t demo:build "$ctx" | tail -n1)
+check_eq "--target: the build stage's WorkingDir" "$(cs inspect "$idt" | jq -r .config.config.WorkingDir)" /opt/app
+
+# COPY --from of a big file writes no chunk.
+big=$T/bigctx
+mkdir -p "$big"
+size_mb=1024
+[ "$CSTORE_TEST_LIGHT" = 1 ] && size_mb=64
+head -c $((size_mb << 20)) /dev/urandom > "$big/big.bin"
+printf 'FROM scratch AS a\nCOPY big.bin /big.bin\nFROM scratch\nCOPY --from=a /big.bin /copied.bin\n' > "$big/Dockerfile"
+printf 'FROM scratch AS a\nCOPY big.bin /big.bin\n' > "$big/Dockerfile.a"
+must cs build --progress quiet -f "$big/Dockerfile.a" "$big"
+c1=$(du_json chunks); s1=$(du_json stored_bytes); d1=$(stat -c %s "$ROOT/data.mdb")
+must cs build --progress quiet -t big:copy "$big"
+check_eq "COPY --from of ${size_mb} MiB: chunk count unchanged" "$(du_json chunks)" "$c1"
+check_eq "COPY --from of ${size_mb} MiB: stored bytes unchanged" "$(du_json stored_bytes)" "$s1"
+check_cmp "COPY --from of ${size_mb} MiB: data.mdb grew < 1 MiB" $(( $(stat -c %s "$ROOT/data.mdb") - d1 )) -lt 1048576
+rm -f "$big/big.bin"
+
+# Errors: one line, DOCKERFILE:LINE, non-zero exit.
+err_case() { # DESC EXPECTED-REGEX DOCKERFILE-TEXT
+    local d=$T/err.$RANDOM
+    mkdir -p "$d"
+    printf '%b' "$3" > "$d/Dockerfile"
+    local rc=0
+    cs build --progress quiet "$d" >/dev/null 2>"$d/stderr" || rc=$?
+    check "$1: non-zero exit" test "$rc" -ne 0
+    check_eq "$1: one stderr line" "$(wc -l < "$d/stderr")" 1
+    check "$1: message" grep -Eq "$2" "$d/stderr"
+}
+err_case "unknown instruction" '^cstore: Dockerfile:2: unknown instruction: FOO' 'FROM busybox\nFOO bar\n'
+err_case "unknown flag" '^cstore: Dockerfile:2: unknown flag: --nope' 'FROM busybox\nCOPY --nope a b\n'
+err_case "unknown image" '^cstore: Dockerfile:1: .*nosuchimage' 'FROM nosuchimage\n'
+err_case "missing source" '^cstore: Dockerfile:2: .*missing.txt' 'FROM busybox\nCOPY missing.txt /\n'
+err_case "empty glob" '^cstore: Dockerfile:2: ' 'FROM busybox\nCOPY *.nomatch /\n'
+err_case "RUN not yet" '^cstore: Dockerfile:2: .*RUN' 'FROM busybox\nRUN echo hi\n'
+err_case "unterminated heredoc" '^cstore: Dockerfile:2: .*heredoc' 'FROM busybox\nCOPY <<EOT /x\nabc\n'
+err_case "forward stage reference" '^cstore: Dockerfile:2: .*later' 'FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /x /y\n'
+err_case "bad --chown user" '^cstore: Dockerfile:2: .*nosuchuser' 'FROM busybox\nCOPY --chown=nosuchuser Dockerfile /x\n'
+check "fsck clean after all that" cs fsck
+finish

@@ -1,0 +1,752 @@
+/* test_copy.c - COPY/ADD from a context dir, from a tree, ADD of archives
+ * and URLs, the stat cache and --chown lookups (copy.c, fetch.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "copy.h"
+#include "cstore/content.h"
+#include "cstore/ingest.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+#include "ignore.h"
+
+#define OLD 1600000000 /* mtimes set in the past: the stat cache trusts them */
+
+typedef struct fx {
+    char dir[64];
+    char *root, *ctx;
+    cs_store *s;
+    uint64_t files; /* files ingested by the last run() */
+    cs_error *err;
+} fx;
+
+static int
+rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st, (void) flag, (void) ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cs-test-copy.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->root = cs_path_join(f->dir, "store");
+    f->ctx = cs_path_join(f->dir, "ctx");
+    if (mkdir(f->ctx, 0755) < 0)
+        return -1;
+    cs_error *err = NULL;
+    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    cs_error_free(f->err);
+    free(f->root);
+    free(f->ctx);
+    free(f);
+    return 0;
+}
+
+static void
+set_old(const char *path, time_t t)
+{
+    struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static void
+mkparents(const char *full)
+{
+    char *p = strdup(full);
+    for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+    free(p);
+}
+
+static void
+put_file(fx *f, const char *rel, const char *data, mode_t mode)
+{
+    char *full = cs_path_join(f->ctx, rel);
+    mkparents(full);
+    int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(cs_write_all(fd, data, strlen(data)), 0);
+    fchmod(fd, mode);
+    close(fd);
+    set_old(full, OLD);
+    free(full);
+}
+
+static void
+put_link(fx *f, const char *rel, const char *target)
+{
+    char *full = cs_path_join(f->ctx, rel);
+    mkparents(full);
+    assert_int_equal(symlink(target, full), 0);
+    free(full);
+}
+
+/* Sets every directory of the context to OLD and waits out the stat
+ * cache's "too recent" window. */
+static int
+old_dirs(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) ftw;
+    if (flag == FTW_D || flag == FTW_DP)
+        set_old(p, OLD);
+    (void) st;
+    return 0;
+}
+
+static void
+settle(fx *f)
+{
+    nftw(f->ctx, old_dirs, 16, FTW_PHYS);
+    usleep(150 * 1000);
+}
+
+static cs_copy_opts
+opts(const char *dest, ...)
+{
+    static char *srcs[16];
+    cs_copy_opts o = { 0 };
+    va_list ap;
+    va_start(ap, dest);
+    size_t n = 0;
+    for (char *s; (s = va_arg(ap, char *));)
+        srcs[n++] = s;
+    va_end(ap);
+    o.srcs = srcs;
+    o.nsrcs = n;
+    o.dest = dest;
+    o.workdir = "/";
+    o.clamp_mtime = -1;
+    return o;
+}
+
+/* prepare + layer in one ingest; returns prepare's or layer's code. */
+static int
+run_from(fx *f, const cs_copy_from *from, const cs_copy_opts *o, const cs_tree *dest_tree,
+         cs_tree **layer, cs_digest *key)
+{
+    cs_error_clear(&f->err);
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    cs_copy *c = NULL;
+    cs_digest k;
+    int r = cs_copy_prepare(f->s, ing, from, o, dest_tree, &c, &k, &f->err);
+    f->files = cs_ingest_stats_get(ing)->files;
+    if (r == 0 && layer)
+        r = cs_copy_layer(f->s, ing, c, dest_tree, layer, &f->err);
+    if (r == 0)
+        r = cs_ingest_commit(ing, &f->err);
+    cs_copy_free(c);
+    cs_ingest_free(ing);
+    if (key)
+        *key = k;
+    if (r < 0 && getenv("CS_TEST_VERBOSE"))
+        print_message("error: %s\n", f->err ? f->err->msg : "?");
+    return r;
+}
+
+static int
+run(fx *f, const cs_ignore *ig, const cs_copy_opts *o, const cs_tree *dest_tree, cs_tree **layer,
+    cs_digest *key)
+{
+    cs_copy_from from = { f->ctx, ig, NULL };
+    return run_from(f, &from, o, dest_tree, layer, key);
+}
+
+static const cs_entry *
+get(const cs_tree *t, const char *path)
+{
+    const cs_entry *e = cs_tree_find(t, path);
+    if (!e)
+        fail_msg("no entry '%s' in the layer", path);
+    return e;
+}
+
+static void
+expect_paths(const cs_tree *t, const char *const *paths)
+{
+    size_t n = 0;
+    for (; paths[n]; n++)
+        if (!cs_tree_find(t, paths[n]))
+            fail_msg("missing '%s'", paths[n]);
+    if (t->n != n) {
+        for (size_t i = 0; i < t->n; i++)
+            print_message("  have %s\n", t->e[i].path);
+        fail_msg("%zu entries, want %zu", t->n, n);
+    }
+}
+
+static void
+expect_content(const cs_entry *e, const char *data)
+{
+    cs_digest d;
+    cs_sha256(data, strlen(data), &d);
+    assert_true(e->has_content);
+    assert_true(cs_digest_eq(&e->content, &d));
+    assert_int_equal(e->size, strlen(data));
+}
+
+/* ---- context ---- */
+
+static void
+copy_single_file_to_a_file(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "hello", 0640);
+    cs_copy_opts o = opts("/b.txt", "a.txt", NULL);
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "b.txt", NULL });
+    const cs_entry *e = get(l, "b.txt");
+    assert_int_equal(e->type, CS_E_FILE);
+    assert_int_equal(e->mode, 0640);
+    assert_int_equal(e->uid, 0);
+    assert_int_equal(e->mtime_sec, OLD);
+    expect_content(e, "hello");
+    cs_tree_free(l);
+}
+
+static void
+copy_file_into_directory_creates_missing_parents(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "hello", 0644);
+    cs_copy_opts o = opts("app/", "a.txt", NULL);
+    o.workdir = "/srv";
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "srv", "srv/app", "srv/app/a.txt", NULL });
+    assert_int_equal(get(l, "srv/app")->mode, 0755);
+    assert_int_equal(get(l, "srv/app")->type, CS_E_DIR);
+    cs_tree_free(l);
+}
+
+static void
+copy_directory_copies_its_contents_and_keeps_symlinks(void **state)
+{
+    fx *f = *state;
+    put_file(f, "dir/x", "x", 0644);
+    put_file(f, "dir/sub/y", "y", 0755);
+    put_link(f, "dir/link", "../outside");
+    settle(f);
+    cs_copy_opts o = opts("/out", "dir", NULL);
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "out", "out/x", "out/sub", "out/sub/y", "out/link", NULL });
+    assert_int_equal(get(l, "out")->mtime_sec, OLD); /* the source dir's time */
+    assert_int_equal(get(l, "out/link")->type, CS_E_SYMLINK);
+    assert_string_equal(get(l, "out/link")->link, "../outside");
+    assert_int_equal(get(l, "out/sub/y")->mode, 0755);
+    cs_tree_free(l);
+}
+
+static void
+copy_glob_and_several_sources_into_a_directory(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    put_file(f, "b.txt", "b", 0644);
+    put_file(f, "c.md", "c", 0644);
+    put_file(f, "d/e.txt", "e", 0644);
+    cs_copy_opts o = opts("/d/", "*.txt", "c.md", NULL);
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "d", "d/a.txt", "d/b.txt", "d/c.md", NULL });
+    cs_tree_free(l);
+    /* Several files into a path that is no directory. */
+    o = opts("/one", "*.txt", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_EINVAL);
+    assert_non_null(strstr(f->err->msg, "must be a directory"));
+    /* One match: the file becomes dest. */
+    o = opts("/one", "c.*", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "one", NULL });
+    cs_tree_free(l);
+}
+
+static cs_tree *
+stage_tree(void)
+{
+    cs_tree *t = cs_tree_new();
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup("srv");
+    e->type = CS_E_DIR;
+    e->mode = 0700;
+    e->uid = 5;
+    e = cs_tree_add(t);
+    e->path = strdup("lnk");
+    e->type = CS_E_SYMLINK;
+    e->mode = 0777;
+    e->link = strdup("/srv");
+    cs_tree_sort(t);
+    return t;
+}
+
+static void
+copy_into_existing_directory_of_the_stage(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    cs_tree *dt = stage_tree();
+    cs_copy_opts o = opts("/srv", "a.txt", NULL);
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, dt, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "srv/a.txt", NULL });
+    cs_tree_free(l);
+    /* Through the stage's symlink. */
+    o = opts("/lnk/", "a.txt", NULL);
+    assert_int_equal(run(f, NULL, &o, dt, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "srv/a.txt", NULL });
+    cs_tree_free(l);
+    cs_tree_free(dt);
+}
+
+static void
+copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
+{
+    fx *f = *state;
+    put_file(f, "dir/a", "a", 0644);
+    put_link(f, "dir/l", "a");
+    cs_copy_opts o = opts("/x/y/", "dir", NULL);
+    o.chown = true;
+    o.uid = 1000;
+    o.gid = 1001;
+    o.chmod = true;
+    o.mode = 0700;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "x", "x/y", "x/y/a", "x/y/l", NULL });
+    for (size_t i = 0; i < l->n; i++) {
+        assert_int_equal(l->e[i].uid, 1000);
+        assert_int_equal(l->e[i].gid, 1001);
+    }
+    assert_int_equal(get(l, "x")->mode, 0700);
+    assert_int_equal(get(l, "x/y/a")->mode, 0700);
+    assert_int_equal(get(l, "x/y/l")->mode, 0777); /* links keep theirs */
+    cs_tree_free(l);
+}
+
+static void
+copy_exclude_and_dockerignore_hide_files(void **state)
+{
+    fx *f = *state;
+    put_file(f, "src/a.c", "a", 0644);
+    put_file(f, "src/a.log", "l", 0644);
+    put_file(f, "src/deep/b.log", "l", 0644);
+    put_file(f, "build/out", "o", 0644);
+    put_file(f, "build/keep", "k", 0644);
+    put_file(f, "Dockerfile", "FROM scratch", 0644);
+    cs_ignore *ig = NULL;
+    const char *text = "build\n!build/keep\nDockerfile\n";
+    assert_int_equal(cs_ignore_parse(text, strlen(text), &ig, &f->err), 0);
+    /* Patterns are relative to the copied directory; '*' stays in one
+     * component: a single star would miss src/deep/b.log. */
+    char *ex[] = { "**/*.log" };
+    cs_copy_opts o = opts("/o/", ".", NULL);
+    o.excludes = ex;
+    o.nexcludes = 1;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, ig, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "o", "o/src", "o/src/a.c", "o/src/deep", "o/build",
+                                      "o/build/keep", NULL });
+    cs_tree_free(l);
+    /* An ignored source is missing. */
+    o = opts("/o", "Dockerfile", NULL);
+    assert_int_equal(run(f, ig, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    assert_non_null(strstr(f->err->msg, "Dockerfile"));
+    cs_ignore_free(ig);
+}
+
+static void
+copy_parents_keeps_source_directories(void **state)
+{
+    fx *f = *state;
+    put_file(f, "x/a.txt", "1", 0644);
+    put_file(f, "y/a.txt", "2", 0644);
+    put_file(f, "y/b.txt", "3", 0644);
+    put_file(f, "s/t/u/c.txt", "4", 0644);
+    cs_copy_opts o = opts("/p/", "./x/a.txt", "y/a.txt", "s/./t/**/*.txt", NULL);
+    o.parents = true;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "p", "p/x", "p/x/a.txt", "p/y", "p/y/a.txt", "p/t", "p/t/u",
+                                      "p/t/u/c.txt", NULL });
+    cs_tree_free(l);
+}
+
+static void
+copy_sources_cannot_leave_the_context(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    put_link(f, "etc-link", "/etc");
+    put_link(f, "up", "../../../../../../etc");
+    cs_tree *l = NULL;
+    /* "../" is dropped (BuildKit): the path is looked up in the context. */
+    cs_copy_opts o = opts("/x", "../../etc/passwd", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    o = opts("/x", "../a.txt", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "x", NULL });
+    cs_tree_free(l);
+    /* Symlinks resolve with the context as their root. */
+    o = opts("/x", "etc-link/passwd", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    o = opts("/x", "up/passwd", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    put_file(f, "etc/passwd", "ctx", 0644);
+    o = opts("/x", "up/passwd", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_content(get(l, "x"), "ctx");
+    cs_tree_free(l);
+}
+
+static void
+copy_reports_empty_globs_and_missing_sources(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    cs_copy_opts o = opts("/x/", "*.nope", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), -CS_ENOTFOUND);
+    assert_non_null(strstr(f->err->msg, "no source files were specified"));
+    /* An empty glob next to a match is fine. */
+    o = opts("/x/", "*.nope", "a.txt", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), 0);
+    o = opts("/x/", "missing.txt", NULL);
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), -CS_ENOTFOUND);
+    assert_non_null(strstr(f->err->msg, "lstat missing.txt: no such file or directory"));
+}
+
+static void
+statcache_skips_unchanged_files_and_sees_touched_ones(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 50; i++) {
+        char name[32], data[64];
+        snprintf(name, sizeof(name), "d%d/f%d", i % 5, i);
+        snprintf(data, sizeof(data), "file %d %u", i, (unsigned) rand());
+        put_file(f, name, data, 0644);
+    }
+    settle(f);
+    cs_copy_opts o = opts("/app/", ".", NULL);
+    cs_digest k1, k2, k3;
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, &k1), 0);
+    assert_int_equal(f->files, 50);
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, &k2), 0);
+    assert_int_equal(f->files, 0);
+    assert_true(cs_digest_eq(&k1, &k2));
+    char *p = cs_path_join(f->ctx, "d3/f13");
+    set_old(p, OLD + 10);
+    free(p);
+    assert_int_equal(run(f, NULL, &o, NULL, NULL, &k3), 0);
+    assert_int_equal(f->files, 1);
+    assert_false(cs_digest_eq(&k1, &k3));
+}
+
+/* ---- ADD ---- */
+
+static void
+add_local_tar_gz_is_extracted(void **state)
+{
+    fx *f = *state;
+    char *path = cs_path_join(f->ctx, "a.tar.gz");
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_add_filter_gzip(a);
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    const char *names[] = { "top/", "top/f.txt" };
+    for (int i = 0; i < 2; i++) {
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, names[i]);
+        bool dir = i == 0;
+        archive_entry_set_filetype(ae, dir ? AE_IFDIR : AE_IFREG);
+        archive_entry_set_perm(ae, dir ? 0755 : 0600);
+        archive_entry_set_size(ae, dir ? 0 : 4);
+        archive_entry_set_mtime(ae, 1234, 0);
+        archive_write_header(a, ae);
+        if (!dir)
+            archive_write_data(a, "data", 4);
+        archive_entry_free(ae);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    set_old(path, OLD);
+    free(path);
+    cs_copy_opts o = opts("/x", "a.tar.gz", NULL);
+    o.is_add = true;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "x", "x/top", "x/top/f.txt", NULL });
+    expect_content(get(l, "x/top/f.txt"), "data");
+    assert_int_equal(get(l, "x/top/f.txt")->mtime_sec, 1234);
+    cs_tree_free(l);
+    /* COPY does not extract. */
+    o.is_add = false;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "x", NULL });
+    cs_tree_free(l);
+}
+
+typedef struct server {
+    int fd;
+    int port;
+    const char *body;
+    int requests;
+} server;
+
+static void *
+serve(void *arg)
+{
+    server *sv = arg;
+    for (int i = 0; i < sv->requests; i++) {
+        int c = accept(sv->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char req[4096];
+        ssize_t n = read(c, req, sizeof(req));
+        (void) n;
+        char hdr[256];
+        int hl = snprintf(hdr, sizeof(hdr),
+                          "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+                          "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+                          "Connection: close\r\n\r\n",
+                          strlen(sv->body));
+        cs_write_all(c, hdr, (size_t) hl);
+        cs_write_all(c, sv->body, strlen(sv->body));
+        close(c);
+    }
+    return NULL;
+}
+
+static void
+add_url_is_fetched_and_its_checksum_verified(void **state)
+{
+    fx *f = *state;
+    server sv = { .body = "downloaded bytes\n", .requests = 2 };
+    sv.fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(sv.fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(sv.fd, (struct sockaddr *) &sa, &sl);
+    listen(sv.fd, 4);
+    pthread_t th;
+    pthread_create(&th, NULL, serve, &sv);
+    char url[128], sum[CS_DIGEST_STR];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/files/tool.bin?x=1", ntohs(sa.sin_port));
+    cs_digest d;
+    cs_sha256(sv.body, strlen(sv.body), &d);
+    cs_digest_str(&d, sum);
+    cs_copy_opts o = opts("/opt/", url, NULL);
+    o.is_add = true;
+    o.checksum = sum;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "opt", "opt/tool.bin", NULL });
+    const cs_entry *e = get(l, "opt/tool.bin");
+    expect_content(e, sv.body);
+    assert_int_equal(e->mode, 0600);
+    assert_int_equal(e->mtime_sec, 1445412480);
+    cs_tree_free(l);
+    o.checksum = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ECORRUPT);
+    assert_non_null(strstr(f->err->msg, "digest mismatch"));
+    pthread_join(th, NULL);
+    close(sv.fd);
+    /* COPY refuses URLs. */
+    o.is_add = false;
+    o.checksum = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_EINVAL);
+}
+
+static void
+add_heredoc_makes_a_file(void **state)
+{
+    fx *f = *state;
+    cs_copy_inline in = { "run.sh", "echo hi\n", 8 };
+    cs_copy_opts o = opts("/bin/", NULL);
+    o.inl = &in;
+    o.ninl = 1;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    expect_paths(l, (const char *[]){ "bin", "bin/run.sh", NULL });
+    assert_int_equal(get(l, "bin/run.sh")->mode, 0644);
+    expect_content(get(l, "bin/run.sh"), "echo hi\n");
+    cs_tree_free(l);
+}
+
+/* ---- --from and --chown ---- */
+
+static cs_entry *
+tree_file(fx *f, cs_ingest *ing, cs_tree *t, const char *path, const char *data)
+{
+    int fd = memfd_create("t", 0);
+    cs_write_all(fd, data, strlen(data));
+    lseek(fd, 0, SEEK_SET);
+    cs_digest d;
+    uint64_t size;
+    assert_int_equal(cs_ingest_fd(ing, fd, &d, &size, &f->err), 0);
+    close(fd);
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup(path);
+    e->type = CS_E_FILE;
+    e->mode = 0644;
+    e->uid = 7;
+    e->mtime_sec = 99;
+    e->size = size;
+    e->has_content = size > 0;
+    e->content = d;
+    return e;
+}
+
+static cs_entry *
+tree_dir(cs_tree *t, const char *path)
+{
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup(path);
+    e->type = CS_E_DIR;
+    e->mode = 0755;
+    return e;
+}
+
+static cs_tree *
+source_tree(fx *f)
+{
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    cs_tree *t = cs_tree_new();
+    tree_dir(t, "etc");
+    tree_file(f, ing, t, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1500::/:\n");
+    tree_file(f, ing, t, "etc/group", "root:x:0:\nstaff:x:50:app\n");
+    tree_dir(t, "usr");
+    tree_dir(t, "usr/bin");
+    tree_file(f, ing, t, "usr/bin/tool", "binary");
+    tree_file(f, ing, t, "usr/bin/tool.conf", "conf");
+    cs_entry *e = cs_tree_add(t);
+    e->path = strdup("bin");
+    e->type = CS_E_SYMLINK;
+    e->mode = 0777;
+    e->link = strdup("usr/bin");
+    cs_tree_sort(t);
+    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
+    cs_ingest_free(ing);
+    return t;
+}
+
+static void
+copy_from_tree_reuses_content_digests(void **state)
+{
+    fx *f = *state;
+    cs_tree *src = source_tree(f);
+    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_opts o = opts("/app/", "/bin/tool", NULL);
+    cs_tree *l = NULL;
+    cs_digest k1, k2;
+    assert_int_equal(run_from(f, &from, &o, NULL, &l, &k1), 0);
+    assert_int_equal(f->files, 0);
+    expect_paths(l, (const char *[]){ "app", "app/tool", NULL });
+    const cs_entry *e = get(l, "app/tool");
+    assert_true(cs_digest_eq(&e->content, &cs_tree_find(src, "usr/bin/tool")->content));
+    assert_int_equal(e->uid, 7); /* --from keeps owners */
+    assert_int_equal(e->mtime_sec, 99);
+    cs_tree_free(l);
+    /* A directory through the symlink, with a glob and --exclude. */
+    char *ex[] = { "*.conf" };
+    o = opts("/o", "/bi*", NULL);
+    o.excludes = ex;
+    o.nexcludes = 1;
+    assert_int_equal(run_from(f, &from, &o, NULL, &l, &k2), 0);
+    expect_paths(l, (const char *[]){ "o", "o/tool", NULL });
+    assert_false(cs_digest_eq(&k1, &k2));
+    cs_tree_free(l);
+    o = opts("/o", "/nothere", NULL);
+    assert_int_equal(run_from(f, &from, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    cs_tree_free(src);
+}
+
+static void
+lookup_user_by_name_and_number(void **state)
+{
+    fx *f = *state;
+    cs_tree *t = source_tree(f);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &f->err), 0);
+    uint32_t u, g;
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "app", &u, &g, &f->err), 0);
+    assert_int_equal(u, 1000);
+    assert_int_equal(g, 1500);
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "app:staff", &u, &g, &f->err), 0);
+    assert_int_equal(g, 50);
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "42", &u, &g, &f->err), 0);
+    assert_int_equal(u, 42);
+    assert_int_equal(g, 42);
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "42:7", &u, &g, &f->err), 0);
+    assert_int_equal(g, 7);
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "nobody", &u, &g, &f->err), -CS_ENOTFOUND);
+    assert_non_null(strstr(f->err->msg, "unable to find user nobody"));
+    cs_error_clear(&f->err);
+    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "0:wheel", &u, &g, &f->err), -CS_ENOTFOUND);
+    assert_non_null(strstr(f->err->msg, "unable to find group wheel"));
+    mdb_txn_abort(txn);
+    cs_tree_free(t);
+}
+
+int
+main(void)
+{
+    srand(42);
+#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(copy_single_file_to_a_file),
+        T(copy_file_into_directory_creates_missing_parents),
+        T(copy_directory_copies_its_contents_and_keeps_symlinks),
+        T(copy_glob_and_several_sources_into_a_directory),
+        T(copy_into_existing_directory_of_the_stage),
+        T(copy_chown_and_chmod_apply_to_entries_and_created_parents),
+        T(copy_exclude_and_dockerignore_hide_files),
+        T(copy_parents_keeps_source_directories),
+        T(copy_sources_cannot_leave_the_context),
+        T(copy_reports_empty_globs_and_missing_sources),
+        T(statcache_skips_unchanged_files_and_sees_touched_ones),
+        T(add_local_tar_gz_is_extracted),
+        T(add_url_is_fetched_and_its_checksum_verified),
+        T(add_heredoc_makes_a_file),
+        T(copy_from_tree_reuses_content_digests),
+        T(lookup_user_by_name_and_number),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
