@@ -3,19 +3,26 @@
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 #include "cmd.h"
 #include "cstore/gc.h"
 
 const char cmd_gc_usage[] =
-    "usage: cstore gc [--dry-run] [--compact]\n"
+    "usage: cstore gc [--dry-run] [--compact] [--keep-storage SIZE] [--keep-duration TIME]\n"
     "\n"
-    "Delete the images no tag names, and the trees, contents and chunks no tagged\n"
-    "image uses. Waits for other cstore processes on the store to finish.\n"
+    "Delete the images no tag names, the build cache entries outside the policy, and\n"
+    "the trees, contents and chunks nothing kept uses. Waits for other cstore\n"
+    "processes on the store to finish.\n"
     "\n"
     "Options:\n"
-    "  -n, --dry-run   only say what would be freed\n"
-    "  --compact       then rewrite the database file so it shrinks on disk\n"
-    "  -h, --help      show this help\n";
+    "  -n, --dry-run          only say what would be freed\n"
+    "  --compact              then rewrite the database file so it shrinks on disk\n"
+    "  --keep-storage SIZE    build cache to keep, most recently used first\n"
+    "                         (default 10GB; units B, kB, MB, GB, TB)\n"
+    "  --keep-duration TIME   drop build cache entries unused for longer (default 168h;\n"
+    "                         units s, m, h, d)\n"
+    "  -h, --help             show this help\n";
 
 const char cmd_du_usage[] =
     "usage: cstore du [--json]\n"
@@ -45,16 +52,60 @@ size_both(uint64_t n, char buf[64])
     return buf;
 }
 
+/* "10GB", "512MB", "1234" -> bytes (decimal units, as docker's). */
+static bool
+parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return false;
+    static const struct {
+        const char *u;
+        double m;
+    } units[] = { { "", 1 },    { "b", 1 },    { "kb", 1e3 }, { "k", 1e3 },   { "mb", 1e6 },
+                  { "m", 1e6 }, { "gb", 1e9 }, { "g", 1e9 },  { "tb", 1e12 }, { "t", 1e12 } };
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (!strcasecmp(end, units[i].u)) {
+            *out = (uint64_t) (v * units[i].m);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "168h", "7d", "30m", "90s", "3600" -> seconds. */
+static bool
+parse_duration(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return false;
+    double m = !*end || !strcmp(end, "s") ? 1
+               : !strcmp(end, "m")        ? 60
+               : !strcmp(end, "h")        ? 3600
+               : !strcmp(end, "d")        ? 86400
+                                          : -1;
+    if (m < 0)
+        return false;
+    *out = (uint64_t) (v * m);
+    return true;
+}
+
 int
 cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     static const struct option opts[] = {
         { "dry-run", no_argument, NULL, 'n' },
         { "compact", no_argument, NULL, 'c' },
+        { "keep-storage", required_argument, NULL, 'S' },
+        { "keep-duration", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     bool dry = false, compact = false;
+    cs_gc_opts go = { false, false, CS_GC_KEEP_STORAGE, CS_GC_KEEP_DURATION };
     cs_gc_stats st = { 0 };
     cs_store *s;
     char b1[64], b2[64];
@@ -68,6 +119,14 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
         case 'c':
             compact = true;
             break;
+        case 'S':
+            if (!parse_size(optarg, &go.keep_storage))
+                return cmd_usage_error(c, "--keep-storage: bad size '%s'", optarg);
+            break;
+        case 'D':
+            if (!parse_duration(optarg, &go.keep_duration))
+                return cmd_usage_error(c, "--keep-duration: bad duration '%s'", optarg);
+            break;
         default:
             return c->status;
         }
@@ -78,13 +137,17 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
      * which a running load may be about to reference. */
     if ((rc = cmd_open(c, CS_OPEN_EXCLUSIVE, &s, err)) < 0)
         return rc;
-    if ((rc = cs_gc(s, dry, compact, &st, err)) < 0)
+    go.dry_run = dry;
+    go.compact = compact;
+    if ((rc = cs_gc_ex(s, &go, &st, err)) < 0)
         return rc;
 
     printf("%s %" PRIu64 " images, %" PRIu64 " trees, %" PRIu64 " contents, %" PRIu64
            " layer blobs, %" PRIu64 " chunks\n",
            dry ? "would free:" : "freed:", st.images, st.trees, st.contents, st.layer_blobs,
            st.chunks);
+    printf("%s %" PRIu64 " build cache entries, %" PRIu64 " stat cache entries\n",
+           dry ? "would drop:" : "dropped:", st.cache, st.statcache);
     printf("%s %s of chunks\n", dry ? "would free:" : "freed:", size_both(st.chunk_bytes, b1));
     if (compact)
         printf("compacted: %s -> %s\n", size_both(st.file_before, b1),

@@ -1,17 +1,17 @@
 /* gc.c - mark from tags to chunks, sweep the rest (see cstore/gc.h).
  *
- * Roots are the tags only for now: cache entries and leases become roots
- * once their record formats exist. The caller holds the store exclusively,
- * so nothing is written while we mark; the sweep deletes referrers before
- * what they refer to (images, tarsplit, trees, layer blobs, contents,
- * chunks), so a
- * crash between two batches never leaves a dangling reference.
+ * Roots are the tags and the build cache entries the policy keeps (see
+ * cs_gc_opts); stat cache records go with the contents they name. The caller holds the store
+ * exclusively, so nothing is written while we mark; the sweep deletes referrers before what they
+ * refer to (images, tarsplit, trees, layer blobs, contents, chunks), so a crash between two batches
+ * never leaves a dangling reference.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
@@ -23,6 +23,8 @@
 #define GC_BATCH 2000
 
 typedef struct gc_marks {
+    const cs_gc_opts *o;
+    cs_digestset *cache; /* build cache keys kept */
     cs_digestset *images, *trees, *contents, *chunks;
     cs_digestset *tarsplits; /* keys (diff_ids) of the tarsplit records kept */
 } gc_marks;
@@ -43,6 +45,79 @@ mark_tags(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
         return cs_db_err(err, rc, "tags");
+    return 0;
+}
+
+typedef struct cache_ent {
+    cs_digest key, tree;
+    uint64_t used, bytes;
+    bool has_layer;
+} cache_ent;
+
+static int
+cmp_recent(const void *a, const void *b)
+{
+    const cache_ent *x = a, *y = b;
+    return x->used > y->used ? -1 : x->used < y->used;
+}
+
+/* Build cache records: key -> last-used u64 BE | has_layer u8 | tree[32]
+ * (builder/build.h). The policy keeps the most recently used within the
+ * age and size limits; their trees are roots. */
+static int
+mark_cache(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CACHE), &cur);
+    if (rc)
+        return cs_db_err(err, rc, "cache");
+    cache_ent *v = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, val;
+    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+        if (k.mv_size != 32 || val.mv_size != 41)
+            continue; /* unknown: dropped by the sweep */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = cs_xrealloc(v, cap * sizeof(*v));
+        }
+        const uint8_t *p = val.mv_data;
+        cache_ent *e = &v[n++];
+        memcpy(e->key.b, k.mv_data, 32);
+        e->used = 0;
+        for (int i = 0; i < 8; i++)
+            e->used = e->used << 8 | p[i];
+        e->has_layer = p[8] != 0;
+        memcpy(e->tree.b, p + 9, 32);
+        e->bytes = 0;
+        MDB_val tv;
+        cs_tree *t = NULL;
+        if (e->has_layer && cs_db_get(db, txn, CS_T_TREES, e->tree.b, 32, &tv, NULL) == 0
+            && cs_tree_decode(tv.mv_data, tv.mv_size, &t, NULL) == 0) {
+            for (size_t i = 0; i < t->n; i++)
+                if (t->e[i].type == CS_E_FILE)
+                    e->bytes += t->e[i].size;
+            cs_tree_free(t);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) {
+        free(v);
+        return cs_db_err(err, rc, "cache");
+    }
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_recent);
+    uint64_t now = (uint64_t) time(NULL), total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (now - v[i].used >= m->o->keep_duration || total + v[i].bytes > m->o->keep_storage)
+            continue;
+        total += v[i].bytes;
+        cs_digestset_add(m->cache, v[i].key.b);
+        if (v[i].has_layer)
+            cs_digestset_add(m->trees, v[i].tree.b);
+    }
+    free(v);
     return 0;
 }
 
@@ -106,6 +181,8 @@ mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     MDB_val v;
     size_t it;
     int r = mark_tags(db, txn, m, err);
+    if (r == 0)
+        r = mark_cache(db, txn, m, err);
     if (r < 0)
         return r;
 
@@ -170,8 +247,12 @@ typedef struct gc_sweep {
 } gc_sweep;
 
 static bool
-sweep_keep(const gc_sweep *sw, const MDB_val *k)
+sweep_keep(const gc_sweep *sw, const MDB_val *k, const MDB_val *v)
 {
+    /* Stat cache records end with the content digest they remember. */
+    if (sw->t == CS_T_STATCACHE)
+        return v->mv_size >= 32
+               && cs_digestset_has(sw->keep, (const uint8_t *) v->mv_data + v->mv_size - 32);
     /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(sw->t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;
@@ -199,7 +280,7 @@ sweep_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     }
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (sweep_keep(sw, &k))
+        if (sweep_keep(sw, &k, &v))
             continue;
         sw->freed++;
         sw->bytes += v.mv_size;
@@ -315,9 +396,19 @@ fail:
 int
 cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
 {
+    cs_gc_opts o = { dry_run, compact, CS_GC_KEEP_STORAGE, CS_GC_KEEP_DURATION };
+    return cs_gc_ex(s, &o, out, err);
+}
+
+int
+cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
+{
+    bool dry_run = o->dry_run, compact = o->compact;
     cs_db *db = cs_store_db(s);
     cs_autofree char *dbpath = cs_path_join(cs_store_root(s), "data.mdb");
     gc_marks m = {
+        .o = o,
+        .cache = cs_digestset_new(false),
         .images = cs_digestset_new(false),
         .trees = cs_digestset_new(false),
         .contents = cs_digestset_new(false),
@@ -337,12 +428,14 @@ cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
         const cs_digestset *keep;
         uint64_t *freed;
     } tables[] = {
+        { CS_T_CACHE, m.cache, &out->cache },
         { CS_T_IMAGES, m.images, &out->images },
         { CS_T_TARSPLIT, m.tarsplits, &out->tarsplits },
         { CS_T_TREES, m.trees, &out->trees },
         { CS_T_LAYER_BLOBS, m.trees, &out->layer_blobs },
         { CS_T_CONTENTS, m.contents, &out->contents },
         { CS_T_CHUNKS, m.chunks, &out->chunks },
+        { CS_T_STATCACHE, m.contents, &out->statcache },
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         r = sweep_table(db, tables[i].t, tables[i].keep, dry_run, tables[i].freed,
@@ -357,6 +450,7 @@ cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err)
     }
     out->file_after = file_alloc(dbpath);
 out:
+    cs_digestset_free(m.cache);
     cs_digestset_free(m.images);
     cs_digestset_free(m.trees);
     cs_digestset_free(m.contents);

@@ -135,6 +135,21 @@ check_eq "COPY --from of ${size_mb} MiB: stored bytes unchanged" "$(du_json stor
 check_cmp "COPY --from of ${size_mb} MiB: data.mdb grew < 1 MiB" $(( $(stat -c %s "$ROOT/data.mdb") - d1 )) -lt 1048576
 rm -f "$big/big.bin"
 
+# The build cache is a gc root within the policy: untagged, a rebuild still hits it.
+gcctx=$T/gcctx
+mkdir -p "$gcctx"
+printf 'cache me\n' > "$gcctx/f"
+printf 'FROM busybox\nCOPY f /f\n' > "$gcctx/Dockerfile"
+must cs build --progress quiet -t gc:1 "$gcctx"
+must cs rmi gc:1
+must cs gc
+cs build --progress plain "$gcctx" >/dev/null 2>"$T/gc1.log"
+check "after gc (default policy) the cache still hits" grep -q CACHED "$T/gc1.log"
+must cs gc --keep-duration 0
+cs build --progress plain "$gcctx" >/dev/null 2>"$T/gc2.log"
+check "after gc --keep-duration 0 the step runs again" bash -c "! grep -q CACHED '$T/gc2.log'"
+check "fsck clean after cache gc" cs fsck
+
 # Errors: one line, DOCKERFILE:LINE, non-zero exit.
 err_case() { # DESC EXPECTED-REGEX DOCKERFILE-TEXT
     local d=$T/err.$RANDOM

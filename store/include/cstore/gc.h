@@ -11,12 +11,26 @@ typedef struct cs_gc_stats {
     uint64_t chunk_bytes;                                  /* stored bytes of the freed chunks */
     uint64_t file_before, file_after;                      /* data.mdb bytes on disk */
     uint64_t tarsplits;                                    /* tarsplit records freed */
+    uint64_t cache, statcache; /* build cache and context stat cache records dropped */
 } cs_gc_stats;
 
 /* Mark from tags (and later: cache entries, leases) to chunks; sweep the
  * rest in batched transactions. Needs the store opened CS_OPEN_EXCLUSIVE.
  * dry_run: count only. compact: then copy with MDB_CP_COMPACT and swap. */
 int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err);
+
+/* Build cache policy: entries are kept, most recently used first, while
+ * they are younger than keep_duration seconds and the file bytes of their
+ * layers add up to at most keep_storage; the rest are dropped (and their
+ * layers freed unless something else holds them). */
+#define CS_GC_KEEP_STORAGE  (10ull * 1000 * 1000 * 1000) /* 10 GB */
+#define CS_GC_KEEP_DURATION (7 * 24 * 3600)              /* a week */
+typedef struct cs_gc_opts {
+    bool dry_run, compact;
+    uint64_t keep_storage;  /* bytes */
+    uint64_t keep_duration; /* seconds */
+} cs_gc_opts;
+int cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err);
 
 typedef struct cs_du_stats {
     uint64_t images, tags, trees, contents, chunks;
