@@ -831,9 +831,10 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_digest *key, cs_sha256_c
         }
     }
     const cs_tree *dest_tree = NULL;
-    if ((r = stage_merged(b, st, &dest_tree, err)) < 0)
-        goto line;
     if (chown) {
+        /* Names are looked up in the stage's /etc/passwd: that needs its tree. */
+        if ((r = stage_merged(b, st, &dest_tree, err)) < 0)
+            goto line;
         MDB_txn *txn;
         if ((r = cs_db_begin(b->db, MDB_RDONLY, &txn, err)) < 0)
             goto line;
@@ -887,10 +888,11 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_digest *key, cs_sha256_c
         src.context_dir = b->o->context;
         src.ignore = b->ignore;
     }
-    if ((r = cs_ingest_begin(b->s, &ing, err)) < 0)
-        goto line;
+    /* No ingest (no write transaction) unless a context file changed: the
+     * prepare step opens its own then. A rebuild with nothing changed only
+     * reads. */
     cs_digest ckey;
-    r = cs_copy_prepare(b->s, ing, &src, &o, dest_tree, &cp, &ckey, err);
+    r = cs_copy_prepare(b->s, NULL, &src, &o, NULL, &cp, &ckey, err);
     if (r < 0)
         goto line;
     cs_sha256_update(kh, ckey.b, 32);
@@ -904,12 +906,12 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_digest *key, cs_sha256_c
     }
     if (hit && has_layer) {
         *cached = true;
-        r = cs_ingest_commit(ing, err); /* statcache entries of changed stat data */
-        if (r < 0)
-            goto line;
         r = stage_push_layer(b, st, &tree, err);
         goto out;
     }
+    if ((r = stage_merged(b, st, &dest_tree, err)) < 0
+        || (r = cs_ingest_begin(b->s, &ing, err)) < 0)
+        goto line;
     cs_tree *nl = NULL;
     r = cs_copy_layer(b->s, ing, cp, dest_tree, &nl, err);
     if (r < 0)
