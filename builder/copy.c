@@ -13,6 +13,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
@@ -150,7 +151,104 @@ now_ns(void)
 #define SC_VLEN    (5 * 8 + 4 + 32)
 #define SC_MAXPATH 480
 
+/* A second thread for lstat: on a 10,000-file context the stat calls are
+ * most of a no-op rebuild, and they parallelize (path lookup is CPU). */
+typedef struct statpool {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int dirfd;
+    char **names;
+    struct stat *sts;
+    int *errs;
+    size_t lo, hi;
+    bool job, quit;
+} statpool;
+
+static void
+stat_range(int dirfd, char **names, struct stat *sts, int *errs, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++)
+        errs[i] = fstatat(dirfd, names[i], &sts[i], AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+}
+
+static void *
+statpool_main(void *arg)
+{
+    statpool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->job && !p->quit)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->quit)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        stat_range(p->dirfd, p->names, p->sts, p->errs, p->lo, p->hi);
+        pthread_mutex_lock(&p->mu);
+        p->job = false;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static statpool *
+statpool_new(void)
+{
+    statpool *p = cs_xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (pthread_create(&p->th, NULL, statpool_main, p)) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        free(p);
+        return NULL; /* then everything is stat'ed inline */
+    }
+    return p;
+}
+
+static void
+statpool_free(statpool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+/* lstat of every name in dirfd: sts[i], or errs[i] = errno. */
+static void
+stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts, int *errs)
+{
+    if (!p || n < 32) {
+        stat_range(dirfd, names, sts, errs, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->dirfd = dirfd;
+    p->names = names;
+    p->sts = sts;
+    p->errs = errs;
+    p->lo = 0;
+    p->hi = n / 2;
+    p->job = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    stat_range(dirfd, names, sts, errs, n / 2, n);
+    pthread_mutex_lock(&p->mu);
+    while (p->job)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
 typedef struct ctxwalk {
+    statpool *sp; /* made on the first large directory */
     cs_store *s;
     cs_db *db;
     cs_copy *c;
@@ -405,6 +503,11 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, cs_error **err)
     int r = list_dir(dirfd, w->buf, &names, &n, err);
     if (r < 0)
         return r;
+    if (n >= 32 && !w->sp)
+        w->sp = statpool_new();
+    struct stat *sts = cs_xmalloc((n ? n : 1) * sizeof(struct stat));
+    int *errs = cs_xmalloc((n ? n : 1) * sizeof(int));
+    stat_batch(w->sp, dirfd, names, n, sts, errs);
     for (size_t i = 0; i < n && r >= 0; i++) {
         size_t at = len;
         if (w->buf[len - 1] != '/')
@@ -412,9 +515,9 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, cs_error **err)
         buf_set(w, at, names[i]);
         const char *crel = w->buf + w->rootlen + 1;
         const char *irel = w->buf + item_off;
-        struct stat st;
-        if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            r = cs_err(err, CS_EIO, errno, "lstat %s", crel);
+        struct stat st = sts[i];
+        if (errs[i]) {
+            r = cs_err(err, CS_EIO, errs[i], "lstat %s", crel);
             break;
         }
         bool ign = w->ig && cs_ignore_match(w->ig, crel, S_ISDIR(st.st_mode));
@@ -455,6 +558,8 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, cs_error **err)
         if (r >= 0 && skip && w->c->nnodes == mark + 1)
             pop_node(w->c);
     }
+    free(sts);
+    free(errs);
     free_names(names, n);
     return r < 0 ? r : 0;
 }
@@ -1242,6 +1347,7 @@ cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const cs_
     if (r >= 0 && w.own_ing)
         r = cs_ingest_commit(w.own_ing, err);
     cs_ingest_free(w.own_ing);
+    statpool_free(w.sp);
     if (w.rtxn)
         mdb_txn_abort(w.rtxn);
     cs_ignore_free(excl);
