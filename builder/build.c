@@ -45,6 +45,8 @@ typedef struct build {
     char *created; /* timestamp for config and history */
     int64_t epoch; /* SOURCE_DATE_EPOCH or -1 */
     unsigned step;
+    bool tty;      /* live view: one line per step, redrawn when it ends */
+    char *running; /* the step being drawn (tty) */
     cs_build_result res;
     /* cache keys that hit, to refresh their last-used time at the end */
     cs_digest *hits;
@@ -61,16 +63,64 @@ line_err(build *b, const cs_df_instr *in, cs_error **err)
 
 static void progress(build *b, const char *fmt, ...) CS_PRINTF(2, 3);
 
+/* Plain lines: "#3 [build 2/4] COPY app.go .", then "#3 CACHED" / "#3 DONE 0.1s". */
 static void
 progress(build *b, const char *fmt, ...)
 {
-    if (b->o->progress == CS_PROGRESS_QUIET || !b->o->out)
+    if (b->o->progress == CS_PROGRESS_QUIET || !b->o->out || b->tty)
         return;
     va_list ap;
     va_start(ap, fmt);
     vfprintf(b->o->out, fmt, ap);
     va_end(ap);
     fflush(b->o->out);
+}
+
+static unsigned step_start(build *b, const char *fmt, ...) CS_PRINTF(2, 3);
+
+/* Starts step N: a plain line, or on a terminal a live line that step_end
+ * redraws with the outcome. */
+static unsigned
+step_start(build *b, const char *fmt, ...)
+{
+    unsigned n = ++b->step;
+    va_list ap;
+    va_start(ap, fmt);
+    char *desc = NULL;
+    if (vasprintf(&desc, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    if (b->tty) {
+        free(b->running);
+        b->running = desc;
+        fprintf(b->o->out, "\033[34m => %s\033[0m", desc);
+        fflush(b->o->out);
+    } else {
+        progress(b, "#%u %s\n", n, desc);
+        free(desc);
+    }
+    return n;
+}
+
+/* state: "CACHED", "ERROR", or NULL for done in secs. */
+static void
+step_end(build *b, unsigned n, const char *state, double secs)
+{
+    if (b->tty) {
+        if (!b->running)
+            return;
+        if (state)
+            fprintf(b->o->out, "\r\033[K => %s  %s\n", b->running, state);
+        else
+            fprintf(b->o->out, "\r\033[K => %s  %.1fs\n", b->running, secs);
+        fflush(b->o->out);
+        free(b->running);
+        b->running = NULL;
+    } else if (state) {
+        progress(b, "#%u %s\n\n", n, state);
+    } else {
+        progress(b, "#%u DONE %.1fs\n\n", n, secs);
+    }
 }
 
 static void
@@ -418,9 +468,8 @@ do_from(build *b, size_t idx, cs_error **err)
         return cs_err(err, CS_EUNSUPPORTED, 0,
                       "%s:%d: FROM --platform=%s: only linux/amd64 can be built here", b->df_path,
                       in->line, platform);
-    unsigned step = ++b->step;
     size_t total = st->st->ninstrs + 1;
-    progress(b, "#%u [%s 1/%zu] FROM %s\n", step, st->label, total, base);
+    unsigned step = step_start(b, "[%s 1/%zu] FROM %s", st->label, total, base);
     double t0 = cs_now();
     cs_sha256_ctx *h = cs_sha256_new();
     hash_str(h, "FROM");
@@ -509,7 +558,7 @@ do_from(build *b, size_t idx, cs_error **err)
     }
     st->env = cs_df_env_new();
     env_from_config(st->env, st->cfg);
-    progress(b, "#%u DONE %.1fs\n\n", step, cs_now() - t0);
+    step_end(b, step, NULL, cs_now() - t0);
     r = 0;
     if (json_array_size(onbuild))
         r = run_onbuild(b, st, onbuild, err);
@@ -954,11 +1003,10 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
     unsigned step = 0;
     double t0 = cs_now();
     if (layer_kind) {
-        step = ++b->step;
         if (total)
-            progress(b, "#%u [%s %zu/%zu] %s\n", step, st->label, num, total, text);
+            step = step_start(b, "[%s %zu/%zu] %s", st->label, num, total, text);
         else
-            progress(b, "#%u [%s] ONBUILD %s\n", step, st->label, text);
+            step = step_start(b, "[%s] ONBUILD %s", st->label, text);
         b->res.steps++;
     }
     /* The chain: previous key, the instruction as expanded below. */
@@ -1070,14 +1118,11 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
     }
     cs_sha256_free(kh);
     if (layer_kind && r == 0) {
-        if (cached) {
+        if (cached)
             b->res.cached++;
-            progress(b, "#%u CACHED\n\n", step);
-        } else {
-            progress(b, "#%u DONE %.1fs\n\n", step, cs_now() - t0);
-        }
+        step_end(b, step, cached ? "CACHED" : NULL, cs_now() - t0);
     } else if (layer_kind) {
-        progress(b, "#%u ERROR\n\n", step);
+        step_end(b, step, "ERROR", 0);
     }
     return r;
 }
@@ -1265,10 +1310,10 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
     struct stat cst;
     if (stat(o->context, &cst) < 0 || !S_ISDIR(cst.st_mode))
         return cs_err(err, CS_ENOTFOUND, errno ? errno : ENOTDIR, "context '%s'", o->context);
+    b.tty = o->progress == CS_PROGRESS_AUTO && o->out && isatty(fileno(o->out));
     double t0 = cs_now();
-    unsigned step = ++b.step;
-    progress(&b, "#%u [internal] load build definition from %s\n", step,
-             o->dockerfile ? o->dockerfile : "Dockerfile");
+    unsigned step = step_start(&b, "[internal] load build definition from %s",
+                               o->dockerfile ? o->dockerfile : "Dockerfile");
     cs_buf text;
     cs_buf_init(&text);
     int r = read_dockerfile(&b, &text, err);
@@ -1279,9 +1324,9 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
         r = read_ignore(&b, err);
     if (r == 0)
         r = cs_df_global_args(b.df, o->build_args, o->target, &b.global, err);
+    step_end(&b, step, r < 0 ? "ERROR" : NULL, cs_now() - t0);
     if (r < 0)
         goto out;
-    progress(&b, "#%u DONE %.1fs\n\n", step, cs_now() - t0);
     b.nst = b.df->nstages;
     b.st = cs_xcalloc(b.nst, sizeof(bstage));
     for (size_t i = 0; i < b.nst; i++) {
@@ -1309,25 +1354,28 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
             r = build_stage(&b, i, err);
     if (r < 0)
         goto out;
-    step = ++b.step;
     t0 = cs_now();
-    progress(&b, "#%u exporting to image\n", step);
+    step = step_start(&b, "exporting to image");
     commit_ctx cc = { &b, &b.st[target], &out->id };
     r = cs_db_write(b.db, commit_fn, &cc, err);
-    if (r < 0)
+    if (r < 0) {
+        step_end(&b, step, "ERROR", 0);
         goto out;
+    }
     char id[CS_DIGEST_STR];
     cs_digest_str(&out->id, id);
     progress(&b, "#%u writing image %s done\n", step, id);
     for (char **t = o->tags; t && *t; t++)
         progress(&b, "#%u naming to %s done\n", step, *t);
-    progress(&b, "#%u DONE %.1fs\n", step, cs_now() - t0);
+    step_end(&b, step, NULL, cs_now() - t0);
     out->steps = b.res.steps;
     out->cached = b.res.cached;
 out:
     for (size_t i = 0; i < b.nst; i++)
         stage_release(&b.st[i]);
     free(b.st);
+    if (b.running) /* a step that failed: end its live line */
+        step_end(&b, b.step, "ERROR", 0);
     free(b.hits);
     free(b.created);
     free(b.df_path);
