@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# demo.sh - the README's first command ("main job"), on a fresh Debian 12 machine, as root.
+# examples/demo.sh - the README's first command ("main job"), on a fresh Debian 12 machine, as root.
 #
 # Today: installs the packages, builds cstore (Release, build/), makes the busybox and golang base
 # images from Debian packages (tests/mkbase.sh, no registry needed), loads them into a fresh store
@@ -10,7 +10,7 @@
 #   CSTORE_DEMO_KEEP=1     keep ./out/store from a previous run instead of starting fresh
 set -euo pipefail
 
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."
 src=$(pwd)
 out=$src/out
 store=$out/store
