@@ -1,6 +1,7 @@
 /* build.c - the build engine (see build.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,9 @@
 #include "cstore/merged.h"
 #include "dockerfile.h"
 #include "ignore.h"
+#include "run.h"
+#include "runstep.h"
+#include "cstore/snapshot.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -992,6 +996,295 @@ out:
     return r;
 }
 
+/* ---- RUN ---- */
+
+/* The command RUN executes: exec form as is; shell form (or a heredoc that
+ * is the whole command) through the stage's SHELL. */
+static int
+run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **err)
+{
+    json_t *shell = json_object_get(json_object_get(st->cfg, "config"), "Shell");
+    char **v = NULL;
+    size_t n = 0;
+    if (in->json) {
+        v = cs_xcalloc(in->nargs + 1, sizeof(char *));
+        for (size_t i = 0; i < in->nargs; i++)
+            v[n++] = cs_xstrdup(in->args[i]);
+        *argv = v;
+        return 0;
+    }
+    cs_autofree char *script = NULL;
+    const char *cmd = in->nargs ? in->args[0] : "";
+    if (in->nheredocs) {
+        const cs_df_heredoc *h = cs_df_heredoc_for_arg(in, cmd);
+        if (!h || in->nheredocs != 1)
+            return cs_err(err, CS_EUNSUPPORTED, 0,
+                          "%s:%d: RUN with a heredoc is supported only as the whole command "
+                          "(RUN <<EOF)",
+                          b->df_path, in->line);
+        /* The body is a script for the shell, variables left to it. */
+        int r = cs_df_heredoc_body(b->df, in, h, NULL, &script, err);
+        if (r < 0)
+            return line_err(b, in, err);
+        cmd = script;
+    }
+    size_t ns = json_array_size(shell);
+    v = cs_xcalloc((ns ? ns : 2) + 2, sizeof(char *)); /* shell, command, NULL */
+    if (ns) {
+        for (size_t i = 0; i < ns; i++)
+            v[n++] = cs_xstrdup(json_string_value(json_array_get(shell, i)) ?: "");
+    } else {
+        v[n++] = cs_xstrdup("/bin/sh");
+        v[n++] = cs_xstrdup("-c");
+    }
+    v[n++] = cs_xstrdup(cmd);
+    *argv = v;
+    return 0;
+}
+
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st, (void) ftw;
+    return flag == FTW_DP ? rmdir(p) : unlink(p);
+}
+
+/* rm -rf that never follows a symlink (FTW_PHYS). */
+static void
+remove_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+/* KEY=VALUE for every ENV and ARG in scope, HOME added as Docker does. */
+static char **
+run_env(bstage *st)
+{
+    size_t n = cs_df_env_count(st->env);
+    char **v = cs_xcalloc(n + 2, sizeof(char *));
+    bool home = false;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *key, *val;
+        cs_df_env_at(st->env, i, &key, &val);
+        if (!val)
+            continue;
+        home |= !strcmp(key, "HOME");
+        v[k++] = cs_xasprintf("%s=%s", key, val);
+    }
+    if (!home)
+        v[k++] = cs_xstrdup("HOME=/root");
+    return v;
+}
+
+static int
+do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key, bool *cached,
+       cs_error **err)
+{
+    char **argv = NULL, **env = NULL;
+    cs_runmount *mounts = NULL;
+    cs_run_mount *rm = NULL;
+    char **mdirs = NULL;
+    size_t nm = 0;
+    char **lowers = NULL;
+    size_t nlowers = 0;
+    cs_ingest *ing = NULL;
+    cs_run_result res = { 0 };
+    cs_autofree char *netflag = NULL;
+    int r = run_argv(b, st, in, &argv, err);
+    if (r < 0)
+        return r;
+    env = run_env(st);
+    for (char **p = argv; *p; p++)
+        hash_str(kh, *p);
+    for (char **p = env; *p; p++)
+        hash_str(kh, *p);
+    json_t *c = json_object_get(st->cfg, "config");
+    const char *user = json_string_value(json_object_get(c, "User"));
+    const char *wd = json_string_value(json_object_get(c, "WorkingDir"));
+    hash_str(kh, user ? user : "");
+    hash_str(kh, wd ? wd : "/");
+    if ((r = cs_df_flag_expand(b->df, in, "network", st->env, &netflag, err)) < 0)
+        goto line;
+    bool net_none = netflag ? !strcmp(netflag, "none") : b->o->network_none;
+    if (netflag && strcmp(netflag, "none") && strcmp(netflag, "host")
+        && strcmp(netflag, "default")) {
+        r = cs_err(err, CS_EPARSE, 0, "%s:%d: RUN --network=%s: use default, none or host",
+                   b->df_path, in->line, netflag);
+        goto out;
+    }
+    hash_str(kh, net_none ? "net:none" : "net:host");
+    for (size_t i = 0; i < in->nflags; i++) {
+        if (strcmp(in->flags[i].name, "mount"))
+            continue;
+        cs_autofree char *spec = NULL;
+        if ((r = cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &spec, err)) < 0)
+            goto line;
+        mounts = cs_xrealloc(mounts, (nm + 1) * sizeof(*mounts));
+        if ((r = cs_runmount_parse(spec, &mounts[nm], err)) < 0)
+            goto line;
+        nm++;
+        hash_str(kh, spec);
+    }
+    cs_sha256_final(kh, key);
+    bool has_layer = false;
+    cs_digest tree;
+    int hit = cache_get(b, key, &has_layer, &tree, err);
+    if (hit < 0) {
+        r = hit;
+        goto line;
+    }
+    if (hit) {
+        *cached = true;
+        if (has_layer)
+            r = stage_push_layer(b, st, &tree, err);
+        goto out;
+    }
+    /* Lower dirs: one snapshot per layer (unpacked once, then shared). */
+    lowers = cs_xcalloc(st->nlayers + 1, sizeof(char *));
+    for (size_t i = 0; i < st->nlayers; i++, nlowers++)
+        if ((r = cs_snapshot_get(b->s, &st->layers[i], &lowers[i], err)) < 0)
+            goto line;
+    const cs_tree *merged = NULL;
+    if ((r = stage_merged(b, st, &merged, err)) < 0)
+        goto line;
+    uint32_t uid = 0, gid = 0;
+    if (user && *user) {
+        MDB_txn *txn;
+        if ((r = cs_db_begin(b->db, MDB_RDONLY, &txn, err)) < 0)
+            goto line;
+        r = cs_copy_lookup_user(b->s, txn, merged, user, &uid, &gid, err);
+        mdb_txn_abort(txn);
+        if (r < 0)
+            goto line;
+    }
+    rm = cs_xcalloc(nm + 1, sizeof(*rm));
+    mdirs = cs_xcalloc(nm + 1, sizeof(char *));
+    for (size_t i = 0; i < nm; i++) {
+        cs_runmount *m = &mounts[i];
+        rm[i].target = m->target;
+        rm[i].readonly = !m->rw;
+        if (!strcmp(m->type, "tmpfs")) {
+            rm[i].type = "tmpfs";
+        } else if (!strcmp(m->type, "cache")) {
+            /* Persistent across builds and projects, by id. */
+            cs_digest d;
+            cs_sha256(m->id, strlen(m->id), &d);
+            char hex[CS_DIGEST_HEX];
+            cs_digest_hex(&d, hex);
+            mdirs[i] = cs_xasprintf("%s/cache-mounts/%s", cs_store_root(b->s), hex);
+            if ((r = cs_mkdir_p(mdirs[i], 0755, err)) < 0)
+                goto line;
+            rm[i].type = "bind";
+            rm[i].source = mdirs[i];
+        } else if (!m->from) {
+            /* A bind of the context (read-only unless rw). */
+            cs_autofree char *rel = NULL;
+            if (cs_path_clean(m->source ? m->source : ".", &rel, err) < 0) {
+                r = -CS_EINVAL;
+                goto line;
+            }
+            mdirs[i] = cs_path_join(b->o->context, *rel ? rel : ".");
+            rm[i].type = "bind";
+            rm[i].source = mdirs[i];
+        } else {
+            r = cs_err(err, CS_EUNSUPPORTED, 0,
+                       "%s:%d: RUN --mount=type=bind,from=%s: binding another stage is not "
+                       "supported yet",
+                       b->df_path, in->line, m->from);
+            goto out;
+        }
+    }
+    cs_run_opts ro = { 0 };
+    ro.lowers = (const char *const *) lowers;
+    ro.nlowers = nlowers;
+    ro.argv = argv;
+    ro.env = env;
+    ro.cwd = wd && *wd ? wd : "/";
+    ro.uid = uid;
+    ro.gid = gid;
+    ro.network_none = net_none;
+    ro.mounts = rm;
+    ro.nmounts = nm;
+    ro.runtime = b->o->runtime;
+    ro.keep_upper = true;
+    int outfd = b->o->progress == CS_PROGRESS_QUIET || !b->o->out ? -1 : fileno(b->o->out);
+    ro.out_fd = outfd;
+    ro.err_fd = outfd;
+    if (b->tty && b->running) {
+        fputc('\n', b->o->out); /* the command's output goes below its step line */
+        fflush(b->o->out);
+    }
+    if ((r = cs_run(b->s, &ro, &res, err)) < 0)
+        goto line;
+    if (res.status != 0) {
+        const char *tail = res.tail ? res.tail : "";
+        /* The last line it printed, in the one-line error; all of them above. */
+        size_t tl = strlen(tail);
+        while (tl && tail[tl - 1] == '\n')
+            tl--;
+        const char *last = tail + tl;
+        while (last > tail && last[-1] != '\n')
+            last--;
+        if (outfd < 0 && *tail)
+            fprintf(stderr, "%s", tail);
+        cs_autofree char *text = history_text(in);
+        r = cs_err(err, CS_EINVAL, 0, "%s:%d: %s: exit status %d%s%.*s%s", b->df_path, in->line,
+                   text, res.status, tl ? " (last output: '" : "", (int) (tail + tl - last), last,
+                   tl ? "')" : "");
+        goto out;
+    }
+    /* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
+    cs_tree *layer = NULL;
+    if ((r = cs_ingest_begin(b->s, &ing, err)) < 0)
+        goto line;
+    if ((r = cs_snapshot_diff(b->s, ing, res.upper, merged, &layer, err)) < 0)
+        goto line;
+    r = cs_tree_put(b->db, cs_ingest_txn(ing), layer, &tree, err);
+    cs_tree_free(layer);
+    if (r == 0)
+        r = cache_put_txn(b, cs_ingest_txn(ing), key, true, &tree, err);
+    if (r == 0)
+        r = cs_ingest_commit(ing, err);
+    if (r == 0 && cs_snapshot_adopt(b->s, &tree, res.upper, NULL) == 0) {
+        free(res.upper);
+        res.upper = NULL;
+    }
+    if (r == 0)
+        r = stage_push_layer(b, st, &tree, err);
+    if (r < 0)
+        goto line;
+    goto out;
+line:
+    line_err(b, in, err);
+out:
+    if (res.upper) /* not adopted: it holds nothing the store needs */
+        remove_tree(res.upper);
+    cs_run_result_release(&res);
+    cs_ingest_free(ing);
+    for (size_t i = 0; i < nlowers; i++)
+        free(lowers[i]);
+    free(lowers);
+    for (size_t i = 0; i < nm; i++) {
+        cs_runmount_release(&mounts[i]);
+        free(mdirs ? mdirs[i] : NULL);
+    }
+    free(mounts);
+    free(mdirs);
+    free(rm);
+    strv_free(argv);
+    strv_free(env);
+    return r;
+}
+
 /* ---- one instruction ---- */
 
 static int
@@ -1038,7 +1331,8 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
         r = do_copy(b, st, in, &key, kh, &cached, err);
         if (r == 0) {
             st->key = key;
-            add_history(b, st, text, false);
+            cs_autofree char *hist = cs_xasprintf("%s # buildkit", text);
+            add_history(b, st, hist, false);
         }
         break;
     }
@@ -1092,12 +1386,28 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
         add_history(b, st, text, !has_layer);
         break;
     }
-    case CS_DF_RUN:
-        r = cs_err(err, CS_EUNSUPPORTED, 0,
-                   "%s:%d: %s: RUN is not supported yet: this cstore has no RUN executor, so "
-                   "the stage cannot be built",
-                   b->df_path, in->line, text);
+    case CS_DF_RUN: {
+        cs_digest key;
+        r = do_run(b, st, in, kh, &key, &cached, err);
+        if (r == 0) {
+            st->key = key;
+            /* As BuildKit records it: the command as run, shell included. */
+            char **argv = NULL;
+            cs_buf h;
+            cs_buf_init(&h);
+            cs_buf_append(&h, "RUN", 3);
+            if (run_argv(b, st, in, &argv, NULL) == 0)
+                for (char **p = argv; *p; p++) {
+                    cs_buf_u8(&h, ' ');
+                    cs_buf_append(&h, *p, strlen(*p));
+                }
+            strv_free(argv);
+            cs_buf_append(&h, " # buildkit", 12); /* with the NUL */
+            add_history(b, st, (const char *) h.data, false);
+            cs_buf_release(&h);
+        }
         break;
+    }
     default:
         r = do_metadata(b, st, in, err);
         if (r == 0) {
@@ -1311,6 +1621,7 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
     if (stat(o->context, &cst) < 0 || !S_ISDIR(cst.st_mode))
         return cs_err(err, CS_ENOTFOUND, errno ? errno : ENOTDIR, "context '%s'", o->context);
     b.tty = o->progress == CS_PROGRESS_AUTO && o->out && isatty(fileno(o->out));
+    cs_run_cleanup_stale(s, NULL); /* mounts a killed build left behind */
     double t0 = cs_now();
     unsigned step = step_start(&b, "[internal] load build definition from %s",
                                o->dockerfile ? o->dockerfile : "Dockerfile");

@@ -29,6 +29,8 @@ typedef struct cs_build_opts {
     char **tags;            /* normalized or not; NULL-terminated, may be NULL */
     const cs_df_env *build_args;
     bool no_cache;
+    bool network_none;   /* RUN without network unless RUN --network says otherwise */
+    const char *runtime; /* OCI runtime for RUN (NULL: runc) */
     cs_progress progress;
     FILE *out; /* progress lines (stderr) */
 } cs_build_opts;

@@ -29,32 +29,62 @@ typedef struct cs_run_mount {
 } cs_run_mount;
 
 typedef struct cs_run_opts {
-    const char *const *lowers; /* snapshot fs dirs, bottom first */
+    const char *const *lowers; /* snapshot fs dirs (absolute), bottom first; none:
+                                  an empty rootfs (FROM scratch) */
     size_t nlowers;
-    char *const *argv;         /* the command (NULL-terminated) */
-    char *const *env;          /* "K=V" (NULL-terminated) */
-    const char *cwd;           /* absolute, created if missing */
-    uint32_t uid, gid;
-    const uint32_t *gids;      /* additional groups */
+    char *const *argv;    /* the command (NULL-terminated) */
+    char *const *env;     /* "K=V" (NULL-terminated); a default PATH is added if it
+                             has none, as Docker does */
+    const char *cwd;      /* absolute (NULL: "/"), created by the runtime (root, 0755)
+                             if missing */
+    uint32_t uid, gid;    /* uid != 0: no effective/permitted capabilities (Docker) */
+    const uint32_t *gids; /* additional groups */
     size_t ngids;
     bool network_none;
     const cs_run_mount *mounts;
     size_t nmounts;
-    const char *runtime;       /* path or name of the OCI runtime; NULL: "runc" */
-    bool keep_upper;           /* keep the upper dir for cs_snapshot_diff */
-    int out_fd, err_fd;        /* where the command's stdout/stderr go */
+    const char *runtime; /* path or name of the OCI runtime; NULL: "runc" */
+    bool keep_upper;     /* keep the upper dir for cs_snapshot_diff */
+    int out_fd, err_fd;  /* where the command's stdout/stderr go (borrowed; -1:
+                            discarded); stdin is /dev/null */
     /* The last lines of output are kept for error messages. */
 } cs_run_opts;
 
 typedef struct cs_run_result {
-    int status;        /* exit status (128+N when killed by signal N) */
-    char *upper;       /* kept upper dir (keep_upper), caller removes or adopts */
-    char *tail;        /* last ~20 lines of combined output */
+    int status;  /* exit status (128+N when killed by signal N); -1 on error */
+    char *upper; /* kept upper dir (keep_upper, success only):
+                    ROOT/tmp/run-<pid>-<n>-upper, on the store's filesystem;
+                    the caller renames it away (cs_snapshot_adopt) or removes
+                    it. One left behind by a dead process goes with
+                    cs_run_cleanup_stale. */
+    char *tail;  /* last ~20 lines of combined output (also on error) */
 } cs_run_result;
+/* Frees the strings (not the upper dir on disk). */
 void cs_run_result_release(cs_run_result *r);
 
+/* Runs o->argv and waits for it. *out is always filled (release it). Returns
+ * 0 when the command ran, whatever its exit status; -CS_EINVAL for bad
+ * options (no argv, relative cwd or mount target, strings not UTF-8),
+ * -CS_EUNSUPPORTED for an unknown mount type, -CS_EIO when the overlay or the
+ * runtime failed (the runtime's own message, e.g. "exec: \"x\": executable
+ * file not found in $PATH") or when interrupted.
+ * SIGINT/SIGTERM: while any run is in flight, handlers are installed (the
+ * previous ones are restored after the last run; ignored signals stay
+ * ignored). The runtime runs in its own process group, so a terminal's Ctrl-C
+ * reaches only cstore; each in-flight run then kills its container, cleans up
+ * and returns -CS_EIO "interrupted by signal N"; later calls fail at once.
+ * The caller checks cs_run_interrupted() and stops.
+ * Mount points the runtime creates in the rootfs (/proc, /dev, /sys,
+ * /etc/resolv.conf, mount targets) are removed again when still empty, so
+ * they do not end up in the upper dir (as BuildKit does).
+ * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
-/* Unmounts and removes ROOT/tmp/run-* left by killed processes. */
+/* The signal (SIGINT/SIGTERM) that interrupted a run of this process, 0 if
+ * none. Sticky. */
+int cs_run_interrupted(void);
+/* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
+ * deletes their containers with `runc delete --force`). Returns how many it
+ * removed. Call at startup, with the store open. */
 int cs_run_cleanup_stale(cs_store *s, cs_error **err);
 
 #endif

@@ -20,7 +20,8 @@ const char cmd_build_usage[] =
     "      --no-cache           do not use the build cache\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "      --iidfile PATH       write the image digest to PATH\n"
-    "      --network MODE       host or none (for RUN)\n"
+    "      --network MODE       host (default) or none, for RUN\n"
+    "      --runtime PATH       OCI runtime for RUN (default runc)\n"
     "  -h, --help               show this help\n";
 
 static const struct option build_opts[] = {
@@ -91,6 +92,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
                 cs_df_env_free(args);
                 return cmd_usage_error(c, "--network must be host or none");
             }
+            o.network_none = !strcmp(optarg, "none");
+            break;
+        case 'R':
+            o.runtime = optarg;
             break;
         default:
             cs_df_env_free(args);

@@ -15,6 +15,7 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  build [-f DOCKERFILE] [-t NAME[:TAG]]... CONTEXT  build an image from a Dockerfile\n"
+    "  run [--network host|none] NAME [CMD ARG...]     run an image's command\n"
     "  load FILE|DIR [-t NAME[:TAG]]        load an OCI archive, OCI layout dir or docker-archive\n"
     "  import ROOTFS.tar|DIR -t NAME[:TAG]  make a one-layer image from a root filesystem\n"
     "  export NAME -o PATH [--format FMT] [--compression C]\n"
@@ -40,6 +41,7 @@ static const struct verb {
     const char *usage;
 } verbs[] = {
     { "build", cmd_build, cmd_build_usage },
+    { "run", cmd_run, cmd_run_usage },
     { "load", cmd_load, cmd_load_usage },
     { "import", cmd_import, cmd_import_usage },
     { "export", cmd_export, cmd_export_usage },

@@ -166,7 +166,7 @@ err_case "unknown flag" '^cstore: Dockerfile:2: unknown flag: --nope' 'FROM busy
 err_case "unknown image" '^cstore: Dockerfile:1: .*nosuchimage' 'FROM nosuchimage\n'
 err_case "missing source" '^cstore: Dockerfile:2: .*missing.txt' 'FROM busybox\nCOPY missing.txt /\n'
 err_case "empty glob" '^cstore: Dockerfile:2: ' 'FROM busybox\nCOPY *.nomatch /\n'
-err_case "RUN not yet" '^cstore: Dockerfile:2: .*RUN' 'FROM busybox\nRUN echo hi\n'
+err_case "failing RUN" '^cstore: Dockerfile:2: RUN exit 5: exit status 5' 'FROM busybox\nRUN exit 5\n'
 err_case "unterminated heredoc" '^cstore: Dockerfile:2: .*heredoc' 'FROM busybox\nCOPY <<EOT /x\nabc\n'
 err_case "forward stage reference" '^cstore: Dockerfile:2: .*later' 'FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /x /y\n'
 err_case "bad --chown user" '^cstore: Dockerfile:2: .*nosuchuser' 'FROM busybox\nCOPY --chown=nosuchuser Dockerfile /x\n'

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# RUN and `cstore run`: files created, changed and deleted by RUN, USER and WORKDIR, a failing
+# RUN, cache mounts reused across builds, heredoc RUN, --network none, exit statuses, and the
+# hello-go example built single- and multi-stage; exported images checked with umoci.
+. "$(dirname "$0")/lib.sh"
+need jq umoci skopeo runc
+[ "$(id -u)" = 0 ] || skip "RUN needs root (overlayfs, runc)"
+bases
+ROOT=$T/root
+must cs load "$BASES/busybox.docker.tar"
+
+ctx=$T/ctx
+mkdir -p "$ctx"
+printf 'from context\n' > "$ctx/input.txt"
+cat > "$ctx/Dockerfile" <<'EOF'
+FROM busybox
+WORKDIR /work
+COPY input.txt .
+RUN echo created > new.txt && echo changed >> input.txt && rm /bin/vi && mkdir -p /gone/sub && touch /gone/sub/x
+RUN rm -rf /gone && pwd > /pwd.txt && id -u > /uid0.txt
+USER nobody
+RUN id -u > /tmp/uid.txt; echo "user=$(id -un)" > /tmp/user.txt
+USER root
+RUN <<EOT
+echo heredoc > /heredoc.txt
+echo second line >> /heredoc.txt
+EOT
+RUN --network=none cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' > /netdevs.txt
+ARG LEVEL=3
+ENV GREETING=hello
+RUN echo "$GREETING $LEVEL" > /env.txt
+CMD ["cat", "/work/new.txt"]
+EOF
+id=$(cs build --progress plain -t runtest "$ctx" 2>"$T/b1.log" | tail -n1)
+check "build with RUN succeeds" grep -Eq '^sha256:[0-9a-f]{64}$' <<<"$id"
+must cs export runtest -o "$T/rt.oci" --format oci-dir
+unpack "$T/rt.oci:latest" "$T/u"
+r=$T/u/rootfs
+check_eq "RUN created a file in WORKDIR" "$(cat "$r/work/new.txt")" created
+check_eq "RUN changed a copied file" "$(cat "$r/work/input.txt")" "$(printf 'from context\nchanged')"
+check "RUN deleted a base file (absent in the export)" test ! -e "$r/bin/vi" -a ! -L "$r/bin/vi"
+check "RUN deleted a directory made by an earlier RUN" test ! -e "$r/gone"
+check_eq "RUN ran in WORKDIR" "$(cat "$r/pwd.txt")" /work
+check_eq "RUN as root" "$(cat "$r/uid0.txt")" 0
+check_eq "USER nobody honoured" "$(cat "$r/tmp/uid.txt")" 65534
+check_eq "heredoc RUN" "$(cat "$r/heredoc.txt")" "$(printf 'heredoc\nsecond line')"
+check_eq "RUN --network=none: only lo" "$(cat "$r/netdevs.txt")" lo
+check_eq "ENV and ARG reach RUN" "$(cat "$r/env.txt")" "hello 3"
+check_eq "cstore run: CMD output" "$(cs run runtest)" created
+check_eq "cstore run: command override" "$(cs run runtest cat /work/input.txt | head -n1)" "from context"
+rc=0; cs run runtest sh -c 'exit 7' || rc=$?
+check_eq "cstore run: exit status propagated" "$rc" 7
+check_eq "cstore run: no mount left behind" "$(grep -c " $ROOT" /proc/self/mountinfo || true)" 0
+
+# Rebuild: all cached, same digest.
+id2=$(cs build --progress plain -t runtest "$ctx" 2>"$T/b2.log" | tail -n1)
+check_eq "rebuild with RUN: same digest" "$id2" "$id"
+check_eq "rebuild with RUN: every RUN cached" \
+    "$(grep -A1 ' RUN ' "$T/b2.log" | grep -c CACHED)" "$(grep -c ' RUN ' "$T/b2.log")"
+
+# A failing RUN: DOCKERFILE:LINE, the command, its status, one stderr line.
+fctx=$T/fail
+mkdir -p "$fctx"
+printf 'FROM busybox\nRUN echo about to fail; exit 3\n' > "$fctx/Dockerfile"
+rc=0
+cs build --progress quiet "$fctx" >/dev/null 2>"$T/fail.err" || rc=$?
+check "failing RUN: non-zero exit" test "$rc" -ne 0
+check "failing RUN: DOCKERFILE:LINE, command and status" \
+    grep -q '^cstore: Dockerfile:2: RUN echo about to fail; exit 3: exit status 3' "$T/fail.err"
+check "failing RUN: last output line in the message" grep -q "about to fail" "$T/fail.err"
+check_eq "failing RUN: no mount or run dir left" \
+    "$(grep -c " $ROOT" /proc/self/mountinfo || true)$(ls "$ROOT/tmp" 2>/dev/null | grep -c '^run-' || true)" 00
+
+# Cache mounts persist across builds (and --no-cache reruns the step).
+cctx=$T/cache
+mkdir -p "$cctx"
+printf 'FROM busybox\nRUN --mount=type=cache,target=/cache sh -c "echo x >> /cache/log; wc -l < /cache/log > /count"\n' > "$cctx/Dockerfile"
+must cs build --progress quiet -t c1 "$cctx"
+must cs build --progress quiet --no-cache -t c2 "$cctx"
+check_eq "cache mount: second build saw the first's file" "$(cs run c2 cat /count | tr -d ' ')" 2
+
+if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
+    must cs load "$BASES/golang.docker.tar"
+    ex=$CSTORE_SRC/examples/hello-go
+    must cs build --progress quiet -t hello:multi -f "$ex/Dockerfile" "$ex"
+    must cs build --progress quiet -t hello:scratch -f "$ex/Dockerfile.scratch" "$ex"
+    must cs build --progress quiet -t hello:single -f "$ex/Dockerfile.single" "$ex"
+    check_eq "hello-go multi-stage prints Hello, World!" "$(cs run hello:multi)" "Hello, World!"
+    check_eq "hello-go scratch prints Hello, World!" "$(cs run hello:scratch)" "Hello, World!"
+    check_eq "hello-go single-stage prints Hello, World!" "$(cs run hello:single)" "Hello, World!"
+    must cs export hello:scratch -o "$T/hs.oci" --format oci-dir
+    unpack "$T/hs.oci:scratch" "$T/hs"
+    check_eq "scratch image: the binary alone" "$(cd "$T/hs/rootfs" && find . -type f)" ./hello
+    check_eq "exported binary runs" "$("$T/hs/rootfs/hello")" "Hello, World!"
+fi
+check "fsck clean" cs fsck
+finish
