@@ -2,6 +2,7 @@
  * helpers every verb shares (options, sizes, times, JSON output). */
 #include <errno.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,10 @@ main(int argc, char **argv)
 {
     cmd_ctx c = { 0 };
     int i = 1;
+
+    /* A reader that went away (cstore images | head) is a write error, not a
+     * signal that kills us in the middle of a transaction or a RUN. */
+    signal(SIGPIPE, SIG_IGN);
 
     /* Global options end at the verb; the verb parses the rest. */
     for (; i < argc && argv[i][0] == '-'; i++) {

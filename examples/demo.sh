@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # examples/demo.sh - the README's first command ("main job"), on a fresh Debian 12 machine, as root.
 #
-# Today: installs the packages, builds cstore (Release, build/), makes the busybox and golang base
-# images from Debian packages (tests/mkbase.sh, no registry needed), loads them into a fresh store
-# (./out/store), exports golang as an OCI archive and shows `cstore images` and `cstore du`.
-# Later steps (building examples/hello-go) go in as more step functions below.
+# Installs the packages, builds cstore (Release, build/), makes the busybox and golang base images
+# from Debian packages (tests/mkbase.sh, no registry needed), loads them into a fresh store
+# (./out/store), builds examples/hello-go three ways (single-stage on golang, multi-stage onto
+# busybox, multi-stage onto scratch), runs each (they print "Hello, World!"), rebuilds with
+# nothing changed, exports the multi-stage image as an OCI archive, and prints the three image
+# sizes side by side, then `cstore du`.
 #
 #   CSTORE_DEMO_NO_APT=1   skip apt-get (packages already installed)
 #   CSTORE_DEMO_KEEP=1     keep ./out/store from a previous run instead of starting fresh
@@ -77,10 +79,50 @@ show() {
     cs du
 }
 
+ex=$src/examples/hello-go
+
+build_examples() {
+    step "building examples/hello-go: single-stage, multi-stage (busybox), multi-stage (scratch)"
+    run cs build --progress plain -t hello:single -f "$ex/Dockerfile.single" "$ex"
+    run cs build --progress plain -t hello:multi -f "$ex/Dockerfile" "$ex"
+    run cs build --progress plain -t hello:scratch -f "$ex/Dockerfile.scratch" "$ex"
+    step "rebuilding the multi-stage image with nothing changed"
+    run cs build --progress plain -t hello:multi -f "$ex/Dockerfile" "$ex"
+}
+
+run_examples() {
+    step "running them"
+    for t in single multi scratch; do
+        printf 'hello:%-8s -> %s\n' "$t" "$(cs run "hello:$t")"
+    done
+}
+
+export_multi() {
+    step "exporting hello:multi as an OCI archive (checked by skopeo)"
+    run cs export hello:multi -o "$out/hello-multi.oci.tar" --format oci-archive
+    command -v skopeo >/dev/null && skopeo inspect "oci-archive:$out/hello-multi.oci.tar" |
+        jq -c '{Digest, Layers}' 2>/dev/null || true
+}
+
+sizes() {
+    step "image sizes (bytes of the files in their layers)"
+    local single multi scratch
+    single=$(cs inspect hello:single | jq '[.layers[].size] | add')
+    multi=$(cs inspect hello:multi | jq '[.layers[].size] | add')
+    scratch=$(cs inspect hello:scratch | jq '[.layers[].size] | add')
+    printf '%-28s %12s %10s\n' image bytes "vs single"
+    printf '%-28s %12d %10s\n' "hello:single (golang)" "$single" 1x
+    printf '%-28s %12d %10s\n' "hello:multi (busybox)" "$multi" "1/$((single / multi))"
+    printf '%-28s %12d %10s\n' "hello:scratch" "$scratch" "1/$((single / scratch))"
+}
+
 install_packages
 build_cstore
 make_bases
 fresh_store
 load_bases
-export_golang
+build_examples
+run_examples
+export_multi
+sizes
 show

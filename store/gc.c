@@ -15,6 +15,7 @@
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/snapshot.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "digestset.h"
@@ -440,6 +441,15 @@ cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         r = sweep_table(db, tables[i].t, tables[i].keep, dry_run, tables[i].freed,
                         tables[i].t == CS_T_CHUNKS ? &out->chunk_bytes : NULL, err);
+        if (r < 0)
+            goto out;
+    }
+    /* Snapshots are a cache of trees: drop those of freed trees and those
+     * unused for longer than the build cache is kept. */
+    if (!dry_run) {
+        uint64_t now = (uint64_t) time(NULL);
+        r = cs_snapshot_prune(s, now > o->keep_duration ? now - o->keep_duration : 0,
+                              &out->snapshots, &out->snapshot_bytes, err);
         if (r < 0)
             goto out;
     }

@@ -11,7 +11,8 @@ typedef struct cs_gc_stats {
     uint64_t chunk_bytes;                                  /* stored bytes of the freed chunks */
     uint64_t file_before, file_after;                      /* data.mdb bytes on disk */
     uint64_t tarsplits;                                    /* tarsplit records freed */
-    uint64_t cache, statcache; /* build cache and context stat cache records dropped */
+    uint64_t cache, statcache;          /* build cache and context stat cache records dropped */
+    uint64_t snapshots, snapshot_bytes; /* unpacked snapshots removed */
 } cs_gc_stats;
 
 /* Mark from tags (and later: cache entries, leases) to chunks; sweep the
