@@ -1248,6 +1248,12 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
         goto line;
     if ((r = cs_snapshot_diff(b->s, ing, res.upper, merged, &layer, err)) < 0)
         goto line;
+    if (b->epoch >= 0) /* SOURCE_DATE_EPOCH clamps what the command wrote */
+        for (size_t i = 0; i < layer->n; i++)
+            if (layer->e[i].mtime_sec > b->epoch) {
+                layer->e[i].mtime_sec = b->epoch;
+                layer->e[i].mtime_nsec = 0;
+            }
     r = cs_tree_put(b->db, cs_ingest_txn(ing), layer, &tree, err);
     cs_tree_free(layer);
     if (r == 0)
