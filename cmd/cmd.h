@@ -48,9 +48,9 @@ int cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err);
 int cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err);
 
-extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[], cmd_export_usage[],
-    cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[], cmd_gc_usage[],
-    cmd_du_usage[], cmd_fsck_usage[];
+extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
+    cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
+    cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
 
 /* ---- helpers (main.c) ---- */
 
