@@ -438,61 +438,6 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
     }
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* Sorted names of a directory (Go's ReadDir order). */
-static int
-list_dir(int fd, const char *what, char ***names, size_t *n, cs_error **err)
-{
-    int dfd = dup(fd);
-    if (dfd < 0)
-        return cs_err(err, CS_EIO, errno, "dup");
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return cs_err(err, CS_EIO, errno, "opendir %s", what);
-    }
-    rewinddir(d);
-    char **v = NULL;
-    size_t len = 0, cap = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (len == cap) {
-            cap = cap ? cap * 2 : 32;
-            v = cs_xrealloc(v, cap * sizeof(char *));
-        }
-        v[len++] = cs_xstrdup(de->d_name);
-    }
-    int e = errno;
-    closedir(d);
-    if (e) {
-        for (size_t i = 0; i < len; i++)
-            free(v[i]);
-        free(v);
-        return cs_err(err, CS_EIO, e, "readdir %s", what);
-    }
-    if (len)
-        qsort(v, len, sizeof(char *), cmp_str);
-    *names = v;
-    *n = len;
-    return 0;
-}
-
-static void
-free_names(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Walks the directory open as dirfd, whose context path is in w->buf up to
  * len (w->buf[len] == '\0'); item-relative paths start at item_off. */
 static int
@@ -500,7 +445,7 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, cs_error **err)
 {
     char **names = NULL;
     size_t n = 0;
-    int r = list_dir(dirfd, w->buf, &names, &n, err);
+    int r = cs_dir_names(dirfd, w->buf, &names, &n, err);
     if (r < 0)
         return r;
     if (n >= 32 && !w->sp)
@@ -560,7 +505,7 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, cs_error **err)
     }
     free(sts);
     free(errs);
-    free_names(names, n);
+    cs_names_free(names, n);
     return r < 0 ? r : 0;
 }
 
@@ -887,7 +832,7 @@ ctx_glob(ctxwalk *w, const char *crel, char **comps, size_t k, size_t n, const c
         return 0; /* not a directory: nothing matches */
     char **names = NULL;
     size_t nn = 0;
-    int r = list_dir(fd, crel, &names, &nn, err);
+    int r = cs_dir_names(fd, crel, &names, &nn, err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < nn && r >= 0; i++) {
@@ -913,7 +858,7 @@ ctx_glob(ctxwalk *w, const char *crel, char **comps, size_t k, size_t n, const c
             free(child);
         }
     }
-    free_names(names, nn);
+    cs_names_free(names, nn);
     return r;
 }
 

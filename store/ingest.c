@@ -8,7 +8,6 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -895,12 +894,6 @@ typedef struct walk {
 } walk;
 
 static int
-cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static int
 read_xattrs(const char *full, cs_entry *e, cs_error **err)
 {
     ssize_t n = llistxattr(full, NULL, 0);
@@ -1016,35 +1009,18 @@ walk_one(walk *w, const char *full, const char *rel, cs_error **err)
 static int
 walk_dir(walk *w, const char *full, const char *rel, cs_error **err)
 {
-    DIR *d = opendir(full);
-    if (!d)
+    cs_autoclose int fd = open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return cs_err(err, CS_EIO, errno, "%s", full);
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            names = cs_xrealloc(names, cap * sizeof(char *));
-        }
-        names[n++] = cs_xstrdup(de->d_name);
+    size_t n = 0;
+    int r = cs_dir_names(fd, full, &names, &n, err);
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        cs_autofree char *f = cs_path_join(full, names[i]);
+        cs_autofree char *rl = *rel ? cs_xasprintf("%s/%s", rel, names[i]) : cs_xstrdup(names[i]);
+        r = walk_one(w, f, rl, err);
     }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof(char *), cmp_names);
-    int r = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r >= 0) {
-            cs_autofree char *f = cs_path_join(full, names[i]);
-            cs_autofree char *rl =
-                *rel ? cs_xasprintf("%s/%s", rel, names[i]) : cs_xstrdup(names[i]);
-            r = walk_one(w, f, rl, err);
-        }
-        free(names[i]);
-    }
-    free(names);
+    cs_names_free(names, n);
     return r;
 }
 

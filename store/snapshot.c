@@ -99,63 +99,6 @@ rec_touch(cs_store *s, const cs_digest *d, cs_error **err)
 
 /* ---- removal that never follows symlinks nor leaves the filesystem ---- */
 
-static int
-cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* Reads the names in directory fd (sorted, without "." and ".."); the
- * directory is read in full first so removing entries cannot skip others. */
-static int
-list_dir(int fd, char ***names, size_t *n, const char *what, cs_error **err)
-{
-    int dfd = dup(fd);
-    if (dfd < 0)
-        return cs_err(err, CS_EIO, errno, "'%s'", what);
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        int e = errno;
-        close(dfd);
-        return cs_err(err, CS_EIO, e, "'%s'", what);
-    }
-    char **v = NULL;
-    size_t len = 0, cap = 0;
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (len == cap) {
-            cap = cap ? cap * 2 : 32;
-            v = cs_xrealloc(v, cap * sizeof(char *));
-        }
-        v[len++] = cs_xstrdup(de->d_name);
-        errno = 0;
-    }
-    int e = errno;
-    closedir(d);
-    if (e) {
-        for (size_t i = 0; i < len; i++)
-            free(v[i]);
-        free(v);
-        return cs_err(err, CS_EIO, e, "read dir '%s'", what);
-    }
-    if (len)
-        qsort(v, len, sizeof(char *), cmp_names);
-    *names = v;
-    *n = len;
-    return 0;
-}
-
-static void
-free_names(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* Removes everything inside directory dfd. Bytes freed are added to *bytes:
  * every inode's blocks when its last link goes. */
 static int
@@ -163,7 +106,7 @@ rm_contents(int dfd, dev_t dev, uint64_t *bytes, const char *what, cs_error **er
 {
     char **names;
     size_t n;
-    int r = list_dir(dfd, &names, &n, what, err);
+    int r = cs_dir_names(dfd, what, &names, &n, err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r >= 0; i++) {
@@ -195,7 +138,7 @@ rm_contents(int dfd, dev_t dev, uint64_t *bytes, const char *what, cs_error **er
         if (bytes && (S_ISDIR(st.st_mode) || st.st_nlink <= 1))
             *bytes += (uint64_t) st.st_blocks * 512;
     }
-    free_names(names, n);
+    cs_names_free(names, n);
     return r;
 }
 
@@ -930,7 +873,7 @@ diff_dir(diff *d, const char *full, const char *rel, cs_error **err)
         return cs_err(err, CS_EIO, errno, "open '%s'", full);
     char **names;
     size_t n;
-    int r = list_dir(fd, &names, &n, full, err);
+    int r = cs_dir_names(fd, full, &names, &n, err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < n && r >= 0; i++) {
@@ -938,7 +881,7 @@ diff_dir(diff *d, const char *full, const char *rel, cs_error **err)
         cs_autofree char *rl = *rel ? cs_xasprintf("%s/%s", rel, names[i]) : cs_xstrdup(names[i]);
         r = diff_one(d, f, rl, names[i], err);
     }
-    free_names(names, n);
+    cs_names_free(names, n);
     return r;
 }
 
@@ -1164,7 +1107,7 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
     char **names = NULL;
     size_t n = 0;
     if (fd >= 0)
-        r = list_dir(fd, &names, &n, root, err);
+        r = cs_dir_names(fd, root, &names, &n, err);
     for (size_t i = 0; i < n && r >= 0; i++) {
         cs_autofree char *path = cs_path_join(root, names[i]);
         if (is_hex64(names[i])) {
@@ -1181,7 +1124,7 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
             r = rm_tree(path, &nbytes, err);
         }
     }
-    free_names(names, n);
+    cs_names_free(names, n);
     free(p.v);
     if (r < 0)
         return cs_err_wrap(err, "prune snapshots");

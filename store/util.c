@@ -1,5 +1,6 @@
 /* util.c - allocation, buffers, digests and file helpers (see cstore/util.h). */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -434,4 +435,58 @@ cs_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int
+cs_dir_names(int fd, const char *what, char ***names, size_t *n, cs_error **err)
+{
+    int dfd = dup(fd);
+    if (dfd < 0)
+        return cs_err(err, CS_EIO, errno, "'%s'", what);
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        int e = errno;
+        close(dfd);
+        return cs_err(err, CS_EIO, e, "'%s'", what);
+    }
+    rewinddir(d); /* the dup shares the offset with fd */
+    char **v = NULL;
+    size_t len = 0, cap = 0;
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (len == cap) {
+            cap = cap ? cap * 2 : 32;
+            v = cs_xrealloc(v, cap * sizeof(char *));
+        }
+        v[len++] = cs_xstrdup(de->d_name);
+        errno = 0;
+    }
+    int e = errno;
+    closedir(d);
+    if (e) {
+        cs_names_free(v, len);
+        return cs_err(err, CS_EIO, e, "read dir '%s'", what);
+    }
+    if (len)
+        qsort(v, len, sizeof(char *), cmp_names);
+    *names = v;
+    *n = len;
+    return 0;
+}
+
+void
+cs_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }

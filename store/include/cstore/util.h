@@ -109,6 +109,12 @@ int cs_write_all(int fd, const void *p, size_t n); /* 0 or -1 with errno */
 ssize_t cs_read_full(int fd, void *p, size_t n);   /* bytes read (< n at EOF) or -1 */
 int cs_mkdir_p(const char *path, int mode, cs_error **err);
 char *cs_path_join(const char *a, const char *b);
+/* The names in directory fd, sorted bytewise, without "." and ".." (fd is
+ * not consumed; the listing is complete before the caller changes the
+ * directory). *names is malloc'd: free with cs_names_free. what names the
+ * directory in errors. */
+int cs_dir_names(int fd, const char *what, char ***names, size_t *n, cs_error **err);
+void cs_names_free(char **names, size_t n);
 /* Monotonic time in seconds. */
 double cs_now(void);
 
