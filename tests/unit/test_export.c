@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -43,19 +44,10 @@ fill_random(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove(p);
-}
-
 static void
 rm_rf(const char *p)
 {
-    nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(p);
 }
 
 static char *

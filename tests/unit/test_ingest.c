@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -35,13 +36,6 @@ typedef struct fx {
 /* ---- fixture ---- */
 
 static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st, (void) flag, (void) ftw;
-    return remove(p);
-}
-
-static int
 setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -64,7 +58,7 @@ teardown(void **state)
 {
     fx *f = *state;
     cs_store_close(f->s);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(f->dir);
     free(f->root);
     free(f->work);
     free(f);

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testutil.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -18,13 +19,6 @@ typedef struct fx {
     char dir[64];
     cs_store *s;
 } fx;
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st, (void) flag, (void) ftw;
-    return remove(p);
-}
 
 static int
 setup(void **state)
@@ -45,7 +39,7 @@ teardown(void **state)
 {
     fx *f = *state;
     cs_store_close(f->s);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(f->dir);
     free(f);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,15 +63,6 @@ make_busybox_lower(const char *dir)
 }
 
 static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove(p);
-}
-
-static int
 setup(void **state)
 {
     fix *f = calloc(1, sizeof *f);
@@ -93,7 +85,7 @@ teardown(void **state)
 {
     fix *f = *state;
     cs_store_close(f->s);
-    nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(f->dir);
     close(f->out);
     close(f->err);
     free(f->lower);
@@ -261,7 +253,7 @@ run_keeps_upper_with_new_files_and_whiteouts_but_no_mount_stubs(void **state)
     char rundir[512];
     snprintf(rundir, sizeof rundir, "%.*s", (int) (strlen(r.upper) - 6), r.upper);
     assert_int_equal(lstat(rundir, &st), -1);
-    nftw(r.upper, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(r.upper);
     cs_run_result_release(&r);
     assert_clean(f);
 }
@@ -319,7 +311,7 @@ run_with_bind_and_tmpfs_mounts(void **state)
     assert_int_equal(lstat(p, &st), -1);
     snprintf(p, sizeof p, "%s/scratch", r.upper);
     assert_int_equal(lstat(p, &st), -1);
-    nftw(r.upper, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(r.upper);
     cs_run_result_release(&r);
 }
 
@@ -559,7 +551,7 @@ host_can_run(void)
     bool ok = mount("overlay", mnt, "overlay", 0, opt) == 0;
     if (ok)
         umount(mnt);
-    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmrf(d);
     return ok;
 }
 
