@@ -228,6 +228,29 @@ plan(build *b, size_t i, cs_error **err)
         return r;
     for (size_t k = 0; k < st->st->ninstrs; k++) {
         const cs_df_instr *in = &st->st->instrs[k];
+        if (in->cmd == CS_DF_RUN) {
+            /* RUN --mount=...,from=STAGE needs that stage built first. */
+            for (size_t f = 0; f < in->nflags; f++) {
+                if (strcmp(in->flags[f].name, "mount") || !in->flags[f].value)
+                    continue;
+                cs_autofree char *spec = NULL;
+                cs_runmount m;
+                if (cs_df_word(b->df, in, in->flags[f].value, b->global, &spec, NULL) < 0
+                    || cs_runmount_parse(spec, &m, NULL) < 0)
+                    continue; /* reported when the RUN runs */
+                ref = m.from ? stage_ref(b, m.from, i) : -1;
+                bool self = m.from && cs_df_stage_find(b->df, m.from) == st->st;
+                cs_runmount_release(&m);
+                if (ref == -2 || self)
+                    return cs_err(err, CS_EPARSE, 0,
+                                  "%s:%d: RUN --mount from a later stage or itself (circular or "
+                                  "forward stage reference)",
+                                  b->df_path, in->line);
+                if (ref >= 0 && (r = plan(b, (size_t) ref, err)) < 0)
+                    return r;
+            }
+            continue;
+        }
         if (in->cmd != CS_DF_COPY && in->cmd != CS_DF_ADD)
             continue;
         cs_autofree char *from = NULL;
@@ -1085,6 +1108,50 @@ run_env(bstage *st)
     return v;
 }
 
+/* A directory holding the filesystem of stage or image `from`, for
+ * RUN --mount=type=bind,from=... */
+static int
+from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **dir, cs_error **err)
+{
+    long ref = stage_ref(b, from, (size_t) (st - b->st));
+    const cs_tree *t = NULL;
+    cs_tree *own = NULL;
+    MDB_txn *txn;
+    int r;
+    if (ref >= 0) {
+        if ((r = stage_merged(b, &b->st[ref], &t, err)) < 0)
+            return line_err(b, in, err);
+    } else {
+        if ((r = cs_db_begin(b->db, MDB_RDONLY, &txn, err)) < 0)
+            return line_err(b, in, err);
+        cs_digest id;
+        cs_image *img = NULL;
+        r = cs_image_resolve(b->db, txn, from, &id, err);
+        if (r == 0)
+            r = cs_image_get(b->db, txn, &id, &img, err);
+        if (r == 0)
+            r = cs_merged_build(b->db, txn, img->layers, img->nlayers, &own, err);
+        mdb_txn_abort(txn);
+        cs_image_free(img);
+        if (r < 0) {
+            cs_error_clear(err);
+            return cs_err(err, CS_ENOTFOUND, 0,
+                          "%s:%d: RUN --mount from=%s: no such stage or image in the store",
+                          b->df_path, in->line, from);
+        }
+        t = own;
+    }
+    cs_digest d;
+    if ((r = cs_db_begin(b->db, 0, &txn, err)) == 0) {
+        r = cs_tree_put(b->db, txn, t, &d, err);
+        r = r < 0 ? (mdb_txn_abort(txn), r) : cs_db_commit(txn, err);
+    }
+    cs_tree_free(own);
+    if (r == 0)
+        r = cs_snapshot_get(b->s, &d, dir, err);
+    return r < 0 ? line_err(b, in, err) : 0;
+}
+
 static int
 do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key, bool *cached,
        cs_error **err)
@@ -1131,6 +1198,11 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
         mounts = cs_xrealloc(mounts, (nm + 1) * sizeof(*mounts));
         if ((r = cs_runmount_parse(spec, &mounts[nm], err)) < 0)
             goto line;
+        if (mounts[nm].from) { /* a stage's content is in its key */
+            long ref = stage_ref(b, mounts[nm].from, (size_t) (st - b->st));
+            if (ref >= 0)
+                cs_sha256_update(kh, b->st[ref].key.b, 32);
+        }
         nm++;
         hash_str(kh, spec);
     }
@@ -1196,11 +1268,22 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
             rm[i].type = "bind";
             rm[i].source = mdirs[i];
         } else {
-            r = cs_err(err, CS_EUNSUPPORTED, 0,
-                       "%s:%d: RUN --mount=type=bind,from=%s: binding another stage is not "
-                       "supported yet",
-                       b->df_path, in->line, m->from);
-            goto out;
+            /* Another stage's (or image's) filesystem: its merged tree is put
+             * as one tree and unpacked as a snapshot (gc drops both later). */
+            if ((r = from_dir(b, st, in, m->from, &mdirs[i], err)) < 0)
+                goto out;
+            cs_autofree char *rel = NULL;
+            if (cs_path_clean(m->source ? m->source : ".", &rel, err) < 0) {
+                r = -CS_EINVAL;
+                goto line;
+            }
+            if (*rel) {
+                char *full = cs_path_join(mdirs[i], rel);
+                free(mdirs[i]);
+                mdirs[i] = full;
+            }
+            rm[i].type = "bind";
+            rm[i].source = mdirs[i];
         }
     }
     cs_run_opts ro = { 0 };

@@ -79,6 +79,15 @@ must cs build --progress quiet -t c1 "$cctx"
 must cs build --progress quiet --no-cache -t c2 "$cctx"
 check_eq "cache mount: second build saw the first's file" "$(cs run c2 cat /count | tr -d ' ')" 2
 
+# RUN --mount=type=bind,from=STAGE sees that stage's files (read-only), and leaves no trace.
+bctx=$T/bindfrom
+mkdir -p "$bctx"
+printf 'payload\n' > "$bctx/p.txt"
+printf 'FROM busybox AS data\nCOPY p.txt /srv/p.txt\nFROM busybox\nRUN --mount=type=bind,from=data,source=/srv,target=/m cat /m/p.txt > /got.txt && ! touch /m/x\n' > "$bctx/Dockerfile"
+must cs build --progress quiet -t bindfrom "$bctx"
+check_eq "bind mount from a stage" "$(cs run bindfrom cat /got.txt)" payload
+check "bind mount target not left in the image" bash -c "! '$CSTORE' --root '$ROOT' run bindfrom test -e /m"
+
 if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
     must cs load "$BASES/golang.docker.tar"
     ex=$CSTORE_SRC/examples/hello-go
