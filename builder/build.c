@@ -383,6 +383,13 @@ touch_hits(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
             continue;
         uint8_t nv[41];
         memcpy(nv, v.mv_data, 41);
+        /* Within the hour is recent enough for the gc policy: a rebuild
+         * with nothing changed then writes nothing (and syncs nothing). */
+        uint64_t used = 0;
+        for (int k = 0; k < 8; k++)
+            used = used << 8 | nv[k];
+        if (used + 3600 > (uint64_t) time(NULL))
+            continue;
         cs_digest t;
         memcpy(t.b, nv + 9, 32);
         int r = cache_put_txn(b, txn, &b->hits[i], nv[8], &t, err);
@@ -821,6 +828,43 @@ make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool 
     return r;
 }
 
+/* The filesystem a --from names: a stage's merged tree (borrowed), or a
+ * stored image's (*own, freed by the caller). *key gets what the cache key
+ * needs of it: the stage's key or the image id. */
+static int
+source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+            const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err)
+{
+    *own = NULL;
+    long ref = stage_ref(b, from, (size_t) (st - b->st));
+    if (ref >= 0) {
+        *key = b->st[ref].key;
+        int r = stage_merged(b, &b->st[ref], t, err);
+        return r < 0 ? line_err(b, in, err) : 0;
+    }
+    MDB_txn *txn;
+    int r = cs_db_begin(b->db, MDB_RDONLY, &txn, err);
+    if (r < 0)
+        return line_err(b, in, err);
+    cs_image *img = NULL;
+    r = cs_image_resolve(b->db, txn, from, key, err);
+    if (r == 0)
+        r = cs_image_get(b->db, txn, key, &img, err);
+    if (r == 0)
+        r = cs_merged_build(b->db, txn, img->layers, img->nlayers, own, err);
+    mdb_txn_abort(txn);
+    cs_image_free(img);
+    if (r == -CS_ENOTFOUND) {
+        cs_error_clear(err);
+        return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s=%s: no such stage or image in the store",
+                      b->df_path, in->line, what, from);
+    }
+    if (r < 0)
+        return line_err(b, in, err);
+    *t = *own;
+    return 0;
+}
+
 /* ---- COPY / ADD ---- */
 
 static int
@@ -922,44 +966,13 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_digest *key, cs_sha256_c
     }
     cs_copy_from src = { 0 };
     if (from) {
-        long ref = stage_ref(b, from, (size_t) (st - b->st));
-        if (ref >= 0) {
-            bstage *fs = &b->st[ref];
-            if ((r = stage_merged(b, fs, &src.tree, err)) < 0)
-                goto line;
-            hash_str(kh, "from-stage");
-            cs_sha256_update(kh, fs->key.b, 32);
-        } else {
-            /* An image of the store. */
-            MDB_txn *txn;
-            if ((r = cs_db_begin(b->db, MDB_RDONLY, &txn, err)) < 0)
-                goto line;
-            cs_digest id;
-            cs_image *img = NULL;
-            r = cs_image_resolve(b->db, txn, from, &id, err);
-            if (r == 0)
-                r = cs_image_get(b->db, txn, &id, &img, err);
-            cs_tree *t = NULL;
-            if (r == 0)
-                r = cs_merged_build(b->db, txn, img->layers, img->nlayers, &t, err);
-            mdb_txn_abort(txn);
-            cs_image_free(img);
-            if (r < 0) {
-                if (r == -CS_ENOTFOUND) {
-                    cs_error_clear(err);
-                    r = cs_err(err, CS_ENOTFOUND, 0,
-                               "%s:%d: COPY --from=%s: no such stage or image in the store",
-                               b->df_path, in->line, from);
-                    goto out;
-                }
-                goto line;
-            }
-            /* Keep it with the stage list's trees: freed with the build. */
-            layer = t; /* reused below as a holder; freed at out */
-            src.tree = t;
-            hash_str(kh, "from-image");
-            cs_sha256_update(kh, id.b, 32);
-        }
+        cs_digest fk;
+        bool stage = stage_ref(b, from, (size_t) (st - b->st)) >= 0;
+        /* An image's tree is owned here (freed at out with `layer`). */
+        if ((r = source_tree(b, st, in, "COPY --from", from, &src.tree, &layer, &fk, err)) < 0)
+            goto out;
+        hash_str(kh, stage ? "from-stage" : "from-image");
+        cs_sha256_update(kh, fk.b, 32);
     } else {
         src.context_dir = b->o->context;
         src.ignore = b->ignore;
@@ -1113,34 +1126,13 @@ run_env(bstage *st)
 static int
 from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **dir, cs_error **err)
 {
-    long ref = stage_ref(b, from, (size_t) (st - b->st));
     const cs_tree *t = NULL;
     cs_tree *own = NULL;
     MDB_txn *txn;
-    int r;
-    if (ref >= 0) {
-        if ((r = stage_merged(b, &b->st[ref], &t, err)) < 0)
-            return line_err(b, in, err);
-    } else {
-        if ((r = cs_db_begin(b->db, MDB_RDONLY, &txn, err)) < 0)
-            return line_err(b, in, err);
-        cs_digest id;
-        cs_image *img = NULL;
-        r = cs_image_resolve(b->db, txn, from, &id, err);
-        if (r == 0)
-            r = cs_image_get(b->db, txn, &id, &img, err);
-        if (r == 0)
-            r = cs_merged_build(b->db, txn, img->layers, img->nlayers, &own, err);
-        mdb_txn_abort(txn);
-        cs_image_free(img);
-        if (r < 0) {
-            cs_error_clear(err);
-            return cs_err(err, CS_ENOTFOUND, 0,
-                          "%s:%d: RUN --mount from=%s: no such stage or image in the store",
-                          b->df_path, in->line, from);
-        }
-        t = own;
-    }
+    cs_digest key;
+    int r = source_tree(b, st, in, "RUN --mount from", from, &t, &own, &key, err);
+    if (r < 0)
+        return r;
     cs_digest d;
     if ((r = cs_db_begin(b->db, 0, &txn, err)) == 0) {
         r = cs_tree_put(b->db, txn, t, &d, err);
@@ -1624,11 +1616,16 @@ commit_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_sha256(js, img.config_len, &img.id);
     img.layers = st->layers;
     img.nlayers = (uint32_t) st->nlayers;
-    int r = cs_image_put(db, txn, &img, err);
+    /* Only what changed is written: a no-op rebuild leaves the txn clean. */
+    MDB_val v;
+    int r = 0;
+    if (cs_db_get(db, txn, CS_T_IMAGES, img.id.b, 32, &v, NULL) < 0)
+        r = cs_image_put(db, txn, &img, err);
     for (char **t = b->o->tags; r == 0 && t && *t; t++) {
         cs_autofree char *norm = NULL;
+        cs_digest cur;
         r = cs_ref_normalize(*t, &norm, err);
-        if (r == 0)
+        if (r == 0 && (cs_tag_get(db, txn, norm, &cur, NULL) < 0 || !cs_digest_eq(&cur, &img.id)))
             r = cs_tag_set(db, txn, norm, &img.id, err);
     }
     if (r == 0)
