@@ -1,4 +1,5 @@
 /* error.c - the error chain (see cstore/error.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,4 +65,10 @@ cs_error_clear(cs_error **err)
         cs_error_free(*err);
         *err = NULL;
     }
+}
+
+cs_code
+cs_sys_code(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? CS_EFULL : CS_EIO;
 }

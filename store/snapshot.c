@@ -36,13 +36,6 @@
 #define TXN_BYTES (256u << 20)
 #define TXN_FILES 4096u
 
-/* The code for a failed system call: a full disk is CS_EFULL. */
-static cs_code
-sys_code(int e)
-{
-    return e == ENOSPC || e == EDQUOT ? CS_EFULL : CS_EIO;
-}
-
 static char *
 snap_root(cs_store *s)
 {
@@ -97,78 +90,6 @@ rec_touch(cs_store *s, const cs_digest *d, cs_error **err)
     return cs_db_write(cs_store_db(s), rec_put_fn, &c, err);
 }
 
-/* ---- removal that never follows symlinks nor leaves the filesystem ---- */
-
-/* Removes everything inside directory dfd. Bytes freed are added to *bytes:
- * every inode's blocks when its last link goes. */
-static int
-rm_contents(int dfd, dev_t dev, uint64_t *bytes, const char *what, cs_error **err)
-{
-    char **names;
-    size_t n;
-    int r = cs_dir_names(dfd, what, &names, &n, err);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < n && r >= 0; i++) {
-        struct stat st;
-        if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno != ENOENT)
-                r = cs_err(err, sys_code(errno), errno, "remove '%s/.../%s'", what, names[i]);
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            if (st.st_dev != dev) {
-                r = cs_err(err, CS_EBUSY, 0, "remove '%s/.../%s': a mount point", what, names[i]);
-                break;
-            }
-            cs_autoclose int cfd =
-                openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (cfd < 0) {
-                r = cs_err(err, sys_code(errno), errno, "remove '%s/.../%s'", what, names[i]);
-                break;
-            }
-            r = rm_contents(cfd, dev, bytes, what, err);
-            if (r >= 0 && unlinkat(dfd, names[i], AT_REMOVEDIR) < 0)
-                r = cs_err(err, sys_code(errno), errno, "remove '%s/.../%s'", what, names[i]);
-        } else if (unlinkat(dfd, names[i], 0) < 0) {
-            if (errno != ENOENT)
-                r = cs_err(err, sys_code(errno), errno, "remove '%s/.../%s'", what, names[i]);
-            continue;
-        }
-        if (bytes && (S_ISDIR(st.st_mode) || st.st_nlink <= 1))
-            *bytes += (uint64_t) st.st_blocks * 512;
-    }
-    cs_names_free(names, n);
-    return r;
-}
-
-/* Removes path (a tree, a file, or nothing at all). */
-static int
-rm_tree(const char *path, uint64_t *bytes, cs_error **err)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : cs_err(err, sys_code(errno), errno, "remove '%s'", path);
-    if (!S_ISDIR(st.st_mode)) {
-        if (unlink(path) < 0 && errno != ENOENT)
-            return cs_err(err, sys_code(errno), errno, "remove '%s'", path);
-        if (bytes && st.st_nlink <= 1)
-            *bytes += (uint64_t) st.st_blocks * 512;
-        return 0;
-    }
-    cs_autoclose int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return cs_err(err, sys_code(errno), errno, "remove '%s'", path);
-    int r = rm_contents(fd, st.st_dev, bytes, path, err);
-    if (r < 0)
-        return r;
-    if (rmdir(path) < 0)
-        return cs_err(err, sys_code(errno), errno, "remove '%s'", path);
-    if (bytes)
-        *bytes += (uint64_t) st.st_blocks * 512;
-    return 0;
-}
-
 /* Takes dir out of sight with one rename, then empties and removes it. */
 static int
 discard(const char *dir, uint64_t *bytes, cs_error **err)
@@ -176,8 +97,8 @@ discard(const char *dir, uint64_t *bytes, cs_error **err)
     static unsigned seq;
     cs_autofree char *del = cs_xasprintf("%s.del-%ld-%u", dir, (long) getpid(), seq++);
     if (rename(dir, del) < 0)
-        return errno == ENOENT ? 0 : cs_err(err, sys_code(errno), errno, "remove '%s'", dir);
-    return rm_tree(del, bytes, err);
+        return errno == ENOENT ? 0 : cs_err(err, cs_sys_code(errno), errno, "remove '%s'", dir);
+    return cs_rm_tree(del, bytes, err);
 }
 
 static bool
@@ -224,7 +145,7 @@ open_dir(unpack *u, const char *rel, size_t len, int *out, cs_error **err)
             if (mkdirat(fd, comp, 0700) < 0 && errno != EEXIST) {
                 int e = errno;
                 close(fd);
-                return cs_err(err, sys_code(e), e, "mkdir '%.*s'", (int) j, rel);
+                return cs_err(err, cs_sys_code(e), e, "mkdir '%.*s'", (int) j, rel);
             }
             nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (nfd >= 0 && fchmod(nfd, 0755) < 0) {
@@ -304,7 +225,7 @@ set_xattrs(const cs_entry *e, int fd, int pfd, const char *name, cs_error **err)
         if (rc < 0) {
             if ((errno == ENOTSUP || errno == EOPNOTSUPP) && !strncmp(x->name, "security.", 9))
                 continue;
-            return cs_err(err, sys_code(errno), errno, "'%s': set xattr '%s'", e->path, x->name);
+            return cs_err(err, cs_sys_code(errno), errno, "'%s': set xattr '%s'", e->path, x->name);
         }
     }
     return 0;
@@ -321,7 +242,7 @@ static int
 sink_fd(void *ctx, const void *p, size_t n, cs_error **err)
 {
     if (cs_write_all(*(int *) ctx, p, n) < 0)
-        return cs_err(err, sys_code(errno), errno, "write");
+        return cs_err(err, cs_sys_code(errno), errno, "write");
     return 0;
 }
 
@@ -359,7 +280,7 @@ make_file(unpack *u, int pfd, const char *name, const cs_entry *e, cs_error **er
     cs_autoclose int fd =
         openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return cs_err(err, sys_code(errno), errno, "create '%s'", e->path);
+        return cs_err(err, cs_sys_code(errno), errno, "create '%s'", e->path);
     if (e->has_content) {
         int r = write_content(u, fd, e, err);
         if (r < 0)
@@ -479,7 +400,7 @@ make_entry(unpack *u, const cs_entry *e, cs_error **err)
     switch (e->type) {
     case CS_E_DIR: {
         if (mkdirat(pfd, name, 0700) < 0)
-            return cs_err(err, sys_code(errno), errno, "mkdir '%s'", e->path);
+            return cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", e->path);
         cs_autoclose int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             return cs_err(err, CS_EIO, errno, "open '%s'", e->path);
@@ -489,7 +410,7 @@ make_entry(unpack *u, const cs_entry *e, cs_error **err)
         return make_file(u, pfd, name, e, err);
     case CS_E_SYMLINK:
         if (symlinkat(e->link ? e->link : "", pfd, name) < 0)
-            return cs_err(err, sys_code(errno), errno, "symlink '%s'", e->path);
+            return cs_err(err, cs_sys_code(errno), errno, "symlink '%s'", e->path);
         return node_meta(pfd, name, e, false, err);
     case CS_E_CHAR:
     case CS_E_BLOCK:
@@ -497,7 +418,7 @@ make_entry(unpack *u, const cs_entry *e, cs_error **err)
         mode_t type = e->type == CS_E_CHAR ? S_IFCHR : e->type == CS_E_BLOCK ? S_IFBLK : S_IFIFO;
         dev_t dev = e->type == CS_E_FIFO ? 0 : makedev(e->devmajor, e->devminor);
         if (mknodat(pfd, name, type | 0600, dev) < 0)
-            return cs_err(err, sys_code(errno), errno, "mknod '%s'", e->path);
+            return cs_err(err, cs_sys_code(errno), errno, "mknod '%s'", e->path);
         return node_meta(pfd, name, e, true, err);
     }
     case CS_E_HARDLINK:
@@ -532,7 +453,8 @@ make_hardlink(unpack *u, const cs_entry *e, cs_error **err)
         if (linkat(tdup, tname, pfd, name, 0) == 0)
             return 0;
         if (errno != ENOENT)
-            return cs_err(err, sys_code(errno), errno, "link '%s' to '%s'", e->path, target->path);
+            return cs_err(err, cs_sys_code(errno), errno, "link '%s' to '%s'", e->path,
+                          target->path);
         /* The target was not made (a whiteout name, say): copy instead. */
     } else {
         int r = parent_fd(u, e->path, &name, &pfd, err);
@@ -567,7 +489,7 @@ unpack_tree(cs_db *db, const cs_tree *t, const char *fs, cs_error **err)
 {
     unpack u = { .db = db, .t = t, .root = -1, .cfd = -1 };
     if (mkdir(fs, 0755) < 0 && errno != EEXIST)
-        return cs_err(err, sys_code(errno), errno, "mkdir '%s'", fs);
+        return cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", fs);
     u.root = open(fs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (u.root < 0)
         return cs_err(err, CS_EIO, errno, "open '%s'", fs);
@@ -623,9 +545,9 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
     cs_tree *t = tc.t;
     cs_autofree char *tmp = cs_xasprintf("%s.tmp-%ld", final, (long) getpid());
     cs_autofree char *tmpfs = cs_path_join(tmp, "fs");
-    r = rm_tree(tmp, NULL, err); /* left by a killed process that had our pid */
+    r = cs_rm_tree(tmp, NULL, err); /* left by a killed process that had our pid */
     if (r >= 0 && mkdir(tmp, 0700) < 0)
-        r = cs_err(err, sys_code(errno), errno, "mkdir '%s'", tmp);
+        r = cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (r >= 0)
         r = unpack_tree(db, t, tmpfs, err);
     cs_tree_free(t);
@@ -638,7 +560,7 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
         return rec_touch(s, d, err);
     }
     cs_error *e2 = NULL;
-    rm_tree(tmp, NULL, &e2); /* best effort: prune removes what is left */
+    cs_rm_tree(tmp, NULL, &e2); /* best effort: prune removes what is left */
     cs_error_free(e2);
     if (r < 0)
         return r;
@@ -936,7 +858,7 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
         return -CS_EIO; /* final without fs: damaged */
     cs_autofree char *tmp = cs_xasprintf("%s.tmp-%ld", final, (long) getpid());
     cs_autofree char *tmpfs = cs_path_join(tmp, "fs");
-    int r = rm_tree(tmp, NULL, err);
+    int r = cs_rm_tree(tmp, NULL, err);
     if (r < 0)
         return r;
     /* The command's writes must be on disk before the snapshot is recorded. */
@@ -946,7 +868,7 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
     if (syncfs(ufd) < 0)
         return cs_err(err, CS_EIO, errno, "sync '%s'", upper);
     if (mkdir(tmp, 0700) < 0)
-        return cs_err(err, sys_code(errno), errno, "mkdir '%s'", tmp);
+        return cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (rename(upper, tmpfs) < 0) {
         int e = errno;
         rmdir(tmp);
@@ -956,7 +878,7 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
         int e = errno;
         if ((e == ENOTEMPTY || e == EEXIST) && is_dir(fs)) {
             /* Another process adopted or unpacked the same tree first. */
-            r = rm_tree(tmp, NULL, err);
+            r = cs_rm_tree(tmp, NULL, err);
             return r < 0 ? r : rec_touch(s, d, err);
         }
         /* Give the caller its upper dir back. */
@@ -977,7 +899,7 @@ cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_erro
     cs_autofree char *fs = cs_path_join(final, "fs");
     int r = cs_mkdir_p(root, 0700, err);
     if (r >= 0 && is_dir(fs)) {
-        r = rm_tree(upper, NULL, err);
+        r = cs_rm_tree(upper, NULL, err);
         if (r >= 0)
             r = rec_touch(s, tree, err);
     } else if (r >= 0) {
@@ -1121,7 +1043,7 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
             r = discard(path, &nbytes, err);
             nrem++;
         } else if (is_stale_tmp(names[i])) {
-            r = rm_tree(path, &nbytes, err);
+            r = cs_rm_tree(path, &nbytes, err);
         }
     }
     cs_names_free(names, n);

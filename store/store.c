@@ -1,5 +1,7 @@
 /* store.c - the store root: directory, process lock, LMDB env (see cstore/store.h). */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
@@ -10,6 +12,9 @@ struct cs_store {
     char *root;
     int lockfd;
     cs_db *db;
+    cs_warn_fn warn;
+    void *warn_ctx;
+    cs_cancel *cancel;
 };
 
 char *
@@ -89,4 +94,50 @@ cs_store_reopen_db(cs_store *s, cs_error **err)
     cs_db_close(s->db);
     s->db = NULL;
     return cs_db_open(s->root, &s->db, err);
+}
+
+void
+cs_store_set_warn(cs_store *s, cs_warn_fn fn, void *ctx)
+{
+    s->warn = fn;
+    s->warn_ctx = ctx;
+}
+
+void
+cs_store_warn(cs_store *s, const char *fmt, ...)
+{
+    if (!s || !s->warn)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *m = NULL;
+    if (vasprintf(&m, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    s->warn(s->warn_ctx, m);
+    free(m);
+}
+
+void
+cs_store_warn_error(cs_store *s, const char *what, cs_error **tmp)
+{
+    if (!*tmp)
+        return;
+    if (what)
+        cs_store_warn(s, "%s: %s", what, (*tmp)->msg);
+    else
+        cs_store_warn(s, "%s", (*tmp)->msg);
+    cs_error_clear(tmp);
+}
+
+void
+cs_store_set_cancel(cs_store *s, cs_cancel *c)
+{
+    s->cancel = c;
+}
+
+cs_cancel *
+cs_store_cancel(cs_store *s)
+{
+    return s->cancel;
 }

@@ -21,6 +21,7 @@ typedef enum cs_code {
     CS_EVERSION,  /* store made by an incompatible version */
     CS_EBUSY,     /* locked by another process */
     CS_EUNSUPPORTED,
+    CS_ECANCELED, /* stopped by a cs_cancel (a signal) */
 } cs_code;
 
 typedef struct cs_error {
@@ -36,6 +37,9 @@ int cs_err(cs_error **err, cs_code c, int sys_errno, const char *fmt, ...) CS_PR
  * (-CS_EIO when *err is unset). */
 int cs_err_wrap(cs_error **err, const char *fmt, ...) CS_PRINTF(2, 3);
 void cs_error_free(cs_error *e);
+/* The code for a failed system call's errno: ENOSPC and EDQUOT (a full disk)
+ * are CS_EFULL, everything else CS_EIO. */
+cs_code cs_sys_code(int e);
 /* Frees *err and sets it to NULL. */
 void cs_error_clear(cs_error **err);
 

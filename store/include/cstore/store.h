@@ -10,6 +10,7 @@
 #define CSTORE_STORE_H
 
 #include <stdbool.h>
+#include "cstore/cancel.h"
 #include "cstore/db.h"
 #include "cstore/error.h"
 
@@ -29,5 +30,20 @@ const char *cs_store_root(cs_store *s);
 /* Closes and reopens the LMDB env (after gc --compact swapped the file).
  * Needs the exclusive lock. */
 int cs_store_reopen_db(cs_store *s, cs_error **err);
+
+/* ---- how the library reaches its caller: it never prints ----
+ * Warnings (a secondary failure after the real one, a cleanup that did not
+ * finish) go to the warn hook, one line each without "cstore: " or a final
+ * newline; with no hook they are dropped. Thread rules: the hook may be
+ * called from any thread that uses the store; set hooks before sharing s. */
+typedef void (*cs_warn_fn)(void *ctx, const char *msg);
+void cs_store_set_warn(cs_store *s, cs_warn_fn fn, void *ctx);
+void cs_store_warn(cs_store *s, const char *fmt, ...) CS_PRINTF(2, 3);
+/* Reports *tmp (a secondary failure kept in a local error) as a warning,
+ * prefixed "what: ", and clears it. Nothing happens when *tmp is NULL. */
+void cs_store_warn_error(cs_store *s, const char *what, cs_error **tmp);
+/* The cancel flag long operations check (borrowed; NULL: never cancelled). */
+void cs_store_set_cancel(cs_store *s, cs_cancel *c);
+cs_cancel *cs_store_cancel(cs_store *s);
 
 #endif

@@ -76,6 +76,30 @@ char *cs_rd_str(cs_rd *r);
 /* Returns a pointer into the buffer and its length. */
 const void *cs_rd_bytes(cs_rd *r, uint32_t *n);
 
+/* ---- big-endian fields of records and keys ---- */
+static inline uint32_t
+cs_be32_get(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+static inline void
+cs_be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24), p[1] = (uint8_t) (v >> 16), p[2] = (uint8_t) (v >> 8),
+    p[3] = (uint8_t) v;
+}
+static inline uint64_t
+cs_be64_get(const uint8_t *p)
+{
+    return (uint64_t) cs_be32_get(p) << 32 | cs_be32_get(p + 4);
+}
+static inline void
+cs_be64_put(uint8_t *p, uint64_t v)
+{
+    cs_be32_put(p, (uint32_t) (v >> 32));
+    cs_be32_put(p + 4, (uint32_t) v);
+}
+
 /* ---- digests ---- */
 typedef struct cs_digest {
     uint8_t b[32];
@@ -115,6 +139,12 @@ char *cs_path_join(const char *a, const char *b);
  * directory in errors. */
 int cs_dir_names(int fd, const char *what, char ***names, size_t *n, cs_error **err);
 void cs_names_free(char **names, size_t n);
+/* Removes path: a tree, a file, or nothing at all (0). Never follows a
+ * symlink and never crosses a mount point: a directory on another file
+ * system stops it with CS_EBUSY. Bytes freed (blocks of each inode whose last
+ * link goes) are added to *bytes when bytes is not NULL. Stops at the first
+ * failure; a full disk is CS_EFULL, other system errors CS_EIO. */
+int cs_rm_tree(const char *path, uint64_t *bytes, cs_error **err);
 /* Monotonic time in seconds. */
 double cs_now(void);
 
