@@ -25,7 +25,7 @@
 #define MT_LAYER_ZSTD_FOR_TEST "application/vnd.oci.image.layer.v1.tar+zstd"
 
 typedef struct fx {
-    test_sandbox sb; /* first: see testutil.h */
+    test_sandbox sb;      /* first: see testutil.h */
     cs_digest big, small; /* contents */
     uint8_t *big_bytes;
     size_t big_len;

@@ -98,8 +98,8 @@ enum {
 
 /* An image made for a test: what cs_load is given and what it must find. */
 typedef struct image {
-    char *path;   /* the layout dir or the archive file */
-    cs_buf tar;   /* the layer, uncompressed */
+    char *path; /* the layout dir or the archive file */
+    cs_buf tar; /* the layer, uncompressed */
     cs_digest config;
     char layer_hex[CS_DIGEST_HEX]; /* the layer blob as the manifest names it */
 } image;
@@ -224,8 +224,8 @@ make_docker(fx *f, int how, image *l)
     out_put_str(&o, cfg_name, cfg);
 
     cs_autofree char *man =
-        cs_xasprintf("[{\"Config\":\"%s\",\"RepoTags\":[\"t:1\"],\"Layers\":[\"%s%s\"]}]",
-                     cfg_name, how == DOCKER_LAYER_OUTSIDE ? "../" : "", layer);
+        cs_xasprintf("[{\"Config\":\"%s\",\"RepoTags\":[\"t:1\"],\"Layers\":[\"%s%s\"]}]", cfg_name,
+                     how == DOCKER_LAYER_OUTSIDE ? "../" : "", layer);
     out_put_str(&o, "manifest.json", man);
     out_finish(&o, l);
 }
@@ -418,8 +418,8 @@ docker_manifest_naming_a_missing_layer_fails(void **state)
 static void
 docker_manifest_naming_a_layer_outside_the_archive_is_refused(void **state)
 {
-    int r = docker_load_fails(*state, DOCKER_LAYER_OUTSIDE, "manifest.json", "bad layer name",
-                              false);
+    int r =
+        docker_load_fails(*state, DOCKER_LAYER_OUTSIDE, "manifest.json", "bad layer name", false);
     assert_int_equal(r, -CS_EPARSE);
 }
 

@@ -802,10 +802,12 @@ main(void)
         cmocka_unit_test(sibling_names_that_sort_between_a_dir_and_its_children_survive),
         cmocka_unit_test(hardlinks_carry_their_targets_content),
         cmocka_unit_test(an_unsorted_layer_applies_in_path_order_and_the_last_duplicate_wins),
-        cmocka_unit_test_setup_teardown(three_layers_stack_bottom_first, test_sandbox_setup, test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(building_no_layers_gives_an_empty_tree, test_sandbox_setup, test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(building_with_a_missing_layer_fails_not_found, test_sandbox_setup,
+        cmocka_unit_test_setup_teardown(three_layers_stack_bottom_first, test_sandbox_setup,
                                         test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(building_no_layers_gives_an_empty_tree, test_sandbox_setup,
+                                        test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(building_with_a_missing_layer_fails_not_found,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test(resolve_follows_relative_and_absolute_symlink_chains),
         cmocka_unit_test(resolve_clamps_dot_dot_at_the_root),
         cmocka_unit_test(resolve_fails_on_symlink_loops),
@@ -813,7 +815,8 @@ main(void)
         cmocka_unit_test(resolve_fails_when_a_parent_is_missing_or_a_file),
         cmocka_unit_test(resolve_follows_the_last_symlink_only_when_asked),
         cmocka_unit_test(resolve_gives_the_root_for_slash_empty_and_dot),
-        cmocka_unit_test_setup_teardown(merging_two_layers_of_12k_entries_is_fast, test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(merging_two_layers_of_12k_entries_is_fast,
+                                        test_sandbox_setup, test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

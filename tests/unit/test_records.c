@@ -286,11 +286,12 @@ main(void)
         cmocka_unit_test(tree_decode_refuses_truncated_and_garbage_records),
         cmocka_unit_test(tree_sort_keeps_the_last_of_equal_paths),
         cmocka_unit_test(path_clean_normalizes_and_refuses_dotdot),
-        cmocka_unit_test_setup_teardown(chunks_and_contents_round_trip_and_detect_corruption, test_sandbox_setup,
+        cmocka_unit_test_setup_teardown(chunks_and_contents_round_trip_and_detect_corruption,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(image_records_and_tags_resolve_by_name_id_and_prefix,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(a_store_of_a_newer_schema_is_refused, test_sandbox_setup,
                                         test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(image_records_and_tags_resolve_by_name_id_and_prefix, test_sandbox_setup,
-                                        test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(a_store_of_a_newer_schema_is_refused, test_sandbox_setup, test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,9 +158,9 @@ make_tree_dir(fx *f)
     memset(l, 'L', sizeof(l));
     l[sizeof(l) - 1] = 0;
     assert_int_equal(test_sh("cd '%s' && mkdir -p src/sub && head -c 2500000 /dev/urandom > src/big"
-                        " && printf hi > src/sub/'%s' && ln src/big src/big.hard"
-                        " && ln -s 'sub/%s' src/sym && printf 1234 > src/x && mkdir src/empty",
-                        f->work, l, l),
+                             " && printf hi > src/sub/'%s' && ln src/big src/big.hard"
+                             " && ln -s 'sub/%s' src/sym && printf 1234 > src/x && mkdir src/empty",
+                             f->work, l, l),
                      0);
 }
 
@@ -195,8 +195,8 @@ gnu_tar_formats_are_replayed_byte_for_byte(void **state)
     for (size_t i = 0; i < 3; i++) {
         cs_autofree char *p = cs_xasprintf("%s/%s.tar", f->work, formats[i]);
         /* ustar cannot hold the long names: only the short part. */
-        assert_int_equal(test_sh("cd '%s/src' && tar --format=%s -cf '%s' %s", f->work, formats[i], p,
-                            i == 2 ? "big big.hard x empty" : "."),
+        assert_int_equal(test_sh("cd '%s/src' && tar --format=%s -cf '%s' %s", f->work, formats[i],
+                                 p, i == 2 ? "big big.hard x empty" : "."),
                          0);
         cs_buf tar;
         test_read_file(p, &tar);
@@ -211,9 +211,9 @@ sparse_file_layer_loads_without_a_record(void **state)
     fx *f = *state;
     test_need(test_sh("tar --version >/dev/null 2>&1") == 0, "GNU tar");
     assert_int_equal(test_sh("cd '%s' && mkdir sp && truncate -s 4M sp/holes && printf data | dd "
-                        "of=sp/holes bs=1 seek=1048576 conv=notrunc 2>/dev/null && printf x > "
-                        "sp/plain && tar -C sp --sparse --format=posix -cf sp.tar holes plain",
-                        f->work),
+                             "of=sp/holes bs=1 seek=1048576 conv=notrunc 2>/dev/null && printf x > "
+                             "sp/plain && tar -C sp --sparse --format=posix -cf sp.tar holes plain",
+                             f->work),
                      0);
     cs_autofree char *p = cs_path_join(f->work, "sp.tar");
     cs_buf tar;
@@ -459,17 +459,19 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(record_encoding_round_trips_and_rejects_garbage),
-        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte, test_sandbox_setup,
-                                        test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(duplicate_paths_and_hardlinks_are_replayed_byte_for_byte,
                                         test_sandbox_setup, test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte, test_sandbox_setup,
-                                        test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record, test_sandbox_setup, test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(export_gives_the_original_layer_and_config_back, test_sandbox_setup,
-                                        test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(export_gives_the_original_layer_and_config_back,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(
-            gc_keeps_the_record_and_replaced_contents_while_the_tree_lives, test_sandbox_setup, test_sandbox_teardown),
+            gc_keeps_the_record_and_replaced_contents_while_the_tree_lives, test_sandbox_setup,
+            test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
