@@ -6,32 +6,13 @@
 #
 # Needs a Release build in build/ and the base images of tests/mkbase.sh. Prints a Markdown
 # report on stdout (bench/RESULTS-build.md holds the last one recorded).
-set -euo pipefail
-export LC_ALL=C
-src=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 runs=${1:-5}
-cstore=${CSTORE:-$src/build/cstore}
 parse=${BENCH_PARSE:-$src/build/bench/bench_parse}
-bases=${CSTORE_BASES:-$src/out/bases}
-work=$(mktemp -d /var/tmp/cstore-bench-build.XXXXXX)
-cleanup() {
-    grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-[ -x "$cstore" ] || { echo "bench: build first: $cstore missing" >&2; exit 1; }
-bash "$src/tests/mkbase.sh" "$bases" >&2
+bench_init build
+bench_bases
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-wall() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 ms() { printf '%.1f' "$(echo "$1 * 1000" | bc -l)"; }
-bah() { buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
 
 # ---- a 10,000-file context and a 3-stage, 30-instruction Dockerfile (no RUN) ----
 ctx=$work/ctx

@@ -10,16 +10,11 @@
 # base images of tests/mkbase.sh. Every tool builds its own copy of the example. RUN steps run
 # with --network none in all three tools. Prints a Markdown report on stdout
 # (bench/RESULTS-run.md holds the last one recorded); progress goes to stderr.
-set -euo pipefail
-export LC_ALL=C
-src=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 noop_runs=$((runs + 2))
-cstore=${CSTORE:-$src/build/cstore}
-bases=${CSTORE_BASES:-$src/out/bases}
 # Debian's client: another docker may come first in PATH (a newer static one in /usr/local/bin)
 docker_bin=${DOCKER:-/usr/bin/docker}
-work=$(mktemp -d /var/tmp/cstore-bench-run.XXXXXX)
 notes=()
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
 
@@ -31,23 +26,16 @@ stop_dockerd() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$work/dockerd.pid"
 }
-cleanup() {
-    stop_dockerd
-    # buildah and dockerd may leave overlays mounted: unmount before removing
-    grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_stop() { stop_dockerd; }
+bench_init run
 trap 'exit 130' INT TERM
 
-[ -x "$cstore" ] || { echo "bench: build first: $cstore missing" >&2; exit 1; }
 for t in buildah runc jq bc go; do
     command -v "$t" >/dev/null || { echo "bench: '$t' not found" >&2; exit 1; }
 done
-bash "$src/tests/mkbase.sh" "$bases" >&2
+bench_bases
 log() { echo "bench: $*" >&2; }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # "min-max" of the samples, in ms or s
 declare -A R
 span() { local k=$1 u=$2; shift 2; R[$k]=$(printf '%s\n' "$@" | sort -g | awk -v u="$u" 'NR==1 {lo=$1} {hi=$1} END {if (u=="s") printf "%.2f-%.2f", lo, hi; else printf "%.0f-%.0f", lo*1000, hi*1000}'); }

@@ -7,33 +7,12 @@
 # packages of .ci/run plus buildah. Inputs: the Debian-made base images of tests/mkbase.sh
 # (golang: busybox-static + the golang-go toolchain tree, ~460 MB uncompressed). Prints a
 # Markdown report on stdout; bench/RESULTS.md holds the last one recorded.
-set -euo pipefail
-export LC_ALL=C
-src=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 runs=${1:-3}
-cstore=${CSTORE:-$src/build/cstore}
 limits=${BENCH_LIMITS:-$src/build/bench/bench_limits}
-bases=${CSTORE_BASES:-$src/out/bases}
-work=$(mktemp -d /var/tmp/cstore-bench.XXXXXX)
-cleanup() {
-    # buildah may leave its overlay mounted: unmount before removing
-    grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_init store
+bench_bases
 
-[ -x "$cstore" ] || { echo "bench: build first: $cstore missing" >&2; exit 1; }
-bash "$src/tests/mkbase.sh" "$bases" >&2
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-# seconds of wall time of a command (stdout/stderr discarded)
-wall() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 mb() { echo "scale=1; $1 / 1000000" | bc -l; }
 rate() { echo "scale=0; $1 / 1000000 / $2" | bc -l; }
 ratio() { echo "scale=1; $1 / $2" | bc -l; }
@@ -42,7 +21,6 @@ alloc() { du -s --block-size=1 "$1" | cut -f1; }
 # Uncompressed layer bytes of the golang image: sum of its layer tar sizes.
 layer_bytes=$(tar -tvf "$bases/golang.docker.tar" | awk '$1 ~ /^-/ && $6 ~ /\.tar$/ {s += $3} END {print s}')
 
-bah() { buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
 
 echo "# cstore store benchmarks"
 echo

@@ -3,15 +3,16 @@
 # Environment (ctest sets the first three):
 #   CSTORE            the cstore binary under test (default: $CSTORE_SRC/build/cstore)
 #   CSTORE_SRC        the repository (default: two levels up from here)
-#   CSTORE_TESTDATA   tests/data
 #   CSTORE_BASES      cache of the base images made by tests/mkbase.sh
 #                     (default: $CSTORE_SRC/out/bases; shared by concurrent runs, flock'ed)
 #   CSTORE_TEST_LIGHT=1  use only the small busybox image for the heavy matrices (ASan runs)
 #   CSTORE_TEST_KEEP=1   keep the temp dir of a run
+#   CSTORE_CI=1          a missing requirement (root, runc, a tool) fails the test instead of
+#                        skipping it (need.sh)
 #
 # A test calls check/check_eq/...; each prints "ok - ..." or "FAIL - ..." and counts. At exit the
 # last line is exactly "N passed, M failed" and the exit status is non-zero when M > 0 or when the
-# script died early. exit 77 = skipped (ctest SKIP_RETURN_CODE).
+# script died early. exit 77 = skipped (ctest SKIP_RETURN_CODE): see need/skip in need.sh.
 
 set -u -o pipefail
 export LC_ALL=C
@@ -19,21 +20,17 @@ export LC_ALL=C
 _lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CSTORE_SRC=${CSTORE_SRC:-$(cd "$_lib_dir/../.." && pwd)}
 CSTORE=${CSTORE:-$CSTORE_SRC/build/cstore}
-CSTORE_TESTDATA=${CSTORE_TESTDATA:-$CSTORE_SRC/tests/data}
 CSTORE_BASES=${CSTORE_BASES:-$CSTORE_SRC/out/bases}
 CSTORE_TEST_LIGHT=${CSTORE_TEST_LIGHT:-0}
-export CSTORE CSTORE_SRC CSTORE_TESTDATA CSTORE_BASES
+export CSTORE CSTORE_SRC CSTORE_BASES
 
 PASS=0
 FAIL=0
 _done=0
 T=
 
-skip() {
-    echo "SKIP: $*"
-    _done=77
-    exit 77
-}
+_skip_rc=
+. "$_lib_dir/need.sh"
 
 _cleanup() {
     local rc=$?
@@ -47,7 +44,7 @@ _cleanup() {
             rm -rf "$T"
         fi
     fi
-    [ "$_done" = 77 ] && exit 77
+    [ -n "$_skip_rc" ] && exit "$_skip_rc"
     if [ "$rc" -ne 0 ] && [ "$_done" != 1 ]; then
         echo "FAIL - test script died (exit $rc) before its end"
         FAIL=$((FAIL + 1))
@@ -64,19 +61,12 @@ finish() {
 }
 
 [ -x "$CSTORE" ] || skip "cstore binary '$CSTORE' not found (set CSTORE)"
-[ "$(id -u)" = 0 ] || skip "needs root (owners, umoci unpack, chroot)"
+need root # owners, umoci unpack, chroot
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cstore-e2e.XXXXXX")
 trap _cleanup EXIT
 ROOT=$T/root
 export CSTORE_ROOT=$ROOT
-
-need() {
-    local t
-    for t in "$@"; do
-        command -v "$t" >/dev/null || skip "'$t' not installed"
-    done
-}
 
 # cs ARGS...: runs cstore on the test's store root.
 cs() { "$CSTORE" --root "$ROOT" "$@"; }
@@ -159,9 +149,8 @@ must() {
 
 # bases: makes (once, cached, flock'ed by mkbase.sh) the base images; sets BASES.
 bases() {
-    need tar gzip jq sha256sum skopeo flock
-    [ -x /bin/busybox ] || skip "busybox-static not installed"
-    [ -d /usr/lib/go ] || skip "golang-go not installed"
+    # /bin/busybox: package busybox-static; /usr/lib/go: golang-go
+    need tar gzip jq sha256sum skopeo flock /bin/busybox /usr/lib/go
     must bash "$CSTORE_SRC/tests/mkbase.sh" "$CSTORE_BASES"
     BASES=$CSTORE_BASES
 }

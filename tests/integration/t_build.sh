@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# cstore build: multi-stage Dockerfiles over the busybox base (no RUN yet), checked with
-# skopeo inspect --config and umoci unpack; the cache (no-op and incremental rebuilds),
-# determinism across store roots, .dockerignore, COPY --from writes no content, errors.
+# cstore build of Dockerfiles without a working RUN (t_run.sh tests RUN): multi-stage builds over
+# the busybox base, checked with skopeo inspect --config and umoci unpack; the cache (no-op and
+# incremental rebuilds), determinism across store roots, .dockerignore, COPY --from writes no
+# content, errors (a failing RUN among them).
 . "$(dirname "$0")/lib.sh"
 need jq umoci skopeo
 bases

@@ -8,7 +8,8 @@ if [[ ! -x $CSTORE ]]; then
     echo "t_cli: no cstore binary at '$CSTORE' (set \$CSTORE)" >&2
     exit 1
 fi
-command -v jq >/dev/null || { echo "t_cli: jq not found, skipping" >&2; exit 77; }
+. "$(dirname "$0")/need.sh"
+need jq
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

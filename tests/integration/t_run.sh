@@ -3,8 +3,7 @@
 # RUN, cache mounts reused across builds, heredoc RUN, --network none, exit statuses, and the
 # hello-go example built single- and multi-stage; exported images checked with umoci.
 . "$(dirname "$0")/lib.sh"
-need jq umoci skopeo runc
-[ "$(id -u)" = 0 ] || skip "RUN needs root (overlayfs, runc)"
+need root overlayfs runc jq umoci skopeo
 bases
 ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"

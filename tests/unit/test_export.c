@@ -25,82 +25,37 @@
 #define MT_LAYER_ZSTD_FOR_TEST "application/vnd.oci.image.layer.v1.tar+zstd"
 
 typedef struct fx {
-    char dir[64];
-    cs_store *s;
+    test_sandbox sb;      /* first: see testutil.h */
     cs_digest big, small; /* contents */
     uint8_t *big_bytes;
     size_t big_len;
 } fx;
 
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        p[i] = (uint8_t) x;
-    }
-}
-
-static void
-rm_rf(const char *p)
-{
-    test_rmrf(p);
-}
-
 static char *
 fpath(fx *f, const char *name)
 {
     char *p;
-    assert_true(asprintf(&p, "%s/%s", f->dir, name) > 0);
+    assert_true(asprintf(&p, "%s/%s", f->sb.dir, name) > 0);
     return p;
 }
 
-/* Stores p[0..n) as one content cut every chunk bytes (raw chunks). */
-static cs_digest
-put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk)
-{
-    cs_error *err = NULL;
-    cs_chunk_ref refs[64];
-    uint32_t nrefs = 0;
-    for (size_t off = 0; off < n; off += chunk) {
-        size_t len = n - off < chunk ? n - off : chunk;
-        cs_sha256(p + off, len, &refs[nrefs].d);
-        refs[nrefs].len = (uint32_t) len;
-        assert_true(
-            cs_chunk_put(db, txn, &refs[nrefs].d, CS_CODEC_RAW, (uint32_t) len, p + off, len, &err)
-            >= 0);
-        nrefs++;
-    }
-    cs_digest d;
-    cs_sha256(p, n, &d);
-    assert_true(cs_content_put(db, txn, &d, n, refs, nrefs, &err) >= 0);
-    return d;
-}
-
+/* The store holds two contents: big (several chunks) and small ("hello\n"). */
 static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cstore-test-export-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char *root = fpath(f, "store");
+    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
+        return -1;
+    fx *f = *state;
     cs_error *err = NULL;
-    assert_int_equal(cs_store_open(root, 0, &f->s, &err), 0);
-    free(root);
-
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     MDB_txn *txn;
     assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
     f->big_len = 200 * KiB + 17;
     f->big_bytes = malloc(f->big_len);
-    fill_random(f->big_bytes, f->big_len, 7);
-    f->big = put_content(db, txn, f->big_bytes, f->big_len, 64 * KiB);
-    f->small = put_content(db, txn, (const uint8_t *) "hello\n", 6, 64 * KiB);
+    test_fill_random(f->big_bytes, f->big_len, 7);
+    f->big = test_put_content(db, txn, f->big_bytes, f->big_len, 64 * KiB);
+    f->small = test_put_content(db, txn, (const uint8_t *) "hello\n", 6, 64 * KiB);
     assert_int_equal(cs_db_commit(txn, &err), 0);
-    *state = f;
     return 0;
 }
 
@@ -108,39 +63,14 @@ static int
 teardown(void **state)
 {
     fx *f = *state;
-    cs_store_close(f->s);
-    rm_rf(f->dir);
     free(f->big_bytes);
-    free(f);
-    return 0;
-}
-
-static cs_entry *
-add_entry(cs_tree *t, const char *path, cs_etype type)
-{
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup(path);
-    e->type = type;
-    e->mode = type == CS_E_DIR ? 0755 : 0644;
-    e->mtime_sec = 1700000000;
-    return e;
-}
-
-static cs_entry *
-add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size)
-{
-    cs_entry *e = add_entry(t, path, CS_E_FILE);
-    e->size = size;
-    e->has_content = size > 0;
-    if (c)
-        e->content = *c;
-    return e;
+    return test_sandbox_teardown(state);
 }
 
 static cs_entry *
 add_link(cs_tree *t, const char *path, const char *target, const cs_digest *c, uint64_t size)
 {
-    cs_entry *e = add_entry(t, path, CS_E_HARDLINK);
+    cs_entry *e = test_tree_add(t, path, CS_E_HARDLINK);
     e->link = strdup(target);
     e->size = size;
     e->has_content = size > 0;
@@ -155,41 +85,41 @@ static cs_tree *
 rich_tree(fx *f, bool for_image)
 {
     cs_tree *t = cs_tree_new();
-    add_entry(t, "etc", CS_E_DIR);
-    cs_entry *e = add_file(t, "etc/hello", &f->small, 6);
+    test_tree_add(t, "etc", CS_E_DIR);
+    cs_entry *e = test_tree_add_file(t, "etc/hello", &f->small, 6);
     e->uid = 1000;
     e->gid = 1001;
     e->uname = strdup("user");
     e->gname = strdup("group");
     e->mtime_nsec = 123456789;
-    add_entry(t, "usr", CS_E_DIR)->mode = 01777;
-    e = add_file(t, "usr/big.bin", &f->big, f->big_len);
+    test_tree_add(t, "usr", CS_E_DIR)->mode = 01777;
+    e = test_tree_add_file(t, "usr/big.bin", &f->big, f->big_len);
     e->mode = 04755;
     if (!for_image) /* not a valid capability set: umoci could not apply it */
         cs_entry_add_xattr(e, "security.capability", "\x01\x00\x00\x02", 4);
     cs_entry_add_xattr(e, "user.note", "v", 1);
-    e = add_entry(t, "usr/sh", CS_E_SYMLINK);
+    e = test_tree_add(t, "usr/sh", CS_E_SYMLINK);
     e->link = strdup("../bin/busybox");
-    e = add_entry(t, "dev", CS_E_DIR);
+    e = test_tree_add(t, "dev", CS_E_DIR);
     if (!for_image) { /* umoci may not mknod */
-        e = add_entry(t, "dev/null", CS_E_CHAR);
+        e = test_tree_add(t, "dev/null", CS_E_CHAR);
         e->devmajor = 1;
         e->devminor = 3;
-        e = add_entry(t, "dev/sda", CS_E_BLOCK);
+        e = test_tree_add(t, "dev/sda", CS_E_BLOCK);
         e->devmajor = 8;
     }
-    add_entry(t, "dev/pipe", CS_E_FIFO);
-    add_file(t, "etc/.wh.removed", NULL, 0);
-    add_file(t, "var/.wh..wh..opq", NULL, 0);
-    add_entry(t, "var", CS_E_DIR);
+    test_tree_add(t, "dev/pipe", CS_E_FIFO);
+    test_tree_add_file(t, "etc/.wh.removed", NULL, 0);
+    test_tree_add_file(t, "var/.wh..wh..opq", NULL, 0);
+    test_tree_add(t, "var", CS_E_DIR);
     char longp[300];
     memset(longp, 'x', sizeof(longp) - 1);
     longp[0] = 'l';
     longp[1] = '/';
     longp[150] = '/';
     longp[sizeof(longp) - 1] = '\0';
-    add_entry(t, "l", CS_E_DIR);
-    add_file(t, longp, &f->small, 6);
+    test_tree_add(t, "l", CS_E_DIR);
+    test_tree_add_file(t, longp, &f->small, 6);
     cs_tree_sort(t);
     return t;
 }
@@ -224,7 +154,7 @@ write_tar(fx *f, const cs_tree *t, membuf *out)
     cs_error *err = NULL;
     cs_buf_init(&out->b);
     tar_job j = { t, out };
-    int rc = cs_db_read(cs_store_db(f->s), tar_fn, &j, &err);
+    int rc = cs_db_read(cs_store_db(f->sb.s), tar_fn, &j, &err);
     if (rc < 0)
         fail_msg("%s", err->msg);
 }
@@ -403,19 +333,19 @@ hardlink_before_target_becomes_the_file(void **state)
     fx *f = *state;
     cs_tree *t = cs_tree_new();
     /* "a/link" sorts before its target "b/file"; "c/link2" after it. */
-    add_entry(t, "a", CS_E_DIR);
+    test_tree_add(t, "a", CS_E_DIR);
     add_link(t, "a/link", "b/file", &f->big, f->big_len);
-    add_entry(t, "b", CS_E_DIR);
-    cs_entry *tgt = add_file(t, "b/file", &f->big, f->big_len);
+    test_tree_add(t, "b", CS_E_DIR);
+    cs_entry *tgt = test_tree_add_file(t, "b/file", &f->big, f->big_len);
     tgt->mode = 0700;
-    add_entry(t, "c", CS_E_DIR);
+    test_tree_add(t, "c", CS_E_DIR);
     add_link(t, "c/link2", "b/file", &f->big, f->big_len);
     /* A chain: d/link3 -> c/link2 -> b/file. */
     add_link(t, "d-link3", "c/link2", &f->big, f->big_len);
     /* Target absent from the tree: the link becomes a file. */
     add_link(t, "e-orphan", "zz/gone", &f->small, 6);
     /* Ordinary case: target first. */
-    add_file(t, "f-file", &f->small, 6);
+    test_tree_add_file(t, "f-file", &f->small, 6);
     add_link(t, "g-link", "f-file", &f->small, 6);
     cs_tree_sort(t);
 
@@ -539,7 +469,7 @@ lb_get(fx *f, const cs_digest *tree, cs_compression c)
 {
     cs_error *err = NULL;
     lb_job j = { .tree = *tree, .c = c };
-    assert_int_equal(cs_db_read(cs_store_db(f->s), lb_get_fn, &j, &err), 0);
+    assert_int_equal(cs_db_read(cs_store_db(f->sb.s), lb_get_fn, &j, &err), 0);
     return j;
 }
 
@@ -549,11 +479,11 @@ layer_blob_records_round_trip(void **state)
     fx *f = *state;
     cs_error *err = NULL;
     lb_job j = { .c = CS_COMP_ZSTD };
-    fill_random(j.tree.b, 32, 1);
-    fill_random(j.lb.diff_id.b, 32, 2);
-    fill_random(j.lb.blob.b, 32, 3);
+    test_fill_random(j.tree.b, 32, 1);
+    test_fill_random(j.lb.diff_id.b, 32, 2);
+    test_fill_random(j.lb.blob.b, 32, 3);
     j.lb.size = 0x0102030405060708ull;
-    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
 
     lb_job g = lb_get(f, &j.tree, CS_COMP_ZSTD);
     assert_int_equal(g.rc, 0);
@@ -565,12 +495,12 @@ layer_blob_records_round_trip(void **state)
 
     /* The value layout of export.h: diff_id | blob | size u64 BE. */
     MDB_txn *txn;
-    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
     uint8_t key[33];
     memcpy(key, j.tree.b, 32);
     key[32] = CS_COMP_ZSTD;
     MDB_val v;
-    assert_int_equal(cs_db_get(cs_store_db(f->s), txn, CS_T_LAYER_BLOBS, key, 33, &v, &err), 0);
+    assert_int_equal(cs_db_get(cs_store_db(f->sb.s), txn, CS_T_LAYER_BLOBS, key, 33, &v, &err), 0);
     assert_int_equal(v.mv_size, 72);
     assert_memory_equal(v.mv_data, j.lb.diff_id.b, 32);
     assert_memory_equal((uint8_t *) v.mv_data + 64, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
@@ -596,12 +526,12 @@ put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     if (rc < 0)
         return rc;
     t = cs_tree_new();
-    add_entry(t, "a", CS_E_DIR);
+    test_tree_add(t, "a", CS_E_DIR);
     add_link(t, "a/link", "b/file", &f->big, f->big_len);
-    add_entry(t, "b", CS_E_DIR);
-    add_file(t, "b/file", &f->big, f->big_len);
-    add_file(t, "etc/.wh.hello", NULL, 0);
-    add_entry(t, "etc", CS_E_DIR);
+    test_tree_add(t, "b", CS_E_DIR);
+    test_tree_add_file(t, "b/file", &f->big, f->big_len);
+    test_tree_add_file(t, "etc/.wh.hello", NULL, 0);
+    test_tree_add(t, "etc", CS_E_DIR);
     cs_tree_sort(t);
     rc = cs_tree_put(db, txn, t, &j->trees[1], err);
     cs_tree_free(t);
@@ -630,7 +560,7 @@ make_image(fx *f)
 {
     cs_error *err = NULL;
     img_job j = { .f = f };
-    int rc = cs_db_write(cs_store_db(f->s), put_image_fn, &j, &err);
+    int rc = cs_db_write(cs_store_db(f->sb.s), put_image_fn, &j, &err);
     if (rc < 0)
         fail_msg("%s", err->msg);
     return j;
@@ -640,26 +570,17 @@ static void
 export_ok(fx *f, const char *name, const char *path, cs_format fmt, cs_compression c)
 {
     cs_error *err = NULL;
-    int rc = cs_export(f->s, name, path, fmt, c, &err);
+    int rc = cs_export(f->sb.s, name, path, fmt, c, &err);
     if (rc < 0)
         fail_msg("export: %s", err->msg);
-}
-
-static void
-read_file_buf(const char *path, cs_buf *b)
-{
-    cs_error *err = NULL;
-    cs_buf_init(b);
-    if (cs_read_file(path, 1u << 30, b, &err) < 0)
-        fail_msg("%s", err->msg);
 }
 
 static bool
 files_equal(const char *a, const char *b)
 {
     cs_buf x, y;
-    read_file_buf(a, &x);
-    read_file_buf(b, &y);
+    test_read_file(a, &x);
+    test_read_file(b, &y);
     bool eq = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
     cs_buf_release(&x);
     cs_buf_release(&y);
@@ -742,7 +663,7 @@ check_blob(const char *dir, json_t *desc)
     const char *dg = json_string_value(json_object_get(desc, "digest"));
     char *p = blob_path(dir, dg);
     cs_buf b;
-    read_file_buf(p, &b);
+    test_read_file(p, &b);
     assert_int_equal(b.len, json_integer_value(json_object_get(desc, "size")));
     cs_digest d;
     char ds[CS_DIGEST_STR];
@@ -818,16 +739,6 @@ check_layout(const char *dir, const char *ref, const char *layer_mt)
     return nman;
 }
 
-static bool
-have_tool(const char *name)
-{
-    char *cmd;
-    assert_true(asprintf(&cmd, "command -v %s >/dev/null 2>&1", name) > 0);
-    int r = system(cmd);
-    free(cmd);
-    return r == 0;
-}
-
 static void run_ok(const char *fmt, ...) CS_PRINTF(1, 2);
 static void
 run_ok(const char *fmt, ...)
@@ -890,13 +801,13 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
     assert_int_equal(check_layout(d1, "1.0", MT_LAYER_ZSTD_FOR_TEST), 2);
     free(ip);
 
-    if (have_tool("skopeo") && have_tool("umoci")) {
+    if (test_want(test_have_tool("skopeo") && test_have_tool("umoci"), "skopeo/umoci")) {
         run_ok("skopeo inspect oci:%s:1.0 >/dev/null", d2);
-        run_ok("cd %s && umoci unpack %s --image oci2:1.0 bundle >/dev/null", f->dir,
+        run_ok("cd %s && umoci unpack %s --image oci2:1.0 bundle >/dev/null", f->sb.dir,
                geteuid() == 0 ? "" : "--rootless");
         char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
         cs_buf b;
-        read_file_buf(bp, &b);
+        test_read_file(bp, &b);
         assert_int_equal(b.len, f->big_len);
         assert_memory_equal(b.data, f->big_bytes, f->big_len);
         cs_buf_release(&b);
@@ -905,8 +816,6 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
         assert_int_equal(stat(bp, &st), 0);
         assert_int_equal(st.st_nlink, 2);
         free(bp);
-    } else {
-        print_message("skopeo/umoci not found: external checks skipped\n");
     }
     free(d1);
     free(d2);
@@ -941,7 +850,7 @@ export_archives_are_valid_and_deterministic(void **state)
     const char *cfgname = json_string_value(json_object_get(m0, "Config"));
     char *cp = cs_path_join(y, cfgname);
     cs_buf cb;
-    read_file_buf(cp, &cb);
+    test_read_file(cp, &cb);
     cs_digest cd;
     char hex[CS_DIGEST_HEX];
     cs_sha256(cb.data, cb.len, &cd);
@@ -969,13 +878,11 @@ export_archives_are_valid_and_deterministic(void **state)
     json_decref(r);
     free(rp);
 
-    if (have_tool("skopeo")) {
+    if (test_want(test_have_tool("skopeo"), "skopeo")) {
         run_ok("skopeo inspect oci-archive:%s >/dev/null", a1);
         run_ok("skopeo inspect docker-archive:%s >/dev/null", d1);
-        run_ok("skopeo copy -q docker-archive:%s oci:%s/copied:x >/dev/null", d1, f->dir);
-        run_ok("skopeo copy -q oci-archive:%s oci:%s/copied2:y >/dev/null", a1, f->dir);
-    } else {
-        print_message("skopeo not found: external checks skipped\n");
+        run_ok("skopeo copy -q docker-archive:%s oci:%s/copied:x >/dev/null", d1, f->sb.dir);
+        run_ok("skopeo copy -q oci-archive:%s oci:%s/copied2:y >/dev/null", a1, f->sb.dir);
     }
     free(a1);
     free(a2);
@@ -998,10 +905,10 @@ export_recovers_from_a_wrong_layer_blobs_record(void **state)
 
     /* As if the compressor's output had changed since it was recorded. */
     lb_job j = { .tree = im.trees[1], .c = CS_COMP_ZSTD };
-    fill_random(j.lb.diff_id.b, 32, 11);
-    fill_random(j.lb.blob.b, 32, 12);
+    test_fill_random(j.lb.diff_id.b, 32, 11);
+    test_fill_random(j.lb.blob.b, 32, 12);
     j.lb.size = right.lb.size + 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
     lb_job now = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
@@ -1010,10 +917,10 @@ export_recovers_from_a_wrong_layer_blobs_record(void **state)
 
     /* Shorter than recorded, then into a layout directory. */
     j.lb.size = right.lb.size - 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
-    assert_int_equal(cs_db_write(cs_store_db(f->s), lb_put_fn, &j, &err), 0);
+    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
     char *d = fpath(f, "dir");
     export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     check_layout(d, "1.0", MT_LAYER_ZSTD_FOR_TEST);
@@ -1028,7 +935,7 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
     fx *f = *state;
     cs_error *err = NULL;
     char *p = fpath(f, "none.tar");
-    assert_int_equal(cs_export(f->s, "nosuch:1", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err),
+    assert_int_equal(cs_export(f->sb.s, "nosuch:1", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err),
                      -CS_ENOTFOUND);
     assert_non_null(err);
     cs_error_clear(&err);
@@ -1039,20 +946,20 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
     /* A failure while writing (the directory is gone) leaves nothing. */
     make_image(f);
     p = fpath(f, "missing-dir/out.tar");
-    assert_true(cs_export(f->s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
+    assert_true(cs_export(f->sb.s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
     cs_error_clear(&err);
     free(p);
 
     /* A layer whose content is missing fails midway: no output, no temp. */
     {
         MDB_txn *txn;
-        cs_db *db = cs_store_db(f->s);
+        cs_db *db = cs_store_db(f->sb.s);
         assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
         cs_tree *t = cs_tree_new();
         cs_digest missing;
-        fill_random(missing.b, 32, 99);
-        add_file(t, "a", &f->big, f->big_len);
-        add_file(t, "b", &missing, 1000);
+        test_fill_random(missing.b, 32, 99);
+        test_tree_add_file(t, "a", &f->big, f->big_len);
+        test_tree_add_file(t, "b", &missing, 1000);
         cs_digest td;
         assert_int_equal(cs_tree_put(db, txn, t, &td, &err) < 0, 0);
         cs_tree_free(t);
@@ -1066,11 +973,11 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
         char *out = fpath(f, "sub");
         assert_int_equal(mkdir(out, 0755), 0);
         char *a = cs_path_join(out, "broken.tar");
-        assert_true(cs_export(f->s, "broken", a, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
+        assert_true(cs_export(f->sb.s, "broken", a, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
         assert_non_null(strstr(err->msg, "broken.tar"));
         cs_error_clear(&err);
         char *d = cs_path_join(out, "layout");
-        assert_true(cs_export(f->s, "broken", d, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err) < 0);
+        assert_true(cs_export(f->sb.s, "broken", d, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err) < 0);
         cs_error_clear(&err);
         char *idx = cs_path_join(d, "index.json");
         assert_int_equal(stat(idx, &st), -1);
@@ -1089,7 +996,7 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
     assert_int_equal(mkdir(p, 0755), 0);
     char *q = cs_path_join(p, "file");
     assert_int_equal(cs_write_file_atomic(q, "x", 1, &err), 0);
-    assert_int_equal(cs_export(f->s, "demo:1.0", p, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err),
+    assert_int_equal(cs_export(f->sb.s, "demo:1.0", p, CS_FMT_OCI_DIR, CS_COMP_GZIP, &err),
                      -CS_EEXIST);
     cs_error_clear(&err);
     free(q);

@@ -18,27 +18,16 @@
 /* ---- tree helpers ---- */
 
 static cs_entry *
-add(cs_tree *t, const char *path, cs_etype type)
-{
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup(path);
-    e->type = type;
-    e->mode = type == CS_E_DIR ? 0755 : 0644;
-    e->mtime_sec = 1700000000;
-    return e;
-}
-
-static cs_entry *
 add_dir(cs_tree *t, const char *path)
 {
-    return add(t, path, CS_E_DIR);
+    return test_tree_add(t, path, CS_E_DIR);
 }
 
 /* A file whose content digest is sha256(tag), size strlen(tag). */
 static cs_entry *
 add_file(cs_tree *t, const char *path, const char *tag)
 {
-    cs_entry *e = add(t, path, CS_E_FILE);
+    cs_entry *e = test_tree_add(t, path, CS_E_FILE);
     e->size = strlen(tag);
     e->has_content = e->size > 0;
     cs_sha256(tag, strlen(tag), &e->content);
@@ -48,7 +37,7 @@ add_file(cs_tree *t, const char *path, const char *tag)
 static cs_entry *
 add_symlink(cs_tree *t, const char *path, const char *target)
 {
-    cs_entry *e = add(t, path, CS_E_SYMLINK);
+    cs_entry *e = test_tree_add(t, path, CS_E_SYMLINK);
     e->link = strdup(target);
     return e;
 }
@@ -56,7 +45,7 @@ add_symlink(cs_tree *t, const char *path, const char *target)
 static cs_entry *
 add_hardlink(cs_tree *t, const char *path, const char *target)
 {
-    cs_entry *e = add(t, path, CS_E_HARDLINK);
+    cs_entry *e = test_tree_add(t, path, CS_E_HARDLINK);
     e->link = strdup(target);
     return e;
 }
@@ -113,34 +102,7 @@ merge2(cs_tree *lower, cs_tree *upper)
 
 /* ---- store fixture (for cs_merged_build) ---- */
 
-typedef struct fx {
-    char dir[64];
-    cs_store *s;
-} fx;
-
-static int
-setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cstore-test-merged-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char root[128];
-    snprintf(root, sizeof(root), "%s/store", f->dir);
-    cs_error *err = NULL;
-    assert_int_equal(cs_store_open(root, 0, &f->s, &err), 0);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    free(f);
-    return 0;
-}
+typedef test_sandbox fx;
 
 /* Sorts and stores each tree (freeing it) in one write txn. */
 static void
@@ -840,10 +802,12 @@ main(void)
         cmocka_unit_test(sibling_names_that_sort_between_a_dir_and_its_children_survive),
         cmocka_unit_test(hardlinks_carry_their_targets_content),
         cmocka_unit_test(an_unsorted_layer_applies_in_path_order_and_the_last_duplicate_wins),
-        cmocka_unit_test_setup_teardown(three_layers_stack_bottom_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(building_no_layers_gives_an_empty_tree, setup, teardown),
-        cmocka_unit_test_setup_teardown(building_with_a_missing_layer_fails_not_found, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(three_layers_stack_bottom_first, test_sandbox_setup,
+                                        test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(building_no_layers_gives_an_empty_tree, test_sandbox_setup,
+                                        test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(building_with_a_missing_layer_fails_not_found,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test(resolve_follows_relative_and_absolute_symlink_chains),
         cmocka_unit_test(resolve_clamps_dot_dot_at_the_root),
         cmocka_unit_test(resolve_fails_on_symlink_loops),
@@ -851,7 +815,8 @@ main(void)
         cmocka_unit_test(resolve_fails_when_a_parent_is_missing_or_a_file),
         cmocka_unit_test(resolve_follows_the_last_symlink_only_when_asked),
         cmocka_unit_test(resolve_gives_the_root_for_slash_empty_and_dot),
-        cmocka_unit_test_setup_teardown(merging_two_layers_of_12k_entries_is_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(merging_two_layers_of_12k_entries_is_fast,
+                                        test_sandbox_setup, test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

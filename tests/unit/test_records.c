@@ -15,34 +15,7 @@
 #include "cstore/store.h"
 #include "cstore/tree.h"
 
-typedef struct fx {
-    char dir[64];
-    cs_store *s;
-} fx;
-
-static int
-setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-records.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(f->dir, 0, &f->s, &err) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    free(f);
-    return 0;
-}
+typedef test_sandbox fx;
 
 static cs_tree *
 sample_tree(void)
@@ -300,7 +273,7 @@ a_store_of_a_newer_schema_is_refused(void **state)
     assert_int_equal(cs_db_put(db, txn, CS_T_META, "schema", 6, "99", 2, 0, &err), 1);
     assert_int_equal(cs_db_commit(txn, &err), 0);
     cs_store *s2 = NULL;
-    assert_int_equal(cs_store_open(f->dir, 0, &s2, &err), -CS_EVERSION);
+    assert_int_equal(cs_store_open(f->root, 0, &s2, &err), -CS_EVERSION);
     assert_non_null(strstr(err->msg, "schema version 99"));
     cs_error_free(err);
 }
@@ -313,11 +286,12 @@ main(void)
         cmocka_unit_test(tree_decode_refuses_truncated_and_garbage_records),
         cmocka_unit_test(tree_sort_keeps_the_last_of_equal_paths),
         cmocka_unit_test(path_clean_normalizes_and_refuses_dotdot),
-        cmocka_unit_test_setup_teardown(chunks_and_contents_round_trip_and_detect_corruption, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(image_records_and_tags_resolve_by_name_id_and_prefix, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(a_store_of_a_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(chunks_and_contents_round_trip_and_detect_corruption,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(image_records_and_tags_resolve_by_name_id_and_prefix,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(a_store_of_a_newer_schema_is_refused, test_sandbox_setup,
+                                        test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,11 @@
 /* test_snapshot.c - unpacking trees into snapshots, overlay upper dirs back
  * into layers, adopting and pruning. Needs root (mknod, chown, trusted
- * xattrs) and overlayfs; exits 77 without them. */
+ * xattrs) and overlayfs; exits 77 without them, fails under CSTORE_CI=1. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,38 +29,17 @@
 #include "cstore/tree.h"
 
 typedef struct fx {
-    char dir[64];
-    char root[96];
+    test_sandbox sb; /* first: see testutil.h */
     char merged[96]; /* overlay mount point, unmounted by teardown */
-    cs_store *s;
 } fx;
-
-static int
-rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void) st;
-    (void) flag;
-    (void) f;
-    return remove(p);
-}
-
-static void
-rm_rf(const char *p)
-{
-    nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-snap-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->root, sizeof(f->root), "%s/store", f->dir);
-    snprintf(f->merged, sizeof(f->merged), "%s/merged", f->dir);
-    cs_error *err = NULL;
-    assert_int_equal(cs_store_open(f->root, 0, &f->s, &err), 0);
-    *state = f;
+    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
+        return -1;
+    fx *f = *state;
+    snprintf(f->merged, sizeof(f->merged), "%s/merged", f->sb.dir);
     return 0;
 }
 
@@ -68,10 +48,7 @@ teardown(void **state)
 {
     fx *f = *state;
     umount2(f->merged, MNT_DETACH);
-    cs_store_close(f->s);
-    rm_rf(f->dir);
-    free(f);
-    return 0;
+    return test_sandbox_teardown(state);
 }
 
 /* ---- building trees ---- */
@@ -129,7 +106,7 @@ commit_tree(fx *f, cs_ingest *ing, cs_tree *t)
     cs_error *err = NULL;
     cs_digest d;
     cs_tree_sort(t);
-    assert_int_equal(cs_tree_put(cs_store_db(f->s), cs_ingest_txn(ing), t, &d, &err), 0);
+    assert_int_equal(cs_tree_put(cs_store_db(f->sb.s), cs_ingest_txn(ing), t, &d, &err), 0);
     assert_int_equal(cs_ingest_commit(ing, &err), 0);
     cs_ingest_free(ing);
     cs_tree_free(t);
@@ -141,23 +118,11 @@ begin(fx *f)
 {
     cs_ingest *ing;
     cs_error *err = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &err), 0);
     return ing;
 }
 
 static uint8_t big[300 * 1024];
-
-static void
-fill_big(void)
-{
-    uint64_t x = 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < sizeof(big); i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big[i] = (uint8_t) x;
-    }
-}
 
 #define SH "#!/bin/sh\necho hi\n"
 
@@ -247,7 +212,7 @@ get(fx *f, const cs_digest *d)
 {
     cs_error *err = NULL;
     char *dir = NULL;
-    int r = cs_snapshot_get(f->s, d, &dir, &err);
+    int r = cs_snapshot_get(f->sb.s, d, &dir, &err);
     if (r < 0)
         fail_msg("get: %s", err->msg);
     return dir;
@@ -350,7 +315,7 @@ static int
 count_temp_dirs(fx *f)
 {
     char p[256];
-    snprintf(p, sizeof(p), "%s/snapshots", f->root);
+    snprintf(p, sizeof(p), "%s/snapshots", f->sb.root);
     DIR *d = opendir(p);
     if (!d)
         return 0;
@@ -373,7 +338,7 @@ get_unpacks_every_entry_type(void **state)
     char *fs = get(f, &d);
     char hex[CS_DIGEST_HEX], want[256];
     cs_digest_hex(&d, hex);
-    snprintf(want, sizeof(want), "%s/snapshots/%s/fs", f->root, hex);
+    snprintf(want, sizeof(want), "%s/snapshots/%s/fs", f->sb.root, hex);
     assert_string_equal(fs, want);
     check_full(fs);
     assert_int_equal(count_temp_dirs(f), 0);
@@ -395,14 +360,14 @@ get_reuses_and_rebuilds_missing_snapshots(void **state)
     /* The whole snapshot dir gone: rebuilt. */
     char snap[256];
     snprintf(snap, sizeof(snap), "%.*s", (int) (strlen(fs) - 3), fs);
-    rm_rf(snap);
+    test_rmrf(snap);
     assert_false(exists(fs, ""));
     again = get(f, &d);
     check_full(again);
     free(again);
 
     /* Damaged: <hex> without fs. */
-    rm_rf(fs);
+    test_rmrf(fs);
     again = get(f, &d);
     check_full(again);
     assert_int_equal(count_temp_dirs(f), 0);
@@ -415,7 +380,7 @@ get_never_writes_through_symlinks(void **state)
 {
     fx *f = *state;
     char outside[128];
-    snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+    snprintf(outside, sizeof(outside), "%s/outside", f->sb.dir);
     assert_int_equal(mkdir(outside, 0755), 0);
 
     cs_ingest *ing = begin(f);
@@ -425,7 +390,7 @@ get_never_writes_through_symlinks(void **state)
     cs_digest d = commit_tree(f, ing, t);
     cs_error *err = NULL;
     char *dir = NULL;
-    assert_int_equal(cs_snapshot_get(f->s, &d, &dir, &err), -CS_EINVAL);
+    assert_int_equal(cs_snapshot_get(f->sb.s, &d, &dir, &err), -CS_EINVAL);
     assert_null(dir);
     cs_error_clear(&err);
     assert_false(exists(outside, "x"));
@@ -435,7 +400,7 @@ get_never_writes_through_symlinks(void **state)
     add_file(t, ing, "b", 0644, "file", 4);
     add_file(t, ing, "b/y", 0644, "below", 5);
     d = commit_tree(f, ing, t);
-    assert_int_equal(cs_snapshot_get(f->s, &d, &dir, &err), -CS_EINVAL);
+    assert_int_equal(cs_snapshot_get(f->sb.s, &d, &dir, &err), -CS_EINVAL);
     cs_error_clear(&err);
     assert_int_equal(count_temp_dirs(f), 0);
 }
@@ -523,7 +488,7 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     char *lower = get(f, &base);
 
     char tmp[128], upper[160], work[160], opts[1024];
-    snprintf(tmp, sizeof(tmp), "%s/tmp", f->root);
+    snprintf(tmp, sizeof(tmp), "%s/tmp", f->sb.root);
     snprintf(upper, sizeof(upper), "%s/upper", tmp);
     snprintf(work, sizeof(work), "%s/work", tmp);
     assert_int_equal(mkdir(tmp, 0700), 0);
@@ -556,12 +521,12 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     write_str(m, "hl/x", "linked", O_EXCL);
     run_in(m, "link", "hl/x", "hl-b");
     assert_int_equal(umount2(m, 0), 0);
-    rm_rf(work);
+    test_rmrf(work);
 
     cs_error *err = NULL;
     ing = begin(f);
     cs_tree *layer = NULL;
-    if (cs_snapshot_diff(f->s, ing, upper, NULL, &layer, &err) < 0)
+    if (cs_snapshot_diff(f->sb.s, ing, upper, NULL, &layer, &err) < 0)
         fail_msg("diff: %s", err->msg);
     size_t i = 0;
     expect(layer, &i, ".wh.ddir", CS_E_FILE, NULL);
@@ -591,13 +556,13 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
             assert_true(strncmp(layer->e[j].xattrs[k].name, "trusted.overlay.", 16));
 
     cs_digest ld;
-    assert_int_equal(cs_tree_put(cs_store_db(f->s), cs_ingest_txn(ing), layer, &ld, &err), 0);
+    assert_int_equal(cs_tree_put(cs_store_db(f->sb.s), cs_ingest_txn(ing), layer, &ld, &err), 0);
     assert_int_equal(cs_ingest_commit(ing, &err), 0);
     cs_ingest_free(ing);
     cs_tree_free(layer);
 
     ino_t ino = lst(upper, "new").st_ino;
-    if (cs_snapshot_adopt(f->s, &ld, upper, &err) < 0)
+    if (cs_snapshot_adopt(f->sb.s, &ld, upper, &err) < 0)
         fail_msg("adopt: %s", err->msg);
     assert_false(exists(upper, ""));
     char *fs = get(f, &ld);
@@ -608,7 +573,7 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     /* The same layer again: the existing snapshot stays, the new upper goes. */
     assert_int_equal(mkdir(upper, 0755), 0);
     write_str(upper, "other", "x", O_EXCL);
-    assert_int_equal(cs_snapshot_adopt(f->s, &ld, upper, &err), 0);
+    assert_int_equal(cs_snapshot_adopt(f->sb.s, &ld, upper, &err), 0);
     assert_false(exists(upper, ""));
     assert_int_equal(lst(fs, "new").st_ino, ino);
     assert_false(exists(fs, "other"));
@@ -676,7 +641,7 @@ static bool
 recorded(fx *f, const cs_digest *d)
 {
     cs_error *err = NULL;
-    return cs_db_read(cs_store_db(f->s), hasrec_fn, (void *) d, &err) == 0;
+    return cs_db_read(cs_store_db(f->sb.s), hasrec_fn, (void *) d, &err) == 0;
 }
 
 static void
@@ -687,34 +652,34 @@ prune_removes_old_orphaned_and_treeless_snapshots(void **state)
     cs_digest a = small_tree(f, "a", 3), b = small_tree(f, "b", 3);
     char *fa = get(f, &a), *fb = get(f, &b);
     setrec sr = { &a, 1000 };
-    assert_true(cs_db_write(cs_store_db(f->s), setrec_fn, &sr, &err) >= 0);
+    assert_true(cs_db_write(cs_store_db(f->sb.s), setrec_fn, &sr, &err) >= 0);
 
     /* A snapshot whose tree is gone (adopted for a digest never stored). */
     cs_digest gone;
     memset(gone.b, 0xab, 32);
     char upper[160], p[256];
-    snprintf(upper, sizeof(upper), "%s/up", f->root);
+    snprintf(upper, sizeof(upper), "%s/up", f->sb.root);
     assert_int_equal(mkdir(upper, 0755), 0);
     write_str(upper, "x", "x", O_EXCL);
-    assert_int_equal(cs_snapshot_adopt(f->s, &gone, upper, &err), 0);
+    assert_int_equal(cs_snapshot_adopt(f->sb.s, &gone, upper, &err), 0);
     assert_true(recorded(f, &gone));
 
     /* An unrecorded one, and a temp dir of a dead process. */
     char orphan[200];
-    snprintf(orphan, sizeof(orphan), "%s/snapshots/%064d", f->root, 7);
+    snprintf(orphan, sizeof(orphan), "%s/snapshots/%064d", f->sb.root, 7);
     assert_int_equal(mkdir(orphan, 0700), 0);
     snprintf(p, sizeof(p), "%s/fs", orphan);
     assert_int_equal(mkdir(p, 0755), 0);
     bool dead = kill(999999, 0) < 0 && errno == ESRCH;
     char stale[256];
-    snprintf(stale, sizeof(stale), "%s/snapshots/%064d.tmp-999999", f->root, 8);
+    snprintf(stale, sizeof(stale), "%s/snapshots/%064d.tmp-999999", f->sb.root, 8);
     if (dead) {
         assert_int_equal(mkdir(stale, 0700), 0);
         write_str(stale, "junk", "junk", O_EXCL);
     }
 
     uint64_t removed = 0, bytes = 0;
-    if (cs_snapshot_prune(f->s, (uint64_t) time(NULL) - 3600, &removed, &bytes, &err) < 0)
+    if (cs_snapshot_prune(f->sb.s, (uint64_t) time(NULL) - 3600, &removed, &bytes, &err) < 0)
         fail_msg("prune: %s", err->msg);
     assert_int_equal(removed, 3); /* a (old), gone (no tree), the orphan */
     assert_true(bytes > 0);
@@ -728,9 +693,9 @@ prune_removes_old_orphaned_and_treeless_snapshots(void **state)
     assert_int_equal(count_temp_dirs(f), 0);
 
     /* Nothing more to do; then everything. */
-    assert_int_equal(cs_snapshot_prune(f->s, 0, &removed, &bytes, &err), 0);
+    assert_int_equal(cs_snapshot_prune(f->sb.s, 0, &removed, &bytes, &err), 0);
     assert_int_equal(removed, 0);
-    assert_int_equal(cs_snapshot_prune(f->s, UINT64_MAX, &removed, &bytes, &err), 0);
+    assert_int_equal(cs_snapshot_prune(f->sb.s, UINT64_MAX, &removed, &bytes, &err), 0);
     assert_int_equal(removed, 1);
     assert_false(exists(fb, ""));
 
@@ -750,8 +715,8 @@ racing_processes_share_one_snapshot(void **state)
     cs_error *err = NULL;
     for (int round = 0; round < 3; round++) {
         /* One LMDB env per process: the children open their own. */
-        cs_store_close(f->s);
-        f->s = NULL;
+        cs_store_close(f->sb.s);
+        f->sb.s = NULL;
         pid_t kids[2];
         for (int k = 0; k < 2; k++) {
             kids[k] = fork();
@@ -759,7 +724,7 @@ racing_processes_share_one_snapshot(void **state)
             if (kids[k] == 0) {
                 cs_store *s;
                 char *dir = NULL;
-                if (cs_store_open(f->root, 0, &s, &err) < 0
+                if (cs_store_open(f->sb.root, 0, &s, &err) < 0
                     || cs_snapshot_get(s, &d, &dir, &err) < 0)
                     _exit(1);
                 struct stat st;
@@ -774,16 +739,16 @@ racing_processes_share_one_snapshot(void **state)
             assert_true(WIFEXITED(status));
             assert_int_equal(WEXITSTATUS(status), 0);
         }
-        assert_int_equal(cs_store_open(f->root, 0, &f->s, &err), 0);
+        assert_int_equal(cs_store_open(f->sb.root, 0, &f->sb.s, &err), 0);
         assert_true(recorded(f, &d));
         assert_int_equal(count_temp_dirs(f), 0);
         uint64_t removed;
-        assert_int_equal(cs_snapshot_prune(f->s, UINT64_MAX, &removed, NULL, &err), 0);
+        assert_int_equal(cs_snapshot_prune(f->sb.s, UINT64_MAX, &removed, NULL, &err), 0);
         assert_int_equal(removed, 1);
     }
 }
 
-/* Root, mknod, trusted xattrs and an overlay mount, or exit 77. */
+/* Root, mknod, trusted xattrs and an overlay mount, or exit 77 (1 under CI). */
 static bool
 host_can(void)
 {
@@ -807,18 +772,16 @@ host_can(void)
     ok = ok && mount("overlay", m, "overlay", 0, opts) == 0;
     if (ok)
         umount2(m, 0);
-    rm_rf(dir);
+    test_rmrf(dir);
     return ok;
 }
 
 int
 main(void)
 {
-    if (!host_can()) {
-        fprintf(stderr, "skipped: needs root, mknod, trusted xattrs and overlayfs\n");
-        return 77;
-    }
-    fill_big();
+    if (!host_can())
+        return test_skip_all("root, mknod, trusted xattrs and overlayfs");
+    test_fill_random(big, sizeof(big), 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(get_unpacks_every_entry_type, setup, teardown),
         cmocka_unit_test_setup_teardown(get_reuses_and_rebuilds_missing_snapshots, setup, teardown),

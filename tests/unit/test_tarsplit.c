@@ -23,64 +23,9 @@
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 
-typedef struct fx {
-    char dir[64];
-    char *root;
-    char *work;
-    cs_store *s;
-} fx;
-
-static int
-setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-tarsplit.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    f->root = cs_path_join(f->dir, "store");
-    f->work = cs_path_join(f->dir, "work");
-    if (mkdir(f->work, 0755) < 0)
-        return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    free(f->root);
-    free(f->work);
-    free(f);
-    return 0;
-}
-
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        p[i] = (uint8_t) s;
-    }
-}
+typedef test_sandbox fx;
 
 /* ---- tars ---- */
-
-static la_ssize_t
-tar_write_cb(struct archive *a, void *ctx, const void *p, size_t n)
-{
-    (void) a;
-    cs_buf_append(ctx, p, n);
-    return (la_ssize_t) n;
-}
 
 static void
 add_member(struct archive *a, const char *path, mode_t type, const void *data, size_t n,
@@ -113,13 +58,12 @@ add_member(struct archive *a, const char *path, mode_t type, const void *data, s
 static void
 make_pax_tar(cs_buf *out, bool dup)
 {
-    cs_buf_init(out);
-    struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
-    assert_int_equal(archive_write_open(a, out, NULL, tar_write_cb, NULL), ARCHIVE_OK);
+    test_tar t;
+    test_tar_begin(&t);
+    struct archive *a = t.a;
     size_t big = 3u << 20;
     uint8_t *data = malloc(big);
-    fill_random(data, big, 42);
+    test_fill_random(data, big, 42);
     char longname[300];
     memset(longname, 'n', sizeof(longname));
     memcpy(longname, "dir/", 4);
@@ -136,63 +80,36 @@ make_pax_tar(cs_buf *out, bool dup)
         add_member(a, "dir/x512", AE_IFREG, data + 1000, 600, NULL, false);
         add_member(a, "dir/caf\xc3\xa9", AE_IFREG, data + 2000, 10, NULL, false);
     }
-    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-    archive_write_free(a);
+    test_tar_end(&t);
+    *out = t.out;
     free(data);
 }
 
-typedef struct memrd {
-    const uint8_t *p;
-    size_t left;
-} memrd;
-
-static ssize_t
-mem_read(void *ctx, void *buf, size_t len)
-{
-    memrd *m = ctx;
-    size_t k = len < m->left ? len : m->left;
-    memcpy(buf, m->p, k);
-    m->p += k;
-    m->left -= k;
-    return (ssize_t) k;
-}
-
-static void
-ingest(fx *f, const cs_buf *tar, cs_layer_info *info)
-{
-    cs_error *err = NULL;
-    cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
-    memrd m = { tar->data, tar->len };
-    assert_int_equal(cs_ingest_tar(ing, "t", mem_read, &m, info, &err), 0);
-    assert_int_equal(cs_ingest_commit(ing, &err), 0);
-    cs_ingest_free(ing);
-}
-
-static int
-sink_buf(void *ctx, const void *p, size_t n, cs_error **err)
-{
-    (void) err;
-    cs_buf_append(ctx, p, n);
-    return 0;
-}
-
-typedef struct replay_ctx {
+/* One job on the tarsplit record of diff_id: replay it into out (and note
+ * its tree), or, with corrupt, flip a byte of its first header (a checksum
+ * byte) and put it back. */
+typedef struct record_job {
     const cs_digest *diff_id;
     cs_buf *out;
     cs_digest tree;
-} replay_ctx;
+    bool corrupt;
+} record_job;
 
 static int
-replay_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+record_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
-    replay_ctx *r = ctx;
+    record_job *j = ctx;
     cs_tarsplit *ts = NULL;
-    int rc = cs_tarsplit_get(db, txn, r->diff_id, &ts, err);
+    int rc = cs_tarsplit_get(db, txn, j->diff_id, &ts, err);
     if (rc < 0)
         return rc;
-    r->tree = ts->tree;
-    rc = cs_tarsplit_write(db, txn, ts, sink_buf, r->out, err);
+    j->tree = ts->tree;
+    if (j->corrupt) {
+        ts->hdr.data[0] ^= 0x01;
+        rc = cs_tarsplit_put(db, txn, j->diff_id, ts, err);
+    } else {
+        rc = cs_tarsplit_write(db, txn, ts, test_sink_buf, j->out, err);
+    }
     cs_tarsplit_free(ts);
     return rc;
 }
@@ -203,11 +120,11 @@ replay(fx *f, const cs_digest *diff_id, cs_buf *out, cs_digest *tree)
 {
     cs_error *err = NULL;
     cs_buf_init(out);
-    replay_ctx r = { diff_id, out, { { 0 } } };
-    int rc = cs_db_read(cs_store_db(f->s), replay_fn, &r, &err);
+    record_job j = { .diff_id = diff_id, .out = out };
+    int rc = cs_db_read(cs_store_db(f->s), record_fn, &j, &err);
     cs_error_free(err);
     if (tree)
-        *tree = r.tree;
+        *tree = j.tree;
     return rc;
 }
 
@@ -216,7 +133,7 @@ static void
 assert_round_trip(fx *f, const cs_buf *tar)
 {
     cs_layer_info info;
-    ingest(f, tar, &info);
+    test_ingest_tar(f->s, tar->data, tar->len, 0, &info, NULL);
     cs_digest want;
     cs_sha256(tar->data, tar->len, &want);
     assert_true(cs_digest_eq(&want, &info.diff_id));
@@ -232,28 +149,6 @@ assert_round_trip(fx *f, const cs_buf *tar)
     cs_buf_release(&out);
 }
 
-static void
-read_file(const char *path, cs_buf *out)
-{
-    cs_error *err = NULL;
-    cs_buf_init(out);
-    assert_int_equal(cs_read_file(path, 1u << 30, out, &err), 0);
-}
-
-static int
-sh(const char *fmt, ...)
-{
-    va_list ap;
-    char *cmd;
-    va_start(ap, fmt);
-    if (vasprintf(&cmd, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    int rc = system(cmd);
-    free(cmd);
-    return rc;
-}
-
 /* A directory GNU tar can pack: long names and link targets, a hardlink,
  * a file of several chunks. */
 static void
@@ -262,10 +157,10 @@ make_tree_dir(fx *f)
     char l[200];
     memset(l, 'L', sizeof(l));
     l[sizeof(l) - 1] = 0;
-    assert_int_equal(sh("cd '%s' && mkdir -p src/sub && head -c 2500000 /dev/urandom > src/big"
-                        " && printf hi > src/sub/'%s' && ln src/big src/big.hard"
-                        " && ln -s 'sub/%s' src/sym && printf 1234 > src/x && mkdir src/empty",
-                        f->work, l, l),
+    assert_int_equal(test_sh("cd '%s' && mkdir -p src/sub && head -c 2500000 /dev/urandom > src/big"
+                             " && printf hi > src/sub/'%s' && ln src/big src/big.hard"
+                             " && ln -s 'sub/%s' src/sym && printf 1234 > src/x && mkdir src/empty",
+                             f->work, l, l),
                      0);
 }
 
@@ -294,18 +189,17 @@ static void
 gnu_tar_formats_are_replayed_byte_for_byte(void **state)
 {
     fx *f = *state;
-    if (sh("tar --version >/dev/null 2>&1") != 0)
-        skip();
+    test_need(test_sh("tar --version >/dev/null 2>&1") == 0, "GNU tar");
     make_tree_dir(f);
     const char *formats[] = { "gnu", "posix", "ustar" };
     for (size_t i = 0; i < 3; i++) {
         cs_autofree char *p = cs_xasprintf("%s/%s.tar", f->work, formats[i]);
         /* ustar cannot hold the long names: only the short part. */
-        assert_int_equal(sh("cd '%s/src' && tar --format=%s -cf '%s' %s", f->work, formats[i], p,
-                            i == 2 ? "big big.hard x empty" : "."),
+        assert_int_equal(test_sh("cd '%s/src' && tar --format=%s -cf '%s' %s", f->work, formats[i],
+                                 p, i == 2 ? "big big.hard x empty" : "."),
                          0);
         cs_buf tar;
-        read_file(p, &tar);
+        test_read_file(p, &tar);
         assert_round_trip(f, &tar);
         cs_buf_release(&tar);
     }
@@ -315,18 +209,17 @@ static void
 sparse_file_layer_loads_without_a_record(void **state)
 {
     fx *f = *state;
-    if (sh("tar --version >/dev/null 2>&1") != 0)
-        skip();
-    assert_int_equal(sh("cd '%s' && mkdir sp && truncate -s 4M sp/holes && printf data | dd "
-                        "of=sp/holes bs=1 seek=1048576 conv=notrunc 2>/dev/null && printf x > "
-                        "sp/plain && tar -C sp --sparse --format=posix -cf sp.tar holes plain",
-                        f->work),
+    test_need(test_sh("tar --version >/dev/null 2>&1") == 0, "GNU tar");
+    assert_int_equal(test_sh("cd '%s' && mkdir sp && truncate -s 4M sp/holes && printf data | dd "
+                             "of=sp/holes bs=1 seek=1048576 conv=notrunc 2>/dev/null && printf x > "
+                             "sp/plain && tar -C sp --sparse --format=posix -cf sp.tar holes plain",
+                             f->work),
                      0);
     cs_autofree char *p = cs_path_join(f->work, "sp.tar");
     cs_buf tar;
-    read_file(p, &tar);
+    test_read_file(p, &tar);
     cs_layer_info info;
-    ingest(f, &tar, &info);
+    test_ingest_tar(f->s, tar.data, tar.len, 0, &info, NULL);
     cs_buf out;
     assert_int_equal(replay(f, &info.diff_id, &out, NULL), -CS_ENOTFOUND);
     cs_buf_release(&out);
@@ -339,10 +232,10 @@ record_encoding_round_trips_and_rejects_garbage(void **state)
     (void) state;
     cs_tarsplit *ts = cs_tarsplit_new();
     uint8_t h[1024] = { 1, 2, 3 };
-    fill_random(ts->tree.b, 32, 3);
+    test_fill_random(ts->tree.b, 32, 3);
     size_t a = cs_tarsplit_add(ts, h, 1024, 700);
     ts->m[a].has_content = true;
-    fill_random(ts->m[a].content.b, 32, 4);
+    test_fill_random(ts->m[a].content.b, 32, 4);
     cs_tarsplit_add(ts, h, 512, 0);
     ts->trailer = 1024;
     ts->tar_size = 1024 + 1024 + 512 + 1024;
@@ -432,25 +325,6 @@ read_docker_archive(const char *path, cs_buf *layer, char **config)
     assert_non_null(*config);
 }
 
-typedef struct corrupt_ctx {
-    const cs_digest *diff_id;
-} corrupt_ctx;
-
-/* Flips a byte of the first header (a checksum byte) and puts the record back. */
-static int
-corrupt_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    corrupt_ctx *c = ctx;
-    cs_tarsplit *ts = NULL;
-    int rc = cs_tarsplit_get(db, txn, c->diff_id, &ts, err);
-    if (rc < 0)
-        return rc;
-    ts->hdr.data[0] ^= 0x01;
-    rc = cs_tarsplit_put(db, txn, c->diff_id, ts, err);
-    cs_tarsplit_free(ts);
-    return rc;
-}
-
 static void
 export_gives_the_original_layer_and_config_back(void **state)
 {
@@ -458,7 +332,7 @@ export_gives_the_original_layer_and_config_back(void **state)
     cs_buf tar;
     make_pax_tar(&tar, true);
     cs_layer_info info;
-    ingest(f, &tar, &info);
+    test_ingest_tar(f->s, tar.data, tar.len, 0, &info, NULL);
     cs_digest id;
     put_image(f, &info, &id);
     char hex[CS_DIGEST_HEX];
@@ -486,8 +360,8 @@ export_gives_the_original_layer_and_config_back(void **state)
 
     /* A corrupt record: the export falls back to a generated tar and a
      * rewritten config, consistent with each other. */
-    corrupt_ctx c = { &info.diff_id };
-    assert_int_equal(cs_db_write(cs_store_db(f->s), corrupt_fn, &c, &err), 0);
+    record_job c = { .diff_id = &info.diff_id, .corrupt = true };
+    assert_int_equal(cs_db_write(cs_store_db(f->s), record_fn, &c, &err), 0);
     cs_autofree char *p2 = cs_path_join(f->work, "out2.tar");
     assert_int_equal(cs_export(f->s, "t", p2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err), 0);
     cs_buf layer;
@@ -535,14 +409,14 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
     cs_buf tar;
     make_pax_tar(&tar, true);
     cs_layer_info info;
-    ingest(f, &tar, &info);
+    test_ingest_tar(f->s, tar.data, tar.len, 0, &info, NULL);
     cs_digest id;
     put_image(f, &info, &id);
     /* A second layer, never part of an image: gc drops its record. */
     cs_buf other;
     make_pax_tar(&other, false);
     cs_layer_info oinfo;
-    ingest(f, &other, &oinfo);
+    test_ingest_tar(f->s, other.data, other.len, 0, &oinfo, NULL);
 
     cs_error *err = NULL;
     cs_store_close(f->s);
@@ -561,7 +435,7 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
 
     /* The first "dir/x512" is in no tree: the record alone keeps its content. */
     uint8_t data[4096];
-    fill_random(data, sizeof(data), 42);
+    test_fill_random(data, sizeof(data), 42);
     cs_digest replaced;
     cs_sha256(data + 7, 512, &replaced);
     content_ctx cc = { &replaced, 1 };
@@ -585,17 +459,19 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(record_encoding_round_trips_and_rejects_garbage),
-        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(duplicate_paths_and_hardlinks_are_replayed_byte_for_byte,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(export_gives_the_original_layer_and_config_back, setup,
-                                        teardown),
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record,
+                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(export_gives_the_original_layer_and_config_back,
+                                        test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(
-            gc_keeps_the_record_and_replaced_contents_while_the_tree_lives, setup, teardown),
+            gc_keeps_the_record_and_replaced_contents_while_the_tree_lives, test_sandbox_setup,
+            test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

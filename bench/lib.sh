@@ -1,0 +1,37 @@
+# lib.sh - the setup every bench script shares (sourced by bench_*.sh): strict mode, the paths
+# ($src, $cstore, $bases), a work dir removed at exit, the base images, and median/wall/bah.
+set -euo pipefail
+export LC_ALL=C
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cstore=${CSTORE:-$src/build/cstore}
+bases=${CSTORE_BASES:-$src/out/bases}
+
+# bench_init NAME: makes $work (/var/tmp/cstore-bench-NAME.XXXXXX), removed at exit, and checks
+# that cstore is built. A script that starts daemons defines bench_stop: it runs first at exit.
+bench_init() {
+    work=$(mktemp -d "/var/tmp/cstore-bench-$1.XXXXXX")
+    trap bench_cleanup EXIT
+    [ -x "$cstore" ] || { echo "bench: build first: $cstore missing" >&2; exit 1; }
+}
+
+bench_cleanup() {
+    if declare -F bench_stop >/dev/null; then bench_stop; fi
+    # buildah and dockerd may leave overlays mounted: unmount before removing
+    grep -o " $work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$work"
+}
+
+# bench_bases: the base images of tests/mkbase.sh in $bases (made once, cached).
+bench_bases() { bash "$src/tests/mkbase.sh" "$bases" >&2; }
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# seconds of wall time of a command (stdout/stderr discarded)
+wall() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
+# buildah on its own store under $work
+bah() { buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }

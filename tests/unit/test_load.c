@@ -1,0 +1,447 @@
+/* test_load.c - loading whole images (load.c): docker-archive, OCI archive
+ * and OCI layout dir, each made here in memory; every blob is checked
+ * against its digest and a refused image stores nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "testutil.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cstore/content.h"
+#include "cstore/image.h"
+#include "cstore/load.h"
+#include "cstore/store.h"
+#include "cstore/tree.h"
+
+#define KiB 1024u
+
+typedef test_sandbox fx;
+
+/* ---- writing an image: into a directory or into a tar ---- */
+
+typedef struct image_out {
+    const char *dir; /* an OCI layout dir; NULL: members of tar */
+    test_tar tar;
+} image_out;
+
+static void
+out_put(image_out *o, const char *name, const void *p, size_t n)
+{
+    if (!o->dir) {
+        test_tar_file(&o->tar, name, p, n);
+        return;
+    }
+    cs_error *err = NULL;
+    cs_autofree char *path = cs_path_join(o->dir, name);
+    cs_autofree char *parent = cs_xstrndup(path, (size_t) (strrchr(path, '/') - path));
+    assert_int_equal(cs_mkdir_p(parent, 0755, &err), 0);
+    test_write_file(path, p, n, 0644);
+}
+
+static void
+out_put_str(image_out *o, const char *name, const char *s)
+{
+    out_put(o, name, s, strlen(s));
+}
+
+/* Puts p[0..n) as blobs/sha256/<hex>; fills d and hex. */
+static void
+put_blob(image_out *o, const void *p, size_t n, cs_digest *d, char hex[CS_DIGEST_HEX])
+{
+    cs_sha256(p, n, d);
+    cs_digest_hex(d, hex);
+    cs_autofree char *name = cs_xasprintf("blobs/sha256/%s", hex);
+    out_put(o, name, p, n);
+}
+
+/* The one layer of every image here: a dir, a file of several chunks and a
+ * small text file (app/hello.txt, the tree's third entry). */
+static void
+make_layer(cs_buf *tar)
+{
+    test_tar t;
+    test_tar_begin(&t);
+    test_tar_add(&t, test_tar_entry("app", AE_IFDIR, 0755), NULL, 0);
+    static uint8_t bin[150 * KiB];
+    test_fill_random(bin, sizeof(bin), 77);
+    test_tar_file(&t, "app/bin", bin, sizeof(bin));
+    test_tar_file(&t, "app/hello.txt", "hello, world\n", 13);
+    test_tar_end(&t);
+    *tar = t.out;
+}
+
+static char *
+config_json(const char *diff_hex)
+{
+    return cs_xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":"
+                        "[\"PATH=/usr/bin\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":"
+                        "[\"sha256:%s\"]}}",
+                        diff_hex);
+}
+
+/* ---- OCI layouts and archives ---- */
+
+enum {
+    OCI_OK,
+    OCI_FLIP_LAYER_BYTE,
+    OCI_MISSING_LAYER,
+    OCI_CONFIG_NOT_JSON,
+    OCI_LAYER_SIZE_WRONG,
+    OCI_CONFIG_SIZE_WRONG,
+    OCI_DIFF_ID_WRONG,
+};
+
+/* An image made for a test: what cs_load is given and what it must find. */
+typedef struct image {
+    char *path; /* the layout dir or the archive file */
+    cs_buf tar; /* the layer, uncompressed */
+    cs_digest config;
+    char layer_hex[CS_DIGEST_HEX]; /* the layer blob as the manifest names it */
+} image;
+
+static void
+image_release(image *l)
+{
+    free(l->path);
+    cs_buf_release(&l->tar);
+}
+
+/* Ends o into l->path when it is a tar. */
+static void
+out_finish(image_out *o, image *l)
+{
+    if (o->dir)
+        return;
+    test_tar_end(&o->tar);
+    test_write_file(l->path, o->tar.out.data, o->tar.out.len, 0644);
+    cs_buf_release(&o->tar.out);
+}
+
+/* An OCI image tagged docker.io/library/t:1 with one gzip layer, spoiled as
+ * how says; a layout dir, or an OCI archive when archive. */
+static void
+make_oci(fx *f, int how, bool archive, image *l)
+{
+    l->path = cs_path_join(f->work, archive ? "oci.tar" : "oci");
+    image_out o = { .dir = archive ? NULL : l->path };
+    if (archive)
+        test_tar_begin(&o.tar);
+    out_put_str(&o, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+
+    make_layer(&l->tar);
+    cs_digest diff;
+    cs_sha256(l->tar.data, l->tar.len, &diff);
+    char diff_hex[CS_DIGEST_HEX], hex[CS_DIGEST_HEX];
+    cs_digest_hex(&diff, diff_hex);
+    if (how == OCI_DIFF_ID_WRONG)
+        diff_hex[0] = diff_hex[0] == '0' ? '1' : '0';
+
+    cs_buf z;
+    cs_buf_init(&z);
+    test_gzip_append(&z, l->tar.data, l->tar.len);
+    size_t layer_size = z.len;
+    cs_digest layer;
+    cs_sha256(z.data, z.len, &layer);
+    cs_digest_hex(&layer, l->layer_hex);
+    if (how == OCI_FLIP_LAYER_BYTE) /* same size, same name, one byte off, in the deflate data */
+        z.data[z.len - 100] ^= 0x01;
+    if (how != OCI_MISSING_LAYER) {
+        cs_autofree char *name = cs_xasprintf("blobs/sha256/%s", l->layer_hex);
+        out_put(&o, name, z.data, z.len);
+    }
+    cs_buf_release(&z);
+
+    cs_autofree char *cfg =
+        how == OCI_CONFIG_NOT_JSON ? cs_xstrdup("architecture=amd64\n") : config_json(diff_hex);
+    char cfg_hex[CS_DIGEST_HEX];
+    put_blob(&o, cfg, strlen(cfg), &l->config, cfg_hex);
+
+    cs_autofree char *man = cs_xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu}]}",
+        cfg_hex, strlen(cfg) + (how == OCI_CONFIG_SIZE_WRONG), l->layer_hex,
+        layer_size + (how == OCI_LAYER_SIZE_WRONG));
+    cs_digest md;
+    put_blob(&o, man, strlen(man), &md, hex);
+
+    cs_autofree char *idx = cs_xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":{\"io.containerd.image.name\":"
+        "\"docker.io/library/t:1\",\"org.opencontainers.image.ref.name\":\"1\"}}]}",
+        hex, strlen(man));
+    out_put_str(&o, "index.json", idx);
+    out_finish(&o, l);
+}
+
+/* ---- docker archives ---- */
+
+enum {
+    DOCKER_OK,
+    DOCKER_LAYER_DIGEST_WRONG,  /* a layer named blobs/sha256/<hex> of other bytes */
+    DOCKER_CONFIG_DIGEST_WRONG, /* the config named <hex>.json of other bytes */
+    DOCKER_MISSING_LAYER,
+    DOCKER_LAYER_OUTSIDE, /* the manifest names a layer "../<hex>/layer.tar" */
+};
+
+/* A docker-archive (docker save) tagged t:1 with one plain tar layer,
+ * spoiled as how says. */
+static void
+make_docker(fx *f, int how, image *l)
+{
+    l->path = cs_path_join(f->work, "docker.tar");
+    image_out o = { 0 };
+    test_tar_begin(&o.tar);
+
+    make_layer(&l->tar);
+    cs_digest diff;
+    cs_sha256(l->tar.data, l->tar.len, &diff);
+    char diff_hex[CS_DIGEST_HEX], wrong_hex[CS_DIGEST_HEX];
+    cs_digest_hex(&diff, diff_hex);
+    snprintf(wrong_hex, sizeof(wrong_hex), "%c%s", diff_hex[0] == '0' ? '1' : '0', diff_hex + 1);
+    memcpy(l->layer_hex, how == DOCKER_LAYER_DIGEST_WRONG ? wrong_hex : diff_hex, CS_DIGEST_HEX);
+    cs_autofree char *layer = how == DOCKER_LAYER_DIGEST_WRONG
+                                  ? cs_xasprintf("blobs/sha256/%s", wrong_hex)
+                                  : cs_xasprintf("%s/layer.tar", diff_hex);
+    if (how != DOCKER_MISSING_LAYER)
+        out_put(&o, layer, l->tar.data, l->tar.len);
+
+    cs_autofree char *cfg = config_json(diff_hex);
+    cs_sha256(cfg, strlen(cfg), &l->config);
+    char cfg_hex[CS_DIGEST_HEX];
+    cs_digest_hex(&l->config, cfg_hex);
+    if (how == DOCKER_CONFIG_DIGEST_WRONG)
+        cfg_hex[0] = cfg_hex[0] == '0' ? '1' : '0';
+    cs_autofree char *cfg_name = cs_xasprintf("%s.json", cfg_hex);
+    out_put_str(&o, cfg_name, cfg);
+
+    cs_autofree char *man =
+        cs_xasprintf("[{\"Config\":\"%s\",\"RepoTags\":[\"t:1\"],\"Layers\":[\"%s%s\"]}]", cfg_name,
+                     how == DOCKER_LAYER_OUTSIDE ? "../" : "", layer);
+    out_put_str(&o, "manifest.json", man);
+    out_finish(&o, l);
+}
+
+/* ---- checks ---- */
+
+typedef struct img_ctx {
+    cs_digest tag_id;
+    cs_image *img;
+} img_ctx;
+
+static int
+img_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    img_ctx *c = ctx;
+    int r = cs_tag_get(db, txn, "docker.io/library/t:1", &c->tag_id, err);
+    if (r == 0)
+        r = cs_image_get(db, txn, &c->tag_id, &c->img, err);
+    return r;
+}
+
+/* Loads l: its id is the config digest, its tag is kept and points at an
+ * image of the one layer; loading again with another tag adds only the tag. */
+static void
+assert_loads_and_tags(fx *f, const image *l)
+{
+    cs_load_result res;
+    cs_error *err = NULL;
+    int r = cs_load(f->s, l->path, NULL, &res, &err);
+    if (r < 0)
+        fail_msg("load: %s", err->msg);
+    assert_true(cs_digest_eq(&res.id, &l->config));
+    assert_non_null(res.tags);
+    assert_string_equal(res.tags[0], "docker.io/library/t:1");
+    assert_null(res.tags[1]);
+    assert_int_equal(res.bytes, l->tar.len);
+
+    img_ctx c = { 0 };
+    assert_int_equal(cs_db_read(cs_store_db(f->s), img_fn, &c, &err), 0);
+    assert_true(cs_digest_eq(&c.tag_id, &l->config));
+    assert_int_equal(c.img->nlayers, 1);
+    cs_tree *t = test_get_tree(f->s, &c.img->layers[0]);
+    assert_int_equal(t->n, 3);
+    assert_string_equal(t->e[2].path, "app/hello.txt");
+    test_assert_content(f->s, &t->e[2].content, "hello, world\n", 13);
+    cs_tree_free(t);
+    cs_image_free(c.img);
+    cs_load_result_release(&res);
+
+    /* Loading again with an extra tag adds the tag and no chunks. */
+    size_t chunks = test_count(f->s, CS_T_CHUNKS);
+    assert_int_equal(cs_load(f->s, l->path, "other:2", &res, &err), 0);
+    assert_int_equal(test_count(f->s, CS_T_CHUNKS), chunks);
+    assert_int_equal(test_count(f->s, CS_T_TAGS), 2);
+    assert_int_equal(test_count(f->s, CS_T_IMAGES), 1);
+    cs_load_result_release(&res);
+}
+
+/* Loads a spoiled image: fails naming its path, want1 (and want2, and the
+ * layer digest when name_layer) and stores nothing. Returns the code. */
+static int
+load_fails(fx *f, const image *l, const char *want1, const char *want2, bool name_layer)
+{
+    cs_load_result res;
+    cs_error *err = NULL;
+    int r = cs_load(f->s, l->path, "extra:tag", &res, &err);
+    if (r >= 0)
+        fail_msg("a bad image loaded (wanted '%s')", want1);
+    test_assert_msg(err, l->path);
+    test_assert_msg(err, want1);
+    if (want2)
+        test_assert_msg(err, want2);
+    if (name_layer)
+        test_assert_msg(err, l->layer_hex);
+    assert_int_equal(r, -(int) err->code);
+    cs_error_free(err);
+    test_assert_store_empty(f->s);
+    return r;
+}
+
+static void
+oci_load_fails(fx *f, int how, const char *want1, const char *want2, bool name_layer)
+{
+    image l = { 0 };
+    make_oci(f, how, false, &l);
+    load_fails(f, &l, want1, want2, name_layer);
+    image_release(&l);
+}
+
+static int
+docker_load_fails(fx *f, int how, const char *want1, const char *want2, bool name_layer)
+{
+    image l = { 0 };
+    make_docker(f, how, &l);
+    int r = load_fails(f, &l, want1, want2, name_layer);
+    image_release(&l);
+    return r;
+}
+
+/* ---- tests ---- */
+
+static void
+oci_layout_loads_and_tags(void **state)
+{
+    image l = { 0 };
+    make_oci(*state, OCI_OK, false, &l);
+    assert_loads_and_tags(*state, &l);
+    image_release(&l);
+}
+
+static void
+oci_archive_loads_and_tags(void **state)
+{
+    image l = { 0 };
+    make_oci(*state, OCI_OK, true, &l);
+    assert_loads_and_tags(*state, &l);
+    image_release(&l);
+}
+
+static void
+docker_archive_loads_and_tags(void **state)
+{
+    image l = { 0 };
+    make_docker(*state, DOCKER_OK, &l);
+    assert_loads_and_tags(*state, &l);
+    image_release(&l);
+}
+
+static void
+oci_layer_with_a_flipped_byte_stores_nothing(void **state)
+{
+    /* A flip inside the deflate data may trip gzip before the digest check;
+     * either way the error names the layer blob. */
+    oci_load_fails(*state, OCI_FLIP_LAYER_BYTE, "blobs/sha256/", NULL, true);
+}
+
+static void
+oci_manifest_naming_a_missing_blob_fails(void **state)
+{
+    oci_load_fails(*state, OCI_MISSING_LAYER, "is missing", "blobs/sha256/", true);
+}
+
+static void
+oci_config_that_is_not_json_fails(void **state)
+{
+    oci_load_fails(*state, OCI_CONFIG_NOT_JSON, "config", "not a JSON object", false);
+}
+
+static void
+oci_layer_size_disagreeing_with_descriptor_fails(void **state)
+{
+    oci_load_fails(*state, OCI_LAYER_SIZE_WRONG, "does not match manifest", "size", true);
+}
+
+static void
+oci_config_size_disagreeing_with_descriptor_fails(void **state)
+{
+    oci_load_fails(*state, OCI_CONFIG_SIZE_WRONG, "does not match descriptor", "size", false);
+}
+
+static void
+oci_diff_id_disagreeing_with_layer_fails(void **state)
+{
+    oci_load_fails(*state, OCI_DIFF_ID_WRONG, "does not match config diff_id", NULL, false);
+}
+
+static void
+docker_layer_whose_digest_does_not_match_its_name_stores_nothing(void **state)
+{
+    int r = docker_load_fails(*state, DOCKER_LAYER_DIGEST_WRONG, "does not match manifest",
+                              "digest", true);
+    assert_int_equal(r, -CS_ECORRUPT);
+}
+
+static void
+docker_config_whose_digest_does_not_match_its_name_stores_nothing(void **state)
+{
+    int r = docker_load_fails(*state, DOCKER_CONFIG_DIGEST_WRONG, "config",
+                              "digest does not match its name", false);
+    assert_int_equal(r, -CS_ECORRUPT);
+}
+
+static void
+docker_manifest_naming_a_missing_layer_fails(void **state)
+{
+    int r = docker_load_fails(*state, DOCKER_MISSING_LAYER, "is missing", "layer.tar", true);
+    assert_int_equal(r, -CS_ENOTFOUND);
+}
+
+static void
+docker_manifest_naming_a_layer_outside_the_archive_is_refused(void **state)
+{
+    int r =
+        docker_load_fails(*state, DOCKER_LAYER_OUTSIDE, "manifest.json", "bad layer name", false);
+    assert_int_equal(r, -CS_EPARSE);
+}
+
+int
+main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, test_sandbox_setup, test_sandbox_teardown)
+    const struct CMUnitTest tests[] = {
+        T(oci_layout_loads_and_tags),
+        T(oci_archive_loads_and_tags),
+        T(docker_archive_loads_and_tags),
+        T(oci_layer_with_a_flipped_byte_stores_nothing),
+        T(oci_manifest_naming_a_missing_blob_fails),
+        T(oci_config_that_is_not_json_fails),
+        T(oci_layer_size_disagreeing_with_descriptor_fails),
+        T(oci_config_size_disagreeing_with_descriptor_fails),
+        T(oci_diff_id_disagreeing_with_layer_fails),
+        T(docker_layer_whose_digest_does_not_match_its_name_stores_nothing),
+        T(docker_config_whose_digest_does_not_match_its_name_stores_nothing),
+        T(docker_manifest_naming_a_missing_layer_fails),
+        T(docker_manifest_naming_a_layer_outside_the_archive_is_refused),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
