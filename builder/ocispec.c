@@ -312,11 +312,10 @@ process(const cs_run_opts *o, const char **bad)
         json_array_append_new(gids, json_integer(o->gids[i]));
     json_int_t nofile = nofile_limit();
     return json_pack("{s:b, s:{s:I, s:I, s:o}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}",
-                     "terminal", 0, "user", "uid", (json_int_t) o->uid, "gid",
-                     (json_int_t) o->gid, "additionalGids", gids, "args", args, "env", env, "cwd",
-                     o->cwd ? o->cwd : "/", "capabilities", capabilities(o->uid), "rlimits",
-                     "type", "RLIMIT_NOFILE", "hard", nofile, "soft", nofile, "noNewPrivileges",
-                     0);
+                     "terminal", 0, "user", "uid", (json_int_t) o->uid, "gid", (json_int_t) o->gid,
+                     "additionalGids", gids, "args", args, "env", env, "cwd", o->cwd ? o->cwd : "/",
+                     "capabilities", capabilities(o->uid), "rlimits", "type", "RLIMIT_NOFILE",
+                     "hard", nofile, "soft", nofile, "noNewPrivileges", 0);
 }
 
 /* ---- linux ---- */

@@ -74,8 +74,7 @@ int run_wait_status(pid_t pid);
 /* `runtime --root state_root delete --force id` when the container's state is
  * still there (runc run deletes its own container when it exits). -CS_EIO
  * when the runtime could not be started or failed. */
-int run_runtime_delete(const char *runtime, const char *state_root, const char *id,
-                       cs_error **err);
+int run_runtime_delete(const char *runtime, const char *state_root, const char *id, cs_error **err);
 /* Runs the runtime on the bundle and tees its output (into r->tail too)
  * until it exits, watching r->cancel: *status = its exit status, *sig = the
  * signal that cancelled it (0 if none; then the container was killed). */

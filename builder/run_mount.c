@@ -343,8 +343,8 @@ run_umount_under(const char *dir, cs_error **err)
     cs_strv v = { 0 };
     int rc = mounts_under(dir, &v, err);
     for (size_t i = v.n; i-- > 0;) { /* innermost (most recent) first */
-        if (umount2(v.v[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL
-            && errno != ENOENT && rc == 0)
+        if (umount2(v.v[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT
+            && rc == 0)
             rc = cs_err(err, CS_EIO, errno, "unmount '%s'", v.v[i]);
     }
     cs_strv_release(&v);

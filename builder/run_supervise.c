@@ -170,17 +170,17 @@ run_runtime_error(run *r)
 typedef struct sup {
     run *r;
     pid_t pid;
-    int pidfd;            /* -1: no pidfd_open, poll with a timeout */
-    int cancel_fd;        /* -1 once cancelled (or never cancellable) */
-    int fds[2];           /* read ends of its stdout, stderr; -1 once closed */
-    bool fwd_ok[2];       /* forwarding still works (else only the tail sees it) */
-    bool exited;          /* reaped */
-    int status, sig;      /* exit status; the cancel's signal */
-    double cancelled_at;  /* when *sig was set */
-    double last_kill;     /* the last `runtime kill` */
-    double killed_at;     /* when the runtime itself got SIGKILL */
-    double exited_at;     /* when it was reaped */
-    struct pollfd p[4];   /* this round's poll set */
+    int pidfd;                 /* -1: no pidfd_open, poll with a timeout */
+    int cancel_fd;             /* -1 once cancelled (or never cancellable) */
+    int fds[2];                /* read ends of its stdout, stderr; -1 once closed */
+    bool fwd_ok[2];            /* forwarding still works (else only the tail sees it) */
+    bool exited;               /* reaped */
+    int status, sig;           /* exit status; the cancel's signal */
+    double cancelled_at;       /* when *sig was set */
+    double last_kill;          /* the last `runtime kill` */
+    double killed_at;          /* when the runtime itself got SIGKILL */
+    double exited_at;          /* when it was reaped */
+    struct pollfd p[4];        /* this round's poll set */
     int ifd[2], icancel, ipid; /* their indices in p, -1 if not polled */
 } sup;
 
@@ -334,8 +334,12 @@ drop_stuck_pipes(sup *u, double now)
 int
 run_supervise(run *r, int *status, int *sig, cs_error **err)
 {
-    sup u = { .r = r, .pidfd = -1, .cancel_fd = cs_cancel_fd(r->cancel), .fds = { -1, -1 },
-              .fwd_ok = { true, true }, .status = -1 };
+    sup u = { .r = r,
+              .pidfd = -1,
+              .cancel_fd = cs_cancel_fd(r->cancel),
+              .fds = { -1, -1 },
+              .fwd_ok = { true, true },
+              .status = -1 };
     *status = -1;
     *sig = cs_cancel_reason(r->cancel);
     if (*sig) /* cancelled before the runtime started: nothing to stop */
