@@ -15,7 +15,7 @@
 #include "dockerfile.h"
 #include "ignore.h"
 #include "run.h"
-#include "runstep.h"
+#include "run_mountflags.h"
 #include "cstore/snapshot.h"
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

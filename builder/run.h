@@ -11,8 +11,10 @@
  * read-only, Docker's default capability set, no new privileges off, the
  * given env, cwd and uid/gid (+ additional gids). Extra mounts (RUN --mount
  * cache/bind/tmpfs) are added as given. Nothing is left behind: the overlay
- * and bundle are removed on success, failure and SIGINT/SIGTERM; stale ones
- * of killed processes are cleaned by cs_run_cleanup_stale.
+ * and bundle are removed on success, failure and cancel; stale ones of
+ * killed processes are cleaned by cs_run_cleanup_stale.
+ * Files: run.c (the driver), ocispec.c (config.json), run_mount.c (overlay,
+ * stubs, unmounting), run_supervise.c (the runtime's process).
  */
 #ifndef CSBUILD_RUN_H
 #define CSBUILD_RUN_H
@@ -67,24 +69,25 @@ void cs_run_result_release(cs_run_result *r);
  * options (no argv, relative cwd or mount target, strings not UTF-8),
  * -CS_EUNSUPPORTED for an unknown mount type, -CS_EIO when the overlay or the
  * runtime failed (the runtime's own message, e.g. "exec: \"x\": executable
- * file not found in $PATH") or when interrupted.
- * SIGINT/SIGTERM: while any run is in flight, handlers are installed (the
- * previous ones are restored after the last run; ignored signals stay
- * ignored). The runtime runs in its own process group, so a terminal's Ctrl-C
- * reaches only cstore; each in-flight run then kills its container, cleans up
- * and returns -CS_EIO "interrupted by signal N"; later calls fail at once.
- * The caller checks cs_run_interrupted() and stops.
+ * file not found in $PATH"), -CS_ECANCELED "interrupted by signal N" when the
+ * store's cancel flag (cs_store_cancel) is or gets triggered.
+ * Cancelling: the library installs no signal handler. While a run is in
+ * flight it holds the store's flag (cs_cancel_hold), so the caller's handler
+ * knows to trigger it rather than take the default action; the run then
+ * kills its container, cleans up and fails. The runtime runs in its own
+ * process group, so a terminal's Ctrl-C reaches only cstore. A flag already
+ * triggered fails the call at once.
+ * Failures of the cleanup after an error (unmount, removal, runtime delete)
+ * go to the store's warn hook.
  * Mount points the runtime creates in the rootfs (/proc, /dev, /sys,
  * /etc/resolv.conf, mount targets) are removed again when still empty, so
  * they do not end up in the upper dir (as BuildKit does).
  * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
-/* The signal (SIGINT/SIGTERM) that interrupted a run of this process, 0 if
- * none. Sticky. */
-int cs_run_interrupted(void);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it
- * removed. Call at startup, with the store open. */
+ * removed. Call at startup, with the store open. The first failure is
+ * returned (the others go to the warn hook); it goes on with the rest. */
 int cs_run_cleanup_stale(cs_store *s, cs_error **err);
 
 #endif

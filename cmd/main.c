@@ -64,6 +64,40 @@ find_verb(const char *name)
     return NULL;
 }
 
+/* ---- signals ---- */
+
+/* SIGINT/SIGTERM: while a run holds the store's cancel flag (a container is
+ * up), the flag is triggered and the run kills its container, cleans up and
+ * fails "interrupted by signal N"; otherwise the signal takes its default
+ * action, as if no handler were installed. */
+static cs_cancel *main_cancel;
+
+static void
+on_signal(int sig)
+{
+    if (cs_cancel_held(main_cancel)) {
+        cs_cancel_trigger(main_cancel, sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns */
+}
+
+static int
+catch_signals(cs_error **err)
+{
+    int rc = cs_cancel_new(&main_cancel, err);
+    if (rc < 0)
+        return rc;
+    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART }, old;
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[] = { SIGINT, SIGTERM };
+    for (size_t i = 0; i < 2; i++) /* ignored signals stay ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    return 0;
+}
+
 /* ---- options ---- */
 
 void
@@ -138,6 +172,7 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
     int rc = cs_store_open(root, flags, &c->store, err);
     if (rc < 0)
         return rc;
+    cs_store_set_cancel(c->store, main_cancel);
     *out = c->store;
     return 0;
 }
@@ -327,8 +362,13 @@ main(int argc, char **argv)
     c.usage = v->usage;
     cs_error *err = NULL;
     cmd_getopt_reset();
-    int rc = v->fn(&c, argc - i, argv + i, &err);
+    int rc = catch_signals(&err);
+    if (rc == 0)
+        rc = v->fn(&c, argc - i, argv + i, &err);
     cs_store_close(c.store);
+    cs_cancel *cancel = main_cancel;
+    main_cancel = NULL;
+    cs_cancel_free(cancel);
 
     if (rc >= 0 && (fflush(stdout) != 0 || ferror(stdout)))
         rc = cs_err(&err, CS_EIO, errno, "writing output");

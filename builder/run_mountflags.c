@@ -1,8 +1,8 @@
-/* runstep.c - parsing RUN --mount specs (see runstep.h). */
+/* run_mountflags.c - parsing RUN --mount specs (see run_mountflags.h). */
 #include <stdlib.h>
 #include <string.h>
 #include "cstore/tree.h"
-#include "runstep.h"
+#include "run_mountflags.h"
 
 void
 cs_runmount_release(cs_runmount *m)

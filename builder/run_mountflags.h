@@ -1,7 +1,9 @@
-/* runstep.h - RUN in a build: the command line, mounts and environment of a
- * RUN instruction, and turning its run into a layer. Internal to build.c. */
-#ifndef CSBUILD_RUNSTEP_H
-#define CSBUILD_RUNSTEP_H
+/* run_mountflags.h - parsing the --mount flags of a RUN instruction
+ * ("type=cache,target=/root/.cache,id=x") into cs_runmount. Parsing only: the
+ * build resolves sources and hands cs_run_mount to the executor (run.h).
+ * Internal to the builder. Thread rules: none. */
+#ifndef CSBUILD_RUN_MOUNTFLAGS_H
+#define CSBUILD_RUN_MOUNTFLAGS_H
 
 #include <stdbool.h>
 #include <stdint.h>

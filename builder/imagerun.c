@@ -1,0 +1,161 @@
+/* imagerun.c - an image's config turned into a run (see imagerun.h). */
+#include "imagerun.h"
+
+#include <jansson.h>
+#include <string.h>
+#include "copy.h"
+#include "cstore/image.h"
+#include "cstore/merged.h"
+#include "cstore/snapshot.h"
+#include "cstore/strv.h"
+#include "run.h"
+
+/* The image as a run needs it, read in one transaction. */
+typedef struct image_spec {
+    cs_store *s;
+    const char *name;
+    cs_image *img;
+    json_t *cfg;       /* the image config */
+    json_t *cc;        /* its "config" (borrowed from cfg) */
+    uint32_t uid, gid; /* User, resolved */
+} image_spec;
+
+static void
+image_spec_release(image_spec *is)
+{
+    cs_image_free(is->img);
+    json_decref(is->cfg);
+    is->img = NULL;
+    is->cfg = is->cc = NULL;
+}
+
+static int
+load_image(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    image_spec *is = ctx;
+    image_spec_release(is); /* a retried txn starts over */
+    cs_digest id;
+    cs_tree *merged = NULL;
+    int rc;
+    if ((rc = cs_image_resolve(db, txn, is->name, &id, err)) < 0
+        || (rc = cs_image_get(db, txn, &id, &is->img, err)) < 0)
+        return rc;
+    is->cfg = json_loadb(is->img->config, is->img->config_len, 0, NULL);
+    if (!is->cfg)
+        return cs_err(err, CS_ECORRUPT, 0, "image '%s': config is not JSON", is->name);
+    is->cc = json_object_get(is->cfg, "config");
+    const char *user = json_string_value(json_object_get(is->cc, "User"));
+    is->uid = is->gid = 0;
+    if (!user || !*user)
+        return 0;
+    /* the user's name is looked up in the image's own /etc/passwd */
+    if ((rc = cs_merged_build(db, txn, is->img->layers, is->img->nlayers, &merged, err)) == 0)
+        rc = cs_copy_lookup_user(is->s, txn, merged, user, &is->uid, &is->gid, err);
+    cs_tree_free(merged);
+    return rc;
+}
+
+static void
+add_strings(cs_strv *v, json_t *a)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) cs_strv_add(v, json_string_value(e) ?: "");
+}
+
+/* Entrypoint + (cmd, else Cmd), as Docker does. */
+static int
+make_argv(const image_spec *is, char *const *cmd, cs_strv *argv, cs_error **err)
+{
+    add_strings(argv, json_object_get(is->cc, "Entrypoint"));
+    if (cmd && cmd[0])
+        for (char *const *a = cmd; *a; a++)
+            cs_strv_add(argv, *a);
+    else
+        add_strings(argv, json_object_get(is->cc, "Cmd"));
+    if (!argv->n)
+        return cs_err(err, CS_EINVAL, 0, "image '%s' has no command: give one", is->name);
+    return 0;
+}
+
+/* The image's env, and HOME=/root when it sets no HOME. */
+static void
+make_env(const image_spec *is, cs_strv *env)
+{
+    bool home = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(is->cc, "Env"), i, v)
+    {
+        const char *e = json_string_value(v);
+        if (!e)
+            continue;
+        home |= !strncmp(e, "HOME=", 5);
+        cs_strv_add(env, e);
+    }
+    if (!home)
+        cs_strv_add(env, "HOME=/root");
+}
+
+/* The layers' snapshot dirs, bottom first (unpacked on first use). */
+static int
+make_lowers(cs_store *s, const cs_image *img, cs_strv *lowers, cs_error **err)
+{
+    for (uint32_t i = 0; i < img->nlayers; i++) {
+        char *dir;
+        int rc = cs_snapshot_get(s, &img->layers[i], &dir, err);
+        if (rc < 0)
+            return rc;
+        cs_strv_push(lowers, dir);
+    }
+    return 0;
+}
+
+static int
+run_image(image_spec *is, char **argv, char **env, cs_strv *lowers, const cs_image_run_opts *o,
+          int *status, cs_error **err)
+{
+    const char *wd = json_string_value(json_object_get(is->cc, "WorkingDir"));
+    cs_run_opts ro = {
+        .lowers = (const char *const *) lowers->v,
+        .nlowers = lowers->n,
+        .argv = argv,
+        .env = env,
+        .cwd = wd && *wd ? wd : "/",
+        .uid = is->uid,
+        .gid = is->gid,
+        .network_none = o->network_none,
+        .runtime = o->runtime,
+        .out_fd = o->out_fd,
+        .err_fd = o->err_fd,
+    };
+    cs_run_result res;
+    int rc = cs_run(is->s, &ro, &res, err);
+    *status = res.status;
+    cs_run_result_release(&res);
+    return rc;
+}
+
+int
+cs_image_run(cs_store *s, const char *name, char *const *cmd, const cs_image_run_opts *o,
+             int *status, cs_error **err)
+{
+    *status = -1;
+    cs_error *tmp = NULL;
+    if (cs_run_cleanup_stale(s, &tmp) < 0) /* mounts a killed cstore left behind */
+        cs_store_warn_error(s, "cleaning stale runs", &tmp);
+    image_spec is = { .s = s, .name = name };
+    cs_strv argv = { 0 }, env = { 0 }, lowers = { 0 };
+    int rc;
+    if ((rc = cs_db_read(cs_store_db(s), load_image, &is, err)) == 0
+        && (rc = make_argv(&is, cmd, &argv, err)) == 0) {
+        make_env(&is, &env);
+        if ((rc = make_lowers(s, is.img, &lowers, err)) == 0)
+            rc = run_image(&is, argv.v, env.v, &lowers, o, status, err);
+    }
+    cs_strv_release(&argv);
+    cs_strv_release(&env);
+    cs_strv_release(&lowers);
+    image_spec_release(&is);
+    return rc;
+}

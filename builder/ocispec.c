@@ -1,0 +1,365 @@
+/* ocispec.c - the config.json of a run's bundle (see ocispec.h): Docker's
+ * defaults for mounts, capabilities, namespaces and masked paths, plus what
+ * the caller asked for. */
+#include "ocispec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "cstore/util.h"
+
+char *
+cs_ocispec_clean_rel(const char *p)
+{
+    char *out = cs_xmalloc(strlen(p) + 1);
+    size_t o = 0;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *e = strchrnul(p, '/');
+        size_t n = (size_t) (e - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            free(out);
+            return NULL;
+        }
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (o)
+                out[o++] = '/';
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p = e;
+    }
+    out[o] = 0;
+    if (!o) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int
+cs_ocispec_check(const cs_run_opts *o, cs_error **err)
+{
+    if (!o->argv || !o->argv[0])
+        return cs_err(err, CS_EINVAL, 0, "run: no command");
+    if (o->cwd && o->cwd[0] != '/')
+        return cs_err(err, CS_EINVAL, 0, "run: working dir '%s' is not absolute", o->cwd);
+    for (size_t i = 0; i < o->nlowers; i++) {
+        if (!o->lowers[i] || o->lowers[i][0] != '/')
+            return cs_err(err, CS_EINVAL, 0, "run: lower dir '%s' is not absolute",
+                          o->lowers[i] ? o->lowers[i] : "");
+    }
+    return 0;
+}
+
+/* ---- small JSON builders ---- */
+
+static json_t *
+str_array(const char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+#define STRS(...)                                                                                  \
+    str_array((const char *const[]){ __VA_ARGS__ },                                                \
+              sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *))
+
+/* json_string() refuses what is not UTF-8; such a string is an error, not a
+ * silently dropped argument. */
+static void
+append_str(json_t *a, const char *s, const char **bad)
+{
+    json_t *v = json_string(s);
+    if (!v) {
+        if (!*bad)
+            *bad = s;
+        return;
+    }
+    json_array_append_new(a, v);
+}
+
+/* ---- mounts ---- */
+
+static json_t *
+mount_obj(const char *dst, const char *type, const char *src, json_t *opts)
+{
+    return json_pack("{s:s, s:s, s:s, s:o}", "destination", dst, "type", type, "source", src,
+                     "options", opts);
+}
+
+static const char *
+mount_dest(json_t *list, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(list, i), "destination"));
+}
+
+/* What runc and Docker give every container. */
+static json_t *
+default_mounts(void)
+{
+    json_t *l = json_array();
+    json_array_append_new(l, mount_obj("/proc", "proc", "proc", STRS("nosuid", "noexec", "nodev")));
+    json_array_append_new(l, mount_obj("/dev", "tmpfs", "tmpfs",
+                                       STRS("nosuid", "strictatime", "mode=755", "size=65536k")));
+    json_array_append_new(l, mount_obj("/dev/pts", "devpts", "devpts",
+                                       STRS("nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                            "mode=0620", "gid=5")));
+    json_array_append_new(l,
+                          mount_obj("/dev/shm", "tmpfs", "shm",
+                                    STRS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+    json_array_append_new(
+        l, mount_obj("/dev/mqueue", "mqueue", "mqueue", STRS("nosuid", "noexec", "nodev")));
+    json_array_append_new(
+        l, mount_obj("/sys", "sysfs", "sysfs", STRS("nosuid", "noexec", "nodev", "ro")));
+    static const char *const host_files[] = { "/etc/resolv.conf", "/etc/hosts" };
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        if (stat(host_files[i], &st) == 0 && S_ISREG(st.st_mode))
+            json_array_append_new(
+                l, mount_obj(host_files[i], "bind", host_files[i], STRS("rbind", "ro")));
+    }
+    return l;
+}
+
+static bool
+dest_eq(const char *a, const char *b)
+{
+    cs_autofree char *ca = cs_ocispec_clean_rel(a);
+    cs_autofree char *cb = cs_ocispec_clean_rel(b);
+    return ca && cb && !strcmp(ca, cb);
+}
+
+/* The caller's mounts replace defaults on the same destination. */
+static void
+drop_replaced(json_t *list, const cs_run_opts *o)
+{
+    for (size_t i = 0; i < o->nmounts; i++) {
+        size_t j = 0;
+        while (j < json_array_size(list)) {
+            if (o->mounts[i].target && dest_eq(mount_dest(list, j), o->mounts[i].target))
+                json_array_remove(list, j);
+            else
+                j++;
+        }
+    }
+}
+
+static int
+caller_mount(const cs_run_mount *m, json_t **out, cs_error **err)
+{
+    if (!m->target || m->target[0] != '/' || !m->type)
+        return cs_err(err, CS_EINVAL, 0, "mount target '%s' is not absolute",
+                      m->target ? m->target : "");
+    json_t *mo = NULL;
+    if (!strcmp(m->type, "bind")) {
+        if (!m->source)
+            return cs_err(err, CS_EINVAL, 0, "bind mount on '%s' has no source", m->target);
+        mo = mount_obj(m->target, "bind", m->source, STRS("rbind", m->readonly ? "ro" : "rw"));
+    } else if (!strcmp(m->type, "tmpfs")) {
+        mo = m->readonly ? mount_obj(m->target, "tmpfs", "tmpfs", STRS("nosuid", "nodev", "ro"))
+                         : mount_obj(m->target, "tmpfs", "tmpfs", STRS("nosuid", "nodev"));
+    } else {
+        return cs_err(err, CS_EUNSUPPORTED, 0, "mount type '%s'", m->type);
+    }
+    if (!mo)
+        return cs_err(err, CS_EINVAL, 0, "mount on '%s' is not valid utf-8", m->target);
+    *out = mo;
+    return 0;
+}
+
+static size_t
+path_depth(const char *p)
+{
+    size_t d = 0;
+    for (; *p; p++)
+        if (*p == '/' && p[1] && p[1] != '/')
+            d++;
+    return d;
+}
+
+static int
+cmp_depth(const void *a, const void *b)
+{
+    json_t *const *x = a, *const *y = b;
+    size_t dx = path_depth(json_string_value(json_object_get(*x, "destination")));
+    size_t dy = path_depth(json_string_value(json_object_get(*y, "destination")));
+    if (dx != dy)
+        return dx < dy ? -1 : 1;
+    /* stable: the array index kept in "_i" */
+    json_int_t ix = json_integer_value(json_object_get(*x, "_i"));
+    json_int_t iy = json_integer_value(json_object_get(*y, "_i"));
+    return ix < iy ? -1 : ix > iy;
+}
+
+/* Parents before children (the runtime mounts in order), otherwise as
+ * given. Takes the reference to list. */
+static json_t *
+sort_by_depth(json_t *list)
+{
+    size_t n = json_array_size(list);
+    json_t **arr = cs_xcalloc(n ? n : 1, sizeof *arr);
+    for (size_t i = 0; i < n; i++) {
+        arr[i] = json_incref(json_array_get(list, i));
+        json_object_set_new(arr[i], "_i", json_integer((json_int_t) i));
+    }
+    qsort(arr, n, sizeof *arr, cmp_depth);
+    json_t *sorted = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object_del(arr[i], "_i");
+        json_array_append_new(sorted, arr[i]);
+    }
+    free(arr);
+    json_decref(list);
+    return sorted;
+}
+
+static int
+make_mounts(const cs_run_opts *o, json_t **out, cs_error **err)
+{
+    json_t *list = default_mounts();
+    drop_replaced(list, o);
+    for (size_t i = 0; i < o->nmounts; i++) {
+        json_t *mo = NULL;
+        int rc = caller_mount(&o->mounts[i], &mo, err);
+        if (rc < 0) {
+            json_decref(list);
+            return rc;
+        }
+        json_array_append_new(list, mo);
+    }
+    *out = sort_by_depth(list);
+    return 0;
+}
+
+/* ---- process ---- */
+
+/* Docker's (and BuildKit's) RLIMIT_NOFILE is 1048576, but raising a hard
+ * limit takes CAP_SYS_RESOURCE, which a sandboxed root may lack (the runtime
+ * then fails with EPERM): without it, stay at our own hard limit. */
+static json_int_t
+nofile_limit(void)
+{
+    const json_int_t want = 1048576;
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    if (syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_SYS_RESOURCE)))
+        return want;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
+        && (json_int_t) rl.rlim_max < want)
+        return (json_int_t) rl.rlim_max;
+    return want;
+}
+
+static const char *const default_caps[] = {
+    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",    "CAP_AUDIT_WRITE",
+};
+#define NCAPS (sizeof default_caps / sizeof default_caps[0])
+
+/* Like Docker: a non-root user gets no effective or permitted capabilities,
+ * and nothing is inheritable (CVE-2022-24769). */
+static json_t *
+capabilities(uint32_t uid)
+{
+    size_t n = uid == 0 ? NCAPS : 0;
+    return json_pack("{s:o, s:o, s:o, s:[], s:[]}", "bounding", str_array(default_caps, NCAPS),
+                     "effective", str_array(default_caps, n), "permitted",
+                     str_array(default_caps, n), "inheritable", "ambient");
+}
+
+static json_t *
+env_array(const cs_run_opts *o, const char **bad)
+{
+    json_t *env = json_array();
+    bool has_path = false;
+    for (char *const *e = o->env; e && *e; e++) {
+        has_path |= !strncmp(*e, "PATH=", 5);
+        append_str(env, *e, bad);
+    }
+    if (!has_path)
+        json_array_append_new(env, json_string(CS_OCISPEC_DEFAULT_PATH));
+    return env;
+}
+
+static json_t *
+process(const cs_run_opts *o, const char **bad)
+{
+    json_t *args = json_array();
+    for (char *const *a = o->argv; *a; a++)
+        append_str(args, *a, bad);
+    json_t *env = env_array(o, bad);
+    if (o->cwd) {
+        json_t *c = json_string(o->cwd);
+        if (!c && !*bad)
+            *bad = o->cwd;
+        json_decref(c);
+    }
+    json_t *gids = json_array();
+    for (size_t i = 0; i < o->ngids; i++)
+        json_array_append_new(gids, json_integer(o->gids[i]));
+    json_int_t nofile = nofile_limit();
+    return json_pack("{s:b, s:{s:I, s:I, s:o}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}",
+                     "terminal", 0, "user", "uid", (json_int_t) o->uid, "gid", (json_int_t) o->gid,
+                     "additionalGids", gids, "args", args, "env", env, "cwd", o->cwd ? o->cwd : "/",
+                     "capabilities", capabilities(o->uid), "rlimits", "type", "RLIMIT_NOFILE",
+                     "hard", nofile, "soft", nofile, "noNewPrivileges", 0);
+}
+
+/* ---- linux ---- */
+
+static json_t *
+linux_section(const cs_run_opts *o)
+{
+    json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type",
+                           "ipc", "type", "uts");
+    if (o->network_none) /* a new one holds only lo; else the host's */
+        json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+    return json_pack(
+        "{s:o, s:{s:[{s:b, s:s}]}, s:o, s:o}", "namespaces", ns, "resources", "devices", "allow", 0,
+        "access", "rwm", "maskedPaths",
+        STRS("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+             "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+             "/sys/firmware", "/sys/devices/virtual/powercap"),
+        "readonlyPaths",
+        STRS("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"));
+}
+
+int
+cs_ocispec_new(const cs_run_opts *o, json_t **out, cs_error **err)
+{
+    int rc;
+    json_t *mounts;
+    if ((rc = cs_ocispec_check(o, err)) < 0 || (rc = make_mounts(o, &mounts, err)) < 0)
+        return rc;
+    const char *bad = NULL;
+    json_t *cfg = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
+                            "process", process(o, &bad), "root", "path", "rootfs", "readonly", 0,
+                            "hostname", "cstore", "mounts", mounts, "linux", linux_section(o));
+    if (!cfg || bad) {
+        json_decref(cfg);
+        return cs_err(err, CS_EINVAL, 0, "run: '%s' is not valid utf-8", bad ? bad : "?");
+    }
+    *out = cfg;
+    return 0;
+}
+
+int
+cs_ocispec_write(const json_t *cfg, const char *path, cs_error **err)
+{
+    if (json_dump_file(cfg, path, JSON_COMPACT) < 0)
+        return cs_err(err, CS_EIO, errno, "write '%s'", path);
+    return 0;
+}

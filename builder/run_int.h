@@ -1,0 +1,88 @@
+/* run_int.h - internals the RUN executor's files share: one run's state and
+ * the steps that mount (run_mount.c) and supervise (run_supervise.c) it.
+ * run.c drives them. Not for use outside run*.c.
+ *
+ * One run owns ROOT/tmp/run-<pid>-<n>/:
+ *   l/0, l/1, ...   short symlinks to the lower dirs, top layer first
+ *   empty/          the single lower dir of a FROM scratch run
+ *   upper/ work/    the overlay's upper and work dirs
+ *   bundle/         config.json and rootfs/ (the overlay mount point)
+ *   runc.log        the runtime's JSON log (its own errors)
+ * The container is "cstore-<pid>-<n>" in the runtime state dir ROOT/tmp/runc,
+ * so a stale run dir names its container and its owner process.
+ */
+#ifndef CSBUILD_RUN_INT_H
+#define CSBUILD_RUN_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+#include "cstore/cancel.h"
+#include "cstore/util.h"
+#include "run.h"
+
+/* A mount destination that did not exist in the rootfs: the runtime creates
+ * it (and its missing parents). After the run, what is still empty of it is
+ * removed again and the mtime of the directory that held it restored. */
+typedef struct run_stub {
+    char *target;          /* clean, relative to the rootfs: "etc/resolv.conf" */
+    size_t root_len;       /* target[0..root_len) = the first missing component */
+    struct timespec tm[2]; /* atime, mtime of its parent */
+} run_stub;
+
+typedef struct run {
+    cs_store *s;
+    const cs_run_opts *o;
+    cs_cancel *cancel; /* the store's (NULL: never cancelled) */
+    const char *runtime;
+    char *tmp;    /* ROOT/tmp */
+    char *state;  /* ROOT/tmp/runc */
+    char *dir;    /* ROOT/tmp/run-<pid>-<n> */
+    char *rootfs; /* dir/bundle/rootfs */
+    char *id;     /* cstore-<pid>-<n> */
+    unsigned n;
+    bool mounted, started;
+    json_t *spec; /* config.json */
+    run_stub *stubs;
+    size_t nstubs;
+    cs_buf tail;
+} run;
+
+/* ---- run_mount.c ---- */
+
+/* The run dir's subdirs and lower symlinks; the upper dir takes the top
+ * layer's root owner and mode. -CS_EIO. */
+int run_make_dirs(run *r, cs_error **err);
+/* Mounts the overlay on r->rootfs and sets r->mounted. -CS_EINVAL when the
+ * layers do not fit in one mount's options, -CS_EIO. */
+int run_mount_overlay(run *r, cs_error **err);
+/* Records the mount destinations of r->spec missing from the rootfs. */
+int run_stubs_record(run *r, cs_error **err);
+/* Removes what is left empty of them (before the unmount). */
+void run_stubs_clean(run *r);
+/* Unmounts path (retries while busy, then lazily). -CS_EIO. */
+int run_umount(const char *path, cs_error **err);
+/* Unmounts (lazily) every mount at or under dir, innermost first. -CS_EIO
+ * (the first failure; it goes on with the others). */
+int run_umount_under(const char *dir, cs_error **err);
+
+/* ---- run_supervise.c ---- */
+
+/* Exit status of pid (128+N when killed by signal N); -1 on error. */
+int run_wait_status(pid_t pid);
+/* `runtime --root state_root delete --force id` when the container's state is
+ * still there (runc run deletes its own container when it exits). -CS_EIO
+ * when the runtime could not be started or failed. */
+int run_runtime_delete(const char *runtime, const char *state_root, const char *id, cs_error **err);
+/* Runs the runtime on the bundle and tees its output (into r->tail too)
+ * until it exits, watching r->cancel: *status = its exit status, *sig = the
+ * signal that cancelled it (0 if none; then the container was killed). */
+int run_supervise(run *r, int *status, int *sig, cs_error **err);
+/* The last lines of output, for error messages. Caller frees. */
+char *run_tail_lines(run *r);
+/* The runtime's own failure (not the command's) from its JSON log, NULL if
+ * none. Caller frees. */
+char *run_runtime_error(run *r);
+
+#endif

@@ -1,0 +1,292 @@
+/* test_ocispec.c - the config.json a run's bundle gets (builder/ocispec.c).
+ * Pure JSON: needs no root, runtime or overlayfs. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cstore/util.h"
+#include "ocispec.h"
+
+static char *argv_sh[] = { "sh", "-c", "true", NULL };
+
+static cs_run_opts
+opts(void)
+{
+    static const char *const lowers[] = { "/snap/a", "/snap/b" };
+    static char *const env[] = { "HOME=/root", NULL };
+    return (cs_run_opts){ .lowers = lowers,
+                          .nlowers = 2,
+                          .argv = argv_sh,
+                          .env = env,
+                          .cwd = "/",
+                          .out_fd = -1,
+                          .err_fd = -1 };
+}
+
+static json_t *
+spec_ok(const cs_run_opts *o)
+{
+    json_t *cfg = NULL;
+    cs_error *err = NULL;
+    int rc = cs_ocispec_new(o, &cfg, &err);
+    if (rc < 0)
+        fail_msg("cs_ocispec_new: %s", err->msg);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static int
+spec_fails(const cs_run_opts *o, const char *msg_part)
+{
+    json_t *cfg = NULL;
+    cs_error *err = NULL;
+    int rc = cs_ocispec_new(o, &cfg, &err);
+    assert_true(rc < 0);
+    assert_null(cfg);
+    assert_non_null(err);
+    assert_int_equal(rc, -(int) err->code);
+    if (!strstr(err->msg, msg_part))
+        fail_msg("message '%s' lacks '%s'", err->msg, msg_part);
+    cs_error_free(err);
+    return rc;
+}
+
+static json_t *
+process_get(json_t *cfg, const char *key)
+{
+    return json_object_get(json_object_get(cfg, "process"), key);
+}
+
+static bool
+has_string(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i,
+                       v) if (json_string_value(v) && !strcmp(json_string_value(v), s)) return true;
+    return false;
+}
+
+static void
+root_gets_the_default_capabilities(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    json_t *cfg = spec_ok(&o);
+    json_t *caps = process_get(cfg, "capabilities");
+    size_t n = json_array_size(json_object_get(caps, "bounding"));
+    assert_int_equal(n, 14);
+    assert_int_equal(json_array_size(json_object_get(caps, "effective")), n);
+    assert_int_equal(json_array_size(json_object_get(caps, "permitted")), n);
+    assert_true(has_string(json_object_get(caps, "effective"), "CAP_CHOWN"));
+    assert_int_equal(json_array_size(json_object_get(caps, "inheritable")), 0);
+    assert_int_equal(json_array_size(json_object_get(caps, "ambient")), 0);
+    json_decref(cfg);
+}
+
+static void
+non_root_gets_no_effective_or_permitted_capabilities(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    static const uint32_t gids[] = { 5, 20 };
+    o.uid = 1000;
+    o.gid = 1001;
+    o.gids = gids;
+    o.ngids = 2;
+    json_t *cfg = spec_ok(&o);
+    json_t *caps = process_get(cfg, "capabilities");
+    assert_int_equal(json_array_size(json_object_get(caps, "bounding")), 14);
+    assert_int_equal(json_array_size(json_object_get(caps, "effective")), 0);
+    assert_int_equal(json_array_size(json_object_get(caps, "permitted")), 0);
+    json_t *user = process_get(cfg, "user");
+    assert_int_equal(json_integer_value(json_object_get(user, "uid")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(user, "gid")), 1001);
+    json_t *ag = json_object_get(user, "additionalGids");
+    assert_int_equal(json_array_size(ag), 2);
+    assert_int_equal(json_integer_value(json_array_get(ag, 1)), 20);
+    json_decref(cfg);
+}
+
+static bool
+has_namespace(json_t *cfg, const char *type)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(
+        json_object_get(json_object_get(cfg, "linux"), "namespaces"), i,
+        v) if (!strcmp(json_string_value(json_object_get(v, "type")), type)) return true;
+    return false;
+}
+
+static void
+network_none_adds_a_network_namespace(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    json_t *cfg = spec_ok(&o);
+    assert_true(has_namespace(cfg, "pid"));
+    assert_true(has_namespace(cfg, "mount"));
+    assert_false(has_namespace(cfg, "network")); /* the host's */
+    json_decref(cfg);
+    o.network_none = true;
+    cfg = spec_ok(&o);
+    assert_true(has_namespace(cfg, "network"));
+    json_decref(cfg);
+}
+
+static size_t
+depth(const char *p)
+{
+    size_t d = 0;
+    for (; *p; p++)
+        d += *p == '/' && p[1];
+    return d;
+}
+
+static void
+mounts_are_sorted_parents_first_and_replace_defaults(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    cs_run_mount m[] = {
+        { .type = "tmpfs", .target = "/a/b/c" },
+        { .type = "bind", .source = "/host/share", .target = "/a", .readonly = true },
+        { .type = "tmpfs", .target = "/dev/shm/" }, /* replaces the default /dev/shm */
+        { .type = "tmpfs", .target = "/a/b", .readonly = true },
+    };
+    o.mounts = m;
+    o.nmounts = 4;
+    json_t *cfg = spec_ok(&o);
+    json_t *mounts = json_object_get(cfg, "mounts");
+    size_t i, last = 0, shm = 0;
+    json_t *v;
+    int pos_a = -1, pos_ab = -1, pos_abc = -1;
+    json_array_foreach(mounts, i, v)
+    {
+        const char *d = json_string_value(json_object_get(v, "destination"));
+        assert_true(depth(d) >= last);
+        last = depth(d);
+        shm += !strncmp(d, "/dev/shm", 8);
+        if (!strcmp(d, "/a"))
+            pos_a = (int) i;
+        if (!strcmp(d, "/a/b"))
+            pos_ab = (int) i;
+        if (!strcmp(d, "/a/b/c"))
+            pos_abc = (int) i;
+    }
+    assert_int_equal(shm, 1);
+    assert_true(pos_a >= 0 && pos_a < pos_ab && pos_ab < pos_abc);
+    json_t *a = json_array_get(mounts, (size_t) pos_a);
+    assert_string_equal(json_string_value(json_object_get(a, "source")), "/host/share");
+    assert_true(has_string(json_object_get(a, "options"), "ro"));
+    /* /proc (depth 1) comes before /dev/pts (depth 2), as given */
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(mounts, 0), "destination")), "/proc");
+    json_decref(cfg);
+}
+
+static void
+a_default_path_is_added_only_when_env_has_none(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    json_t *cfg = spec_ok(&o);
+    json_t *env = process_get(cfg, "env");
+    assert_true(has_string(env, "HOME=/root"));
+    assert_true(has_string(env, CS_OCISPEC_DEFAULT_PATH));
+    json_decref(cfg);
+    static char *const env2[] = { "PATH=/bin", NULL };
+    o.env = env2;
+    cfg = spec_ok(&o);
+    env = process_get(cfg, "env");
+    assert_int_equal(json_array_size(env), 1);
+    assert_true(has_string(env, "PATH=/bin"));
+    assert_string_equal(json_string_value(process_get(cfg, "cwd")), "/");
+    json_decref(cfg);
+}
+
+static void
+bad_options_are_refused(void **state)
+{
+    (void) state;
+    cs_run_opts o = opts();
+    o.cwd = "work";
+    assert_int_equal(spec_fails(&o, "working dir 'work' is not absolute"), -CS_EINVAL);
+    o = opts();
+    char *none[] = { NULL };
+    o.argv = none;
+    assert_int_equal(spec_fails(&o, "no command"), -CS_EINVAL);
+    o = opts();
+    cs_run_mount rel = { .type = "tmpfs", .target = "rel" };
+    o.mounts = &rel;
+    o.nmounts = 1;
+    assert_int_equal(spec_fails(&o, "is not absolute"), -CS_EINVAL);
+    cs_run_mount nosrc = { .type = "bind", .target = "/x" };
+    o.mounts = &nosrc;
+    assert_int_equal(spec_fails(&o, "has no source"), -CS_EINVAL);
+    cs_run_mount odd = { .type = "cache", .target = "/x" };
+    o.mounts = &odd;
+    assert_int_equal(spec_fails(&o, "mount type 'cache'"), -CS_EUNSUPPORTED);
+    o = opts();
+    char *bad_utf8[] = { "echo", "\xff\xfe", NULL };
+    o.argv = bad_utf8;
+    assert_int_equal(spec_fails(&o, "not valid utf-8"), -CS_EINVAL);
+}
+
+static void
+clean_rel_normalizes_destinations(void **state)
+{
+    (void) state;
+    cs_autofree char *a = cs_ocispec_clean_rel("/a//./b/");
+    assert_string_equal(a, "a/b");
+    assert_null(cs_ocispec_clean_rel("/"));
+    assert_null(cs_ocispec_clean_rel("/a/../b"));
+}
+
+static void
+the_spec_is_written_as_json(void **state)
+{
+    (void) state;
+    char dir[] = "/tmp/cstore-ocispec-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    cs_run_opts o = opts();
+    json_t *cfg = spec_ok(&o);
+    cs_autofree char *path = cs_path_join(dir, "config.json");
+    cs_error *err = NULL;
+    assert_int_equal(cs_ocispec_write(cfg, path, &err), 0);
+    json_t *back = json_load_file(path, 0, NULL);
+    assert_non_null(back);
+    assert_true(json_equal(cfg, back));
+    assert_string_equal(json_string_value(json_object_get(back, "ociVersion")), "1.0.2");
+    json_decref(back);
+    json_decref(cfg);
+    cs_autofree char *nowhere = cs_path_join(dir, "no/such/dir/config.json");
+    cfg = spec_ok(&o);
+    assert_int_equal(cs_ocispec_write(cfg, nowhere, &err), -CS_EIO);
+    cs_error_free(err);
+    json_decref(cfg);
+    test_rmrf(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(root_gets_the_default_capabilities),
+        cmocka_unit_test(non_root_gets_no_effective_or_permitted_capabilities),
+        cmocka_unit_test(network_none_adds_a_network_namespace),
+        cmocka_unit_test(mounts_are_sorted_parents_first_and_replace_defaults),
+        cmocka_unit_test(a_default_path_is_added_only_when_env_has_none),
+        cmocka_unit_test(bad_options_are_refused),
+        cmocka_unit_test(clean_rel_normalizes_destinations),
+        cmocka_unit_test(the_spec_is_written_as_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
