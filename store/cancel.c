@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 #include "cstore/cancel.h"
 #include "cstore/util.h"
@@ -64,7 +65,8 @@ cs_cancel_check(const cs_cancel *c, cs_error **err)
     int sig = cs_cancel_reason(c);
     if (!sig)
         return 0;
-    return cs_err(err, CS_ECANCELED, 0, "interrupted by signal %d", sig);
+    const char *name = sigabbrev_np(sig);
+    return cs_err(err, CS_ECANCELED, 0, "interrupted by signal %d (%s)", sig, name ? name : "?");
 }
 
 void
