@@ -14,7 +14,9 @@ typedef struct scan {
     const char *s;
     size_t len, pos;
     char esc;
-    bool raw; /* keep quotes and escapes (parseWords) */
+    bool raw;    /* keep quotes and escapes (parseWords) */
+    bool quoted; /* some part of the last word was quoted */
+    cs_buf w;    /* the last word */
 } scan;
 
 static void
@@ -24,15 +26,15 @@ skip_blanks(scan *sc)
         sc->pos++;
 }
 
-/* Reads the word at sc->pos (not blank) into w, up to the unquoted blank
- * after it (not consumed) or the end. A trailing escape is dropped. Returns
- * true when any part was quoted: "" is a word then, though w is empty. */
-static bool
-scan_word(scan *sc, cs_buf *w)
+/* Reads the word at sc->pos (not blank), up to the unquoted blank after it
+ * (not consumed) or the end, and returns it (valid until the next call). A
+ * trailing escape is dropped. sc->quoted tells "" (a word) from nothing. */
+static const char *
+scan_word(scan *sc)
 {
     char quote = 0;
-    bool quoted = false;
-    w->len = 0;
+    sc->quoted = false;
+    sc->w.len = 0;
     while (sc->pos < sc->len) {
         char ch = sc->s[sc->pos];
         if (!quote && df_is_ws((unsigned char) ch))
@@ -40,21 +42,21 @@ scan_word(scan *sc, cs_buf *w)
         sc->pos++;
         if (ch == quote || (!quote && (ch == '\'' || ch == '"'))) {
             quote = quote ? 0 : ch;
-            quoted = true;
+            sc->quoted = true;
             if (sc->raw)
-                cs_buf_u8(w, (uint8_t) ch);
+                cs_buf_u8(&sc->w, (uint8_t) ch);
             continue;
         }
         if (ch == sc->esc && !(sc->raw && quote == '\'')) {
             if (sc->pos == sc->len)
                 break;
             if (sc->raw)
-                cs_buf_u8(w, (uint8_t) ch);
+                cs_buf_u8(&sc->w, (uint8_t) ch);
             ch = sc->s[sc->pos++];
         }
-        cs_buf_u8(w, (uint8_t) ch);
+        cs_buf_u8(&sc->w, (uint8_t) ch);
     }
-    return quoted;
+    return df_buf_str(&sc->w);
 }
 
 static bool
@@ -78,19 +80,14 @@ const char *
 df_read_flags(const char *s, char esc, cs_df_instr *in)
 {
     scan sc = { .s = s, .len = strlen(s), .esc = esc, .raw = false };
-    cs_buf w;
-    cs_buf_init(&w);
-    for (;;) {
-        skip_blanks(&sc);
-        if (!at_flag(&sc))
-            break;
-        scan_word(&sc, &w);
-        const char *word = df_buf_str(&w);
+    cs_buf_init(&sc.w);
+    for (skip_blanks(&sc); at_flag(&sc); skip_blanks(&sc)) {
+        const char *word = scan_word(&sc);
         if (strcmp(word, "--") == 0)
             break;
         add_flag(in, word);
     }
-    cs_buf_release(&w);
+    cs_buf_release(&sc.w);
     return s + sc.pos;
 }
 
@@ -98,16 +95,13 @@ void
 df_split_words(const char *s, char esc, cs_strv *out)
 {
     scan sc = { .s = s, .len = strlen(s), .esc = esc, .raw = true };
-    cs_buf w;
-    cs_buf_init(&w);
-    for (;;) {
-        skip_blanks(&sc);
-        if (sc.pos == sc.len)
-            break;
-        if (scan_word(&sc, &w) || w.len)
-            cs_strv_add(out, df_buf_str(&w));
+    cs_buf_init(&sc.w);
+    for (skip_blanks(&sc); sc.pos < sc.len; skip_blanks(&sc)) {
+        const char *word = scan_word(&sc);
+        if (sc.quoted || *word)
+            cs_strv_add(out, word);
     }
-    cs_buf_release(&w);
+    cs_buf_release(&sc.w);
 }
 
 void
