@@ -16,6 +16,8 @@
  *
  * Thread rules: a parsed cs_df is immutable, so several threads may read it
  * and call the const helpers at once.
+ *
+ * Implemented by builder/df_*.c (see df_int.h for which file does what).
  */
 #ifndef CSBUILD_DOCKERFILE_H
 #define CSBUILD_DOCKERFILE_H
@@ -156,7 +158,8 @@ int cs_df_word(const cs_df *df, const cs_df_instr *in, const char *word, const c
  * every other instruction: the arguments unchanged (RUN/CMD/ENTRYPOINT/SHELL
  * are left to the shell; use cs_df_stage_from for FROM, cs_df_kvs for
  * ENV/LABEL, cs_df_arg_apply for ARG). *out is a malloc'd NULL-terminated
- * vector (cs_df_strv_free). Returns the count or a negative code. */
+ * vector (cs_strv_free). Returns the count or the lexer's negative code
+ * (-CS_EPARSE). */
 int cs_df_args(const cs_df *df, const cs_df_instr *in, const cs_df_env *env, char ***out,
                cs_error **err);
 /* ENV/LABEL pairs with keys and values expanded against env (all pairs see

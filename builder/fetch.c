@@ -5,6 +5,7 @@
  * a third of a no-op rebuild's time. */
 #include "fetch.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -89,7 +90,7 @@ cs_fetch_url(const char *url, int fd, int64_t *mtime, cs_error **err)
     int r = 0;
     if (rc != CURLE_OK) {
         if (s.sys_errno)
-            r = cs_err(err, CS_EIO, s.sys_errno, "%s: write", url);
+            r = cs_err(err, cs_sys_code(s.sys_errno), s.sys_errno, "%s: write", url);
         else
             r = cs_err(err, CS_EIO, 0, "%s: %s", url, *errbuf ? errbuf : cu.strerror(rc));
     } else {
@@ -105,13 +106,8 @@ cs_fetch_url(const char *url, int fd, int64_t *mtime, cs_error **err)
 static int
 hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    int u = tolower((unsigned char) c);
+    return isdigit(u) ? u - '0' : isxdigit(u) ? u - 'a' + 10 : -1;
 }
 
 char *

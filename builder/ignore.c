@@ -628,7 +628,8 @@ cs_ignore_parse(const char *text, size_t len, cs_ignore **out, cs_error **err)
         int r = add_pattern(ig, &cap, pattern, err);
         if (r < 0) {
             cs_ignore_free(ig);
-            return cs_err_wrap(err, ".dockerignore line %d", lineno);
+            cs_err_wrap(err, ".dockerignore line %d", lineno);
+            return r;
         }
     }
     *out = ig;

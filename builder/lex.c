@@ -7,115 +7,8 @@
  * passes through unchanged. */
 #include <string.h>
 
+#include "cstore/strv.h"
 #include "lex.h"
-
-/* ---- env ---- */
-
-struct cs_df_env {
-    char **keys, **vals;
-    size_t n, cap;
-};
-
-cs_df_env *
-cs_df_env_new(void)
-{
-    return cs_xcalloc(1, sizeof(cs_df_env));
-}
-
-cs_df_env *
-cs_df_env_dup(const cs_df_env *e)
-{
-    cs_df_env *d = cs_df_env_new();
-    for (size_t i = 0; e && i < e->n; i++)
-        cs_df_env_set(d, e->keys[i], e->vals[i]);
-    return d;
-}
-
-void
-cs_df_env_free(cs_df_env *e)
-{
-    if (!e)
-        return;
-    for (size_t i = 0; i < e->n; i++) {
-        free(e->keys[i]);
-        free(e->vals[i]);
-    }
-    free(e->keys);
-    free(e->vals);
-    free(e);
-}
-
-static ssize_t
-env_find(const cs_df_env *e, const char *key, size_t klen)
-{
-    for (size_t i = 0; e && i < e->n; i++)
-        if (strncmp(e->keys[i], key, klen) == 0 && e->keys[i][klen] == '\0')
-            return (ssize_t) i;
-    return -1;
-}
-
-void
-cs_df_env_set(cs_df_env *e, const char *key, const char *value)
-{
-    ssize_t i = env_find(e, key, strlen(key));
-    if (i >= 0) {
-        free(e->vals[i]);
-        e->vals[i] = cs_xstrdup(value);
-        return;
-    }
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 8;
-        e->keys = cs_xrealloc(e->keys, e->cap * sizeof(char *));
-        e->vals = cs_xrealloc(e->vals, e->cap * sizeof(char *));
-    }
-    e->keys[e->n] = cs_xstrdup(key);
-    e->vals[e->n] = cs_xstrdup(value);
-    e->n++;
-}
-
-bool
-cs_df_env_unset(cs_df_env *e, const char *key)
-{
-    ssize_t i = env_find(e, key, strlen(key));
-    if (i < 0)
-        return false;
-    free(e->keys[i]);
-    free(e->vals[i]);
-    memmove(&e->keys[i], &e->keys[i + 1], (e->n - (size_t) i - 1) * sizeof(char *));
-    memmove(&e->vals[i], &e->vals[i + 1], (e->n - (size_t) i - 1) * sizeof(char *));
-    e->n--;
-    return true;
-}
-
-const char *
-cs_df_env_get(const cs_df_env *e, const char *key)
-{
-    ssize_t i = env_find(e, key, strlen(key));
-    return i < 0 ? NULL : e->vals[i];
-}
-
-size_t
-cs_df_env_count(const cs_df_env *e)
-{
-    return e ? e->n : 0;
-}
-
-void
-cs_df_env_at(const cs_df_env *e, size_t i, const char **key, const char **value)
-{
-    *key = e->keys[i];
-    *value = e->vals[i];
-}
-
-void
-cs_df_strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
 
 /* ---- growable string ---- */
 
@@ -173,8 +66,7 @@ sb_take(sb *b)
 
 typedef struct words {
     sb buf;
-    char **v;
-    size_t n, cap;
+    cs_strv v;
     bool in_word;
 } words;
 
@@ -187,12 +79,7 @@ is_space(int c)
 static void
 words_push(words *w)
 {
-    if (w->n + 2 > w->cap) {
-        w->cap = w->cap ? w->cap * 2 : 8;
-        w->v = cs_xrealloc(w->v, w->cap * sizeof(char *));
-    }
-    w->v[w->n++] = sb_take(&w->buf);
-    w->v[w->n] = NULL;
+    cs_strv_push(&w->v, sb_take(&w->buf));
 }
 
 static void
@@ -240,9 +127,7 @@ static void
 words_release(words *w)
 {
     free(w->buf.s);
-    for (size_t i = 0; i < w->n; i++)
-        free(w->v[i]);
-    free(w->v);
+    cs_strv_release(&w->v);
 }
 
 /* ---- the lexer ---- */
@@ -526,8 +411,9 @@ pat_trim(const char *pattern, const char *value, bool greedy, bool suffix, sb *o
 {
     cs_autofree int *t = NULL;
     size_t tn, vn = strlen(value);
-    if (pat_compile(pattern, &t, &tn, err) < 0)
-        return -CS_EPARSE;
+    int rc = pat_compile(pattern, &t, &tn, err);
+    if (rc < 0)
+        return rc;
     for (size_t k = 0; k <= vn; k++) {
         size_t len = greedy ? vn - k : k; /* length of the part removed */
         size_t start = suffix ? vn - len : 0;
@@ -555,8 +441,9 @@ pat_replace(const char *pattern, const char *repl, const char *value, bool all, 
     cs_autofree int *t = NULL;
     size_t tn, vn = strlen(value), i = 0;
     bool replaced = false;
-    if (pat_compile(pattern, &t, &tn, err) < 0)
-        return -CS_EPARSE;
+    int rc = pat_compile(pattern, &t, &tn, err);
+    if (rc < 0)
+        return rc;
     while (i <= vn) {
         bool found = false;
         size_t mlen = 0;
@@ -758,9 +645,10 @@ lex_run(const char *word, int escape, unsigned flags, const cs_df_env *env, sb *
         .env = env,
         .err = err,
     };
-    if (lex_until(&l, LEX_EOF, l.raw_escapes, out, w) < 0)
-        return cs_err_wrap(err, "failed to process \"%s\"", word);
-    return 0;
+    int rc = lex_until(&l, LEX_EOF, l.raw_escapes, out, w);
+    if (rc < 0)
+        cs_err_wrap(err, "failed to process \"%s\"", word);
+    return rc;
 }
 
 int
@@ -768,9 +656,10 @@ cs_df_expand_ex(const char *word, int escape, unsigned flags, const cs_df_env *e
                 cs_error **err)
 {
     sb b = { 0 };
-    if (lex_run(word, escape, flags, env, &b, NULL, err) < 0) {
+    int rc = lex_run(word, escape, flags, env, &b, NULL, err);
+    if (rc < 0) {
         free(b.s);
-        return -CS_EPARSE;
+        return rc;
     }
     *out = sb_take(&b);
     return 0;
@@ -792,13 +681,12 @@ cs_df_words(const char *word, int escape, unsigned flags, const cs_df_env *env, 
     free(b.s);
     if (rc < 0) {
         words_release(&w);
-        return -CS_EPARSE;
+        return rc;
     }
     if (w.buf.len)
         words_push(&w);
     free(w.buf.s);
-    if (!w.v)
-        w.v = cs_xcalloc(1, sizeof(char *));
-    *out = w.v;
-    return (int) w.n;
+    int n = (int) w.v.n;
+    *out = cs_strv_take(&w.v);
+    return n;
 }

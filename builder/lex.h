@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "cstore/error.h"
+#include "cstore/strv.h"
 #include "cstore/util.h"
 
 /* ---- an ordered set of variables (ARG and ENV values) ---- */
@@ -60,13 +61,14 @@ int cs_df_expand(const char *word, const cs_df_env *env, char **out, cs_error **
 /* Expands word and splits it into words (BuildKit's ProcessWords): unquoted
  * whitespace, including whitespace that comes from an unquoted variable,
  * separates words; quoted text never does. *out is a malloc'd NULL-terminated
- * vector (free with cs_df_strv_free). Returns the number of words or
+ * vector (free with cs_strv_free). Returns the number of words or
  * -CS_EPARSE. */
 int cs_df_words(const char *word, int escape, unsigned flags, const cs_df_env *env, char ***out,
                 cs_error **err);
 
-/* Frees a NULL-terminated vector of malloc'd strings; NULL is fine. */
-void cs_df_strv_free(char **v);
+/* The former name of cs_strv_free (cstore/strv.h), kept for callers: frees
+ * a NULL-terminated vector of malloc'd strings; NULL is fine. */
+#define cs_df_strv_free cs_strv_free
 static inline void
 cs_df_strv_freep(char ***v)
 {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "df_int.h"
 #include "dockerfile.h"
 #include "lex.h"
 
@@ -219,6 +220,120 @@ flags_keep_order_and_lose_quotes(void **state)
     assert_int_equal(c->nflags, 1);
     assert_int_equal(c->nargs, 2);
     assert_string_equal(c->args[0], "--weird");
+    cs_df_free(df);
+}
+
+static void
+flag_words_drop_quotes_and_escapes_and_keep_empty_values(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "RUN --mount=type=bind,source=a\\ b --network= make\n"
+                         "RUN --mount='x\"y' --mount=\"p\\\"q\" --mount=a'b c'd true\n"
+                         "COPY --chmod=\"\" --chown=u\\:g a b\n"
+                         "RUN -x --mount=a make\n");
+    const cs_df_instr *r = &df->instrs[1];
+    assert_int_equal(r->nflags, 2);
+    assert_string_equal(r->flags[0].value, "type=bind,source=a b"); /* escaped space */
+    assert_string_equal(r->flags[1].name, "network");
+    assert_non_null(r->flags[1].value); /* "--network=": empty, not absent */
+    assert_string_equal(r->flags[1].value, "");
+    assert_string_equal(r->rest, "make");
+    r = &df->instrs[2];
+    assert_int_equal(r->nflags, 3);
+    assert_string_equal(r->flags[0].value, "x\"y");
+    assert_string_equal(r->flags[1].value, "p\"q");
+    assert_string_equal(r->flags[2].value, "ab cd"); /* quotes inside a word */
+    assert_string_equal(r->args[0], "true");
+    const cs_df_instr *c = &df->instrs[3];
+    assert_int_equal(c->nflags, 2);
+    assert_string_equal(c->flags[0].value, "");
+    assert_string_equal(c->flags[1].value, "u:g");
+    assert_int_equal(c->nargs, 2);
+    r = &df->instrs[4]; /* flags stop at the first word that is none */
+    assert_int_equal(r->nflags, 0);
+    assert_string_equal(r->args[0], "-x --mount=a make");
+    cs_df_free(df);
+
+    df = parse_ok("# escape=`\nFROM scratch\nRUN --mount=a` b --network=\"n`\"\" x\n");
+    assert_string_equal(df->instrs[1].flags[0].value, "a b");
+    assert_string_equal(df->instrs[1].flags[1].value, "n\"");
+    cs_df_free(df);
+
+    parse_err("FROM scratch\nCOPY --link= a b\n", "Dockerfile:2: missing a value on flag: --link");
+    parse_err("FROM scratch\nRUN --network make\n",
+              "Dockerfile:2: missing a value on flag: --network");
+}
+
+static void
+split_words_keeps_quotes_and_escapes(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *in;
+        char esc;
+        const char *out; /* words joined with '|' */
+    } t[] = {
+        { "", '\\', "" },
+        { "  a  b\t c ", '\\', "a|b|c" },
+        { "a=\"x y\" b", '\\', "a=\"x y\"|b" },
+        { "c\\ d e", '\\', "c\\ d|e" },
+        { "'p\\q r' s", '\\', "'p\\q r'|s" }, /* the escape is literal in single quotes */
+        { "\"p\\\" q\" s", '\\', "\"p\\\" q\"|s" },
+        { "\"\" x", '\\', "\"\"|x" },
+        { "a\\", '\\', "a" }, /* a trailing escape is dropped */
+        { "a` b c", '`', "a` b|c" },
+        { "a\\ b", '`', "a\\|b" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        cs_strv w = { 0 };
+        df_split_words(t[i].in, t[i].esc, &w);
+        char joined[256] = "";
+        for (size_t j = 0; j < w.n; j++) {
+            if (j)
+                strcat(joined, "|");
+            strcat(joined, w.v[j]);
+        }
+        if (strcmp(joined, t[i].out) != 0)
+            fail_msg("[%s]: want '%s', got '%s'", t[i].in, t[i].out, joined);
+        cs_strv_release(&w);
+    }
+    cs_df *df = parse_ok("FROM scratch\nENV a=\"x y\" b=c\\ d e='p\\q'\nARG x= y\n");
+    const cs_df_instr *e = &df->instrs[1];
+    assert_int_equal(e->nkvs, 3);
+    assert_string_equal(e->kvs[0].value, "\"x y\"");
+    assert_string_equal(e->kvs[1].value, "c\\ d");
+    assert_string_equal(e->kvs[2].value, "'p\\q'");
+    const cs_df_instr *a = &df->instrs[2];
+    assert_int_equal(a->nkvs, 2);
+    assert_string_equal(a->kvs[0].value, "");
+    assert_null(a->kvs[1].value);
+    cs_df_free(df);
+}
+
+static void
+expansion_errors_return_the_lexers_code(void **state)
+{
+    (void) state;
+    cs_df *df = parse_ok("FROM scratch\nWORKDIR ${X:?unset}\nEXPOSE \"80\nENV k=${Y:?no}\n");
+    char **a = NULL;
+    cs_error *err = NULL;
+    int rc = cs_df_args(df, &df->instrs[1], NULL, &a, &err);
+    assert_int_equal(rc, -CS_EPARSE);
+    assert_int_equal(rc, -(int) err->code);
+    assert_string_equal(err->msg, "Dockerfile:2: failed to process \"${X:?unset}\": X: unset");
+    cs_error_clear(&err);
+    rc = cs_df_args(df, &df->instrs[2], NULL, &a, &err);
+    assert_int_equal(rc, -CS_EPARSE);
+    assert_int_equal(rc, -(int) err->code);
+    cs_error_clear(&err);
+    cs_df_kv *kv = NULL;
+    rc = cs_df_kvs(df, &df->instrs[3], NULL, &kv, &err);
+    assert_int_equal(rc, -CS_EPARSE);
+    assert_int_equal(rc, -(int) err->code);
+    cs_error_clear(&err);
+    /* without an error chain, the code is still the lexer's */
+    assert_int_equal(cs_df_args(df, &df->instrs[1], NULL, &a, NULL), -CS_EPARSE);
     cs_df_free(df);
 }
 
@@ -549,7 +664,7 @@ words_split_on_unquoted_whitespace_after_expansion(void **state)
         assert_null(w[n]);
         if (strcmp(joined, t[i].out) != 0)
             fail_msg("%s: want '%s', got '%s'", t[i].in, t[i].out, joined);
-        cs_df_strv_free(w);
+        cs_strv_free(w);
     }
     char **w = NULL;
     assert_true(cs_df_words("hello\" there", '\\', 0, env, &w, NULL) < 0);
@@ -579,18 +694,18 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
     char **a = NULL;
     assert_int_equal(cs_df_args(df, &df->instrs[2], env, &a, NULL), 1);
     assert_string_equal(a[0], "/bar");
-    cs_df_strv_free(a);
+    cs_strv_free(a);
     assert_int_equal(cs_df_args(df, &df->instrs[3], env, &a, NULL), 2);
     assert_string_equal(a[1], "/bar");
-    cs_df_strv_free(a);
+    cs_strv_free(a);
     assert_int_equal(cs_df_args(df, &df->instrs[4], env, &a, NULL), 2);
     assert_string_equal(a[0], "$foo");
-    cs_df_strv_free(a);
+    cs_strv_free(a);
     assert_int_equal(cs_df_args(df, &df->instrs[5], env, &a, NULL), 3);
     assert_string_equal(a[0], "80");
     assert_string_equal(a[1], "443/udp");
     assert_string_equal(a[2], "9000");
-    cs_df_strv_free(a);
+    cs_strv_free(a);
 
     cs_df_kv *kv = NULL;
     assert_int_equal(cs_df_kvs(df, &df->instrs[1], env, &kv, NULL), 1);
@@ -610,10 +725,10 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
 
     assert_int_equal(cs_df_args(df, &df->instrs[8], env, &a, NULL), 1);
     assert_string_equal(a[0], "echo $foo"); /* RUN is left to the shell */
-    cs_df_strv_free(a);
+    cs_strv_free(a);
     assert_int_equal(cs_df_args(df, &df->instrs[9], env, &a, NULL), 1);
     assert_string_equal(a[0], "me");
-    cs_df_strv_free(a);
+    cs_strv_free(a);
     char *chown = NULL;
     assert_int_equal(cs_df_flag_expand(df, &df->instrs[10], "chown", env, &chown, NULL), 0);
     assert_string_equal(chown, "me:grp");
@@ -985,6 +1100,9 @@ main(void)
         cmocka_unit_test(keywords_are_case_insensitive_and_keep_their_spelling),
         cmocka_unit_test(invalid_json_is_shell_form),
         cmocka_unit_test(flags_keep_order_and_lose_quotes),
+        cmocka_unit_test(flag_words_drop_quotes_and_escapes_and_keep_empty_values),
+        cmocka_unit_test(split_words_keeps_quotes_and_escapes),
+        cmocka_unit_test(expansion_errors_return_the_lexers_code),
         cmocka_unit_test(parser_directives_are_read_only_at_the_top),
         cmocka_unit_test(escape_backtick_continues_lines_and_escapes_words),
         cmocka_unit_test(continuations_skip_comment_and_empty_lines),
