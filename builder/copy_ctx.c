@@ -495,10 +495,8 @@ ctx_glob(ctxwalk *w, const char *crel, char **comps, size_t k, size_t n, const c
     return r;
 }
 
-/* The context paths a source argument names: itself, or what its
- * wildcards match. */
-static int
-ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err)
+int
+copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err)
 {
     if (!a->comps.n) {
         cs_strv_add(m, a->clean);
@@ -515,10 +513,8 @@ ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err)
     return ctx_glob(w, real, a->comps.v, 0, a->comps.n, a->src, m, err);
 }
 
-/* The item for one matched path (skipped when ignored; missing is an error
- * for a literal source). */
-static int
-ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err)
+int
+copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err)
 {
     cs_autofree char *real = NULL;
     struct stat st;
@@ -536,18 +532,5 @@ ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err)
     if (r == 0 && !a->comps.n)
         r = cs_err(err, CS_ENOTFOUND, 0, "lstat %s: no such file or directory",
                    *a->clean ? a->clean : ".");
-    return r;
-}
-
-int
-copy_ctx_source(ctxwalk *w, const srcarg *a, cs_error **err)
-{
-    cs_strv m = { 0 };
-    w->incl = a->incl;
-    int r = ctx_matches(w, a, &m, err);
-    for (size_t i = 0; r >= 0 && i < m.n; i++)
-        r = ctx_match_item(w, a, m.v[i], err);
-    w->incl = NULL;
-    cs_strv_release(&m);
     return r;
 }

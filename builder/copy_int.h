@@ -117,8 +117,12 @@ typedef struct treesrc {
 int copy_ctx_open(ctxwalk *w, const char *context_dir, cs_error **err);
 /* Makes w->ing usable: the caller's ingest, or one begun on first need. */
 int copy_need_ingest(ctxwalk *w, cs_error **err);
-/* The items of one split source argument in the context. */
-int copy_ctx_source(ctxwalk *w, const srcarg *a, cs_error **err);
+/* The context paths a source argument names: itself, or what its
+ * wildcards match (w->root set). */
+int copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err);
+/* The item for one of them: 1 added, 0 none (ignored, or a wildcard's match
+ * that vanished); a literal source that is missing is CS_ENOTFOUND. */
+int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err);
 
 /* copy_src.c */
 /* Resolves one source argument (context when w->root, else ts) into items.

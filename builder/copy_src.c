@@ -238,15 +238,18 @@ tree_match_item(treesrc *ts, const srcarg *a, const char *path, cs_error **err)
     return 1;
 }
 
+/* The items of a source argument: each path it names, in the context
+ * (when there is one) or in the tree. */
 static int
-tree_source(treesrc *ts, const srcarg *a, cs_error **err)
+add_matches(ctxwalk *w, treesrc *ts, const srcarg *a, cs_error **err)
 {
     cs_strv m = { 0 };
-    ts->incl = a->incl;
-    int r = tree_matches(ts, a, &m, err);
+    bool ctx = w->root != NULL;
+    w->incl = ts->incl = a->incl;
+    int r = ctx ? copy_ctx_matches(w, a, &m, err) : tree_matches(ts, a, &m, err);
     for (size_t i = 0; r >= 0 && i < m.n; i++)
-        r = tree_match_item(ts, a, m.v[i], err);
-    ts->incl = NULL;
+        r = ctx ? copy_ctx_match_item(w, a, m.v[i], err) : tree_match_item(ts, a, m.v[i], err);
+    w->incl = ts->incl = NULL;
     cs_strv_release(&m);
     return r;
 }
@@ -259,7 +262,7 @@ copy_add_source(ctxwalk *w, treesrc *ts, const char *src, const cs_copy_opts *o,
     srcarg a;
     int r = srcarg_init(&a, src, o->parents, err);
     if (r >= 0)
-        r = w->root ? copy_ctx_source(w, &a, err) : tree_source(ts, &a, err);
+        r = add_matches(w, ts, &a, err);
     if (r >= 0 && o->parents)
         r = parents_required(c, &a, before, err);
     srcarg_release(&a);
