@@ -88,8 +88,15 @@ int cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_t
 
 /* --chown USER[:GROUP] resolution against the stage's /etc/passwd and
  * /etc/group in tree (numbers used as they are; a name missing from the
- * files is an error "unable to find user NAME" / "unable to find group
- * NAME"). */
+ * files is CS_ENOTFOUND "unable to find user NAME" / "unable to find group
+ * NAME"; files larger than 10 MiB are CS_EINVAL). tree is borrowed (may be
+ * NULL: no files). Reads in a read transaction of its own: the thread must
+ * not be inside a write transaction of s. */
+int cs_copy_lookup_owner(cs_store *s, const cs_tree *tree, const char *spec, uint32_t *uid,
+                         uint32_t *gid, cs_error **err);
+/* The same in the caller's transaction txn. Kept for builder/build.c until
+ * it moves to cs_copy_lookup_owner (nothing outside store/ should hold an
+ * LMDB transaction). */
 int cs_copy_lookup_user(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *spec,
                         uint32_t *uid, uint32_t *gid, cs_error **err);
 

@@ -16,6 +16,7 @@
 #include "cstore/gc.h"
 #include "cstore/image.h"
 #include "cstore/snapshot.h"
+#include "cstore/statcache.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "digestset.h"
@@ -250,10 +251,12 @@ typedef struct gc_sweep {
 static bool
 sweep_keep(const gc_sweep *sw, const MDB_val *k, const MDB_val *v)
 {
-    /* Stat cache records end with the content digest they remember. */
-    if (sw->t == CS_T_STATCACHE)
-        return v->mv_size >= 32
-               && cs_digestset_has(sw->keep, (const uint8_t *) v->mv_data + v->mv_size - 32);
+    /* Stat cache records go with the content they remember. */
+    if (sw->t == CS_T_STATCACHE) {
+        cs_digest d;
+        return cs_statcache_record_content(v->mv_data, v->mv_size, &d)
+               && cs_digestset_has(sw->keep, d.b);
+    }
     /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(sw->t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;

@@ -1,0 +1,137 @@
+/* copy_int.h - what the files of COPY/ADD share (private to builder/copy*.c).
+ *
+ *   copy.c        cs_copy_prepare/cs_copy_free: options, the prepared sources
+ *                 (items and their nodes), path helpers
+ *   copy_ctx.c    sources in the build context: resolution with the context
+ *                 as root, globbing, .dockerignore, the walk and the stat cache
+ *   copy_stat.c   lstat of a directory's names on two threads
+ *   copy_src.c    source arguments (--parents), sources in a tree (--from),
+ *                 URLs, heredocs, and the cache key
+ *   copy_layer.c  cs_copy_layer: the destination layer, ADD's archives
+ *   copy_user.c   --chown: users and groups in /etc/passwd and /etc/group
+ *
+ * Prepare turns every source argument into "items": a directory whose
+ * contents are copied, or one non-directory (file, link, URL download,
+ * heredoc). Their entries ("nodes") carry paths relative to the item and all
+ * the metadata the layer needs, so the key can be computed and the layer made
+ * without reading a byte of a context file again.
+ */
+#ifndef CSBUILD_COPY_INT_H
+#define CSBUILD_COPY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include "copy.h"
+#include "cstore/statcache.h"
+#include "cstore/strv.h"
+
+typedef enum {
+    I_DIR,    /* a directory: nodes are its entries, node 0 ("") itself */
+    I_FILE,   /* one non-directory: node 0 */
+    I_URL,    /* ADD <url>: node 0 */
+    I_INLINE, /* heredoc: node 0 */
+} ikind;
+
+typedef struct item {
+    ikind kind;
+    char *name;      /* base name when copied into a directory */
+    char *abs;       /* context file (ADD may extract it), else NULL */
+    size_t first, n; /* its nodes */
+} item;
+
+struct cs_copy {
+    bool is_add;
+    char *dest;    /* clean, relative to the root ("" = root) */
+    bool dest_dir; /* dest ends in "/" (or "/.", or is ".") */
+    bool chown, chmod;
+    uint32_t uid, gid, mode;
+    int64_t clamp;
+    item *items;
+    size_t nitems, capitems;
+    cs_entry *nodes; /* path = relative to the item */
+    size_t nnodes, capnodes;
+};
+
+/* copy.c: the prepared sources. */
+cs_entry *copy_add_node(cs_copy *c);
+void copy_pop_node(cs_copy *c);
+item *copy_add_item(cs_copy *c, ikind kind, const char *name);
+/* Drops the last item, which has no nodes left. */
+void copy_pop_item(cs_copy *c);
+/* Closes the last item: its nodes are those added since copy_add_item. */
+void copy_end_item(cs_copy *c);
+
+/* copy.c: paths. Clean relative form of p under the root: "/a/../b/" -> "b",
+ * "/" -> ""; ".." cannot climb above the root (BuildKit drops it). */
+char *copy_rel_clean(const char *p);
+char *copy_join(const char *a, const char *b); /* "" joins as nothing */
+const char *copy_base_name(const char *p);
+
+/* copy_stat.c: a second thread for lstat (NULL when none could start:
+ * everything is then stat'ed inline). */
+typedef struct statpool statpool;
+statpool *copy_statpool_new(void);
+void copy_statpool_free(statpool *p);
+/* lstat of every name in dirfd: sts[i], or errs[i] = errno. */
+void copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts, int *errs);
+
+/* A source argument, split for matching. */
+typedef struct srcarg {
+    const char *src; /* as spelled (with --parents: base) */
+    char *clean;     /* copy_rel_clean(src) */
+    char *d1;        /* the components before the first wildcard */
+    cs_strv comps;   /* that component and the rest (empty: a literal) */
+    char *base;      /* --parents: "base/./pattern" (base "/" without "/./") */
+    char *pattern;   /* --parents: the path whose parents are kept */
+    cs_ignore *incl; /* --parents: pattern as an include filter */
+} srcarg;
+
+/* Prepare's state: the build context side (also the ingest and stat cache
+ * view every kind of source shares). */
+typedef struct ctxwalk {
+    statpool *sp; /* made on the first large directory */
+    cs_store *s;
+    cs_copy *c;
+    cs_statcache *sc; /* lookups: through the caller's ingest, or a read view */
+    cs_ingest *ing;   /* the caller's, or ours (made on the first miss) */
+    cs_ingest *own_ing;
+    const cs_ignore *ig;   /* .dockerignore: context-relative paths */
+    const cs_ignore *excl; /* --exclude: item-relative paths */
+    const cs_ignore *incl; /* --parents: item-relative paths */
+    char *root;            /* realpath of the context ("" for "/") */
+    size_t rootlen;
+    char *buf; /* root + "/" + context-relative path */
+    size_t cap;
+    int64_t now;
+} ctxwalk;
+
+/* Sources in a tree (COPY --from). */
+typedef struct treesrc {
+    cs_copy *c;
+    const cs_tree *t;
+    const cs_ignore *excl, *incl;
+} treesrc;
+
+/* copy_ctx.c */
+int copy_ctx_open(ctxwalk *w, const char *context_dir, cs_error **err);
+/* Makes w->ing usable: the caller's ingest, or one begun on first need. */
+int copy_need_ingest(ctxwalk *w, cs_error **err);
+/* The context paths a source argument names: itself, or what its
+ * wildcards match (w->root set). */
+int copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err);
+/* The item for one of them: 1 added, 0 none (ignored, or a wildcard's match
+ * that vanished); a literal source that is missing is CS_ENOTFOUND. */
+int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err);
+
+/* copy_src.c */
+/* Resolves one source argument (context when w->root, else ts) into items.
+ * Returns the number of items added (0 for a wildcard matching nothing). */
+int copy_add_source(ctxwalk *w, treesrc *ts, const char *src, const cs_copy_opts *o,
+                    cs_error **err);
+bool copy_is_url(const char *s);
+int copy_add_url(ctxwalk *w, const char *url, const cs_copy_opts *o, cs_error **err);
+int copy_add_inline(ctxwalk *w, const cs_copy_inline *in, cs_error **err);
+void copy_compute_key(const cs_copy *c, const cs_copy_opts *o, cs_digest *key);
+
+#endif

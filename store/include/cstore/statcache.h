@@ -1,0 +1,70 @@
+/* statcache.h - the stat cache: which content a file of a build context had
+ * when its path and stat were last seen, so a rebuild with nothing changed
+ * never reads a file's bytes. This module owns the statcache table's
+ * records; the builder (COPY/ADD) and gc use them only through here.
+ *
+ * Record, one per path, overwritten when the file changes:
+ *   key   = the absolute path when at most CS_STATCACHE_MAXPATH bytes, else
+ *           0x00 | sha256(path) (LMDB keys are at most 511 bytes)
+ *   value = dev u64 | ino u64 | size u64 | mtime_ns u64 | ctime_ns u64 |
+ *           mode u32 | content digest[32] (all zero for an empty file)
+ *           = CS_STATCACHE_VLEN bytes, integers big-endian.
+ * A record answers only when all six stat fields match; one of another
+ * length is garbled and never answers. gc keeps a record as long as it keeps
+ * the content the record names (cs_statcache_record_content), so records of
+ * empty files go at the next gc.
+ *
+ * Thread rules: a cs_statcache belongs to one thread (the one that drives
+ * the ingest it reads through, when given one).
+ */
+#ifndef CSTORE_STATCACHE_H
+#define CSTORE_STATCACHE_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include "cstore/ingest.h"
+#include "cstore/store.h"
+#include "cstore/util.h"
+
+#define CS_STATCACHE_MAXPATH 480
+#define CS_STATCACHE_VLEN    (5 * 8 + 4 + 32)
+
+/* A read view of the stat cache (and of which contents are stored). */
+typedef struct cs_statcache cs_statcache;
+
+/* Opens a view: lookups run in ing's write transaction when ing is given
+ * (they then see what ing stored so far; the view borrows ing and must be
+ * closed before ing is committed or freed), else in a read transaction of
+ * the view's own (the thread must then not be inside a write transaction of
+ * s). Returns 0, or the code of the failed begin. */
+int cs_statcache_open(cs_store *s, cs_ingest *ing, cs_statcache **out, cs_error **err);
+/* Ends the view's own read transaction. NULL is fine. */
+void cs_statcache_close(cs_statcache *sc);
+CS_DEFINE_FREEP(cs_statcache, cs_statcache_close)
+
+/* Looks path (absolute) up with its lstat st. Returns 1 on a hit: the
+ * record matches st and its content is still stored (or the file is empty);
+ * *content gets the digest (all zero for an empty file). Returns 0 on a
+ * miss (no record, a changed file, a garbled record, content gone), or a
+ * negative code with *err set when the table cannot be read. */
+int cs_statcache_get(cs_statcache *sc, const char *path, const struct stat *st, cs_digest *content,
+                     cs_error **err);
+
+/* Records that path with stat st holds content (zero digest for an empty
+ * file), in ing's transaction (ing an ingest of s): visible to others once ing commits. The
+ * caller decides whether st is safe to trust (a file modified within the
+ * timestamp granularity may change again unseen). 0 or a negative code
+ * (CS_EFULL when the map is full). */
+int cs_statcache_put(cs_store *s, cs_ingest *ing, const char *path, const struct stat *st,
+                     const cs_digest *content, cs_error **err);
+
+/* 1 when content d is stored as the view sees it, 0 when not, <0 on error.
+ * For sources that are no context files (heredocs) but are ingested only
+ * when missing. */
+int cs_statcache_has_content(cs_statcache *sc, const cs_digest *d, cs_error **err);
+
+/* For gc: the content digest a raw record value names; false when the
+ * value is no well-formed record (gc then drops it). */
+bool cs_statcache_record_content(const void *v, size_t len, cs_digest *content);
+
+#endif

@@ -1,0 +1,262 @@
+/* test_statcache.c - the stat cache records (store/statcache.c): round
+ * trips, misses on any stat change or lost content, garbled records. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cstore/db.h"
+#include "cstore/ingest.h"
+#include "cstore/statcache.h"
+#include "cstore/store.h"
+
+typedef struct fx {
+    char dir[64];
+    char *root, *file;
+    cs_store *s;
+    struct stat st; /* of file */
+    cs_digest content;
+    cs_error *err;
+} fx;
+
+static void
+write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(cs_write_all(fd, data, strlen(data)), 0);
+    close(fd);
+}
+
+static int
+setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/cs-test-statcache.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->root = cs_path_join(f->dir, "store");
+    f->file = cs_path_join(f->dir, "file.txt");
+    cs_error *err = NULL;
+    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
+        return -1;
+    write_file(f->file, "hello, stat cache\n");
+    if (lstat(f->file, &f->st) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->s);
+    test_rmrf(f->dir);
+    cs_error_free(f->err);
+    free(f->root);
+    free(f->file);
+    free(f);
+    return 0;
+}
+
+/* Ingests the file (so its content is stored) and records it for path. */
+static void
+remember(fx *f, const char *path)
+{
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    int fd = open(f->file, O_RDONLY);
+    assert_true(fd >= 0);
+    uint64_t size = 0;
+    assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->err), 0);
+    close(fd);
+    assert_int_equal(size, f->st.st_size);
+    assert_int_equal(cs_statcache_put(f->s, ing, path, &f->st, &f->content, &f->err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
+    cs_ingest_free(ing);
+}
+
+/* cs_statcache_get through a read view. */
+static int
+lookup(fx *f, const char *path, const struct stat *st, cs_digest *d)
+{
+    cs_statcache *sc = NULL;
+    assert_int_equal(cs_statcache_open(f->s, NULL, &sc, &f->err), 0);
+    int r = cs_statcache_get(sc, path, st, d, &f->err);
+    cs_statcache_close(sc);
+    return r;
+}
+
+static void
+a_recorded_file_is_found_with_its_content(void **state)
+{
+    fx *f = *state;
+    remember(f, f->file);
+    cs_digest d;
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 1);
+    assert_true(cs_digest_eq(&d, &f->content));
+}
+
+static void
+a_path_too_long_for_a_key_round_trips_through_its_hash(void **state)
+{
+    fx *f = *state;
+    char path[CS_STATCACHE_MAXPATH + 64];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    remember(f, path);
+    cs_digest d;
+    assert_int_equal(lookup(f, path, &f->st, &d), 1);
+    assert_true(cs_digest_eq(&d, &f->content));
+    path[10] = 'b'; /* another long path: another key */
+    assert_int_equal(lookup(f, path, &f->st, &d), 0);
+}
+
+static void
+a_changed_mtime_size_or_inode_misses(void **state)
+{
+    fx *f = *state;
+    remember(f, f->file);
+    cs_digest d;
+    struct stat st = f->st;
+    st.st_mtim.tv_nsec ^= 1;
+    assert_int_equal(lookup(f, f->file, &st, &d), 0);
+    st = f->st;
+    st.st_size++;
+    assert_int_equal(lookup(f, f->file, &st, &d), 0);
+    st = f->st;
+    st.st_ino++;
+    assert_int_equal(lookup(f, f->file, &st, &d), 0);
+    st = f->st;
+    st.st_ctim.tv_sec++;
+    assert_int_equal(lookup(f, f->file, &st, &d), 0);
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 1);
+}
+
+static void
+an_unknown_path_misses(void **state)
+{
+    fx *f = *state;
+    remember(f, f->file);
+    cs_digest d;
+    assert_int_equal(lookup(f, "/no/such/file", &f->st, &d), 0);
+}
+
+static void
+a_record_whose_content_is_gone_misses(void **state)
+{
+    fx *f = *state;
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    cs_digest never;
+    cs_sha256("never stored", 12, &never);
+    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &never, &f->err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
+    cs_ingest_free(ing);
+    cs_digest d;
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
+}
+
+static void
+an_empty_file_hits_without_content(void **state)
+{
+    fx *f = *state;
+    write_file(f->file, "");
+    assert_int_equal(lstat(f->file, &f->st), 0);
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    cs_digest zero = { 0 };
+    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &zero, &f->err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
+    cs_ingest_free(ing);
+    cs_digest d;
+    memset(&d, 0xff, sizeof(d));
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 1);
+    assert_true(cs_digest_is_zero(&d));
+}
+
+static void
+a_view_in_an_ingest_sees_what_it_put(void **state)
+{
+    fx *f = *state;
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    int fd = open(f->file, O_RDONLY);
+    uint64_t size;
+    assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->err), 0);
+    close(fd);
+    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &f->content, &f->err), 0);
+    cs_statcache *sc = NULL;
+    assert_int_equal(cs_statcache_open(f->s, ing, &sc, &f->err), 0);
+    cs_digest d;
+    assert_int_equal(cs_statcache_get(sc, f->file, &f->st, &d, &f->err), 1);
+    assert_true(cs_digest_eq(&d, &f->content));
+    assert_int_equal(cs_statcache_has_content(sc, &f->content, &f->err), 1);
+    cs_statcache_close(sc);
+    cs_ingest_free(ing); /* uncommitted: nothing stays */
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
+}
+
+static void
+a_garbled_record_is_refused(void **state)
+{
+    fx *f = *state;
+    remember(f, f->file);
+    /* The same key with a value one byte short. */
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, 0, &txn, &f->err), 0);
+    uint8_t junk[CS_STATCACHE_VLEN - 1];
+    memset(junk, 0x5a, sizeof(junk));
+    assert_true(
+        cs_db_put(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), junk, sizeof(junk), 0, &f->err)
+        >= 0);
+    assert_int_equal(cs_db_commit(txn, &f->err), 0);
+    cs_digest d;
+    assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
+    assert_false(cs_statcache_record_content(junk, sizeof(junk), &d));
+}
+
+static void
+gc_reads_the_content_a_record_names(void **state)
+{
+    fx *f = *state;
+    remember(f, f->file);
+    cs_db *db = cs_store_db(f->s);
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, &f->err), 0);
+    MDB_val v;
+    assert_int_equal(cs_db_get(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), &v, &f->err), 0);
+    assert_int_equal(v.mv_size, CS_STATCACHE_VLEN);
+    cs_digest d;
+    assert_true(cs_statcache_record_content(v.mv_data, v.mv_size, &d));
+    assert_true(cs_digest_eq(&d, &f->content));
+    mdb_txn_abort(txn);
+}
+
+int
+main(void)
+{
+#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(a_recorded_file_is_found_with_its_content),
+        T(a_path_too_long_for_a_key_round_trips_through_its_hash),
+        T(a_changed_mtime_size_or_inode_misses),
+        T(an_unknown_path_misses),
+        T(a_record_whose_content_is_gone_misses),
+        T(an_empty_file_hits_without_content),
+        T(a_view_in_an_ingest_sees_what_it_put),
+        T(a_garbled_record_is_refused),
+        T(gc_reads_the_content_a_record_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
