@@ -60,15 +60,15 @@ read_ignore_file(build *b, const char *path, cs_error **err)
     cs_buf_init(&t);
     cs_error *tmp = NULL;
     int r = cs_read_file(path, 16u << 20, &t, &tmp);
-    if (r == 0)
-        r = cs_ignore_parse((const char *) t.data, t.len, &b->ignore, err) < 0
-                ? cs_err_wrap(err, "%s", path)
-                : 1;
-    else if (r == -CS_ENOTFOUND)
+    if (r == 0) {
+        r = cs_ignore_parse((const char *) t.data, t.len, &b->ignore, err);
+        r = r < 0 ? cs_err_wrap(err, "%s", path) : 1;
+    } else {
+        if (r != -CS_ENOTFOUND)
+            cs_store_warn_error(b->s, ".dockerignore", &tmp);
+        cs_error_clear(&tmp);
         r = 0;
-    else
-        cs_store_warn_error(b->s, ".dockerignore", &tmp), r = 0;
-    cs_error_clear(&tmp);
+    }
     cs_buf_release(&t);
     return r;
 }

@@ -1,5 +1,6 @@
-/* runstep.h - RUN in a build: the command line, mounts and environment of a
- * RUN instruction, and turning its run into a layer. Internal to build.c. */
+/* runstep.h - RUN --mount specs: parsing "type=cache,target=..." into a
+ * cs_runmount. Internal to the build engine (build_plan.c plans the stages
+ * a mount names, build_run.c makes the mounts). */
 #ifndef CSBUILD_RUNSTEP_H
 #define CSBUILD_RUNSTEP_H
 
