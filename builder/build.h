@@ -6,21 +6,43 @@
  * expanded text and the digest of its inputs (context files, source stage).
  * Only instructions that may make a layer (COPY, ADD, WORKDIR, RUN) are
  * looked up; metadata instructions change the config and the chain only.
- * Cache records: key -> last-used time u64 BE | has_layer u8 | tree digest.
+ * Cache records: cstore/buildcache.h.
  */
 #ifndef CSBUILD_BUILD_H
 #define CSBUILD_BUILD_H
 
 #include <stdbool.h>
-#include <stdio.h>
 #include "cstore/store.h"
 #include "lex.h"
 
-typedef enum cs_progress {
-    CS_PROGRESS_AUTO,  /* plain lines (a live view on a terminal) */
-    CS_PROGRESS_PLAIN, /* BuildKit-style "#3 [build 2/4] COPY . ." lines */
-    CS_PROGRESS_QUIET, /* nothing but the digest */
-} cs_progress;
+/* Progress: the library never prints. It reports each step through
+ * cs_build_opts.progress (BuildKit's plain view numbers them "#N"):
+ *   STEP_START  a step began; text describes it ("[build 2/4] COPY . .")
+ *   STEP_CACHED / STEP_DONE (seconds) / STEP_ERROR  how step `step` ended
+ *   STEP_LOG    a line about step `step` ("writing image sha256:... done")
+ *   RUN_OUTPUT  a RUN command starts writing to output_fd
+ *   RUN_TAIL    a failed RUN's last lines (text) when output_fd was -1
+ * Not every started step ends with an event: a FROM whose image is
+ * missing returns the error without STEP_ERROR. */
+typedef enum cs_build_event_kind {
+    CS_BUILD_STEP_START,
+    CS_BUILD_STEP_CACHED,
+    CS_BUILD_STEP_DONE,
+    CS_BUILD_STEP_ERROR,
+    CS_BUILD_STEP_LOG,
+    CS_BUILD_RUN_OUTPUT,
+    CS_BUILD_RUN_TAIL,
+} cs_build_event_kind;
+
+typedef struct cs_build_event {
+    cs_build_event_kind kind;
+    unsigned step;    /* 1-based */
+    const char *text; /* borrowed for the call; NULL when the kind has none */
+    double seconds;   /* STEP_DONE */
+} cs_build_event;
+
+/* Called in the building thread, between steps; ev lives for the call. */
+typedef void (*cs_build_progress_fn)(void *ctx, const cs_build_event *ev);
 
 typedef struct cs_build_opts {
     const char *context;    /* context directory */
@@ -29,10 +51,11 @@ typedef struct cs_build_opts {
     char **tags;            /* normalized or not; NULL-terminated, may be NULL */
     const cs_df_env *build_args;
     bool no_cache;
-    bool network_none;   /* RUN without network unless RUN --network says otherwise */
-    const char *runtime; /* OCI runtime for RUN (NULL: runc) */
-    cs_progress progress;
-    FILE *out; /* progress lines (stderr) */
+    bool network_none;             /* RUN without network unless RUN --network says otherwise */
+    const char *runtime;           /* OCI runtime for RUN (NULL: runc) */
+    int output_fd;                 /* RUN commands' stdout and stderr go here; -1: captured only */
+    cs_build_progress_fn progress; /* may be NULL */
+    void *progress_ctx;
 } cs_build_opts;
 
 typedef struct cs_build_result {
@@ -41,7 +64,8 @@ typedef struct cs_build_result {
 } cs_build_result;
 
 /* Builds and commits. Errors read "DOCKERFILE:LINE: ..." where a line is
- * known. */
+ * known; -CS_ECANCELED when the store's cancel flag was triggered.
+ * Warnings go to the store's warn hook. */
 int cs_build(cs_store *s, const cs_build_opts *opts, cs_build_result *out, cs_error **err);
 
 #endif

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include "build.h"
 #include "cmd.h"
+#include "progress.h"
 #include "cstore/image.h"
 
 const char cmd_build_usage[] =
@@ -36,7 +37,7 @@ int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     cs_build_opts o = { 0 };
-    o.out = stderr;
+    cs_progress mode = CS_PROGRESS_AUTO;
     cs_autofree char **tags = cs_xcalloc((size_t) argc + 1, sizeof(char *));
     size_t ntags = 0;
     cs_df_env *args = cs_df_env_new();
@@ -74,11 +75,11 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
             break;
         case 'p':
             if (!strcmp(optarg, "auto"))
-                o.progress = CS_PROGRESS_AUTO;
+                mode = CS_PROGRESS_AUTO;
             else if (!strcmp(optarg, "plain"))
-                o.progress = CS_PROGRESS_PLAIN;
+                mode = CS_PROGRESS_PLAIN;
             else if (!strcmp(optarg, "quiet"))
-                o.progress = CS_PROGRESS_QUIET;
+                mode = CS_PROGRESS_QUIET;
             else {
                 cs_df_env_free(args);
                 return cmd_usage_error(c, "--progress must be auto, plain or quiet");
@@ -115,7 +116,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     }
     cs_build_result res;
+    cmd_progress prog;
+    cmd_progress_init(&prog, mode, stderr, &o);
     rc = cs_build(s, &o, &res, err);
+    cmd_progress_finish(&prog);
     cs_df_env_free(args);
     if (rc < 0)
         return rc;

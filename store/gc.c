@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "cstore/buildcache.h"
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
@@ -63,51 +64,69 @@ cmp_recent(const void *a, const void *b)
     return x->used > y->used ? -1 : x->used < y->used;
 }
 
-/* Build cache records: key -> last-used u64 BE | has_layer u8 | tree[32]
- * (builder/build.h). The policy keeps the most recently used within the
- * age and size limits; their trees are roots. */
+typedef struct cache_list {
+    cs_db *db;
+    MDB_txn *txn;
+    cache_ent *v;
+    size_t n, cap;
+} cache_list;
+
+/* The file bytes of a cache entry's layer into *bytes (0 when it has none
+ * or the tree is gone: a dangling reference is fsck's business). */
+static int
+layer_bytes(cs_db *db, MDB_txn *txn, const cs_cache_entry *e, uint64_t *bytes, cs_error **err)
+{
+    *bytes = 0;
+    if (!e->has_layer)
+        return 0;
+    MDB_val tv;
+    int r = cs_db_get(db, txn, CS_T_TREES, e->tree.b, 32, &tv, err);
+    if (r == -CS_ENOTFOUND)
+        return 0;
+    __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
+    if (r < 0 || (r = cs_tree_decode(tv.mv_data, tv.mv_size, &t, err)) < 0)
+        return r;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->e[i].type == CS_E_FILE)
+            *bytes += t->e[i].size;
+    return 0;
+}
+
+static int
+list_cache(void *ctx, const cs_digest *key, const cs_cache_entry *ce, cs_error **err)
+{
+    cache_list *l = ctx;
+    uint64_t bytes;
+    int r = layer_bytes(l->db, l->txn, ce, &bytes, err);
+    if (r < 0)
+        return r;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    cache_ent *e = &l->v[l->n++];
+    e->key = *key;
+    e->tree = ce->tree;
+    e->used = ce->last_used;
+    e->has_layer = ce->has_layer;
+    e->bytes = bytes;
+    return 0;
+}
+
+/* Build cache records (cstore/buildcache.h): the policy keeps the most
+ * recently used within the age and size limits; their trees are roots.
+ * Malformed records are not listed, so the sweep drops them. */
 static int
 mark_cache(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CACHE), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "cache");
-    cache_ent *v = NULL;
-    size_t n = 0, cap = 0;
-    MDB_val k, val;
-    for (rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
-        if (k.mv_size != 32 || val.mv_size != 41)
-            continue; /* unknown: dropped by the sweep */
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            v = cs_xrealloc(v, cap * sizeof(*v));
-        }
-        const uint8_t *p = val.mv_data;
-        cache_ent *e = &v[n++];
-        memcpy(e->key.b, k.mv_data, 32);
-        e->used = 0;
-        for (int i = 0; i < 8; i++)
-            e->used = e->used << 8 | p[i];
-        e->has_layer = p[8] != 0;
-        memcpy(e->tree.b, p + 9, 32);
-        e->bytes = 0;
-        MDB_val tv;
-        cs_tree *t = NULL;
-        if (e->has_layer && cs_db_get(db, txn, CS_T_TREES, e->tree.b, 32, &tv, NULL) == 0
-            && cs_tree_decode(tv.mv_data, tv.mv_size, &t, NULL) == 0) {
-            for (size_t i = 0; i < t->n; i++)
-                if (t->e[i].type == CS_E_FILE)
-                    e->bytes += t->e[i].size;
-            cs_tree_free(t);
-        }
+    cache_list l = { db, txn, NULL, 0, 0 };
+    int r = cs_cache_foreach(db, txn, list_cache, &l, err);
+    if (r < 0) {
+        free(l.v);
+        return r;
     }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND) {
-        free(v);
-        return cs_db_err(err, rc, "cache");
-    }
+    cache_ent *v = l.v;
+    size_t n = l.n;
     if (n)
         qsort(v, n, sizeof(*v), cmp_recent);
     uint64_t now = (uint64_t) time(NULL), total = 0;

@@ -1,0 +1,292 @@
+/* build_copy.c - the steps that write files without running anything:
+ * COPY / ADD (sources prepared by copy.c) and WORKDIR. */
+#include <string.h>
+#include "build_int.h"
+#include "copy.h"
+#include "cstore/merged.h"
+#include "cstore/oneshot.h"
+#include "cstore/strv.h"
+
+/* Everything a COPY step holds until it ends. */
+typedef struct copy_step {
+    char **args; /* expanded arguments, the last is the destination */
+    int nargs;
+    cs_copy_opts o;
+    cs_copy_inline *inl;
+    char **srcs;
+    cs_strv bodies; /* heredoc bodies */
+    cs_strv excludes;
+    char *from, *chown, *chmod, *checksum;
+    cs_copy *cp;
+    cs_tree *from_tree; /* an image's tree for --from (a stage's is borrowed) */
+} copy_step;
+
+static void
+copy_step_release(copy_step *c)
+{
+    cs_copy_free(c->cp);
+    cs_tree_free(c->from_tree);
+    cs_strv_release(&c->bodies);
+    cs_strv_release(&c->excludes);
+    free(c->inl);
+    free(c->srcs);
+    free(c->from);
+    free(c->chown);
+    free(c->chmod);
+    free(c->checksum);
+    cs_df_strv_free(c->args);
+}
+
+static int
+parse_chmod(const char *s, uint32_t *mode)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 8);
+    if (!*s || *end || v > 07777)
+        return -1;
+    *mode = (uint32_t) v;
+    return 0;
+}
+
+/* Sources: files named in the context (or --from), and heredocs. */
+static int
+copy_sources(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_error **err)
+{
+    int n = c->nargs;
+    c->inl = cs_xcalloc((size_t) n + 1, sizeof(*c->inl));
+    c->srcs = cs_xcalloc((size_t) n + 1, sizeof(char *));
+    for (int i = 0; i < n - 1; i++) {
+        const cs_df_heredoc *h = cs_df_heredoc_for_arg(in, c->args[i]);
+        if (!h) {
+            c->srcs[c->o.nsrcs++] = c->args[i];
+            continue;
+        }
+        char *body = NULL;
+        if (cs_df_heredoc_body(b->df, in, h, st->env, &body, err) < 0)
+            return line_err(b, in, err);
+        cs_strv_push(&c->bodies, body);
+        c->inl[c->o.ninl++] = (cs_copy_inline){ h->name, body, strlen(body) };
+    }
+    c->o.srcs = c->srcs;
+    c->o.inl = c->inl;
+    c->o.dest = c->args[n - 1];
+    json_t *wd = json_object_get(json_object_get(st->cfg, "config"), "WorkingDir");
+    c->o.workdir = json_string_value(wd) && *json_string_value(wd) ? json_string_value(wd) : "/";
+    return 0;
+}
+
+static int
+copy_flags(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_error **err)
+{
+    int r;
+    if ((r = cs_df_flag_expand(b->df, in, "from", st->env, &c->from, err)) < 0
+        || (r = cs_df_flag_expand(b->df, in, "chown", st->env, &c->chown, err)) < 0
+        || (r = cs_df_flag_expand(b->df, in, "chmod", st->env, &c->chmod, err)) < 0
+        || (r = cs_df_flag_expand(b->df, in, "checksum", st->env, &c->checksum, err)) < 0)
+        return line_err(b, in, err);
+    for (size_t i = 0; i < in->nflags; i++) {
+        if (strcmp(in->flags[i].name, "exclude"))
+            continue;
+        char *w = NULL;
+        if (cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &w, err) < 0)
+            return line_err(b, in, err);
+        cs_strv_push(&c->excludes, w);
+    }
+    c->o.excludes = c->excludes.v;
+    c->o.nexcludes = c->excludes.n;
+    c->o.parents = cs_df_flag_bool(in, "parents");
+    c->o.checksum = c->checksum;
+    if (c->chmod && parse_chmod(c->chmod, &c->o.mode) < 0)
+        return cs_err(err, CS_EPARSE, 0, "%s:%d: invalid --chmod '%s': use octal permissions",
+                      b->df_path, in->line, c->chmod);
+    c->o.chmod = c->chmod != NULL;
+    return 0;
+}
+
+/* --chown names are looked up in the stage's /etc/passwd: that needs its tree. */
+static int
+copy_chown(build *b, bstage *st, copy_step *c, cs_error **err)
+{
+    const cs_tree *dest = NULL;
+    if (!c->chown)
+        return 0;
+    int r = stage_merged(b, st, &dest, err);
+    if (r == 0)
+        r = lookup_user(b, dest, c->chown, &c->o.uid, &c->o.gid, err);
+    c->o.chown = r == 0;
+    return r;
+}
+
+/* Prepares the sources; the key gets their digest (and --from's). No ingest
+ * (no write transaction) unless a context file changed: the prepare step
+ * opens its own then, so a rebuild with nothing changed only reads. */
+static int
+copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha256_ctx *kh,
+             cs_error **err)
+{
+    cs_copy_from src = { 0 };
+    if (c->from) {
+        cs_digest fk;
+        bool stage = stage_ref(b, c->from, (size_t) (st - b->st)) >= 0;
+        int r = source_tree(b, st, in, "COPY --from", c->from, &src.tree, &c->from_tree, &fk, err);
+        if (r < 0)
+            return r;
+        hash_str(kh, stage ? "from-stage" : "from-image");
+        cs_sha256_update(kh, fk.b, 32);
+    } else {
+        src.context_dir = b->o->context;
+        src.ignore = b->ignore;
+    }
+    cs_digest ckey;
+    if (cs_copy_prepare(b->s, NULL, &src, &c->o, NULL, &c->cp, &ckey, err) < 0)
+        return line_err(b, in, err);
+    cs_sha256_update(kh, ckey.b, 32);
+    return 0;
+}
+
+/* A cache miss: the layer, its tree and cache entry in one ingest. */
+static int
+copy_make_layer(build *b, bstage *st, copy_step *c, const cs_digest *key, cs_digest *tree,
+                cs_error **err)
+{
+    const cs_tree *dest = NULL;
+    cs_ingest *ing = NULL;
+    cs_tree *nl = NULL;
+    int r;
+    if ((r = stage_merged(b, st, &dest, err)) == 0 && (r = cs_ingest_begin(b->s, &ing, err)) == 0
+        && (r = cs_copy_layer(b->s, ing, c->cp, dest, &nl, err)) == 0
+        && (r = cs_cache_put_layer(b->db, ing, key, nl, tree, err)) == 0)
+        r = cs_ingest_commit(ing, err);
+    cs_tree_free(nl);
+    cs_ingest_free(ing);
+    return r;
+}
+
+int
+do_copy(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
+        bool *cached, cs_error **err)
+{
+    copy_step c = { 0 };
+    c.o.is_add = in->cmd == CS_DF_ADD;
+    c.o.clamp_mtime = b->epoch;
+    int r = c.nargs = cs_df_args(b->df, in, st->env, &c.args, err);
+    if (r < 0)
+        return line_err(b, in, err);
+    if (c.nargs < 2)
+        r = cs_err(err, CS_EPARSE, 0, "%s:%d: %s requires at least two arguments", b->df_path,
+                   in->line, cs_df_cmd_name(in->cmd));
+    else if ((r = copy_sources(b, st, in, &c, err)) == 0
+             && (r = copy_flags(b, st, in, &c, err)) == 0 && (r = copy_chown(b, st, &c, err)) < 0)
+        line_err(b, in, err);
+    if (r == 0 && (r = copy_prepare(b, st, in, &c, kh, err)) == 0) {
+        cs_sha256_final(kh, key);
+        cs_cache_entry e;
+        r = cache_lookup(b, key, &e, err);
+        *cached = r > 0 && e.has_layer;
+        if (r >= 0 && !*cached)
+            r = copy_make_layer(b, st, &c, key, &e.tree, err);
+        if (r >= 0)
+            r = stage_push_layer(b, st, &e.tree, err);
+        if (r < 0)
+            line_err(b, in, err);
+    }
+    copy_step_release(&c);
+    return r < 0 ? r : 0;
+}
+
+/* ---- WORKDIR ---- */
+
+/* The layer of mkdir -p dir: every missing component, resolved through
+ * symlinks. */
+static int
+workdir_entries(build *b, const cs_tree *m, const char *dir, cs_tree *layer, cs_error **err)
+{
+    cs_autofree char *path = cs_xstrdup(dir);
+    char *p = path;
+    while (*p == '/')
+        p++;
+    for (char *slash = p;; *slash = '/', p = slash + 1) {
+        slash = strchr(p, '/');
+        if (slash)
+            *slash = 0;
+        cs_autofree char *real = NULL;
+        const cs_entry *e = NULL;
+        cs_error *tmp = NULL; /* not resolvable below: left out, as always */
+        int r = *path ? cs_tree_resolve(m, path, true, &real, &e, &tmp) : -1;
+        cs_error_clear(&tmp);
+        if (r == 0 && real && !cs_tree_find(layer, real)) {
+            cs_entry *ne = cs_tree_add(layer);
+            ne->path = cs_steal(&real);
+            ne->type = CS_E_DIR;
+            ne->mode = 0755;
+            ne->mtime_sec = b->epoch >= 0 ? b->epoch : 0;
+            cs_tree_sort(layer);
+        } else if (r == 1 && e && e->type != CS_E_DIR) {
+            return cs_err(err, CS_EINVAL, 0, "mkdir %s: not a directory", path);
+        }
+        if (!slash)
+            return 0;
+    }
+}
+
+static int
+make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool *made,
+                   cs_error **err)
+{
+    const cs_tree *m;
+    int r = stage_merged(b, st, &m, err);
+    if (r < 0)
+        return r;
+    __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = cs_tree_new();
+    if ((r = workdir_entries(b, m, dir, layer, err)) < 0)
+        return r;
+    *made = layer->n > 0;
+    return *made ? cs_tree_store(b->db, layer, tree, err) : 0;
+}
+
+/* The new working directory: absolute, clean. */
+static char *
+workdir_path(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
+{
+    char **args = NULL;
+    int n = cs_df_args(b->df, in, st->env, &args, err);
+    if (n < 0)
+        return NULL;
+    const char *cur = json_string_value(json_object_get(obj(st->cfg, "config"), "WorkingDir"));
+    const char *arg = n ? args[0] : "/";
+    cs_autofree char *joined =
+        arg[0] == '/' ? cs_xstrdup(arg) : cs_xasprintf("%s/%s", cur && *cur ? cur : "", arg);
+    cs_df_strv_free(args);
+    cs_autofree char *clean = NULL;
+    cs_error *tmp = NULL;
+    if (cs_path_clean(joined, &clean, &tmp) < 0) { /* ".." past the root: the root */
+        cs_error_clear(&tmp);
+        clean = cs_xstrdup("");
+    }
+    return cs_xasprintf("/%s", clean);
+}
+
+int
+do_workdir(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
+           bool *has_layer, bool *cached, cs_error **err)
+{
+    cs_autofree char *wd = workdir_path(b, st, in, err);
+    if (!wd)
+        return line_err(b, in, err);
+    json_object_set_new(obj(st->cfg, "config"), "WorkingDir", json_string(wd));
+    hash_str(kh, wd);
+    cs_sha256_final(kh, key);
+    cs_cache_entry e = { 0 };
+    int r = cache_lookup(b, key, &e, err);
+    if (r < 0)
+        return line_err(b, in, err);
+    *cached = r > 0;
+    if (!*cached) {
+        if ((r = make_workdir_layer(b, st, wd, &e.tree, &e.has_layer, err)) < 0)
+            return line_err(b, in, err);
+        if ((r = cs_cache_put(b->db, NULL, key, &e, err)) < 0)
+            return r;
+    }
+    *has_layer = e.has_layer;
+    return e.has_layer ? stage_push_layer(b, st, &e.tree, err) : 0;
+}

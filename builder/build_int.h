@@ -1,0 +1,124 @@
+/* build_int.h - internals shared by the build engine's files (build*.c);
+ * not a public header (unit tests include it).
+ *
+ *   build.c          cs_build: read the Dockerfile, plan, build, commit
+ *   build_plan.c     the stage plan and the cache-key chain
+ *   build_stage.c    a stage's layers and merged tree, FROM, --from sources
+ *   build_instr.c    one instruction: step, key, cache, history
+ *   build_config.c   the image config and the metadata instructions
+ *   build_copy.c     COPY / ADD and WORKDIR
+ *   build_run.c      RUN
+ *   build_progress.c progress events to the caller's callback
+ */
+#ifndef CSBUILD_BUILD_INT_H
+#define CSBUILD_BUILD_INT_H
+
+#include <jansson.h>
+#include "build.h"
+#include "cstore/buildcache.h"
+#include "dockerfile.h"
+#include "ignore.h"
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum { ST_UNUSED, ST_NEEDED, ST_BUILDING, ST_DONE };
+
+typedef struct bstage {
+    const cs_df_stage *st;
+    int state;
+    char *label;         /* "build", "stage-1" */
+    json_t *cfg;         /* image config being built */
+    cs_digest *layers;   /* tree digests, bottom first */
+    cs_digest *diff_ids; /* diff_ids of the inherited layers */
+    size_t nlayers, ninherited, cap;
+    cs_digest key;   /* cache chain */
+    cs_tree *merged; /* lazily built merged tree of layers */
+    cs_df_env *env;  /* expansion scope: ENV and ARG values */
+    bool cmd_set;    /* CMD given in this stage (ENTRYPOINT keeps it) */
+} bstage;
+
+typedef struct build {
+    cs_store *s;
+    cs_db *db;
+    const cs_build_opts *o;
+    cs_df *df;
+    char *df_path;
+    cs_df_env *global;
+    cs_ignore *ignore;
+    bstage *st;
+    size_t nst;
+    size_t target; /* index of the stage to commit */
+    char *created; /* timestamp for config and history */
+    int64_t epoch; /* SOURCE_DATE_EPOCH or -1 */
+    unsigned step;
+    cs_build_result res;
+    /* cache keys that hit, to refresh their last-used time at the end */
+    cs_digest *hits;
+    size_t nhits, caphits;
+} build;
+
+/* ---- build.c ---- */
+/* Reads the Dockerfile and .dockerignore, plans the target's stages. On
+ * failure b still needs build_release. */
+int build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err);
+void build_release(build *b);
+int build_stage(build *b, size_t idx, cs_error **err);
+int line_err(build *b, const cs_df_instr *in, cs_error **err);
+
+/* ---- build_plan.c ---- */
+/* Index of the stage a --from / FROM name refers to among stages before
+ * `before`, -1 when it names none; -2 when it names a later stage. */
+long stage_ref(build *b, const char *name, size_t before);
+/* Marks stage i and every stage it needs ST_NEEDED. */
+int plan(build *b, size_t i, cs_error **err);
+/* The key chain: a length-prefixed string into the hash. */
+void hash_str(cs_sha256_ctx *h, const char *s);
+/* The key of a metadata instruction: the previous key, the instruction and
+ * the scope it leaves (an ARG's value or an ENV's expansion changes what
+ * follows). */
+void key_metadata(const bstage *st, const cs_df_instr *in, cs_digest *out);
+/* Looks key up: 1 hit (*e filled, key remembered for the touch), 0 miss. */
+int cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err);
+
+/* ---- build_stage.c ---- */
+void stage_release(bstage *st);
+int stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err);
+int stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err);
+int source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+                const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err);
+int lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint32_t *gid,
+                cs_error **err);
+int do_from(build *b, size_t idx, cs_error **err);
+
+/* ---- build_instr.c ---- */
+/* num/total: the step's place in its stage; total 0 for an ONBUILD trigger. */
+int do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, cs_error **err);
+
+/* ---- build_config.c ---- */
+json_t *obj(json_t *parent, const char *key);
+json_t *strv_json(char *const *v, size_t n);
+json_t *scratch_config(void);
+void config_default_path(json_t *cfg);
+void env_from_config(cs_df_env *env, json_t *cfg);
+void add_history(build *b, bstage *st, const char *created_by, bool empty);
+char *history_text(const cs_df_instr *in);
+int do_metadata(build *b, bstage *st, const cs_df_instr *in, cs_error **err);
+
+/* ---- build_copy.c ---- */
+int do_copy(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
+            bool *cached, cs_error **err);
+int do_workdir(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
+               bool *has_layer, bool *cached, cs_error **err);
+
+/* ---- build_run.c ---- */
+int run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **err);
+int do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
+           bool *cached, cs_error **err);
+
+/* ---- build_progress.c ---- */
+unsigned step_start(build *b, const char *fmt, ...) CS_PRINTF(2, 3);
+void step_end(build *b, unsigned n, cs_build_event_kind kind, double secs);
+void step_log(build *b, unsigned n, const char *fmt, ...) CS_PRINTF(3, 4);
+void step_event(build *b, cs_build_event_kind kind, const char *text);
+
+#endif

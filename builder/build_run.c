@@ -1,0 +1,360 @@
+/* build_run.c - the RUN step: its command, environment and mounts into the
+ * cache key; on a miss the command runs on the stage's layers (run.c) and
+ * what it changed becomes a layer (snapshot.c). */
+#include <string.h>
+#include "build_int.h"
+#include "cstore/oneshot.h"
+#include "cstore/snapshot.h"
+#include "cstore/strv.h"
+#include "run.h"
+#include "run_mountflags.h"
+
+/* Everything a RUN step holds until it ends. */
+typedef struct run_step {
+    char **argv, **env;
+    const char *user, *wd; /* borrowed from the config */
+    bool net_none;
+    cs_runmount *mounts;
+    size_t nm;
+    cs_run_mount *rm; /* mounts as the runtime takes them */
+    char **mdirs;     /* their host dirs */
+    cs_strv lowers;   /* snapshot dirs of the layers, bottom first */
+    const cs_tree *merged;
+    uint32_t uid, gid;
+    cs_run_result res;
+} run_step;
+
+static void
+run_step_release(build *b, run_step *r)
+{
+    if (r->res.upper) { /* not adopted: it holds nothing the store needs */
+        cs_error *tmp = NULL;
+        if (cs_rm_tree(r->res.upper, NULL, &tmp) < 0)
+            cs_store_warn_error(b->s, "remove the RUN's upper dir", &tmp);
+    }
+    cs_run_result_release(&r->res);
+    cs_strv_release(&r->lowers);
+    for (size_t i = 0; i < r->nm; i++) {
+        cs_runmount_release(&r->mounts[i]);
+        free(r->mdirs ? r->mdirs[i] : NULL);
+    }
+    free(r->mounts);
+    free(r->mdirs);
+    free(r->rm);
+    cs_strv_free(r->argv);
+    cs_strv_free(r->env);
+}
+
+/* The command RUN executes: exec form as is; shell form (or a heredoc that
+ * is the whole command) through the stage's SHELL. */
+int
+run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **err)
+{
+    cs_strv v = { 0 };
+    if (in->json) {
+        for (size_t i = 0; i < in->nargs; i++)
+            cs_strv_add(&v, in->args[i]);
+        *argv = cs_strv_take(&v);
+        return 0;
+    }
+    cs_autofree char *script = NULL;
+    const char *cmd = in->nargs ? in->args[0] : "";
+    if (in->nheredocs) {
+        const cs_df_heredoc *h = cs_df_heredoc_for_arg(in, cmd);
+        if (!h || in->nheredocs != 1)
+            return cs_err(err, CS_EUNSUPPORTED, 0,
+                          "%s:%d: RUN with a heredoc is supported only as the whole command "
+                          "(RUN <<EOF)",
+                          b->df_path, in->line);
+        /* The body is a script for the shell, variables left to it. */
+        if (cs_df_heredoc_body(b->df, in, h, NULL, &script, err) < 0)
+            return line_err(b, in, err);
+        cmd = script;
+    }
+    json_t *shell = json_object_get(json_object_get(st->cfg, "config"), "Shell");
+    size_t ns = json_array_size(shell);
+    for (size_t i = 0; i < ns; i++)
+        cs_strv_add(&v, json_string_value(json_array_get(shell, i)) ?: "");
+    if (!ns) {
+        cs_strv_add(&v, "/bin/sh");
+        cs_strv_add(&v, "-c");
+    }
+    cs_strv_add(&v, cmd);
+    *argv = cs_strv_take(&v);
+    return 0;
+}
+
+/* KEY=VALUE for every ENV and ARG in scope, HOME added as Docker does. */
+static char **
+run_env(bstage *st)
+{
+    cs_strv v = { 0 };
+    bool home = false;
+    size_t n = cs_df_env_count(st->env);
+    for (size_t i = 0; i < n; i++) {
+        const char *key, *val;
+        cs_df_env_at(st->env, i, &key, &val);
+        if (!val)
+            continue;
+        home |= !strcmp(key, "HOME");
+        cs_strv_push(&v, cs_xasprintf("%s=%s", key, val));
+    }
+    if (!home)
+        cs_strv_add(&v, "HOME=/root");
+    return cs_strv_take(&v);
+}
+
+static int
+run_network(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
+{
+    cs_autofree char *net = NULL;
+    if (cs_df_flag_expand(b->df, in, "network", st->env, &net, err) < 0)
+        return line_err(b, in, err);
+    if (net && strcmp(net, "none") && strcmp(net, "host") && strcmp(net, "default"))
+        return cs_err(err, CS_EPARSE, 0, "%s:%d: RUN --network=%s: use default, none or host",
+                      b->df_path, in->line, net);
+    r->net_none = net ? !strcmp(net, "none") : b->o->network_none;
+    return 0;
+}
+
+/* --mount flags parsed; the key gets each spec (and a from stage's key). */
+static int
+run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx *kh,
+           cs_error **err)
+{
+    for (size_t i = 0; i < in->nflags; i++) {
+        if (strcmp(in->flags[i].name, "mount"))
+            continue;
+        cs_autofree char *spec = NULL;
+        if (cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &spec, err) < 0)
+            return line_err(b, in, err);
+        r->mounts = cs_xrealloc(r->mounts, (r->nm + 1) * sizeof(*r->mounts));
+        if (cs_runmount_parse(spec, &r->mounts[r->nm], err) < 0)
+            return line_err(b, in, err);
+        const char *from = r->mounts[r->nm++].from;
+        long ref = from ? stage_ref(b, from, (size_t) (st - b->st)) : -1;
+        if (ref >= 0) /* a stage's content is in its key */
+            cs_sha256_update(kh, b->st[ref].key.b, 32);
+        hash_str(kh, spec);
+    }
+    return 0;
+}
+
+/* The key: command, environment, user, workdir, network, mounts. */
+static int
+run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx *kh, cs_digest *key,
+        cs_error **err)
+{
+    int rc = run_argv(b, st, in, &r->argv, err);
+    if (rc < 0)
+        return rc;
+    r->env = run_env(st);
+    for (char **p = r->argv; *p; p++)
+        hash_str(kh, *p);
+    for (char **p = r->env; *p; p++)
+        hash_str(kh, *p);
+    json_t *c = json_object_get(st->cfg, "config");
+    r->user = json_string_value(json_object_get(c, "User"));
+    r->wd = json_string_value(json_object_get(c, "WorkingDir"));
+    hash_str(kh, r->user ? r->user : "");
+    hash_str(kh, r->wd ? r->wd : "/");
+    if ((rc = run_network(b, st, in, r, err)) < 0)
+        return rc;
+    hash_str(kh, r->net_none ? "net:none" : "net:host");
+    if ((rc = run_mounts(b, st, in, r, kh, err)) < 0)
+        return rc;
+    cs_sha256_final(kh, key);
+    return 0;
+}
+
+/* The root filesystem: one snapshot per layer (unpacked once, then shared),
+ * the merged tree and the user's ids in it. */
+static int
+run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
+{
+    for (size_t i = 0; i < st->nlayers; i++) {
+        char *dir = NULL;
+        int rc = cs_snapshot_get(b->s, &st->layers[i], &dir, err);
+        if (rc < 0)
+            return rc;
+        cs_strv_push(&r->lowers, dir);
+    }
+    int rc = stage_merged(b, st, &r->merged, err);
+    if (rc == 0 && r->user && *r->user)
+        rc = lookup_user(b, r->merged, r->user, &r->uid, &r->gid, err);
+    return rc;
+}
+
+/* A directory holding the filesystem of stage or image `from`: its merged
+ * tree is put as one tree and unpacked as a snapshot (gc drops both later). */
+static int
+from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **dir, cs_error **err)
+{
+    const cs_tree *t = NULL;
+    cs_tree *own = NULL;
+    cs_digest key, d;
+    int r = source_tree(b, st, in, "RUN --mount from", from, &t, &own, &key, err);
+    if (r < 0)
+        return r;
+    r = cs_tree_store(b->db, t, &d, err);
+    cs_tree_free(own);
+    if (r == 0)
+        r = cs_snapshot_get(b->s, &d, dir, err);
+    return r < 0 ? line_err(b, in, err) : 0;
+}
+
+/* A cache mount's directory: persistent across builds and projects, by id. */
+static int
+cache_mount_dir(build *b, const cs_runmount *m, char **dir, cs_error **err)
+{
+    cs_digest d;
+    cs_sha256(m->id, strlen(m->id), &d);
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(&d, hex);
+    *dir = cs_xasprintf("%s/cache-mounts/%s", cs_store_root(b->s), hex);
+    return cs_mkdir_p(*dir, 0755, err);
+}
+
+/* A bind's host dir: source inside the context, or inside a stage's (or
+ * image's) filesystem. */
+static int
+bind_mount_dir(build *b, bstage *st, const cs_df_instr *in, const cs_runmount *m, char **dir,
+               cs_error **err)
+{
+    cs_autofree char *rel = NULL;
+    int r;
+    if (m->from && (r = from_dir(b, st, in, m->from, dir, err)) < 0)
+        return r;
+    if ((r = cs_path_clean(m->source ? m->source : ".", &rel, err)) < 0)
+        return line_err(b, in, err);
+    const char *root = m->from ? *dir : b->o->context;
+    if (m->from && !*rel)
+        return 0;
+    char *full = cs_path_join(root, *rel ? rel : ".");
+    free(*dir);
+    *dir = full;
+    return 0;
+}
+
+static int
+run_mount_dirs(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
+{
+    r->rm = cs_xcalloc(r->nm + 1, sizeof(*r->rm));
+    r->mdirs = cs_xcalloc(r->nm + 1, sizeof(char *));
+    for (size_t i = 0; i < r->nm; i++) {
+        cs_runmount *m = &r->mounts[i];
+        r->rm[i].target = m->target;
+        r->rm[i].readonly = !m->rw;
+        r->rm[i].type = "bind";
+        int rc = 0;
+        if (!strcmp(m->type, "tmpfs"))
+            r->rm[i].type = "tmpfs";
+        else if (!strcmp(m->type, "cache") && (rc = cache_mount_dir(b, m, &r->mdirs[i], err)) < 0)
+            rc = line_err(b, in, err);
+        else if (strcmp(m->type, "cache"))
+            rc = bind_mount_dir(b, st, in, m, &r->mdirs[i], err);
+        if (rc < 0)
+            return rc;
+        r->rm[i].source = r->mdirs[i];
+    }
+    return 0;
+}
+
+/* A command that failed: its last line in the one-line error, all of its
+ * last lines as an event when they were not shown as it ran. */
+static int
+run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
+{
+    const char *tail = r->res.tail ? r->res.tail : "";
+    size_t tl = strlen(tail);
+    while (tl && tail[tl - 1] == '\n')
+        tl--;
+    const char *last = tail + tl;
+    while (last > tail && last[-1] != '\n')
+        last--;
+    if (b->o->output_fd < 0 && *tail)
+        step_event(b, CS_BUILD_RUN_TAIL, tail);
+    cs_autofree char *text = history_text(in);
+    return cs_err(err, CS_EINVAL, 0, "%s:%d: %s: exit status %d%s%.*s%s", b->df_path, in->line,
+                  text, r->res.status, tl ? " (last output: '" : "", (int) (tail + tl - last), last,
+                  tl ? "')" : "");
+}
+
+static int
+run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
+{
+    cs_run_opts ro = { 0 };
+    ro.lowers = (const char *const *) r->lowers.v;
+    ro.nlowers = r->lowers.n;
+    ro.argv = r->argv;
+    ro.env = r->env;
+    ro.cwd = r->wd && *r->wd ? r->wd : "/";
+    ro.uid = r->uid;
+    ro.gid = r->gid;
+    ro.network_none = r->net_none;
+    ro.mounts = r->rm;
+    ro.nmounts = r->nm;
+    ro.runtime = b->o->runtime;
+    ro.keep_upper = true;
+    ro.out_fd = b->o->output_fd;
+    ro.err_fd = b->o->output_fd;
+    step_event(b, CS_BUILD_RUN_OUTPUT, NULL);
+    if (cs_run(b->s, &ro, &r->res, err) < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
+        return line_err(b, in, err);
+    return r->res.status ? run_failed(b, in, r, err) : 0;
+}
+
+/* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
+static int
+run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error **err)
+{
+    cs_ingest *ing = NULL;
+    cs_tree *layer = NULL;
+    int rc;
+    if ((rc = cs_ingest_begin(b->s, &ing, err)) == 0
+        && (rc = cs_snapshot_diff(b->s, ing, r->res.upper, r->merged, &layer, err)) == 0) {
+        if (b->epoch >= 0) /* SOURCE_DATE_EPOCH clamps what the command wrote */
+            for (size_t i = 0; i < layer->n; i++)
+                if (layer->e[i].mtime_sec > b->epoch) {
+                    layer->e[i].mtime_sec = b->epoch;
+                    layer->e[i].mtime_nsec = 0;
+                }
+        if ((rc = cs_cache_put_layer(b->db, ing, key, layer, tree, err)) == 0)
+            rc = cs_ingest_commit(ing, err);
+    }
+    cs_tree_free(layer);
+    cs_ingest_free(ing);
+    if (rc < 0)
+        return rc;
+    cs_error *tmp = NULL;
+    if (cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp) == 0)
+        free(cs_steal(&r->res.upper));
+    else
+        cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
+    return 0;
+}
+
+int
+do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key, bool *cached,
+       cs_error **err)
+{
+    run_step r = { 0 };
+    cs_cache_entry e = { 0 };
+    int rc = run_key(b, st, in, &r, kh, key, err);
+    if (rc == 0 && (rc = cache_lookup(b, key, &e, err)) < 0)
+        line_err(b, in, err);
+    *cached = rc > 0;
+    if (rc == 0) {
+        if ((rc = run_rootfs(b, st, &r, err)) < 0)
+            line_err(b, in, err);
+        else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0
+                 && (rc = run_exec(b, in, &r, err)) == 0
+                 && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
+            line_err(b, in, err);
+        e.has_layer = rc == 0;
+    }
+    if (rc >= 0 && e.has_layer && (rc = stage_push_layer(b, st, &e.tree, err)) < 0)
+        line_err(b, in, err);
+    run_step_release(b, &r);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,268 @@
+/* build_stage.c - a stage's filesystem: FROM (a stage, an image or
+ * scratch), its layers and their merged tree, and what --from names. */
+#include <string.h>
+#include "build_int.h"
+#include "copy.h"
+#include "cstore/merged.h"
+#include "cstore/oneshot.h"
+
+void
+stage_release(bstage *st)
+{
+    free(st->label);
+    json_decref(st->cfg);
+    free(st->layers);
+    free(st->diff_ids);
+    cs_tree_free(st->merged);
+    cs_df_env_free(st->env);
+}
+
+static void
+stage_add_layer(bstage *st, const cs_digest *tree)
+{
+    if (st->nlayers == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 16;
+        st->layers = cs_xrealloc(st->layers, st->cap * sizeof(cs_digest));
+    }
+    st->layers[st->nlayers++] = *tree;
+}
+
+/* The stage's layers starting as layers[0..n), room to add more. */
+static void
+stage_set_layers(bstage *st, const cs_digest *layers, size_t n)
+{
+    st->cap = n + 16;
+    st->layers = cs_xmalloc(st->cap * sizeof(cs_digest));
+    memcpy(st->layers, layers, n * sizeof(cs_digest));
+    st->nlayers = n;
+    st->diff_ids = cs_xmalloc((n + 1) * sizeof(cs_digest));
+}
+
+int
+stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err)
+{
+    if (!st->merged) {
+        int r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
+        if (r < 0)
+            return r;
+    }
+    *out = st->merged;
+    return 0;
+}
+
+/* Adds a layer made by an instruction; keeps the merged tree current. */
+int
+stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err)
+{
+    stage_add_layer(st, tree);
+    if (!st->merged)
+        return 0;
+    __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = NULL;
+    int r = cs_tree_load(b->db, tree, &layer, err);
+    return r < 0 ? r : cs_merged_apply(st->merged, layer, err);
+}
+
+/* The filesystem a --from names: a stage's merged tree (borrowed), or a
+ * stored image's (*own, freed by the caller). *key gets what the cache key
+ * needs of it: the stage's key or the image id. */
+int
+source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+            const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err)
+{
+    *own = NULL;
+    long ref = stage_ref(b, from, (size_t) (st - b->st));
+    if (ref >= 0) {
+        *key = b->st[ref].key;
+        int r = stage_merged(b, &b->st[ref], t, err);
+        return r < 0 ? line_err(b, in, err) : 0;
+    }
+    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+    int r = cs_image_load(b->db, from, &img, err);
+    if (r == 0) {
+        *key = img->id;
+        r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
+    }
+    if (r == -CS_ENOTFOUND) {
+        cs_error_clear(err);
+        return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s=%s: no such stage or image in the store",
+                      b->df_path, in->line, what, from);
+    }
+    if (r < 0)
+        return line_err(b, in, err);
+    *t = *own;
+    return 0;
+}
+
+typedef struct user_ctx {
+    cs_store *s;
+    const cs_tree *tree;
+    const char *spec;
+    uint32_t uid, gid;
+} user_ctx;
+
+static int
+lookup_user_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    user_ctx *u = ctx;
+    (void) db;
+    return cs_copy_lookup_user(u->s, txn, u->tree, u->spec, &u->uid, &u->gid, err);
+}
+
+/* USER[:GROUP] as ids, names looked up in the tree's /etc/passwd and group. */
+int
+lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint32_t *gid,
+            cs_error **err)
+{
+    user_ctx u = { b->s, tree, spec, 0, 0 };
+    int r = cs_db_read(b->db, lookup_user_fn, &u, err);
+    *uid = u.uid;
+    *gid = u.gid;
+    return r;
+}
+
+/* ---- FROM ---- */
+
+static void
+from_stage(build *b, bstage *st, bstage *src, cs_sha256_ctx *h)
+{
+    (void) b;
+    st->cfg = json_deep_copy(src->cfg);
+    stage_set_layers(st, src->layers, src->nlayers);
+    st->ninherited = src->ninherited;
+    memcpy(st->diff_ids, src->diff_ids, src->ninherited * sizeof(cs_digest));
+    hash_str(h, "stage");
+    cs_sha256_update(h, src->key.b, 32);
+}
+
+/* The base's own diff_ids describe its layers' original tars. */
+static void
+inherit_diff_ids(bstage *st, size_t n)
+{
+    json_t *ids = json_object_get(json_object_get(st->cfg, "rootfs"), "diff_ids");
+    st->ninherited = json_array_size(ids) == n ? n : 0;
+    for (size_t i = 0; i < st->ninherited; i++)
+        if (!cs_digest_parse(json_string_value(json_array_get(ids, i)) ?: "", &st->diff_ids[i]))
+            st->ninherited = 0;
+}
+
+/* An image's ONBUILD triggers go to *onbuild (those a stage inherits from
+ * another stage are dropped: BuildKit runs them only for images). */
+static int
+from_image(build *b, bstage *st, const char *base, cs_sha256_ctx *h, json_t **onbuild,
+           cs_error **err)
+{
+    const cs_df_instr *in = st->st->from;
+    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+    int r = cs_image_load(b->db, base, &img, err);
+    if (r == -CS_ENOTFOUND) {
+        cs_error_clear(err);
+        return cs_err(err, CS_ENOTFOUND, 0,
+                      "%s:%d: FROM %s: no such stage or image in the store (load it "
+                      "first with 'cstore load')",
+                      b->df_path, in->line, base);
+    }
+    if (r < 0)
+        return line_err(b, in, err);
+    json_error_t je;
+    st->cfg = json_loadb(img->config, img->config_len, 0, &je);
+    if (!json_is_object(st->cfg))
+        return cs_err(err, CS_ECORRUPT, 0, "%s:%d: FROM %s: stored config is not JSON", b->df_path,
+                      in->line, base);
+    stage_set_layers(st, img->layers, img->nlayers);
+    inherit_diff_ids(st, img->nlayers);
+    hash_str(h, "image");
+    cs_sha256_update(h, img->id.b, 32);
+    *onbuild = json_incref(json_object_get(json_object_get(st->cfg, "config"), "OnBuild"));
+    return 0;
+}
+
+static int
+run_trigger(build *b, bstage *st, const char *text, cs_error **err)
+{
+    cs_autofree char *src = cs_xasprintf("FROM scratch\n%s\n", text);
+    cs_df *mini = NULL;
+    int r = cs_df_parse(b->df_path, src, strlen(src), &mini, err);
+    if (r < 0)
+        return cs_err_wrap(err, "%s:%d: ONBUILD trigger of the base image", b->df_path,
+                           st->st->from->line);
+    if (mini->nstages != 1 || mini->stages[0].ninstrs != 1) {
+        cs_df_free(mini);
+        return cs_err(err, CS_EPARSE, 0, "%s:%d: bad ONBUILD trigger '%s' in the base image",
+                      b->df_path, st->st->from->line, text);
+    }
+    /* Error lines of a trigger point at the FROM that ran it. */
+    cs_df_instr in = mini->stages[0].instrs[0];
+    in.line = st->st->from->line;
+    cs_df *saved = b->df;
+    b->df = mini;
+    r = do_instr(b, st, &in, 0, 0, err);
+    b->df = saved;
+    cs_df_free(mini);
+    return r;
+}
+
+/* Triggers run once, in the stage that uses the image. */
+static int
+run_onbuild(build *b, bstage *st, json_t *triggers, cs_error **err)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(triggers, i, t)
+    {
+        const char *text = json_string_value(t);
+        int r = text ? run_trigger(b, st, text, err) : 0;
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The base of a stage: its config, layers and first key. */
+static int
+from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **err)
+{
+    bstage *st = &b->st[idx];
+    __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
+    hash_str(h, "FROM");
+    long ref = stage_ref(b, base, idx);
+    int r = 0;
+    if (ref >= 0) {
+        from_stage(b, st, &b->st[ref], h);
+    } else if (!strcmp(base, "scratch")) {
+        st->cfg = scratch_config();
+        hash_str(h, "scratch");
+    } else if ((r = from_image(b, st, base, h, onbuild, err)) < 0) {
+        return r;
+    }
+    cs_sha256_final(h, &st->key);
+    return 0;
+}
+
+int
+do_from(build *b, size_t idx, cs_error **err)
+{
+    bstage *st = &b->st[idx];
+    const cs_df_instr *in = st->st->from;
+    cs_autofree char *base = NULL, *platform = NULL;
+    int r = cs_df_stage_from(b->df, st->st, b->global, &base, &platform, err);
+    if (r < 0)
+        return r;
+    if (platform && strcmp(platform, "linux/amd64") && strcmp(platform, "linux/x86_64"))
+        return cs_err(err, CS_EUNSUPPORTED, 0,
+                      "%s:%d: FROM --platform=%s: only linux/amd64 can be built here", b->df_path,
+                      in->line, platform);
+    unsigned step = step_start(b, "[%s 1/%zu] FROM %s", st->label, st->st->ninstrs + 1, base);
+    double t0 = cs_now();
+    json_t *onbuild = NULL;
+    if ((r = from_base(b, idx, base, &onbuild, err)) < 0)
+        return r;
+    json_object_del(obj(st->cfg, "config"), "OnBuild");
+    config_default_path(st->cfg);
+    st->env = cs_df_env_new();
+    env_from_config(st->env, st->cfg);
+    step_end(b, step, CS_BUILD_STEP_DONE, cs_now() - t0);
+    if (json_array_size(onbuild))
+        r = run_onbuild(b, st, onbuild, err);
+    json_decref(onbuild);
+    return r;
+}

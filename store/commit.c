@@ -1,0 +1,118 @@
+/* commit.c - a built image into the store (see cstore/commit.h). */
+#include "cstore/commit.h"
+#include "cstore/export.h"
+
+typedef struct hash_sink {
+    cs_sha256_ctx *sha;
+    uint64_t n;
+} hash_sink;
+
+static int
+hash_write(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    hash_sink *h = ctx;
+    cs_sha256_update(h->sha, p, n);
+    h->n += n;
+    return 0;
+}
+
+/* A layer cstore made: the tar it exports as is hashed once, then its
+ * digests are kept in layer_blobs like an exported layer's. */
+static int
+layer_diff_id(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_digest *out, cs_error **err)
+{
+    cs_layer_blob lb;
+    int r = cs_layer_blob_get(db, txn, tree, CS_COMP_NONE, &lb, err);
+    if (r == 0) {
+        *out = lb.diff_id;
+        return 0;
+    }
+    if (r != -CS_ENOTFOUND)
+        return r;
+    cs_error_clear(err);
+    __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
+    if ((r = cs_tree_get(db, txn, tree, &t, err)) < 0)
+        return r;
+    hash_sink hs = { cs_sha256_new(), 0 };
+    r = cs_tree_write_tar(db, txn, t, hash_write, &hs, err);
+    if (r == 0) {
+        cs_sha256_final(hs.sha, out);
+        lb.diff_id = *out;
+        lb.blob = *out;
+        lb.size = hs.n;
+        r = cs_layer_blob_put(db, txn, tree, CS_COMP_NONE, &lb, err);
+    }
+    cs_sha256_free(hs.sha);
+    return r < 0 ? r : 0;
+}
+
+typedef struct commit_ctx {
+    const cs_digest *trees;
+    size_t n;
+    cs_digest *out;
+    const cs_image *img;
+    char *const *tags;
+} commit_ctx;
+
+static int
+diff_ids_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    commit_ctx *c = ctx;
+    for (size_t i = 0; i < c->n; i++) {
+        int r = layer_diff_id(db, txn, &c->trees[i], &c->out[i], err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int
+cs_layer_diff_ids(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out, cs_error **err)
+{
+    if (!n)
+        return 0;
+    commit_ctx c = { .trees = trees, .n = n, .out = out };
+    return cs_db_write(db, diff_ids_fn, &c, err);
+}
+
+/* Points tag at id unless it already does. */
+static int
+tag_once(cs_db *db, MDB_txn *txn, const char *tag, const cs_digest *id, cs_error **err)
+{
+    cs_autofree char *norm = NULL;
+    cs_digest cur;
+    int r = cs_ref_normalize(tag, &norm, err);
+    if (r < 0)
+        return r;
+    r = cs_tag_get(db, txn, norm, &cur, err);
+    if (r == 0 && cs_digest_eq(&cur, id))
+        return 0;
+    if (r < 0 && r != -CS_ENOTFOUND)
+        return r;
+    cs_error_clear(err);
+    return cs_tag_set(db, txn, norm, id, err);
+}
+
+static int
+commit_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    commit_ctx *c = ctx;
+    MDB_val v;
+    /* Only what changed is written: a no-op rebuild leaves the txn clean. */
+    int r = cs_db_get(db, txn, CS_T_IMAGES, c->img->id.b, 32, &v, err);
+    if (r == -CS_ENOTFOUND) {
+        cs_error_clear(err);
+        r = cs_image_put(db, txn, c->img, err);
+    }
+    for (char *const *t = c->tags; r >= 0 && t && *t; t++)
+        r = tag_once(db, txn, *t, &c->img->id, err);
+    return r < 0 ? r : 0;
+}
+
+int
+cs_image_commit(cs_db *db, const cs_image *img, char *const *tags, cs_error **err)
+{
+    commit_ctx c = { .img = img, .tags = tags };
+    return cs_db_write(db, commit_fn, &c, err);
+}
