@@ -93,31 +93,12 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     return 0;
 }
 
-typedef struct user_ctx {
-    cs_store *s;
-    const cs_tree *tree;
-    const char *spec;
-    uint32_t uid, gid;
-} user_ctx;
-
-static int
-lookup_user_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    user_ctx *u = ctx;
-    (void) db;
-    return cs_copy_lookup_user(u->s, txn, u->tree, u->spec, &u->uid, &u->gid, err);
-}
-
 /* USER[:GROUP] as ids, names looked up in the tree's /etc/passwd and group. */
 int
 lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint32_t *gid,
             cs_error **err)
 {
-    user_ctx u = { b->s, tree, spec, 0, 0 };
-    int r = cs_db_read(b->db, lookup_user_fn, &u, err);
-    *uid = u.uid;
-    *gid = u.gid;
-    return r;
+    return cs_copy_lookup_owner(b->s, tree, spec, uid, gid, err);
 }
 
 /* ---- FROM ---- */

@@ -42,7 +42,7 @@ typedef struct cs_copy_opts {
     const char *dest;    /* expanded destination, relative to workdir unless absolute */
     const char *workdir; /* the stage's WORKDIR ("/" by default) */
     bool chown;          /* --chown given: uid/gid apply to every new entry */
-    uint32_t uid, gid;   /* resolved by the caller (cs_copy_lookup_user) */
+    uint32_t uid, gid;   /* resolved by the caller (cs_copy_lookup_owner) */
     bool chmod;          /* --chmod given */
     uint32_t mode;       /* its permission bits */
     char **excludes;     /* --exclude patterns */
@@ -94,10 +94,5 @@ int cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_t
  * not be inside a write transaction of s. */
 int cs_copy_lookup_owner(cs_store *s, const cs_tree *tree, const char *spec, uint32_t *uid,
                          uint32_t *gid, cs_error **err);
-/* The same in the caller's transaction txn. Kept for builder/build.c until
- * it moves to cs_copy_lookup_owner (nothing outside store/ should hold an
- * LMDB transaction). */
-int cs_copy_lookup_user(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *spec,
-                        uint32_t *uid, uint32_t *gid, cs_error **err);
 
 #endif

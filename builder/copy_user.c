@@ -4,21 +4,12 @@
 #include "copy_int.h"
 
 #include <string.h>
-#include "cstore/content.h"
+#include "cstore/oneshot.h"
 #include "cstore/merged.h"
-
-static int
-buf_sink(void *ctx, const void *p, size_t n, cs_error **err)
-{
-    (void) err;
-    cs_buf_append(ctx, p, n);
-    return 0;
-}
 
 /* Reads /etc/passwd or /etc/group of tree into b (empty when absent). */
 static int
-read_tree_file(cs_store *s, MDB_txn *txn, const cs_tree *t, const char *path, cs_buf *b,
-               cs_error **err)
+read_tree_file(cs_store *s, const cs_tree *t, const char *path, cs_buf *b, cs_error **err)
 {
     if (!t)
         return 0;
@@ -35,7 +26,7 @@ read_tree_file(cs_store *s, MDB_txn *txn, const cs_tree *t, const char *path, cs
         return 0;
     if (e->size > (10u << 20))
         return cs_err(err, CS_EINVAL, 0, "%s: too large", path);
-    return cs_content_read(cs_store_db(s), txn, &e->content, false, buf_sink, b, err);
+    return cs_content_load(cs_store_db(s), &e->content, b, err);
 }
 
 static bool
@@ -90,12 +81,12 @@ lookup_name(const cs_buf *b, const char *name, uint32_t *f3, uint32_t *f4)
 /* Finds name in the passwd/group file path of tree: 1 found (fields 3 and,
  * when f4, 4), 0 not, <0 error. */
 static int
-lookup_in(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *path, const char *name,
-          uint32_t *f3, uint32_t *f4, cs_error **err)
+lookup_in(cs_store *s, const cs_tree *tree, const char *path, const char *name, uint32_t *f3,
+          uint32_t *f4, cs_error **err)
 {
     cs_buf b;
     cs_buf_init(&b);
-    int r = read_tree_file(s, txn, tree, path, &b, err);
+    int r = read_tree_file(s, tree, path, &b, err);
     if (r >= 0)
         r = lookup_name(&b, name, f3, f4);
     cs_buf_release(&b);
@@ -103,8 +94,8 @@ lookup_in(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *path, cons
 }
 
 int
-cs_copy_lookup_user(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *spec, uint32_t *uid,
-                    uint32_t *gid, cs_error **err)
+cs_copy_lookup_owner(cs_store *s, const cs_tree *tree, const char *spec, uint32_t *uid,
+                     uint32_t *gid, cs_error **err)
 {
     cs_autofree char *user = cs_xstrdup(spec);
     char *group = strchr(user, ':');
@@ -115,42 +106,14 @@ cs_copy_lookup_user(cs_store *s, MDB_txn *txn, const cs_tree *tree, const char *
     if (parse_id(user, &u)) {
         g = u;
     } else if (*user) {
-        if ((r = lookup_in(s, txn, tree, "/etc/passwd", user, &u, &g, err)) <= 0)
+        if ((r = lookup_in(s, tree, "/etc/passwd", user, &u, &g, err)) <= 0)
             return r < 0 ? r : cs_err(err, CS_ENOTFOUND, 0, "unable to find user %s", user);
     }
     if (group && *group && !parse_id(group, &g)) {
-        if ((r = lookup_in(s, txn, tree, "/etc/group", group, &g, NULL, err)) <= 0)
+        if ((r = lookup_in(s, tree, "/etc/group", group, &g, NULL, err)) <= 0)
             return r < 0 ? r : cs_err(err, CS_ENOTFOUND, 0, "unable to find group %s", group);
     }
     *uid = u;
     *gid = g;
-    return 0;
-}
-
-typedef struct owner_args {
-    cs_store *s;
-    const cs_tree *tree;
-    const char *spec;
-    uint32_t uid, gid;
-} owner_args;
-
-static int
-lookup_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    (void) db;
-    owner_args *a = ctx;
-    return cs_copy_lookup_user(a->s, txn, a->tree, a->spec, &a->uid, &a->gid, err);
-}
-
-int
-cs_copy_lookup_owner(cs_store *s, const cs_tree *tree, const char *spec, uint32_t *uid,
-                     uint32_t *gid, cs_error **err)
-{
-    owner_args a = { s, tree, spec, 0, 0 };
-    int r = cs_db_read(cs_store_db(s), lookup_fn, &a, err);
-    if (r < 0)
-        return r;
-    *uid = a.uid;
-    *gid = a.gid;
     return 0;
 }

@@ -6,11 +6,12 @@
 #include "copy.h"
 #include "cstore/image.h"
 #include "cstore/merged.h"
+#include "cstore/oneshot.h"
 #include "cstore/snapshot.h"
 #include "cstore/strv.h"
 #include "run.h"
 
-/* The image as a run needs it, read in one transaction. */
+/* The image as a run needs it. */
 typedef struct image_spec {
     cs_store *s;
     const char *name;
@@ -29,16 +30,14 @@ image_spec_release(image_spec *is)
     is->cfg = is->cc = NULL;
 }
 
+/* The image, its config, and its User as ids (a name is looked up in the
+ * image's own /etc/passwd). */
 static int
-load_image(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+load_image(image_spec *is, cs_error **err)
 {
-    image_spec *is = ctx;
-    image_spec_release(is); /* a retried txn starts over */
-    cs_digest id;
-    cs_tree *merged = NULL;
-    int rc;
-    if ((rc = cs_image_resolve(db, txn, is->name, &id, err)) < 0
-        || (rc = cs_image_get(db, txn, &id, &is->img, err)) < 0)
+    cs_db *db = cs_store_db(is->s);
+    int rc = cs_image_load(db, is->name, &is->img, err);
+    if (rc < 0)
         return rc;
     is->cfg = json_loadb(is->img->config, is->img->config_len, 0, NULL);
     if (!is->cfg)
@@ -48,9 +47,9 @@ load_image(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     is->uid = is->gid = 0;
     if (!user || !*user)
         return 0;
-    /* the user's name is looked up in the image's own /etc/passwd */
-    if ((rc = cs_merged_build(db, txn, is->img->layers, is->img->nlayers, &merged, err)) == 0)
-        rc = cs_copy_lookup_user(is->s, txn, merged, user, &is->uid, &is->gid, err);
+    cs_tree *merged = NULL;
+    if ((rc = cs_merged_load(db, is->img->layers, is->img->nlayers, &merged, err)) == 0)
+        rc = cs_copy_lookup_owner(is->s, merged, user, &is->uid, &is->gid, err);
     cs_tree_free(merged);
     return rc;
 }
@@ -147,8 +146,7 @@ cs_image_run(cs_store *s, const char *name, char *const *cmd, const cs_image_run
     image_spec is = { .s = s, .name = name };
     cs_strv argv = { 0 }, env = { 0 }, lowers = { 0 };
     int rc;
-    if ((rc = cs_db_read(cs_store_db(s), load_image, &is, err)) == 0
-        && (rc = make_argv(&is, cmd, &argv, err)) == 0) {
+    if ((rc = load_image(&is, err)) == 0 && (rc = make_argv(&is, cmd, &argv, err)) == 0) {
         make_env(&is, &env);
         if ((rc = make_lowers(s, is.img, &lowers, err)) == 0)
             rc = run_image(&is, argv.v, env.v, &lowers, o, status, err);

@@ -1,4 +1,5 @@
 /* oneshot.c - one record per transaction (see cstore/oneshot.h). */
+#include "cstore/content.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
 
@@ -11,6 +12,7 @@ typedef struct oneshot {
     cs_tree **tree;
     cs_digest *digest;
     cs_image **img;
+    cs_buf *buf;
 } oneshot;
 
 static int
@@ -70,4 +72,27 @@ cs_image_load(cs_db *db, const char *name, cs_image **out, cs_error **err)
 {
     oneshot o = { .name = name, .img = out };
     return cs_db_read(db, image_fn, &o, err);
+}
+
+static int
+buf_sink(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) err;
+    cs_buf_append(ctx, p, n);
+    return 0;
+}
+
+static int
+content_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    oneshot *o = ctx;
+    o->buf->len = 0; /* a retried txn starts over */
+    return cs_content_read(db, txn, o->d, false, buf_sink, o->buf, err);
+}
+
+int
+cs_content_load(cs_db *db, const cs_digest *d, cs_buf *out, cs_error **err)
+{
+    oneshot o = { .d = d, .buf = out };
+    return cs_db_read(db, content_fn, &o, err);
 }

@@ -714,14 +714,6 @@ lookup_user_by_name_and_number(void **state)
     assert_int_equal(cs_copy_lookup_owner(f->s, t, "0:wheel", &u, &g, &f->err), -CS_ENOTFOUND);
     assert_non_null(strstr(f->err->msg, "unable to find group wheel"));
     cs_error_clear(&f->err);
-    /* The form that takes the caller's transaction answers the same. */
-    MDB_txn *txn;
-    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &f->err), 0);
-    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "app:staff", &u, &g, &f->err), 0);
-    assert_int_equal(u, 1000);
-    assert_int_equal(g, 50);
-    assert_int_equal(cs_copy_lookup_user(f->s, txn, t, "nobody", &u, &g, &f->err), -CS_ENOTFOUND);
-    mdb_txn_abort(txn);
     cs_tree_free(t);
 }
 

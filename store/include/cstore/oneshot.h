@@ -21,4 +21,8 @@ int cs_merged_load(cs_db *db, const cs_digest *layers, size_t n, cs_tree **out, 
 /* The image NAME resolves to (cs_image_resolve, then cs_image_get). */
 int cs_image_load(cs_db *db, const char *name, cs_image **out, cs_error **err);
 
+/* Appends the bytes of content d to out (caller-owned; the caller bounds
+ * the size it accepts before calling, from the entry's size). */
+int cs_content_load(cs_db *db, const cs_digest *d, cs_buf *out, cs_error **err);
+
 #endif
