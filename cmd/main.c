@@ -1,5 +1,5 @@
 /* main.c - cstore's global options, verb dispatch and error printing, and the
- * helpers every verb shares (options, sizes, times, JSON output). */
+ * helpers every verb shares (usage errors, sizes, times, JSON output). */
 #include <errno.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -64,45 +64,7 @@ find_verb(const char *name)
     return NULL;
 }
 
-/* ---- options ---- */
-
-void
-cmd_getopt_reset(void)
-{
-    optind = 0; /* glibc: full reinitialization */
-    opterr = 0; /* our own one-line messages */
-}
-
-int
-cmd_getopt(cmd_ctx *c, int argc, char **argv, const char *shortopts, const struct option *longopts)
-{
-    /* A leading ':' makes a missing argument return ':' instead of '?'. */
-    char opts[64];
-    snprintf(opts, sizeof(opts), ":%s", shortopts);
-    int o = getopt_long(argc, argv, opts, longopts, NULL);
-    switch (o) {
-    case 'h':
-        fputs(c->usage, stdout);
-        c->status = 0;
-        return CMD_OPT_DONE;
-    case ':':
-        if (optopt)
-            cmd_usage_error(c, "option '-%c' needs an argument", optopt);
-        else
-            cmd_usage_error(c, "option '%s' needs an argument", argv[optind - 1]);
-        c->status = CMD_EXIT_USAGE;
-        return CMD_OPT_DONE;
-    case '?':
-        if (optopt)
-            cmd_usage_error(c, "unknown option '-%c'", optopt);
-        else
-            cmd_usage_error(c, "unknown option '%s'", argv[optind - 1]);
-        c->status = CMD_EXIT_USAGE;
-        return CMD_OPT_DONE;
-    default:
-        return o;
-    }
-}
+/* ---- usage ---- */
 
 int
 cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
@@ -326,9 +288,10 @@ main(int argc, char **argv)
     c.name = v->name;
     c.usage = v->usage;
     cs_error *err = NULL;
-    cmd_getopt_reset();
     int rc = v->fn(&c, argc - i, argv + i, &err);
     cs_store_close(c.store);
+    if (rc == CMD_EXIT_HELP)
+        rc = 0;
 
     if (rc >= 0 && (fflush(stdout) != 0 || ferror(stdout)))
         rc = cs_err(&err, CS_EIO, errno, "writing output");

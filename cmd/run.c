@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h> /* optind */
 #include "cmd.h"
 #include "copy.h"
 #include "cstore/image.h"
@@ -40,45 +41,22 @@ strv_free(char **v)
 int
 cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "network", required_argument, NULL, 'N' },
-        { "runtime", required_argument, NULL, 'R' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    bool net_none = false;
+    int network = 0; /* host */
     const char *runtime = NULL;
-    int o, rc;
+    const cmd_opt opts[] = {
+        CMD_OPT_CHOICE("network", &network, "host|none", NULL),
+        CMD_OPT("runtime", 0, CMD_STRING, &runtime),
+        CMD_OPT_END,
+    };
+    char **args;
+    int nargs, rc;
     /* Options stop at NAME: what follows is the command's own. */
-    int nopt = 1;
-    while (nopt < argc && argv[nopt][0] == '-') {
-        if (!strcmp(argv[nopt], "--")) {
-            break;
-        }
-        if ((!strcmp(argv[nopt], "--network") || !strcmp(argv[nopt], "--runtime"))
-            && nopt + 1 < argc)
-            nopt++;
-        nopt++;
-    }
-    if (nopt < argc && !strcmp(argv[nopt], "--"))
-        nopt++;
-    while ((o = cmd_getopt(c, nopt, argv, "h", opts)) != -1) {
-        switch (o) {
-        case 'N':
-            if (strcmp(optarg, "host") && strcmp(optarg, "none"))
-                return cmd_usage_error(c, "--network must be host or none");
-            net_none = !strcmp(optarg, "none");
-            break;
-        case 'R':
-            runtime = optarg;
-            break;
-        default:
-            return c->status;
-        }
-    }
-    optind = nopt;
-    if (optind >= argc)
+    if ((rc = cmd_parse(c, argc, argv, opts, CMD_PARSE_STOP_AT_OPERAND, &args, &nargs, err)) != 0)
+        return rc;
+    if (nargs < 1)
         return cmd_usage_error(c, "an image name is required");
+    bool net_none = network == 1;
+    optind = argc - nargs; /* argv[optind] is NAME, as the code below expects */
     const char *name = argv[optind];
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
