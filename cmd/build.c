@@ -71,14 +71,13 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
         CMD_OPT_END,
     };
-    char **operands;
-    int noperands, rc;
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &operands, &noperands, err)) != 0
-        || (rc = cmd_nargs(c, noperands, 1, 1)) != 0) {
+    cmd_args operands = { .min = 1, .max = 1 };
+    int rc;
+    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0) {
         cs_df_env_free(args);
         return rc;
     }
-    o.context = operands[0];
+    o.context = operands.v[0];
     o.tags = tags.v;
     o.build_args = args;
     o.progress = modes[progress];

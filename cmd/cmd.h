@@ -104,29 +104,28 @@ struct cmd_opt {
 /* The table of a verb with no options but --help. */
 extern const cmd_opt cmd_no_opts[];
 
-enum {
-    /* Options end at the first operand; the rest are the operands (run's
-     * command line), not options. */
-    CMD_PARSE_STOP_AT_OPERAND = 1 << 0,
-};
+/* A verb's operands: how many it takes, and, after cmd_parse, which. */
+typedef struct cmd_args {
+    int min, max;         /* operands wanted (max < 0: any number) */
+    bool stop_at_operand; /* options end at the first operand (run's command) */
+    char **v;             /* out: the operands, borrowed from argv */
+    int n;
+} cmd_args;
 
 /* Parses argv[1..argc) (argv[0] is the verb) by the table, with GNU
- * permutation so options may follow operands; "-h"/"--help" are implied.
- * The operands are left in *operands (borrowed from argv) and *noperands.
- * Returns 0 to go on, CMD_EXIT_HELP after printing the usage,
- * CMD_EXIT_USAGE after reporting a usage error, or a negative code from an
- * option's fn with *err set: the verb returns any non-zero result as is. */
-int cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, unsigned flags,
-              char ***operands, int *noperands, cs_error **err);
+ * permutation so options may follow operands unless args->stop_at_operand;
+ * "-h"/"--help" are implied. Checks the operand count ("missing argument",
+ * "too many arguments") and leaves the operands in args->v. Returns 0 to go
+ * on, CMD_EXIT_HELP after printing the usage, CMD_EXIT_USAGE after
+ * reporting a usage error, or a negative code from an option's fn with
+ * *err set: the verb returns any non-zero result as is. */
+int cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args,
+              cs_error **err);
 
 /* ---- helpers (main.c) ---- */
 
 /* Prints "cstore: VERB: MSG" on stderr and returns CMD_EXIT_USAGE. */
 int cmd_usage_error(cmd_ctx *c, const char *fmt, ...) CS_PRINTF(2, 3);
-/* Checks the operand count: min <= n <= max (max < 0: no limit). Returns 0
- * or reports a usage error and returns CMD_EXIT_USAGE. */
-int cmd_nargs(cmd_ctx *c, int n, int min, int max);
-
 /* Opens the store at c->root (flags: CS_OPEN_EXCLUSIVE or 0); the store is
  * owned by c and closed by main. */
 int cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err);

@@ -28,17 +28,15 @@ cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_END,
     };
     cs_store *s;
-    char **args;
-    int nargs, rc;
+    int rc;
 
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 1, 1)) != 0)
+    cmd_args args = { .min = 1, .max = 1 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     if (!out || !*out)
         return cmd_usage_error(c, "-o PATH is required");
 
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
-    return cs_export(s, args[0], out, fmts[fmt], comps[comp], err);
+    return cs_export(s, args.v[0], out, fmts[fmt], comps[comp], err);
 }

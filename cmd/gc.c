@@ -65,12 +65,10 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_gc_stats st = { 0 };
     cs_store *s;
     char b1[64], b2[64];
-    char **args;
-    int nargs, rc;
+    int rc;
 
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     /* The only exclusive opener: it sweeps what no committed record uses,
      * which a running load may be about to reference. */
@@ -106,12 +104,10 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_du_stats st = { 0 };
     cs_store *s;
     char b[64];
-    char **args;
-    int nargs, rc;
+    int rc;
 
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
@@ -160,12 +156,10 @@ int
 cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     cs_store *s;
-    char **args;
-    int nargs, rc;
+    int rc;
 
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;

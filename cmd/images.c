@@ -198,13 +198,11 @@ cmd_images(cmd_ctx *c, int argc, char **argv, cs_error **err)
     };
     cs_image_info *v = NULL;
     size_t n = 0;
-    char **args;
-    int nargs, rc;
+    int rc;
     cs_store *s;
 
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
@@ -254,17 +252,15 @@ int
 cmd_inspect(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     cs_image_info in;
-    char **args;
-    int nargs, rc;
+    int rc;
     cs_store *s;
 
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 1, 1)) != 0)
+    cmd_args args = { .min = 1, .max = 1 };
+    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
-    if ((rc = cs_image_info_get(s, args[0], &in, err)) < 0)
+    if ((rc = cs_image_info_get(s, args.v[0], &in, err)) < 0)
         return rc;
     /* cs_image_info_get has parsed it once already. */
     json_t *cfg = json_loadb(in.config, in.config_len, 0, NULL);
@@ -286,19 +282,17 @@ int
 cmd_tag(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     cs_autofree char *dst = NULL;
-    char **args;
-    int nargs, rc;
+    int rc;
     cs_store *s;
 
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, 0, &args, &nargs, err)) != 0)
+    cmd_args args = { .min = 2, .max = 2 };
+    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
         return rc;
-    if ((rc = cmd_nargs(c, nargs, 2, 2)) != 0)
-        return rc;
-    if ((rc = cs_ref_normalize(args[1], &dst, err)) < 0)
+    if ((rc = cs_ref_normalize(args.v[1], &dst, err)) < 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
-    return cs_image_tag(s, args[0], dst, err);
+    return cs_image_tag(s, args.v[0], dst, err);
 }
 
 /* ---- rmi ---- */
@@ -320,20 +314,18 @@ print_removal(const cs_image_removal *r)
 int
 cmd_rmi(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    char **args;
-    int nargs, rc;
+    int rc;
     cs_store *s;
 
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, 0, &args, &nargs, err)) != 0)
-        return rc;
-    if ((rc = cmd_nargs(c, nargs, 1, -1)) != 0)
+    cmd_args args = { .min = 1, .max = -1 };
+    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
     /* One transaction per NAME; stop at the first failure. */
-    for (int i = 0; i < nargs; i++) {
+    for (int i = 0; i < args.n; i++) {
         cs_image_removal r;
-        if ((rc = cs_image_remove(s, args[i], &r, err)) < 0)
+        if ((rc = cs_image_remove(s, args.v[i], &r, err)) < 0)
             return rc;
         print_removal(&r);
         cs_image_removal_release(&r);

@@ -25,8 +25,8 @@ const char cmd_import_usage[] =
     "  -h, --help             show this help\n";
 
 /* Parses "PATH [-t NAME[:TAG]]"; *tag is normalized (caller frees). Returns
- * 0, a result of cmd_parse or cmd_nargs the verb returns as is, or a
- * negative code with *err set. */
+ * 0, a result of cmd_parse the verb returns as is, or a negative code with
+ * *err set. */
 static int
 parse_path_tag(cmd_ctx *c, int argc, char **argv, const char **path, char **tag, cs_error **err)
 {
@@ -35,15 +35,13 @@ parse_path_tag(cmd_ctx *c, int argc, char **argv, const char **path, char **tag,
         CMD_OPT("tag", 't', CMD_STRING, &t),
         CMD_OPT_END,
     };
-    char **args;
-    int nargs, rc;
+    int rc;
 
     *tag = NULL;
-    if ((rc = cmd_parse(c, argc, argv, opts, 0, &args, &nargs, err)) != 0)
+    cmd_args args = { .min = 1, .max = 1 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
-    if ((rc = cmd_nargs(c, nargs, 1, 1)) != 0)
-        return rc;
-    *path = args[0];
+    *path = args.v[0];
     if (t)
         return cs_ref_normalize(t, tag, err); /* the message names t */
     return 0;

@@ -79,16 +79,6 @@ cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
 }
 
 int
-cmd_nargs(cmd_ctx *c, int n, int min, int max)
-{
-    if (n < min)
-        return cmd_usage_error(c, n == 0 ? "missing argument" : "missing arguments");
-    if (max >= 0 && n > max)
-        return cmd_usage_error(c, "too many arguments");
-    return 0;
-}
-
-int
 cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
 {
     cs_autofree char *def = NULL;

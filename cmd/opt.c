@@ -28,14 +28,14 @@ opt_find(const cmd_opt *opts, int val)
 /* The getopt_long tables for opts, "-h"/"--help" added. Returns the long
  * options (caller frees); shortopts gets the short ones. */
 static struct option *
-opt_tables(const cmd_opt *opts, unsigned flags, char *shortopts, size_t cap)
+opt_tables(const cmd_opt *opts, bool stop_at_operand, char *shortopts, size_t cap)
 {
     size_t n = 0, k = 0;
     while (opts[n].name)
         n++;
     struct option *lo = cs_xcalloc(n + 2, sizeof(struct option));
     /* '+': stop at the first operand; ':': a missing argument returns ':'. */
-    if (flags & CMD_PARSE_STOP_AT_OPERAND)
+    if (stop_at_operand)
         shortopts[k++] = '+';
     shortopts[k++] = ':';
     shortopts[k++] = 'h';
@@ -142,12 +142,22 @@ opt_error(cmd_ctx *c, int o, char **argv)
                    : cmd_usage_error(c, "unknown option '-%c'", optopt);
 }
 
+static int
+check_nargs(cmd_ctx *c, const cmd_args *a)
+{
+    if (a->n < a->min)
+        return cmd_usage_error(c, a->n == 0 ? "missing argument" : "missing arguments");
+    if (a->max >= 0 && a->n > a->max)
+        return cmd_usage_error(c, "too many arguments");
+    return 0;
+}
+
 int
-cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, unsigned flags, char ***operands,
-          int *noperands, cs_error **err)
+cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args, cs_error **err)
 {
     char shortopts[64];
-    cs_autofree struct option *lo = opt_tables(opts, flags, shortopts, sizeof(shortopts));
+    cs_autofree struct option *lo =
+        opt_tables(opts, args->stop_at_operand, shortopts, sizeof(shortopts));
     int o, rc;
 
     optind = 0; /* glibc: full reinitialization */
@@ -162,7 +172,7 @@ cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, unsigned flags
         if ((rc = opt_take(c, opt_find(opts, o), optarg, err)) != 0)
             return rc;
     }
-    *operands = argv + optind;
-    *noperands = argc - optind;
-    return 0;
+    args->v = argv + optind;
+    args->n = argc - optind;
+    return check_nargs(c, args);
 }

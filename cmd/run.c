@@ -48,15 +48,15 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("runtime", 0, CMD_STRING, &runtime),
         CMD_OPT_END,
     };
-    char **args;
-    int nargs, rc;
     /* Options stop at NAME: what follows is the command's own. */
-    if ((rc = cmd_parse(c, argc, argv, opts, CMD_PARSE_STOP_AT_OPERAND, &args, &nargs, err)) != 0)
+    cmd_args args = { .min = 0, .max = -1, .stop_at_operand = true };
+    int rc;
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
-    if (nargs < 1)
+    if (args.n < 1)
         return cmd_usage_error(c, "an image name is required");
     bool net_none = network == 1;
-    optind = argc - nargs; /* argv[optind] is NAME, as the code below expects */
+    optind = argc - args.n; /* argv[optind] is NAME, as the code below expects */
     const char *name = argv[optind];
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
