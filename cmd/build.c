@@ -25,91 +25,62 @@ const char cmd_build_usage[] =
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
     "  -h, --help               show this help\n";
 
-static const struct option build_opts[] = {
-    { "file", required_argument, NULL, 'f' },    { "tag", required_argument, NULL, 't' },
-    { "target", required_argument, NULL, 'T' },  { "build-arg", required_argument, NULL, 'a' },
-    { "no-cache", no_argument, NULL, 'n' },      { "progress", required_argument, NULL, 'p' },
-    { "iidfile", required_argument, NULL, 'i' }, { "network", required_argument, NULL, 'N' },
-    { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
-};
+/* -t: refused at once when it is no valid reference, kept as typed. */
+static int
+check_tag(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    cs_autofree char *norm = NULL;
+    (void) c, (void) o;
+    return cs_ref_normalize(arg, &norm, err);
+}
+
+/* --build-arg K=V, or K alone for K's value in our environment. */
+static int
+take_build_arg(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    const char *eq = strchr(arg, '=');
+    (void) c, (void) err;
+    if (eq) {
+        cs_autofree char *k = cs_xstrndup(arg, (size_t) (eq - arg));
+        cs_df_env_set(o->dst, k, eq + 1);
+    } else if (getenv(arg)) {
+        cs_df_env_set(o->dst, arg, getenv(arg));
+    }
+    return 0;
+}
 
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
+    /* In the order of the --progress choices. */
+    static const cs_progress modes[] = { CS_PROGRESS_AUTO, CS_PROGRESS_PLAIN, CS_PROGRESS_QUIET };
     cs_build_opts o = { 0 };
-    cs_progress mode = CS_PROGRESS_AUTO;
-    cs_autofree char **tags = cs_xcalloc((size_t) argc + 1, sizeof(char *));
-    size_t ntags = 0;
+    cmd_autostrv cs_strv tags = { 0 };
     cs_df_env *args = cs_df_env_new();
     const char *iidfile = NULL;
-    int opt, rc;
-    while ((opt = cmd_getopt(c, argc, argv, "f:t:h", build_opts)) != -1) {
-        switch (opt) {
-        case 'f':
-            o.dockerfile = optarg;
-            break;
-        case 't': {
-            cs_autofree char *norm = NULL;
-            if ((rc = cs_ref_normalize(optarg, &norm, err)) < 0) {
-                cs_df_env_free(args);
-                return rc;
-            }
-            tags[ntags++] = optarg;
-            break;
-        }
-        case 'T':
-            o.target = optarg;
-            break;
-        case 'a': {
-            char *eq = strchr(optarg, '=');
-            if (eq) {
-                cs_autofree char *k = cs_xstrndup(optarg, (size_t) (eq - optarg));
-                cs_df_env_set(args, k, eq + 1);
-            } else if (getenv(optarg)) {
-                cs_df_env_set(args, optarg, getenv(optarg));
-            }
-            break;
-        }
-        case 'n':
-            o.no_cache = true;
-            break;
-        case 'p':
-            if (!strcmp(optarg, "auto"))
-                mode = CS_PROGRESS_AUTO;
-            else if (!strcmp(optarg, "plain"))
-                mode = CS_PROGRESS_PLAIN;
-            else if (!strcmp(optarg, "quiet"))
-                mode = CS_PROGRESS_QUIET;
-            else {
-                cs_df_env_free(args);
-                return cmd_usage_error(c, "--progress must be auto, plain or quiet");
-            }
-            break;
-        case 'i':
-            iidfile = optarg;
-            break;
-        case 'N':
-            if (strcmp(optarg, "host") && strcmp(optarg, "none")) {
-                cs_df_env_free(args);
-                return cmd_usage_error(c, "--network must be host or none");
-            }
-            o.network_none = !strcmp(optarg, "none");
-            break;
-        case 'R':
-            o.runtime = optarg;
-            break;
-        default:
-            cs_df_env_free(args);
-            return c->status;
-        }
-    }
-    if ((rc = cmd_nargs(c, argc - optind, 1, 1)) != 0) {
+    int progress = 0, network = 0; /* auto, host */
+    const cmd_opt opts[] = {
+        CMD_OPT("file", 'f', CMD_STRING, &o.dockerfile),
+        CMD_OPT_FN("tag", 't', CMD_STRV, &tags, check_tag),
+        CMD_OPT("target", 0, CMD_STRING, &o.target),
+        CMD_OPT_FN("build-arg", 0, CMD_CALL, args, take_build_arg),
+        CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
+        CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
+        CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
+        CMD_OPT_CHOICE("network", &network, "host|none", NULL),
+        CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
+        CMD_OPT_END,
+    };
+    cmd_args operands = { .min = 1, .max = 1 };
+    int rc;
+    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0) {
         cs_df_env_free(args);
         return rc;
     }
-    o.context = argv[optind];
-    o.tags = tags;
+    o.context = operands.v[0];
+    o.tags = tags.v;
     o.build_args = args;
+    o.network_none = network == 1;
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0) {
         cs_df_env_free(args);
@@ -117,7 +88,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     }
     cs_build_result res;
     cmd_progress prog;
-    cmd_progress_init(&prog, mode, stderr, &o);
+    cmd_progress_init(&prog, modes[progress], stderr, &o);
     rc = cs_build(s, &o, &res, err);
     cmd_progress_finish(&prog);
     cs_df_env_free(args);

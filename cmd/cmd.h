@@ -1,15 +1,15 @@
 /* cmd.h - the cstore command line: shared declarations of cmd/.
  *
- * Every verb is a cmd_fn. It parses its own options (cmd_getopt), opens the
- * store (cmd_open) and prints its output. It returns 0 on success, a
- * positive exit status it has already reported (2: bad usage, 1: e.g. fsck
- * found problems), or a negative cs_code with *err set: main prints
- * "cstore: <err->msg>" and exits 1. Only cmd/ prints or exits.
+ * Every verb is a cmd_fn. It parses its options (cmd_parse with a table),
+ * opens the store (cmd_open), calls the library and prints its output. It
+ * returns 0 on success, a positive exit status it has already reported (2:
+ * bad usage, 1: e.g. fsck found problems, CMD_EXIT_HELP: help shown), or a
+ * negative cs_code with *err set: main prints "cstore: <err->msg>" and exits
+ * 1. Only cmd/ prints or exits; it never opens a table itself.
  */
 #ifndef CSTORE_CMD_H
 #define CSTORE_CMD_H
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,19 +17,20 @@
 #include <time.h>
 #include "cstore/error.h"
 #include "cstore/store.h"
+#include "cstore/strv.h"
 #include "cstore/util.h"
 
 #define CMD_EXIT_FAIL  1
 #define CMD_EXIT_USAGE 2
-/* cmd_getopt: help was shown or a bad option reported; return c->status. */
-#define CMD_OPT_DONE 0x1000
+/* A verb's result meaning "help was shown": main exits 0. Above any
+ * command's exit status (run passes one through). */
+#define CMD_EXIT_HELP 0x100
 
 typedef struct cmd_ctx {
     const char *root;  /* --root, or NULL for cs_store_default_root() */
     const char *name;  /* the verb, for messages */
     const char *usage; /* the verb's --help text */
     cs_store *store;   /* opened by cmd_open, closed by main */
-    int status;        /* exit status after CMD_OPT_DONE */
 } cmd_ctx;
 
 typedef int (*cmd_fn)(cmd_ctx *c, int argc, char **argv, cs_error **err);
@@ -52,23 +53,79 @@ extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_impo
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
 
+/* ---- options (opt.c) ---- */
+
+/* A verb's options as a table: cmd_parse does the getopt_long loop, --help,
+ * and the one-line messages for unknown options, missing arguments and bad
+ * values. */
+typedef enum cmd_opt_kind {
+    CMD_FLAG,     /* bool *: set true */
+    CMD_STRING,   /* const char **: the argument (borrowed from argv; last wins) */
+    CMD_STRV,     /* cs_strv *: a copy of each argument appended */
+    CMD_SIZE,     /* uint64_t *: bytes, cs_parse_size ("10GB") */
+    CMD_DURATION, /* uint64_t *: seconds, cs_parse_duration ("168h", "7d", "3600") */
+    CMD_CHOICE,   /* int *: the index of the argument in choices "a|b|c" */
+    CMD_CALL,     /* fn alone handles the argument */
+} cmd_opt_kind;
+
+typedef struct cmd_opt cmd_opt;
+/* Checks (or, for CMD_CALL, takes) arg; o->dst is the table's pointer.
+ * Returns 0, a usage exit status already reported (cmd_usage_error), or a
+ * negative code with *err set. */
+typedef int (*cmd_opt_fn)(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
+
+struct cmd_opt {
+    const char *name; /* the long name, without "--"; NULL ends the table */
+    char short_name;  /* or 0 */
+    cmd_opt_kind kind;
+    void *dst;
+    /* CMD_CHOICE: "a|b|c". A bad value is "unknown WHAT 'x'" when what is
+     * set, else "--NAME must be a, b or c". */
+    const char *choices;
+    const char *what;
+    cmd_opt_fn fn; /* CMD_CALL: the handler; other kinds: a check run first */
+};
+/* Table rows: CMD_OPT("dry-run", 'n', CMD_FLAG, &dry),
+ * CMD_OPT_CHOICE("network", &net, "host|none", NULL),
+ * CMD_OPT_FN("tag", 't', CMD_STRV, &tags, check_ref), and CMD_OPT_END. */
+#define CMD_OPT(name, short_name, kind, dst)                                                       \
+    {                                                                                              \
+        name, short_name, kind, dst, NULL, NULL, NULL                                              \
+    }
+#define CMD_OPT_CHOICE(name, dst, choices, what)                                                   \
+    {                                                                                              \
+        name, 0, CMD_CHOICE, dst, choices, what, NULL                                              \
+    }
+#define CMD_OPT_FN(name, short_name, kind, dst, fn)                                                \
+    {                                                                                              \
+        name, short_name, kind, dst, NULL, NULL, fn                                                \
+    }
+#define CMD_OPT_END CMD_OPT(NULL, 0, CMD_FLAG, NULL)
+/* The table of a verb with no options but --help. */
+extern const cmd_opt cmd_no_opts[];
+
+/* A verb's operands: how many it takes, and, after cmd_parse, which. */
+typedef struct cmd_args {
+    int min, max;         /* operands wanted (max < 0: any number) */
+    bool stop_at_operand; /* options end at the first operand (run's command) */
+    char **v;             /* out: the operands, borrowed from argv */
+    int n;
+} cmd_args;
+
+/* Parses argv[1..argc) (argv[0] is the verb) by the table, with GNU
+ * permutation so options may follow operands unless args->stop_at_operand;
+ * "-h"/"--help" are implied. Checks the operand count ("missing argument",
+ * "too many arguments") and leaves the operands in args->v. Returns 0 to go
+ * on, CMD_EXIT_HELP after printing the usage, CMD_EXIT_USAGE after
+ * reporting a usage error, or a negative code from an option's fn with
+ * *err set: the verb returns any non-zero result as is. */
+int cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args,
+              cs_error **err);
+
 /* ---- helpers (main.c) ---- */
 
-/* getopt_long over argv with GNU permutation, so options may follow
- * positional arguments; "-h"/"--help" (which every verb's longopts should
- * list as 'h') print c->usage. Returns the option, -1 after the last (then
- * argv[optind..argc) are the operands), or CMD_OPT_DONE with c->status set
- * (0 after help, 2 after reporting a bad option). Call cmd_getopt_reset
- * before the first call. */
-void cmd_getopt_reset(void);
-int cmd_getopt(cmd_ctx *c, int argc, char **argv, const char *shortopts,
-               const struct option *longopts);
 /* Prints "cstore: VERB: MSG" on stderr and returns CMD_EXIT_USAGE. */
 int cmd_usage_error(cmd_ctx *c, const char *fmt, ...) CS_PRINTF(2, 3);
-/* Checks the operand count: min <= n <= max (max < 0: no limit). Returns 0
- * or reports a usage error and returns CMD_EXIT_USAGE. */
-int cmd_nargs(cmd_ctx *c, int n, int min, int max);
-
 /* Opens the store at c->root (flags: CS_OPEN_EXCLUSIVE or 0); the store is
  * owned by c and closed by main. */
 int cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err);
@@ -87,5 +144,8 @@ bool cmd_parse_time(const char *s, int64_t *out);
 /* Prints a jansson value to stdout, indented 2, with a newline, and
  * releases it. */
 int cmd_print_json(json_t *v, cs_error **err);
+
+/* Cleanup attribute for a cs_strv local: released at scope exit. */
+#define cmd_autostrv __attribute__((cleanup(cs_strv_release)))
 
 #endif

@@ -1,5 +1,4 @@
 /* export.c - `cstore export`: images out. */
-#include <string.h>
 #include "cmd.h"
 #include "cstore/export.h"
 
@@ -17,54 +16,27 @@ const char cmd_export_usage[] =
 int
 cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "output", required_argument, NULL, 'o' },
-        { "format", required_argument, NULL, 'f' },
-        { "compression", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
+    /* In the order of the choices below. */
+    static const cs_format fmts[] = { CS_FMT_OCI_ARCHIVE, CS_FMT_OCI_DIR, CS_FMT_DOCKER_ARCHIVE };
+    static const cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD, CS_COMP_NONE };
     const char *out = NULL;
-    cs_format fmt = CS_FMT_OCI_ARCHIVE;
-    cs_compression comp = CS_COMP_GZIP;
+    int fmt = 0, comp = 0;
+    const cmd_opt opts[] = {
+        CMD_OPT("output", 'o', CMD_STRING, &out),
+        CMD_OPT_CHOICE("format", &fmt, "oci-archive|oci-dir|docker-archive", "format"),
+        CMD_OPT_CHOICE("compression", &comp, "gzip|zstd|none", "compression"),
+        CMD_OPT_END,
+    };
     cs_store *s;
-    int o, rc;
+    int rc;
 
-    while ((o = cmd_getopt(c, argc, argv, "o:h", opts)) != -1) {
-        switch (o) {
-        case 'o':
-            out = optarg;
-            break;
-        case 'f':
-            if (strcmp(optarg, "oci-archive") == 0)
-                fmt = CS_FMT_OCI_ARCHIVE;
-            else if (strcmp(optarg, "oci-dir") == 0)
-                fmt = CS_FMT_OCI_DIR;
-            else if (strcmp(optarg, "docker-archive") == 0)
-                fmt = CS_FMT_DOCKER_ARCHIVE;
-            else
-                return cmd_usage_error(c, "unknown format '%s'", optarg);
-            break;
-        case 'c':
-            if (strcmp(optarg, "gzip") == 0)
-                comp = CS_COMP_GZIP;
-            else if (strcmp(optarg, "zstd") == 0)
-                comp = CS_COMP_ZSTD;
-            else if (strcmp(optarg, "none") == 0)
-                comp = CS_COMP_NONE;
-            else
-                return cmd_usage_error(c, "unknown compression '%s'", optarg);
-            break;
-        default:
-            return c->status;
-        }
-    }
-    if ((rc = cmd_nargs(c, argc - optind, 1, 1)) != 0)
+    cmd_args args = { .min = 1, .max = 1 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     if (!out || !*out)
         return cmd_usage_error(c, "-o PATH is required");
 
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
-    return cs_export(s, argv[optind], out, fmt, comp, err);
+    return cs_export(s, args.v[0], out, fmts[fmt], comps[comp], err);
 }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include "cmd.h"
 #include "cstore/gc.h"
 
@@ -52,93 +51,30 @@ size_both(uint64_t n, char buf[64])
     return buf;
 }
 
-/* "10GB", "512MB", "1234" -> bytes (decimal units, as docker's). */
-static bool
-parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return false;
-    static const struct {
-        const char *u;
-        double m;
-    } units[] = { { "", 1 },    { "b", 1 },    { "kb", 1e3 }, { "k", 1e3 },   { "mb", 1e6 },
-                  { "m", 1e6 }, { "gb", 1e9 }, { "g", 1e9 },  { "tb", 1e12 }, { "t", 1e12 } };
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (!strcasecmp(end, units[i].u)) {
-            *out = (uint64_t) (v * units[i].m);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* "168h", "7d", "30m", "90s", "3600" -> seconds. */
-static bool
-parse_duration(const char *s, uint64_t *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return false;
-    double m = !*end || !strcmp(end, "s") ? 1
-               : !strcmp(end, "m")        ? 60
-               : !strcmp(end, "h")        ? 3600
-               : !strcmp(end, "d")        ? 86400
-                                          : -1;
-    if (m < 0)
-        return false;
-    *out = (uint64_t) (v * m);
-    return true;
-}
-
 int
 cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "dry-run", no_argument, NULL, 'n' },
-        { "compact", no_argument, NULL, 'c' },
-        { "keep-storage", required_argument, NULL, 'S' },
-        { "keep-duration", required_argument, NULL, 'D' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    bool dry = false, compact = false;
     cs_gc_opts go = { false, false, CS_GC_KEEP_STORAGE, CS_GC_KEEP_DURATION };
+    const cmd_opt opts[] = {
+        CMD_OPT("dry-run", 'n', CMD_FLAG, &go.dry_run),
+        CMD_OPT("compact", 0, CMD_FLAG, &go.compact),
+        CMD_OPT("keep-storage", 0, CMD_SIZE, &go.keep_storage),
+        CMD_OPT("keep-duration", 0, CMD_DURATION, &go.keep_duration),
+        CMD_OPT_END,
+    };
     cs_gc_stats st = { 0 };
     cs_store *s;
     char b1[64], b2[64];
-    int o, rc;
+    int rc;
 
-    while ((o = cmd_getopt(c, argc, argv, "nh", opts)) != -1) {
-        switch (o) {
-        case 'n':
-            dry = true;
-            break;
-        case 'c':
-            compact = true;
-            break;
-        case 'S':
-            if (!parse_size(optarg, &go.keep_storage))
-                return cmd_usage_error(c, "--keep-storage: bad size '%s'", optarg);
-            break;
-        case 'D':
-            if (!parse_duration(optarg, &go.keep_duration))
-                return cmd_usage_error(c, "--keep-duration: bad duration '%s'", optarg);
-            break;
-        default:
-            return c->status;
-        }
-    }
-    if ((rc = cmd_nargs(c, argc - optind, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     /* The only exclusive opener: it sweeps what no committed record uses,
      * which a running load may be about to reference. */
     if ((rc = cmd_open(c, CS_OPEN_EXCLUSIVE, &s, err)) < 0)
         return rc;
-    go.dry_run = dry;
-    go.compact = compact;
+    bool dry = go.dry_run;
     if ((rc = cs_gc_ex(s, &go, &st, err)) < 0)
         return rc;
 
@@ -151,7 +87,7 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
            dry ? "would drop:" : "dropped:", st.cache, st.statcache, st.snapshots,
            size_both(st.snapshot_bytes, b2));
     printf("%s %s of chunks\n", dry ? "would free:" : "freed:", size_both(st.chunk_bytes, b1));
-    if (compact)
+    if (go.compact)
         printf("compacted: %s -> %s\n", size_both(st.file_before, b1),
                size_both(st.file_after, b2));
     return 0;
@@ -160,27 +96,18 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
 int
 cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     bool json = false;
+    const cmd_opt opts[] = {
+        CMD_OPT("json", 0, CMD_FLAG, &json),
+        CMD_OPT_END,
+    };
     cs_du_stats st = { 0 };
     cs_store *s;
     char b[64];
-    int o, rc;
+    int rc;
 
-    while ((o = cmd_getopt(c, argc, argv, "h", opts)) != -1) {
-        switch (o) {
-        case 'j':
-            json = true;
-            break;
-        default:
-            return c->status;
-        }
-    }
-    if ((rc = cmd_nargs(c, argc - optind, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
@@ -228,16 +155,11 @@ fsck_report(void *ctx, const char *problem)
 int
 cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     cs_store *s;
-    int o, rc;
+    int rc;
 
-    if ((o = cmd_getopt(c, argc, argv, "h", opts)) != -1)
-        return c->status; /* help shown or bad option reported */
-    if ((rc = cmd_nargs(c, argc - optind, 0, 0)) != 0)
+    cmd_args args = { .min = 0, .max = 0 };
+    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
         return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;

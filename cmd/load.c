@@ -24,33 +24,24 @@ const char cmd_import_usage[] =
     "  -t, --tag NAME[:TAG]   tag the image NAME[:TAG] (required)\n"
     "  -h, --help             show this help\n";
 
-static const struct option tag_opts[] = {
-    { "tag", required_argument, NULL, 't' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
 /* Parses "PATH [-t NAME[:TAG]]"; *tag is normalized (caller frees). Returns
- * 0, CMD_OPT_DONE (the verb returns c->status), a usage exit status, or a
- * negative code with *err set. */
+ * 0, a result of cmd_parse the verb returns as is, or a negative code with
+ * *err set. */
 static int
 parse_path_tag(cmd_ctx *c, int argc, char **argv, const char **path, char **tag, cs_error **err)
 {
     const char *t = NULL;
-    int o, rc;
-    while ((o = cmd_getopt(c, argc, argv, "t:h", tag_opts)) != -1) {
-        switch (o) {
-        case 't':
-            t = optarg;
-            break;
-        default:
-            return CMD_OPT_DONE;
-        }
-    }
-    if ((rc = cmd_nargs(c, argc - optind, 1, 1)) != 0)
-        return rc;
-    *path = argv[optind];
+    const cmd_opt opts[] = {
+        CMD_OPT("tag", 't', CMD_STRING, &t),
+        CMD_OPT_END,
+    };
+    int rc;
+
     *tag = NULL;
+    cmd_args args = { .min = 1, .max = 1 };
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
+        return rc;
+    *path = args.v[0];
     if (t)
         return cs_ref_normalize(t, tag, err); /* the message names t */
     return 0;
@@ -66,7 +57,7 @@ cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err)
     int rc;
 
     if ((rc = parse_path_tag(c, argc, argv, &path, &tag, err)) != 0)
-        return rc == CMD_OPT_DONE ? c->status : rc;
+        return rc;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
     if ((rc = cs_load(s, path, tag, &res, err)) < 0)
@@ -97,7 +88,7 @@ cmd_import(cmd_ctx *c, int argc, char **argv, cs_error **err)
     int rc;
 
     if ((rc = parse_path_tag(c, argc, argv, &path, &tag, err)) != 0)
-        return rc == CMD_OPT_DONE ? c->status : rc;
+        return rc;
     if (!tag)
         return cmd_usage_error(c, "-t NAME[:TAG] is required");
     if ((rc = cmd_open(c, 0, &s, err)) < 0)

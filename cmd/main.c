@@ -1,5 +1,5 @@
 /* main.c - cstore's global options, verb dispatch and error printing, and the
- * helpers every verb shares (options, sizes, times, JSON output). */
+ * helpers every verb shares (usage errors, sizes, times, JSON output). */
 #include <errno.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -98,45 +98,7 @@ catch_signals(cs_error **err)
     return 0;
 }
 
-/* ---- options ---- */
-
-void
-cmd_getopt_reset(void)
-{
-    optind = 0; /* glibc: full reinitialization */
-    opterr = 0; /* our own one-line messages */
-}
-
-int
-cmd_getopt(cmd_ctx *c, int argc, char **argv, const char *shortopts, const struct option *longopts)
-{
-    /* A leading ':' makes a missing argument return ':' instead of '?'. */
-    char opts[64];
-    snprintf(opts, sizeof(opts), ":%s", shortopts);
-    int o = getopt_long(argc, argv, opts, longopts, NULL);
-    switch (o) {
-    case 'h':
-        fputs(c->usage, stdout);
-        c->status = 0;
-        return CMD_OPT_DONE;
-    case ':':
-        if (optopt)
-            cmd_usage_error(c, "option '-%c' needs an argument", optopt);
-        else
-            cmd_usage_error(c, "option '%s' needs an argument", argv[optind - 1]);
-        c->status = CMD_EXIT_USAGE;
-        return CMD_OPT_DONE;
-    case '?':
-        if (optopt)
-            cmd_usage_error(c, "unknown option '-%c'", optopt);
-        else
-            cmd_usage_error(c, "unknown option '%s'", argv[optind - 1]);
-        c->status = CMD_EXIT_USAGE;
-        return CMD_OPT_DONE;
-    default:
-        return o;
-    }
-}
+/* ---- usage ---- */
 
 int
 cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
@@ -150,14 +112,14 @@ cmd_usage_error(cmd_ctx *c, const char *fmt, ...)
     return CMD_EXIT_USAGE;
 }
 
-int
-cmd_nargs(cmd_ctx *c, int n, int min, int max)
+/* The library's warnings (secondary failures, cleanups that did not finish):
+ * one line each on stderr, after the progress lines they interrupt. */
+static void
+print_warning(void *ctx, const char *msg)
 {
-    if (n < min)
-        return cmd_usage_error(c, n == 0 ? "missing argument" : "missing arguments");
-    if (max >= 0 && n > max)
-        return cmd_usage_error(c, "too many arguments");
-    return 0;
+    (void) ctx;
+    fflush(stdout);
+    fprintf(stderr, "cstore: warning: %s\n", msg);
 }
 
 int
@@ -173,6 +135,7 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
     if (rc < 0)
         return rc;
     cs_store_set_cancel(c->store, main_cancel);
+    cs_store_set_warn(c->store, print_warning, NULL);
     *out = c->store;
     return 0;
 }
@@ -361,7 +324,6 @@ main(int argc, char **argv)
     c.name = v->name;
     c.usage = v->usage;
     cs_error *err = NULL;
-    cmd_getopt_reset();
     int rc = catch_signals(&err);
     if (rc == 0)
         rc = v->fn(&c, argc - i, argv + i, &err);
@@ -369,6 +331,8 @@ main(int argc, char **argv)
     cs_cancel *cancel = main_cancel;
     main_cancel = NULL;
     cs_cancel_free(cancel);
+    if (rc == CMD_EXIT_HELP)
+        rc = 0;
 
     if (rc >= 0 && (fflush(stdout) != 0 || ferror(stdout)))
         rc = cs_err(&err, CS_EIO, errno, "writing output");

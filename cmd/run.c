@@ -1,6 +1,7 @@
 /* run.c - `cstore run`: an image's command in a container, nothing left behind. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h> /* optind */
 #include "cmd.h"
 #include "imagerun.h"
 
@@ -19,45 +20,22 @@ const char cmd_run_usage[] =
 int
 cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    static const struct option opts[] = {
-        { "network", required_argument, NULL, 'N' },
-        { "runtime", required_argument, NULL, 'R' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    bool net_none = false;
+    int network = 0; /* host */
     const char *runtime = NULL;
-    int o, rc;
+    const cmd_opt opts[] = {
+        CMD_OPT_CHOICE("network", &network, "host|none", NULL),
+        CMD_OPT("runtime", 0, CMD_STRING, &runtime),
+        CMD_OPT_END,
+    };
     /* Options stop at NAME: what follows is the command's own. */
-    int nopt = 1;
-    while (nopt < argc && argv[nopt][0] == '-') {
-        if (!strcmp(argv[nopt], "--")) {
-            break;
-        }
-        if ((!strcmp(argv[nopt], "--network") || !strcmp(argv[nopt], "--runtime"))
-            && nopt + 1 < argc)
-            nopt++;
-        nopt++;
-    }
-    if (nopt < argc && !strcmp(argv[nopt], "--"))
-        nopt++;
-    while ((o = cmd_getopt(c, nopt, argv, "h", opts)) != -1) {
-        switch (o) {
-        case 'N':
-            if (strcmp(optarg, "host") && strcmp(optarg, "none"))
-                return cmd_usage_error(c, "--network must be host or none");
-            net_none = !strcmp(optarg, "none");
-            break;
-        case 'R':
-            runtime = optarg;
-            break;
-        default:
-            return c->status;
-        }
-    }
-    optind = nopt;
-    if (optind >= argc)
+    cmd_args args = { .min = 0, .max = -1, .stop_at_operand = true };
+    int rc;
+    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
+        return rc;
+    if (args.n < 1)
         return cmd_usage_error(c, "an image name is required");
+    bool net_none = network == 1;
+    optind = argc - args.n; /* argv[optind] is NAME, as the code below expects */
     const char *name = argv[optind];
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
