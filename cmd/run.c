@@ -1,7 +1,6 @@
 /* run.c - `cstore run`: an image's command in a container, nothing left behind. */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h> /* optind */
 #include "cmd.h"
 #include "imagerun.h"
 
@@ -34,18 +33,15 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     if (args.n < 1)
         return cmd_usage_error(c, "an image name is required");
-    bool net_none = network == 1;
-    optind = argc - args.n; /* argv[optind] is NAME, as the code below expects */
-    const char *name = argv[optind];
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
     cs_image_run_opts ro = {
-        .network_none = net_none, .runtime = runtime, .out_fd = 1, .err_fd = 2
+        .network_none = network == 1, .runtime = runtime, .out_fd = 1, .err_fd = 2
     };
     int status;
     fflush(stdout);
-    if ((rc = cs_image_run(s, name, argv + optind + 1, &ro, &status, err)) < 0)
+    if ((rc = cs_image_run(s, args.v[0], args.v + 1, &ro, &status, err)) < 0)
         return rc;
     return status; /* the command's exit status is cstore's */
 }
