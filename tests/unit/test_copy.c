@@ -30,10 +30,9 @@
 
 #define OLD 1600000000 /* mtimes set in the past: the stat cache trusts them */
 
+/* The context is the sandbox's work dir. */
 typedef struct fx {
-    char dir[64];
-    char *root, *ctx;
-    cs_store *s;
+    test_sandbox sb;
     uint64_t files; /* files ingested by the last run() */
     cs_error *err;
 } fx;
@@ -41,32 +40,16 @@ typedef struct fx {
 static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-copy.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    f->root = cs_path_join(f->dir, "store");
-    f->ctx = cs_path_join(f->dir, "ctx");
-    if (mkdir(f->ctx, 0755) < 0)
-        return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
-        return -1;
-    *state = f;
-    return 0;
+    return test_sandbox_new(state, sizeof(fx), 0);
 }
 
 static int
 teardown(void **state)
 {
     fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    cs_error_free(f->err);
-    free(f->root);
-    free(f->ctx);
-    free(f);
-    return 0;
+    if (f)
+        cs_error_free(f->err);
+    return test_sandbox_teardown(state);
 }
 
 static void
@@ -91,21 +74,25 @@ mkparents(const char *full)
 static void
 put_file(fx *f, const char *rel, const char *data, mode_t mode)
 {
-    char *full = cs_path_join(f->ctx, rel);
+    char *full = cs_path_join(f->sb.work, rel);
     mkparents(full);
-    int fd = open(full, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(cs_write_all(fd, data, strlen(data)), 0);
-    fchmod(fd, mode);
-    close(fd);
+    test_write_file(full, data, strlen(data), mode);
     set_old(full, OLD);
     free(full);
+}
+
+/* put_file of each { path, data } pair, mode 0644, up to a NULL path. */
+static void
+put_files(fx *f, const char *const *pairs)
+{
+    for (; pairs[0]; pairs += 2)
+        put_file(f, pairs[0], pairs[1], 0644);
 }
 
 static void
 put_link(fx *f, const char *rel, const char *target)
 {
-    char *full = cs_path_join(f->ctx, rel);
+    char *full = cs_path_join(f->sb.work, rel);
     mkparents(full);
     assert_int_equal(symlink(target, full), 0);
     free(full);
@@ -126,7 +113,7 @@ old_dirs(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 static void
 settle(fx *f)
 {
-    nftw(f->ctx, old_dirs, 16, FTW_PHYS);
+    nftw(f->sb.work, old_dirs, 16, FTW_PHYS);
     usleep(150 * 1000);
 }
 
@@ -156,13 +143,13 @@ run_from(fx *f, const cs_copy_from *from, const cs_copy_opts *o, const cs_tree *
 {
     cs_error_clear(&f->err);
     cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
     cs_copy *c = NULL;
     cs_digest k;
-    int r = cs_copy_prepare(f->s, ing, from, o, dest_tree, &c, &k, &f->err);
+    int r = cs_copy_prepare(f->sb.s, ing, from, o, dest_tree, &c, &k, &f->err);
     f->files = cs_ingest_stats_get(ing)->files;
     if (r == 0 && layer)
-        r = cs_copy_layer(f->s, ing, c, dest_tree, layer, &f->err);
+        r = cs_copy_layer(f->sb.s, ing, c, dest_tree, layer, &f->err);
     if (r == 0)
         r = cs_ingest_commit(ing, &f->err);
     cs_copy_free(c);
@@ -178,7 +165,7 @@ static int
 run(fx *f, const cs_ignore *ig, const cs_copy_opts *o, const cs_tree *dest_tree, cs_tree **layer,
     cs_digest *key)
 {
-    cs_copy_from from = { f->ctx, ig, NULL };
+    cs_copy_from from = { f->sb.work, ig, NULL };
     return run_from(f, &from, o, dest_tree, layer, key);
 }
 
@@ -215,6 +202,30 @@ expect_content(const cs_entry *e, const char *data)
     assert_int_equal(e->size, strlen(data));
 }
 
+/* run() must succeed with a layer holding exactly paths; returns the layer
+ * (the caller frees it). */
+static cs_tree *
+layer_ok(fx *f, const cs_ignore *ig, const cs_copy_opts *o, const cs_tree *dest_tree,
+         const char *const *paths)
+{
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, ig, o, dest_tree, &l, NULL), 0);
+    expect_paths(l, paths);
+    return l;
+}
+
+/* run() must fail with code (a -CS_E*) and, unless NULL, a message holding msg. */
+static void
+run_fails(fx *f, const cs_ignore *ig, const cs_copy_opts *o, int code, const char *msg)
+{
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, ig, o, NULL, &l, NULL), code);
+    if (msg)
+        test_assert_msg(f->err, msg);
+}
+
+#define PATHS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
 /* ---- context ---- */
 
 static void
@@ -223,9 +234,7 @@ copy_single_file_to_a_file(void **state)
     fx *f = *state;
     put_file(f, "a.txt", "hello", 0640);
     cs_copy_opts o = opts("/b.txt", "a.txt", NULL);
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "b.txt", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("b.txt"));
     const cs_entry *e = get(l, "b.txt");
     assert_int_equal(e->type, CS_E_FILE);
     assert_int_equal(e->mode, 0640);
@@ -242,9 +251,7 @@ copy_file_into_directory_creates_missing_parents(void **state)
     put_file(f, "a.txt", "hello", 0644);
     cs_copy_opts o = opts("app/", "a.txt", NULL);
     o.workdir = "/srv";
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "srv", "srv/app", "srv/app/a.txt", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("srv", "srv/app", "srv/app/a.txt"));
     assert_int_equal(get(l, "srv/app")->mode, 0755);
     assert_int_equal(get(l, "srv/app")->type, CS_E_DIR);
     cs_tree_free(l);
@@ -259,9 +266,8 @@ copy_directory_copies_its_contents_and_keeps_symlinks(void **state)
     put_link(f, "dir/link", "../outside");
     settle(f);
     cs_copy_opts o = opts("/out", "dir", NULL);
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "out", "out/x", "out/sub", "out/sub/y", "out/link", NULL });
+    cs_tree *l =
+        layer_ok(f, NULL, &o, NULL, PATHS("out", "out/x", "out/sub", "out/sub/y", "out/link"));
     assert_int_equal(get(l, "out")->mtime_sec, OLD); /* the source dir's time */
     assert_int_equal(get(l, "out/link")->type, CS_E_SYMLINK);
     assert_string_equal(get(l, "out/link")->link, "../outside");
@@ -273,40 +279,34 @@ static void
 copy_glob_and_several_sources_into_a_directory(void **state)
 {
     fx *f = *state;
-    put_file(f, "a.txt", "a", 0644);
-    put_file(f, "b.txt", "b", 0644);
-    put_file(f, "c.md", "c", 0644);
-    put_file(f, "d/e.txt", "e", 0644);
+    put_files(f, PATHS("a.txt", "a", "b.txt", "b", "c.md", "c", "d/e.txt", "e"));
     cs_copy_opts o = opts("/d/", "*.txt", "c.md", NULL);
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "d", "d/a.txt", "d/b.txt", "d/c.md", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, NULL, PATHS("d", "d/a.txt", "d/b.txt", "d/c.md")));
     /* Several files into a path that is no directory. */
     o = opts("/one", "*.txt", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_EINVAL);
-    assert_non_null(strstr(f->err->msg, "must be a directory"));
+    run_fails(f, NULL, &o, -CS_EINVAL, "must be a directory");
     /* One match: the file becomes dest. */
     o = opts("/one", "c.*", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "one", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, NULL, PATHS("one")));
+}
+
+static cs_entry *
+tree_link(cs_tree *t, const char *path, const char *target)
+{
+    cs_entry *e = test_tree_add(t, path, CS_E_SYMLINK);
+    e->mode = 0777;
+    e->link = strdup(target);
+    return e;
 }
 
 static cs_tree *
 stage_tree(void)
 {
     cs_tree *t = cs_tree_new();
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup("srv");
-    e->type = CS_E_DIR;
+    cs_entry *e = test_tree_add(t, "srv", CS_E_DIR);
     e->mode = 0700;
     e->uid = 5;
-    e = cs_tree_add(t);
-    e->path = strdup("lnk");
-    e->type = CS_E_SYMLINK;
-    e->mode = 0777;
-    e->link = strdup("/srv");
+    tree_link(t, "lnk", "/srv");
     cs_tree_sort(t);
     return t;
 }
@@ -318,15 +318,10 @@ copy_into_existing_directory_of_the_stage(void **state)
     put_file(f, "a.txt", "a", 0644);
     cs_tree *dt = stage_tree();
     cs_copy_opts o = opts("/srv", "a.txt", NULL);
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, dt, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "srv/a.txt", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, dt, PATHS("srv/a.txt")));
     /* Through the stage's symlink. */
     o = opts("/lnk/", "a.txt", NULL);
-    assert_int_equal(run(f, NULL, &o, dt, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "srv/a.txt", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, dt, PATHS("srv/a.txt")));
     cs_tree_free(dt);
 }
 
@@ -342,9 +337,7 @@ copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
     o.gid = 1001;
     o.chmod = true;
     o.mode = 0700;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "x", "x/y", "x/y/a", "x/y/l", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("x", "x/y", "x/y/a", "x/y/l"));
     for (size_t i = 0; i < l->n; i++) {
         assert_int_equal(l->e[i].uid, 1000);
         assert_int_equal(l->e[i].gid, 1001);
@@ -359,12 +352,8 @@ static void
 copy_exclude_and_dockerignore_hide_files(void **state)
 {
     fx *f = *state;
-    put_file(f, "src/a.c", "a", 0644);
-    put_file(f, "src/a.log", "l", 0644);
-    put_file(f, "src/deep/b.log", "l", 0644);
-    put_file(f, "build/out", "o", 0644);
-    put_file(f, "build/keep", "k", 0644);
-    put_file(f, "Dockerfile", "FROM scratch", 0644);
+    put_files(f, PATHS("src/a.c", "a", "src/a.log", "l", "src/deep/b.log", "l", "build/out", "o",
+                       "build/keep", "k", "Dockerfile", "FROM scratch"));
     cs_ignore *ig = NULL;
     const char *text = "build\n!build/keep\nDockerfile\n";
     assert_int_equal(cs_ignore_parse(text, strlen(text), &ig, &f->err), 0);
@@ -374,15 +363,12 @@ copy_exclude_and_dockerignore_hide_files(void **state)
     cs_copy_opts o = opts("/o/", ".", NULL);
     o.excludes = ex;
     o.nexcludes = 1;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, ig, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "o", "o/src", "o/src/a.c", "o/src/deep", "o/build",
-                                      "o/build/keep", NULL });
-    cs_tree_free(l);
+    cs_tree_free(
+        layer_ok(f, ig, &o, NULL,
+                 PATHS("o", "o/src", "o/src/a.c", "o/src/deep", "o/build", "o/build/keep")));
     /* An ignored source is missing. */
     o = opts("/o", "Dockerfile", NULL);
-    assert_int_equal(run(f, ig, &o, NULL, &l, NULL), -CS_ENOTFOUND);
-    assert_non_null(strstr(f->err->msg, "Dockerfile"));
+    run_fails(f, ig, &o, -CS_ENOTFOUND, "Dockerfile");
     cs_ignore_free(ig);
 }
 
@@ -390,17 +376,12 @@ static void
 copy_parents_keeps_source_directories(void **state)
 {
     fx *f = *state;
-    put_file(f, "x/a.txt", "1", 0644);
-    put_file(f, "y/a.txt", "2", 0644);
-    put_file(f, "y/b.txt", "3", 0644);
-    put_file(f, "s/t/u/c.txt", "4", 0644);
+    put_files(f, PATHS("x/a.txt", "1", "y/a.txt", "2", "y/b.txt", "3", "s/t/u/c.txt", "4"));
     cs_copy_opts o = opts("/p/", "./x/a.txt", "y/a.txt", "s/./t/**/*.txt", NULL);
     o.parents = true;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "p", "p/x", "p/x/a.txt", "p/y", "p/y/a.txt", "p/t", "p/t/u",
-                                      "p/t/u/c.txt", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(
+        f, NULL, &o, NULL,
+        PATHS("p", "p/x", "p/x/a.txt", "p/y", "p/y/a.txt", "p/t", "p/t/u", "p/t/u/c.txt")));
 }
 
 static void
@@ -410,22 +391,19 @@ copy_sources_cannot_leave_the_context(void **state)
     put_file(f, "a.txt", "a", 0644);
     put_link(f, "etc-link", "/etc");
     put_link(f, "up", "../../../../../../etc");
-    cs_tree *l = NULL;
     /* "../" is dropped (BuildKit): the path is looked up in the context. */
     cs_copy_opts o = opts("/x", "../../etc/passwd", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    run_fails(f, NULL, &o, -CS_ENOTFOUND, NULL);
     o = opts("/x", "../a.txt", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "x", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, NULL, PATHS("x")));
     /* Symlinks resolve with the context as their root. */
     o = opts("/x", "etc-link/passwd", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    run_fails(f, NULL, &o, -CS_ENOTFOUND, NULL);
     o = opts("/x", "up/passwd", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ENOTFOUND);
+    run_fails(f, NULL, &o, -CS_ENOTFOUND, NULL);
     put_file(f, "etc/passwd", "ctx", 0644);
     o = opts("/x", "up/passwd", NULL);
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("x"));
     expect_content(get(l, "x"), "ctx");
     cs_tree_free(l);
 }
@@ -437,13 +415,13 @@ copy_reports_empty_globs_and_missing_sources(void **state)
     put_file(f, "a.txt", "a", 0644);
     cs_copy_opts o = opts("/x/", "*.nope", NULL);
     assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), -CS_ENOTFOUND);
-    assert_non_null(strstr(f->err->msg, "no source files were specified"));
+    test_assert_msg(f->err, "no source files were specified");
     /* An empty glob next to a match is fine. */
     o = opts("/x/", "*.nope", "a.txt", NULL);
     assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), 0);
     o = opts("/x/", "missing.txt", NULL);
     assert_int_equal(run(f, NULL, &o, NULL, NULL, NULL), -CS_ENOTFOUND);
-    assert_non_null(strstr(f->err->msg, "lstat missing.txt: no such file or directory"));
+    test_assert_msg(f->err, "lstat missing.txt: no such file or directory");
 }
 
 static void
@@ -464,7 +442,7 @@ statcache_skips_unchanged_files_and_sees_touched_ones(void **state)
     assert_int_equal(run(f, NULL, &o, NULL, NULL, &k2), 0);
     assert_int_equal(f->files, 0);
     assert_true(cs_digest_eq(&k1, &k2));
-    char *p = cs_path_join(f->ctx, "d3/f13");
+    char *p = cs_path_join(f->sb.work, "d3/f13");
     set_old(p, OLD + 10);
     free(p);
     assert_int_equal(run(f, NULL, &o, NULL, NULL, &k3), 0);
@@ -474,46 +452,42 @@ statcache_skips_unchanged_files_and_sees_touched_ones(void **state)
 
 /* ---- ADD ---- */
 
+/* A tar entry with mtime 1234. */
+static void
+tar_add_1234(test_tar *t, const char *path, mode_t type, mode_t perm, const char *data)
+{
+    struct archive_entry *ae = test_tar_entry(path, type, perm);
+    archive_entry_set_mtime(ae, 1234, 0);
+    test_tar_add(t, ae, data, data ? strlen(data) : 0);
+}
+
 static void
 add_local_tar_gz_is_extracted(void **state)
 {
     fx *f = *state;
-    char *path = cs_path_join(f->ctx, "a.tar.gz");
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_add_filter_gzip(a);
-    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    const char *names[] = { "top/", "top/f.txt" };
-    for (int i = 0; i < 2; i++) {
-        struct archive_entry *ae = archive_entry_new();
-        archive_entry_set_pathname(ae, names[i]);
-        bool dir = i == 0;
-        archive_entry_set_filetype(ae, dir ? AE_IFDIR : AE_IFREG);
-        archive_entry_set_perm(ae, dir ? 0755 : 0600);
-        archive_entry_set_size(ae, dir ? 0 : 4);
-        archive_entry_set_mtime(ae, 1234, 0);
-        archive_write_header(a, ae);
-        if (!dir)
-            archive_write_data(a, "data", 4);
-        archive_entry_free(ae);
-    }
-    archive_write_close(a);
-    archive_write_free(a);
+    test_tar t;
+    test_tar_begin(&t);
+    tar_add_1234(&t, "top/", AE_IFDIR, 0755, NULL);
+    tar_add_1234(&t, "top/f.txt", AE_IFREG, 0600, "data");
+    test_tar_end(&t);
+    cs_buf gz;
+    cs_buf_init(&gz);
+    test_gzip_append(&gz, t.out.data, t.out.len);
+    char *path = cs_path_join(f->sb.work, "a.tar.gz");
+    test_write_file(path, gz.data, gz.len, 0644);
     set_old(path, OLD);
     free(path);
+    cs_buf_release(&gz);
+    cs_buf_release(&t.out);
     cs_copy_opts o = opts("/x", "a.tar.gz", NULL);
     o.is_add = true;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "x", "x/top", "x/top/f.txt", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("x", "x/top", "x/top/f.txt"));
     expect_content(get(l, "x/top/f.txt"), "data");
     assert_int_equal(get(l, "x/top/f.txt")->mtime_sec, 1234);
     cs_tree_free(l);
     /* COPY does not extract. */
     o.is_add = false;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "x", NULL });
-    cs_tree_free(l);
+    cs_tree_free(layer_ok(f, NULL, &o, NULL, PATHS("x")));
 }
 
 typedef struct server {
@@ -568,23 +542,20 @@ add_url_is_fetched_and_its_checksum_verified(void **state)
     cs_copy_opts o = opts("/opt/", url, NULL);
     o.is_add = true;
     o.checksum = sum;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "opt", "opt/tool.bin", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("opt", "opt/tool.bin"));
     const cs_entry *e = get(l, "opt/tool.bin");
     expect_content(e, sv.body);
     assert_int_equal(e->mode, 0600);
     assert_int_equal(e->mtime_sec, 1445412480);
     cs_tree_free(l);
     o.checksum = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_ECORRUPT);
-    assert_non_null(strstr(f->err->msg, "digest mismatch"));
+    run_fails(f, NULL, &o, -CS_ECORRUPT, "digest mismatch");
     pthread_join(th, NULL);
     close(sv.fd);
     /* COPY refuses URLs. */
     o.is_add = false;
     o.checksum = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), -CS_EINVAL);
+    run_fails(f, NULL, &o, -CS_EINVAL, NULL);
 }
 
 static void
@@ -595,9 +566,7 @@ add_heredoc_makes_a_file(void **state)
     cs_copy_opts o = opts("/bin/", NULL);
     o.inl = &in;
     o.ninl = 1;
-    cs_tree *l = NULL;
-    assert_int_equal(run(f, NULL, &o, NULL, &l, NULL), 0);
-    expect_paths(l, (const char *[]){ "bin", "bin/run.sh", NULL });
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("bin", "bin/run.sh"));
     assert_int_equal(get(l, "bin/run.sh")->mode, 0644);
     expect_content(get(l, "bin/run.sh"), "echo hi\n");
     cs_tree_free(l);
@@ -615,25 +584,9 @@ tree_file(fx *f, cs_ingest *ing, cs_tree *t, const char *path, const char *data)
     uint64_t size;
     assert_int_equal(cs_ingest_fd(ing, fd, &d, &size, &f->err), 0);
     close(fd);
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup(path);
-    e->type = CS_E_FILE;
-    e->mode = 0644;
+    cs_entry *e = test_tree_add_file(t, path, &d, size);
     e->uid = 7;
     e->mtime_sec = 99;
-    e->size = size;
-    e->has_content = size > 0;
-    e->content = d;
-    return e;
-}
-
-static cs_entry *
-tree_dir(cs_tree *t, const char *path)
-{
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup(path);
-    e->type = CS_E_DIR;
-    e->mode = 0755;
     return e;
 }
 
@@ -641,20 +594,16 @@ static cs_tree *
 source_tree(fx *f)
 {
     cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
     cs_tree *t = cs_tree_new();
-    tree_dir(t, "etc");
+    test_tree_add(t, "etc", CS_E_DIR);
     tree_file(f, ing, t, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1500::/:\n");
     tree_file(f, ing, t, "etc/group", "root:x:0:\nstaff:x:50:app\n");
-    tree_dir(t, "usr");
-    tree_dir(t, "usr/bin");
+    test_tree_add(t, "usr", CS_E_DIR);
+    test_tree_add(t, "usr/bin", CS_E_DIR);
     tree_file(f, ing, t, "usr/bin/tool", "binary");
     tree_file(f, ing, t, "usr/bin/tool.conf", "conf");
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup("bin");
-    e->type = CS_E_SYMLINK;
-    e->mode = 0777;
-    e->link = strdup("usr/bin");
+    tree_link(t, "bin", "usr/bin");
     cs_tree_sort(t);
     assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
     cs_ingest_free(ing);
@@ -672,7 +621,7 @@ copy_from_tree_reuses_content_digests(void **state)
     cs_digest k1, k2;
     assert_int_equal(run_from(f, &from, &o, NULL, &l, &k1), 0);
     assert_int_equal(f->files, 0);
-    expect_paths(l, (const char *[]){ "app", "app/tool", NULL });
+    expect_paths(l, PATHS("app", "app/tool"));
     const cs_entry *e = get(l, "app/tool");
     assert_true(cs_digest_eq(&e->content, &cs_tree_find(src, "usr/bin/tool")->content));
     assert_int_equal(e->uid, 7); /* --from keeps owners */
@@ -684,7 +633,7 @@ copy_from_tree_reuses_content_digests(void **state)
     o.excludes = ex;
     o.nexcludes = 1;
     assert_int_equal(run_from(f, &from, &o, NULL, &l, &k2), 0);
-    expect_paths(l, (const char *[]){ "o", "o/tool", NULL });
+    expect_paths(l, PATHS("o", "o/tool"));
     assert_false(cs_digest_eq(&k1, &k2));
     cs_tree_free(l);
     o = opts("/o", "/nothere", NULL);
@@ -698,21 +647,21 @@ lookup_user_by_name_and_number(void **state)
     fx *f = *state;
     cs_tree *t = source_tree(f);
     uint32_t u, g;
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "app", &u, &g, &f->err), 0);
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "app", &u, &g, &f->err), 0);
     assert_int_equal(u, 1000);
     assert_int_equal(g, 1500);
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "app:staff", &u, &g, &f->err), 0);
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "app:staff", &u, &g, &f->err), 0);
     assert_int_equal(g, 50);
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "42", &u, &g, &f->err), 0);
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "42", &u, &g, &f->err), 0);
     assert_int_equal(u, 42);
     assert_int_equal(g, 42);
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "42:7", &u, &g, &f->err), 0);
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "42:7", &u, &g, &f->err), 0);
     assert_int_equal(g, 7);
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "nobody", &u, &g, &f->err), -CS_ENOTFOUND);
-    assert_non_null(strstr(f->err->msg, "unable to find user nobody"));
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "nobody", &u, &g, &f->err), -CS_ENOTFOUND);
+    test_assert_msg(f->err, "unable to find user nobody");
     cs_error_clear(&f->err);
-    assert_int_equal(cs_copy_lookup_owner(f->s, t, "0:wheel", &u, &g, &f->err), -CS_ENOTFOUND);
-    assert_non_null(strstr(f->err->msg, "unable to find group wheel"));
+    assert_int_equal(cs_copy_lookup_owner(f->sb.s, t, "0:wheel", &u, &g, &f->err), -CS_ENOTFOUND);
+    test_assert_msg(f->err, "unable to find group wheel");
     cs_error_clear(&f->err);
     cs_tree_free(t);
 }

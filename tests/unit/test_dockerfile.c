@@ -51,6 +51,43 @@ expand(const char *word, const cs_df_env *env)
     return out;
 }
 
+/* The n words joined by sep into out (256 bytes). */
+static void
+join_words(char *const *w, size_t n, const char *sep, char *out)
+{
+    out[0] = '\0';
+    for (size_t j = 0; j < n; j++) {
+        if (j)
+            strcat(out, sep);
+        assert_true(strlen(out) + strlen(w[j]) < 250);
+        strcat(out, w[j]);
+    }
+}
+
+/* cs_df_expand_ex of word must succeed with want. */
+static void
+expect_expand_ex(const char *word, char esc, unsigned flags, const cs_df_env *env, const char *want)
+{
+    char *out = NULL;
+    assert_int_equal(cs_df_expand_ex(word, esc, flags, env, &out, NULL), 0);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+/* cs_df_args of instruction i must give n words, starting with want
+ * (NULL-terminated). */
+static void
+expect_args(cs_df *df, size_t i, const cs_df_env *env, int n, const char *const *want)
+{
+    char **a = NULL;
+    assert_int_equal(cs_df_args(df, &df->instrs[i], env, &a, NULL), n);
+    for (int j = 0; j < n && want[j]; j++)
+        assert_string_equal(a[j], want[j]);
+    cs_strv_free(a);
+}
+
+#define WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
 /* ---- instructions ---- */
 
 static void
@@ -288,12 +325,8 @@ split_words_keeps_quotes_and_escapes(void **state)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         cs_strv w = { 0 };
         df_split_words(t[i].in, t[i].esc, &w);
-        char joined[256] = "";
-        for (size_t j = 0; j < w.n; j++) {
-            if (j)
-                strcat(joined, "|");
-            strcat(joined, w.v[j]);
-        }
+        char joined[256];
+        join_words(w.v, w.n, "|", joined);
         if (strcmp(joined, t[i].out) != 0)
             fail_msg("[%s]: want '%s', got '%s'", t[i].in, t[i].out, joined);
         cs_strv_release(&w);
@@ -311,6 +344,19 @@ split_words_keeps_quotes_and_escapes(void **state)
     cs_df_free(df);
 }
 
+/* rc and *err must both say CS_EPARSE, and the message be msg (NULL: any);
+ * clears *err. */
+static void
+expect_eparse(int rc, cs_error **err, const char *msg)
+{
+    assert_int_equal(rc, -CS_EPARSE);
+    assert_non_null(*err);
+    assert_int_equal(rc, -(int) (*err)->code);
+    if (msg)
+        assert_string_equal((*err)->msg, msg);
+    cs_error_clear(err);
+}
+
 static void
 expansion_errors_return_the_lexers_code(void **state)
 {
@@ -318,20 +364,11 @@ expansion_errors_return_the_lexers_code(void **state)
     cs_df *df = parse_ok("FROM scratch\nWORKDIR ${X:?unset}\nEXPOSE \"80\nENV k=${Y:?no}\n");
     char **a = NULL;
     cs_error *err = NULL;
-    int rc = cs_df_args(df, &df->instrs[1], NULL, &a, &err);
-    assert_int_equal(rc, -CS_EPARSE);
-    assert_int_equal(rc, -(int) err->code);
-    assert_string_equal(err->msg, "Dockerfile:2: failed to process \"${X:?unset}\": X: unset");
-    cs_error_clear(&err);
-    rc = cs_df_args(df, &df->instrs[2], NULL, &a, &err);
-    assert_int_equal(rc, -CS_EPARSE);
-    assert_int_equal(rc, -(int) err->code);
-    cs_error_clear(&err);
+    expect_eparse(cs_df_args(df, &df->instrs[1], NULL, &a, &err), &err,
+                  "Dockerfile:2: failed to process \"${X:?unset}\": X: unset");
+    expect_eparse(cs_df_args(df, &df->instrs[2], NULL, &a, &err), &err, NULL);
     cs_df_kv *kv = NULL;
-    rc = cs_df_kvs(df, &df->instrs[3], NULL, &kv, &err);
-    assert_int_equal(rc, -CS_EPARSE);
-    assert_int_equal(rc, -(int) err->code);
-    cs_error_clear(&err);
+    expect_eparse(cs_df_kvs(df, &df->instrs[3], NULL, &kv, &err), &err, NULL);
     /* without an error chain, the code is still the lexer's */
     assert_int_equal(cs_df_args(df, &df->instrs[1], NULL, &a, NULL), -CS_EPARSE);
     cs_df_free(df);
@@ -612,19 +649,12 @@ variable_substitution_follows_buildkit(void **state)
     cs_error_free(err);
 
     /* KEEP_UNSET leaves unknown variables as written */
-    assert_int_equal(
-        cs_df_expand_ex("$A ${B} ${C:-x} $PWD", '\\', CS_DF_LEX_KEEP_UNSET, env, &out, NULL), 0);
-    assert_string_equal(out, "$A ${B} ${C:-x} /home");
-    free(out);
+    expect_expand_ex("$A ${B} ${C:-x} $PWD", '\\', CS_DF_LEX_KEEP_UNSET, env,
+                     "$A ${B} ${C:-x} /home");
     /* NO_QUOTES (heredoc bodies) */
-    assert_int_equal(cs_df_expand_ex("'$PWD' \"x\"", '\\', CS_DF_LEX_NO_QUOTES, env, &out, NULL),
-                     0);
-    assert_string_equal(out, "'/home' \"x\"");
-    free(out);
+    expect_expand_ex("'$PWD' \"x\"", '\\', CS_DF_LEX_NO_QUOTES, env, "'/home' \"x\"");
     /* the backtick escape */
-    assert_int_equal(cs_df_expand_ex("c:\\dir `$PWD", '`', 0, env, &out, NULL), 0);
-    assert_string_equal(out, "c:\\dir $PWD");
-    free(out);
+    expect_expand_ex("c:\\dir `$PWD", '`', 0, env, "c:\\dir $PWD");
     cs_df_env_free(env);
 }
 
@@ -655,12 +685,8 @@ words_split_on_unquoted_whitespace_after_expansion(void **state)
         char **w = NULL;
         int n = cs_df_words(t[i].in, '\\', 0, env, &w, NULL);
         assert_true(n >= 0);
-        char joined[256] = "";
-        for (int j = 0; j < n; j++) {
-            if (j)
-                strcat(joined, ",");
-            strcat(joined, w[j]);
-        }
+        char joined[256];
+        join_words(w, (size_t) n, ",", joined);
         assert_null(w[n]);
         if (strcmp(joined, t[i].out) != 0)
             fail_msg("%s: want '%s', got '%s'", t[i].in, t[i].out, joined);
@@ -691,21 +717,10 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
     cs_df_env_set(env, "a", "old");
     cs_df_env_set(env, "PORTS", "80 443/udp");
     cs_df_env_set(env, "U", "me");
-    char **a = NULL;
-    assert_int_equal(cs_df_args(df, &df->instrs[2], env, &a, NULL), 1);
-    assert_string_equal(a[0], "/bar");
-    cs_strv_free(a);
-    assert_int_equal(cs_df_args(df, &df->instrs[3], env, &a, NULL), 2);
-    assert_string_equal(a[1], "/bar");
-    cs_strv_free(a);
-    assert_int_equal(cs_df_args(df, &df->instrs[4], env, &a, NULL), 2);
-    assert_string_equal(a[0], "$foo");
-    cs_strv_free(a);
-    assert_int_equal(cs_df_args(df, &df->instrs[5], env, &a, NULL), 3);
-    assert_string_equal(a[0], "80");
-    assert_string_equal(a[1], "443/udp");
-    assert_string_equal(a[2], "9000");
-    cs_strv_free(a);
+    expect_args(df, 2, env, 1, WORDS("/bar"));
+    expect_args(df, 3, env, 2, WORDS(".", "/bar"));
+    expect_args(df, 4, env, 2, WORDS("$foo"));
+    expect_args(df, 5, env, 3, WORDS("80", "443/udp", "9000"));
 
     cs_df_kv *kv = NULL;
     assert_int_equal(cs_df_kvs(df, &df->instrs[1], env, &kv, NULL), 1);
@@ -723,12 +738,8 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
     assert_string_equal(kv[1].value, "1.0");
     cs_df_kvs_free(kv, 2);
 
-    assert_int_equal(cs_df_args(df, &df->instrs[8], env, &a, NULL), 1);
-    assert_string_equal(a[0], "echo $foo"); /* RUN is left to the shell */
-    cs_strv_free(a);
-    assert_int_equal(cs_df_args(df, &df->instrs[9], env, &a, NULL), 1);
-    assert_string_equal(a[0], "me");
-    cs_strv_free(a);
+    expect_args(df, 8, env, 1, WORDS("echo $foo")); /* RUN is left to the shell */
+    expect_args(df, 9, env, 1, WORDS("me"));
     char *chown = NULL;
     assert_int_equal(cs_df_flag_expand(df, &df->instrs[10], "chown", env, &chown, NULL), 0);
     assert_string_equal(chown, "me:grp");
@@ -736,6 +747,7 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
     assert_int_equal(cs_df_flag_expand(df, &df->instrs[10], "chmod", env, &chown, NULL), 0);
     assert_null(chown);
 
+    char **a = NULL;
     cs_error *err = NULL;
     cs_df_env_set(env, "foo", "");
     cs_df_instr bad = df->instrs[2];

@@ -63,14 +63,25 @@ process_get(json_t *cfg, const char *key)
     return json_object_get(json_object_get(cfg, "process"), key);
 }
 
+/* arr holds the string s, as an element or (with key) as an element's key. */
 static bool
-has_string(json_t *arr, const char *s)
+has_string_at(json_t *arr, const char *key, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i,
-                       v) if (json_string_value(v) && !strcmp(json_string_value(v), s)) return true;
+    json_array_foreach(arr, i, v)
+    {
+        const char *x = json_string_value(key ? json_object_get(v, key) : v);
+        if (x && !strcmp(x, s))
+            return true;
+    }
     return false;
+}
+
+static bool
+has_string(json_t *arr, const char *s)
+{
+    return has_string_at(arr, NULL, s);
 }
 
 static void
@@ -117,12 +128,8 @@ non_root_gets_no_effective_or_permitted_capabilities(void **state)
 static bool
 has_namespace(json_t *cfg, const char *type)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(
-        json_object_get(json_object_get(cfg, "linux"), "namespaces"), i,
-        v) if (!strcmp(json_string_value(json_object_get(v, "type")), type)) return true;
-    return false;
+    return has_string_at(json_object_get(json_object_get(cfg, "linux"), "namespaces"), "type",
+                         type);
 }
 
 static void
@@ -253,9 +260,7 @@ clean_rel_normalizes_destinations(void **state)
 static void
 the_spec_is_written_as_json(void **state)
 {
-    (void) state;
-    char dir[] = "/tmp/cstore-ocispec-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    const char *dir = ((test_sandbox *) *state)->work;
     cs_run_opts o = opts();
     json_t *cfg = spec_ok(&o);
     cs_autofree char *path = cs_path_join(dir, "config.json");
@@ -272,7 +277,6 @@ the_spec_is_written_as_json(void **state)
     assert_int_equal(cs_ocispec_write(cfg, nowhere, &err), -CS_EIO);
     cs_error_free(err);
     json_decref(cfg);
-    test_rmrf(dir);
 }
 
 int
@@ -286,7 +290,8 @@ main(void)
         cmocka_unit_test(a_default_path_is_added_only_when_env_has_none),
         cmocka_unit_test(bad_options_are_refused),
         cmocka_unit_test(clean_rel_normalizes_destinations),
-        cmocka_unit_test(the_spec_is_written_as_json),
+        cmocka_unit_test_setup_teardown(the_spec_is_written_as_json, test_sandbox_setup,
+                                        test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,9 +29,9 @@
 #include "run.h"
 
 typedef struct fix {
-    char dir[64]; /* the store root */
-    char *lower;  /* busybox + a few files */
-    cs_store *s;
+    test_sandbox sb;
+    char *lower;       /* <work>/lower: busybox + a few files */
+    char *tmp;         /* the store's tmp dir, where runs live */
     cs_cancel *cancel; /* the store's, as cmd/ attaches one */
     int out, err;      /* memfds */
 } fix;
@@ -39,10 +39,7 @@ typedef struct fix {
 static void
 write_text(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    test_write_file(path, text, strlen(text), 0644);
 }
 
 static void
@@ -55,8 +52,7 @@ make_busybox_lower(const char *dir)
     assert_int_equal(mkdir(p, 0755), 0);
     snprintf(p, sizeof p, "%s/etc/gone", dir);
     write_text(p, "delete me\n");
-    snprintf(p, sizeof p, "cp /bin/busybox '%s/bin/busybox'", dir);
-    assert_int_equal(system(p), 0);
+    assert_int_equal(test_sh("cp /bin/busybox '%s/bin/busybox'", dir), 0);
     static const char *const links[] = { "sh", "echo", "cat", "ls", "id", "touch", "rm", "sleep" };
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
         snprintf(p, sizeof p, "%s/bin/%s", dir, links[i]);
@@ -67,19 +63,18 @@ make_busybox_lower(const char *dir)
 static int
 setup(void **state)
 {
-    fix *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/cstore-run-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (test_sandbox_new(state, sizeof(fix), 0) < 0)
         return -1;
-    f->lower = cs_path_join(f->dir, "lower");
+    fix *f = *state;
+    f->lower = cs_path_join(f->sb.work, "lower");
+    f->tmp = cs_path_join(f->sb.root, "tmp");
     make_busybox_lower(f->lower);
     cs_error *err = NULL;
-    if (cs_store_open(f->dir, 0, &f->s, &err) < 0 || cs_cancel_new(&f->cancel, &err) < 0)
+    if (cs_cancel_new(&f->cancel, &err) < 0)
         return -1;
-    cs_store_set_cancel(f->s, f->cancel);
+    cs_store_set_cancel(f->sb.s, f->cancel);
     f->out = memfd_create("out", MFD_CLOEXEC);
     f->err = memfd_create("err", MFD_CLOEXEC);
-    *state = f;
     return 0;
 }
 
@@ -87,14 +82,14 @@ static int
 teardown(void **state)
 {
     fix *f = *state;
-    cs_store_close(f->s);
-    cs_cancel_free(f->cancel);
-    test_rmrf(f->dir);
+    cs_cancel *cancel = f->cancel; /* outlives the store */
     close(f->out);
     close(f->err);
     free(f->lower);
-    free(f);
-    return 0;
+    free(f->tmp);
+    int r = test_sandbox_teardown(state);
+    cs_cancel_free(cancel);
+    return r;
 }
 
 /* What was written to a memfd; resets it. Caller frees. */
@@ -109,6 +104,14 @@ drain(int fd)
     return s;
 }
 
+/* What was written to fd must be want; resets it. */
+static void
+expect_out(int fd, const char *want)
+{
+    cs_autofree char *s = drain(fd);
+    assert_string_equal(s, want);
+}
+
 /* No mount under the store root, no run dir in ROOT/tmp but kept uppers. */
 static void
 assert_clean(fix *f)
@@ -118,13 +121,11 @@ assert_clean(fix *f)
     char line[4096];
     while (fgets(line, sizeof line, m)) {
         char mp[4096];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strstr(mp, f->dir) == mp)
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strstr(mp, f->sb.dir) == mp)
             fail_msg("mount left behind: %s", mp);
     }
     fclose(m);
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
-    DIR *d = opendir(tmp);
+    DIR *d = opendir(f->tmp);
     if (!d)
         return;
     struct dirent *de;
@@ -135,8 +136,9 @@ assert_clean(fix *f)
     }
     closedir(d);
     /* no container state either */
-    snprintf(tmp, sizeof tmp, "%s/tmp/runc", f->dir);
-    d = opendir(tmp);
+    char runc[512];
+    snprintf(runc, sizeof runc, "%s/runc", f->tmp);
+    d = opendir(runc);
     if (!d)
         return;
     while ((de = readdir(d)))
@@ -164,7 +166,7 @@ static int
 run_ok(fix *f, const cs_run_opts *o, cs_run_result *r)
 {
     cs_error *err = NULL;
-    int rc = cs_run(f->s, o, r, &err);
+    int rc = cs_run(f->sb.s, o, r, &err);
     if (rc < 0)
         fail_msg("cs_run: %s (tail: %s)", err->msg, r->tail);
     assert_clean(f);
@@ -180,8 +182,7 @@ run_prints_output_as_root_in_a_created_cwd(void **state)
     o.cwd = "/work";
     cs_run_result r;
     assert_int_equal(run_ok(f, &o, &r), 0);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "hi\n0\n/work\n");
+    expect_out(f->out, "hi\n0\n/work\n");
     assert_string_equal(r.tail, "hi\n0\n/work\n");
     assert_null(r.upper);
     cs_run_result_release(&r);
@@ -200,8 +201,7 @@ run_as_user_1000_with_groups(void **state)
     o.ngids = 2;
     cs_run_result r;
     assert_int_equal(run_ok(f, &o, &r), 0);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "1000\n1000 5 20\nCapEff:\t0000000000000000\n");
+    expect_out(f->out, "1000\n1000 5 20\nCapEff:\t0000000000000000\n");
     cs_run_result_release(&r);
 }
 
@@ -217,8 +217,7 @@ run_propagates_exit_status_and_keeps_the_tail(void **state)
     cs_run_result r;
     assert_int_equal(run_ok(f, &o, &r), 3);
     cs_autofree char *out = drain(f->out);
-    cs_autofree char *errs = drain(f->err);
-    assert_string_equal(errs, "oops\n");
+    expect_out(f->err, "oops\n");
     assert_non_null(strstr(out, "line0\nline1\n"));
     assert_non_null(strstr(r.tail, "line29\n"));
     assert_non_null(strstr(r.tail, "oops\n"));
@@ -288,7 +287,7 @@ run_with_bind_and_tmpfs_mounts(void **state)
 {
     fix *f = *state;
     char share[256], p[512];
-    snprintf(share, sizeof share, "%s/share", f->dir);
+    snprintf(share, sizeof share, "%s/share", f->sb.work);
     assert_int_equal(mkdir(share, 0755), 0);
     snprintf(p, sizeof p, "%s/msg", share);
     write_text(p, "hello\n");
@@ -306,8 +305,7 @@ run_with_bind_and_tmpfs_mounts(void **state)
     o.keep_upper = true;
     cs_run_result r;
     assert_int_equal(run_ok(f, &o, &r), 0);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "hello\nreadonly\ntmpfs-ok\n");
+    expect_out(f->out, "hello\nreadonly\ntmpfs-ok\n");
     struct stat st;
     snprintf(p, sizeof p, "%s/x", share);
     assert_int_equal(lstat(p, &st), -1);
@@ -328,7 +326,7 @@ run_reports_a_missing_command_as_a_runtime_error(void **state)
     o.nlowers = 0; /* FROM scratch */
     cs_run_result r;
     cs_error *err = NULL;
-    assert_true(cs_run(f->s, &o, &r, &err) < 0);
+    assert_true(cs_run(f->sb.s, &o, &r, &err) < 0);
     assert_non_null(err);
     assert_non_null(strstr(err->msg, "no such file"));
     assert_int_equal(r.status, -1);
@@ -349,7 +347,7 @@ run_stacks_two_hundred_layers(void **state)
     char *dirs[N + 1];
     dirs[0] = f->lower;
     for (int i = 1; i <= N; i++) {
-        dirs[i] = cs_xasprintf("%s/layer-with-a-rather-long-name-%03d", f->dir, i);
+        dirs[i] = cs_xasprintf("%s/layer-with-a-rather-long-name-%03d", f->sb.work, i);
         assert_int_equal(mkdir(dirs[i], 0755), 0);
         char p[512], v[16];
         snprintf(p, sizeof p, "%s/f", dirs[i]);
@@ -364,8 +362,7 @@ run_stacks_two_hundred_layers(void **state)
     o.nlowers = N + 1;
     cs_run_result r;
     assert_int_equal(run_ok(f, &o, &r), 0);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "200\n1\n200\n");
+    expect_out(f->out, "200\n1\n200\n");
     cs_run_result_release(&r);
     for (int i = 1; i <= N; i++)
         free(dirs[i]);
@@ -387,7 +384,7 @@ run_thread(void *arg)
     o.out_fd = p->out;
     o.err_fd = -1;
     cs_run_result r;
-    p->rc = cs_run(p->f->s, &o, &r, NULL);
+    p->rc = cs_run(p->f->sb.s, &o, &r, NULL);
     p->status = r.status;
     cs_run_result_release(&r);
     p->text = drain(p->out);
@@ -431,10 +428,10 @@ cleanup_stale_removes_runs_of_dead_processes(void **state)
     fix *f = *state;
     pid_t dead = dead_pid();
     char run[256], rootfs[512], upper[256], live[256], p[600];
-    snprintf(run, sizeof run, "%s/tmp/run-%d-0", f->dir, (int) dead);
+    snprintf(run, sizeof run, "%s/run-%d-0", f->tmp, (int) dead);
     snprintf(rootfs, sizeof rootfs, "%s/bundle/rootfs", run);
-    snprintf(upper, sizeof upper, "%s/tmp/run-%d-1-upper", f->dir, (int) dead);
-    snprintf(live, sizeof live, "%s/tmp/run-%d-5-upper", f->dir, (int) getppid());
+    snprintf(upper, sizeof upper, "%s/run-%d-1-upper", f->tmp, (int) dead);
+    snprintf(live, sizeof live, "%s/run-%d-5-upper", f->tmp, (int) getppid());
     assert_int_equal(cs_mkdir_p(rootfs, 0755, NULL), 0);
     assert_int_equal(cs_mkdir_p(upper, 0755, NULL), 0);
     assert_int_equal(cs_mkdir_p(live, 0755, NULL), 0);
@@ -445,7 +442,7 @@ cleanup_stale_removes_runs_of_dead_processes(void **state)
     snprintf(p, sizeof p, "%s/escape", run);
     assert_int_equal(symlink(f->lower, p), 0);
     cs_error *err = NULL;
-    assert_int_equal(cs_run_cleanup_stale(f->s, &err), 2);
+    assert_int_equal(cs_run_cleanup_stale(f->sb.s, &err), 2);
     struct stat st;
     assert_int_equal(lstat(run, &st), -1);
     assert_int_equal(lstat(upper, &st), -1);
@@ -467,7 +464,7 @@ cleanup_stale_after_a_killed_run(void **state)
         char *argv[] = { "sh", "-c", "echo started; exec sleep 60", NULL };
         cs_run_opts o = opts(f, argv);
         cs_run_result r;
-        cs_run(f->s, &o, &r, NULL);
+        cs_run(f->sb.s, &o, &r, NULL);
         _exit(0);
     }
     double t0 = cs_now();
@@ -481,10 +478,9 @@ cleanup_stale_after_a_killed_run(void **state)
     }
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "started\n");
+    expect_out(f->out, "started\n");
     cs_error *err = NULL;
-    assert_int_equal(cs_run_cleanup_stale(f->s, &err), 1);
+    assert_int_equal(cs_run_cleanup_stale(f->sb.s, &err), 1);
     assert_clean(f);
 }
 
@@ -526,7 +522,7 @@ run_interrupted_by_sigterm_kills_the_container_and_cleans_up(void **state)
     double t0 = cs_now();
     cs_run_result r;
     cs_error *err = NULL;
-    assert_true(cs_run(f->s, &o, &r, &err) < 0);
+    assert_true(cs_run(f->sb.s, &o, &r, &err) < 0);
     pthread_join(t, NULL);
     assert_true(cs_now() - t0 < 15);
     assert_non_null(strstr(err->msg, "interrupted"));
@@ -534,14 +530,12 @@ run_interrupted_by_sigterm_kills_the_container_and_cleans_up(void **state)
     assert_int_equal(cs_cancel_reason(f->cancel), SIGTERM);
     assert_false(cs_cancel_held(f->cancel));
     assert_null(r.upper);
-    cs_autofree char *out = drain(f->out);
-    assert_string_equal(out, "started\n");
+    expect_out(f->out, "started\n");
     cs_error_free(err);
     cs_run_result_release(&r);
     assert_clean(f);
-    char tmp[256];
-    snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
-    DIR *d = opendir(tmp);
+    DIR *d = opendir(f->tmp);
+    assert_non_null(d);
     struct dirent *de;
     while ((de = readdir(d)))
         assert_true(strncmp(de->d_name, "run-", 4) != 0);
@@ -552,19 +546,17 @@ run_interrupted_by_sigterm_kills_the_container_and_cleans_up(void **state)
     assert_true(now.sa_handler == on_sigterm);
     /* the interruption is sticky: a later run fails at once */
     err = NULL;
-    assert_int_equal(cs_run(f->s, &o, &r, &err), -CS_ECANCELED);
+    assert_int_equal(cs_run(f->sb.s, &o, &r, &err), -CS_ECANCELED);
     assert_non_null(strstr(err->msg, "interrupted by signal 15"));
     cs_error_free(err);
     cs_run_result_release(&r);
     assert_clean(f);
 }
 
-/* Root, runc on PATH and a working overlay mount, or skip. */
+/* A working overlay mount (run as root). */
 static bool
-host_can_run(void)
+host_has_overlayfs(void)
 {
-    if (geteuid() != 0 || system("runc --version >/dev/null 2>&1") != 0)
-        return false;
     char d[] = "/tmp/cstore-ovl-XXXXXX";
     if (!mkdtemp(d))
         return false;
@@ -586,31 +578,26 @@ host_can_run(void)
 int
 main(void)
 {
-    if (!host_can_run()) {
-        const char *ci = getenv("CSTORE_CI");
-        bool under_ci = ci && !strcmp(ci, "1");
-        fprintf(stderr, "%s: needs root, runc and overlayfs\n", under_ci ? "FAILED" : "skipped");
-        return under_ci ? 1 : 77;
-    }
+    if (geteuid() != 0)
+        return test_skip_all("root");
+    if (!test_have_tool("runc"))
+        return test_skip_all("runc on PATH");
+    if (!host_has_overlayfs())
+        return test_skip_all("overlayfs");
+#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(run_prints_output_as_root_in_a_created_cwd, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(run_as_user_1000_with_groups, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_propagates_exit_status_and_keeps_the_tail, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            run_keeps_upper_with_new_files_and_whiteouts_but_no_mount_stubs, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_with_network_none_sees_only_lo, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_with_bind_and_tmpfs_mounts, setup, teardown),
-        cmocka_unit_test_setup_teardown(run_reports_a_missing_command_as_a_runtime_error, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(run_stacks_two_hundred_layers, setup, teardown),
-        cmocka_unit_test_setup_teardown(runs_in_parallel_threads_do_not_mix, setup, teardown),
-        cmocka_unit_test_setup_teardown(cleanup_stale_removes_runs_of_dead_processes, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(cleanup_stale_after_a_killed_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            run_interrupted_by_sigterm_kills_the_container_and_cleans_up, setup, teardown),
+        T(run_prints_output_as_root_in_a_created_cwd),
+        T(run_as_user_1000_with_groups),
+        T(run_propagates_exit_status_and_keeps_the_tail),
+        T(run_keeps_upper_with_new_files_and_whiteouts_but_no_mount_stubs),
+        T(run_with_network_none_sees_only_lo),
+        T(run_with_bind_and_tmpfs_mounts),
+        T(run_reports_a_missing_command_as_a_runtime_error),
+        T(run_stacks_two_hundred_layers),
+        T(runs_in_parallel_threads_do_not_mix),
+        T(cleanup_stale_removes_runs_of_dead_processes),
+        T(cleanup_stale_after_a_killed_run),
+        T(run_interrupted_by_sigterm_kills_the_container_and_cleans_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,39 +18,28 @@
 #include "cstore/store.h"
 
 typedef struct fx {
-    char dir[64];
-    char *root, *file;
-    cs_store *s;
+    test_sandbox sb;
+    char *file;     /* <work>/file.txt */
     struct stat st; /* of file */
     cs_digest content;
     cs_error *err;
 } fx;
 
 static void
-write_file(const char *path, const char *data)
+write_file(fx *f, const char *data)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(cs_write_all(fd, data, strlen(data)), 0);
-    close(fd);
+    test_write_file(f->file, data, strlen(data), 0644);
+    assert_int_equal(lstat(f->file, &f->st), 0);
 }
 
 static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-statcache.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
         return -1;
-    f->root = cs_path_join(f->dir, "store");
-    f->file = cs_path_join(f->dir, "file.txt");
-    cs_error *err = NULL;
-    if (cs_store_open(f->root, 0, &f->s, &err) < 0)
-        return -1;
-    write_file(f->file, "hello, stat cache\n");
-    if (lstat(f->file, &f->st) < 0)
-        return -1;
-    *state = f;
+    fx *f = *state;
+    f->file = cs_path_join(f->sb.work, "file.txt");
+    write_file(f, "hello, stat cache\n");
     return 0;
 }
 
@@ -58,30 +47,55 @@ static int
 teardown(void **state)
 {
     fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    cs_error_free(f->err);
-    free(f->root);
-    free(f->file);
-    free(f);
-    return 0;
+    if (f) {
+        cs_error_free(f->err);
+        free(f->file);
+    }
+    return test_sandbox_teardown(state);
 }
 
-/* Ingests the file (so its content is stored) and records it for path. */
+/* Ingests the file in ing: f->content is its digest. */
 static void
-remember(fx *f, const char *path)
+ingest_file(fx *f, cs_ingest *ing)
 {
-    cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
     int fd = open(f->file, O_RDONLY);
     assert_true(fd >= 0);
     uint64_t size = 0;
     assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->err), 0);
     close(fd);
     assert_int_equal(size, f->st.st_size);
-    assert_int_equal(cs_statcache_put(f->s, ing, path, &f->st, &f->content, &f->err), 0);
+}
+
+/* Records path with f->st and content, in one committed ingest; with
+ * ingest, ingests the file first (so content is stored) and records its
+ * digest. */
+static void
+record(fx *f, const char *path, const cs_digest *content, bool ingest)
+{
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
+    if (ingest) {
+        ingest_file(f, ing);
+        content = &f->content;
+    }
+    assert_int_equal(cs_statcache_put(f->sb.s, ing, path, &f->st, content, &f->err), 0);
     assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
     cs_ingest_free(ing);
+}
+
+/* Ingests the file (so its content is stored) and records it for path. */
+static void
+remember(fx *f, const char *path)
+{
+    record(f, path, NULL, true);
+}
+
+static MDB_txn *
+begin(fx *f, unsigned flags)
+{
+    MDB_txn *txn;
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), flags, &txn, &f->err), 0);
+    return txn;
 }
 
 /* cs_statcache_get through a read view. */
@@ -89,7 +103,7 @@ static int
 lookup(fx *f, const char *path, const struct stat *st, cs_digest *d)
 {
     cs_statcache *sc = NULL;
-    assert_int_equal(cs_statcache_open(f->s, NULL, &sc, &f->err), 0);
+    assert_int_equal(cs_statcache_open(f->sb.s, NULL, &sc, &f->err), 0);
     int r = cs_statcache_get(sc, path, st, d, &f->err);
     cs_statcache_close(sc);
     return r;
@@ -155,13 +169,9 @@ static void
 a_record_whose_content_is_gone_misses(void **state)
 {
     fx *f = *state;
-    cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
     cs_digest never;
     cs_sha256("never stored", 12, &never);
-    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &never, &f->err), 0);
-    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
-    cs_ingest_free(ing);
+    record(f, f->file, &never, false);
     cs_digest d;
     assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
 }
@@ -170,14 +180,9 @@ static void
 an_empty_file_hits_without_content(void **state)
 {
     fx *f = *state;
-    write_file(f->file, "");
-    assert_int_equal(lstat(f->file, &f->st), 0);
-    cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    write_file(f, "");
     cs_digest zero = { 0 };
-    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &zero, &f->err), 0);
-    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
-    cs_ingest_free(ing);
+    record(f, f->file, &zero, false);
     cs_digest d;
     memset(&d, 0xff, sizeof(d));
     assert_int_equal(lookup(f, f->file, &f->st, &d), 1);
@@ -189,14 +194,11 @@ a_view_in_an_ingest_sees_what_it_put(void **state)
 {
     fx *f = *state;
     cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
-    int fd = open(f->file, O_RDONLY);
-    uint64_t size;
-    assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->err), 0);
-    close(fd);
-    assert_int_equal(cs_statcache_put(f->s, ing, f->file, &f->st, &f->content, &f->err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
+    ingest_file(f, ing);
+    assert_int_equal(cs_statcache_put(f->sb.s, ing, f->file, &f->st, &f->content, &f->err), 0);
     cs_statcache *sc = NULL;
-    assert_int_equal(cs_statcache_open(f->s, ing, &sc, &f->err), 0);
+    assert_int_equal(cs_statcache_open(f->sb.s, ing, &sc, &f->err), 0);
     cs_digest d;
     assert_int_equal(cs_statcache_get(sc, f->file, &f->st, &d, &f->err), 1);
     assert_true(cs_digest_eq(&d, &f->content));
@@ -212,9 +214,8 @@ a_garbled_record_is_refused(void **state)
     fx *f = *state;
     remember(f, f->file);
     /* The same key with a value one byte short. */
-    cs_db *db = cs_store_db(f->s);
-    MDB_txn *txn;
-    assert_int_equal(cs_db_begin(db, 0, &txn, &f->err), 0);
+    cs_db *db = cs_store_db(f->sb.s);
+    MDB_txn *txn = begin(f, 0);
     uint8_t junk[CS_STATCACHE_VLEN - 1];
     memset(junk, 0x5a, sizeof(junk));
     assert_true(
@@ -231,9 +232,8 @@ gc_reads_the_content_a_record_names(void **state)
 {
     fx *f = *state;
     remember(f, f->file);
-    cs_db *db = cs_store_db(f->s);
-    MDB_txn *txn;
-    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, &f->err), 0);
+    cs_db *db = cs_store_db(f->sb.s);
+    MDB_txn *txn = begin(f, MDB_RDONLY);
     MDB_val v;
     assert_int_equal(cs_db_get(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), &v, &f->err), 0);
     assert_int_equal(v.mv_size, CS_STATCACHE_VLEN);
