@@ -1,0 +1,20 @@
+/* fsentry.h - tree entries from files on disk (private to libcstore).
+ *
+ * Shared by the two walks that turn a directory into a layer: ingest_dir.c
+ * (a build context or rootfs) and snapshot_diff.c (an overlay upper dir).
+ */
+#ifndef CSTORE_FSENTRY_H
+#define CSTORE_FSENTRY_H
+
+#include <sys/stat.h>
+#include "cstore/tree.h"
+
+/* Sets e's path (a copy of rel), permission bits, owner and mtime from st. */
+void cs_fsentry_meta(cs_entry *e, const char *rel, const struct stat *st);
+/* Sets e's type from st: a directory, a regular file, a fifo, a device (with
+ * its numbers) or a symlink (its target read from full, not followed).
+ * Returns 0, 1 when st has no entry type (a socket, ...: e is left as it
+ * was), or -CS_EIO when the symlink cannot be read. */
+int cs_fsentry_type(cs_entry *e, const char *full, const struct stat *st, cs_error **err);
+
+#endif
