@@ -40,7 +40,10 @@ worker(void *arg)
         pthread_mutex_unlock(&ing->mu);
 
         cs_sha256(sl->in, sl->len, &sl->d);
-        sl->exists = rtxn && cs_chunk_has(ing->db, rtxn, &sl->d, NULL) == 1;
+        /* A failed look-up only costs a compression: the put decides. */
+        cs_error *tmp = NULL;
+        sl->exists = rtxn && cs_chunk_has(ing->db, rtxn, &sl->d, &tmp) == 1;
+        cs_error_clear(&tmp);
         if (!sl->exists) {
             size_t n =
                 ZSTD_compress2(cctx, sl->out, ZSTD_compressBound(CS_CHUNK_MAX), sl->in, sl->len);
