@@ -1,7 +1,7 @@
-/* fsentry.c - tree entries from lstat results (see fsentry.h). */
+/* fsentry.c - tree entries from lstat results (see cstore/fsentry.h). */
 #include <errno.h>
 #include <sys/sysmacros.h>
-#include "fsentry.h"
+#include "cstore/fsentry.h"
 
 void
 cs_fsentry_meta(cs_entry *e, const char *rel, const struct stat *st)

@@ -5,7 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/xattr.h>
-#include "fsentry.h"
+#include "cstore/fsentry.h"
 #include "ingest_int.h"
 
 typedef struct walk {

@@ -112,6 +112,25 @@ capture_data(capture *c, ssize_t idx, uint64_t size)
     c->next += (size + 511) & ~(uint64_t) 511;
 }
 
+/* The entry type of a tar member's file type; false for none. */
+static bool
+entry_type(mode_t ft, cs_etype *out)
+{
+    static const struct {
+        mode_t ft;
+        cs_etype type;
+    } types[] = {
+        { AE_IFREG, CS_E_FILE }, { AE_IFDIR, CS_E_DIR },   { AE_IFLNK, CS_E_SYMLINK },
+        { AE_IFCHR, CS_E_CHAR }, { AE_IFBLK, CS_E_BLOCK }, { AE_IFIFO, CS_E_FIFO },
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (types[i].ft == ft) {
+            *out = types[i].type;
+            return true;
+        }
+    return false;
+}
+
 static int
 entry_from_archive(struct archive_entry *ae, const char *name, cs_entry *e, cs_error **err)
 {
@@ -135,30 +154,11 @@ entry_from_archive(struct archive_entry *ae, const char *name, cs_entry *e, cs_e
             return cs_err_wrap(err, "%s: hardlink '%s'", name, path);
         e->type = CS_E_HARDLINK;
     } else {
-        switch (ft) {
-        case AE_IFREG:
-            e->type = CS_E_FILE;
-            break;
-        case AE_IFDIR:
-            e->type = CS_E_DIR;
-            break;
-        case AE_IFLNK:
-            e->type = CS_E_SYMLINK;
-            e->link = cs_xstrdup(archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "");
-            break;
-        case AE_IFCHR:
-            e->type = CS_E_CHAR;
-            break;
-        case AE_IFBLK:
-            e->type = CS_E_BLOCK;
-            break;
-        case AE_IFIFO:
-            e->type = CS_E_FIFO;
-            break;
-        default:
+        if (!entry_type(ft, &e->type))
             return cs_err(err, CS_EUNSUPPORTED, 0, "%s: member '%s' has an unsupported type", name,
                           path);
-        }
+        if (e->type == CS_E_SYMLINK)
+            e->link = cs_xstrdup(archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "");
     }
     e->mode = archive_entry_perm(ae) & 07777;
     int64_t uid = archive_entry_uid(ae), gid = archive_entry_gid(ae);

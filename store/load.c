@@ -174,33 +174,34 @@ ingest_first_pass(cs_ingest *ing, source *src, plan *p, cs_error **err)
     return 0;
 }
 
+/* The first layer not done yet whose blob is member ae, if any. */
+static int
+ingest_member(cs_ingest *ing, struct archive *a, struct archive_entry *ae, plan *p, cs_error **err)
+{
+    cs_autofree char *name = load_member_name(archive_entry_pathname(ae));
+    for (size_t i = 0; i < p->n; i++) {
+        layer_plan *l = &p->layers[i];
+        if (l->done || strcmp(l->name, name))
+            continue;
+        int r = cs_ingest_tar(ing, l->name, read_archive, a, &l->info, err);
+        return layer_done(p, i, r, err);
+    }
+    return 0;
+}
+
 /* Second pass over the archive, for the large layers. */
 static int
 ingest_second_pass(cs_ingest *ing, source *src, plan *p, cs_error **err)
 {
     struct archive *a = NULL;
     int r = load_open_outer(src->path, &a, err);
+    if (r < 0)
+        return r;
     struct archive_entry *ae;
-    while (r == 0) {
-        int rc = archive_read_next_header(a, &ae);
-        if (rc == ARCHIVE_EOF)
+    while ((r = load_next_member(a, &ae, err)) > 0)
+        if ((r = ingest_member(ing, a, ae, p, err)) < 0)
             break;
-        if (rc < ARCHIVE_WARN) {
-            r = cs_err(err, CS_EPARSE, 0, "%s", archive_error_string(a));
-            break;
-        }
-        cs_autofree char *name = load_member_name(archive_entry_pathname(ae));
-        for (size_t i = 0; i < p->n; i++) {
-            layer_plan *l = &p->layers[i];
-            if (l->done || strcmp(l->name, name))
-                continue;
-            r = cs_ingest_tar(ing, l->name, read_archive, a, &l->info, err);
-            r = layer_done(p, i, r, err);
-            break;
-        }
-    }
-    if (a)
-        archive_read_free(a);
+    archive_read_free(a);
     return r;
 }
 

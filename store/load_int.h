@@ -61,6 +61,8 @@ member *load_source_find(source *src, const char *name);
 int load_source_get(source *src, const char *name, cs_buf *out, cs_error **err);
 /* Opens the archive at path for reading (CS_EPARSE when it is none). */
 int load_open_outer(const char *path, struct archive **out, cs_error **err);
+/* The next member's header: 1, 0 at the end, CS_EPARSE. */
+int load_next_member(struct archive *a, struct archive_entry **ae, cs_error **err);
 /* A member's name without leading "./" and "/" (malloc'd). */
 char *load_member_name(const char *n);
 

@@ -98,6 +98,17 @@ load_open_outer(const char *path, struct archive **out, cs_error **err)
     return 0;
 }
 
+int
+load_next_member(struct archive *a, struct archive_entry **ae, cs_error **err)
+{
+    int rc = archive_read_next_header(a, ae);
+    if (rc == ARCHIVE_EOF)
+        return 0;
+    if (rc < ARCHIVE_WARN)
+        return cs_err(err, CS_EPARSE, 0, "%s", archive_error_string(a));
+    return 1;
+}
+
 char *
 load_member_name(const char *n)
 {
@@ -118,14 +129,7 @@ load_source_scan_tar(source *src, cs_error **err)
         return r;
     struct archive_entry *ae;
     size_t cap = 0;
-    for (;;) {
-        int rc = archive_read_next_header(a, &ae);
-        if (rc == ARCHIVE_EOF)
-            break;
-        if (rc < ARCHIVE_WARN) {
-            r = cs_err(err, CS_EPARSE, 0, "%s", archive_error_string(a));
-            break;
-        }
+    while ((r = load_next_member(a, &ae, err)) > 0) {
         bool is_link = archive_entry_filetype(ae) == AE_IFLNK && archive_entry_symlink(ae);
         if (archive_entry_filetype(ae) != AE_IFREG && !is_link)
             continue;

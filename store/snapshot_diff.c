@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include "fsentry.h"
+#include "cstore/fsentry.h"
 #include "snapshot_int.h"
 
 typedef struct dlink {

@@ -1,7 +1,8 @@
-/* fsentry.h - tree entries from files on disk (private to libcstore).
+/* fsentry.h - tree entries from files on disk.
  *
- * Shared by the two walks that turn a directory into a layer: ingest_dir.c
- * (a build context or rootfs) and snapshot_diff.c (an overlay upper dir).
+ * One place that maps lstat results to cs_entry fields, for every walk that
+ * turns a directory into a layer: ingest_dir.c (a rootfs), snapshot_diff.c
+ * (an overlay upper dir), and the builder's COPY. Thread rules: none.
  */
 #ifndef CSTORE_FSENTRY_H
 #define CSTORE_FSENTRY_H
