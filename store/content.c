@@ -4,21 +4,6 @@
 #include <zstd.h>
 #include "cstore/content.h"
 
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t) (v >> 24);
-    p[1] = (uint8_t) (v >> 16);
-    p[2] = (uint8_t) (v >> 8);
-    p[3] = (uint8_t) v;
-}
-
 int
 cs_chunk_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint8_t codec, uint32_t raw_len,
              const void *data, size_t n, cs_error **err)
@@ -32,7 +17,7 @@ cs_chunk_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint8_t codec, uint32_
         return cs_db_err(err, rc, "put chunk");
     uint8_t *p = v.mv_data;
     p[0] = codec;
-    put_be32(p + 1, raw_len);
+    cs_be32_put(p + 1, raw_len);
     memcpy(p + 5, data, n);
     return 1;
 }
@@ -103,7 +88,7 @@ cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *
     const uint8_t *p = v.mv_data;
     if (v.mv_size < 5)
         goto corrupt;
-    uint32_t raw = be32(p + 1);
+    uint32_t raw = cs_be32_get(p + 1);
     cs_buf_reserve(out, raw);
     uint8_t *dst = out->data + out->len;
     if (p[0] == CS_CODEC_RAW) {
@@ -142,13 +127,12 @@ cs_content_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t size, const
     if (rc)
         return cs_db_err(err, rc, "put content");
     uint8_t *p = v.mv_data;
-    put_be32(p, (uint32_t) (size >> 32));
-    put_be32(p + 4, (uint32_t) size);
-    put_be32(p + 8, n);
+    cs_be64_put(p, size);
+    cs_be32_put(p + 8, n);
     p += 12;
     for (uint32_t i = 0; i < n; i++, p += 36) {
         memcpy(p, refs[i].d.b, 32);
-        put_be32(p + 32, refs[i].len);
+        cs_be32_put(p + 32, refs[i].len);
     }
     return 1;
 }
@@ -159,8 +143,8 @@ cs_content_decode(const void *data, size_t len, uint64_t *size, cs_chunk_ref **r
     const uint8_t *p = data;
     if (len < 12)
         return -CS_ECORRUPT;
-    uint64_t sz = (uint64_t) be32(p) << 32 | be32(p + 4);
-    uint32_t cnt = be32(p + 8);
+    uint64_t sz = cs_be64_get(p);
+    uint32_t cnt = cs_be32_get(p + 8);
     if (len != 12 + (size_t) cnt * 36)
         return -CS_ECORRUPT;
     cs_chunk_ref *r = cs_xmalloc(sizeof(*r) * (cnt ? cnt : 1));
@@ -168,7 +152,7 @@ cs_content_decode(const void *data, size_t len, uint64_t *size, cs_chunk_ref **r
     p += 12;
     for (uint32_t i = 0; i < cnt; i++, p += 36) {
         memcpy(r[i].d.b, p, 32);
-        r[i].len = be32(p + 32);
+        r[i].len = cs_be32_get(p + 32);
         total += r[i].len;
     }
     if (total != sz) {

@@ -35,9 +35,10 @@ du_tree_bytes(cs_db *db, MDB_txn *txn, du_ctx *c, const cs_digest *d)
         return *cached;
     uint64_t sum = 0;
     MDB_val v;
-    if (cs_db_get(db, txn, CS_T_TREES, d->b, 32, &v, NULL) == 0) {
+    cs_error *tmp = NULL; /* a missing or corrupt tree counts 0 (above) */
+    if (cs_db_get(db, txn, CS_T_TREES, d->b, 32, &v, &tmp) == 0) {
         cs_tree *t = NULL;
-        if (cs_tree_decode(v.mv_data, v.mv_size, &t, NULL) == 0) {
+        if (cs_tree_decode(v.mv_data, v.mv_size, &t, &tmp) == 0) {
             for (size_t i = 0; i < t->n; i++) {
                 if (t->e[i].type == CS_E_FILE)
                     sum += t->e[i].size;
@@ -45,6 +46,7 @@ du_tree_bytes(cs_db *db, MDB_txn *txn, du_ctx *c, const cs_digest *d)
         }
         cs_tree_free(t);
     }
+    cs_error_clear(&tmp);
     cs_digestset_add(c->tree_bytes, d->b);
     *cs_digestset_value(c->tree_bytes, d->b) = sum;
     return sum;
@@ -59,13 +61,13 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     MDB_val k, v;
     int rc;
 
-    if (du_count(db, txn, CS_T_IMAGES, &st->images, err) < 0
-        || du_count(db, txn, CS_T_TAGS, &st->tags, err) < 0
-        || du_count(db, txn, CS_T_TREES, &st->trees, err) < 0
-        || du_count(db, txn, CS_T_CONTENTS, &st->contents, err) < 0
-        || du_count(db, txn, CS_T_CHUNKS, &st->chunks, err) < 0
-        || du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err) < 0)
-        return -CS_EIO;
+    if ((rc = du_count(db, txn, CS_T_IMAGES, &st->images, err)) < 0
+        || (rc = du_count(db, txn, CS_T_TAGS, &st->tags, err)) < 0
+        || (rc = du_count(db, txn, CS_T_TREES, &st->trees, err)) < 0
+        || (rc = du_count(db, txn, CS_T_CONTENTS, &st->contents, err)) < 0
+        || (rc = du_count(db, txn, CS_T_CHUNKS, &st->chunks, err)) < 0
+        || (rc = du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err)) < 0)
+        return rc;
 
     rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CHUNKS), &cur);
     if (rc)
@@ -75,8 +77,7 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         const uint8_t *p = v.mv_data;
         st->stored_bytes += v.mv_size;
         if (v.mv_size >= 5)
-            st->unique_bytes +=
-                (uint64_t) p[1] << 24 | (uint64_t) p[2] << 16 | (uint64_t) p[3] << 8 | p[4];
+            st->unique_bytes += cs_be32_get(p + 1); /* raw length */
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
@@ -88,8 +89,11 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         cs_image *img = NULL;
-        if (cs_image_decode(v.mv_data, v.mv_size, &img, NULL) < 0)
+        cs_error *tmp = NULL;
+        if (cs_image_decode(v.mv_data, v.mv_size, &img, &tmp) < 0) {
+            cs_error_clear(&tmp); /* a corrupt image is fsck's to report */
             continue;
+        }
         for (uint32_t i = 0; i < img->nlayers; i++)
             st->logical_bytes += du_tree_bytes(db, txn, c, &img->layers[i]);
         cs_image_free(img);

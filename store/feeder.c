@@ -112,113 +112,161 @@ flush(cs_feeder *f, block **cur)
     }
 }
 
-static void *
-run(void *arg)
-{
-    cs_feeder *f = arg;
-    uint8_t *in = cs_xmalloc(BLOCK);
-    uint8_t *out = cs_xmalloc(BLOCK);
-    block *cur = NULL;
+/* The producer's decoding state. */
+typedef struct decoder {
+    uint8_t *in, *out;
+    block *cur;
     z_stream zs;
-    bool zinit = false;
-    ZSTD_DStream *zd = NULL;
-    bool first = true, stream_end = false, ok = true;
-    for (;;) {
-        ssize_t n = f->rd(f->rctx, in, BLOCK);
-        if (n < 0) {
-            char m[256];
-            snprintf(m, sizeof(m), "read: %s", strerror(errno));
-            fail(f, CS_EIO, m);
-            ok = false;
-            break;
-        }
-        if (n == 0)
-            break;
-        cs_sha256_update(f->raw_sha, in, (size_t) n);
-        f->info.blob_size += (uint64_t) n;
-        if (first) {
-            /* The magic needs 4 bytes: a pipe may hand out fewer at first. */
-            while (n < 4) {
-                ssize_t k = f->rd(f->rctx, in + n, BLOCK - (size_t) n);
-                if (k <= 0)
-                    break;
-                cs_sha256_update(f->raw_sha, in + n, (size_t) k);
-                f->info.blob_size += (uint64_t) k;
-                n += k;
-            }
-            first = false;
-            if (n >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
-                f->info.comp = CS_COMP_GZIP;
-                memset(&zs, 0, sizeof(zs));
-                if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-                    abort();
-                zinit = true;
-            } else if (n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd) {
-                f->info.comp = CS_COMP_ZSTD;
-                zd = ZSTD_createDStream();
-                if (!zd)
-                    abort();
-            }
-        }
-        if (stopped(f))
-            break; /* abandoned: no digest will be asked for */
-        if (!ok)
-            continue; /* keep hashing the source to its end */
-        if (f->info.comp == CS_COMP_NONE) {
-            ok = emit(f, &cur, in, (size_t) n);
-        } else if (f->info.comp == CS_COMP_GZIP) {
-            zs.next_in = in;
-            zs.avail_in = (uInt) n;
-            while (ok && zs.avail_in) {
-                if (stream_end) {
-                    /* Concatenated gzip members are one stream (gzip -d does so). */
-                    if (inflateReset(&zs) != Z_OK)
-                        abort();
-                    stream_end = false;
-                }
-                zs.next_out = out;
-                zs.avail_out = BLOCK;
-                int rc = inflate(&zs, Z_NO_FLUSH);
-                if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-                    fail(f, CS_ECORRUPT, "gzip data is corrupt");
-                    ok = false;
-                    break;
-                }
-                ok = emit(f, &cur, out, BLOCK - zs.avail_out);
-                if (rc == Z_STREAM_END)
-                    stream_end = true;
-                else if (rc == Z_BUF_ERROR && zs.avail_in == 0)
-                    break;
-            }
-        } else {
-            ZSTD_inBuffer ib = { in, (size_t) n, 0 };
-            while (ok && ib.pos < ib.size) {
-                ZSTD_outBuffer ob = { out, BLOCK, 0 };
-                size_t rc = ZSTD_decompressStream(zd, &ob, &ib);
-                if (ZSTD_isError(rc)) {
-                    fail(f, CS_ECORRUPT, "zstd data is corrupt");
-                    ok = false;
-                    break;
-                }
-                ok = emit(f, &cur, out, ob.pos);
-                stream_end = rc == 0;
-            }
-        }
+    bool zinit;
+    ZSTD_DStream *zd;
+    bool stream_end; /* the compressed stream ended where input stopped */
+    bool ok;         /* false after a failure or a stop: only hashing goes on */
+} decoder;
+
+/* Reads the next input block, hashing it as read. 0 at the end, -1 after a
+ * read failure (reported). */
+static ssize_t
+read_in(cs_feeder *f, decoder *d)
+{
+    ssize_t n = f->rd(f->rctx, d->in, BLOCK);
+    if (n < 0) {
+        char m[256];
+        snprintf(m, sizeof(m), "read: %s", strerror(errno));
+        fail(f, CS_EIO, m);
+        return -1;
     }
+    cs_sha256_update(f->raw_sha, d->in, (size_t) n);
+    f->info.blob_size += (uint64_t) n;
+    return n;
+}
+
+/* The magic needs 4 bytes: a pipe may hand out fewer at first. Then the
+ * compression is told by the magic. */
+static ssize_t
+detect(cs_feeder *f, decoder *d, ssize_t n)
+{
+    const uint8_t *in = d->in;
+    while (n < 4) {
+        ssize_t k = f->rd(f->rctx, d->in + n, BLOCK - (size_t) n);
+        if (k <= 0)
+            break;
+        cs_sha256_update(f->raw_sha, d->in + n, (size_t) k);
+        f->info.blob_size += (uint64_t) k;
+        n += k;
+    }
+    if (n >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
+        f->info.comp = CS_COMP_GZIP;
+        memset(&d->zs, 0, sizeof(d->zs));
+        if (inflateInit2(&d->zs, 16 + MAX_WBITS) != Z_OK)
+            abort();
+        d->zinit = true;
+    } else if (n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd) {
+        f->info.comp = CS_COMP_ZSTD;
+        d->zd = ZSTD_createDStream();
+        if (!d->zd)
+            abort();
+    }
+    return n;
+}
+
+static void
+decode_gzip(cs_feeder *f, decoder *d, size_t n)
+{
+    d->zs.next_in = d->in;
+    d->zs.avail_in = (uInt) n;
+    while (d->ok && d->zs.avail_in) {
+        if (d->stream_end) {
+            /* Concatenated gzip members are one stream (gzip -d does so). */
+            if (inflateReset(&d->zs) != Z_OK)
+                abort();
+            d->stream_end = false;
+        }
+        d->zs.next_out = d->out;
+        d->zs.avail_out = BLOCK;
+        int rc = inflate(&d->zs, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+            fail(f, CS_ECORRUPT, "gzip data is corrupt");
+            d->ok = false;
+            return;
+        }
+        d->ok = emit(f, &d->cur, d->out, BLOCK - d->zs.avail_out);
+        if (rc == Z_STREAM_END)
+            d->stream_end = true;
+        else if (rc == Z_BUF_ERROR && d->zs.avail_in == 0)
+            return;
+    }
+}
+
+static void
+decode_zstd(cs_feeder *f, decoder *d, size_t n)
+{
+    ZSTD_inBuffer ib = { d->in, n, 0 };
+    while (d->ok && ib.pos < ib.size) {
+        ZSTD_outBuffer ob = { d->out, BLOCK, 0 };
+        size_t rc = ZSTD_decompressStream(d->zd, &ob, &ib);
+        if (ZSTD_isError(rc)) {
+            fail(f, CS_ECORRUPT, "zstd data is corrupt");
+            d->ok = false;
+            return;
+        }
+        d->ok = emit(f, &d->cur, d->out, ob.pos);
+        d->stream_end = rc == 0;
+    }
+}
+
+static void
+decode(cs_feeder *f, decoder *d, size_t n)
+{
+    if (f->info.comp == CS_COMP_NONE)
+        d->ok = emit(f, &d->cur, d->in, n);
+    else if (f->info.comp == CS_COMP_GZIP)
+        decode_gzip(f, d, n);
+    else
+        decode_zstd(f, d, n);
+}
+
+/* The end of the input: a truncated stream is an error, else the last
+ * block goes out; then the consumer is told. */
+static void
+finish(cs_feeder *f, decoder *d)
+{
     bool stop = stopped(f);
-    if (ok && !stop && f->info.comp != CS_COMP_NONE && !stream_end)
+    if (d->ok && !stop && f->info.comp != CS_COMP_NONE && !d->stream_end)
         fail(f, CS_ECORRUPT, "compressed stream is truncated");
-    if (ok && !stop)
-        flush(f, &cur);
-    if (zinit)
-        inflateEnd(&zs);
-    ZSTD_freeDStream(zd);
-    free(in);
-    free(out);
+    if (d->ok && !stop)
+        flush(f, &d->cur);
+    if (d->zinit)
+        inflateEnd(&d->zs);
+    ZSTD_freeDStream(d->zd);
+    free(d->in);
+    free(d->out);
     pthread_mutex_lock(&f->mu);
     f->eof = true;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
+}
+
+static void *
+run(void *arg)
+{
+    cs_feeder *f = arg;
+    decoder d = { .in = cs_xmalloc(BLOCK), .out = cs_xmalloc(BLOCK), .ok = true };
+    bool first = true;
+    for (;;) {
+        ssize_t n = read_in(f, &d);
+        if (n < 0)
+            d.ok = false;
+        if (n <= 0)
+            break;
+        if (first)
+            n = detect(f, &d, n);
+        first = false;
+        if (stopped(f))
+            break; /* abandoned: no digest will be asked for */
+        if (d.ok)  /* else keep hashing the source to its end */
+            decode(f, &d, (size_t) n);
+    }
+    finish(f, &d);
     return NULL;
 }
 

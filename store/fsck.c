@@ -20,16 +20,15 @@
 #include "cstore/image.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
+#include "cstore/strv.h"
 #include "digestset.h"
 
 #define FSCK_MAX_WORKERS 8
 #define FSCK_BATCH_BYTES (64u << 20) /* raw bytes per read txn */
 #define FSCK_ITEM_COST   4096        /* so small records also end a batch */
 
-typedef struct fsck_list {
-    char **v;
-    size_t n, cap;
-} fsck_list;
+/* Problems found, one line each. */
+typedef cs_strv fsck_list;
 
 static void fsck_add(fsck_list *l, const char *fmt, ...) CS_PRINTF(2, 3);
 
@@ -43,19 +42,7 @@ fsck_add(fsck_list *l, const char *fmt, ...)
     if (vasprintf(&s, fmt, ap) < 0)
         abort();
     va_end(ap);
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
-    }
-    l->v[l->n++] = s;
-}
-
-static void
-fsck_list_release(fsck_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
+    cs_strv_push(l, s);
 }
 
 static const char *
@@ -63,12 +50,6 @@ hexs(const void *d, char buf[CS_DIGEST_STR])
 {
     cs_digest_str(d, buf);
     return buf;
-}
-
-static uint32_t
-be32(const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
 }
 
 typedef struct fsck_shared {
@@ -141,13 +122,13 @@ fsck_content(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val *v, u
     memcpy(key.b, k->mv_data, 32);
     if (cs_content_decode(v->mv_data, v->mv_size, &size, &refs, &n) < 0) {
         const uint8_t *p = v->mv_data;
-        if (v->mv_size >= 12 && v->mv_size == 12 + (size_t) be32(p + 8) * 36) {
+        if (v->mv_size >= 12 && v->mv_size == 12 + (size_t) cs_be32_get(p + 8) * 36) {
             uint64_t sum = 0;
-            for (uint32_t i = 0; i < be32(p + 8); i++)
-                sum += be32(p + 12 + (size_t) i * 36 + 32);
+            for (uint32_t i = 0; i < cs_be32_get(p + 8); i++)
+                sum += cs_be32_get(p + 12 + (size_t) i * 36 + 32);
             fsck_add(&w->problems, "content %s: chunk lengths sum to %llu, size is %llu",
                      hexs(&key, s), (unsigned long long) sum,
-                     (unsigned long long) ((uint64_t) be32(p) << 32 | be32(p + 4)));
+                     (unsigned long long) (cs_be64_get(p)));
         } else {
             fsck_add(&w->problems, "content %s: bad record", hexs(&key, s));
         }
@@ -387,7 +368,7 @@ fsck_tree(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_val
                      hexs(&en->content, s2));
         } else if (r > 0 && cv.mv_size >= 8) {
             const uint8_t *p = cv.mv_data;
-            uint64_t size = (uint64_t) be32(p) << 32 | be32(p + 4);
+            uint64_t size = cs_be64_get(p);
             if (size != en->size)
                 fsck_add(l, "tree %s: '%s': size %llu, content %s has %llu", name, en->path,
                          (unsigned long long) en->size, hexs(&en->content, s2),
@@ -512,7 +493,7 @@ fsck_tarsplit(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB
                      hexs(&m->content, s2));
         } else if (r > 0 && cv.mv_size >= 8) {
             const uint8_t *p = cv.mv_data;
-            uint64_t size = (uint64_t) be32(p) << 32 | be32(p + 4);
+            uint64_t size = cs_be64_get(p);
             if (size != m->size)
                 fsck_add(l, "tarsplit %s: member %zu: size %llu, content %s has %llu", name, i,
                          (unsigned long long) m->size, hexs(&m->content, s2),
@@ -572,7 +553,7 @@ cs_fsck(cs_store *s, cs_fsck_report_fn report, void *ctx, cs_error **err)
     for (unsigned i = 0; i < nw; i++) {
         for (size_t j = 0; j < w[i].problems.n; j++)
             fsck_add(&all, "%s", w[i].problems.v[j]);
-        fsck_list_release(&w[i].problems);
+        cs_strv_release(&w[i].problems);
         cs_error_free(w[i].err);
         cs_buf_release(&w[i].buf);
         cs_sha256_free(w[i].sha);
@@ -588,6 +569,6 @@ cs_fsck(cs_store *s, cs_fsck_report_fn report, void *ctx, cs_error **err)
         }
         r = all.n > INT32_MAX ? INT32_MAX : (int) all.n;
     }
-    fsck_list_release(&all);
+    cs_strv_release(&all);
     return r < 0 ? cs_err_wrap(err, "fsck") : r;
 }

@@ -166,70 +166,83 @@ fix_hardlink(const cs_tree *m, cs_entry *e)
     e->content = t->content;
 }
 
-/* Applies layer on m. When owned is not NULL it is layer itself, writable:
- * its entries are moved into m instead of copied (what is left is freed by
- * the caller). */
-static void
-apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
-{
-    size_t nv;
-    cs_autofree size_t *ord = layer_order(layer, &nv);
-    cs_autofree uint8_t *kinds = cs_xmalloc(nv ? nv : 1);
-    cs_autofree long *diff = NULL;
-    size_t nentries = 0;
+/* A layer in path order with each entry's kind. */
+typedef struct ordered {
+    const cs_tree *layer;
+    size_t *ord; /* entry indices in path order */
+    size_t n;
+    uint8_t *kinds;  /* kind of entry ord[j] */
+    size_t nentries; /* of kind K_ENTRY */
+} ordered;
 
-    /* Phase 1: what the layer removes from the tree below. */
-    for (size_t j = 0; j < nv; j++) {
-        const cs_entry *e = &layer->e[ord[j]];
+/* Marks what the layer entry e (of kind k) removes from the tree below. */
+static void
+mark_removed(cs_tree *m, const cs_entry *e, kind k, const char *base, long **diff)
+{
+    size_t lo, hi, i;
+    if (k == K_OPAQUE) {
+        cs_autofree char *dir = cs_xstrndup(e->path, base > e->path ? base - e->path - 1 : 0);
+        cs_tree_under(m, dir, &lo, &hi);
+        mark(diff, m->n, lo, hi);
+    } else if (k == K_WHITEOUT) {
+        cs_autofree char *victim =
+            cs_xasprintf("%.*s%s", (int) (base - e->path), e->path, base + strlen(WH_PREFIX));
+        if ((i = find_idx(m, victim)) != SIZE_MAX)
+            mark(diff, m->n, i, i + 1);
+        cs_tree_under(m, victim, &lo, &hi);
+        mark(diff, m->n, lo, hi);
+    } else if (k == K_ENTRY) {
+        /* The root stays a directory whatever a layer says. */
+        if (!*e->path || (i = find_idx(m, e->path)) == SIZE_MAX)
+            return;
+        if (e->type != CS_E_DIR || m->e[i].type != CS_E_DIR) {
+            cs_tree_under(m, e->path, &lo, &hi);
+            mark(diff, m->n, lo, hi);
+        }
+    }
+}
+
+/* Phase 1: drops from m what the layer removes from the tree below. */
+static void
+apply_removals(cs_tree *m, ordered *o)
+{
+    cs_autofree long *diff = NULL;
+    for (size_t j = 0; j < o->n; j++) {
+        const cs_entry *e = &o->layer->e[o->ord[j]];
         const char *base;
         kind k = classify(e->path, &base);
-        kinds[j] = (uint8_t) k;
-        size_t lo, hi, i;
-        if (k == K_OPAQUE) {
-            cs_autofree char *dir = cs_xstrndup(e->path, base > e->path ? base - e->path - 1 : 0);
-            cs_tree_under(m, dir, &lo, &hi);
-            mark(&diff, m->n, lo, hi);
-        } else if (k == K_WHITEOUT) {
-            cs_autofree char *victim =
-                cs_xasprintf("%.*s%s", (int) (base - e->path), e->path, base + strlen(WH_PREFIX));
-            if ((i = find_idx(m, victim)) != SIZE_MAX)
-                mark(&diff, m->n, i, i + 1);
-            cs_tree_under(m, victim, &lo, &hi);
-            mark(&diff, m->n, lo, hi);
-        } else if (k == K_ENTRY) {
-            nentries++;
-            /* The root stays a directory whatever a layer says. */
-            if (!*e->path || (i = find_idx(m, e->path)) == SIZE_MAX)
-                continue;
-            if (e->type != CS_E_DIR || m->e[i].type != CS_E_DIR) {
-                cs_tree_under(m, e->path, &lo, &hi);
-                mark(&diff, m->n, lo, hi);
-            }
-        }
+        o->kinds[j] = (uint8_t) k;
+        o->nentries += k == K_ENTRY;
+        mark_removed(m, e, k, base, &diff);
     }
-    if (diff) {
-        long d = 0;
-        size_t k = 0;
-        for (size_t i = 0; i < m->n; i++) {
-            d += diff[i];
-            if (d > 0)
-                cs_entry_release(&m->e[i]);
-            else
-                m->e[k++] = m->e[i];
-        }
-        m->n = k;
+    if (!diff)
+        return;
+    long d = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        d += diff[i];
+        if (d > 0)
+            cs_entry_release(&m->e[i]);
+        else
+            m->e[k++] = m->e[i];
     }
+    m->n = k;
+}
 
-    /* Phase 2: merge the survivors with the layer's entries; on equal paths
-     * the layer's entry replaces the one below. */
-    size_t cap = m->n + nentries;
+/* Phase 2: merges the survivors with the layer's entries; on equal paths
+ * the layer's entry replaces the one below. Hardlinks get their target's
+ * content once everything is in place. */
+static void
+apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
+{
+    size_t cap = m->n + o->nentries;
     cs_entry *out = cs_xmalloc((cap ? cap : 1) * sizeof(*out));
     cs_autofree size_t *links = NULL;
     size_t nlinks = 0, k = 0, i = 0;
-    for (size_t j = 0; j <= nv; j++) {
-        if (j < nv && kinds[j] != K_ENTRY)
+    for (size_t j = 0; j <= o->n; j++) {
+        if (j < o->n && o->kinds[j] != K_ENTRY)
             continue;
-        const cs_entry *le = j < nv ? &layer->e[ord[j]] : NULL;
+        const cs_entry *le = j < o->n ? &o->layer->e[o->ord[j]] : NULL;
         while (i < m->n && (!le || strcmp(m->e[i].path, le->path) < 0))
             out[k++] = m->e[i++];
         if (!le)
@@ -237,14 +250,14 @@ apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
         if (i < m->n && !strcmp(m->e[i].path, le->path))
             cs_entry_release(&m->e[i++]);
         if (owned) {
-            out[k] = owned->e[ord[j]];
-            memset(&owned->e[ord[j]], 0, sizeof(cs_entry));
+            out[k] = owned->e[o->ord[j]];
+            memset(&owned->e[o->ord[j]], 0, sizeof(cs_entry));
         } else {
             cs_entry_copy(&out[k], le);
         }
         if (out[k].type == CS_E_HARDLINK) {
             if (!links)
-                links = cs_xmalloc(nentries * sizeof(*links));
+                links = cs_xmalloc(o->nentries * sizeof(*links));
             links[nlinks++] = k;
         }
         k++;
@@ -253,9 +266,23 @@ apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
     m->e = out;
     m->n = k;
     m->cap = cap ? cap : 1;
-
     for (size_t j = 0; j < nlinks; j++)
         fix_hardlink(m, &m->e[links[j]]);
+}
+
+/* Applies layer on m. When owned is not NULL it is layer itself, writable:
+ * its entries are moved into m instead of copied (what is left is freed by
+ * the caller). */
+static void
+apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
+{
+    ordered o = { .layer = layer };
+    o.ord = layer_order(layer, &o.n);
+    o.kinds = cs_xmalloc(o.n ? o.n : 1);
+    apply_removals(m, &o);
+    apply_entries(m, &o, owned);
+    free(o.ord);
+    free(o.kinds);
 }
 
 int

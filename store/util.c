@@ -120,7 +120,8 @@ cs_buf_u8(cs_buf *b, uint8_t v)
 void
 cs_buf_u32(cs_buf *b, uint32_t v)
 {
-    uint8_t x[4] = { v >> 24, v >> 16, v >> 8, v };
+    uint8_t x[4];
+    cs_be32_put(x, v);
     cs_buf_append(b, x, 4);
 }
 
@@ -177,9 +178,7 @@ uint32_t
 cs_rd_u32(cs_rd *r)
 {
     const uint8_t *p = cs_rd_raw(r, 4);
-    if (!p)
-        return 0;
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+    return p ? cs_be32_get(p) : 0;
 }
 
 uint64_t
@@ -393,7 +392,7 @@ cs_write_file_atomic(const char *path, const void *p, size_t n, cs_error **err)
         int e = errno;
         close(fd);
         unlink(tmp);
-        return cs_err(err, e == ENOSPC ? CS_EFULL : CS_EIO, e, "%s", path);
+        return cs_err(err, cs_sys_code(e), e, "%s", path);
     }
     if (close(fd) < 0 || rename(tmp, path) < 0) {
         int e = errno;

@@ -1,0 +1,93 @@
+/* export_int.h - what the export files share (private to libcstore).
+ *
+ * export.c resolves the image and runs the export (twice at most: a cached
+ * record found wrong is corrected, then the export runs again);
+ * export_blob.c owns layer blobs (generation, the layer_blobs cache);
+ * export_oci.c writes the OCI and docker JSON; export_archive.c and
+ * export_dir.c write the two kinds of output. One thread.
+ */
+#ifndef CSTORE_EXPORT_INT_H
+#define CSTORE_EXPORT_INT_H
+
+#include <jansson.h>
+#include "compress.h"
+#include "cstore/export.h"
+#include "cstore/image.h"
+
+#define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_INDEX    "application/vnd.oci.image.index.v1+json"
+#define MT_CONFIG   "application/vnd.oci.image.config.v1+json"
+#define MT_LAYER    "application/vnd.oci.image.layer.v1.tar"
+#define ANN_REF     "org.opencontainers.image.ref.name"
+#define ANN_NAME    "io.containerd.image.name"
+#define OCI_LAYOUT  "{\"imageLayoutVersion\":\"1.0.0\"}"
+
+typedef struct layer {
+    cs_digest tree;
+    cs_digest orig; /* the config's diff_id, when has_orig */
+    bool has_orig;
+    bool ts;          /* replay tarsplit[orig] instead of generating */
+    bool ts_bad;      /* a replay did not give orig back: generate */
+    cs_layer_blob lb; /* for the export's compression, when known */
+    bool known;
+} layer;
+
+typedef struct exp {
+    cs_db *db;
+    const char *name;
+    cs_format fmt;
+    cs_compression comp;
+    cs_image *img;
+    char *normalized; /* "docker.io/library/golang:1.19" when NAME is a tag */
+    char *tag;        /* "1.19" */
+    layer *layers;
+    char *config; /* config to export (diff_ids as generated) */
+    size_t config_len;
+    cs_digest config_d;
+    char *manifest;
+    size_t manifest_len;
+    cs_digest manifest_d;
+    bool retry; /* a cached record was wrong and has been corrected */
+} exp;
+
+/* ---- layer blobs (export_blob.c) ---- */
+
+/* A cs_db_fn: fills each layer's tarsplit choice and cached digests (known). */
+int export_read_blobs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err);
+/* Generates layer L's blob, compressed as the export asks, into out. */
+int export_gen_layer(exp *x, const layer *L, cs_sink_fn out, void *octx, cs_csink_result *res,
+                     cs_error **err);
+/* The same into the temp file *fd (from its start), regenerated from the
+ * tree when a tarsplit replay does not give the diff_id back. */
+int export_gen_layer_fd(exp *x, layer *L, int *fd, cs_csink_result *res, cs_error **err);
+/* True (and L switched to generation) when a replay gave other bytes. */
+bool export_replay_failed(layer *L, const cs_csink_result *res);
+/* Records the digests of a generated blob in layer_blobs. */
+int export_record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err);
+bool export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b);
+/* A layer whose blob an earlier layer of the image already gave takes its
+ * digests (true): a tree used twice is written once. */
+bool export_reuse_layer(exp *x, uint32_t i);
+
+/* ---- JSON (export_oci.c) ---- */
+
+/* Reads the config's rootfs.diff_ids into the layers' orig. */
+void export_config_diff_ids(exp *x);
+/* x->config (and its digest): the stored config with the diff_ids of the
+ * blobs written. */
+int export_build_config(exp *x, cs_error **err);
+void export_build_manifest(exp *x);
+/* index.json: old (borrowed, may be NULL) with our manifest's entry. */
+char *export_index_json(exp *x, json_t *old, size_t *len);
+char *export_docker_manifest_json(exp *x, const char *familiar, size_t *len);
+char *export_docker_repositories_json(exp *x, const char *familiar, size_t *len);
+
+/* ---- writers ---- */
+
+int export_write_archive(exp *x, const char *path, cs_error **err);
+int export_write_dir(exp *x, const char *path, cs_error **err);
+/* Finishes temp file fd: mode 0644, fsync, close, rename to path. fd is
+ * closed whatever happens; tmp is unlinked on failure. */
+int export_commit_tmp(int fd, const char *tmp, const char *path, cs_error **err);
+
+#endif

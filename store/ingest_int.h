@@ -1,0 +1,100 @@
+/* ingest_int.h - the ingest pipeline as ingest_tar.c and ingest_dir.c use
+ * it (private to libcstore).
+ *
+ * A file goes in as ingest_file_begin, any number of ingest_file_data (or
+ * one ingest_read_fd), ingest_file_end; its digest lands in its tree entry
+ * once all its chunks are put (ingest_drain_all waits for that). Only the
+ * thread that began the ingest calls these.
+ */
+#ifndef CSTORE_INGEST_INT_H
+#define CSTORE_INGEST_INT_H
+
+#include <pthread.h>
+#include "chunker.h"
+#include "cstore/content.h"
+#include "cstore/ingest.h"
+#include "cstore/tarsplit.h"
+
+#define NSLOTS 64
+
+enum { SLOT_FREE, SLOT_READY, SLOT_DONE };
+
+typedef struct slot {
+    uint8_t *in;
+    uint32_t len;
+    int state;
+    cs_digest d;
+    uint8_t *out;
+    size_t outlen;
+    uint8_t codec;
+    bool exists; /* already in the committed store: no put needed */
+    size_t file; /* index into the pending-file queue */
+} slot;
+
+/* A file whose chunks are in flight; finished in order once all are put. */
+typedef struct pending {
+    cs_tree *tree; /* entry idx of tree gets the digest, or ... */
+    size_t idx;
+    cs_digest *dout; /* ... *dout does */
+    uint64_t size;
+    cs_chunk_ref *refs;
+    uint32_t n, cap;
+    uint32_t outstanding;
+    bool ended, single;
+    cs_digest digest; /* whole-file digest when !single */
+    cs_tarsplit *ts;  /* when set, member ts_idx of ts gets the digest too */
+    size_t ts_idx;
+} pending;
+
+struct cs_ingest {
+    cs_store *s;
+    cs_db *db;
+    MDB_txn *txn;
+    bool committed;
+    cs_ingest_stats stats;
+
+    /* worker pool */
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    slot ring[NSLOTS];
+    uint64_t head, next_work, tail;
+    bool stop;
+    /* Set by the first failure: a half-ingested file may sit in the queue,
+     * so the ingest can only be freed after that. */
+    bool failed;
+
+    /* pending files: a queue [pq_head, pq_tail) */
+    pending *pq;
+    size_t pq_head, pq_tail, pq_cap;
+
+    /* current file */
+    cs_buf pend;
+    size_t pend_off;
+    cs_sha256_ctx *filesha;
+    bool cur_open;
+    size_t cur;
+    uint32_t cur_chunks;
+};
+
+/* Starts a file: its digest goes to entry idx of tree (when tree is set) or
+ * to *dout. */
+int ingest_file_begin(cs_ingest *ing, cs_tree *tree, size_t idx, cs_digest *dout, cs_error **err);
+int ingest_file_data(cs_ingest *ing, const void *p, size_t n, cs_error **err);
+int ingest_file_end(cs_ingest *ing, cs_error **err);
+/* Feeds the current file with fd's bytes to its end; *total gets their
+ * count. what names fd in errors. */
+int ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs_error **err);
+/* The file begun last. */
+pending *ingest_current(cs_ingest *ing);
+/* Puts every submitted chunk and finishes every ended file. */
+int ingest_drain_all(cs_ingest *ing, cs_error **err);
+/* CS_EINVAL once an ingest failed: a half-ingested file may be queued. */
+int ingest_refuse_if_failed(cs_ingest *ing, cs_error **err);
+/* Checks a sorted layer (nothing below a symlink or a non-directory of the
+ * layer; hardlinks point at files of the layer) and gives hardlinks their
+ * target's content. name prefixes errors (CS_EINVAL). */
+int ingest_check_layer(cs_tree *t, const char *name, cs_error **err);
+
+#endif
