@@ -16,8 +16,7 @@
 #include "testutil.h"
 
 typedef struct fx {
-    char dir[64];
-    cs_store *s;
+    test_sandbox sb;
     cs_db *db;
     cs_error *err;
 } fx;
@@ -25,15 +24,10 @@ typedef struct fx {
 static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-buildcache.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
         return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(f->dir, 0, &f->s, &err) < 0)
-        return -1;
-    f->db = cs_store_db(f->s);
-    *state = f;
+    fx *f = *state;
+    f->db = cs_store_db(f->sb.s);
     return 0;
 }
 
@@ -41,11 +35,8 @@ static int
 teardown(void **state)
 {
     fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
     cs_error_free(f->err);
-    free(f);
-    return 0;
+    return test_sandbox_teardown(state);
 }
 
 static cs_digest
@@ -211,12 +202,12 @@ gc_keeps_recently_used_entries_and_drops_old_and_malformed_ones(void **state)
     assert_int_equal(cs_cache_put(f->db, NULL, &recent, &r, &f->err), 0);
     raw_put p = { key_of("bad"), "xyz", 3 };
     assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
-    cs_store_close(f->s);
-    assert_int_equal(cs_store_open(f->dir, CS_OPEN_EXCLUSIVE, &f->s, &f->err), 0);
-    f->db = cs_store_db(f->s);
+    cs_store_close(f->sb.s);
+    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->err), 0);
+    f->db = cs_store_db(f->sb.s);
     cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
     cs_gc_stats st;
-    assert_int_equal(cs_gc_ex(f->s, &go, &st, &f->err), 0);
+    assert_int_equal(cs_gc_ex(f->sb.s, &go, &st, &f->err), 0);
     assert_int_equal(st.cache, 2);
     assert_int_equal(cs_cache_get(f->db, NULL, &old, &out, &f->err), -CS_ENOTFOUND);
     assert_int_equal(cs_cache_get(f->db, NULL, &recent, &out, &f->err), 0);

@@ -133,12 +133,18 @@ void test_assert_content(cs_store *s, const cs_digest *d, const void *p, size_t 
  * 64) in txn; returns its digest. */
 cs_digest test_put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk);
 
-/* ---- trees ---- */
+/* ---- trees and images ---- */
 
 /* Appends an entry: mode 0755 for dirs, 0644 else, mtime 1700000000. */
 cs_entry *test_tree_add(cs_tree *t, const char *path, cs_etype type);
 /* Appends a file of size bytes with content c (NULL: none). */
 cs_entry *test_tree_add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size);
+/* Sorts t, stores it in txn and frees it; returns its digest. */
+cs_digest test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t);
+/* Stores the image with this config (its id: the config's sha256) over the
+ * n layer trees in txn and, when tag is not NULL, tags it; returns its id. */
+cs_digest test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers,
+                         uint32_t n, const char *tag);
 
 /* ---- files, errors, commands ---- */
 
