@@ -8,7 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "build_int.h"
 #include "cstore/store.h"
@@ -16,42 +15,25 @@
 
 #define MAXKEYS 16
 
-typedef struct fx {
-    test_sandbox sb;
-    char *ctx; /* the build context: the sandbox's work dir */
-    char *dockerfile;
-    cs_error *err;
-} fx;
+/* The build context is the sandbox's work dir. */
+typedef test_sandbox fx;
 
-static int
-setup(void **state)
+static void
+write_dockerfile(fx *f, const char *text)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
-    fx *f = *state;
-    f->ctx = f->sb.work;
-    f->dockerfile = cs_path_join(f->ctx, "Dockerfile");
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_error_free(f->err);
-    free(f->dockerfile);
-    return test_sandbox_teardown(state);
+    cs_autofree char *path = cs_path_join(f->work, "Dockerfile");
+    assert_int_equal(cs_write_file_atomic(path, text, strlen(text), &f->err), 0);
 }
 
 static void
 init(fx *f, build *b, cs_build_opts *o, const char *text, const char *target)
 {
-    assert_int_equal(cs_write_file_atomic(f->dockerfile, text, strlen(text), &f->err), 0);
+    write_dockerfile(f, text);
     memset(o, 0, sizeof(*o));
-    o->context = f->ctx;
+    o->context = f->work;
     o->target = target;
     o->output_fd = -1;
-    assert_int_equal(build_init(b, f->sb.s, o, &f->err), 0);
+    assert_int_equal(build_init(b, f->s, o, &f->err), 0);
 }
 
 /* The key after FROM and after each instruction of the only stage. */
@@ -121,10 +103,10 @@ plan_refuses_a_copy_from_a_later_stage(void **state)
     static const char text[] = "FROM scratch AS a\n"
                                "COPY --from=b / /\n"
                                "FROM scratch AS b\n";
-    assert_int_equal(cs_write_file_atomic(f->dockerfile, text, strlen(text), &f->err), 0);
+    write_dockerfile(f, text);
     build b;
-    cs_build_opts o = { .context = f->ctx, .target = "a", .output_fd = -1 };
-    assert_int_equal(build_init(&b, f->sb.s, &o, &f->err), -CS_EPARSE);
+    cs_build_opts o = { .context = f->work, .target = "a", .output_fd = -1 };
+    assert_int_equal(build_init(&b, f->s, &o, &f->err), -CS_EPARSE);
     assert_non_null(strstr(f->err->msg, "forward stage reference"));
     build_release(&b);
 }
@@ -191,7 +173,7 @@ a_metadata_instruction_changes_the_keys_after_it(void **state)
 int
 main(void)
 {
-#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+#define T(n) cmocka_unit_test_setup_teardown(n, test_sandbox_setup, test_sandbox_teardown)
     const struct CMUnitTest tests[] = {
         T(plan_needs_only_the_stages_the_target_uses),
         T(plan_refuses_a_copy_from_a_later_stage),

@@ -39,6 +39,7 @@ test_sandbox_new(void **state, size_t size, unsigned open_flags)
         cs_error_free(err);
         return -1;
     }
+    sb->db = cs_store_db(sb->s);
     return 0;
 }
 
@@ -55,6 +56,7 @@ test_sandbox_teardown(void **state)
     if (!sb)
         return 0;
     cs_store_close(sb->s);
+    cs_error_free(sb->err);
     if (sb->dir[0])
         test_rmrf(sb->dir);
     free(sb->root);
@@ -136,6 +138,14 @@ test_fill_random(void *p, size_t n, uint64_t seed)
         s ^= s << 17;
         b[i] = (uint8_t) s;
     }
+}
+
+cs_digest
+test_sha(const char *s)
+{
+    cs_digest d;
+    cs_sha256(s, strlen(s), &d);
+    return d;
 }
 
 /* ---- tars ---- */

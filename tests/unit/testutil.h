@@ -3,7 +3,7 @@
  *
  * A test that needs a store uses the sandbox, as cmocka setup/teardown:
  *
- *     typedef test_sandbox fx;      // f->dir, f->root, f->work, f->s
+ *     typedef test_sandbox fx;      // f->dir, f->root, f->work, f->s, f->db, f->err
  *     ...
  *     cmocka_unit_test_setup_teardown(a_test, test_sandbox_setup, test_sandbox_teardown)
  *
@@ -44,10 +44,12 @@ struct archive_entry;
 /* ---- the sandbox: a fresh temp dir holding an open store ---- */
 
 typedef struct test_sandbox {
-    char dir[80]; /* /tmp/cs-<program>.XXXXXX, removed by teardown */
-    char *root;   /* <dir>/store: the store's directory */
-    char *work;   /* <dir>/work: an empty scratch dir for the test's files */
-    cs_store *s;  /* the store, open on root */
+    char dir[80];  /* /tmp/cs-<program>.XXXXXX, removed by teardown */
+    char *root;    /* <dir>/store: the store's directory */
+    char *work;    /* <dir>/work: an empty scratch dir for the test's files */
+    cs_store *s;   /* the store, open on root */
+    cs_db *db;     /* cs_store_db(s); a test that reopens s sets it again */
+    cs_error *err; /* for the test's own calls; teardown frees it */
 } test_sandbox;
 
 /* *state = calloc(size) (size >= sizeof(test_sandbox); the sandbox is its
@@ -83,6 +85,8 @@ bool test_have_tool(const char *tool);
 
 /* n bytes of xorshift64 noise from seed: the same bytes on every run. */
 void test_fill_random(void *p, size_t n, uint64_t seed);
+/* The sha256 of the string s. */
+cs_digest test_sha(const char *s);
 
 /* ---- pax tars in memory ---- */
 
