@@ -39,6 +39,17 @@ log() { echo "bench: $*" >&2; }
 # "min-max" of the samples, in ms or s
 declare -A R
 span() { local k=$1 u=$2; shift 2; R[$k]=$(printf '%s\n' "$@" | sort -g | awk -v u="$u" 'NR==1 {lo=$1} {hi=$1} END {if (u=="s") printf "%.2f-%.2f", lo, hi; else printf "%.0f-%.0f", lo*1000, hi*1000}'); }
+# med SAMPLES...: their median.
+med() { printf '%s\n' "$@" | median; }
+# measured NAME UNIT SAMPLES...: NAME = the samples' median, R[NAME] = their span.
+measured() { local k=$1 u=$2; shift 2; printf -v "$k" %s "$(med "$@")"; span "$k" "$u" "$@"; }
+# measured3 PREFIX UNIT: PREFIX_cs, PREFIX_bah and PREFIX_bk (n/a without BuildKit) from the samples
+# of cstore in a, buildah in c and BuildKit in d.
+measured3() {
+    measured "$1_cs" "$2" "${a[@]}"
+    measured "$1_bah" "$2" "${c[@]}"
+    if [ "$bk" = 1 ]; then measured "$1_bk" "$2" "${d[@]}"; else printf -v "$1_bk" n/a; R[$1_bk]=n/a; fi
+}
 # seconds of wall time of a command; its output goes to $work/last.log; a failure stops the run.
 # `sync` first: cstore's snapshots end with syncfs(2), which would otherwise also flush whatever the
 # previous steps (or other tools) left dirty on the filesystem.
@@ -143,14 +154,8 @@ for i in $(seq "$runs"); do
         t=$(wall bkb -t hello "$work/p/bk"); d+=("$t")
     fi
 done
-cold_cs=$(printf '%s\n' "${a[@]}" | median)
-span cold_cs s "${a[@]}"
-cold_cs_snap=$(printf '%s\n' "${b[@]}" | median)
-span cold_cs_snap s "${b[@]}"
-cold_bah=$(printf '%s\n' "${c[@]}" | median)
-span cold_bah s "${c[@]}"
-cold_bk=n/a; [ $bk = 1 ] && cold_bk=$(printf '%s\n' "${d[@]}" | median)
-R[cold_bk]=n/a; if [ $bk = 1 ]; then span cold_bk s "${d[@]}"; fi
+measured3 cold s
+measured cold_cs_snap s "${b[@]}"
 
 # the main roots: the measured project built once in each
 csb "$work/cs" -t hello "$work/p/cs" >/dev/null
@@ -171,12 +176,7 @@ for i in $(seq "$noop_runs"); do
     t=$(wall bahb -t hello "$work/p/bah"); c+=("$t")
     if [ $bk = 1 ]; then t=$(wall bkb -t hello "$work/p/bk"); d+=("$t"); fi
 done
-noop_cs=$(printf '%s\n' "${a[@]}" | median)
-span noop_cs ms "${a[@]}"
-noop_bah=$(printf '%s\n' "${c[@]}" | median)
-span noop_bah ms "${c[@]}"
-noop_bk=n/a; [ $bk = 1 ] && noop_bk=$(printf '%s\n' "${d[@]}" | median)
-R[noop_bk]=n/a; if [ $bk = 1 ]; then span noop_bk ms "${d[@]}"; fi
+measured3 noop ms
 
 # ---- one-line change in app.go ----
 log "rebuilds after a one-line change"
@@ -208,16 +208,11 @@ setmsg "$work/p/cs" "Hello, cstore $runs!"
 csb "$work/cs" -t hello "$work/p/cs" >/dev/null
 x=()
 for i in $(seq "$noop_runs"); do t=$(wall cs "$work/cs" run --network none golang true); x+=("$t"); done
-exec_cs=$(printf '%s\n' "${x[@]}" | median)
-inc_cs=$(printf '%s\n' "${a[@]}" | median)
-span inc_cs ms "${a[@]}"
-inc_bah=$(printf '%s\n' "${c[@]}" | median)
-span inc_bah ms "${c[@]}"
-inc_bk=n/a; [ $bk = 1 ] && inc_bk=$(printf '%s\n' "${d[@]}" | median)
-R[inc_bk]=n/a; if [ $bk = 1 ]; then span inc_bk ms "${d[@]}"; fi
-inc_go=$(printf '%s\n' "${g[@]}" | median)
-inc_cs_bytes=$(printf '%s\n' "${cb[@]}" | median)
-inc_cs_chunks=$(printf '%s\n' "${cc[@]}" | median)
+exec_cs=$(med "${x[@]}")
+measured3 inc ms
+inc_go=$(med "${g[@]}")
+inc_cs_bytes=$(med "${cb[@]}")
+inc_cs_chunks=$(med "${cc[@]}")
 bin_size=$(stat -c %s "$work/hello-host")
 bin_zst=$(zstd -q -1 -c "$work/hello-host" | wc -c)
 
@@ -237,16 +232,11 @@ for i in $(seq "$runs"); do
     t=$(wall bahb -t hello "$work/p/bah"); c+=("$t")
     if [ $bk = 1 ]; then t=$(wall bkb -t hello "$work/p/bk"); d+=("$t"); fi
 done
-fin_cs=$(printf '%s\n' "${a[@]}" | median)
-span fin_cs ms "${a[@]}"
-fin_bah=$(printf '%s\n' "${c[@]}" | median)
-span fin_bah ms "${c[@]}"
-fin_bk=n/a; [ $bk = 1 ] && fin_bk=$(printf '%s\n' "${d[@]}" | median)
-R[fin_bk]=n/a; if [ $bk = 1 ]; then span fin_bk ms "${d[@]}"; fi
-fin_bytes=$(printf '%s\n' "${cb[@]}" | median)
-fin_chunks=$(printf '%s\n' "${cc[@]}" | median)
-fin_contents=$(printf '%s\n' "${cn[@]}" | median)
-fin_mdb=$(printf '%s\n' "${cm[@]}" | median)
+measured3 fin ms
+fin_bytes=$(med "${cb[@]}")
+fin_chunks=$(med "${cc[@]}")
+fin_contents=$(med "${cn[@]}")
+fin_mdb=$(med "${cm[@]}")
 
 # ---- disk: five projects differing only in their message ----
 log "disk: five projects"

@@ -80,6 +80,16 @@ _fail() {
     echo "FAIL - $1"
 }
 
+# _show_cmd NOTE OUT CMD ARGS...: after a failed check, the command, NOTE (when not empty) and the
+# tail of its output OUT.
+_show_cmd() {
+    local note=$1 out=$2
+    shift 2
+    echo "  command: $*" | head -c 2000
+    [ -n "$note" ] && echo "  $note"
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+}
+
 # check DESC CMD ARGS...: passes when CMD exits 0. Output of CMD is shown only on failure.
 check() {
     local desc=$1 out rc
@@ -90,26 +100,21 @@ check() {
         _ok "$desc"
     else
         _fail "$desc"
-        echo "  command: $*" | head -c 2000
-        echo "  exit $rc; output:"
-        printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+        _show_cmd "exit $rc; output:" "$out" "$@"
     fi
     return $rc
 }
 
 # check_fails DESC CMD ARGS...: passes when CMD exits non-zero.
 check_fails() {
-    local desc=$1 out rc
+    local desc=$1 out
     shift
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ $rc -ne 0 ]; then
+    if ! out=$("$@" 2>&1); then
         _ok "$desc"
         return 0
     fi
     _fail "$desc (exit 0, expected failure)"
-    echo "  command: $*"
-    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+    _show_cmd "" "$out" "$@"
     return 1
 }
 

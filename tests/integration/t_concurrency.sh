@@ -5,18 +5,26 @@
 need jq
 bases
 
+# load_two_at_once IMAGE_A DESC_A IMAGE_B DESC_B: loads both into $ROOT at the same time; each
+# load's success is a check (its output shown when it fails).
+load_two_at_once() {
+    local pa pb ra rb
+    cs load "$1" >"$T/a.out" 2>&1 &
+    pa=$!
+    cs load "$3" >"$T/b.out" 2>&1 &
+    pb=$!
+    wait $pa
+    ra=$?
+    wait $pb
+    rb=$?
+    check_eq "$2" "$ra" 0 || sed 's/^/    /' "$T/a.out"
+    check_eq "$4" "$rb" 0 || sed 's/^/    /' "$T/b.out"
+}
+
 # --- two loads of different images into one root at once ---
 ROOT=$T/root
-cs load "$BASES/golang.docker.tar" >"$T/a.out" 2>&1 &
-pa=$!
-cs load "$BASES/busybox.oci.tar" >"$T/b.out" 2>&1 &
-pb=$!
-wait $pa
-ra=$?
-wait $pb
-rb=$?
-check_eq "concurrent load of golang succeeds" "$ra" 0 || sed 's/^/    /' "$T/a.out"
-check_eq "concurrent load of busybox succeeds" "$rb" 0 || sed 's/^/    /' "$T/b.out"
+load_two_at_once "$BASES/golang.docker.tar" "concurrent load of golang succeeds" \
+    "$BASES/busybox.oci.tar" "concurrent load of busybox succeeds"
 check_eq "both images listed" "$(cs images --json | jq -c '[.[].tags[]] | sort')" \
     '["busybox:latest","golang:latest"]'
 check "fsck after concurrent loads" cs fsck
@@ -33,16 +41,8 @@ check_eq "concurrent loads store what sequential ones do" "$(du_counts)" "$ref"
 
 # The same image twice at once.
 ROOT=$T/same
-cs load "$BASES/busybox.docker.tar" >"$T/a.out" 2>&1 &
-pa=$!
-cs load "$BASES/busybox.oci" >"$T/b.out" 2>&1 &
-pb=$!
-wait $pa
-ra=$?
-wait $pb
-rb=$?
-check_eq "same image loaded twice at once: first succeeds" "$ra" 0 || sed 's/^/    /' "$T/a.out"
-check_eq "same image loaded twice at once: second succeeds" "$rb" 0 || sed 's/^/    /' "$T/b.out"
+load_two_at_once "$BASES/busybox.docker.tar" "same image loaded twice at once: first succeeds" \
+    "$BASES/busybox.oci" "same image loaded twice at once: second succeeds"
 check_eq "one image" "$(cs images --json | jq length)" 1
 check "fsck" cs fsck
 

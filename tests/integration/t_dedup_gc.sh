@@ -6,22 +6,26 @@
 need jq
 bases
 
+# load_alone NAME IMAGE FIELD...: loads IMAGE into a fresh store $T/NAME-only (left as $ROOT), sets
+# NAME_FIELD to its `du --json` FIELD for chunks and each FIELD, and checks chunks were stored.
+load_alone() {
+    local name=$1 image=$2 field chunks
+    shift 2
+    ROOT=$T/$name-only
+    must cs load "$image"
+    for field in chunks "$@"; do
+        printf -v "${name}_$field" %s "$(du_json "$field")"
+    done
+    chunks=${name}_chunks
+    check_cmp "$name alone: chunks stored" "${!chunks}" -gt 0
+}
+
 # Fresh store with golang alone: the reference for unique content.
-ROOT=$T/golang-only
-must cs load "$BASES/golang.oci.tar"
-g_chunks=$(du_json chunks)
-g_unique=$(du_json unique_bytes)
-g_contents=$(du_json contents)
-check_cmp "golang alone: chunks stored" "$g_chunks" -gt 0
+load_alone golang "$BASES/golang.oci.tar" unique_bytes contents
 rm -rf "$ROOT"
 
 # Fresh store with busybox alone.
-ROOT=$T/busybox-only
-must cs load "$BASES/busybox.docker.tar"
-b_chunks=$(du_json chunks)
-b_unique=$(du_json unique_bytes)
-b_logical=$(du_json logical_bytes)
-check_cmp "busybox alone: chunks stored" "$b_chunks" -gt 0
+load_alone busybox "$BASES/busybox.docker.tar" unique_bytes logical_bytes
 check_eq "busybox alone: one image, one tag, one tree" \
     "$(cs du --json | jq -c '[.images, .tags, .trees]')" '[1,1,1]'
 rm -rf "$ROOT"
@@ -30,13 +34,13 @@ rm -rf "$ROOT"
 ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"
 must cs load "$BASES/golang.oci.tar"
-check_eq "both: chunks = golang's alone (busybox's layer once)" "$(du_json chunks)" "$g_chunks"
-check_eq "both: unique bytes = golang's alone" "$(du_json unique_bytes)" "$g_unique"
-check_eq "both: contents = golang's alone" "$(du_json contents)" "$g_contents"
+check_eq "both: chunks = golang's alone (busybox's layer once)" "$(du_json chunks)" "$golang_chunks"
+check_eq "both: unique bytes = golang's alone" "$(du_json unique_bytes)" "$golang_unique_bytes"
+check_eq "both: contents = golang's alone" "$(du_json contents)" "$golang_contents"
 check_eq "both: 2 images, 2 trees (busybox's layer shared)" \
     "$(cs du --json | jq -c '[.images, .trees]')" '[2,2]'
 check_eq "both: logical bytes count busybox's layer twice" \
-    "$(du_json logical_bytes)" "$(($(cs inspect golang | jq '[.layers[].size] | add') + b_logical))"
+    "$(du_json logical_bytes)" "$(($(cs inspect golang | jq '[.layers[].size] | add') + busybox_logical_bytes))"
 check_eq "both: dedup ratio > 1" "$(cs du --json | jq '.dedup_ratio > 1')" true
 check_eq "both: stored bytes <= unique bytes (zstd)" \
     "$(cs du --json | jq '.stored_bytes <= .unique_bytes')" true
@@ -54,8 +58,8 @@ check "gc --dry-run" cs gc --dry-run
 check_eq "gc --dry-run changed nothing" "$(du_counts | jq -c 'del(.images, .tags)')" \
     "$(jq -c 'del(.images, .tags)' <<<"$before")"
 check "gc after rmi golang" cs gc
-check_eq "busybox left: chunks as busybox alone" "$(du_json chunks)" "$b_chunks"
-check_eq "busybox left: unique bytes as busybox alone" "$(du_json unique_bytes)" "$b_unique"
+check_eq "busybox left: chunks as busybox alone" "$(du_json chunks)" "$busybox_chunks"
+check_eq "busybox left: unique bytes as busybox alone" "$(du_json unique_bytes)" "$busybox_unique_bytes"
 check "busybox still exports" cs export busybox -o "$T/bb.tar"
 check "fsck after partial gc" cs fsck
 
@@ -65,7 +69,7 @@ check "rmi busybox golang" cs rmi busybox golang
 check_eq "images: none" "$(cs images --json | jq length)" 0
 size_full=$(stat -c %s "$ROOT/data.mdb")
 check "gc --dry-run" cs gc --dry-run
-check_eq "gc --dry-run: content still there" "$(du_json chunks)" "$g_chunks"
+check_eq "gc --dry-run: content still there" "$(du_json chunks)" "$golang_chunks"
 check "gc" cs gc
 check_eq "after gc: no images, trees, contents, chunks" \
     "$(cs du --json | jq -c '[.images, .tags, .trees, .contents, .chunks, .unique_bytes, .stored_bytes]')" \
@@ -88,12 +92,12 @@ must cs gc
 must cs load "$BASES/golang.docker.tar"
 s2=$(stat -c %s "$ROOT/data.mdb")
 check_cmp "reload after gc reuses freed pages ($s1 -> $s2 bytes)" "$s2" -le "$((s1 + s1 / 5))"
-check_eq "reload after gc: chunks as before" "$(du_json chunks)" "$g_chunks"
+check_eq "reload after gc: chunks as before" "$(du_json chunks)" "$golang_chunks"
 check "fsck after reload" cs fsck
 
 ROOT=$T/root
 check "load again after compact" cs load "$BASES/busybox.oci"
-check_eq "after reload: busybox's chunks" "$(du_json chunks)" "$b_chunks"
+check_eq "after reload: busybox's chunks" "$(du_json chunks)" "$busybox_chunks"
 check "export after reload" cs export busybox -o "$T/bb2.tar"
 check "export after gc and reload is identical" cmp "$T/bb.tar" "$T/bb2.tar"
 check "fsck at the end" cs fsck

@@ -15,46 +15,7 @@
 #include "cstore/store.h"
 #include "testutil.h"
 
-typedef struct fx {
-    char dir[64];
-    cs_store *s;
-    cs_db *db;
-    cs_error *err;
-} fx;
-
-static int
-setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-buildcache.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(f->dir, 0, &f->s, &err) < 0)
-        return -1;
-    f->db = cs_store_db(f->s);
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    cs_error_free(f->err);
-    free(f);
-    return 0;
-}
-
-static cs_digest
-key_of(const char *s)
-{
-    cs_digest d;
-    cs_sha256(s, strlen(s), &d);
-    return d;
-}
+typedef test_sandbox fx;
 
 /* A stored one-file tree, so an entry's layer exists. */
 static cs_digest
@@ -90,7 +51,7 @@ static void
 cache_put_then_get_returns_the_entry(void **state)
 {
     fx *f = *state;
-    cs_digest k1 = key_of("copy"), k2 = key_of("workdir");
+    cs_digest k1 = test_sha("copy"), k2 = test_sha("workdir");
     cs_cache_entry in = { 0, true, stored_tree(f, "app") }, out;
     assert_int_equal(cs_cache_put(f->db, NULL, &k1, &in, &f->err), 0);
     assert_int_equal(cs_cache_get(f->db, NULL, &k1, &out, &f->err), 0);
@@ -110,7 +71,7 @@ static void
 cache_get_of_a_missing_key_is_not_found(void **state)
 {
     fx *f = *state;
-    cs_digest k = key_of("nothing");
+    cs_digest k = test_sha("nothing");
     cs_cache_entry out;
     assert_int_equal(cs_cache_get(f->db, NULL, &k, &out, &f->err), -CS_ENOTFOUND);
     assert_null(f->err);
@@ -120,7 +81,7 @@ static void
 cache_get_misses_when_the_layer_tree_is_gone(void **state)
 {
     fx *f = *state;
-    cs_digest k = key_of("collected"), t = key_of("no such tree");
+    cs_digest k = test_sha("collected"), t = test_sha("no such tree");
     cs_cache_entry in = { 0, true, t }, out;
     assert_int_equal(cs_cache_put(f->db, NULL, &k, &in, &f->err), 0);
     assert_int_equal(cs_cache_get(f->db, NULL, &k, &out, &f->err), -CS_ENOTFOUND);
@@ -136,7 +97,7 @@ cache_refuses_a_short_or_long_record_as_corrupt(void **state)
     cs_error_clear(&f->err);
     assert_int_equal(cs_cache_decode(bytes, 42, &out, &f->err), -CS_ECORRUPT);
     cs_error_clear(&f->err);
-    raw_put p = { key_of("garbled"), bytes, 7 };
+    raw_put p = { test_sha("garbled"), bytes, 7 };
     assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
     assert_int_equal(cs_cache_get(f->db, NULL, &p.key, &out, &f->err), -CS_ECORRUPT);
     assert_non_null(f->err);
@@ -147,7 +108,7 @@ static void
 cache_encode_and_decode_agree_on_the_layout(void **state)
 {
     fx *f = *state;
-    cs_cache_entry in = { 0x0102030405060708ull, true, key_of("tree") }, out;
+    cs_cache_entry in = { 0x0102030405060708ull, true, test_sha("tree") }, out;
     uint8_t v[CS_CACHE_RECORD_LEN];
     cs_cache_encode(&in, v);
     assert_int_equal(v[0], 1);
@@ -165,7 +126,7 @@ cache_touch_refreshes_only_entries_not_used_lately(void **state)
 {
     fx *f = *state;
     uint64_t now = (uint64_t) time(NULL);
-    cs_digest keys[3] = { key_of("stale"), key_of("fresh"), key_of("absent") };
+    cs_digest keys[3] = { test_sha("stale"), test_sha("fresh"), test_sha("absent") };
     cs_cache_entry stale = { now - 2 * CS_CACHE_TOUCH_SLACK, false, { { 0 } } };
     cs_cache_entry fresh = { now - 10, false, { { 0 } } }, out;
     assert_int_equal(cs_cache_put(f->db, NULL, &keys[0], &stale, &f->err), 0);
@@ -189,10 +150,10 @@ static void
 cache_foreach_skips_malformed_records(void **state)
 {
     fx *f = *state;
-    cs_digest k = key_of("good");
+    cs_digest k = test_sha("good");
     cs_cache_entry e = { 0, false, { { 0 } } };
     assert_int_equal(cs_cache_put(f->db, NULL, &k, &e, &f->err), 0);
-    raw_put p = { key_of("bad"), "xyz", 3 };
+    raw_put p = { test_sha("bad"), "xyz", 3 };
     assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
     int n = 0;
     assert_int_equal(cs_cache_foreach(f->db, NULL, count_fn, &n, &f->err), 0);
@@ -204,15 +165,15 @@ gc_keeps_recently_used_entries_and_drops_old_and_malformed_ones(void **state)
 {
     fx *f = *state;
     uint64_t now = (uint64_t) time(NULL);
-    cs_digest old = key_of("old"), recent = key_of("recent");
+    cs_digest old = test_sha("old"), recent = test_sha("recent");
     cs_cache_entry o = { now - 30 * 24 * 3600, false, { { 0 } } }, r = { 0, false, { { 0 } } };
     cs_cache_entry out;
     assert_int_equal(cs_cache_put(f->db, NULL, &old, &o, &f->err), 0);
     assert_int_equal(cs_cache_put(f->db, NULL, &recent, &r, &f->err), 0);
-    raw_put p = { key_of("bad"), "xyz", 3 };
+    raw_put p = { test_sha("bad"), "xyz", 3 };
     assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
     cs_store_close(f->s);
-    assert_int_equal(cs_store_open(f->dir, CS_OPEN_EXCLUSIVE, &f->s, &f->err), 0);
+    assert_int_equal(cs_store_open(f->root, CS_OPEN_EXCLUSIVE, &f->s, &f->err), 0);
     f->db = cs_store_db(f->s);
     cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
     cs_gc_stats st;
@@ -225,7 +186,7 @@ gc_keeps_recently_used_entries_and_drops_old_and_malformed_ones(void **state)
 int
 main(void)
 {
-#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+#define T(n) cmocka_unit_test_setup_teardown(n, test_sandbox_setup, test_sandbox_teardown)
     const struct CMUnitTest tests[] = {
         T(cache_put_then_get_returns_the_entry),
         T(cache_get_of_a_missing_key_is_not_found),

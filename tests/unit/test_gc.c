@@ -4,7 +4,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,31 +15,17 @@
 #include "cstore/store.h"
 #include "cstore/tree.h"
 #include "digestset.h"
+#include "testutil.h"
 
 #define KiB 1024u
 
 typedef struct fx {
-    char dir[64];
-    cs_store *s;
+    test_sandbox sb; /* the store opened CS_OPEN_EXCLUSIVE */
     /* the populated store */
     cs_digest base_tree, a_tree, b_tree;
     cs_digest shared, ua, ub; /* contents */
     cs_digest img_a, img_b;
 } fx;
-
-static uint64_t rng_state;
-
-static void
-fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        p[i] = (uint8_t) rng_state;
-    }
-}
 
 static void
 fill_text(uint8_t *p, size_t n)
@@ -55,7 +40,7 @@ wbegin(fx *f)
 {
     MDB_txn *txn;
     cs_error *err = NULL;
-    assert_int_equal(cs_db_begin(cs_store_db(f->s), 0, &txn, &err), 0);
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), 0, &txn, &err), 0);
     return txn;
 }
 
@@ -101,43 +86,10 @@ put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk)
     return d;
 }
 
-static cs_entry *
-add_entry(cs_tree *t, const char *path, cs_etype type)
-{
-    cs_entry *e = cs_tree_add(t);
-    e->path = strdup(path);
-    e->type = type;
-    e->mode = type == CS_E_DIR ? 0755 : 0644;
-    e->mtime_sec = 1700000000;
-    return e;
-}
-
-static void
-add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size)
-{
-    cs_entry *e = add_entry(t, path, CS_E_FILE);
-    e->size = size;
-    e->has_content = size > 0;
-    if (c)
-        e->content = *c;
-}
-
-static cs_digest
-put_tree(cs_db *db, MDB_txn *txn, cs_tree *t)
-{
-    cs_error *err = NULL;
-    cs_digest d;
-    cs_tree_sort(t);
-    assert_true(cs_tree_put(db, txn, t, &d, &err) >= 0);
-    cs_tree_free(t);
-    return d;
-}
-
 static cs_digest
 put_image(cs_db *db, MDB_txn *txn, const char *tag, const char *env, const cs_digest *layers,
           uint32_t n)
 {
-    cs_error *err = NULL;
     char *config;
     assert_true(
         asprintf(&config,
@@ -145,14 +97,9 @@ put_image(cs_db *db, MDB_txn *txn, const char *tag, const char *env, const cs_di
                  "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
                  env)
         > 0);
-    cs_image img = { .config = config, .config_len = strlen(config), .nlayers = n };
-    img.layers = (cs_digest *) layers;
-    cs_sha256(config, img.config_len, &img.id);
-    assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
-    if (tag)
-        assert_int_equal(cs_tag_set(db, txn, tag, &img.id, &err), 0);
+    cs_digest id = test_put_image(db, txn, config, layers, n, tag);
     free(config);
-    return img.id;
+    return id;
 }
 
 #define TAG_A "docker.io/library/a:latest"
@@ -163,38 +110,38 @@ put_image(cs_db *db, MDB_txn *txn, const char *tag, const char *env, const cs_di
 static void
 populate(fx *f)
 {
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     MDB_txn *txn = wbegin(f);
     uint8_t *buf = malloc(150 * KiB);
 
     fill_text(buf, 100 * KiB);
     f->shared = put_content(db, txn, buf, 100 * KiB, 64 * KiB);
-    fill_random(buf, 150 * KiB, 1);
+    test_fill_random(buf, 150 * KiB, 1);
     f->ua = put_content(db, txn, buf, 150 * KiB, 64 * KiB);
-    fill_random(buf, 90 * KiB, 2);
+    test_fill_random(buf, 90 * KiB, 2);
     f->ub = put_content(db, txn, buf, 90 * KiB, 64 * KiB);
     free(buf);
 
     cs_tree *t = cs_tree_new();
-    add_entry(t, "etc", CS_E_DIR);
-    add_file(t, "etc/shared", &f->shared, 100 * KiB);
-    add_file(t, "etc/empty", NULL, 0);
-    cs_entry *l = add_entry(t, "etc/link", CS_E_SYMLINK);
+    test_tree_add(t, "etc", CS_E_DIR);
+    test_tree_add_file(t, "etc/shared", &f->shared, 100 * KiB);
+    test_tree_add_file(t, "etc/empty", NULL, 0);
+    cs_entry *l = test_tree_add(t, "etc/link", CS_E_SYMLINK);
     l->link = strdup("shared");
-    f->base_tree = put_tree(db, txn, t);
+    f->base_tree = test_put_tree(db, txn, t);
 
     t = cs_tree_new();
-    add_file(t, "a.bin", &f->ua, 150 * KiB);
-    f->a_tree = put_tree(db, txn, t);
+    test_tree_add_file(t, "a.bin", &f->ua, 150 * KiB);
+    f->a_tree = test_put_tree(db, txn, t);
 
     t = cs_tree_new();
-    add_file(t, "b.bin", &f->ub, 90 * KiB);
-    cs_entry *h = add_entry(t, "b2.bin", CS_E_HARDLINK);
+    test_tree_add_file(t, "b.bin", &f->ub, 90 * KiB);
+    cs_entry *h = test_tree_add(t, "b2.bin", CS_E_HARDLINK);
     h->link = strdup("b.bin");
     h->size = 90 * KiB;
     h->has_content = true;
     h->content = f->ub;
-    f->b_tree = put_tree(db, txn, t);
+    f->b_tree = test_put_tree(db, txn, t);
 
     cs_digest la[2] = { f->base_tree, f->a_tree }, lb[2] = { f->base_tree, f->b_tree };
     f->img_a = put_image(db, txn, TAG_A, "A=1", la, 2);
@@ -214,7 +161,7 @@ del_tag(fx *f, const char *tag)
 {
     cs_error *err = NULL;
     MDB_txn *txn = wbegin(f);
-    assert_int_equal(cs_tag_delete(cs_store_db(f->s), txn, tag, &err), 0);
+    assert_int_equal(cs_tag_delete(cs_store_db(f->sb.s), txn, tag, &err), 0);
     wcommit(txn);
 }
 
@@ -249,11 +196,36 @@ reports_free(reports *r)
     r->n = 0;
 }
 
+/* A digest as text, alive until the end of the full expression using it. */
+typedef struct dstr {
+    char s[CS_DIGEST_STR];
+} dstr;
+
+static dstr
+ds(const cs_digest *d)
+{
+    dstr r;
+    cs_digest_str(d, r.s);
+    return r;
+}
+
+/* fsck reported the problem fmt says. */
+static void CS_PRINTF(2, 3) assert_report(const reports *r, const char *fmt, ...)
+{
+    char want[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof(want), fmt, ap);
+    va_end(ap);
+    if (!has_report(r, want))
+        fail_msg("fsck did not report '%s'", want);
+}
+
 static int
 fsck_count(fx *f, reports *r)
 {
     cs_error *err = NULL;
-    int n = cs_fsck(f->s, collect, r, &err);
+    int n = cs_fsck(f->sb.s, collect, r, &err);
     if (n < 0)
         fail_msg("fsck: %s", err->msg);
     return n;
@@ -275,7 +247,7 @@ du(fx *f)
 {
     cs_du_stats st;
     cs_error *err = NULL;
-    if (cs_du(f->s, &st, &err) < 0)
+    if (cs_du(f->sb.s, &st, &err) < 0)
         fail_msg("du: %s", err->msg);
     return st;
 }
@@ -285,7 +257,7 @@ gc(fx *f, bool dry_run, bool compact)
 {
     cs_gc_stats st;
     cs_error *err = NULL;
-    if (cs_gc(f->s, dry_run, compact, &st, &err) < 0)
+    if (cs_gc(f->sb.s, dry_run, compact, &st, &err) < 0)
         fail_msg("gc: %s", err->msg);
     return st;
 }
@@ -306,8 +278,8 @@ assert_content_intact(fx *f, const cs_digest *d)
     MDB_txn *txn;
     cs_digest got;
     cs_sha256_ctx *sha = cs_sha256_new();
-    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
-    assert_int_equal(cs_content_read(cs_store_db(f->s), txn, d, true, sha_sink, sha, &err), 0);
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
+    assert_int_equal(cs_content_read(cs_store_db(f->sb.s), txn, d, true, sha_sink, sha, &err), 0);
     mdb_txn_abort(txn);
     cs_sha256_final(sha, &got);
     cs_sha256_free(sha);
@@ -320,44 +292,16 @@ content_exists(fx *f, const cs_digest *d)
     cs_error *err = NULL;
     MDB_txn *txn;
     MDB_val v;
-    assert_int_equal(cs_db_begin(cs_store_db(f->s), MDB_RDONLY, &txn, &err), 0);
-    int r = cs_db_get(cs_store_db(f->s), txn, CS_T_CONTENTS, d->b, 32, &v, &err);
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
+    int r = cs_db_get(cs_store_db(f->sb.s), txn, CS_T_CONTENTS, d->b, 32, &v, &err);
     mdb_txn_abort(txn);
     return r == 0;
 }
 
 static int
-rm_fn(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void) sb;
-    (void) type;
-    (void) ftw;
-    remove(path);
-    return 0;
-}
-
-static int
 setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    cs_error *err = NULL;
-    strcpy(f->dir, "/tmp/cstore-gc-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    if (cs_store_open(f->dir, CS_OPEN_EXCLUSIVE, &f->s, &err) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    nftw(f->dir, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return test_sandbox_new(state, sizeof(fx), CS_OPEN_EXCLUSIVE);
 }
 
 /* ---- tests ---- */
@@ -369,17 +313,17 @@ digestset_adds_finds_and_iterates(void **state)
     cs_digestset *s = cs_digestset_new(true);
     uint8_t d[32];
     for (int i = 0; i < 10000; i++) {
-        fill_random(d, 32, (uint64_t) i + 100);
+        test_fill_random(d, 32, (uint64_t) i + 100);
         assert_true(cs_digestset_add(s, d));
         *cs_digestset_value(s, d) = (uint64_t) i;
     }
     for (int i = 0; i < 10000; i++) {
-        fill_random(d, 32, (uint64_t) i + 100);
+        test_fill_random(d, 32, (uint64_t) i + 100);
         assert_false(cs_digestset_add(s, d));
         assert_true(cs_digestset_has(s, d));
         assert_int_equal(*cs_digestset_value(s, d), i);
     }
-    fill_random(d, 32, 99);
+    test_fill_random(d, 32, 99);
     assert_false(cs_digestset_has(s, d));
     assert_null(cs_digestset_value(s, d));
     size_t it = 0, n = 0;
@@ -493,14 +437,14 @@ static void
 gc_sweeps_in_batches_and_keeps_marked_records_between_them(void **state)
 {
     fx *f = *state;
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     cs_error *err = NULL;
     populate(f);
     MDB_txn *txn = wbegin(f);
     uint8_t raw[100];
     for (int i = 0; i < 5000; i++) {
         cs_digest d;
-        fill_random(raw, sizeof(raw), (uint64_t) i + 1000);
+        test_fill_random(raw, sizeof(raw), (uint64_t) i + 1000);
         cs_sha256(raw, sizeof(raw), &d);
         assert_int_equal(
             cs_chunk_put(db, txn, &d, CS_CODEC_RAW, sizeof(raw), raw, sizeof(raw), &err), 1);
@@ -517,12 +461,12 @@ static void
 fsck_detects_a_corrupted_chunk(void **state)
 {
     fx *f = *state;
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     populate(f);
 
     /* a.bin's first chunk: same length, different bytes */
     uint8_t buf[64 * KiB];
-    fill_random(buf, sizeof(buf), 1);
+    test_fill_random(buf, sizeof(buf), 1);
     cs_digest c;
     cs_sha256(buf, sizeof(buf), &c);
     buf[100] ^= 0xff;
@@ -541,14 +485,8 @@ fsck_detects_a_corrupted_chunk(void **state)
 
     reports r = { .n = 0 };
     int n = fsck_count(f, &r);
-    char want[CS_DIGEST_STR + 32];
-    char s[CS_DIGEST_STR];
-    cs_digest_str(&c, s);
-    snprintf(want, sizeof(want), "chunk %s: digest mismatch", s);
-    assert_true(has_report(&r, want));
-    cs_digest_str(&f->ua, s);
-    snprintf(want, sizeof(want), "content %s: digest mismatch", s);
-    assert_true(has_report(&r, want));
+    assert_report(&r, "chunk %s: digest mismatch", ds(&c).s);
+    assert_report(&r, "content %s: digest mismatch", ds(&f->ua).s);
     assert_int_equal(n, 2);
     reports_free(&r);
 }
@@ -557,7 +495,7 @@ static void
 fsck_detects_undecodable_chunks_and_bad_records(void **state)
 {
     fx *f = *state;
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     cs_error *err = NULL;
     populate(f);
 
@@ -578,11 +516,7 @@ fsck_detects_undecodable_chunks_and_bad_records(void **state)
     free(val);
 
     /* an image whose config is not JSON */
-    const char *cfg = "{not json";
-    cs_image img = { .config = (char *) cfg, .config_len = strlen(cfg), .nlayers = 1 };
-    img.layers = &f->a_tree;
-    cs_sha256(cfg, img.config_len, &img.id);
-    assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
+    cs_digest bad = test_put_image(db, txn, "{not json", &f->a_tree, 1, NULL);
 
     /* a layer blob of a tree that does not exist */
     uint8_t key[33] = { 0 }, blob[72] = { 0 };
@@ -592,16 +526,9 @@ fsck_detects_undecodable_chunks_and_bad_records(void **state)
 
     reports r = { .n = 0 };
     int n = fsck_count(f, &r);
-    char want[256], s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
-    cs_digest_str(&c, s);
-    snprintf(want, sizeof(want), "chunk %s: cannot decode", s);
-    assert_true(has_report(&r, want));
-    cs_digest_str(&f->shared, s2);
-    snprintf(want, sizeof(want), "content %s: chunk %s unreadable", s2, s);
-    assert_true(has_report(&r, want));
-    cs_digest_str(&img.id, s);
-    snprintf(want, sizeof(want), "image %s: config is not JSON", s);
-    assert_true(has_report(&r, want));
+    assert_report(&r, "chunk %s: cannot decode", ds(&c).s);
+    assert_report(&r, "content %s: chunk %s unreadable", ds(&f->shared).s, ds(&c).s);
+    assert_report(&r, "image %s: config is not JSON", ds(&bad).s);
     assert_true(has_report(&r, "layer blob of tree sha256:4200"));
     assert_int_equal(n, 4);
     reports_free(&r);
@@ -611,7 +538,7 @@ static void
 fsck_detects_dangling_references(void **state)
 {
     fx *f = *state;
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     cs_error *err = NULL;
     populate(f);
 
@@ -627,16 +554,10 @@ fsck_detects_dangling_references(void **state)
 
     reports r = { .n = 0 };
     int n = fsck_count(f, &r);
-    char want[256], s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
-    cs_digest_str(&f->base_tree, s);
-    cs_digest_str(&f->shared, s2);
-    snprintf(want, sizeof(want), "tree %s: 'etc/shared': content %s missing", s, s2);
-    assert_true(has_report(&r, want));
-    cs_digest_str(&ghost, s);
-    snprintf(want, sizeof(want), "tag 'docker.io/library/ghost:latest': image %s missing", s);
-    assert_true(has_report(&r, want));
-    cs_digest_str(&f->a_tree, s);
-    assert_true(has_report(&r, s));
+    assert_report(&r, "tree %s: 'etc/shared': content %s missing", ds(&f->base_tree).s,
+                  ds(&f->shared).s);
+    assert_report(&r, "tag 'docker.io/library/ghost:latest': image %s missing", ds(&ghost).s);
+    assert_report(&r, "%s", ds(&f->a_tree).s);
     /* the shared text's 2 chunks are orphans now but intact: not problems */
     assert_int_equal(n, 3);
     reports_free(&r);
@@ -651,19 +572,19 @@ static void
 gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
 {
     fx *f = *state;
-    cs_db *db = cs_store_db(f->s);
+    cs_db *db = cs_store_db(f->sb.s);
     cs_error *err = NULL;
     populate(f);
 
     size_t big = 24u << 20;
     uint8_t *buf = malloc(big);
-    fill_random(buf, big, 42);
+    test_fill_random(buf, big, 42);
     MDB_txn *txn = wbegin(f);
     cs_digest c = put_content(db, txn, buf, big, 256 * KiB);
     free(buf);
     cs_tree *t = cs_tree_new();
-    add_file(t, "big.bin", &c, big);
-    cs_digest tree = put_tree(db, txn, t);
+    test_tree_add_file(t, "big.bin", &c, big);
+    cs_digest tree = test_put_tree(db, txn, t);
     put_image(db, txn, "docker.io/library/big:latest", "BIG=1", &tree, 1);
     wcommit(txn);
     assert_fsck_clean(f);
@@ -679,18 +600,18 @@ gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
 
     char path[128];
     struct stat sb;
-    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+    snprintf(path, sizeof(path), "%s/data.mdb", f->sb.root);
     assert_int_equal(stat(path, &sb), 0);
     assert_true((uint64_t) sb.st_blocks * 512 == st.file_after);
-    snprintf(path, sizeof(path), "%s/compact.tmp", f->dir);
+    snprintf(path, sizeof(path), "%s/compact.tmp", f->sb.root);
     assert_int_not_equal(stat(path, &sb), 0);
 
     /* the swapped-in env works, and so does a fresh open */
     assert_fsck_clean(f);
     assert_content_intact(f, &f->ua);
-    cs_store_close(f->s);
-    f->s = NULL;
-    assert_int_equal(cs_store_open(f->dir, 0, &f->s, &err), 0);
+    cs_store_close(f->sb.s);
+    f->sb.s = NULL;
+    assert_int_equal(cs_store_open(f->sb.root, 0, &f->sb.s, &err), 0);
     assert_fsck_clean(f);
     cs_du_stats d = du(f);
     assert_int_equal(d.images, 2);
@@ -698,28 +619,26 @@ gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
     assert_content_intact(f, &f->shared);
     txn = wbegin(f); /* and it takes writes */
     fill_text((uint8_t *) path, 100);
-    put_content(cs_store_db(f->s), txn, (uint8_t *) path, 100, 64 * KiB);
+    put_content(cs_store_db(f->sb.s), txn, (uint8_t *) path, 100, 64 * KiB);
     wcommit(txn);
 }
+
+#define GC_TEST(t) cmocka_unit_test_setup_teardown(t, setup, test_sandbox_teardown)
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(digestset_adds_finds_and_iterates),
-        cmocka_unit_test_setup_teardown(du_counts_logical_and_unique_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(gc_after_rmi_keeps_shared_content_and_frees_unique, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(gc_dry_run_counts_but_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(gc_with_no_tags_frees_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(gc_sweeps_in_batches_and_keeps_marked_records_between_them,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(fsck_detects_a_corrupted_chunk, setup, teardown),
-        cmocka_unit_test_setup_teardown(fsck_detects_undecodable_chunks_and_bad_records, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(fsck_detects_dangling_references, setup, teardown),
-        cmocka_unit_test_setup_teardown(gc_compact_shrinks_the_file_after_deleting_a_large_image,
-                                        setup, teardown),
+        GC_TEST(du_counts_logical_and_unique_bytes),
+        GC_TEST(gc_after_rmi_keeps_shared_content_and_frees_unique),
+        GC_TEST(gc_dry_run_counts_but_changes_nothing),
+        GC_TEST(gc_with_no_tags_frees_everything),
+        GC_TEST(gc_sweeps_in_batches_and_keeps_marked_records_between_them),
+        GC_TEST(fsck_detects_a_corrupted_chunk),
+        GC_TEST(fsck_detects_undecodable_chunks_and_bad_records),
+        GC_TEST(fsck_detects_dangling_references),
+        GC_TEST(gc_compact_shrinks_the_file_after_deleting_a_large_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

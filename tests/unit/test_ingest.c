@@ -634,52 +634,52 @@ tar_cut_inside_a_file_fails(void **state)
     cs_buf_release(&t.out);
 }
 
+/* *z (initialized here) = tar_with_payload's tar, gzip or zstd. */
+static void
+compressed_payload(cs_buf *z, bool zstd)
+{
+    test_tar t;
+    tar_with_payload(&t);
+    test_tar_end(&t);
+    cs_buf_init(z);
+    if (zstd)
+        zstd_append(z, t.out.data, t.out.len);
+    else
+        test_gzip_append(z, t.out.data, t.out.len);
+    cs_buf_release(&t.out);
+}
+
 static void
 truncated_gzip_fails(void **state)
 {
     fx *f = *state;
-    test_tar t;
-    tar_with_payload(&t);
-    test_tar_end(&t);
     cs_buf z;
-    cs_buf_init(&z);
-    test_gzip_append(&z, t.out.data, t.out.len);
+    compressed_payload(&z, false);
     /* Only the trailer missing: the tar itself parses, the gzip is short. */
     ingest_fails(f->s, z.data, z.len - 4, CS_ECORRUPT, "truncated");
     ingest_fails(f->s, z.data, z.len / 2, CS_ECORRUPT, "truncated");
     cs_buf_release(&z);
-    cs_buf_release(&t.out);
 }
 
 static void
 truncated_zstd_fails(void **state)
 {
     fx *f = *state;
-    test_tar t;
-    tar_with_payload(&t);
-    test_tar_end(&t);
     cs_buf z;
-    cs_buf_init(&z);
-    zstd_append(&z, t.out.data, t.out.len);
+    compressed_payload(&z, true);
     ingest_fails(f->s, z.data, z.len - 3, CS_ECORRUPT, "truncated");
     cs_buf_release(&z);
-    cs_buf_release(&t.out);
 }
 
 static void
 corrupt_gzip_fails(void **state)
 {
     fx *f = *state;
-    test_tar t;
-    tar_with_payload(&t);
-    test_tar_end(&t);
     cs_buf z;
-    cs_buf_init(&z);
-    test_gzip_append(&z, t.out.data, t.out.len);
+    compressed_payload(&z, false);
     z.data[z.len / 2] ^= 0x55;
     ingest_fails(f->s, z.data, z.len, CS_ECORRUPT, "gzip data is corrupt");
     cs_buf_release(&z);
-    cs_buf_release(&t.out);
 }
 
 static void

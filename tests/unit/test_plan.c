@@ -8,7 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "build_int.h"
 #include "cstore/store.h"
@@ -16,51 +15,22 @@
 
 #define MAXKEYS 16
 
-typedef struct fx {
-    char dir[64];
-    char *ctx, *dockerfile;
-    cs_store *s;
-    cs_error *err;
-} fx;
+/* The build context is the sandbox's work dir. */
+typedef test_sandbox fx;
 
-static int
-setup(void **state)
+static void
+write_dockerfile(fx *f, const char *text)
 {
-    fx *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/cs-test-plan.XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    cs_autofree char *root = cs_path_join(f->dir, "store");
-    f->ctx = cs_path_join(f->dir, "ctx");
-    f->dockerfile = cs_path_join(f->ctx, "Dockerfile");
-    if (mkdir(f->ctx, 0755) < 0)
-        return -1;
-    cs_error *err = NULL;
-    if (cs_store_open(root, 0, &f->s, &err) < 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    fx *f = *state;
-    cs_store_close(f->s);
-    test_rmrf(f->dir);
-    cs_error_free(f->err);
-    free(f->ctx);
-    free(f->dockerfile);
-    free(f);
-    return 0;
+    cs_autofree char *path = cs_path_join(f->work, "Dockerfile");
+    assert_int_equal(cs_write_file_atomic(path, text, strlen(text), &f->err), 0);
 }
 
 static void
 init(fx *f, build *b, cs_build_opts *o, const char *text, const char *target)
 {
-    assert_int_equal(cs_write_file_atomic(f->dockerfile, text, strlen(text), &f->err), 0);
+    write_dockerfile(f, text);
     memset(o, 0, sizeof(*o));
-    o->context = f->ctx;
+    o->context = f->work;
     o->target = target;
     o->output_fd = -1;
     assert_int_equal(build_init(b, f->s, o, &f->err), 0);
@@ -84,6 +54,15 @@ keys_of(fx *f, const char *text, cs_digest keys[MAXKEYS])
     }
     build_release(&b);
     return n;
+}
+
+/* a[i] and b[i] are equal (eq) or differ (!eq) for every i in [from, to). */
+static void
+expect_keys(const cs_digest *a, const cs_digest *b, size_t from, size_t to, bool eq)
+{
+    for (size_t i = from; i < to; i++)
+        if (cs_digest_eq(&a[i], &b[i]) != eq)
+            fail_msg("key %zu: %s", i, eq ? "differs" : "is the same");
 }
 
 static const char multi[] = "FROM scratch AS a\n"
@@ -124,9 +103,9 @@ plan_refuses_a_copy_from_a_later_stage(void **state)
     static const char text[] = "FROM scratch AS a\n"
                                "COPY --from=b / /\n"
                                "FROM scratch AS b\n";
-    assert_int_equal(cs_write_file_atomic(f->dockerfile, text, strlen(text), &f->err), 0);
+    write_dockerfile(f, text);
     build b;
-    cs_build_opts o = { .context = f->ctx, .target = "a", .output_fd = -1 };
+    cs_build_opts o = { .context = f->work, .target = "a", .output_fd = -1 };
     assert_int_equal(build_init(&b, f->s, &o, &f->err), -CS_EPARSE);
     assert_non_null(strstr(f->err->msg, "forward stage reference"));
     build_release(&b);
@@ -145,10 +124,8 @@ key_chain_is_the_same_for_the_same_dockerfile(void **state)
     cs_digest a[MAXKEYS], b[MAXKEYS];
     size_t n = keys_of(f, chain, a);
     assert_int_equal(keys_of(f, chain, b), n);
-    for (size_t i = 0; i < n; i++)
-        assert_true(cs_digest_eq(&a[i], &b[i]));
-    for (size_t i = 1; i < n; i++) /* every instruction moves the chain */
-        assert_false(cs_digest_eq(&a[i], &a[i - 1]));
+    expect_keys(a, b, 0, n, true);
+    expect_keys(a, a + 1, 0, n - 1, false); /* every instruction moves the chain */
 }
 
 static void
@@ -163,10 +140,8 @@ changing_an_instruction_changes_its_key_and_every_later_key_only(void **state)
     cs_digest a[MAXKEYS], b[MAXKEYS];
     size_t n = keys_of(f, chain, a);
     assert_int_equal(keys_of(f, changed, b), n);
-    for (size_t i = 0; i < 3; i++) /* FROM, ENV, WORKDIR */
-        assert_true(cs_digest_eq(&a[i], &b[i]));
-    for (size_t i = 3; i < n; i++) /* LABEL and what follows */
-        assert_false(cs_digest_eq(&a[i], &b[i]));
+    expect_keys(a, b, 0, 3, true);  /* FROM, ENV, WORKDIR */
+    expect_keys(a, b, 3, n, false); /* LABEL and what follows */
 }
 
 static void
@@ -191,15 +166,14 @@ a_metadata_instruction_changes_the_keys_after_it(void **state)
     assert_false(cs_digest_eq(&a[2], &b[3])); /* the same WORKDIR after USER */
     assert_false(cs_digest_eq(&a[n - 1], &b[n]));
     assert_int_equal(keys_of(f, other_env, c), n);
-    assert_true(cs_digest_eq(&a[0], &c[0]));
-    for (size_t i = 1; i < n; i++)
-        assert_false(cs_digest_eq(&a[i], &c[i]));
+    expect_keys(a, c, 0, 1, true);
+    expect_keys(a, c, 1, n, false);
 }
 
 int
 main(void)
 {
-#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+#define T(n) cmocka_unit_test_setup_teardown(n, test_sandbox_setup, test_sandbox_teardown)
     const struct CMUnitTest tests[] = {
         T(plan_needs_only_the_stages_the_target_uses),
         T(plan_refuses_a_copy_from_a_later_stage),

@@ -443,14 +443,6 @@ run_in(const char *dir, const char *fmt, const char *a, const char *b)
         fail_msg("%s %s: %s", fmt, p1, strerror(errno));
 }
 
-static cs_digest
-sha(const char *s)
-{
-    cs_digest d;
-    cs_sha256(s, strlen(s), &d);
-    return d;
-}
-
 static void
 expect(const cs_tree *t, size_t *i, const char *path, cs_etype type, const char *content)
 {
@@ -459,7 +451,7 @@ expect(const cs_tree *t, size_t *i, const char *path, cs_etype type, const char 
     assert_string_equal(e->path, path);
     assert_int_equal(e->type, type);
     if (content) {
-        cs_digest d = sha(content);
+        cs_digest d = test_sha(content);
         assert_true(e->has_content);
         assert_int_equal(e->size, strlen(content));
         assert_true(cs_digest_eq(&e->content, &d));

@@ -325,16 +325,24 @@ read_docker_archive(const char *path, cs_buf *layer, char **config)
     assert_non_null(*config);
 }
 
+/* *tar = make_pax_tar's tar (with its payload), ingested (*info) and made
+ * the image *id. */
+static void
+image_of_pax_tar(fx *f, cs_buf *tar, cs_layer_info *info, cs_digest *id)
+{
+    make_pax_tar(tar, true);
+    test_ingest_tar(f->s, tar->data, tar->len, 0, info, NULL);
+    put_image(f, info, id);
+}
+
 static void
 export_gives_the_original_layer_and_config_back(void **state)
 {
     fx *f = *state;
     cs_buf tar;
-    make_pax_tar(&tar, true);
     cs_layer_info info;
-    test_ingest_tar(f->s, tar.data, tar.len, 0, &info, NULL);
     cs_digest id;
-    put_image(f, &info, &id);
+    image_of_pax_tar(f, &tar, &info, &id);
     char hex[CS_DIGEST_HEX];
     cs_digest_hex(&id, hex);
     cs_autofree char *want_cfg = cs_xasprintf("%s.json", hex);
@@ -407,11 +415,9 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
 {
     fx *f = *state;
     cs_buf tar;
-    make_pax_tar(&tar, true);
     cs_layer_info info;
-    test_ingest_tar(f->s, tar.data, tar.len, 0, &info, NULL);
     cs_digest id;
-    put_image(f, &info, &id);
+    image_of_pax_tar(f, &tar, &info, &id);
     /* A second layer, never part of an image: gc drops its record. */
     cs_buf other;
     make_pax_tar(&other, false);

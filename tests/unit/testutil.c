@@ -6,6 +6,8 @@
 #include <cmocka.h>
 #include "testutil.h"
 
+#include "cstore/image.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -37,6 +39,7 @@ test_sandbox_new(void **state, size_t size, unsigned open_flags)
         cs_error_free(err);
         return -1;
     }
+    sb->db = cs_store_db(sb->s);
     return 0;
 }
 
@@ -53,6 +56,7 @@ test_sandbox_teardown(void **state)
     if (!sb)
         return 0;
     cs_store_close(sb->s);
+    cs_error_free(sb->err);
     if (sb->dir[0])
         test_rmrf(sb->dir);
     free(sb->root);
@@ -134,6 +138,14 @@ test_fill_random(void *p, size_t n, uint64_t seed)
         s ^= s << 17;
         b[i] = (uint8_t) s;
     }
+}
+
+cs_digest
+test_sha(const char *s)
+{
+    cs_digest d;
+    cs_sha256(s, strlen(s), &d);
+    return d;
 }
 
 /* ---- tars ---- */
@@ -374,6 +386,32 @@ test_tree_add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t si
     if (c)
         e->content = *c;
     return e;
+}
+
+cs_digest
+test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t)
+{
+    cs_error *err = NULL;
+    cs_digest d;
+    cs_tree_sort(t);
+    if (cs_tree_put(db, txn, t, &d, &err) < 0)
+        fail_msg("tree put: %s", err->msg);
+    cs_tree_free(t);
+    return d;
+}
+
+cs_digest
+test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers, uint32_t n,
+               const char *tag)
+{
+    cs_error *err = NULL;
+    cs_image img = { .config = (char *) config, .config_len = strlen(config), .nlayers = n };
+    img.layers = (cs_digest *) layers;
+    cs_sha256(config, img.config_len, &img.id);
+    assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
+    if (tag)
+        assert_int_equal(cs_tag_set(db, txn, tag, &img.id, &err), 0);
+    return img.id;
 }
 
 /* ---- files, errors, commands ---- */

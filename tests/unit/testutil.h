@@ -3,7 +3,7 @@
  *
  * A test that needs a store uses the sandbox, as cmocka setup/teardown:
  *
- *     typedef test_sandbox fx;      // f->dir, f->root, f->work, f->s
+ *     typedef test_sandbox fx;      // f->dir, f->root, f->work, f->s, f->db, f->err
  *     ...
  *     cmocka_unit_test_setup_teardown(a_test, test_sandbox_setup, test_sandbox_teardown)
  *
@@ -44,10 +44,12 @@ struct archive_entry;
 /* ---- the sandbox: a fresh temp dir holding an open store ---- */
 
 typedef struct test_sandbox {
-    char dir[80]; /* /tmp/cs-<program>.XXXXXX, removed by teardown */
-    char *root;   /* <dir>/store: the store's directory */
-    char *work;   /* <dir>/work: an empty scratch dir for the test's files */
-    cs_store *s;  /* the store, open on root */
+    char dir[80];  /* /tmp/cs-<program>.XXXXXX, removed by teardown */
+    char *root;    /* <dir>/store: the store's directory */
+    char *work;    /* <dir>/work: an empty scratch dir for the test's files */
+    cs_store *s;   /* the store, open on root */
+    cs_db *db;     /* cs_store_db(s); a test that reopens s sets it again */
+    cs_error *err; /* for the test's own calls; teardown frees it */
 } test_sandbox;
 
 /* *state = calloc(size) (size >= sizeof(test_sandbox); the sandbox is its
@@ -83,6 +85,8 @@ bool test_have_tool(const char *tool);
 
 /* n bytes of xorshift64 noise from seed: the same bytes on every run. */
 void test_fill_random(void *p, size_t n, uint64_t seed);
+/* The sha256 of the string s. */
+cs_digest test_sha(const char *s);
 
 /* ---- pax tars in memory ---- */
 
@@ -133,12 +137,18 @@ void test_assert_content(cs_store *s, const cs_digest *d, const void *p, size_t 
  * 64) in txn; returns its digest. */
 cs_digest test_put_content(cs_db *db, MDB_txn *txn, const uint8_t *p, size_t n, size_t chunk);
 
-/* ---- trees ---- */
+/* ---- trees and images ---- */
 
 /* Appends an entry: mode 0755 for dirs, 0644 else, mtime 1700000000. */
 cs_entry *test_tree_add(cs_tree *t, const char *path, cs_etype type);
 /* Appends a file of size bytes with content c (NULL: none). */
 cs_entry *test_tree_add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size);
+/* Sorts t, stores it in txn and frees it; returns its digest. */
+cs_digest test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t);
+/* Stores the image with this config (its id: the config's sha256) over the
+ * n layer trees in txn and, when tag is not NULL, tags it; returns its id. */
+cs_digest test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers,
+                         uint32_t n, const char *tag);
 
 /* ---- files, errors, commands ---- */
 
