@@ -36,13 +36,9 @@ static void
 fsck_add(fsck_list *l, const char *fmt, ...)
 {
     va_list ap;
-    char *s;
-
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
+    cs_strv_push(l, cs_xvasprintf(fmt, ap));
     va_end(ap);
-    cs_strv_push(l, s);
 }
 
 static const char *
