@@ -53,40 +53,43 @@ load_or_import(cmd_ctx *c, int argc, char **argv, bool import, cs_load_result *r
     return cs_load(s, args.v[0], tag, res, err);
 }
 
-int
-cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err)
+/* load names the tags it loaded (else the id); import prints the id alone. */
+static void
+print_result(const cs_load_result *res, bool import)
 {
-    cs_load_result res = { 0 };
-    int rc = load_or_import(c, argc, argv, false, &res, err);
-    if (rc != 0)
-        return rc;
-
     bool any = false;
-    for (char **t = res.tags; t && *t; t++) {
+    for (char **t = res->tags; !import && t && *t; t++) {
         cs_autofree char *fam = cs_ref_familiar(*t);
         printf("Loaded image: %s\n", fam ? fam : *t);
         any = true;
     }
     if (!any) {
         char id[CS_DIGEST_STR];
-        cs_digest_str(&res.id, id);
-        printf("Loaded image ID: %s\n", id);
+        cs_digest_str(&res->id, id);
+        printf(import ? "%s\n" : "Loaded image ID: %s\n", id);
     }
+}
+
+static int
+run(cmd_ctx *c, int argc, char **argv, bool import, cs_error **err)
+{
+    cs_load_result res = { 0 };
+    int rc = load_or_import(c, argc, argv, import, &res, err);
+    if (rc != 0)
+        return rc;
+    print_result(&res, import);
     cs_load_result_release(&res);
     return 0;
 }
 
 int
+cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err)
+{
+    return run(c, argc, argv, false, err);
+}
+
+int
 cmd_import(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    cs_load_result res = { 0 };
-    int rc = load_or_import(c, argc, argv, true, &res, err);
-    if (rc != 0)
-        return rc;
-
-    char id[CS_DIGEST_STR];
-    cs_digest_str(&res.id, id);
-    printf("%s\n", id);
-    cs_load_result_release(&res);
-    return 0;
+    return run(c, argc, argv, true, err);
 }
