@@ -33,22 +33,19 @@ typedef struct gc_marks {
 } gc_marks;
 
 static int
+mark_tag(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    gc_marks *m = ctx;
+    (void) k, (void) err;
+    if (v->mv_size == 32)
+        cs_digestset_add(m->images, v->mv_data);
+    return 0;
+}
+
+static int
 mark_tags(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TAGS), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "tags");
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == 32)
-            cs_digestset_add(m->images, v.mv_data);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tags");
-    return 0;
+    return cs_db_each(db, txn, CS_T_TAGS, "tags", mark_tag, m, err);
 }
 
 typedef struct cache_ent {
@@ -167,31 +164,28 @@ mark_corrupt(cs_error **err, const char *what, const cs_digest *d)
  * tree). One that does not decode references nothing worth keeping: it is
  * swept (export regenerates such a layer). */
 static int
+mark_tarsplit(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    gc_marks *m = ctx;
+    const uint8_t *p = v->mv_data;
+    (void) err;
+    if (k->mv_size != 32 || v->mv_size < 33 || !cs_digestset_has(m->trees, p + 1))
+        return 0;
+    cs_tarsplit *ts = NULL;
+    if (cs_tarsplit_decode(v->mv_data, v->mv_size, &ts, NULL) < 0)
+        return 0;
+    cs_digestset_add(m->tarsplits, k->mv_data);
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->m[i].has_content)
+            cs_digestset_add(m->contents, ts->m[i].content.b);
+    cs_tarsplit_free(ts);
+    return 0;
+}
+
+static int
 mark_tarsplits(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TARSPLIT), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "tarsplit");
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *p = v.mv_data;
-        if (k.mv_size != 32 || v.mv_size < 33 || !cs_digestset_has(m->trees, p + 1))
-            continue;
-        cs_tarsplit *ts = NULL;
-        if (cs_tarsplit_decode(v.mv_data, v.mv_size, &ts, NULL) < 0)
-            continue;
-        cs_digestset_add(m->tarsplits, k.mv_data);
-        for (size_t i = 0; i < ts->n; i++)
-            if (ts->m[i].has_content)
-                cs_digestset_add(m->contents, ts->m[i].content.b);
-        cs_tarsplit_free(ts);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tarsplit");
-    return 0;
+    return cs_db_each(db, txn, CS_T_TARSPLIT, "tarsplit", mark_tarsplit, m, err);
 }
 
 static int
