@@ -14,15 +14,6 @@ emit(build *b, cs_build_event_kind kind, unsigned n, const char *text, double se
     b->o->progress(b->o->progress_ctx, &ev);
 }
 
-static char *
-vformat(const char *fmt, va_list ap)
-{
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
-    return s;
-}
-
 /* Starts step N ("#3 [build 2/4] COPY app.go ." in the plain view). */
 unsigned
 step_start(build *b, const char *fmt, ...)
@@ -30,7 +21,7 @@ step_start(build *b, const char *fmt, ...)
     unsigned n = ++b->step;
     va_list ap;
     va_start(ap, fmt);
-    cs_autofree char *desc = vformat(fmt, ap);
+    cs_autofree char *desc = cs_xvasprintf(fmt, ap);
     va_end(ap);
     emit(b, CS_BUILD_STEP_START, n, desc, 0);
     return n;
@@ -48,7 +39,7 @@ step_log(build *b, unsigned n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    cs_autofree char *line = vformat(fmt, ap);
+    cs_autofree char *line = cs_xvasprintf(fmt, ap);
     va_end(ap);
     emit(b, CS_BUILD_STEP_LOG, n, line, 0);
 }

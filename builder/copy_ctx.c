@@ -10,7 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
+#include "cstore/fsentry.h"
 
 /* A file changed this recently (ns) is not remembered: another write in the
  * same timestamp tick could go unnoticed. */
@@ -154,28 +154,13 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
     e->mode = st->st_mode & 07777;
     e->mtime_sec = st->st_mtim.tv_sec;
     e->mtime_nsec = (uint32_t) st->st_mtim.tv_nsec;
-    switch (st->st_mode & S_IFMT) {
-    case S_IFDIR:
-        e->type = CS_E_DIR;
-        return 0;
-    case S_IFREG:
-        e->type = CS_E_FILE;
-        return file_content(w, dirfd, name, st, e, err);
-    case S_IFLNK:
-        e->type = CS_E_SYMLINK;
-        return read_link(w, dirfd, name, st, e, err);
-    case S_IFCHR:
-    case S_IFBLK:
-        e->type = S_ISCHR(st->st_mode) ? CS_E_CHAR : CS_E_BLOCK;
-        e->devmajor = major(st->st_rdev);
-        e->devminor = minor(st->st_rdev);
-        return 0;
-    case S_IFIFO:
-        e->type = CS_E_FIFO;
-        return 0;
-    default:
+    if (cs_fsentry_kind(e, st) != 0)
         return 1;
-    }
+    if (e->type == CS_E_FILE)
+        return file_content(w, dirfd, name, st, e, err);
+    if (e->type == CS_E_SYMLINK)
+        return read_link(w, dirfd, name, st, e, err);
+    return 0;
 }
 
 /* ---- the walk ---- */

@@ -195,17 +195,6 @@ is_archive(const char *path)
     return ok;
 }
 
-static ssize_t
-raw_read(void *ctx, void *buf, size_t len)
-{
-    la_ssize_t n = archive_read_data(ctx, buf, len);
-    if (n < 0) {
-        errno = EIO;
-        return -1;
-    }
-    return n;
-}
-
 /* Ingests the archive it->abs, decompressed, as a layer tar. */
 static int
 ingest_archive(cs_ingest *ing, const item *it, cs_layer_info *info, cs_error **err)
@@ -220,7 +209,7 @@ ingest_archive(cs_ingest *ing, const item *it, cs_layer_info *info, cs_error **e
         r = cs_err(err, CS_EIO, 0, "%s: %s", it->name,
                    archive_error_string(a) ? archive_error_string(a) : "cannot read");
     else
-        r = cs_ingest_tar(ing, it->name, raw_read, a, info, err);
+        r = cs_ingest_tar(ing, it->name, cs_archive_read, a, info, err);
     archive_read_free(a);
     return r;
 }

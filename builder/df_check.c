@@ -213,7 +213,7 @@ static int
 no_empty_volume(df_parser *p, const cs_df_instr *in)
 {
     for (size_t i = 0; i < in->nargs; i++) {
-        cs_autofree char *v = df_trim_dup(in->args[i], strlen(in->args[i]));
+        cs_autofree char *v = cs_strtrim_dup(in->args[i], strlen(in->args[i]));
         if (!*v)
             return DF_ERR(p, in->line, "VOLUME specified can not be an empty string");
     }

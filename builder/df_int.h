@@ -56,8 +56,6 @@ df_is_sep(int c) /* BuildKit's reWhitespace: [\t\v\f\r ] */
     return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
 }
 
-/* s[0..n) without leading and trailing df_is_ws, malloc'd. */
-char *df_trim_dup(const char *s, size_t n);
 /* Lowercases s in place (ASCII); returns s. */
 char *df_lower(char *s);
 /* NUL-terminates b (not counted in b->len) and returns its bytes. */

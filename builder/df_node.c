@@ -214,7 +214,7 @@ shape_onbuild(df_parser *p, cs_df_instr *in, const char *rest, int ln, cs_strv *
 int
 df_parse_node(df_parser *p, const char *line, int ln, cs_df_instr *in)
 {
-    cs_autofree char *t = df_trim_dup(line, strlen(line));
+    cs_autofree char *t = cs_strtrim_dup(line, strlen(line));
     const char *s = t;
     while (*s && !df_is_sep((unsigned char) *s))
         s++;
@@ -224,7 +224,7 @@ df_parse_node(df_parser *p, const char *line, int ln, cs_df_instr *in)
     while (*s && df_is_sep((unsigned char) *s))
         s++;
     const char *rest = df_read_flags(s, p->esc, in);
-    in->rest = df_trim_dup(rest, strlen(rest));
+    in->rest = cs_strtrim_dup(rest, strlen(rest));
     const struct cmd_row *row = cmd_lookup(in->keyword);
     cs_strv a = { 0 };
     int rc;

@@ -26,18 +26,6 @@ df_perr(cs_error **err, const char *path, int line, const char *fmt, ...)
 }
 
 char *
-df_trim_dup(const char *s, size_t n)
-{
-    while (n && df_is_ws((unsigned char) *s)) {
-        s++;
-        n--;
-    }
-    while (n && df_is_ws((unsigned char) s[n - 1]))
-        n--;
-    return cs_xstrndup(s, n);
-}
-
-char *
 df_lower(char *s)
 {
     for (char *c = s; *c; c++)

@@ -1,7 +1,6 @@
 /* ignore.c - Docker's path patterns (moby/patternmatcher semantics). */
 #include "ignore.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 #include "cstore/util.h"
@@ -499,18 +498,6 @@ pat_match(const pat *p, const char *path)
 
 /* ---- building ---- */
 
-static char *
-trim_dup(const char *s, size_t n)
-{
-    while (n && isspace((unsigned char) *s)) {
-        s++;
-        n--;
-    }
-    while (n && isspace((unsigned char) s[n - 1]))
-        n--;
-    return cs_xstrndup(s, n);
-}
-
 static const char *
 without_trailing_glob(const char *s, size_t *len)
 {
@@ -526,7 +513,7 @@ without_trailing_glob(const char *s, size_t *len)
 static int
 add_pattern(cs_ignore *ig, size_t *cap, const char *raw, cs_error **err)
 {
-    cs_autofree char *t = trim_dup(raw, strlen(raw));
+    cs_autofree char *t = cs_strtrim_dup(raw, strlen(raw));
     if (!*t)
         return 0;
     char *c = cs_ignore_clean(t);
@@ -610,11 +597,11 @@ cs_ignore_parse(const char *text, size_t len, cs_ignore **out, cs_error **err)
         p = nl ? nl + 1 : end;
         if (n && line[0] == '#')
             continue;
-        cs_autofree char *t = trim_dup(line, n);
+        cs_autofree char *t = cs_strtrim_dup(line, n);
         if (!*t)
             continue;
         bool invert = t[0] == '!';
-        cs_autofree char *body = invert ? trim_dup(t + 1, strlen(t + 1)) : cs_xstrdup(t);
+        cs_autofree char *body = invert ? cs_strtrim_dup(t + 1, strlen(t + 1)) : cs_xstrdup(t);
         cs_autofree char *pattern = NULL;
         if (*body) {
             char *c = cs_ignore_clean(body);

@@ -138,29 +138,22 @@ cs_cache_touch(cs_db *db, MDB_txn *txn, const cs_digest *keys, size_t n, cs_erro
 }
 
 static int
-each_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+each_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
 {
     cache_op *op = ctx;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CACHE), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "cache");
-    MDB_val k, v;
-    int r = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cs_cache_entry e;
-        cs_digest key;
-        if (k.mv_size != 32 || v.mv_size != CS_CACHE_RECORD_LEN)
-            continue;
-        memcpy(key.b, k.mv_data, 32);
-        if ((r = cs_cache_decode(v.mv_data, v.mv_size, &e, err)) == 0)
-            r = op->each(op->ctx, &key, &e, err);
-    }
-    mdb_cursor_close(cur);
-    if (r < 0)
-        return r;
-    return rc == MDB_NOTFOUND ? 0 : cs_db_err(err, rc, "cache");
+    cs_cache_entry e;
+    cs_digest key;
+    if (k->mv_size != 32 || v->mv_size != CS_CACHE_RECORD_LEN)
+        return 0;
+    memcpy(key.b, k->mv_data, 32);
+    int r = cs_cache_decode(v->mv_data, v->mv_size, &e, err);
+    return r == 0 ? op->each(op->ctx, &key, &e, err) : r;
+}
+
+static int
+each_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    return cs_db_each(db, txn, CS_T_CACHE, "cache", each_rec, ctx, err);
 }
 
 int

@@ -73,16 +73,26 @@ thread_dctx(void)
     return d;
 }
 
+/* The record of d in t; a missing one is code ("WHAT sha256:HEX missing"). */
+static int
+get_record(cs_db *db, MDB_txn *txn, cs_table t, cs_code code, const char *what, const cs_digest *d,
+           MDB_val *v, cs_error **err)
+{
+    int r = cs_db_get(db, txn, t, d->b, 32, v, err);
+    if (r == -CS_ENOTFOUND) {
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, code, 0, "%s sha256:%s missing", what, hex);
+    }
+    return r;
+}
+
 int
 cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out, cs_error **err)
 {
     MDB_val v;
     char hex[CS_DIGEST_HEX];
-    int r = cs_db_get(db, txn, CS_T_CHUNKS, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND) {
-        cs_digest_hex(d, hex);
-        return cs_err(err, CS_ECORRUPT, 0, "chunk sha256:%s missing", hex);
-    }
+    int r = get_record(db, txn, CS_T_CHUNKS, CS_ECORRUPT, "chunk", d, &v, err);
     if (r < 0)
         return r;
     const uint8_t *p = v.mv_data;
@@ -171,11 +181,7 @@ cs_content_get(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *size, cs_c
 {
     MDB_val v;
     char hex[CS_DIGEST_HEX];
-    int r = cs_db_get(db, txn, CS_T_CONTENTS, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND) {
-        cs_digest_hex(d, hex);
-        return cs_err(err, CS_ENOTFOUND, 0, "content sha256:%s missing", hex);
-    }
+    int r = get_record(db, txn, CS_T_CONTENTS, CS_ENOTFOUND, "content", d, &v, err);
     if (r < 0)
         return r;
     if (cs_content_decode(v.mv_data, v.mv_size, size, refs, n) < 0) {

@@ -209,3 +209,24 @@ cs_db_close(cs_db *db)
     mdb_env_close(db->env);
     free(db);
 }
+
+int
+cs_db_each(cs_db *db, MDB_txn *txn, cs_table t, const char *what, cs_db_rec_fn fn, void *ctx,
+           cs_error **err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int r = 0;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, t), &cur);
+    if (rc)
+        return cs_db_err(err, rc, what);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        r = fn(ctx, &k, &v, err);
+    mdb_cursor_close(cur);
+    if (r < 0)
+        return r;
+    if (rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, what);
+    return 0;
+}

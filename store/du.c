@@ -9,6 +9,8 @@
 #include "digestset.h"
 
 typedef struct du_ctx {
+    cs_db *db;
+    MDB_txn *txn;
     cs_du_stats *st;
     cs_digestset *tree_bytes; /* tree digest -> bytes of its files */
 } du_ctx;
@@ -53,12 +55,39 @@ du_tree_bytes(cs_db *db, MDB_txn *txn, du_ctx *c, const cs_digest *d)
 }
 
 static int
+du_chunk(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    du_ctx *c = ctx;
+    const uint8_t *p = v->mv_data;
+    (void) k, (void) err;
+    c->st->stored_bytes += v->mv_size;
+    if (v->mv_size >= 5)
+        c->st->unique_bytes += cs_be32_get(p + 1); /* raw length */
+    return 0;
+}
+
+static int
+du_image(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    du_ctx *c = ctx;
+    cs_image *img = NULL;
+    cs_error *tmp = NULL;
+    (void) k, (void) err;
+    if (cs_image_decode(v->mv_data, v->mv_size, &img, &tmp) < 0) {
+        cs_error_clear(&tmp); /* a corrupt image is fsck's to report */
+        return 0;
+    }
+    for (uint32_t i = 0; i < img->nlayers; i++)
+        c->st->logical_bytes += du_tree_bytes(c->db, c->txn, c, &img->layers[i]);
+    cs_image_free(img);
+    return 0;
+}
+
+static int
 du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     du_ctx *c = ctx;
     cs_du_stats *st = c->st;
-    MDB_cursor *cur;
-    MDB_val k, v;
     int rc;
 
     if ((rc = du_count(db, txn, CS_T_IMAGES, &st->images, err)) < 0
@@ -69,39 +98,11 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         || (rc = du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err)) < 0)
         return rc;
 
-    rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_CHUNKS), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "chunks");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *p = v.mv_data;
-        st->stored_bytes += v.mv_size;
-        if (v.mv_size >= 5)
-            st->unique_bytes += cs_be32_get(p + 1); /* raw length */
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "chunks");
-
-    rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_IMAGES), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "images");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        cs_image *img = NULL;
-        cs_error *tmp = NULL;
-        if (cs_image_decode(v.mv_data, v.mv_size, &img, &tmp) < 0) {
-            cs_error_clear(&tmp); /* a corrupt image is fsck's to report */
-            continue;
-        }
-        for (uint32_t i = 0; i < img->nlayers; i++)
-            st->logical_bytes += du_tree_bytes(db, txn, c, &img->layers[i]);
-        cs_image_free(img);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "images");
-    return 0;
+    c->db = db;
+    c->txn = txn;
+    if ((rc = cs_db_each(db, txn, CS_T_CHUNKS, "chunks", du_chunk, c, err)) < 0)
+        return rc;
+    return cs_db_each(db, txn, CS_T_IMAGES, "images", du_image, c, err);
 }
 
 /* nftw has no context argument; a store is measured by one thread at a time

@@ -17,9 +17,7 @@ cs_err(cs_error **err, cs_code c, int sys_errno, const char *fmt, ...)
     e->sys_errno = sys_errno;
     va_list ap;
     va_start(ap, fmt);
-    char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        abort();
+    char *m = cs_xvasprintf(fmt, ap);
     va_end(ap);
     if (sys_errno) {
         e->msg = cs_xasprintf("%s: %s", m, strerror(sys_errno));
@@ -38,9 +36,7 @@ cs_err_wrap(cs_error **err, const char *fmt, ...)
         return -CS_EIO;
     va_list ap;
     va_start(ap, fmt);
-    char *ctx = NULL;
-    if (vasprintf(&ctx, fmt, ap) < 0)
-        abort();
+    char *ctx = cs_xvasprintf(fmt, ap);
     va_end(ap);
     char *m = cs_xasprintf("%s: %s", ctx, (*err)->msg);
     free(ctx);

@@ -36,13 +36,9 @@ static void
 fsck_add(fsck_list *l, const char *fmt, ...)
 {
     va_list ap;
-    char *s;
-
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        abort();
+    cs_strv_push(l, cs_xvasprintf(fmt, ap));
     va_end(ap);
-    cs_strv_push(l, s);
 }
 
 static const char *
@@ -311,24 +307,25 @@ fsck_has(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, MDB_
 typedef int (*fsck_rec_fn)(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k,
                            const MDB_val *v, cs_error **err);
 
+typedef struct fsck_each_ctx {
+    cs_db *db;
+    MDB_txn *txn;
+    fsck_rec_fn fn;
+    fsck_list *l;
+} fsck_each_ctx;
+
+static int
+fsck_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    fsck_each_ctx *w = ctx;
+    return w->fn(w->db, w->txn, w->l, k, v, err);
+}
+
 static int
 fsck_each(cs_db *db, MDB_txn *txn, cs_table t, fsck_rec_fn fn, fsck_list *l, cs_error **err)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int r = 0;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, t), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "fsck");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && r >= 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        r = fn(db, txn, l, &k, &v, err);
-    mdb_cursor_close(cur);
-    if (r < 0)
-        return r;
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "fsck");
-    return 0;
+    fsck_each_ctx w = { db, txn, fn, l };
+    return cs_db_each(db, txn, t, "fsck", fsck_rec, &w, err);
 }
 
 static int

@@ -33,7 +33,7 @@ read_link(cs_entry *e, const char *full, const struct stat *st, cs_error **err)
 }
 
 int
-cs_fsentry_type(cs_entry *e, const char *full, const struct stat *st, cs_error **err)
+cs_fsentry_kind(cs_entry *e, const struct stat *st)
 {
     switch (st->st_mode & S_IFMT) {
     case S_IFDIR:
@@ -43,7 +43,8 @@ cs_fsentry_type(cs_entry *e, const char *full, const struct stat *st, cs_error *
         e->type = CS_E_FILE;
         return 0;
     case S_IFLNK:
-        return read_link(e, full, st, err);
+        e->type = CS_E_SYMLINK;
+        return 0;
     case S_IFCHR:
     case S_IFBLK:
         e->type = S_ISCHR(st->st_mode) ? CS_E_CHAR : CS_E_BLOCK;
@@ -55,4 +56,12 @@ cs_fsentry_type(cs_entry *e, const char *full, const struct stat *st, cs_error *
         return 0;
     }
     return 1;
+}
+
+int
+cs_fsentry_type(cs_entry *e, const char *full, const struct stat *st, cs_error **err)
+{
+    if (S_ISLNK(st->st_mode))
+        return read_link(e, full, st, err);
+    return cs_fsentry_kind(e, st);
 }

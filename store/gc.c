@@ -33,22 +33,19 @@ typedef struct gc_marks {
 } gc_marks;
 
 static int
+mark_tag(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    gc_marks *m = ctx;
+    (void) k, (void) err;
+    if (v->mv_size == 32)
+        cs_digestset_add(m->images, v->mv_data);
+    return 0;
+}
+
+static int
 mark_tags(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TAGS), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "tags");
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == 32)
-            cs_digestset_add(m->images, v.mv_data);
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tags");
-    return 0;
+    return cs_db_each(db, txn, CS_T_TAGS, "tags", mark_tag, m, err);
 }
 
 typedef struct cache_ent {
@@ -167,30 +164,85 @@ mark_corrupt(cs_error **err, const char *what, const cs_digest *d)
  * tree). One that does not decode references nothing worth keeping: it is
  * swept (export regenerates such a layer). */
 static int
+mark_tarsplit(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    gc_marks *m = ctx;
+    const uint8_t *p = v->mv_data;
+    (void) err;
+    if (k->mv_size != 32 || v->mv_size < 33 || !cs_digestset_has(m->trees, p + 1))
+        return 0;
+    cs_tarsplit *ts = NULL;
+    if (cs_tarsplit_decode(v->mv_data, v->mv_size, &ts, NULL) < 0)
+        return 0;
+    cs_digestset_add(m->tarsplits, k->mv_data);
+    for (size_t i = 0; i < ts->n; i++)
+        if (ts->m[i].has_content)
+            cs_digestset_add(m->contents, ts->m[i].content.b);
+    cs_tarsplit_free(ts);
+    return 0;
+}
+
+static int
 mark_tarsplits(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TARSPLIT), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "tarsplit");
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *p = v.mv_data;
-        if (k.mv_size != 32 || v.mv_size < 33 || !cs_digestset_has(m->trees, p + 1))
-            continue;
-        cs_tarsplit *ts = NULL;
-        if (cs_tarsplit_decode(v.mv_data, v.mv_size, &ts, NULL) < 0)
-            continue;
-        cs_digestset_add(m->tarsplits, k.mv_data);
-        for (size_t i = 0; i < ts->n; i++)
-            if (ts->m[i].has_content)
-                cs_digestset_add(m->contents, ts->m[i].content.b);
-        cs_tarsplit_free(ts);
+    return cs_db_each(db, txn, CS_T_TARSPLIT, "tarsplit", mark_tarsplit, m, err);
+}
+
+static int
+mark_image(gc_marks *m, const cs_digest *d, const MDB_val *v, cs_error **err)
+{
+    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+    if (cs_image_decode(v->mv_data, v->mv_size, &img, err) < 0)
+        return mark_corrupt(err, "image", d);
+    for (uint32_t i = 0; i < img->nlayers; i++)
+        cs_digestset_add(m->trees, img->layers[i].b);
+    return 0;
+}
+
+static int
+mark_tree(gc_marks *m, const cs_digest *d, const MDB_val *v, cs_error **err)
+{
+    __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
+    if (cs_tree_decode(v->mv_data, v->mv_size, &t, err) < 0)
+        return mark_corrupt(err, "tree", d);
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->e[i].has_content)
+            cs_digestset_add(m->contents, t->e[i].content.b);
     }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tarsplit");
+    return 0;
+}
+
+static int
+mark_content(gc_marks *m, const cs_digest *d, const MDB_val *v, cs_error **err)
+{
+    uint64_t size;
+    uint32_t n;
+    cs_autofree cs_chunk_ref *refs = NULL;
+    if (cs_content_decode(v->mv_data, v->mv_size, &size, &refs, &n) < 0)
+        return mark_corrupt(err, "content", d);
+    for (uint32_t i = 0; i < n; i++)
+        cs_digestset_add(m->chunks, refs[i].d.b);
+    return 0;
+}
+
+typedef int (*mark_rec_fn)(gc_marks *m, const cs_digest *d, const MDB_val *v, cs_error **err);
+
+/* Marks what the record (in t) of each digest in set references. */
+static int
+mark_each(cs_db *db, MDB_txn *txn, gc_marks *m, cs_digestset *set, cs_table t, mark_rec_fn fn,
+          cs_error **err)
+{
+    const cs_digest *d;
+    MDB_val v;
+    for (size_t it = 0; (d = cs_digestset_next(set, &it));) {
+        int r = mark_get(db, txn, t, d, &v, err);
+        if (r == -CS_ENOTFOUND)
+            continue;
+        if (r == 0)
+            r = fn(m, d, &v, err);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 
@@ -198,62 +250,18 @@ static int
 mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     gc_marks *m = ctx;
-    const cs_digest *d;
-    MDB_val v;
-    size_t it;
     int r = mark_tags(db, txn, m, err);
     if (r == 0)
         r = mark_cache(db, txn, m, err);
-    if (r < 0)
-        return r;
-
-    for (it = 0; (d = cs_digestset_next(m->images, &it));) {
-        r = mark_get(db, txn, CS_T_IMAGES, d, &v, err);
-        if (r == -CS_ENOTFOUND)
-            continue;
-        if (r < 0)
-            return r;
-        __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-        if (cs_image_decode(v.mv_data, v.mv_size, &img, err) < 0)
-            return mark_corrupt(err, "image", d);
-        for (uint32_t i = 0; i < img->nlayers; i++)
-            cs_digestset_add(m->trees, img->layers[i].b);
-    }
-
-    for (it = 0; (d = cs_digestset_next(m->trees, &it));) {
-        r = mark_get(db, txn, CS_T_TREES, d, &v, err);
-        if (r == -CS_ENOTFOUND)
-            continue;
-        if (r < 0)
-            return r;
-        __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
-        if (cs_tree_decode(v.mv_data, v.mv_size, &t, err) < 0)
-            return mark_corrupt(err, "tree", d);
-        for (size_t i = 0; i < t->n; i++) {
-            if (t->e[i].has_content)
-                cs_digestset_add(m->contents, t->e[i].content.b);
-        }
-    }
-
-    r = mark_tarsplits(db, txn, m, err);
-    if (r < 0)
-        return r;
-
-    for (it = 0; (d = cs_digestset_next(m->contents, &it));) {
-        r = mark_get(db, txn, CS_T_CONTENTS, d, &v, err);
-        if (r == -CS_ENOTFOUND)
-            continue;
-        if (r < 0)
-            return r;
-        uint64_t size;
-        uint32_t n;
-        cs_autofree cs_chunk_ref *refs = NULL;
-        if (cs_content_decode(v.mv_data, v.mv_size, &size, &refs, &n) < 0)
-            return mark_corrupt(err, "content", d);
-        for (uint32_t i = 0; i < n; i++)
-            cs_digestset_add(m->chunks, refs[i].d.b);
-    }
-    return 0;
+    if (r == 0)
+        r = mark_each(db, txn, m, m->images, CS_T_IMAGES, mark_image, err);
+    if (r == 0)
+        r = mark_each(db, txn, m, m->trees, CS_T_TREES, mark_tree, err);
+    if (r == 0)
+        r = mark_tarsplits(db, txn, m, err);
+    if (r == 0)
+        r = mark_each(db, txn, m, m->contents, CS_T_CONTENTS, mark_content, err);
+    return r < 0 ? r : 0;
 }
 
 typedef struct gc_sweep {

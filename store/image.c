@@ -248,24 +248,28 @@ cs_tag_delete(cs_db *db, MDB_txn *txn, const char *normalized, cs_error **err)
     return 0;
 }
 
+typedef struct tags_of {
+    const cs_digest *id;
+    cs_strv *out;
+} tags_of;
+
+static int
+tag_of(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    tags_of *x = ctx;
+    (void) err;
+    if (v->mv_size == 32 && memcmp(v->mv_data, x->id->b, 32) == 0)
+        cs_strv_push(x->out, cs_xstrndup(k->mv_data, k->mv_size));
+    return 0;
+}
+
 int
 cs_image_tags(cs_db *db, MDB_txn *txn, const cs_digest *id, cs_strv *out, cs_error **err)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
     /* The tags table is keyed by name: finding an image's names is a scan,
      * fine for the few hundred tags a store holds. */
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TAGS), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "tags");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        if (v.mv_size == 32 && memcmp(v.mv_data, id->b, 32) == 0)
-            cs_strv_push(out, cs_xstrndup(k.mv_data, k.mv_size));
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tags");
-    return 0;
+    tags_of x = { id, out };
+    return cs_db_each(db, txn, CS_T_TAGS, "tags", tag_of, &x, err);
 }
 
 static bool

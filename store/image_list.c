@@ -100,6 +100,8 @@ info_layers(cs_db *db, MDB_txn *txn, sum_cache *sc, const cs_image *img, cs_imag
 /* ---- every image ---- */
 
 typedef struct list_ctx {
+    cs_db *db;
+    MDB_txn *txn;
     cs_image_info *v;
     size_t n, cap;
     sum_cache sc;
@@ -114,8 +116,9 @@ list_clear(list_ctx *x)
 }
 
 static int
-list_add(cs_db *db, MDB_txn *txn, list_ctx *x, const MDB_val *k, const MDB_val *v, cs_error **err)
+list_add(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
 {
+    list_ctx *x = ctx;
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
     int rc;
     if (k->mv_size != 32)
@@ -131,7 +134,7 @@ list_add(cs_db *db, MDB_txn *txn, list_ctx *x, const MDB_val *k, const MDB_val *
     if ((rc = info_config(img, in, err)) < 0)
         return rc;
     memcpy(in->id.b, k->mv_data, 32);
-    if ((rc = info_layers(db, txn, &x->sc, img, in, err)) < 0) {
+    if ((rc = info_layers(x->db, x->txn, &x->sc, img, in, err)) < 0) {
         char id[CS_DIGEST_STR];
         cs_digest_str(&in->id, id);
         return cs_err_wrap(err, "image '%s'", id);
@@ -140,18 +143,20 @@ list_add(cs_db *db, MDB_txn *txn, list_ctx *x, const MDB_val *k, const MDB_val *
 }
 
 /* Hands each tag to the image it names; x->v is sorted by id. */
-static void
-list_tag(list_ctx *x, const MDB_val *k, const MDB_val *v)
+static int
+list_tag(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
 {
+    list_ctx *x = ctx;
     size_t lo = 0, hi = x->n;
+    (void) err;
     if (v->mv_size != 32)
-        return;
+        return 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = memcmp(x->v[mid].id.b, v->mv_data, 32);
         if (c == 0) {
             cs_strv_push(&x->v[mid].tags, cs_xstrndup(k->mv_data, k->mv_size));
-            return;
+            return 0;
         }
         if (c < 0)
             lo = mid + 1;
@@ -159,39 +164,21 @@ list_tag(list_ctx *x, const MDB_val *k, const MDB_val *v)
             hi = mid;
     }
     /* A tag naming no image record is fsck's to report. */
+    return 0;
 }
 
 static int
 list_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     list_ctx *x = ctx;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc;
-
     list_clear(x); /* idempotent if run again */
-    if ((rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_IMAGES), &cur)))
-        return cs_db_err(err, rc, "images");
+    x->db = db;
+    x->txn = txn;
     /* Keys are digests: the list comes out sorted by id, for list_tag. */
-    int added = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && added == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        added = list_add(db, txn, x, &k, &v, err);
-    mdb_cursor_close(cur);
-    if (added < 0)
-        return added;
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "images");
-
-    if ((rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_TAGS), &cur)))
-        return cs_db_err(err, rc, "tags");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        list_tag(x, &k, &v);
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "tags");
-    return 0;
+    int rc = cs_db_each(db, txn, CS_T_IMAGES, "images", list_add, x, err);
+    if (rc < 0)
+        return rc;
+    return cs_db_each(db, txn, CS_T_TAGS, "tags", list_tag, x, err);
 }
 
 int

@@ -59,17 +59,6 @@ read_mem(void *ctx, void *buf, size_t len)
     return (ssize_t) k;
 }
 
-static ssize_t
-read_archive(void *ctx, void *buf, size_t len)
-{
-    la_ssize_t n = archive_read_data(ctx, buf, len);
-    if (n < 0) {
-        errno = EIO;
-        return -1;
-    }
-    return n;
-}
-
 static int
 verify_layer(layer_plan *l, cs_error **err)
 {
@@ -183,7 +172,7 @@ ingest_member(cs_ingest *ing, struct archive *a, struct archive_entry *ae, plan 
         layer_plan *l = &p->layers[i];
         if (l->done || strcmp(l->name, name))
             continue;
-        int r = cs_ingest_tar(ing, l->name, read_archive, a, &l->info, err);
+        int r = cs_ingest_tar(ing, l->name, cs_archive_read, a, &l->info, err);
         return layer_done(p, i, r, err);
     }
     return 0;

@@ -241,47 +241,42 @@ typedef struct prec {
 } prec;
 
 typedef struct prune {
+    cs_db *db;
+    MDB_txn *txn;
     uint64_t older_than;
     prec *v;
     size_t n, cap;
 } prune;
 
 static int
+prune_scan_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    prune *p = ctx;
+    if (k->mv_size != 32)
+        return 0;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->v = cs_xrealloc(p->v, p->cap * sizeof(prec));
+    }
+    prec *x = &p->v[p->n++];
+    memcpy(x->d.b, k->mv_data, 32);
+    cs_rd rd;
+    cs_rd_init(&rd, v->mv_data, v->mv_size);
+    uint64_t last_used = cs_rd_u64(&rd); /* 0 when short: old */
+    MDB_val tv;
+    int r = cs_db_get(p->db, p->txn, CS_T_TREES, x->d.b, 32, &tv, err);
+    x->victim = r == -CS_ENOTFOUND || last_used < p->older_than;
+    return r == -CS_ENOTFOUND ? 0 : r;
+}
+
+static int
 prune_scan_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     prune *p = ctx;
     p->n = 0;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, CS_T_SNAPSHOTS), &cur);
-    if (rc)
-        return cs_db_err(err, rc, "snapshots");
-    MDB_val k, v;
-    int r = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc && r >= 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 32)
-            continue;
-        if (p->n == p->cap) {
-            p->cap = p->cap ? p->cap * 2 : 64;
-            p->v = cs_xrealloc(p->v, p->cap * sizeof(prec));
-        }
-        prec *x = &p->v[p->n++];
-        memcpy(x->d.b, k.mv_data, 32);
-        cs_rd rd;
-        cs_rd_init(&rd, v.mv_data, v.mv_size);
-        uint64_t last_used = cs_rd_u64(&rd); /* 0 when short: old */
-        MDB_val tv;
-        r = cs_db_get(db, txn, CS_T_TREES, x->d.b, 32, &tv, err);
-        x->victim = r == -CS_ENOTFOUND || last_used < p->older_than;
-        if (r == -CS_ENOTFOUND)
-            r = 0;
-    }
-    mdb_cursor_close(cur);
-    if (r < 0)
-        return r;
-    if (rc && rc != MDB_NOTFOUND)
-        return cs_db_err(err, rc, "snapshots");
-    return 0;
+    p->db = db;
+    p->txn = txn;
+    return cs_db_each(db, txn, CS_T_SNAPSHOTS, "snapshots", prune_scan_rec, p, err);
 }
 
 static int

@@ -110,9 +110,7 @@ cs_store_warn(cs_store *s, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        abort();
+    char *m = cs_xvasprintf(fmt, ap);
     va_end(ap);
     s->warn(s->warn_ctx, m);
     free(m);

@@ -63,15 +63,40 @@ cs_xstrndup(const char *s, size_t n)
 }
 
 char *
+cs_xvasprintf(const char *fmt, va_list ap)
+{
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0)
+        oom();
+    return p;
+}
+
+char *
 cs_xasprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *p = NULL;
-    if (vasprintf(&p, fmt, ap) < 0)
-        oom();
+    char *p = cs_xvasprintf(fmt, ap);
     va_end(ap);
     return p;
+}
+
+static bool
+is_ws(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+char *
+cs_strtrim_dup(const char *s, size_t n)
+{
+    while (n && is_ws((unsigned char) *s)) {
+        s++;
+        n--;
+    }
+    while (n && is_ws((unsigned char) s[n - 1]))
+        n--;
+    return cs_xstrndup(s, n);
 }
 
 /* ---- buffers ---- */

@@ -63,4 +63,12 @@ int cs_db_get(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen,
 int cs_db_put(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, const void *v,
               size_t vlen, unsigned flags, cs_error **err);
 
+/* One record of a walk; k and v are borrowed until the txn ends. Returns 0
+ * to go on, or a negative code (with *err set) to stop the walk. */
+typedef int (*cs_db_rec_fn)(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err);
+/* Calls fn on every record of t, in key order. Returns 0, fn's negative
+ * code, or, when the cursor fails, cs_db_err(err, rc, what). */
+int cs_db_each(cs_db *db, MDB_txn *txn, cs_table t, const char *what, cs_db_rec_fn fn, void *ctx,
+               cs_error **err);
+
 #endif

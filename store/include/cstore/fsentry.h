@@ -12,6 +12,10 @@
 
 /* Sets e's path (a copy of rel), permission bits, owner and mtime from st. */
 void cs_fsentry_meta(cs_entry *e, const char *rel, const struct stat *st);
+/* Sets e's type from st, and a device's numbers; a symlink's target and a
+ * file's content are left to the caller (each walk reads them its own way).
+ * Returns 0, or 1 when st has no entry type (a socket, ...). */
+int cs_fsentry_kind(cs_entry *e, const struct stat *st);
 /* Sets e's type from st: a directory, a regular file, a fifo, a device (with
  * its numbers) or a symlink (its target read from full, not followed).
  * Returns 0, 1 when st has no entry type (a socket, ...: e is left as it

@@ -25,6 +25,9 @@ typedef enum cs_compression {
 
 /* A byte source: returns bytes read (0 at end) or -1 with errno set. */
 typedef ssize_t (*cs_read_fn)(void *ctx, void *buf, size_t len);
+/* A cs_read_fn over the current member of a libarchive reader (ctx: a
+ * struct archive *): a failed read is -1 with errno EIO. */
+ssize_t cs_archive_read(void *ctx, void *buf, size_t len);
 
 typedef struct cs_layer_info {
     cs_digest tree;      /* tree digest */

@@ -4,6 +4,7 @@
 #ifndef CSTORE_UTIL_H
 #define CSTORE_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,10 @@ void *cs_xrealloc(void *p, size_t n);
 char *cs_xstrdup(const char *s);
 char *cs_xstrndup(const char *s, size_t n);
 char *cs_xasprintf(const char *fmt, ...) CS_PRINTF(1, 2);
+char *cs_xvasprintf(const char *fmt, va_list ap) CS_PRINTF(1, 0);
+/* s[0..n) without leading and trailing ASCII white space (" \t\n\v\f\r",
+ * isspace in the C locale), malloc'd. */
+char *cs_strtrim_dup(const char *s, size_t n);
 
 static inline void
 cs_freep(void *p)
