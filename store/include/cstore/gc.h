@@ -16,8 +16,8 @@ typedef struct cs_gc_stats {
 } cs_gc_stats;
 
 /* Mark from the tags and the build cache entries the policy keeps (see
- * cs_gc_opts) to the chunks; sweep the rest in batched transactions. Needs the store opened CS_OPEN_EXCLUSIVE.
- * dry_run: count only. compact: then copy with MDB_CP_COMPACT and swap. */
+ * cs_gc_opts) to the chunks; sweep the rest in batched transactions. Needs the store opened
+ * CS_OPEN_EXCLUSIVE. dry_run: count only. compact: then copy with MDB_CP_COMPACT and swap. */
 int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err);
 
 /* Build cache policy: entries are kept, most recently used first, while
