@@ -175,10 +175,7 @@ build_release(build *b)
 {
     for (size_t i = 0; i < b->nst; i++)
         stage_release(&b->st[i]);
-    free(b->st);
-    free(b->hits);
-    free(b->created);
-    free(b->df_path);
+    cs_free_all(b->st, b->hits, b->created, b->df_path);
     cs_ignore_free(b->ignore);
     cs_df_env_free(b->global);
     cs_df_free(b->df);

@@ -28,12 +28,7 @@ copy_step_release(copy_step *c)
     cs_tree_free(c->from_tree);
     cs_strv_release(&c->bodies);
     cs_strv_release(&c->excludes);
-    free(c->inl);
-    free(c->srcs);
-    free(c->from);
-    free(c->chown);
-    free(c->chmod);
-    free(c->checksum);
+    cs_free_all(c->inl, c->srcs, c->from, c->chown, c->chmod, c->checksum);
     cs_df_strv_free(c->args);
 }
 

@@ -9,10 +9,8 @@
 void
 stage_release(bstage *st)
 {
-    free(st->label);
+    cs_free_all(st->label, st->layers, st->diff_ids);
     json_decref(st->cfg);
-    free(st->layers);
-    free(st->diff_ids);
     cs_tree_free(st->merged);
     cs_df_env_free(st->env);
 }

@@ -15,13 +15,7 @@
 cs_entry *
 copy_add_node(cs_copy *c)
 {
-    if (c->nnodes == c->capnodes) {
-        c->capnodes = c->capnodes ? c->capnodes * 2 : 64;
-        c->nodes = cs_xrealloc(c->nodes, c->capnodes * sizeof(cs_entry));
-    }
-    cs_entry *e = &c->nodes[c->nnodes++];
-    memset(e, 0, sizeof(*e));
-    return e;
+    return cs_entries_add(&c->nodes, &c->nnodes, &c->capnodes);
 }
 
 void
@@ -65,16 +59,10 @@ cs_copy_free(cs_copy *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nitems; i++) {
-        free(c->items[i].name);
-        free(c->items[i].abs);
-    }
-    for (size_t i = 0; i < c->nnodes; i++)
-        cs_entry_release(&c->nodes[i]);
-    free(c->items);
-    free(c->nodes);
-    free(c->dest);
-    free(c);
+    for (size_t i = 0; i < c->nitems; i++)
+        cs_free_all(c->items[i].name, c->items[i].abs);
+    cs_entries_free(c->nodes, c->nnodes);
+    cs_free_all(c->items, c->dest, c);
 }
 
 /* ---- paths ---- */

@@ -61,11 +61,8 @@ srcarg_init(srcarg *a, const char *src, bool parents, cs_error **err)
 static void
 srcarg_release(srcarg *a)
 {
-    free(a->clean);
-    free(a->d1);
+    cs_free_all(a->clean, a->d1, a->base, a->pattern);
     cs_strv_release(&a->comps);
-    free(a->base);
-    free(a->pattern);
     cs_ignore_free(a->incl);
 }
 

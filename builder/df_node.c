@@ -243,9 +243,7 @@ df_parse_node(df_parser *p, const char *line, int ln, cs_df_instr *in)
 void
 df_instr_release(cs_df_instr *in)
 {
-    free(in->keyword);
-    free(in->original);
-    free(in->rest);
+    cs_free_all(in->keyword, in->original, in->rest);
     for (size_t i = 0; i < in->nflags; i++) {
         free(in->flags[i].name);
         free(in->flags[i].value);

@@ -371,9 +371,5 @@ cs_df_free(cs_df *df)
     free(df->instrs);
     for (size_t i = 0; i < df->nstages; i++)
         free(df->stages[i].name);
-    free(df->stages);
-    free(df->path);
-    free(df->syntax);
-    free(df->check);
-    free(df);
+    cs_free_all(df->stages, df->path, df->syntax, df->check, df);
 }

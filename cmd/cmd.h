@@ -33,22 +33,12 @@ typedef struct cmd_ctx {
     cs_store *store;   /* opened by cmd_open, closed by main */
 } cmd_ctx;
 
-typedef int (*cmd_fn)(cmd_ctx *c, int argc, char **argv, cs_error **err);
+/* A verb: argv[0] is the verb's name. */
+typedef int cmd_verb(cmd_ctx *c, int argc, char **argv, cs_error **err);
+typedef cmd_verb *cmd_fn;
 
-/* verbs: argv[0] is the verb's name */
-int cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_load(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_import(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_images(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_inspect(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_tag(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_rmi(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err);
-int cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err);
-
+cmd_verb cmd_build, cmd_run, cmd_load, cmd_import, cmd_export, cmd_images, cmd_inspect, cmd_tag,
+    cmd_rmi, cmd_gc, cmd_du, cmd_fsck;
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
@@ -129,6 +119,11 @@ int cmd_usage_error(cmd_ctx *c, const char *fmt, ...) CS_PRINTF(2, 3);
 /* Opens the store at c->root (flags: CS_OPEN_EXCLUSIVE or 0); the store is
  * owned by c and closed by main. */
 int cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err);
+/* cmd_parse, then cmd_open(c, 0, ...): the prelude of a verb that checks
+ * nothing between the two. Returns cmd_parse's non-zero result or
+ * cmd_open's code, as the verb returns them. */
+int cmd_start(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args,
+              cs_store **out, cs_error **err);
 
 /* Docker's sizes: base 1000, 3 significant digits: "0B", "4.87MB", "123kB".
  * Returns buf. */

@@ -107,9 +107,7 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
     int rc;
 
     cmd_args args = { .min = 0, .max = 0 };
-    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
-        return rc;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+    if ((rc = cmd_start(c, argc, argv, opts, &args, &s, err)) != 0)
         return rc;
     if ((rc = cs_du(s, &st, err)) < 0)
         return rc;
@@ -159,9 +157,7 @@ cmd_fsck(cmd_ctx *c, int argc, char **argv, cs_error **err)
     int rc;
 
     cmd_args args = { .min = 0, .max = 0 };
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
-        return rc;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+    if ((rc = cmd_start(c, argc, argv, cmd_no_opts, &args, &s, err)) != 0)
         return rc;
     if ((rc = cs_fsck(s, fsck_report, NULL, err)) < 0)
         return rc;

@@ -202,9 +202,7 @@ cmd_images(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_store *s;
 
     cmd_args args = { .min = 0, .max = 0 };
-    if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
-        return rc;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+    if ((rc = cmd_start(c, argc, argv, opts, &args, &s, err)) != 0)
         return rc;
     if ((rc = cs_image_list(s, &v, &n, err)) < 0)
         return rc;
@@ -256,9 +254,7 @@ cmd_inspect(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_store *s;
 
     cmd_args args = { .min = 1, .max = 1 };
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
-        return rc;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+    if ((rc = cmd_start(c, argc, argv, cmd_no_opts, &args, &s, err)) != 0)
         return rc;
     if ((rc = cs_image_info_get(s, args.v[0], &in, err)) < 0)
         return rc;
@@ -318,9 +314,7 @@ cmd_rmi(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_store *s;
 
     cmd_args args = { .min = 1, .max = -1 };
-    if ((rc = cmd_parse(c, argc, argv, cmd_no_opts, &args, err)) != 0)
-        return rc;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0)
+    if ((rc = cmd_start(c, argc, argv, cmd_no_opts, &args, &s, err)) != 0)
         return rc;
     /* One transaction per NAME; stop at the first failure. */
     for (int i = 0; i < args.n; i++) {

@@ -140,6 +140,14 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
     return 0;
 }
 
+int
+cmd_start(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args, cs_store **out,
+          cs_error **err)
+{
+    int rc = cmd_parse(c, argc, argv, opts, args, err);
+    return rc != 0 ? rc : cmd_open(c, 0, out, err);
+}
+
 /* ---- formatting ---- */
 
 char *

@@ -41,12 +41,8 @@ cs_digestset_new(bool with_values)
 void
 cs_digestset_free(cs_digestset *s)
 {
-    if (!s)
-        return;
-    free(s->slots);
-    free(s->values);
-    free(s->used);
-    free(s);
+    if (s)
+        cs_free_all(s->slots, s->values, s->used, s);
 }
 
 /* Index of d's slot, or of the empty slot where it would go. */

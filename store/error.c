@@ -48,10 +48,8 @@ cs_err_wrap(cs_error **err, const char *fmt, ...)
 void
 cs_error_free(cs_error *e)
 {
-    if (!e)
-        return;
-    free(e->msg);
-    free(e);
+    if (e)
+        cs_free_all(e->msg, e);
 }
 
 void

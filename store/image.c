@@ -8,11 +8,8 @@ static const char MAGIC[8] = "CSIMG1\0";
 void
 cs_image_free(cs_image *img)
 {
-    if (!img)
-        return;
-    free(img->config);
-    free(img->layers);
-    free(img);
+    if (img)
+        cs_free_all(img->config, img->layers, img);
 }
 
 int

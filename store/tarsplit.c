@@ -20,11 +20,10 @@ cs_tarsplit_new(void)
 void
 cs_tarsplit_free(cs_tarsplit *ts)
 {
-    if (!ts)
-        return;
-    free(ts->m);
-    cs_buf_release(&ts->hdr);
-    free(ts);
+    if (ts) {
+        cs_buf_release(&ts->hdr);
+        cs_free_all(ts->m, ts);
+    }
 }
 
 size_t

@@ -13,10 +13,7 @@ cs_tree_new(void)
 void
 cs_entry_release(cs_entry *e)
 {
-    free(e->path);
-    free(e->uname);
-    free(e->gname);
-    free(e->link);
+    cs_free_all(e->path, e->uname, e->gname, e->link);
     for (uint32_t i = 0; i < e->nxattrs; i++) {
         free(e->xattrs[i].name);
         free(e->xattrs[i].value);
@@ -28,24 +25,35 @@ cs_entry_release(cs_entry *e)
 void
 cs_tree_free(cs_tree *t)
 {
-    if (!t)
-        return;
-    for (size_t i = 0; i < t->n; i++)
-        cs_entry_release(&t->e[i]);
-    free(t->e);
+    if (t)
+        cs_entries_free(t->e, t->n);
     free(t);
+}
+
+cs_entry *
+cs_entries_add(cs_entry **e, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *e = cs_xrealloc(*e, *cap * sizeof(cs_entry));
+    }
+    cs_entry *x = &(*e)[(*n)++];
+    memset(x, 0, sizeof(*x));
+    return x;
+}
+
+void
+cs_entries_free(cs_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cs_entry_release(&e[i]);
+    free(e);
 }
 
 cs_entry *
 cs_tree_add(cs_tree *t)
 {
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->e = cs_xrealloc(t->e, t->cap * sizeof(cs_entry));
-    }
-    cs_entry *e = &t->e[t->n++];
-    memset(e, 0, sizeof(*e));
-    return e;
+    return cs_entries_add(&t->e, &t->n, &t->cap);
 }
 
 static char *

@@ -267,9 +267,8 @@ cs_sha256_final(cs_sha256_ctx *c, cs_digest *out)
 void
 cs_sha256_free(cs_sha256_ctx *c)
 {
-    if (!c)
-        return;
-    EVP_MD_CTX_free(c->md);
+    if (c)
+        EVP_MD_CTX_free(c->md);
     free(c);
 }
 

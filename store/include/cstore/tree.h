@@ -62,6 +62,10 @@ CS_DEFINE_FREEP(cs_tree, cs_tree_free)
 /* Appends a zeroed entry owned by the tree; the pointer lives until the next add. */
 cs_entry *cs_tree_add(cs_tree *t);
 void cs_entry_release(cs_entry *e);
+/* An array of entries e[0..*n) with room for *cap: add appends a zeroed entry
+ * (the pointer lives until the next add); free releases each and the array. */
+cs_entry *cs_entries_add(cs_entry **e, size_t *n, size_t *cap);
+void cs_entries_free(cs_entry *e, size_t n);
 void cs_entry_copy(cs_entry *dst, const cs_entry *src);
 void cs_entry_add_xattr(cs_entry *e, const char *name, const void *value, uint32_t len);
 /* Sorts by path; for duplicate paths the later-added entry wins (tar order). */

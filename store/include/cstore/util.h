@@ -35,6 +35,16 @@ cs_closep(int *fd)
     if (*fd >= 0)
         close(*fd);
 }
+/* free() on each argument (NULL is fine), all read before the first is freed:
+ * cs_free_all(x->a, x->b, x) releases x's strings and then x. */
+#define cs_free_all(...)                                                                           \
+    cs_free_n((void *[]){ __VA_ARGS__ }, sizeof((void *[]){ __VA_ARGS__ }) / sizeof(void *))
+static inline void
+cs_free_n(void *const *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(p[i]);
+}
 #define cs_autofree  __attribute__((cleanup(cs_freep)))
 #define cs_autoclose __attribute__((cleanup(cs_closep)))
 #define CS_DEFINE_FREEP(type, fn)                                                                  \
