@@ -4,27 +4,28 @@
 #include "build_int.h"
 #include "cstore/strv.h"
 
+/* parent[key] as an object or array (type), made when missing. */
+static json_t *
+member(json_t *parent, const char *key, json_type type)
+{
+    json_t *v = json_object_get(parent, key);
+    if (!v || json_typeof(v) != type) {
+        v = type == JSON_OBJECT ? json_object() : json_array();
+        json_object_set_new(parent, key, v);
+    }
+    return v;
+}
+
 json_t *
 obj(json_t *parent, const char *key)
 {
-    json_t *o = json_object_get(parent, key);
-    if (!json_is_object(o)) {
-        o = json_object();
-        json_object_set_new(parent, key, o);
-    }
-    return o;
+    return member(parent, key, JSON_OBJECT);
 }
 
-/* parent[key] as an array, made when missing. */
 static json_t *
 arr(json_t *parent, const char *key)
 {
-    json_t *a = json_object_get(parent, key);
-    if (!json_is_array(a)) {
-        a = json_array();
-        json_object_set_new(parent, key, a);
-    }
-    return a;
+    return member(parent, key, JSON_ARRAY);
 }
 
 json_t *

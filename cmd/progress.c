@@ -22,9 +22,8 @@ plain(cmd_progress *p, const cs_build_event *ev)
         fprintf(p->out, "#%u DONE %.1fs\n\n", ev->step, ev->seconds);
         break;
     default:
-        return;
+        break;
     }
-    fflush(p->out);
 }
 
 /* A live line "=> DESC" per step, redrawn with its outcome when it ends. */
@@ -51,14 +50,12 @@ live(cmd_progress *p, const cs_build_event *ev)
         p->running = NULL;
         break;
     case CS_BUILD_RUN_OUTPUT:
-        if (!p->running)
-            return;
-        fputc('\n', p->out); /* the command's output goes below its step line */
+        if (p->running)
+            fputc('\n', p->out); /* the command's output goes below its step line */
         break;
     default:
-        return;
+        break;
     }
-    fflush(p->out);
 }
 
 static void
@@ -75,6 +72,7 @@ on_event(void *ctx, const cs_build_event *ev)
         live(p, ev);
     else
         plain(p, ev);
+    fflush(p->out); /* each step shows as it happens */
 }
 
 void

@@ -3,19 +3,33 @@
 #include <string.h>
 #include <zstd.h>
 #include "cstore/content.h"
+#include "record.h"
+
+/* Reserves len bytes for a new record d in table t: 1 with *p to fill, 0
+ * when d is stored already (records are immutable), or a negative code.
+ * Reserve, then fill: one copy of the bytes into the map. */
+static int
+reserve(cs_db *db, MDB_txn *txn, cs_table t, const cs_digest *d, size_t len, const char *what,
+        uint8_t **p, cs_error **err)
+{
+    MDB_val k = { 32, (void *) d->b }, v = { len, NULL };
+    int rc = mdb_put(txn, cs_db_dbi(db, t), &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc)
+        return cs_db_err(err, rc, what);
+    *p = v.mv_data;
+    return 1;
+}
 
 int
 cs_chunk_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint8_t codec, uint32_t raw_len,
              const void *data, size_t n, cs_error **err)
 {
-    MDB_val k = { 32, (void *) d->b }, v = { n + 5, NULL };
-    /* Reserve, then fill: one copy of the bytes into the map. */
-    int rc = mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (rc == MDB_KEYEXIST)
-        return 0;
-    if (rc)
-        return cs_db_err(err, rc, "put chunk");
-    uint8_t *p = v.mv_data;
+    uint8_t *p = NULL;
+    int rc = reserve(db, txn, CS_T_CHUNKS, d, n + 5, "put chunk", &p, err);
+    if (rc <= 0)
+        return rc;
     p[0] = codec;
     cs_be32_put(p + 1, raw_len);
     memcpy(p + 5, data, n);
@@ -73,26 +87,12 @@ thread_dctx(void)
     return d;
 }
 
-/* The record of d in t; a missing one is code ("WHAT sha256:HEX missing"). */
-static int
-get_record(cs_db *db, MDB_txn *txn, cs_table t, cs_code code, const char *what, const cs_digest *d,
-           MDB_val *v, cs_error **err)
-{
-    int r = cs_db_get(db, txn, t, d->b, 32, v, err);
-    if (r == -CS_ENOTFOUND) {
-        char hex[CS_DIGEST_HEX];
-        cs_digest_hex(d, hex);
-        return cs_err(err, code, 0, "%s sha256:%s missing", what, hex);
-    }
-    return r;
-}
-
 int
 cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out, cs_error **err)
 {
     MDB_val v;
     char hex[CS_DIGEST_HEX];
-    int r = get_record(db, txn, CS_T_CHUNKS, CS_ECORRUPT, "chunk", d, &v, err);
+    int r = cs_record_get(db, txn, CS_T_CHUNKS, CS_ECORRUPT, "chunk", d, &v, err);
     if (r < 0)
         return r;
     const uint8_t *p = v.mv_data;
@@ -129,14 +129,10 @@ int
 cs_content_put(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t size, const cs_chunk_ref *refs,
                uint32_t n, cs_error **err)
 {
-    size_t len = 12 + (size_t) n * 36;
-    MDB_val k = { 32, (void *) d->b }, v = { len, NULL };
-    int rc = mdb_put(txn, cs_db_dbi(db, CS_T_CONTENTS), &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-    if (rc == MDB_KEYEXIST)
-        return 0;
-    if (rc)
-        return cs_db_err(err, rc, "put content");
-    uint8_t *p = v.mv_data;
+    uint8_t *p = NULL;
+    int rc = reserve(db, txn, CS_T_CONTENTS, d, 12 + (size_t) n * 36, "put content", &p, err);
+    if (rc <= 0)
+        return rc;
     cs_be64_put(p, size);
     cs_be32_put(p + 8, n);
     p += 12;
@@ -181,7 +177,7 @@ cs_content_get(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *size, cs_c
 {
     MDB_val v;
     char hex[CS_DIGEST_HEX];
-    int r = get_record(db, txn, CS_T_CONTENTS, CS_ENOTFOUND, "content", d, &v, err);
+    int r = cs_record_get(db, txn, CS_T_CONTENTS, CS_ENOTFOUND, "content", d, &v, err);
     if (r < 0)
         return r;
     if (cs_content_decode(v.mv_data, v.mv_size, size, refs, n) < 0) {

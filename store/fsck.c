@@ -41,6 +41,25 @@ fsck_add(fsck_list *l, const char *fmt, ...)
     va_end(ap);
 }
 
+/* false, reported, when a record's key is not 32 bytes (a digest) */
+static bool
+key_ok(fsck_list *l, const char *kind, const MDB_val *k)
+{
+    if (k->mv_size == 32)
+        return true;
+    fsck_add(l, "%s record with a %zu-byte key", kind, k->mv_size);
+    return false;
+}
+
+/* Reports record NAME that did not decode, with the decoder's error e (or
+ * dflt), and frees e. */
+static void
+undecodable(fsck_list *l, const char *kind, const char *name, cs_error *e, const char *dflt)
+{
+    fsck_add(l, "%s %s: %s", kind, name, e && e->msg ? e->msg : dflt);
+    cs_error_free(e);
+}
+
 static const char *
 hexs(const void *d, char buf[CS_DIGEST_STR])
 {
@@ -111,10 +130,8 @@ fsck_content(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val *v, u
     cs_autofree cs_chunk_ref *refs = NULL;
 
     *work += FSCK_ITEM_COST;
-    if (k->mv_size != 32) {
-        fsck_add(&w->problems, "content record with a %zu-byte key", k->mv_size);
+    if (!key_ok(&w->problems, "content", k))
         return 0;
-    }
     memcpy(key.b, k->mv_data, 32);
     if (cs_content_decode(v->mv_data, v->mv_size, &size, &refs, &n) < 0) {
         const uint8_t *p = v->mv_data;
@@ -172,10 +189,8 @@ fsck_orphan_chunk(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val 
     cs_digest d;
 
     *work += FSCK_ITEM_COST + v->mv_size;
-    if (k->mv_size != 32) {
-        fsck_add(&w->problems, "chunk record with a %zu-byte key", k->mv_size);
+    if (!key_ok(&w->problems, "chunk", k))
         return 0;
-    }
     if (cs_digestset_has(w->sh->seen, k->mv_data))
         return 0;
     memcpy(d.b, k->mv_data, 32);
@@ -337,17 +352,14 @@ fsck_tree(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_val
     cs_tree *t = NULL;
     int r = 0;
 
-    if (k->mv_size != 32) {
-        fsck_add(l, "tree record with a %zu-byte key", k->mv_size);
+    if (!key_ok(l, "tree", k))
         return 0;
-    }
     const char *name = hexs(k->mv_data, s);
     cs_sha256(v->mv_data, v->mv_size, &got);
     if (memcmp(got.b, k->mv_data, 32) != 0)
         fsck_add(l, "tree %s: digest mismatch", name);
     if (cs_tree_decode(v->mv_data, v->mv_size, &t, &e) < 0) {
-        fsck_add(l, "tree %s: %s", name, e && e->msg ? e->msg : "bad encoding");
-        cs_error_free(e);
+        undecodable(l, "tree", name, e, "bad encoding");
         return 0;
     }
     for (size_t i = 0; i < t->n && r >= 0; i++) {
@@ -387,14 +399,11 @@ fsck_image(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_va
     json_error_t jerr;
     int r = 0;
 
-    if (k->mv_size != 32) {
-        fsck_add(l, "image record with a %zu-byte key", k->mv_size);
+    if (!key_ok(l, "image", k))
         return 0;
-    }
     const char *name = hexs(k->mv_data, s);
     if (cs_image_decode(v->mv_data, v->mv_size, &img, &e) < 0) {
-        fsck_add(l, "image %s: %s", name, e && e->msg ? e->msg : "bad record");
-        cs_error_free(e);
+        undecodable(l, "image", name, e, "bad record");
         return 0;
     }
     cs_sha256(img->config, img->config_len, &got);
@@ -463,14 +472,11 @@ fsck_tarsplit(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB
     cs_tarsplit *ts = NULL;
     MDB_val cv;
 
-    if (k->mv_size != 32) {
-        fsck_add(l, "tarsplit record with a %zu-byte key", k->mv_size);
+    if (!key_ok(l, "tarsplit", k))
         return 0;
-    }
     const char *name = hexs(k->mv_data, s);
     if (cs_tarsplit_decode(v->mv_data, v->mv_size, &ts, &e) < 0) {
-        fsck_add(l, "tarsplit %s: %s", name, e && e->msg ? e->msg : "bad record");
-        cs_error_free(e);
+        undecodable(l, "tarsplit", name, e, "bad record");
         return 0;
     }
     int r = fsck_has(db, txn, CS_T_TREES, ts->tree.b, 32, NULL, err);

@@ -203,16 +203,16 @@ cs_image_list(cs_store *s, cs_image_info **out, size_t *n, cs_error **err)
 typedef struct get_ctx {
     const char *name;
     cs_image_info *out;
+    sum_cache sc;
 } get_ctx;
 
 static int
 get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     get_ctx *x = ctx;
-    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    sum_cache sc = { 0 };
     cs_digest id;
     int rc;
+    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
 
     cs_image_info_release(x->out); /* idempotent if run again */
     if ((rc = cs_image_resolve(db, txn, x->name, &id, err)) < 0)
@@ -223,17 +223,16 @@ get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         return rc;
     if ((rc = cs_image_tags(db, txn, &id, &x->out->tags, err)) < 0)
         return rc;
-    rc = info_layers(db, txn, &sc, img, x->out, err);
-    free(sc.v);
-    return rc;
+    return info_layers(db, txn, &x->sc, img, x->out, err);
 }
 
 int
 cs_image_info_get(cs_store *s, const char *name, cs_image_info *out, cs_error **err)
 {
-    get_ctx x = { name, out };
+    get_ctx x = { name, out, { 0 } };
     memset(out, 0, sizeof(*out));
     int rc = cs_db_read(cs_store_db(s), get_fn, &x, err);
+    free(x.sc.v);
     if (rc < 0)
         cs_image_info_release(out);
     return rc < 0 ? rc : 0;

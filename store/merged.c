@@ -104,9 +104,7 @@ cmp_tagged(const void *a, const void *b)
 {
     const tagged *x = a, *y = b;
     int c = strcmp(x->path, y->path);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c ? c : cs_cmp_size(x->idx, y->idx);
 }
 
 /* The layer's entry indices in path order, one per path (the last added wins,

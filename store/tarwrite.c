@@ -94,9 +94,7 @@ link_ref_cmp(const void *a, const void *b)
 {
     const link_ref *x = a, *y = b;
     int c = strcmp(x->root, y->root);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c ? c : cs_cmp_size(x->idx, y->idx);
 }
 
 static ssize_t

@@ -1,6 +1,7 @@
 /* tree.c - layer trees and their canonical encoding (see cstore/tree.h). */
 #include <string.h>
 #include "cstore/tree.h"
+#include "record.h"
 
 static const char MAGIC[8] = "CSTREE1";
 
@@ -109,9 +110,7 @@ cmp_tagged(const void *a, const void *b)
 {
     const tagged *x = a, *y = b;
     int c = strcmp(x->e.path, y->e.path);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return c ? c : cs_cmp_size(x->idx, y->idx);
 }
 
 void
@@ -256,12 +255,7 @@ int
 cs_tree_get(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_tree **out, cs_error **err)
 {
     MDB_val v;
-    int r = cs_db_get(db, txn, CS_T_TREES, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND) {
-        char hex[CS_DIGEST_HEX];
-        cs_digest_hex(d, hex);
-        return cs_err(err, CS_ENOTFOUND, 0, "tree sha256:%s missing", hex);
-    }
+    int r = cs_record_get(db, txn, CS_T_TREES, CS_ENOTFOUND, "tree", d, &v, err);
     if (r < 0)
         return r;
     return cs_tree_decode(v.mv_data, v.mv_size, out, err);

@@ -60,6 +60,13 @@ cs_free_n(void *const *p, size_t n)
         _v;                                                                                        \
     })
 
+/* -1, 0 or 1 as a is below, equal to or above b: a comparator's tie-break. */
+static inline int
+cs_cmp_size(size_t a, size_t b)
+{
+    return (a > b) - (a < b);
+}
+
 /* ---- growable byte buffer (caller-owned struct) ---- */
 typedef struct cs_buf {
     uint8_t *data;
