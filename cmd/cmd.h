@@ -93,6 +93,11 @@ struct cmd_opt {
 #define CMD_OPT_END CMD_OPT(NULL, 0, CMD_FLAG, NULL)
 /* The table of a verb with no options but --help. */
 extern const cmd_opt cmd_no_opts[];
+/* The table of a verb whose one option is --json (a bool *). */
+#define CMD_OPTS_JSON(dst)                                                                         \
+    {                                                                                              \
+        CMD_OPT("json", 0, CMD_FLAG, dst), CMD_OPT_END                                             \
+    }
 
 /* A verb's operands: how many it takes, and, after cmd_parse, which. */
 typedef struct cmd_args {

@@ -97,10 +97,7 @@ int
 cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     bool json = false;
-    const cmd_opt opts[] = {
-        CMD_OPT("json", 0, CMD_FLAG, &json),
-        CMD_OPT_END,
-    };
+    const cmd_opt opts[] = CMD_OPTS_JSON(&json);
     cs_du_stats st = { 0 };
     cs_store *s;
     char b[64];

@@ -192,10 +192,7 @@ int
 cmd_images(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
     bool json = false;
-    const cmd_opt opts[] = {
-        CMD_OPT("json", 0, CMD_FLAG, &json),
-        CMD_OPT_END,
-    };
+    const cmd_opt opts[] = CMD_OPTS_JSON(&json);
     cs_image_info *v = NULL;
     size_t n = 0;
     int rc;

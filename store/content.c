@@ -51,10 +51,9 @@ cs_chunk_stored_size(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *out,
 {
     MDB_val v;
     int r = cs_db_get(db, txn, CS_T_CHUNKS, d->b, 32, &v, err);
-    if (r < 0)
-        return r;
-    *out = v.mv_size;
-    return 0;
+    if (r == 0)
+        *out = v.mv_size;
+    return r;
 }
 
 /* One decompression context per thread, freed when the thread exits. */

@@ -31,10 +31,9 @@ int
 cs_image_decode(const void *p, size_t len, cs_image **out, cs_error **err)
 {
     cs_rd r;
-    cs_rd_init(&r, p, len);
-    const void *m = cs_rd_raw(&r, 8);
-    if (!m || memcmp(m, MAGIC, 8))
-        return cs_err(err, CS_ECORRUPT, 0, "image record: bad magic");
+    int rc = cs_rd_begin(&r, p, len, MAGIC, "image", err);
+    if (rc < 0)
+        return rc;
     uint32_t clen;
     const void *cfg = cs_rd_bytes(&r, &clen);
     uint32_t n = cs_rd_u32(&r);

@@ -14,9 +14,7 @@ tag_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     tag_ctx *x = ctx;
     cs_digest id;
     int rc = cs_image_resolve(db, txn, x->src, &id, err);
-    if (rc < 0)
-        return rc;
-    return cs_tag_set(db, txn, x->dst, &id, err);
+    return rc < 0 ? rc : cs_tag_set(db, txn, x->dst, &id, err);
 }
 
 int

@@ -94,19 +94,6 @@ classify(const char *path, const char **base)
     return K_WHITEOUT;
 }
 
-typedef struct {
-    const char *path;
-    size_t idx;
-} tagged;
-
-static int
-cmp_tagged(const void *a, const void *b)
-{
-    const tagged *x = a, *y = b;
-    int c = strcmp(x->path, y->path);
-    return c ? c : cs_cmp_size(x->idx, y->idx);
-}
-
 /* The layer's entry indices in path order, one per path (the last added wins,
  * as cs_tree_sort does). Trees from cs_tree_get are sorted already. */
 static size_t *
@@ -122,12 +109,12 @@ layer_order(const cs_tree *l, size_t *n)
     *n = l->n;
     if (sorted)
         return ord;
-    tagged *v = cs_xmalloc(l->n * sizeof(*v));
+    cs_path_idx *v = cs_xmalloc(l->n * sizeof(*v));
     for (size_t i = 0; i < l->n; i++) {
         v[i].path = l->e[i].path;
         v[i].idx = i;
     }
-    qsort(v, l->n, sizeof(*v), cmp_tagged);
+    qsort(v, l->n, sizeof(*v), cs_path_idx_cmp);
     size_t k = 0;
     for (size_t i = 0; i < l->n; i++)
         if (i + 1 == l->n || strcmp(v[i].path, v[i + 1].path))

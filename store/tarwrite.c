@@ -84,19 +84,6 @@ typedef struct plan {
     bool as_file;       /* emit as a file with own metadata (target absent) */
 } plan;
 
-typedef struct link_ref {
-    const char *root; /* final target path after following hardlink chains */
-    size_t idx;       /* the hardlink entry */
-} link_ref;
-
-static int
-link_ref_cmp(const void *a, const void *b)
-{
-    const link_ref *x = a, *y = b;
-    int c = strcmp(x->root, y->root);
-    return c ? c : cs_cmp_size(x->idx, y->idx);
-}
-
 static ssize_t
 tree_index(const cs_tree *t, const char *path)
 {
@@ -115,7 +102,8 @@ plan_links(const cs_tree *t, plan *pl)
     }
     if (nlinks == 0)
         return;
-    link_ref *refs = cs_xcalloc(nlinks, sizeof(*refs));
+    /* path: the final target after following hardlink chains; idx: the link */
+    cs_path_idx *refs = cs_xcalloc(nlinks, sizeof(*refs));
     size_t k = 0;
     for (size_t i = 0; i < t->n; i++) {
         if (t->e[i].type != CS_E_HARDLINK)
@@ -129,16 +117,16 @@ plan_links(const cs_tree *t, plan *pl)
                 break;
             root = t->e[j].link;
         }
-        refs[k].root = root;
+        refs[k].path = root;
         refs[k].idx = i;
         k++;
     }
-    qsort(refs, nlinks, sizeof(*refs), link_ref_cmp);
+    qsort(refs, nlinks, sizeof(*refs), cs_path_idx_cmp);
     for (size_t g = 0; g < nlinks;) {
         size_t end = g + 1;
-        while (end < nlinks && strcmp(refs[end].root, refs[g].root) == 0)
+        while (end < nlinks && strcmp(refs[end].path, refs[g].path) == 0)
             end++;
-        ssize_t r = tree_index(t, refs[g].root);
+        ssize_t r = tree_index(t, refs[g].path);
         if (r >= 0 && t->e[r].type == CS_E_HARDLINK)
             r = -1; /* a cycle: no entry holds the inode */
         if (r >= 0 && t->e[r].type == CS_E_DIR) {

@@ -188,10 +188,9 @@ int
 cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
 {
     cs_rd r;
-    cs_rd_init(&r, p, len);
-    const void *m = cs_rd_raw(&r, 8);
-    if (!m || memcmp(m, MAGIC, 8))
-        return cs_err(err, CS_ECORRUPT, 0, "tree record: bad magic");
+    int rc = cs_rd_begin(&r, p, len, MAGIC, "tree", err);
+    if (rc < 0)
+        return rc;
     uint32_t n = cs_rd_u32(&r);
     /* Each entry takes at least 62 bytes: refuse counts the record cannot hold. */
     if (r.bad || (size_t) n > len / 62 + 1)

@@ -180,6 +180,25 @@ cs_rd_init(cs_rd *r, const void *p, size_t len)
     r->bad = false;
 }
 
+int
+cs_path_idx_cmp(const void *a, const void *b)
+{
+    const cs_path_idx *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : cs_cmp_size(x->idx, y->idx);
+}
+
+int
+cs_rd_begin(cs_rd *r, const void *p, size_t len, const char magic[8], const char *what,
+            cs_error **err)
+{
+    cs_rd_init(r, p, len);
+    const void *m = cs_rd_raw(r, 8);
+    if (!m || memcmp(m, magic, 8))
+        return cs_err(err, CS_ECORRUPT, 0, "%s record: bad magic", what);
+    return 0;
+}
+
 const void *
 cs_rd_raw(cs_rd *r, size_t n)
 {

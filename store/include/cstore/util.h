@@ -67,6 +67,14 @@ cs_cmp_size(size_t a, size_t b)
     return (a > b) - (a < b);
 }
 
+/* A path (borrowed) with its index: qsort with cs_path_idx_cmp orders by
+ * path, then index, which keeps equal paths in their first order. */
+typedef struct cs_path_idx {
+    const char *path;
+    size_t idx;
+} cs_path_idx;
+int cs_path_idx_cmp(const void *a, const void *b);
+
 /* ---- growable byte buffer (caller-owned struct) ---- */
 typedef struct cs_buf {
     uint8_t *data;
@@ -89,6 +97,10 @@ typedef struct cs_rd {
     bool bad;
 } cs_rd;
 void cs_rd_init(cs_rd *r, const void *p, size_t len);
+/* cs_rd_init, then the record's 8-byte magic: 0, or CS_ECORRUPT
+ * "WHAT record: bad magic". */
+int cs_rd_begin(cs_rd *r, const void *p, size_t len, const char magic[8], const char *what,
+                cs_error **err);
 uint8_t cs_rd_u8(cs_rd *r);
 uint32_t cs_rd_u32(cs_rd *r);
 uint64_t cs_rd_u64(cs_rd *r);
