@@ -136,25 +136,14 @@ mem_sink(void *ctx, const void *p, size_t n, cs_error **err)
     return 0;
 }
 
-typedef struct tar_job {
-    const cs_tree *t;
-    membuf *out;
-} tar_job;
-
-static int
-tar_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    tar_job *j = ctx;
-    return cs_tree_write_tar(db, txn, j->t, mem_sink, j->out, err);
-}
-
 static void
 write_tar(fx *f, const cs_tree *t, membuf *out)
 {
     cs_error *err = NULL;
     cs_buf_init(&out->b);
-    tar_job j = { t, out };
-    int rc = cs_db_read(cs_store_db(f->sb.s), tar_fn, &j, &err);
+    MDB_txn *txn = test_begin(f->sb.s, false);
+    int rc = cs_tree_write_tar(cs_store_db(f->sb.s), txn, t, mem_sink, out, &err);
+    mdb_txn_abort(txn);
     if (rc < 0)
         fail_msg("%s", err->msg);
 }
@@ -449,19 +438,13 @@ typedef struct lb_job {
     int rc;
 } lb_job;
 
-static int
-lb_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+static void
+lb_put(fx *f, const lb_job *j)
 {
-    lb_job *j = ctx;
-    return cs_layer_blob_put(db, txn, &j->tree, j->c, &j->lb, err);
-}
-
-static int
-lb_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    lb_job *j = ctx;
-    j->rc = cs_layer_blob_get(db, txn, &j->tree, j->c, &j->lb, err);
-    return j->rc == -CS_ENOTFOUND ? 0 : j->rc;
+    cs_error *err = NULL;
+    MDB_txn *txn = test_begin(f->sb.s, true);
+    assert_int_equal(cs_layer_blob_put(cs_store_db(f->sb.s), txn, &j->tree, j->c, &j->lb, &err), 0);
+    test_commit(txn);
 }
 
 static lb_job
@@ -469,7 +452,12 @@ lb_get(fx *f, const cs_digest *tree, cs_compression c)
 {
     cs_error *err = NULL;
     lb_job j = { .tree = *tree, .c = c };
-    assert_int_equal(cs_db_read(cs_store_db(f->sb.s), lb_get_fn, &j, &err), 0);
+    MDB_txn *txn = test_begin(f->sb.s, false);
+    j.rc = cs_layer_blob_get(cs_store_db(f->sb.s), txn, &j.tree, j.c, &j.lb, &err);
+    mdb_txn_abort(txn);
+    if (j.rc < 0 && j.rc != -CS_ENOTFOUND)
+        fail_msg("%s", err->msg);
+    cs_error_free(err);
     return j;
 }
 
@@ -483,7 +471,7 @@ layer_blob_records_round_trip(void **state)
     test_fill_random(j.lb.diff_id.b, 32, 2);
     test_fill_random(j.lb.blob.b, 32, 3);
     j.lb.size = 0x0102030405060708ull;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
 
     lb_job g = lb_get(f, &j.tree, CS_COMP_ZSTD);
     assert_int_equal(g.rc, 0);
@@ -515,29 +503,22 @@ typedef struct img_job {
     cs_digest id;
 } img_job;
 
-static int
-put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+static img_job
+make_image(fx *f)
 {
-    img_job *j = ctx;
-    fx *f = j->f;
-    cs_tree *t = rich_tree(f, true);
-    int rc = cs_tree_put(db, txn, t, &j->trees[0], err);
-    cs_tree_free(t);
-    if (rc < 0)
-        return rc;
-    t = cs_tree_new();
+    img_job j = { .f = f };
+    cs_db *db = cs_store_db(f->sb.s);
+    MDB_txn *txn = test_begin(f->sb.s, true);
+    j.trees[0] = test_put_tree(db, txn, rich_tree(f, true));
+    cs_tree *t = cs_tree_new();
     test_tree_add(t, "a", CS_E_DIR);
     add_link(t, "a/link", "b/file", &f->big, f->big_len);
     test_tree_add(t, "b", CS_E_DIR);
     test_tree_add_file(t, "b/file", &f->big, f->big_len);
     test_tree_add_file(t, "etc/.wh.hello", NULL, 0);
     test_tree_add(t, "etc", CS_E_DIR);
-    cs_tree_sort(t);
-    rc = cs_tree_put(db, txn, t, &j->trees[1], err);
-    cs_tree_free(t);
-    if (rc < 0)
-        return rc;
-    j->trees[2] = j->trees[0]; /* the same layer twice */
+    j.trees[1] = test_put_tree(db, txn, t);
+    j.trees[2] = j.trees[0]; /* the same layer twice */
     /* diff_ids as another tar writer made them: export rewrites them. */
     const char *config =
         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],"
@@ -546,23 +527,8 @@ put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000002\","
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000003\"]},"
         "\"history\":[{\"created_by\":\"hand\"}],\"zlast\":true}";
-    cs_image img = { .config = (char *) config, .config_len = strlen(config), .nlayers = 3 };
-    img.layers = j->trees;
-    cs_sha256(config, img.config_len, &img.id);
-    j->id = img.id;
-    if ((rc = cs_image_put(db, txn, &img, err)) < 0)
-        return rc;
-    return cs_tag_set(db, txn, "docker.io/library/demo:1.0", &img.id, err);
-}
-
-static img_job
-make_image(fx *f)
-{
-    cs_error *err = NULL;
-    img_job j = { .f = f };
-    int rc = cs_db_write(cs_store_db(f->sb.s), put_image_fn, &j, &err);
-    if (rc < 0)
-        fail_msg("%s", err->msg);
+    j.id = test_put_image(db, txn, config, j.trees, 3, "docker.io/library/demo:1.0");
+    test_commit(txn);
     return j;
 }
 
@@ -896,7 +862,6 @@ static void
 export_recovers_from_a_wrong_layer_blobs_record(void **state)
 {
     fx *f = *state;
-    cs_error *err = NULL;
     img_job im = make_image(f);
     char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
     export_ok(f, "demo:1.0", good, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
@@ -908,7 +873,7 @@ export_recovers_from_a_wrong_layer_blobs_record(void **state)
     test_fill_random(j.lb.diff_id.b, 32, 11);
     test_fill_random(j.lb.blob.b, 32, 12);
     j.lb.size = right.lb.size + 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
     lb_job now = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
@@ -917,10 +882,10 @@ export_recovers_from_a_wrong_layer_blobs_record(void **state)
 
     /* Shorter than recorded, then into a layout directory. */
     j.lb.size = right.lb.size - 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
     char *d = fpath(f, "dir");
     export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     check_layout(d, "1.0", MT_LAYER_ZSTD_FOR_TEST);

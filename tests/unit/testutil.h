@@ -125,6 +125,16 @@ void test_ingest_tar(cs_store *s, const void *p, size_t n, size_t maxread, cs_la
 
 /* ---- store records ---- */
 
+/* A txn on s: a write txn (write) or a read-only one. A read-only txn ends
+ * with mdb_txn_abort. */
+MDB_txn *test_begin(cs_store *s, bool write);
+/* Commits the write txn. */
+void test_commit(MDB_txn *txn);
+
+/* Puts the record key -> v[0..n) into table t, as its owner would not. */
+void test_put_raw(cs_store *s, cs_table t, const void *key, size_t klen, const void *v, size_t n);
+/* True when table t has a record under key. */
+bool test_has(cs_store *s, cs_table t, const void *key, size_t klen);
 /* Entries in table t (CS_T_*). */
 size_t test_count(cs_store *s, cs_table t);
 /* No chunk, content, tree, image or tag is stored. */
