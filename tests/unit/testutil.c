@@ -67,6 +67,16 @@ test_sandbox_teardown(void **state)
 }
 
 void
+test_case(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cs_autofree char *name = cs_xvasprintf(fmt, ap);
+    va_end(ap);
+    print_message("[ CASE     ] %s\n", name);
+}
+
+void
 test_rmrf(const char *dir)
 {
     cs_error *err = NULL;

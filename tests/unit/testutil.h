@@ -65,6 +65,12 @@ int test_sandbox_teardown(void **state);
 /* rm -rf dir (never follows symlinks, never crosses a mount point). */
 void test_rmrf(const char *dir);
 
+/* ---- table-driven tests ---- */
+
+/* Names the case a table test runs next ("[ CASE ] name" on stdout), so that
+ * a failure reads under the name of its case. */
+void test_case(const char *fmt, ...) CS_PRINTF(1, 2);
+
 /* ---- host requirements: skip, or fail under CI ---- */
 
 /* True when CSTORE_CI=1: the machine is supposed to have everything. */
