@@ -215,6 +215,15 @@ sample_build(sample *smp)
     test_tar_end(&smp->tar);
 }
 
+/* Ingests the sample's tar into s (reads of at most maxread, 0: any). */
+static cs_layer_info
+ingest_sample(cs_store *s, const sample *smp, size_t maxread, cs_ingest_stats *st)
+{
+    cs_layer_info info;
+    test_ingest_tar(s, smp->tar.out.data, smp->tar.out.len, maxread, &info, st);
+    return info;
+}
+
 static void
 sample_release(sample *smp)
 {
@@ -302,9 +311,8 @@ plain_tar_round_trips_every_entry_type_and_attribute(void **state)
     fx *f = *state;
     sample smp = { 0 };
     sample_build(&smp);
-    cs_layer_info info;
     cs_ingest_stats st;
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 0, &info, &st);
+    cs_layer_info info = ingest_sample(f->s, &smp, 0, &st);
     assert_sample_tree(f->s, &info.tree, &smp);
 
     cs_digest want;
@@ -329,82 +337,61 @@ odd_sized_reads_give_the_same_layer(void **state)
     fx *f = *state;
     sample smp = { 0 };
     sample_build(&smp);
-    cs_layer_info a, b;
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, NULL);
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 4093, &b, NULL);
+    cs_layer_info a = ingest_sample(f->s, &smp, 0, NULL), b = ingest_sample(f->s, &smp, 4093, NULL);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_true(cs_digest_eq(&a.blob, &b.blob));
     assert_int_equal(a.tar_size, b.tar_size);
     sample_release(&smp);
 }
 
-static void
-compressed_round_trip(fx *f, cs_compression comp, size_t maxread)
-{
-    sample smp = { 0 };
-    sample_build(&smp);
-    cs_buf z;
-    cs_buf_init(&z);
-    if (comp == CS_COMP_GZIP)
-        test_gzip_append(&z, smp.tar.out.data, smp.tar.out.len);
-    else
-        zstd_append(&z, smp.tar.out.data, smp.tar.out.len);
-    cs_layer_info info;
-    test_ingest_tar(f->s, z.data, z.len, maxread, &info, NULL);
-    assert_sample_tree(f->s, &info.tree, &smp);
-    cs_digest blob, diff;
-    cs_sha256(z.data, z.len, &blob);
-    cs_sha256(smp.tar.out.data, smp.tar.out.len, &diff);
-    assert_true(cs_digest_eq(&info.blob, &blob));
-    assert_true(cs_digest_eq(&info.diff_id, &diff));
-    assert_int_equal(info.blob_size, z.len);
-    assert_int_equal(info.tar_size, smp.tar.out.len);
-    assert_int_equal(info.comp, comp);
-    cs_buf_release(&z);
-    sample_release(&smp);
-}
+/* The sample tar compressed (in members gzip members, cut at odd places,
+ * one inside a file's data) and ingested with reads of at most maxread. */
+static const struct {
+    const char *name;
+    cs_compression comp;
+    size_t maxread;
+    int members;
+} compressed_cases[] = {
+    { "gzip", CS_COMP_GZIP, 0, 1 },
+    { "zstd", CS_COMP_ZSTD, 0, 1 },
+    { "gzip detected when the first read is short", CS_COMP_GZIP, 1, 1 },
+    { "multi-member gzip is one stream", CS_COMP_GZIP, 0, 3 },
+};
 
 static void
-gzip_tar_round_trips_with_digests_of_both_streams(void **state)
-{
-    compressed_round_trip(*state, CS_COMP_GZIP, 0);
-}
-
-static void
-zstd_tar_round_trips_with_digests_of_both_streams(void **state)
-{
-    compressed_round_trip(*state, CS_COMP_ZSTD, 0);
-}
-
-static void
-gzip_is_detected_when_the_first_read_is_short(void **state)
-{
-
-    compressed_round_trip(*state, CS_COMP_GZIP, 1);
-}
-
-static void
-multi_member_gzip_is_one_stream(void **state)
+compressed_tars_round_trip_with_digests_of_both_streams(void **state)
 {
     fx *f = *state;
     sample smp = { 0 };
     sample_build(&smp);
-    /* Three members, cut at odd places (one inside a file's data). */
-    size_t cuts[] = { 0, 1000, smp.tar.out.len / 2 + 17, smp.tar.out.len };
-    cs_buf z;
-    cs_buf_init(&z);
-    for (int i = 0; i < 3; i++)
-        test_gzip_append(&z, smp.tar.out.data + cuts[i], cuts[i + 1] - cuts[i]);
-    cs_layer_info info;
-    test_ingest_tar(f->s, z.data, z.len, 0, &info, NULL);
-    assert_sample_tree(f->s, &info.tree, &smp);
-    cs_digest blob, diff;
-    cs_sha256(z.data, z.len, &blob);
-    cs_sha256(smp.tar.out.data, smp.tar.out.len, &diff);
-    assert_true(cs_digest_eq(&info.blob, &blob));
-    assert_true(cs_digest_eq(&info.diff_id, &diff));
-    assert_int_equal(info.comp, CS_COMP_GZIP);
-    cs_buf_release(&z);
+    size_t len = smp.tar.out.len;
+    for (size_t i = 0; i < sizeof(compressed_cases) / sizeof(compressed_cases[0]); i++) {
+        test_case("%s", compressed_cases[i].name);
+        cs_compression comp = compressed_cases[i].comp;
+        cs_buf z;
+        cs_buf_init(&z);
+        if (comp == CS_COMP_ZSTD) {
+            zstd_append(&z, smp.tar.out.data, len);
+        } else if (compressed_cases[i].members == 1) {
+            test_gzip_append(&z, smp.tar.out.data, len);
+        } else {
+            size_t cuts[] = { 0, 1000, len / 2 + 17, len };
+            for (int m = 0; m < 3; m++)
+                test_gzip_append(&z, smp.tar.out.data + cuts[m], cuts[m + 1] - cuts[m]);
+        }
+        cs_layer_info info;
+        test_ingest_tar(f->s, z.data, z.len, compressed_cases[i].maxread, &info, NULL);
+        assert_sample_tree(f->s, &info.tree, &smp);
+        cs_digest blob, diff;
+        cs_sha256(z.data, z.len, &blob);
+        cs_sha256(smp.tar.out.data, len, &diff);
+        assert_true(cs_digest_eq(&info.blob, &blob));
+        assert_true(cs_digest_eq(&info.diff_id, &diff));
+        assert_int_equal(info.blob_size, z.len);
+        assert_int_equal(info.tar_size, len);
+        assert_int_equal(info.comp, comp);
+        cs_buf_release(&z);
+    }
     sample_release(&smp);
 }
 
@@ -435,14 +422,13 @@ same_tar_in_two_fresh_stores_gives_the_same_tree(void **state)
     fx *f = *state;
     sample smp = { 0 };
     sample_build(&smp);
-    cs_layer_info a, b;
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, NULL);
+    cs_layer_info a = ingest_sample(f->s, &smp, 0, NULL);
 
     cs_autofree char *root2 = cs_path_join(f->dir, "store2");
     cs_store *s2 = NULL;
     cs_error *err = NULL;
     assert_int_equal(cs_store_open(root2, 0, &s2, &err), 0);
-    test_ingest_tar(s2, smp.tar.out.data, smp.tar.out.len, 7777, &b, NULL);
+    cs_layer_info b = ingest_sample(s2, &smp, 7777, NULL);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_int_equal(test_count(f->s, CS_T_CHUNKS), test_count(s2, CS_T_CHUNKS));
     cs_store_close(s2);
@@ -455,14 +441,13 @@ ingesting_a_tar_again_writes_no_new_chunks(void **state)
     fx *f = *state;
     sample smp = { 0 };
     sample_build(&smp);
-    cs_layer_info a, b;
     cs_ingest_stats s1, s2;
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 0, &a, &s1);
+    cs_layer_info a = ingest_sample(f->s, &smp, 0, &s1), b;
     size_t chunks = test_count(f->s, CS_T_CHUNKS);
     assert_int_equal(s1.new_chunks, chunks);
 
     /* Again, in a new ingest (the chunks are committed) ... */
-    test_ingest_tar(f->s, smp.tar.out.data, smp.tar.out.len, 0, &b, &s2);
+    b = ingest_sample(f->s, &smp, 0, &s2);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_int_equal(s2.new_chunks, 0);
     assert_int_equal(s2.new_bytes, 0);
@@ -1003,10 +988,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(plain_tar_round_trips_every_entry_type_and_attribute),
         T(odd_sized_reads_give_the_same_layer),
-        T(gzip_tar_round_trips_with_digests_of_both_streams),
-        T(zstd_tar_round_trips_with_digests_of_both_streams),
-        T(gzip_is_detected_when_the_first_read_is_short),
-        T(multi_member_gzip_is_one_stream),
+        T(compressed_tars_round_trip_with_digests_of_both_streams),
         T(later_member_of_the_same_path_wins),
         T(same_tar_in_two_fresh_stores_gives_the_same_tree),
         T(ingesting_a_tar_again_writes_no_new_chunks),
