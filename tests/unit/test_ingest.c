@@ -50,10 +50,12 @@ fill_text(uint8_t *p, size_t n, uint64_t seed)
 
 /* ---- tar streams in memory ---- */
 
-/* A ustar header written by hand, for what libarchive refuses to write. */
+/* A ustar file member written by hand, for what libarchive refuses to write:
+ * appends its header (size as given) and blocks copies of the block d. */
 static void
-raw_header(uint8_t h[512], const char *name, char type, const char *size_octal, const char *link)
+raw_member(cs_buf *b, const char *name, const char *size_octal, const uint8_t d[512], int blocks)
 {
+    uint8_t h[512];
     memset(h, 0, 512);
     snprintf((char *) h, 100, "%s", name);
     memcpy(h + 100, "0000644", 8);
@@ -61,9 +63,7 @@ raw_header(uint8_t h[512], const char *name, char type, const char *size_octal, 
     memcpy(h + 116, "0000000", 8);
     snprintf((char *) h + 124, 12, "%s", size_octal);
     memcpy(h + 136, "14524120000", 12);
-    h[156] = (uint8_t) type;
-    if (link)
-        snprintf((char *) h + 157, 100, "%s", link);
+    h[156] = '0';
     memcpy(h + 257, "ustar", 6);
     memcpy(h + 263, "00", 2);
     memset(h + 148, ' ', 8);
@@ -71,6 +71,9 @@ raw_header(uint8_t h[512], const char *name, char type, const char *size_octal, 
     for (int i = 0; i < 512; i++)
         sum += h[i];
     snprintf((char *) h + 148, 8, "%06o", sum);
+    cs_buf_append(b, h, 512);
+    for (int i = 0; i < blocks; i++)
+        cs_buf_append(b, d, 512);
 }
 
 /* ---- compression ---- */
@@ -559,16 +562,10 @@ member_with_absolute_path_is_refused(void **state)
     /* libarchive's writer keeps the leading '/'; make sure by hand. */
     cs_buf b;
     cs_buf_init(&b);
-    uint8_t h[512], d[512] = "x";
-    raw_header(h, "ok", '0', "00000000001", NULL);
-    cs_buf_append(&b, h, 512);
-    cs_buf_append(&b, d, 512);
-    raw_header(h, "/abs", '0', "00000000001", NULL);
-    cs_buf_append(&b, h, 512);
-    cs_buf_append(&b, d, 512);
-    memset(d, 0, 512);
-    cs_buf_append(&b, d, 512);
-    cs_buf_append(&b, d, 512);
+    static const uint8_t d[512] = "x", end[1024];
+    raw_member(&b, "ok", "00000000001", d, 1);
+    raw_member(&b, "/abs", "00000000001", d, 1);
+    cs_buf_append(&b, end, sizeof(end));
     ingest_fails(f->s, b.data, b.len, CS_EINVAL, "'/abs' has an absolute path");
     cs_buf_release(&b);
 }
@@ -646,15 +643,10 @@ absurd_size_field_with_little_data_fails(void **state)
     fx *f = *state;
     cs_buf b;
     cs_buf_init(&b);
-    uint8_t h[512], d[512];
+    uint8_t d[512];
     test_fill_random(d, sizeof(d), 3);
-    raw_header(h, "ok", '0', "00000000001", NULL);
-    cs_buf_append(&b, h, 512);
-    cs_buf_append(&b, d, 512);
-    raw_header(h, "huge", '0', "77777777777", NULL);
-    cs_buf_append(&b, h, 512);
-    for (int i = 0; i < 8; i++)
-        cs_buf_append(&b, d, 512);
+    raw_member(&b, "ok", "00000000001", d, 1);
+    raw_member(&b, "huge", "77777777777", d, 8);
     ingest_fails(f->s, b.data, b.len, CS_EPARSE, "'huge'");
     cs_buf_release(&b);
 }
