@@ -227,12 +227,25 @@ ingest_sample(cs_store *s, const sample *smp, size_t maxread, cs_ingest_stats *s
     return info;
 }
 
-static void
-sample_release(sample *smp)
+/* The sample, built once for the whole program (read-only in the tests). */
+static sample the_sample;
+
+static int
+sample_setup(void **state)
 {
+    (void) state;
+    sample_build(&the_sample);
+    return 0;
+}
+
+static int
+sample_teardown(void **state)
+{
+    (void) state;
     for (size_t i = 0; i < NSPEC; i++)
-        free(smp->data[i]);
-    cs_buf_release(&smp->tar.out);
+        free(the_sample.data[i]);
+    cs_buf_release(&the_sample.tar.out);
+    return 0;
 }
 
 static const spec *
@@ -312,18 +325,16 @@ static void
 plain_tar_round_trips_every_entry_type_and_attribute(void **state)
 {
     fx *f = *state;
-    sample smp = { 0 };
-    sample_build(&smp);
     cs_ingest_stats st;
-    cs_layer_info info = ingest_sample(f->s, &smp, 0, &st);
-    assert_sample_tree(f->s, &info.tree, &smp);
+    cs_layer_info info = ingest_sample(f->s, &the_sample, 0, &st);
+    assert_sample_tree(f->s, &info.tree, &the_sample);
 
     cs_digest want;
-    cs_sha256(smp.tar.out.data, smp.tar.out.len, &want);
+    cs_sha256(the_sample.tar.out.data, the_sample.tar.out.len, &want);
     assert_true(cs_digest_eq(&info.blob, &want));
     assert_true(cs_digest_eq(&info.diff_id, &want));
-    assert_int_equal(info.blob_size, smp.tar.out.len);
-    assert_int_equal(info.tar_size, smp.tar.out.len);
+    assert_int_equal(info.blob_size, the_sample.tar.out.len);
+    assert_int_equal(info.tar_size, the_sample.tar.out.len);
     assert_int_equal(info.comp, CS_COMP_NONE);
     /* files: empty, big.bin, text.txt, one, ping, tool (not the hardlink) */
     assert_int_equal(st.files, 6);
@@ -331,20 +342,17 @@ plain_tar_round_trips_every_entry_type_and_attribute(void **state)
     assert_true(st.new_chunks > 0);
     assert_int_equal(test_count(f->s, CS_T_TREES), 1);
     assert_int_equal(test_count(f->s, CS_T_CONTENTS), 5);
-    sample_release(&smp);
 }
 
 static void
 odd_sized_reads_give_the_same_layer(void **state)
 {
     fx *f = *state;
-    sample smp = { 0 };
-    sample_build(&smp);
-    cs_layer_info a = ingest_sample(f->s, &smp, 0, NULL), b = ingest_sample(f->s, &smp, 4093, NULL);
+    cs_layer_info a = ingest_sample(f->s, &the_sample, 0, NULL),
+                  b = ingest_sample(f->s, &the_sample, 4093, NULL);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_true(cs_digest_eq(&a.blob, &b.blob));
     assert_int_equal(a.tar_size, b.tar_size);
-    sample_release(&smp);
 }
 
 /* The sample tar compressed (in members gzip members, cut at odd places,
@@ -365,29 +373,27 @@ static void
 compressed_tars_round_trip_with_digests_of_both_streams(void **state)
 {
     fx *f = *state;
-    sample smp = { 0 };
-    sample_build(&smp);
-    size_t len = smp.tar.out.len;
+    size_t len = the_sample.tar.out.len;
     for (size_t i = 0; i < sizeof(compressed_cases) / sizeof(compressed_cases[0]); i++) {
         test_case("%s", compressed_cases[i].name);
         cs_compression comp = compressed_cases[i].comp;
         cs_buf z;
         cs_buf_init(&z);
         if (comp == CS_COMP_ZSTD) {
-            zstd_append(&z, smp.tar.out.data, len);
+            zstd_append(&z, the_sample.tar.out.data, len);
         } else if (compressed_cases[i].members == 1) {
-            test_gzip_append(&z, smp.tar.out.data, len);
+            test_gzip_append(&z, the_sample.tar.out.data, len);
         } else {
             size_t cuts[] = { 0, 1000, len / 2 + 17, len };
             for (int m = 0; m < 3; m++)
-                test_gzip_append(&z, smp.tar.out.data + cuts[m], cuts[m + 1] - cuts[m]);
+                test_gzip_append(&z, the_sample.tar.out.data + cuts[m], cuts[m + 1] - cuts[m]);
         }
         cs_layer_info info;
         test_ingest_tar(f->s, z.data, z.len, compressed_cases[i].maxread, &info, NULL);
-        assert_sample_tree(f->s, &info.tree, &smp);
+        assert_sample_tree(f->s, &info.tree, &the_sample);
         cs_digest blob, diff;
         cs_sha256(z.data, z.len, &blob);
-        cs_sha256(smp.tar.out.data, len, &diff);
+        cs_sha256(the_sample.tar.out.data, len, &diff);
         assert_true(cs_digest_eq(&info.blob, &blob));
         assert_true(cs_digest_eq(&info.diff_id, &diff));
         assert_int_equal(info.blob_size, z.len);
@@ -395,7 +401,6 @@ compressed_tars_round_trip_with_digests_of_both_streams(void **state)
         assert_int_equal(info.comp, comp);
         cs_buf_release(&z);
     }
-    sample_release(&smp);
 }
 
 static void
@@ -423,34 +428,29 @@ static void
 same_tar_in_two_fresh_stores_gives_the_same_tree(void **state)
 {
     fx *f = *state;
-    sample smp = { 0 };
-    sample_build(&smp);
-    cs_layer_info a = ingest_sample(f->s, &smp, 0, NULL);
+    cs_layer_info a = ingest_sample(f->s, &the_sample, 0, NULL);
 
     cs_autofree char *root2 = cs_path_join(f->dir, "store2");
     cs_store *s2 = NULL;
     cs_error *err = NULL;
     assert_int_equal(cs_store_open(root2, 0, &s2, &err), 0);
-    cs_layer_info b = ingest_sample(s2, &smp, 7777, NULL);
+    cs_layer_info b = ingest_sample(s2, &the_sample, 7777, NULL);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_int_equal(test_count(f->s, CS_T_CHUNKS), test_count(s2, CS_T_CHUNKS));
     cs_store_close(s2);
-    sample_release(&smp);
 }
 
 static void
 ingesting_a_tar_again_writes_no_new_chunks(void **state)
 {
     fx *f = *state;
-    sample smp = { 0 };
-    sample_build(&smp);
     cs_ingest_stats s1, s2;
-    cs_layer_info a = ingest_sample(f->s, &smp, 0, &s1), b;
+    cs_layer_info a = ingest_sample(f->s, &the_sample, 0, &s1), b;
     size_t chunks = test_count(f->s, CS_T_CHUNKS);
     assert_int_equal(s1.new_chunks, chunks);
 
     /* Again, in a new ingest (the chunks are committed) ... */
-    b = ingest_sample(f->s, &smp, 0, &s2);
+    b = ingest_sample(f->s, &the_sample, 0, &s2);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
     assert_int_equal(s2.new_chunks, 0);
     assert_int_equal(s2.new_bytes, 0);
@@ -463,10 +463,10 @@ ingesting_a_tar_again_writes_no_new_chunks(void **state)
     assert_int_equal(cs_store_open(root2, 0, &st2, &err), 0);
     cs_ingest *ing = NULL;
     assert_int_equal(cs_ingest_begin(st2, &ing, &err), 0);
-    test_memrd m1 = { smp.tar.out.data, smp.tar.out.len, 0 };
+    test_memrd m1 = { the_sample.tar.out.data, the_sample.tar.out.len, 0 };
     assert_int_equal(cs_ingest_tar(ing, "one", test_mem_read, &m1, &a, &err), 0);
     uint64_t first = cs_ingest_stats_get(ing)->new_chunks;
-    test_memrd m2 = { smp.tar.out.data, smp.tar.out.len, 0 };
+    test_memrd m2 = { the_sample.tar.out.data, the_sample.tar.out.len, 0 };
     assert_int_equal(cs_ingest_tar(ing, "two", test_mem_read, &m2, &b, &err), 0);
     assert_int_equal(cs_ingest_stats_get(ing)->new_chunks, first);
     assert_true(cs_digest_eq(&a.tree, &b.tree));
@@ -474,7 +474,6 @@ ingesting_a_tar_again_writes_no_new_chunks(void **state)
     cs_ingest_free(ing);
     assert_int_equal(test_count(st2, CS_T_CHUNKS), chunks);
     cs_store_close(st2);
-    sample_release(&smp);
 }
 
 /* ---- hostile input ---- */
@@ -1002,5 +1001,5 @@ main(void)
         cmocka_unit_test(familiar_form_of_a_nested_library_path_round_trips),
     };
 #undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, sample_setup, sample_teardown);
 }
