@@ -35,22 +35,6 @@ fill_text(uint8_t *p, size_t n)
         p[i] = (uint8_t) line[i % (sizeof(line) - 1)];
 }
 
-static MDB_txn *
-wbegin(fx *f)
-{
-    MDB_txn *txn;
-    cs_error *err = NULL;
-    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), 0, &txn, &err), 0);
-    return txn;
-}
-
-static void
-wcommit(MDB_txn *txn)
-{
-    cs_error *err = NULL;
-    assert_int_equal(cs_db_commit(txn, &err), 0);
-}
-
 /* Stores p[0..n) as one content cut every chunk bytes, each chunk zstd when
  * that shrinks it, raw otherwise. */
 static cs_digest
@@ -111,7 +95,7 @@ static void
 populate(fx *f)
 {
     cs_db *db = cs_store_db(f->sb.s);
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     uint8_t *buf = malloc(150 * KiB);
 
     fill_text(buf, 100 * KiB);
@@ -153,16 +137,16 @@ populate(fx *f)
     memset(val, 7, sizeof(val));
     cs_error *err = NULL;
     assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, val, 72, 0, &err) >= 0);
-    wcommit(txn);
+    test_commit(txn);
 }
 
 static void
 del_tag(fx *f, const char *tag)
 {
     cs_error *err = NULL;
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     assert_int_equal(cs_tag_delete(cs_store_db(f->sb.s), txn, tag, &err), 0);
-    wcommit(txn);
+    test_commit(txn);
 }
 
 typedef struct reports {
@@ -262,46 +246,42 @@ gc(fx *f, bool dry_run, bool compact)
     return st;
 }
 
-static int
-sha_sink(void *ctx, const void *p, size_t n, cs_error **err)
-{
-    (void) err;
-    cs_sha256_update(ctx, p, n);
-    return 0;
-}
-
 /* The content is there and its bytes hash to its digest. */
 static void
 assert_content_intact(fx *f, const cs_digest *d)
 {
-    cs_error *err = NULL;
-    MDB_txn *txn;
-    cs_digest got;
-    cs_sha256_ctx *sha = cs_sha256_new();
-    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
-    assert_int_equal(cs_content_read(cs_store_db(f->sb.s), txn, d, true, sha_sink, sha, &err), 0);
+    cs_buf b;
+    cs_buf_init(&b);
+    MDB_txn *txn = test_begin(f->sb.s, false);
+    assert_int_equal(
+        cs_content_read(cs_store_db(f->sb.s), txn, d, true, test_sink_buf, &b, &f->sb.err), 0);
     mdb_txn_abort(txn);
-    cs_sha256_final(sha, &got);
-    cs_sha256_free(sha);
+    cs_digest got;
+    cs_sha256(b.data, b.len, &got);
+    cs_buf_release(&b);
     assert_memory_equal(got.b, d->b, 32);
 }
 
 static bool
 content_exists(fx *f, const cs_digest *d)
 {
-    cs_error *err = NULL;
-    MDB_txn *txn;
-    MDB_val v;
-    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
-    int r = cs_db_get(cs_store_db(f->sb.s), txn, CS_T_CONTENTS, d->b, 32, &v, &err);
-    mdb_txn_abort(txn);
-    return r == 0;
+    return test_has(f->sb.s, CS_T_CONTENTS, d->b, 32);
 }
 
 static int
 setup(void **state)
 {
     return test_sandbox_new(state, sizeof(fx), CS_OPEN_EXCLUSIVE);
+}
+
+/* The sandbox with populate's images in it. */
+static int
+populated_setup(void **state)
+{
+    if (setup(state) < 0)
+        return -1;
+    populate(*state);
+    return 0;
 }
 
 /* ---- tests ---- */
@@ -338,7 +318,6 @@ static void
 du_counts_logical_and_unique_bytes(void **state)
 {
     fx *f = *state;
-    populate(f);
     cs_du_stats st = du(f);
     assert_int_equal(st.images, 2);
     assert_int_equal(st.tags, 2);
@@ -358,7 +337,6 @@ static void
 gc_after_rmi_keeps_shared_content_and_frees_unique(void **state)
 {
     fx *f = *state;
-    populate(f);
     cs_gc_stats st = gc(f, false, false);
     assert_int_equal(st.images + st.trees + st.contents + st.chunks + st.layer_blobs, 0);
 
@@ -391,7 +369,6 @@ static void
 gc_dry_run_counts_but_changes_nothing(void **state)
 {
     fx *f = *state;
-    populate(f);
     del_tag(f, TAG_B);
     cs_du_stats before = du(f);
     cs_gc_stats st = gc(f, true, true);
@@ -414,7 +391,6 @@ static void
 gc_with_no_tags_frees_everything(void **state)
 {
     fx *f = *state;
-    populate(f);
     del_tag(f, TAG_A);
     del_tag(f, TAG_B);
     cs_gc_stats st = gc(f, false, false);
@@ -438,18 +414,16 @@ gc_sweeps_in_batches_and_keeps_marked_records_between_them(void **state)
 {
     fx *f = *state;
     cs_db *db = cs_store_db(f->sb.s);
-    cs_error *err = NULL;
-    populate(f);
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     uint8_t raw[100];
     for (int i = 0; i < 5000; i++) {
         cs_digest d;
         test_fill_random(raw, sizeof(raw), (uint64_t) i + 1000);
         cs_sha256(raw, sizeof(raw), &d);
         assert_int_equal(
-            cs_chunk_put(db, txn, &d, CS_CODEC_RAW, sizeof(raw), raw, sizeof(raw), &err), 1);
+            cs_chunk_put(db, txn, &d, CS_CODEC_RAW, sizeof(raw), raw, sizeof(raw), &f->sb.err), 1);
     }
-    wcommit(txn);
+    test_commit(txn);
     cs_gc_stats st = gc(f, false, false);
     assert_int_equal(st.chunks, 5000);
     assert_int_equal(st.chunk_bytes, 5000 * (sizeof(raw) + 5));
@@ -462,7 +436,6 @@ fsck_detects_a_corrupted_chunk(void **state)
 {
     fx *f = *state;
     cs_db *db = cs_store_db(f->sb.s);
-    populate(f);
 
     /* a.bin's first chunk: same length, different bytes */
     uint8_t buf[64 * KiB];
@@ -477,10 +450,10 @@ fsck_detects_a_corrupted_chunk(void **state)
     val[3] = 0;
     val[4] = 0;
     memcpy(val + 5, buf, sizeof(buf));
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     MDB_val k = { 32, c.b }, v = { sizeof(buf) + 5, val };
     assert_int_equal(mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, 0), 0);
-    wcommit(txn);
+    test_commit(txn);
     free(val);
 
     reports r = { .n = 0 };
@@ -496,15 +469,13 @@ fsck_detects_undecodable_chunks_and_bad_records(void **state)
 {
     fx *f = *state;
     cs_db *db = cs_store_db(f->sb.s);
-    cs_error *err = NULL;
-    populate(f);
 
     /* the shared text's first chunk is zstd: garble its frame */
     uint8_t text[64 * KiB];
     fill_text(text, sizeof(text));
     cs_digest c;
     cs_sha256(text, sizeof(text), &c);
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     MDB_val k = { 32, c.b }, v;
     assert_int_equal(mdb_get(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v), 0);
     assert_int_equal(((uint8_t *) v.mv_data)[0], CS_CODEC_ZSTD);
@@ -521,8 +492,8 @@ fsck_detects_undecodable_chunks_and_bad_records(void **state)
     /* a layer blob of a tree that does not exist */
     uint8_t key[33] = { 0 }, blob[72] = { 0 };
     key[0] = 0x42;
-    assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, blob, 72, 0, &err) >= 0);
-    wcommit(txn);
+    assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, blob, 72, 0, &f->sb.err) >= 0);
+    test_commit(txn);
 
     reports r = { .n = 0 };
     int n = fsck_count(f, &r);
@@ -539,18 +510,16 @@ fsck_detects_dangling_references(void **state)
 {
     fx *f = *state;
     cs_db *db = cs_store_db(f->sb.s);
-    cs_error *err = NULL;
-    populate(f);
 
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     MDB_val k = { 32, f->shared.b };
     assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_CONTENTS), &k, NULL), 0);
     cs_digest ghost;
     cs_sha256("ghost", 5, &ghost);
-    assert_int_equal(cs_tag_set(db, txn, "docker.io/library/ghost:latest", &ghost, &err), 0);
+    assert_int_equal(cs_tag_set(db, txn, "docker.io/library/ghost:latest", &ghost, &f->sb.err), 0);
     k.mv_data = f->a_tree.b;
     assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_TREES), &k, NULL), 0);
-    wcommit(txn);
+    test_commit(txn);
 
     reports r = { .n = 0 };
     int n = fsck_count(f, &r);
@@ -573,20 +542,18 @@ gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
 {
     fx *f = *state;
     cs_db *db = cs_store_db(f->sb.s);
-    cs_error *err = NULL;
-    populate(f);
 
     size_t big = 24u << 20;
     uint8_t *buf = malloc(big);
     test_fill_random(buf, big, 42);
-    MDB_txn *txn = wbegin(f);
+    MDB_txn *txn = test_begin(f->sb.s, true);
     cs_digest c = put_content(db, txn, buf, big, 256 * KiB);
     free(buf);
     cs_tree *t = cs_tree_new();
     test_tree_add_file(t, "big.bin", &c, big);
     cs_digest tree = test_put_tree(db, txn, t);
     put_image(db, txn, "docker.io/library/big:latest", "BIG=1", &tree, 1);
-    wcommit(txn);
+    test_commit(txn);
     assert_fsck_clean(f);
 
     del_tag(f, "docker.io/library/big:latest");
@@ -611,19 +578,19 @@ gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
     assert_content_intact(f, &f->ua);
     cs_store_close(f->sb.s);
     f->sb.s = NULL;
-    assert_int_equal(cs_store_open(f->sb.root, 0, &f->sb.s, &err), 0);
+    assert_int_equal(cs_store_open(f->sb.root, 0, &f->sb.s, &f->sb.err), 0);
     assert_fsck_clean(f);
     cs_du_stats d = du(f);
     assert_int_equal(d.images, 2);
     assert_int_equal(d.chunks, 7);
     assert_content_intact(f, &f->shared);
-    txn = wbegin(f); /* and it takes writes */
+    txn = test_begin(f->sb.s, true); /* and it takes writes */
     fill_text((uint8_t *) path, 100);
     put_content(cs_store_db(f->sb.s), txn, (uint8_t *) path, 100, 64 * KiB);
-    wcommit(txn);
+    test_commit(txn);
 }
 
-#define GC_TEST(t) cmocka_unit_test_setup_teardown(t, setup, test_sandbox_teardown)
+#define GC_TEST(t) cmocka_unit_test_setup_teardown(t, populated_setup, test_sandbox_teardown)
 
 int
 main(void)
