@@ -193,18 +193,6 @@ ds(const cs_digest *d)
     return r;
 }
 
-/* fsck reported the problem fmt says. */
-static void CS_PRINTF(2, 3) assert_report(const reports *r, const char *fmt, ...)
-{
-    char want[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(want, sizeof(want), fmt, ap);
-    va_end(ap);
-    if (!has_report(r, want))
-        fail_msg("fsck did not report '%s'", want);
-}
-
 static int
 fsck_count(fx *f, reports *r)
 {
@@ -431,12 +419,25 @@ gc_sweeps_in_batches_and_keeps_marked_records_between_them(void **state)
     assert_fsck_clean(f);
 }
 
-static void
-fsck_detects_a_corrupted_chunk(void **state)
-{
-    fx *f = *state;
-    cs_db *db = cs_store_db(f->sb.s);
+/* ---- fsck over a damaged store: each case damages the populated store in
+ * the write txn and adds what fsck must report ---- */
 
+typedef struct wants {
+    char v[8][256];
+    int n;
+} wants;
+
+static void CS_PRINTF(2, 3) want(wants *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->v[w->n++], sizeof(w->v[0]), fmt, ap);
+    va_end(ap);
+}
+
+static void
+corrupt_a_chunk(fx *f, MDB_txn *txn, wants *w)
+{
     /* a.bin's first chunk: same length, different bytes */
     uint8_t buf[64 * KiB];
     test_fill_random(buf, sizeof(buf), 1);
@@ -450,32 +451,22 @@ fsck_detects_a_corrupted_chunk(void **state)
     val[3] = 0;
     val[4] = 0;
     memcpy(val + 5, buf, sizeof(buf));
-    MDB_txn *txn = test_begin(f->sb.s, true);
     MDB_val k = { 32, c.b }, v = { sizeof(buf) + 5, val };
-    assert_int_equal(mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, 0), 0);
-    test_commit(txn);
+    assert_int_equal(mdb_put(txn, cs_db_dbi(f->sb.db, CS_T_CHUNKS), &k, &v, 0), 0);
     free(val);
-
-    reports r = { .n = 0 };
-    int n = fsck_count(f, &r);
-    assert_report(&r, "chunk %s: digest mismatch", ds(&c).s);
-    assert_report(&r, "content %s: digest mismatch", ds(&f->ua).s);
-    assert_int_equal(n, 2);
-    reports_free(&r);
+    want(w, "chunk %s: digest mismatch", ds(&c).s);
+    want(w, "content %s: digest mismatch", ds(&f->ua).s);
 }
 
 static void
-fsck_detects_undecodable_chunks_and_bad_records(void **state)
+garble_a_chunk_and_records(fx *f, MDB_txn *txn, wants *w)
 {
-    fx *f = *state;
-    cs_db *db = cs_store_db(f->sb.s);
-
+    cs_db *db = f->sb.db;
     /* the shared text's first chunk is zstd: garble its frame */
     uint8_t text[64 * KiB];
     fill_text(text, sizeof(text));
     cs_digest c;
     cs_sha256(text, sizeof(text), &c);
-    MDB_txn *txn = test_begin(f->sb.s, true);
     MDB_val k = { 32, c.b }, v;
     assert_int_equal(mdb_get(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v), 0);
     assert_int_equal(((uint8_t *) v.mv_data)[0], CS_CODEC_ZSTD);
@@ -485,33 +476,24 @@ fsck_detects_undecodable_chunks_and_bad_records(void **state)
     v.mv_data = val;
     assert_int_equal(mdb_put(txn, cs_db_dbi(db, CS_T_CHUNKS), &k, &v, 0), 0);
     free(val);
+    want(w, "chunk %s: cannot decode", ds(&c).s);
+    want(w, "content %s: chunk %s unreadable", ds(&f->shared).s, ds(&c).s);
 
     /* an image whose config is not JSON */
     cs_digest bad = test_put_image(db, txn, "{not json", &f->a_tree, 1, NULL);
+    want(w, "image %s: config is not JSON", ds(&bad).s);
 
     /* a layer blob of a tree that does not exist */
     uint8_t key[33] = { 0 }, blob[72] = { 0 };
     key[0] = 0x42;
     assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, blob, 72, 0, &f->sb.err) >= 0);
-    test_commit(txn);
-
-    reports r = { .n = 0 };
-    int n = fsck_count(f, &r);
-    assert_report(&r, "chunk %s: cannot decode", ds(&c).s);
-    assert_report(&r, "content %s: chunk %s unreadable", ds(&f->shared).s, ds(&c).s);
-    assert_report(&r, "image %s: config is not JSON", ds(&bad).s);
-    assert_true(has_report(&r, "layer blob of tree sha256:4200"));
-    assert_int_equal(n, 4);
-    reports_free(&r);
+    want(w, "layer blob of tree sha256:4200");
 }
 
 static void
-fsck_detects_dangling_references(void **state)
+leave_references_dangling(fx *f, MDB_txn *txn, wants *w)
 {
-    fx *f = *state;
-    cs_db *db = cs_store_db(f->sb.s);
-
-    MDB_txn *txn = test_begin(f->sb.s, true);
+    cs_db *db = f->sb.db;
     MDB_val k = { 32, f->shared.b };
     assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_CONTENTS), &k, NULL), 0);
     cs_digest ghost;
@@ -519,22 +501,53 @@ fsck_detects_dangling_references(void **state)
     assert_int_equal(cs_tag_set(db, txn, "docker.io/library/ghost:latest", &ghost, &f->sb.err), 0);
     k.mv_data = f->a_tree.b;
     assert_int_equal(mdb_del(txn, cs_db_dbi(db, CS_T_TREES), &k, NULL), 0);
-    test_commit(txn);
-
-    reports r = { .n = 0 };
-    int n = fsck_count(f, &r);
-    assert_report(&r, "tree %s: 'etc/shared': content %s missing", ds(&f->base_tree).s,
-                  ds(&f->shared).s);
-    assert_report(&r, "tag 'docker.io/library/ghost:latest': image %s missing", ds(&ghost).s);
-    assert_report(&r, "%s", ds(&f->a_tree).s);
+    want(w, "tree %s: 'etc/shared': content %s missing", ds(&f->base_tree).s, ds(&f->shared).s);
+    want(w, "tag 'docker.io/library/ghost:latest': image %s missing", ds(&ghost).s);
+    want(w, "%s", ds(&f->a_tree).s);
     /* the shared text's 2 chunks are orphans now but intact: not problems */
-    assert_int_equal(n, 3);
-    reports_free(&r);
+}
 
+static const struct {
+    const char *name;
+    void (*damage)(fx *f, MDB_txn *txn, wants *w);
+    /* then, when gc_chunks > 0: gc runs and frees this many */
+    uint64_t gc_chunks, gc_contents;
+} fsck_cases[] = {
+    { "a corrupted chunk", corrupt_a_chunk, 0, 0 },
+    { "undecodable chunks and bad records", garble_a_chunk_and_records, 0, 0 },
     /* gc still runs over dangling references and frees the orphans */
-    cs_gc_stats st = gc(f, false, false);
-    assert_int_equal(st.chunks, 2 + 3);
-    assert_int_equal(st.contents, 1);
+    { "dangling references", leave_references_dangling, 2 + 3, 1 },
+};
+
+static void
+fsck_reports_each_kind_of_damage(void **state)
+{
+    for (size_t i = 0; i < sizeof(fsck_cases) / sizeof(fsck_cases[0]); i++) {
+        test_case("%s", fsck_cases[i].name);
+        if (i > 0) { /* a fresh populated store */
+            assert_int_equal(test_sandbox_teardown(state), 0);
+            assert_int_equal(populated_setup(state), 0);
+        }
+        fx *f = *state;
+        wants w = { .n = 0 };
+        MDB_txn *txn = test_begin(f->sb.s, true);
+        fsck_cases[i].damage(f, txn, &w);
+        test_commit(txn);
+
+        reports r = { .n = 0 };
+        int n = fsck_count(f, &r);
+        for (int j = 0; j < w.n; j++) {
+            if (!has_report(&r, w.v[j]))
+                fail_msg("%s: fsck did not report '%s'", fsck_cases[i].name, w.v[j]);
+        }
+        assert_int_equal(n, w.n);
+        reports_free(&r);
+        if (fsck_cases[i].gc_chunks > 0) {
+            cs_gc_stats st = gc(f, false, false);
+            assert_int_equal(st.chunks, fsck_cases[i].gc_chunks);
+            assert_int_equal(st.contents, fsck_cases[i].gc_contents);
+        }
+    }
 }
 
 static void
@@ -602,9 +615,7 @@ main(void)
         GC_TEST(gc_dry_run_counts_but_changes_nothing),
         GC_TEST(gc_with_no_tags_frees_everything),
         GC_TEST(gc_sweeps_in_batches_and_keeps_marked_records_between_them),
-        GC_TEST(fsck_detects_a_corrupted_chunk),
-        GC_TEST(fsck_detects_undecodable_chunks_and_bad_records),
-        GC_TEST(fsck_detects_dangling_references),
+        GC_TEST(fsck_reports_each_kind_of_damage),
         GC_TEST(gc_compact_shrinks_the_file_after_deleting_a_large_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
