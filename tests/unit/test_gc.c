@@ -272,6 +272,15 @@ populated_setup(void **state)
     return 0;
 }
 
+/* du or gc stats st count these images, trees, contents and chunks. */
+#define assert_records(st, images_, trees_, contents_, chunks_)                                    \
+    do {                                                                                           \
+        assert_int_equal((st).images, images_);                                                    \
+        assert_int_equal((st).trees, trees_);                                                      \
+        assert_int_equal((st).contents, contents_);                                                \
+        assert_int_equal((st).chunks, chunks_);                                                    \
+    } while (0)
+
 /* ---- tests ---- */
 
 static void
@@ -307,11 +316,8 @@ du_counts_logical_and_unique_bytes(void **state)
 {
     fx *f = *state;
     cs_du_stats st = du(f);
-    assert_int_equal(st.images, 2);
+    assert_records(st, 2, 3, 3, 7);
     assert_int_equal(st.tags, 2);
-    assert_int_equal(st.trees, 3);
-    assert_int_equal(st.contents, 3);
-    assert_int_equal(st.chunks, 7);
     /* a: 100 + 150 KiB, b: 100 + 90 KiB (the hardlink is not counted again) */
     assert_int_equal(st.logical_bytes, 440 * KiB);
     assert_int_equal(st.unique_bytes, 340 * KiB);
@@ -342,10 +348,7 @@ gc_after_rmi_keeps_shared_content_and_frees_unique(void **state)
     assert_content_intact(f, &f->ua);
     assert_false(content_exists(f, &f->ub));
     cs_du_stats du_st = du(f);
-    assert_int_equal(du_st.images, 1);
-    assert_int_equal(du_st.trees, 2);
-    assert_int_equal(du_st.contents, 2);
-    assert_int_equal(du_st.chunks, 5);
+    assert_records(du_st, 1, 2, 2, 5);
     assert_int_equal(du_st.logical_bytes, 250 * KiB);
     assert_fsck_clean(f);
 
@@ -367,10 +370,7 @@ gc_dry_run_counts_but_changes_nothing(void **state)
     assert_int_equal(st.chunks, 2);
     assert_int_equal(st.chunk_bytes, 90 * KiB + 2 * 5);
     cs_du_stats after = du(f);
-    assert_int_equal(after.images, before.images);
-    assert_int_equal(after.trees, before.trees);
-    assert_int_equal(after.contents, before.contents);
-    assert_int_equal(after.chunks, before.chunks);
+    assert_records(after, before.images, before.trees, before.contents, before.chunks);
     assert_int_equal(after.stored_bytes, before.stored_bytes);
     assert_true(content_exists(f, &f->ub));
 }
@@ -382,15 +382,9 @@ gc_with_no_tags_frees_everything(void **state)
     del_tag(f, TAG_A);
     del_tag(f, TAG_B);
     cs_gc_stats st = gc(f, false, false);
-    assert_int_equal(st.images, 2);
-    assert_int_equal(st.trees, 3);
-    assert_int_equal(st.contents, 3);
-    assert_int_equal(st.chunks, 7);
+    assert_records(st, 2, 3, 3, 7);
     cs_du_stats d = du(f);
-    assert_int_equal(d.images, 0);
-    assert_int_equal(d.trees, 0);
-    assert_int_equal(d.contents, 0);
-    assert_int_equal(d.chunks, 0);
+    assert_records(d, 0, 0, 0, 0);
     assert_int_equal(d.logical_bytes, 0);
     assert_int_equal(d.unique_bytes, 0);
     assert_true(d.dedup_ratio == 0);
