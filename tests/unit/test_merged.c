@@ -391,43 +391,30 @@ static void
 three_layers_stack_bottom_first(void **state)
 {
     fx *f = *state;
-    cs_tree *t[3] = { cs_tree_new(), cs_tree_new(), cs_tree_new() };
-    add_dir(t[0], "bin");
-    add_file(t[0], "bin/sh", "sh1");
-    add_dir(t[0], "etc");
-    add_file(t[0], "etc/a", "a1");
-    add_file(t[0], "etc/b", "b1");
-    add_dir(t[0], "tmp");
-    add_file(t[0], "tmp/junk", "j");
-
-    add_file(t[1], "bin/sh", "sh2");
-    add_file(t[1], "etc/.wh.a", "");
-    add_file(t[1], "etc/c", "c2");
-    add_file(t[1], ".wh.tmp", "");
-    add_dir(t[1], "srv");
-    add_file(t[1], "srv/x", "x2");
-
-    add_file(t[2], "etc/a", "a3");
-    add_dir(t[2], "srv");
-    add_file(t[2], "srv/.wh..wh..opq", "");
-    add_file(t[2], "srv/y", "y3");
-    add_file(t[2], "tmp", "tmp is a file");
+    static const char *const layers[3][8] = {
+        { "bin/", "bin/sh=sh1", "etc/", "etc/a=a1", "etc/b=b1", "tmp/", "tmp/junk=j" },
+        { "bin/sh=sh2", "etc/.wh.a=", "etc/c=c2", ".wh.tmp=", "srv/", "srv/x=x2" },
+        { "etc/a=a3", "srv/", "srv/.wh..wh..opq=", "srv/y=y3", "tmp=tmp is a file" },
+    };
+    cs_tree *t[3] = { layer_of(layers[0]), layer_of(layers[1]), layer_of(layers[2]) };
     cs_digest d[3];
     put_trees(f, t, 3, d);
 
     cs_tree *m = NULL;
     cs_error *err = NULL;
     assert_int_equal(build(f, d, 3, &m, &err), 0);
-    assert_paths(m, "bin", "bin/sh", "etc", "etc/a", "etc/b", "etc/c", "srv", "srv/y", "tmp", NULL);
-    assert_true(has_tag(cs_tree_find(m, "bin/sh"), "sh2"));
-    assert_true(has_tag(cs_tree_find(m, "etc/a"), "a3"));
-    assert_true(has_tag(cs_tree_find(m, "etc/b"), "b1"));
-    assert_true(has_tag(cs_tree_find(m, "tmp"), "tmp is a file"));
+    static const char *const all[] = { "bin",      "bin/sh=sh2", "etc",
+                                       "etc/a=a3", "etc/b=b1",   "etc/c",
+                                       "srv",      "srv/y",      "tmp=tmp is a file",
+                                       NULL };
+    assert_entries("three layers", m, all);
     cs_tree_free(m);
 
     /* The first two only. */
     assert_int_equal(build(f, d, 2, &m, &err), 0);
-    assert_paths(m, "bin", "bin/sh", "etc", "etc/b", "etc/c", "srv", "srv/x", NULL);
+    static const char *const two[] = { "bin",   "bin/sh", "etc",   "etc/b",
+                                       "etc/c", "srv",    "srv/x", NULL };
+    assert_entries("the first two layers", m, two);
     cs_tree_free(m);
 }
 
