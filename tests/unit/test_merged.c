@@ -288,9 +288,8 @@ static void
 a_directory_over_a_directory_keeps_the_children_and_takes_the_new_metadata(void **state)
 {
     (void) state;
-    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
-    add_dir(lo, "var");
-    add_file(lo, "var/log", "log");
+    static const char *const lower[] = { "var/", "var/log=log", NULL };
+    cs_tree *lo = layer_of(lower), *up = cs_tree_new();
     cs_entry *e = add_dir(up, "var");
     e->mode = 01777;
     e->uid = 42;
@@ -342,9 +341,8 @@ static void
 hardlinks_carry_their_targets_content(void **state)
 {
     (void) state;
-    cs_tree *lo = cs_tree_new(), *up = cs_tree_new();
-    add_dir(lo, "bin");
-    add_file(lo, "bin/busybox", "busybox");
+    static const char *const lower[] = { "bin/", "bin/busybox=busybox", NULL };
+    cs_tree *lo = layer_of(lower), *up = cs_tree_new();
     add_hardlink(up, "bin/ls", "bin/busybox");
     add_file(up, "bin/new", "new");
     add_hardlink(up, "bin/a", "bin/new"); /* sorts before its target */
