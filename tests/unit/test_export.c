@@ -40,23 +40,21 @@ fpath(fx *f, const char *name)
 }
 
 /* The store holds two contents: big (several chunks) and small ("hello\n"). */
-static int
-setup(void **state)
+static void
+fill(void *fp, cs_db *db, MDB_txn *txn)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
-    fx *f = *state;
-    cs_error *err = NULL;
-    cs_db *db = cs_store_db(f->sb.s);
-    MDB_txn *txn;
-    assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+    fx *f = fp;
     f->big_len = 200 * KiB + 17;
     f->big_bytes = malloc(f->big_len);
     test_fill_random(f->big_bytes, f->big_len, 7);
     f->big = test_put_content(db, txn, f->big_bytes, f->big_len, 64 * KiB);
     f->small = test_put_content(db, txn, (const uint8_t *) "hello\n", 6, 64 * KiB);
-    assert_int_equal(cs_db_commit(txn, &err), 0);
-    return 0;
+}
+
+static int
+setup(void **state)
+{
+    return test_sandbox_fill(state, sizeof(fx), 0, fill);
 }
 
 static int

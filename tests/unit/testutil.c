@@ -44,6 +44,18 @@ test_sandbox_new(void **state, size_t size, unsigned open_flags)
 }
 
 int
+test_sandbox_fill(void **state, size_t size, unsigned open_flags, test_fill_fn fill)
+{
+    if (test_sandbox_new(state, size, open_flags) < 0)
+        return -1;
+    test_sandbox *sb = *state;
+    MDB_txn *txn = test_begin(sb->s, true);
+    fill(sb, sb->db, txn);
+    test_commit(txn);
+    return 0;
+}
+
+int
 test_sandbox_setup(void **state)
 {
     return test_sandbox_new(state, sizeof(test_sandbox), 0);

@@ -56,6 +56,10 @@ typedef struct test_sandbox {
  * first member), its temp dir made and its store opened with open_flags
  * (CS_OPEN_*). Returns 0, or -1 (cmocka's setup failure). */
 int test_sandbox_new(void **state, size_t size, unsigned open_flags);
+/* test_sandbox_new, then fill(the fixture, its db, a write txn), then the
+ * commit: for a fixture whose store starts with records put by hand. */
+typedef void (*test_fill_fn)(void *f, cs_db *db, MDB_txn *txn);
+int test_sandbox_fill(void **state, size_t size, unsigned open_flags, test_fill_fn fill);
 /* cmocka setup: test_sandbox_new(state, sizeof(test_sandbox), 0). */
 int test_sandbox_setup(void **state);
 /* cmocka teardown: closes the store, removes the temp dir, frees *state.
