@@ -29,6 +29,7 @@ typedef struct fx {
     cs_digest big, small; /* contents */
     uint8_t *big_bytes;
     size_t big_len;
+    cs_digest trees[3], id; /* fill_with_image's (image_setup) */
 } fx;
 
 static char *
@@ -495,19 +496,13 @@ layer_blob_records_round_trip(void **state)
 
 /* ---- export ---- */
 
-typedef struct img_job {
-    fx *f;
-    cs_digest trees[3];
-    cs_digest id;
-} img_job;
-
-static img_job
-make_image(fx *f)
+/* fill, and demo:1.0 of the three layers f->trees (the first one twice), id f->id. */
+static void
+fill_with_image(void *fp, cs_db *db, MDB_txn *txn)
 {
-    img_job j = { .f = f };
-    cs_db *db = cs_store_db(f->sb.s);
-    MDB_txn *txn = test_begin(f->sb.s, true);
-    j.trees[0] = test_put_tree(db, txn, rich_tree(f, true));
+    fx *f = fp;
+    fill(f, db, txn);
+    f->trees[0] = test_put_tree(db, txn, rich_tree(f, true));
     cs_tree *t = cs_tree_new();
     test_tree_add(t, "a", CS_E_DIR);
     add_link(t, "a/link", "b/file", &f->big, f->big_len);
@@ -515,8 +510,8 @@ make_image(fx *f)
     test_tree_add_file(t, "b/file", &f->big, f->big_len);
     test_tree_add_file(t, "etc/.wh.hello", NULL, 0);
     test_tree_add(t, "etc", CS_E_DIR);
-    j.trees[1] = test_put_tree(db, txn, t);
-    j.trees[2] = j.trees[0]; /* the same layer twice */
+    f->trees[1] = test_put_tree(db, txn, t);
+    f->trees[2] = f->trees[0]; /* the same layer twice */
     /* diff_ids as another tar writer made them: export rewrites them. */
     const char *config =
         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],"
@@ -525,9 +520,14 @@ make_image(fx *f)
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000002\","
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000003\"]},"
         "\"history\":[{\"created_by\":\"hand\"}],\"zlast\":true}";
-    j.id = test_put_image(db, txn, config, j.trees, 3, "docker.io/library/demo:1.0");
-    test_commit(txn);
-    return j;
+    f->id = test_put_image(db, txn, config, f->trees, 3, "docker.io/library/demo:1.0");
+}
+
+/* The fixture with fill_with_image's image in its store. */
+static int
+image_setup(void **state)
+{
+    return test_sandbox_fill(state, sizeof(fx), 0, fill_with_image);
 }
 
 static void
@@ -722,16 +722,15 @@ static void
 export_oci_dir_is_valid_deterministic_and_merges(void **state)
 {
     fx *f = *state;
-    img_job j = make_image(f);
     char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
     export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_GZIP);
     export_ok(f, "demo:1.0", d2, CS_FMT_OCI_DIR, CS_COMP_GZIP);
     assert_int_equal(check_layout(d1, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
     /* layer_blobs now knows the trees, for gzip and for plain tar. */
-    lb_job g = lb_get(f, &j.trees[1], CS_COMP_GZIP);
+    lb_job g = lb_get(f, &f->trees[1], CS_COMP_GZIP);
     assert_int_equal(g.rc, 0);
-    lb_job n = lb_get(f, &j.trees[1], CS_COMP_NONE);
+    lb_job n = lb_get(f, &f->trees[1], CS_COMP_NONE);
     assert_int_equal(n.rc, 0);
     assert_true(cs_digest_eq(&g.lb.diff_id, &n.lb.diff_id));
     assert_true(cs_digest_eq(&n.lb.diff_id, &n.lb.blob));
@@ -754,7 +753,7 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
 
     /* A second image name (by id: no ref) and zstd join the same layout. */
     char idhex[CS_DIGEST_HEX];
-    cs_digest_hex(&j.id, idhex);
+    cs_digest_hex(&f->id, idhex);
     export_ok(f, idhex, d1, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     char *ip = cs_path_join(d1, "index.json");
     json_t *idx = load_json(ip);
@@ -789,7 +788,6 @@ static void
 export_archives_are_valid_and_deterministic(void **state)
 {
     fx *f = *state;
-    make_image(f);
     char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
     /* First export: digests unknown (temp files); second: streamed. */
     export_ok(f, "demo:1.0", a1, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
@@ -860,21 +858,20 @@ static void
 export_recovers_from_a_wrong_layer_blobs_record(void **state)
 {
     fx *f = *state;
-    img_job im = make_image(f);
     char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
     export_ok(f, "demo:1.0", good, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
-    lb_job right = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    lb_job right = lb_get(f, &f->trees[1], CS_COMP_ZSTD);
     assert_int_equal(right.rc, 0);
 
     /* As if the compressor's output had changed since it was recorded. */
-    lb_job j = { .tree = im.trees[1], .c = CS_COMP_ZSTD };
+    lb_job j = { .tree = f->trees[1], .c = CS_COMP_ZSTD };
     test_fill_random(j.lb.diff_id.b, 32, 11);
     test_fill_random(j.lb.blob.b, 32, 12);
     j.lb.size = right.lb.size + 100;
     lb_put(f, &j);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
-    lb_job now = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    lb_job now = lb_get(f, &f->trees[1], CS_COMP_ZSTD);
     assert_true(cs_digest_eq(&now.lb.blob, &right.lb.blob));
     assert_int_equal(now.lb.size, right.lb.size);
 
@@ -907,7 +904,6 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
     free(p);
 
     /* A failure while writing (the directory is gone) leaves nothing. */
-    make_image(f);
     p = fpath(f, "missing-dir/out.tar");
     assert_true(cs_export(f->sb.s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
     cs_error_clear(&err);
@@ -976,14 +972,14 @@ main(void)
         cmocka_unit_test_setup_teardown(compress_sink_is_deterministic_and_hashes_both_streams,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(layer_blob_records_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges, setup,
+        cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges,
+                                        image_setup, teardown),
+        cmocka_unit_test_setup_teardown(export_archives_are_valid_and_deterministic, image_setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(export_archives_are_valid_and_deterministic, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(export_recovers_from_a_wrong_layer_blobs_record, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(export_recovers_from_a_wrong_layer_blobs_record,
+                                        image_setup, teardown),
+        cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file,
+                                        image_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

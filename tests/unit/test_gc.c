@@ -92,10 +92,9 @@ put_image(cs_db *db, MDB_txn *txn, const char *tag, const char *env, const cs_di
 /* Two images on a shared base layer: a = base + a.bin, b = base + b.bin (and a
  * hardlink to it); b has an exported layer blob. 7 chunks, 3 contents. */
 static void
-populate(fx *f)
+populate(void *fp, cs_db *db, MDB_txn *txn)
 {
-    cs_db *db = cs_store_db(f->sb.s);
-    MDB_txn *txn = test_begin(f->sb.s, true);
+    fx *f = fp;
     uint8_t *buf = malloc(150 * KiB);
 
     fill_text(buf, 100 * KiB);
@@ -137,7 +136,6 @@ populate(fx *f)
     memset(val, 7, sizeof(val));
     cs_error *err = NULL;
     assert_true(cs_db_put(db, txn, CS_T_LAYER_BLOBS, key, 33, val, 72, 0, &err) >= 0);
-    test_commit(txn);
 }
 
 static void
@@ -256,20 +254,11 @@ content_exists(fx *f, const cs_digest *d)
     return test_has(f->sb.s, CS_T_CONTENTS, d->b, 32);
 }
 
-static int
-setup(void **state)
-{
-    return test_sandbox_new(state, sizeof(fx), CS_OPEN_EXCLUSIVE);
-}
-
 /* The sandbox with populate's images in it. */
 static int
 populated_setup(void **state)
 {
-    if (setup(state) < 0)
-        return -1;
-    populate(*state);
-    return 0;
+    return test_sandbox_fill(state, sizeof(fx), CS_OPEN_EXCLUSIVE, populate);
 }
 
 /* du or gc stats st count these images, trees, contents and chunks. */
