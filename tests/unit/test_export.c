@@ -29,15 +29,18 @@ typedef struct fx {
     cs_digest big, small; /* contents */
     uint8_t *big_bytes;
     size_t big_len;
+    char *paths[16]; /* fpath's */
+    size_t npaths;
     cs_digest trees[3], id; /* fill_with_image's (image_setup) */
 } fx;
 
-static char *
+/* <sandbox dir>/name, alive until the teardown. */
+static const char *
 fpath(fx *f, const char *name)
 {
-    char *p;
-    assert_true(asprintf(&p, "%s/%s", f->sb.dir, name) > 0);
-    return p;
+    assert_true(f->npaths < sizeof(f->paths) / sizeof(f->paths[0]));
+    assert_true(asprintf(&f->paths[f->npaths], "%s/%s", f->sb.dir, name) > 0);
+    return f->paths[f->npaths++];
 }
 
 /* The store holds two contents: big (several chunks) and small ("hello\n"). */
@@ -63,6 +66,8 @@ teardown(void **state)
 {
     fx *f = *state;
     free(f->big_bytes);
+    for (size_t i = 0; i < f->npaths; i++)
+        free(f->paths[i]);
     return test_sandbox_teardown(state);
 }
 
@@ -722,7 +727,7 @@ static void
 export_oci_dir_is_valid_deterministic_and_merges(void **state)
 {
     fx *f = *state;
-    char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
+    const char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
     export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_GZIP);
     export_ok(f, "demo:1.0", d2, CS_FMT_OCI_DIR, CS_COMP_GZIP);
     assert_int_equal(check_layout(d1, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
@@ -768,40 +773,36 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
         run_ok("skopeo inspect oci:%s:1.0 >/dev/null", d2);
         run_ok("cd %s && umoci unpack %s --image oci2:1.0 bundle >/dev/null", f->sb.dir,
                geteuid() == 0 ? "" : "--rootless");
-        char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
+        const char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
         cs_buf b;
         test_read_file(bp, &b);
         assert_int_equal(b.len, f->big_len);
         assert_memory_equal(b.data, f->big_bytes, f->big_len);
         cs_buf_release(&b);
-        free(bp);
         bp = fpath(f, "bundle/rootfs/b/file");
         assert_int_equal(stat(bp, &st), 0);
         assert_int_equal(st.st_nlink, 2);
-        free(bp);
     }
-    free(d1);
-    free(d2);
 }
 
 static void
 export_archives_are_valid_and_deterministic(void **state)
 {
     fx *f = *state;
-    char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
+    const char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
     /* First export: digests unknown (temp files); second: streamed. */
     export_ok(f, "demo:1.0", a1, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
     export_ok(f, "demo:1.0", a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
     assert_true(files_equal(a1, a2));
-    char *x = fpath(f, "x-oci");
+    const char *x = fpath(f, "x-oci");
     extract(a1, x);
     assert_int_equal(check_layout(x, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
-    char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
+    const char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
     export_ok(f, "docker.io/library/demo:1.0", d1, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD);
     export_ok(f, "demo:1.0", d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE);
     assert_true(files_equal(d1, d2));
-    char *y = fpath(f, "x-docker");
+    const char *y = fpath(f, "x-docker");
     extract(d1, y);
     char *mp = cs_path_join(y, "manifest.json");
     json_t *m = load_json(mp);
@@ -846,19 +847,13 @@ export_archives_are_valid_and_deterministic(void **state)
         run_ok("skopeo copy -q docker-archive:%s oci:%s/copied:x >/dev/null", d1, f->sb.dir);
         run_ok("skopeo copy -q oci-archive:%s oci:%s/copied2:y >/dev/null", a1, f->sb.dir);
     }
-    free(a1);
-    free(a2);
-    free(d1);
-    free(d2);
-    free(x);
-    free(y);
 }
 
 static void
 export_recovers_from_a_wrong_layer_blobs_record(void **state)
 {
     fx *f = *state;
-    char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
+    const char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
     export_ok(f, "demo:1.0", good, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     lb_job right = lb_get(f, &f->trees[1], CS_COMP_ZSTD);
     assert_int_equal(right.rc, 0);
@@ -881,12 +876,9 @@ export_recovers_from_a_wrong_layer_blobs_record(void **state)
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
     lb_put(f, &j);
-    char *d = fpath(f, "dir");
+    const char *d = fpath(f, "dir");
     export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     check_layout(d, "1.0", MT_LAYER_ZSTD_FOR_TEST);
-    free(d);
-    free(good);
-    free(p);
 }
 
 static void
@@ -894,20 +886,18 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
 {
     fx *f = *state;
     cs_error *err = NULL;
-    char *p = fpath(f, "none.tar");
+    const char *p = fpath(f, "none.tar");
     assert_int_equal(cs_export(f->sb.s, "nosuch:1", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err),
                      -CS_ENOTFOUND);
     assert_non_null(err);
     cs_error_clear(&err);
     struct stat st;
     assert_int_equal(stat(p, &st), -1);
-    free(p);
 
     /* A failure while writing (the directory is gone) leaves nothing. */
     p = fpath(f, "missing-dir/out.tar");
     assert_true(cs_export(f->sb.s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
     cs_error_clear(&err);
-    free(p);
 
     /* A layer whose content is missing fails midway: no output, no temp. */
     {
@@ -929,7 +919,7 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
         assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
         assert_int_equal(cs_tag_set(db, txn, "docker.io/library/broken:latest", &img.id, &err), 0);
         assert_int_equal(cs_db_commit(txn, &err), 0);
-        char *out = fpath(f, "sub");
+        const char *out = fpath(f, "sub");
         assert_int_equal(mkdir(out, 0755), 0);
         char *a = cs_path_join(out, "broken.tar");
         assert_true(cs_export(f->sb.s, "broken", a, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
@@ -947,7 +937,6 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
         free(idx);
         free(d);
         free(a);
-        free(out);
     }
 
     /* An existing non-layout directory is refused. */
@@ -959,7 +948,6 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
                      -CS_EEXIST);
     cs_error_clear(&err);
     free(q);
-    free(p);
 }
 
 int
