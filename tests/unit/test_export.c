@@ -723,13 +723,22 @@ run_ok(const char *fmt, ...)
     free(cmd);
 }
 
+/* Exports demo:1.0 (by its full name, then its short one) to p1 with c1 and
+ * to p2 with c2. */
+static void
+export_both(fx *f, const char *p1, const char *p2, cs_format fmt, cs_compression c1,
+            cs_compression c2)
+{
+    export_ok(f, "docker.io/library/demo:1.0", p1, fmt, c1);
+    export_ok(f, "demo:1.0", p2, fmt, c2);
+}
+
 static void
 export_oci_dir_is_valid_deterministic_and_merges(void **state)
 {
     fx *f = *state;
     const char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
-    export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_GZIP);
-    export_ok(f, "demo:1.0", d2, CS_FMT_OCI_DIR, CS_COMP_GZIP);
+    export_both(f, d1, d2, CS_FMT_OCI_DIR, CS_COMP_GZIP, CS_COMP_GZIP);
     assert_int_equal(check_layout(d1, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
     /* layer_blobs now knows the trees, for gzip and for plain tar. */
@@ -791,16 +800,14 @@ export_archives_are_valid_and_deterministic(void **state)
     fx *f = *state;
     const char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
     /* First export: digests unknown (temp files); second: streamed. */
-    export_ok(f, "demo:1.0", a1, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
-    export_ok(f, "demo:1.0", a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
+    export_both(f, a1, a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, CS_COMP_GZIP);
     assert_true(files_equal(a1, a2));
     const char *x = fpath(f, "x-oci");
     extract(a1, x);
     assert_int_equal(check_layout(x, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
     const char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
-    export_ok(f, "docker.io/library/demo:1.0", d1, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD);
-    export_ok(f, "demo:1.0", d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE);
+    export_both(f, d1, d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD, CS_COMP_NONE);
     assert_true(files_equal(d1, d2));
     const char *y = fpath(f, "x-docker");
     extract(d1, y);
