@@ -44,6 +44,15 @@ test_sandbox_new(void **state, size_t size, unsigned open_flags)
 }
 
 int
+test_sandbox_init(void **state, size_t size, unsigned open_flags, void (*init)(void *f))
+{
+    if (test_sandbox_new(state, size, open_flags) < 0)
+        return -1;
+    init(*state);
+    return 0;
+}
+
+int
 test_sandbox_fill(void **state, size_t size, unsigned open_flags, test_fill_fn fill)
 {
     if (test_sandbox_new(state, size, open_flags) < 0)

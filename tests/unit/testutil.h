@@ -56,6 +56,8 @@ typedef struct test_sandbox {
  * first member), its temp dir made and its store opened with open_flags
  * (CS_OPEN_*). Returns 0, or -1 (cmocka's setup failure). */
 int test_sandbox_new(void **state, size_t size, unsigned open_flags);
+/* test_sandbox_new, then init(the fixture). */
+int test_sandbox_init(void **state, size_t size, unsigned open_flags, void (*init)(void *f));
 /* test_sandbox_new, then fill(the fixture, its db, a write txn), then the
  * commit: for a fixture whose store starts with records put by hand. */
 typedef void (*test_fill_fn)(void *f, cs_db *db, MDB_txn *txn);
