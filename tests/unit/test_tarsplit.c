@@ -278,24 +278,29 @@ read_docker_archive(const char *path, cs_buf *layer, char **config)
 
 /* *tar = make_pax_tar's tar (with its payload), ingested (*info) and made
  * the image *id. */
-static void
-image_of_pax_tar(fx *f, cs_buf *tar, cs_layer_info *info, cs_digest *id)
+typedef struct pax_image {
+    cs_buf tar;
+    cs_layer_info info;
+    cs_digest id;
+} pax_image;
+
+static pax_image
+image_of_pax_tar(fx *f)
 {
-    make_pax_tar(tar, true);
-    test_ingest_tar(f->s, tar->data, tar->len, 0, info, NULL);
-    put_image(f, info, id);
+    pax_image im;
+    make_pax_tar(&im.tar, true);
+    test_ingest_tar(f->s, im.tar.data, im.tar.len, 0, &im.info, NULL);
+    put_image(f, &im.info, &im.id);
+    return im;
 }
 
 static void
 export_gives_the_original_layer_and_config_back(void **state)
 {
     fx *f = *state;
-    cs_buf tar;
-    cs_layer_info info;
-    cs_digest id;
-    image_of_pax_tar(f, &tar, &info, &id);
+    pax_image im = image_of_pax_tar(f);
     char hex[CS_DIGEST_HEX];
-    cs_digest_hex(&id, hex);
+    cs_digest_hex(&im.id, hex);
     cs_autofree char *want_cfg = cs_xasprintf("%s.json", hex);
     cs_autofree char *p = cs_path_join(f->work, "out.tar");
     cs_error *err = NULL;
@@ -305,8 +310,8 @@ export_gives_the_original_layer_and_config_back(void **state)
         char *cfg;
         read_docker_archive(p, &layer, &cfg);
         assert_string_equal(cfg, want_cfg);
-        assert_int_equal(layer.len, tar.len);
-        assert_memory_equal(layer.data, tar.data, tar.len);
+        assert_int_equal(layer.len, im.tar.len);
+        assert_memory_equal(layer.data, im.tar.data, im.tar.len);
         free(cfg);
         cs_buf_release(&layer);
     }
@@ -321,9 +326,9 @@ export_gives_the_original_layer_and_config_back(void **state)
      * rewritten config, consistent with each other. */
     cs_tarsplit *ts = NULL;
     MDB_txn *txn = test_begin(f->s, true);
-    assert_int_equal(cs_tarsplit_get(cs_store_db(f->s), txn, &info.diff_id, &ts, &err), 0);
+    assert_int_equal(cs_tarsplit_get(cs_store_db(f->s), txn, &im.info.diff_id, &ts, &err), 0);
     ts->hdr.data[0] ^= 0x01; /* a checksum byte of the first header */
-    assert_int_equal(cs_tarsplit_put(cs_store_db(f->s), txn, &info.diff_id, ts, &err), 0);
+    assert_int_equal(cs_tarsplit_put(cs_store_db(f->s), txn, &im.info.diff_id, ts, &err), 0);
     cs_tarsplit_free(ts);
     test_commit(txn);
     cs_autofree char *p2 = cs_path_join(f->work, "out2.tar");
@@ -332,10 +337,10 @@ export_gives_the_original_layer_and_config_back(void **state)
     char *cfg;
     read_docker_archive(p2, &layer, &cfg);
     assert_string_not_equal(cfg, want_cfg);
-    assert_false(layer.len == tar.len && !memcmp(layer.data, tar.data, tar.len));
+    assert_false(layer.len == im.tar.len && !memcmp(layer.data, im.tar.data, im.tar.len));
     free(cfg);
     cs_buf_release(&layer);
-    cs_buf_release(&tar);
+    cs_buf_release(&im.tar);
 }
 
 static void
@@ -349,10 +354,7 @@ static void
 gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
 {
     fx *f = *state;
-    cs_buf tar;
-    cs_layer_info info;
-    cs_digest id;
-    image_of_pax_tar(f, &tar, &info, &id);
+    pax_image im = image_of_pax_tar(f);
     /* A second layer, never part of an image: gc drops its record. */
     cs_buf other;
     make_pax_tar(&other, false);
@@ -367,9 +369,9 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
     assert_int_equal(st.tarsplits, 1);
     assert_int_equal(cs_fsck(f->s, problem, NULL, &err), 0);
     cs_buf out;
-    assert_int_equal(replay(f, &info.diff_id, &out, NULL), 0);
-    assert_int_equal(out.len, tar.len);
-    assert_memory_equal(out.data, tar.data, tar.len);
+    assert_int_equal(replay(f, &im.info.diff_id, &out, NULL), 0);
+    assert_int_equal(out.len, im.tar.len);
+    assert_memory_equal(out.data, im.tar.data, im.tar.len);
     cs_buf_release(&out);
     assert_int_equal(replay(f, &oinfo.diff_id, &out, NULL), -CS_ENOTFOUND);
     cs_buf_release(&out);
@@ -387,11 +389,11 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
     test_commit(txn);
     assert_int_equal(cs_gc(f->s, false, false, &st, &err), 0);
     assert_int_equal(st.tarsplits, 1);
-    assert_int_equal(replay(f, &info.diff_id, &out, NULL), -CS_ENOTFOUND);
+    assert_int_equal(replay(f, &im.info.diff_id, &out, NULL), -CS_ENOTFOUND);
     cs_buf_release(&out);
     assert_false(test_has(f->s, CS_T_CONTENTS, replaced.b, 32));
     cs_buf_release(&other);
-    cs_buf_release(&tar);
+    cs_buf_release(&im.tar);
 }
 
 int
