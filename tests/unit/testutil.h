@@ -18,6 +18,14 @@
  *     }
  *     static int teardown(void **state) { ...; return test_sandbox_teardown(state); }
  *
+ * A store that starts with records put by hand: test_sandbox_fill(state,
+ * sizeof(fx), flags, fill), fill(f, db, txn) putting them in one write txn;
+ * test_sandbox_init for other preparation. Elsewhere test_begin/test_commit
+ * give a txn, test_put_raw/test_has a record as its owner would not.
+ *
+ * Many like cases make one table test: an array of rows run in a loop, each
+ * row announced by test_case("name") so that a failure reads under its name.
+ *
  * The rest: seeded random bytes, pax tars built in memory, a reader over
  * memory and a sink into a cs_buf, tree entries, contents put by hand,
  * reading back trees, contents and table sizes, files, shell commands, and
