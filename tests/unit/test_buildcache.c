@@ -33,20 +33,6 @@ stored_tree(fx *f, const char *path)
     return d;
 }
 
-typedef struct raw_put {
-    cs_digest key;
-    const void *v;
-    size_t len;
-} raw_put;
-
-static int
-raw_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    raw_put *p = ctx;
-    int r = cs_db_put(db, txn, CS_T_CACHE, p->key.b, 32, p->v, p->len, 0, err);
-    return r < 0 ? r : 0;
-}
-
 static void
 cache_put_then_get_returns_the_entry(void **state)
 {
@@ -97,9 +83,9 @@ cache_refuses_a_short_or_long_record_as_corrupt(void **state)
     cs_error_clear(&f->err);
     assert_int_equal(cs_cache_decode(bytes, 42, &out, &f->err), -CS_ECORRUPT);
     cs_error_clear(&f->err);
-    raw_put p = { test_sha("garbled"), bytes, 7 };
-    assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
-    assert_int_equal(cs_cache_get(f->db, NULL, &p.key, &out, &f->err), -CS_ECORRUPT);
+    cs_digest garbled = test_sha("garbled");
+    test_put_raw(f->s, CS_T_CACHE, garbled.b, 32, bytes, 7);
+    assert_int_equal(cs_cache_get(f->db, NULL, &garbled, &out, &f->err), -CS_ECORRUPT);
     assert_non_null(f->err);
     assert_int_equal(f->err->code, CS_ECORRUPT);
 }
@@ -153,8 +139,8 @@ cache_foreach_skips_malformed_records(void **state)
     cs_digest k = test_sha("good");
     cs_cache_entry e = { 0, false, { { 0 } } };
     assert_int_equal(cs_cache_put(f->db, NULL, &k, &e, &f->err), 0);
-    raw_put p = { test_sha("bad"), "xyz", 3 };
-    assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
+    cs_digest bad = test_sha("bad");
+    test_put_raw(f->s, CS_T_CACHE, bad.b, 32, "xyz", 3);
     int n = 0;
     assert_int_equal(cs_cache_foreach(f->db, NULL, count_fn, &n, &f->err), 0);
     assert_int_equal(n, 1);
@@ -170,8 +156,8 @@ gc_keeps_recently_used_entries_and_drops_old_and_malformed_ones(void **state)
     cs_cache_entry out;
     assert_int_equal(cs_cache_put(f->db, NULL, &old, &o, &f->err), 0);
     assert_int_equal(cs_cache_put(f->db, NULL, &recent, &r, &f->err), 0);
-    raw_put p = { test_sha("bad"), "xyz", 3 };
-    assert_int_equal(cs_db_write(f->db, raw_put_fn, &p, &f->err), 0);
+    cs_digest bad = test_sha("bad");
+    test_put_raw(f->s, CS_T_CACHE, bad.b, 32, "xyz", 3);
     cs_store_close(f->s);
     assert_int_equal(cs_store_open(f->root, CS_OPEN_EXCLUSIVE, &f->s, &f->err), 0);
     f->db = cs_store_db(f->s);

@@ -84,68 +84,68 @@ chunk_streaming(const uint8_t *p, size_t len, size_t win, size_t *out, size_t ca
     return n;
 }
 
+/* len bytes of random data from seed, and its n cuts by chunk_all. */
+typedef struct cut_data {
+    uint8_t *p;
+    size_t len, cap; /* cap: room for the most cuts len can give */
+    size_t *cuts, n;
+} cut_data;
+
+static cut_data
+cut_random(size_t len, uint64_t seed)
+{
+    cut_data c = { .p = random_buf(len, seed), .len = len, .cap = len / CS_CHUNK_MIN + 1 };
+    c.cuts = calloc(c.cap, sizeof(*c.cuts));
+    c.n = chunk_all(c.p, len, c.cuts, c.cap);
+    return c;
+}
+
+static void
+cut_data_free(cut_data *c)
+{
+    free(c->p);
+    free(c->cuts);
+}
+
 static void
 same_seeded_data_gives_the_same_cuts(void **state)
 {
     (void) state;
-    size_t len = 8 * MIB;
-    uint8_t *a = random_buf(len, 42);
-    uint8_t *b = random_buf(len, 42);
-    size_t cap = len / CS_CHUNK_MIN + 1;
-    size_t *ca = calloc(cap, sizeof(*ca)), *cb = calloc(cap, sizeof(*cb));
-
-    size_t na = chunk_all(a, len, ca, cap);
-    size_t nb = chunk_all(b, len, cb, cap);
-    assert_int_equal(na, nb);
-    assert_memory_equal(ca, cb, na * sizeof(*ca));
-    assert_true(na > 1);
-
-    free(a);
-    free(b);
-    free(ca);
-    free(cb);
+    cut_data a = cut_random(8 * MIB, 42), b = cut_random(8 * MIB, 42);
+    assert_int_equal(a.n, b.n);
+    assert_memory_equal(a.cuts, b.cuts, a.n * sizeof(*a.cuts));
+    assert_true(a.n > 1);
+    cut_data_free(&a);
+    cut_data_free(&b);
 }
 
 static void
 cuts_do_not_depend_on_how_the_data_is_fed(void **state)
 {
     (void) state;
-    size_t len = 8 * MIB + 12345;
-    uint8_t *p = random_buf(len, 7);
-    size_t cap = len / CS_CHUNK_MIN + 1;
-    size_t *whole = calloc(cap, sizeof(*whole)), *piece = calloc(cap, sizeof(*piece));
+    cut_data w = cut_random(8 * MIB + 12345, 7);
+    size_t *piece = calloc(w.cap, sizeof(*piece));
     size_t wins[] = { CS_CHUNK_MIN + 1, 100000, CS_CHUNK_MAX, CS_CHUNK_MAX + 77, 1 * MIB };
-
-    size_t nw = chunk_all(p, len, whole, cap);
-    for (size_t w = 0; w < sizeof(wins) / sizeof(wins[0]); w++) {
-        size_t np = chunk_streaming(p, len, wins[w], piece, cap);
-        assert_int_equal(nw, np);
-        assert_memory_equal(whole, piece, nw * sizeof(*whole));
+    for (size_t i = 0; i < sizeof(wins) / sizeof(wins[0]); i++) {
+        size_t np = chunk_streaming(w.p, w.len, wins[i], piece, w.cap);
+        assert_int_equal(w.n, np);
+        assert_memory_equal(w.cuts, piece, w.n * sizeof(*piece));
     }
-
-    free(p);
-    free(whole);
     free(piece);
+    cut_data_free(&w);
 }
 
 static void
 every_chunk_is_within_min_and_max_except_the_last(void **state)
 {
     (void) state;
-    size_t len = 16 * MIB + 999;
-    uint8_t *p = random_buf(len, 1234);
-    size_t cap = len / CS_CHUNK_MIN + 1;
-    size_t *c = calloc(cap, sizeof(*c));
-
-    size_t n = chunk_all(p, len, c, cap);
-    assert_true(n > 2);
-    for (size_t i = 0; i + 1 < n; i++) {
-        assert_in_range(c[i], CS_CHUNK_MIN + 1, CS_CHUNK_MAX);
+    cut_data c = cut_random(16 * MIB + 999, 1234);
+    assert_true(c.n > 2);
+    for (size_t i = 0; i + 1 < c.n; i++) {
+        assert_in_range(c.cuts[i], CS_CHUNK_MIN + 1, CS_CHUNK_MAX);
     }
-    assert_in_range(c[n - 1], 1, CS_CHUNK_MAX);
-
-    free(p);
-    free(c);
+    assert_in_range(c.cuts[c.n - 1], 1, CS_CHUNK_MAX);
+    cut_data_free(&c);
 }
 
 static void

@@ -136,6 +136,14 @@ opts(const char *dest, ...)
     return o;
 }
 
+/* put_file of rel, and the options to copy it to dest. */
+static cs_copy_opts
+copy_of(fx *f, const char *rel, const char *data, mode_t mode, const char *dest)
+{
+    put_file(f, rel, data, mode);
+    return opts(dest, rel, NULL);
+}
+
 /* prepare + layer in one ingest; returns prepare's or layer's code. */
 static int
 run_from(fx *f, const cs_copy_from *from, const cs_copy_opts *o, const cs_tree *dest_tree,
@@ -232,8 +240,7 @@ static void
 copy_single_file_to_a_file(void **state)
 {
     fx *f = *state;
-    put_file(f, "a.txt", "hello", 0640);
-    cs_copy_opts o = opts("/b.txt", "a.txt", NULL);
+    cs_copy_opts o = copy_of(f, "a.txt", "hello", 0640, "/b.txt");
     cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("b.txt"));
     const cs_entry *e = get(l, "b.txt");
     assert_int_equal(e->type, CS_E_FILE);
@@ -248,8 +255,7 @@ static void
 copy_file_into_directory_creates_missing_parents(void **state)
 {
     fx *f = *state;
-    put_file(f, "a.txt", "hello", 0644);
-    cs_copy_opts o = opts("app/", "a.txt", NULL);
+    cs_copy_opts o = copy_of(f, "a.txt", "hello", 0644, "app/");
     o.workdir = "/srv";
     cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("srv", "srv/app", "srv/app/a.txt"));
     assert_int_equal(get(l, "srv/app")->mode, 0755);

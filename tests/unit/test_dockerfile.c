@@ -12,24 +12,20 @@
 #include "dockerfile.h"
 #include "lex.h"
 
+/* Parses text: with want NULL it must parse (the Dockerfile is returned),
+ * else it must fail with exactly the message want (NULL is returned). */
 static cs_df *
-parse_ok(const char *text)
+parse(const char *text, const char *want)
 {
     cs_df *df = NULL;
     cs_error *err = NULL;
     int rc = cs_df_parse("Dockerfile", text, strlen(text), &df, &err);
-    if (rc < 0)
-        fail_msg("unexpected parse error: %s\n--- text:\n%s", err->msg, text);
-    assert_non_null(df);
-    return df;
-}
-
-static void
-parse_err(const char *text, const char *want)
-{
-    cs_df *df = NULL;
-    cs_error *err = NULL;
-    int rc = cs_df_parse("Dockerfile", text, strlen(text), &df, &err);
+    if (!want) {
+        if (rc < 0)
+            fail_msg("unexpected parse error: %s\n--- text:\n%s", err->msg, text);
+        assert_non_null(df);
+        return df;
+    }
     if (rc >= 0)
         fail_msg("expected error '%s', parse succeeded:\n%s", want, text);
     assert_int_equal(rc, -CS_EPARSE);
@@ -37,6 +33,28 @@ parse_err(const char *text, const char *want)
     if (strcmp(err->msg, want) != 0)
         fail_msg("error:\n  got  '%s'\n  want '%s'", err->msg, want);
     cs_error_free(err);
+    return NULL;
+}
+
+static cs_df *
+parse_ok(const char *text)
+{
+    return parse(text, NULL);
+}
+
+static void
+parse_err(const char *text, const char *want)
+{
+    parse(text, want);
+}
+
+/* cmocka teardown of a test that left its Dockerfile in *state. */
+static int
+free_df(void **state)
+{
+    if (*state)
+        cs_df_free(*state);
+    return 0;
 }
 
 static char *
@@ -93,33 +111,32 @@ expect_args(cs_df *df, size_t i, const cs_df_env *env, int n, const char *const 
 static void
 every_instruction_parses_in_shell_and_exec_form(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM --platform=linux/amd64 alpine:3.19 AS base\n"
-                         "RUN apk add curl\n"
-                         "RUN [\"/bin/sh\", \"-c\", \"echo hi\"]\n"
-                         "CMD echo hello\n"
-                         "CMD [\"echo\", \"hello\"]\n"
-                         "ENTRYPOINT top -b\n"
-                         "ENTRYPOINT [\"top\", \"-b\"]\n"
-                         "SHELL [\"/bin/bash\", \"-c\"]\n"
-                         "LABEL a=b \"c d\"=\"e f\"\n"
-                         "MAINTAINER someone <a@b.c>\n"
-                         "EXPOSE 80/tcp 443\n"
-                         "ENV PATH=/x:$PATH HOME=/root\n"
-                         "ENV LEGACY value with spaces\n"
-                         "ADD --chown=1:2 --chmod=644 --link a.tar /opt/\n"
-                         "ADD [\"a b\", \"/c d/\"]\n"
-                         "COPY --from=build --exclude=*.tmp --exclude=*.o src/ /dst/\n"
-                         "COPY [\"x\", \"y\"]\n"
-                         "VOLUME /data /logs\n"
-                         "VOLUME [\"/v\"]\n"
-                         "USER app:app\n"
-                         "WORKDIR /app\n"
-                         "ARG A B=2\n"
-                         "ONBUILD RUN make\n"
-                         "STOPSIGNAL SIGTERM\n"
-                         "HEALTHCHECK --interval=5s CMD curl -f http://localhost/\n"
-                         "HEALTHCHECK NONE\n");
+    cs_df *df = *state = parse_ok("FROM --platform=linux/amd64 alpine:3.19 AS base\n"
+                                  "RUN apk add curl\n"
+                                  "RUN [\"/bin/sh\", \"-c\", \"echo hi\"]\n"
+                                  "CMD echo hello\n"
+                                  "CMD [\"echo\", \"hello\"]\n"
+                                  "ENTRYPOINT top -b\n"
+                                  "ENTRYPOINT [\"top\", \"-b\"]\n"
+                                  "SHELL [\"/bin/bash\", \"-c\"]\n"
+                                  "LABEL a=b \"c d\"=\"e f\"\n"
+                                  "MAINTAINER someone <a@b.c>\n"
+                                  "EXPOSE 80/tcp 443\n"
+                                  "ENV PATH=/x:$PATH HOME=/root\n"
+                                  "ENV LEGACY value with spaces\n"
+                                  "ADD --chown=1:2 --chmod=644 --link a.tar /opt/\n"
+                                  "ADD [\"a b\", \"/c d/\"]\n"
+                                  "COPY --from=build --exclude=*.tmp --exclude=*.o src/ /dst/\n"
+                                  "COPY [\"x\", \"y\"]\n"
+                                  "VOLUME /data /logs\n"
+                                  "VOLUME [\"/v\"]\n"
+                                  "USER app:app\n"
+                                  "WORKDIR /app\n"
+                                  "ARG A B=2\n"
+                                  "ONBUILD RUN make\n"
+                                  "STOPSIGNAL SIGTERM\n"
+                                  "HEALTHCHECK --interval=5s CMD curl -f http://localhost/\n"
+                                  "HEALTHCHECK NONE\n");
     assert_int_equal(df->ninstrs, 26);
     assert_int_equal(df->nstages, 1);
     const cs_df_instr *in = df->instrs;
@@ -202,31 +219,27 @@ every_instruction_parses_in_shell_and_exec_form(void **state)
     assert_string_equal(h.test[0], "NONE");
     assert_null(h.test[1]);
     cs_df_health_release(&h);
-    cs_df_free(df);
 }
 
 static void
 keywords_are_case_insensitive_and_keep_their_spelling(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("from scratch\nRun echo\ncOpY a b\n");
+    cs_df *df = *state = parse_ok("from scratch\nRun echo\ncOpY a b\n");
     assert_int_equal(df->instrs[1].cmd, CS_DF_RUN);
     assert_string_equal(df->instrs[1].keyword, "Run");
     assert_int_equal(df->instrs[2].cmd, CS_DF_COPY);
     assert_string_equal(cs_df_cmd_name(df->instrs[2].cmd), "COPY");
-    cs_df_free(df);
 }
 
 static void
 invalid_json_is_shell_form(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM scratch\n"
-                         "CMD ['single', 'quotes']\n"
-                         "CMD [\"unterminated\"\n"
-                         "RUN [\"a\"] trailing\n"
-                         "ENTRYPOINT [\"ok\", \"\\u00e9\\n\"]\n"
-                         "COPY [\"a\" b\n");
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "CMD ['single', 'quotes']\n"
+                                  "CMD [\"unterminated\"\n"
+                                  "RUN [\"a\"] trailing\n"
+                                  "ENTRYPOINT [\"ok\", \"\\u00e9\\n\"]\n"
+                                  "COPY [\"a\" b\n");
     assert_false(df->instrs[1].json);
     assert_string_equal(df->instrs[1].args[0], "['single', 'quotes']");
     assert_false(df->instrs[2].json);
@@ -236,17 +249,15 @@ invalid_json_is_shell_form(void **state)
     assert_false(df->instrs[5].json);
     assert_int_equal(df->instrs[5].nargs, 2);
     assert_string_equal(df->instrs[5].args[0], "[\"a\"");
-    cs_df_free(df);
 }
 
 static void
 flags_keep_order_and_lose_quotes(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM scratch\n"
-                         "RUN --mount=type=cache,target=/root/.cache --network=none "
-                         "--mount=\"type=bind,source=a b\" make\n"
-                         "COPY --chown=$U -- --weird /dst\n");
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "RUN --mount=type=cache,target=/root/.cache --network=none "
+                                  "--mount=\"type=bind,source=a b\" make\n"
+                                  "COPY --chown=$U -- --weird /dst\n");
     const cs_df_instr *r = &df->instrs[1];
     assert_int_equal(r->nflags, 3);
     assert_string_equal(r->flags[0].name, "mount");
@@ -257,7 +268,6 @@ flags_keep_order_and_lose_quotes(void **state)
     assert_int_equal(c->nflags, 1);
     assert_int_equal(c->nargs, 2);
     assert_string_equal(c->args[0], "--weird");
-    cs_df_free(df);
 }
 
 static void
@@ -360,8 +370,8 @@ expect_eparse(int rc, cs_error **err, const char *msg)
 static void
 expansion_errors_return_the_lexers_code(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM scratch\nWORKDIR ${X:?unset}\nEXPOSE \"80\nENV k=${Y:?no}\n");
+    cs_df *df = *state =
+        parse_ok("FROM scratch\nWORKDIR ${X:?unset}\nEXPOSE \"80\nENV k=${Y:?no}\n");
     char **a = NULL;
     cs_error *err = NULL;
     expect_eparse(cs_df_args(df, &df->instrs[1], NULL, &a, &err), &err,
@@ -371,7 +381,6 @@ expansion_errors_return_the_lexers_code(void **state)
     expect_eparse(cs_df_kvs(df, &df->instrs[3], NULL, &kv, &err), &err, NULL);
     /* without an error chain, the code is still the lexer's */
     assert_int_equal(cs_df_args(df, &df->instrs[1], NULL, &a, NULL), -CS_EPARSE);
-    cs_df_free(df);
 }
 
 /* ---- directives, comments, continuations ---- */
@@ -407,13 +416,12 @@ parser_directives_are_read_only_at_the_top(void **state)
 static void
 escape_backtick_continues_lines_and_escapes_words(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("# escape=`\n"
-                         "FROM scratch\n"
-                         "COPY testfile.txt c:\\\n"
-                         "RUN dir c:\\ `\n"
-                         "    /s\n"
-                         "ENV A=`$B\n");
+    cs_df *df = *state = parse_ok("# escape=`\n"
+                                  "FROM scratch\n"
+                                  "COPY testfile.txt c:\\\n"
+                                  "RUN dir c:\\ `\n"
+                                  "    /s\n"
+                                  "ENV A=`$B\n");
     assert_int_equal(df->escape, '`');
     assert_string_equal(df->instrs[1].args[1], "c:\\");
     assert_int_equal(df->instrs[2].line, 4);
@@ -422,7 +430,6 @@ escape_backtick_continues_lines_and_escapes_words(void **state)
     assert_int_equal(cs_df_kvs(df, &df->instrs[3], NULL, &kv, NULL), 1);
     assert_string_equal(kv[0].value, "$B");
     cs_df_kvs_free(kv, 1);
-    cs_df_free(df);
 }
 
 static void
@@ -463,27 +470,26 @@ continuations_skip_comment_and_empty_lines(void **state)
 static void
 heredocs_attach_to_run_copy_and_add(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM scratch\n"
-                         "RUN <<EOF\n"
-                         "echo $HOME\n"
-                         "EOF\n"
-                         "RUN <<-FILE1 cat >/a && 3<<\"FILE2\" cat >/b\n"
-                         "\t\tindented\n"
-                         "\tFILE1\n"
-                         "no $expansion\n"
-                         "FILE2\n"
-                         "COPY <<'A' <<B /dest/\n"
-                         "a ${X}\n"
-                         "A\n"
-                         "b ${X}\n"
-                         "B\n"
-                         "ADD --chmod=755 <<E\"O\"F /x\n"
-                         "EOF\n"
-                         "ONBUILD RUN <<EOF\n"
-                         "nested\n"
-                         "EOF\n"
-                         "RUN [\"echo\", \"<<EOF\"]\n");
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "RUN <<EOF\n"
+                                  "echo $HOME\n"
+                                  "EOF\n"
+                                  "RUN <<-FILE1 cat >/a && 3<<\"FILE2\" cat >/b\n"
+                                  "\t\tindented\n"
+                                  "\tFILE1\n"
+                                  "no $expansion\n"
+                                  "FILE2\n"
+                                  "COPY <<'A' <<B /dest/\n"
+                                  "a ${X}\n"
+                                  "A\n"
+                                  "b ${X}\n"
+                                  "B\n"
+                                  "ADD --chmod=755 <<E\"O\"F /x\n"
+                                  "EOF\n"
+                                  "ONBUILD RUN <<EOF\n"
+                                  "nested\n"
+                                  "EOF\n"
+                                  "RUN [\"echo\", \"<<EOF\"]\n");
     assert_int_equal(df->ninstrs, 7);
     const cs_df_instr *r = &df->instrs[1];
     assert_int_equal(r->nheredocs, 1);
@@ -538,7 +544,6 @@ heredocs_attach_to_run_copy_and_add(void **state)
     assert_int_equal(r->trigger->nheredocs, 1);
     assert_string_equal(r->trigger->heredocs[0].content, "nested\n");
     assert_int_equal(df->instrs[6].nheredocs, 0);
-    cs_df_free(df);
 }
 
 static void
@@ -700,18 +705,17 @@ words_split_on_unquoted_whitespace_after_expansion(void **state)
 static void
 instructions_expand_as_buildkit_dispatches_them(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM busybox\n"
-                         "ENV foo /bar\n"
-                         "WORKDIR ${foo}\n"
-                         "ADD . $foo\n"
-                         "COPY \\$foo /quux\n"
-                         "EXPOSE $PORTS 9000\n"
-                         "ENV a=1 b=\"x $foo\" 'c'=$a\n"
-                         "LABEL \"com.example.vendor\"=\"ACME Inc\" version=${V:-1.0}\n"
-                         "RUN echo $foo\n"
-                         "USER ${U:-app}\n"
-                         "COPY --chown=${U}:grp a b\n");
+    cs_df *df = *state = parse_ok("FROM busybox\n"
+                                  "ENV foo /bar\n"
+                                  "WORKDIR ${foo}\n"
+                                  "ADD . $foo\n"
+                                  "COPY \\$foo /quux\n"
+                                  "EXPOSE $PORTS 9000\n"
+                                  "ENV a=1 b=\"x $foo\" 'c'=$a\n"
+                                  "LABEL \"com.example.vendor\"=\"ACME Inc\" version=${V:-1.0}\n"
+                                  "RUN echo $foo\n"
+                                  "USER ${U:-app}\n"
+                                  "COPY --chown=${U}:grp a b\n");
     cs_df_env *env = cs_df_env_new();
     cs_df_env_set(env, "foo", "/bar");
     cs_df_env_set(env, "a", "old");
@@ -757,7 +761,6 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
         err->msg, "Dockerfile:3: failed to process \"${foo:?must be set}\": foo: must be set");
     cs_error_free(err);
     cs_df_env_free(env);
-    cs_df_free(df);
 }
 
 /* ---- ARG scoping ---- */
@@ -765,18 +768,17 @@ instructions_expand_as_buildkit_dispatches_them(void **state)
 static void
 global_args_are_visible_in_from_only(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("ARG CODE_VERSION=latest\n"
-                         "ARG BASE=base:${CODE_VERSION}\n"
-                         "ARG UNSET\n"
-                         "FROM ${BASE} AS one\n"
-                         "ARG CODE_VERSION\n"
-                         "ARG LOCAL=${CODE_VERSION}-x\n"
-                         "FROM --platform=$BUILDPLATFORM extras:${CODE_VERSION}\n"
-                         "RUN echo $CODE_VERSION\n"
-                         "FROM scratch\n"
-                         "ARG TARGETARCH\n"
-                         "ARG HTTP_PROXY\n");
+    cs_df *df = *state = parse_ok("ARG CODE_VERSION=latest\n"
+                                  "ARG BASE=base:${CODE_VERSION}\n"
+                                  "ARG UNSET\n"
+                                  "FROM ${BASE} AS one\n"
+                                  "ARG CODE_VERSION\n"
+                                  "ARG LOCAL=${CODE_VERSION}-x\n"
+                                  "FROM --platform=$BUILDPLATFORM extras:${CODE_VERSION}\n"
+                                  "RUN echo $CODE_VERSION\n"
+                                  "FROM scratch\n"
+                                  "ARG TARGETARCH\n"
+                                  "ARG HTTP_PROXY\n");
     assert_int_equal(df->nmeta, 3);
     assert_int_equal(df->nstages, 3);
 
@@ -824,19 +826,17 @@ global_args_are_visible_in_from_only(void **state)
     assert_true(cs_df_arg_is_proxy("no_proxy"));
     assert_false(cs_df_arg_is_proxy("Http_Proxy"));
     assert_false(cs_df_arg_is_proxy("PATH"));
-    cs_df_free(df);
 }
 
 static void
 build_args_override_defaults_and_globals(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("ARG V=1\n"
-                         "ARG W=$V-w\n"
-                         "FROM img:$W\n"
-                         "ARG V\n"
-                         "ARG X=default\n"
-                         "ARG Y\n");
+    cs_df *df = *state = parse_ok("ARG V=1\n"
+                                  "ARG W=$V-w\n"
+                                  "FROM img:$W\n"
+                                  "ARG V\n"
+                                  "ARG X=default\n"
+                                  "ARG Y\n");
     cs_df_env *ba = cs_df_env_new();
     cs_df_env_set(ba, "V", "9");
     cs_df_env_set(ba, "X", "fromcli");
@@ -869,7 +869,6 @@ build_args_override_defaults_and_globals(void **state)
     assert_string_equal(err->msg, "Dockerfile:3: base name ($NOPE) should not be blank");
     cs_error_free(err);
     cs_df_env_free(empty);
-    cs_df_free(df);
 }
 
 /* ---- errors ---- */
@@ -988,24 +987,23 @@ maintainer_and_healthcheck_forms_are_accepted(void **state)
 static void
 golang_build_then_scratch_copies_from_stage_zero(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("# syntax=docker/dockerfile:1\n"
-                         "FROM golang:1.21\n"
-                         "WORKDIR /src\n"
-                         "COPY <<EOF ./main.go\n"
-                         "package main\n"
-                         "\n"
-                         "import \"fmt\"\n"
-                         "\n"
-                         "func main() {\n"
-                         "  fmt.Println(\"hello, world\")\n"
-                         "}\n"
-                         "EOF\n"
-                         "RUN go build -o /bin/hello ./main.go\n"
-                         "\n"
-                         "FROM scratch\n"
-                         "COPY --from=0 /bin/hello /bin/hello\n"
-                         "CMD [\"/bin/hello\"]\n");
+    cs_df *df = *state = parse_ok("# syntax=docker/dockerfile:1\n"
+                                  "FROM golang:1.21\n"
+                                  "WORKDIR /src\n"
+                                  "COPY <<EOF ./main.go\n"
+                                  "package main\n"
+                                  "\n"
+                                  "import \"fmt\"\n"
+                                  "\n"
+                                  "func main() {\n"
+                                  "  fmt.Println(\"hello, world\")\n"
+                                  "}\n"
+                                  "EOF\n"
+                                  "RUN go build -o /bin/hello ./main.go\n"
+                                  "\n"
+                                  "FROM scratch\n"
+                                  "COPY --from=0 /bin/hello /bin/hello\n"
+                                  "CMD [\"/bin/hello\"]\n");
     assert_int_equal(df->nstages, 2);
     assert_null(df->stages[0].name);
     assert_string_equal(df->stages[0].base, "golang:1.21");
@@ -1024,22 +1022,20 @@ golang_build_then_scratch_copies_from_stage_zero(void **state)
     assert_string_equal(from, "0");
     assert_ptr_equal(cs_df_stage_find(df, from), &df->stages[0]);
     assert_int_equal(df->stages[1].from->line, 15);
-    cs_df_free(df);
 }
 
 static void
 named_stages_are_lowercased_and_found_case_insensitively(void **state)
 {
-    (void) state;
-    cs_df *df = parse_ok("FROM golang:1.21 as Build\n"
-                         "WORKDIR /src\n"
-                         "COPY . .\n"
-                         "RUN go build -o /bin/app\n"
-                         "FROM build AS test\n"
-                         "RUN go test ./...\n"
-                         "FROM alpine:latest AS production\n"
-                         "COPY --from=BUILD /bin/app /bin/\n"
-                         "COPY --from=nginx:latest /etc/nginx/nginx.conf /nginx.conf\n");
+    cs_df *df = *state = parse_ok("FROM golang:1.21 as Build\n"
+                                  "WORKDIR /src\n"
+                                  "COPY . .\n"
+                                  "RUN go build -o /bin/app\n"
+                                  "FROM build AS test\n"
+                                  "RUN go test ./...\n"
+                                  "FROM alpine:latest AS production\n"
+                                  "COPY --from=BUILD /bin/app /bin/\n"
+                                  "COPY --from=nginx:latest /etc/nginx/nginx.conf /nginx.conf\n");
     assert_int_equal(df->nstages, 3);
     assert_string_equal(df->stages[0].name, "build");
     assert_string_equal(df->stages[1].name, "test");
@@ -1051,7 +1047,6 @@ named_stages_are_lowercased_and_found_case_insensitively(void **state)
     assert_null(cs_df_stage_find(df, "nginx:latest"));
     assert_int_equal(df->stages[2].ninstrs, 2);
     assert_int_equal(df->stages[2].index, 2);
-    cs_df_free(df);
 }
 
 /* ---- performance ---- */
@@ -1108,27 +1103,28 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_instruction_parses_in_shell_and_exec_form),
-        cmocka_unit_test(keywords_are_case_insensitive_and_keep_their_spelling),
-        cmocka_unit_test(invalid_json_is_shell_form),
-        cmocka_unit_test(flags_keep_order_and_lose_quotes),
+        cmocka_unit_test_teardown(every_instruction_parses_in_shell_and_exec_form, free_df),
+        cmocka_unit_test_teardown(keywords_are_case_insensitive_and_keep_their_spelling, free_df),
+        cmocka_unit_test_teardown(invalid_json_is_shell_form, free_df),
+        cmocka_unit_test_teardown(flags_keep_order_and_lose_quotes, free_df),
         cmocka_unit_test(flag_words_drop_quotes_and_escapes_and_keep_empty_values),
         cmocka_unit_test(split_words_keeps_quotes_and_escapes),
-        cmocka_unit_test(expansion_errors_return_the_lexers_code),
+        cmocka_unit_test_teardown(expansion_errors_return_the_lexers_code, free_df),
         cmocka_unit_test(parser_directives_are_read_only_at_the_top),
-        cmocka_unit_test(escape_backtick_continues_lines_and_escapes_words),
+        cmocka_unit_test_teardown(escape_backtick_continues_lines_and_escapes_words, free_df),
         cmocka_unit_test(continuations_skip_comment_and_empty_lines),
-        cmocka_unit_test(heredocs_attach_to_run_copy_and_add),
+        cmocka_unit_test_teardown(heredocs_attach_to_run_copy_and_add, free_df),
         cmocka_unit_test(heredoc_errors_name_the_instruction_line),
         cmocka_unit_test(variable_substitution_follows_buildkit),
         cmocka_unit_test(words_split_on_unquoted_whitespace_after_expansion),
-        cmocka_unit_test(instructions_expand_as_buildkit_dispatches_them),
-        cmocka_unit_test(global_args_are_visible_in_from_only),
-        cmocka_unit_test(build_args_override_defaults_and_globals),
+        cmocka_unit_test_teardown(instructions_expand_as_buildkit_dispatches_them, free_df),
+        cmocka_unit_test_teardown(global_args_are_visible_in_from_only, free_df),
+        cmocka_unit_test_teardown(build_args_override_defaults_and_globals, free_df),
         cmocka_unit_test(errors_name_the_file_and_line),
         cmocka_unit_test(maintainer_and_healthcheck_forms_are_accepted),
-        cmocka_unit_test(golang_build_then_scratch_copies_from_stage_zero),
-        cmocka_unit_test(named_stages_are_lowercased_and_found_case_insensitively),
+        cmocka_unit_test_teardown(golang_build_then_scratch_copies_from_stage_zero, free_df),
+        cmocka_unit_test_teardown(named_stages_are_lowercased_and_found_case_insensitively,
+                                  free_df),
         cmocka_unit_test(a_ten_thousand_line_dockerfile_parses_quickly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

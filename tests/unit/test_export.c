@@ -29,34 +29,36 @@ typedef struct fx {
     cs_digest big, small; /* contents */
     uint8_t *big_bytes;
     size_t big_len;
+    char *paths[16]; /* fpath's */
+    size_t npaths;
+    cs_digest trees[3], id; /* fill_with_image's (image_setup) */
 } fx;
 
-static char *
+/* <sandbox dir>/name, alive until the teardown. */
+static const char *
 fpath(fx *f, const char *name)
 {
-    char *p;
-    assert_true(asprintf(&p, "%s/%s", f->sb.dir, name) > 0);
-    return p;
+    assert_true(f->npaths < sizeof(f->paths) / sizeof(f->paths[0]));
+    assert_true(asprintf(&f->paths[f->npaths], "%s/%s", f->sb.dir, name) > 0);
+    return f->paths[f->npaths++];
 }
 
 /* The store holds two contents: big (several chunks) and small ("hello\n"). */
-static int
-setup(void **state)
+static void
+fill(void *fp, cs_db *db, MDB_txn *txn)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
-    fx *f = *state;
-    cs_error *err = NULL;
-    cs_db *db = cs_store_db(f->sb.s);
-    MDB_txn *txn;
-    assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+    fx *f = fp;
     f->big_len = 200 * KiB + 17;
     f->big_bytes = malloc(f->big_len);
     test_fill_random(f->big_bytes, f->big_len, 7);
     f->big = test_put_content(db, txn, f->big_bytes, f->big_len, 64 * KiB);
     f->small = test_put_content(db, txn, (const uint8_t *) "hello\n", 6, 64 * KiB);
-    assert_int_equal(cs_db_commit(txn, &err), 0);
-    return 0;
+}
+
+static int
+setup(void **state)
+{
+    return test_sandbox_fill(state, sizeof(fx), 0, fill);
 }
 
 static int
@@ -64,6 +66,8 @@ teardown(void **state)
 {
     fx *f = *state;
     free(f->big_bytes);
+    for (size_t i = 0; i < f->npaths; i++)
+        free(f->paths[i]);
     return test_sandbox_teardown(state);
 }
 
@@ -136,25 +140,14 @@ mem_sink(void *ctx, const void *p, size_t n, cs_error **err)
     return 0;
 }
 
-typedef struct tar_job {
-    const cs_tree *t;
-    membuf *out;
-} tar_job;
-
-static int
-tar_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    tar_job *j = ctx;
-    return cs_tree_write_tar(db, txn, j->t, mem_sink, j->out, err);
-}
-
 static void
 write_tar(fx *f, const cs_tree *t, membuf *out)
 {
     cs_error *err = NULL;
     cs_buf_init(&out->b);
-    tar_job j = { t, out };
-    int rc = cs_db_read(cs_store_db(f->sb.s), tar_fn, &j, &err);
+    MDB_txn *txn = test_begin(f->sb.s, false);
+    int rc = cs_tree_write_tar(cs_store_db(f->sb.s), txn, t, mem_sink, out, &err);
+    mdb_txn_abort(txn);
     if (rc < 0)
         fail_msg("%s", err->msg);
 }
@@ -449,19 +442,13 @@ typedef struct lb_job {
     int rc;
 } lb_job;
 
-static int
-lb_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+static void
+lb_put(fx *f, const lb_job *j)
 {
-    lb_job *j = ctx;
-    return cs_layer_blob_put(db, txn, &j->tree, j->c, &j->lb, err);
-}
-
-static int
-lb_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    lb_job *j = ctx;
-    j->rc = cs_layer_blob_get(db, txn, &j->tree, j->c, &j->lb, err);
-    return j->rc == -CS_ENOTFOUND ? 0 : j->rc;
+    cs_error *err = NULL;
+    MDB_txn *txn = test_begin(f->sb.s, true);
+    assert_int_equal(cs_layer_blob_put(cs_store_db(f->sb.s), txn, &j->tree, j->c, &j->lb, &err), 0);
+    test_commit(txn);
 }
 
 static lb_job
@@ -469,7 +456,12 @@ lb_get(fx *f, const cs_digest *tree, cs_compression c)
 {
     cs_error *err = NULL;
     lb_job j = { .tree = *tree, .c = c };
-    assert_int_equal(cs_db_read(cs_store_db(f->sb.s), lb_get_fn, &j, &err), 0);
+    MDB_txn *txn = test_begin(f->sb.s, false);
+    j.rc = cs_layer_blob_get(cs_store_db(f->sb.s), txn, &j.tree, j.c, &j.lb, &err);
+    mdb_txn_abort(txn);
+    if (j.rc < 0 && j.rc != -CS_ENOTFOUND)
+        fail_msg("%s", err->msg);
+    cs_error_free(err);
     return j;
 }
 
@@ -483,7 +475,7 @@ layer_blob_records_round_trip(void **state)
     test_fill_random(j.lb.diff_id.b, 32, 2);
     test_fill_random(j.lb.blob.b, 32, 3);
     j.lb.size = 0x0102030405060708ull;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
 
     lb_job g = lb_get(f, &j.tree, CS_COMP_ZSTD);
     assert_int_equal(g.rc, 0);
@@ -509,35 +501,22 @@ layer_blob_records_round_trip(void **state)
 
 /* ---- export ---- */
 
-typedef struct img_job {
-    fx *f;
-    cs_digest trees[3];
-    cs_digest id;
-} img_job;
-
-static int
-put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+/* fill, and demo:1.0 of the three layers f->trees (the first one twice), id f->id. */
+static void
+fill_with_image(void *fp, cs_db *db, MDB_txn *txn)
 {
-    img_job *j = ctx;
-    fx *f = j->f;
-    cs_tree *t = rich_tree(f, true);
-    int rc = cs_tree_put(db, txn, t, &j->trees[0], err);
-    cs_tree_free(t);
-    if (rc < 0)
-        return rc;
-    t = cs_tree_new();
+    fx *f = fp;
+    fill(f, db, txn);
+    f->trees[0] = test_put_tree(db, txn, rich_tree(f, true));
+    cs_tree *t = cs_tree_new();
     test_tree_add(t, "a", CS_E_DIR);
     add_link(t, "a/link", "b/file", &f->big, f->big_len);
     test_tree_add(t, "b", CS_E_DIR);
     test_tree_add_file(t, "b/file", &f->big, f->big_len);
     test_tree_add_file(t, "etc/.wh.hello", NULL, 0);
     test_tree_add(t, "etc", CS_E_DIR);
-    cs_tree_sort(t);
-    rc = cs_tree_put(db, txn, t, &j->trees[1], err);
-    cs_tree_free(t);
-    if (rc < 0)
-        return rc;
-    j->trees[2] = j->trees[0]; /* the same layer twice */
+    f->trees[1] = test_put_tree(db, txn, t);
+    f->trees[2] = f->trees[0]; /* the same layer twice */
     /* diff_ids as another tar writer made them: export rewrites them. */
     const char *config =
         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/bin\"],"
@@ -546,24 +525,14 @@ put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000002\","
         "\"sha256:0000000000000000000000000000000000000000000000000000000000000003\"]},"
         "\"history\":[{\"created_by\":\"hand\"}],\"zlast\":true}";
-    cs_image img = { .config = (char *) config, .config_len = strlen(config), .nlayers = 3 };
-    img.layers = j->trees;
-    cs_sha256(config, img.config_len, &img.id);
-    j->id = img.id;
-    if ((rc = cs_image_put(db, txn, &img, err)) < 0)
-        return rc;
-    return cs_tag_set(db, txn, "docker.io/library/demo:1.0", &img.id, err);
+    f->id = test_put_image(db, txn, config, f->trees, 3, "docker.io/library/demo:1.0");
 }
 
-static img_job
-make_image(fx *f)
+/* The fixture with fill_with_image's image in its store. */
+static int
+image_setup(void **state)
 {
-    cs_error *err = NULL;
-    img_job j = { .f = f };
-    int rc = cs_db_write(cs_store_db(f->sb.s), put_image_fn, &j, &err);
-    if (rc < 0)
-        fail_msg("%s", err->msg);
-    return j;
+    return test_sandbox_fill(state, sizeof(fx), 0, fill_with_image);
 }
 
 static void
@@ -754,20 +723,28 @@ run_ok(const char *fmt, ...)
     free(cmd);
 }
 
+/* Exports demo:1.0 (by its full name, then its short one) to p1 with c1 and
+ * to p2 with c2. */
+static void
+export_both(fx *f, const char *p1, const char *p2, cs_format fmt, cs_compression c1,
+            cs_compression c2)
+{
+    export_ok(f, "docker.io/library/demo:1.0", p1, fmt, c1);
+    export_ok(f, "demo:1.0", p2, fmt, c2);
+}
+
 static void
 export_oci_dir_is_valid_deterministic_and_merges(void **state)
 {
     fx *f = *state;
-    img_job j = make_image(f);
-    char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
-    export_ok(f, "demo:1.0", d1, CS_FMT_OCI_DIR, CS_COMP_GZIP);
-    export_ok(f, "demo:1.0", d2, CS_FMT_OCI_DIR, CS_COMP_GZIP);
+    const char *d1 = fpath(f, "oci1"), *d2 = fpath(f, "oci2");
+    export_both(f, d1, d2, CS_FMT_OCI_DIR, CS_COMP_GZIP, CS_COMP_GZIP);
     assert_int_equal(check_layout(d1, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
     /* layer_blobs now knows the trees, for gzip and for plain tar. */
-    lb_job g = lb_get(f, &j.trees[1], CS_COMP_GZIP);
+    lb_job g = lb_get(f, &f->trees[1], CS_COMP_GZIP);
     assert_int_equal(g.rc, 0);
-    lb_job n = lb_get(f, &j.trees[1], CS_COMP_NONE);
+    lb_job n = lb_get(f, &f->trees[1], CS_COMP_NONE);
     assert_int_equal(n.rc, 0);
     assert_true(cs_digest_eq(&g.lb.diff_id, &n.lb.diff_id));
     assert_true(cs_digest_eq(&n.lb.diff_id, &n.lb.blob));
@@ -790,7 +767,7 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
 
     /* A second image name (by id: no ref) and zstd join the same layout. */
     char idhex[CS_DIGEST_HEX];
-    cs_digest_hex(&j.id, idhex);
+    cs_digest_hex(&f->id, idhex);
     export_ok(f, idhex, d1, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     char *ip = cs_path_join(d1, "index.json");
     json_t *idx = load_json(ip);
@@ -805,41 +782,34 @@ export_oci_dir_is_valid_deterministic_and_merges(void **state)
         run_ok("skopeo inspect oci:%s:1.0 >/dev/null", d2);
         run_ok("cd %s && umoci unpack %s --image oci2:1.0 bundle >/dev/null", f->sb.dir,
                geteuid() == 0 ? "" : "--rootless");
-        char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
+        const char *bp = fpath(f, "bundle/rootfs/usr/big.bin");
         cs_buf b;
         test_read_file(bp, &b);
         assert_int_equal(b.len, f->big_len);
         assert_memory_equal(b.data, f->big_bytes, f->big_len);
         cs_buf_release(&b);
-        free(bp);
         bp = fpath(f, "bundle/rootfs/b/file");
         assert_int_equal(stat(bp, &st), 0);
         assert_int_equal(st.st_nlink, 2);
-        free(bp);
     }
-    free(d1);
-    free(d2);
 }
 
 static void
 export_archives_are_valid_and_deterministic(void **state)
 {
     fx *f = *state;
-    make_image(f);
-    char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
+    const char *a1 = fpath(f, "img.oci.tar"), *a2 = fpath(f, "img2.oci.tar");
     /* First export: digests unknown (temp files); second: streamed. */
-    export_ok(f, "demo:1.0", a1, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
-    export_ok(f, "demo:1.0", a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
+    export_both(f, a1, a2, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, CS_COMP_GZIP);
     assert_true(files_equal(a1, a2));
-    char *x = fpath(f, "x-oci");
+    const char *x = fpath(f, "x-oci");
     extract(a1, x);
     assert_int_equal(check_layout(x, "1.0", MT_LAYER_GZIP_FOR_TEST), 1);
 
-    char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
-    export_ok(f, "docker.io/library/demo:1.0", d1, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD);
-    export_ok(f, "demo:1.0", d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE);
+    const char *d1 = fpath(f, "img.docker.tar"), *d2 = fpath(f, "img2.docker.tar");
+    export_both(f, d1, d2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_ZSTD, CS_COMP_NONE);
     assert_true(files_equal(d1, d2));
-    char *y = fpath(f, "x-docker");
+    const char *y = fpath(f, "x-docker");
     extract(d1, y);
     char *mp = cs_path_join(y, "manifest.json");
     json_t *m = load_json(mp);
@@ -884,49 +854,38 @@ export_archives_are_valid_and_deterministic(void **state)
         run_ok("skopeo copy -q docker-archive:%s oci:%s/copied:x >/dev/null", d1, f->sb.dir);
         run_ok("skopeo copy -q oci-archive:%s oci:%s/copied2:y >/dev/null", a1, f->sb.dir);
     }
-    free(a1);
-    free(a2);
-    free(d1);
-    free(d2);
-    free(x);
-    free(y);
 }
 
 static void
 export_recovers_from_a_wrong_layer_blobs_record(void **state)
 {
     fx *f = *state;
-    cs_error *err = NULL;
-    img_job im = make_image(f);
-    char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
+    const char *good = fpath(f, "good.tar"), *p = fpath(f, "again.tar");
     export_ok(f, "demo:1.0", good, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
-    lb_job right = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    lb_job right = lb_get(f, &f->trees[1], CS_COMP_ZSTD);
     assert_int_equal(right.rc, 0);
 
     /* As if the compressor's output had changed since it was recorded. */
-    lb_job j = { .tree = im.trees[1], .c = CS_COMP_ZSTD };
+    lb_job j = { .tree = f->trees[1], .c = CS_COMP_ZSTD };
     test_fill_random(j.lb.diff_id.b, 32, 11);
     test_fill_random(j.lb.blob.b, 32, 12);
     j.lb.size = right.lb.size + 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
-    lb_job now = lb_get(f, &im.trees[1], CS_COMP_ZSTD);
+    lb_job now = lb_get(f, &f->trees[1], CS_COMP_ZSTD);
     assert_true(cs_digest_eq(&now.lb.blob, &right.lb.blob));
     assert_int_equal(now.lb.size, right.lb.size);
 
     /* Shorter than recorded, then into a layout directory. */
     j.lb.size = right.lb.size - 100;
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
+    lb_put(f, &j);
     export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_ZSTD);
     assert_true(files_equal(good, p));
-    assert_int_equal(cs_db_write(cs_store_db(f->sb.s), lb_put_fn, &j, &err), 0);
-    char *d = fpath(f, "dir");
+    lb_put(f, &j);
+    const char *d = fpath(f, "dir");
     export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_ZSTD);
     check_layout(d, "1.0", MT_LAYER_ZSTD_FOR_TEST);
-    free(d);
-    free(good);
-    free(p);
 }
 
 static void
@@ -934,21 +893,18 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
 {
     fx *f = *state;
     cs_error *err = NULL;
-    char *p = fpath(f, "none.tar");
+    const char *p = fpath(f, "none.tar");
     assert_int_equal(cs_export(f->sb.s, "nosuch:1", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err),
                      -CS_ENOTFOUND);
     assert_non_null(err);
     cs_error_clear(&err);
     struct stat st;
     assert_int_equal(stat(p, &st), -1);
-    free(p);
 
     /* A failure while writing (the directory is gone) leaves nothing. */
-    make_image(f);
     p = fpath(f, "missing-dir/out.tar");
     assert_true(cs_export(f->sb.s, "demo:1.0", p, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err) < 0);
     cs_error_clear(&err);
-    free(p);
 
     /* A layer whose content is missing fails midway: no output, no temp. */
     {
@@ -970,7 +926,7 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
         assert_int_equal(cs_image_put(db, txn, &img, &err), 0);
         assert_int_equal(cs_tag_set(db, txn, "docker.io/library/broken:latest", &img.id, &err), 0);
         assert_int_equal(cs_db_commit(txn, &err), 0);
-        char *out = fpath(f, "sub");
+        const char *out = fpath(f, "sub");
         assert_int_equal(mkdir(out, 0755), 0);
         char *a = cs_path_join(out, "broken.tar");
         assert_true(cs_export(f->sb.s, "broken", a, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
@@ -988,7 +944,6 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
         free(idx);
         free(d);
         free(a);
-        free(out);
     }
 
     /* An existing non-layout directory is refused. */
@@ -1000,7 +955,6 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
                      -CS_EEXIST);
     cs_error_clear(&err);
     free(q);
-    free(p);
 }
 
 int
@@ -1013,14 +967,14 @@ main(void)
         cmocka_unit_test_setup_teardown(compress_sink_is_deterministic_and_hashes_both_streams,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(layer_blob_records_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges, setup,
+        cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges,
+                                        image_setup, teardown),
+        cmocka_unit_test_setup_teardown(export_archives_are_valid_and_deterministic, image_setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(export_archives_are_valid_and_deterministic, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(export_recovers_from_a_wrong_layer_blobs_record, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(export_recovers_from_a_wrong_layer_blobs_record,
+                                        image_setup, teardown),
+        cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file,
+                                        image_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,16 +39,10 @@ put_tree(cs_db *db, MDB_txn *txn, const char *file, uint64_t size)
     return test_put_tree(db, txn, t);
 }
 
-static int
-setup(void **state)
+static void
+fill(void *fp, cs_db *db, MDB_txn *txn)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
-    fx *f = *state;
-    cs_error *err = NULL;
-    MDB_txn *txn;
-    cs_db *db = cs_store_db(f->sb.s);
-    assert_int_equal(cs_db_begin(db, 0, &txn, &err), 0);
+    fx *f = fp;
     f->base = put_tree(db, txn, "etc/base", 1000);
     f->top = put_tree(db, txn, "etc/top", 234);
     cs_digest ab[2] = { f->base, f->top };
@@ -56,9 +50,13 @@ setup(void **state)
         test_put_image(db, txn, "{\"created\":\"" CREATED "\",\"os\":\"linux\"}", ab, 2, TAG_A1);
     f->img_b = test_put_image(db, txn, "{\"os\":\"linux\",\"b\":1}", ab, 1, TAG_B);
     f->img_c = test_put_image(db, txn, "{\"os\":\"linux\",\"c\":1}", NULL, 0, NULL);
-    assert_int_equal(cs_tag_set(db, txn, TAG_A2, &f->img_a, &err), 0);
-    assert_int_equal(cs_db_commit(txn, &err), 0);
-    return 0;
+    assert_int_equal(cs_tag_set(db, txn, TAG_A2, &f->img_a, &f->sb.err), 0);
+}
+
+static int
+setup(void **state)
+{
+    return test_sandbox_fill(state, sizeof(fx), 0, fill);
 }
 
 static const cs_image_info *
@@ -95,8 +93,7 @@ list_shows_every_image_with_its_tags_created_time_and_size(void **state)
     fx *f = *state;
     cs_image_info *v;
     size_t n;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_list(f->sb.s, &v, &n, &err), 0);
+    assert_int_equal(cs_image_list(f->sb.s, &v, &n, &f->sb.err), 0);
     assert_int_equal(n, 3);
     for (size_t i = 1; i < n; i++)
         assert_true(memcmp(v[i - 1].id.b, v[i].id.b, 32) < 0);
@@ -117,17 +114,8 @@ list_shows_every_image_with_its_tags_created_time_and_size(void **state)
     assert_string_equal(b->tags.v[0], TAG_B);
     assert_null(b->created);
     assert_int_equal(b->size, 1000);
-    cs_image_list_free(v, n);
-}
 
-static void
-list_shows_an_untagged_image_without_tags(void **state)
-{
-    fx *f = *state;
-    cs_image_info *v;
-    size_t n;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_list(f->sb.s, &v, &n, &err), 0);
+    /* an untagged image is listed without tags */
     const cs_image_info *c = find(v, n, &f->img_c);
     assert_int_equal(c->tags.n, 0);
     assert_null(c->tags.v);
@@ -141,8 +129,7 @@ info_get_resolves_a_tag_to_its_image_with_every_tag(void **state)
 {
     fx *f = *state;
     cs_image_info in;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_info_get(f->sb.s, "a:2", &in, &err), 0);
+    assert_int_equal(cs_image_info_get(f->sb.s, "a:2", &in, &f->sb.err), 0);
     assert_true(cs_digest_eq(&in.id, &f->img_a));
     assert_int_equal(in.tags.n, 2);
     assert_string_equal(in.tags.v[0], TAG_A1);
@@ -156,9 +143,8 @@ tag_gives_an_image_another_name(void **state)
 {
     fx *f = *state;
     cs_image_info in;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_tag(f->sb.s, "b", "docker.io/library/c:9", &err), 0);
-    assert_int_equal(cs_image_info_get(f->sb.s, "c:9", &in, &err), 0);
+    assert_int_equal(cs_image_tag(f->sb.s, "b", "docker.io/library/c:9", &f->sb.err), 0);
+    assert_int_equal(cs_image_info_get(f->sb.s, "c:9", &in, &f->sb.err), 0);
     assert_true(cs_digest_eq(&in.id, &f->img_b));
     assert_int_equal(in.tags.n, 2);
     cs_image_info_release(&in);
@@ -170,15 +156,14 @@ remove_by_tag_keeps_an_image_another_tag_names(void **state)
     fx *f = *state;
     cs_image_removal r;
     cs_image_info in;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_remove(f->sb.s, "a:1", &r, &err), 0);
+    assert_int_equal(cs_image_remove(f->sb.s, "a:1", &r, &f->sb.err), 0);
     assert_true(cs_digest_eq(&r.id, &f->img_a));
     assert_int_equal(r.untagged.n, 1);
     assert_string_equal(r.untagged.v[0], TAG_A1);
     assert_false(r.deleted);
     cs_image_removal_release(&r);
 
-    assert_int_equal(cs_image_info_get(f->sb.s, "a:2", &in, &err), 0);
+    assert_int_equal(cs_image_info_get(f->sb.s, "a:2", &in, &f->sb.err), 0);
     assert_int_equal(in.tags.n, 1);
     assert_string_equal(in.tags.v[0], TAG_A2);
     cs_image_info_release(&in);
@@ -189,8 +174,7 @@ remove_of_the_last_tag_removes_the_image_and_keeps_its_layers(void **state)
 {
     fx *f = *state;
     cs_image_removal r;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_remove(f->sb.s, "b", &r, &err), 0);
+    assert_int_equal(cs_image_remove(f->sb.s, "b", &r, &f->sb.err), 0);
     assert_int_equal(r.untagged.n, 1);
     assert_string_equal(r.untagged.v[0], TAG_B);
     assert_true(r.deleted);
@@ -203,8 +187,8 @@ remove_of_the_last_tag_removes_the_image_and_keeps_its_layers(void **state)
     cs_db *db = cs_store_db(f->sb.s);
     MDB_txn *txn;
     cs_tree *t = NULL;
-    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, &err), 0);
-    assert_int_equal(cs_tree_get(db, txn, &f->base, &t, &err), 0);
+    assert_int_equal(cs_db_begin(db, MDB_RDONLY, &txn, &f->sb.err), 0);
+    assert_int_equal(cs_tree_get(db, txn, &f->base, &t, &f->sb.err), 0);
     mdb_txn_abort(txn);
     cs_tree_free(t);
 }
@@ -217,10 +201,9 @@ remove_by_id_removes_the_image_and_all_its_tags(void **state)
     cs_image_info *v;
     size_t n;
     char hex[CS_DIGEST_HEX], prefix[13];
-    cs_error *err = NULL;
     cs_digest_hex(&f->img_a, hex);
     snprintf(prefix, sizeof(prefix), "%.12s", hex);
-    assert_int_equal(cs_image_remove(f->sb.s, prefix, &r, &err), 0);
+    assert_int_equal(cs_image_remove(f->sb.s, prefix, &r, &f->sb.err), 0);
     assert_true(r.deleted);
     assert_true(cs_digest_eq(&r.id, &f->img_a));
     assert_int_equal(r.untagged.n, 2);
@@ -228,7 +211,7 @@ remove_by_id_removes_the_image_and_all_its_tags(void **state)
     assert_string_equal(r.untagged.v[1], TAG_A2);
     cs_image_removal_release(&r);
 
-    assert_int_equal(cs_image_list(f->sb.s, &v, &n, &err), 0);
+    assert_int_equal(cs_image_list(f->sb.s, &v, &n, &f->sb.err), 0);
     assert_int_equal(n, 2);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < v[i].tags.n; j++)
@@ -242,9 +225,8 @@ remove_of_an_untagged_image_by_id_deletes_it(void **state)
     fx *f = *state;
     cs_image_removal r;
     char id[CS_DIGEST_STR];
-    cs_error *err = NULL;
     cs_digest_str(&f->img_c, id);
-    assert_int_equal(cs_image_remove(f->sb.s, id, &r, &err), 0);
+    assert_int_equal(cs_image_remove(f->sb.s, id, &r, &f->sb.err), 0);
     assert_true(r.deleted);
     assert_int_equal(r.untagged.n, 0);
     cs_image_removal_release(&r);
@@ -256,14 +238,12 @@ remove_of_an_unknown_name_fails_not_found(void **state)
 {
     fx *f = *state;
     cs_image_removal r;
-    cs_error *err = NULL;
-    assert_int_equal(cs_image_remove(f->sb.s, "nosuch", &r, &err), -CS_ENOTFOUND);
-    assert_non_null(err);
-    assert_int_equal(err->code, CS_ENOTFOUND);
-    assert_string_equal(err->msg, "image 'nosuch' not found");
+    assert_int_equal(cs_image_remove(f->sb.s, "nosuch", &r, &f->sb.err), -CS_ENOTFOUND);
+    assert_non_null(f->sb.err);
+    assert_int_equal(f->sb.err->code, CS_ENOTFOUND);
+    assert_string_equal(f->sb.err->msg, "image 'nosuch' not found");
     assert_int_equal(r.untagged.n, 0);
     assert_false(r.deleted);
-    cs_error_free(err);
 }
 
 #define IMAGE_TEST(t) cmocka_unit_test_setup_teardown(t, setup, test_sandbox_teardown)
@@ -273,7 +253,6 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         IMAGE_TEST(list_shows_every_image_with_its_tags_created_time_and_size),
-        IMAGE_TEST(list_shows_an_untagged_image_without_tags),
         IMAGE_TEST(info_get_resolves_a_tag_to_its_image_with_every_tag),
         IMAGE_TEST(tag_gives_an_image_another_name),
         IMAGE_TEST(remove_by_tag_keeps_an_image_another_tag_names),

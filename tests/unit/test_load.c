@@ -232,21 +232,6 @@ make_docker(fx *f, int how, image *l)
 
 /* ---- checks ---- */
 
-typedef struct img_ctx {
-    cs_digest tag_id;
-    cs_image *img;
-} img_ctx;
-
-static int
-img_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    img_ctx *c = ctx;
-    int r = cs_tag_get(db, txn, "docker.io/library/t:1", &c->tag_id, err);
-    if (r == 0)
-        r = cs_image_get(db, txn, &c->tag_id, &c->img, err);
-    return r;
-}
-
 /* Loads l: its id is the config digest, its tag is kept and points at an
  * image of the one layer; loading again with another tag adds only the tag. */
 static void
@@ -263,16 +248,20 @@ assert_loads_and_tags(fx *f, const image *l)
     assert_null(res.tags[1]);
     assert_int_equal(res.bytes, l->tar.len);
 
-    img_ctx c = { 0 };
-    assert_int_equal(cs_db_read(cs_store_db(f->s), img_fn, &c, &err), 0);
-    assert_true(cs_digest_eq(&c.tag_id, &l->config));
-    assert_int_equal(c.img->nlayers, 1);
-    cs_tree *t = test_get_tree(f->s, &c.img->layers[0]);
+    cs_digest tag_id;
+    cs_image *img = NULL;
+    MDB_txn *txn = test_begin(f->s, false);
+    assert_int_equal(cs_tag_get(cs_store_db(f->s), txn, "docker.io/library/t:1", &tag_id, &err), 0);
+    assert_int_equal(cs_image_get(cs_store_db(f->s), txn, &tag_id, &img, &err), 0);
+    mdb_txn_abort(txn);
+    assert_true(cs_digest_eq(&tag_id, &l->config));
+    assert_int_equal(img->nlayers, 1);
+    cs_tree *t = test_get_tree(f->s, &img->layers[0]);
     assert_int_equal(t->n, 3);
     assert_string_equal(t->e[2].path, "app/hello.txt");
     test_assert_content(f->s, &t->e[2].content, "hello, world\n", 13);
     cs_tree_free(t);
-    cs_image_free(c.img);
+    cs_image_free(img);
     cs_load_result_release(&res);
 
     /* Loading again with an extra tag adds the tag and no chunks. */
@@ -306,121 +295,99 @@ load_fails(fx *f, const image *l, const char *want1, const char *want2, bool nam
     return r;
 }
 
-static void
-oci_load_fails(fx *f, int how, const char *want1, const char *want2, bool name_layer)
-{
-    image l = { 0 };
-    make_oci(f, how, false, &l);
-    load_fails(f, &l, want1, want2, name_layer);
-    image_release(&l);
-}
-
-static int
-docker_load_fails(fx *f, int how, const char *want1, const char *want2, bool name_layer)
-{
-    image l = { 0 };
-    make_docker(f, how, &l);
-    int r = load_fails(f, &l, want1, want2, name_layer);
-    image_release(&l);
-    return r;
-}
-
 /* ---- tests ---- */
 
+/* Each case in a fresh sandbox (the first in the one cmocka made). */
 static void
-oci_layout_loads_and_tags(void **state)
+fresh_sandbox(void **state, size_t i)
 {
-    image l = { 0 };
-    make_oci(*state, OCI_OK, false, &l);
-    assert_loads_and_tags(*state, &l);
-    image_release(&l);
+    if (i == 0)
+        return;
+    assert_int_equal(test_sandbox_teardown(state), 0);
+    assert_int_equal(test_sandbox_setup(state), 0);
 }
 
-static void
-oci_archive_loads_and_tags(void **state)
+/* make_docker, or make_oci. */
+static image
+make_image(void **state, bool docker, int how, bool archive)
 {
     image l = { 0 };
-    make_oci(*state, OCI_OK, true, &l);
-    assert_loads_and_tags(*state, &l);
-    image_release(&l);
+    if (docker)
+        make_docker(*state, how, &l);
+    else
+        make_oci(*state, how, archive, &l);
+    return l;
 }
 
-static void
-docker_archive_loads_and_tags(void **state)
-{
-    image l = { 0 };
-    make_docker(*state, DOCKER_OK, &l);
-    assert_loads_and_tags(*state, &l);
-    image_release(&l);
-}
+static const struct {
+    const char *name;
+    bool docker;
+    int how; /* make_oci's or make_docker's */
+    bool archive;
+} good_cases[] = {
+    { "OCI layout", false, OCI_OK, false },
+    { "OCI archive", false, OCI_OK, true },
+    { "docker archive", true, DOCKER_OK, false },
+};
 
 static void
-oci_layer_with_a_flipped_byte_stores_nothing(void **state)
+oci_layouts_and_archives_and_docker_archives_load_and_tag(void **state)
 {
+    for (size_t i = 0; i < sizeof(good_cases) / sizeof(good_cases[0]); i++) {
+        test_case("%s", good_cases[i].name);
+        fresh_sandbox(state, i);
+        image l = make_image(state, good_cases[i].docker, good_cases[i].how, good_cases[i].archive);
+        assert_loads_and_tags(*state, &l);
+        image_release(&l);
+    }
+}
+
+/* A bad image: the load fails with code (0: any) and its message names the
+ * image, want1, want2 (when set) and (with name_layer) the layer. */
+static const struct {
+    const char *name;
+    bool docker;
+    int how;
+    const char *want1, *want2;
+    bool name_layer;
+    cs_code code;
+} bad_cases[] = {
     /* A flip inside the deflate data may trip gzip before the digest check;
      * either way the error names the layer blob. */
-    oci_load_fails(*state, OCI_FLIP_LAYER_BYTE, "blobs/sha256/", NULL, true);
-}
+    { "OCI layer with a flipped byte", false, OCI_FLIP_LAYER_BYTE, "blobs/sha256/", NULL, true, 0 },
+    { "OCI manifest naming a missing blob", false, OCI_MISSING_LAYER, "is missing", "blobs/sha256/",
+      true, 0 },
+    { "OCI config that is not JSON", false, OCI_CONFIG_NOT_JSON, "config", "not a JSON object",
+      false, 0 },
+    { "OCI layer size disagreeing with its descriptor", false, OCI_LAYER_SIZE_WRONG,
+      "does not match manifest", "size", true, 0 },
+    { "OCI config size disagreeing with its descriptor", false, OCI_CONFIG_SIZE_WRONG,
+      "does not match descriptor", "size", false, 0 },
+    { "OCI diff_id disagreeing with the layer", false, OCI_DIFF_ID_WRONG,
+      "does not match config diff_id", NULL, false, 0 },
+    { "docker layer whose digest does not match its name", true, DOCKER_LAYER_DIGEST_WRONG,
+      "does not match manifest", "digest", true, CS_ECORRUPT },
+    { "docker config whose digest does not match its name", true, DOCKER_CONFIG_DIGEST_WRONG,
+      "config", "digest does not match its name", false, CS_ECORRUPT },
+    { "docker manifest naming a missing layer", true, DOCKER_MISSING_LAYER, "is missing",
+      "layer.tar", true, CS_ENOTFOUND },
+    { "docker manifest naming a layer outside the archive", true, DOCKER_LAYER_OUTSIDE,
+      "manifest.json", "bad layer name", false, CS_EPARSE },
+};
 
 static void
-oci_manifest_naming_a_missing_blob_fails(void **state)
+bad_images_fail_to_load_and_store_nothing(void **state)
 {
-    oci_load_fails(*state, OCI_MISSING_LAYER, "is missing", "blobs/sha256/", true);
-}
-
-static void
-oci_config_that_is_not_json_fails(void **state)
-{
-    oci_load_fails(*state, OCI_CONFIG_NOT_JSON, "config", "not a JSON object", false);
-}
-
-static void
-oci_layer_size_disagreeing_with_descriptor_fails(void **state)
-{
-    oci_load_fails(*state, OCI_LAYER_SIZE_WRONG, "does not match manifest", "size", true);
-}
-
-static void
-oci_config_size_disagreeing_with_descriptor_fails(void **state)
-{
-    oci_load_fails(*state, OCI_CONFIG_SIZE_WRONG, "does not match descriptor", "size", false);
-}
-
-static void
-oci_diff_id_disagreeing_with_layer_fails(void **state)
-{
-    oci_load_fails(*state, OCI_DIFF_ID_WRONG, "does not match config diff_id", NULL, false);
-}
-
-static void
-docker_layer_whose_digest_does_not_match_its_name_stores_nothing(void **state)
-{
-    int r = docker_load_fails(*state, DOCKER_LAYER_DIGEST_WRONG, "does not match manifest",
-                              "digest", true);
-    assert_int_equal(r, -CS_ECORRUPT);
-}
-
-static void
-docker_config_whose_digest_does_not_match_its_name_stores_nothing(void **state)
-{
-    int r = docker_load_fails(*state, DOCKER_CONFIG_DIGEST_WRONG, "config",
-                              "digest does not match its name", false);
-    assert_int_equal(r, -CS_ECORRUPT);
-}
-
-static void
-docker_manifest_naming_a_missing_layer_fails(void **state)
-{
-    int r = docker_load_fails(*state, DOCKER_MISSING_LAYER, "is missing", "layer.tar", true);
-    assert_int_equal(r, -CS_ENOTFOUND);
-}
-
-static void
-docker_manifest_naming_a_layer_outside_the_archive_is_refused(void **state)
-{
-    int r =
-        docker_load_fails(*state, DOCKER_LAYER_OUTSIDE, "manifest.json", "bad layer name", false);
-    assert_int_equal(r, -CS_EPARSE);
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        test_case("%s", bad_cases[i].name);
+        fresh_sandbox(state, i);
+        image l = make_image(state, bad_cases[i].docker, bad_cases[i].how, false);
+        int r =
+            load_fails(*state, &l, bad_cases[i].want1, bad_cases[i].want2, bad_cases[i].name_layer);
+        if (bad_cases[i].code)
+            assert_int_equal(r, -(int) bad_cases[i].code);
+        image_release(&l);
+    }
 }
 
 int
@@ -428,19 +395,8 @@ main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_sandbox_setup, test_sandbox_teardown)
     const struct CMUnitTest tests[] = {
-        T(oci_layout_loads_and_tags),
-        T(oci_archive_loads_and_tags),
-        T(docker_archive_loads_and_tags),
-        T(oci_layer_with_a_flipped_byte_stores_nothing),
-        T(oci_manifest_naming_a_missing_blob_fails),
-        T(oci_config_that_is_not_json_fails),
-        T(oci_layer_size_disagreeing_with_descriptor_fails),
-        T(oci_config_size_disagreeing_with_descriptor_fails),
-        T(oci_diff_id_disagreeing_with_layer_fails),
-        T(docker_layer_whose_digest_does_not_match_its_name_stores_nothing),
-        T(docker_config_whose_digest_does_not_match_its_name_stores_nothing),
-        T(docker_manifest_naming_a_missing_layer_fails),
-        T(docker_manifest_naming_a_layer_outside_the_archive_is_refused),
+        T(oci_layouts_and_archives_and_docker_archives_load_and_tag),
+        T(bad_images_fail_to_load_and_store_nothing),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

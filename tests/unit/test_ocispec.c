@@ -84,12 +84,19 @@ has_string(json_t *arr, const char *s)
     return has_string_at(arr, NULL, s);
 }
 
+/* The spec of opts() unchanged. */
+static json_t *
+default_spec(void)
+{
+    cs_run_opts o = opts();
+    return spec_ok(&o);
+}
+
 static void
 root_gets_the_default_capabilities(void **state)
 {
     (void) state;
-    cs_run_opts o = opts();
-    json_t *cfg = spec_ok(&o);
+    json_t *cfg = default_spec();
     json_t *caps = process_get(cfg, "capabilities");
     size_t n = json_array_size(json_object_get(caps, "bounding"));
     assert_int_equal(n, 14);
@@ -261,8 +268,7 @@ static void
 the_spec_is_written_as_json(void **state)
 {
     const char *dir = ((test_sandbox *) *state)->work;
-    cs_run_opts o = opts();
-    json_t *cfg = spec_ok(&o);
+    json_t *cfg = default_spec();
     cs_autofree char *path = cs_path_join(dir, "config.json");
     cs_error *err = NULL;
     assert_int_equal(cs_ocispec_write(cfg, path, &err), 0);
@@ -273,7 +279,7 @@ the_spec_is_written_as_json(void **state)
     json_decref(back);
     json_decref(cfg);
     cs_autofree char *nowhere = cs_path_join(dir, "no/such/dir/config.json");
-    cfg = spec_ok(&o);
+    cfg = default_spec();
     assert_int_equal(cs_ocispec_write(cfg, nowhere, &err), -CS_EIO);
     cs_error_free(err);
     json_decref(cfg);

@@ -117,6 +117,15 @@ static const char chain[] = "FROM scratch\n"
                             "LABEL l=1\n"
                             "WORKDIR /x\n";
 
+/* chain with its first line from replaced by the lines to. */
+static char *
+edited(const char *from, const char *to)
+{
+    const char *at = strstr(chain, from);
+    assert_non_null(at);
+    return cs_xasprintf("%.*s%s%s", (int) (at - chain), chain, to, at + strlen(from));
+}
+
 static void
 key_chain_is_the_same_for_the_same_dockerfile(void **state)
 {
@@ -132,11 +141,7 @@ static void
 changing_an_instruction_changes_its_key_and_every_later_key_only(void **state)
 {
     fx *f = *state;
-    static const char changed[] = "FROM scratch\n"
-                                  "ENV A=1\n"
-                                  "WORKDIR /w\n"
-                                  "LABEL l=2\n"
-                                  "WORKDIR /x\n";
+    cs_autofree char *changed = edited("LABEL l=1\n", "LABEL l=2\n");
     cs_digest a[MAXKEYS], b[MAXKEYS];
     size_t n = keys_of(f, chain, a);
     assert_int_equal(keys_of(f, changed, b), n);
@@ -148,17 +153,8 @@ static void
 a_metadata_instruction_changes_the_keys_after_it(void **state)
 {
     fx *f = *state;
-    static const char with_user[] = "FROM scratch\n"
-                                    "ENV A=1\n"
-                                    "USER nobody\n"
-                                    "WORKDIR /w\n"
-                                    "LABEL l=1\n"
-                                    "WORKDIR /x\n";
-    static const char other_env[] = "FROM scratch\n"
-                                    "ENV A=2\n"
-                                    "WORKDIR /w\n"
-                                    "LABEL l=1\n"
-                                    "WORKDIR /x\n";
+    cs_autofree char *with_user = edited("WORKDIR /w\n", "USER nobody\nWORKDIR /w\n");
+    cs_autofree char *other_env = edited("ENV A=1\n", "ENV A=2\n");
     cs_digest a[MAXKEYS], b[MAXKEYS], c[MAXKEYS];
     size_t n = keys_of(f, chain, a);
     assert_int_equal(keys_of(f, with_user, b), n + 1);

@@ -53,14 +53,22 @@ sample_tree(void)
     return t;
 }
 
+/* The sample tree, and its encoding in b (initialized here). */
+static cs_tree *
+encoded_sample(cs_buf *b)
+{
+    cs_tree *t = sample_tree();
+    cs_buf_init(b);
+    cs_tree_encode(t, b);
+    return t;
+}
+
 static void
 tree_encoding_round_trips_every_attribute(void **state)
 {
     (void) state;
-    cs_tree *t = sample_tree();
     cs_buf b;
-    cs_buf_init(&b);
-    cs_tree_encode(t, &b);
+    cs_tree *t = encoded_sample(&b);
     cs_tree *u = NULL;
     cs_error *err = NULL;
     assert_int_equal(cs_tree_decode(b.data, b.len, &u, &err), 0);
@@ -95,10 +103,8 @@ static void
 tree_decode_refuses_truncated_and_garbage_records(void **state)
 {
     (void) state;
-    cs_tree *t = sample_tree();
     cs_buf b;
-    cs_buf_init(&b);
-    cs_tree_encode(t, &b);
+    cs_tree *t = encoded_sample(&b);
     for (size_t cut = 0; cut < b.len; cut += 7) {
         cs_tree *u = NULL;
         cs_error *err = NULL;

@@ -606,34 +606,10 @@ small_tree(fx *f, const char *name, int nfiles)
     return commit_tree(f, ing, t);
 }
 
-typedef struct setrec {
-    const cs_digest *d;
-    uint64_t last_used;
-} setrec;
-
-static int
-setrec_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    setrec *c = ctx;
-    uint8_t v[9];
-    for (int i = 0; i < 8; i++)
-        v[i] = (uint8_t) (c->last_used >> (56 - 8 * i));
-    v[8] = 1;
-    return cs_db_put(db, txn, CS_T_SNAPSHOTS, c->d->b, 32, v, 9, 0, err);
-}
-
-static int
-hasrec_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    MDB_val v;
-    return cs_db_get(db, txn, CS_T_SNAPSHOTS, ((const cs_digest *) ctx)->b, 32, &v, err);
-}
-
 static bool
 recorded(fx *f, const cs_digest *d)
 {
-    cs_error *err = NULL;
-    return cs_db_read(cs_store_db(f->sb.s), hasrec_fn, (void *) d, &err) == 0;
+    return test_has(f->sb.s, CS_T_SNAPSHOTS, d->b, 32);
 }
 
 static void
@@ -643,8 +619,10 @@ prune_removes_old_orphaned_and_treeless_snapshots(void **state)
     cs_error *err = NULL;
     cs_digest a = small_tree(f, "a", 3), b = small_tree(f, "b", 3);
     char *fa = get(f, &a), *fb = get(f, &b);
-    setrec sr = { &a, 1000 };
-    assert_true(cs_db_write(cs_store_db(f->sb.s), setrec_fn, &sr, &err) >= 0);
+    uint8_t rec[9]; /* last used (u64 BE), then 1 */
+    cs_be64_put(rec, 1000);
+    rec[8] = 1;
+    test_put_raw(f->sb.s, CS_T_SNAPSHOTS, a.b, 32, rec, sizeof(rec));
 
     /* A snapshot whose tree is gone (adopted for a digest never stored). */
     cs_digest gone;

@@ -19,10 +19,9 @@
 
 typedef struct fx {
     test_sandbox sb;
-    char *file;     /* <work>/file.txt */
+    char file[128]; /* <work>/file.txt */
     struct stat st; /* of file */
     cs_digest content;
-    cs_error *err;
 } fx;
 
 static void
@@ -32,26 +31,19 @@ write_file(fx *f, const char *data)
     assert_int_equal(lstat(f->file, &f->st), 0);
 }
 
-static int
-setup(void **state)
+/* work/file.txt, written. */
+static void
+init(void *fp)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
-    fx *f = *state;
-    f->file = cs_path_join(f->sb.work, "file.txt");
+    fx *f = fp;
+    snprintf(f->file, sizeof(f->file), "%s/file.txt", f->sb.work);
     write_file(f, "hello, stat cache\n");
-    return 0;
 }
 
 static int
-teardown(void **state)
+setup(void **state)
 {
-    fx *f = *state;
-    if (f) {
-        cs_error_free(f->err);
-        free(f->file);
-    }
-    return test_sandbox_teardown(state);
+    return test_sandbox_init(state, sizeof(fx), 0, init);
 }
 
 /* Ingests the file in ing: f->content is its digest. */
@@ -61,7 +53,7 @@ ingest_file(fx *f, cs_ingest *ing)
     int fd = open(f->file, O_RDONLY);
     assert_true(fd >= 0);
     uint64_t size = 0;
-    assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->err), 0);
+    assert_int_equal(cs_ingest_fd(ing, fd, &f->content, &size, &f->sb.err), 0);
     close(fd);
     assert_int_equal(size, f->st.st_size);
 }
@@ -73,13 +65,13 @@ static void
 record(fx *f, const char *path, const cs_digest *content, bool ingest)
 {
     cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->sb.err), 0);
     if (ingest) {
         ingest_file(f, ing);
         content = &f->content;
     }
-    assert_int_equal(cs_statcache_put(f->sb.s, ing, path, &f->st, content, &f->err), 0);
-    assert_int_equal(cs_ingest_commit(ing, &f->err), 0);
+    assert_int_equal(cs_statcache_put(f->sb.s, ing, path, &f->st, content, &f->sb.err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->sb.err), 0);
     cs_ingest_free(ing);
 }
 
@@ -94,7 +86,7 @@ static MDB_txn *
 begin(fx *f, unsigned flags)
 {
     MDB_txn *txn;
-    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), flags, &txn, &f->err), 0);
+    assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), flags, &txn, &f->sb.err), 0);
     return txn;
 }
 
@@ -103,8 +95,8 @@ static int
 lookup(fx *f, const char *path, const struct stat *st, cs_digest *d)
 {
     cs_statcache *sc = NULL;
-    assert_int_equal(cs_statcache_open(f->sb.s, NULL, &sc, &f->err), 0);
-    int r = cs_statcache_get(sc, path, st, d, &f->err);
+    assert_int_equal(cs_statcache_open(f->sb.s, NULL, &sc, &f->sb.err), 0);
+    int r = cs_statcache_get(sc, path, st, d, &f->sb.err);
     cs_statcache_close(sc);
     return r;
 }
@@ -194,15 +186,15 @@ a_view_in_an_ingest_sees_what_it_put(void **state)
 {
     fx *f = *state;
     cs_ingest *ing = NULL;
-    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->err), 0);
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->sb.err), 0);
     ingest_file(f, ing);
-    assert_int_equal(cs_statcache_put(f->sb.s, ing, f->file, &f->st, &f->content, &f->err), 0);
+    assert_int_equal(cs_statcache_put(f->sb.s, ing, f->file, &f->st, &f->content, &f->sb.err), 0);
     cs_statcache *sc = NULL;
-    assert_int_equal(cs_statcache_open(f->sb.s, ing, &sc, &f->err), 0);
+    assert_int_equal(cs_statcache_open(f->sb.s, ing, &sc, &f->sb.err), 0);
     cs_digest d;
-    assert_int_equal(cs_statcache_get(sc, f->file, &f->st, &d, &f->err), 1);
+    assert_int_equal(cs_statcache_get(sc, f->file, &f->st, &d, &f->sb.err), 1);
     assert_true(cs_digest_eq(&d, &f->content));
-    assert_int_equal(cs_statcache_has_content(sc, &f->content, &f->err), 1);
+    assert_int_equal(cs_statcache_has_content(sc, &f->content, &f->sb.err), 1);
     cs_statcache_close(sc);
     cs_ingest_free(ing); /* uncommitted: nothing stays */
     assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
@@ -218,10 +210,10 @@ a_garbled_record_is_refused(void **state)
     MDB_txn *txn = begin(f, 0);
     uint8_t junk[CS_STATCACHE_VLEN - 1];
     memset(junk, 0x5a, sizeof(junk));
-    assert_true(
-        cs_db_put(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), junk, sizeof(junk), 0, &f->err)
-        >= 0);
-    assert_int_equal(cs_db_commit(txn, &f->err), 0);
+    assert_true(cs_db_put(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), junk, sizeof(junk), 0,
+                          &f->sb.err)
+                >= 0);
+    assert_int_equal(cs_db_commit(txn, &f->sb.err), 0);
     cs_digest d;
     assert_int_equal(lookup(f, f->file, &f->st, &d), 0);
     assert_false(cs_statcache_record_content(junk, sizeof(junk), &d));
@@ -235,7 +227,8 @@ gc_reads_the_content_a_record_names(void **state)
     cs_db *db = cs_store_db(f->sb.s);
     MDB_txn *txn = begin(f, MDB_RDONLY);
     MDB_val v;
-    assert_int_equal(cs_db_get(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), &v, &f->err), 0);
+    assert_int_equal(cs_db_get(db, txn, CS_T_STATCACHE, f->file, strlen(f->file), &v, &f->sb.err),
+                     0);
     assert_int_equal(v.mv_size, CS_STATCACHE_VLEN);
     cs_digest d;
     assert_true(cs_statcache_record_content(v.mv_data, v.mv_size, &d));
@@ -246,7 +239,7 @@ gc_reads_the_content_a_record_names(void **state)
 int
 main(void)
 {
-#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+#define T(n) cmocka_unit_test_setup_teardown(n, setup, test_sandbox_teardown)
     const struct CMUnitTest tests[] = {
         T(a_recorded_file_is_found_with_its_content),
         T(a_path_too_long_for_a_key_round_trips_through_its_hash),

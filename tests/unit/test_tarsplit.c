@@ -85,46 +85,23 @@ make_pax_tar(cs_buf *out, bool dup)
     free(data);
 }
 
-/* One job on the tarsplit record of diff_id: replay it into out (and note
- * its tree), or, with corrupt, flip a byte of its first header (a checksum
- * byte) and put it back. */
-typedef struct record_job {
-    const cs_digest *diff_id;
-    cs_buf *out;
-    cs_digest tree;
-    bool corrupt;
-} record_job;
-
-static int
-record_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    record_job *j = ctx;
-    cs_tarsplit *ts = NULL;
-    int rc = cs_tarsplit_get(db, txn, j->diff_id, &ts, err);
-    if (rc < 0)
-        return rc;
-    j->tree = ts->tree;
-    if (j->corrupt) {
-        ts->hdr.data[0] ^= 0x01;
-        rc = cs_tarsplit_put(db, txn, j->diff_id, ts, err);
-    } else {
-        rc = cs_tarsplit_write(db, txn, ts, test_sink_buf, j->out, err);
-    }
-    cs_tarsplit_free(ts);
-    return rc;
-}
-
 /* Replays the record of diff_id: 0 or the (negative) code. */
 static int
 replay(fx *f, const cs_digest *diff_id, cs_buf *out, cs_digest *tree)
 {
     cs_error *err = NULL;
     cs_buf_init(out);
-    record_job j = { .diff_id = diff_id, .out = out };
-    int rc = cs_db_read(cs_store_db(f->s), record_fn, &j, &err);
+    cs_tarsplit *ts = NULL;
+    MDB_txn *txn = test_begin(f->s, false);
+    int rc = cs_tarsplit_get(cs_store_db(f->s), txn, diff_id, &ts, &err);
+    if (rc == 0) {
+        if (tree)
+            *tree = ts->tree;
+        rc = cs_tarsplit_write(cs_store_db(f->s), txn, ts, test_sink_buf, out, &err);
+        cs_tarsplit_free(ts);
+    }
+    mdb_txn_abort(txn);
     cs_error_free(err);
-    if (tree)
-        *tree = j.tree;
     return rc;
 }
 
@@ -167,22 +144,16 @@ make_tree_dir(fx *f)
 /* ---- tests ---- */
 
 static void
-libarchive_pax_tar_is_replayed_byte_for_byte(void **state)
+libarchive_pax_tars_with_and_without_duplicates_are_replayed_byte_for_byte(void **state)
 {
-    cs_buf tar;
-    make_pax_tar(&tar, false);
-    assert_round_trip(*state, &tar);
-    cs_buf_release(&tar);
-}
-
-static void
-duplicate_paths_and_hardlinks_are_replayed_byte_for_byte(void **state)
-{
-    fx *f = *state;
-    cs_buf tar;
-    make_pax_tar(&tar, true);
-    assert_round_trip(f, &tar);
-    cs_buf_release(&tar);
+    /* without, then with duplicate paths and hardlinks */
+    for (int dups = 0; dups < 2; dups++) {
+        test_case("%s duplicates", dups ? "with" : "without");
+        cs_buf tar;
+        make_pax_tar(&tar, dups);
+        assert_round_trip(*state, &tar);
+        cs_buf_release(&tar);
+    }
 }
 
 static void
@@ -264,21 +235,6 @@ record_encoding_round_trips_and_rejects_garbage(void **state)
 
 /* ---- export, gc, fsck ---- */
 
-typedef struct img_ctx {
-    cs_image img;
-    const char *tag;
-} img_ctx;
-
-static int
-put_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    img_ctx *c = ctx;
-    int rc = cs_image_put(db, txn, &c->img, err);
-    if (rc == 0 && c->tag)
-        rc = cs_tag_set(db, txn, c->tag, &c->img.id, err);
-    return rc;
-}
-
 /* An image of one layer (info) tagged t:latest; its config lists diff_id. */
 static void
 put_image(fx *f, const cs_layer_info *info, cs_digest *id)
@@ -288,14 +244,9 @@ put_image(fx *f, const cs_layer_info *info, cs_digest *id)
     cs_autofree char *cfg = cs_xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\","
                                          "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
                                          ds);
-    img_ctx c = { { .config = cfg, .config_len = strlen(cfg), .nlayers = 1 },
-                  "docker.io/library/t:latest" };
-    cs_digest tree = info->tree;
-    c.img.layers = &tree;
-    cs_sha256(cfg, c.img.config_len, &c.img.id);
-    cs_error *err = NULL;
-    assert_int_equal(cs_db_write(cs_store_db(f->s), put_image_fn, &c, &err), 0);
-    *id = c.img.id;
+    MDB_txn *txn = test_begin(f->s, true);
+    *id = test_put_image(cs_store_db(f->s), txn, cfg, &info->tree, 1, "docker.io/library/t:latest");
+    test_commit(txn);
 }
 
 /* The layer tar and the config name of a docker-archive. */
@@ -327,24 +278,29 @@ read_docker_archive(const char *path, cs_buf *layer, char **config)
 
 /* *tar = make_pax_tar's tar (with its payload), ingested (*info) and made
  * the image *id. */
-static void
-image_of_pax_tar(fx *f, cs_buf *tar, cs_layer_info *info, cs_digest *id)
+typedef struct pax_image {
+    cs_buf tar;
+    cs_layer_info info;
+    cs_digest id;
+} pax_image;
+
+static pax_image
+image_of_pax_tar(fx *f)
 {
-    make_pax_tar(tar, true);
-    test_ingest_tar(f->s, tar->data, tar->len, 0, info, NULL);
-    put_image(f, info, id);
+    pax_image im;
+    make_pax_tar(&im.tar, true);
+    test_ingest_tar(f->s, im.tar.data, im.tar.len, 0, &im.info, NULL);
+    put_image(f, &im.info, &im.id);
+    return im;
 }
 
 static void
 export_gives_the_original_layer_and_config_back(void **state)
 {
     fx *f = *state;
-    cs_buf tar;
-    cs_layer_info info;
-    cs_digest id;
-    image_of_pax_tar(f, &tar, &info, &id);
+    pax_image im = image_of_pax_tar(f);
     char hex[CS_DIGEST_HEX];
-    cs_digest_hex(&id, hex);
+    cs_digest_hex(&im.id, hex);
     cs_autofree char *want_cfg = cs_xasprintf("%s.json", hex);
     cs_autofree char *p = cs_path_join(f->work, "out.tar");
     cs_error *err = NULL;
@@ -354,8 +310,8 @@ export_gives_the_original_layer_and_config_back(void **state)
         char *cfg;
         read_docker_archive(p, &layer, &cfg);
         assert_string_equal(cfg, want_cfg);
-        assert_int_equal(layer.len, tar.len);
-        assert_memory_equal(layer.data, tar.data, tar.len);
+        assert_int_equal(layer.len, im.tar.len);
+        assert_memory_equal(layer.data, im.tar.data, im.tar.len);
         free(cfg);
         cs_buf_release(&layer);
     }
@@ -368,39 +324,23 @@ export_gives_the_original_layer_and_config_back(void **state)
 
     /* A corrupt record: the export falls back to a generated tar and a
      * rewritten config, consistent with each other. */
-    record_job c = { .diff_id = &info.diff_id, .corrupt = true };
-    assert_int_equal(cs_db_write(cs_store_db(f->s), record_fn, &c, &err), 0);
+    cs_tarsplit *ts = NULL;
+    MDB_txn *txn = test_begin(f->s, true);
+    assert_int_equal(cs_tarsplit_get(cs_store_db(f->s), txn, &im.info.diff_id, &ts, &err), 0);
+    ts->hdr.data[0] ^= 0x01; /* a checksum byte of the first header */
+    assert_int_equal(cs_tarsplit_put(cs_store_db(f->s), txn, &im.info.diff_id, ts, &err), 0);
+    cs_tarsplit_free(ts);
+    test_commit(txn);
     cs_autofree char *p2 = cs_path_join(f->work, "out2.tar");
     assert_int_equal(cs_export(f->s, "t", p2, CS_FMT_DOCKER_ARCHIVE, CS_COMP_NONE, &err), 0);
     cs_buf layer;
     char *cfg;
     read_docker_archive(p2, &layer, &cfg);
     assert_string_not_equal(cfg, want_cfg);
-    assert_false(layer.len == tar.len && !memcmp(layer.data, tar.data, tar.len));
+    assert_false(layer.len == im.tar.len && !memcmp(layer.data, im.tar.data, im.tar.len));
     free(cfg);
     cs_buf_release(&layer);
-    cs_buf_release(&tar);
-}
-
-typedef struct content_ctx {
-    const cs_digest *d;
-    int rc;
-} content_ctx;
-
-static int
-has_content_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    content_ctx *c = ctx;
-    MDB_val v;
-    c->rc = cs_db_get(db, txn, CS_T_CONTENTS, c->d->b, 32, &v, err);
-    return 0;
-}
-
-static int
-untag_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    (void) ctx;
-    return cs_tag_delete(db, txn, "docker.io/library/t:latest", err);
+    cs_buf_release(&im.tar);
 }
 
 static void
@@ -414,10 +354,7 @@ static void
 gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
 {
     fx *f = *state;
-    cs_buf tar;
-    cs_layer_info info;
-    cs_digest id;
-    image_of_pax_tar(f, &tar, &info, &id);
+    pax_image im = image_of_pax_tar(f);
     /* A second layer, never part of an image: gc drops its record. */
     cs_buf other;
     make_pax_tar(&other, false);
@@ -432,9 +369,9 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
     assert_int_equal(st.tarsplits, 1);
     assert_int_equal(cs_fsck(f->s, problem, NULL, &err), 0);
     cs_buf out;
-    assert_int_equal(replay(f, &info.diff_id, &out, NULL), 0);
-    assert_int_equal(out.len, tar.len);
-    assert_memory_equal(out.data, tar.data, tar.len);
+    assert_int_equal(replay(f, &im.info.diff_id, &out, NULL), 0);
+    assert_int_equal(out.len, im.tar.len);
+    assert_memory_equal(out.data, im.tar.data, im.tar.len);
     cs_buf_release(&out);
     assert_int_equal(replay(f, &oinfo.diff_id, &out, NULL), -CS_ENOTFOUND);
     cs_buf_release(&out);
@@ -444,20 +381,19 @@ gc_keeps_the_record_and_replaced_contents_while_the_tree_lives(void **state)
     test_fill_random(data, sizeof(data), 42);
     cs_digest replaced;
     cs_sha256(data + 7, 512, &replaced);
-    content_ctx cc = { &replaced, 1 };
-    assert_int_equal(cs_db_read(cs_store_db(f->s), has_content_fn, &cc, &err), 0);
-    assert_int_equal(cc.rc, 0);
+    assert_true(test_has(f->s, CS_T_CONTENTS, replaced.b, 32));
 
     /* Untagged: the record and the contents it named go. */
-    assert_int_equal(cs_db_write(cs_store_db(f->s), untag_fn, NULL, &err), 0);
+    MDB_txn *txn = test_begin(f->s, true);
+    assert_int_equal(cs_tag_delete(cs_store_db(f->s), txn, "docker.io/library/t:latest", &err), 0);
+    test_commit(txn);
     assert_int_equal(cs_gc(f->s, false, false, &st, &err), 0);
     assert_int_equal(st.tarsplits, 1);
-    assert_int_equal(replay(f, &info.diff_id, &out, NULL), -CS_ENOTFOUND);
+    assert_int_equal(replay(f, &im.info.diff_id, &out, NULL), -CS_ENOTFOUND);
     cs_buf_release(&out);
-    assert_int_equal(cs_db_read(cs_store_db(f->s), has_content_fn, &cc, &err), 0);
-    assert_int_equal(cc.rc, -CS_ENOTFOUND);
+    assert_false(test_has(f->s, CS_T_CONTENTS, replaced.b, 32));
     cs_buf_release(&other);
-    cs_buf_release(&tar);
+    cs_buf_release(&im.tar);
 }
 
 int
@@ -465,10 +401,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(record_encoding_round_trips_and_rejects_garbage),
-        cmocka_unit_test_setup_teardown(libarchive_pax_tar_is_replayed_byte_for_byte,
-                                        test_sandbox_setup, test_sandbox_teardown),
-        cmocka_unit_test_setup_teardown(duplicate_paths_and_hardlinks_are_replayed_byte_for_byte,
-                                        test_sandbox_setup, test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(
+            libarchive_pax_tars_with_and_without_duplicates_are_replayed_byte_for_byte,
+            test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(gnu_tar_formats_are_replayed_byte_for_byte,
                                         test_sandbox_setup, test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(sparse_file_layer_loads_without_a_record,

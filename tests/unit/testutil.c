@@ -44,6 +44,27 @@ test_sandbox_new(void **state, size_t size, unsigned open_flags)
 }
 
 int
+test_sandbox_init(void **state, size_t size, unsigned open_flags, void (*init)(void *f))
+{
+    if (test_sandbox_new(state, size, open_flags) < 0)
+        return -1;
+    init(*state);
+    return 0;
+}
+
+int
+test_sandbox_fill(void **state, size_t size, unsigned open_flags, test_fill_fn fill)
+{
+    if (test_sandbox_new(state, size, open_flags) < 0)
+        return -1;
+    test_sandbox *sb = *state;
+    MDB_txn *txn = test_begin(sb->s, true);
+    fill(sb, sb->db, txn);
+    test_commit(txn);
+    return 0;
+}
+
+int
 test_sandbox_setup(void **state)
 {
     return test_sandbox_new(state, sizeof(test_sandbox), 0);
@@ -64,6 +85,16 @@ test_sandbox_teardown(void **state)
     free(sb);
     *state = NULL;
     return 0;
+}
+
+void
+test_case(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cs_autofree char *name = cs_xvasprintf(fmt, ap);
+    va_end(ap);
+    print_message("[ CASE     ] %s\n", name);
 }
 
 void
@@ -262,30 +293,56 @@ test_ingest_tar(cs_store *s, const void *p, size_t n, size_t maxread, cs_layer_i
 
 /* ---- store records ---- */
 
-typedef struct count_ctx {
-    cs_table t;
-    size_t n;
-} count_ctx;
-
-static int
-count_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+MDB_txn *
+test_begin(cs_store *s, bool write)
 {
-    count_ctx *c = ctx;
-    MDB_stat st;
-    int rc = mdb_stat(txn, cs_db_dbi(db, c->t), &st);
-    if (rc)
-        return cs_db_err(err, rc, "stat");
-    c->n = st.ms_entries;
-    return 0;
+    MDB_txn *txn = NULL;
+    cs_error *err = NULL;
+    if (cs_db_begin(cs_store_db(s), write ? 0 : MDB_RDONLY, &txn, &err) < 0)
+        fail_msg("txn begin: %s", err->msg);
+    return txn;
+}
+
+void
+test_commit(MDB_txn *txn)
+{
+    cs_error *err = NULL;
+    if (cs_db_commit(txn, &err) < 0)
+        fail_msg("txn commit: %s", err->msg);
+}
+
+void
+test_put_raw(cs_store *s, cs_table t, const void *key, size_t klen, const void *v, size_t n)
+{
+    cs_error *err = NULL;
+    MDB_txn *txn = test_begin(s, true);
+    if (cs_db_put(cs_store_db(s), txn, t, key, klen, v, n, 0, &err) < 0)
+        fail_msg("put: %s", err->msg);
+    test_commit(txn);
+}
+
+bool
+test_has(cs_store *s, cs_table t, const void *key, size_t klen)
+{
+    cs_error *err = NULL;
+    MDB_val v;
+    MDB_txn *txn = test_begin(s, false);
+    int rc = cs_db_get(cs_store_db(s), txn, t, key, klen, &v, &err);
+    mdb_txn_abort(txn);
+    if (rc < 0 && rc != -CS_ENOTFOUND)
+        fail_msg("get: %s", err->msg);
+    cs_error_free(err);
+    return rc == 0;
 }
 
 size_t
 test_count(cs_store *s, cs_table t)
 {
-    count_ctx c = { t, 0 };
-    cs_error *err = NULL;
-    assert_int_equal(cs_db_read(cs_store_db(s), count_fn, &c, &err), 0);
-    return c.n;
+    MDB_txn *txn = test_begin(s, false);
+    MDB_stat st;
+    assert_int_equal(mdb_stat(txn, cs_db_dbi(cs_store_db(s), t), &st), 0);
+    mdb_txn_abort(txn);
+    return st.ms_entries;
 }
 
 void
@@ -298,33 +355,17 @@ test_assert_store_empty(cs_store *s)
     assert_int_equal(test_count(s, CS_T_TAGS), 0);
 }
 
-typedef struct get_ctx {
-    const cs_digest *d;
-    cs_tree *tree;
-    cs_buf *content;
-} get_ctx;
-
-static int
-get_tree_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    get_ctx *g = ctx;
-    return cs_tree_get(db, txn, g->d, &g->tree, err);
-}
-
 cs_tree *
 test_get_tree(cs_store *s, const cs_digest *d)
 {
-    get_ctx g = { .d = d };
+    cs_tree *t = NULL;
     cs_error *err = NULL;
-    assert_int_equal(cs_db_read(cs_store_db(s), get_tree_fn, &g, &err), 0);
-    return g.tree;
-}
-
-static int
-get_content_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    get_ctx *g = ctx;
-    return cs_content_read(db, txn, g->d, true, test_sink_buf, g->content, err);
+    MDB_txn *txn = test_begin(s, false);
+    int r = cs_tree_get(cs_store_db(s), txn, d, &t, &err);
+    mdb_txn_abort(txn);
+    if (r < 0)
+        fail_msg("tree get: %s", err->msg);
+    return t;
 }
 
 void
@@ -332,9 +373,10 @@ test_assert_content(cs_store *s, const cs_digest *d, const void *p, size_t n)
 {
     cs_buf b;
     cs_buf_init(&b);
-    get_ctx g = { .d = d, .content = &b };
     cs_error *err = NULL;
-    int r = cs_db_read(cs_store_db(s), get_content_fn, &g, &err);
+    MDB_txn *txn = test_begin(s, false);
+    int r = cs_content_read(cs_store_db(s), txn, d, true, test_sink_buf, &b, &err);
+    mdb_txn_abort(txn);
     if (r < 0)
         fail_msg("content read: %s", err ? err->msg : "?");
     assert_int_equal(b.len, n);

@@ -18,6 +18,14 @@
  *     }
  *     static int teardown(void **state) { ...; return test_sandbox_teardown(state); }
  *
+ * A store that starts with records put by hand: test_sandbox_fill(state,
+ * sizeof(fx), flags, fill), fill(f, db, txn) putting them in one write txn;
+ * test_sandbox_init for other preparation. Elsewhere test_begin/test_commit
+ * give a txn, test_put_raw/test_has a record as its owner would not.
+ *
+ * Many like cases make one table test: an array of rows run in a loop, each
+ * row announced by test_case("name") so that a failure reads under its name.
+ *
  * The rest: seeded random bytes, pax tars built in memory, a reader over
  * memory and a sink into a cs_buf, tree entries, contents put by hand,
  * reading back trees, contents and table sizes, files, shell commands, and
@@ -56,6 +64,12 @@ typedef struct test_sandbox {
  * first member), its temp dir made and its store opened with open_flags
  * (CS_OPEN_*). Returns 0, or -1 (cmocka's setup failure). */
 int test_sandbox_new(void **state, size_t size, unsigned open_flags);
+/* test_sandbox_new, then init(the fixture). */
+int test_sandbox_init(void **state, size_t size, unsigned open_flags, void (*init)(void *f));
+/* test_sandbox_new, then fill(the fixture, its db, a write txn), then the
+ * commit: for a fixture whose store starts with records put by hand. */
+typedef void (*test_fill_fn)(void *f, cs_db *db, MDB_txn *txn);
+int test_sandbox_fill(void **state, size_t size, unsigned open_flags, test_fill_fn fill);
 /* cmocka setup: test_sandbox_new(state, sizeof(test_sandbox), 0). */
 int test_sandbox_setup(void **state);
 /* cmocka teardown: closes the store, removes the temp dir, frees *state.
@@ -64,6 +78,12 @@ int test_sandbox_teardown(void **state);
 
 /* rm -rf dir (never follows symlinks, never crosses a mount point). */
 void test_rmrf(const char *dir);
+
+/* ---- table-driven tests ---- */
+
+/* Names the case a table test runs next ("[ CASE ] name" on stdout), so that
+ * a failure reads under the name of its case. */
+void test_case(const char *fmt, ...) CS_PRINTF(1, 2);
 
 /* ---- host requirements: skip, or fail under CI ---- */
 
@@ -125,6 +145,16 @@ void test_ingest_tar(cs_store *s, const void *p, size_t n, size_t maxread, cs_la
 
 /* ---- store records ---- */
 
+/* A txn on s: a write txn (write) or a read-only one. A read-only txn ends
+ * with mdb_txn_abort. */
+MDB_txn *test_begin(cs_store *s, bool write);
+/* Commits the write txn. */
+void test_commit(MDB_txn *txn);
+
+/* Puts the record key -> v[0..n) into table t, as its owner would not. */
+void test_put_raw(cs_store *s, cs_table t, const void *key, size_t klen, const void *v, size_t n);
+/* True when table t has a record under key. */
+bool test_has(cs_store *s, cs_table t, const void *key, size_t klen);
 /* Entries in table t (CS_T_*). */
 size_t test_count(cs_store *s, cs_table t);
 /* No chunk, content, tree, image or tag is stored. */
