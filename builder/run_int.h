@@ -36,6 +36,8 @@ typedef struct run {
     const cs_run_opts *o;
     cs_cancel *cancel; /* the store's (NULL: never cancelled) */
     const char *runtime;
+    const char **lowers; /* o->lowers, each dir once (its topmost copy), bottom first */
+    size_t nlowers;
     char *tmp;    /* ROOT/tmp */
     char *state;  /* ROOT/tmp/runc */
     char *dir;    /* ROOT/tmp/run-<pid>-<n> */
@@ -50,6 +52,12 @@ typedef struct run {
 } run;
 
 /* ---- run_mount.c ---- */
+
+/* Sets r->lowers from r->o->lowers with each dir kept once, at its topmost
+ * place: overlayfs refuses a lower dir given twice (ELOOP), and the upper
+ * copy already holds every file and whiteout of a lower one, so dropping the
+ * lower copies changes nothing that is seen. */
+void run_unique_lowers(run *r);
 
 /* The run dir's subdirs and lower symlinks; the upper dir takes the top
  * layer's root owner and mode. -CS_EIO. */
