@@ -75,6 +75,17 @@ int run_umount(const char *path, cs_error **err);
  * (the first failure; it goes on with the others). */
 int run_umount_under(const char *dir, cs_error **err);
 
+/* ---- run_reaper.c ---- */
+
+/* Starts argv (the runtime, searched in PATH) under a reaper process that
+ * kills the container, unmounts r->rootfs, deletes the container and removes
+ * r->dir when cstore dies; *pid = the reaper, in its own process group, which
+ * exits with the runtime's status (128+N when killed by signal N; 1 with a
+ * line in r->dir/runc.log when it could not be started). A SIGTERM to it
+ * kills the runtime and the container. stdio as given (-1: /dev/null).
+ * -CS_EIO when it could not be forked. */
+int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
+
 /* ---- run_supervise.c ---- */
 
 /* Exit status of pid (128+N when killed by signal N); -1 on error. */
