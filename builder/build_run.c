@@ -140,7 +140,15 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
     return 0;
 }
 
-/* The key: command, environment, user, workdir, network, mounts. */
+/* The mtime RUN-written files are clamped to: SOURCE_DATE_EPOCH, else 0. */
+static int64_t
+run_epoch(const build *b)
+{
+    return b->epoch >= 0 ? b->epoch : 0;
+}
+
+/* The key: command, environment, user, workdir, network, mounts, and the
+ * epoch the layer's mtimes are clamped to. */
 static int
 run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx *kh, cs_digest *key,
         cs_error **err)
@@ -161,6 +169,8 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
     if ((rc = run_network(b, st, in, r, err)) < 0)
         return rc;
     hash_str(kh, r->net_none ? "net:none" : "net:host");
+    cs_autofree char *epoch = cs_xasprintf("epoch:%lld", (long long) run_epoch(b));
+    hash_str(kh, epoch);
     if ((rc = run_mounts(b, st, in, r, kh, err)) < 0)
         return rc;
     cs_sha256_final(kh, key);
@@ -313,12 +323,17 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
     int rc;
     if ((rc = cs_ingest_begin(b->s, &ing, err)) == 0
         && (rc = cs_snapshot_diff(b->s, ing, r->res.upper, r->merged, &layer, err)) == 0) {
-        if (b->epoch >= 0) /* SOURCE_DATE_EPOCH clamps what the command wrote */
-            for (size_t i = 0; i < layer->n; i++)
-                if (layer->e[i].mtime_sec > b->epoch) {
-                    layer->e[i].mtime_sec = b->epoch;
-                    layer->e[i].mtime_nsec = 0;
-                }
+        /* What the command wrote gets mtimes no later than the build's epoch
+         * (SOURCE_DATE_EPOCH, else 0 as for the config's timestamps), as
+         * BuildKit's rewrite-timestamp does: the same inputs give the same
+         * layer, however long after one another they run. */
+        int64_t epoch = run_epoch(b);
+        for (size_t i = 0; i < layer->n; i++)
+            if (layer->e[i].mtime_sec > epoch
+                || (layer->e[i].mtime_sec == epoch && layer->e[i].mtime_nsec)) {
+                layer->e[i].mtime_sec = epoch;
+                layer->e[i].mtime_nsec = 0;
+            }
         if ((rc = cs_cache_put_layer(b->db, ing, key, layer, tree, err)) == 0)
             rc = cs_ingest_commit(ing, err);
     }

@@ -98,6 +98,7 @@ static int
 run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
+    run_unique_lowers(r);
     if ((rc = cs_ocispec_new(r->o, &r->spec, err)) < 0 || (rc = make_run_dir(r, err)) < 0
         || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0
         || (rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
@@ -154,6 +155,7 @@ run_release(run *r)
     for (size_t i = 0; i < r->nstubs; i++)
         free(r->stubs[i].target);
     free(r->stubs);
+    free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);
     free(r->tmp);

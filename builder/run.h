@@ -11,10 +11,14 @@
  * read-only, Docker's default capability set, no new privileges off, the
  * given env, cwd and uid/gid (+ additional gids). Extra mounts (RUN --mount
  * cache/bind/tmpfs) are added as given. Nothing is left behind: the overlay
- * and bundle are removed on success, failure and cancel; stale ones of
- * killed processes are cleaned by cs_run_cleanup_stale.
+ * and bundle are removed on success, failure and cancel. The runtime runs
+ * under a reaper process (run_reaper.c) that kills the container, unmounts
+ * the overlay and removes the run dir when cstore dies, even by SIGKILL;
+ * what is left of killed processes goes with cs_run_cleanup_stale. A lower
+ * dir given twice is mounted once, at its topmost place.
  * Files: run.c (the driver), ocispec.c (config.json), run_mount.c (overlay,
- * stubs, unmounting), run_supervise.c (the runtime's process).
+ * stubs, unmounting), run_supervise.c (the runtime's process), run_reaper.c
+ * (its parent, which dies with cstore).
  */
 #ifndef CSBUILD_RUN_H
 #define CSBUILD_RUN_H

@@ -36,6 +36,8 @@ typedef struct run {
     const cs_run_opts *o;
     cs_cancel *cancel; /* the store's (NULL: never cancelled) */
     const char *runtime;
+    const char **lowers; /* o->lowers, each dir once (its topmost copy), bottom first */
+    size_t nlowers;
     char *tmp;    /* ROOT/tmp */
     char *state;  /* ROOT/tmp/runc */
     char *dir;    /* ROOT/tmp/run-<pid>-<n> */
@@ -50,6 +52,12 @@ typedef struct run {
 } run;
 
 /* ---- run_mount.c ---- */
+
+/* Sets r->lowers from r->o->lowers with each dir kept once, at its topmost
+ * place: overlayfs refuses a lower dir given twice (ELOOP), and the upper
+ * copy already holds every file and whiteout of a lower one, so dropping the
+ * lower copies changes nothing that is seen. */
+void run_unique_lowers(run *r);
 
 /* The run dir's subdirs and lower symlinks; the upper dir takes the top
  * layer's root owner and mode. -CS_EIO. */
@@ -66,6 +74,17 @@ int run_umount(const char *path, cs_error **err);
 /* Unmounts (lazily) every mount at or under dir, innermost first. -CS_EIO
  * (the first failure; it goes on with the others). */
 int run_umount_under(const char *dir, cs_error **err);
+
+/* ---- run_reaper.c ---- */
+
+/* Starts argv (the runtime, searched in PATH) under a reaper process that
+ * kills the container, unmounts r->rootfs, deletes the container and removes
+ * r->dir when cstore dies; *pid = the reaper, in its own process group, which
+ * exits with the runtime's status (128+N when killed by signal N; 1 with a
+ * line in r->dir/runc.log when it could not be started). A SIGTERM to it
+ * kills the runtime and the container. stdio as given (-1: /dev/null).
+ * -CS_EIO when it could not be forked. */
+int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
 
 /* ---- run_supervise.c ---- */
 

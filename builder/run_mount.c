@@ -16,6 +16,29 @@
 
 /* ---- the run dir and the overlay ---- */
 
+void
+run_unique_lowers(run *r)
+{
+    size_t n = r->o->nlowers;
+    r->lowers = cs_xcalloc(n ? n : 1, sizeof *r->lowers);
+    r->nlowers = 0;
+    /* Top down, so the first copy met is the one kept; then reversed. Layer
+     * counts are small (a few hundred at most): quadratic is fine. */
+    for (size_t i = n; i-- > 0;) {
+        const char *d = r->o->lowers[i];
+        bool seen = false;
+        for (size_t j = 0; j < r->nlowers && !seen; j++)
+            seen = !strcmp(r->lowers[j], d);
+        if (!seen)
+            r->lowers[r->nlowers++] = d;
+    }
+    for (size_t i = 0; i < r->nlowers / 2; i++) {
+        const char *t = r->lowers[i];
+        r->lowers[i] = r->lowers[r->nlowers - 1 - i];
+        r->lowers[r->nlowers - 1 - i] = t;
+    }
+}
+
 int
 run_make_dirs(run *r, cs_error **err)
 {
@@ -28,14 +51,14 @@ run_make_dirs(run *r, cs_error **err)
     /* The merged root takes the upper dir's owner and mode: copy the top
      * layer's root. */
     struct stat st = { .st_mode = 0755 };
-    if (r->o->nlowers && stat(r->o->lowers[r->o->nlowers - 1], &st) < 0)
-        return cs_err(err, CS_EIO, errno, "stat '%s'", r->o->lowers[r->o->nlowers - 1]);
+    if (r->nlowers && stat(r->lowers[r->nlowers - 1], &st) < 0)
+        return cs_err(err, CS_EIO, errno, "stat '%s'", r->lowers[r->nlowers - 1]);
     cs_autofree char *up = cs_path_join(r->dir, "upper");
-    if (r->o->nlowers && (chown(up, st.st_uid, st.st_gid) < 0 || chmod(up, st.st_mode & 07777) < 0))
+    if (r->nlowers && (chown(up, st.st_uid, st.st_gid) < 0 || chmod(up, st.st_mode & 07777) < 0))
         return cs_err(err, CS_EIO, errno, "chmod '%s'", up);
-    for (size_t i = 0; i < r->o->nlowers; i++) {
+    for (size_t i = 0; i < r->nlowers; i++) {
         cs_autofree char *l = cs_xasprintf("%s/l/%zu", r->dir, i);
-        const char *target = r->o->lowers[r->o->nlowers - 1 - i];
+        const char *target = r->lowers[r->nlowers - 1 - i];
         if (symlink(target, l) < 0)
             return cs_err(err, CS_EIO, errno, "symlink '%s'", l);
     }
@@ -47,7 +70,7 @@ run_make_dirs(run *r, cs_error **err)
 static void
 overlay_options(run *r, const char *pre, cs_buf *b)
 {
-    size_t nl = r->o->nlowers;
+    size_t nl = r->nlowers;
     b->len = 0;
     cs_buf_append(b, "lowerdir=", 9);
     if (nl == 0) {
@@ -88,7 +111,7 @@ mount_from_run_dir(run *r, const char *data)
 int
 run_mount_overlay(run *r, cs_error **err)
 {
-    size_t nl = r->o->nlowers;
+    size_t nl = r->nlowers;
     size_t max = (size_t) sysconf(_SC_PAGESIZE) - 1; /* the kernel's limit on the options */
     cs_buf b;
     cs_buf_init(&b);

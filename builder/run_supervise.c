@@ -1,6 +1,6 @@
-/* run_supervise.c - the runtime's process: spawning it in its own process
- * group, teeing its output while keeping a tail for error messages, and
- * stopping the container when the store's cancel flag is triggered. */
+/* run_supervise.c - the runtime's process: spawning it (under a reaper,
+ * run_reaper.c) in its own process group, teeing its output while keeping a tail for error
+ * messages, and stopping the container when the store's cancel flag is triggered. */
 #include "run_int.h"
 
 #include <errno.h>
@@ -178,7 +178,7 @@ typedef struct sup {
     int status, sig;           /* exit status; the cancel's signal */
     double cancelled_at;       /* when *sig was set */
     double last_kill;          /* the last `runtime kill` */
-    double killed_at;          /* when the runtime itself got SIGKILL */
+    double killed_at;          /* when the reaper was told to kill it all */
     double exited_at;          /* when it was reaped */
     struct pollfd p[4];        /* this round's poll set */
     int ifd[2], icancel, ipid; /* their indices in p, -1 if not polled */
@@ -203,7 +203,7 @@ start_runtime(sup *u, cs_error **err)
         (char *) r->runtime, "--root", r->state, "--log", log, "--log-format", "json", "run",
         "--bundle",          bundle,   r->id,    NULL
     };
-    int rc = spawn(argv, outp[1], errp[1], &u->pid, err);
+    int rc = run_reaper_spawn(r, argv, outp[1], errp[1], &u->pid, err);
     close(outp[1]);
     close(errp[1]);
     if (rc < 0) {
@@ -292,15 +292,15 @@ reap(sup *u, int pr)
 }
 
 /* After a cancel: the container may not exist yet when the signal came, so
- * kill it again each second, and in the end kill the runtime itself (its
- * state is deleted after). */
+ * kill it again each second, and in the end have the reaper kill the runtime
+ * and the container (its state is deleted after). */
 static void
 escalate(sup *u, double now)
 {
     if (!u->sig || u->exited)
         return;
     if (now - u->cancelled_at > 10 && !u->killed_at) {
-        kill(u->pid, SIGKILL);
+        kill(u->pid, SIGTERM);
         u->killed_at = now;
     } else if (now - u->last_kill > 1) {
         kill_container(u->r);
@@ -352,7 +352,7 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
         if (pr < 0 && errno != EINTR) {
             rc = cs_err(err, CS_EIO, errno, "poll");
             kill_container(r);
-            kill(u.pid, SIGKILL);
+            kill(u.pid, SIGTERM); /* the reaper kills the runtime and the container */
             break;
         }
         drain_output(&u, pr);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include "cmd.h"
+#include "run.h"
 
 static const char main_usage[] =
     "usage: cstore [--root DIR] COMMAND [ARG...]\n"
@@ -136,6 +137,13 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
         return rc;
     cs_store_set_cancel(c->store, main_cancel);
     cs_store_set_warn(c->store, print_warning, NULL);
+    /* What killed runs left (a mount, a container, a run dir): cleaned by
+     * every command, once; a readdir of ROOT/tmp when there is nothing. */
+    static bool cleaned;
+    cs_error *tmp = NULL;
+    if (!cleaned && cs_run_cleanup_stale(c->store, &tmp) < 0)
+        cs_store_warn_error(c->store, "clean up after killed runs", &tmp);
+    cleaned = true;
     *out = c->store;
     return 0;
 }

@@ -101,5 +101,55 @@ if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
     check_eq "scratch image: the binary alone" "$(cd "$T/hs/rootfs" && find . -type f)" ./hello
     check_eq "exported binary runs" "$("$T/hs/rootfs/hello")" "Hello, World!"
 fi
+# Two identical layers (RUN true twice): the overlay gets each snapshot once.
+dctx=$T/duplayers
+mkdir -p "$dctx"
+printf 'FROM busybox\nRUN true\nRUN true\nRUN echo third > /third\n' > "$dctx/Dockerfile"
+check "three RUNs, two of them identical, build" cs build --progress quiet -t duplayers "$dctx"
+check_eq "image with two identical layers runs" "$(cs run duplayers cat /third)" third
+
+# Reproducible by default: RUN-written mtimes are clamped to the build's epoch (0 without
+# SOURCE_DATE_EPOCH), so two --no-cache builds in two roots give the same image id.
+rctx=$T/repro
+mkdir -p "$rctx"
+printf 'FROM busybox\nRUN echo hi > /f && cp /bin/busybox /b\n' > "$rctx/Dockerfile"
+rids=
+for n in 1 2; do
+    must "$CSTORE" --root "$T/repro-root$n" load "$BASES/busybox.docker.tar"
+    rids="$rids $(env -u SOURCE_DATE_EPOCH "$CSTORE" --root "$T/repro-root$n" build --progress quiet \
+        --no-cache "$rctx" | tail -n1)"
+    sleep 1
+done
+set -- $rids
+check "reproducible RUN: both builds gave an id" grep -Eq '^sha256:[0-9a-f]{64}$' <<<"${2:-}"
+check_eq "reproducible RUN: same image id in two roots without SOURCE_DATE_EPOCH" "${1:-}" "${2:-x}"
+
+# SIGKILL of cstore during RUN: the container dies with it, its overlay is unmounted, and the
+# next command removes the run dir.
+kctx=$T/killed
+mkdir -p "$kctx"
+printf 'FROM busybox\nRUN sleep 2999\n' > "$kctx/Dockerfile"
+"$CSTORE" --root "$ROOT" build --progress quiet --no-cache "$kctx" >/dev/null 2>&1 &
+kpid=$!
+for _ in $(seq 100); do
+    pgrep -fx 'sleep 2999' >/dev/null && break
+    sleep 0.1
+done
+check "killed build: the RUN was running" pgrep -fx 'sleep 2999'
+kill -9 "$kpid"
+wait "$kpid" 2>/dev/null
+left() {
+    echo "$(pgrep -fx 'sleep 2999' | wc -l)" \
+        "$(runc --root "$ROOT/tmp/runc" list -q 2>/dev/null | wc -l)" \
+        "$(grep -c " $ROOT/" /proc/self/mountinfo || true)"
+}
+for _ in $(seq 50); do
+    [ "$(left)" = "0 0 0" ] && break
+    sleep 0.2
+done
+check_eq "killed build: no process, container or mount left within seconds" "$(left)" "0 0 0"
+must cs images
+check_eq "killed build: the next command removed the run dir" \
+    "$(ls "$ROOT/tmp" 2>/dev/null | grep -c '^run-' || true)" 0
 check "fsck clean" cs fsck
 finish

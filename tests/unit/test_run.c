@@ -553,6 +553,40 @@ run_interrupted_by_sigterm_kills_the_container_and_cleans_up(void **state)
     assert_clean(f);
 }
 
+/* The same snapshot twice in the stack (two identical layers): overlayfs
+ * refuses a repeated lower dir, so only the topmost copy is kept, which
+ * already holds every file and whiteout of the lower copy. */
+static void
+run_with_a_lower_dir_repeated_keeps_its_topmost_copy(void **state)
+{
+    fix *f = *state;
+    char *mid = cs_path_join(f->sb.work, "mid");
+    assert_int_equal(mkdir(mid, 0755), 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/f", f->lower);
+    write_text(p, "lower\n");
+    snprintf(p, sizeof p, "%s/f", mid);
+    write_text(p, "mid\n");
+    char *argv[] = { "cat", "/f", NULL };
+    cs_run_opts o = opts(f, argv);
+    const char *twice[] = { f->lower, f->lower };
+    o.lowers = twice;
+    o.nlowers = 2;
+    cs_run_result r;
+    assert_int_equal(run_ok(f, &o, &r), 0);
+    expect_out(f->out, "lower\n");
+    cs_run_result_release(&r);
+    /* bottom first: lower, mid, lower: the top one is lower */
+    const char *sandwich[] = { f->lower, mid, f->lower };
+    o.lowers = sandwich;
+    o.nlowers = 3;
+    assert_int_equal(run_ok(f, &o, &r), 0);
+    expect_out(f->out, "lower\n");
+    cs_run_result_release(&r);
+    assert_clean(f);
+    free(mid);
+}
+
 /* A working overlay mount (run as root). */
 static bool
 host_has_overlayfs(void)
@@ -598,6 +632,7 @@ main(void)
         T(cleanup_stale_removes_runs_of_dead_processes),
         T(cleanup_stale_after_a_killed_run),
         T(run_interrupted_by_sigterm_kills_the_container_and_cleans_up),
+        T(run_with_a_lower_dir_repeated_keeps_its_topmost_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

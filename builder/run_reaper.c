@@ -1,0 +1,198 @@
+/* run_reaper.c - the runtime's parent: a small child of cstore that ties the
+ * container's life to cstore's.
+ *
+ * `runc run` puts the container's init in a new pid namespace as its own
+ * child; were runc cstore's child, a SIGKILL of cstore would leave runc and
+ * the container running to completion, with the overlay mounted. So cstore
+ * forks a reaper that
+ *   - gets SIGTERM when cstore dies (PR_SET_PDEATHSIG; it also checks its
+ *     parent each second, in case the signal came before it was set up),
+ *   - is a child subreaper (PR_SET_CHILD_SUBREAPER), so what runc leaves
+ *     orphaned (the container's init) becomes its child, not init's,
+ *   - starts the runtime and exits with its status.
+ * On cstore's death it SIGKILLs its children until none is left (killing the
+ * container's init kills its whole pid namespace), unmounts the overlay,
+ * deletes the container's state and removes the run dir; a SIGTERM from a
+ * living cstore (the end of a cancel's escalation) only kills, since cstore
+ * tears the run down itself.
+ *
+ * The reaper is forked from a threaded process: it does little beyond
+ * system calls (glibc keeps malloc usable after fork; no other lock is
+ * taken) and reports nothing: the next command's cs_run_cleanup_stale finishes
+ * what it could not do.
+ */
+#include "run_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What the reaper needs, all made before the fork. */
+typedef struct reaper {
+    char *const *argv; /* the runtime's command */
+    char *delete_argv[7];
+    const char *rootfs, *dir, *log;
+    char *log_line; /* the JSON log line when the runtime cannot be started */
+    int in, out, errfd;
+    pid_t parent;
+    sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD */
+} reaper;
+
+/* SIGKILLs each child listed in /proc/self/task/<pid>/children. */
+static void
+kill_children(void)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/children", (long) getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    for (char *p = buf, *end; *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (pid > 0)
+            kill((pid_t) pid, SIGKILL);
+    }
+}
+
+/* Kills every descendant that is or becomes a child (orphans reparent here)
+ * and reaps them all. */
+static void
+kill_all(void)
+{
+    for (;;) {
+        kill_children();
+        int st;
+        if (waitpid(-1, &st, 0) < 0 && errno == ECHILD)
+            return;
+    }
+}
+
+static int
+decode_status(int st)
+{
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The process that becomes the runtime. */
+static void __attribute__((noreturn)) exec_child(const reaper *a, char *const argv[], bool report)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    static const int dfl[] = { SIGPIPE, SIGINT, SIGTERM, SIGHUP };
+    for (size_t i = 0; i < sizeof dfl / sizeof dfl[0]; i++)
+        signal(dfl[i], SIG_DFL);
+    execvp(argv[0], argv);
+    if (report) { /* read back by run_runtime_error */
+        int fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0 && write(fd, a->log_line, strlen(a->log_line)) < 0)
+            _exit(1);
+    }
+    _exit(report ? 1 : 127);
+}
+
+/* cstore is gone: nothing of the run may outlive it. */
+static void __attribute__((noreturn)) orphaned(const reaper *a)
+{
+    kill_all();
+    umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW);
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_child(a, a->delete_argv, false);
+    int st;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    cs_error *tmp = NULL; /* nowhere to report: the next command retries */
+    if (cs_rm_tree(a->dir, NULL, &tmp) < 0)
+        cs_error_free(tmp);
+    _exit(128 + SIGKILL);
+}
+
+static void __attribute__((noreturn)) reaper_main(const reaper *a)
+{
+    sigprocmask(SIG_BLOCK, &a->sigs, NULL);
+    signal(SIGCHLD, SIG_DFL); /* not ignored: the runtime's status is wanted */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    setpgid(0, 0); /* a terminal's Ctrl-C reaches cstore only */
+    if (getppid() != a->parent)
+        orphaned(a);
+    if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->errfd, 2) < 0)
+        _exit(1);
+    close_range(3, ~0U, 0);
+    pid_t rt = fork();
+    if (rt == 0)
+        exec_child(a, a->argv, true);
+    if (rt < 0)
+        _exit(1);
+    for (;;) {
+        struct timespec one = { 1, 0 };
+        int sig = sigtimedwait(&a->sigs, NULL, &one);
+        if (getppid() != a->parent)
+            orphaned(a);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+            kill_all(); /* cstore's cancel gave up on the runtime */
+            _exit(128 + SIGKILL);
+        }
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (p == rt) { /* anything the runtime left goes with it */
+                kill_all();
+                _exit(decode_status(st));
+            }
+        }
+    }
+}
+
+int
+run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err)
+{
+    cs_autoclose int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return cs_err(err, CS_EIO, errno, "open '/dev/null'");
+    cs_autofree char *log = cs_path_join(r->dir, "runc.log");
+    cs_autofree char *msg =
+        cs_xasprintf("cannot start '%s': not found or not executable", r->runtime);
+    json_t *line = json_pack("{s:s, s:s}", "level", "error", "msg", msg);
+    reaper a = { .argv = argv,
+                 .delete_argv = { (char *) r->runtime, "--root", r->state, "delete", "--force",
+                                  r->id, NULL },
+                 .rootfs = r->rootfs,
+                 .dir = r->dir,
+                 .log = log,
+                 .log_line = json_dumps(line, JSON_COMPACT),
+                 .in = null,
+                 .out = out >= 0 ? out : null,
+                 .errfd = errfd >= 0 ? errfd : null,
+                 .parent = getpid() };
+    json_decref(line);
+    cs_autofree char *log_line = cs_xasprintf("%s\n", a.log_line ? a.log_line : "{}");
+    free(a.log_line);
+    a.log_line = log_line;
+    sigemptyset(&a.sigs);
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&a.sigs, sigs[i]);
+    pid_t p = fork();
+    if (p < 0)
+        return cs_err(err, CS_EIO, errno, "fork the runtime's reaper");
+    if (p == 0)
+        reaper_main(&a);
+    setpgid(p, p); /* also here, so it holds before fork returns in both */
+    *pid = p;
+    return 0;
+}
