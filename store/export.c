@@ -83,6 +83,7 @@ cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_com
           cs_error **err)
 {
     exp x = { 0 };
+    x.s = s;
     x.db = cs_store_db(s);
     x.name = name;
     x.fmt = fmt;

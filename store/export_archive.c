@@ -201,9 +201,7 @@ archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritt
     rc = export_gen_layer_fd(x, L, &fd, &res, err);
     if (rc < 0)
         return rc;
-    rc = export_record_blob(x, L, &res, err);
-    if (rc < 0)
-        return rc;
+    export_record_blob(x, L, &res);
     L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
     L->known = true;
     if (seen_digest(written, *nwritten, &L->lb.blob))
@@ -235,9 +233,7 @@ archive_known_layer(exp *x, outer *o, layer *L, cs_error **err)
     }
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
     if (!export_lb_eq(&got, &L->lb)) {
-        rc = export_record_blob(x, L, &res, err);
-        if (rc < 0)
-            return rc;
+        export_record_blob(x, L, &res);
         x->retry = true;
         return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: cached digests differ from its tar", hex);
     }

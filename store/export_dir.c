@@ -48,9 +48,7 @@ dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
         return rc;
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
     if (!L->known || !export_lb_eq(&got, &L->lb)) {
-        rc = export_record_blob(x, L, &res, err);
-        if (rc < 0)
-            return rc;
+        export_record_blob(x, L, &res);
     }
     L->lb = got;
     L->known = true;

@@ -33,6 +33,7 @@ typedef struct layer {
 } layer;
 
 typedef struct exp {
+    cs_store *s; /* for warnings */
     cs_db *db;
     const char *name;
     cs_format fmt;
@@ -62,8 +63,9 @@ int export_gen_layer(exp *x, const layer *L, cs_sink_fn out, void *octx, cs_csin
 int export_gen_layer_fd(exp *x, layer *L, int *fd, cs_csink_result *res, cs_error **err);
 /* True (and L switched to generation) when a replay gave other bytes. */
 bool export_replay_failed(layer *L, const cs_csink_result *res);
-/* Records the digests of a generated blob in layer_blobs. */
-int export_record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err);
+/* Records the digests of a generated blob in layer_blobs. A record that
+ * cannot be written (a full store file system) is only a warning. */
+void export_record_blob(exp *x, layer *L, const cs_csink_result *res);
 bool export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b);
 /* A layer whose blob an earlier layer of the image already gave takes its
  * digests (true): a tree used twice is written once. */
