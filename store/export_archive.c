@@ -351,7 +351,8 @@ export_write_archive(exp *x, const char *path, cs_error **err)
         free(dir);
         dir = cs_xstrdup(".");
     }
-    cs_autofree char *tmp = cs_xasprintf("%s/.%s.tmp-XXXXXX", dir, base);
+    export_clean_stale(x, dir);
+    cs_autofree char *tmp = export_tmp_template(dir, base);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);

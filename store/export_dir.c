@@ -30,7 +30,7 @@ dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
         if (file_has_size(p, L->lb.size))
             return 0;
     }
-    cs_autofree char *tmp = cs_xasprintf("%s/.tmp-layer-XXXXXX", blobs);
+    cs_autofree char *tmp = export_tmp_template(blobs, "layer");
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);
@@ -135,6 +135,8 @@ static int
 dir_blobs(exp *x, const char *blobs, cs_error **err)
 {
     int rc = cs_mkdir_p(blobs, 0755, err);
+    if (rc == 0)
+        export_clean_stale(x, blobs);
     for (uint32_t i = 0; i < x->img->nlayers && rc >= 0; i++)
         if (!export_reuse_layer(x, i))
             rc = dir_layer(x, blobs, &x->layers[i], err);
