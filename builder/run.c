@@ -15,6 +15,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -244,6 +246,10 @@ cs_run_cleanup_stale(cs_store *s, cs_error **err)
             continue;
         if (kill((pid_t) pid, 0) == 0 || errno != ESRCH)
             continue; /* alive (or not ours to judge) */
+        /* Its reaper may still be cleaning up (it holds the dir locked). */
+        cs_autoclose int lock = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if ((lock < 0 && errno == ENOENT) || (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0))
+            continue;
         cs_error *e = NULL;
         int r = remove_stale(s, tmp, de->d_name, pid, end + 1, &e);
         if (r < 0) {

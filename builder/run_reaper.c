@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,7 +133,12 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
         orphaned(a);
     if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->errfd, 2) < 0)
         _exit(1);
-    close_range(3, ~0U, 0);
+    /* The run dir stays locked while this reaper lives: a concurrent
+     * cs_run_cleanup_stale leaves it to us instead of racing our removal. */
+    int lock = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 3, O_CLOEXEC) < 0))
+        _exit(1);
+    close_range(lock >= 0 ? 4 : 3, ~0U, 0);
     pid_t rt = fork();
     if (rt == 0)
         exec_child(a, a->argv, true);

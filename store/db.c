@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include "cstore/db.h"
 #include "cstore/util.h"
 
@@ -44,6 +45,28 @@ cs_db_err(cs_error **err, int rc, const char *what)
     }
 }
 
+/* Free bytes below which an EIO from LMDB is taken for a full disk: LMDB
+ * reports a short write (the file system ran out mid-write) as EIO. */
+#define CS_FULL_BYTES ((uint64_t) 1 << 20)
+
+static bool
+env_fs_full(MDB_env *env)
+{
+    const char *path;
+    struct statvfs v;
+    if (!env || mdb_env_get_path(env, &path) || statvfs(path, &v))
+        return false;
+    return (uint64_t) v.f_bavail * v.f_frsize < CS_FULL_BYTES;
+}
+
+int
+cs_db_env_err(MDB_env *env, cs_error **err, int rc, const char *what)
+{
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) && env_fs_full(env))
+        return cs_err(err, CS_EFULL, ENOSPC, "%s: store file system full", what);
+    return cs_db_err(err, rc, what);
+}
+
 static int
 begin(cs_db *db, unsigned flags, MDB_txn **out)
 {
@@ -68,9 +91,10 @@ cs_db_begin(cs_db *db, unsigned flags, MDB_txn **out, cs_error **err)
 int
 cs_db_commit(MDB_txn *txn, cs_error **err)
 {
+    MDB_env *env = mdb_txn_env(txn); /* the txn is gone after the commit */
     int rc = mdb_txn_commit(txn);
     if (rc)
-        return cs_db_err(err, rc, "commit");
+        return cs_db_env_err(env, err, rc, "commit");
     return 0;
 }
 
@@ -123,8 +147,8 @@ cs_db_put(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, con
     int rc = mdb_put(txn, db->dbi[t], &k, &d, flags);
     if (rc == MDB_KEYEXIST)
         return 0;
-    if (rc)
-        return cs_db_err(err, rc, table_names[t]);
+    if (rc) /* a put spills dirty pages to the file: a full disk shows here too */
+        return cs_db_env_err(db->env, err, rc, table_names[t]);
     return 1;
 }
 

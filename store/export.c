@@ -76,6 +76,53 @@ export_commit_tmp(int fd, const char *tmp, const char *path, cs_error **err)
     return rc;
 }
 
+/* ---- temp files beside the output ---- */
+
+#define TMP_TAG ".cstore-tmp-"
+
+char *
+export_tmp_template(const char *dir, const char *base)
+{
+    return cs_xasprintf("%s/.%s" TMP_TAG "%ld-XXXXXX", dir, base, (long) getpid());
+}
+
+/* The pid in a temp file's name (.BASE.cstore-tmp-PID-XXXXXX), or 0. */
+static long
+tmp_owner(const char *name)
+{
+    const char *p = name[0] == '.' ? strstr(name, TMP_TAG) : NULL;
+    if (!p)
+        return 0;
+    char *end;
+    long pid = strtol(p + strlen(TMP_TAG), &end, 10);
+    return pid > 0 && *end == '-' && strlen(end + 1) == 6 ? pid : 0;
+}
+
+void
+export_clean_stale(exp *x, const char *dir)
+{
+    cs_autoclose int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* not there yet: nothing to clean */
+    char **names = NULL;
+    size_t n = 0;
+    cs_error *tmp = NULL;
+    if (cs_dir_names(fd, dir, &names, &n, &tmp) < 0)
+        cs_store_warn_error(x->s, "cleaning up", &tmp);
+    for (size_t i = 0; i < n; i++) {
+        long pid = tmp_owner(names[i]);
+        struct stat st;
+        if (!pid || fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)
+            || !cs_store_pid_gone((pid_t) pid, st.st_mtime))
+            continue;
+        if (unlinkat(fd, names[i], 0) < 0 && errno != ENOENT) {
+            cs_err(&tmp, CS_EIO, errno, "remove '%s/%s'", dir, names[i]);
+            cs_store_warn_error(x->s, "cleaning up", &tmp);
+        }
+    }
+    cs_names_free(names, n);
+}
+
 /* ---- entry point ---- */
 
 int
@@ -83,6 +130,7 @@ cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_com
           cs_error **err)
 {
     exp x = { 0 };
+    x.s = s;
     x.db = cs_store_db(s);
     x.name = name;
     x.fmt = fmt;

@@ -201,9 +201,7 @@ archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritt
     rc = export_gen_layer_fd(x, L, &fd, &res, err);
     if (rc < 0)
         return rc;
-    rc = export_record_blob(x, L, &res, err);
-    if (rc < 0)
-        return rc;
+    export_record_blob(x, L, &res);
     L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
     L->known = true;
     if (seen_digest(written, *nwritten, &L->lb.blob))
@@ -235,9 +233,7 @@ archive_known_layer(exp *x, outer *o, layer *L, cs_error **err)
     }
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
     if (!export_lb_eq(&got, &L->lb)) {
-        rc = export_record_blob(x, L, &res, err);
-        if (rc < 0)
-            return rc;
+        export_record_blob(x, L, &res);
         x->retry = true;
         return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: cached digests differ from its tar", hex);
     }
@@ -355,7 +351,8 @@ export_write_archive(exp *x, const char *path, cs_error **err)
         free(dir);
         dir = cs_xstrdup(".");
     }
-    cs_autofree char *tmp = cs_xasprintf("%s/.%s.tmp-XXXXXX", dir, base);
+    export_clean_stale(x, dir);
+    cs_autofree char *tmp = export_tmp_template(dir, base);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);

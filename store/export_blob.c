@@ -150,14 +150,16 @@ put_blob_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return lb_put(db, txn, p->tree, CS_COMP_NONE, p->orig, &raw, err);
 }
 
-int
-export_record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err)
+void
+export_record_blob(exp *x, layer *L, const cs_csink_result *res)
 {
     put_ctx p = { &L->tree, layer_orig(L), x->comp, res };
-    int rc = cs_db_write(x->db, put_blob_fn, &p, err);
-    if (rc < 0)
-        return cs_err_wrap(err, "recording layer digests");
-    return 0;
+    /* The record only saves the next export a pass over the layer: failing
+     * to write it (a full store file system, say, while the output goes
+     * elsewhere) is a warning, never the export's failure. */
+    cs_error *tmp = NULL;
+    if (cs_db_write(x->db, put_blob_fn, &p, &tmp) < 0)
+        cs_store_warn_error(x->s, "recording layer digests", &tmp);
 }
 
 bool

@@ -30,7 +30,7 @@ dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
         if (file_has_size(p, L->lb.size))
             return 0;
     }
-    cs_autofree char *tmp = cs_xasprintf("%s/.tmp-layer-XXXXXX", blobs);
+    cs_autofree char *tmp = export_tmp_template(blobs, "layer");
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);
@@ -48,9 +48,7 @@ dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
         return rc;
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
     if (!L->known || !export_lb_eq(&got, &L->lb)) {
-        rc = export_record_blob(x, L, &res, err);
-        if (rc < 0)
-            return rc;
+        export_record_blob(x, L, &res);
     }
     L->lb = got;
     L->known = true;
@@ -137,6 +135,8 @@ static int
 dir_blobs(exp *x, const char *blobs, cs_error **err)
 {
     int rc = cs_mkdir_p(blobs, 0755, err);
+    if (rc == 0)
+        export_clean_stale(x, blobs);
     for (uint32_t i = 0; i < x->img->nlayers && rc >= 0; i++)
         if (!export_reuse_layer(x, i))
             rc = dir_layer(x, blobs, &x->layers[i], err);

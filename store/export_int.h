@@ -33,6 +33,7 @@ typedef struct layer {
 } layer;
 
 typedef struct exp {
+    cs_store *s; /* for warnings */
     cs_db *db;
     const char *name;
     cs_format fmt;
@@ -62,8 +63,15 @@ int export_gen_layer(exp *x, const layer *L, cs_sink_fn out, void *octx, cs_csin
 int export_gen_layer_fd(exp *x, layer *L, int *fd, cs_csink_result *res, cs_error **err);
 /* True (and L switched to generation) when a replay gave other bytes. */
 bool export_replay_failed(layer *L, const cs_csink_result *res);
-/* Records the digests of a generated blob in layer_blobs. */
-int export_record_blob(exp *x, layer *L, const cs_csink_result *res, cs_error **err);
+/* A mkostemp template for a temp file beside an output in dir:
+ * "DIR/.BASE.cstore-tmp-PID-XXXXXX", so its owner is known. Caller frees. */
+char *export_tmp_template(const char *dir, const char *base);
+/* Removes the temp files (export_tmp_template) in dir of processes that are
+ * gone (cs_store_pid_gone): left by killed exports. Failures are warnings. */
+void export_clean_stale(exp *x, const char *dir);
+/* Records the digests of a generated blob in layer_blobs. A record that
+ * cannot be written (a full store file system) is only a warning. */
+void export_record_blob(exp *x, layer *L, const cs_csink_result *res);
 bool export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b);
 /* A layer whose blob an earlier layer of the image already gave takes its
  * digests (true): a tree used twice is written once. */

@@ -282,6 +282,94 @@ store_tarsplit(cs_ingest *ing, capture *cap, const cs_layer_info *info, cs_error
     return cs_tarsplit_put(ing->db, ing->txn, &info->diff_id, cap->ts, err);
 }
 
+/* Hardlinks in tar order. A hardlink member names the file its target is AT
+ * THAT POINT of the tar, as extraction sees it; a later member of the
+ * target's path replaces only the path. Entries are in tar order here (before
+ * cs_tree_sort). A hardlink whose target was replaced later becomes the file
+ * itself (its own header, the old target's content), and further hardlinks
+ * to that old file point at it; any other one is pointed at the file at the
+ * end of its chain. A target that comes only later is left to
+ * ingest_check_layer. */
+typedef struct hl_order {
+    const cs_entry *e;
+    size_t i;
+} hl_order;
+
+static int
+cmp_hl_order(const void *a, const void *b)
+{
+    const hl_order *x = a, *y = b;
+    int c = strcmp(x->e->path, y->e->path);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* The index of the last entry of path before `before`, or -1. */
+static ssize_t
+hl_find(const hl_order *v, size_t n, const char *path, size_t before)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* first slot after every (path, < before) */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid].e->path, path);
+        if (c < 0 || (c == 0 && v[mid].i < before))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || strcmp(v[lo - 1].e->path, path))
+        return -1;
+    return (ssize_t) v[lo - 1].i;
+}
+
+static void
+resolve_hardlinks_in_order(cs_tree *t)
+{
+    size_t n = t->n, nl = 0;
+    for (size_t i = 0; i < n; i++)
+        nl += t->e[i].type == CS_E_HARDLINK;
+    if (!nl)
+        return;
+    hl_order *v = cs_xmalloc(n * sizeof(*v));
+    ssize_t *src = cs_xmalloc(n * sizeof(*src)); /* the file a hardlink names */
+    ssize_t *rep = cs_xmalloc(n * sizeof(*rep)); /* the hardlink replacing a file */
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (hl_order){ .e = &t->e[i], .i = i };
+        src[i] = rep[i] = -1;
+    }
+    qsort(v, n, sizeof(*v), cmp_hl_order);
+    for (size_t i = 0; i < n; i++) {
+        cs_entry *e = &t->e[i];
+        if (e->type != CS_E_HARDLINK)
+            continue;
+        ssize_t j = hl_find(v, n, e->link, i);
+        if (j >= 0 && t->e[j].type == CS_E_HARDLINK)
+            j = src[j];
+        if (j < 0 || t->e[j].type != CS_E_FILE)
+            continue;
+        src[i] = j;
+        if (hl_find(v, n, e->path, n) != (ssize_t) i)
+            continue; /* replaced later itself */
+        if (hl_find(v, n, t->e[j].path, n) == j) {
+            free(e->link);
+            e->link = cs_xstrdup(t->e[j].path);
+        } else if (rep[j] >= 0) {
+            free(e->link);
+            e->link = cs_xstrdup(t->e[rep[j]].path);
+        } else {
+            rep[j] = (ssize_t) i;
+            free(e->link);
+            e->link = NULL;
+            e->type = CS_E_FILE;
+            e->size = t->e[j].size;
+            e->has_content = t->e[j].has_content;
+            e->content = t->e[j].content;
+        }
+    }
+    free(v);
+    free(src);
+    free(rep);
+}
+
 static int ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx,
                       cs_layer_info *out, cs_error **err);
 
@@ -332,6 +420,7 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
     if (r >= 0)
         r = ingest_drain_all(ing, err);
     if (r >= 0) {
+        resolve_hardlinks_in_order(t);
         cs_tree_sort(t);
         r = ingest_check_layer(t, name, err);
     }

@@ -304,20 +304,47 @@ is_hex64(const char *s)
     return i == 64;
 }
 
-/* Temp dirs (<hex>.tmp-PID, <hex>.del-PID-N) of processes that are gone, or
- * of this one (its callers serialize: nothing of its own is in flight). */
-static bool
-is_stale_tmp(const char *name)
+/* The pid of a temp dir's name (<hex>.tmp-PID, <hex>.del-PID-N), or 0. */
+static long
+tmp_pid(const char *name)
 {
     if (strlen(name) < 64 + 6 || name[64] != '.')
-        return false;
+        return 0;
     const char *p = name + 65;
     if (strncmp(p, "tmp-", 4) && strncmp(p, "del-", 4))
-        return false;
+        return 0;
     long pid = strtol(p + 4, NULL, 10);
-    if (pid <= 0)
-        return false;
-    return pid == (long) getpid() || (kill((pid_t) pid, 0) < 0 && errno == ESRCH);
+    return pid > 0 ? pid : 0;
+}
+
+/* A temp dir (<hex>.tmp-PID, <hex>.del-PID-N) whose process is gone. */
+static bool
+stale_tmp(int dfd, const char *name)
+{
+    long pid = tmp_pid(name);
+    struct stat st;
+    return pid && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+           && cs_store_pid_gone((pid_t) pid, st.st_mtime);
+}
+
+int
+cs_snapshot_clean_stale(cs_store *s, cs_error **err)
+{
+    cs_autofree char *root = snap_root(s);
+    cs_autoclose int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : cs_err(err, CS_EIO, errno, "open '%s'", root);
+    char **names = NULL;
+    size_t n = 0;
+    int r = cs_dir_names(fd, root, &names, &n, err);
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        if (!stale_tmp(fd, names[i]))
+            continue;
+        cs_autofree char *path = cs_path_join(root, names[i]);
+        r = cs_rm_tree(path, NULL, err);
+    }
+    cs_names_free(names, n);
+    return r < 0 ? cs_err_wrap(err, "stale snapshot temp dirs") : 0;
 }
 
 int
@@ -362,7 +389,9 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
                 continue;
             r = discard(path, &nbytes, err);
             nrem++;
-        } else if (is_stale_tmp(names[i])) {
+        } else if (tmp_pid(names[i]) && stale_tmp(fd, names[i])) {
+            /* gc runs beside builds: only a dead process's temp dir is
+             * half-made for good. */
             r = cs_rm_tree(path, &nbytes, err);
         }
     }

@@ -4,7 +4,11 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+#include "cstore/snapshot.h"
 #include "cstore/store.h"
 #include "cstore/util.h"
 
@@ -57,6 +61,12 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
     r = cs_db_open(root, &s->db, err);
     if (r < 0)
         goto fail;
+    /* Half-made snapshots of killed processes: one readdir, and only a
+     * cleanup (a failure is a warning, and goes nowhere before the caller
+     * set its hook). */
+    cs_error *tmp = NULL;
+    if (cs_snapshot_clean_stale(s, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
     *out = s;
     return 0;
 fail:
@@ -138,4 +148,53 @@ cs_cancel *
 cs_store_cancel(cs_store *s)
 {
     return s->cancel;
+}
+
+/* The start time of process pid (unix seconds), or -1: /proc/PID/stat field
+ * 22 (clock ticks since boot) plus btime from /proc/stat. */
+static int64_t
+pid_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    unsigned long long ticks = 0;
+    /* After ")": state (field 3) ... starttime (field 22). */
+    if (!p
+        || sscanf(
+               p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &ticks)
+               != 1)
+        return -1;
+    FILE *f = fopen("/proc/stat", "re");
+    long long btime = -1;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (f)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime < 0 || hz <= 0)
+        return -1;
+    return (int64_t) btime + (int64_t) (ticks / (unsigned long long) hz);
+}
+
+bool
+cs_store_pid_gone(pid_t pid, time_t made)
+{
+    if (pid <= 0 || pid == getpid())
+        return false;
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    /* Alive: the same process only if it started before it made the thing
+     * (2 s of slack for btime's rounding). */
+    int64_t start = pid_start_time(pid);
+    return start >= 0 && start > (int64_t) made + 2;
 }

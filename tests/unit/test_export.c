@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "compress.h"
 #include "cstore/content.h"
 #include "cstore/export.h"
 #include "cstore/image.h"
+#include "cstore/snapshot.h"
 #include "cstore/store.h"
 #include "cstore/tree.h"
 
@@ -957,6 +960,103 @@ export_of_an_unknown_image_fails_and_leaves_no_file(void **state)
     free(q);
 }
 
+/* The pid of a process that has exited (and been reaped). */
+static pid_t
+dead_pid(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    return pid;
+}
+
+static bool
+exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void
+export_removes_temp_files_of_dead_exports_beside_its_output(void **state)
+{
+    fx *f = *state;
+    const char *out = fpath(f, "out");
+    assert_int_equal(mkdir(out, 0755), 0);
+    pid_t dead = dead_pid();
+    char *stale = cs_xasprintf("%s/.x.tar.cstore-tmp-%ld-abcdef", out, (long) dead);
+    char *live = cs_xasprintf("%s/.x.tar.cstore-tmp-%ld-abcdef", out, (long) getppid());
+    char *other = cs_xasprintf("%s/.x.tar.tmp-abcdef", out);
+    test_write_file(stale, "x", 1, 0600);
+    test_write_file(live, "x", 1, 0600);
+    test_write_file(other, "x", 1, 0600);
+    char *p = cs_path_join(out, "demo.tar");
+    export_ok(f, "demo:1.0", p, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP);
+    assert_false(exists(stale));
+    assert_true(exists(live));  /* a running process's */
+    assert_true(exists(other)); /* not ours to judge */
+
+    /* A layout dir: its blobs dir too. */
+    char *d = cs_path_join(out, "layout");
+    char *blobs = cs_path_join(d, "blobs/sha256");
+    export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_GZIP); /* an existing layout */
+    char *stale2 = cs_xasprintf("%s/.layer.cstore-tmp-%ld-abcdef", blobs, (long) dead);
+    test_write_file(stale2, "x", 1, 0600);
+    export_ok(f, "demo:1.0", d, CS_FMT_OCI_DIR, CS_COMP_GZIP);
+    assert_false(exists(stale2));
+
+    /* A failed export leaves no temp file of its own. */
+    cs_error *err = NULL;
+    char *bad = cs_path_join(out, "bad.tar");
+    assert_true(cs_export(f->sb.s, "nosuch:1", bad, CS_FMT_OCI_ARCHIVE, CS_COMP_GZIP, &err) < 0);
+    cs_error_clear(&err);
+    assert_int_equal(
+        test_sh("test -z \"$(find %s -name '*cstore-tmp-%ld-*')\"", out, (long) getpid()), 0);
+    free(bad);
+    free(stale2);
+    free(blobs);
+    free(d);
+    free(p);
+    free(other);
+    free(live);
+    free(stale);
+}
+
+static void
+store_open_removes_half_made_snapshots_of_dead_processes(void **state)
+{
+    fx *f = *state;
+    const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    pid_t dead = dead_pid();
+    char *snaps = cs_path_join(f->sb.root, "snapshots");
+    char *tmp = cs_xasprintf("%s/%s.tmp-%ld", snaps, hex, (long) dead);
+    char *del = cs_xasprintf("%s/%s.del-%ld-3", snaps, hex, (long) dead);
+    char *live = cs_xasprintf("%s/%s.tmp-%ld", snaps, hex, (long) getppid());
+    char *fin = cs_xasprintf("%s/%s", snaps, hex);
+    assert_int_equal(test_sh("mkdir -p %s/fs/a %s/x %s/fs %s/fs", tmp, del, live, fin), 0);
+    cs_store_close(f->sb.s);
+    f->sb.s = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_store_open(f->sb.root, 0, &f->sb.s, &err), 0);
+    f->sb.db = cs_store_db(f->sb.s);
+    assert_false(exists(tmp));
+    assert_false(exists(del));
+    assert_true(exists(live)); /* a running process's: not half-made yet */
+    assert_true(exists(fin));
+
+    /* gc runs beside builds: a live process's temp dir stays. */
+    uint64_t removed = 0;
+    assert_int_equal(cs_snapshot_prune(f->sb.s, 0, &removed, NULL, &err), 0);
+    assert_true(exists(live));
+    free(fin);
+    free(live);
+    free(del);
+    free(tmp);
+    free(snaps);
+}
+
 int
 main(void)
 {
@@ -975,6 +1075,10 @@ main(void)
                                         image_setup, teardown),
         cmocka_unit_test_setup_teardown(export_of_an_unknown_image_fails_and_leaves_no_file,
                                         image_setup, teardown),
+        cmocka_unit_test_setup_teardown(export_removes_temp_files_of_dead_exports_beside_its_output,
+                                        image_setup, teardown),
+        cmocka_unit_test_setup_teardown(store_open_removes_half_made_snapshots_of_dead_processes,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -983,6 +983,45 @@ familiar_form_of_a_nested_library_path_round_trips(void **state)
     free(back);
 }
 
+/* The content a tree entry reads as: hardlink chains followed. */
+static const cs_entry *
+resolve_link(const cs_tree *t, const char *path)
+{
+    const cs_entry *e = cs_tree_find(t, path);
+    for (int hops = 0; e && e->type == CS_E_HARDLINK && hops < 8; hops++)
+        e = cs_tree_find(t, e->link);
+    assert_non_null(e);
+    assert_int_equal(e->type, CS_E_FILE);
+    return e;
+}
+
+static void
+hardlink_gets_its_target_as_of_that_point_of_the_tar(void **state)
+{
+    fx *f = *state;
+    test_tar t;
+    test_tar_begin(&t);
+    test_tar_file(&t, "t", "one", 3);
+    add_hardlink(&t, "h", "t");
+    add_hardlink(&t, "h2", "t");
+    test_tar_file(&t, "t", "two", 3);
+    add_hardlink(&t, "h3", "t");
+    test_tar_end(&t);
+    cs_layer_info info;
+    test_ingest_tar(f->s, t.out.data, t.out.len, 0, &info, NULL);
+    cs_buf_release(&t.out);
+    cs_tree *tr = test_get_tree(f->s, &info.tree);
+    /* What tar extraction gives: h and h2 are the first "t", one inode. */
+    cs_digest one = test_sha("one"), two = test_sha("two");
+    assert_memory_equal(&resolve_link(tr, "h")->content, &one, sizeof(one));
+    assert_memory_equal(&resolve_link(tr, "h2")->content, &one, sizeof(one));
+    assert_memory_equal(&resolve_link(tr, "t")->content, &two, sizeof(two));
+    assert_memory_equal(&resolve_link(tr, "h3")->content, &two, sizeof(two));
+    const cs_entry *h = cs_tree_find(tr, "h"), *h2 = cs_tree_find(tr, "h2");
+    assert_true(h->type == CS_E_HARDLINK || h2->type == CS_E_HARDLINK);
+    cs_tree_free(tr);
+}
+
 int
 main(void)
 {
@@ -996,6 +1035,7 @@ main(void)
         T(ingesting_a_tar_again_writes_no_new_chunks),
         T(hostile_members_are_refused),
         T(hand_made_tars_with_an_absolute_path_or_an_absurd_size_fail),
+        T(hardlink_gets_its_target_as_of_that_point_of_the_tar),
         T(tar_cut_inside_a_file_fails),
         T(truncated_or_corrupt_compressed_layers_fail),
         T(bad_header_checksum_fails),

@@ -55,6 +55,11 @@ int cs_db_commit(MDB_txn *txn, cs_error **err);
  * MDB_MAP_FULL / ENOSPC -> CS_EFULL, MDB_CORRUPTED -> CS_ECORRUPT, else
  * CS_EIO. Returns the negative code. */
 int cs_db_err(cs_error **err, int mdb_rc, const char *what);
+/* cs_db_err for a write to env's file (a commit, a put that spills pages):
+ * EIO (LMDB's short write), ENOSPC or EDQUOT while the store's file system
+ * has (almost) no space left is CS_EFULL "WHAT: store file system full: No
+ * space left on device". env may be NULL (plain cs_db_err). */
+int cs_db_env_err(MDB_env *env, cs_error **err, int mdb_rc, const char *what);
 
 /* Convenience: get into *val (borrowed until txn ends). 0, -CS_ENOTFOUND, or
  * another negative code with *err set. */

@@ -68,11 +68,18 @@ int cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_
 /* Removes snapshots not used since before `older_than` (unix seconds) and
  * those whose tree no longer exists (record first, then the dir, renamed out
  * of sight and removed without following symlinks or crossing mounts), plus
- * unrecorded <hex> dirs and the temp dirs of dead processes. *removed counts
- * snapshots, *bytes the disk blocks freed (either may be NULL). A snapshot in
- * use as a lower dir, or being recorded by another process, would be removed
- * too: call it with the store opened CS_OPEN_EXCLUSIVE (gc). */
+ * unrecorded <hex> dirs and every temp dir (half-made: no other process runs
+ * under gc's exclusive lock). *removed counts snapshots, *bytes the disk
+ * blocks freed (either may be NULL). A snapshot in use as a lower dir, or
+ * being recorded by another process, would be removed too: call it with the
+ * store opened CS_OPEN_EXCLUSIVE (gc). */
 int cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t *bytes,
                       cs_error **err);
+
+/* Removes the temp dirs (<hex>.tmp-PID, <hex>.del-PID-N) of processes that
+ * are gone (cs_store_pid_gone): half-made snapshots of killed processes. One
+ * readdir of ROOT/snapshots; safe beside running processes (cs_store_open
+ * calls it). Returns 0 or a negative code. */
+int cs_snapshot_clean_stale(cs_store *s, cs_error **err);
 
 #endif

@@ -10,6 +10,8 @@
 #define CSTORE_STORE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
 #include "cstore/cancel.h"
 #include "cstore/db.h"
 #include "cstore/error.h"
@@ -23,6 +25,9 @@ enum {
 /* Returns the default root: $CSTORE_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/cstore.
  * Caller frees. */
 char *cs_store_default_root(void);
+/* Opens (creating it) the store at root. Also removes what killed processes
+ * left half-made in ROOT/snapshots (cs_snapshot_clean_stale); a failure of
+ * that is only a warning. */
 int cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err);
 void cs_store_close(cs_store *s);
 cs_db *cs_store_db(cs_store *s);
@@ -45,5 +50,11 @@ void cs_store_warn_error(cs_store *s, const char *what, cs_error **tmp);
 /* The cancel flag long operations check (borrowed; NULL: never cancelled). */
 void cs_store_set_cancel(cs_store *s, cs_cancel *c);
 cs_cancel *cs_store_cancel(cs_store *s);
+
+/* True when process pid, which made a temp file or dir at `made` (its mtime),
+ * is gone: not running, or running but started after made (the pid was
+ * reused). False for this process and when unsure. For names like
+ * <x>.tmp-<pid>: what is half-made by a dead process can be removed. */
+bool cs_store_pid_gone(pid_t pid, time_t made);
 
 #endif
