@@ -420,9 +420,37 @@ class_match(const char *s, uint32_t a, uint32_t b, uint32_t r)
     return in != neg;
 }
 
+/* A match of one path: '*' and '**' try each way on, so the same (token,
+ * offset) pair can be reached many times; a bit per pair remembers a failed
+ * one (allocated at the first star), so each is worked out once: polynomial
+ * time where plain backtracking was exponential in the number of stars. */
+typedef struct mctx {
+    const pat *p;
+    const char *path;
+    size_t len;
+    uint8_t *failed; /* (ntoks + 1) x (len + 1) bits, or NULL */
+} mctx;
+
+static bool match_toks(mctx *m, size_t ti, const char *s);
+
 static bool
-match_toks(const pat *p, size_t ti, const char *s)
+match_memo(mctx *m, size_t ti, const char *s)
 {
+    if (!m->failed)
+        m->failed = cs_xcalloc(((m->p->ntoks + 1) * (m->len + 1) + 7) / 8, 1);
+    size_t bit = ti * (m->len + 1) + (size_t) (s - m->path);
+    if (m->failed[bit / 8] & (1u << (bit % 8)))
+        return false;
+    if (match_toks(m, ti, s))
+        return true;
+    m->failed[bit / 8] |= (uint8_t) (1u << (bit % 8));
+    return false;
+}
+
+static bool
+match_toks(mctx *m, size_t ti, const char *s)
+{
+    const pat *p = m->p;
     for (; ti < p->ntoks; ti++) {
         const tok *t = &p->toks[ti];
         size_t n;
@@ -452,7 +480,7 @@ match_toks(const pat *p, size_t ti, const char *s)
             break;
         case T_STAR:
             for (;;) {
-                if (match_toks(p, ti + 1, s))
+                if (match_memo(m, ti + 1, s))
                     return true;
                 if (!*s || *s == '/')
                     return false;
@@ -460,10 +488,10 @@ match_toks(const pat *p, size_t ti, const char *s)
                 s += n;
             }
         case T_DSTAR_SLASH:
-            if (match_toks(p, ti + 1, s))
+            if (match_memo(m, ti + 1, s))
                 return true;
             for (const char *q = s; *q; q++)
-                if (*q == '/' && match_toks(p, ti + 1, q + 1))
+                if (*q == '/' && match_memo(m, ti + 1, q + 1))
                     return true;
             return false;
         case T_DSTAR_ALL:
@@ -490,8 +518,12 @@ pat_match(const pat *p, const char *path)
             return true;
         return suffix[0] == '/' && strcmp(path, suffix + 1) == 0;
     }
-    case M_TOKENS:
-        return match_toks(p, 0, path);
+    case M_TOKENS: {
+        mctx m = { .p = p, .path = path, .len = strlen(path) };
+        bool ok = match_toks(&m, 0, path);
+        free(m.failed);
+        return ok;
+    }
     }
     return false;
 }

@@ -9,6 +9,7 @@
 
 #include "cstore/strv.h"
 #include "lex.h"
+#include "lex_pat.h"
 
 /* ---- growable string ---- */
 
@@ -322,156 +323,14 @@ getenv_name(const lex *l, const char *name)
     return cs_df_env_get(l->env, name);
 }
 
-/* ---- shell patterns for # % and / ---- */
-
-enum { PAT_STAR = -1, PAT_ANY = -2 };
-
-/* Compiles a pattern (escapes kept raw by the lexer) into byte tokens. */
+/* Appends a pattern result (cs_df_pat_*: rc and *res) to out. */
 static int
-pat_compile(const char *p, int **out, size_t *n, cs_error **err)
+pat_add(int rc, char *res, sb *out)
 {
-    size_t len = strlen(p), k = 0;
-    int *t = cs_xmalloc((len + 1) * sizeof(int));
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) p[i];
-        if (c == '*') {
-            t[k++] = PAT_STAR;
-        } else if (c == '?') {
-            t[k++] = PAT_ANY;
-        } else if (c == '\\' && i + 1 < len) {
-            unsigned char d = (unsigned char) p[i + 1];
-            i++;
-            if (d == '}' || d == '/' || d == '*' || d == '?' || d == '\\') {
-                t[k++] = d;
-            } else {
-                free(t);
-                return cs_err(err, CS_EPARSE, 0,
-                              "invalid pattern (%s) in substitution: invalid "
-                              "escape '\\%c'",
-                              p, d);
-            }
-        } else {
-            t[k++] = c;
-        }
-    }
-    *out = t;
-    *n = k;
-    return 0;
-}
-
-static size_t
-utf8_len(const char *s, size_t n)
-{
-    size_t i = 1;
-    while (i < n && ((unsigned char) s[i] & 0xC0) == 0x80)
-        i++;
-    return i;
-}
-
-/* True when tokens t[0..tn) match all of s[0..sn). */
-static bool
-pat_match(const int *t, size_t tn, const char *s, size_t sn)
-{
-    while (tn) {
-        if (t[0] == PAT_STAR) {
-            for (size_t i = 0;; i++) {
-                if (pat_match(t + 1, tn - 1, s + i, sn - i))
-                    return true;
-                if (i == sn)
-                    return false;
-            }
-        }
-        if (!sn)
-            return false;
-        if (t[0] == PAT_ANY) {
-            size_t cl = utf8_len(s, sn);
-            s += cl;
-            sn -= cl;
-        } else {
-            if ((unsigned char) s[0] != t[0])
-                return false;
-            s++;
-            sn--;
-        }
-        t++;
-        tn--;
-    }
-    return sn == 0;
-}
-
-static bool
-is_boundary(const char *s, size_t i)
-{
-    return ((unsigned char) s[i] & 0xC0) != 0x80;
-}
-
-/* ${v#p} ${v##p} ${v%p} ${v%%p} */
-static int
-pat_trim(const char *pattern, const char *value, bool greedy, bool suffix, sb *out, cs_error **err)
-{
-    cs_autofree int *t = NULL;
-    size_t tn, vn = strlen(value);
-    int rc = pat_compile(pattern, &t, &tn, err);
     if (rc < 0)
         return rc;
-    for (size_t k = 0; k <= vn; k++) {
-        size_t len = greedy ? vn - k : k; /* length of the part removed */
-        size_t start = suffix ? vn - len : 0;
-        if (start < vn && !is_boundary(value, start))
-            continue;
-        if (!suffix && len < vn && !is_boundary(value, len))
-            continue;
-        if (pat_match(t, tn, value + start, len)) {
-            if (suffix)
-                sb_addn(out, value, start);
-            else
-                sb_adds(out, value + len);
-            return 0;
-        }
-    }
-    sb_adds(out, value);
-    return 0;
-}
-
-/* ${v/p/r} ${v//p/r}: leftmost match, the longest one at that position. */
-static int
-pat_replace(const char *pattern, const char *repl, const char *value, bool all, sb *out,
-            cs_error **err)
-{
-    cs_autofree int *t = NULL;
-    size_t tn, vn = strlen(value), i = 0;
-    bool replaced = false;
-    int rc = pat_compile(pattern, &t, &tn, err);
-    if (rc < 0)
-        return rc;
-    while (i <= vn) {
-        bool found = false;
-        size_t mlen = 0;
-        if ((all || !replaced) && (i == vn || is_boundary(value, i))) {
-            for (size_t len = vn - i + 1; len-- > 0;) {
-                if (i + len < vn && !is_boundary(value, i + len))
-                    continue;
-                if (pat_match(t, tn, value + i, len)) {
-                    found = true;
-                    mlen = len;
-                    break;
-                }
-            }
-        }
-        if (found) {
-            sb_adds(out, repl);
-            replaced = true;
-            if (mlen) {
-                i += mlen;
-                continue;
-            }
-        }
-        if (i == vn)
-            break;
-        size_t cl = utf8_len(value + i, vn - i);
-        sb_addn(out, value + i, cl);
-        i += cl;
-    }
+    sb_adds(out, res);
+    free(res);
     return 0;
 }
 
@@ -585,7 +444,9 @@ lex_dollar(lex *l, sb *out)
             bool greedy = *pat == ch;
             if (greedy)
                 pat++;
-            return pat_trim(pat, v ? v : "", greedy, ch == '%', out, l->err);
+            char *res = NULL;
+            rc = cs_df_pat_trim(pat, v ? v : "", greedy, ch == '%', &res, l->err);
+            return pat_add(rc, res, out);
         }
         default:
             return cs_err(l->err, CS_EPARSE, 0, "unsupported modifier (%s) in substitution", mod);
@@ -625,7 +486,9 @@ lex_dollar(lex *l, sb *out)
             sb_addc(out, '}');
             return 0;
         }
-        return pat_replace(pat, repl, v ? v : "", all, out, l->err);
+        char *res = NULL;
+        rc = cs_df_pat_replace(pat, repl, v ? v : "", all, &res, l->err);
+        return pat_add(rc, res, out);
     }
     default:
         return cs_err(l->err, CS_EPARSE, 0, "unsupported modifier (%s) in substitution", mod);

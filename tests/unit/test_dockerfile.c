@@ -1099,6 +1099,242 @@ a_ten_thousand_line_dockerfile_parses_quickly(void **state)
     cs_buf_release(&b);
 }
 
+/* ---- pattern matching: the reproducer of issue 12 and the former matcher ---- */
+
+/* The matcher lex.c had before issue 12 (exponential in the stars), kept
+ * as the reference the new one must agree with. */
+enum { REF_STAR = -1, REF_ANY = -2 };
+
+static size_t
+ref_compile(const char *p, int *t)
+{
+    size_t k = 0;
+    for (size_t i = 0; p[i]; i++) {
+        if (p[i] == '*')
+            t[k++] = REF_STAR;
+        else if (p[i] == '?')
+            t[k++] = REF_ANY;
+        else if (p[i] == '\\' && p[i + 1])
+            t[k++] = (unsigned char) p[++i];
+        else
+            t[k++] = (unsigned char) p[i];
+    }
+    return k;
+}
+
+static size_t
+ref_utf8_len(const char *s, size_t n)
+{
+    size_t i = 1;
+    while (i < n && ((unsigned char) s[i] & 0xC0) == 0x80)
+        i++;
+    return i;
+}
+
+static bool
+ref_match(const int *t, size_t tn, const char *s, size_t sn)
+{
+    while (tn) {
+        if (t[0] == REF_STAR) {
+            for (size_t i = 0;; i++) {
+                if (ref_match(t + 1, tn - 1, s + i, sn - i))
+                    return true;
+                if (i == sn)
+                    return false;
+            }
+        }
+        if (!sn)
+            return false;
+        size_t cl = t[0] == REF_ANY ? ref_utf8_len(s, sn) : 1;
+        if (t[0] != REF_ANY && (unsigned char) s[0] != t[0])
+            return false;
+        s += cl;
+        sn -= cl;
+        t++;
+        tn--;
+    }
+    return sn == 0;
+}
+
+static bool
+ref_boundary(const char *s, size_t i)
+{
+    return ((unsigned char) s[i] & 0xC0) != 0x80;
+}
+
+/* ${v#p} ${v##p} ${v%p} ${v%%p} into out (256 bytes) */
+static void
+ref_trim(const char *pat, const char *value, bool greedy, bool suffix, char *out)
+{
+    int t[64];
+    size_t tn = ref_compile(pat, t), vn = strlen(value);
+    for (size_t k = 0; k <= vn; k++) {
+        size_t len = greedy ? vn - k : k, start = suffix ? vn - len : 0;
+        if (start < vn && !ref_boundary(value, start))
+            continue;
+        if (!suffix && len < vn && !ref_boundary(value, len))
+            continue;
+        if (ref_match(t, tn, value + start, len)) {
+            if (suffix)
+                snprintf(out, 256, "%.*s", (int) start, value);
+            else
+                snprintf(out, 256, "%s", value + len);
+            return;
+        }
+    }
+    snprintf(out, 256, "%s", value);
+}
+
+/* ${v/p/r} ${v//p/r} into out (256 bytes) */
+static void
+ref_replace(const char *pat, const char *repl, const char *value, bool all, char *out)
+{
+    int t[64];
+    size_t tn = ref_compile(pat, t), vn = strlen(value), i = 0, o = 0;
+    bool replaced = false;
+    out[0] = '\0';
+    while (i <= vn) {
+        bool found = false;
+        size_t mlen = 0;
+        if ((all || !replaced) && (i == vn || ref_boundary(value, i))) {
+            for (size_t len = vn - i + 1; len-- > 0;) {
+                if (i + len < vn && !ref_boundary(value, i + len))
+                    continue;
+                if (ref_match(t, tn, value + i, len)) {
+                    found = true;
+                    mlen = len;
+                    break;
+                }
+            }
+        }
+        if (found) {
+            o += (size_t) snprintf(out + o, 256 - o, "%s", repl);
+            replaced = true;
+            if (mlen) {
+                i += mlen;
+                continue;
+            }
+        }
+        if (i == vn)
+            break;
+        size_t cl = ref_utf8_len(value + i, vn - i);
+        o += (size_t) snprintf(out + o, 256 - o, "%.*s", (int) cl, value + i);
+        i += cl;
+    }
+}
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Up to max pieces drawn from alphabet, concatenated into out. */
+static void
+random_text(uint64_t *seed, const char *const *alphabet, size_t na, size_t max, char *out)
+{
+    size_t n = xorshift(seed) % (max + 1);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        strcat(out, alphabet[xorshift(seed) % na]);
+}
+
+static void
+pattern_matching_agrees_with_the_former_matcher(void **state)
+{
+    (void) state;
+    /* Bytes that matter: literals, both wildcards, escapes, a two-byte
+     * character, a lone continuation byte and a lone lead byte. */
+    static const char *const pat_alpha[] = { "a",   "b",        "*",    "?",    "\\*", "\\?",
+                                             "\\/", "\xc3\xa9", "\x80", "\xc3", "*",   "?" };
+    static const char *const val_alpha[] = { "a", "b", "*", "?", "/", "\xc3\xa9", "\x80", "\xc3" };
+    static const char *const ops[] = { "#", "##", "%", "%%", "/", "//" };
+    uint64_t seed = 0x5eed12ULL;
+    cs_df_env *env = cs_df_env_new();
+    size_t cases = 0;
+    for (int iter = 0; iter < 4000; iter++) {
+        char pat[128], val[128], word[300], want[256];
+        random_text(&seed, pat_alpha, sizeof(pat_alpha) / sizeof(pat_alpha[0]), 6, pat);
+        random_text(&seed, val_alpha, sizeof(val_alpha) / sizeof(val_alpha[0]), 10, val);
+        cs_df_env_set(env, "v", val);
+        for (size_t o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+            bool rep = ops[o][0] == '/', greedy = ops[o][1] != '\0';
+            if (rep && !greedy && !*pat)
+                continue; /* "${v//<>}" would read as a replace-all */
+            if (rep) {
+                snprintf(word, sizeof(word), "${v%s%s/<>}", ops[o], pat);
+                ref_replace(pat, "<>", val, greedy, want);
+            } else {
+                snprintf(word, sizeof(word), "${v%s%s}", ops[o], pat);
+                ref_trim(pat, val, greedy, ops[o][0] == '%', want);
+            }
+            char *got = expand(word, env);
+            if (!got || strcmp(got, want) != 0)
+                fail_msg("seed 0x5eed12 iteration %d: %s on '%s': want '%s', got '%s'", iter, word,
+                         val, want, got ? got : "(error)");
+            free(got);
+            cases++;
+        }
+    }
+    printf("%zu random patterns agree\n", cases);
+    cs_df_env_free(env);
+}
+
+static void
+pattern_matching_takes_polynomial_time_and_bounded_work(void **state)
+{
+    (void) state;
+    /* issue 12: ENV a=<200 a's> then a replace of "*a*a*a*b" in it ran for minutes */
+    char a[201];
+    memset(a, 'a', 200);
+    a[200] = '\0';
+    cs_df_env *env = cs_df_env_new();
+    cs_df_env_set(env, "a", a);
+    cs_df *df = parse_ok("FROM scratch\n"
+                         "ENV b=${a/*a*a*a*b/x} c=${a//*a*a*a*b/x} d=${a%*a*a*a*b} "
+                         "e=${a%%*a*a*a*b} f=${a#*a*a*a*b} g=${a##*a*a*a*b} h=${a/a*a*a*a/x}\n");
+    const cs_df_instr *in = &df->stages[0].instrs[0];
+    cs_df_kv *kvs = NULL;
+    cs_error *err = NULL;
+    double t0 = cs_now();
+    int n = cs_df_kvs(df, in, env, &kvs, &err);
+    double dt = cs_now() - t0;
+    assert_int_equal(n, 7);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(kvs[i].value, a);
+    assert_string_equal(kvs[6].value, "x");
+    cs_df_kvs_free(kvs, (size_t) n);
+    printf("7 patterns with 4 stars over 200 bytes in %.2f ms\n", dt * 1e3);
+    assert_true(dt < 1.0);
+
+    /* A value and pattern past the budget fail with the line, not a hang. */
+    size_t big = (size_t) 1 << 20;
+    char *v = malloc(big + 1);
+    memset(v, 'a', big);
+    v[big] = '\0';
+    cs_df_env_set(env, "a", v);
+    free(v);
+    char text[1024] = "FROM scratch\nENV b=${a/";
+    for (int i = 0; i < 300; i++)
+        strcat(text, "*a");
+    strcat(text, "b/x}\n");
+    cs_df_free(df);
+    df = parse_ok(text);
+    t0 = cs_now();
+    assert_int_equal(cs_df_kvs(df, &df->stages[0].instrs[0], env, &kvs, &err), -CS_EPARSE);
+    dt = cs_now() - t0;
+    printf("budget spent in %.2f s\n", dt);
+    assert_non_null(strstr(err->msg, "Dockerfile:2: failed to process"));
+    assert_non_null(
+        strstr(err->msg, "in substitution is too complex for a value of 1048576 bytes"));
+    cs_error_free(err);
+    cs_df_free(df);
+    cs_df_env_free(env);
+}
+
 int
 main(void)
 {
@@ -1126,6 +1362,8 @@ main(void)
         cmocka_unit_test_teardown(named_stages_are_lowercased_and_found_case_insensitively,
                                   free_df),
         cmocka_unit_test(a_ten_thousand_line_dockerfile_parses_quickly),
+        cmocka_unit_test(pattern_matching_agrees_with_the_former_matcher),
+        cmocka_unit_test(pattern_matching_takes_polynomial_time_and_bounded_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

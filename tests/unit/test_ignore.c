@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ignore.h"
@@ -131,6 +132,31 @@ glob_match_follows_filepath_match(void **state)
     free(c);
 }
 
+/* Found by tests/fuzz/fuzz_ignore: many stars backtracked exponentially. */
+static void
+ignore_patterns_with_many_stars_match_quickly(void **state)
+{
+    (void) state;
+    char pat[256] = "", path[256] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(pat, i % 2 ? "**/" : "*a");
+    strcat(pat, "b");
+    for (int i = 0; i < 60; i++)
+        strcat(path, i % 3 == 2 ? "/" : "a");
+    char *pats[] = { pat };
+    cs_ignore *ig = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ignore_new(pats, 1, &ig, &err), 0);
+    double t0 = cs_now();
+    assert_false(cs_ignore_match(ig, path, false));
+    strcat(path, "b");
+    assert_true(cs_ignore_match(ig, path, false));
+    double dt = cs_now() - t0;
+    printf("40 stars against %zu bytes in %.2f ms\n", strlen(path), dt * 1e3);
+    assert_true(dt < 1.0);
+    cs_ignore_free(ig);
+}
+
 int
 main(void)
 {
@@ -139,6 +165,7 @@ main(void)
         cmocka_unit_test(ignore_skip_dir_only_without_exceptions_inside),
         cmocka_unit_test(ignore_rejects_bad_patterns),
         cmocka_unit_test(glob_match_follows_filepath_match),
+        cmocka_unit_test(ignore_patterns_with_many_stars_match_quickly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
