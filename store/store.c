@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include "cstore/store.h"
 #include "cstore/util.h"
+#include "lease_int.h"
 
 struct cs_store {
     char *root;
@@ -15,6 +16,7 @@ struct cs_store {
     cs_warn_fn warn;
     void *warn_ctx;
     cs_cancel *cancel;
+    struct cs_lease *lease; /* lease.c: what this process relies on */
 };
 
 char *
@@ -44,9 +46,9 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
         r = cs_err(err, CS_EIO, errno, "%s", lock);
         goto fail;
     }
-    /* Shared for every user of the store; exclusive for gc, which must not
-     * run while a load or build holds unreferenced content in flight. Both
-     * wait rather than fail. */
+    /* Shared for every user of the store; exclusive for gc --compact, which
+     * swaps data.mdb under every other process's map. Both wait rather than
+     * fail. */
     int op = (flags & CS_OPEN_EXCLUSIVE) ? LOCK_EX : LOCK_SH;
     while (flock(s->lockfd, op) < 0) {
         if (errno != EINTR) {
@@ -69,6 +71,7 @@ cs_store_close(cs_store *s)
 {
     if (!s)
         return;
+    cs_lease_release(s);
     cs_db_close(s->db);
     if (s->lockfd >= 0)
         close(s->lockfd);
@@ -138,4 +141,10 @@ cs_cancel *
 cs_store_cancel(cs_store *s)
 {
     return s->cancel;
+}
+
+struct cs_lease **
+cs_store_lease_slot(cs_store *s)
+{
+    return &s->lease;
 }
