@@ -2,6 +2,7 @@
  * COPY / ADD (sources prepared by copy.c) and WORKDIR. */
 #include <string.h>
 #include "build_int.h"
+#include "cstore/lease.h"
 #include "copy.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
@@ -236,7 +237,7 @@ make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool 
     if ((r = workdir_entries(b, m, dir, layer, err)) < 0)
         return r;
     *made = layer->n > 0;
-    return *made ? cs_tree_store(b->db, layer, tree, err) : 0;
+    return *made ? cs_lease_tree_store(b->s, layer, tree, err) : 0;
 }
 
 /* The new working directory: absolute, clean. */

@@ -3,6 +3,7 @@
  * what it changed becomes a layer (snapshot.c). */
 #include <string.h>
 #include "build_int.h"
+#include "cstore/lease.h"
 #include "cstore/oneshot.h"
 #include "cstore/snapshot.h"
 #include "cstore/strv.h"
@@ -206,7 +207,7 @@ from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **d
     int r = source_tree(b, st, in, "RUN --mount from", from, &t, &own, &key, err);
     if (r < 0)
         return r;
-    r = cs_tree_store(b->db, t, &d, err);
+    r = cs_lease_tree_store(b->s, t, &d, err);
     cs_tree_free(own);
     if (r == 0)
         r = cs_snapshot_get(b->s, &d, dir, err);

@@ -2,6 +2,7 @@
  * scratch), its layers and their merged tree, and what --from names. */
 #include <string.h>
 #include "build_int.h"
+#include "cstore/lease.h"
 #include "copy.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
@@ -75,7 +76,7 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
         return r < 0 ? line_err(b, in, err) : 0;
     }
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = cs_image_load(b->db, from, &img, err);
+    int r = cs_lease_image(b->s, from, &img, err);
     if (r == 0) {
         *key = img->id;
         r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
@@ -132,7 +133,7 @@ from_image(build *b, bstage *st, const char *base, cs_sha256_ctx *h, json_t **on
 {
     const cs_df_instr *in = st->st->from;
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = cs_image_load(b->db, base, &img, err);
+    int r = cs_lease_image(b->s, base, &img, err);
     if (r == -CS_ENOTFOUND) {
         cs_error_clear(err);
         return cs_err(err, CS_ENOTFOUND, 0,

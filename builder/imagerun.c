@@ -1,5 +1,6 @@
 /* imagerun.c - an image's config turned into a run (see imagerun.h). */
 #include "imagerun.h"
+#include "cstore/lease.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -36,7 +37,7 @@ static int
 load_image(image_spec *is, cs_error **err)
 {
     cs_db *db = cs_store_db(is->s);
-    int rc = cs_image_load(db, is->name, &is->img, err);
+    int rc = cs_lease_image(is->s, is->name, &is->img, err);
     if (rc < 0)
         return rc;
     is->cfg = json_loadb(is->img->config, is->img->config_len, 0, NULL);

@@ -70,9 +70,9 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_args args = { .min = 0, .max = 0 };
     if ((rc = cmd_parse(c, argc, argv, opts, &args, err)) != 0)
         return rc;
-    /* The only exclusive opener: it sweeps what no committed record uses,
-     * which a running load may be about to reference. */
-    if ((rc = cmd_open(c, CS_OPEN_EXCLUSIVE, &s, err)) < 0)
+    /* gc runs beside loads and builds (leases keep what they rely on); only
+     * --compact, which swaps the LMDB file, needs the store to itself. */
+    if ((rc = cmd_open(c, go.compact ? CS_OPEN_EXCLUSIVE : 0, &s, err)) < 0)
         return rc;
     bool dry = go.dry_run;
     if ((rc = cs_gc_ex(s, &go, &st, err)) < 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "cstore/buildcache.h"
+#include "cstore/lease.h"
 
 void
 cs_cache_encode(const cs_cache_entry *e, uint8_t out[CS_CACHE_RECORD_LEN])
@@ -95,6 +96,10 @@ cs_cache_put_layer(cs_db *db, cs_ingest *ing, const cs_digest *key, const cs_tre
                    cs_digest *tree, cs_error **err)
 {
     int r = cs_tree_put(db, cs_ingest_txn(ing), layer, tree, err);
+    /* Leased before the commit, so gc keeps it while this build runs even
+     * when its policy drops the cache entry (lease.h). */
+    if (r >= 0)
+        r = cs_lease_tree(cs_ingest_store(ing), tree, err);
     if (r < 0)
         return r;
     cs_cache_entry e = { 0, true, *tree };

@@ -94,13 +94,38 @@ tag_once(cs_db *db, MDB_txn *txn, const char *tag, const cs_digest *id, cs_error
     return cs_tag_set(db, txn, norm, id, err);
 }
 
+/* The publishing transaction checks what it publishes: a layer a concurrent
+ * gc took (it should not, leases hold them; this is the last line) fails the
+ * commit instead of leaving an image with a dangling tree. */
+static int
+trees_exist(cs_db *db, MDB_txn *txn, const cs_image *img, cs_error **err)
+{
+    for (uint32_t i = 0; i < img->nlayers; i++) {
+        MDB_val v;
+        int r = cs_db_get(db, txn, CS_T_TREES, img->layers[i].b, 32, &v, err);
+        if (r == -CS_ENOTFOUND) {
+            char hex[CS_DIGEST_HEX];
+            cs_digest_hex(&img->layers[i], hex);
+            cs_error_clear(err);
+            return cs_err(err, CS_ENOTFOUND, 0,
+                          "layer %.12s is gone from the store (removed by gc?)", hex);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int
 commit_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     commit_ctx *c = ctx;
     MDB_val v;
+    int r = trees_exist(db, txn, c->img, err);
+    if (r < 0)
+        return r;
     /* Only what changed is written: a no-op rebuild leaves the txn clean. */
-    int r = cs_db_get(db, txn, CS_T_IMAGES, c->img->id.b, 32, &v, err);
+    r = cs_db_get(db, txn, CS_T_IMAGES, c->img->id.b, 32, &v, err);
     if (r == -CS_ENOTFOUND) {
         cs_error_clear(err);
         r = cs_image_put(db, txn, c->img, err);

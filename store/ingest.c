@@ -377,6 +377,12 @@ cs_ingest_txn(cs_ingest *ing)
     return ing->txn;
 }
 
+cs_store *
+cs_ingest_store(cs_ingest *ing)
+{
+    return ing->s;
+}
+
 const cs_ingest_stats *
 cs_ingest_stats_get(const cs_ingest *ing)
 {

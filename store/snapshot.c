@@ -130,6 +130,9 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
     if (r >= 0)
         r = cs_snapshot_unpack(db, t, tmpfs, err);
     cs_tree_free(t);
+    /* Its mtime says "just made" to a concurrent prune (recently_made). */
+    if (r >= 0)
+        utimensat(AT_FDCWD, tmp, NULL, 0);
     if (r >= 0 && rename(tmp, final) < 0) {
         int e = errno;
         if ((e != ENOTEMPTY && e != EEXIST) || !is_dir(fs))
@@ -294,6 +297,15 @@ prune_del_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return 0;
 }
 
+/* Scan and delete in one write transaction: a snapshot a running build
+ * touches (or whose tree it stores again) between the two cannot be taken. */
+static int
+prune_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    int r = prune_scan_fn(db, txn, ctx, err);
+    return r < 0 ? r : prune_del_fn(db, txn, ctx, err);
+}
+
 static bool
 is_hex64(const char *s)
 {
@@ -302,6 +314,18 @@ is_hex64(const char *s)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return i == 64;
+}
+
+/* A <hex> dir without a record may be one another process has just renamed
+ * into place and is about to record (gc runs beside builds): leave those
+ * changed (mtime: set right before the rename) less than UNRECORDED_GRACE
+ * seconds ago to a later gc. */
+#define UNRECORDED_GRACE 600
+static bool
+recently_made(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && st.st_mtime + UNRECORDED_GRACE > time(NULL);
 }
 
 /* The pid of a temp dir's name (<hex>.tmp-PID, <hex>.del-PID-N), or 0. */
@@ -356,9 +380,7 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
     uint64_t nrem = 0, nbytes = 0;
     /* Records first, directories after: a dir without a record is never
      * used before it is complete, and removal renames it out of sight. */
-    int r = cs_db_read(cs_store_db(s), prune_scan_fn, &p, err);
-    if (r >= 0)
-        r = cs_db_write(cs_store_db(s), prune_del_fn, &p, err);
+    int r = cs_db_write(cs_store_db(s), prune_fn, &p, err);
     for (size_t i = 0; i < p.n && r >= 0; i++) {
         if (!p.v[i].victim)
             continue;
@@ -385,7 +407,7 @@ cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t 
             bool recorded = false;
             for (size_t j = 0; j < p.n && !recorded; j++)
                 recorded = !p.v[j].victim && cs_digest_eq(&p.v[j].d, &d);
-            if (recorded)
+            if (recorded || recently_made(path))
                 continue;
             r = discard(path, &nbytes, err);
             nrem++;

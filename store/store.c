@@ -11,6 +11,7 @@
 #include "cstore/snapshot.h"
 #include "cstore/store.h"
 #include "cstore/util.h"
+#include "lease_int.h"
 
 struct cs_store {
     char *root;
@@ -19,6 +20,7 @@ struct cs_store {
     cs_warn_fn warn;
     void *warn_ctx;
     cs_cancel *cancel;
+    struct cs_lease *lease; /* lease.c: what this process relies on */
 };
 
 char *
@@ -48,9 +50,9 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
         r = cs_err(err, CS_EIO, errno, "%s", lock);
         goto fail;
     }
-    /* Shared for every user of the store; exclusive for gc, which must not
-     * run while a load or build holds unreferenced content in flight. Both
-     * wait rather than fail. */
+    /* Shared for every user of the store; exclusive for gc --compact, which
+     * swaps data.mdb under every other process's map. Both wait rather than
+     * fail. */
     int op = (flags & CS_OPEN_EXCLUSIVE) ? LOCK_EX : LOCK_SH;
     while (flock(s->lockfd, op) < 0) {
         if (errno != EINTR) {
@@ -79,6 +81,7 @@ cs_store_close(cs_store *s)
 {
     if (!s)
         return;
+    cs_lease_release(s);
     cs_db_close(s->db);
     if (s->lockfd >= 0)
         close(s->lockfd);
@@ -150,42 +153,6 @@ cs_store_cancel(cs_store *s)
     return s->cancel;
 }
 
-/* The start time of process pid (unix seconds), or -1: /proc/PID/stat field
- * 22 (clock ticks since boot) plus btime from /proc/stat. */
-static int64_t
-pid_start_time(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
-    cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold anything */
-    unsigned long long ticks = 0;
-    /* After ")": state (field 3) ... starttime (field 22). */
-    if (!p
-        || sscanf(
-               p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &ticks)
-               != 1)
-        return -1;
-    FILE *f = fopen("/proc/stat", "re");
-    long long btime = -1;
-    char line[256];
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "btime %lld", &btime) == 1)
-            break;
-    if (f)
-        fclose(f);
-    long hz = sysconf(_SC_CLK_TCK);
-    if (btime < 0 || hz <= 0)
-        return -1;
-    return (int64_t) btime + (int64_t) (ticks / (unsigned long long) hz);
-}
-
 bool
 cs_store_pid_gone(pid_t pid, time_t made)
 {
@@ -195,6 +162,12 @@ cs_store_pid_gone(pid_t pid, time_t made)
         return errno == ESRCH;
     /* Alive: the same process only if it started before it made the thing
      * (2 s of slack for btime's rounding). */
-    int64_t start = pid_start_time(pid);
+    int64_t start = cs_pid_start_time(pid);
     return start >= 0 && start > (int64_t) made + 2;
+}
+
+struct cs_lease **
+cs_store_lease_slot(cs_store *s)
+{
+    return &s->lease;
 }

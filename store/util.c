@@ -1,4 +1,5 @@
 /* util.c - allocation, buffers, digests and file helpers (see cstore/util.h). */
+#include <unistd.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -531,4 +532,40 @@ cs_names_free(char **names, size_t n)
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+}
+
+/* The start time of process pid (unix seconds), or -1: /proc/PID/stat field
+ * 22 (clock ticks since boot) plus btime from /proc/stat. */
+int64_t
+cs_pid_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+    cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    unsigned long long ticks = 0;
+    /* After ")": state (field 3) ... starttime (field 22). */
+    if (!p
+        || sscanf(
+               p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &ticks)
+               != 1)
+        return -1;
+    FILE *f = fopen("/proc/stat", "re");
+    long long btime = -1;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    if (f)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime < 0 || hz <= 0)
+        return -1;
+    return (int64_t) btime + (int64_t) (ticks / (unsigned long long) hz);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Several processes on one store: two loads at once both succeed; a load killed with SIGKILL
-# halfway leaves a store that fsck passes and a re-run completes; gc waits for a running load.
+# halfway leaves a store that fsck passes and a re-run completes; gc runs beside loads and builds
+# (leases keep what they rely on) and loses nothing.
 . "$(dirname "$0")/lib.sh"
 need jq
 bases
@@ -85,7 +86,52 @@ check "fsck after gc during load" cs fsck
 check "golang exports after gc during load" cs export golang -o "$T/g.tar"
 rm -f "$T/g.tar"
 
+# --- gc in a loop beside parallel builds: nothing lost, fsck clean ---
+# --keep-storage 0 drops every build cache entry, so only the builds' leases keep the layers
+# they have written but not yet committed.
+ROOT=$T/gcbuild
+must cs load "$BASES/busybox.oci"
+for n in 1 2 3 4; do
+    mkdir -p "$T/ctx$n"
+    head -c $((300000 * n)) /dev/urandom >"$T/ctx$n/big"
+    printf 'FROM busybox\nCOPY big /big\nWORKDIR /w%s\nCOPY big /again\n' "$n" >"$T/ctx$n/Dockerfile"
+done
+rm -f "$T/gc.stop" "$T/gc.log"
+(while [ ! -e "$T/gc.stop" ]; do
+    if cs gc --keep-storage 0 >/dev/null 2>"$T/gc.err"; then echo ok; else echo "FAIL $(cat "$T/gc.err")"; fi
+done >"$T/gc.log") &
+pg=$!
+builds_ok=0
+for round in 1 2 3; do
+    pids=()
+    for n in 1 2 3 4; do
+        cs build --no-cache --progress quiet -t "b$n:$round" "$T/ctx$n" >"$T/b$n.out" 2>&1 &
+        pids+=($!)
+    done
+    for n in 1 2 3 4; do
+        if wait "${pids[$((n - 1))]}"; then
+            builds_ok=$((builds_ok + 1))
+        else
+            sed 's/^/    /' "$T/b$n.out"
+        fi
+    done
+done
+touch "$T/gc.stop"
+wait $pg
+check_eq "12 builds beside a gc loop succeed" "$builds_ok" 12
+check_eq "every gc beside the builds succeeded" "$(grep -c FAIL "$T/gc.log")" 0 || grep FAIL "$T/gc.log"
+echo "  gc ran $(grep -c ok "$T/gc.log") times beside the builds"
+check "fsck after gc beside builds" cs fsck
+for n in 1 2 3 4; do
+    check "b$n:3 exports after gc beside builds" cs export "b$n:3" -o "$T/e.tar"
+done
+check "gc after the builds" cs gc
+check "fsck after the last gc" cs fsck
+check_eq "no lease left behind" "$(find "$ROOT/leases" -type f 2>/dev/null | wc -l)" 0
+rm -f "$T/e.tar"
+
 # --- gc --compact while another process reads ---
+ROOT=$T/gcwait
 cs load "$BASES/busybox.oci" >"$T/a.out" 2>&1 &
 pa=$!
 check "gc --compact while a load runs" cs gc --compact

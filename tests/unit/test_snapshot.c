@@ -640,6 +640,13 @@ prune_removes_old_orphaned_and_treeless_snapshots(void **state)
     assert_int_equal(mkdir(orphan, 0700), 0);
     snprintf(p, sizeof(p), "%s/fs", orphan);
     assert_int_equal(mkdir(p, 0755), 0);
+    /* Made an hour ago: a fresh one may be another process's, about to be
+     * recorded, and is left alone (checked below). */
+    struct timespec old_times[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+    assert_int_equal(utimensat(AT_FDCWD, orphan, old_times, 0), 0);
+    char fresh[200];
+    snprintf(fresh, sizeof(fresh), "%s/snapshots/%064d", f->sb.root, 9);
+    assert_int_equal(mkdir(fresh, 0700), 0);
     bool dead = kill(999999, 0) < 0 && errno == ESRCH;
     char stale[256];
     snprintf(stale, sizeof(stale), "%s/snapshots/%064d.tmp-999999", f->sb.root, 8);
@@ -657,6 +664,7 @@ prune_removes_old_orphaned_and_treeless_snapshots(void **state)
     assert_false(recorded(f, &a));
     assert_false(recorded(f, &gone));
     assert_false(exists(orphan, ""));
+    assert_true(exists(fresh, ""));
     assert_false(exists(stale, ""));
     assert_true(exists(fb, "b/f0001"));
     assert_true(recorded(f, &b));

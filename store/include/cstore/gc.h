@@ -15,9 +15,11 @@ typedef struct cs_gc_stats {
     uint64_t snapshots, snapshot_bytes; /* unpacked snapshots removed */
 } cs_gc_stats;
 
-/* Mark from the tags and the build cache entries the policy keeps (see
- * cs_gc_opts) to the chunks; sweep the rest in batched transactions. Needs the store opened
- * CS_OPEN_EXCLUSIVE. dry_run: count only. compact: then copy with MDB_CP_COMPACT and swap. */
+/* Mark from the tags, the build cache entries the policy keeps (see
+ * cs_gc_opts) and the leases of live processes (lease.h) to the chunks, and
+ * sweep the rest, in one write transaction: gc runs beside loads and builds
+ * (open the store shared). dry_run: count only. compact: then copy with
+ * MDB_CP_COMPACT and swap, which needs the store opened CS_OPEN_EXCLUSIVE. */
 int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **err);
 
 /* Build cache policy: entries are kept, most recently used first, while

@@ -52,6 +52,8 @@ CS_DEFINE_FREEP(cs_ingest, cs_ingest_free)
 int cs_ingest_commit(cs_ingest *ing, cs_error **err);
 /* The write transaction, to put image and tag records in the same commit. */
 MDB_txn *cs_ingest_txn(cs_ingest *ing);
+/* The store ing writes into (borrowed). */
+cs_store *cs_ingest_store(cs_ingest *ing);
 const cs_ingest_stats *cs_ingest_stats_get(const cs_ingest *ing);
 
 /* Ingests one layer tar (gzip, zstd or plain, detected) read from rd.

@@ -68,11 +68,11 @@ int cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_
 /* Removes snapshots not used since before `older_than` (unix seconds) and
  * those whose tree no longer exists (record first, then the dir, renamed out
  * of sight and removed without following symlinks or crossing mounts), plus
- * unrecorded <hex> dirs and every temp dir (half-made: no other process runs
- * under gc's exclusive lock). *removed counts snapshots, *bytes the disk
- * blocks freed (either may be NULL). A snapshot in use as a lower dir, or
- * being recorded by another process, would be removed too: call it with the
- * store opened CS_OPEN_EXCLUSIVE (gc). */
+ * unrecorded <hex> dirs older than ten minutes and the temp dirs of dead
+ * processes. *removed counts snapshots, *bytes the disk blocks freed (either
+ * may be NULL). Safe beside running builds: what they use is recent (touched
+ * on use) and its tree is held (leases), and a dir just renamed into place
+ * is given time to be recorded. */
 int cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t *bytes,
                       cs_error **err);
 

@@ -1,10 +1,10 @@
 /* store.h - opening a store root: the directory, its lock and its LMDB env.
  *
  * Every process that uses a store holds a shared flock on ROOT/lock for as
- * long as the store is open; `gc` (which sweeps content no committed record
- * references) and `gc --compact` (which swaps the LMDB file) hold it
- * exclusively, so they wait for running loads and builds to finish, and those
- * wait for them, rather than fail.
+ * long as the store is open; only `gc --compact` (which swaps the LMDB file)
+ * holds it exclusively, so it waits for running loads and builds to finish,
+ * and those wait for it, rather than fail. Plain gc runs beside them (its
+ * roots include the leases of running processes: lease.h).
  */
 #ifndef CSTORE_STORE_H
 #define CSTORE_STORE_H
@@ -19,7 +19,7 @@
 typedef struct cs_store cs_store;
 
 enum {
-    CS_OPEN_EXCLUSIVE = 1 << 0, /* take the root lock exclusively (gc) */
+    CS_OPEN_EXCLUSIVE = 1 << 0, /* take the root lock exclusively (gc --compact) */
 };
 
 /* Returns the default root: $CSTORE_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/cstore.

@@ -179,6 +179,10 @@ void cs_names_free(char **names, size_t n);
  * link goes) are added to *bytes when bytes is not NULL. Stops at the first
  * failure; a full disk is CS_EFULL, other system errors CS_EIO. */
 int cs_rm_tree(const char *path, uint64_t *bytes, cs_error **err);
+/* The start time of process pid in unix seconds (from /proc: its start in
+ * clock ticks since boot, plus the boot time), or -1 when it is gone. With
+ * the pid it names one process: pids are reused, start times are not. */
+int64_t cs_pid_start_time(pid_t pid);
 /* Monotonic time in seconds. */
 double cs_now(void);
 
