@@ -202,7 +202,8 @@ static int
 final_config(build *b, bstage *st, char **out, cs_error **err)
 {
     cs_autofree cs_digest *ids = cs_xcalloc(st->nlayers + 1, sizeof(cs_digest));
-    memcpy(ids, st->diff_ids, st->ninherited * sizeof(cs_digest));
+    if (st->ninherited) /* FROM scratch has none (and no array) */
+        memcpy(ids, st->diff_ids, st->ninherited * sizeof(cs_digest));
     int r = cs_layer_diff_ids(b->db, st->layers + st->ninherited, st->nlayers - st->ninherited,
                               ids + st->ninherited, err);
     if (r < 0)

@@ -1,5 +1,9 @@
 /* db.c - the LMDB environment and its named databases (see cstore/db.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +18,15 @@
 struct cs_db {
     MDB_env *env;
     MDB_dbi dbi[CS_T_COUNT];
+    /* The write gate (ROOT/write.lock): every write transaction holds it
+     * shared, gc's mark and sweep exclusively (cs_db_gate_exclusive). One
+     * flock per process, counted: flock belongs to the open file, not the
+     * thread. */
+    int gate_fd;
+    pthread_mutex_t gate_mu;
+    int gate_users;
+    bool gate_excl;
+    MDB_txn *writer; /* the process's write txn (LMDB allows one at a time) */
 };
 
 static const char *const table_names[CS_T_COUNT] = {
@@ -68,15 +81,91 @@ cs_db_env_err(MDB_env *env, cs_error **err, int rc, const char *what)
 }
 
 static int
+gate_flock(cs_db *db, int op)
+{
+    while (flock(db->gate_fd, op) < 0)
+        if (errno != EINTR)
+            return errno;
+    return 0;
+}
+
+/* Takes the gate shared for one more write transaction of this process. */
+static int
+gate_enter(cs_db *db)
+{
+    int rc = 0;
+    pthread_mutex_lock(&db->gate_mu);
+    if (!db->gate_excl && db->gate_users++ == 0 && (rc = gate_flock(db, LOCK_SH)) != 0)
+        db->gate_users--;
+    pthread_mutex_unlock(&db->gate_mu);
+    return rc;
+}
+
+static void
+gate_leave(cs_db *db)
+{
+    pthread_mutex_lock(&db->gate_mu);
+    if (!db->gate_excl && db->gate_users > 0 && --db->gate_users == 0)
+        gate_flock(db, LOCK_UN);
+    pthread_mutex_unlock(&db->gate_mu);
+}
+
+int
+cs_db_gate_exclusive(cs_db *db, bool on, cs_error **err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&db->gate_mu);
+    if (on && !db->gate_excl) {
+        /* Called with no write transaction of this process in flight. */
+        if ((rc = gate_flock(db, LOCK_EX)) == 0)
+            db->gate_excl = true;
+    } else if (!on && db->gate_excl) {
+        db->gate_excl = false;
+        gate_flock(db, LOCK_UN);
+    }
+    pthread_mutex_unlock(&db->gate_mu);
+    return rc ? cs_err(err, CS_EIO, rc, "lock the store's write gate") : 0;
+}
+
+static int
 begin(cs_db *db, unsigned flags, MDB_txn **out)
 {
+    /* Gate first, LMDB's writer lock second, as gc takes them. */
+    if (!(flags & MDB_RDONLY)) {
+        int g = gate_enter(db);
+        if (g)
+            return g;
+    }
     int rc = mdb_txn_begin(db->env, NULL, flags, out);
     if (rc == MDB_MAP_RESIZED) {
         /* Another process grew the map: adopt its size and retry. */
         mdb_env_set_mapsize(db->env, 0);
         rc = mdb_txn_begin(db->env, NULL, flags, out);
     }
+    if (!(flags & MDB_RDONLY)) {
+        if (rc)
+            gate_leave(db);
+        else
+            db->writer = *out;
+    }
     return rc;
+}
+
+/* After txn ended: leaves the gate if it was the write txn. */
+static void
+txn_ended(cs_db *db, MDB_txn *txn)
+{
+    if (db && txn == db->writer) {
+        db->writer = NULL;
+        gate_leave(db);
+    }
+}
+
+/* The cs_db of a write txn (set as the env's user context at open). */
+static cs_db *
+txn_db(MDB_txn *txn)
+{
+    return mdb_env_get_userctx(mdb_txn_env(txn));
 }
 
 int
@@ -92,10 +181,22 @@ int
 cs_db_commit(MDB_txn *txn, cs_error **err)
 {
     MDB_env *env = mdb_txn_env(txn); /* the txn is gone after the commit */
+    cs_db *db = txn_db(txn);
     int rc = mdb_txn_commit(txn);
+    txn_ended(db, txn);
     if (rc)
         return cs_db_env_err(env, err, rc, "commit");
     return 0;
+}
+
+void
+cs_db_abort(MDB_txn *txn)
+{
+    if (!txn)
+        return;
+    cs_db *db = txn_db(txn);
+    mdb_txn_abort(txn);
+    txn_ended(db, txn);
 }
 
 static int
@@ -107,7 +208,7 @@ run(cs_db *db, unsigned flags, cs_db_fn fn, void *ctx, cs_error **err)
         return r;
     r = fn(db, txn, ctx, err);
     if (r < 0 || (flags & MDB_RDONLY)) {
-        mdb_txn_abort(txn);
+        cs_db_abort(txn);
         return r;
     }
     int c = cs_db_commit(txn, err);
@@ -198,17 +299,28 @@ int
 cs_db_open(const char *dir, cs_db **out, cs_error **err)
 {
     cs_db *db = cs_xcalloc(1, sizeof(*db));
+    pthread_mutex_init(&db->gate_mu, NULL);
+    cs_autofree char *gate = cs_path_join(dir, "write.lock");
+    db->gate_fd = open(gate, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->gate_fd < 0) {
+        int e = errno;
+        free(db);
+        return cs_err(err, cs_sys_code(e), e, "'%s'", gate);
+    }
     int rc = mdb_env_create(&db->env);
     if (rc) {
+        close(db->gate_fd);
         free(db);
         return cs_db_err(err, rc, "lmdb");
     }
+    mdb_env_set_userctx(db->env, db);
     mdb_env_set_maxdbs(db->env, CS_T_COUNT + 4);
     mdb_env_set_maxreaders(db->env, 1022);
     mdb_env_set_mapsize(db->env, CS_MAPSIZE);
     rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644);
     if (rc) {
         mdb_env_close(db->env);
+        close(db->gate_fd);
         free(db);
         cs_db_err(err, rc, "open store");
         return cs_err_wrap(err, "%s", dir);
@@ -218,6 +330,7 @@ cs_db_open(const char *dir, cs_db **out, cs_error **err)
     int r = cs_db_write(db, open_tables, NULL, err);
     if (r < 0) {
         mdb_env_close(db->env);
+        close(db->gate_fd);
         free(db);
         return cs_err_wrap(err, "%s", dir);
     }
@@ -231,6 +344,8 @@ cs_db_close(cs_db *db)
     if (!db)
         return;
     mdb_env_close(db->env);
+    close(db->gate_fd);
+    pthread_mutex_destroy(&db->gate_mu);
     free(db);
 }
 

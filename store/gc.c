@@ -2,14 +2,17 @@
  *
  * Roots are the tags, the build cache entries the policy keeps (see
  * cs_gc_opts) and the leases of live processes (lease.h); stat cache records
- * go with the contents they name. gc runs beside loads and builds: mark and
- * sweep are ONE write transaction, so no writer commits between what gc
- * marked and what it deletes (a load that deduplicated against a chunk gc
- * is about to free either committed before gc began, and its image is then a
- * root, or waits for gc and stores the chunk again). Measured on a freed
- * golang image (16.8k chunks, 11.8k contents): one transaction 112 ms, the
- * earlier batches of 2000 deletes 152 ms (medians of 3, bench notes in
- * ARCHITECTURE.md), so batching bought nothing at this size.
+ * go with the contents they name. gc runs beside loads and builds: it holds
+ * the store's write gate exclusively (cs_db_gate_exclusive) from the mark to
+ * the last sweep batch, so no writer commits between what gc marked and what
+ * it deletes, and lease.lock from before it reads the leases until then.
+ * The sweep deletes referrers before what they refer to (images, tarsplit,
+ * trees, layer blobs, contents, chunks), so a crash between two batches never
+ * leaves a dangling reference.
+ * Why batches: one write transaction for a whole sweep was measured to stop
+ * LMDB from reusing the freed pages: after gc of a freed golang image (16.8k
+ * chunks), reloading it grew data.mdb from 162 MB to 320 MB, against 171 MB
+ * with batches of 2000 deletes (t_dedup_gc checks it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,9 @@
 #include "cstore/tree.h"
 #include "digestset.h"
 #include "lease_int.h"
+
+/* Deletes per write txn (see above). */
+#define GC_BATCH 2000
 
 typedef struct gc_marks {
     const cs_gc_opts *o;
@@ -282,28 +288,81 @@ sweep_keep(cs_table t, const cs_digestset *keep, const MDB_val *k, const MDB_val
     return cs_digestset_has(keep, k->mv_data);
 }
 
-/* Deletes (or, dry, counts) the records of t whose key is not in keep. */
+typedef struct gc_sweep {
+    cs_table t;
+    const cs_digestset *keep;
+    bool dry_run;
+    cs_buf pos; /* resume at the first key >= pos (empty: from the start) */
+    /* Results of one batch; the caller applies them once the txn committed. */
+    uint64_t freed, bytes;
+    bool more;
+    cs_buf next;
+} gc_sweep;
+
+/* One batch: deletes (or, dry, counts) up to GC_BATCH records of t whose key
+ * is not in keep, from sw->pos on. */
 static int
-sweep_table(cs_db *db, MDB_txn *txn, cs_table t, const cs_digestset *keep, bool dry_run,
-            uint64_t *freed, uint64_t *bytes, cs_error **err)
+sweep_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
+    gc_sweep *sw = ctx;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_cursor_open(txn, cs_db_dbi(db, t), &cur);
+    size_t deleted = 0;
+
+    sw->freed = sw->bytes = 0;
+    sw->more = false;
+    int rc = mdb_cursor_open(txn, cs_db_dbi(db, sw->t), &cur);
     if (rc)
         return cs_db_err(err, rc, "sweep");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (sweep_keep(t, keep, &k, &v))
+    k.mv_size = sw->pos.len;
+    k.mv_data = sw->pos.data;
+    rc = mdb_cursor_get(cur, &k, &v, sw->pos.len ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (sweep_keep(sw->t, sw->keep, &k, &v))
             continue;
-        ++*freed;
-        if (bytes)
-            *bytes += v.mv_size;
-        if (!dry_run && (rc = mdb_cursor_del(cur, 0)) != 0)
+        sw->freed++;
+        sw->bytes += v.mv_size;
+        if (sw->dry_run)
+            continue;
+        /* The deleted key is where the next batch resumes (MDB_SET_RANGE
+         * then finds its successor); copy it before the page changes. */
+        sw->next.len = 0;
+        cs_buf_append(&sw->next, k.mv_data, k.mv_size);
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
+        if (++deleted == GC_BATCH) {
+            sw->more = true;
+            rc = MDB_NOTFOUND;
+            break;
+        }
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : cs_db_err(err, rc, "sweep");
+}
+
+static int
+sweep_table(cs_db *db, cs_table t, const cs_digestset *keep, bool dry_run, uint64_t *freed,
+            uint64_t *bytes, cs_error **err)
+{
+    gc_sweep sw = { .t = t, .keep = keep, .dry_run = dry_run };
+    int r;
+
+    cs_buf_init(&sw.pos);
+    cs_buf_init(&sw.next);
+    do {
+        r = dry_run ? cs_db_read(db, sweep_fn, &sw, err) : cs_db_write(db, sweep_fn, &sw, err);
+        if (r < 0)
+            break;
+        *freed += sw.freed;
+        if (bytes)
+            *bytes += sw.bytes;
+        cs_buf tmp = sw.pos;
+        sw.pos = sw.next;
+        sw.next = tmp;
+    } while (sw.more);
+    cs_buf_release(&sw.pos);
+    cs_buf_release(&sw.next);
+    return r < 0 ? r : 0;
 }
 
 static uint64_t
@@ -401,18 +460,10 @@ marks_init(gc_marks *m, const cs_gc_opts *o)
     };
 }
 
-typedef struct gc_run {
-    cs_store *s;
-    const cs_gc_opts *o;
-    cs_gc_stats *out;
-    int lock_fd; /* lease.lock, held from the leases' read to the commit */
-} gc_run;
-
 /* Referrers go before what they refer to (images, tarsplit, trees, layer
  * blobs, contents, chunks). */
 static int
-sweep_all(cs_db *db, MDB_txn *txn, const gc_marks *m, bool dry_run, cs_gc_stats *out,
-          cs_error **err)
+sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error **err)
 {
     const struct {
         cs_table t;
@@ -429,7 +480,7 @@ sweep_all(cs_db *db, MDB_txn *txn, const gc_marks *m, bool dry_run, cs_gc_stats 
         { CS_T_STATCACHE, m->contents, &out->statcache },
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        int r = sweep_table(db, txn, tables[i].t, tables[i].keep, dry_run, tables[i].freed,
+        int r = sweep_table(db, tables[i].t, tables[i].keep, dry_run, tables[i].freed,
                             tables[i].t == CS_T_CHUNKS ? &out->chunk_bytes : NULL, err);
         if (r < 0)
             return r;
@@ -437,27 +488,23 @@ sweep_all(cs_db *db, MDB_txn *txn, const gc_marks *m, bool dry_run, cs_gc_stats 
     return 0;
 }
 
-/* One transaction: the leases, the mark, the sweep. Runs again from scratch
- * when cs_db_write retries. */
+/* The mark, from the leases (read under lease.lock) and the records, then
+ * the sweep in batches. Writers are held off by the gate meanwhile. */
 static int
-gc_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
 {
-    gc_run *g = ctx;
-    int r = 0;
-    if (!g->o->dry_run && g->lock_fd < 0)
-        r = cs_lease_gc_lock(g->s, &g->lock_fd, err);
-    if (r < 0)
-        return r;
+    cs_db *db = cs_store_db(s);
     gc_marks m;
-    marks_init(&m, g->o);
-    uint64_t before = g->out->file_before;
-    memset(g->out, 0, sizeof(*g->out));
-    g->out->file_before = before;
-    r = cs_lease_roots(g->s, m.images, m.trees, err);
+    marks_init(&m, o);
+    int lock_fd = -1;
+    int r = o->dry_run ? 0 : cs_lease_gc_lock(s, &lock_fd, err);
     if (r >= 0)
-        r = mark_fn(db, txn, &m, err);
+        r = cs_lease_roots(s, m.images, m.trees, err);
     if (r >= 0)
-        r = sweep_all(db, txn, &m, g->o->dry_run, g->out, err);
+        r = cs_db_read(db, mark_fn, &m, err);
+    if (r >= 0)
+        r = sweep_all(db, &m, o->dry_run, out, err);
+    cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     marks_release(&m);
     return r < 0 ? r : 0;
 }
@@ -467,12 +514,16 @@ cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     cs_autofree char *dbpath = cs_path_join(cs_store_root(s), "data.mdb");
-    gc_run g = { .s = s, .o = o, .out = out, .lock_fd = -1 };
 
     memset(out, 0, sizeof(*out));
     out->file_before = file_alloc(dbpath);
-    int r = o->dry_run ? cs_db_read(db, gc_fn, &g, err) : cs_db_write(db, gc_fn, &g, err);
-    cs_lease_gc_unlock(g.lock_fd); /* after the commit: deletions are visible */
+    int r = o->dry_run ? 0 : cs_db_gate_exclusive(db, true, err);
+    if (r == 0) {
+        r = mark_and_sweep(s, o, out, err);
+        cs_error *tmp = NULL;
+        if (!o->dry_run && cs_db_gate_exclusive(db, false, &tmp) < 0)
+            cs_store_warn_error(s, "gc", &tmp);
+    }
     if (r < 0 || o->dry_run)
         goto out;
     /* Snapshots are a cache of trees: drop those of freed trees and those

@@ -332,7 +332,7 @@ cs_ingest_free(cs_ingest *ing)
         return;
     stop_workers(ing);
     if (ing->txn && !ing->committed)
-        mdb_txn_abort(ing->txn);
+        cs_db_abort(ing->txn);
     for (size_t i = ing->pq_head; i < ing->pq_tail; i++)
         free(ing->pq[i % ing->pq_cap].refs);
     free(ing->pq);

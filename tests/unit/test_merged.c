@@ -138,7 +138,7 @@ build(fx *f, const cs_digest *layers, size_t n, cs_tree **out, cs_error **err)
  * (the root), "file=tag" (tag may be empty: a whiteout), "link->target", a
  * bare path (wanted only: any type), each optionally followed by " 0mode". */
 typedef struct spec {
-    char path[64], arg[64];
+    char path[160], arg[160];
     int type; /* cs_etype, or -1: any */
     unsigned mode;
 } spec;

@@ -9,6 +9,7 @@
 #define CSTORE_DB_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include "cstore/error.h"
 
 #define CS_SCHEMA_VERSION 1
@@ -50,6 +51,17 @@ int cs_db_write(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
  * A write txn belongs to the thread that began it. */
 int cs_db_begin(cs_db *db, unsigned flags, MDB_txn **out, cs_error **err);
 int cs_db_commit(MDB_txn *txn, cs_error **err);
+/* Aborts a txn of cs_db_begin (NULL is fine). Use it, not mdb_txn_abort, for
+ * write txns: it also leaves the write gate. */
+void cs_db_abort(MDB_txn *txn);
+
+/* The write gate: every write transaction holds ROOT/write.lock shared for
+ * its life; gc holds it exclusively from its mark to its last sweep batch, so
+ * no writer commits between what gc marked and what it deletes (a load that
+ * deduplicates against a chunk gc is about to free waits, then stores it
+ * again). on=true waits for in-flight write txns of other processes; this
+ * process must have none. While held, this process's own write txns pass. */
+int cs_db_gate_exclusive(cs_db *db, bool on, cs_error **err);
 
 /* Maps an LMDB return code to a cs_error: MDB_NOTFOUND -> CS_ENOTFOUND,
  * MDB_MAP_FULL / ENOSPC -> CS_EFULL, MDB_CORRUPTED -> CS_ECORRUPT, else
