@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -87,22 +88,42 @@ decode_status(int st)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* The process that becomes the runtime. */
-static void __attribute__((noreturn)) exec_child(const reaper *a, char *const argv[], bool report)
+extern char **environ;
+
+/* Starts argv[0] (searched in PATH) with no signal blocked and SIGPIPE,
+ * SIGINT, SIGTERM, SIGHUP at their default action (an ignored one would be
+ * inherited by the container). Returns its pid, or -1 with errno. */
+static pid_t
+spawn_child(char *const argv[])
 {
-    sigset_t none;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    static const int dfl[] = { SIGPIPE, SIGINT, SIGTERM, SIGHUP };
-    for (size_t i = 0; i < sizeof dfl / sizeof dfl[0]; i++)
-        signal(dfl[i], SIG_DFL);
-    execvp(argv[0], argv);
-    if (report) { /* read back by run_runtime_error */
-        int fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0 && write(fd, a->log_line, strlen(a->log_line)) < 0)
-            _exit(1);
+    sigemptyset(&dfl);
+    static const int sigs[] = { SIGPIPE, SIGINT, SIGTERM, SIGHUP };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&dfl, sigs[i]);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    pid_t pid;
+    int e = posix_spawnp(&pid, argv[0], NULL, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    if (e) {
+        errno = e;
+        return -1;
     }
-    _exit(report ? 1 : 127);
+    return pid;
+}
+
+/* The runtime could not be started: say so where run_runtime_error reads. */
+static void __attribute__((noreturn)) report_no_runtime(const reaper *a)
+{
+    int fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && write(fd, a->log_line, strlen(a->log_line)) < 0)
+        _exit(1);
+    _exit(1);
 }
 
 /* cstore is gone: nothing of the run may outlive it. */
@@ -110,9 +131,7 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
 {
     kill_all();
     umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW);
-    pid_t pid = fork();
-    if (pid == 0)
-        exec_child(a, a->delete_argv, false);
+    pid_t pid = spawn_child(a->delete_argv);
     int st;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
@@ -125,7 +144,8 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
 static void __attribute__((noreturn)) reaper_main(const reaper *a)
 {
     sigprocmask(SIG_BLOCK, &a->sigs, NULL);
-    signal(SIGCHLD, SIG_DFL); /* not ignored: the runtime's status is wanted */
+    /* SIGCHLD is at its default action (cmd/main.c sees to it): the
+     * runtime's status is wanted, not auto-reaped away. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setpgid(0, 0); /* a terminal's Ctrl-C reaches cstore only */
@@ -139,11 +159,9 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 3, O_CLOEXEC) < 0))
         _exit(1);
     close_range(lock >= 0 ? 4 : 3, ~0U, 0);
-    pid_t rt = fork();
-    if (rt == 0)
-        exec_child(a, a->argv, true);
+    pid_t rt = spawn_child(a->argv);
     if (rt < 0)
-        _exit(1);
+        report_no_runtime(a);
     for (;;) {
         struct timespec one = { 1, 0 };
         int sig = sigtimedwait(&a->sigs, NULL, &one);

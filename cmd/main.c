@@ -297,6 +297,9 @@ main(int argc, char **argv)
     /* A reader that went away (cstore images | head) is a write error, not a
      * signal that kills us in the middle of a transaction or a RUN. */
     signal(SIGPIPE, SIG_IGN);
+    /* Children's exit statuses are wanted (RUN's runtime reaper waits for
+     * them): an inherited "ignore" would have the kernel reap them away. */
+    signal(SIGCHLD, SIG_DFL);
 
     /* Global options end at the verb; the verb parses the rest. */
     for (; i < argc && argv[i][0] == '-'; i++) {
