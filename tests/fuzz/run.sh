@@ -4,6 +4,7 @@
 # (tests/fuzz/corpus/<target>/). Fails on any crash, leak or timeout.
 #
 #   tests/fuzz/run.sh [-t SECONDS] [TARGET...]   (default: 30 s, every target)
+#   CSTORE_FUZZ_SEED=N   libFuzzer's seed (default 1, so a CI run reproduces)
 #
 # New inputs go to build-fuzz/corpus/<target>/ (the committed seeds stay as
 # they are); crash reproducers to build-fuzz/artifacts/<target>/. The last
@@ -33,7 +34,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$work" "$art"
     log=build-fuzz/$t.log
     printf '=== fuzz_%s for %ss\n' "$t" "$secs"
-    if build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=10 \
+    if build-fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=10 -seed="${CSTORE_FUZZ_SEED:-1}" \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" \
         "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
         grep -E '^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec' "$log" \
