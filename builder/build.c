@@ -1,6 +1,7 @@
 /* build.c - cs_build, the driver (see build.h): read the Dockerfile, plan
  * the target's stages, build them in order, commit the target as an image. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -267,7 +268,14 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
 {
     build b;
     memset(out, 0, sizeof(*out));
-    int r = build_init(&b, s, o, err);
+    /* The context, resolved once: a RUN bind mount hands it to the runtime,
+     * which resolves a relative source against its bundle dir, not our cwd.
+     * One that does not resolve is left as given for build_init to report. */
+    cs_build_opts ao = *o;
+    cs_autofree char *abs = realpath(o->context, NULL);
+    if (abs)
+        ao.context = abs;
+    int r = build_init(&b, s, &ao, err);
     for (size_t i = 0; i <= b.target && r == 0; i++)
         if (b.st[i].state == ST_NEEDED)
             r = build_stage(&b, i, err);

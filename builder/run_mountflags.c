@@ -97,7 +97,10 @@ cs_runmount_parse(const char *spec, cs_runmount *m, cs_error **err)
         cs_runmount_release(m);
         return cs_err(err, CS_EPARSE, 0, "--mount: a target other than / is required");
     }
-    m->rw = !strcmp(m->type, "cache") || (ro_set && !ro);
+    /* As BuildKit: cache and tmpfs mounts are read-write, binds read-only,
+     * unless rw/ro says otherwise. */
+    bool rw_default = !strcmp(m->type, "cache") || !strcmp(m->type, "tmpfs");
+    m->rw = ro_set ? !ro : rw_default;
     if (!m->id && !strcmp(m->type, "cache"))
         m->id = cs_xstrdup(m->target);
     return 0;

@@ -151,5 +151,30 @@ check_eq "killed build: no process, container or mount left within seconds" "$(l
 must cs images
 check_eq "killed build: the next command removed the run dir" \
     "$(ls "$ROOT/tmp" 2>/dev/null | grep -c '^run-' || true)" 0
+
+# RUN --mount=type=bind without from= binds the context, also when it is given as a relative
+# path (BuildKit: the context; not the runtime's bundle dir with config.json and rootfs).
+rbctx=$T/relbind
+mkdir -p "$rbctx"
+printf 'from the context\n' > "$rbctx/somefile"
+printf 'FROM busybox\nRUN --mount=type=bind,target=/ctx cat /ctx/somefile > /out && ls /ctx > /ls\n' \
+    > "$rbctx/Dockerfile"
+check "bind mount of a relative context (build .) builds" \
+    bash -c "cd '$rbctx' && '$CSTORE' --root '$ROOT' build --progress quiet -t relbind . >/dev/null"
+check_eq "bind mount of a relative context sees the context's file" \
+    "$(cs run relbind cat /out)" "from the context"
+check_eq "bind mount of a relative context lists the context, not the bundle" \
+    "$(cs run relbind cat /ls | tr '\n' ' ')" "Dockerfile somefile "
+
+# RUN --mount=type=tmpfs is writable (BuildKit: tmpfs mounts are read-write unless ro is given),
+# and nothing written there, nor the mount point, lands in the image.
+tctx=$T/tmpfsmount
+mkdir -p "$tctx"
+printf 'FROM busybox\nRUN --mount=type=tmpfs,target=/scratch sh -c '"'"'echo x > /scratch/f && cat /scratch/f > /seen'"'"'\n' \
+    > "$tctx/Dockerfile"
+check "tmpfs mount: a RUN writing into it builds" cs build --progress quiet -t tmpfsm "$tctx"
+check_eq "tmpfs mount: the RUN read back what it wrote" "$(cs run tmpfsm cat /seen)" x
+check_eq "tmpfs mount: /scratch is empty (or absent) in the image" \
+    "$(cs run tmpfsm sh -c 'ls -A /scratch 2>/dev/null | wc -l')" 0
 check "fsck clean" cs fsck
 finish
