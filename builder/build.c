@@ -197,8 +197,22 @@ build_stage(build *b, size_t idx, cs_error **err)
     return r;
 }
 
+/* --label K=V: over the Dockerfile's LABELs, after the whole stage. */
+static void
+apply_labels(build *b, bstage *st)
+{
+    json_t *labels = NULL;
+    for (char **l = b->o->labels; l && *l; l++) {
+        if (!labels)
+            labels = obj(obj(st->cfg, "config"), "Labels");
+        const char *eq = strchr(*l, '=');
+        cs_autofree char *k = eq ? cs_xstrndup(*l, (size_t) (eq - *l)) : cs_xstrdup(*l);
+        json_object_set_new(labels, k, json_string(eq ? eq + 1 : ""));
+    }
+}
+
 /* The final config: diff_ids of every layer (inherited ones as the base
- * recorded them), created. Caller frees the JSON text. */
+ * recorded them), created, --label. Caller frees the JSON text. */
 static int
 final_config(build *b, bstage *st, char **out, cs_error **err)
 {
@@ -218,6 +232,7 @@ final_config(build *b, bstage *st, char **out, cs_error **err)
     json_object_set_new(obj(st->cfg, "rootfs"), "diff_ids", a);
     json_object_set_new(obj(st->cfg, "rootfs"), "type", json_string("layers"));
     json_object_set_new(st->cfg, "created", json_string(b->created));
+    apply_labels(b, st);
     *out = json_dumps(st->cfg, JSON_COMPACT | JSON_SORT_KEYS);
     return 0;
 }

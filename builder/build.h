@@ -49,6 +49,10 @@ typedef struct cs_build_opts {
     const char *dockerfile; /* path, default CONTEXT/Dockerfile; "-" for stdin */
     const char *target;     /* stage name, or NULL for the last stage */
     char **tags;            /* normalized or not; NULL-terminated, may be NULL */
+    /* "K=V" (or "K": an empty value), set in the image's config.Labels over
+     * the Dockerfile's LABELs, in order (as BuildKit's --label); the cache
+     * keys do not see them. NULL-terminated, may be NULL. */
+    char **labels;
     const cs_df_env *build_args;
     bool no_cache;
     bool network_none;             /* RUN without network unless RUN --network says otherwise */

@@ -16,10 +16,12 @@ const char cmd_build_usage[] =
     "Options:\n"
     "  -f, --file PATH          the Dockerfile (default CONTEXT/Dockerfile; - for stdin)\n"
     "  -t, --tag NAME[:TAG]     tag the image (repeatable)\n"
+    "      --label K=V          set a label in the image config (repeatable; over LABEL)\n"
     "      --target STAGE       build this stage (default: the last)\n"
     "      --build-arg K[=V]    set a build argument (K alone: from the environment)\n"
     "      --no-cache           do not use the build cache\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
+    "  -q, --quiet              no progress; print only the image digest\n"
     "      --iidfile PATH       write the image digest to PATH\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
@@ -32,6 +34,16 @@ check_tag(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     cs_autofree char *norm = NULL;
     (void) c, (void) o;
     return cs_ref_normalize(arg, &norm, err);
+}
+
+/* --label K=V, or K alone for an empty value (as docker); a key is needed. */
+static int
+check_label(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    (void) o, (void) err;
+    if (!*arg || *arg == '=')
+        return cmd_usage_error(c, "--label '%s': a label needs a key (K=V)", arg);
+    return 0;
 }
 
 /* --build-arg K=V, or K alone for K's value in our environment. */
@@ -56,16 +68,20 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     static const cs_progress modes[] = { CS_PROGRESS_AUTO, CS_PROGRESS_PLAIN, CS_PROGRESS_QUIET };
     cs_build_opts o = { 0 };
     cmd_autostrv cs_strv tags = { 0 };
+    cmd_autostrv cs_strv labels = { 0 };
     cs_df_env *args = cs_df_env_new();
     const char *iidfile = NULL;
     int progress = 0, network = 0; /* auto, host */
+    bool quiet = false;
     const cmd_opt opts[] = {
         CMD_OPT("file", 'f', CMD_STRING, &o.dockerfile),
         CMD_OPT_FN("tag", 't', CMD_STRV, &tags, check_tag),
+        CMD_OPT_FN("label", 0, CMD_STRV, &labels, check_label),
         CMD_OPT("target", 0, CMD_STRING, &o.target),
         CMD_OPT_FN("build-arg", 0, CMD_CALL, args, take_build_arg),
         CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
+        CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
@@ -77,8 +93,15 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         cs_df_env_free(args);
         return rc;
     }
+    if (quiet && progress == 1) { /* buildx refuses it too */
+        cs_df_env_free(args);
+        return cmd_usage_error(c, "--quiet and --progress plain cannot be used together");
+    }
+    if (quiet)
+        progress = 2;
     o.context = operands.v[0];
     o.tags = tags.v;
+    o.labels = labels.v;
     o.build_args = args;
     o.network_none = network == 1;
     cs_store *s;

@@ -171,5 +171,31 @@ err_case "failing RUN" '^cstore: Dockerfile:2: RUN exit 5: exit status 5' 'FROM 
 err_case "unterminated heredoc" '^cstore: Dockerfile:2: .*heredoc' 'FROM busybox\nCOPY <<EOT /x\nabc\n'
 err_case "forward stage reference" '^cstore: Dockerfile:2: .*later' 'FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /x /y\n'
 err_case "bad --chown user" '^cstore: Dockerfile:2: .*nosuchuser' 'FROM busybox\nCOPY --chown=nosuchuser Dockerfile /x\n'
+
+# -q/--quiet (docker build -q): stdout is exactly one line, the image id; no progress on stderr.
+qctx=$T/quiet
+mkdir -p "$qctx"
+printf 'FROM busybox\nLABEL a=fromdf c=d\nRUN echo q > /q\n' > "$qctx/Dockerfile"
+for q in -q --quiet; do
+    qrc=0
+    cs build $q --no-cache "$qctx" >"$T/q.out" 2>"$T/q.err" || qrc=$?
+    check_eq "build $q: exit status 0" "$qrc" 0
+    check_eq "build $q: stdout is one line" "$(wc -l < "$T/q.out")" 1
+    check "build $q: that line is the image id" grep -Eqx 'sha256:[0-9a-f]{64}' "$T/q.out"
+    check_eq "build $q: nothing on stderr" "$(wc -c < "$T/q.err")" 0
+done
+check "build -q --progress plain: refused as buildx does" \
+    bash -c "! '$CSTORE' --root '$ROOT' build -q --progress plain '$qctx' >/dev/null 2>&1"
+
+# --label K=V (repeatable) sets config.Labels over the Dockerfile's LABELs, as BuildKit applies
+# them after the Dockerfile; K alone is an empty value (docker's parsing).
+lid=$(cs build --progress quiet --label a=b --label e=f=g --label h "$qctx" | tail -n1)
+check_eq "--label: config.Labels merged over LABEL" \
+    "$(cs inspect "$lid" | jq -c .config.config.Labels)" '{"a":"b","c":"d","e":"f=g","h":""}'
+check "--label changes the image id" test "$lid" != "$(cat "$T/q.out")"
+check_eq "--label: the same build again gives the same id" \
+    "$(cs build -q --label a=b --label e=f=g --label h "$qctx")" "$lid"
+check "--label with an empty key: refused" \
+    bash -c "! '$CSTORE' --root '$ROOT' build -q --label =x '$qctx' >/dev/null 2>&1"
 check "fsck clean after all that" cs fsck
 finish
