@@ -242,10 +242,14 @@ cs_run_cleanup_stale(cs_store *s, cs_error **err)
             continue;
         char *end;
         long pid = strtol(de->d_name + 4, &end, 10);
-        if (pid <= 0 || *end != '-' || pid == (long) getpid())
+        if (pid <= 0 || *end != '-')
             continue;
-        if (kill((pid_t) pid, 0) == 0 || errno != ESRCH)
-            continue; /* alive (or not ours to judge) */
+        /* Gone, or its pid reused by a process started after the dir was
+         * made (a live pid alone would keep a dead run's dir forever). */
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+            || !cs_store_pid_gone((pid_t) pid, st.st_mtime))
+            continue;
         /* Its reaper may still be cleaning up (it holds the dir locked). */
         cs_autoclose int lock = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if ((lock < 0 && errno == ENOENT) || (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0))

@@ -17,7 +17,7 @@ reserve(cs_db *db, MDB_txn *txn, cs_table t, const cs_digest *d, size_t len, con
     if (rc == MDB_KEYEXIST)
         return 0;
     if (rc)
-        return cs_db_err(err, rc, what);
+        return cs_db_env_err(cs_db_env(db), err, rc, what);
     *p = v.mv_data;
     return 1;
 }

@@ -83,6 +83,8 @@ emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
             *cur = get_free(f);
             if (!*cur)
                 return false;
+            if (!(*cur)->data) /* on first use: a small layer needs few */
+                (*cur)->data = cs_xmalloc(BLOCK);
             (*cur)->len = 0;
         }
         size_t room = BLOCK - (*cur)->len;
@@ -156,12 +158,14 @@ detect(cs_feeder *f, decoder *d, ssize_t n)
     }
     if (n >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
         f->info.comp = CS_COMP_GZIP;
+        d->out = cs_xmalloc(BLOCK); /* only compressed layers decode into it */
         memset(&d->zs, 0, sizeof(d->zs));
         if (inflateInit2(&d->zs, 16 + MAX_WBITS) != Z_OK)
             abort();
         d->zinit = true;
     } else if (n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd) {
         f->info.comp = CS_COMP_ZSTD;
+        d->out = cs_xmalloc(BLOCK);
         d->zd = ZSTD_createDStream();
         if (!d->zd)
             abort();
@@ -250,7 +254,7 @@ static void *
 run(void *arg)
 {
     cs_feeder *f = arg;
-    decoder d = { .in = cs_xmalloc(BLOCK), .out = cs_xmalloc(BLOCK), .ok = true };
+    decoder d = { .in = cs_xmalloc(BLOCK), .ok = true };
     bool first = true;
     for (;;) {
         ssize_t n = read_in(f, &d);
@@ -278,8 +282,6 @@ cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
     f->rctx = rctx;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    for (int i = 0; i < NBLOCKS; i++)
-        f->q[i].data = cs_xmalloc(BLOCK);
     f->raw_sha = cs_sha256_new();
     f->tar_sha = cs_sha256_new();
     int rc = pthread_create(&f->thread, NULL, run, f);

@@ -26,6 +26,9 @@ worker(void *arg)
     if (!cctx)
         abort();
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+    pthread_mutex_lock(&ing->mu);
+    uint64_t gen = ing->gen;
+    pthread_mutex_unlock(&ing->mu);
     if (mdb_txn_begin(cs_db_env(ing->db), NULL, MDB_RDONLY, &rtxn))
         rtxn = NULL; /* then every chunk is compressed and the put decides */
     for (;;) {
@@ -37,7 +40,18 @@ worker(void *arg)
             break;
         }
         slot *sl = &ing->ring[ing->next_work++ % NSLOTS];
+        bool renew = gen != ing->gen;
+        gen = ing->gen;
         pthread_mutex_unlock(&ing->mu);
+        if (renew && rtxn) {
+            /* A reset began a new write txn (and a gc may have swept since
+             * the old snapshot): look up in a snapshot no older than it. */
+            mdb_txn_reset(rtxn);
+            if (mdb_txn_renew(rtxn)) {
+                mdb_txn_abort(rtxn);
+                rtxn = NULL;
+            }
+        }
 
         cs_sha256(sl->in, sl->len, &sl->d);
         /* A failed look-up only costs a compression: the put decides. */
@@ -349,11 +363,55 @@ cs_ingest_free(cs_ingest *ing)
     free(ing);
 }
 
+/* Waits for the workers to finish every submitted chunk, then drops them
+ * unput, with every pending file: the ring and the queue are empty after. */
+static void
+discard_pending(cs_ingest *ing)
+{
+    pthread_mutex_lock(&ing->mu);
+    for (uint64_t i = ing->tail; i < ing->head; i++) {
+        slot *sl = &ing->ring[i % NSLOTS];
+        while (sl->state != SLOT_DONE)
+            pthread_cond_wait(&ing->cv_done, &ing->mu);
+        sl->state = SLOT_FREE;
+    }
+    ing->tail = ing->head;
+    pthread_mutex_unlock(&ing->mu);
+    for (size_t i = ing->pq_head; i < ing->pq_tail; i++)
+        free(ing->pq[i % ing->pq_cap].refs);
+    ing->pq_head = ing->pq_tail = ing->cur = 0;
+    ing->cur_open = false;
+    ing->cur_chunks = 0;
+    ing->pend.len = 0;
+    ing->pend_off = 0;
+    cs_digest unused;
+    cs_sha256_final(ing->filesha, &unused); /* resets the file hash */
+}
+
+int
+cs_ingest_reset(cs_ingest *ing, cs_error **err)
+{
+    if (ing->committed)
+        return cs_err(err, CS_EINVAL, 0, "ingest already committed: it can only be freed");
+    discard_pending(ing);
+    cs_db_abort(ing->txn);
+    ing->txn = NULL;
+    memset(&ing->stats, 0, sizeof(ing->stats));
+    int r = cs_db_begin(ing->db, 0, &ing->txn, err);
+    ing->failed = r < 0; /* without a txn it can only be freed (or reset again) */
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&ing->mu);
+    ing->gen++;
+    pthread_mutex_unlock(&ing->mu);
+    return 0;
+}
+
 int
 ingest_refuse_if_failed(cs_ingest *ing, cs_error **err)
 {
     if (ing->failed)
-        return cs_err(err, CS_EINVAL, 0, "ingest already failed: it can only be abandoned");
+        return cs_err(err, CS_EINVAL, 0, "ingest already failed: it can only be reset or freed");
     return 0;
 }
 

@@ -61,8 +61,12 @@ struct cs_ingest {
     slot ring[NSLOTS];
     uint64_t head, next_work, tail;
     bool stop;
+    /* Bumped by cs_ingest_reset once its new write txn has begun: a worker
+     * that sees a new value renews its read txn, so what it takes for
+     * stored (and skips) is what the new write txn sees. */
+    uint64_t gen;
     /* Set by the first failure: a half-ingested file may sit in the queue,
-     * so the ingest can only be freed after that. */
+     * so the ingest can only be freed or reset (cs_ingest_reset) after that. */
     bool failed;
 
     /* pending files: a queue [pq_head, pq_tail) */
@@ -90,7 +94,8 @@ int ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs
 pending *ingest_current(cs_ingest *ing);
 /* Puts every submitted chunk and finishes every ended file. */
 int ingest_drain_all(cs_ingest *ing, cs_error **err);
-/* CS_EINVAL once an ingest failed: a half-ingested file may be queued. */
+/* CS_EINVAL once an ingest failed (until cs_ingest_reset): a half-ingested
+ * file may be queued. */
 int ingest_refuse_if_failed(cs_ingest *ing, cs_error **err);
 /* Checks a sorted layer (nothing below a symlink or a non-directory of the
  * layer; hardlinks point at files of the layer) and gives hardlinks their

@@ -17,6 +17,7 @@
 #include <zstd.h>
 
 #include "cstore/content.h"
+#include "cstore/gc.h"
 #include "cstore/image.h"
 #include "cstore/ingest.h"
 #include "cstore/store.h"
@@ -1022,6 +1023,73 @@ hardlink_gets_its_target_as_of_that_point_of_the_tar(void **state)
     cs_tree_free(tr);
 }
 
+/* ---- reset ---- */
+
+static void
+fsck_problem(void *ctx, const char *msg)
+{
+    (void) ctx;
+    fail_msg("fsck: %s", msg);
+}
+
+static void
+a_reset_ingest_drops_the_failed_layer_and_commits_the_next(void **state)
+{
+    fx *f = *state;
+    /* The failed tar: a whole file (its chunks put), then one cut inside its
+     * data with chunks still in flight. */
+    static uint8_t bad[256 * KiB], cut[1 * MiB], good[300 * KiB];
+    test_fill_random(bad, sizeof(bad), 1201);
+    test_fill_random(cut, sizeof(cut), 1202);
+    test_fill_random(good, sizeof(good), 1203);
+    test_tar t, g;
+    test_tar_begin(&t);
+    test_tar_file(&t, "bad.bin", bad, sizeof(bad));
+    test_tar_file(&t, "cut.bin", cut, sizeof(cut));
+    test_tar_end(&t);
+    test_tar_begin(&g);
+    test_tar_file(&g, "good.bin", good, sizeof(good));
+    test_tar_end(&g);
+
+    cs_ingest *ing = NULL;
+    cs_error *err = NULL;
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &err), 0);
+    test_memrd m = { t.out.data, t.out.len - 300 * KiB, 0 }; /* inside cut.bin */
+    cs_layer_info info;
+    assert_true(cs_ingest_tar(ing, "cut", test_mem_read, &m, &info, &err) < 0);
+    cs_error_clear(&err);
+    assert_int_equal(cs_ingest_reset(ing, &err), 0);
+    assert_int_equal(cs_ingest_stats_get(ing)->files, 0);
+    test_memrd mg = { g.out.data, g.out.len, 0 };
+    assert_int_equal(cs_ingest_tar(ing, "good", test_mem_read, &mg, &info, &err), 0);
+    cs_ingest_stats st = *cs_ingest_stats_get(ing);
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    assert_int_equal(cs_ingest_reset(ing, &err), -CS_EINVAL); /* committed: only freed */
+    cs_error_clear(&err);
+    cs_ingest_free(ing);
+
+    /* Only the good layer: its tree, its one content, its chunks. */
+    assert_int_equal(st.files, 1);
+    assert_int_equal(test_count(f->s, CS_T_TREES), 1);
+    assert_int_equal(test_count(f->s, CS_T_CONTENTS), 1);
+    assert_int_equal(test_count(f->s, CS_T_CHUNKS), st.new_chunks);
+    cs_digest bd, cd, gd;
+    cs_sha256(bad, sizeof(bad), &bd);
+    cs_sha256(cut, sizeof(cut), &cd);
+    cs_sha256(good, sizeof(good), &gd);
+    assert_false(test_has(f->s, CS_T_CONTENTS, bd.b, 32));
+    assert_false(test_has(f->s, CS_T_CONTENTS, cd.b, 32));
+    cs_tree *tr = test_get_tree(f->s, &info.tree);
+    const cs_entry *e = cs_tree_find(tr, "good.bin");
+    assert_non_null(e);
+    assert_memory_equal(&e->content, &gd, sizeof(gd));
+    cs_tree_free(tr);
+    test_assert_content(f->s, &gd, good, sizeof(good));
+    assert_int_equal(cs_fsck(f->s, fsck_problem, NULL, &err), 0);
+    cs_buf_release(&t.out);
+    cs_buf_release(&g.out);
+}
+
 int
 main(void)
 {
@@ -1044,6 +1112,7 @@ main(void)
         T(ingest_dir_keeps_entries_links_and_contents),
         T(ingest_fd_gives_the_sha256_of_the_file),
         T(ingest_fd_of_an_empty_file_gives_a_zero_digest_and_no_record),
+        T(a_reset_ingest_drops_the_failed_layer_and_commits_the_next),
         cmocka_unit_test(references_normalize_like_docker),
         cmocka_unit_test(malformed_references_are_refused),
         cmocka_unit_test(references_docker_refuses_are_refused),

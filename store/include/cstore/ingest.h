@@ -50,6 +50,17 @@ int cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err);
 void cs_ingest_free(cs_ingest *ing);
 CS_DEFINE_FREEP(cs_ingest, cs_ingest_free)
 int cs_ingest_commit(cs_ingest *ing, cs_error **err);
+/* Drops everything ing stored since it began or was last reset, as freeing
+ * it uncommitted would, and makes it usable again, after a failure too (a
+ * failed ingest otherwise refuses all further work): waits for the chunks in
+ * flight and discards them with every pending file, aborts the write
+ * transaction and begins a new one. The worker threads and buffers are kept,
+ * so this is much cheaper than cs_ingest_free + cs_ingest_begin. Stats
+ * restart at zero; cs_ingest_txn returns the new transaction (the old
+ * pointer, and any record read through it, is dead). Returns 0, CS_EINVAL
+ * after cs_ingest_commit, or cs_db_begin's code (then ing can only be freed,
+ * or reset again). */
+int cs_ingest_reset(cs_ingest *ing, cs_error **err);
 /* The write transaction, to put image and tag records in the same commit. */
 MDB_txn *cs_ingest_txn(cs_ingest *ing);
 /* The store ing writes into (borrowed). */
