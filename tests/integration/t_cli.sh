@@ -181,5 +181,21 @@ run help nosuchverb
 check_rc 2 "help of an unknown verb"
 check_one_error "nosuchverb" "help of an unknown verb"
 
+# cmake --install puts the binary, the man pages and the bash completion under the prefix.
+build_dir=$(dirname "$CSTORE")
+if (need cmake); then
+    rc=0
+    cmake --install "$build_dir" --prefix "$tmp/inst" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    check_rc 0 "cmake --install"
+    for f in bin/cstore share/man/man1/cstore.1 share/man/man1/cstore-build.1; do
+        if [[ -f $tmp/inst/$f ]]; then pass; else fail "cmake --install: no $f"; fi
+    done
+    rc=0
+    "$tmp/inst/bin/cstore" --help >"$tmp/out" 2>"$tmp/err" || rc=$?
+    check_rc 0 "the installed cstore runs"
+elif [[ ${CSTORE_CI:-0} = 1 ]]; then
+    fail "cmake --install: cmake not installed"
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
