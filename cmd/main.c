@@ -16,8 +16,8 @@ static const char main_usage[] =
     "A content-addressed store for OCI container images.\n"
     "\n"
     "Commands:\n"
-    "  build [-f DOCKERFILE] [-t NAME[:TAG]]... CONTEXT  build an image from a Dockerfile\n"
-    "  run [--network host|none] NAME [CMD ARG...]     run an image's command\n"
+    "  build [OPTIONS] CONTEXT              build an image from a Dockerfile\n"
+    "  run [OPTIONS] NAME [CMD [ARG...]]    run an image's command\n"
     "  load FILE|DIR [-t NAME[:TAG]]        load an OCI archive, OCI layout dir or docker-archive\n"
     "  import ROOTFS.tar|DIR -t NAME[:TAG]  make a one-layer image from a root filesystem\n"
     "  export NAME -o PATH [--format FMT] [--compression C]\n"
@@ -28,14 +28,15 @@ static const char main_usage[] =
     "  tag SRC DST                          give image SRC the name DST\n"
     "  rmi NAME...                          remove tags, and images left without one\n"
     "  du [--json]                          show the store's disk usage and deduplication\n"
-    "  gc [--dry-run] [--compact]           free content no tagged image uses\n"
+    "  gc [OPTIONS]                         free content no tagged image uses\n"
     "  fsck                                 verify every chunk, content and reference\n"
     "\n"
     "Options:\n"
     "  --root DIR    the store (default: $CSTORE_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/cstore)\n"
     "  -h, --help    show this help\n"
     "\n"
-    "Run 'cstore COMMAND --help' for a command's options.\n";
+    "Run 'cstore COMMAND --help' or 'cstore help COMMAND' for a command's options,\n"
+    "'man cstore-COMMAND' for its manual page.\n";
 
 static const struct verb {
     const char *name;

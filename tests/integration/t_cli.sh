@@ -141,5 +141,61 @@ CSTORE_ROOT=$tmp/envroot "$CSTORE" images >"$tmp/out" 2>"$tmp/err" || rc=$?
 check_rc 0 "CSTORE_ROOT"
 if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made there"; fi
 
+# Every verb's --help lists every option its table accepts (kept here by hand, per verb: a new
+# option goes into this list, its usage text and its man page), and `cstore help VERB` prints the
+# same text.
+declare -A verb_opts=(
+    [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
+             --iidfile --network --runtime --help -h"
+    [run]="--network --runtime --help -h"
+    [load]="--tag -t --help -h"
+    [import]="--tag -t --help -h"
+    [export]="--output -o --format --compression --help -h"
+    [images]="--json --help -h"
+    [inspect]="--help -h"
+    [tag]="--help -h"
+    [rmi]="--help -h"
+    [gc]="--dry-run -n --compact --keep-storage --keep-duration --help -h"
+    [du]="--json --help -h"
+    [fsck]="--help -h"
+)
+for verb in "${!verb_opts[@]}"; do
+    run "$verb" --help
+    check_rc 0 "$verb --help"
+    check_out "^usage: cstore $verb" "$verb --help"
+    for opt in ${verb_opts[$verb]}; do
+        # The option as a word of its own: --tag does not count inside --tagged.
+        check_out "(^|[ ,[])$opt([ ,=]|$)" "$verb --help mentions $opt"
+    done
+    cp "$tmp/out" "$tmp/verb-help"
+    run help "$verb"
+    check_rc 0 "help $verb"
+    if cmp -s "$tmp/out" "$tmp/verb-help"; then pass; else fail "help $verb differs from $verb --help"; fi
+done
+# The global help names every verb.
+run --help
+for verb in "${!verb_opts[@]}"; do
+    check_out "^  $verb( |$)" "--help lists $verb"
+done
+run help nosuchverb
+check_rc 2 "help of an unknown verb"
+check_one_error "nosuchverb" "help of an unknown verb"
+
+# cmake --install puts the binary, the man pages and the bash completion under the prefix.
+build_dir=$(dirname "$CSTORE")
+if (need cmake); then
+    rc=0
+    cmake --install "$build_dir" --prefix "$tmp/inst" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    check_rc 0 "cmake --install"
+    for f in bin/cstore share/man/man1/cstore.1 share/man/man1/cstore-build.1; do
+        if [[ -f $tmp/inst/$f ]]; then pass; else fail "cmake --install: no $f"; fi
+    done
+    rc=0
+    "$tmp/inst/bin/cstore" --help >"$tmp/out" 2>"$tmp/err" || rc=$?
+    check_rc 0 "the installed cstore runs"
+elif [[ ${CSTORE_CI:-0} = 1 ]]; then
+    fail "cmake --install: cmake not installed"
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
