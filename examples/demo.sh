@@ -11,6 +11,8 @@
 #   CSTORE_DEMO_NO_APT=1   skip apt-get (packages already installed)
 #   CSTORE_DEMO_KEEP=1     keep ./out/store from a previous run instead of starting fresh
 set -euo pipefail
+# Not root: run again through sudo (packages, overlay mounts and runc need root).
+[ "$(id -u)" = 0 ] || exec sudo -E bash "$0" "$@"
 
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -34,11 +36,9 @@ cs() { "$cstore" --root "$store" "$@"; }
 install_packages() {
     [ "${CSTORE_DEMO_NO_APT:-0}" = 1 ] && return
     step "installing Debian packages"
-    local sudo=
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update
+    apt-get update
     # shellcheck disable=SC2046
-    $sudo apt-get install -y --no-install-recommends $(grep -v '^#' .ci/packages)
+    apt-get install -y --no-install-recommends $(grep -v '^#' .ci/packages)
 }
 
 build_cstore() {
