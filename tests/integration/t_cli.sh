@@ -187,7 +187,8 @@ if (need cmake); then
     rc=0
     cmake --install "$build_dir" --prefix "$tmp/inst" >"$tmp/out" 2>"$tmp/err" || rc=$?
     check_rc 0 "cmake --install"
-    for f in bin/cstore share/man/man1/cstore.1 share/man/man1/cstore-build.1; do
+    for f in bin/cstore share/man/man1/cstore.1 share/man/man1/cstore-build.1 \
+        share/bash-completion/completions/cstore; do
         if [[ -f $tmp/inst/$f ]]; then pass; else fail "cmake --install: no $f"; fi
     done
     rc=0
@@ -196,6 +197,26 @@ if (need cmake); then
 elif [[ ${CSTORE_CI:-0} = 1 ]]; then
     fail "cmake --install: cmake not installed"
 fi
+
+# Bash completion: verbs, a verb's options (from its --help), and words for the cursor.
+completions() { # WORDS...: what _cstore offers for the last word
+    (
+        # shellcheck disable=SC1091
+        . "$CSTORE_SRC/contrib/completion/cstore.bash"
+        cstore() { "$CSTORE" "$@"; }
+        COMP_WORDS=("$@")
+        COMP_CWORD=$(($# - 1))
+        COMP_WORDS[0]=cstore
+        _cstore
+        printf '%s\n' "${COMPREPLY[@]}"
+    )
+}
+got=$(completions cstore bu)
+if [[ $got == build ]]; then pass; else fail "completion of 'cstore bu': got '$got'"; fi
+got=$(completions cstore build --no-)
+if [[ $got == --no-cache ]]; then pass; else fail "completion of 'cstore build --no-': got '$got'"; fi
+got=$(completions cstore gc --keep-s)
+if [[ $got == --keep-storage ]]; then pass; else fail "completion of 'cstore gc --keep-s': got '$got'"; fi
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
