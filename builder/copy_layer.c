@@ -79,10 +79,11 @@ dest_resolve(layer *l, const char *path, char **real, const cs_entry **e, cs_err
 }
 
 /* os.MkdirAll in the stage's tree plus this layer: *real gets the resolved
- * directory. Missing directories are added: mode 0755 (or --chmod),
- * owned by the --chown user, as fsutil's MkdirAll makes them. */
+ * directory. Missing directories are added owned by the --chown user, as
+ * fsutil's MkdirAll(dest, 0755, chown) makes them: the parents 0755, path
+ * itself mode (0755, or --chmod where it is what is copied). */
 static int
-mkdir_all(layer *l, const char *path, char **real, cs_error **err)
+mkdir_all(layer *l, const char *path, uint32_t mode, char **real, cs_error **err)
 {
     const cs_entry *e;
     char *rp = NULL;
@@ -102,7 +103,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
         char *slash = strrchr(path, '/');
         cs_autofree char *parent = cs_xstrndup(path, slash ? (size_t) (slash - path) : 0);
         cs_autofree char *preal = NULL;
-        if ((r = mkdir_all(l, parent, &preal, err)) < 0)
+        if ((r = mkdir_all(l, parent, 0755, &preal, err)) < 0)
             return r;
         rp = copy_join(preal, slash ? slash + 1 : path);
     }
@@ -119,7 +120,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
     if (strchr(rp, '/')) {
         cs_autofree char *parent = cs_xstrndup(rp, (size_t) (strrchr(rp, '/') - rp));
         cs_autofree char *preal = NULL;
-        if ((r = mkdir_all(l, parent, &preal, err)) < 0) {
+        if ((r = mkdir_all(l, parent, 0755, &preal, err)) < 0) {
             free(rp);
             return r;
         }
@@ -127,7 +128,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
     cs_entry *ne = cs_tree_add(l->out);
     ne->path = cs_xstrdup(rp);
     ne->type = CS_E_DIR;
-    ne->mode = l->c->chmod ? l->c->mode : 0755;
+    ne->mode = mode;
     ne->uid = l->c->chown ? l->c->uid : 0;
     ne->gid = l->c->chown ? l->c->gid : 0;
     ne->mtime_sec = l->c->clamp >= 0 ? l->c->clamp : 0;
@@ -260,10 +261,7 @@ add_archive(layer *l, cs_ingest *ing, const item *it, cs_error **err)
 {
     cs_autofree char *dreal = NULL;
     /* fsutil's MkdirAll(dest, 0755, chown): --chmod does not apply. */
-    bool chmod = l->c->chmod;
-    l->c->chmod = false;
-    int r = mkdir_all(l, l->c->dest, &dreal, err);
-    l->c->chmod = chmod;
+    int r = mkdir_all(l, l->c->dest, 0755, &dreal, err);
     if (r < 0)
         return r;
     if (!ing)
@@ -310,7 +308,9 @@ dir_dest(layer *l, const cs_entry *root, char **real, cs_error **err)
     }
     free(*real);
     *real = NULL;
-    if ((r = mkdir_all(l, c->dest, real, err)) < 0)
+    /* The directory a source directory becomes takes --chmod; its
+     * parents do not. */
+    if ((r = mkdir_all(l, c->dest, c->chmod ? c->mode : 0755, real, err)) < 0)
         return r;
     m = made_find(l, *real);
     if (m)
@@ -342,7 +342,7 @@ mkdir_parent(layer *l, const char *p, char **preal, cs_error **err)
     if (!slash)
         return 0;
     cs_autofree char *parent = cs_xstrndup(p, (size_t) (slash - p));
-    return mkdir_all(l, parent, preal, err);
+    return mkdir_all(l, parent, 0755, preal, err);
 }
 
 /* Where a lone non-directory goes when dest does not end in "/": into dest
@@ -392,7 +392,7 @@ layer_file_item(layer *l, cs_ingest *ing, const item *it, size_t nfiles, cs_erro
     int r;
     if (c->dest_dir) {
         cs_autofree char *dreal = NULL;
-        if ((r = mkdir_all(l, c->dest, &dreal, err)) < 0)
+        if ((r = mkdir_all(l, c->dest, 0755, &dreal, err)) < 0)
             return r;
         target = copy_join(dreal, it->name);
     } else if ((r = file_target(l, it, nfiles, &target, err)) < 0) {

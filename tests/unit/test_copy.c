@@ -332,7 +332,7 @@ copy_into_existing_directory_of_the_stage(void **state)
 }
 
 static void
-copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
+copy_chown_applies_to_created_parents_and_chmod_only_to_what_is_copied(void **state)
 {
     fx *f = *state;
     put_file(f, "dir/a", "a", 0644);
@@ -348,9 +348,38 @@ copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
         assert_int_equal(l->e[i].uid, 1000);
         assert_int_equal(l->e[i].gid, 1001);
     }
-    assert_int_equal(get(l, "x")->mode, 0700);
+    /* fsutil's MkdirAll(dest, 0755, chown): a parent is 0755, --chmod is
+     * for the directory the source becomes and its contents. */
+    assert_int_equal(get(l, "x")->mode, 0755);
+    assert_int_equal(get(l, "x/y")->mode, 0700);
     assert_int_equal(get(l, "x/y/a")->mode, 0700);
     assert_int_equal(get(l, "x/y/l")->mode, 0777); /* links keep theirs */
+    cs_tree_free(l);
+}
+
+static void
+copy_chmod_of_a_file_leaves_created_parents_0755(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    cs_copy_opts o = opts("/newdir/f", "a.txt", NULL);
+    o.chmod = true;
+    o.mode = 0600;
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("newdir", "newdir/f"));
+    assert_int_equal(get(l, "newdir")->mode, 0755);
+    assert_int_equal(get(l, "newdir")->uid, 0);
+    assert_int_equal(get(l, "newdir/f")->mode, 0600);
+    cs_tree_free(l);
+    o = opts("/p/q/", "a.txt", NULL);
+    o.chmod = true;
+    o.mode = 0640;
+    o.chown = true;
+    o.uid = o.gid = 7;
+    l = layer_ok(f, NULL, &o, NULL, PATHS("p", "p/q", "p/q/a.txt"));
+    assert_int_equal(get(l, "p")->mode, 0755);
+    assert_int_equal(get(l, "p/q")->mode, 0755);
+    assert_int_equal(get(l, "p/q")->uid, 7);
+    assert_int_equal(get(l, "p/q/a.txt")->mode, 0640);
     cs_tree_free(l);
 }
 
@@ -683,7 +712,8 @@ main(void)
         T(copy_directory_copies_its_contents_and_keeps_symlinks),
         T(copy_glob_and_several_sources_into_a_directory),
         T(copy_into_existing_directory_of_the_stage),
-        T(copy_chown_and_chmod_apply_to_entries_and_created_parents),
+        T(copy_chown_applies_to_created_parents_and_chmod_only_to_what_is_copied),
+        T(copy_chmod_of_a_file_leaves_created_parents_0755),
         T(copy_exclude_and_dockerignore_hide_files),
         T(copy_parents_keeps_source_directories),
         T(copy_sources_cannot_leave_the_context),
