@@ -270,8 +270,8 @@ wdm=$(img_manifest wd:1 "$T/wd1")
 check_eq "WORKDIR \${UNSET:-/fallback/dir} then ENV and COPY: the directory is in the image" \
     "$(grep -E "^'fallback(/dir)?' " <<<"$wdm")" "'fallback' d 755 0 0
 'fallback/dir' d 755 0 0"
-check_eq "WORKDIR after USER nobody: missing directories owned by 65534:65534" \
-    "$(grep -E "^'home(/x(/data)?)?' " <<<"$wdm")" "'home' d 755 65534 65534
+check_eq "WORKDIR after USER nobody: the missing directories owned by 65534:65534 (the base's /home kept)" \
+    "$(grep -E "^'home(/x(/data)?)?' " <<<"$wdm")" "'home' d 755 0 0
 'home/x' d 755 65534 65534
 'home/x/data' d 755 65534 65534"
 check_eq "WORKDIR as the last instruction: the directory is in the image" \
