@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cstore/merged.h"
 
@@ -25,7 +26,64 @@ typedef struct layer {
         bool dir;
     } * made;
     size_t nmade, capmade;
+    /* Where nodes with a link key went: path = key (borrowed), idx into
+     * paths (the layer path, owned). */
+    cs_path_idx *linked;
+    char **paths;
+    size_t nlinked, caplinked;
 } layer;
+
+static void
+linked_add(layer *l, const char *key, const char *path)
+{
+    if (l->nlinked == l->caplinked) {
+        l->caplinked = l->caplinked ? l->caplinked * 2 : 16;
+        l->linked = cs_xrealloc(l->linked, l->caplinked * sizeof(*l->linked));
+        l->paths = cs_xrealloc(l->paths, l->caplinked * sizeof(char *));
+    }
+    l->paths[l->nlinked] = cs_xstrdup(path);
+    l->linked[l->nlinked] = (cs_path_idx){ key, l->nlinked };
+    l->nlinked++;
+}
+
+/* One inode's paths (linked[g, end)): the first in tree order stays the
+ * file, the others become hardlinks to it (tar needs the target first);
+ * an entry replaced since by another kind or content is left alone. */
+static void
+link_group(layer *l, size_t g, size_t end)
+{
+    cs_entry *file = NULL;
+    for (size_t k = g; k < end; k++) {
+        cs_entry *e = (cs_entry *) cs_tree_find(l->out, l->paths[l->linked[k].idx]);
+        if (e && e->type == CS_E_FILE && (!file || e < file))
+            file = e;
+    }
+    for (size_t k = g; file && k < end; k++) {
+        cs_entry *e = (cs_entry *) cs_tree_find(l->out, l->paths[l->linked[k].idx]);
+        if (!e || e == file || e->type != CS_E_FILE || e->size != file->size
+            || (e->has_content && !cs_digest_eq(&e->content, &file->content)))
+            continue;
+        e->type = CS_E_HARDLINK;
+        free(e->link);
+        e->link = cs_xstrdup(file->path);
+    }
+}
+
+/* After the sort: nodes of one inode become a file and its hardlinks. */
+static void
+link_all(layer *l)
+{
+    qsort(l->linked, l->nlinked, sizeof(*l->linked), cs_path_idx_cmp);
+    for (size_t g = 0, end; g < l->nlinked; g = end) {
+        for (end = g + 1; end < l->nlinked && !strcmp(l->linked[end].path, l->linked[g].path);)
+            end++;
+        if (end - g > 1)
+            link_group(l, g, end);
+    }
+    for (size_t i = 0; i < l->nlinked; i++)
+        free(l->paths[i]);
+    cs_free_all(l->linked, l->paths);
+}
 
 static struct made *
 made_find(layer *l, const char *path)
@@ -163,6 +221,9 @@ emit(layer *l, const cs_entry *n, const char *path, bool check, cs_error **err)
     if (c->chmod && e->type != CS_E_SYMLINK)
         e->mode = c->mode;
     clamp(c, e);
+    const char *key = copy_node_link(c, (size_t) (n - c->nodes));
+    if (key)
+        linked_add(l, key, path);
     return 0;
 }
 
@@ -425,11 +486,17 @@ cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree,
     for (size_t i = 0; i < l.nmade; i++)
         free(l.made[i].path);
     free(l.made);
+    if (r >= 0)
+        cs_tree_sort(l.out);
+    if (r >= 0 && l.nlinked)
+        link_all(&l);
+    for (size_t i = 0; r < 0 && i < l.nlinked; i++)
+        free(l.paths[i]);
     if (r < 0) {
+        cs_free_all(l.linked, l.paths);
         cs_tree_free(l.out);
         return r;
     }
-    cs_tree_sort(l.out);
     *out = l.out;
     return 0;
 }
