@@ -192,37 +192,73 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_diges
 
 /* ---- WORKDIR ---- */
 
-/* The layer of mkdir -p dir: every missing component, resolved through
- * symlinks. */
+/* Who owns the directories WORKDIR makes: the stage's USER (BuildKit's
+ * Mkdir WithUser), root without one. */
+typedef struct wd_owner {
+    const char *user; /* NULL or "" for root */
+    bool looked_up;
+    uint32_t uid, gid;
+} wd_owner;
+
 static int
-workdir_entries(build *b, const cs_tree *m, const char *dir, cs_tree *layer, cs_error **err)
+wd_add_dir(build *b, const cs_tree *m, wd_owner *ow, cs_tree *layer, const char *real,
+           cs_error **err)
 {
-    cs_autofree char *path = cs_xstrdup(dir);
-    char *p = path;
-    while (*p == '/')
-        p++;
-    for (char *slash = p;; *slash = '/', p = slash + 1) {
-        slash = strchr(p, '/');
-        if (slash)
-            *slash = 0;
-        cs_autofree char *real = NULL;
-        const cs_entry *e = NULL;
-        cs_error *tmp = NULL; /* not resolvable below: left out, as always */
-        int r = *path ? cs_tree_resolve(m, path, true, &real, &e, &tmp) : -1;
-        cs_error_clear(&tmp);
-        if (r == 0 && real && !cs_tree_find(layer, real)) {
-            cs_entry *ne = cs_tree_add(layer);
-            ne->path = cs_steal(&real);
-            ne->type = CS_E_DIR;
-            ne->mode = 0755;
-            ne->mtime_sec = b->epoch >= 0 ? b->epoch : 0;
-            cs_tree_sort(layer);
-        } else if (r == 1 && e && e->type != CS_E_DIR) {
-            return cs_err(err, CS_EINVAL, 0, "mkdir %s: not a directory", path);
-        }
-        if (!slash)
-            return 0;
+    if (!ow->looked_up && ow->user && *ow->user) {
+        int r = lookup_user(b, m, ow->user, &ow->uid, &ow->gid, err);
+        if (r < 0)
+            return r;
     }
+    ow->looked_up = true;
+    cs_entry *ne = cs_tree_add(layer);
+    ne->path = cs_xstrdup(real);
+    ne->type = CS_E_DIR;
+    ne->mode = 0755;
+    ne->uid = ow->uid;
+    ne->gid = ow->gid;
+    ne->mtime_sec = b->epoch >= 0 ? b->epoch : 0;
+    return 0;
+}
+
+/* The layer of mkdir -p dir: every missing component, resolved through
+ * symlinks; below the first missing one, every further one. */
+static int
+workdir_entries(build *b, const cs_tree *m, const char *dir, wd_owner *ow, cs_tree *layer,
+                cs_error **err)
+{
+    cs_autofree char *real = cs_xstrdup(""); /* the resolved path so far */
+    bool fresh = false;                      /* real was made by this layer */
+    for (const char *p = dir; *p;) {
+        size_t cl = strcspn(p, "/");
+        cs_autofree char *comp = cs_xstrndup(p, cl);
+        p += cl + (p[cl] == '/');
+        if (!*comp)
+            continue;
+        char *cand = *real ? cs_xasprintf("%s/%s", real, comp) : cs_xstrdup(comp);
+        free(real);
+        real = cand;
+        int r = 0;
+        if (!fresh) {
+            cs_autofree char *res = NULL;
+            const cs_entry *e = NULL;
+            cs_error *tmp = NULL; /* not resolvable: made where it was named */
+            r = cs_tree_resolve(m, real, true, &res, &e, &tmp);
+            cs_error_clear(&tmp);
+            if (r == 1 && e && e->type != CS_E_DIR)
+                return cs_err(err, CS_EINVAL, 0, "mkdir /%s: not a directory", real);
+            if (r >= 0 && res) {
+                free(real);
+                real = cs_steal(&res);
+            }
+            if (r == 1)
+                continue;
+            fresh = true;
+        }
+        if ((r = wd_add_dir(b, m, ow, layer, real, err)) < 0)
+            return r;
+    }
+    cs_tree_sort(layer);
+    return 0;
 }
 
 static int
@@ -233,8 +269,10 @@ make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool 
     int r = stage_merged(b, st, &m, err);
     if (r < 0)
         return r;
+    wd_owner ow = { json_string_value(json_object_get(obj(st->cfg, "config"), "User")), false, 0,
+                    0 };
     __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = cs_tree_new();
-    if ((r = workdir_entries(b, m, dir, layer, err)) < 0)
+    if ((r = workdir_entries(b, m, dir, &ow, layer, err)) < 0)
         return r;
     *made = layer->n > 0;
     return *made ? cs_lease_tree_store(b->s, layer, tree, err) : 0;
@@ -271,6 +309,10 @@ do_workdir(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_di
         return line_err(b, in, err);
     json_object_set_new(obj(st->cfg, "config"), "WorkingDir", json_string(wd));
     hash_str(kh, wd);
+    /* The directories it makes are owned by USER's: the key sees it. */
+    const char *user = json_string_value(json_object_get(obj(st->cfg, "config"), "User"));
+    if (user && *user)
+        hash_str(kh, user);
     cs_sha256_final(kh, key);
     cs_cache_entry e = { 0 };
     int r = cache_lookup(b, key, &e, err);

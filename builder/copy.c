@@ -22,6 +22,53 @@ void
 copy_pop_node(cs_copy *c)
 {
     cs_entry_release(&c->nodes[--c->nnodes]);
+    if (c->nlinks && c->links[c->nlinks - 1].node == c->nnodes)
+        free(c->links[--c->nlinks].key);
+}
+
+void
+copy_link_node(cs_copy *c, size_t node, char *key)
+{
+    if (c->nlinks == c->caplinks) {
+        c->caplinks = c->caplinks ? c->caplinks * 2 : 16;
+        c->links = cs_xrealloc(c->links, c->caplinks * sizeof(*c->links));
+    }
+    c->links[c->nlinks++] = (struct nodelink){ node, key };
+}
+
+const char *
+copy_node_link(const cs_copy *c, size_t node)
+{
+    size_t lo = 0, hi = c->nlinks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->links[mid].node == node)
+            return c->links[mid].key;
+        if (c->links[mid].node < node)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+size_t *
+copy_link_groups(const cs_copy *c)
+{
+    size_t n = c->nlinks;
+    size_t *rep = cs_xmalloc((n ? n : 1) * sizeof(size_t));
+    cs_path_idx *ord = cs_xmalloc((n ? n : 1) * sizeof(cs_path_idx));
+    for (size_t i = 0; i < n; i++)
+        ord[i] = (cs_path_idx){ c->links[i].key, i };
+    qsort(ord, n, sizeof(*ord), cs_path_idx_cmp);
+    for (size_t g = 0, end; g < n; g = end) {
+        for (end = g + 1; end < n && !strcmp(ord[end].path, ord[g].path);)
+            end++;
+        for (size_t k = g; k < end; k++)
+            rep[ord[k].idx] = end - g > 1 ? c->links[ord[g].idx].node : SIZE_MAX;
+    }
+    free(ord);
+    return rep;
 }
 
 item *
@@ -62,7 +109,9 @@ cs_copy_free(cs_copy *c)
     for (size_t i = 0; i < c->nitems; i++)
         cs_free_all(c->items[i].name, c->items[i].abs);
     cs_entries_free(c->nodes, c->nnodes);
-    cs_free_all(c->items, c->dest, c);
+    for (size_t i = 0; i < c->nlinks; i++)
+        free(c->links[i].key);
+    cs_free_all(c->links, c->items, c->dest, c);
 }
 
 /* ---- paths ---- */
@@ -227,9 +276,10 @@ cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const cs_
     cs_ignore *excl = NULL;
     ctxwalk w;
     r = prep_open(&w, s, ing, from, opts, c, &excl, err);
-    treesrc ts = { c, from ? from->tree : NULL, excl, NULL };
+    treesrc ts = { c, from ? from->tree : NULL, excl, NULL, NULL, 0, false };
     if (r >= 0)
         r = add_sources(&w, &ts, opts, err);
+    copy_treesrc_release(&ts);
     r = prep_close(&w, r, err);
     cs_ignore_free(excl);
     if (r < 0) {

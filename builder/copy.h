@@ -77,8 +77,9 @@ int cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const
 void cs_copy_free(cs_copy *c);
 
 /* Step 2: the new layer's entries (sorted; parent directories that do not
- * exist in dest_tree are created as BuildKit does: mode 0755 or --chmod,
- * owned by the --chown user, mtime clamp_mtime or 0). Reads only metadata,
+ * exist in dest_tree are created as BuildKit does: mode 0755 (--chmod only
+ * for the directory a source directory becomes), owned by the --chown user,
+ * mtime clamp_mtime or 0). Reads only metadata,
  * plus local archives for ADD (extracted through ing, which must then be
  * non-NULL). Errors: "cannot copy to non-directory: /P", "when using COPY
  * with more than one source file, the destination must be a directory and

@@ -156,6 +156,9 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
     e->mtime_nsec = (uint32_t) st->st_mtim.tv_nsec;
     if (cs_fsentry_kind(e, st) != 0)
         return 1;
+    if (e->type == CS_E_FILE && st->st_nlink > 1)
+        copy_link_node(w->c, (size_t) (e - w->c->nodes),
+                       cs_xasprintf("%ju:%ju", (uintmax_t) st->st_dev, (uintmax_t) st->st_ino));
     if (e->type == CS_E_FILE)
         return file_content(w, dirfd, name, st, e, err);
     if (e->type == CS_E_SYMLINK)

@@ -51,6 +51,15 @@ struct cs_copy {
     size_t nitems, capitems;
     cs_entry *nodes; /* path = relative to the item */
     size_t nnodes, capnodes;
+    /* Files that may share an inode, in node order: nodes with the same
+     * key become one file and its hardlinks in the layer (BuildKit keeps
+     * hardlinks within a COPY). Context: "dev:ino"; tree: the path of the
+     * file a hardlink ends at. */
+    struct nodelink {
+        size_t node;
+        char *key;
+    } * links;
+    size_t nlinks, caplinks;
 };
 
 /* copy.c: the prepared sources. */
@@ -61,6 +70,13 @@ item *copy_add_item(cs_copy *c, ikind kind, const char *name);
 void copy_pop_item(cs_copy *c);
 /* Closes the last item: its nodes are those added since copy_add_item. */
 void copy_end_item(cs_copy *c);
+/* Gives node (the last added) the link key (taken). */
+void copy_link_node(cs_copy *c, size_t node, char *key);
+/* The link key of node, or NULL. */
+const char *copy_node_link(const cs_copy *c, size_t node);
+/* The link groups of two or more nodes: *out[i] (nlinks of them) is the
+ * first node of link i's group, SIZE_MAX when alone. Caller frees. */
+size_t *copy_link_groups(const cs_copy *c);
 
 /* copy.c: paths. Clean relative form of p under the root: "/a/../b/" -> "b",
  * "/" -> ""; ".." cannot climb above the root (BuildKit drops it). */
@@ -111,6 +127,9 @@ typedef struct treesrc {
     cs_copy *c;
     const cs_tree *t;
     const cs_ignore *excl, *incl;
+    char **targets; /* sorted paths hardlinks of t end at (made on first need) */
+    size_t ntargets;
+    bool scanned;
 } treesrc;
 
 /* copy_ctx.c */
@@ -125,6 +144,7 @@ int copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err);
 int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err);
 
 /* copy_src.c */
+void copy_treesrc_release(treesrc *ts);
 /* Resolves one source argument (context when w->root, else ts) into items.
  * Returns the number of items added (0 for a wildcard matching nothing). */
 int copy_add_source(ctxwalk *w, treesrc *ts, const char *src, const cs_copy_opts *o,

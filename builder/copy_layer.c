@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cstore/merged.h"
 
@@ -25,7 +26,64 @@ typedef struct layer {
         bool dir;
     } * made;
     size_t nmade, capmade;
+    /* Where nodes with a link key went: path = key (borrowed), idx into
+     * paths (the layer path, owned). */
+    cs_path_idx *linked;
+    char **paths;
+    size_t nlinked, caplinked;
 } layer;
+
+static void
+linked_add(layer *l, const char *key, const char *path)
+{
+    if (l->nlinked == l->caplinked) {
+        l->caplinked = l->caplinked ? l->caplinked * 2 : 16;
+        l->linked = cs_xrealloc(l->linked, l->caplinked * sizeof(*l->linked));
+        l->paths = cs_xrealloc(l->paths, l->caplinked * sizeof(char *));
+    }
+    l->paths[l->nlinked] = cs_xstrdup(path);
+    l->linked[l->nlinked] = (cs_path_idx){ key, l->nlinked };
+    l->nlinked++;
+}
+
+/* One inode's paths (linked[g, end)): the first in tree order stays the
+ * file, the others become hardlinks to it (tar needs the target first);
+ * an entry replaced since by another kind or content is left alone. */
+static void
+link_group(layer *l, size_t g, size_t end)
+{
+    cs_entry *file = NULL;
+    for (size_t k = g; k < end; k++) {
+        cs_entry *e = (cs_entry *) cs_tree_find(l->out, l->paths[l->linked[k].idx]);
+        if (e && e->type == CS_E_FILE && (!file || e < file))
+            file = e;
+    }
+    for (size_t k = g; file && k < end; k++) {
+        cs_entry *e = (cs_entry *) cs_tree_find(l->out, l->paths[l->linked[k].idx]);
+        if (!e || e == file || e->type != CS_E_FILE || e->size != file->size
+            || (e->has_content && !cs_digest_eq(&e->content, &file->content)))
+            continue;
+        e->type = CS_E_HARDLINK;
+        free(e->link);
+        e->link = cs_xstrdup(file->path);
+    }
+}
+
+/* After the sort: nodes of one inode become a file and its hardlinks. */
+static void
+link_all(layer *l)
+{
+    qsort(l->linked, l->nlinked, sizeof(*l->linked), cs_path_idx_cmp);
+    for (size_t g = 0, end; g < l->nlinked; g = end) {
+        for (end = g + 1; end < l->nlinked && !strcmp(l->linked[end].path, l->linked[g].path);)
+            end++;
+        if (end - g > 1)
+            link_group(l, g, end);
+    }
+    for (size_t i = 0; i < l->nlinked; i++)
+        free(l->paths[i]);
+    cs_free_all(l->linked, l->paths);
+}
 
 static struct made *
 made_find(layer *l, const char *path)
@@ -79,10 +137,11 @@ dest_resolve(layer *l, const char *path, char **real, const cs_entry **e, cs_err
 }
 
 /* os.MkdirAll in the stage's tree plus this layer: *real gets the resolved
- * directory. Missing directories are added: mode 0755 (or --chmod),
- * owned by the --chown user, as fsutil's MkdirAll makes them. */
+ * directory. Missing directories are added owned by the --chown user, as
+ * fsutil's MkdirAll(dest, 0755, chown) makes them: the parents 0755, path
+ * itself mode (0755, or --chmod where it is what is copied). */
 static int
-mkdir_all(layer *l, const char *path, char **real, cs_error **err)
+mkdir_all(layer *l, const char *path, uint32_t mode, char **real, cs_error **err)
 {
     const cs_entry *e;
     char *rp = NULL;
@@ -102,7 +161,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
         char *slash = strrchr(path, '/');
         cs_autofree char *parent = cs_xstrndup(path, slash ? (size_t) (slash - path) : 0);
         cs_autofree char *preal = NULL;
-        if ((r = mkdir_all(l, parent, &preal, err)) < 0)
+        if ((r = mkdir_all(l, parent, 0755, &preal, err)) < 0)
             return r;
         rp = copy_join(preal, slash ? slash + 1 : path);
     }
@@ -119,7 +178,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
     if (strchr(rp, '/')) {
         cs_autofree char *parent = cs_xstrndup(rp, (size_t) (strrchr(rp, '/') - rp));
         cs_autofree char *preal = NULL;
-        if ((r = mkdir_all(l, parent, &preal, err)) < 0) {
+        if ((r = mkdir_all(l, parent, 0755, &preal, err)) < 0) {
             free(rp);
             return r;
         }
@@ -127,7 +186,7 @@ mkdir_all(layer *l, const char *path, char **real, cs_error **err)
     cs_entry *ne = cs_tree_add(l->out);
     ne->path = cs_xstrdup(rp);
     ne->type = CS_E_DIR;
-    ne->mode = l->c->chmod ? l->c->mode : 0755;
+    ne->mode = mode;
     ne->uid = l->c->chown ? l->c->uid : 0;
     ne->gid = l->c->chown ? l->c->gid : 0;
     ne->mtime_sec = l->c->clamp >= 0 ? l->c->clamp : 0;
@@ -162,6 +221,9 @@ emit(layer *l, const cs_entry *n, const char *path, bool check, cs_error **err)
     if (c->chmod && e->type != CS_E_SYMLINK)
         e->mode = c->mode;
     clamp(c, e);
+    const char *key = copy_node_link(c, (size_t) (n - c->nodes));
+    if (key)
+        linked_add(l, key, path);
     return 0;
 }
 
@@ -260,10 +322,7 @@ add_archive(layer *l, cs_ingest *ing, const item *it, cs_error **err)
 {
     cs_autofree char *dreal = NULL;
     /* fsutil's MkdirAll(dest, 0755, chown): --chmod does not apply. */
-    bool chmod = l->c->chmod;
-    l->c->chmod = false;
-    int r = mkdir_all(l, l->c->dest, &dreal, err);
-    l->c->chmod = chmod;
+    int r = mkdir_all(l, l->c->dest, 0755, &dreal, err);
     if (r < 0)
         return r;
     if (!ing)
@@ -310,7 +369,9 @@ dir_dest(layer *l, const cs_entry *root, char **real, cs_error **err)
     }
     free(*real);
     *real = NULL;
-    if ((r = mkdir_all(l, c->dest, real, err)) < 0)
+    /* The directory a source directory becomes takes --chmod; its
+     * parents do not. */
+    if ((r = mkdir_all(l, c->dest, c->chmod ? c->mode : 0755, real, err)) < 0)
         return r;
     m = made_find(l, *real);
     if (m)
@@ -342,7 +403,7 @@ mkdir_parent(layer *l, const char *p, char **preal, cs_error **err)
     if (!slash)
         return 0;
     cs_autofree char *parent = cs_xstrndup(p, (size_t) (slash - p));
-    return mkdir_all(l, parent, preal, err);
+    return mkdir_all(l, parent, 0755, preal, err);
 }
 
 /* Where a lone non-directory goes when dest does not end in "/": into dest
@@ -392,7 +453,7 @@ layer_file_item(layer *l, cs_ingest *ing, const item *it, size_t nfiles, cs_erro
     int r;
     if (c->dest_dir) {
         cs_autofree char *dreal = NULL;
-        if ((r = mkdir_all(l, c->dest, &dreal, err)) < 0)
+        if ((r = mkdir_all(l, c->dest, 0755, &dreal, err)) < 0)
             return r;
         target = copy_join(dreal, it->name);
     } else if ((r = file_target(l, it, nfiles, &target, err)) < 0) {
@@ -425,11 +486,17 @@ cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree,
     for (size_t i = 0; i < l.nmade; i++)
         free(l.made[i].path);
     free(l.made);
+    if (r >= 0)
+        cs_tree_sort(l.out);
+    if (r >= 0 && l.nlinked)
+        link_all(&l);
+    for (size_t i = 0; r < 0 && i < l.nlinked; i++)
+        free(l.paths[i]);
     if (r < 0) {
+        cs_free_all(l.linked, l.paths);
         cs_tree_free(l.out);
         return r;
     }
-    cs_tree_sort(l.out);
     *out = l.out;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include "cstore/merged.h"
@@ -97,6 +98,66 @@ node_from_entry(cs_entry *n, const cs_entry *e, const char *rel)
     }
 }
 
+/* The file a hardlink of the tree ends at (chains followed), or NULL. */
+static const char *
+link_end(const cs_tree *t, const cs_entry *e)
+{
+    const char *p = e->link;
+    for (size_t hops = 0; p && hops < t->n; hops++) {
+        const cs_entry *x = cs_tree_find(t, p);
+        if (!x || x->type != CS_E_HARDLINK)
+            return x && x->type == CS_E_FILE ? p : NULL;
+        p = x->link;
+    }
+    return NULL;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+void
+copy_treesrc_release(treesrc *ts)
+{
+    for (size_t i = 0; i < ts->ntargets; i++)
+        free(ts->targets[i]);
+    free(ts->targets);
+}
+
+/* Gives the node just made from e (a file or hardlink of the tree) the path
+ * of the inode's file as its link key, when other paths share it. */
+static void
+tree_link(treesrc *ts, const cs_entry *e)
+{
+    if (!ts->scanned) {
+        ts->scanned = true;
+        size_t cap = 0;
+        for (size_t i = 0; i < ts->t->n; i++) {
+            const char *end =
+                ts->t->e[i].type == CS_E_HARDLINK ? link_end(ts->t, &ts->t->e[i]) : NULL;
+            if (!end)
+                continue;
+            if (ts->ntargets == cap) {
+                cap = cap ? cap * 2 : 16;
+                ts->targets = cs_xrealloc(ts->targets, cap * sizeof(char *));
+            }
+            ts->targets[ts->ntargets++] = cs_xstrdup(end);
+        }
+        if (ts->ntargets)
+            qsort(ts->targets, ts->ntargets, sizeof(char *), cmp_str);
+    }
+    const char *key = NULL;
+    if (e->type == CS_E_HARDLINK)
+        key = link_end(ts->t, e);
+    else if (e->type == CS_E_FILE && ts->ntargets
+             && bsearch(&e->path, ts->targets, ts->ntargets, sizeof(char *), cmp_str))
+        key = e->path;
+    if (key)
+        copy_link_node(ts->c, ts->c->nnodes - 1, cs_xstrdup(key));
+}
+
 /* Which entries of t[lo, hi) (paths under a directory, item-relative from
  * off) are copied: those the patterns pick, then the directories holding a
  * picked entry (fsutil creates parents lazily). */
@@ -152,8 +213,10 @@ tree_dir_item(treesrc *ts, const char *real, const cs_entry *self, const char *n
     cs_autofree bool *keep = tree_pick(ts, lo, hi, off);
     for (size_t i = lo; i < hi; i++) {
         const cs_entry *e = &ts->t->e[i];
-        if (keep[i - lo])
+        if (keep[i - lo]) {
             node_from_entry(copy_add_node(c), e, e->path + off);
+            tree_link(ts, e);
+        }
     }
     copy_end_item(c);
 }
@@ -230,6 +293,7 @@ tree_match_item(treesrc *ts, const srcarg *a, const char *path, cs_error **err)
     } else {
         copy_add_item(ts->c, I_FILE, name);
         node_from_entry(copy_add_node(ts->c), e, "");
+        tree_link(ts, e);
         copy_end_item(ts->c);
     }
     return 1;
@@ -454,6 +518,15 @@ copy_compute_key(const cs_copy *c, const cs_copy_opts *o, cs_digest *key)
     __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
     h_opts(h, c, o);
     h_u64(h, c->nitems);
+    /* Which nodes are one inode (only when some are: older keys stay). */
+    cs_autofree size_t *rep = c->nlinks ? copy_link_groups(c) : NULL;
+    for (size_t i = 0; i < c->nlinks; i++) {
+        if (rep[i] == SIZE_MAX)
+            continue;
+        h_str(h, "link");
+        h_u64(h, c->links[i].node);
+        h_u64(h, rep[i]);
+    }
     for (size_t i = 0; i < c->nitems; i++) {
         const item *it = &c->items[i];
         h_u64(h, it->kind);

@@ -198,4 +198,86 @@ check_eq "--label: the same build again gives the same id" \
 check "--label with an empty key: refused" \
     bash -c "! '$CSTORE' --root '$ROOT' build -q --label =x '$qctx' >/dev/null 2>&1"
 check "fsck clean after all that" cs fsck
+# img_manifest REF DIR: the rootfs manifest (lib.sh rootfs_manifest) of an image, via export + umoci.
+img_manifest() {
+    rm -rf "$2.oci"
+    cs export "$1" -o "$2.oci" --format oci-dir >/dev/null
+    unpack "$2.oci:$(oci_tag "$2.oci")" "$2"
+    rootfs_manifest "$2/rootfs"
+}
+# top_layer_listing REF DIR: tar -tv of the image's last layer.
+top_layer_listing() {
+    rm -rf "$2.oci"
+    cs export "$1" -o "$2.oci" --format oci-dir >/dev/null
+    local mf
+    mf=$(jq -r '.manifests[0].digest' "$2.oci/index.json" | sed 's/sha256://')
+    tar -tvf "$2.oci/blobs/sha256/$(jq -r '.layers[-1].digest' "$2.oci/blobs/sha256/$mf" | sed 's/sha256://')"
+}
+
+# Hardlinks in the context stay one inode in the layer (BuildKit's copier keeps them within a
+# COPY): the second path is a hardlink entry of the layer.
+hctx=$T/hardlinks
+mkdir -p "$hctx/d"
+printf 'one inode\n' > "$hctx/d/a"
+ln "$hctx/d/a" "$hctx/d/b"
+touch -d @1000 "$hctx/d/a" "$hctx/d"
+printf 'FROM busybox\nCOPY . /dst/\n' > "$hctx/Dockerfile"
+check "COPY . of hardlinked files builds" cs build --progress quiet -t hl:1 "$hctx"
+check "COPY . of hardlinked files: the layer holds a hardlink entry" \
+    grep -Eq 'dst/d/b link to dst/d/a$' <(top_layer_listing hl:1 "$T/hl1")
+check_eq "COPY . of hardlinked files: one inode with two links in the image" \
+    "$(img_manifest hl:1 "$T/hl1m" | grep -E "^'dst/d/[ab]'" | grep -c ' n=2 ')" 2
+hid=$(cs images --json | jq -r '.[] | select(.tags | index("hl:1")) | .id')
+# The same names, contents, modes and times, no longer linked: another layer, not a cache hit.
+rm "$hctx/d/b" && cp -p "$hctx/d/a" "$hctx/d/b" && touch -d @1000 "$hctx/d"
+check "COPY . after the hardlink was broken builds" cs build --progress quiet -t hl:2 "$hctx"
+check "COPY . after the hardlink was broken: a different image (the key sees links)" \
+    test "$hid" != "$(cs images --json | jq -r '.[] | select(.tags | index("hl:2")) | .id')"
+check_eq "COPY . after the hardlink was broken: no hardlink entry" \
+    "$(top_layer_listing hl:2 "$T/hl2" | grep -c 'link to' || true)" 0
+
+# --chmod applies to what is copied; the parent directories a COPY creates are 0755 (fsutil's
+# MkdirAll(dest, 0755, chown)), owned by the --chown user.
+cmctx=$T/chmodparents
+mkdir -p "$cmctx/tree/sub"
+printf 'a\n' > "$cmctx/a.txt"
+printf 'b\n' > "$cmctx/tree/sub/b.txt"
+printf 'FROM busybox\nCOPY --chmod=0600 a.txt /newdir/f\nCOPY --chmod=0640 --chown=1:2 a.txt /p/q/r/\nCOPY --chmod=0700 tree /t1/t2/\n' \
+    > "$cmctx/Dockerfile"
+check "COPY --chmod into new parents builds" cs build --progress quiet -t cm:1 "$cmctx"
+cmm=$(img_manifest cm:1 "$T/cm1")
+check_eq "COPY --chmod: the created parent /newdir is 0755" "$(grep -E "^'newdir' " <<<"$cmm")" "'newdir' d 755 0 0"
+check "COPY --chmod: the file itself is 0600" grep -Eq "^'newdir/f' f 600 0 0 " <<<"$cmm"
+check_eq "COPY --chmod --chown: created parents are 0755 owned by the --chown user" \
+    "$(grep -E "^'p(/q(/r)?)?' " <<<"$cmm")" "'p' d 755 1 2
+'p/q' d 755 1 2
+'p/q/r' d 755 1 2"
+check "COPY --chmod --chown: the file is 0640 1:2" grep -Eq "^'p/q/r/a.txt' f 640 1 2 " <<<"$cmm"
+check_eq "COPY --chmod of a directory: the parent made for it is 0755" "$(grep -E "^'t1' " <<<"$cmm")" "'t1' d 755 0 0"
+check "COPY --chmod of a directory: what is copied gets the mode" \
+    grep -Eq "^'t1/t2/sub/b.txt' f 700 0 0 " <<<"$cmm"
+
+# WORKDIR creates its directory in every sequence: after a default-valued expansion followed by
+# ENV and a COPY elsewhere, and as the last instruction; after USER the missing directories are
+# owned by that user (BuildKit's Mkdir with WithUser).
+wctx=$T/workdirs
+mkdir -p "$wctx"
+printf 'x\n' > "$wctx/x.txt"
+printf 'FROM busybox\nWORKDIR ${UNSET:-/fallback/dir}\nENV A=b\nCOPY x.txt /elsewhere/\nUSER nobody\nWORKDIR /home/x/data\nUSER root\nWORKDIR /last/one\n' \
+    > "$wctx/Dockerfile"
+check "WORKDIR sequences build" cs build --progress quiet -t wd:1 "$wctx"
+wdm=$(img_manifest wd:1 "$T/wd1")
+check_eq "WORKDIR \${UNSET:-/fallback/dir} then ENV and COPY: the directory is in the image" \
+    "$(grep -E "^'fallback(/dir)?' " <<<"$wdm")" "'fallback' d 755 0 0
+'fallback/dir' d 755 0 0"
+check_eq "WORKDIR after USER nobody: the missing directories owned by 65534:65534 (the base's /home kept)" \
+    "$(grep -E "^'home(/x(/data)?)?' " <<<"$wdm")" "'home' d 755 0 0
+'home/x' d 755 65534 65534
+'home/x/data' d 755 65534 65534"
+check_eq "WORKDIR as the last instruction: the directory is in the image" \
+    "$(grep -E "^'last(/one)?' " <<<"$wdm")" "'last' d 755 0 0
+'last/one' d 755 0 0"
+check_eq "WORKDIR as the last instruction: config.WorkingDir" \
+    "$(skopeo inspect --config "oci:$T/wd1.oci:$(oci_tag "$T/wd1.oci")" | jq -r .config.WorkingDir)" /last/one
+check "fsck clean after the conformance checks" cs fsck
 finish

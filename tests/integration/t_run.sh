@@ -176,5 +176,21 @@ check "tmpfs mount: a RUN writing into it builds" cs build --progress quiet -t t
 check_eq "tmpfs mount: the RUN read back what it wrote" "$(cs run tmpfsm cat /seen)" x
 check_eq "tmpfs mount: /scratch is empty (or absent) in the image" \
     "$(cs run tmpfsm sh -c 'ls -A /scratch 2>/dev/null | wc -l')" 0
+# Hardlinks a RUN made are one inode in its layer, and COPY --from=stage of their directory keeps
+# them one inode (BuildKit's copier keeps hardlinks within one COPY).
+hlctx=$T/runhardlinks
+mkdir -p "$hlctx"
+printf 'FROM busybox AS maker\nRUN mkdir -p /dir/sub && echo same > /dir/a && ln /dir/a /dir/sub/b && ln /dir/a /dir/c\nFROM busybox\nCOPY --from=maker /dir /dir\n' \
+    > "$hlctx/Dockerfile"
+check "COPY --from of RUN-made hardlinks builds" cs build --progress quiet -t runhl "$hlctx"
+check_eq "COPY --from of RUN-made hardlinks: one inode in the image" \
+    "$(cs run runhl stat -c %i /dir/a /dir/sub/b /dir/c | sort -u | wc -l)" 1
+check_eq "COPY --from of RUN-made hardlinks: three links" "$(cs run runhl stat -c %h /dir/a)" 3
+rm -rf "$T/runhl.oci"
+cs export runhl -o "$T/runhl.oci" --format oci-dir >/dev/null
+rhm=$(jq -r '.manifests[0].digest' "$T/runhl.oci/index.json" | sed 's/sha256://')
+rhl=$(jq -r '.layers[-1].digest' "$T/runhl.oci/blobs/sha256/$rhm" | sed 's/sha256://')
+check_eq "COPY --from of RUN-made hardlinks: two hardlink entries in the COPY layer" \
+    "$(tar -tvf "$T/runhl.oci/blobs/sha256/$rhl" | grep -c ' link to dir/a$')" 2
 check "fsck clean" cs fsck
 finish

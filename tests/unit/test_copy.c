@@ -332,7 +332,7 @@ copy_into_existing_directory_of_the_stage(void **state)
 }
 
 static void
-copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
+copy_chown_applies_to_created_parents_and_chmod_only_to_what_is_copied(void **state)
 {
     fx *f = *state;
     put_file(f, "dir/a", "a", 0644);
@@ -348,9 +348,38 @@ copy_chown_and_chmod_apply_to_entries_and_created_parents(void **state)
         assert_int_equal(l->e[i].uid, 1000);
         assert_int_equal(l->e[i].gid, 1001);
     }
-    assert_int_equal(get(l, "x")->mode, 0700);
+    /* fsutil's MkdirAll(dest, 0755, chown): a parent is 0755, --chmod is
+     * for the directory the source becomes and its contents. */
+    assert_int_equal(get(l, "x")->mode, 0755);
+    assert_int_equal(get(l, "x/y")->mode, 0700);
     assert_int_equal(get(l, "x/y/a")->mode, 0700);
     assert_int_equal(get(l, "x/y/l")->mode, 0777); /* links keep theirs */
+    cs_tree_free(l);
+}
+
+static void
+copy_chmod_of_a_file_leaves_created_parents_0755(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a.txt", "a", 0644);
+    cs_copy_opts o = opts("/newdir/f", "a.txt", NULL);
+    o.chmod = true;
+    o.mode = 0600;
+    cs_tree *l = layer_ok(f, NULL, &o, NULL, PATHS("newdir", "newdir/f"));
+    assert_int_equal(get(l, "newdir")->mode, 0755);
+    assert_int_equal(get(l, "newdir")->uid, 0);
+    assert_int_equal(get(l, "newdir/f")->mode, 0600);
+    cs_tree_free(l);
+    o = opts("/p/q/", "a.txt", NULL);
+    o.chmod = true;
+    o.mode = 0640;
+    o.chown = true;
+    o.uid = o.gid = 7;
+    l = layer_ok(f, NULL, &o, NULL, PATHS("p", "p/q", "p/q/a.txt"));
+    assert_int_equal(get(l, "p")->mode, 0755);
+    assert_int_equal(get(l, "p/q")->mode, 0755);
+    assert_int_equal(get(l, "p/q")->uid, 7);
+    assert_int_equal(get(l, "p/q/a.txt")->mode, 0640);
     cs_tree_free(l);
 }
 
@@ -648,6 +677,69 @@ copy_from_tree_reuses_content_digests(void **state)
 }
 
 static void
+copy_keeps_hardlinks_of_the_context_within_one_copy(void **state)
+{
+    fx *f = *state;
+    put_file(f, "d/a", "same", 0644);
+    char *a = cs_path_join(f->sb.work, "d/a"), *b = cs_path_join(f->sb.work, "d/b");
+    assert_int_equal(link(a, b), 0);
+    settle(f);
+    cs_copy_opts o = opts("/dst/", "d", NULL);
+    cs_digest k1, k2;
+    cs_tree *l = NULL;
+    assert_int_equal(run(f, NULL, &o, NULL, &l, &k1), 0);
+    expect_paths(l, PATHS("dst", "dst/a", "dst/b"));
+    assert_int_equal(get(l, "dst/a")->type, CS_E_FILE);
+    assert_int_equal(get(l, "dst/b")->type, CS_E_HARDLINK);
+    assert_string_equal(get(l, "dst/b")->link, "dst/a");
+    assert_true(cs_digest_eq(&get(l, "dst/b")->content, &get(l, "dst/a")->content));
+    cs_tree_free(l);
+    /* The same files, no longer one inode: another key, two files. */
+    assert_int_equal(unlink(b), 0);
+    put_file(f, "d/b", "same", 0644);
+    settle(f);
+    assert_int_equal(run(f, NULL, &o, NULL, &l, &k2), 0);
+    assert_int_equal(get(l, "dst/b")->type, CS_E_FILE);
+    assert_false(cs_digest_eq(&k1, &k2));
+    cs_tree_free(l);
+    cs_free_all(a, b);
+}
+
+static void
+copy_from_tree_keeps_hardlinks_whose_file_is_copied(void **state)
+{
+    fx *f = *state;
+    cs_tree *src = cs_tree_new();
+    test_tree_add(src, "dir", CS_E_DIR);
+    cs_entry *e = test_tree_add(src, "dir/a", CS_E_FILE);
+    e->size = 4;
+    e->has_content = true;
+    cs_sha256("same", 4, &e->content);
+    e = test_tree_add(src, "dir/sub", CS_E_DIR);
+    e = test_tree_add(src, "dir/sub/b", CS_E_HARDLINK);
+    e->link = cs_xstrdup("dir/a");
+    e->size = 4;
+    e->has_content = true;
+    cs_sha256("same", 4, &e->content);
+    cs_tree_sort(src);
+    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_opts o = opts("/x", "/dir", NULL);
+    cs_tree *l = NULL;
+    assert_int_equal(run_from(f, &from, &o, NULL, &l, NULL), 0);
+    assert_int_equal(get(l, "x/a")->type, CS_E_FILE);
+    assert_int_equal(get(l, "x/sub/b")->type, CS_E_HARDLINK);
+    assert_string_equal(get(l, "x/sub/b")->link, "x/a");
+    cs_tree_free(l);
+    /* Only the link is copied: it becomes a file. */
+    o = opts("/y", "/dir/sub", NULL);
+    assert_int_equal(run_from(f, &from, &o, NULL, &l, NULL), 0);
+    assert_int_equal(get(l, "y/b")->type, CS_E_FILE);
+    assert_null(get(l, "y/b")->link);
+    cs_tree_free(l);
+    cs_tree_free(src);
+}
+
+static void
 lookup_user_by_name_and_number(void **state)
 {
     fx *f = *state;
@@ -683,7 +775,8 @@ main(void)
         T(copy_directory_copies_its_contents_and_keeps_symlinks),
         T(copy_glob_and_several_sources_into_a_directory),
         T(copy_into_existing_directory_of_the_stage),
-        T(copy_chown_and_chmod_apply_to_entries_and_created_parents),
+        T(copy_chown_applies_to_created_parents_and_chmod_only_to_what_is_copied),
+        T(copy_chmod_of_a_file_leaves_created_parents_0755),
         T(copy_exclude_and_dockerignore_hide_files),
         T(copy_parents_keeps_source_directories),
         T(copy_sources_cannot_leave_the_context),
@@ -693,6 +786,8 @@ main(void)
         T(add_url_is_fetched_and_its_checksum_verified),
         T(add_heredoc_makes_a_file),
         T(copy_from_tree_reuses_content_digests),
+        T(copy_keeps_hardlinks_of_the_context_within_one_copy),
+        T(copy_from_tree_keeps_hardlinks_whose_file_is_copied),
         T(lookup_user_by_name_and_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
