@@ -176,5 +176,24 @@ check "tmpfs mount: a RUN writing into it builds" cs build --progress quiet -t t
 check_eq "tmpfs mount: the RUN read back what it wrote" "$(cs run tmpfsm cat /seen)" x
 check_eq "tmpfs mount: /scratch is empty (or absent) in the image" \
     "$(cs run tmpfsm sh -c 'ls -A /scratch 2>/dev/null | wc -l')" 0
+
+# Heredocs in RUN wherever BuildKit takes them: when the command is not only the heredoc, the
+# line and the bodies run as one shell script (redirections, a program reading stdin, several
+# heredocs, <<- and quoted delimiters are the shell's).
+hctx=$T/heredocs
+mkdir -p "$hctx"
+printf 'FROM busybox\nENV WHO=world\nRUN cat <<EOF > /file\nhello $WHO\nEOF\nRUN sh <<EOF\necho "from sh" > /sh.txt\nEOF\nRUN <<EOF sh\necho "sh after" > /after.txt\nEOF\nRUN <<A cat > /one && <<B cat > /two\nfirst\nA\nsecond\nB\nRUN cat <<-EOF > /tabs\n\t\tindented\n\tEOF\nRUN cat <<"EOF" > /quoted\nno $WHO\nEOF\n' \
+    > "$hctx/Dockerfile"
+check "heredocs in RUN: the Dockerfile builds" cs build --progress quiet -t heredocs "$hctx"
+check_eq "heredoc RUN: cat <<EOF > /file, expanded by the shell" \
+    "$(cs run heredocs cat /file)" "hello world"
+check_eq "heredoc RUN: sh <<EOF reads the body on stdin" "$(cs run heredocs cat /sh.txt)" "from sh"
+check_eq "heredoc RUN: <<EOF sh" "$(cs run heredocs cat /after.txt)" "sh after"
+check_eq "heredoc RUN: two heredocs in one command" \
+    "$(cs run heredocs cat /one /two)" "$(printf 'first\nsecond')"
+check_eq "heredoc RUN: <<- strips leading tabs" "$(cs run heredocs cat /tabs)" "indented"
+check_eq "heredoc RUN: a quoted delimiter expands nothing" \
+    "$(cs run heredocs cat /quoted)" 'no $WHO'
+
 check "fsck clean" cs fsck
 finish

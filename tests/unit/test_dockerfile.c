@@ -1335,6 +1335,50 @@ pattern_matching_takes_polynomial_time_and_bounded_work(void **state)
     cs_df_env_free(env);
 }
 
+/* ---- the script RUN hands its shell (BuildKit's dispatchRun) ---- */
+
+static void
+assert_run_script(const cs_df *df, size_t i, const char *want)
+{
+    char *out = NULL;
+    cs_error *err = NULL;
+    if (cs_df_run_script(df, &df->instrs[i], &out, &err) < 0)
+        fail_msg("cs_df_run_script: %s", err->msg);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void
+run_heredocs_become_an_inline_shell_script_unless_the_whole_command(void **state)
+{
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "RUN echo plain\n"
+                                  "RUN <<-EOF\n"
+                                  "\techo $HOME\n"
+                                  "\tEOF\n"
+                                  "RUN cat <<EOF > /file\n"
+                                  "a $X\n"
+                                  "EOF\n"
+                                  "RUN <<EOF sh\n"
+                                  "echo in sh\n"
+                                  "EOF\n"
+                                  "RUN cat <<A <<-\"B\" > /f\n"
+                                  "a1\n"
+                                  "A\n"
+                                  "\tb $1\n"
+                                  "\tB\n"
+                                  "RUN cat <<EOF\n"
+                                  "EOF\n");
+    assert_run_script(df, 1, "echo plain");
+    /* The whole command: the body alone, tabs stripped, variables left to the shell. */
+    assert_run_script(df, 2, "echo $HOME\n");
+    /* Anything else: the line, then each body as written and its delimiter. */
+    assert_run_script(df, 3, "cat <<EOF > /file\na $X\nEOF");
+    assert_run_script(df, 4, "<<EOF sh\necho in sh\nEOF");
+    assert_run_script(df, 5, "cat <<A <<-\"B\" > /f\na1\nA\n\tb $1\nB");
+    assert_run_script(df, 6, "cat <<EOF\nEOF");
+}
+
 int
 main(void)
 {
@@ -1364,6 +1408,8 @@ main(void)
         cmocka_unit_test(a_ten_thousand_line_dockerfile_parses_quickly),
         cmocka_unit_test(pattern_matching_agrees_with_the_former_matcher),
         cmocka_unit_test(pattern_matching_takes_polynomial_time_and_bounded_work),
+        cmocka_unit_test_teardown(
+            run_heredocs_become_an_inline_shell_script_unless_the_whole_command, free_df),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
