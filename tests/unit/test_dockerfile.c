@@ -1379,6 +1379,28 @@ run_heredocs_become_an_inline_shell_script_unless_the_whole_command(void **state
     assert_run_script(df, 6, "cat <<EOF\nEOF");
 }
 
+/* An ONBUILD trigger kept in a config is its text with the heredocs after
+ * it (BuildKit's Expression), so the child image parses it whole. */
+static void
+onbuild_trigger_text_carries_its_heredocs(void **state)
+{
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "ONBUILD RUN <<EOF cat > /x\n"
+                                  "body $V\n"
+                                  "EOF\n");
+    const cs_df_instr *ob = &df->instrs[1];
+    char *t = cs_df_with_heredocs(ob->args[0], ob->trigger);
+    assert_string_equal(t, "RUN <<EOF cat > /x\nbody $V\nEOF");
+    cs_df *child = NULL;
+    cs_autofree char *src = cs_xasprintf("FROM scratch\n%s\n", t);
+    free(t);
+    assert_int_equal(cs_df_parse("Dockerfile", src, strlen(src), &child, NULL), 0);
+    assert_int_equal(child->ninstrs, 2);
+    assert_int_equal(child->instrs[1].nheredocs, 1);
+    assert_string_equal(child->instrs[1].heredocs[0].content, "body $V\n");
+    cs_df_free(child);
+}
+
 int
 main(void)
 {
@@ -1410,6 +1432,7 @@ main(void)
         cmocka_unit_test(pattern_matching_takes_polynomial_time_and_bounded_work),
         cmocka_unit_test_teardown(
             run_heredocs_become_an_inline_shell_script_unless_the_whole_command, free_df),
+        cmocka_unit_test_teardown(onbuild_trigger_text_carries_its_heredocs, free_df),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
