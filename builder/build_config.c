@@ -232,6 +232,18 @@ meta_healthcheck(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
     return 0;
 }
 
+/* An ONBUILD trigger as the config keeps it (BuildKit's Expression): the
+ * text after ONBUILD with its heredocs, so that the child parses it whole. */
+static json_t *
+onbuild_text(const cs_df_instr *in)
+{
+    const char *arg0 = in->nargs ? in->args[0] : "";
+    char *t = in->trigger ? cs_df_with_heredocs(arg0, in->trigger) : cs_xstrdup(arg0);
+    json_t *j = json_string(t);
+    free(t);
+    return j;
+}
+
 int
 do_metadata(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
 {
@@ -263,7 +275,7 @@ do_metadata(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
     case CS_DF_HEALTHCHECK:
         return meta_healthcheck(b, st, in, err);
     case CS_DF_ONBUILD:
-        json_array_append_new(arr(c, "OnBuild"), json_string(arg0));
+        json_array_append_new(arr(c, "OnBuild"), onbuild_text(in));
         return 0;
     default:
         return cs_err(err, CS_EINVAL, 0, "%s:%d: internal: not a metadata instruction", b->df_path,

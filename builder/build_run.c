@@ -46,8 +46,8 @@ run_step_release(build *b, run_step *r)
     cs_strv_free(r->env);
 }
 
-/* The command RUN executes: exec form as is; shell form (or a heredoc that
- * is the whole command) through the stage's SHELL. */
+/* The command RUN executes: exec form as is; shell form through the stage's
+ * SHELL, heredocs made into one script as BuildKit does. */
 int
 run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **err)
 {
@@ -58,20 +58,9 @@ run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **e
         *argv = cs_strv_take(&v);
         return 0;
     }
-    cs_autofree char *script = NULL;
-    const char *cmd = in->nargs ? in->args[0] : "";
-    if (in->nheredocs) {
-        const cs_df_heredoc *h = cs_df_heredoc_for_arg(in, cmd);
-        if (!h || in->nheredocs != 1)
-            return cs_err(err, CS_EUNSUPPORTED, 0,
-                          "%s:%d: RUN with a heredoc is supported only as the whole command "
-                          "(RUN <<EOF)",
-                          b->df_path, in->line);
-        /* The body is a script for the shell, variables left to it. */
-        if (cs_df_heredoc_body(b->df, in, h, NULL, &script, err) < 0)
-            return line_err(b, in, err);
-        cmd = script;
-    }
+    char *script = NULL;
+    if (cs_df_run_script(b->df, in, &script, err) < 0)
+        return line_err(b, in, err);
     json_t *shell = json_object_get(json_object_get(st->cfg, "config"), "Shell");
     size_t ns = json_array_size(shell);
     for (size_t i = 0; i < ns; i++)
@@ -80,7 +69,7 @@ run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **e
         cs_strv_add(&v, "/bin/sh");
         cs_strv_add(&v, "-c");
     }
-    cs_strv_add(&v, cmd);
+    cs_strv_push(&v, script);
     *argv = cs_strv_take(&v);
     return 0;
 }

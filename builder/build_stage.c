@@ -102,11 +102,14 @@ lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint
 
 /* ---- FROM ---- */
 
+/* A stage's config carries only its own ONBUILD lines (do_from drops what it
+ * inherited): they go to *onbuild, as BuildKit runs a base stage's ONBUILD
+ * commands in the stage built FROM it. */
 static void
-from_stage(build *b, bstage *st, bstage *src, cs_sha256_ctx *h)
+from_stage(bstage *st, bstage *src, cs_sha256_ctx *h, json_t **onbuild)
 {
-    (void) b;
     st->cfg = json_deep_copy(src->cfg);
+    *onbuild = json_incref(json_object_get(json_object_get(st->cfg, "config"), "OnBuild"));
     stage_set_layers(st, src->layers, src->nlayers);
     st->ninherited = src->ninherited;
     memcpy(st->diff_ids, src->diff_ids, src->ninherited * sizeof(cs_digest));
@@ -125,8 +128,7 @@ inherit_diff_ids(bstage *st, size_t n)
             st->ninherited = 0;
 }
 
-/* An image's ONBUILD triggers go to *onbuild (those a stage inherits from
- * another stage are dropped: BuildKit runs them only for images). */
+/* An image's ONBUILD triggers go to *onbuild. */
 static int
 from_image(build *b, bstage *st, const char *base, cs_sha256_ctx *h, json_t **onbuild,
            cs_error **err)
@@ -207,7 +209,7 @@ from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **e
     long ref = stage_ref(b, base, idx);
     int r = 0;
     if (ref >= 0) {
-        from_stage(b, st, &b->st[ref], h);
+        from_stage(st, &b->st[ref], h, onbuild);
     } else if (!strcmp(base, "scratch")) {
         st->cfg = scratch_config();
         hash_str(h, "scratch");

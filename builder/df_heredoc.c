@@ -173,3 +173,32 @@ df_read_heredocs(df_parser *p, cs_df_instr *in, const char *line, int start)
     }
     return 0;
 }
+
+char *
+cs_df_with_heredocs(const char *text, const cs_df_instr *in)
+{
+    cs_buf s;
+    cs_buf_init(&s);
+    cs_buf_append(&s, text, strlen(text));
+    for (size_t i = 0; i < in->nheredocs; i++) {
+        const cs_df_heredoc *h = &in->heredocs[i];
+        cs_buf_u8(&s, '\n');
+        cs_buf_append(&s, h->content, strlen(h->content));
+        cs_buf_append(&s, h->name, strlen(h->name));
+    }
+    return df_buf_str(&s); /* the buffer's bytes are the caller's now */
+}
+
+/* BuildKit's dispatchRun: a heredoc that is the whole command is run as its
+ * body; any other line with heredocs is handed to the shell as a script with
+ * the bodies inline, for the shell to read (<<-, quoting, expansion). */
+int
+cs_df_run_script(const cs_df *df, const cs_df_instr *in, char **out, cs_error **err)
+{
+    const char *cmd = in->nargs ? in->args[0] : "";
+    const cs_df_heredoc *whole = in->nheredocs ? cs_df_heredoc_for_arg(in, cmd) : NULL;
+    if (whole) /* the body is the script, its variables left to the shell */
+        return cs_df_heredoc_body(df, in, whole, NULL, out, err);
+    *out = cs_df_with_heredocs(cmd, in);
+    return 0;
+}

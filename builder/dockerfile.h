@@ -176,6 +176,19 @@ int cs_df_flag_expand(const cs_df *df, const cs_df_instr *in, const char *name,
 int cs_df_heredoc_body(const cs_df *df, const cs_df_instr *in, const cs_df_heredoc *h,
                        const cs_df_env *env, char **out, cs_error **err);
 
+/* text followed, for each heredoc of in, by a newline, its body as written
+ * and its delimiter: BuildKit's form of a line with heredocs as one text (the
+ * script a RUN hands its shell, an ONBUILD trigger kept in the config). */
+char *cs_df_with_heredocs(const char *text, const cs_df_instr *in);
+/* The command a shell-form RUN hands its shell, as BuildKit makes it: the
+ * text as written; for a heredoc that is the whole command ("RUN <<EOF"), its
+ * body (tabs stripped for <<-, nothing expanded); for any other line with
+ * heredocs ("cat <<EOF > /f", "<<EOF sh", "cat <<A <<B"), the line followed,
+ * for each heredoc, by a newline, its body as written and its delimiter: one
+ * script the shell reads (its <<-, quoting and expansion rules apply).
+ * *out malloc'd. */
+int cs_df_run_script(const cs_df *df, const cs_df_instr *in, char **out, cs_error **err);
+
 /* The heredoc an argument stands for ("<<EOF", "<<-'EOF'"... as a COPY/ADD
  * source), or NULL when arg is not a heredoc word. Borrowed from in. */
 const cs_df_heredoc *cs_df_heredoc_for_arg(const cs_df_instr *in, const char *arg);

@@ -192,5 +192,56 @@ rhm=$(jq -r '.manifests[0].digest' "$T/runhl.oci/index.json" | sed 's/sha256://'
 rhl=$(jq -r '.layers[-1].digest' "$T/runhl.oci/blobs/sha256/$rhm" | sed 's/sha256://')
 check_eq "COPY --from of RUN-made hardlinks: two hardlink entries in the COPY layer" \
     "$(tar -tvf "$T/runhl.oci/blobs/sha256/$rhl" | grep -c ' link to dir/a$')" 2
+
+# Heredocs in RUN wherever BuildKit takes them: when the command is not only the heredoc, the
+# line and the bodies run as one shell script (redirections, a program reading stdin, several
+# heredocs, <<- and quoted delimiters are the shell's).
+hctx=$T/heredocs
+mkdir -p "$hctx"
+printf 'FROM busybox\nENV WHO=world\nRUN cat <<EOF > /file\nhello $WHO\nEOF\nRUN sh <<EOF\necho "from sh" > /sh.txt\nEOF\nRUN <<EOF sh\necho "sh after" > /after.txt\nEOF\nRUN <<A cat > /one && <<B cat > /two\nfirst\nA\nsecond\nB\nRUN cat <<-EOF > /tabs\n\t\tindented\n\tEOF\nRUN cat <<"EOF" > /quoted\nno $WHO\nEOF\n' \
+    > "$hctx/Dockerfile"
+check "heredocs in RUN: the Dockerfile builds" cs build --progress quiet -t heredocs "$hctx"
+check_eq "heredoc RUN: cat <<EOF > /file, expanded by the shell" \
+    "$(cs run heredocs cat /file)" "hello world"
+check_eq "heredoc RUN: sh <<EOF reads the body on stdin" "$(cs run heredocs cat /sh.txt)" "from sh"
+check_eq "heredoc RUN: <<EOF sh" "$(cs run heredocs cat /after.txt)" "sh after"
+check_eq "heredoc RUN: two heredocs in one command" \
+    "$(cs run heredocs cat /one /two)" "$(printf 'first\nsecond')"
+check_eq "heredoc RUN: <<- strips leading tabs" "$(cs run heredocs cat /tabs)" "indented"
+check_eq "heredoc RUN: a quoted delimiter expands nothing" \
+    "$(cs run heredocs cat /quoted)" 'no $WHO'
+
+# ONBUILD (BuildKit): the triggers of a base image run once, in the stage built FROM it, before
+# its own instructions; that stage's config has no OnBuild, so a grandchild runs nothing again.
+# A stage's own ONBUILD lines run in a stage built FROM it, and not in one FROM that one.
+octx=$T/onbuild
+mkdir -p "$octx"
+printf 'marker\n' > "$octx/marker.txt"
+printf 'FROM busybox\nONBUILD WORKDIR /trig\nONBUILD ENV TRIG=yes\nONBUILD COPY marker.txt /trig/\nONBUILD RUN echo ran >> /trig/count\nONBUILD RUN <<EOF\necho from a heredoc > /trig/hd\nEOF\n' \
+    > "$octx/Dockerfile.base"
+printf 'FROM obbase\nRUN echo "$TRIG $(pwd)" > /child.txt\n' > "$octx/Dockerfile.child"
+printf 'FROM obchild\nRUN wc -l < /trig/count > /n\n' > "$octx/Dockerfile.grand"
+check "onbuild: the base builds" cs build --progress quiet -t obbase -f "$octx/Dockerfile.base" "$octx"
+check_eq "onbuild: the base's config keeps its five triggers, the heredoc's body in its own" \
+    "$(cs inspect obbase | jq -c '.config.config.OnBuild | [length, .[4]]')" \
+    '[5,"RUN <<EOF\necho from a heredoc > /trig/hd\nEOF"]'
+check "onbuild: the child builds" cs build --progress quiet -t obchild -f "$octx/Dockerfile.child" "$octx"
+check_eq "onbuild: the trigger's COPY ran in the child" "$(cs run obchild cat /trig/marker.txt)" marker
+check_eq "onbuild: the trigger's RUN ran once" "$(cs run obchild cat /trig/count)" ran
+check_eq "onbuild: a trigger with a heredoc ran" "$(cs run obchild cat /trig/hd)" "from a heredoc"
+check_eq "onbuild: the trigger's ENV and WORKDIR are seen by the child's RUN" \
+    "$(cs run obchild cat /child.txt)" "yes /trig"
+check_eq "onbuild: the child's config has the trigger's WorkingDir" \
+    "$(cs inspect obchild | jq -r .config.config.WorkingDir)" /trig
+check_eq "onbuild: the child's config has no OnBuild" \
+    "$(cs inspect obchild | jq -c '.config.config.OnBuild')" null
+check "onbuild: the grandchild builds" cs build --progress quiet -t obgrand -f "$octx/Dockerfile.grand" "$octx"
+check_eq "onbuild: the grandchild did not run the triggers again" "$(cs run obgrand cat /n)" 1
+printf 'FROM busybox AS a\nONBUILD RUN echo staged >> /staged\nFROM a AS b\nRUN cat /staged > /seen\nFROM b\nRUN wc -l < /staged > /n\n' \
+    > "$octx/Dockerfile.stages"
+check "onbuild in stages: builds" cs build --progress quiet -t obstages -f "$octx/Dockerfile.stages" "$octx"
+check_eq "onbuild in stages: the stage FROM a ran a's trigger" "$(cs run obstages cat /seen)" staged
+check_eq "onbuild in stages: the stage FROM b did not run it again" "$(cs run obstages cat /n)" 1
+
 check "fsck clean" cs fsck
 finish

@@ -1335,6 +1335,72 @@ pattern_matching_takes_polynomial_time_and_bounded_work(void **state)
     cs_df_env_free(env);
 }
 
+/* ---- the script RUN hands its shell (BuildKit's dispatchRun) ---- */
+
+static void
+assert_run_script(const cs_df *df, size_t i, const char *want)
+{
+    char *out = NULL;
+    cs_error *err = NULL;
+    if (cs_df_run_script(df, &df->instrs[i], &out, &err) < 0)
+        fail_msg("cs_df_run_script: %s", err->msg);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void
+run_heredocs_become_an_inline_shell_script_unless_the_whole_command(void **state)
+{
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "RUN echo plain\n"
+                                  "RUN <<-EOF\n"
+                                  "\techo $HOME\n"
+                                  "\tEOF\n"
+                                  "RUN cat <<EOF > /file\n"
+                                  "a $X\n"
+                                  "EOF\n"
+                                  "RUN <<EOF sh\n"
+                                  "echo in sh\n"
+                                  "EOF\n"
+                                  "RUN cat <<A <<-\"B\" > /f\n"
+                                  "a1\n"
+                                  "A\n"
+                                  "\tb $1\n"
+                                  "\tB\n"
+                                  "RUN cat <<EOF\n"
+                                  "EOF\n");
+    assert_run_script(df, 1, "echo plain");
+    /* The whole command: the body alone, tabs stripped, variables left to the shell. */
+    assert_run_script(df, 2, "echo $HOME\n");
+    /* Anything else: the line, then each body as written and its delimiter. */
+    assert_run_script(df, 3, "cat <<EOF > /file\na $X\nEOF");
+    assert_run_script(df, 4, "<<EOF sh\necho in sh\nEOF");
+    assert_run_script(df, 5, "cat <<A <<-\"B\" > /f\na1\nA\n\tb $1\nB");
+    assert_run_script(df, 6, "cat <<EOF\nEOF");
+}
+
+/* An ONBUILD trigger kept in a config is its text with the heredocs after
+ * it (BuildKit's Expression), so the child image parses it whole. */
+static void
+onbuild_trigger_text_carries_its_heredocs(void **state)
+{
+    cs_df *df = *state = parse_ok("FROM scratch\n"
+                                  "ONBUILD RUN <<EOF cat > /x\n"
+                                  "body $V\n"
+                                  "EOF\n");
+    const cs_df_instr *ob = &df->instrs[1];
+    char *t = cs_df_with_heredocs(ob->args[0], ob->trigger);
+    assert_string_equal(t, "RUN <<EOF cat > /x\nbody $V\nEOF");
+    cs_df *child = NULL;
+    cs_autofree char *src = cs_xasprintf("FROM scratch\n%s\n", t);
+    free(t);
+    assert_int_equal(cs_df_parse("Dockerfile", src, strlen(src), &child, NULL), 0);
+    assert_int_equal(child->ninstrs, 2);
+    assert_int_equal(child->instrs[1].nheredocs, 1);
+    assert_string_equal(child->instrs[1].heredocs[0].content, "body $V\n");
+    cs_df_free(child);
+}
+
 int
 main(void)
 {
@@ -1364,6 +1430,9 @@ main(void)
         cmocka_unit_test(a_ten_thousand_line_dockerfile_parses_quickly),
         cmocka_unit_test(pattern_matching_agrees_with_the_former_matcher),
         cmocka_unit_test(pattern_matching_takes_polynomial_time_and_bounded_work),
+        cmocka_unit_test_teardown(
+            run_heredocs_become_an_inline_shell_script_unless_the_whole_command, free_df),
+        cmocka_unit_test_teardown(onbuild_trigger_text_carries_its_heredocs, free_df),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
