@@ -107,14 +107,29 @@ kill_at() {
     STATUS=$?
 }
 
+# kill_one WHAT I MS CMD ARGS...: kill_at a random delay within MS ms, then after_kill.
+kill_one() {
+    local what=$1 i=$2 d
+    d=$(rand_delay "$3")
+    shift 3
+    kill_at "$d" "$@"
+    echo "  $what #$i: kill after ${d}s (status $STATUS)"
+    after_kill "$what" "$i" "$PID" "$STATUS"
+}
+
+# start WHAT: a fresh count and store root for WHAT's kills.
+start() {
+    KILLED=0 FINISHED=0
+    ROOT=$T/$1
+}
+
 summary() { echo "# $1: $ITERS iterations, $KILLED killed mid-way, $FINISHED finished before the kill"; }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 # --- load of golang (docker-archive) beside busybox ---
 if want load; then
-    KILLED=0 FINISHED=0
-    ROOT=$T/load
+    start load
     must cs load "$BASES/busybox.oci.tar"
     before=$(images_json)
     ms=$(timed_ms cs load "$BASES/golang.docker.tar")
@@ -123,10 +138,7 @@ if want load; then
     for ((i = 1; i <= ITERS; i++)); do
         rm -rf "$ROOT"
         must cs load "$BASES/busybox.oci.tar"
-        d=$(rand_delay "$ms")
-        kill_at "$d" load "$BASES/golang.docker.tar"
-        echo "  load #$i: kill after ${d}s (status $STATUS)"
-        after_kill load "$i" "$PID" "$STATUS"
+        kill_one load "$i" "$ms" load "$BASES/golang.docker.tar"
         got=$(images_json)
         [ "$got" = "$full" ] || check_eq "load #$i: images as before (no partial image)" "$got" "$before"
         check "load #$i: the re-run succeeds" cs load "$BASES/golang.docker.tar"
@@ -138,8 +150,7 @@ fi
 
 # --- build, killed during COPY or RUN ---
 if want build; then
-    KILLED=0 FINISHED=0
-    ROOT=$T/build
+    start build
     mkdir -p "$T/ctx"
     head -c 4M /dev/urandom >"$T/ctx/data"
     cat >"$T/ctx/Dockerfile" <<EOF
@@ -158,10 +169,7 @@ EOF
     lost() { jq -cn --argjson a "$1" --argjson b "$2" '($a | map(.id)) - ($b | map(.id))'; }
     for ((i = 1; i <= ITERS; i++)); do
         before=$(images_json)
-        d=$(rand_delay "$ms")
-        kill_at "$d" "${build[@]}"
-        echo "  build #$i: kill after ${d}s (status $STATUS)"
-        after_kill build "$i" "$PID" "$STATUS"
+        kill_one build "$i" "$ms" "${build[@]}"
         got=$(images_json)
         check_eq "build #$i: no image lost" "$(lost "$before" "$got")" "[]"
         check_eq "build #$i: the other tags are as before" "$(others "$got")" "$(others "$before")"
@@ -176,8 +184,7 @@ fi
 
 # --- export of golang to a file ---
 if want export; then
-    KILLED=0 FINISHED=0
-    ROOT=$T/export
+    start export
     must cs load "$BASES/golang.docker.tar"
     before=$(images_json)
     out=$T/out/golang.tar
@@ -187,10 +194,7 @@ if want export; then
     echo "# export takes ${ms} ms"
     for ((i = 1; i <= ITERS; i++)); do
         rm -f "$out"
-        d=$(rand_delay "$ms")
-        kill_at "$d" export golang -o "$out" --compression zstd
-        echo "  export #$i: kill after ${d}s (status $STATUS)"
-        after_kill export "$i" "$PID" "$STATUS"
+        kill_one export "$i" "$ms" export golang -o "$out" --compression zstd
         check_eq "export #$i: images unchanged" "$(images_json)" "$before"
         if [ -e "$out" ]; then
             check_eq "export #$i: an output that exists is complete" "$(sha256sum <"$out")" "$ref"
@@ -206,8 +210,7 @@ fi
 
 # --- gc --compact after an rmi ---
 if want gc; then
-    KILLED=0 FINISHED=0
-    ROOT=$T/gc
+    start gc
     must cs load "$BASES/busybox.oci.tar"
     before=$(images_json)
     must cs load "$BASES/golang.docker.tar"
@@ -217,10 +220,7 @@ if want gc; then
     for ((i = 1; i <= ITERS; i++)); do
         must cs load "$BASES/golang.docker.tar"
         must cs rmi golang
-        d=$(rand_delay "$ms")
-        kill_at "$d" gc --compact
-        echo "  gc #$i: kill after ${d}s (status $STATUS)"
-        after_kill gc "$i" "$PID" "$STATUS"
+        kill_one gc "$i" "$ms" gc --compact
         check_eq "gc #$i: images as before" "$(images_json)" "$before"
         check "gc #$i: the re-run succeeds" cs gc --compact
         check "gc #$i: fsck after the re-run" cs fsck
