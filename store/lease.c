@@ -203,8 +203,10 @@ read_lease(int dfd, const char *name, cs_digestset *images, cs_digestset *trees,
     return r;
 }
 
-int
-cs_lease_roots(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error **err)
+/* The leases of live processes into the sets (when given); those of dead
+ * ones are removed. */
+static int
+lease_scan(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error **err)
 {
     cs_autofree char *dir = lease_dir(s);
     cs_autoclose int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -221,9 +223,23 @@ cs_lease_roots(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error 
             unlinkat(dfd, names[i], 0); /* best effort: the next gc retries */
             continue;
         }
-        r = read_lease(dfd, names[i], images, trees, err);
+        if (images)
+            r = read_lease(dfd, names[i], images, trees, err);
         live++;
     }
     cs_names_free(names, n);
     return r < 0 ? r : live;
+}
+
+int
+cs_lease_roots(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error **err)
+{
+    return lease_scan(s, images, trees, err);
+}
+
+int
+cs_lease_clean_stale(cs_store *s, cs_error **err)
+{
+    int r = lease_scan(s, NULL, NULL, err);
+    return r < 0 ? r : 0;
 }

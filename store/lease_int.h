@@ -14,6 +14,9 @@ void cs_lease_gc_unlock(int fd);
  * removes the lease files of dead ones (best effort: a file that cannot be
  * removed is left for the next gc). Returns the number of live leases. */
 int cs_lease_roots(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error **err);
+/* Removes the lease files of dead processes (killed: a clean exit removes
+ * its own); store open calls it. */
+int cs_lease_clean_stale(cs_store *s, cs_error **err);
 
 /* The store's lease slot (owned by store.c, filled by lease.c). */
 struct cs_lease **cs_store_lease_slot(cs_store *s);

@@ -63,11 +63,13 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
     r = cs_db_open(root, &s->db, err);
     if (r < 0)
         goto fail;
-    /* Half-made snapshots of killed processes: one readdir, and only a
-     * cleanup (a failure is a warning, and goes nowhere before the caller
-     * set its hook). */
+    /* Half-made snapshots and lease files of killed processes: one readdir
+     * each, and only a cleanup (a failure is a warning, and goes nowhere
+     * before the caller set its hook). */
     cs_error *tmp = NULL;
     if (cs_snapshot_clean_stale(s, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
+    if (cs_lease_clean_stale(s, &tmp) < 0)
         cs_store_warn_error(s, "cleaning up", &tmp);
     *out = s;
     return 0;
