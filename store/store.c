@@ -36,6 +36,24 @@ cs_store_default_root(void)
     return cs_xasprintf("%s/.cache/cstore", h && *h ? h : "/root");
 }
 
+/* What killed processes left: half-made snapshots, their leases, the copy of
+ * a gc --compact (with ROOT/lock held shared no compact is running: it holds
+ * the lock exclusively). Each is one readdir or stat when there is nothing;
+ * a failure is only a warning (and goes nowhere before the caller set its
+ * hook). */
+static void
+clean_killed(cs_store *s, unsigned flags)
+{
+    cs_error *tmp = NULL;
+    if (cs_snapshot_clean_stale(s, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
+    if (cs_lease_clean_stale(s, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
+    cs_autofree char *compact = cs_path_join(s->root, "compact.tmp");
+    if (!(flags & CS_OPEN_EXCLUSIVE) && cs_rm_tree(compact, NULL, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
+}
+
 int
 cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
 {
@@ -66,11 +84,7 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
     /* Half-made snapshots and lease files of killed processes: one readdir
      * each, and only a cleanup (a failure is a warning, and goes nowhere
      * before the caller set its hook). */
-    cs_error *tmp = NULL;
-    if (cs_snapshot_clean_stale(s, &tmp) < 0)
-        cs_store_warn_error(s, "cleaning up", &tmp);
-    if (cs_lease_clean_stale(s, &tmp) < 0)
-        cs_store_warn_error(s, "cleaning up", &tmp);
+    clean_killed(s, flags);
     *out = s;
     return 0;
 fail:

@@ -153,7 +153,8 @@ static void
 a_metadata_instruction_changes_the_keys_after_it(void **state)
 {
     fx *f = *state;
-    cs_autofree char *with_user = edited("WORKDIR /w\n", "USER nobody\nWORKDIR /w\n");
+    /* numeric: the base has no /etc/passwd, and WORKDIR now makes its dirs as that user */
+    cs_autofree char *with_user = edited("WORKDIR /w\n", "USER 65534\nWORKDIR /w\n");
     cs_autofree char *other_env = edited("ENV A=1\n", "ENV A=2\n");
     cs_digest a[MAXKEYS], b[MAXKEYS], c[MAXKEYS];
     size_t n = keys_of(f, chain, a);
