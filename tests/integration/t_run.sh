@@ -243,5 +243,52 @@ check "onbuild in stages: builds" cs build --progress quiet -t obstages -f "$oct
 check_eq "onbuild in stages: the stage FROM a ran a's trigger" "$(cs run obstages cat /seen)" staged
 check_eq "onbuild in stages: the stage FROM b did not run it again" "$(cs run obstages cat /n)" 1
 
+# docker build's --add-host, --ulimit, --shm-size and --platform (BuildKit): the extra hosts are
+# lines of the RUN's /etc/hosts (a generated file bound read-only, never in the layer), the ulimits
+# the RUN's rlimits, the shm size that of its /dev/shm (binary units, as docker's); each is in the
+# RUN's cache key. Only the host's platform builds.
+fctx=$T/runflags
+mkdir -p "$fctx"
+printf 'FROM busybox\nRUN cat /etc/hosts > /h\nRUN ulimit -n > /n && ulimit -Hn >> /n\nRUN df -k /dev/shm | awk '"'"'NR==2 {print $2}'"'"' > /shm\n' \
+    > "$fctx/Dockerfile"
+check "build flags: --add-host, --ulimit, --shm-size, --platform of the host" \
+    cs build --progress quiet -t runflags --add-host db.internal:10.1.2.3 --add-host v6host=[fe80::7] \
+    --ulimit nofile=1024:2048 --ulimit core=0 --shm-size 128m --platform linux/amd64 "$fctx"
+check "--add-host: the RUN's /etc/hosts has the entry" grep -qP '^10\.1\.2\.3\tdb\.internal$' \
+    <(cs run runflags cat /h)
+check "--add-host: an IPv6 entry, brackets dropped" grep -qP '^fe80::7\tv6host$' <(cs run runflags cat /h)
+check_eq "--ulimit nofile=1024:2048: soft and hard limits of the RUN" \
+    "$(cs run runflags cat /n)" "$(printf '1024\n2048')"
+check_eq "--shm-size 128m: /dev/shm is 128 MiB" "$(cs run runflags cat /shm)" 131072
+rm -rf "$T/runflags.oci"
+cs export runflags -o "$T/runflags.oci" --format oci-dir >/dev/null
+fman=$T/runflags.oci/blobs/sha256/$(jq -r '.manifests[0].digest' "$T/runflags.oci/index.json" | sed 's/sha256://')
+for l in $(jq -r '.layers[1:][] | .digest' "$fman" | sed 's/sha256://'); do
+    tar -tf "$T/runflags.oci/blobs/sha256/$l"
+done > "$T/runflags.layers"
+check_eq "--add-host: no etc/hosts in the RUN layers" "$(grep -c 'etc/hosts' "$T/runflags.layers")" 0
+check_eq "build flags: the layers hold only what the RUNs wrote" \
+    "$(sort "$T/runflags.layers" | tr '\n' ' ')" "h n shm "
+printf 'FROM busybox\nRUN ulimit -n > /n\n' > "$fctx/Dockerfile.u"
+cs build --progress plain -t ulim1 --ulimit nofile=1024:2048 -f "$fctx/Dockerfile.u" "$fctx" \
+    >/dev/null 2>"$T/u1.log"
+cs build --progress plain -t ulim2 --ulimit nofile=1500:2048 -f "$fctx/Dockerfile.u" "$fctx" \
+    >/dev/null 2>"$T/u2.log"
+check_eq "--ulimit: another limit is another cache key" "$(cs run ulim2 cat /n)" 1500
+check "--platform local, linux/amd64/v1 and amd64 are the host's" \
+    cs build --progress quiet --platform local --platform linux/amd64/v1 -t plat1 -f "$fctx/Dockerfile.u" "$fctx"
+check "--platform amd64" cs build --progress quiet --platform amd64 -f "$fctx/Dockerfile.u" "$fctx"
+rc=0
+cs build --progress quiet --platform linux/arm64 -f "$fctx/Dockerfile.u" "$fctx" >"$T/plat.out" 2>"$T/plat.err" || rc=$?
+check_cmp "--platform linux/arm64 fails" "$rc" -ne 0
+check_eq "--platform linux/arm64: one clear line" "$(cat "$T/plat.err")" \
+    "cstore: platform 'linux/arm64' is not supported: cstore builds for linux/amd64 only"
+check_fails "--ulimit with an unknown name is refused" \
+    cs build --progress quiet --ulimit files=10 -f "$fctx/Dockerfile.u" "$fctx"
+check_fails "--add-host without an IP is refused" \
+    cs build --progress quiet --add-host db -f "$fctx/Dockerfile.u" "$fctx"
+check_fails "--shm-size that is no size is refused" \
+    cs build --progress quiet --shm-size lots -f "$fctx/Dockerfile.u" "$fctx"
+
 check "fsck clean" cs fsck
 finish

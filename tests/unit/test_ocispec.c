@@ -34,7 +34,7 @@ spec_ok(const cs_run_opts *o)
 {
     json_t *cfg = NULL;
     cs_error *err = NULL;
-    int rc = cs_ocispec_new(o, &cfg, &err);
+    int rc = cs_ocispec_new(o, NULL, &cfg, &err);
     if (rc < 0)
         fail_msg("cs_ocispec_new: %s", err->msg);
     assert_non_null(cfg);
@@ -46,7 +46,7 @@ spec_fails(const cs_run_opts *o, const char *msg_part)
 {
     json_t *cfg = NULL;
     cs_error *err = NULL;
-    int rc = cs_ocispec_new(o, &cfg, &err);
+    int rc = cs_ocispec_new(o, NULL, &cfg, &err);
     assert_true(rc < 0);
     assert_null(cfg);
     assert_non_null(err);
@@ -285,6 +285,192 @@ the_spec_is_written_as_json(void **state)
     json_decref(cfg);
 }
 
+static json_t *
+rlimit_of(json_t *cfg, const char *type)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(process_get(cfg, "rlimits"), i, v)
+    {
+        if (!strcmp(json_string_value(json_object_get(v, "type")), type))
+            return v;
+    }
+    return NULL;
+}
+
+static void
+rlimits_replace_the_default_of_their_type_and_add_the_others(void **state)
+{
+    (void) state;
+    json_t *cfg = default_spec();
+    assert_int_equal(json_array_size(process_get(cfg, "rlimits")), 1);
+    assert_non_null(rlimit_of(cfg, "RLIMIT_NOFILE"));
+    json_decref(cfg);
+    cs_run_opts o = opts();
+    const cs_run_rlimit rl[] = {
+        { .type = "RLIMIT_NOFILE", .soft = 1024, .hard = 2048 },
+        { .type = "RLIMIT_CORE", .soft = 0, .hard = 0 },
+        { .type = "RLIMIT_NOFILE", .soft = 512, .hard = 4096 }, /* the last one wins */
+    };
+    o.rlimits = rl;
+    o.nrlimits = 3;
+    cfg = spec_ok(&o);
+    assert_int_equal(json_array_size(process_get(cfg, "rlimits")), 2);
+    json_t *nofile = rlimit_of(cfg, "RLIMIT_NOFILE");
+    assert_int_equal(json_integer_value(json_object_get(nofile, "soft")), 512);
+    assert_int_equal(json_integer_value(json_object_get(nofile, "hard")), 4096);
+    json_t *core = rlimit_of(cfg, "RLIMIT_CORE");
+    assert_non_null(core);
+    assert_int_equal(json_integer_value(json_object_get(core, "hard")), 0);
+    json_decref(cfg);
+}
+
+static void
+ulimits_are_parsed_as_docker_does(void **state)
+{
+    (void) state;
+    cs_run_rlimit rl;
+    cs_error *err = NULL;
+    assert_int_equal(cs_run_rlimit_parse("nofile=1024:2048", &rl, &err), 0);
+    assert_string_equal(rl.type, "RLIMIT_NOFILE");
+    assert_int_equal(rl.soft, 1024);
+    assert_int_equal(rl.hard, 2048);
+    assert_int_equal(cs_run_rlimit_parse("memlock=65536", &rl, &err), 0);
+    assert_string_equal(rl.type, "RLIMIT_MEMLOCK");
+    assert_int_equal(rl.hard, 65536); /* hard defaults to soft */
+    assert_int_equal(cs_run_rlimit_parse("stack=8192:8192", &rl, &err), 0);
+    assert_string_equal(rl.type, "RLIMIT_STACK");
+    static const struct {
+        const char *spec, *msg;
+    } bad[] = {
+        { "nofile", "invalid ulimit argument: nofile" },
+        { "files=10", "invalid ulimit type: files" },
+        { "nofile=2048:1024", "soft limit must be less than or equal to hard limit: 2048 > 1024" },
+        { "nofile=1:2:3", "can only have up to two" },
+        { "nofile=x", "invalid ulimit value" },
+        { "nofile=", "invalid ulimit value" },
+        { "core=-1", "unlimited (-1) is not supported" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cs_run_rlimit_parse(bad[i].spec, &rl, &err), -CS_EINVAL);
+        if (!strstr(err->msg, bad[i].msg))
+            fail_msg("'%s': message '%s' lacks '%s'", bad[i].spec, err->msg, bad[i].msg);
+        cs_error_clear(&err);
+    }
+}
+
+static const char *
+shm_size_option(json_t *cfg)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(cfg, "mounts"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "destination")), "/dev/shm"))
+            continue;
+        size_t j;
+        json_t *opt;
+        json_array_foreach(json_object_get(m, "options"), j, opt)
+        {
+            if (!strncmp(json_string_value(opt), "size=", 5))
+                return json_string_value(opt);
+        }
+    }
+    return NULL;
+}
+
+static void
+shm_size_sets_the_size_of_the_dev_shm_tmpfs(void **state)
+{
+    (void) state;
+    json_t *cfg = default_spec();
+    assert_string_equal(shm_size_option(cfg), "size=65536k"); /* Docker's 64m */
+    json_decref(cfg);
+    cs_run_opts o = opts();
+    o.shm_size = 128ull << 20;
+    cfg = spec_ok(&o);
+    assert_string_equal(shm_size_option(cfg), "size=131072k");
+    json_decref(cfg);
+    o.shm_size = 1000;
+    cfg = spec_ok(&o);
+    assert_string_equal(shm_size_option(cfg), "size=1000");
+    json_decref(cfg);
+}
+
+static void
+add_host_specs_become_hosts_lines(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *spec, *line;
+    } good[] = {
+        { "db:10.0.0.2", "10.0.0.2\tdb" },
+        { "db=10.0.0.2", "10.0.0.2\tdb" },
+        { "v6:::1", "::1\tv6" },
+        { "v6=[fe80::1]", "fe80::1\tv6" },
+    };
+    cs_error *err = NULL;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cs_autofree char *line = NULL;
+        assert_int_equal(cs_run_host_parse(good[i].spec, &line, &err), 0);
+        assert_string_equal(line, good[i].line);
+    }
+    static const char *const bad[] = { "nohost", ":10.0.0.2", "db:notanip", "db:" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *line = NULL;
+        assert_int_equal(cs_run_host_parse(bad[i], &line, &err), -CS_EINVAL);
+        assert_null(line);
+        assert_non_null(strstr(err->msg, "add-host"));
+        cs_error_clear(&err);
+    }
+}
+
+static json_t *
+mount_at(json_t *cfg, const char *dst)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(cfg, "mounts"), i, m)
+    {
+        if (!strcmp(json_string_value(json_object_get(m, "destination")), dst))
+            return m;
+    }
+    return NULL;
+}
+
+static void
+extra_hosts_go_into_a_generated_hosts_file_bound_read_only(void **state)
+{
+    const char *dir = ((test_sandbox *) *state)->work;
+    cs_run_opts o = opts();
+    char *const hosts[] = { "10.0.0.2\tdb", "::1\tv6", NULL };
+    o.hosts = hosts;
+    cs_autofree char *path = cs_path_join(dir, "hosts");
+    cs_error *err = NULL;
+    assert_int_equal(cs_ocispec_write_hosts(&o, path, &err), 0);
+    cs_buf host, got;
+    cs_buf_init(&host);
+    cs_buf_init(&got);
+    if (cs_read_file("/etc/hosts", 1 << 20, &host, NULL) < 0)
+        host.len = 0;
+    cs_buf_append(&host, "", 1);
+    const char *h = (const char *) host.data;
+    cs_autofree char *want = cs_xasprintf("%s%s10.0.0.2\tdb\n::1\tv6\n", h,
+                                          *h && h[strlen(h) - 1] != '\n' ? "\n" : "");
+    assert_int_equal(cs_read_file(path, 1 << 20, &got, &err), 0);
+    cs_buf_append(&got, "", 1);
+    assert_string_equal((const char *) got.data, want);
+    cs_buf_release(&host);
+    cs_buf_release(&got);
+    json_t *cfg = NULL;
+    assert_int_equal(cs_ocispec_new(&o, path, &cfg, &err), 0);
+    json_t *m = mount_at(cfg, "/etc/hosts");
+    assert_non_null(m);
+    assert_string_equal(json_string_value(json_object_get(m, "source")), path);
+    assert_true(has_string(json_object_get(m, "options"), "ro"));
+    json_decref(cfg);
+}
+
 int
 main(void)
 {
@@ -298,6 +484,12 @@ main(void)
         cmocka_unit_test(clean_rel_normalizes_destinations),
         cmocka_unit_test_setup_teardown(the_spec_is_written_as_json, test_sandbox_setup,
                                         test_sandbox_teardown),
+        cmocka_unit_test(rlimits_replace_the_default_of_their_type_and_add_the_others),
+        cmocka_unit_test(ulimits_are_parsed_as_docker_does),
+        cmocka_unit_test(shm_size_sets_the_size_of_the_dev_shm_tmpfs),
+        cmocka_unit_test(add_host_specs_become_hosts_lines),
+        cmocka_unit_test_setup_teardown(extra_hosts_go_into_a_generated_hosts_file_bound_read_only,
+                                        test_sandbox_setup, test_sandbox_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
