@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,6 +147,52 @@ source_date_epoch(build *b, cs_error **err)
     return 0;
 }
 
+/* One --platform entry names the host's: "local", or [linux/]amd64[/v1-4]
+ * with containerd's spellings of amd64, or "linux" alone (its arch is the
+ * host's). */
+static bool
+host_platform(const char *p)
+{
+    static const char *const arch[] = { "amd64", "x86_64", "x86-64" };
+    if (!strcasecmp(p, "local") || !strcasecmp(p, "linux"))
+        return true;
+    if (!strncasecmp(p, "linux/", 6))
+        p += 6;
+    for (size_t i = 0; i < sizeof(arch) / sizeof(arch[0]); i++) {
+        size_t n = strlen(arch[i]);
+        if (strncasecmp(p, arch[i], n))
+            continue;
+        const char *v = p + n;
+        return !*v
+               || (v[0] == '/' && (v[1] == 'v' || v[1] == 'V') && v[2] >= '1' && v[2] <= '4'
+                   && !v[3]);
+    }
+    return false;
+}
+
+/* The options that need no store: refused before anything runs. */
+static int
+check_opts(const cs_build_opts *o, cs_error **err)
+{
+    cs_autofree char *pl = o->platform ? cs_xstrdup(o->platform) : NULL;
+    for (char *save = NULL, *p = pl ? strtok_r(pl, ",", &save) : NULL; p;
+         p = strtok_r(NULL, ",", &save))
+        if (!host_platform(p))
+            return cs_err(err, CS_EUNSUPPORTED, 0,
+                          "platform '%s' is not supported: cstore builds for linux/amd64 only", p);
+    int r;
+    for (char **h = o->add_hosts; h && *h; h++) {
+        cs_autofree char *line = NULL;
+        if ((r = cs_run_host_parse(*h, &line, err)) < 0)
+            return r;
+    }
+    cs_run_rlimit rl;
+    for (char **u = o->ulimits; u && *u; u++)
+        if ((r = cs_run_rlimit_parse(*u, &rl, err)) < 0)
+            return r;
+    return 0;
+}
+
 int
 build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err)
 {
@@ -153,7 +200,9 @@ build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err)
     b->s = s;
     b->db = cs_store_db(s);
     b->o = o;
-    int r = source_date_epoch(b, err);
+    int r = check_opts(o, err);
+    if (r == 0)
+        r = source_date_epoch(b, err);
     if (r < 0)
         return r;
     struct stat cst;

@@ -12,6 +12,7 @@
 #define CSBUILD_BUILD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "cstore/store.h"
 #include "lex.h"
 
@@ -55,8 +56,22 @@ typedef struct cs_build_opts {
     char **labels;
     const cs_df_env *build_args;
     bool no_cache;
-    bool network_none;             /* RUN without network unless RUN --network says otherwise */
-    const char *runtime;           /* OCI runtime for RUN (NULL: runc) */
+    bool network_none;   /* RUN without network unless RUN --network says otherwise */
+    const char *runtime; /* OCI runtime for RUN (NULL: runc) */
+    /* --platform (BuildKit): NULL, "local" or the host's linux/amd64 (also
+     * "amd64", "linux", "linux/amd64/v1".."v4", "linux/x86_64", any case; a
+     * comma-separated list of them); anything else fails the build at once,
+     * -CS_EUNSUPPORTED. The predefined TARGET and BUILD ARGs are the host's. */
+    const char *platform;
+    /* RUN's extra /etc/hosts entries, docker's --add-host HOST:IP
+     * (cs_run_host_parse), NULL-terminated, may be NULL; its rlimits,
+     * --ulimit NAME=SOFT[:HARD] (cs_run_rlimit_parse), the same; its /dev/shm
+     * size in bytes (0: 64 MiB). Each is in the RUN steps' cache keys when
+     * given (BuildKit keeps them in the exec op); bad ones fail the build at
+     * once, -CS_EINVAL. */
+    char **add_hosts;
+    char **ulimits;
+    uint64_t shm_size;
     int output_fd;                 /* RUN commands' stdout and stderr go here; -1: captured only */
     cs_build_progress_fn progress; /* may be NULL */
     void *progress_ctx;

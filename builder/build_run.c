@@ -17,9 +17,12 @@ typedef struct run_step {
     bool net_none;
     cs_runmount *mounts;
     size_t nm;
-    cs_run_mount *rm; /* mounts as the runtime takes them */
-    char **mdirs;     /* their host dirs */
-    cs_strv lowers;   /* snapshot dirs of the layers, bottom first */
+    cs_run_mount *rm;       /* mounts as the runtime takes them */
+    char **mdirs;           /* their host dirs */
+    cs_strv lowers;         /* snapshot dirs of the layers, bottom first */
+    cs_strv hosts;          /* --add-host as /etc/hosts lines */
+    cs_run_rlimit *rlimits; /* --ulimit */
+    size_t nrlimits;
     const cs_tree *merged;
     uint32_t uid, gid;
     cs_run_result res;
@@ -35,6 +38,8 @@ run_step_release(build *b, run_step *r)
     }
     cs_run_result_release(&r->res);
     cs_strv_release(&r->lowers);
+    cs_strv_release(&r->hosts);
+    free(r->rlimits);
     for (size_t i = 0; i < r->nm; i++) {
         cs_runmount_release(&r->mounts[i]);
         free(r->mdirs ? r->mdirs[i] : NULL);
@@ -130,6 +135,38 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
     return 0;
 }
 
+/* The build's --add-host, --ulimit and --shm-size, for the runtime and, when
+ * given, in the key (BuildKit's exec op holds them), so that builds without
+ * them keep their keys. */
+static int
+run_build_flags(build *b, run_step *r, cs_sha256_ctx *kh, cs_error **err)
+{
+    int rc;
+    for (char **h = b->o->add_hosts; h && *h; h++) {
+        char *line = NULL;
+        if ((rc = cs_run_host_parse(*h, &line, err)) < 0)
+            return rc;
+        cs_autofree char *k = cs_xasprintf("host:%s", line);
+        hash_str(kh, k);
+        cs_strv_push(&r->hosts, line);
+    }
+    for (char **u = b->o->ulimits; u && *u; u++) {
+        r->rlimits = cs_xrealloc(r->rlimits, (r->nrlimits + 1) * sizeof(*r->rlimits));
+        if ((rc = cs_run_rlimit_parse(*u, &r->rlimits[r->nrlimits], err)) < 0)
+            return rc;
+        const cs_run_rlimit *rl = &r->rlimits[r->nrlimits++];
+        cs_autofree char *k =
+            cs_xasprintf("ulimit:%s=%llu:%llu", rl->type, (unsigned long long) rl->soft,
+                         (unsigned long long) rl->hard);
+        hash_str(kh, k);
+    }
+    if (b->o->shm_size) {
+        cs_autofree char *k = cs_xasprintf("shm:%llu", (unsigned long long) b->o->shm_size);
+        hash_str(kh, k);
+    }
+    return 0;
+}
+
 /* The mtime RUN-written files are clamped to: SOURCE_DATE_EPOCH, else 0. */
 static int64_t
 run_epoch(const build *b)
@@ -137,8 +174,8 @@ run_epoch(const build *b)
     return b->epoch >= 0 ? b->epoch : 0;
 }
 
-/* The key: command, environment, user, workdir, network, mounts, and the
- * epoch the layer's mtimes are clamped to. */
+/* The key: command, environment, user, workdir, network, mounts, the epoch
+ * the layer's mtimes are clamped to, and the build's RUN flags. */
 static int
 run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx *kh, cs_digest *key,
         cs_error **err)
@@ -163,6 +200,8 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
     hash_str(kh, epoch);
     if ((rc = run_mounts(b, st, in, r, kh, err)) < 0)
         return rc;
+    if ((rc = run_build_flags(b, r, kh, err)) < 0)
+        return line_err(b, in, err);
     cs_sha256_final(kh, key);
     return 0;
 }
@@ -294,6 +333,10 @@ run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
     ro.network_none = r->net_none;
     ro.mounts = r->rm;
     ro.nmounts = r->nm;
+    ro.hosts = r->hosts.v;
+    ro.rlimits = r->rlimits;
+    ro.nrlimits = r->nrlimits;
+    ro.shm_size = b->o->shm_size;
     ro.runtime = b->o->runtime;
     ro.keep_upper = true;
     ro.out_fd = b->o->output_fd;

@@ -3,7 +3,11 @@
  * the caller asked for. */
 #include "ocispec.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
@@ -102,10 +106,22 @@ mount_dest(json_t *list, size_t i)
     return json_string_value(json_object_get(json_array_get(list, i), "destination"));
 }
 
-/* What runc and Docker give every container. */
-static json_t *
-default_mounts(void)
+/* The size= option of /dev/shm: KiB as Docker writes it, else bytes. */
+static char *
+shm_size_opt(uint64_t size)
 {
+    if (!size)
+        size = 64ull << 20;
+    return size % 1024 ? cs_xasprintf("size=%" PRIu64, size)
+                       : cs_xasprintf("size=%" PRIu64 "k", size / 1024);
+}
+
+/* What runc and Docker give every container; hosts (NULL: the host's) is
+ * bound on /etc/hosts. */
+static json_t *
+default_mounts(const cs_run_opts *o, const char *hosts)
+{
+    cs_autofree char *shm = shm_size_opt(o->shm_size);
     json_t *l = json_array();
     json_array_append_new(l, mount_obj("/proc", "proc", "proc", STRS("nosuid", "noexec", "nodev")));
     json_array_append_new(l, mount_obj("/dev", "tmpfs", "tmpfs",
@@ -113,9 +129,8 @@ default_mounts(void)
     json_array_append_new(l, mount_obj("/dev/pts", "devpts", "devpts",
                                        STRS("nosuid", "noexec", "newinstance", "ptmxmode=0666",
                                             "mode=0620", "gid=5")));
-    json_array_append_new(l,
-                          mount_obj("/dev/shm", "tmpfs", "shm",
-                                    STRS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")));
+    json_array_append_new(l, mount_obj("/dev/shm", "tmpfs", "shm",
+                                       STRS("nosuid", "noexec", "nodev", "mode=1777", shm)));
     json_array_append_new(
         l, mount_obj("/dev/mqueue", "mqueue", "mqueue", STRS("nosuid", "noexec", "nodev")));
     json_array_append_new(
@@ -123,9 +138,9 @@ default_mounts(void)
     static const char *const host_files[] = { "/etc/resolv.conf", "/etc/hosts" };
     for (size_t i = 0; i < 2; i++) {
         struct stat st;
-        if (stat(host_files[i], &st) == 0 && S_ISREG(st.st_mode))
-            json_array_append_new(
-                l, mount_obj(host_files[i], "bind", host_files[i], STRS("rbind", "ro")));
+        const char *src = i == 1 && hosts ? hosts : host_files[i];
+        if (src == hosts || (stat(src, &st) == 0 && S_ISREG(st.st_mode)))
+            json_array_append_new(l, mount_obj(host_files[i], "bind", src, STRS("rbind", "ro")));
     }
     return l;
 }
@@ -223,9 +238,9 @@ sort_by_depth(json_t *list)
 }
 
 static int
-make_mounts(const cs_run_opts *o, json_t **out, cs_error **err)
+make_mounts(const cs_run_opts *o, const char *hosts, json_t **out, cs_error **err)
 {
-    json_t *list = default_mounts();
+    json_t *list = default_mounts(o, hosts);
     drop_replaced(list, o);
     for (size_t i = 0; i < o->nmounts; i++) {
         json_t *mo = NULL;
@@ -259,6 +274,30 @@ nofile_limit(void)
         && (json_int_t) rl.rlim_max < want)
         return (json_int_t) rl.rlim_max;
     return want;
+}
+
+static json_t *
+rlimit_obj(const char *type, json_int_t soft, json_int_t hard)
+{
+    return json_pack("{s:s, s:I, s:I}", "type", type, "hard", hard, "soft", soft);
+}
+
+/* Docker's RLIMIT_NOFILE, then the caller's: one of a type replaces the
+ * earlier one (docker keeps the last --ulimit of a name). */
+static json_t *
+rlimits(const cs_run_opts *o)
+{
+    json_int_t nofile = nofile_limit();
+    json_t *l = json_array();
+    json_array_append_new(l, rlimit_obj("RLIMIT_NOFILE", nofile, nofile));
+    for (size_t i = 0; i < o->nrlimits; i++) {
+        const cs_run_rlimit *r = &o->rlimits[i];
+        for (size_t j = 0; j < json_array_size(l); j++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(l, j), "type")), r->type))
+                json_array_remove(l, j--);
+        json_array_append_new(l, rlimit_obj(r->type, (json_int_t) r->soft, (json_int_t) r->hard));
+    }
+    return l;
 }
 
 static const char *const default_caps[] = {
@@ -310,12 +349,11 @@ process(const cs_run_opts *o, const char **bad)
     json_t *gids = json_array();
     for (size_t i = 0; i < o->ngids; i++)
         json_array_append_new(gids, json_integer(o->gids[i]));
-    json_int_t nofile = nofile_limit();
-    return json_pack("{s:b, s:{s:I, s:I, s:o}, s:o, s:o, s:s, s:o, s:[{s:s, s:I, s:I}], s:b}",
-                     "terminal", 0, "user", "uid", (json_int_t) o->uid, "gid", (json_int_t) o->gid,
+    return json_pack("{s:b, s:{s:I, s:I, s:o}, s:o, s:o, s:s, s:o, s:o, s:b}", "terminal", 0,
+                     "user", "uid", (json_int_t) o->uid, "gid", (json_int_t) o->gid,
                      "additionalGids", gids, "args", args, "env", env, "cwd", o->cwd ? o->cwd : "/",
-                     "capabilities", capabilities(o->uid), "rlimits", "type", "RLIMIT_NOFILE",
-                     "hard", nofile, "soft", nofile, "noNewPrivileges", 0);
+                     "capabilities", capabilities(o->uid), "rlimits", rlimits(o), "noNewPrivileges",
+                     0);
 }
 
 /* ---- linux ---- */
@@ -338,11 +376,11 @@ linux_section(const cs_run_opts *o)
 }
 
 int
-cs_ocispec_new(const cs_run_opts *o, json_t **out, cs_error **err)
+cs_ocispec_new(const cs_run_opts *o, const char *hosts, json_t **out, cs_error **err)
 {
     int rc;
     json_t *mounts;
-    if ((rc = cs_ocispec_check(o, err)) < 0 || (rc = make_mounts(o, &mounts, err)) < 0)
+    if ((rc = cs_ocispec_check(o, err)) < 0 || (rc = make_mounts(o, hosts, &mounts, err)) < 0)
         return rc;
     const char *bad = NULL;
     json_t *cfg = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
@@ -361,5 +399,127 @@ cs_ocispec_write(const json_t *cfg, const char *path, cs_error **err)
 {
     if (json_dump_file(cfg, path, JSON_COMPACT) < 0)
         return cs_err(err, CS_EIO, errno, "write '%s'", path);
+    return 0;
+}
+
+int
+cs_ocispec_write_hosts(const cs_run_opts *o, const char *path, cs_error **err)
+{
+    cs_buf b;
+    cs_buf_init(&b);
+    cs_error *tmp = NULL; /* no host file: only the extra lines */
+    if (cs_read_file("/etc/hosts", 1 << 20, &b, &tmp) < 0)
+        b.len = 0;
+    cs_error_clear(&tmp);
+    if (b.len && b.data[b.len - 1] != '\n')
+        cs_buf_u8(&b, '\n');
+    for (char *const *h = o->hosts; h && *h; h++) {
+        cs_buf_append(&b, *h, strlen(*h));
+        cs_buf_u8(&b, '\n');
+    }
+    int rc = 0;
+    cs_autoclose int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || cs_write_all(fd, b.data, b.len) < 0)
+        rc = cs_err(err, CS_EIO, errno, "write '%s'", path);
+    cs_buf_release(&b);
+    return rc;
+}
+
+/* ---- docker's --ulimit and --add-host ---- */
+
+/* docker's ulimit names (go-units) and their rlimits. */
+static const char *const ulimit_names[][2] = {
+    { "as", "RLIMIT_AS" },
+    { "core", "RLIMIT_CORE" },
+    { "cpu", "RLIMIT_CPU" },
+    { "data", "RLIMIT_DATA" },
+    { "fsize", "RLIMIT_FSIZE" },
+    { "locks", "RLIMIT_LOCKS" },
+    { "memlock", "RLIMIT_MEMLOCK" },
+    { "msgqueue", "RLIMIT_MSGQUEUE" },
+    { "nice", "RLIMIT_NICE" },
+    { "nofile", "RLIMIT_NOFILE" },
+    { "nproc", "RLIMIT_NPROC" },
+    { "rss", "RLIMIT_RSS" },
+    { "rtprio", "RLIMIT_RTPRIO" },
+    { "rttime", "RLIMIT_RTTIME" },
+    { "sigpending", "RLIMIT_SIGPENDING" },
+    { "stack", "RLIMIT_STACK" },
+};
+
+/* One limit: a decimal int64 as Go's strconv.ParseInt takes it. */
+static int
+ulimit_value(const char *spec, const char *s, size_t n, int64_t *v, cs_error **err)
+{
+    cs_autofree char *t = cs_xstrndup(s, n);
+    char *end;
+    errno = 0;
+    long long x = strtoll(t, &end, 10);
+    if (!*t || *end || errno || !(isdigit((unsigned char) *t) || *t == '-' || *t == '+'))
+        return cs_err(err, CS_EINVAL, 0, "invalid ulimit value '%s' in '%s'", t, spec);
+    if (x < 0)
+        return cs_err(err, CS_EINVAL, 0, "ulimit '%s': unlimited (-1) is not supported", spec);
+    *v = x;
+    return 0;
+}
+
+int
+cs_run_rlimit_parse(const char *spec, cs_run_rlimit *out, cs_error **err)
+{
+    const char *eq = strchr(spec, '=');
+    if (!eq)
+        return cs_err(err, CS_EINVAL, 0, "invalid ulimit argument: %s", spec);
+    size_t nl = (size_t) (eq - spec), i = 0, n = sizeof ulimit_names / sizeof ulimit_names[0];
+    while (i < n && !(strlen(ulimit_names[i][0]) == nl && !strncmp(spec, ulimit_names[i][0], nl)))
+        i++;
+    if (i == n)
+        return cs_err(err, CS_EINVAL, 0, "invalid ulimit type: %.*s", (int) nl, spec);
+    const char *v = eq + 1, *colon = strchr(v, ':');
+    if (colon && strchr(colon + 1, ':'))
+        return cs_err(err, CS_EINVAL, 0,
+                      "too many limit value arguments - %s, can only have up to two, "
+                      "`soft[:hard]`",
+                      v);
+    int64_t soft, hard;
+    int rc = ulimit_value(spec, v, colon ? (size_t) (colon - v) : strlen(v), &soft, err);
+    if (rc < 0)
+        return rc;
+    hard = soft;
+    if (colon && (rc = ulimit_value(spec, colon + 1, strlen(colon + 1), &hard, err)) < 0)
+        return rc;
+    if (soft > hard)
+        return cs_err(err, CS_EINVAL, 0,
+                      "ulimit soft limit must be less than or equal to hard limit: %" PRId64
+                      " > %" PRId64,
+                      soft, hard);
+    *out = (cs_run_rlimit){ .type = ulimit_names[i][1],
+                            .soft = (uint64_t) soft,
+                            .hard = (uint64_t) hard };
+    return 0;
+}
+
+int
+cs_run_host_parse(const char *spec, char **line, cs_error **err)
+{
+    *line = NULL;
+    /* HOST=IP, else HOST:IP split at the first colon (an IPv6 address keeps
+     * its own), as docker's ValidateExtraHost */
+    const char *sep = strchr(spec, '=');
+    if (!sep)
+        sep = strchr(spec, ':');
+    if (!sep || sep == spec || memchr(spec, ':', (size_t) (sep - spec)))
+        return cs_err(err, CS_EINVAL, 0, "bad format for add-host: '%s'", spec);
+    cs_autofree char *ip = cs_xstrdup(sep + 1);
+    size_t n = strlen(ip);
+    if (n > 2 && ip[0] == '[' && ip[n - 1] == ']') {
+        memmove(ip, ip + 1, n - 2);
+        ip[n - 2] = 0;
+    }
+    unsigned char addr[16];
+    char canon[INET6_ADDRSTRLEN];
+    int af = strchr(ip, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(af, ip, addr) != 1 || !inet_ntop(af, addr, canon, sizeof canon))
+        return cs_err(err, CS_EINVAL, 0, "invalid IP address in add-host: '%s'", ip);
+    *line = cs_xasprintf("%s\t%.*s", canon, (int) (sep - spec), spec);
     return 0;
 }

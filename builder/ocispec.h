@@ -3,7 +3,8 @@
  *
  * Pure apart from three reads of the host: our own capabilities and
  * RLIMIT_NOFILE (the rlimit the container may get) and whether
- * /etc/resolv.conf and /etc/hosts exist (they are bind-mounted). No mounts,
+ * /etc/resolv.conf and /etc/hosts exist (they are bind-mounted), and
+ * cs_ocispec_write_hosts. No mounts,
  * no processes: unit-testable without root. Internal to the RUN executor
  * (run.c) and its tests. Thread rules: none; every call stands alone.
  */
@@ -22,15 +23,21 @@ int cs_ocispec_check(const cs_run_opts *o, cs_error **err);
 
 /* The whole config (a new reference in *out): process (args, env with a
  * default PATH, cwd, uid/gid and groups, Docker's default capabilities, none
- * effective for uid != 0, RLIMIT_NOFILE), root "rootfs", hostname, mounts
- * (the defaults /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, the
- * host's resolv.conf and hosts, then o->mounts, which replace a default on
+ * effective for uid != 0, RLIMIT_NOFILE and o->rlimits), root "rootfs",
+ * hostname, mounts (the defaults /proc, /dev, /dev/pts, /dev/shm of
+ * o->shm_size, /dev/mqueue, /sys, the host's resolv.conf, and on /etc/hosts
+ * the file `hosts` (NULL: the host's /etc/hosts), then o->mounts, which replace a default on
  * the same destination; parents before children, otherwise in order),
  * namespaces (pid, mount, ipc, uts, and network for network_none), masked and
  * read-only paths. Returns -CS_EINVAL (see cs_ocispec_check, a mount target
  * not absolute, a bind without source, a string not UTF-8) or
  * -CS_EUNSUPPORTED (a mount type other than bind or tmpfs). */
-int cs_ocispec_new(const cs_run_opts *o, json_t **out, cs_error **err);
+int cs_ocispec_new(const cs_run_opts *o, const char *hosts, json_t **out, cs_error **err);
+
+/* Writes the /etc/hosts of a run with extra hosts to path (mode 0644): the
+ * host's /etc/hosts (none: nothing), then o->hosts, a line each, as
+ * BuildKit adds --add-host entries. 0 or -CS_EIO. */
+int cs_ocispec_write_hosts(const cs_run_opts *o, const char *path, cs_error **err);
 
 /* Writes cfg to path as compact JSON. 0 or -CS_EIO. */
 int cs_ocispec_write(const json_t *cfg, const char *path, cs_error **err);

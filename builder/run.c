@@ -95,13 +95,28 @@ judge(run *r, int status, int sig, cs_error **err)
     return 0;
 }
 
+/* The spec; with extra hosts, on /etc/hosts a file made in the run dir (it
+ * goes with the run dir, never into the upper dir). */
+static int
+make_spec(run *r, cs_error **err)
+{
+    cs_autofree char *hosts = NULL;
+    if (r->o->hosts && *r->o->hosts) {
+        hosts = cs_path_join(r->dir, "hosts");
+        int rc = cs_ocispec_write_hosts(r->o, hosts, err);
+        if (rc < 0)
+            return rc;
+    }
+    return cs_ocispec_new(r->o, hosts, &r->spec, err);
+}
+
 /* Mounts, writes the bundle and runs; teardown() undoes it all. */
 static int
 run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
     run_unique_lowers(r);
-    if ((rc = cs_ocispec_new(r->o, &r->spec, err)) < 0 || (rc = make_run_dir(r, err)) < 0
+    if ((rc = make_run_dir(r, err)) < 0 || (rc = make_spec(r, err)) < 0
         || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0
         || (rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
         || (rc = run_supervise(r, status, &sig, err)) < 0)

@@ -8,8 +8,10 @@
  * uts and ipc namespaces (network: the host's, or a new empty one for
  * "none"), /proc, /dev (tmpfs with the usual devices), /dev/pts, /dev/shm,
  * read-only /sys, the host's /etc/resolv.conf and /etc/hosts bind-mounted
- * read-only, Docker's default capability set, no new privileges off, the
- * given env, cwd and uid/gid (+ additional gids). Extra mounts (RUN --mount
+ * read-only (with extra hosts: a copy of the host's /etc/hosts plus their
+ * lines, made in the run dir), Docker's default capability set, no new
+ * privileges off, the given env, cwd and uid/gid (+ additional gids), rlimits
+ * and /dev/shm size. Extra mounts (RUN --mount
  * cache/bind/tmpfs) are added as given. Nothing is left behind: the overlay
  * and bundle are removed on success, failure and cancel. The runtime runs
  * under a reaper process (run_reaper.c) that kills the container, unmounts
@@ -34,6 +36,26 @@ typedef struct cs_run_mount {
     bool readonly;
 } cs_run_mount;
 
+/* A process rlimit (OCI process.rlimits). */
+typedef struct cs_run_rlimit {
+    const char *type; /* "RLIMIT_NOFILE", ...: a static string */
+    uint64_t soft, hard;
+} cs_run_rlimit;
+
+/* docker's --ulimit NAME=SOFT[:HARD] (hard defaults to soft) with docker's
+ * names: as core cpu data fsize locks memlock msgqueue nice nofile nproc rss
+ * rtprio rttime sigpending stack. -CS_EINVAL with docker's messages ("invalid
+ * ulimit type: x", "ulimit soft limit must be less than or equal to hard
+ * limit: 2 > 1", ...); unlimited (-1) is refused (the runtime spec cannot
+ * carry it). Thread-safe. */
+int cs_run_rlimit_parse(const char *spec, cs_run_rlimit *out, cs_error **err);
+
+/* docker's --add-host HOST:IP (or HOST=IP; an IPv6 address may be in
+ * brackets) as a line of /etc/hosts without its newline: "IP\tHOST" in *line
+ * (caller frees; NULL on error). -CS_EINVAL "bad format for add-host: 'x'" or
+ * "invalid IP address in add-host: 'x'". Thread-safe. */
+int cs_run_host_parse(const char *spec, char **line, cs_error **err);
+
 typedef struct cs_run_opts {
     const char *const *lowers; /* snapshot fs dirs (absolute), bottom first; none:
                                   an empty rootfs (FROM scratch) */
@@ -49,10 +71,15 @@ typedef struct cs_run_opts {
     bool network_none;
     const cs_run_mount *mounts;
     size_t nmounts;
-    const char *runtime; /* path or name of the OCI runtime; NULL: "runc" */
-    bool keep_upper;     /* keep the upper dir for cs_snapshot_diff */
-    int out_fd, err_fd;  /* where the command's stdout/stderr go (borrowed; -1:
-                            discarded); stdin is /dev/null */
+    const cs_run_rlimit *rlimits; /* over the default RLIMIT_NOFILE; of two of a type, */
+    size_t nrlimits;              /* the last counts */
+    char *const *hosts;           /* extra /etc/hosts lines (cs_run_host_parse), NULL-
+                                     terminated; NULL or none: the host's file as is */
+    uint64_t shm_size;            /* bytes of the /dev/shm tmpfs; 0: 64 MiB (Docker's) */
+    const char *runtime;          /* path or name of the OCI runtime; NULL: "runc" */
+    bool keep_upper;              /* keep the upper dir for cs_snapshot_diff */
+    int out_fd, err_fd;           /* where the command's stdout/stderr go (borrowed; -1:
+                                     discarded); stdin is /dev/null */
     /* The last lines of output are kept for error messages. */
 } cs_run_opts;
 

@@ -5,6 +5,8 @@
 #include "build.h"
 #include "cmd.h"
 #include "progress.h"
+#include "run.h"
+#include "cstore/units.h"
 #include "cstore/image.h"
 
 const char cmd_build_usage[] =
@@ -25,6 +27,10 @@ const char cmd_build_usage[] =
     "      --iidfile PATH       write the image digest to PATH\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
+    "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
+    "      --add-host HOST:IP   add a line to /etc/hosts of RUN (repeatable)\n"
+    "      --shm-size SIZE      size of /dev/shm for RUN (default 64m; binary units)\n"
+    "      --ulimit N=S[:H]     a ulimit of RUN, e.g. nofile=1024:2048 (repeatable)\n"
     "  -h, --help               show this help\n";
 
 /* -t: refused at once when it is no valid reference, kept as typed. */
@@ -61,6 +67,34 @@ take_build_arg(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
+/* --add-host HOST:IP, --ulimit NAME=SOFT[:HARD]: refused at once when the
+ * builder would refuse them. */
+static int
+check_add_host(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    cs_autofree char *line = NULL;
+    (void) c, (void) o;
+    return cs_run_host_parse(arg, &line, err);
+}
+
+static int
+check_ulimit(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    cs_run_rlimit rl;
+    (void) c, (void) o;
+    return cs_run_rlimit_parse(arg, &rl, err);
+}
+
+/* --shm-size in docker's binary units: 64m is 64 MiB. */
+static int
+take_shm_size(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    (void) err;
+    if (!cs_parse_ram_size(arg, o->dst))
+        return cmd_usage_error(c, "invalid size for --shm-size: '%s'", arg);
+    return 0;
+}
+
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
@@ -69,6 +103,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_build_opts o = { 0 };
     cmd_autostrv cs_strv tags = { 0 };
     cmd_autostrv cs_strv labels = { 0 };
+    cmd_autostrv cs_strv hosts = { 0 };
+    cmd_autostrv cs_strv ulimits = { 0 };
     cs_df_env *args = cs_df_env_new();
     const char *iidfile = NULL;
     int progress = 0, network = 0; /* auto, host */
@@ -85,6 +121,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
+        CMD_OPT("platform", 0, CMD_STRING, &o.platform),
+        CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
+        CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),
+        CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, check_ulimit),
         CMD_OPT_END,
     };
     cmd_args operands = { .min = 1, .max = 1 };
@@ -102,6 +142,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.context = operands.v[0];
     o.tags = tags.v;
     o.labels = labels.v;
+    o.add_hosts = hosts.v;
+    o.ulimits = ulimits.v;
     o.build_args = args;
     o.network_none = network == 1;
     cs_store *s;

@@ -75,27 +75,47 @@ cs_parse_duration(const char *s, unsigned flags, int64_t *ns)
     return true;
 }
 
-bool
-cs_parse_size(const char *s, uint64_t *out)
+/* A number and a unit of the table (matched whole, any case). */
+static bool
+parse_units(const char *s, const char *const *units, const double *mult, size_t n, bool space,
+            uint64_t *out)
 {
-    static const struct {
-        const char *u;
-        double m;
-    } units[] = { { "", 1 },    { "b", 1 },    { "kb", 1e3 }, { "k", 1e3 },   { "mb", 1e6 },
-                  { "m", 1e6 }, { "gb", 1e9 }, { "g", 1e9 },  { "tb", 1e12 }, { "t", 1e12 } };
     char *end;
     if (!isdigit((unsigned char) *s) && *s != '.')
         return false;
     double v = strtod(s, &end);
     if (end == s || v < 0)
         return false;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (!strcasecmp(end, units[i].u)) {
-            if (v * units[i].m > 1.8e19)
+    if (space && *end == ' ')
+        end++;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcasecmp(end, units[i])) {
+            if (v * mult[i] > 1.8e19)
                 return false;
-            *out = (uint64_t) (v * units[i].m);
+            *out = (uint64_t) (v * mult[i]);
             return true;
         }
     }
     return false;
+}
+
+bool
+cs_parse_size(const char *s, uint64_t *out)
+{
+    static const char *const u[] = { "", "b", "kb", "k", "mb", "m", "gb", "g", "tb", "t" };
+    static const double m[] = { 1, 1, 1e3, 1e3, 1e6, 1e6, 1e9, 1e9, 1e12, 1e12 };
+    return parse_units(s, u, m, sizeof(u) / sizeof(u[0]), false, out);
+}
+
+bool
+cs_parse_ram_size(const char *s, uint64_t *out)
+{
+#define K(x) x, x "b", x "i", x "ib"
+    static const char *const u[] = { "", "b", "i", "ib", K("k"), K("m"), K("g"), K("t"), K("p") };
+#undef K
+    static const double m[] = { 1,      1,      1,      1,      0x1p10, 0x1p10, 0x1p10, 0x1p10,
+                                0x1p20, 0x1p20, 0x1p20, 0x1p20, 0x1p30, 0x1p30, 0x1p30, 0x1p30,
+                                0x1p40, 0x1p40, 0x1p40, 0x1p40, 0x1p50, 0x1p50, 0x1p50, 0x1p50 };
+    _Static_assert(sizeof(u) / sizeof(u[0]) == sizeof(m) / sizeof(m[0]), "units");
+    return parse_units(s, u, m, sizeof(u) / sizeof(u[0]), true, out);
 }

@@ -455,8 +455,8 @@ extra_hosts_go_into_a_generated_hosts_file_bound_read_only(void **state)
         host.len = 0;
     cs_buf_append(&host, "", 1);
     const char *h = (const char *) host.data;
-    cs_autofree char *want = cs_xasprintf("%s%s10.0.0.2\tdb\n::1\tv6\n", h,
-                                          *h && h[strlen(h) - 1] != '\n' ? "\n" : "");
+    cs_autofree char *want =
+        cs_xasprintf("%s%s10.0.0.2\tdb\n::1\tv6\n", h, *h && h[strlen(h) - 1] != '\n' ? "\n" : "");
     assert_int_equal(cs_read_file(path, 1 << 20, &got, &err), 0);
     cs_buf_append(&got, "", 1);
     assert_string_equal((const char *) got.data, want);

@@ -24,4 +24,10 @@ bool cs_parse_duration(const char *s, unsigned flags, int64_t *ns);
  * negative. */
 bool cs_parse_size(const char *s, uint64_t *out);
 
+/* Docker's memory sizes (go-units RAMInBytes: --shm-size, --memory) in
+ * binary units: "64m" is 64 MiB; "128", "1.5g", "512 MiB", "2kb"; units b,
+ * k, m, g, t, p, each optionally followed by i and/or b, any case, one space
+ * allowed before. False when malformed or negative. */
+bool cs_parse_ram_size(const char *s, uint64_t *out);
+
 #endif
