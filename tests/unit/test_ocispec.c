@@ -285,17 +285,31 @@ the_spec_is_written_as_json(void **state)
     json_decref(cfg);
 }
 
+/* The element of arr whose key is s. */
 static json_t *
-rlimit_of(json_t *cfg, const char *type)
+find_at(json_t *arr, const char *key, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(process_get(cfg, "rlimits"), i, v)
+    json_array_foreach(arr, i, v)
     {
-        if (!strcmp(json_string_value(json_object_get(v, "type")), type))
+        const char *x = json_string_value(json_object_get(v, key));
+        if (x && !strcmp(x, s))
             return v;
     }
     return NULL;
+}
+
+static json_t *
+rlimit_of(json_t *cfg, const char *type)
+{
+    return find_at(process_get(cfg, "rlimits"), "type", type);
+}
+
+static json_t *
+mount_at(json_t *cfg, const char *dst)
+{
+    return find_at(json_object_get(cfg, "mounts"), "destination", dst);
 }
 
 static void
@@ -363,18 +377,11 @@ static const char *
 shm_size_option(json_t *cfg)
 {
     size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(cfg, "mounts"), i, m)
+    json_t *opt;
+    json_array_foreach(json_object_get(mount_at(cfg, "/dev/shm"), "options"), i, opt)
     {
-        if (strcmp(json_string_value(json_object_get(m, "destination")), "/dev/shm"))
-            continue;
-        size_t j;
-        json_t *opt;
-        json_array_foreach(json_object_get(m, "options"), j, opt)
-        {
-            if (!strncmp(json_string_value(opt), "size=", 5))
-                return json_string_value(opt);
-        }
+        if (!strncmp(json_string_value(opt), "size=", 5))
+            return json_string_value(opt);
     }
     return NULL;
 }
@@ -423,19 +430,6 @@ add_host_specs_become_hosts_lines(void **state)
         assert_non_null(strstr(err->msg, "add-host"));
         cs_error_clear(&err);
     }
-}
-
-static json_t *
-mount_at(json_t *cfg, const char *dst)
-{
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(cfg, "mounts"), i, m)
-    {
-        if (!strcmp(json_string_value(json_object_get(m, "destination")), dst))
-            return m;
-    }
-    return NULL;
 }
 
 static void
