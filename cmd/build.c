@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "build.h"
+#include "build_output.h"
 #include "cmd.h"
 #include "progress.h"
 #include "run.h"
@@ -25,6 +26,9 @@ const char cmd_build_usage[] =
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "  -q, --quiet              no progress; print only the image digest\n"
     "      --iidfile PATH       write the image digest to PATH\n"
+    "  -o, --output OUT         also write the image: type=oci|docker|tar|local,dest=PATH;\n"
+    "                           DIR for type=local,dest=DIR; - for a rootfs tar on stdout\n"
+    "      --metadata-file PATH write buildx's build result metadata (JSON) to PATH\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
     "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
@@ -95,6 +99,25 @@ take_shm_size(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
+/* After the build: -o, --metadata-file, --iidfile (in buildx's order), then
+ * the image id on stdout unless an output took stdout (on stderr then). */
+static int
+build_finish(cs_store *s, const cs_build_result *res, const build_out *out, const char *metadata,
+             const char *iidfile, char **tags, cs_error **err)
+{
+    char id[CS_DIGEST_STR];
+    cs_digest_str(&res->id, id);
+    int rc = build_out_write(s, out, &res->id, tags, err);
+    if (rc < 0)
+        return rc;
+    if (metadata && (rc = build_metadata_write(metadata, &res->id, tags, err)) < 0)
+        return rc;
+    if (iidfile && cs_write_file_atomic(iidfile, id, strlen(id), err) < 0)
+        return cs_err_wrap(err, "--iidfile");
+    fprintf(build_out_stdout(out) ? stderr : stdout, "%s\n", id);
+    return 0;
+}
+
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
@@ -106,7 +129,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_autostrv cs_strv hosts = { 0 };
     cmd_autostrv cs_strv ulimits = { 0 };
     cs_df_env *args = cs_df_env_new();
-    const char *iidfile = NULL;
+    const char *iidfile = NULL, *metadata = NULL;
+    build_out_auto build_out out = { 0 };
     int progress = 0, network = 0; /* auto, host */
     bool quiet = false;
     const cmd_opt opts[] = {
@@ -119,6 +143,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
+        CMD_OPT_FN("output", 'o', CMD_CALL, &out, build_out_take),
+        CMD_OPT("metadata-file", 0, CMD_STRING, &metadata),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
         CMD_OPT("platform", 0, CMD_STRING, &o.platform),
@@ -159,10 +185,5 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_df_env_free(args);
     if (rc < 0)
         return rc;
-    char id[CS_DIGEST_STR];
-    cs_digest_str(&res.id, id);
-    if (iidfile && cs_write_file_atomic(iidfile, id, strlen(id), err) < 0)
-        return cs_err_wrap(err, "--iidfile");
-    printf("%s\n", id);
-    return 0;
+    return build_finish(s, &res, &out, metadata, iidfile, tags.v, err);
 }

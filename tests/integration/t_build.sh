@@ -280,4 +280,88 @@ check_eq "WORKDIR as the last instruction: the directory is in the image" \
 check_eq "WORKDIR as the last instruction: config.WorkingDir" \
     "$(skopeo inspect --config "oci:$T/wd1.oci:$(oci_tag "$T/wd1.oci")" | jq -r .config.WorkingDir)" /last/one
 check "fsck clean after the conformance checks" cs fsck
+# -o/--output (buildx's exporters) and --metadata-file. The base has a layer that whites out a file
+# of the layer below, so the merged root filesystem of type=tar|local must not hold it nor any .wh.
+oxl=$T/out-layers
+mkdir -p "$oxl/l1/gone" "$oxl/l2/gone"
+printf 'kept\n' >"$oxl/l1/gone/kept.txt"
+printf 'removed\n' >"$oxl/l1/gone/removed.txt"
+: >"$oxl/l2/gone/.wh.removed.txt"
+tar -C "$oxl/l1" --owner=0 --group=0 -cf "$oxl/1.tar" gone
+tar -C "$oxl/l2" --owner=0 --group=0 -cf "$oxl/2.tar" gone
+mk_oci "$oxl/wh.oci" "$oxl/1.tar" "$oxl/2.tar"
+oci_archive "$oxl/wh.oci" "$oxl/wh.tar"
+must cs load "$oxl/wh.tar" -t whbase:1
+octx=$T/outctx
+mkdir -p "$octx"
+printf 'out\n' >"$octx/a.txt"
+printf 'FROM whbase:1\nCOPY --chmod=0751 a.txt /app/run.sh\nCOPY --chmod=0600 a.txt /app/secret\n' \
+    >"$octx/Dockerfile"
+oid=$(cs build --progress quiet -t out:1 -t out:2 "$octx" | tail -n 1)
+check "-o: the image builds" test -n "$oid"
+
+check "-o type=oci,dest=FILE writes an OCI archive skopeo reads" \
+    cs build --progress quiet -t out:1 -o "type=oci,dest=$T/o.oci.tar" "$octx"
+check_eq "-o type=oci: the archive's config digest is the image id" \
+    "$(skopeo inspect --raw "oci-archive:$T/o.oci.tar" | jq -r .config.digest)" "$oid"
+check_eq "-o type=oci: the archive has the image's layers" \
+    "$(skopeo inspect "oci-archive:$T/o.oci.tar" | jq '.Layers | length')" 4
+
+check "-o type=docker,dest=FILE writes a docker-archive skopeo reads" \
+    cs build --progress quiet -t out:1 -t out:2 --output "type=docker,dest=$T/o.docker.tar" "$octx"
+# cs_export names one tag in a docker-archive: the first -t name (docker load tags it so).
+check_eq "-o type=docker: tagged with the first -t name" \
+    "$(tar -xOf "$T/o.docker.tar" manifest.json | jq -c '.[0].RepoTags')" '["out:1"]'
+check_eq "-o type=docker: skopeo reads the image (its config digest is the image id)" \
+    "$(skopeo inspect --raw "docker-archive:$T/o.docker.tar" | jq -r .config.digest)" "$oid"
+
+check "-o type=tar,dest=FILE writes the root filesystem as a tar" \
+    cs build --progress quiet -o "type=tar,dest=$T/o.rootfs.tar" "$octx"
+otl=$(tar -tf "$T/o.rootfs.tar")
+check "-o type=tar: the COPY'd files are there" grep -qx 'app/run.sh' <<<"$otl"
+check "-o type=tar: the file kept by the base's upper layer is there" grep -qx 'gone/kept.txt' <<<"$otl"
+check_fails "-o type=tar: the whited-out file is not there" grep -q 'gone/removed.txt' <<<"$otl"
+check_fails "-o type=tar: no whiteout entries" grep -q '\.wh\.' <<<"$otl"
+
+rm -rf "$T/o.local"
+check "-o type=local,dest=DIR writes the root filesystem into DIR" \
+    cs build --progress quiet -o "type=local,dest=$T/o.local" "$octx"
+check_eq "-o type=local: a COPY'd file has its content" "$(cat "$T/o.local/app/run.sh")" out
+check_eq "-o type=local: modes as in the image" \
+    "$(stat -c %a "$T/o.local/app/run.sh" "$T/o.local/app/secret")" "751
+600"
+check "-o type=local: the kept file is there" test -f "$T/o.local/gone/kept.txt"
+check_fails "-o type=local: the whited-out file is not there" test -e "$T/o.local/gone/removed.txt"
+check_eq "-o type=local: no whiteouts" "$(find "$T/o.local" -name '.wh.*' | wc -l)" 0
+rm -rf "$T/o.dir"
+check "-o DIR (no type=) builds" cs build --progress quiet -o "$T/o.dir" "$octx"
+check_eq "-o DIR is type=local,dest=DIR" "$(rootfs_manifest "$T/o.dir")" "$(rootfs_manifest "$T/o.local")"
+check_eq "-o type=local matches the image unpacked by umoci" \
+    "$(rootfs_manifest "$T/o.local" | cut -d' ' -f1-5)" \
+    "$(img_manifest out:1 "$T/o.umoci" | cut -d' ' -f1-5)"
+
+cs build --progress quiet -o - "$octx" >"$T/o.stdout.tar" 2>"$T/o.stderr"
+check_eq "-o - writes the root filesystem tar to stdout (nothing else there)" \
+    "$(tar -tf "$T/o.stdout.tar" | sort)" "$(tar -tf "$T/o.rootfs.tar" | sort)"
+check_eq "-o -: the image id goes to stderr instead" "$(tail -n 1 "$T/o.stderr")" "$oid"
+cs build --progress quiet -o type=oci,dest=- "$octx" >"$T/o.stdout.oci.tar" 2>"$T/o.stderr"
+check_eq "-o type=oci,dest=- writes the OCI archive to stdout" \
+    "$(skopeo inspect --raw "oci-archive:$T/o.stdout.oci.tar" | jq -r .config.digest)" "$oid"
+check_fails "-o type=local,dest=- is refused" cs build --progress quiet -o type=local,dest=- "$octx"
+ounk=$(cs build --progress quiet -o type=registry,dest=x "$octx" 2>&1)
+check_eq "-o with an unknown type fails with one line" "$(wc -l <<<"$ounk")" 1
+check "-o with an unknown type: the message names it" grep -q "registry" <<<"$ounk"
+check_fails "-o with an unknown type fails" cs build --progress quiet -o type=registry,dest=x "$octx"
+check_fails "-o type=local without dest fails" cs build --progress quiet -o type=local "$octx"
+
+check "--metadata-file FILE builds" \
+    cs build --progress quiet -t out:1 -t out:2 --metadata-file "$T/meta.json" "$octx"
+check "--metadata-file: the file is JSON" jq -e . "$T/meta.json"
+check_eq "--metadata-file: containerimage.config.digest is the image id" \
+    "$(jq -r '."containerimage.config.digest"' "$T/meta.json")" "$oid"
+check "--metadata-file: containerimage.digest is a sha256 digest" \
+    grep -Eq '^sha256:[0-9a-f]{64}$' <<<"$(jq -r '."containerimage.digest"' "$T/meta.json")"
+check_eq "--metadata-file: image.name lists the -t names" \
+    "$(jq -r '."image.name"' "$T/meta.json")" "docker.io/library/out:1,docker.io/library/out:2"
+check "fsck clean after the -o checks" cs fsck
 finish
