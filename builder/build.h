@@ -45,6 +45,34 @@ typedef struct cs_build_event {
 /* Called in the building thread, between steps; ev lives for the call. */
 typedef void (*cs_build_progress_fn)(void *ctx, const cs_build_event *ev);
 
+/* A --secret: the value of secret `id` is read from file `src` or from
+ * environment variable `env` (exactly one is set) when a RUN
+ * --mount=type=secret needs it, on a cache miss only. */
+typedef struct cs_build_secret {
+    char *id, *src, *env;
+} cs_build_secret;
+
+/* Parses a --secret spec as buildx does: "id=ID,src=FILE" ("source" too),
+ * "id=ID,env=VAR", "type=file|env" (type=env takes src as the variable's
+ * name); "id=ID" alone reads variable ID when it is set, else file ID. A
+ * file must exist (stat). Fills *out (release it). -CS_EPARSE naming the bad
+ * key or a missing id, -CS_ENOTFOUND for a file that is not there. */
+int cs_build_secret_parse(const char *spec, cs_build_secret *out, cs_error **err);
+void cs_build_secret_release(cs_build_secret *s);
+
+/* A --ssh: the agent socket forwarded to RUN --mount=type=ssh,id=ID. */
+typedef struct cs_build_ssh {
+    char *id, *socket;
+} cs_build_ssh;
+
+/* Parses "default" ($SSH_AUTH_SOCK), "ID" (the same socket under another
+ * id) or "ID=SOCKET". The socket must be a unix socket (key files, which
+ * buildx loads into an agent of its own, are not supported). Fills *out
+ * (release it). -CS_EPARSE (no SSH_AUTH_SOCK, no id), -CS_ENOTFOUND,
+ * -CS_EUNSUPPORTED (not a socket). */
+int cs_build_ssh_parse(const char *spec, cs_build_ssh *out, cs_error **err);
+void cs_build_ssh_release(cs_build_ssh *s);
+
 typedef struct cs_build_opts {
     const char *context;    /* context directory */
     const char *dockerfile; /* path, default CONTEXT/Dockerfile; "-" for stdin */
@@ -55,6 +83,13 @@ typedef struct cs_build_opts {
      * keys do not see them. NULL-terminated, may be NULL. */
     char **labels;
     const cs_df_env *build_args;
+    /* --secret and --ssh (borrowed; the last one of an id wins). Neither the
+     * values nor the sources reach a layer, the cache keys, the config or
+     * the history: a RUN's key holds its --mount spec only. */
+    const cs_build_secret *secrets;
+    size_t nsecrets;
+    const cs_build_ssh *ssh;
+    size_t nssh;
     bool no_cache;
     bool network_none;   /* RUN without network unless RUN --network says otherwise */
     const char *runtime; /* OCI runtime for RUN (NULL: runc) */

@@ -3,6 +3,7 @@
  * what it changed becomes a layer (snapshot.c). */
 #include <string.h>
 #include "build_int.h"
+#include "build_secret.h"
 #include "cstore/lease.h"
 #include "cstore/oneshot.h"
 #include "cstore/snapshot.h"
@@ -17,8 +18,11 @@ typedef struct run_step {
     bool net_none;
     cs_runmount *mounts;
     size_t nm;
-    cs_run_mount *rm;       /* mounts as the runtime takes them */
+    cs_run_mount *rm; /* mounts as the runtime takes them (nrm: without the
+                         secrets and sockets not given) */
+    size_t nrm;
     char **mdirs;           /* their host dirs */
+    cs_buf *secrets;        /* the values of secret mounts (wiped at the end) */
     cs_strv lowers;         /* snapshot dirs of the layers, bottom first */
     cs_strv hosts;          /* --add-host as /etc/hosts lines */
     cs_run_rlimit *rlimits; /* --ulimit */
@@ -43,7 +47,10 @@ run_step_release(build *b, run_step *r)
     for (size_t i = 0; i < r->nm; i++) {
         cs_runmount_release(&r->mounts[i]);
         free(r->mdirs ? r->mdirs[i] : NULL);
+        if (r->secrets)
+            build_secret_wipe(&r->secrets[i]);
     }
+    free(r->secrets);
     free(r->mounts);
     free(r->mdirs);
     free(r->rm);
@@ -112,11 +119,14 @@ run_network(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error *
     return 0;
 }
 
-/* --mount flags parsed; the key gets each spec (and a from stage's key). */
+/* --mount flags parsed; the key gets each spec (and a from stage's key):
+ * never a secret's value or a socket's path, so changing them does not
+ * invalidate the cache (as BuildKit). */
 static int
 run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx *kh,
            cs_error **err)
 {
+    unsigned nssh = 0;
     for (size_t i = 0; i < in->nflags; i++) {
         if (strcmp(in->flags[i].name, "mount"))
             continue;
@@ -126,7 +136,11 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         r->mounts = cs_xrealloc(r->mounts, (r->nm + 1) * sizeof(*r->mounts));
         if (cs_runmount_parse(spec, &r->mounts[r->nm], err) < 0)
             return line_err(b, in, err);
-        const char *from = r->mounts[r->nm++].from;
+        cs_runmount *m = &r->mounts[r->nm++];
+        if (!strcmp(m->type, "ssh") && !m->target) /* BuildKit's numbering */
+            m->target = cs_xasprintf("/run/buildkit/ssh_agent.%u", nssh);
+        nssh += !strcmp(m->type, "ssh");
+        const char *from = m->from;
         long ref = from ? stage_ref(b, from, (size_t) (st - b->st)) : -1;
         if (ref >= 0) /* a stage's content is in its key */
             cs_sha256_update(kh, b->st[ref].key.b, 32);
@@ -275,26 +289,86 @@ bind_mount_dir(build *b, bstage *st, const cs_df_instr *in, const cs_runmount *m
     return 0;
 }
 
+/* SSH_AUTH_SOCK for the RUN: the first forwarded socket, unless the
+ * environment has one (BuildKit). */
+static void
+set_ssh_env(run_step *r, const char *target)
+{
+    cs_strv v = { 0 };
+    for (char **p = r->env; *p; p++) {
+        if (!strncmp(*p, "SSH_AUTH_SOCK=", 14))
+            return cs_strv_release(&v);
+        cs_strv_add(&v, *p);
+    }
+    cs_strv_push(&v, cs_xasprintf("SSH_AUTH_SOCK=%s", target));
+    cs_strv_free(r->env);
+    r->env = cs_strv_take(&v);
+}
+
+/* A secret's value as a file, or the agent socket, for mount i; *present is
+ * false when it was not given (left out unless required). */
+static int
+agent_mount(build *b, const cs_df_instr *in, run_step *r, size_t i, bool *present, cs_error **err)
+{
+    const cs_runmount *m = &r->mounts[i];
+    cs_run_mount *rm = &r->rm[r->nrm];
+    bool secret = !strcmp(m->type, "secret");
+    if (secret) {
+        int rc = build_secret_value(b->o, m->id, &r->secrets[i], err);
+        if (rc < 0)
+            return line_err(b, in, err);
+        *present = rc > 0;
+        rm->type = "file";
+        rm->data = r->secrets[i].data ? (const void *) r->secrets[i].data : "";
+        rm->len = r->secrets[i].len;
+        rm->mode = m->mode;
+        rm->uid = m->uid;
+        rm->gid = m->gid;
+    } else {
+        rm->type = "bind";
+        rm->source = build_ssh_socket(b->o, m->id);
+        *present = rm->source != NULL;
+    }
+    if (!*present && m->required)
+        return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s '%s' not found", b->df_path, in->line,
+                      secret ? "secret" : "ssh agent", m->id);
+    return 0;
+}
+
 static int
 run_mount_dirs(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
     r->rm = cs_xcalloc(r->nm + 1, sizeof(*r->rm));
     r->mdirs = cs_xcalloc(r->nm + 1, sizeof(char *));
+    r->secrets = cs_xcalloc(r->nm + 1, sizeof(*r->secrets));
+    bool ssh_env = false;
     for (size_t i = 0; i < r->nm; i++) {
         cs_runmount *m = &r->mounts[i];
-        r->rm[i].target = m->target;
-        r->rm[i].readonly = !m->rw;
-        r->rm[i].type = "bind";
+        cs_run_mount *rm = &r->rm[r->nrm];
+        rm->target = m->target;
+        rm->readonly = !m->rw;
+        rm->type = "bind";
         int rc = 0;
-        if (!strcmp(m->type, "tmpfs"))
-            r->rm[i].type = "tmpfs";
+        bool present = true;
+        if (!strcmp(m->type, "secret") || !strcmp(m->type, "ssh"))
+            rc = agent_mount(b, in, r, i, &present, err);
+        else if (!strcmp(m->type, "tmpfs"))
+            rm->type = "tmpfs";
         else if (!strcmp(m->type, "cache") && (rc = cache_mount_dir(b, m, &r->mdirs[i], err)) < 0)
             rc = line_err(b, in, err);
         else if (strcmp(m->type, "cache"))
             rc = bind_mount_dir(b, st, in, m, &r->mdirs[i], err);
         if (rc < 0)
             return rc;
-        r->rm[i].source = r->mdirs[i];
+        if (!present)
+            continue;
+        if (r->mdirs[i])
+            rm->source = r->mdirs[i];
+        if (!strcmp(m->type, "ssh") && !ssh_env) {
+            set_ssh_env(r, m->target);
+            ssh_env = true;
+        }
+        r->nrm++;
     }
     return 0;
 }
@@ -332,7 +406,7 @@ run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
     ro.gid = r->gid;
     ro.network_none = r->net_none;
     ro.mounts = r->rm;
-    ro.nmounts = r->nm;
+    ro.nmounts = r->nrm;
     ro.hosts = r->hosts.v;
     ro.rlimits = r->rlimits;
     ro.nrlimits = r->nrlimits;

@@ -69,6 +69,50 @@ make_run_dir(run *r, cs_error **err)
     return 0;
 }
 
+/* One "file" mount's content into path, with its mode and owner. */
+static int
+write_file_mount(const cs_run_mount *m, const char *path, cs_error **err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+    if (fd < 0)
+        return cs_err(err, CS_EIO, errno, "create '%s'", path);
+    int rc = 0;
+    if (cs_write_all(fd, m->data, m->len) < 0 || fchown(fd, m->uid, m->gid) < 0
+        || fchmod(fd, m->mode & 07777) < 0)
+        rc = cs_err(err, cs_sys_code(errno), errno, "write '%s'", path);
+    if (close(fd) < 0 && rc == 0)
+        rc = cs_err(err, CS_EIO, errno, "close '%s'", path);
+    return rc;
+}
+
+/* r->eff: the caller's options with each "file" mount written under the run
+ * dir and given to the runtime as a read-only bind of that file. */
+static int
+write_files(run *r, cs_error **err)
+{
+    r->eff = *r->o;
+    size_t n = r->o->nmounts;
+    r->mounts = cs_xcalloc(n + 1, sizeof *r->mounts);
+    r->files = cs_xcalloc(n + 1, sizeof *r->files);
+    r->eff.mounts = r->mounts;
+    cs_autofree char *dir = cs_path_join(r->dir, "files");
+    for (size_t i = 0; i < n; i++) {
+        r->mounts[i] = r->o->mounts[i];
+        if (!r->mounts[i].type || strcmp(r->mounts[i].type, "file"))
+            continue;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return cs_err(err, CS_EIO, errno, "mkdir '%s'", dir);
+        r->files[i] = cs_xasprintf("%s/%zu", dir, i);
+        int rc = write_file_mount(&r->mounts[i], r->files[i], err);
+        if (rc < 0)
+            return rc;
+        r->mounts[i].type = "bind";
+        r->mounts[i].source = r->files[i];
+        r->mounts[i].readonly = true;
+    }
+    return 0;
+}
+
 static int
 write_bundle(run *r, cs_error **err)
 {
@@ -103,11 +147,11 @@ make_spec(run *r, cs_error **err)
     cs_autofree char *hosts = NULL;
     if (r->o->hosts && *r->o->hosts) {
         hosts = cs_path_join(r->dir, "hosts");
-        int rc = cs_ocispec_write_hosts(r->o, hosts, err);
+        int rc = cs_ocispec_write_hosts(&r->eff, hosts, err);
         if (rc < 0)
             return rc;
     }
-    return cs_ocispec_new(r->o, hosts, &r->spec, err);
+    return cs_ocispec_new(&r->eff, hosts, &r->spec, err);
 }
 
 /* Mounts, writes the bundle and runs; teardown() undoes it all. */
@@ -116,10 +160,10 @@ run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
     run_unique_lowers(r);
-    if ((rc = make_run_dir(r, err)) < 0 || (rc = make_spec(r, err)) < 0
-        || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0
-        || (rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
-        || (rc = run_supervise(r, status, &sig, err)) < 0)
+    if ((rc = make_run_dir(r, err)) < 0 || (rc = write_files(r, err)) < 0
+        || (rc = make_spec(r, err)) < 0 || (rc = run_make_dirs(r, err)) < 0
+        || (rc = run_mount_overlay(r, err)) < 0 || (rc = run_stubs_record(r, err)) < 0
+        || (rc = write_bundle(r, err)) < 0 || (rc = run_supervise(r, status, &sig, err)) < 0)
         return rc;
     return judge(r, *status, sig, err);
 }
@@ -172,6 +216,10 @@ run_release(run *r)
     for (size_t i = 0; i < r->nstubs; i++)
         free(r->stubs[i].target);
     free(r->stubs);
+    for (size_t i = 0; r->files && i < r->o->nmounts; i++)
+        free(r->files[i]);
+    free(r->files);
+    free(r->mounts);
     free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);

@@ -12,15 +12,13 @@
  * lines, made in the run dir), Docker's default capability set, no new
  * privileges off, the given env, cwd and uid/gid (+ additional gids), rlimits
  * and /dev/shm size. Extra mounts (RUN --mount
- * cache/bind/tmpfs) are added as given. Nothing is left behind: the overlay
- * and bundle are removed on success, failure and cancel. The runtime runs
- * under a reaper process (run_reaper.c) that kills the container, unmounts
- * the overlay and removes the run dir when cstore dies, even by SIGKILL;
- * what is left of killed processes goes with cs_run_cleanup_stale. A lower
- * dir given twice is mounted once, at its topmost place.
- * Files: run.c (the driver), ocispec.c (config.json), run_mount.c (overlay,
- * stubs, unmounting), run_supervise.c (the runtime's process), run_reaper.c
- * (its parent, which dies with cstore).
+ * cache/bind/tmpfs/ssh) are added as given; secrets as files in the run dir. Nothing is left
+ * behind: the overlay and bundle are removed on success, failure and cancel. The runtime runs under
+ * a reaper process (run_reaper.c) that kills the container, unmounts the overlay and removes the
+ * run dir when cstore dies, even by SIGKILL; what is left of killed processes goes with
+ * cs_run_cleanup_stale. A lower dir given twice is mounted once, at its topmost place. Files: run.c
+ * (the driver), ocispec.c (config.json), run_mount.c (overlay, stubs, unmounting), run_supervise.c
+ * (the runtime's process), run_reaper.c (its parent, which dies with cstore).
  */
 #ifndef CSBUILD_RUN_H
 #define CSBUILD_RUN_H
@@ -30,10 +28,19 @@
 #include "cstore/store.h"
 
 typedef struct cs_run_mount {
-    const char *type;   /* "bind" or "tmpfs" */
+    const char *type;   /* "bind", "tmpfs" or "file" */
     const char *source; /* host path (bind) */
     const char *target; /* path in the container */
     bool readonly;
+    /* "file": a read-only file holding data[0..len) (a RUN secret). It is
+     * written into the run dir as ROOT/tmp/run-<pid>-<n>/files/<i> with
+     * mode, uid and gid (never into the rootfs, so never into the upper
+     * dir) and bind-mounted read-only at target; it goes with the run dir,
+     * whether the run ends, fails, is cancelled or cstore is killed (the
+     * reaper, cs_run_cleanup_stale). */
+    const void *data;
+    size_t len;
+    uint32_t mode, uid, gid;
 } cs_run_mount;
 
 /* A process rlimit (OCI process.rlimits). */

@@ -8,6 +8,7 @@
  *   upper/ work/    the overlay's upper and work dirs
  *   bundle/         config.json and rootfs/ (the overlay mount point)
  *   runc.log        the runtime's JSON log (its own errors)
+ *   files/<i>       the content of "file" mount i (a secret), bind-mounted
  * The container is "cstore-<pid>-<n>" in the runtime state dir ROOT/tmp/runc,
  * so a stale run dir names its container and its owner process.
  */
@@ -45,7 +46,10 @@ typedef struct run {
     char *id;     /* cstore-<pid>-<n> */
     unsigned n;
     bool mounted, started;
-    json_t *spec; /* config.json */
+    cs_run_opts eff;      /* o with "file" mounts as binds of files/<i> */
+    cs_run_mount *mounts; /* eff.mounts */
+    char **files;         /* their host paths (NULL for other mounts) */
+    json_t *spec;         /* config.json */
     run_stub *stubs;
     size_t nstubs;
     cs_buf tail;

@@ -1,5 +1,6 @@
 /* build.c - `cstore build`: a Dockerfile into a stored, tagged image. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "build.h"
@@ -35,6 +36,11 @@ const char cmd_build_usage[] =
     "      --add-host HOST:IP   add a line to /etc/hosts of RUN (repeatable)\n"
     "      --shm-size SIZE      size of /dev/shm for RUN (default 64m; binary units)\n"
     "      --ulimit N=S[:H]     a ulimit of RUN, e.g. nofile=1024:2048 (repeatable)\n"
+    "      --secret SPEC        a secret for RUN --mount=type=secret (repeatable):\n"
+    "                           id=ID,src=FILE, id=ID,env=VAR, or id=ID (variable ID, else\n"
+    "                           file ID); never stored in the image or the cache\n"
+    "      --ssh SPEC           an ssh agent socket for RUN --mount=type=ssh (repeatable):\n"
+    "                           default ($SSH_AUTH_SOCK), ID, or ID=SOCKET\n"
     "  -h, --help               show this help\n";
 
 /* -t: refused at once when it is no valid reference, kept as typed. */
@@ -68,6 +74,53 @@ take_build_arg(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     } else if (getenv(arg)) {
         cs_df_env_set(o->dst, arg, getenv(arg));
     }
+    return 0;
+}
+
+/* --secret and --ssh, parsed as they come. */
+typedef struct agents {
+    cs_build_secret *secrets;
+    size_t nsecrets;
+    cs_build_ssh *ssh;
+    size_t nssh;
+} agents;
+
+static void
+agents_release(agents *a)
+{
+    for (size_t i = 0; i < a->nsecrets; i++)
+        cs_build_secret_release(&a->secrets[i]);
+    for (size_t i = 0; i < a->nssh; i++)
+        cs_build_ssh_release(&a->ssh[i]);
+    free(a->secrets);
+    free(a->ssh);
+}
+
+static int
+take_secret(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    agents *a = o->dst;
+    cs_build_secret s;
+    (void) c;
+    int rc = cs_build_secret_parse(arg, &s, err);
+    if (rc < 0)
+        return rc;
+    a->secrets = cs_xrealloc(a->secrets, (a->nsecrets + 1) * sizeof *a->secrets);
+    a->secrets[a->nsecrets++] = s;
+    return 0;
+}
+
+static int
+take_ssh(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    agents *a = o->dst;
+    cs_build_ssh s;
+    (void) c;
+    int rc = cs_build_ssh_parse(arg, &s, err);
+    if (rc < 0)
+        return rc;
+    a->ssh = cs_xrealloc(a->ssh, (a->nssh + 1) * sizeof *a->ssh);
+    a->ssh[a->nssh++] = s;
     return 0;
 }
 
@@ -129,6 +182,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_autostrv cs_strv hosts = { 0 };
     cmd_autostrv cs_strv ulimits = { 0 };
     cs_df_env *args = cs_df_env_new();
+    __attribute__((cleanup(agents_release))) agents ag = { 0 };
     const char *iidfile = NULL, *metadata = NULL;
     build_out_auto build_out out = { 0 };
     int progress = 0, network = 0; /* auto, host */
@@ -151,6 +205,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
         CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),
         CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, check_ulimit),
+        CMD_OPT_FN("secret", 0, CMD_CALL, &ag, take_secret),
+        CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
         CMD_OPT_END,
     };
     cmd_args operands = { .min = 1, .max = 1 };
@@ -172,6 +228,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.ulimits = ulimits.v;
     o.build_args = args;
     o.network_none = network == 1;
+    o.secrets = ag.secrets;
+    o.nsecrets = ag.nsecrets;
+    o.ssh = ag.ssh;
+    o.nssh = ag.nssh;
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0) {
         cs_df_env_free(args);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # RUN and `cstore run`: files created, changed and deleted by RUN, USER and WORKDIR, a failing
 # RUN, cache mounts reused across builds, heredoc RUN, --network none, exit statuses, and the
-# hello-go example built single- and multi-stage; exported images checked with umoci.
+# hello-go example built single- and multi-stage; exported images checked with umoci; secret and
+# ssh mounts (the secret value found nowhere in the image, the config or the store).
 . "$(dirname "$0")/lib.sh"
-need root overlayfs runc jq umoci skopeo
+need root overlayfs runc jq umoci skopeo python3
 bases
 ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"
@@ -289,6 +290,88 @@ check_fails "--add-host without an IP is refused" \
     cs build --progress quiet --add-host db -f "$fctx/Dockerfile.u" "$fctx"
 check_fails "--shm-size that is no size is refused" \
     cs build --progress quiet --shm-size lots -f "$fctx/Dockerfile.u" "$fctx"
+# RUN --mount=type=secret (BuildKit): the value is a read-only file at /run/secrets/ID (or the
+# target) for that RUN only; it is in no layer, not in the config or history, not in the store's
+# records or files; a new value does not invalidate the cache; required=true fails without it;
+# an optional one not given is left out.
+sctx=$T/secrets
+mkdir -p "$sctx"
+sec1=SeCrEt1$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+sec2=SeCrEt2$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s' "$sec1" > "$T/tok.txt"
+cat > "$sctx/Dockerfile" <<'EOF'
+FROM busybox
+RUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null && wc -c < /run/secrets/tok > /len && stat -c '%a %u %g' /run/secrets/tok > /perm && (echo x 2>/dev/null > /run/secrets/tok && echo writable || echo read-only) > /ro
+RUN --mount=type=secret,id=envtok,target=/etc/envtok,uid=65534,gid=65534,mode=0440 wc -c < /etc/envtok > /envlen && stat -c '%a %u %g' /etc/envtok > /envperm
+RUN --mount=type=secret,id=absent if test -e /run/secrets/absent; then echo mounted; else echo omitted; fi > /absent
+EOF
+rc=0
+SECRET_ENV=$sec1 cs build --progress plain -t sectest --secret "id=tok,src=$T/tok.txt" \
+    --secret id=envtok,env=SECRET_ENV "$sctx" > "$T/sec1.out" 2> "$T/sec1.log" || rc=$?
+check_eq "secret build succeeds" "$rc" 0 || tail -n 20 "$T/sec1.log"
+secid=$(tail -n1 "$T/sec1.out")
+check_eq "secret: the RUN read the whole value" "$(cs run sectest cat /len)" "${#sec1}"
+check_eq "secret: mode 0400, owned by root" "$(cs run sectest cat /perm)" "400 0 0"
+check_eq "secret: mounted read-only" "$(cs run sectest cat /ro)" read-only
+check_eq "secret env=: the value of the variable" "$(cs run sectest cat /envlen)" "${#sec1}"
+check_eq "secret: target, mode, uid and gid as given" "$(cs run sectest cat /envperm)" \
+    "440 65534 65534"
+check_eq "secret not given and not required: no mount" "$(cs run sectest cat /absent)" omitted
+check "secret: no file left at the targets in the image" \
+    cs run sectest sh -c 'test ! -e /run/secrets && test ! -e /etc/envtok'
+rm -rf "$T/sec.oci"
+must cs export sectest -o "$T/sec.oci" --format oci-dir --compression none
+check_eq "secret: in no blob (uncompressed layers, config, manifest) of the export" \
+    "$(grep -rlF -e "$sec1" "$T/sec.oci" | wc -l)" 0
+check_eq "secret: not in inspect (config and history)" \
+    "$(cs inspect sectest | grep -cF -e "$sec1" || true)" 0
+check_eq "secret: not in the store's records (data.mdb)" \
+    "$(grep -cF -e "$sec1" "$ROOT/data.mdb" || true)" 0
+check_eq "secret: in no file of the store (snapshots, chunks, run dirs)" \
+    "$(grep -rlF -e "$sec1" "$ROOT" | wc -l)" 0
+check_eq "secret: the build log does not show it" "$(grep -cF -e "$sec1" "$T/sec1.log" || true)" 0
+check_eq "secret: no run dir left" "$(find "$ROOT/tmp" -maxdepth 1 -name 'run-*' | wc -l)" 0
+printf '%s' "$sec2" > "$T/tok.txt"
+secid2=$(SECRET_ENV=$sec2 cs build --progress plain -t sectest --secret "id=tok,src=$T/tok.txt" \
+    --secret id=envtok,env=SECRET_ENV "$sctx" 2> "$T/sec2.log" | tail -n1)
+check_eq "secret: a new value rebuilds to the same image" "$secid2" "$secid"
+check_eq "secret: a new value leaves every RUN cached" \
+    "$(grep -A1 ' RUN ' "$T/sec2.log" | grep -c CACHED)" "$(grep -c ' RUN ' "$T/sec2.log")"
+printf 'FROM busybox\nRUN --mount=type=secret,id=needed,required=true echo never\n' \
+    > "$sctx/Dockerfile.required"
+rc=0
+out=$(cs build --progress plain -f "$sctx/Dockerfile.required" "$sctx" 2>&1) || rc=$?
+check_cmp "secret required=true, not given: the build fails" "$rc" -ne 0
+check "secret required=true, not given: the error names it" \
+    grep -q "Dockerfile.required:2: secret 'needed' not found" <<<"$out"
+check_fails "--secret with a missing file fails at once" \
+    cs build --secret "id=tok,src=$T/no-such-file" "$sctx"
+
+# RUN --mount=type=ssh: the --ssh socket at /run/buildkit/ssh_agent.N (or the target), with
+# SSH_AUTH_SOCK set to the first one; nothing of it left in the image.
+sock=$T/agent.sock
+python3 -c 'import socket,sys,time
+s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4); time.sleep(600)' "$sock" &
+agent=$!
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+printf 'FROM busybox\nRUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /sock\nRUN --mount=type=ssh,id=other,target=/agent.sock test -S /agent.sock && echo "$SSH_AUTH_SOCK" > /other\nRUN --mount=type=ssh,id=none echo "[$SSH_AUTH_SOCK]" > /none\n' \
+    > "$sctx/Dockerfile.ssh"
+check "ssh: builds with --ssh default and --ssh ID=SOCKET" env SSH_AUTH_SOCK="$sock" \
+    "$CSTORE" --root "$ROOT" build --progress quiet -t sshtest --ssh default \
+    --ssh "other=$sock" -f "$sctx/Dockerfile.ssh" "$sctx"
+check_eq "ssh: SSH_AUTH_SOCK is the agent socket at /run/buildkit/ssh_agent.0" \
+    "$(cs run sshtest cat /sock)" /run/buildkit/ssh_agent.0
+check_eq "ssh: the socket of an id at its target" "$(cs run sshtest cat /other)" /agent.sock
+check_eq "ssh: an id not given and not required: no socket, no SSH_AUTH_SOCK" \
+    "$(cs run sshtest cat /none)" "[]"
+check "ssh: nothing of the mounts left in the image" \
+    cs run sshtest sh -c 'test ! -e /run/buildkit && test ! -e /agent.sock'
+printf 'FROM busybox\nRUN --mount=type=ssh,required=true true\n' > "$sctx/Dockerfile.sshreq"
+out=$(cs build --progress plain -f "$sctx/Dockerfile.sshreq" "$sctx" 2>&1)
+check "ssh required=true, not given: fails naming the id" \
+    grep -q "ssh agent 'default' not found" <<<"$out"
+kill "$agent"
+wait "$agent" 2>/dev/null
 
 check "fsck clean" cs fsck
 finish

@@ -8,9 +8,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "build.h"
 #include "df_int.h"
 #include "dockerfile.h"
 #include "lex.h"
+#include "run_mountflags.h"
 
 /* Parses text: with want NULL it must parse (the Dockerfile is returned),
  * else it must fail with exactly the message want (NULL is returned). */
@@ -1401,6 +1403,157 @@ onbuild_trigger_text_carries_its_heredocs(void **state)
     cs_df_free(child);
 }
 
+/* ---- RUN --mount=type=secret|ssh, --secret, --ssh (BuildKit's defaults) ---- */
+
+static cs_runmount
+mount_ok(const char *spec)
+{
+    cs_runmount m;
+    cs_error *err = NULL;
+    if (cs_runmount_parse(spec, &m, &err) < 0)
+        fail_msg("'%s': %s", spec, err->msg);
+    return m;
+}
+
+static void
+mount_fails(const char *spec, int code, const char *want)
+{
+    cs_runmount m;
+    cs_error *err = NULL;
+    assert_int_equal(cs_runmount_parse(spec, &m, &err), -code);
+    assert_string_equal(err->msg, want);
+    cs_error_free(err);
+}
+
+static void
+secret_mounts_default_to_run_secrets_id_read_only_0400_root_and_optional(void **state)
+{
+    (void) state;
+    cs_runmount m = mount_ok("type=secret,id=tok");
+    assert_string_equal(m.type, "secret");
+    assert_string_equal(m.id, "tok");
+    assert_string_equal(m.target, "/run/secrets/tok");
+    assert_int_equal(m.mode, 0400);
+    assert_int_equal(m.uid, 0);
+    assert_int_equal(m.gid, 0);
+    assert_false(m.required);
+    assert_false(m.rw);
+    cs_runmount_release(&m);
+    m = mount_ok("type=secret,id=tok,target=/etc/t,required=true,mode=0440,uid=1000,gid=1001,rw");
+    assert_string_equal(m.target, "/etc/t");
+    assert_true(m.required);
+    assert_int_equal(m.mode, 0440);
+    assert_int_equal(m.uid, 1000);
+    assert_int_equal(m.gid, 1001);
+    assert_false(m.rw);
+    cs_runmount_release(&m);
+    m = mount_ok("type=secret,id=tok,required");
+    assert_true(m.required);
+    cs_runmount_release(&m);
+    m = mount_ok("type=secret,id=tok,required=false");
+    assert_false(m.required);
+    cs_runmount_release(&m);
+}
+
+static void
+secret_mount_ids_come_from_the_target_and_relative_targets_go_under_run_secrets(void **state)
+{
+    (void) state;
+    cs_runmount m = mount_ok("type=secret,target=/root/.npmrc");
+    assert_string_equal(m.id, ".npmrc");
+    assert_string_equal(m.target, "/root/.npmrc");
+    cs_runmount_release(&m);
+    m = mount_ok("type=secret,id=a,target=sub/b");
+    assert_string_equal(m.id, "a");
+    assert_string_equal(m.target, "/run/secrets/sub/b");
+    cs_runmount_release(&m);
+    mount_fails("type=secret", CS_EPARSE, "--mount: type=secret needs an id or a target");
+    mount_fails("type=secret,id=a,colour=red", CS_EPARSE, "--mount: unknown key 'colour'");
+    mount_fails("type=npipe,target=/x", CS_EUNSUPPORTED, "--mount: type 'npipe' is not supported");
+}
+
+static void
+ssh_mounts_default_to_the_default_id_0600_and_a_target_numbered_by_the_build(void **state)
+{
+    (void) state;
+    cs_runmount m = mount_ok("type=ssh");
+    assert_string_equal(m.id, "default");
+    assert_null(m.target);
+    assert_int_equal(m.mode, 0600);
+    assert_false(m.required);
+    cs_runmount_release(&m);
+    m = mount_ok("type=ssh,id=gh,target=/agent.sock,required=true");
+    assert_string_equal(m.id, "gh");
+    assert_string_equal(m.target, "/agent.sock");
+    assert_true(m.required);
+    cs_runmount_release(&m);
+    m = mount_ok("type=cache,target=/c"); /* the other kinds keep their defaults */
+    assert_string_equal(m.id, "/c");
+    assert_int_equal(m.mode, 0755);
+    assert_true(m.rw);
+    cs_runmount_release(&m);
+}
+
+static void
+secret_specs_take_a_file_or_a_variable_as_buildx_does(void **state)
+{
+    (void) state;
+    cs_build_secret s;
+    cs_error *err = NULL;
+    assert_int_equal(cs_build_secret_parse("id=tok,src=/dev/null", &s, &err), 0);
+    assert_string_equal(s.id, "tok");
+    assert_string_equal(s.src, "/dev/null");
+    assert_null(s.env);
+    cs_build_secret_release(&s);
+    assert_int_equal(cs_build_secret_parse("id=tok,env=TOK_VAR", &s, &err), 0);
+    assert_string_equal(s.env, "TOK_VAR");
+    assert_null(s.src);
+    cs_build_secret_release(&s);
+    assert_int_equal(cs_build_secret_parse("type=env,id=tok,src=TOK_VAR", &s, &err), 0);
+    assert_string_equal(s.env, "TOK_VAR");
+    cs_build_secret_release(&s);
+    /* id alone: the variable of that name when it is set, else the file */
+    setenv("CS_TEST_SECRET_ID", "v", 1);
+    assert_int_equal(cs_build_secret_parse("id=CS_TEST_SECRET_ID", &s, &err), 0);
+    assert_string_equal(s.env, "CS_TEST_SECRET_ID");
+    cs_build_secret_release(&s);
+    unsetenv("CS_TEST_SECRET_ID");
+    assert_int_equal(cs_build_secret_parse("id=CS_TEST_SECRET_ID", &s, &err), -CS_ENOTFOUND);
+    assert_string_equal(err->msg,
+                        "--secret id=CS_TEST_SECRET_ID: stat 'CS_TEST_SECRET_ID': No such file "
+                        "or directory");
+    cs_error_clear(&err);
+    assert_int_equal(cs_build_secret_parse("src=/dev/null", &s, &err), -CS_EPARSE);
+    assert_string_equal(err->msg, "--secret: an id is required (id=ID)");
+    cs_error_clear(&err);
+    assert_int_equal(cs_build_secret_parse("id=a,path=/x", &s, &err), -CS_EPARSE);
+    assert_string_equal(err->msg, "--secret: unknown key 'path'");
+    cs_error_clear(&err);
+}
+
+static void
+ssh_specs_need_a_socket(void **state)
+{
+    (void) state;
+    cs_build_ssh s;
+    cs_error *err = NULL;
+    const char *saved = getenv("SSH_AUTH_SOCK");
+    cs_autofree char *keep = saved ? cs_xstrdup(saved) : NULL;
+    unsetenv("SSH_AUTH_SOCK");
+    assert_int_equal(cs_build_ssh_parse("default", &s, &err), -CS_EPARSE);
+    assert_string_equal(
+        err->msg, "--ssh default: no agent socket: SSH_AUTH_SOCK is not set (or give ID=SOCKET)");
+    cs_error_clear(&err);
+    assert_int_equal(cs_build_ssh_parse("key=/dev/null", &s, &err), -CS_EUNSUPPORTED);
+    assert_string_equal(err->msg,
+                        "--ssh key: '/dev/null' is not a socket (key files are not supported)");
+    cs_error_clear(&err);
+    assert_int_equal(cs_build_ssh_parse("=/x", &s, &err), -CS_EPARSE);
+    cs_error_clear(&err);
+    if (keep)
+        setenv("SSH_AUTH_SOCK", keep, 1);
+}
+
 int
 main(void)
 {
@@ -1433,6 +1586,13 @@ main(void)
         cmocka_unit_test_teardown(
             run_heredocs_become_an_inline_shell_script_unless_the_whole_command, free_df),
         cmocka_unit_test_teardown(onbuild_trigger_text_carries_its_heredocs, free_df),
+        cmocka_unit_test(secret_mounts_default_to_run_secrets_id_read_only_0400_root_and_optional),
+        cmocka_unit_test(
+            secret_mount_ids_come_from_the_target_and_relative_targets_go_under_run_secrets),
+        cmocka_unit_test(
+            ssh_mounts_default_to_the_default_id_0600_and_a_target_numbered_by_the_build),
+        cmocka_unit_test(secret_specs_take_a_file_or_a_variable_as_buildx_does),
+        cmocka_unit_test(ssh_specs_need_a_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
