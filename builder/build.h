@@ -73,6 +73,20 @@ typedef struct cs_build_ssh {
 int cs_build_ssh_parse(const char *spec, cs_build_ssh *out, cs_error **err);
 void cs_build_ssh_release(cs_build_ssh *s);
 
+/* A --build-context NAME=DIR or NAME=docker-image://REF (buildx): NAME in
+ * FROM, COPY --from and RUN --mount from= means this instead of a stage or
+ * image of that name. Exactly one of dir (absolute) and image is set. */
+typedef struct cs_build_context {
+    char *name, *dir, *image;
+} cs_build_context;
+
+/* Parses a --build-context spec; a relative DIR is resolved against the
+ * working directory and must be a directory. Fills *out (release it).
+ * -CS_EPARSE (no '=', empty name or value, another scheme), -CS_ENOTFOUND
+ * (no such directory). */
+int cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err);
+void cs_build_context_release(cs_build_context *c);
+
 typedef struct cs_build_opts {
     const char *context;    /* context directory */
     const char *dockerfile; /* path, default CONTEXT/Dockerfile; "-" for stdin */
@@ -90,6 +104,12 @@ typedef struct cs_build_opts {
     size_t nsecrets;
     const cs_build_ssh *ssh;
     size_t nssh;
+    /* --build-context (borrowed; the last one of a name wins). A DIR's
+     * .dockerignore is not read (nor the main context's); its files' digests
+     * are in a COPY's key as the main context's, an image's id in the key
+     * chain as a FROM image's. FROM a DIR fails, -CS_EUNSUPPORTED. */
+    const cs_build_context *contexts;
+    size_t ncontexts;
     bool no_cache;
     bool network_none;   /* RUN without network unless RUN --network says otherwise */
     const char *runtime; /* OCI runtime for RUN (NULL: runc) */

@@ -121,7 +121,11 @@ copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha25
              cs_error **err)
 {
     cs_copy_from src = { 0 };
-    if (c->from) {
+    const cs_build_context *nc = c->from ? named_context(b, c->from) : NULL;
+    if (nc && nc->dir) { /* read like the main context, without .dockerignore */
+        src.context_dir = nc->dir;
+        hash_str(kh, "from-context");
+    } else if (c->from) {
         cs_digest fk;
         bool stage = stage_ref(b, c->from, (size_t) (st - b->st)) >= 0;
         int r = source_tree(b, st, in, "COPY --from", c->from, &src.tree, &c->from_tree, &fk, err);

@@ -8,7 +8,7 @@ long
 stage_ref(build *b, const char *name, size_t before)
 {
     const cs_df_stage *s = cs_df_stage_find(b->df, name);
-    if (!s)
+    if (!s || named_context(b, name)) /* a named context overrides the stage */
         return -1;
     if (s->index >= before)
         return -2;

@@ -275,13 +275,15 @@ bind_mount_dir(build *b, bstage *st, const cs_df_instr *in, const cs_runmount *m
                cs_error **err)
 {
     cs_autofree char *rel = NULL;
+    const cs_build_context *nc = m->from ? named_context(b, m->from) : NULL;
+    const char *from = nc && nc->dir ? NULL : m->from; /* a named DIR is bound in place */
     int r;
-    if (m->from && (r = from_dir(b, st, in, m->from, dir, err)) < 0)
+    if (from && (r = from_dir(b, st, in, from, dir, err)) < 0)
         return r;
     if ((r = cs_path_clean(m->source ? m->source : ".", &rel, err)) < 0)
         return line_err(b, in, err);
-    const char *root = m->from ? *dir : b->o->context;
-    if (m->from && !*rel)
+    const char *root = from ? *dir : nc ? nc->dir : b->o->context;
+    if (from && !*rel)
         return 0;
     char *full = cs_path_join(root, *rel ? rel : ".");
     free(*dir);

@@ -1,6 +1,10 @@
 /* build_stage.c - a stage's filesystem: FROM (a stage, an image or
  * scratch), its layers and their merged tree, and what --from names. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "build_int.h"
 #include "cstore/lease.h"
 #include "copy.h"
@@ -61,6 +65,62 @@ stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err)
     return r < 0 ? r : cs_merged_apply(st->merged, layer, err);
 }
 
+/* ---- --build-context ---- */
+
+void
+cs_build_context_release(cs_build_context *c)
+{
+    cs_free_all(c->name, c->dir, c->image);
+    memset(c, 0, sizeof *c);
+}
+
+static int
+context_dir(const char *spec, const char *v, char **out, cs_error **err)
+{
+    char buf[PATH_MAX];
+    struct stat sb;
+    if (!realpath(v, buf) || stat(buf, &sb) < 0)
+        return cs_err(err, cs_sys_code(errno), errno, "--build-context '%s': %s", spec, v);
+    if (!S_ISDIR(sb.st_mode))
+        return cs_err(err, CS_EPARSE, 0, "--build-context '%s': %s is not a directory", spec, v);
+    *out = cs_xstrdup(buf);
+    return 0;
+}
+
+int
+cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err)
+{
+    static const char img[] = "docker-image://";
+    memset(out, 0, sizeof *out);
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || !eq[1])
+        return cs_err(err, CS_EPARSE, 0,
+                      "--build-context '%s': expected NAME=DIR or NAME=docker-image://REF", spec);
+    const char *v = eq + 1;
+    int r = 0;
+    if (!strncmp(v, img, sizeof img - 1) && v[sizeof img - 1])
+        out->image = cs_xstrdup(v + sizeof img - 1);
+    else if (strstr(v, "://"))
+        r = cs_err(err, CS_EPARSE, 0,
+                   "--build-context '%s': only a directory or docker-image://REF is supported",
+                   spec);
+    else
+        r = context_dir(spec, v, &out->dir, err);
+    if (r < 0)
+        return r;
+    out->name = cs_xstrndup(spec, (size_t) (eq - spec));
+    return 0;
+}
+
+const cs_build_context *
+named_context(build *b, const char *name)
+{
+    for (size_t i = b->o->ncontexts; i-- > 0;)
+        if (!strcmp(b->o->contexts[i].name, name))
+            return &b->o->contexts[i];
+    return NULL;
+}
+
 /* The filesystem a --from names: a stage's merged tree (borrowed), or a
  * stored image's (*own, freed by the caller). *key gets what the cache key
  * needs of it: the stage's key or the image id. */
@@ -75,8 +135,14 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
         int r = stage_merged(b, &b->st[ref], t, err);
         return r < 0 ? line_err(b, in, err) : 0;
     }
+    const cs_build_context *nc = named_context(b, from);
+    if (nc && nc->dir)
+        return cs_err(err, CS_EUNSUPPORTED, 0,
+                      "%s:%d: %s=%s: a local build context cannot be used here", b->df_path,
+                      in->line, what, from);
+    const char *ref_name = nc ? nc->image : from;
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = cs_lease_image(b->s, from, &img, err);
+    int r = cs_lease_image(b->s, ref_name, &img, err);
     if (r == 0) {
         *key = img->id;
         r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
@@ -84,7 +150,7 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     if (r == -CS_ENOTFOUND) {
         cs_error_clear(err);
         return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s=%s: no such stage or image in the store",
-                      b->df_path, in->line, what, from);
+                      b->df_path, in->line, what, ref_name);
     }
     if (r < 0)
         return line_err(b, in, err);
@@ -207,8 +273,16 @@ from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **e
     __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
     hash_str(h, "FROM");
     long ref = stage_ref(b, base, idx);
+    const cs_build_context *nc = named_context(b, base);
     int r = 0;
-    if (ref >= 0) {
+    if (nc && nc->dir) {
+        return cs_err(err, CS_EUNSUPPORTED, 0,
+                      "%s:%d: FROM %s: build context '%s' is a local directory, not an image",
+                      b->df_path, st->st->from->line, base, base);
+    } else if (nc) {
+        if ((r = from_image(b, st, nc->image, h, onbuild, err)) < 0)
+            return r;
+    } else if (ref >= 0) {
         from_stage(st, &b->st[ref], h, onbuild);
     } else if (!strcmp(base, "scratch")) {
         st->cfg = scratch_config();

@@ -23,6 +23,9 @@ const char cmd_build_usage[] =
     "      --label K=V          set a label in the image config (repeatable; over LABEL)\n"
     "      --target STAGE       build this stage (default: the last)\n"
     "      --build-arg K[=V]    set a build argument (K alone: from the environment)\n"
+    "      --build-context NAME=DIR|NAME=docker-image://REF\n"
+    "                           a named context for FROM, COPY --from and RUN --mount\n"
+    "                           from= (repeatable; over a stage or image of that name)\n"
     "      --no-cache           do not use the build cache\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "  -q, --quiet              no progress; print only the image digest\n"
@@ -77,12 +80,14 @@ take_build_arg(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
-/* --secret and --ssh, parsed as they come. */
+/* --secret, --ssh and --build-context, parsed as they come. */
 typedef struct agents {
     cs_build_secret *secrets;
     size_t nsecrets;
     cs_build_ssh *ssh;
     size_t nssh;
+    cs_build_context *contexts;
+    size_t ncontexts;
 } agents;
 
 static void
@@ -92,8 +97,25 @@ agents_release(agents *a)
         cs_build_secret_release(&a->secrets[i]);
     for (size_t i = 0; i < a->nssh; i++)
         cs_build_ssh_release(&a->ssh[i]);
+    for (size_t i = 0; i < a->ncontexts; i++)
+        cs_build_context_release(&a->contexts[i]);
     free(a->secrets);
     free(a->ssh);
+    free(a->contexts);
+}
+
+static int
+take_context(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    agents *a = o->dst;
+    cs_build_context bc;
+    (void) c;
+    int rc = cs_build_context_parse(arg, &bc, err);
+    if (rc < 0)
+        return rc;
+    a->contexts = cs_xrealloc(a->contexts, (a->ncontexts + 1) * sizeof *a->contexts);
+    a->contexts[a->ncontexts++] = bc;
+    return 0;
 }
 
 static int
@@ -193,6 +215,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("label", 0, CMD_STRV, &labels, check_label),
         CMD_OPT("target", 0, CMD_STRING, &o.target),
         CMD_OPT_FN("build-arg", 0, CMD_CALL, args, take_build_arg),
+        CMD_OPT_FN("build-context", 0, CMD_CALL, &ag, take_context),
         CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
@@ -232,6 +255,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.nsecrets = ag.nsecrets;
     o.ssh = ag.ssh;
     o.nssh = ag.nssh;
+    o.contexts = ag.contexts;
+    o.ncontexts = ag.ncontexts;
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0) {
         cs_df_env_free(args);

@@ -364,4 +364,74 @@ check "--metadata-file: containerimage.digest is a sha256 digest" \
 check_eq "--metadata-file: image.name lists the -t names" \
     "$(jq -r '."image.name"' "$T/meta.json")" "docker.io/library/out:1,docker.io/library/out:2"
 check "fsck clean after the -o checks" cs fsck
+
+# --build-context NAME=DIR|NAME=docker-image://REF (buildx named contexts).
+bctx=$T/bctx
+mkdir -p "$bctx/main" "$bctx/extra"
+printf 'main\n' >"$bctx/main/m.txt"
+printf 'extra\n' >"$bctx/extra/f"
+printf 'other\n' >"$bctx/extra/g"
+printf 'f\n' >"$bctx/extra/.dockerignore" # not read for a named context
+printf 'FROM base\n' >"$bctx/main/Dockerfile.img"
+bbl=$(cs inspect busybox | jq -c .config.rootfs.diff_ids)
+bid=$(cs build --progress quiet -f "$bctx/main/Dockerfile.img" \
+    --build-context base=docker-image://busybox "$bctx/main" | tail -n1)
+check_eq "--build-context NAME=docker-image://REF: FROM NAME has the image's layers" \
+    "$(cs inspect "$bid" | jq -c .config.rootfs.diff_ids)" "$bbl"
+cat >"$bctx/main/Dockerfile.dir" <<'EOF'
+FROM scratch
+COPY m.txt /m.txt
+COPY --from=extra f /f
+COPY --from=extra g /g
+EOF
+(cd "$bctx" && cs build --progress plain -t bctx:dir -f main/Dockerfile.dir \
+    --build-context extra=extra main >"$T/bctx1.out" 2>"$T/bctx1.log")
+check "--build-context NAME=DIR (relative to the cwd) builds" test -s "$T/bctx1.out"
+bctx_file() { # IMAGE PATH: PATH's content in the image's layers
+    local mf
+    rm -rf "$T/bctx.oci"
+    cs export -o "$T/bctx.oci" --format oci-dir "$1" || return
+    mf=$(jq -r '.manifests[0].digest' "$T/bctx.oci/index.json" | sed 's/sha256://')
+    for l in $(jq -r '.layers[].digest' "$T/bctx.oci/blobs/sha256/$mf" | sed 's/sha256://'); do
+        tar -xOf "$T/bctx.oci/blobs/sha256/$l" "$2" 2>/dev/null
+    done
+}
+check_eq "--build-context NAME=DIR: COPY --from=NAME copies DIR/f (its .dockerignore not applied)" \
+    "$(bctx_file bctx:dir f)" extra
+check_eq "--build-context NAME=DIR: the main context is still the context" \
+    "$(bctx_file bctx:dir m.txt)" main
+printf 'extra2\n' >"$bctx/extra/f"
+(cd "$bctx" && cs build --progress plain -t bctx:dir -f main/Dockerfile.dir \
+    --build-context extra=extra main >/dev/null 2>"$T/bctx2.log")
+check_eq "--build-context NAME=DIR: a changed file re-runs its COPY only (two of three CACHED)" \
+    "$(grep -c CACHED "$T/bctx2.log")" 2
+check_eq "--build-context NAME=DIR: the changed content is in the image" \
+    "$(bctx_file bctx:dir f)" extra2
+cat >"$bctx/main/Dockerfile.stage" <<'EOF'
+FROM scratch AS base
+COPY m.txt /m.txt
+FROM base
+EOF
+sid=$(cs build --progress quiet -f "$bctx/main/Dockerfile.stage" \
+    --build-context base=docker-image://busybox "$bctx/main" | tail -n1)
+check_eq "--build-context: a named context overrides the stage of that name" \
+    "$(cs inspect "$sid" | jq -c .config.rootfs.diff_ids)" "$bbl"
+bad=$(cs build --progress quiet --build-context bad "$bctx/main" 2>&1)
+check_fails "--build-context without '=' fails" \
+    cs build --progress quiet --build-context bad "$bctx/main"
+check_eq "--build-context without '=': one line" "$(wc -l <<<"$bad")" 1
+check "--build-context without '=': the message names it" grep -q "bad" <<<"$bad"
+bad=$(cs build --progress quiet -f "$bctx/main/Dockerfile.img" \
+    --build-context base=docker-image://nosuch "$bctx/main" 2>&1)
+check_fails "--build-context NAME=docker-image://nosuch fails" \
+    cs build --progress quiet -f "$bctx/main/Dockerfile.img" \
+    --build-context base=docker-image://nosuch "$bctx/main"
+check_eq "--build-context NAME=docker-image://nosuch: one line" "$(wc -l <<<"$bad")" 1
+check "--build-context NAME=docker-image://nosuch: the message names the image" \
+    grep -q "nosuch" <<<"$bad"
+bad=$(cs build --progress quiet -f "$bctx/main/Dockerfile.img" \
+    --build-context base="$bctx/extra" "$bctx/main" 2>&1)
+check_eq "--build-context NAME=DIR: FROM NAME is refused with one line" "$(wc -l <<<"$bad")" 1
+check "--build-context NAME=DIR: FROM NAME names the context" grep -q "base" <<<"$bad"
+check "fsck clean after the --build-context checks" cs fsck
 finish
