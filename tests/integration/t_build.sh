@@ -381,8 +381,8 @@ check_eq "--build-context NAME=docker-image://REF: FROM NAME has the image's lay
 cat >"$bctx/main/Dockerfile.dir" <<'EOF'
 FROM scratch
 COPY m.txt /m.txt
-COPY --from=extra f /f
 COPY --from=extra g /g
+COPY --from=extra f /f
 EOF
 (cd "$bctx" && cs build --progress plain -t bctx:dir -f main/Dockerfile.dir \
     --build-context extra=extra main >"$T/bctx1.out" 2>"$T/bctx1.log")
@@ -405,6 +405,9 @@ printf 'extra2\n' >"$bctx/extra/f"
     --build-context extra=extra main >/dev/null 2>"$T/bctx2.log")
 check_eq "--build-context NAME=DIR: a changed file re-runs its COPY only (two of three CACHED)" \
     "$(grep -c CACHED "$T/bctx2.log")" 2
+fstep=$(grep -m1 'COPY --from=extra f /f' "$T/bctx2.log" | cut -d' ' -f1)
+check "--build-context NAME=DIR: the COPY of the changed file ran (DONE, not CACHED)" \
+    grep -q "^$fstep DONE" "$T/bctx2.log"
 check_eq "--build-context NAME=DIR: the changed content is in the image" \
     "$(bctx_file bctx:dir f)" extra2
 cat >"$bctx/main/Dockerfile.stage" <<'EOF'
