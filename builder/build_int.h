@@ -86,6 +86,9 @@ int stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err);
 int stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err);
 /* The --build-context named `name` (the last given), or NULL. */
 const cs_build_context *named_context(build *b, const char *name);
+/* What a key needs of a named context: its image's id, or the digest of
+ * every file of its directory (their contents are ingested). */
+int named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error **err);
 int source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
                 const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err);
 int lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint32_t *gid,

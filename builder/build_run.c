@@ -144,6 +144,12 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         long ref = from ? stage_ref(b, from, (size_t) (st - b->st)) : -1;
         if (ref >= 0) /* a stage's content is in its key */
             cs_sha256_update(kh, b->st[ref].key.b, 32);
+        const cs_build_context *nc = from ? named_context(b, from) : NULL;
+        cs_digest nk;
+        if (nc && named_context_key(b, nc, &nk, err) < 0)
+            return line_err(b, in, err);
+        if (nc) /* so is a named context's image or files */
+            cs_sha256_update(kh, nk.b, 32);
         hash_str(kh, spec);
     }
     return 0;

@@ -121,6 +121,25 @@ named_context(build *b, const char *name)
     return NULL;
 }
 
+int
+named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error **err)
+{
+    if (nc->image) {
+        __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+        int r = cs_lease_image(b->s, nc->image, &img, err);
+        if (r == 0)
+            *key = img->id;
+        return r < 0 ? cs_err_wrap(err, "build context '%s'", nc->name) : 0;
+    }
+    char *all[] = { ".", NULL };
+    cs_copy_opts o = { .srcs = all, .nsrcs = 1, .dest = "/", .workdir = "/", .clamp_mtime = -1 };
+    cs_copy_from src = { .context_dir = nc->dir };
+    cs_copy *cp = NULL;
+    int r = cs_copy_prepare(b->s, NULL, &src, &o, NULL, &cp, key, err);
+    cs_copy_free(cp);
+    return r < 0 ? cs_err_wrap(err, "build context '%s'", nc->name) : 0;
+}
+
 /* The filesystem a --from names: a stage's merged tree (borrowed), or a
  * stored image's (*own, freed by the caller). *key gets what the cache key
  * needs of it: the stage's key or the image id. */
