@@ -290,8 +290,8 @@ load_plan_docker(source *src, plan *p, cs_error **err)
     json_t *t;
     if (r == 0)
         json_array_foreach(tags, i, t) add_tag(p, json_string_value(t));
-    json_decref(man);
-    if (r == 0)
+    if (r == 0) /* before the decref: cfg points into man */
         r = plan_config(p, cfg, err);
+    json_decref(man);
     return r;
 }

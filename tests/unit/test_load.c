@@ -189,7 +189,8 @@ enum {
     DOCKER_LAYER_DIGEST_WRONG,  /* a layer named blobs/sha256/<hex> of other bytes */
     DOCKER_CONFIG_DIGEST_WRONG, /* the config named <hex>.json of other bytes */
     DOCKER_MISSING_LAYER,
-    DOCKER_LAYER_OUTSIDE, /* the manifest names a layer "../<hex>/layer.tar" */
+    DOCKER_LAYER_OUTSIDE,  /* the manifest names a layer "../<hex>/layer.tar" */
+    DOCKER_DIFF_IDS_SHORT, /* the config lists no diff_ids for the manifest's layer */
 };
 
 /* A docker-archive (docker save) tagged t:1 with one plain tar layer,
@@ -214,7 +215,10 @@ make_docker(fx *f, int how, image *l)
     if (how != DOCKER_MISSING_LAYER)
         out_put(&o, layer, l->tar.data, l->tar.len);
 
-    cs_autofree char *cfg = config_json(diff_hex);
+    cs_autofree char *cfg =
+        how == DOCKER_DIFF_IDS_SHORT
+            ? cs_xstrdup("{\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}")
+            : config_json(diff_hex);
     cs_sha256(cfg, strlen(cfg), &l->config);
     char cfg_hex[CS_DIGEST_HEX];
     cs_digest_hex(&l->config, cfg_hex);
@@ -373,6 +377,10 @@ static const struct {
       "layer.tar", true, CS_ENOTFOUND },
     { "docker manifest naming a layer outside the archive", true, DOCKER_LAYER_OUTSIDE,
       "manifest.json", "bad layer name", false, CS_EPARSE },
+    /* Found by fuzz_load: the message named the config through a string of
+     * the manifest's JSON, already freed. */
+    { "docker config listing fewer diff_ids than layers", true, DOCKER_DIFF_IDS_SHORT, ".json",
+      "rootfs.diff_ids does not list the 1 layers", false, CS_EPARSE },
 };
 
 static void
