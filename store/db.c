@@ -80,22 +80,13 @@ cs_db_env_err(MDB_env *env, cs_error **err, int rc, const char *what)
     return cs_db_err(err, rc, what);
 }
 
-static int
-gate_flock(cs_db *db, int op)
-{
-    while (flock(db->gate_fd, op) < 0)
-        if (errno != EINTR)
-            return errno;
-    return 0;
-}
-
 /* Takes the gate shared for one more write transaction of this process. */
 static int
 gate_enter(cs_db *db)
 {
     int rc = 0;
     pthread_mutex_lock(&db->gate_mu);
-    if (!db->gate_excl && db->gate_users++ == 0 && (rc = gate_flock(db, LOCK_SH)) != 0)
+    if (!db->gate_excl && db->gate_users++ == 0 && (rc = cs_flock(db->gate_fd, LOCK_SH)) != 0)
         db->gate_users--;
     pthread_mutex_unlock(&db->gate_mu);
     return rc;
@@ -106,7 +97,7 @@ gate_leave(cs_db *db)
 {
     pthread_mutex_lock(&db->gate_mu);
     if (!db->gate_excl && db->gate_users > 0 && --db->gate_users == 0)
-        gate_flock(db, LOCK_UN);
+        cs_flock(db->gate_fd, LOCK_UN);
     pthread_mutex_unlock(&db->gate_mu);
 }
 
@@ -117,11 +108,11 @@ cs_db_gate_exclusive(cs_db *db, bool on, cs_error **err)
     pthread_mutex_lock(&db->gate_mu);
     if (on && !db->gate_excl) {
         /* Called with no write transaction of this process in flight. */
-        if ((rc = gate_flock(db, LOCK_EX)) == 0)
+        if ((rc = cs_flock(db->gate_fd, LOCK_EX)) == 0)
             db->gate_excl = true;
     } else if (!on && db->gate_excl) {
         db->gate_excl = false;
-        gate_flock(db, LOCK_UN);
+        cs_flock(db->gate_fd, LOCK_UN);
     }
     pthread_mutex_unlock(&db->gate_mu);
     return rc ? cs_err(err, CS_EIO, rc, "lock the store's write gate") : 0;

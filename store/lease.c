@@ -75,13 +75,11 @@ lock_file(cs_store *s, int op, int *fd, cs_error **err)
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (*fd < 0)
         return cs_err(err, cs_sys_code(errno), errno, "'%s'", path);
-    while (flock(*fd, op) < 0) {
-        if (errno != EINTR) {
-            int e = errno;
-            close(*fd);
-            *fd = -1;
-            return cs_err(err, CS_EIO, e, "lock '%s'", path);
-        }
+    int e = cs_flock(*fd, op);
+    if (e) {
+        close(*fd);
+        *fd = -1;
+        return cs_err(err, CS_EIO, e, "lock '%s'", path);
     }
     return 0;
 }

@@ -72,11 +72,10 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
      * swaps data.mdb under every other process's map. Both wait rather than
      * fail. */
     int op = (flags & CS_OPEN_EXCLUSIVE) ? LOCK_EX : LOCK_SH;
-    while (flock(s->lockfd, op) < 0) {
-        if (errno != EINTR) {
-            r = cs_err(err, CS_EIO, errno, "lock %s", lock);
-            goto fail;
-        }
+    int e = cs_flock(s->lockfd, op);
+    if (e) {
+        r = cs_err(err, CS_EIO, e, "lock %s", lock);
+        goto fail;
     }
     r = cs_db_open(root, &s->db, err);
     if (r < 0)

@@ -1,4 +1,5 @@
 /* util.c - allocation, buffers, digests and file helpers (see cstore/util.h). */
+#include <sys/file.h>
 #include <unistd.h>
 #include <errno.h>
 #include <dirent.h>
@@ -568,4 +569,13 @@ cs_pid_start_time(pid_t pid)
     if (btime < 0 || hz <= 0)
         return -1;
     return (int64_t) btime + (int64_t) (ticks / (unsigned long long) hz);
+}
+
+int
+cs_flock(int fd, int op)
+{
+    while (flock(fd, op) < 0)
+        if (errno != EINTR)
+            return errno;
+    return 0;
 }

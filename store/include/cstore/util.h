@@ -183,6 +183,9 @@ int cs_rm_tree(const char *path, uint64_t *bytes, cs_error **err);
  * clock ticks since boot, plus the boot time), or -1 when it is gone. With
  * the pid it names one process: pids are reused, start times are not. */
 int64_t cs_pid_start_time(pid_t pid);
+/* flock(fd, op), retried on EINTR (blocking locks wait through signals).
+ * Returns 0 or the errno. */
+int cs_flock(int fd, int op);
 /* Monotonic time in seconds. */
 double cs_now(void);
 
