@@ -24,6 +24,7 @@
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/layerindex.h"
 #include "cstore/snapshot.h"
 #include "cstore/statcache.h"
 #include "cstore/tarsplit.h"
@@ -282,6 +283,11 @@ sweep_keep(cs_table t, const cs_digestset *keep, const MDB_val *k, const MDB_val
         return cs_statcache_record_content(v->mv_data, v->mv_size, &d)
                && cs_digestset_has(keep, d.b);
     }
+    /* Layer index records go with the tree they name. */
+    if (t == CS_T_LAYER_INDEX) {
+        cs_digest d;
+        return cs_layerindex_record_tree(v->mv_data, v->mv_size, &d) && cs_digestset_has(keep, d.b);
+    }
     /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;
@@ -475,6 +481,7 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
         { CS_T_TARSPLIT, m->tarsplits, &out->tarsplits },
         { CS_T_TREES, m->trees, &out->trees },
         { CS_T_LAYER_BLOBS, m->trees, &out->layer_blobs },
+        { CS_T_LAYER_INDEX, m->trees, &out->layer_blobs },
         { CS_T_CONTENTS, m->contents, &out->contents },
         { CS_T_CHUNKS, m->chunks, &out->chunks },
         { CS_T_STATCACHE, m->contents, &out->statcache },

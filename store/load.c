@@ -13,6 +13,7 @@
 #include "cstore/export.h"
 #include "cstore/image.h"
 #include "cstore/ingest.h"
+#include "cstore/layerindex.h"
 #include "cstore/load.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
@@ -95,8 +96,8 @@ share_result(plan *p, size_t i)
 
 /* Verifies a layer just ingested and gives its result to every plan entry
  * of the same blob. */
-static int
-layer_done(plan *p, size_t i, int r, cs_error **err)
+int
+load_layer_done(plan *p, size_t i, int r, cs_error **err)
 {
     layer_plan *l = &p->layers[i];
     if (r == 0)
@@ -157,7 +158,7 @@ ingest_first_pass(cs_ingest *ing, source *src, plan *p, cs_error **err)
         bool skip = false;
         int r = src->is_dir ? ingest_dir_layer(ing, src, l, err)
                             : ingest_small_layer(ing, src, l, &skip, err);
-        if (!skip && (r = layer_done(p, i, r, err)) < 0)
+        if (!skip && (r = load_layer_done(p, i, r, err)) < 0)
             return r;
     }
     return 0;
@@ -173,7 +174,7 @@ ingest_member(cs_ingest *ing, struct archive *a, struct archive_entry *ae, plan 
         if (l->done || strcmp(l->name, name))
             continue;
         int r = cs_ingest_tar(ing, l->name, cs_archive_read, a, &l->info, err);
-        return layer_done(p, i, r, err);
+        return load_layer_done(p, i, r, err);
     }
     return 0;
 }
@@ -223,9 +224,24 @@ stat_input(const char *path, struct stat *st, cs_load_result *out, cs_error **er
     return 0;
 }
 
+/* Layer index records of the layers ingested (not of those found there). */
 static int
-store_image(cs_ingest *ing, cs_store *s, plan *p, const char *extra_tag, cs_load_result *out,
-            cs_error **err)
+record_layers(cs_db *db, MDB_txn *txn, const plan *p, cs_error **err)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const cs_layer_info *in = &p->layers[i].info;
+        if (p->layers[i].known || !in->blob_size)
+            continue;
+        int r = cs_layerindex_put(db, txn, &in->blob, &in->diff_id, &in->tree, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int
+load_store_image(cs_ingest *ing, cs_store *s, plan *p, const char *extra_tag, cs_load_result *out,
+                 cs_error **err)
 {
     if (extra_tag) {
         cs_autofree char *norm = NULL;
@@ -244,7 +260,9 @@ store_image(cs_ingest *ing, cs_store *s, plan *p, const char *extra_tag, cs_load
         img.layers[i] = p->layers[i].info.tree;
     cs_db *db = cs_store_db(s);
     MDB_txn *txn = cs_ingest_txn(ing);
-    int r = cs_image_put(db, txn, &img, err);
+    int r = record_layers(db, txn, p, err);
+    if (r == 0)
+        r = cs_image_put(db, txn, &img, err);
     free(img.layers);
     for (size_t i = 0; i < p->tags.n && r == 0; i++)
         r = cs_tag_set(db, txn, p->tags.v[i], &img.id, err);
@@ -289,7 +307,7 @@ cs_load(cs_store *s, const char *path, const char *extra_tag, cs_load_result *ou
     if (r == 0)
         r = ingest_layers(ing, &src, &p, err);
     if (r == 0)
-        r = store_image(ing, s, &p, extra_tag, out, err);
+        r = load_store_image(ing, s, &p, extra_tag, out, err);
     cs_ingest_free(ing);
     load_plan_release(&p);
     load_source_release(&src);
@@ -423,7 +441,7 @@ cs_import(cs_store *s, const char *path, const char *tag, cs_load_result *out, c
         r = import_diff_id(s, ing, dir, &info, &diff_id, err);
     if (r == 0) {
         import_plan(&p, &diff_id, &info, norm);
-        r = store_image(ing, s, &p, NULL, out, err);
+        r = load_store_image(ing, s, &p, NULL, out, err);
     }
     load_plan_release(&p);
     cs_ingest_free(ing);

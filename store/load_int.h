@@ -39,6 +39,7 @@ typedef struct layer_plan {
     int64_t size;      /* -1 when unknown */
     cs_digest diff_id; /* from the config */
     bool done;
+    bool known; /* found in the layer index: nothing ingested */
     cs_layer_info info;
 } layer_plan;
 
@@ -73,5 +74,19 @@ void load_plan_add_tag(plan *p, const char *norm);
 /* The plan of an OCI layout (index.json) or a docker-archive (manifest.json). */
 int load_plan_oci(source *src, plan *p, cs_error **err);
 int load_plan_docker(source *src, plan *p, cs_error **err);
+/* Reads the config's rootfs.diff_ids into the p->n layers (what names the
+ * config in errors). */
+int load_plan_config(plan *p, const char *what, cs_error **err);
+
+/* ---- ingest and commit (load.c) ---- */
+
+/* Verifies layer i just ingested (r: the ingest's result) against the
+ * plan's digests and gives its result to every entry of the same blob. */
+int load_layer_done(plan *p, size_t i, int r, cs_error **err);
+/* Stores the image of plan p (extra_tag, un-normalized, may be NULL), its
+ * tags and the layer index records of the layers ingested, and commits
+ * ing. */
+int load_store_image(cs_ingest *ing, cs_store *s, plan *p, const char *extra_tag,
+                     cs_load_result *out, cs_error **err);
 
 #endif

@@ -48,8 +48,8 @@ blob_name(const char *digest, char **out, cs_error **err)
 }
 
 /* Parses the config and checks it against the layers. */
-static int
-plan_config(plan *p, const char *what, cs_error **err)
+int
+load_plan_config(plan *p, const char *what, cs_error **err)
 {
     json_error_t je;
     json_t *cfg = json_loadb((const char *) p->config.data, p->config.len, 0, &je);
@@ -239,7 +239,7 @@ load_plan_oci(source *src, plan *p, cs_error **err)
     }
     json_decref(manifest);
     if (r == 0)
-        r = plan_config(p, "of manifest", err);
+        r = load_plan_config(p, "of manifest", err);
     if (r == 0)
         add_ref_tag(p, ref);
     return r;
@@ -291,7 +291,7 @@ load_plan_docker(source *src, plan *p, cs_error **err)
     if (r == 0)
         json_array_foreach(tags, i, t) add_tag(p, json_string_value(t));
     if (r == 0) /* before the decref: cfg points into man */
-        r = plan_config(p, cfg, err);
+        r = load_plan_config(p, cfg, err);
     json_decref(man);
     return r;
 }
