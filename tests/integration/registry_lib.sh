@@ -64,7 +64,7 @@ _reg_token_server() {
     tport=$(_reg_free_port)
     REG_TOKEN_LOG=$d/issued.log
     : >"$REG_TOKEN_LOG"
-    python3 "$CSTORE_SRC/tests/integration/token_server.py" --port "$tport" --key "$d/key.pem" \
+    /usr/bin/python3 "$CSTORE_SRC/tests/integration/token_server.py" --port "$tport" --key "$d/key.pem" \
         --cert "$d/cert.pem" --issuer cstore-test-issuer --service cstore-test-registry \
         --user "$REG_USER" --password "$REG_PASS" --log "$REG_TOKEN_LOG" \
         --expires "${REG_TOKEN_EXPIRES:-300}" >"$d/server.log" 2>&1 &
@@ -113,7 +113,8 @@ registry_start() {
     path: $REG_DIR/htpasswd"
         ;;
     token)
-        python3 -c 'import jwt, cryptography' 2>/dev/null || skip "needs python3-jwt and python3-cryptography"
+        # Debian's python3 (python3-jwt, python3-cryptography), not another python3 on PATH.
+        /usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || skip "needs python3-jwt and python3-cryptography"
         REG_USER=tester REG_PASS="pw-$RANDOM-t0ken"
         _reg_token_server >"$REG_DIR/auth.yml" || return 1
         auth=$(cat "$REG_DIR/auth.yml")
