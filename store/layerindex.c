@@ -21,9 +21,9 @@ cs_layerindex_put(cs_db *db, MDB_txn *txn, const cs_digest *blob, const cs_diges
     li_key('b', blob, key);
     int r = cs_db_put(db, txn, CS_T_LAYER_INDEX, key, sizeof(key), v, 64, 0, err);
     li_key('d', diff_id, key);
-    if (r == 0)
+    if (r >= 0)
         r = cs_db_put(db, txn, CS_T_LAYER_INDEX, key, sizeof(key), v, 32, 0, err);
-    return r;
+    return r < 0 ? r : 0;
 }
 
 /* 1 when the tree record exists. */
