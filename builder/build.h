@@ -130,6 +130,15 @@ typedef struct cs_build_opts {
     int output_fd;                 /* RUN commands' stdout and stderr go here; -1: captured only */
     cs_build_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    /* --pull: an image a FROM, COPY --from, RUN --mount=from or image build
+     * context names is fetched into the store through resolve (cmd/ pulls it
+     * from its registry; builder/ never links curl) when the store lacks it,
+     * or every time with pull_always; NULL (--pull=never): the store only.
+     * resolve returns 0 or a negative code with *err set; it may be called
+     * from several stages' threads at once. */
+    int (*resolve)(void *ctx, const char *name, cs_error **err);
+    void *resolve_ctx;
+    bool pull_always;
 } cs_build_opts;
 
 typedef struct cs_build_result {

@@ -86,6 +86,9 @@ int stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err);
 int stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err);
 /* The --build-context named `name` (the last given), or NULL. */
 const cs_build_context *named_context(build *b, const char *name);
+/* cs_lease_image after the --pull policy (build_pull.c). */
+struct cs_image;
+int build_lease_image(build *b, const char *name, struct cs_image **out, cs_error **err);
 /* What a key needs of a named context: its image's id, or the digest of
  * every file of its directory (their contents are ingested). */
 int named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error **err);

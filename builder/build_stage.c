@@ -126,7 +126,7 @@ named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error
 {
     if (nc->image) {
         __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-        int r = cs_lease_image(b->s, nc->image, &img, err);
+        int r = build_lease_image(b, nc->image, &img, err);
         if (r == 0)
             *key = img->id;
         return r < 0 ? cs_err_wrap(err, "build context '%s'", nc->name) : 0;
@@ -161,12 +161,12 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
                       in->line, what, from);
     const char *ref_name = nc ? nc->image : from;
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = cs_lease_image(b->s, ref_name, &img, err);
+    int r = build_lease_image(b, ref_name, &img, err);
     if (r == 0) {
         *key = img->id;
         r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
     }
-    if (r == -CS_ENOTFOUND) {
+    if (r == -CS_ENOTFOUND && !b->o->resolve) {
         cs_error_clear(err);
         return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s=%s: no such stage or image in the store",
                       b->df_path, in->line, what, ref_name);
@@ -220,8 +220,8 @@ from_image(build *b, bstage *st, const char *base, cs_sha256_ctx *h, json_t **on
 {
     const cs_df_instr *in = st->st->from;
     __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = cs_lease_image(b->s, base, &img, err);
-    if (r == -CS_ENOTFOUND) {
+    int r = build_lease_image(b, base, &img, err);
+    if (r == -CS_ENOTFOUND && !b->o->resolve) {
         cs_error_clear(err);
         return cs_err(err, CS_ENOTFOUND, 0,
                       "%s:%d: FROM %s: no such stage or image in the store (load it "

@@ -39,6 +39,15 @@ typedef cmd_verb *cmd_fn;
 
 cmd_verb cmd_build, cmd_run, cmd_load, cmd_import, cmd_export, cmd_images, cmd_inspect, cmd_tag,
     cmd_rmi, cmd_gc, cmd_du, cmd_fsck;
+cmd_verb cmd_pull;
+extern const char cmd_pull_usage[];
+/* build --pull: pulls NAME into ctx's store (cs_build_opts.resolve; pull.c). */
+typedef struct cmd_pull_resolver {
+    cs_store *s;
+    bool quiet; /* no progress lines on stderr */
+} cmd_pull_resolver;
+int cmd_pull_resolve(void *ctx, const char *name, cs_error **err);
+void cmd_pull_resolver_release(cmd_pull_resolver *r);
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
@@ -56,6 +65,7 @@ typedef enum cmd_opt_kind {
     CMD_DURATION, /* uint64_t *: seconds, cs_parse_duration ("168h", "7d", "3600") */
     CMD_CHOICE,   /* int *: the index of the argument in choices "a|b|c" */
     CMD_CALL,     /* fn alone handles the argument */
+    CMD_OPTARG,   /* const char **: --NAME=ARG's ARG, "" for --NAME alone (long option only) */
 } cmd_opt_kind;
 
 typedef struct cmd_opt cmd_opt;

@@ -20,6 +20,7 @@ static const char main_usage[] =
     "  run [OPTIONS] NAME [CMD [ARG...]]    run an image's command\n"
     "  load FILE|DIR [-t NAME[:TAG]]        load an OCI archive, OCI layout dir or docker-archive\n"
     "  import ROOTFS.tar|DIR -t NAME[:TAG]  make a one-layer image from a root filesystem\n"
+    "  pull [OPTIONS] REF                   pull an image from a registry\n"
     "  export NAME -o PATH [--format FMT] [--compression C]\n"
     "                                       write an image as oci-archive, oci-dir or\n"
     "                                       docker-archive\n"
@@ -47,6 +48,7 @@ static const struct verb {
     { "run", cmd_run, cmd_run_usage },
     { "load", cmd_load, cmd_load_usage },
     { "import", cmd_import, cmd_import_usage },
+    { "pull", cmd_pull, cmd_pull_usage },
     { "export", cmd_export, cmd_export_usage },
     { "images", cmd_images, cmd_images_usage },
     { "inspect", cmd_inspect, cmd_inspect_usage },

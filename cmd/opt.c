@@ -41,6 +41,8 @@ opt_tables(const cmd_opt *opts, bool stop_at_operand, char *shortopts, size_t ca
     shortopts[k++] = 'h';
     for (size_t i = 0; i < n; i++) {
         int arg = opts[i].kind == CMD_FLAG ? no_argument : required_argument;
+        if (opts[i].kind == CMD_OPTARG)
+            arg = optional_argument;
         lo[i] = (struct option){ opts[i].name, arg, NULL, opt_val(&opts[i], i) };
         if (opts[i].short_name && k + 3 < cap) {
             shortopts[k++] = opts[i].short_name;
@@ -122,6 +124,9 @@ opt_take(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     case CMD_CHOICE:
         return opt_choice(c, o, arg);
     case CMD_CALL:
+        return 0;
+    case CMD_OPTARG:
+        *(const char **) o->dst = arg ? arg : "";
         return 0;
     }
     return 0;
