@@ -43,7 +43,7 @@ typedef struct cs_registry cs_registry;
 typedef struct cs_reg_opts {
     bool insecure;           /* --tls-verify=false: plain http allowed for any host, and
                                 https certificates are not verified */
-    const char *cert_dir;    /* --cert-dir DIR: ca.crt/*.crt, client.cert, client.key;
+    const char *cert_dir;    /* --cert-dir DIR: *.crt (CAs), client.cert, client.key;
                                 NULL: the certs.d dirs (see cs_reg_certs_d_roots) */
     const cs_cancel *cancel; /* may be NULL; checked between retries and while streaming */
     const char *user_agent;  /* NULL: "cstore" */
@@ -159,7 +159,8 @@ bool cs_reg_http_allowed(const char *hostport, bool insecure);
  * client.key) when no --cert-dir is given: /etc/docker/certs.d and
  * /etc/containers/certs.d. CSTORE_CERTS_D (a ':'-separated list of
  * directories) replaces them: it is for tests, which cannot write /etc, and
- * only adds CAs the caller put there. Returned array is static. */
-const char *const *cs_reg_certs_d_roots(void);
+ * only adds CAs the caller put there. NULL-terminated; caller frees with
+ * cs_strv_free. */
+char **cs_reg_certs_d_roots(void);
 
 #endif
