@@ -272,6 +272,18 @@ out:
     return rc;
 }
 
+void
+cs_registry_set_credentials(cs_registry *r, const char *user, const char *secret)
+{
+    pthread_mutex_lock(&r->mu);
+    cs_reg_cred_release(&r->cred);
+    r->cred.user = cs_xstrdup(user);
+    r->cred.secret = cs_xstrdup(secret);
+    r->cred.source = cs_xstrdup("the command line");
+    r->cred_loaded = true;
+    pthread_mutex_unlock(&r->mu);
+}
+
 int
 cs_registry_ping(cs_registry *r, cs_error **err)
 {
