@@ -4,6 +4,7 @@
 # share/bash-completion/completions/cstore.
 
 _cstore_verbs="build run load import export images inspect tag rmi du gc fsck help"
+_cstore_verbs="$_cstore_verbs login logout"
 
 # The long options a verb's --help lists.
 _cstore_options()
