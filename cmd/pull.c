@@ -136,35 +136,21 @@ on_event(void *ctx, const cs_pull_event *ev)
         draw(v);
 }
 
-/* --tls-verify[=true|false] */
-static int
-parse_tls(cmd_ctx *c, const char *s, bool *insecure)
-{
-    if (!s || !*s)
-        return 0;
-    if (strcmp(s, "false") && strcmp(s, "true"))
-        return cmd_usage_error(c, "--tls-verify must be true or false");
-    *insecure = !strcmp(s, "false");
-    return 0;
-}
-
 int
 cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
-    const char *platform = NULL, *tls = NULL, *cert_dir = NULL;
+    const char *platform = NULL;
+    cmd_reg_opts ro = { 0 };
     int progress = 0;
     const cmd_opt opts[] = {
         CMD_OPT("platform", 0, CMD_STRING, &platform),
-        CMD_OPT("tls-verify", 0, CMD_OPTARG, &tls),
-        CMD_OPT("cert-dir", 0, CMD_STRING, &cert_dir),
+        CMD_OPTS_REGISTRY(&ro),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT_END,
     };
     cmd_args args = { .min = 1, .max = 1 };
     cs_pull_opts o = { 0 };
     int rc = cmd_parse(c, argc, argv, opts, &args, err);
-    if (rc == 0)
-        rc = parse_tls(c, tls, &o.reg.insecure);
     cs_store *s = NULL;
     if (rc == 0)
         rc = cmd_open(c, 0, &s, err);
@@ -172,8 +158,8 @@ cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     pull_view v = { .out = progress == 2 ? NULL : stderr, .t0 = now_s() };
     v.tty = progress == 0 && isatty(STDERR_FILENO);
+    cmd_reg_opts_get(&ro, &o.reg);
     o.platform = platform;
-    o.reg.cert_dir = cert_dir;
     o.progress = on_event;
     o.progress_ctx = &v;
     cs_pull_result res;

@@ -25,6 +25,7 @@ typedef struct dl_job {
     bool own_thread; /* started on demand, outside the workers */
     pthread_t thread;
     uint64_t got, reported;
+    cs_sha256_ctx *sha; /* of the bytes as downloaded */
 } dl_job;
 
 typedef struct puller {
@@ -79,6 +80,7 @@ job_sink(void *ctx, const void *buf, size_t n, cs_error **err)
     int r = pull_pipe_write(&j->pipe, buf, n, err);
     if (r < 0)
         return r;
+    cs_sha256_update(j->sha, buf, n);
     j->got += n;
     atomic_fetch_add(&j->p->downloaded, n);
     if (j->got - j->reported >= BYTES_EVERY) {
@@ -88,6 +90,22 @@ job_sink(void *ctx, const void *buf, size_t n, cs_error **err)
     return 0;
 }
 
+/* The download's own digest check: the ingest checks it too, but a stream
+ * that breaks its compression fails there first with a vaguer message. */
+static int
+job_verify(dl_job *j, cs_error **err)
+{
+    cs_digest got, want;
+    cs_sha256_final(j->sha, &got);
+    cs_digest_parse(j->digest, &want);
+    if (cs_digest_eq(&got, &want))
+        return 0;
+    char gs[CS_DIGEST_STR];
+    cs_digest_str(&got, gs);
+    return cs_err(err, CS_ECORRUPT, 0, "blob %s: the registry sent bytes that do not match it (%s)",
+                  j->digest, gs);
+}
+
 static void
 job_run(dl_job *j)
 {
@@ -95,6 +113,8 @@ job_run(dl_job *j)
     double t0 = now_s();
     emit(j->p, CS_PULL_EV_START, j->layer, j->digest, 0, j->size, 0);
     int r = cs_registry_get_blob(j->p->reg, j->digest, 0, job_sink, j, NULL, &e);
+    if (r == 0)
+        r = job_verify(j, &e);
     if (r == 0)
         emit(j->p, CS_PULL_EV_DONE, j->layer, j->digest, j->got, j->size, now_s() - t0);
     pull_pipe_close(&j->pipe, r, e);
@@ -130,6 +150,7 @@ job_new(puller *p, size_t i)
     cs_digest_str(&p->m->items[i].digest, j->digest);
     j->size = p->m->items[i].size;
     pull_pipe_init(&j->pipe, CS_PULL_PIPE);
+    j->sha = cs_sha256_new();
     p->job[i] = j;
     return j;
 }
@@ -273,7 +294,7 @@ static int
 download_error(puller *p, int r, cs_error **err)
 {
     dl_job *j = p->failed;
-    if (r >= 0 || !j || j->pipe.code >= 0 || !j->pipe.err)
+    if (r >= 0 || !j || j->pipe.code >= 0 || j->pipe.code == -CS_ECANCELED || !j->pipe.err)
         return r;
     cs_error_clear(err);
     if (err) {
@@ -306,6 +327,7 @@ puller_release(puller *p)
     for (size_t i = 0; p->job && i < p->m->n; i++)
         if (p->job[i]) {
             pull_pipe_release(&p->job[i]->pipe);
+            cs_sha256_free(p->job[i]->sha);
             free(p->job[i]);
         }
     free(p->job);

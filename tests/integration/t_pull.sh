@@ -71,29 +71,36 @@ fails_with "digest pull: an unknown digest fails" 'manifest unknown' \
     cs pull --progress quiet "$R/lib/busybox@sha256:$bad"
 
 # --- an index with two platforms (OCI layout made by hand), --platform ---
-mkindex() { # DIR: busybox's manifest as linux/amd64 plus a copy with an arm64 config
-    local d=$1 m c cfg2 c2 m2 man2
+mkindex() { # DIR: busybox's manifest as linux/amd64 plus a copy with an arm64 config, in an
+    # index that index.json names "multi" (skopeo copies one named image of a layout)
+    local d=$1 m c cfg2 c2 m2 man2 ix
     cp -r "$BASES/busybox.oci" "$d"
     m=$(jq -r '.manifests[0].digest' "$d/index.json")
     c=$(jq -r '.config.digest' "$d/blobs/sha256/${m#sha256:}")
     cfg2=$(jq -c '.architecture = "arm64" | .variant = "v8"' "$d/blobs/sha256/${c#sha256:}")
-    printf '%s' "$cfg2" >"$d/cfg2"
-    c2=$(sha256sum "$d/cfg2" | cut -d' ' -f1)
-    mv "$d/cfg2" "$d/blobs/sha256/$c2"
+    printf '%s' "$cfg2" >"$d/tmp"
+    c2=$(sha256sum "$d/tmp" | cut -d' ' -f1)
+    mv "$d/tmp" "$d/blobs/sha256/$c2"
     man2=$(jq -c --arg d "sha256:$c2" --argjson s "${#cfg2}" '.config.digest = $d | .config.size = $s' \
         "$d/blobs/sha256/${m#sha256:}")
-    printf '%s' "$man2" >"$d/m2"
-    m2=$(sha256sum "$d/m2" | cut -d' ' -f1)
-    mv "$d/m2" "$d/blobs/sha256/$m2"
+    printf '%s' "$man2" >"$d/tmp"
+    m2=$(sha256sum "$d/tmp" | cut -d' ' -f1)
+    mv "$d/tmp" "$d/blobs/sha256/$m2"
     jq -c --arg m2 "sha256:$m2" --argjson s2 "${#man2}" '.manifests = [
         (.manifests[0] | .platform = {os: "linux", architecture: "amd64"} | del(.annotations)),
         {mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m2, size: $s2,
-         platform: {os: "linux", architecture: "arm64", variant: "v8"}}]' "$d/index.json" >"$d/i2"
-    mv "$d/i2" "$d/index.json"
+         platform: {os: "linux", architecture: "arm64", variant: "v8"}}]' "$d/index.json" >"$d/tmp"
+    ix=$(sha256sum "$d/tmp" | cut -d' ' -f1)
+    jq -c --arg ix "sha256:$ix" --argjson s "$(stat -c %s "$d/tmp")" '{schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json", manifests: [{
+        mediaType: "application/vnd.oci.image.index.v1+json", digest: $ix, size: $s,
+        annotations: {"org.opencontainers.image.ref.name": "multi"}}]}' "$d/index.json" >"$d/top"
+    mv "$d/tmp" "$d/blobs/sha256/$ix"
+    mv "$d/top" "$d/index.json"
     echo "sha256:$c2"
 }
 arm_id=$(mkindex "$T/multi.oci")
-skopeo copy -q --all --dest-tls-verify=false "oci:$T/multi.oci" "docker://$R/multi:1" ||
+skopeo copy -q --all --dest-tls-verify=false "oci:$T/multi.oci:multi" "docker://$R/multi:1" ||
     _fail "seed the two-platform index"
 ROOT=$T/multi
 amd_id=$(cs pull --progress quiet "$R/multi:1")
@@ -135,13 +142,20 @@ check_eq "bad input changed nothing" "$(state)" "$st"
 check "bad input: fsck clean" cs fsck
 
 # --- SIGKILL of the pull midway: fsck clean, no image ---
-pull_midway() { # SIGNAL-TARGET: starts pulling golang (or busybox), kills when a layer downloads
-    local img=golang
-    [ "$CSTORE_TEST_LIGHT" = 1 ] && img=busybox
-    cs pull --progress plain "$R/lib/$img:1" >"$T/mid.out" 2>"$T/mid.err" &
+# an image of its own, big enough to be caught downloading: 300 MB of noise, uncompressed
+mkdir -p "$T/big" && head -c 300000000 /dev/urandom >"$T/big/noise"
+ROOT=$T/mk
+must cs import "$T/big" -t big:1
+must cs export big:1 -o "$T/big.oci.tar" --format oci-archive --compression none
+rm -rf "$T/big"
+must registry_seed "big:1" "$T/big.oci.tar"
+rm -f "$T/big.oci.tar"
+pull_midway() { # starts pulling big:1, returns once a layer downloads (MID: its pid)
+    : >"$T/mid.err"
+    "$CSTORE" --root "$ROOT" pull --progress plain "$R/big:1" >"$T/mid.out" 2>"$T/mid.err" &
     MID=$!
-    for _ in $(seq 500); do
-        grep -q downloading "$T/mid.err" 2>/dev/null && break
+    for _ in $(seq 1000); do
+        grep -q downloading "$T/mid.err" && break
         sleep 0.01
     done
 }
@@ -149,7 +163,7 @@ ROOT=$T/killed
 must cs load "$BASES/busybox.oci.tar"
 st=$(state)
 pull_midway
-kill -9 $MID
+check "SIGKILL mid-pull: caught downloading" kill -9 $MID
 wait $MID 2>/dev/null
 check_eq "SIGKILL mid-pull: store unchanged" "$(state)" "$st"
 check "SIGKILL mid-pull: fsck clean" cs fsck
