@@ -118,6 +118,37 @@ fails_with "index: a malformed --platform" 'expected OS/ARCH' \
     cs pull --progress quiet --platform linux "$R/multi:1"
 check_eq "index: failures changed nothing" "$(state)" "$st"
 
+# --- FROM, COPY --from and RUN --mount=from an image the store lacks: pulled (--pull=missing) ---
+if command -v runc >/dev/null && grep -qw overlay /proc/filesystems; then
+    mkdir -p "$T/ctx"
+    cat >"$T/ctx/Dockerfile" <<EOT
+FROM $R/lib/busybox:1
+COPY --from=$R/multi:1 /bin/busybox /bb
+RUN --mount=from=$R/multi:1,target=/m cp /m/bin/busybox /bb2 && echo hi >/hello
+EOT
+    ROOT=$T/build
+    check "build FROM a registry image in a fresh root (RUN included)" \
+        cs build --progress plain -o "type=local,dest=$T/out" "$T/ctx"
+    check_eq "build: RUN ran on the pulled image" "$(cat "$T/out/hello" 2>/dev/null)" hi
+    check "build: COPY --from and RUN --mount=from got the pulled image's files" \
+        cmp "$T/out/bb" "$T/out/bb2"
+    check_eq "build: the bases are tagged in the store" \
+        "$(cs images --json | jq -r '.[].tags[]' | sort | tr '\n' ' ')" "$R/lib/busybox:1 $R/multi:1 "
+    check "build: fsck clean" cs fsck
+    mgets() { reg_count '"GET /v2/[^ ]*/manifests/'; }
+    before=$(mgets)
+    check "build again (--pull=missing: nothing asked)" cs build -q "$T/ctx"
+    check_eq "build again: no manifest GET" "$(mgets)" "$before"
+    check "build --pull=always" cs build -q --pull=always "$T/ctx"
+    check_cmp "build --pull=always: asks the registry again" "$(mgets)" -gt "$before"
+    ROOT=$T/build-never
+    fails_with "build --pull=never in a fresh root: not in the store" 'no such stage or image' \
+        cs build -q --pull=never "$T/ctx"
+    fails_with "build --pull=bogus" 'must be missing, always or never' cs build -q --pull=bogus "$T/ctx"
+else
+    need runc overlayfs
+fi
+
 # --- bad input: one line, non-zero, store unchanged ---
 ROOT=$T/bad
 must cs load "$BASES/busybox.oci.tar"
