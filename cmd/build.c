@@ -195,20 +195,6 @@ build_finish(cs_store *s, const cs_build_result *res, const build_out *out, cons
     return 0;
 }
 
-/* --pull[=missing|always|never]: the resolver the build fetches images with. */
-static int
-pull_policy(cmd_ctx *c, const char *pull, cmd_pull_resolver *pr, cs_build_opts *o)
-{
-    bool always = pull && (!*pull || !strcmp(pull, "always") || !strcmp(pull, "true"));
-    bool never = pull && (!strcmp(pull, "never") || !strcmp(pull, "false"));
-    if (pull && *pull && !always && !never && strcmp(pull, "missing"))
-        return cmd_usage_error(c, "--pull must be missing, always or never");
-    o->resolve = never ? NULL : cmd_pull_resolve;
-    o->resolve_ctx = pr;
-    o->pull_always = always;
-    return 0;
-}
-
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
@@ -221,11 +207,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_autostrv cs_strv ulimits = { 0 };
     cs_df_env *args = cs_df_env_new();
     __attribute__((cleanup(agents_release))) agents ag = { 0 };
-    const char *iidfile = NULL, *metadata = NULL;
+    const char *iidfile = NULL, *metadata = NULL, *pull = NULL;
     build_out_auto build_out out = { 0 };
     int progress = 0, network = 0; /* auto, host */
     bool quiet = false;
-    const char *pull = NULL;
     const cmd_opt opts[] = {
         CMD_OPT("file", 'f', CMD_STRING, &o.dockerfile),
         CMD_OPT_FN("tag", 't', CMD_STRV, &tags, check_tag),
@@ -247,7 +232,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, check_ulimit),
         CMD_OPT_FN("secret", 0, CMD_CALL, &ag, take_secret),
         CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
-        CMD_OPT("pull", 0, CMD_OPTARG, &pull),
+        CMD_OPT_FN("pull", 0, CMD_OPTARG, &pull, cmd_check_pull),
         CMD_OPT_END,
     };
     cmd_args operands = { .min = 1, .max = 1 };
@@ -282,15 +267,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     }
     cs_build_result res;
     cmd_progress prog;
-    cmd_pull_resolver pr = { s, progress == 2 };
-    if ((rc = pull_policy(c, pull, &pr, &o)) != 0) {
-        cs_df_env_free(args);
-        return rc;
-    }
+    cmd_pull_policy(&o, pull, s, progress == 2);
     cmd_progress_init(&prog, modes[progress], stderr, &o);
     rc = cs_build(s, &o, &res, err);
     cmd_progress_finish(&prog);
-    cmd_pull_resolver_release(&pr);
     cs_df_env_free(args);
     if (rc < 0)
         return rc;

@@ -41,13 +41,6 @@ cmd_verb cmd_build, cmd_run, cmd_load, cmd_import, cmd_export, cmd_images, cmd_i
     cmd_rmi, cmd_gc, cmd_du, cmd_fsck;
 cmd_verb cmd_pull;
 extern const char cmd_pull_usage[];
-/* build --pull: pulls NAME into ctx's store (cs_build_opts.resolve; pull.c). */
-typedef struct cmd_pull_resolver {
-    cs_store *s;
-    bool quiet; /* no progress lines on stderr */
-} cmd_pull_resolver;
-int cmd_pull_resolve(void *ctx, const char *name, cs_error **err);
-void cmd_pull_resolver_release(cmd_pull_resolver *r);
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
@@ -174,5 +167,11 @@ int cmd_print_json(json_t *v, cs_error **err);
 
 /* Cleanup attribute for a cs_strv local: released at scope exit. */
 #define cmd_autostrv __attribute__((cleanup(cs_strv_release)))
+
+/* build --pull[=missing|always|never] (pull.c): the option's check, and the
+ * resolver that pulls a missing (or, always, every) base image into s. */
+int cmd_check_pull(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
+struct cs_build_opts;
+void cmd_pull_policy(struct cs_build_opts *o, const char *pull, cs_store *s, bool quiet);
 
 #endif

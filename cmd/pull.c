@@ -3,11 +3,13 @@
  * last on stdout. */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "cmd.h"
 #include "cstore/image.h"
+#include "build.h"
 #include "pull.h"
 
 const char cmd_pull_usage[] =
@@ -160,6 +162,9 @@ cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
     v.tty = progress == 0 && isatty(STDERR_FILENO);
     cmd_reg_opts_get(&ro, &o.reg);
     o.platform = platform;
+    /* For bench/bench_pull.sh (parallel downloads vs one): not an option. */
+    const char *jobs = getenv("CSTORE_PULL_JOBS");
+    o.jobs = jobs ? (unsigned) atoi(jobs) : 0;
     o.progress = on_event;
     o.progress_ctx = &v;
     cs_pull_result res;
@@ -187,20 +192,24 @@ cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
  * build. Pulls are serialized (the store has one writer anyway). */
 static pthread_mutex_t resolve_mu = PTHREAD_MUTEX_INITIALIZER;
 static cs_strv resolved;
+static struct {
+    cs_store *s;
+    bool quiet;
+} resolver;
 
-int
-cmd_pull_resolve(void *ctx, const char *name, cs_error **err)
+static int
+resolve(void *ctx, const char *name, cs_error **err)
 {
-    cmd_pull_resolver *r = ctx;
+    (void) ctx;
     if (!strncmp(name, "sha256:", 7)) /* an image id: nothing to ask a registry */
         return cs_err(err, CS_ENOTFOUND, 0, "image '%s' not found", name);
     pthread_mutex_lock(&resolve_mu);
     int rc = 0;
     if (!cs_strv_contains(resolved.v, name)) {
-        pull_view v = { .out = r->quiet ? NULL : stderr, .t0 = now_s() };
+        pull_view v = { .out = resolver.quiet ? NULL : stderr, .t0 = now_s() };
         cs_pull_opts o = { .progress = on_event, .progress_ctx = &v };
         cs_pull_result res;
-        rc = cs_pull(r->s, name, &o, &res, err);
+        rc = cs_pull(resolver.s, name, &o, &res, err);
         if (rc == 0) {
             cs_strv_add(&resolved, name);
             cs_pull_result_release(&res);
@@ -211,11 +220,33 @@ cmd_pull_resolve(void *ctx, const char *name, cs_error **err)
     return rc;
 }
 
-void
-cmd_pull_resolver_release(cmd_pull_resolver *r)
+/* missing (also when absent), always (also --pull alone, "true"), never ("false"). */
+static int
+pull_mode(const char *pull)
 {
-    (void) r;
-    pthread_mutex_lock(&resolve_mu);
-    cs_strv_release(&resolved);
-    pthread_mutex_unlock(&resolve_mu);
+    if (!pull || !strcmp(pull, "missing"))
+        return 0;
+    if (!*pull || !strcmp(pull, "always") || !strcmp(pull, "true"))
+        return 1;
+    if (!strcmp(pull, "never") || !strcmp(pull, "false"))
+        return 2;
+    return -1;
+}
+
+int
+cmd_check_pull(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    (void) o, (void) err;
+    if (pull_mode(arg) < 0)
+        return cmd_usage_error(c, "--pull must be missing, always or never");
+    return 0;
+}
+
+void
+cmd_pull_policy(cs_build_opts *o, const char *pull, cs_store *s, bool quiet)
+{
+    resolver.s = s;
+    resolver.quiet = quiet;
+    o->resolve = pull_mode(pull) == 2 ? NULL : resolve;
+    o->pull_always = pull_mode(pull) == 1;
 }

@@ -5,6 +5,7 @@
 
 _cstore_verbs="build run load import export images inspect tag rmi du gc fsck help"
 _cstore_verbs="$_cstore_verbs login logout"
+_cstore_verbs="$_cstore_verbs pull"
 
 # The long options a verb's --help lists.
 _cstore_options()
