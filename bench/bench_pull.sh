@@ -17,59 +17,82 @@ set +u
 T=$work
 CSTORE_SRC=$src
 CSTORE_BASES=$bases
-_cleanup() { bench_cleanup; }
+_cleanup() {
+    local rc=$?
+    bench_cleanup
+    exit "$rc"
+}
 . "$src/tests/integration/registry_lib.sh"
 set -u
 registry_start plain >&2
 registry_seed lib/golang:1 golang >&2
 ref=$REG_ADDR/lib/golang:1
 
+# timed CMD...: appends "wall cpu" (seconds; cpu = user + sys of the command and its children) to
+# the file $1 (command output discarded)
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f '%e %U %S' -o "$work/t" "$@" >/dev/null 2>&1 || { echo "bench: $* failed" >&2; exit 1; }
+    awk '{ printf "%s %.2f\n", $1, $2 + $3 }' "$work/t" >>"$out"
+}
 cs_pull() { # JOBS: one pull into an empty store
     rm -rf "$work/cs"
-    CSTORE_PULL_JOBS=$1 wall "$cstore" --root "$work/cs" pull --progress quiet "$ref"
+    CSTORE_PULL_JOBS=$1 timed "$work/cs$1" "$cstore" --root "$work/cs" pull --progress quiet "$ref"
 }
 bah_pull() {
     rm -rf "$work/bah"
-    wall bah pull --tls-verify=false -q "docker://$ref"
+    timed "$work/bah.t" buildah --root "$work/bah/root" --runroot "$work/bah/run" \
+        --storage-driver overlay pull --tls-verify=false -q "docker://$ref"
 }
-run_median() { for _ in $(seq "$runs"); do "$@"; done | median; }
-
-cs4=$(run_median cs_pull 4)
-cs1=$(run_median cs_pull 1)
-bh=$(run_median bah_pull)
-dk=
+dsock=unix://$work/docker/sock
+dk_pull() {
+    docker -H "$dsock" rmi -f "$ref" >/dev/null 2>&1 || true
+    timed "$work/dk.t" docker -H "$dsock" pull -q "$ref"
+}
+have_docker=0
 if [ "${BENCH_DOCKER:-0}" = 1 ] && command -v dockerd >/dev/null; then
     mkdir -p "$work/docker"
     dockerd --data-root "$work/docker/root" --exec-root "$work/docker/exec" \
-        --pidfile "$work/docker/pid" --host "unix://$work/docker/sock" --bridge=none \
-        --iptables=false --insecure-registry "$REG_ADDR" >"$work/docker/log" 2>&1 &
+        --pidfile "$work/docker/pid" --host "$dsock" --bridge=none --iptables=false \
+        --insecure-registry "$REG_ADDR" >"$work/docker/log" 2>&1 &
     dpid=$!
     bench_stop() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; registry_stop; }
-    for _ in $(seq 100); do docker -H "unix://$work/docker/sock" info >/dev/null 2>&1 && break; sleep 0.2; done
-    dk_pull() {
-        docker -H "unix://$work/docker/sock" rmi -f "$ref" >/dev/null 2>&1 || true
-        docker -H "unix://$work/docker/sock" builder prune -af >/dev/null 2>&1 || true
-        wall docker -H "unix://$work/docker/sock" pull -q "$ref"
-    }
-    dk=$(run_median dk_pull)
+    for _ in $(seq 100); do
+        docker -H "$dsock" info >/dev/null 2>&1 && have_docker=1 && break
+        sleep 0.2
+    done
+    [ $have_docker = 1 ] || { echo "bench: dockerd did not start:" >&2; tail -5 "$work/docker/log" >&2; }
 fi
+# Interleaved (one of each per round) so that other load on the machine hits all alike.
+for _ in $(seq "$runs"); do
+    cs_pull 4
+    cs_pull 1
+    bah_pull
+    [ $have_docker = 0 ] || dk_pull
+done
+med() { cut -d' ' -f"$2" "$work/$1" | median; }
 size=$(du -sb "$REG_DIR/data" | cut -f1)
 ratio() { printf '%.2f' "$(echo "$2 / $1" | bc -l)"; }
+row() { # NAME FILE
+    echo "| $1 | $(med "$2" 1) s | $(ratio "$(med cs4 1)" "$(med "$2" 1)")x | $(med "$2" 2) s | $(ratio "$(med cs4 2)" "$(med "$2" 2)")x |"
+}
 
 cat <<EOT
 # cstore pull benchmark
 
 - date: $(date -u +%Y-%m-%dT%H:%MZ)
-- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB
+- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
 - versions: cstore $(git -C "$src" rev-parse --short HEAD), $(buildah --version)
-- image: golang from \$CSTORE_BASES pushed by skopeo to docker-registry 2.8 on loopback ($((size / 1000000)) MB in the registry); runs: $runs, medians; every pull into an empty store
+- image: golang from \$CSTORE_BASES pushed by skopeo to docker-registry 2.8 on loopback ($((size / 1000000)) MB in the registry); runs: $runs, interleaved, medians; every pull into an empty store
 - command: \`bash bench/bench_pull.sh $runs\`
 
-| puller | wall time | cstore faster by |
-|---|---|---|
-| cstore pull (4 parallel downloads) | ${cs4} s | |
-| cstore pull (CSTORE_PULL_JOBS=1) | ${cs1} s | $(ratio "$cs4" "$cs1")x |
-| buildah pull (overlay) | ${bh} s | $(ratio "$cs4" "$bh")x |
+| puller | wall time | cstore (4 downloads) faster by | CPU (user+sys) | cstore uses less CPU by |
+|---|---|---|---|---|
 EOT
-[ -n "$dk" ] && echo "| docker pull | ${dk} s | $(ratio "$cs4" "$dk")x |"
+row "cstore pull (4 parallel downloads)" cs4
+row "cstore pull (CSTORE_PULL_JOBS=1)" cs1
+row "buildah pull (overlay)" bah.t
+# docker's work is done by dockerd, not the client: its CPU is not measured here
+[ $have_docker = 0 ] || echo "| docker pull | $(med dk.t 1) s | $(ratio "$(med cs4 1)" "$(med dk.t 1)")x | n/a | |"
 exit 0

@@ -12,7 +12,8 @@ pull_pipe_init(pull_pipe *p, size_t cap)
 {
     memset(p, 0, sizeof(*p));
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->rcv, NULL);
+    pthread_cond_init(&p->wcv, NULL);
     p->cap = cap;
     p->buf = cs_xmalloc(cap);
 }
@@ -21,7 +22,8 @@ void
 pull_pipe_release(pull_pipe *p)
 {
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->rcv);
+    pthread_cond_destroy(&p->wcv);
     free(p->buf);
     cs_error_free(p->err);
     p->buf = NULL;
@@ -35,8 +37,11 @@ pull_pipe_write(void *ctx, const void *buf, size_t n, cs_error **err)
     const uint8_t *src = buf;
     pthread_mutex_lock(&p->mu);
     while (n && !p->aborted) {
-        while (p->len == p->cap && !p->aborted)
-            pthread_cond_wait(&p->cv, &p->mu);
+        while (p->len == p->cap && !p->aborted) {
+            p->wsleep = true;
+            pthread_cond_wait(&p->wcv, &p->mu);
+        }
+        p->wsleep = false;
         if (p->aborted)
             break;
         size_t tail = (p->head + p->len) % p->cap;
@@ -49,7 +54,8 @@ pull_pipe_write(void *ctx, const void *buf, size_t n, cs_error **err)
         p->len += k;
         src += k;
         n -= k;
-        pthread_cond_broadcast(&p->cv);
+        if (p->want && p->len >= p->want)
+            pthread_cond_signal(&p->rcv);
     }
     bool aborted = p->aborted;
     pthread_mutex_unlock(&p->mu);
@@ -62,9 +68,13 @@ ssize_t
 pull_pipe_read(void *ctx, void *buf, size_t n)
 {
     pull_pipe *p = ctx;
+    size_t want = n < p->cap / 4 ? n : p->cap / 4;
     pthread_mutex_lock(&p->mu);
-    while (!p->len && !p->eof && !p->aborted)
-        pthread_cond_wait(&p->cv, &p->mu);
+    while (p->len < want && !p->eof && !p->aborted) {
+        p->want = want;
+        pthread_cond_wait(&p->rcv, &p->mu);
+    }
+    p->want = 0;
     ssize_t got = -1;
     if (p->len) {
         size_t k = p->len < n ? p->len : n;
@@ -74,7 +84,8 @@ pull_pipe_read(void *ctx, void *buf, size_t n)
         p->head = (p->head + k) % p->cap;
         p->len -= k;
         got = (ssize_t) k;
-        pthread_cond_broadcast(&p->cv);
+        if (p->wsleep && p->cap - p->len >= p->cap / 4)
+            pthread_cond_signal(&p->wcv);
     } else if (p->eof && !p->code) {
         got = 0;
     }
@@ -91,7 +102,7 @@ pull_pipe_close(pull_pipe *p, int code, cs_error *err)
     p->eof = true;
     p->code = code;
     p->err = err;
-    pthread_cond_broadcast(&p->cv);
+    pthread_cond_signal(&p->rcv);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -100,6 +111,7 @@ pull_pipe_abort(pull_pipe *p)
 {
     pthread_mutex_lock(&p->mu);
     p->aborted = true;
-    pthread_cond_broadcast(&p->cv);
+    pthread_cond_signal(&p->rcv);
+    pthread_cond_signal(&p->wcv);
     pthread_mutex_unlock(&p->mu);
 }

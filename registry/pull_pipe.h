@@ -16,9 +16,14 @@
 
 typedef struct pull_pipe {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t rcv, wcv; /* the reader's and the writer's */
     uint8_t *buf;
     size_t cap, head, len;
+    /* Wake-ups are batched (curl delivers 16 KiB pieces, the ingest reads
+     * 1 MiB): the reader sleeps until it can get `want` bytes, the writer
+     * until a quarter of the pipe is free. */
+    size_t want; /* bytes the sleeping reader waits for, 0: not sleeping */
+    bool wsleep; /* the writer sleeps */
     bool eof, aborted;
     int code;      /* the writer's failure, 0 */
     cs_error *err; /* its message, kept for the reader's caller */
