@@ -17,11 +17,16 @@
 #   registry_seed NAME SRC pushes SRC into repository NAME ("x/y:tag") of the running registry with
 #                          skopeo. SRC: an archive path (*.oci.tar: oci-archive, else
 #                          docker-archive), or a base name ("busybox") for $CSTORE_BASES/NAME.oci.tar.
+#   proxy_start ARGS...    tests/integration/fault_proxy.py in front of the running (plain) registry:
+#                          exports PROXY_ADDR (127.0.0.1:PORT), PROXY_SIDE (127.0.0.2:PORT, where it
+#                          redirects blobs), PROXY_LOG; ARGS are fault_proxy.py's (--cut-blob N...).
+#   proxy_stop
 #   reg_count REGEX        number of access-log lines matching REGEX (grep -E), e.g.
 #                          reg_count '"PUT /v2/[^ ]*/blobs/uploads/'
 
 REG_PID=
 REG_TOKEN_PID=
+PROXY_PID=
 REG_SKOPEO=()
 
 _reg_free_port() {
@@ -151,7 +156,34 @@ EOT
     export REG_ADDR REG_DIR REG_LOG REG_APPLOG REG_USER REG_PASS REG_CERTS
 }
 
+proxy_start() {
+    local port side
+    port=$(_reg_free_port)
+    side=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
+    PROXY_ADDR=127.0.0.1:$port
+    PROXY_SIDE=127.0.0.2:$side
+    PROXY_LOG=$REG_DIR/proxy.$port.log
+    : >"$PROXY_LOG"
+    python3 "$CSTORE_SRC/tests/integration/fault_proxy.py" --listen "$PROXY_ADDR" --side "$PROXY_SIDE" \
+        --upstream "${REG_ADDR/localhost/127.0.0.1}" --log "$PROXY_LOG" "$@" >"$PROXY_LOG.err" 2>&1 &
+    PROXY_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -s -o /dev/null "http://$PROXY_SIDE/" && break
+        sleep 0.1
+    done
+    : >"$PROXY_LOG"
+    export PROXY_ADDR PROXY_SIDE PROXY_LOG
+}
+
+proxy_stop() {
+    [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+    PROXY_PID=
+    return 0
+}
+
 registry_stop() {
+    proxy_stop
     local p
     for p in $REG_PID $REG_TOKEN_PID; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
