@@ -139,6 +139,9 @@ run_helper(const char *name, const char *verb, const char *input, cs_buf *out, c
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, o[1], 1);
+    /* As docker: a helper's stderr is not shown (it is no place for our
+     * messages, and what it says is not ours to print). */
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     char *argv[] = { prog, (char *) verb, NULL };
     pid_t pid;
     int e = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);

@@ -13,6 +13,8 @@
 #     request, "combined" format: count requests in it), REG_APPLOG (the registry's own log),
 #     REG_USER/REG_PASS (tls, token), REG_CERTS (tls: a --cert-dir with the CA as ca.crt),
 #     REG_TOKEN_LOG (token: one line per token issued: "GET|POST user scope...").
+#     Token mode reads REG_TOKEN_EXPIRES (seconds, default 300) and REG_TOKEN_REFRESH (a refresh
+#     token the server accepts for the test user: an identitytoken a test writes).
 #   registry_stop          stops the registry (and token server); also done at exit.
 #   registry_seed NAME SRC pushes SRC into repository NAME ("x/y:tag") of the running registry with
 #                          skopeo. SRC: an archive path (*.oci.tar: oci-archive, else
@@ -72,7 +74,8 @@ _reg_token_server() {
     /usr/bin/python3 "$CSTORE_SRC/tests/integration/token_server.py" --port "$tport" --key "$d/key.pem" \
         --cert "$d/cert.pem" --issuer cstore-test-issuer --service cstore-test-registry \
         --user "$REG_USER" --password "$REG_PASS" --log "$REG_TOKEN_LOG" \
-        --expires "${REG_TOKEN_EXPIRES:-300}" >"$d/server.log" 2>&1 &
+        --expires "${REG_TOKEN_EXPIRES:-300}" ${REG_TOKEN_REFRESH:+--refresh-token "$REG_TOKEN_REFRESH"} \
+        >"$d/server.log" 2>&1 &
     REG_TOKEN_PID=$!
     REG_TOKEN_REALM=http://127.0.0.1:$tport/token
     _reg_wait "$REG_TOKEN_REALM" || return 1
