@@ -207,7 +207,8 @@ helper_get(const char *name, const char *domain, cs_reg_cred *c, cs_error **err)
         }
         json_decref(j);
     }
-    explicit_bzero(out.data, out.len);
+    if (out.data)
+        explicit_bzero(out.data, out.len);
     cs_buf_release(&out);
     return rc;
 }
