@@ -46,7 +46,7 @@ cs_reg_challenge_parse(const char *header, cs_reg_challenge *out, cs_error **err
     const char *p = header;
     while (isspace((unsigned char) *p))
         p++;
-    size_t n = strcspn(p, " \t,");
+    size_t n = strcspn(p, " \t,=");
     if (n == 0 || p[n] == '=')
         return cs_err(err, CS_EPARSE, 0, "WWW-Authenticate without a scheme");
     out->scheme = cs_xstrndup(p, n);

@@ -13,28 +13,38 @@
 #     request, "combined" format: count requests in it), REG_APPLOG (the registry's own log),
 #     REG_USER/REG_PASS (tls, token), REG_CERTS (tls: a --cert-dir with the CA as ca.crt),
 #     REG_TOKEN_LOG (token: one line per token issued: "GET|POST user scope...").
+#     Tls mode with REG_TLS_CLIENT=1 also demands a client certificate (clientcas), which it puts in
+#     REG_CERTS as client.cert / client.key.
+#     Token mode reads REG_TOKEN_EXPIRES (seconds, default 300) and REG_TOKEN_REFRESH (a refresh
+#     token the server accepts for the test user: an identitytoken a test writes).
 #   registry_stop          stops the registry (and token server); also done at exit.
 #   registry_seed NAME SRC pushes SRC into repository NAME ("x/y:tag") of the running registry with
 #                          skopeo. SRC: an archive path (*.oci.tar: oci-archive, else
 #                          docker-archive), or a base name ("busybox") for $CSTORE_BASES/NAME.oci.tar.
+#   proxy_start ARGS...    tests/integration/fault_proxy.py in front of the running (plain) registry:
+#                          exports PROXY_ADDR (127.0.0.1:PORT), PROXY_SIDE (127.0.0.2:PORT, where it
+#                          redirects blobs), PROXY_LOG; ARGS are fault_proxy.py's (--cut-blob N...).
+#   proxy_stop
 #   reg_count REGEX        number of access-log lines matching REGEX (grep -E), e.g.
 #                          reg_count '"PUT /v2/[^ ]*/blobs/uploads/'
 
 REG_PID=
 REG_TOKEN_PID=
+PROXY_PID=
 REG_SKOPEO=()
 
 _reg_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# _reg_wait URL: until anything answers HTTP at URL (10 s).
+# _reg_wait URL: until something listens at URL (10 s): any answer but "couldn't connect" (7),
+# a TLS handshake refused for want of a client certificate included.
 _reg_wait() {
-    local i
+    local i rc
     for ((i = 0; i < 100; i++)); do
-        if curl -s -o /dev/null -k "$1" 2>/dev/null; then
-            return 0
-        fi
+        rc=0
+        curl -s -o /dev/null -k "$1" 2>/dev/null || rc=$?
+        [ "$rc" != 7 ] && return 0
         sleep 0.1
     done
     echo "registry at $1 did not start; its log:" >&2
@@ -54,6 +64,14 @@ _reg_certs() {
         -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null || return 1
     cp "$d/ca.crt" "$REG_DIR/certs/ca.crt"
     REG_CERTS=$REG_DIR/certs
+    if [ "${REG_TLS_CLIENT:-0}" = 1 ]; then
+        # A client certificate the registry demands (clientcas), in the cert dir as docker has it.
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=cstore test client" \
+            -keyout "$REG_CERTS/client.key" -out "$d/client.csr" 2>/dev/null || return 1
+        printf 'extendedKeyUsage=clientAuth\n' >"$d/client.cnf"
+        openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 2 -extfile "$d/client.cnf" -out "$REG_CERTS/client.cert" 2>/dev/null || return 1
+    fi
 }
 
 _reg_token_server() {
@@ -67,7 +85,8 @@ _reg_token_server() {
     /usr/bin/python3 "$CSTORE_SRC/tests/integration/token_server.py" --port "$tport" --key "$d/key.pem" \
         --cert "$d/cert.pem" --issuer cstore-test-issuer --service cstore-test-registry \
         --user "$REG_USER" --password "$REG_PASS" --log "$REG_TOKEN_LOG" \
-        --expires "${REG_TOKEN_EXPIRES:-300}" >"$d/server.log" 2>&1 &
+        --expires "${REG_TOKEN_EXPIRES:-300}" ${REG_TOKEN_REFRESH:+--refresh-token "$REG_TOKEN_REFRESH"} \
+        >"$d/server.log" 2>&1 &
     REG_TOKEN_PID=$!
     REG_TOKEN_REALM=http://127.0.0.1:$tport/token
     _reg_wait "$REG_TOKEN_REALM" || return 1
@@ -107,6 +126,8 @@ registry_start() {
         tls="  tls:
     certificate: $REG_DIR/pki/server.crt
     key: $REG_DIR/pki/server.key"
+        [ "${REG_TLS_CLIENT:-0}" = 1 ] && tls="$tls
+    clientcas: [$REG_DIR/pki/ca.crt]"
         auth="auth:
   htpasswd:
     realm: cstore-test
@@ -151,7 +172,34 @@ EOT
     export REG_ADDR REG_DIR REG_LOG REG_APPLOG REG_USER REG_PASS REG_CERTS
 }
 
+proxy_start() {
+    local port side
+    port=$(_reg_free_port)
+    side=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
+    PROXY_ADDR=127.0.0.1:$port
+    PROXY_SIDE=127.0.0.2:$side
+    PROXY_LOG=$REG_DIR/proxy.$port.log
+    : >"$PROXY_LOG"
+    python3 "$CSTORE_SRC/tests/integration/fault_proxy.py" --listen "$PROXY_ADDR" --side "$PROXY_SIDE" \
+        --upstream "${REG_ADDR/localhost/127.0.0.1}" --log "$PROXY_LOG" "$@" >"$PROXY_LOG.err" 2>&1 &
+    PROXY_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -s -o /dev/null "http://$PROXY_SIDE/" && break
+        sleep 0.1
+    done
+    : >"$PROXY_LOG"
+    export PROXY_ADDR PROXY_SIDE PROXY_LOG
+}
+
+proxy_stop() {
+    [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+    PROXY_PID=
+    return 0
+}
+
 registry_stop() {
+    proxy_stop
     local p
     for p in $REG_PID $REG_TOKEN_PID; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
