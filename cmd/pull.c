@@ -43,14 +43,6 @@ typedef struct pull_view {
     } * l;
 } pull_view;
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* "sha256:" + 12 hex digits, as docker shows layers. */
 static void
 short_digest(const char *d, char out[20])
@@ -89,7 +81,7 @@ draw(pull_view *v)
 {
     if (v->lines)
         fprintf(v->out, "\033[%dA", v->lines);
-    double el = now_s() - v->t0;
+    double el = cs_now() - v->t0;
     for (size_t i = 0; i < v->n; i++) {
         struct lv *l = &v->l[i];
         char a[CMD_SIZE_BUF], b[CMD_SIZE_BUF], r[CMD_SIZE_BUF];
@@ -105,7 +97,7 @@ draw(pull_view *v)
                 cmd_human_size(el > 0 ? (uint64_t) (l->bytes / el) : 0, r));
     }
     v->lines = (int) v->n;
-    v->drawn_at = now_s();
+    v->drawn_at = cs_now();
     fflush(v->out);
 }
 
@@ -134,7 +126,7 @@ on_event(void *ctx, const cs_pull_event *ev)
     short_digest(ev->digest, l->digest);
     l->bytes = ev->bytes;
     l->total = ev->total;
-    if (ev->kind != CS_PULL_EV_BYTES || now_s() - v->drawn_at > 0.1)
+    if (ev->kind != CS_PULL_EV_BYTES || cs_now() - v->drawn_at > 0.1)
         draw(v);
 }
 
@@ -158,7 +150,7 @@ cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
         rc = cmd_open(c, 0, &s, err);
     if (rc != 0)
         return rc;
-    pull_view v = { .out = progress == 2 ? NULL : stderr, .t0 = now_s() };
+    pull_view v = { .out = progress == 2 ? NULL : stderr, .t0 = cs_now() };
     v.tty = progress == 0 && isatty(STDERR_FILENO);
     cmd_reg_opts_get(&ro, &o.reg);
     o.platform = platform;
@@ -177,7 +169,7 @@ cmd_pull(cmd_ctx *c, int argc, char **argv, cs_error **err)
         cs_autofree char *fam = res.tag ? cs_ref_familiar(res.tag) : NULL;
         fprintf(v.out, "pulled %s: %zu layers (%zu already in the store), %s downloaded in %.1fs\n",
                 fam ? fam : args.v[0], res.layers, res.known, cmd_human_size(res.downloaded, a),
-                now_s() - v.t0);
+                cs_now() - v.t0);
     }
     char id[CS_DIGEST_STR];
     cs_digest_str(&res.id, id);
@@ -206,7 +198,7 @@ resolve(void *ctx, const char *name, cs_error **err)
     pthread_mutex_lock(&resolve_mu);
     int rc = 0;
     if (!cs_strv_contains(resolved.v, name)) {
-        pull_view v = { .out = resolver.quiet ? NULL : stderr, .t0 = now_s() };
+        pull_view v = { .out = resolver.quiet ? NULL : stderr, .t0 = cs_now() };
         cs_pull_opts o = { .progress = on_event, .progress_ctx = &v };
         cs_pull_result res;
         rc = cs_pull(resolver.s, name, &o, &res, err);

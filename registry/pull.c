@@ -51,14 +51,6 @@ cs_pull_result_release(cs_pull_result *r)
     r->tag = NULL;
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 static void
 emit(puller *p, cs_pull_ev_kind kind, size_t layer, const char *digest, uint64_t bytes,
      int64_t total, double seconds)
@@ -110,13 +102,13 @@ static void
 job_run(dl_job *j)
 {
     cs_error *e = NULL;
-    double t0 = now_s();
+    double t0 = cs_now();
     emit(j->p, CS_PULL_EV_START, j->layer, j->digest, 0, j->size, 0);
     int r = cs_registry_get_blob(j->p->reg, j->digest, 0, job_sink, j, NULL, &e);
     if (r == 0)
         r = job_verify(j, &e);
     if (r == 0)
-        emit(j->p, CS_PULL_EV_DONE, j->layer, j->digest, j->got, j->size, now_s() - t0);
+        emit(j->p, CS_PULL_EV_DONE, j->layer, j->digest, j->got, j->size, cs_now() - t0);
     pull_pipe_close(&j->pipe, r, e);
 }
 

@@ -161,7 +161,9 @@ declare -A verb_opts=(
     [fsck]="--help -h"
     [login]="--username -u --password -p --password-stdin --tls-verify --cert-dir --help -h"
     [logout]="--help -h"
+    [pull]="--platform --tls-verify --cert-dir --progress --help -h"
 )
+verb_opts[build]+=" --pull"
 for verb in "${!verb_opts[@]}"; do
     run "$verb" --help
     check_rc 0 "$verb --help"
