@@ -97,7 +97,7 @@ cat <<EOT
 - machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
 - versions: cstore $(git -C "$src" rev-parse --short HEAD), $(buildah --version)
 - image: golang from \$CSTORE_BASES pushed by skopeo to docker-registry 2.8 on loopback ($((size / 1000000)) MB in the registry); runs: $runs, interleaved, medians; every pull into an empty store
-- command: \`bash bench/bench_pull.sh $runs\`
+- command: \`$([ $have_docker = 1 ] && echo "BENCH_DOCKER=1 ")bash bench/bench_pull.sh $runs\`
 
 | puller | wall time | cstore (4 downloads) faster by | CPU (user+sys) | cstore uses less CPU by |
 |---|---|---|---|---|
