@@ -53,6 +53,24 @@ for n in $heavy; do
     check_eq "pull $n again: nothing new stored" "$(du_counts)" "$counts"
 done
 
+# --- every manifest and layer kind: Docker schema 2 (docker-archive), zstd and uncompressed layers ---
+for f in docker:"$BASES/busybox.docker.tar" zstd:"$(variant busybox zstd)" none:"$(variant busybox none)"; do
+    kind=${f%%:*} path=${f#*:}
+    case $kind in
+    docker) must registry_seed "kinds/$kind:1" "$path" ;;
+    *) must skopeo copy -q --dest-tls-verify=false "oci:$path:latest" "docker://$R/kinds/$kind:1" ;;
+    esac
+    ROOT=$T/kind-load-$kind
+    must cs load "$path" -t x
+    ROOT=$T/kind-pull-$kind
+    check_eq "pull of $kind layers: the id and layers load gives" \
+        "$(cs pull --progress quiet "$R/kinds/$kind:1" >/dev/null && cs inspect "$R/kinds/$kind:1" | jq -c '[.id, .layers]')" \
+        "$(ROOT=$T/kind-load-$kind cs inspect x | jq -c '[.id, .layers]')"
+done
+check_eq "docker-archive push: a Docker schema 2 manifest was pulled" \
+    "$(skopeo inspect --raw --tls-verify=false "docker://$R/kinds/docker:1" | jq -r .mediaType)" \
+    application/vnd.docker.distribution.manifest.v2+json
+
 # --- what load stored is not downloaded by a pull ---
 ROOT=$T/load-then-pull
 must cs load "$BASES/busybox.oci.tar"
