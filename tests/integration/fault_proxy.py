@@ -12,6 +12,7 @@ registry client must survive (tests only; loopback only).
   --cut-blob N           the first GET of each blob sends its headers and N bytes, then resets
   --fail-manifest K      the first K manifest GETs answer 503 with Retry-After: 1
   --throttle-blob K      the first K blob GETs answer 429 with Retry-After: 1
+  --fail-ping K          the first K GETs of /v2/ answer 503
 """
 import argparse
 import base64
@@ -68,6 +69,8 @@ def make_handler(side):
             if not side and "/manifests/" in p and self.command == "GET" \
                     and first("m" + p) < A.fail_manifest:
                 return self.answer(503, [("Retry-After", "1")], b'{"errors":[]}')
+            if p == "/v2/" and first("p") < A.fail_ping:
+                return self.answer(503, [], b'{"errors":[]}')
             if blob and first("t" + p) < A.throttle_blob:
                 return self.answer(429, [("Retry-After", "1")])
             if not side and blob and A.redirect_blobs:
@@ -122,6 +125,7 @@ def main():
     p.add_argument("--cut-blob", type=int, default=-1)
     p.add_argument("--fail-manifest", type=int, default=0)
     p.add_argument("--throttle-blob", type=int, default=0)
+    p.add_argument("--fail-ping", type=int, default=0)
     A = p.parse_args()
     servers = []
     for addr, side in ((A.listen, False), (A.side, True)):
