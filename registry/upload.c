@@ -45,7 +45,9 @@ new_location(upload *u, const reg_resp *resp)
 }
 
 /* How many bytes the registry holds of the upload (GET on it: "Range:
- * 0-END"); -1 when it does not say. */
+ * 0-END"); -1 when it does not say, -2 when the upload is gone (404:
+ * distribution cancels an upload asked about with a stale Location, as after
+ * a PATCH whose answer was lost). */
 static int64_t
 upload_status(upload *u)
 {
@@ -54,9 +56,15 @@ upload_status(upload *u)
     cs_error *tmp = NULL;
     int64_t have = -1;
     long long a, b;
-    if (reg_do(u->r, &q, &resp, &tmp) == 0 && resp.status == 204 && resp.range
-        && sscanf(resp.range, "%lld-%lld", &a, &b) == 2)
+    int rc = reg_do(u->r, &q, &resp, &tmp);
+    if (rc == 0 && resp.status == 404)
+        have = -2;
+    else if (rc == 0 && resp.status == 204 && resp.range
+             && sscanf(resp.range, "%lld-%lld", &a, &b) == 2)
         have = b + 1;
+    /* "0-0" is both 0 and 1 byte (distribution): at the start, take 0. */
+    if (have == 1 && u->start == 0)
+        have = 0;
     cs_error_free(tmp); /* only a hint: without it the whole chunk goes again */
     if (have >= 0)
         new_location(u, &resp);
@@ -104,6 +112,10 @@ patch_chunk(upload *u, cs_error **err)
         if (rc < 0)
             return rc;
         int64_t have = upload_status(u);
+        if (have == -2)
+            return cs_err(err, CS_EIO, 0,
+                          "%s: the registry dropped the upload after a broken PATCH: push again",
+                          u->what);
         if (have >= u->start && have <= u->start + (int64_t) u->n)
             from = (size_t) (have - u->start);
         if (from == u->n)

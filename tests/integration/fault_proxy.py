@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""fault_proxy.py - a GET/HEAD proxy in front of a real registry that injects the failures a
+"""fault_proxy.py - a proxy in front of a real registry that injects the failures a
 registry client must survive (tests only; loopback only).
 
   --listen HOST:PORT     the registry address the client is given
@@ -14,6 +14,12 @@ registry client must survive (tests only; loopback only).
   --throttle-blob K      the first K blob GETs answer 429 with Retry-After: 1
   --fail-ping K          the first K GETs of /v2/ answer 503
   --corrupt-manifest     manifest bodies get a space appended (same JSON, other digest)
+  --cut-patch            the first PATCH reaches the registry, but its answer is lost (reset)
+  --drop-patch N         the Nth PATCH (from 1) is read and never forwarded (reset): the client must
+                         ask where the upload stands and send the chunk again
+  --drop-count C         ... and the C-1 PATCHes after it too (default 1; libcurl itself resends a
+                         request once when a reused connection dies before any answer)
+Uploads (POST, PATCH, PUT, DELETE) are forwarded with their bodies.
 """
 import argparse
 import base64
@@ -81,17 +87,35 @@ def make_handler(side):
 
         def forward(self, cut, corrupt=False):
             up = http.client.HTTPConnection(*A.upstream.split(":"))
-            hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
-            up.request(self.command, self.path, headers=hdrs)
+            # Host stays: the registry builds upload Locations from it (back through us).
+            hdrs = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+            n = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(n) if n else None
+            if self.command == "PATCH" and A.drop_patch \
+                    and 0 <= first("drop") + 1 - A.drop_patch < A.drop_count:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.log("dropped")
+                self.close_connection = True
+                self.connection.close()
+                return
+            up.request(self.command, self.path, body=data, headers=hdrs)
             r = up.getresponse()
+            body = r.read() if self.command != "HEAD" else b""
+            if self.command == "PATCH" and A.cut_patch and first("patch") == 0:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.log("%d lost" % r.status)
+                self.close_connection = True
+                self.connection.close()
+                return
+            if corrupt and body:
+                body += b" "
             self.send_response(r.status)
             for k, v in r.getheaders():
                 drop = ("connection", "transfer-encoding", "keep-alive") + (("content-length",) if corrupt else ())
                 if k.lower() not in drop:
                     self.send_header(k, v)
-            body = r.read() if self.command != "HEAD" else b""
-            if corrupt and body:
-                body += b" "
             if (corrupt or r.getheader("Content-Length") is None) and self.command != "HEAD":
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -114,6 +138,13 @@ def make_handler(side):
 
         do_HEAD = do_GET
 
+        def do_POST(self):
+            if A.basic and not side:
+                return self.handle_one()
+            self.forward(False)
+
+        do_PATCH = do_PUT = do_DELETE = do_POST
+
     return H
 
 
@@ -132,6 +163,9 @@ def main():
     p.add_argument("--throttle-blob", type=int, default=0)
     p.add_argument("--fail-ping", type=int, default=0)
     p.add_argument("--corrupt-manifest", action="store_true")
+    p.add_argument("--cut-patch", action="store_true")
+    p.add_argument("--drop-patch", type=int, default=0)
+    p.add_argument("--drop-count", type=int, default=1)
     A = p.parse_args()
     servers = []
     for addr, side in ((A.listen, False), (A.side, True)):

@@ -124,6 +124,23 @@ check "a manifest whose bytes do not match the digest asked for is refused in on
 check "the same manifest by tag is returned (the caller has no digest to check)" \
     rt manifest "$PROXY_ADDR/x/busybox:1"
 proxy_stop
+head -c $((20 << 20)) /dev/urandom >"$T/rand"
+RD=sha256:$(sha256sum "$T/rand" | cut -d' ' -f1)
+proxy_start --drop-patch 2 --drop-count 2
+out=$(rt put-blob "$PROXY_ADDR/u/chunked:1" "$RD" "$T/rand" 2>&1)
+check_eq "a chunked upload whose second PATCH is lost completes" "$out" "uploaded $((20 << 20)) bytes"
+check "(the PATCH was dropped)" grep -q "PATCH .* dropped" "$PROXY_LOG"
+check "the client asked where the upload stood" grep -q "^main GET /v2/u/chunked/blobs/uploads/.* -> 204" "$PROXY_LOG"
+check_eq "and sent the chunk again: 4 PATCHes reached the proxy (one resent by libcurl)" \
+    "$(grep -c '^main PATCH ' "$PROXY_LOG")" 4
+check_eq "the registry holds the blob's bytes" \
+    "sha256:$(rt blob "$REG_ADDR/u/chunked:1" "$RD" | sha256sum | cut -d' ' -f1)" "$RD"
+proxy_stop
+proxy_start --cut-patch
+out=$(timeout 120 "$REGTOOL" put-blob "$PROXY_ADDR/u/lost:1" "$RD" "$T/rand" 2>&1)
+check "a PATCH whose answer is lost (the registry then drops the upload) fails in one line" \
+    bash -c '[ "$(printf "%s\n" "$1" | wc -l)" = 1 ] && grep -q "dropped the upload" <<<"$1"' _ "$out"
+proxy_stop
 proxy_start --throttle-blob 1
 check "a blob answered 429 is fetched after Retry-After" rt head-blob "$PROXY_ADDR/x/busybox:1" "$L"
 check_eq "429 on GET is retried" "sha256:$(rt blob "$PROXY_ADDR/x/busybox:1" "$L" | sha256sum | cut -d' ' -f1)" "$L"
