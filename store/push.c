@@ -1,0 +1,192 @@
+/* push.c - an image as a registry push sends it (see cstore/push.h): the
+ * export's layer blobs, config and manifest (export_int.h), streamed.
+ */
+#include <pthread.h>
+#include <string.h>
+#include "cstore/lease.h"
+#include "cstore/push.h"
+#include "export_int.h"
+
+struct cs_push_image {
+    exp x;
+    cs_push_blob *layers;
+    cs_push_blob config;
+    cs_push_blob manifest;
+    pthread_mutex_t mu; /* a corrected layer_blobs record */
+};
+
+/* Learns the digests of a layer not in layer_blobs: one pass of the
+ * generator with no output, recorded as export records them. */
+static int
+learn_layer(exp *x, layer *L, cs_error **err)
+{
+    cs_csink_result res;
+    int rc = export_gen_layer(x, L, NULL, NULL, &res, err);
+    if (rc == 0 && export_replay_failed(L, &res))
+        rc = export_gen_layer(x, L, NULL, NULL, &res, err);
+    if (rc < 0)
+        return rc;
+    export_record_blob(x, L, &res);
+    L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
+    L->known = true;
+    return 0;
+}
+
+static int
+learn_layers(cs_push_image *p, cs_error **err)
+{
+    exp *x = &p->x;
+    int rc = cs_db_read(x->db, export_read_blobs_fn, x, err);
+    for (uint32_t i = 0; i < x->img->nlayers && rc >= 0; i++) {
+        layer *L = &x->layers[i];
+        p->layers[i].dup = export_reuse_layer(x, i);
+        if (!L->known)
+            rc = learn_layer(x, L, err);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static void
+fill_descriptors(cs_push_image *p)
+{
+    exp *x = &p->x;
+    for (uint32_t i = 0; i < x->img->nlayers; i++) {
+        cs_push_blob *b = &p->layers[i];
+        b->digest = x->layers[i].lb.blob;
+        b->size = x->layers[i].lb.size;
+        b->media_type = export_layer_media_type(x);
+        b->tree = x->layers[i].tree;
+    }
+    p->config = (cs_push_blob){ .digest = x->config_d,
+                                .size = x->config_len,
+                                .media_type = export_config_media_type(x) };
+    p->manifest = (cs_push_blob){ .digest = x->manifest_d,
+                                  .size = x->manifest_len,
+                                  .media_type = export_manifest_media_type(x) };
+}
+
+static int
+check_options(cs_push_format fmt, cs_compression c, cs_error **err)
+{
+    if (fmt != CS_PUSH_OCI && fmt != CS_PUSH_DOCKER)
+        return cs_err(err, CS_EINVAL, 0, "unknown push format %d", (int) fmt);
+    if (c != CS_COMP_NONE && c != CS_COMP_GZIP && c != CS_COMP_ZSTD)
+        return cs_err(err, CS_EINVAL, 0, "unknown compression %d", (int) c);
+    if (fmt == CS_PUSH_DOCKER && c == CS_COMP_ZSTD)
+        return cs_err(err, CS_EINVAL, 0,
+                      "the docker format has no zstd layers: use --format oci or "
+                      "--compression gzip");
+    return 0;
+}
+
+int
+cs_push_image_open(cs_store *s, const char *name, cs_push_format fmt, cs_compression c,
+                   cs_push_image **out, cs_error **err)
+{
+    int rc = check_options(fmt, c, err);
+    if (rc < 0)
+        return rc;
+    cs_push_image *p = cs_xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    exp *x = &p->x;
+    x->s = s;
+    x->db = cs_store_db(s);
+    x->name = name;
+    x->fmt = CS_FMT_OCI_DIR; /* unused: no output file */
+    x->comp = c;
+    x->docker = fmt == CS_PUSH_DOCKER;
+    rc = cs_lease_image(s, name, &x->img, err);
+    if (rc < 0)
+        goto fail;
+    uint32_t n = x->img->nlayers;
+    x->layers = cs_xcalloc(n ? n : 1, sizeof(*x->layers));
+    p->layers = cs_xcalloc(n ? n : 1, sizeof(*p->layers));
+    for (uint32_t i = 0; i < n; i++)
+        x->layers[i].tree = x->img->layers[i];
+    export_config_diff_ids(x);
+    rc = learn_layers(p, err);
+    if (rc >= 0)
+        rc = export_build_config(x, err);
+    if (rc < 0)
+        goto fail;
+    export_build_manifest(x);
+    fill_descriptors(p);
+    *out = p;
+    return 0;
+fail:
+    cs_push_image_free(p);
+    return rc;
+}
+
+void
+cs_push_image_free(cs_push_image *p)
+{
+    if (!p)
+        return;
+    export_release(&p->x);
+    free(p->layers);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+const cs_digest *
+cs_push_image_id(const cs_push_image *p)
+{
+    return &p->x.img->id;
+}
+
+uint32_t
+cs_push_image_nlayers(const cs_push_image *p)
+{
+    return p->x.img->nlayers;
+}
+
+const cs_push_blob *
+cs_push_image_layer(const cs_push_image *p, uint32_t i)
+{
+    return i < p->x.img->nlayers ? &p->layers[i] : NULL;
+}
+
+const cs_push_blob *
+cs_push_image_config(const cs_push_image *p, const char **data, size_t *len)
+{
+    *data = p->x.config;
+    *len = p->x.config_len;
+    return &p->config;
+}
+
+const char *
+cs_push_image_manifest(const cs_push_image *p, size_t *len, cs_push_blob *desc)
+{
+    *len = p->x.manifest_len;
+    *desc = p->manifest;
+    return p->x.manifest;
+}
+
+int
+cs_push_layer_write(cs_push_image *p, uint32_t i, cs_sink_fn out, void *octx, cs_error **err)
+{
+    if (i >= p->x.img->nlayers)
+        return cs_err(err, CS_EINVAL, 0, "no layer %u", i);
+    layer *L = &p->x.layers[i];
+    cs_csink_result res;
+    int rc = export_gen_layer(&p->x, L, out, octx, &res, err);
+    if (rc < 0)
+        return rc;
+    if (cs_digest_eq(&res.blob, &L->lb.blob) && res.blob_size == L->lb.size)
+        return 0;
+    /* The cached digests were wrong (a compressor whose output changed):
+     * correct them for the next push; this one named them already. */
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(&L->tree, hex);
+    if (!L->ts) {
+        layer copy = *L;
+        pthread_mutex_lock(&p->mu);
+        export_record_blob(&p->x, &copy, &res);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return cs_err(err, CS_ECORRUPT, 0,
+                  "layer %.12s: its blob is not the one its cached digest names (corrected: "
+                  "push again)",
+                  hex);
+}
