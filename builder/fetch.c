@@ -1,49 +1,13 @@
 /* fetch.c - ADD <url> through libcurl.
  *
- * libcurl is loaded with dlopen on the first ADD of a URL: linked, it would
- * pull ~30 shared libraries (TLS, Kerberos, LDAP...) into every cstore start,
- * a third of a no-op rebuild's time. */
+ * libcurl is loaded with dlopen on the first ADD of a URL (registry/curl_dl.h). */
 #include "fetch.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include "cstore/util.h"
-
-static struct {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*setopt)(CURL *c, CURLoption opt, ...);
-    CURLcode (*perform)(CURL *c);
-    CURLcode (*getinfo)(CURL *c, CURLINFO info, ...);
-    void (*cleanup)(CURL *c);
-    const char *(*strerror)(CURLcode rc);
-    bool ok;
-} cu;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void
-curl_init_once(void)
-{
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!h)
-        return;
-    *(void **) &cu.global_init = dlsym(h, "curl_global_init");
-    *(void **) &cu.easy_init = dlsym(h, "curl_easy_init");
-    *(void **) &cu.setopt = dlsym(h, "curl_easy_setopt");
-    *(void **) &cu.perform = dlsym(h, "curl_easy_perform");
-    *(void **) &cu.getinfo = dlsym(h, "curl_easy_getinfo");
-    *(void **) &cu.cleanup = dlsym(h, "curl_easy_cleanup");
-    *(void **) &cu.strerror = dlsym(h, "curl_easy_strerror");
-    cu.ok = cu.global_init && cu.easy_init && cu.setopt && cu.perform && cu.getinfo && cu.cleanup
-            && cu.strerror;
-    if (cu.ok)
-        cu.global_init(CURL_GLOBAL_DEFAULT);
-}
+#include "curl_dl.h"
 
 typedef struct sink {
     int fd;
@@ -64,42 +28,41 @@ on_data(char *p, size_t size, size_t n, void *ctx)
 int
 cs_fetch_url(const char *url, int fd, int64_t *mtime, cs_error **err)
 {
-    pthread_once(&curl_once, curl_init_once);
-    if (!cu.ok)
-        return cs_err(err, CS_EUNSUPPORTED, 0,
-                      "%s: libcurl (libcurl.so.4) cannot be loaded: install libcurl4", url);
-    CURL *c = cu.easy_init();
+    const cs_curl_api *cu = cs_curl(url, err);
+    if (!cu)
+        return -CS_EUNSUPPORTED;
+    CURL *c = cu->easy_init();
     if (!c)
         return cs_err(err, CS_EIO, 0, "%s: cannot start libcurl", url);
     char errbuf[CURL_ERROR_SIZE] = "";
     sink s = { fd, 0 };
-    cu.setopt(c, CURLOPT_URL, url);
-    cu.setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    cu.setopt(c, CURLOPT_MAXREDIRS, 10L);
-    cu.setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    cu.setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    cu.setopt(c, CURLOPT_FAILONERROR, 1L);
-    cu.setopt(c, CURLOPT_FILETIME, 1L);
-    cu.setopt(c, CURLOPT_NOSIGNAL, 1L);
-    cu.setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    cu.setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    cu.setopt(c, CURLOPT_WRITEDATA, &s);
-    cu.setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    cu.setopt(c, CURLOPT_USERAGENT, "cstore");
-    CURLcode rc = cu.perform(c);
+    cu->easy_setopt(c, CURLOPT_URL, url);
+    cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    cu->easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    cu->easy_setopt(c, CURLOPT_FILETIME, 1L);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    cu->easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    cu->easy_setopt(c, CURLOPT_USERAGENT, "cstore");
+    CURLcode rc = cu->easy_perform(c);
     int r = 0;
     if (rc != CURLE_OK) {
         if (s.sys_errno)
             r = cs_err(err, cs_sys_code(s.sys_errno), s.sys_errno, "%s: write", url);
         else
-            r = cs_err(err, CS_EIO, 0, "%s: %s", url, *errbuf ? errbuf : cu.strerror(rc));
+            r = cs_err(err, CS_EIO, 0, "%s: %s", url, *errbuf ? errbuf : cu->easy_strerror(rc));
     } else {
         curl_off_t ft = -1;
-        if (cu.getinfo(c, CURLINFO_FILETIME_T, &ft) != CURLE_OK)
+        if (cu->easy_getinfo(c, CURLINFO_FILETIME_T, &ft) != CURLE_OK)
             ft = -1;
         *mtime = ft;
     }
-    cu.cleanup(c);
+    cu->easy_cleanup(c);
     return r;
 }
 
