@@ -26,7 +26,7 @@ put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_buf k;
     cs_buf_init(&k);
     int rc = 0;
-    for (size_t i = 0; i < p->n && rc == 0; i++) {
+    for (size_t i = 0; i < p->n && rc >= 0; i++) {
         const cs_blob_repo *e = &p->v[i];
         uint8_t val[BR_VAL_LEN];
         memcpy(val, e->tree.b, 32);
