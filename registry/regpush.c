@@ -123,8 +123,6 @@ static int
 try_mount(push_run *run, job *j, bool *done, cs_error **err)
 {
     *done = false;
-    if (j->layer == CONFIG)
-        return 0;
     cs_autofree char *from = NULL;
     int rc = cs_blob_repo_find(run->s, &j->b->digest, run->ref.domain, run->ref.repo, &from, err);
     if (rc == -CS_ENOTFOUND)
@@ -264,18 +262,21 @@ plan_jobs(push_run *run)
     cs_digest_str(&j->b->digest, j->digest);
 }
 
-/* The layers now in the repository, for later mounts: one transaction; a
+/* The blobs now in the repository, for later mounts: one transaction; a
  * failure only costs a later push its mount, so it is a warning. */
 static void
 record_blobs(push_run *run)
 {
     cs_blob_repo *v = cs_xcalloc(run->njobs ? run->njobs : 1, sizeof(*v));
     size_t n = 0;
+    uint32_t nl = cs_push_image_nlayers(run->img);
     for (size_t i = 0; i < run->njobs; i++) {
         const job *j = &run->jobs[i];
-        if (j->layer == CONFIG || !j->in_repo)
+        if (!j->in_repo || (j->layer == CONFIG && nl == 0))
             continue;
-        v[n++] = (cs_blob_repo){ j->b->digest, j->b->tree, run->ref.domain, run->ref.repo };
+        /* The config goes with the image's top layer: gc drops it with that tree. */
+        const cs_push_blob *b = j->layer == CONFIG ? cs_push_image_layer(run->img, nl - 1) : j->b;
+        v[n++] = (cs_blob_repo){ j->b->digest, b->tree, run->ref.domain, run->ref.repo };
     }
     cs_error *tmp = NULL;
     if (cs_blob_repos_put(run->s, v, n, &tmp) < 0)

@@ -6,9 +6,10 @@
  * store knows the blob in another repository of the same registry
  * (cstore/blobrepo.h); else an upload (registry.h: monolithic or chunked),
  * streamed from the generator: no temp file. Then the manifest, under the
- * destination's tag. At the end the layers found or put in the repository
+ * destination's tag. At the end the blobs found or put in the repository
  * are recorded in blob_repos (one small write transaction), so the store
- * stays as it was when the push is killed, but for that record.
+ * stays as it was when the push is killed, but for that record. The
+ * config is recorded and mounted like a layer.
  *
  * Thread rules: cs_reg_push runs in the caller's thread and its own worker
  * threads; the progress callback is called from those, one call at a time.

@@ -3,7 +3,7 @@
 # files and directories elsewhere. Installed by cmake to
 # share/bash-completion/completions/cstore.
 
-_cstore_verbs="build run load import export images inspect tag rmi du gc fsck help"
+_cstore_verbs="build run load import export push images inspect tag rmi du gc fsck help"
 
 # The long options a verb's --help lists.
 _cstore_options()
@@ -41,7 +41,7 @@ _cstore()
         return
     fi
     case $verb in
-    run | export | inspect | tag | rmi)
+    run | export | push | inspect | tag | rmi)
         COMPREPLY=($(compgen -W "$(_cstore_images "$cmd" "${root[@]}")" -- "$cur")) ;;
     help)
         COMPREPLY=($(compgen -W "$_cstore_verbs" -- "$cur")) ;;

@@ -7,7 +7,8 @@
  * later push of the same blob to another repository of the same registry
  * can ask for a cross-repository mount instead of uploading it (a pull may
  * record what it fetched the same way). The tree is the layer the blob was
- * generated from: gc drops a record whose tree it frees. REGISTRY is the
+ * generated from (for a config blob: the image's top layer): gc drops a
+ * record whose tree it frees. REGISTRY is the
  * host[:port] of a reference ("127.0.0.1:5000", "docker.io"), REPOSITORY its
  * path ("library/golang"); neither is empty, REGISTRY has no '/'.
  * Thread rules: those of cs_db (any thread; each call is one transaction).
