@@ -171,14 +171,19 @@ push_blob(push_run *run, job *j, cs_error **err)
  * often the same failure seen by another blob) is a warning when it says
  * something else. */
 static void
-fail(push_run *run, int rc, cs_error **e)
+fail(push_run *run, const job *j, int rc, cs_error **e)
 {
     pthread_mutex_lock(&run->mu);
-    if (run->rc == 0) {
+    bool first = run->rc == 0;
+    bool same = !first && run->err && strstr(run->err->msg, (*e)->msg);
+    char what[40];
+    snprintf(what, sizeof(what), "%s %.19s", job_what(j), j->digest);
+    cs_err_wrap(e, "%s", what);
+    if (first) {
         run->rc = rc;
         run->err = *e;
         *e = NULL;
-    } else if (*e && run->err && strcmp((*e)->msg, run->err->msg) == 0) {
+    } else if (same) {
         cs_error_clear(e);
     }
     pthread_mutex_unlock(&run->mu);
@@ -198,12 +203,8 @@ worker(void *arg)
             return NULL;
         cs_error *e = NULL;
         int rc = push_blob(run, j, &e);
-        if (rc < 0) {
-            char what[40];
-            snprintf(what, sizeof(what), "%s %.19s", job_what(j), j->digest);
-            cs_err_wrap(&e, "%s", what);
-            fail(run, rc, &e);
-        }
+        if (rc < 0)
+            fail(run, j, rc, &e);
     }
 }
 
