@@ -1,13 +1,12 @@
 /* push_progress.c - a push's progress on stderr (see push_progress.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "cmd.h"
 #include "push_progress.h"
 
 #define VIEW_MAX    64 /* blobs drawn live; more are only counted */
-#define REDRAW_NSEC (100 * 1000 * 1000)
+#define REDRAW_SECS 0.1
 
 typedef struct view_blob {
     char digest[20]; /* "sha256:" + 12 hex */
@@ -25,14 +24,6 @@ struct push_view {
     int drawn; /* lines of the last frame */
     double last;
 };
-
-static double
-now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 push_view *
 push_view_new(cs_progress mode, FILE *out)
@@ -55,7 +46,7 @@ view_find(push_view *v, const cs_push_event *ev)
     snprintf(b->digest, sizeof(b->digest), "%s", ev->digest);
     snprintf(b->what, sizeof(b->what), "%s", ev->what);
     b->size = ev->size;
-    b->start = now();
+    b->start = cs_now();
     return b;
 }
 
@@ -63,7 +54,7 @@ static void
 draw_bar(FILE *out, const view_blob *b)
 {
     char done[CMD_SIZE_BUF], size[CMD_SIZE_BUF], rate[CMD_SIZE_BUF];
-    double secs = now() - b->start;
+    double secs = cs_now() - b->start;
     int fill = b->size ? (int) (20 * b->done / b->size) : 20;
     fprintf(out, "\033[K%-8s %s [%.*s%*s] %s/%s %s/s\n", b->what, b->digest, fill,
             "====================", 20 - fill, "", cmd_human_size(b->done, done),
@@ -85,7 +76,7 @@ view_draw(push_view *v)
     }
     v->drawn = v->n;
     fflush(v->out);
-    v->last = now();
+    v->last = cs_now();
 }
 
 static void
@@ -105,7 +96,7 @@ plain_line(push_view *v, const cs_push_event *ev)
         break;
     case CS_PUSH_EV_DONE: {
         view_blob *b = view_find(v, ev);
-        double secs = b ? now() - b->start : 0;
+        double secs = b ? cs_now() - b->start : 0;
         fprintf(v->out, "%s %s: pushed %s in %.2fs (%s/s)\n", ev->what, ev->digest,
                 cmd_human_size(ev->done, size), secs,
                 cmd_human_size(secs > 0 ? (uint64_t) ((double) ev->done / secs) : 0, rate));
@@ -138,10 +129,10 @@ push_view_event(void *ctx, const cs_push_event *ev)
                                           "pushing", "pushed",  "pushed" };
     b->state = states[ev->kind];
     if (ev->kind == CS_PUSH_EV_START)
-        b->start = now();
+        b->start = cs_now();
     if (ev->kind == CS_PUSH_EV_BYTES || ev->kind == CS_PUSH_EV_DONE)
         b->done = ev->done;
-    if (ev->kind != CS_PUSH_EV_BYTES || now() - v->last >= REDRAW_NSEC / 1e9)
+    if (ev->kind != CS_PUSH_EV_BYTES || cs_now() - v->last >= REDRAW_SECS)
         view_draw(v);
 }
 
