@@ -44,6 +44,8 @@ extern const char cmd_push_usage[];
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
+cmd_verb cmd_login, cmd_logout;
+extern const char cmd_login_usage[], cmd_logout_usage[];
 
 /* ---- options (opt.c) ---- */
 
@@ -100,6 +102,21 @@ extern const cmd_opt cmd_no_opts[];
     {                                                                                              \
         CMD_OPT("json", 0, CMD_FLAG, dst), CMD_OPT_END                                             \
     }
+
+/* The registry connection options every registry verb takes (opt.c):
+ * --tls-verify=BOOL and --cert-dir DIR. Rows for a table:
+ * CMD_OPTS_REGISTRY(&ro); cmd_reg_opts_get turns them into the client's. */
+typedef struct cmd_reg_opts {
+    const char *tls_verify; /* "true" or "false" (checked), or NULL */
+    const char *cert_dir;
+} cmd_reg_opts;
+int cmd_check_bool(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
+#define CMD_OPTS_REGISTRY(ro)                                                                      \
+    CMD_OPT_FN("tls-verify", 0, CMD_STRING, &(ro)->tls_verify, cmd_check_bool),                    \
+        CMD_OPT("cert-dir", 0, CMD_STRING, &(ro)->cert_dir)
+struct cs_reg_opts;
+/* Fills out (zeroed first) from ro; borrowed strings live as long as argv. */
+void cmd_reg_opts_get(const cmd_reg_opts *ro, struct cs_reg_opts *out);
 
 /* A verb's operands: how many it takes, and, after cmd_parse, which. */
 typedef struct cmd_args {

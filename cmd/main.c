@@ -31,6 +31,8 @@ static const char main_usage[] =
     "  du [--json]                          show the store's disk usage and deduplication\n"
     "  gc [OPTIONS]                         free content no tagged image uses\n"
     "  fsck                                 verify every chunk, content and reference\n"
+    "  login [-u USER] REGISTRY             check and keep credentials for a registry\n"
+    "  logout REGISTRY                      remove the credentials kept for a registry\n"
     "\n"
     "Options:\n"
     "  --root DIR    the store (default: $CSTORE_ROOT, else ${XDG_CACHE_HOME:-~/.cache}/cstore)\n"
@@ -57,6 +59,8 @@ static const struct verb {
     { "gc", cmd_gc, cmd_gc_usage },
     { "du", cmd_du, cmd_du_usage },
     { "fsck", cmd_fsck, cmd_fsck_usage },
+    { "login", cmd_login, cmd_login_usage },
+    { "logout", cmd_logout, cmd_logout_usage },
 };
 
 static const struct verb *

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cmd.h"
 #include "cstore/units.h"
+#include "registry.h"
 
 const cmd_opt cmd_no_opts[] = { CMD_OPT_END };
 
@@ -175,4 +176,21 @@ cmd_parse(cmd_ctx *c, int argc, char **argv, const cmd_opt *opts, cmd_args *args
     args->v = argv + optind;
     args->n = argc - optind;
     return check_nargs(c, args);
+}
+
+int
+cmd_check_bool(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    (void) err;
+    if (strcmp(arg, "true") != 0 && strcmp(arg, "false") != 0)
+        return cmd_usage_error(c, "--%s must be true or false", o->name);
+    return 0;
+}
+
+void
+cmd_reg_opts_get(const cmd_reg_opts *ro, cs_reg_opts *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->insecure = ro->tls_verify && !strcmp(ro->tls_verify, "false");
+    out->cert_dir = ro->cert_dir;
 }

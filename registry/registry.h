@@ -43,7 +43,7 @@ typedef struct cs_registry cs_registry;
 typedef struct cs_reg_opts {
     bool insecure;           /* --tls-verify=false: plain http allowed for any host, and
                                 https certificates are not verified */
-    const char *cert_dir;    /* --cert-dir DIR: ca.crt/*.crt, client.cert, client.key;
+    const char *cert_dir;    /* --cert-dir DIR: *.crt (CAs), client.cert, client.key;
                                 NULL: the certs.d dirs (see cs_reg_certs_d_roots) */
     const cs_cancel *cancel; /* may be NULL; checked between retries and while streaming */
     const char *user_agent;  /* NULL: "cstore" */
@@ -59,11 +59,17 @@ enum {
  * cs_reg_ref domain: "docker.io", "127.0.0.1:5000"; docker.io is reached as
  * registry-1.docker.io). Connects lazily: the first call pings /v2/ and picks
  * https, or http where cs_reg_http_allowed says so and https does not answer.
+ * repo "" (login): only ping works, with tokens asked for without a scope.
  * CS_EUNSUPPORTED when libcurl cannot be loaded. */
 int cs_registry_open(const char *domain, const char *repo, unsigned actions,
                      const cs_reg_opts *opts, cs_registry **out, cs_error **err);
 void cs_registry_free(cs_registry *r);
 CS_DEFINE_FREEP(cs_registry, cs_registry_free)
+
+/* Uses user/secret (copied) instead of the configured credentials: what
+ * `cstore login` checks before it stores them. Call before the first
+ * request. */
+void cs_registry_set_credentials(cs_registry *r, const char *user, const char *secret);
 
 /* GET /v2/ and authenticate (answering the challenge with the configured
  * credentials, or anonymously). 0 when the registry accepts us for the
@@ -159,7 +165,8 @@ bool cs_reg_http_allowed(const char *hostport, bool insecure);
  * client.key) when no --cert-dir is given: /etc/docker/certs.d and
  * /etc/containers/certs.d. CSTORE_CERTS_D (a ':'-separated list of
  * directories) replaces them: it is for tests, which cannot write /etc, and
- * only adds CAs the caller put there. Returned array is static. */
-const char *const *cs_reg_certs_d_roots(void);
+ * only adds CAs the caller put there. NULL-terminated; caller frees with
+ * cs_strv_free. */
+char **cs_reg_certs_d_roots(void);
 
 #endif

@@ -3,7 +3,9 @@
 # files and directories elsewhere. Installed by cmake to
 # share/bash-completion/completions/cstore.
 
-_cstore_verbs="build run load import export push images inspect tag rmi du gc fsck help"
+_cstore_verbs="build run load import export images inspect tag rmi du gc fsck help"
+_cstore_verbs="$_cstore_verbs login logout"
+_cstore_verbs="$_cstore_verbs push"
 
 # The long options a verb's --help lists.
 _cstore_options()

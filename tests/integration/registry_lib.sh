@@ -13,15 +13,22 @@
 #     request, "combined" format: count requests in it), REG_APPLOG (the registry's own log),
 #     REG_USER/REG_PASS (tls, token), REG_CERTS (tls: a --cert-dir with the CA as ca.crt),
 #     REG_TOKEN_LOG (token: one line per token issued: "GET|POST user scope...").
+#     Token mode reads REG_TOKEN_EXPIRES (seconds, default 300) and REG_TOKEN_REFRESH (a refresh
+#     token the server accepts for the test user: an identitytoken a test writes).
 #   registry_stop          stops the registry (and token server); also done at exit.
 #   registry_seed NAME SRC pushes SRC into repository NAME ("x/y:tag") of the running registry with
 #                          skopeo. SRC: an archive path (*.oci.tar: oci-archive, else
 #                          docker-archive), or a base name ("busybox") for $CSTORE_BASES/NAME.oci.tar.
+#   proxy_start ARGS...    tests/integration/fault_proxy.py in front of the running (plain) registry:
+#                          exports PROXY_ADDR (127.0.0.1:PORT), PROXY_SIDE (127.0.0.2:PORT, where it
+#                          redirects blobs), PROXY_LOG; ARGS are fault_proxy.py's (--cut-blob N...).
+#   proxy_stop
 #   reg_count REGEX        number of access-log lines matching REGEX (grep -E), e.g.
 #                          reg_count '"PUT /v2/[^ ]*/blobs/uploads/'
 
 REG_PID=
 REG_TOKEN_PID=
+PROXY_PID=
 REG_SKOPEO=()
 
 _reg_free_port() {
@@ -67,7 +74,8 @@ _reg_token_server() {
     /usr/bin/python3 "$CSTORE_SRC/tests/integration/token_server.py" --port "$tport" --key "$d/key.pem" \
         --cert "$d/cert.pem" --issuer cstore-test-issuer --service cstore-test-registry \
         --user "$REG_USER" --password "$REG_PASS" --log "$REG_TOKEN_LOG" \
-        --expires "${REG_TOKEN_EXPIRES:-300}" >"$d/server.log" 2>&1 &
+        --expires "${REG_TOKEN_EXPIRES:-300}" ${REG_TOKEN_REFRESH:+--refresh-token "$REG_TOKEN_REFRESH"} \
+        >"$d/server.log" 2>&1 &
     REG_TOKEN_PID=$!
     REG_TOKEN_REALM=http://127.0.0.1:$tport/token
     _reg_wait "$REG_TOKEN_REALM" || return 1
@@ -151,7 +159,34 @@ EOT
     export REG_ADDR REG_DIR REG_LOG REG_APPLOG REG_USER REG_PASS REG_CERTS
 }
 
+proxy_start() {
+    local port side
+    port=$(_reg_free_port)
+    side=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
+    PROXY_ADDR=127.0.0.1:$port
+    PROXY_SIDE=127.0.0.2:$side
+    PROXY_LOG=$REG_DIR/proxy.$port.log
+    : >"$PROXY_LOG"
+    python3 "$CSTORE_SRC/tests/integration/fault_proxy.py" --listen "$PROXY_ADDR" --side "$PROXY_SIDE" \
+        --upstream "${REG_ADDR/localhost/127.0.0.1}" --log "$PROXY_LOG" "$@" >"$PROXY_LOG.err" 2>&1 &
+    PROXY_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -s -o /dev/null "http://$PROXY_SIDE/" && break
+        sleep 0.1
+    done
+    : >"$PROXY_LOG"
+    export PROXY_ADDR PROXY_SIDE PROXY_LOG
+}
+
+proxy_stop() {
+    [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+    PROXY_PID=
+    return 0
+}
+
 registry_stop() {
+    proxy_stop
     local p
     for p in $REG_PID $REG_TOKEN_PID; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
