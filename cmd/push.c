@@ -22,16 +22,14 @@ const char cmd_push_usage[] =
     "  -h, --help             show this help\n";
 
 void
-push_opts_init(cs_reg_push_opts *o, push_view *v, bool tls_verify, const char *cert_dir,
-               cs_push_format fmt, cs_compression c)
+push_opts_init(cs_reg_push_opts *o, const cs_reg_opts *reg, cs_push_format fmt, cs_compression c)
 {
     *o = (cs_reg_push_opts){ 0 };
-    o->reg.insecure = !tls_verify;
-    o->reg.cert_dir = cert_dir;
+    if (reg)
+        o->reg = *reg;
     o->format = fmt;
     o->compression = c;
     o->progress = push_view_event;
-    o->progress_ctx = v;
 }
 
 int
@@ -56,7 +54,7 @@ cmd_build_push(cs_store *s, char **tags, cs_progress mode, cs_error **err)
 {
     for (size_t i = 0; tags && tags[i]; i++) {
         cs_reg_push_opts o;
-        push_opts_init(&o, NULL, true, NULL, CS_PUSH_OCI, CS_COMP_GZIP);
+        push_opts_init(&o, NULL, CS_PUSH_OCI, CS_COMP_GZIP);
         int rc = cmd_push_one(s, tags[i], tags[i], mode, &o, stderr, err);
         if (rc < 0)
             return rc;
@@ -71,13 +69,12 @@ cmd_push(cmd_ctx *c, int argc, char **argv, cs_error **err)
     static const cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD, CS_COMP_NONE };
     static const cs_push_format fmts[] = { CS_PUSH_OCI, CS_PUSH_DOCKER };
     static const cs_progress modes[] = { CS_PROGRESS_AUTO, CS_PROGRESS_PLAIN, CS_PROGRESS_QUIET };
-    const char *cert_dir = NULL;
-    int comp = 0, fmt = 0, progress = 0, tls = 0;
+    cmd_reg_opts ro = { 0 };
+    int comp = 0, fmt = 0, progress = 0;
     const cmd_opt opts[] = {
         CMD_OPT_CHOICE("compression", &comp, "gzip|zstd|none", "compression"),
         CMD_OPT_CHOICE("format", &fmt, "oci|docker", "format"),
-        CMD_OPT_CHOICE("tls-verify", &tls, "true|false", NULL),
-        CMD_OPT("cert-dir", 0, CMD_STRING, &cert_dir),
+        CMD_OPTS_REGISTRY(&ro),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT_END,
     };
@@ -90,8 +87,10 @@ cmd_push(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
+    cs_reg_opts reg;
+    cmd_reg_opts_get(&ro, &reg);
     cs_reg_push_opts o;
-    push_opts_init(&o, NULL, tls == 0, cert_dir, fmts[fmt], comps[comp]);
+    push_opts_init(&o, &reg, fmts[fmt], comps[comp]);
     return cmd_push_one(s, args.v[0], args.n > 1 ? args.v[1] : args.v[0], modes[progress], &o,
                         stdout, err);
 }

@@ -17,10 +17,11 @@ void push_view_event(void *ctx, const cs_push_event *ev);
 /* Finishes a live view (its last frame). NULL is fine. */
 void push_view_free(push_view *v);
 
-/* The options of one push from the command line's values: --tls-verify,
- * --cert-dir, --format, --compression; the view's callback. */
-void push_opts_init(cs_reg_push_opts *o, push_view *v, bool tls_verify, const char *cert_dir,
-                    cs_push_format fmt, cs_compression c);
+/* The options of one push: the connection's (reg: NULL for the defaults),
+ * --format, --compression, and the view's callback (cmd_push_one sets its
+ * view). */
+void push_opts_init(cs_reg_push_opts *o, const cs_reg_opts *reg, cs_push_format fmt,
+                    cs_compression c);
 /* Pushes NAME to DEST (cs_reg_push) and prints the manifest digest on
  * digest_out; progress on stderr as mode says. */
 int cmd_push_one(cs_store *s, const char *name, const char *dest, cs_progress mode,
