@@ -9,7 +9,7 @@
 need jq skopeo sha256sum
 BASES=$CSTORE_BASES
 
-must registry_start plain
+registry_start plain || exit 1
 R=$REG_ADDR
 SK=(--tls-verify=false)
 
@@ -65,8 +65,8 @@ check_eq "after a one-line change only the new layer and the config are uploaded
 
 # ---- another repository of the same registry: mounted, not uploaded
 n0=$(uploads)
-check "push to another repository succeeds" cs push --progress plain app:1 "$R/other/app:1" \
-    2>"$T/mount.err"
+cs push --progress plain app:1 "$R/other/app:1" >/dev/null 2>"$T/mount.err"
+check "push to another repository succeeds" test $? -eq 0
 check "a mount from the first repository is asked for" \
     grep -qE '"POST /v2/other/app/blobs/uploads/\?(from=[^ &]*&)?mount=sha256' "$REG_LOG"
 check_eq "pushing to another repository uploads no blob" "$(uploads)" "$n0"
