@@ -13,11 +13,49 @@ name_ok(const char *registry, const char *repository)
            && repository[0] != '/';
 }
 
+/* A record younger than this is not written again: a re-push writes
+ * nothing (the time only orders the repositories to mount from). */
+#define BR_REFRESH_SECS 3600
+
 typedef struct put_ctx {
     const cs_blob_repo *v;
     size_t n;
+    bool *skip; /* entries already recorded, recently, with this tree */
     uint64_t now;
 } put_ctx;
+
+static void
+br_key(cs_buf *k, const cs_blob_repo *e)
+{
+    k->len = 0;
+    cs_buf_append(k, e->blob.b, 32);
+    cs_buf_append(k, e->registry, strlen(e->registry));
+    cs_buf_append(k, "/", 1);
+    cs_buf_append(k, e->repository, strlen(e->repository));
+}
+
+static int
+fresh_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    put_ctx *p = ctx;
+    cs_buf k;
+    cs_buf_init(&k);
+    int rc = 0;
+    for (size_t i = 0; i < p->n && rc >= 0; i++) {
+        MDB_val v;
+        br_key(&k, &p->v[i]);
+        rc = cs_db_get(db, txn, CS_T_BLOB_REPOS, k.data, k.len, &v, err);
+        if (rc == -CS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        p->skip[i] = rc == 0 && v.mv_size == BR_VAL_LEN
+                     && memcmp(v.mv_data, p->v[i].tree.b, 32) == 0
+                     && cs_be64_get((const uint8_t *) v.mv_data + 32) + BR_REFRESH_SECS > p->now;
+    }
+    cs_buf_release(&k);
+    return rc < 0 ? rc : 0;
+}
 
 static int
 put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
@@ -27,15 +65,12 @@ put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_buf_init(&k);
     int rc = 0;
     for (size_t i = 0; i < p->n && rc >= 0; i++) {
-        const cs_blob_repo *e = &p->v[i];
+        if (p->skip[i])
+            continue;
         uint8_t val[BR_VAL_LEN];
-        memcpy(val, e->tree.b, 32);
+        memcpy(val, p->v[i].tree.b, 32);
         cs_be64_put(val + 32, p->now);
-        k.len = 0;
-        cs_buf_append(&k, e->blob.b, 32);
-        cs_buf_append(&k, e->registry, strlen(e->registry));
-        cs_buf_append(&k, "/", 1);
-        cs_buf_append(&k, e->repository, strlen(e->repository));
+        br_key(&k, &p->v[i]);
         rc = cs_db_put(db, txn, CS_T_BLOB_REPOS, k.data, k.len, val, sizeof(val), 0, err);
     }
     cs_buf_release(&k);
@@ -52,7 +87,14 @@ cs_blob_repos_put(cs_store *s, const cs_blob_repo *v, size_t n, cs_error **err)
                           v[i].repository ? v[i].repository : "");
     if (n == 0)
         return 0;
-    put_ctx p = { v, n, (uint64_t) time(NULL) };
+    cs_autofree bool *skip = cs_xcalloc(n, sizeof(*skip));
+    put_ctx p = { v, n, skip, (uint64_t) time(NULL) };
+    int rc = cs_db_read(cs_store_db(s), fresh_fn, &p, err);
+    size_t left = 0;
+    for (size_t i = 0; i < n; i++)
+        left += !skip[i];
+    if (rc < 0 || left == 0)
+        return rc;
     return cs_db_write(cs_store_db(s), put_fn, &p, err);
 }
 

@@ -214,6 +214,33 @@ blob_repo_find_gives_the_latest_other_repository_of_the_registry(void **state)
     assert_int_equal(test_count(f->sb.s, CS_T_BLOB_REPOS), 3);
 }
 
+static size_t
+last_txn(fx *f)
+{
+    MDB_envinfo info;
+    assert_int_equal(mdb_env_info(cs_db_env(f->sb.db), &info), 0);
+    return info.me_last_txnid;
+}
+
+static void
+blob_repos_put_of_recorded_entries_writes_nothing(void **state)
+{
+    fx *f = *state;
+    cs_blob_repo v[] = {
+        { test_sha("a"), f->trees[0], "127.0.0.1:5000", "a/one" },
+        { test_sha("b"), f->trees[1], "127.0.0.1:5000", "a/one" },
+    };
+    assert_int_equal(cs_blob_repos_put(f->sb.s, v, 2, &f->sb.err), 0);
+    size_t t0 = last_txn(f);
+    assert_int_equal(cs_blob_repos_put(f->sb.s, v, 2, &f->sb.err), 0);
+    assert_int_equal(last_txn(f), t0);
+    /* Another tree for the same blob is written. */
+    v[1].tree = f->trees[0];
+    assert_int_equal(cs_blob_repos_put(f->sb.s, v, 2, &f->sb.err), 0);
+    assert_int_equal(last_txn(f), t0 + 1);
+    assert_int_equal(test_count(f->sb.s, CS_T_BLOB_REPOS), 2);
+}
+
 static void
 gc_drops_blob_repos_of_freed_trees(void **state)
 {
@@ -249,6 +276,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             blob_repo_find_gives_the_latest_other_repository_of_the_registry, setup,
             test_sandbox_teardown),
+        cmocka_unit_test_setup_teardown(blob_repos_put_of_recorded_entries_writes_nothing, setup,
+                                        test_sandbox_teardown),
         cmocka_unit_test_setup_teardown(gc_drops_blob_repos_of_freed_trees, setup,
                                         test_sandbox_teardown),
     };

@@ -27,8 +27,9 @@ typedef struct cs_blob_repo {
 } cs_blob_repo;
 
 /* Records the n entries in ONE write transaction (an entry already there
- * gets the new tree and time). Codes: CS_EINVAL for an empty or bad name,
- * LMDB's (CS_EFULL). */
+ * gets the new tree and time); none when every entry is recorded already,
+ * with its tree, within the last hour (a re-push writes nothing). Codes:
+ * CS_EINVAL for an empty or bad name, LMDB's (CS_EFULL). */
 int cs_blob_repos_put(cs_store *s, const cs_blob_repo *v, size_t n, cs_error **err);
 
 /* A repository of registry other than `except` (may be NULL) where blob is
