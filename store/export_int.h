@@ -80,6 +80,8 @@ void export_clean_stale(exp *x, const char *dir);
 /* Records the digests of a generated blob in layer_blobs. A record that
  * cannot be written (a full store file system) is only a warning. */
 void export_record_blob(exp *x, layer *L, const cs_csink_result *res);
+/* The same for n layers (L[i] with res[i]) in one transaction. */
+void export_record_blobs(exp *x, layer *const *L, const cs_csink_result *res, size_t n);
 bool export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b);
 /* A layer whose blob an earlier layer of the image already gave takes its
  * digests (true): a tree used twice is written once. */

@@ -16,33 +16,40 @@ struct cs_push_image {
 };
 
 /* Learns the digests of a layer not in layer_blobs: one pass of the
- * generator with no output, recorded as export records them. */
+ * generator with no output. */
 static int
-learn_layer(exp *x, layer *L, cs_error **err)
+learn_layer(exp *x, layer *L, cs_csink_result *res, cs_error **err)
 {
-    cs_csink_result res;
-    int rc = export_gen_layer(x, L, NULL, NULL, &res, err);
-    if (rc == 0 && export_replay_failed(L, &res))
-        rc = export_gen_layer(x, L, NULL, NULL, &res, err);
+    int rc = export_gen_layer(x, L, NULL, NULL, res, err);
+    if (rc == 0 && export_replay_failed(L, res))
+        rc = export_gen_layer(x, L, NULL, NULL, res, err);
     if (rc < 0)
         return rc;
-    export_record_blob(x, L, &res);
-    L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
+    L->lb = (cs_layer_blob){ res->diff_id, res->blob, res->blob_size };
     L->known = true;
     return 0;
 }
 
+/* Every layer's digests: cached, or learned and then cached, all in one
+ * transaction (as export records them). */
 static int
 learn_layers(cs_push_image *p, cs_error **err)
 {
     exp *x = &p->x;
+    uint32_t n = x->img->nlayers, nl = 0;
+    cs_autofree layer **learned = cs_xcalloc(n ? n : 1, sizeof(*learned));
+    cs_autofree cs_csink_result *res = cs_xcalloc(n ? n : 1, sizeof(*res));
     int rc = cs_db_read(x->db, export_read_blobs_fn, x, err);
-    for (uint32_t i = 0; i < x->img->nlayers && rc >= 0; i++) {
+    for (uint32_t i = 0; i < n && rc >= 0; i++) {
         layer *L = &x->layers[i];
         p->layers[i].dup = export_reuse_layer(x, i);
-        if (!L->known)
-            rc = learn_layer(x, L, err);
+        if (L->known)
+            continue;
+        rc = learn_layer(x, L, &res[nl], err);
+        learned[nl++] = L;
     }
+    if (rc >= 0)
+        export_record_blobs(x, learned, res, nl);
     return rc < 0 ? rc : 0;
 }
 
