@@ -15,6 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 bench_init push
+load_start=$(cut -d" " -f1-3 /proc/loadavg)
 for t in runc docker-registry skopeo jq bc curl python3; do
     command -v "$t" >/dev/null || { echo "bench: '$t' not found" >&2; exit 1; }
 done
@@ -130,6 +131,7 @@ echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "- machine: $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB"
 echo "- versions: cstore $(git -C "$src" rev-parse --short HEAD) (Release build), $(skopeo --version), docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)"
 echo "- image: hello:1 ($nlayers layers: busybox + the binary), built with --network none; one-line change: the message in app.go (hello:2)"
+echo "- load average (1/5/15 min) at start: $load_start, at end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine shows here)"
 echo "- runs: $runs, medians of wall time (min-max); bytes: blob bytes whose upload the registry completed (access log + blob sizes)"
 echo "- cstore: \`cstore push --progress quiet\` from a copy of the store where the image was built (gzip digests not yet cached); skopeo: \`skopeo copy oci:DIR docker://...\` from \`cstore export --format oci-dir\` layouts (export not timed); a fresh registry per tool and run"
 echo

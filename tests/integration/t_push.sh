@@ -139,7 +139,9 @@ if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
         wait "$pid" 2>/dev/null
         check "the store is fsck-clean after a push killed at ${delay}s" cs fsck
     done
-    check "a push after the killed ones completes" \
-        cs push --progress quiet --compression zstd golang:latest "$R/kill/golang:1"
+    d=$(cs push --progress quiet --compression zstd golang:latest "$R/kill/golang:1" | tail -n1)
+    check "a push after the killed ones completes (big layers: chunked uploads)" test -n "$d"
+    check_eq "skopeo reads the golang image back with the digest cstore printed" \
+        "$(skopeo inspect "${SK[@]}" "docker://$R/kill/golang:1" | jq -r .Digest)" "$d"
 fi
 finish
