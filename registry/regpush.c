@@ -329,9 +329,12 @@ cs_reg_push(cs_store *s, const char *name, const char *dest, const cs_reg_push_o
         rc = cs_registry_open(run.ref.domain, run.ref.repo, CS_REG_PULL | CS_REG_PUSH, &opts->reg,
                               &run.r, err);
     /* One ping first: an unreachable registry or a refused login is one
-     * error, not one per blob in flight. */
+     * error, not one per blob in flight, and comes before the layers are
+     * generated. */
     if (rc == 0)
         rc = cs_registry_ping(run.r, err);
+    if (rc == 0)
+        rc = cs_push_image_prepare(run.img, err);
     if (rc == 0) {
         plan_jobs(&run);
         rc = run_workers(&run, err);

@@ -58,7 +58,7 @@ typedef struct cs_reg_push_result {
 
 /* Pushes image NAME of s (a reference or an id) to dest, a reference with
  * a tag ("127.0.0.1:5000/x/y:z"; no tag: "latest"; a digest: refused).
- * Codes: cs_push_image_open's (CS_ENOTFOUND "image 'NAME' not found",
+ * Codes: cs_push_image_open/prepare's (CS_ENOTFOUND "image 'NAME' not found",
  * CS_EINVAL), cs_reg_ref_parse's, the registry's (registry.h), CS_ECORRUPT
  * when the registry names another manifest digest than ours. */
 int cs_reg_push(cs_store *s, const char *name, const char *dest, const cs_reg_push_opts *opts,

@@ -90,6 +90,7 @@ int
 cs_push_image_open(cs_store *s, const char *name, cs_push_format fmt, cs_compression c,
                    cs_push_image **out, cs_error **err)
 {
+    *out = NULL;
     int rc = check_options(fmt, c, err);
     if (rc < 0)
         return rc;
@@ -103,26 +104,32 @@ cs_push_image_open(cs_store *s, const char *name, cs_push_format fmt, cs_compres
     x->comp = c;
     x->docker = fmt == CS_PUSH_DOCKER;
     rc = cs_lease_image(s, name, &x->img, err);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) {
+        cs_push_image_free(p);
+        return rc;
+    }
     uint32_t n = x->img->nlayers;
     x->layers = cs_xcalloc(n ? n : 1, sizeof(*x->layers));
     p->layers = cs_xcalloc(n ? n : 1, sizeof(*p->layers));
     for (uint32_t i = 0; i < n; i++)
         x->layers[i].tree = x->img->layers[i];
     export_config_diff_ids(x);
-    rc = learn_layers(p, err);
+    *out = p;
+    return 0;
+}
+
+int
+cs_push_image_prepare(cs_push_image *p, cs_error **err)
+{
+    exp *x = &p->x;
+    int rc = learn_layers(p, err);
     if (rc >= 0)
         rc = export_build_config(x, err);
     if (rc < 0)
-        goto fail;
+        return rc;
     export_build_manifest(x);
     fill_descriptors(p);
-    *out = p;
     return 0;
-fail:
-    cs_push_image_free(p);
-    return rc;
 }
 
 void

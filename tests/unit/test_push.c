@@ -47,6 +47,16 @@ setup(void **state)
     return test_sandbox_fill(state, sizeof(fx), 0, fill);
 }
 
+/* cs_push_image_open, then cs_push_image_prepare. */
+static cs_push_image *
+push_open(fx *f, cs_push_format fmt, cs_compression c)
+{
+    cs_push_image *p = NULL;
+    assert_int_equal(cs_push_image_open(f->sb.s, TAG, fmt, c, &p, &f->sb.err), 0);
+    assert_int_equal(cs_push_image_prepare(p, &f->sb.err), 0);
+    return p;
+}
+
 static json_t *
 manifest_json(const cs_push_image *p, cs_push_blob *d)
 {
@@ -88,9 +98,7 @@ push_manifest_is_the_one_export_writes(void **state)
     static const cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD, CS_COMP_NONE };
     for (size_t i = 0; i < 3; i++) {
         test_case("compression %d", (int) comps[i]);
-        cs_push_image *p = NULL;
-        assert_int_equal(cs_push_image_open(f->sb.s, TAG, CS_PUSH_OCI, comps[i], &p, &f->sb.err),
-                         0);
+        cs_push_image *p = push_open(f, CS_PUSH_OCI, comps[i]);
         cs_push_blob d;
         json_decref(manifest_json(p, &d));
         char mine[CS_DIGEST_STR], theirs[CS_DIGEST_STR];
@@ -110,10 +118,8 @@ static void
 push_layer_write_streams_the_blob_its_digest_names(void **state)
 {
     fx *f = *state;
-    cs_push_image *p = NULL;
-    assert_int_equal(cs_push_image_open(f->sb.s, TAG, CS_PUSH_OCI, CS_COMP_GZIP, &p, &f->sb.err),
-                     0);
-    /* The first open generated both layers once to learn their digests. */
+    cs_push_image *p = push_open(f, CS_PUSH_OCI, CS_COMP_GZIP);
+    /* The first prepare generated both layers once to learn their digests. */
     assert_int_equal(test_count(f->sb.s, CS_T_LAYER_BLOBS), 4); /* gzip and plain tar each */
     assert_int_equal(cs_push_image_nlayers(p), 2);
     for (uint32_t i = 0; i < 2; i++) {
@@ -152,9 +158,7 @@ push_docker_format_has_schema2_media_types(void **state)
     };
     for (size_t i = 0; i < 2; i++) {
         test_case("%s", rows[i].layer);
-        cs_push_image *p = NULL;
-        assert_int_equal(
-            cs_push_image_open(f->sb.s, TAG, CS_PUSH_DOCKER, rows[i].c, &p, &f->sb.err), 0);
+        cs_push_image *p = push_open(f, CS_PUSH_DOCKER, rows[i].c);
         cs_push_blob d;
         json_t *m = manifest_json(p, &d);
         assert_string_equal(d.media_type, "application/vnd.docker.distribution.manifest.v2+json");

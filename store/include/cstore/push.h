@@ -4,7 +4,7 @@
  * Layer blobs are generated deterministically from trees (or replayed from
  * tarsplit records), as export does, and their digests come from the
  * layer_blobs cache. A layer whose digests are not cached yet is generated
- * once by cs_push_image_open to learn them (and they are cached); the bytes
+ * once by cs_push_image_prepare to learn them (and they are cached); the bytes
  * themselves are only ever streamed (cs_push_layer_write): no temp file.
  * The image and its trees are leased (lease.h) while the store stays open.
  * Thread rules: open and free in one thread; cs_push_layer_write and the
@@ -36,14 +36,16 @@ typedef struct cs_push_blob {
 typedef struct cs_push_image cs_push_image;
 
 /* Resolves NAME (a reference or an image id, as cs_image_resolve) and
- * leases it, learns every layer's digests (generating and caching those not
- * cached) and builds the config and manifest. Codes: CS_ENOTFOUND "image
- * 'NAME' not found", CS_EINVAL (zstd with the docker format, an unknown
- * format or compression), those of the generation (CS_ENOTFOUND for a
- * missing content, CS_ECANCELED when the store's cancel flag fired). *out is
+ * leases it; cheap. Codes: CS_ENOTFOUND "image 'NAME' not found", CS_EINVAL
+ * (zstd with the docker format, an unknown format or compression). *out is
  * the caller's (cs_push_image_free). */
 int cs_push_image_open(cs_store *s, const char *name, cs_push_format fmt, cs_compression c,
                        cs_push_image **out, cs_error **err);
+/* Learns every layer's digests (generating those not cached, and caching
+ * them in one transaction) and builds the config and manifest: the getters
+ * below need it. Codes: those of the generation (CS_ENOTFOUND for a missing
+ * content or tree, CS_ECORRUPT). */
+int cs_push_image_prepare(cs_push_image *p, cs_error **err);
 void cs_push_image_free(cs_push_image *p);
 CS_DEFINE_FREEP(cs_push_image, cs_push_image_free)
 
