@@ -13,7 +13,8 @@ typedef struct view_blob {
     char what[10];
     uint64_t size, done;
     double start;
-    const char *state; /* "waiting", "exists", "mounted", "pushing", "pushed" */
+    const char *state; /* "exists", "mounted from", "pushing", "pushed" */
+    char from[80];     /* mounted from this repository */
 } view_blob;
 
 struct push_view {
@@ -72,7 +73,8 @@ view_draw(push_view *v)
         if (strcmp(b->state, "pushing") == 0)
             draw_bar(v->out, b);
         else
-            fprintf(v->out, "\033[K%-8s %s %s\n", b->what, b->digest, b->state);
+            fprintf(v->out, "\033[K%-8s %s %s%s%s\n", b->what, b->digest, b->state,
+                    b->from[0] ? " " : "", b->from);
     }
     v->drawn = v->n;
     fflush(v->out);
@@ -125,9 +127,11 @@ push_view_event(void *ctx, const cs_push_event *ev)
     view_blob *b = view_find(v, ev);
     if (!b)
         return;
-    static const char *const states[] = { "exists",  "mounted", "pushing",
-                                          "pushing", "pushed",  "pushed" };
+    static const char *const states[] = { "exists",  "mounted from", "pushing",
+                                          "pushing", "pushed",       "pushed" };
     b->state = states[ev->kind];
+    if (ev->kind == CS_PUSH_EV_MOUNTED)
+        snprintf(b->from, sizeof(b->from), "%s", ev->from);
     if (ev->kind == CS_PUSH_EV_START)
         b->start = cs_now();
     if (ev->kind == CS_PUSH_EV_BYTES || ev->kind == CS_PUSH_EV_DONE)
