@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,8 +129,11 @@ run_helper(const char *name, const char *verb, const char *input, cs_buf *out, c
 {
     cs_autofree char *prog = cs_xasprintf("docker-credential-%s", name);
     int in[2], o[2];
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return cs_err(err, CS_EIO, errno, "pipe");
+    /* stdin is a socket: send(MSG_NOSIGNAL) to a helper that exits without
+     * reading fails with EPIPE instead of killing us with SIGPIPE (the
+     * library installs no handlers). */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0)
+        return cs_err(err, CS_EIO, errno, "socketpair");
     if (pipe2(o, O_CLOEXEC) < 0) {
         close(in[0]);
         close(in[1]);
@@ -153,8 +157,15 @@ run_helper(const char *name, const char *verb, const char *input, cs_buf *out, c
         close(o[0]);
         return cs_err(err, CS_EIO, e, "credential helper '%s'", prog);
     }
-    /* Inputs are small (under a pipe buffer): write all, then read. */
-    int we = cs_write_all(in[1], input, strlen(input)) < 0 ? errno : 0;
+    /* Inputs are small (under a socket buffer): write all, then read. */
+    int we = 0;
+    for (size_t off = 0, n = strlen(input); off < n && !we;) {
+        ssize_t k = send(in[1], input + off, n - off, MSG_NOSIGNAL);
+        if (k < 0 && errno != EINTR)
+            we = errno;
+        else if (k > 0)
+            off += (size_t) k;
+    }
     close(in[1]);
     char buf[4096];
     ssize_t k;
@@ -196,7 +207,8 @@ helper_get(const char *name, const char *domain, cs_reg_cred *c, cs_error **err)
         }
         json_decref(j);
     }
-    explicit_bzero(out.data, out.len);
+    if (out.data)
+        explicit_bzero(out.data, out.len);
     cs_buf_release(&out);
     return rc;
 }

@@ -54,6 +54,7 @@ typedef struct reg_resp {
     cs_buf body;            /* non-2xx bodies (error JSON), and 2xx ones when buffered */
     bool transient;         /* the failure is worth retrying */
     int curl_rc;            /* CURLcode of a failed exchange, else 0 */
+    char *foreign;          /* the origin a redirect led to when not the registry's, else NULL */
     int64_t delivered;      /* 2xx body bytes given to on_data */
 } reg_resp;
 void reg_resp_release(reg_resp *resp);

@@ -21,8 +21,13 @@
  *                 JSON code/message), 404
  *   CS_EINVAL     401/403: without credentials the message names
  *                 `cstore login REGISTRY`; with them "...: unauthorized:
- *                 incorrect username or password" (or the registry's words)
- *   CS_EIO        unreachable, TLS failure, other HTTP errors, retries spent
+ *                 incorrect username or password" (or the registry's words);
+ *                 a redirect to another host that asks for credentials
+ *   CS_EIO        "registry 'X' unreachable", TLS failures, other HTTP
+ *                 errors, transient failures still there after 6 attempts
+ *                 (about 8 s of backoff, or Retry-After up to 60 s each)
+ *   CS_EPARSE     a malformed config.json / auth.json (named, never quoted),
+ *                 a token server answer without a token
  *   CS_ECORRUPT   a manifest fetched by digest whose bytes do not match it
  *   CS_ECANCELED  the cs_cancel given in the options was triggered
  */
@@ -39,7 +44,8 @@
 typedef struct cs_registry cs_registry;
 
 /* Connection options of one registry (the --tls-verify / --cert-dir of the
- * CLI). All borrowed for the life of the cs_registry. */
+ * CLI). cert_dir is read by cs_registry_open; cancel and user_agent are
+ * borrowed for the life of the cs_registry. */
 typedef struct cs_reg_opts {
     bool insecure;           /* --tls-verify=false: plain http allowed for any host, and
                                 https certificates are not verified */

@@ -13,6 +13,8 @@
 #     request, "combined" format: count requests in it), REG_APPLOG (the registry's own log),
 #     REG_USER/REG_PASS (tls, token), REG_CERTS (tls: a --cert-dir with the CA as ca.crt),
 #     REG_TOKEN_LOG (token: one line per token issued: "GET|POST user scope...").
+#     Tls mode with REG_TLS_CLIENT=1 also demands a client certificate (clientcas), which it puts in
+#     REG_CERTS as client.cert / client.key.
 #     Token mode reads REG_TOKEN_EXPIRES (seconds, default 300) and REG_TOKEN_REFRESH (a refresh
 #     token the server accepts for the test user: an identitytoken a test writes).
 #   registry_stop          stops the registry (and token server); also done at exit.
@@ -35,13 +37,14 @@ _reg_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# _reg_wait URL: until anything answers HTTP at URL (10 s).
+# _reg_wait URL: until something listens at URL (10 s): any answer but "couldn't connect" (7),
+# a TLS handshake refused for want of a client certificate included.
 _reg_wait() {
-    local i
+    local i rc
     for ((i = 0; i < 100; i++)); do
-        if curl -s -o /dev/null -k "$1" 2>/dev/null; then
-            return 0
-        fi
+        rc=0
+        curl -s -o /dev/null -k "$1" 2>/dev/null || rc=$?
+        [ "$rc" != 7 ] && return 0
         sleep 0.1
     done
     echo "registry at $1 did not start; its log:" >&2
@@ -61,6 +64,14 @@ _reg_certs() {
         -days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null || return 1
     cp "$d/ca.crt" "$REG_DIR/certs/ca.crt"
     REG_CERTS=$REG_DIR/certs
+    if [ "${REG_TLS_CLIENT:-0}" = 1 ]; then
+        # A client certificate the registry demands (clientcas), in the cert dir as docker has it.
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=cstore test client" \
+            -keyout "$REG_CERTS/client.key" -out "$d/client.csr" 2>/dev/null || return 1
+        printf 'extendedKeyUsage=clientAuth\n' >"$d/client.cnf"
+        openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+            -days 2 -extfile "$d/client.cnf" -out "$REG_CERTS/client.cert" 2>/dev/null || return 1
+    fi
 }
 
 _reg_token_server() {
@@ -115,6 +126,8 @@ registry_start() {
         tls="  tls:
     certificate: $REG_DIR/pki/server.crt
     key: $REG_DIR/pki/server.key"
+        [ "${REG_TLS_CLIENT:-0}" = 1 ] && tls="$tls
+    clientcas: [$REG_DIR/pki/ca.crt]"
         auth="auth:
   htpasswd:
     realm: cstore-test

@@ -159,6 +159,8 @@ declare -A verb_opts=(
     [gc]="--dry-run -n --compact --keep-storage --keep-duration --help -h"
     [du]="--json --help -h"
     [fsck]="--help -h"
+    [login]="--username -u --password -p --password-stdin --tls-verify --cert-dir --help -h"
+    [logout]="--help -h"
 )
 for verb in "${!verb_opts[@]}"; do
     run "$verb" --help

@@ -128,6 +128,26 @@ REGISTRY_AUTH_FILE=$T/podman-auth.json check "\$REGISTRY_AUTH_FILE credentials p
     rt --cert-dir "$REG_CERTS" manifest "$R:1"
 registry_stop
 
+# --- a registry that demands a client certificate
+REG_TLS_CLIENT=1 registry_start tls || exit 1
+must registry_seed x/busybox:1 busybox
+R=$REG_ADDR/x/busybox
+mkdir -p "$T/ca-only"
+cp "$REG_CERTS/ca.crt" "$T/ca-only/"
+out=$(echo "$REG_PASS" | csl login -u "$REG_USER" --password-stdin --cert-dir "$T/ca-only" "$REG_ADDR")
+check "without a client certificate login fails in one line" bash -c '[ "$1" != "Login Succeeded" ] && [ "$(printf "%s\n" "$1" | wc -l)" = 1 ]' _ "$out"
+out=$(echo "$REG_PASS" | csl login -u "$REG_USER" --password-stdin --cert-dir "$REG_CERTS" "$REG_ADDR")
+check_eq "client.cert and client.key of --cert-dir are presented" "$out" "Login Succeeded"
+mkdir -p "$CSTORE_CERTS_D/$REG_ADDR"
+cp "$REG_CERTS"/* "$CSTORE_CERTS_D/$REG_ADDR/"
+check "and those of certs.d/HOST:PORT" rt manifest "$R:1"
+rm "$CSTORE_CERTS_D/$REG_ADDR/client.key"
+out=$(rt manifest "$R:1")
+check "a client.cert without its key is one line naming the key" bash -c 'grep -q "client.key" <<<"$1" && [ "$(printf "%s\n" "$1" | wc -l)" = 1 ]' _ "$out"
+rm -r "${CSTORE_CERTS_D:?}/$REG_ADDR"
+csl logout "$REG_ADDR" >/dev/null
+registry_stop
+
 # --- token auth: login, identity tokens
 REG_TOKEN_REFRESH=refresh-$RANDOM-tok
 registry_start token || exit 1

@@ -139,7 +139,8 @@ proxy_start --basic u:redirect-pw --redirect-blobs --side-asks-auth
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$PROXY_ADDR" "$(printf 'u:redirect-pw' | base64)" \
     >"$DOCKER_CONFIG/config.json"
 out=$(rt blob "$PROXY_ADDR/x/busybox:1" "$L" 2>&1 >/dev/null)
-check "a redirect to a host that asks for credentials fails" test -n "$out"
+check "a redirect to a host that asks for credentials fails saying so" \
+    grep -q "redirected to 'http://$PROXY_SIDE', which asks for credentials (never sent" <<<"$out"
 check_eq "without sending them there" "$(grep -c '^side .*auth=yes' "$PROXY_LOG")" 0
 check "and without the password in the message" bash -c '! grep -q redirect-pw <<<"$1"' _ "$out"
 proxy_stop
