@@ -85,6 +85,13 @@ check_eq "--format docker prints the digest of that manifest" \
     "sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)" "$d"
 check "skopeo copies the docker manifest to an OCI layout" \
     skopeo copy -q --src-tls-verify=false "docker://$R/test/app:docker" "oci:$T/layout-docker:x"
+check "push --format docker --compression none succeeds" \
+    cs push --progress quiet --format docker --compression none app:1 "$R/test/app:docker-none"
+check_eq "--format docker --compression none layers are plain tars" \
+    "$(skopeo inspect "${SK[@]}" --raw "docker://$R/test/app:docker-none" |
+        jq -r '[.layers[].mediaType] | unique | .[]')" application/vnd.docker.image.rootfs.diff.tar
+check "skopeo copies the uncompressed docker manifest to an OCI layout" skopeo copy -q \
+    --src-tls-verify=false "docker://$R/test/app:docker-none" "oci:$T/layout-docker-none:x"
 for comp in zstd none; do
     check "push --compression $comp succeeds" \
         cs push --progress quiet --compression "$comp" app:1 "$R/test/app:$comp"
