@@ -167,15 +167,16 @@ push_blob(push_run *run, job *j, cs_error **err)
 
 /* ---- the workers ---- */
 
-/* The first failure is the push's; one that came at the same time (most
- * often the same failure seen by another blob) is a warning when it says
- * something else. */
+/* The first failure is the push's; one that came at the same time is most
+ * often the same failure seen by another blob (the registry went away, the
+ * credentials are refused for every blob): one of the same code is dropped,
+ * another is a warning. */
 static void
 fail(push_run *run, const job *j, int rc, cs_error **e)
 {
     pthread_mutex_lock(&run->mu);
     bool first = run->rc == 0;
-    bool same = !first && run->err && strstr(run->err->msg, (*e)->msg);
+    bool same = !first && run->rc == rc;
     char what[40];
     snprintf(what, sizeof(what), "%s %.19s", job_what(j), j->digest);
     cs_err_wrap(e, "%s", what);

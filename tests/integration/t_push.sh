@@ -162,4 +162,25 @@ if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
         "$(cs push --progress quiet --compression zstd golang:latest "$REG_ADDR/kill/golang:1" |
             tail -n1)" "$d"
 fi
+# ---- a registry with token auth: credentials from `cstore login`, mounts across repositories
+registry_stop
+export DOCKER_CONFIG=$T/docker HOME=$T/home XDG_RUNTIME_DIR=$T/xdg
+rm -rf "$REG_DIR"
+registry_start token || exit 1
+out=$(cs push --progress quiet app:1 "$REG_ADDR/priv/app:1" 2>&1)
+check_eq "without credentials a push fails in one line" "$(printf '%s\n' "$out" | wc -l)" 1
+check "which names cstore login" grep -q "cstore login" <<<"$out"
+check "cstore login to the token registry" \
+    cs login -u "$REG_USER" --password-stdin "$REG_ADDR" <<<"$REG_PASS"
+d=$(cs push --progress plain app:1 "$REG_ADDR/priv/app:1" 2>"$T/tok.err" | tail -n1)
+check_eq "with login's credentials (token auth) the push succeeds" \
+    "$(skopeo inspect --tls-verify=false --creds "$REG_USER:$REG_PASS" \
+        "docker://$REG_ADDR/priv/app:1" | jq -r .Digest)" "$d"
+n0=$(uploads)
+cs push --progress plain app:1 "$REG_ADDR/priv2/app:1" >/dev/null 2>>"$T/tok.err"
+check "with token auth the blobs are mounted from the first repository" \
+    grep -q "mounted from priv/app" "$T/tok.err"
+check_eq "and none is uploaded" "$(uploads)" "$n0"
+check_eq "no push output holds the password" \
+    "$(cat "$T/tok.err" <(printf '%s\n' "$out") | grep -c -e "$REG_PASS")" 0
 finish
