@@ -16,7 +16,7 @@
 runs=${1:-3}
 bench_init push
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
-for t in runc docker-registry skopeo jq bc curl python3; do
+for t in runc docker-registry skopeo jq bc curl python3 /usr/bin/time; do
     command -v "$t" >/dev/null || { echo "bench: '$t' not found" >&2; exit 1; }
 done
 bench_bases
@@ -44,20 +44,21 @@ bytes_since() {
     done
     echo "$sum"
 }
-# wall time of a command that must succeed (lib.sh's wall ignores failures)
+# "WALL CPU" seconds of a command that must succeed (CPU: user + system of the client process and
+# its children; lib.sh's wall ignores failures)
 timed() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>"$work/last.err" || { log "failed: $*"; cat "$work/last.err" >&2; exit 1; }
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
+    /usr/bin/time -f '%e %U %S' -o "$work/time" "$@" >/dev/null 2>"$work/last.err" ||
+        { log "failed: $*"; cat "$work/last.err" >&2; exit 1; }
+    awk '{ printf "%s %.3f\n", $1, $2 + $3 }' "$work/time"
 }
-# measure NAME CMD...: adds the wall time of CMD to NAME's samples (the bench stops if it fails)
+# measure NAME CMD...: adds CMD's wall time to NAME's samples, its CPU time to NAME_cpu's (the bench
+# stops if it fails)
 measure() {
     local name=$1 t
     shift
     t=$(timed "$@")
-    add "$name" "$t"
+    add "$name" "${t% *}"
+    add "${name}_cpu" "${t#* }"
 }
 lines() { echo $(($(wc -l <"$REG_LOG") + 1)); }
 setmsg() { sed -i "s/fmt.Println(.*)/fmt.Println(\"$2\")/" "$1/app.go"; }
@@ -83,20 +84,20 @@ for ((i = 1; i <= runs; i++)); do
     # cstore
     fresh_registry
     n=$(lines)
-    measure cs_first cs "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
+    measure cs_first "$cstore" --root "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
     add cs_first_bytes "$(bytes_since "$n")"
     n=$(lines)
-    measure cs_again cs "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
+    measure cs_again "$cstore" --root "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
     add cs_again_bytes "$(bytes_since "$n")"
     setmsg "$proj" "Hello, push $i!"
     cs "$r" build --progress quiet --network none -t hello:2 "$proj" >/dev/null
     n=$(lines)
-    measure cs_change cs "$r" push --progress quiet hello:2 "$REG_ADDR/bench/hello:2"
+    measure cs_change "$cstore" --root "$r" push --progress quiet hello:2 "$REG_ADDR/bench/hello:2"
     add cs_change_bytes "$(bytes_since "$n")"
     # a first push again, into a new registry: the layer digests are cached now
     fresh_registry
     n=$(lines)
-    measure cs_cached cs "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
+    measure cs_cached "$cstore" --root "$r" push --progress quiet hello:1 "$REG_ADDR/bench/hello:1"
     add cs_cached_bytes "$(bytes_since "$n")"
     # skopeo from OCI layouts of the same images (exported outside the timing)
     cs "$r" export hello:1 -o "$work/oci1" --format oci-dir
@@ -132,16 +133,16 @@ echo "- machine: $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), 
 echo "- versions: cstore $(git -C "$src" rev-parse --short HEAD) (Release build), $(skopeo --version), docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null)"
 echo "- image: hello:1 ($nlayers layers: busybox + the binary), built with --network none; one-line change: the message in app.go (hello:2)"
 echo "- load average (1/5/15 min) at start: $load_start, at end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine shows here)"
-echo "- runs: $runs, medians of wall time (min-max); bytes: blob bytes whose upload the registry completed (access log + blob sizes)"
+echo "- runs: $runs, medians (min-max) of wall time and of the client's CPU time (user + system, /usr/bin/time); bytes: blob bytes whose upload the registry completed (access log + blob sizes)"
 echo "- cstore: \`cstore push --progress quiet\` from a copy of the store where the image was built (gzip digests not yet cached); skopeo: \`skopeo copy oci:DIR docker://...\` from \`cstore export --format oci-dir\` layouts (export not timed); a fresh registry per tool and run"
 echo
-echo "| push | cstore | bytes | skopeo copy | bytes |"
-echo "|---|---|---|---|---|"
+echo "| push | cstore: wall | CPU | bytes | skopeo copy: wall | CPU | bytes |"
+echo "|---|---|---|---|---|---|---|"
 for c in first cached again change; do
     case $c in first) name="first push" ;; cached) name="first push, layer digests already cached (cstore: an earlier push or export)" ;; again) name="re-push, nothing changed" ;; change) name="after a one-line change in app.go" ;; esac
     if [ "$c" = cached ]; then
-        echo "| $name | $(ms cs_$c) | $(med cs_${c}_bytes) | - | - |"
+        echo "| $name | $(ms cs_$c) | $(ms cs_${c}_cpu) | $(med cs_${c}_bytes) | - | - | - |"
     else
-        echo "| $name | $(ms cs_$c) | $(med cs_${c}_bytes) | $(ms sk_$c) | $(med sk_${c}_bytes) |"
+        echo "| $name | $(ms cs_$c) | $(ms cs_${c}_cpu) | $(med cs_${c}_bytes) | $(ms sk_$c) | $(ms sk_${c}_cpu) | $(med sk_${c}_bytes) |"
     fi
 done

@@ -7,22 +7,62 @@
 #include "cstore/push.h"
 #include "export_int.h"
 
+/* Bytes of learned blobs kept in memory, all layers together: a small new
+ * layer (a one-line change) is then generated once, not twice. Bigger ones
+ * are generated again into the upload. */
+#define KEEP_MAX (32u << 20)
+
 struct cs_push_image {
     exp x;
     cs_push_blob *layers;
+    cs_buf *kept; /* per layer: the blob its learning pass made, when it fit */
+    size_t kept_total;
     cs_push_blob config;
     cs_push_blob manifest;
     pthread_mutex_t mu; /* a corrected layer_blobs record */
 };
 
-/* Learns the digests of a layer not in layer_blobs: one pass of the
- * generator with no output. */
+/* A cs_sink_fn keeping a learned blob while the total stays under KEEP_MAX. */
+typedef struct keep {
+    cs_push_image *p;
+    cs_buf *b;
+    bool over;
+} keep;
+
 static int
-learn_layer(exp *x, layer *L, cs_csink_result *res, cs_error **err)
+keep_sink(void *ctx, const void *data, size_t n, cs_error **err)
 {
-    int rc = export_gen_layer(x, L, NULL, NULL, res, err);
-    if (rc == 0 && export_replay_failed(L, res))
-        rc = export_gen_layer(x, L, NULL, NULL, res, err);
+    (void) err;
+    keep *k = ctx;
+    if (k->over)
+        return 0;
+    if (k->p->kept_total + n > KEEP_MAX) {
+        k->over = true;
+        k->p->kept_total -= k->b->len;
+        cs_buf_release(k->b);
+        cs_buf_init(k->b);
+        return 0;
+    }
+    cs_buf_append(k->b, data, n);
+    k->p->kept_total += n;
+    return 0;
+}
+
+/* Learns the digests of layer i, not in layer_blobs: one pass of the
+ * generator, its bytes kept when they fit. */
+static int
+learn_layer(cs_push_image *p, uint32_t i, cs_csink_result *res, cs_error **err)
+{
+    exp *x = &p->x;
+    layer *L = &x->layers[i];
+    keep k = { p, &p->kept[i], false };
+    int rc = export_gen_layer(x, L, keep_sink, &k, res, err);
+    if (rc == 0 && export_replay_failed(L, res)) {
+        p->kept_total -= k.b->len;
+        k.b->len = 0;
+        k.over = false;
+        rc = export_gen_layer(x, L, keep_sink, &k, res, err);
+    }
     if (rc < 0)
         return rc;
     L->lb = (cs_layer_blob){ res->diff_id, res->blob, res->blob_size };
@@ -45,7 +85,7 @@ learn_layers(cs_push_image *p, cs_error **err)
         p->layers[i].dup = export_reuse_layer(x, i);
         if (L->known)
             continue;
-        rc = learn_layer(x, L, &res[nl], err);
+        rc = learn_layer(p, i, &res[nl], err);
         learned[nl++] = L;
     }
     if (rc >= 0)
@@ -111,6 +151,7 @@ cs_push_image_open(cs_store *s, const char *name, cs_push_format fmt, cs_compres
     uint32_t n = x->img->nlayers;
     x->layers = cs_xcalloc(n ? n : 1, sizeof(*x->layers));
     p->layers = cs_xcalloc(n ? n : 1, sizeof(*p->layers));
+    p->kept = cs_xcalloc(n ? n : 1, sizeof(*p->kept)); /* zeroed: empty cs_bufs */
     for (uint32_t i = 0; i < n; i++)
         x->layers[i].tree = x->img->layers[i];
     export_config_diff_ids(x);
@@ -137,6 +178,9 @@ cs_push_image_free(cs_push_image *p)
 {
     if (!p)
         return;
+    for (uint32_t i = 0; p->kept && i < p->x.img->nlayers; i++)
+        cs_buf_release(&p->kept[i]);
+    free(p->kept);
     export_release(&p->x);
     free(p->layers);
     pthread_mutex_destroy(&p->mu);
@@ -177,12 +221,28 @@ cs_push_image_manifest(const cs_push_image *p, size_t *len, cs_push_blob *desc)
     return p->x.manifest;
 }
 
+/* A kept blob into out, in pieces as a generator would give them. */
+static int
+write_kept(const cs_buf *b, cs_sink_fn out, void *octx, cs_error **err)
+{
+    for (size_t off = 0; off < b->len;) {
+        size_t n = b->len - off < (1u << 20) ? b->len - off : (1u << 20);
+        int rc = out(octx, b->data + off, n, err);
+        if (rc < 0)
+            return rc;
+        off += n;
+    }
+    return 0;
+}
+
 int
 cs_push_layer_write(cs_push_image *p, uint32_t i, cs_sink_fn out, void *octx, cs_error **err)
 {
     if (i >= p->x.img->nlayers)
         return cs_err(err, CS_EINVAL, 0, "no layer %u", i);
     layer *L = &p->x.layers[i];
+    if (p->kept[i].len > 0 && p->kept[i].len == L->lb.size)
+        return write_kept(&p->kept[i], out, octx, err);
     cs_csink_result res;
     int rc = export_gen_layer(&p->x, L, out, octx, &res, err);
     if (rc < 0)

@@ -4,8 +4,10 @@
  * Layer blobs are generated deterministically from trees (or replayed from
  * tarsplit records), as export does, and their digests come from the
  * layer_blobs cache. A layer whose digests are not cached yet is generated
- * once by cs_push_image_prepare to learn them (and they are cached); the bytes
- * themselves are only ever streamed (cs_push_layer_write): no temp file.
+ * once by cs_push_image_prepare to learn them (and they are cached); its
+ * bytes are kept in memory for the upload while all kept blobs stay under
+ * 32 MiB (a small new layer is generated once), else generated again by
+ * cs_push_layer_write, streamed: never a temp file.
  * The image and its trees are leased (lease.h) while the store stays open.
  * Thread rules: open and free in one thread; cs_push_layer_write and the
  * getters may run in several threads at once.
