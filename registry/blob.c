@@ -81,7 +81,7 @@ cs_registry_get_blob(cs_registry *r, const char *digest, int64_t offset, cs_reg_
         if (g.pos > before)
             attempt = 1; /* progress: a flaky link, not a dead one */
         if (!resp.transient || attempt >= REG_ATTEMPTS) {
-            *err ? cs_error_free(e) : (void) (*err = e);
+            reg_pass_error(err, e);
             break;
         }
         cs_error_free(e);

@@ -261,10 +261,11 @@ reg_connect(cs_registry *r, cs_error **err)
             rc = reg_auth_challenge(r, resp.www_auth, r->scope, false, err);
         } else if (resp.status >= 200 && resp.status < 300) {
             r->auth = REG_AUTH_NONE;
-        } else if (resp.status != 401) {
-            reg_req q = { .what = r->domain };
-            rc = reg_http_error(r, &q, &resp, err);
+        } else if (resp.status == 404) {
+            /* (reg_http_error would take r->mu, held here) */
+            rc = cs_err(err, CS_EINVAL, 0, "%s: not a registry (GET /v2/ answered 404)", r->domain);
         }
+        /* Anything else (a 5xx, a 429) is the next request's to retry. */
     }
     reg_resp_release(&resp);
 out:

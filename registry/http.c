@@ -244,7 +244,7 @@ reg_exchange(cs_registry *r, const char *method, const char *url, const char *au
     int ret = 0;
     if (x.rc < 0) {
         ret = x.rc;
-        *err ? cs_error_free(x.err) : (void) (*err = x.err);
+        reg_pass_error(err, x.err);
     } else if (rc != CURLE_OK) {
         ret = curl_error(r, q, rc, errbuf, resp, err);
     } else {
@@ -343,7 +343,7 @@ reg_do(cs_registry *r, const reg_req *q, reg_resp *resp, cs_error **err)
         } else if (rc == 0) {
             return 0;
         } else if (!resp->transient || q->once || attempt >= REG_ATTEMPTS) {
-            *err ? cs_error_free(e) : (void) (*err = e);
+            reg_pass_error(err, e);
             return rc;
         }
         cs_error_free(e);

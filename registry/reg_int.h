@@ -85,6 +85,17 @@ int reg_do(cs_registry *r, const reg_req *q, reg_resp *resp, cs_error **err);
 /* The one-line error for a non-2xx answer to q (see registry.h). */
 int reg_http_error(cs_registry *r, const reg_req *q, const reg_resp *resp, cs_error **err);
 
+/* Hands e to the caller's *err (when it wants one and has none yet), else
+ * frees it. */
+static inline void
+reg_pass_error(cs_error **err, cs_error *e)
+{
+    if (err && !*err)
+        *err = e;
+    else
+        cs_error_free(e);
+}
+
 /* Sleeps before attempt n (1, 2, ...): 0.25 s doubling to 8 s, or Retry-After
  * (capped at 60 s). -CS_ECANCELED when the cancel triggers meanwhile. */
 int reg_backoff(cs_registry *r, int attempt, double retry_after, cs_error **err);

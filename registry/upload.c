@@ -96,7 +96,7 @@ patch_chunk(upload *u, cs_error **err)
         double ra = resp.retry_after;
         reg_resp_release(&resp);
         if (!again) {
-            *err ? cs_error_free(e) : (void) (*err = e);
+            reg_pass_error(err, e);
             return rc;
         }
         cs_error_free(e);

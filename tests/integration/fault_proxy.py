@@ -12,6 +12,8 @@ registry client must survive (tests only; loopback only).
   --cut-blob N           the first GET of each blob sends its headers and N bytes, then resets
   --fail-manifest K      the first K manifest GETs answer 503 with Retry-After: 1
   --throttle-blob K      the first K blob GETs answer 429 with Retry-After: 1
+  --fail-ping K          the first K GETs of /v2/ answer 503
+  --corrupt-manifest     manifest bodies get a space appended (same JSON, other digest)
 """
 import argparse
 import base64
@@ -68,23 +70,29 @@ def make_handler(side):
             if not side and "/manifests/" in p and self.command == "GET" \
                     and first("m" + p) < A.fail_manifest:
                 return self.answer(503, [("Retry-After", "1")], b'{"errors":[]}')
+            if p == "/v2/" and first("p") < A.fail_ping:
+                return self.answer(503, [], b'{"errors":[]}')
             if blob and first("t" + p) < A.throttle_blob:
                 return self.answer(429, [("Retry-After", "1")])
             if not side and blob and A.redirect_blobs:
                 return self.answer(307, [("Location", "http://%s%s" % (A.side, self.path))])
-            self.forward(blob and A.cut_blob >= 0 and first("c" + p) == 0)
+            self.forward(blob and A.cut_blob >= 0 and first("c" + p) == 0,
+                         A.corrupt_manifest and "/manifests/" in p)
 
-        def forward(self, cut):
+        def forward(self, cut, corrupt=False):
             up = http.client.HTTPConnection(*A.upstream.split(":"))
             hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
             up.request(self.command, self.path, headers=hdrs)
             r = up.getresponse()
             self.send_response(r.status)
             for k, v in r.getheaders():
-                if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                drop = ("connection", "transfer-encoding", "keep-alive") + (("content-length",) if corrupt else ())
+                if k.lower() not in drop:
                     self.send_header(k, v)
             body = r.read() if self.command != "HEAD" else b""
-            if r.getheader("Content-Length") is None and self.command != "HEAD":
+            if corrupt and body:
+                body += b" "
+            if (corrupt or r.getheader("Content-Length") is None) and self.command != "HEAD":
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if cut:
@@ -122,6 +130,8 @@ def main():
     p.add_argument("--cut-blob", type=int, default=-1)
     p.add_argument("--fail-manifest", type=int, default=0)
     p.add_argument("--throttle-blob", type=int, default=0)
+    p.add_argument("--fail-ping", type=int, default=0)
+    p.add_argument("--corrupt-manifest", action="store_true")
     A = p.parse_args()
     servers = []
     for addr, side in ((A.listen, False), (A.side, True)):

@@ -112,6 +112,18 @@ t0=$(date +%s.%N)
 check "a manifest answered 503 twice is fetched on the third try" rt manifest "$PROXY_ADDR/x/busybox:1"
 check "after honouring Retry-After: 1 (2 s or more)" awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a >= 2) }'
 proxy_stop
+proxy_start --fail-ping 1
+check "a registry whose /v2/ answers 503 at first still serves a manifest" \
+    timeout 60 "$REGTOOL" manifest "$PROXY_ADDR/x/busybox:1"
+check "(the 503 was seen)" grep -q 'GET /v2/ .*-> 503' "$PROXY_LOG"
+proxy_stop
+proxy_start --corrupt-manifest
+out=$(rt manifest "$PROXY_ADDR/x/busybox@sha256:$want" 2>&1)
+check "a manifest whose bytes do not match the digest asked for is refused in one line" \
+    bash -c '[ "$(printf "%s\n" "$1" | wc -l)" = 1 ] && grep -q "the registry sent a manifest with digest sha256:" <<<"$1"' _ "$out"
+check "the same manifest by tag is returned (the caller has no digest to check)" \
+    rt manifest "$PROXY_ADDR/x/busybox:1"
+proxy_stop
 proxy_start --throttle-blob 1
 check "a blob answered 429 is fetched after Retry-After" rt head-blob "$PROXY_ADDR/x/busybox:1" "$L"
 check_eq "429 on GET is retried" "sha256:$(rt blob "$PROXY_ADDR/x/busybox:1" "$L" | sha256sum | cut -d' ' -f1)" "$L"
