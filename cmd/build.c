@@ -7,6 +7,7 @@
 #include "build_output.h"
 #include "cmd.h"
 #include "progress.h"
+#include "push_progress.h"
 #include "run.h"
 #include "cstore/units.h"
 #include "cstore/image.h"
@@ -33,6 +34,7 @@ const char cmd_build_usage[] =
     "  -o, --output OUT         also write the image: type=oci|docker|tar|local,dest=PATH;\n"
     "                           DIR for type=local,dest=DIR; - for a rootfs tar on stdout\n"
     "      --metadata-file PATH write buildx's build result metadata (JSON) to PATH\n"
+    "      --push               push every -t name to its registry after the build\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
     "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
@@ -176,6 +178,19 @@ take_shm_size(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
+/* --quiet against --progress, --push against -t; --quiet is --progress quiet. */
+static int
+check_flags(cmd_ctx *c, bool quiet, int *progress, bool push, size_t ntags)
+{
+    if (quiet && *progress == 1) /* buildx refuses it too */
+        return cmd_usage_error(c, "--quiet and --progress plain cannot be used together");
+    if (push && ntags == 0)
+        return cmd_usage_error(c, "--push needs a -t name to push to");
+    if (quiet)
+        *progress = 2;
+    return 0;
+}
+
 /* After the build: -o, --metadata-file, --iidfile (in buildx's order), then
  * the image id on stdout unless an output took stdout (on stderr then). */
 static int
@@ -210,7 +225,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     const char *iidfile = NULL, *metadata = NULL, *pull = NULL;
     build_out_auto build_out out = { 0 };
     int progress = 0, network = 0; /* auto, host */
-    bool quiet = false;
+    bool quiet = false, push = false;
     const cmd_opt opts[] = {
         CMD_OPT("file", 'f', CMD_STRING, &o.dockerfile),
         CMD_OPT_FN("tag", 't', CMD_STRV, &tags, check_tag),
@@ -233,6 +248,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("secret", 0, CMD_CALL, &ag, take_secret),
         CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
         CMD_OPT_FN("pull", 0, CMD_OPTARG, &pull, cmd_check_pull),
+        CMD_OPT("push", 0, CMD_FLAG, &push),
         CMD_OPT_END,
     };
     cmd_args operands = { .min = 1, .max = 1 };
@@ -241,12 +257,10 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         cs_df_env_free(args);
         return rc;
     }
-    if (quiet && progress == 1) { /* buildx refuses it too */
+    if ((rc = check_flags(c, quiet, &progress, push, tags.n)) != 0) {
         cs_df_env_free(args);
-        return cmd_usage_error(c, "--quiet and --progress plain cannot be used together");
+        return rc;
     }
-    if (quiet)
-        progress = 2;
     o.context = operands.v[0];
     o.tags = tags.v;
     o.labels = labels.v;
@@ -273,6 +287,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_progress_finish(&prog);
     cs_df_env_free(args);
     if (rc < 0)
+        return rc;
+    if (push && (rc = cmd_build_push(s, tags.v, modes[progress], err)) < 0)
         return rc;
     return build_finish(s, &res, &out, metadata, iidfile, tags.v, err);
 }

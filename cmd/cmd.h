@@ -41,6 +41,8 @@ cmd_verb cmd_build, cmd_run, cmd_load, cmd_import, cmd_export, cmd_images, cmd_i
     cmd_rmi, cmd_gc, cmd_du, cmd_fsck;
 cmd_verb cmd_pull;
 extern const char cmd_pull_usage[];
+cmd_verb cmd_push;
+extern const char cmd_push_usage[];
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];

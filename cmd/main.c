@@ -24,6 +24,7 @@ static const char main_usage[] =
     "  export NAME -o PATH [--format FMT] [--compression C]\n"
     "                                       write an image as oci-archive, oci-dir or\n"
     "                                       docker-archive\n"
+    "  push [OPTIONS] NAME [DEST]           push an image to a registry\n"
     "  images [--json]                      list images\n"
     "  inspect NAME                         show an image's config and layers as JSON\n"
     "  tag SRC DST                          give image SRC the name DST\n"
@@ -52,6 +53,7 @@ static const struct verb {
     { "import", cmd_import, cmd_import_usage },
     { "pull", cmd_pull, cmd_pull_usage },
     { "export", cmd_export, cmd_export_usage },
+    { "push", cmd_push, cmd_push_usage },
     { "images", cmd_images, cmd_images_usage },
     { "inspect", cmd_inspect, cmd_inspect_usage },
     { "tag", cmd_tag, cmd_tag_usage },

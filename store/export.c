@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include "export_int.h"
 
-static void
-exp_release(exp *x)
+void
+export_release(exp *x)
 {
     cs_image_free(x->img);
     free(x->normalized);
@@ -171,6 +171,6 @@ cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_com
     if (rc < 0)
         cs_err_wrap(err, "export to '%s'", path);
 out:
-    exp_release(&x);
+    export_release(&x);
     return rc;
 }

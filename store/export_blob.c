@@ -150,16 +150,41 @@ put_blob_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return lb_put(db, txn, p->tree, CS_COMP_NONE, p->orig, &raw, err);
 }
 
-void
-export_record_blob(exp *x, layer *L, const cs_csink_result *res)
+typedef struct put_many {
+    exp *x;
+    layer *const *L;
+    const cs_csink_result *res;
+    size_t n;
+} put_many;
+
+static int
+put_blobs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
-    put_ctx p = { &L->tree, layer_orig(L), x->comp, res };
+    put_many *m = ctx;
+    int rc = 0;
+    for (size_t i = 0; i < m->n && rc >= 0; i++) {
+        put_ctx p = { &m->L[i]->tree, layer_orig(m->L[i]), m->x->comp, &m->res[i] };
+        rc = put_blob_fn(db, txn, &p, err);
+    }
+    return rc;
+}
+
+void
+export_record_blobs(exp *x, layer *const *L, const cs_csink_result *res, size_t n)
+{
+    put_many m = { x, L, res, n };
     /* The record only saves the next export a pass over the layer: failing
      * to write it (a full store file system, say, while the output goes
      * elsewhere) is a warning, never the export's failure. */
     cs_error *tmp = NULL;
-    if (cs_db_write(x->db, put_blob_fn, &p, &tmp) < 0)
+    if (n > 0 && cs_db_write(x->db, put_blobs_fn, &m, &tmp) < 0)
         cs_store_warn_error(x->s, "recording layer digests", &tmp);
+}
+
+void
+export_record_blob(exp *x, layer *L, const cs_csink_result *res)
+{
+    export_record_blobs(x, &L, res, 1);
 }
 
 bool

@@ -21,6 +21,10 @@
 #define ANN_REF     "org.opencontainers.image.ref.name"
 #define ANN_NAME    "io.containerd.image.name"
 #define OCI_LAYOUT  "{\"imageLayoutVersion\":\"1.0.0\"}"
+/* Docker schema 2 (a registry push with --format docker) */
+#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
+#define MT_DOCKER_LAYER    "application/vnd.docker.image.rootfs.diff.tar"
 
 typedef struct layer {
     cs_digest tree;
@@ -48,8 +52,12 @@ typedef struct exp {
     char *manifest;
     size_t manifest_len;
     cs_digest manifest_d;
-    bool retry; /* a cached record was wrong and has been corrected */
+    bool retry;  /* a cached record was wrong and has been corrected */
+    bool docker; /* manifest with Docker schema 2 media types (push) */
 } exp;
+
+/* Frees what x owns (not x). */
+void export_release(exp *x);
 
 /* ---- layer blobs (export_blob.c) ---- */
 
@@ -72,6 +80,8 @@ void export_clean_stale(exp *x, const char *dir);
 /* Records the digests of a generated blob in layer_blobs. A record that
  * cannot be written (a full store file system) is only a warning. */
 void export_record_blob(exp *x, layer *L, const cs_csink_result *res);
+/* The same for n layers (L[i] with res[i]) in one transaction. */
+void export_record_blobs(exp *x, layer *const *L, const cs_csink_result *res, size_t n);
 bool export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b);
 /* A layer whose blob an earlier layer of the image already gave takes its
  * digests (true): a tree used twice is written once. */
@@ -84,7 +94,11 @@ void export_config_diff_ids(exp *x);
 /* x->config (and its digest): the stored config with the diff_ids of the
  * blobs written. */
 int export_build_config(exp *x, cs_error **err);
+/* x->manifest (and its digest): OCI, or Docker schema 2 when x->docker. */
 void export_build_manifest(exp *x);
+const char *export_layer_media_type(const exp *x);
+const char *export_config_media_type(const exp *x);
+const char *export_manifest_media_type(const exp *x);
 /* index.json: old (borrowed, may be NULL) with our manifest's entry. */
 char *export_index_json(exp *x, json_t *old, size_t *len);
 char *export_docker_manifest_json(exp *x, const char *familiar, size_t *len);

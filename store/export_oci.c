@@ -4,17 +4,29 @@
 #include <string.h>
 #include "export_int.h"
 
-static const char *
-layer_media_type(cs_compression c)
+const char *
+export_layer_media_type(const exp *x)
 {
-    switch (c) {
+    switch (x->comp) {
     case CS_COMP_GZIP:
-        return MT_LAYER "+gzip";
+        return x->docker ? MT_DOCKER_LAYER ".gzip" : MT_LAYER "+gzip";
     case CS_COMP_ZSTD:
         return MT_LAYER "+zstd";
     default:
-        return MT_LAYER;
+        return x->docker ? MT_DOCKER_LAYER : MT_LAYER;
     }
+}
+
+const char *
+export_config_media_type(const exp *x)
+{
+    return x->docker ? MT_DOCKER_CONFIG : MT_CONFIG;
+}
+
+const char *
+export_manifest_media_type(const exp *x)
+{
+    return x->docker ? MT_DOCKER_MANIFEST : MT_MANIFEST;
 }
 
 static json_t *
@@ -104,12 +116,13 @@ export_build_manifest(exp *x)
 {
     json_t *m = json_object();
     json_object_set_new(m, "schemaVersion", json_integer(2));
-    json_object_set_new(m, "mediaType", json_string(MT_MANIFEST));
-    json_object_set_new(m, "config", descriptor(MT_CONFIG, &x->config_d, x->config_len));
+    json_object_set_new(m, "mediaType", json_string(export_manifest_media_type(x)));
+    json_object_set_new(m, "config",
+                        descriptor(export_config_media_type(x), &x->config_d, x->config_len));
     json_t *ls = json_array();
     for (uint32_t i = 0; i < x->img->nlayers; i++)
-        json_array_append_new(
-            ls, descriptor(layer_media_type(x->comp), &x->layers[i].lb.blob, x->layers[i].lb.size));
+        json_array_append_new(ls, descriptor(export_layer_media_type(x), &x->layers[i].lb.blob,
+                                             x->layers[i].lb.size));
     json_object_set_new(m, "layers", ls);
     free(x->manifest);
     x->manifest = dump_json(m, &x->manifest_len);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "cstore/blobrepo.h"
 #include "cstore/buildcache.h"
 #include "cstore/content.h"
 #include "cstore/gc.h"
@@ -288,6 +289,11 @@ sweep_keep(cs_table t, const cs_digestset *keep, const MDB_val *k, const MDB_val
         cs_digest d;
         return cs_layerindex_record_tree(v->mv_data, v->mv_size, &d) && cs_digestset_has(keep, d.b);
     }
+    /* Registry locations of a blob go with the tree it was made from. */
+    if (t == CS_T_BLOB_REPOS) {
+        cs_digest d;
+        return cs_blob_repo_record_tree(v->mv_data, v->mv_size, &d) && cs_digestset_has(keep, d.b);
+    }
     /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;
@@ -479,6 +485,7 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
         { CS_T_CACHE, m->cache, &out->cache },
         { CS_T_IMAGES, m->images, &out->images },
         { CS_T_TARSPLIT, m->tarsplits, &out->tarsplits },
+        { CS_T_BLOB_REPOS, m->trees, &out->blob_repos },
         { CS_T_TREES, m->trees, &out->trees },
         { CS_T_LAYER_BLOBS, m->trees, &out->layer_blobs },
         { CS_T_LAYER_INDEX, m->trees, &out->layer_blobs },

@@ -6,6 +6,7 @@
 _cstore_verbs="build run load import export images inspect tag rmi du gc fsck help"
 _cstore_verbs="$_cstore_verbs login logout"
 _cstore_verbs="$_cstore_verbs pull"
+_cstore_verbs="$_cstore_verbs push"
 
 # The long options a verb's --help lists.
 _cstore_options()
@@ -43,7 +44,7 @@ _cstore()
         return
     fi
     case $verb in
-    run | export | inspect | tag | rmi)
+    run | export | push | inspect | tag | rmi)
         COMPREPLY=($(compgen -W "$(_cstore_images "$cmd" "${root[@]}")" -- "$cur")) ;;
     help)
         COMPREPLY=($(compgen -W "$_cstore_verbs" -- "$cur")) ;;
