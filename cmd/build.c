@@ -35,6 +35,9 @@ const char cmd_build_usage[] =
     "      --metadata-file PATH write buildx's build result metadata (JSON) to PATH\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
+    "      --snapshotter S      RUN's lower dirs: fuse (served from the store), unpack\n"
+    "                           (snapshots on disk) or auto (default: fuse when /dev/fuse\n"
+    "                           works)\n"
     "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
     "      --add-host HOST:IP   add a line to /etc/hosts of RUN (repeatable)\n"
     "      --shm-size SIZE      size of /dev/shm for RUN (default 64m; binary units)\n"
@@ -224,6 +227,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("metadata-file", 0, CMD_STRING, &metadata),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
+        CMD_OPT_CHOICE("snapshotter", &c->snapshotter, "auto|fuse|unpack", NULL),
         CMD_OPT("platform", 0, CMD_STRING, &o.platform),
         CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
         CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),

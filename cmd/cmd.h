@@ -31,6 +31,7 @@ typedef struct cmd_ctx {
     const char *name;  /* the verb, for messages */
     const char *usage; /* the verb's --help text */
     cs_store *store;   /* opened by cmd_open, closed by main */
+    int snapshotter;   /* --snapshotter of build and run (cs_snapshotter; 0: auto) */
 } cmd_ctx;
 
 /* A verb: argv[0] is the verb's name. */
@@ -39,6 +40,9 @@ typedef cmd_verb *cmd_fn;
 
 cmd_verb cmd_build, cmd_run, cmd_load, cmd_import, cmd_export, cmd_images, cmd_inspect, cmd_tag,
     cmd_rmi, cmd_gc, cmd_du, cmd_fsck;
+/* The FUSE server process (fuse.c): `cstore __fuse-serve ROOT MNT`, not a
+ * verb users type; started by the library (cstore/fuse.h). */
+int cmd_fuse_serve(int argc, char **argv);
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
