@@ -263,8 +263,8 @@ raise_readahead(const char *mnt)
     struct stat st;
     if (stat(mnt, &st) < 0)
         return;
-    cs_autofree char *p = cs_xasprintf("/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-                                       minor(st.st_dev));
+    cs_autofree char *p =
+        cs_xasprintf("/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
     cs_autoclose int fd = open(p, O_WRONLY | O_CLOEXEC);
     if (fd >= 0 && cs_write_all(fd, "1024", 4) < 0)
         return; /* the kernel's default stays */

@@ -60,8 +60,7 @@ cs_snapshotter cs_store_snapshotter(cs_store *s);
  * cs_snapshot_get, or CS_EIO/CS_EUNSUPPORTED when the server could not
  * start (with the snapshotter FUSE) or answer. Thread rules: one caller at a
  * time per store. */
-int cs_lowers_get(cs_store *s, const cs_digest *layers, size_t n, cs_strv *lowers,
-                  cs_error **err);
+int cs_lowers_get(cs_store *s, const cs_digest *layers, size_t n, cs_strv *lowers, cs_error **err);
 
 /* Stops this store's server (cs_store_close does it): closes the socket and
  * waits for the server to exit. */
