@@ -302,7 +302,8 @@ ctl_thread(void *arg)
     }
     cs_buf_release(&in);
     fuse_session_exit(v->se);
-    if (umount2(v->mnt, MNT_DETACH) < 0 && errno != EINVAL)
+    /* The client may have unmounted and removed it already. */
+    if (umount2(v->mnt, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
         cs_store_warn(v->s, "fuse server: unmount '%s': %s", v->mnt, strerror(errno));
     return NULL;
 }

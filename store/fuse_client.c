@@ -12,7 +12,6 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include "cstore/snapshot.h"
 #include "cstore/treeview.h"
@@ -237,19 +236,6 @@ cs_lowers_get(cs_store *s, const cs_digest *layers, size_t n, cs_strv *lowers, c
 
 /* ---- stopping, and what dead clients left ---- */
 
-/* Waits up to ~2 s for the server to exit (it does once the kernel drops
- * its mount); after that it goes on by itself, in its own process group. */
-static void
-reap_server(pid_t pid)
-{
-    for (int i = 0; i < 400; i++) {
-        pid_t r = waitpid(pid, NULL, WNOHANG);
-        if (r == pid || (r < 0 && errno != EINTR))
-            return;
-        nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
-    }
-}
-
 /* Unmounts (lazily: a mount of a dead server only answers ENOTCONN) and
  * removes the mount point path; then its parent dir when empty. */
 static int
@@ -268,14 +254,18 @@ cs_fuse_stop(cs_store *s)
     struct cs_fuse_client *c = *cs_store_fuse_slot(s);
     if (!c || !c->pid)
         return;
-    close(c->ctl); /* the server unmounts and exits */
+    /* The server unmounts and exits when its socket closes; unmounting here
+     * too (lazily, so at once) frees the mount point without waiting ~30 ms
+     * for that process to wind down. It is reaped if gone already, else it
+     * exits by itself (a zombie until this process exits or stops another). */
+    close(c->ctl);
     c->ctl = -1;
-    reap_server(c->pid);
-    c->pid = 0;
     cs_error *tmp = NULL;
     if (drop_mountpoint(c->mnt, &tmp) < 0)
         cs_store_warn_error(s, "fuse server", &tmp);
     rmdir(c->dir); /* fails while another server of this process uses it */
+    waitpid(c->pid, NULL, WNOHANG);
+    c->pid = 0;
 }
 
 void

@@ -14,10 +14,10 @@ must cs load "$BASES/busybox.oci.tar"
 # csbg ARGS... &: cstore in the background as the process $! names (not a subshell around it).
 csbg() { exec "$CSTORE" --root "$ROOT" "$@"; }
 mounts() { grep -c " $ROOT" /proc/self/mountinfo || true; }
-# wait_for CMD...: up to 20 s for CMD to succeed.
+# wait_for CMD...: up to 60 s for CMD to succeed (the machines running this may be loaded).
 wait_for() {
     local i
-    for i in $(seq 200); do
+    for i in $(seq 600); do
         "$@" && return 0
         sleep 0.1
     done
@@ -46,7 +46,7 @@ check_fails "a bad --snapshotter is refused" cs build --snapshotter overlay "$ct
 must cs export golang -o "$T/golang.oci" --format oci-dir
 unpack "$T/golang.oci:latest" "$T/gu"
 rootfs_manifest "$T/gu/rootfs" > "$T/want.txt"
-csbg run --snapshotter fuse golang sleep 60 >/dev/null 2>&1 &
+csbg run --snapshotter fuse golang sleep 60 >"$T/golang-run.log" 2>&1 &
 runpid=$!
 check "a served view appears while cstore run runs" wait_for has_view
 v=$(view_dir)
@@ -56,6 +56,7 @@ check "golang through the mount: files, links, modes, owners, xattrs, contents a
 check_eq "golang through the mount: as many entries" "$(wc -l < "$T/got.txt")" \
     "$(wc -l < "$T/want.txt")"
 diff "$T/want.txt" "$T/got.txt" | head -n 5
+head -n 5 "$T/golang-run.log"
 
 # SIGKILL of the client: the reaper unmounts the overlay, the server its mount.
 kill -9 "$runpid"
