@@ -14,7 +14,6 @@
 #include <stdarg.h>
 #include <string.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -280,8 +279,7 @@ ctl_thread(void *arg)
     cs_buf_init(&in);
     char chunk[4096];
     /* Here, not before the loop: stat of the mount point is a request. */
-    if (getenv("CSTORE_FUSE_RA") == NULL)
-        raise_readahead(v->mnt);
+    raise_readahead(v->mnt);
     if (cs_write_all(v->ctl, "ready\n", 6) < 0)
         cs_store_warn(v->s, "fuse server: control socket: %s", strerror(errno));
     for (;;) {
