@@ -4,6 +4,7 @@
 #include <string.h>
 #include "build_int.h"
 #include "build_secret.h"
+#include "cstore/fuse.h"
 #include "cstore/lease.h"
 #include "cstore/oneshot.h"
 #include "cstore/snapshot.h"
@@ -226,19 +227,14 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
     return 0;
 }
 
-/* The root filesystem: one snapshot per layer (unpacked once, then shared),
- * the merged tree and the user's ids in it. */
+/* The root filesystem: the layers served by FUSE, or one snapshot per layer
+ * (unpacked once, then shared); the merged tree and the user's ids in it. */
 static int
 run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
 {
-    for (size_t i = 0; i < st->nlayers; i++) {
-        char *dir = NULL;
-        int rc = cs_snapshot_get(b->s, &st->layers[i], &dir, err);
-        if (rc < 0)
-            return rc;
-        cs_strv_push(&r->lowers, dir);
-    }
-    int rc = stage_merged(b, st, &r->merged, err);
+    int rc = cs_lowers_get(b->s, st->layers, st->nlayers, &r->lowers, err);
+    if (rc == 0)
+        rc = stage_merged(b, st, &r->merged, err);
     if (rc == 0 && r->user && *r->user)
         rc = lookup_user(b, r->merged, r->user, &r->uid, &r->gid, err);
     return rc;
@@ -456,6 +452,9 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
     cs_ingest_free(ing);
     if (rc < 0)
         return rc;
+    /* Served trees need no snapshot: the upper dir goes (run_step_release). */
+    if (cs_store_snapshotter(b->s) == CS_SNAP_FUSE)
+        return 0;
     cs_error *tmp = NULL;
     if (cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp) == 0)
         free(cs_steal(&r->res.upper));

@@ -8,7 +8,7 @@
 #include "cstore/image.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
-#include "cstore/snapshot.h"
+#include "cstore/fuse.h"
 #include "cstore/strv.h"
 #include "run.h"
 
@@ -97,18 +97,12 @@ make_env(const image_spec *is, cs_strv *env)
         cs_strv_add(env, "HOME=/root");
 }
 
-/* The layers' snapshot dirs, bottom first (unpacked on first use). */
+/* The layers' lower dirs: one served view, or the snapshots (unpacked on
+ * first use), bottom first. */
 static int
 make_lowers(cs_store *s, const cs_image *img, cs_strv *lowers, cs_error **err)
 {
-    for (uint32_t i = 0; i < img->nlayers; i++) {
-        char *dir;
-        int rc = cs_snapshot_get(s, &img->layers[i], &dir, err);
-        if (rc < 0)
-            return rc;
-        cs_strv_push(lowers, dir);
-    }
-    return 0;
+    return cs_lowers_get(s, img->layers, img->nlayers, lowers, err);
 }
 
 static int

@@ -37,6 +37,9 @@ const char cmd_build_usage[] =
     "      --push               push every -t name to its registry after the build\n"
     "      --network MODE       host (default) or none, for RUN\n"
     "      --runtime PATH       OCI runtime for RUN (default runc)\n"
+    "      --snapshotter S      RUN's lower dirs: fuse (served from the store), unpack\n"
+    "                           (snapshots on disk) or auto (default: fuse when /dev/fuse\n"
+    "                           works)\n"
     "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
     "      --pull=POLICY        base images from their registry: missing (default: those\n"
     "                           not in the store), always (also --pull alone) or never\n"
@@ -241,6 +244,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("metadata-file", 0, CMD_STRING, &metadata),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
+        CMD_OPT_CHOICE("snapshotter", &c->snapshotter, "auto|fuse|unpack", NULL),
         CMD_OPT("platform", 0, CMD_STRING, &o.platform),
         CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
         CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),

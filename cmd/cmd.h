@@ -31,6 +31,7 @@ typedef struct cmd_ctx {
     const char *name;  /* the verb, for messages */
     const char *usage; /* the verb's --help text */
     cs_store *store;   /* opened by cmd_open, closed by main */
+    int snapshotter;   /* --snapshotter of build and run (cs_snapshotter; 0: auto) */
 } cmd_ctx;
 
 /* A verb: argv[0] is the verb's name. */
@@ -43,6 +44,9 @@ cmd_verb cmd_pull;
 extern const char cmd_pull_usage[];
 cmd_verb cmd_push;
 extern const char cmd_push_usage[];
+/* The FUSE server process (fuse.c): `cstore __fuse-serve ROOT MNT`, not a
+ * verb users type; started by the library (cstore/fuse.h). */
+int cmd_fuse_serve(int argc, char **argv);
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];

@@ -9,6 +9,7 @@
 #include <time.h>
 #include "cmd.h"
 #include "run.h"
+#include "cstore/fuse.h"
 
 static const char main_usage[] =
     "usage: cstore [--root DIR] COMMAND [ARG...]\n"
@@ -146,6 +147,8 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
         return rc;
     cs_store_set_cancel(c->store, main_cancel);
     cs_store_set_warn(c->store, print_warning, NULL);
+    /* RUN's lower dirs: the FUSE server is this program, re-executed. */
+    cs_store_set_snapshotter(c->store, (cs_snapshotter) c->snapshotter, "/proc/self/exe");
     /* What killed runs left (a mount, a container, a run dir): cleaned by
      * every command, once; a readdir of ROOT/tmp when there is nothing. */
     static bool cleaned;
@@ -337,6 +340,8 @@ main(int argc, char **argv)
     }
 
     const char *name = argv[i];
+    if (strcmp(name, CS_FUSE_VERB) == 0)
+        return cmd_fuse_serve(argc - i, argv + i);
     if (strcmp(name, "help") == 0) {
         /* "cstore help [COMMAND]" */
         const struct verb *v = i + 1 < argc ? find_verb(argv[i + 1]) : NULL;

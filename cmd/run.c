@@ -5,7 +5,8 @@
 #include "imagerun.h"
 
 const char cmd_run_usage[] =
-    "usage: cstore run [--network host|none] [--runtime PATH] NAME [CMD [ARG...]]\n"
+    "usage: cstore run [--network host|none] [--runtime PATH] [--snapshotter S] NAME\n"
+    "                  [CMD [ARG...]]\n"
     "\n"
     "Run an image's entrypoint and command (CMD ARG... replaces the command) with its\n"
     "environment, user and working directory. stdout and stderr pass through; the exit\n"
@@ -14,6 +15,8 @@ const char cmd_run_usage[] =
     "Options:\n"
     "  --network MODE   host (default) or none\n"
     "  --runtime PATH   the OCI runtime (default runc)\n"
+    "  --snapshotter S  the image's layers served by FUSE (fuse), unpacked (unpack) or\n"
+    "                   auto (default: fuse when /dev/fuse works)\n"
     "  -h, --help       show this help\n";
 
 int
@@ -24,6 +27,7 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
     const cmd_opt opts[] = {
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &runtime),
+        CMD_OPT_CHOICE("snapshotter", &c->snapshotter, "auto|fuse|unpack", NULL),
         CMD_OPT_END,
     };
     /* Options stop at NAME: what follows is the command's own. */

@@ -159,9 +159,8 @@ cs_lease_gc_unlock(int fd)
         close(fd);
 }
 
-/* A lease file's name "<pid>-<start>" names a live process. */
-static bool
-lease_live(const char *name)
+bool
+cs_pid_name_live(const char *name)
 {
     char *end;
     long pid = strtol(name, &end, 10);
@@ -217,7 +216,7 @@ lease_scan(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_error **er
         return r;
     int live = 0;
     for (size_t i = 0; i < n && r >= 0; i++) {
-        if (!lease_live(names[i])) {
+        if (!cs_pid_name_live(names[i])) {
             unlinkat(dfd, names[i], 0); /* best effort: the next gc retries */
             continue;
         }

@@ -18,6 +18,10 @@ int cs_lease_roots(cs_store *s, cs_digestset *images, cs_digestset *trees, cs_er
  * its own); store open calls it. */
 int cs_lease_clean_stale(cs_store *s, cs_error **err);
 
+/* A name "<pid>-<start time>" (a lease file's, a FUSE client's mount dir)
+ * names a live process: pid runs and started at that time. */
+bool cs_pid_name_live(const char *name);
+
 /* The store's lease slot (owned by store.c, filled by lease.c). */
 struct cs_lease **cs_store_lease_slot(cs_store *s);
 

@@ -11,6 +11,7 @@
 #include "cstore/snapshot.h"
 #include "cstore/store.h"
 #include "cstore/util.h"
+#include "fuse_int.h"
 #include "lease_int.h"
 
 struct cs_store {
@@ -20,7 +21,8 @@ struct cs_store {
     cs_warn_fn warn;
     void *warn_ctx;
     cs_cancel *cancel;
-    struct cs_lease *lease; /* lease.c: what this process relies on */
+    struct cs_lease *lease;      /* lease.c: what this process relies on */
+    struct cs_fuse_client *fuse; /* fuse_client.c: the snapshotter, its server */
 };
 
 char *
@@ -48,6 +50,8 @@ clean_killed(cs_store *s, unsigned flags)
     if (cs_snapshot_clean_stale(s, &tmp) < 0)
         cs_store_warn_error(s, "cleaning up", &tmp);
     if (cs_lease_clean_stale(s, &tmp) < 0)
+        cs_store_warn_error(s, "cleaning up", &tmp);
+    if (cs_fuse_clean_stale(s, &tmp) < 0)
         cs_store_warn_error(s, "cleaning up", &tmp);
     cs_autofree char *compact = cs_path_join(s->root, "compact.tmp");
     if (!(flags & CS_OPEN_EXCLUSIVE) && cs_rm_tree(compact, NULL, &tmp) < 0)
@@ -96,6 +100,8 @@ cs_store_close(cs_store *s)
 {
     if (!s)
         return;
+    cs_fuse_stop(s);
+    cs_fuse_client_free(s->fuse);
     cs_lease_release(s);
     cs_db_close(s->db);
     if (s->lockfd >= 0)
@@ -185,4 +191,10 @@ struct cs_lease **
 cs_store_lease_slot(cs_store *s)
 {
     return &s->lease;
+}
+
+struct cs_fuse_client **
+cs_store_fuse_slot(cs_store *s)
+{
+    return &s->fuse;
 }

@@ -146,9 +146,9 @@ if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made ther
 # same text.
 declare -A verb_opts=(
     [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
-             --iidfile --network --runtime --platform --add-host --shm-size --ulimit --build-context
+             --iidfile --network --runtime --snapshotter --platform --add-host --shm-size --ulimit --build-context
              --help -h"
-    [run]="--network --runtime --help -h"
+    [run]="--network --runtime --snapshotter --help -h"
     [load]="--tag -t --help -h"
     [import]="--tag -t --help -h"
     [export]="--output -o --format --compression --help -h"

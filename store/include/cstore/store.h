@@ -26,8 +26,9 @@ enum {
  * Caller frees. */
 char *cs_store_default_root(void);
 /* Opens (creating it) the store at root. Also removes what killed processes
- * left half-made in ROOT/snapshots (cs_snapshot_clean_stale); a failure of
- * that is only a warning. */
+ * left half-made in ROOT/snapshots (cs_snapshot_clean_stale) and the FUSE
+ * mounts of dead clients in ROOT/mnt (cs_fuse_clean_stale); a failure of
+ * that is only a warning. cs_store_close stops this process's FUSE server. */
 int cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err);
 void cs_store_close(cs_store *s);
 cs_db *cs_store_db(cs_store *s);
