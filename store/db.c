@@ -30,12 +30,19 @@ struct cs_db {
 };
 
 static const char *const table_names[CS_T_COUNT] = {
-    [CS_T_CHUNKS] = "chunks",       [CS_T_CONTENTS] = "contents",
-    [CS_T_TREES] = "trees",         [CS_T_LAYER_BLOBS] = "layer_blobs",
-    [CS_T_IMAGES] = "images",       [CS_T_TAGS] = "tags",
-    [CS_T_CACHE] = "cache",         [CS_T_STATCACHE] = "statcache",
-    [CS_T_SNAPSHOTS] = "snapshots", [CS_T_LEASES] = "leases",
-    [CS_T_META] = "meta",           [CS_T_TARSPLIT] = "tarsplit",
+    [CS_T_CHUNKS] = "chunks",
+    [CS_T_CONTENTS] = "contents",
+    [CS_T_TREES] = "trees",
+    [CS_T_LAYER_BLOBS] = "layer_blobs",
+    [CS_T_IMAGES] = "images",
+    [CS_T_TAGS] = "tags",
+    [CS_T_CACHE] = "cache",
+    [CS_T_STATCACHE] = "statcache",
+    [CS_T_SNAPSHOTS] = "snapshots",
+    [CS_T_LEASES] = "leases",
+    [CS_T_META] = "meta",
+    [CS_T_TARSPLIT] = "tarsplit",
+    [CS_T_REMOTE] = "remote_chunks",
 };
 
 int

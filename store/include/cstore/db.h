@@ -27,6 +27,7 @@ typedef enum cs_table {
     CS_T_LEASES,      /* lease id -> held objects, expiry */
     CS_T_META,        /* "schema" -> version */
     CS_T_TARSPLIT,    /* original diff_id -> tar framing of a loaded layer (tarsplit.h) */
+    CS_T_REMOTE,      /* chunk digest -> where an imported build cache holds it (rcache.h) */
     CS_T_COUNT
 } cs_table;
 
