@@ -5,6 +5,8 @@
 #include <string.h>
 #include "build_cache.h"
 
+#define ULL(x) ((unsigned long long) (x))
+
 /* Parses "k=v,k=v" into type, the path key's value and mode. */
 static int
 take_spec(cmd_ctx *c, const char *opt, const char *arg, const char *pathkey, char **path,
@@ -84,9 +86,8 @@ build_cache_import(cs_store *s, const build_cache *bc, cs_error **err)
         fprintf(stderr,
                 "cache: imported %llu entries, %llu records, %llu chunks (%llu left in %llu "
                 "packs) from %s\n",
-                (unsigned long long) st.entries, (unsigned long long) st.records,
-                (unsigned long long) st.chunks, (unsigned long long) st.remote,
-                (unsigned long long) st.packs, bc->from.v[i]);
+                ULL(st.entries), ULL(st.records), ULL(st.chunks), ULL(st.remote), ULL(st.packs),
+                bc->from.v[i]);
     }
     return 0;
 }
@@ -98,8 +99,7 @@ build_cache_print_fetched(void)
     cs_rcache_fetched(&st);
     if (st.fetched_chunks)
         fprintf(stderr, "cache: fetched %llu chunks, %llu bytes in %llu reads\n",
-                (unsigned long long) st.fetched_chunks, (unsigned long long) st.fetched_bytes,
-                (unsigned long long) st.reads);
+                ULL(st.fetched_chunks), ULL(st.fetched_bytes), ULL(st.reads));
 }
 
 int
@@ -116,9 +116,7 @@ build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result *re
     fprintf(stderr,
             "cache: exported %llu entries, %llu records, %llu chunks in %llu packs (%llu "
             "written, %llu bytes; index %llu bytes) to %s\n",
-            (unsigned long long) st.entries, (unsigned long long) st.records,
-            (unsigned long long) st.chunks, (unsigned long long) st.packs,
-            (unsigned long long) st.packs_written, (unsigned long long) st.bytes_written,
-            (unsigned long long) st.index_bytes, bc->to);
+            ULL(st.entries), ULL(st.records), ULL(st.chunks), ULL(st.packs), ULL(st.packs_written),
+            ULL(st.bytes_written), ULL(st.index_bytes), bc->to);
     return 0;
 }

@@ -67,16 +67,9 @@ add_content(coll *c, const cs_digest *d, cs_error **err)
 static int
 add_tarsplit(coll *c, const void *diff_id, cs_error **err)
 {
-    cs_error *tmp = NULL;
-    int r = copy_rec(c, RK_TARSPLIT, CS_T_TARSPLIT, diff_id, 32, NULL, &tmp);
-    if (r == -CS_ENOTFOUND) {
-        cs_error_clear(&tmp);
-        return 0;
-    }
-    if (r < 0 && err && !*err)
-        *err = cs_steal(&tmp);
-    cs_error_clear(&tmp);
-    return r;
+    /* cs_db_get reports a missing key by its code only. */
+    int r = copy_rec(c, RK_TARSPLIT, CS_T_TARSPLIT, diff_id, 32, NULL, err);
+    return r == -CS_ENOTFOUND ? 0 : r;
 }
 
 /* The tree's layer_blobs records (keys start with its digest): a commit on
@@ -179,15 +172,9 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
 {
     MDB_val v;
     cs_cache_entry e;
-    cs_error *tmp = NULL;
-    int r = cs_db_get(c->db, c->txn, CS_T_CACHE, key->b, 32, &v, &tmp);
-    if (r == -CS_ENOTFOUND) { /* a step that failed or was never stored */
-        cs_error_clear(&tmp);
+    int r = cs_db_get(c->db, c->txn, CS_T_CACHE, key->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND) /* a step that failed or was never stored */
         return 0;
-    }
-    if (r < 0 && err && !*err)
-        *err = cs_steal(&tmp);
-    cs_error_clear(&tmp);
     if (r < 0 || (r = cs_cache_decode(v.mv_data, v.mv_size, &e, err)) < 0)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))

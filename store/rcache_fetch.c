@@ -68,19 +68,10 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
     if (!cs_digestset_add(w->seen, d->b))
         return 0;
     MDB_val v;
-    cs_error *tmp = NULL;
-    int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, &tmp);
-    if (r == -CS_ENOTFOUND || (r == 0 && v.mv_size < 45)) { /* local, or not ours */
-        cs_error_clear(&tmp);
+    int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND || (r == 0 && v.mv_size < 45)) /* local, or not ours */
         return 0;
-    }
-    if (r < 0) {
-        if (err && !*err)
-            *err = cs_steal(&tmp);
-        cs_error_clear(&tmp);
-        return r;
-    }
-    if ((r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
+    if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
         return r < 0 ? r : 0;
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 256;
