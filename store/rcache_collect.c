@@ -1,7 +1,8 @@
-/* rcache_collect.c - what a cache export holds: the build's cache entries,
- * the images it resolved, and every tree, content, layer_blobs and tarsplit
- * record they refer to, copied verbatim; the chunks in the order the packs
- * are cut over (see cstore/rcache.h). */
+/* rcache_collect.c - what a cache export holds: the build's cache entries
+ * (in the root), the images it resolved and every tree they refer to, each
+ * in a part of its own with the content, layer_blobs and tarsplit records
+ * it needs, copied verbatim; the chunks in the order the packs are cut over
+ * (see cstore/rcache.h). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 typedef struct coll {
     cs_db *db;
     MDB_txn *txn;
+    const char *dir;
     rc_index *x;
+    rc_part *part; /* the part being filled */
     cs_rcache_stats *st;
     cs_digestset *trees, *contents, *chunks, *final;
     cs_digest *order;
@@ -30,7 +33,7 @@ copy_rec(coll *c, uint8_t kind, cs_table t, const void *k, size_t kn, MDB_val *o
     int r = cs_db_get(c->db, c->txn, t, k, kn, &v, err);
     if (r < 0)
         return r;
-    if (rc_index_add(c->x, kind, k, kn, v.mv_data, v.mv_size))
+    if (rc_part_add(c->part, kind, k, kn, v.mv_data, v.mv_size))
         c->st->records++;
     if (out)
         *out = v;
@@ -86,7 +89,7 @@ add_layer_blobs(coll *c, const cs_digest *tree, cs_error **err)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < 33 || memcmp(k.mv_data, tree->b, 32))
             break;
-        if (rc_index_add(c->x, RK_LBLOB, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+        if (rc_part_add(c->part, RK_LBLOB, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
             c->st->records++;
         if (k.mv_size == 65)
             r = add_tarsplit(c, (const uint8_t *) k.mv_data + 33, err);
@@ -100,10 +103,8 @@ add_layer_blobs(coll *c, const cs_digest *tree, cs_error **err)
 }
 
 static int
-add_tree(coll *c, const cs_digest *d, cs_error **err)
+tree_records(coll *c, const cs_digest *d, cs_error **err)
 {
-    if (!cs_digestset_add(c->trees, d->b))
-        return 0;
     MDB_val v;
     int r = copy_rec(c, RK_TREE, CS_T_TREES, d->b, 32, &v, err);
     cs_tree *t = NULL;
@@ -114,6 +115,26 @@ add_tree(coll *c, const cs_digest *d, cs_error **err)
             r = add_content(c, &t->e[i].content, err);
     cs_tree_free(t);
     return r < 0 ? r : add_layer_blobs(c, d, err);
+}
+
+/* A tree's part: the same tree gives the same blob (its contents are all
+ * in it, whatever other trees hold), so an export finds it written. */
+static int
+add_tree(coll *c, const cs_digest *d, cs_error **err)
+{
+    if (!cs_digestset_add(c->trees, d->b))
+        return 0;
+    rc_part part;
+    rc_part_init(&part);
+    c->part = &part;
+    c->contents = cs_digestset_new(false);
+    int r = tree_records(c, d, err);
+    if (r >= 0)
+        r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
+    cs_digestset_free(c->contents);
+    c->contents = NULL;
+    rc_part_release(&part);
+    return r;
 }
 
 static bool
@@ -153,15 +174,19 @@ add_image(coll *c, const cs_digest *id, cs_error **err)
     if (r < 0)
         return r;
     cs_strv tags = { 0 };
+    rc_part part;
+    rc_part_init(&part);
+    c->part = &part;
     if (image_wanted(c, img) && (r = copy_rec(c, RK_IMAGE, CS_T_IMAGES, id->b, 32, NULL, err)) >= 0
-        && (r = cs_image_tags(c->db, c->txn, id, &tags, err)) >= 0) {
+        && (r = cs_image_tags(c->db, c->txn, id, &tags, err)) >= 0
+        && (r = add_diff_ids(c, img, err)) >= 0) {
         for (size_t i = 0; i < tags.n; i++)
-            rc_index_add(c->x, RK_TAG, tags.v[i], strlen(tags.v[i]), id->b, 32);
+            rc_part_add(&part, RK_TAG, tags.v[i], strlen(tags.v[i]), id->b, 32);
+        r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
         for (uint32_t i = 0; i < img->nlayers && r >= 0; i++)
             r = add_tree(c, &img->layers[i], err);
-        if (r >= 0)
-            r = add_diff_ids(c, img, err);
     }
+    rc_part_release(&part);
     cs_strv_release(&tags);
     cs_image_free(img);
     return r;
@@ -179,7 +204,7 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))
         return 0;
-    if (rc_index_add(c->x, RK_CACHE, key->b, 32, v.mv_data, v.mv_size))
+    if (rc_part_add(&c->x->root, RK_CACHE, key->b, 32, v.mv_data, v.mv_size))
         c->st->entries++;
     return e.has_layer ? add_tree(c, &e.tree, err) : 0;
 }
@@ -199,12 +224,11 @@ final_layers(coll *c, const cs_digest *id, cs_error **err)
 }
 
 int
-rc_collect(cs_db *db, MDB_txn *txn, const cs_rcache_build *b, cs_rcache_mode mode, rc_index *x,
-           cs_digest **order, size_t *norder, cs_rcache_stats *st, cs_error **err)
+rc_collect(cs_db *db, MDB_txn *txn, const char *dir, const cs_rcache_build *b, cs_rcache_mode mode,
+           rc_index *x, cs_digest **order, size_t *norder, cs_rcache_stats *st, cs_error **err)
 {
-    coll c = { .db = db, .txn = txn, .x = x, .st = st };
+    coll c = { .db = db, .txn = txn, .dir = dir, .x = x, .st = st };
     c.trees = cs_digestset_new(false);
-    c.contents = cs_digestset_new(false);
     c.chunks = cs_digestset_new(false);
     int r = mode == CS_RCACHE_MIN ? final_layers(&c, &b->final, err) : 0;
     for (size_t i = 0; i < b->nimages && r >= 0; i++)
@@ -212,7 +236,6 @@ rc_collect(cs_db *db, MDB_txn *txn, const cs_rcache_build *b, cs_rcache_mode mod
     for (size_t i = 0; i < b->nkeys && r >= 0; i++)
         r = add_entry(&c, &b->keys[i], err);
     cs_digestset_free(c.trees);
-    cs_digestset_free(c.contents);
     cs_digestset_free(c.chunks);
     cs_digestset_free(c.final);
     if (r < 0) {

@@ -21,7 +21,7 @@ collect_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     export_ctx *e = ctx;
     free(e->order);
     e->order = NULL;
-    return rc_collect(db, txn, e->b, e->mode, e->x, &e->order, &e->n, e->st, err);
+    return rc_collect(db, txn, e->dir, e->b, e->mode, e->x, &e->order, &e->n, e->st, err);
 }
 
 static int
@@ -75,7 +75,7 @@ write_index(export_ctx *e, cs_error **err)
     rc_index_encode(e->x, &b);
     cs_digest d;
     int r = rc_blob_write(e->dir, b.data, b.len, &d, err);
-    e->st->index_bytes = b.len;
+    e->st->index_bytes += r == 1 ? b.len : 0;
     if (r >= 0)
         r = rc_layout_write(e->dir, &d, b.len, e->x, err);
     cs_buf_release(&b);

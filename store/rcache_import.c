@@ -20,6 +20,7 @@ typedef struct import_ctx {
     MDB_txn *txn;
     cs_digest *packs;
     uint32_t npacks, cap;
+    bool in_part; /* walking a part, not the root */
     cs_rcache_stats *st;
 } import_ctx;
 
@@ -123,8 +124,31 @@ add_pack(import_ctx *c, const void *k, cs_error **err)
     cs_autofree char *path = rc_blob_path(c->dir, &c->packs[c->npacks++]);
     if (access(path, R_OK) < 0)
         return cs_err(err, CS_ENOTFOUND, 0, "cache '%s': pack %s missing", c->dir, path);
-    c->st->packs++;
+    c->st->packs += !c->in_part;
     return 0;
+}
+
+static int import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v,
+                      uint32_t vn, cs_error **err);
+
+/* A part blob, walked with a pack table of its own. */
+static int
+import_part(import_ctx *c, const void *k, const uint8_t *v, cs_error **err)
+{
+    cs_digest d;
+    memcpy(d.b, k, 32);
+    cs_buf b;
+    cs_buf_init(&b);
+    import_ctx pc = *c;
+    pc.packs = NULL;
+    pc.npacks = pc.cap = 0;
+    pc.in_part = true;
+    int r = rc_blob_read(c->dir, &d, (int64_t) cs_be64_get(v), &b, err);
+    if (r >= 0)
+        r = rc_index_each(b.data, b.len, import_rec, &pc, err);
+    free(pc.packs);
+    cs_buf_release(&b);
+    return r;
 }
 
 static int
@@ -132,6 +156,8 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
            cs_error **err)
 {
     import_ctx *c = ctx;
+    if (kind == RK_PART || kind == RK_PACKPART)
+        return import_part(c, k, v, err);
     if (kind == RK_PACK)
         return add_pack(c, k, err);
     if (kind == RK_CHUNK) {

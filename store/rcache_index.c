@@ -1,31 +1,29 @@
-/* rcache_index.c - the cache index blob: records in memory, encoding,
- * walking and merging an older index (see cstore/rcache.h). */
+/* rcache_index.c - the cache index: blobs of records (the root and its
+ * parts), encoding, walking, and merging an older root (see
+ * cstore/rcache.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "rcache_int.h"
 
 void
-rc_index_init(rc_index *x)
+rc_part_init(rc_part *p)
 {
-    memset(x, 0, sizeof(*x));
-    cs_buf_init(&x->recs);
-    x->seen = cs_digestset_new(false);
-    x->chunks = cs_digestset_new(false);
+    cs_buf_init(&p->recs);
+    p->n = 0;
+    p->seen = cs_digestset_new(false);
 }
 
 void
-rc_index_release(rc_index *x)
+rc_part_release(rc_part *p)
 {
-    cs_buf_release(&x->recs);
-    cs_free_all(x->packs, x->pack_sizes, x->places);
-    cs_digestset_free(x->seen);
-    cs_digestset_free(x->chunks);
-    memset(x, 0, sizeof(*x));
+    cs_buf_release(&p->recs);
+    cs_digestset_free(p->seen);
+    p->seen = NULL;
 }
 
 bool
-rc_index_add(rc_index *x, uint8_t kind, const void *k, size_t kn, const void *v, size_t vn)
+rc_part_add(rc_part *p, uint8_t kind, const void *k, size_t kn, const void *v, size_t vn)
 {
     cs_sha256_ctx *h = cs_sha256_new();
     cs_digest id;
@@ -33,66 +31,116 @@ rc_index_add(rc_index *x, uint8_t kind, const void *k, size_t kn, const void *v,
     cs_sha256_update(h, k, kn);
     cs_sha256_final(h, &id);
     cs_sha256_free(h);
-    if (!cs_digestset_add(x->seen, id.b))
+    if (!cs_digestset_add(p->seen, id.b))
         return false;
-    cs_buf_u8(&x->recs, kind);
-    cs_buf_bytes(&x->recs, k, (uint32_t) kn);
-    cs_buf_bytes(&x->recs, v, (uint32_t) vn);
-    x->nrecs++;
+    cs_buf_u8(&p->recs, kind);
+    cs_buf_bytes(&p->recs, k, (uint32_t) kn);
+    cs_buf_bytes(&p->recs, v, (uint32_t) vn);
+    p->n++;
     return true;
 }
 
-uint32_t
-rc_index_pack(rc_index *x, const cs_digest *d, uint64_t size)
+void
+rc_part_encode(const rc_part *p, cs_buf *out)
 {
-    for (uint32_t i = 0; i < x->npacks; i++)
-        if (cs_digest_eq(&x->packs[i], d))
-            return i;
-    if (x->npacks == x->cappacks) {
-        x->cappacks = x->cappacks ? x->cappacks * 2 : 16;
-        x->packs = cs_xrealloc(x->packs, x->cappacks * sizeof(cs_digest));
-        x->pack_sizes = cs_xrealloc(x->pack_sizes, x->cappacks * sizeof(uint64_t));
-    }
-    x->packs[x->npacks] = *d;
-    x->pack_sizes[x->npacks] = size;
-    return x->npacks++;
+    cs_buf_append(out, RC_INDEX_MAGIC, 8);
+    cs_buf_u32(out, p->n);
+    cs_buf_append(out, p->recs.data, p->recs.len);
 }
 
 void
-rc_index_place(rc_index *x, const cs_digest *chunk, uint32_t pack, uint64_t off, uint32_t len)
+rc_index_init(rc_index *x)
 {
-    if (!cs_digestset_add(x->chunks, chunk->b))
-        return;
-    if (x->nplaces == x->capplaces) {
-        x->capplaces = x->capplaces ? x->capplaces * 2 : 1024;
-        x->places = cs_xrealloc(x->places, x->capplaces * sizeof(rc_place));
+    memset(x, 0, sizeof(*x));
+    rc_part_init(&x->root);
+    x->chunks = cs_digestset_new(false);
+}
+
+void
+rc_index_release(rc_index *x)
+{
+    rc_part_release(&x->root);
+    cs_free_all(x->parts, x->part_sizes, x->part_kinds, x->packs, x->pack_sizes);
+    cs_digestset_free(x->chunks);
+    memset(x, 0, sizeof(*x));
+}
+
+/* Appends d unless there; the index of d. */
+static uint32_t
+add_digest(cs_digest **v, uint64_t **sizes, uint32_t *n, uint32_t *cap, const cs_digest *d,
+           uint64_t size, bool *added)
+{
+    *added = false;
+    for (uint32_t i = 0; i < *n; i++)
+        if (cs_digest_eq(&(*v)[i], d))
+            return i;
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = cs_xrealloc(*v, *cap * sizeof(cs_digest));
+        *sizes = cs_xrealloc(*sizes, *cap * sizeof(uint64_t));
     }
-    x->places[x->nplaces++] = (rc_place){ *chunk, pack, off, len };
+    (*v)[*n] = *d;
+    (*sizes)[*n] = size;
+    *added = true;
+    return (*n)++;
+}
+
+void
+rc_index_part(rc_index *x, uint8_t kind, const cs_digest *d, uint64_t size)
+{
+    bool added;
+    uint32_t cap = x->capparts;
+    uint32_t i = add_digest(&x->parts, &x->part_sizes, &x->nparts, &x->capparts, d, size, &added);
+    if (x->capparts != cap)
+        x->part_kinds = cs_xrealloc(x->part_kinds, x->capparts);
+    if (added)
+        x->part_kinds[i] = kind;
+}
+
+void
+rc_index_pack(rc_index *x, const cs_digest *d, uint64_t size)
+{
+    bool added;
+    add_digest(&x->packs, &x->pack_sizes, &x->npacks, &x->cappacks, d, size, &added);
+}
+
+int
+rc_index_put_part(rc_index *x, const char *dir, uint8_t kind, const rc_part *p, cs_rcache_stats *st,
+                  cs_error **err)
+{
+    cs_buf b;
+    cs_buf_init(&b);
+    rc_part_encode(p, &b);
+    cs_digest d;
+    int r = rc_blob_write(dir, b.data, b.len, &d, err);
+    if (r >= 0) {
+        rc_index_part(x, kind, &d, b.len);
+        st->index_bytes += r == 1 ? b.len : 0;
+    }
+    cs_buf_release(&b);
+    return r < 0 ? r : 0;
+}
+
+static void
+put_sized(cs_buf *out, uint8_t kind, const cs_digest *d, uint64_t size)
+{
+    uint8_t v[8];
+    cs_be64_put(v, size);
+    cs_buf_u8(out, kind);
+    cs_buf_bytes(out, d->b, 32);
+    cs_buf_bytes(out, v, 8);
 }
 
 void
 rc_index_encode(const rc_index *x, cs_buf *out)
 {
     cs_buf_append(out, RC_INDEX_MAGIC, 8);
-    cs_buf_u32(out, (uint32_t) (x->nrecs + x->npacks + x->nplaces));
-    cs_buf_append(out, x->recs.data, x->recs.len);
-    for (uint32_t i = 0; i < x->npacks; i++) {
-        uint8_t v[8];
-        cs_be64_put(v, x->pack_sizes[i]);
-        cs_buf_u8(out, RK_PACK);
-        cs_buf_bytes(out, x->packs[i].b, 32);
-        cs_buf_bytes(out, v, 8);
-    }
-    for (size_t i = 0; i < x->nplaces; i++) {
-        const rc_place *p = &x->places[i];
-        uint8_t v[16];
-        cs_be32_put(v, p->pack);
-        cs_be64_put(v + 4, p->off);
-        cs_be32_put(v + 12, p->len);
-        cs_buf_u8(out, RK_CHUNK);
-        cs_buf_bytes(out, p->chunk.b, 32);
-        cs_buf_bytes(out, v, 16);
-    }
+    cs_buf_u32(out, x->root.n + x->nparts + x->npacks);
+    cs_buf_append(out, x->root.recs.data, x->root.recs.len);
+    for (uint32_t i = 0; i < x->nparts; i++)
+        put_sized(out, x->part_kinds[i], &x->parts[i], x->part_sizes[i]);
+    for (uint32_t i = 0; i < x->npacks; i++)
+        put_sized(out, RK_PACK, &x->packs[i], x->pack_sizes[i]);
 }
 
 int
@@ -110,8 +158,9 @@ rc_index_each(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err)
         const void *v = cs_rd_bytes(&r, &vn);
         if (r.bad)
             break;
-        if (kind == 0 || kind >= RK_COUNT || (kind >= RK_PACK && kn != 32)
-            || (kind == RK_PACK && vn != 8) || (kind == RK_CHUNK && vn != 16))
+        bool sized = kind == RK_PACK || kind == RK_PART || kind == RK_PACKPART;
+        if (kind == 0 || kind >= RK_COUNT || ((sized || kind == RK_CHUNK) && kn != 32)
+            || (sized && vn != 8) || (kind == RK_CHUNK && vn != 16))
             return cs_err(err, CS_ECORRUPT, 0, "cache index: bad record %u (kind %u)", i, kind);
         if ((rc = fn(ctx, kind, k, kn, v, vn, err)) < 0)
             return rc;
@@ -124,38 +173,70 @@ rc_index_each(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err)
 typedef struct merge_ctx {
     rc_index *x;
     const char *dir;
-    uint32_t *map; /* old pack number -> new */
-    uint32_t nold, cap;
+    bool gone; /* a pack part whose pack is gone from dir */
 } merge_ctx;
+
+static bool
+in_dir(const char *dir, const void *digest)
+{
+    cs_digest d;
+    memcpy(d.b, digest, 32);
+    cs_autofree char *path = rc_blob_path(dir, &d);
+    return access(path, F_OK) == 0;
+}
+
+/* A pack part's records: its pack (still there?) and its chunks. */
+static int
+merge_pack_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uint32_t vn,
+               cs_error **err)
+{
+    merge_ctx *m = ctx;
+    (void) kn, (void) vn, (void) err;
+    if (kind == RK_PACK && !in_dir(m->dir, k))
+        m->gone = true;
+    if (kind == RK_PACK && !m->gone) {
+        cs_digest d;
+        memcpy(d.b, k, 32);
+        rc_index_pack(m->x, &d, cs_be64_get(v));
+    }
+    if (kind == RK_CHUNK && !m->gone)
+        cs_digestset_add(m->x->chunks, k);
+    return 0;
+}
+
+static int
+merge_packpart(merge_ctx *m, const cs_digest *d, uint64_t size, cs_error **err)
+{
+    cs_buf b;
+    cs_buf_init(&b);
+    merge_ctx pm = { m->x, m->dir, false };
+    int r = rc_blob_read(m->dir, d, (int64_t) size, &b, err);
+    if (r >= 0)
+        r = rc_index_each(b.data, b.len, merge_pack_rec, &pm, err);
+    cs_buf_release(&b);
+    if (r >= 0 && !pm.gone)
+        rc_index_part(m->x, RK_PACKPART, d, size);
+    return r;
+}
 
 static int
 merge_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uint32_t vn,
           cs_error **err)
 {
     merge_ctx *m = ctx;
-    const uint8_t *b = v;
-    if (kind == RK_PACK) {
-        if (m->nold == m->cap) {
-            m->cap = m->cap ? m->cap * 2 : 16;
-            m->map = cs_xrealloc(m->map, m->cap * sizeof(uint32_t));
-        }
-        cs_digest d;
-        memcpy(d.b, k, 32);
-        /* A pack someone removed: its chunks go into new packs. */
-        cs_autofree char *path = rc_blob_path(m->dir, &d);
-        m->map[m->nold++] =
-            access(path, F_OK) ? UINT32_MAX : rc_index_pack(m->x, &d, cs_be64_get(b));
-    } else if (kind == RK_CHUNK) {
-        uint32_t pack = cs_be32_get(b);
-        if (pack >= m->nold)
-            return cs_err(err, CS_ECORRUPT, 0, "cache index: chunk in unknown pack %u", pack);
-        cs_digest d;
-        memcpy(d.b, k, 32);
-        if (m->map[pack] != UINT32_MAX)
-            rc_index_place(m->x, &d, m->map[pack], cs_be64_get(b + 4), cs_be32_get(b + 12));
-    } else {
-        rc_index_add(m->x, kind, k, kn, v, vn);
+    cs_digest d;
+    if (kind == RK_PACK)
+        return 0; /* named again by the pack parts still there */
+    if (kind != RK_PART && kind != RK_PACKPART) {
+        rc_part_add(&m->x->root, kind, k, kn, v, vn);
+        return 0;
     }
+    memcpy(d.b, k, 32);
+    if (!in_dir(m->dir, k))
+        return 0; /* someone removed it: what needs it is exported again */
+    if (kind == RK_PACKPART)
+        return merge_packpart(m, &d, cs_be64_get(v), err);
+    rc_index_part(m->x, RK_PART, &d, cs_be64_get(v));
     return 0;
 }
 
@@ -163,7 +244,5 @@ int
 rc_index_merge(rc_index *x, const char *dir, const void *p, size_t n, cs_error **err)
 {
     merge_ctx m = { .x = x, .dir = dir };
-    int rc = rc_index_each(p, n, merge_rec, &m, err);
-    free(m.map);
-    return rc;
+    return rc_index_each(p, n, merge_rec, &m, err);
 }

@@ -32,21 +32,28 @@ rc_blob_write(const char *dir, const void *p, size_t n, cs_digest *out, cs_error
     return 1;
 }
 
-/* Reads a blob and checks its digest (and size when known). */
-static int
-blob_read(const char *dir, const char *dstr, int64_t size, cs_buf *out, cs_error **err)
+int
+rc_blob_read(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err)
 {
-    cs_digest d, got;
-    if (!dstr || !cs_digest_parse(dstr, &d))
-        return cs_err(err, CS_ECORRUPT, 0, "cache '%s': bad digest in manifest", dir);
-    cs_autofree char *path = rc_blob_path(dir, &d);
+    cs_digest got;
+    cs_autofree char *path = rc_blob_path(dir, d);
     int r = cs_read_file(path, (size_t) 1 << 31, out, err);
     if (r < 0)
         return r;
     cs_sha256(out->data, out->len, &got);
-    if (!cs_digest_eq(&d, &got) || (size >= 0 && (uint64_t) size != out->len))
-        return cs_err(err, CS_ECORRUPT, 0, "cache blob %s: digest mismatch", dstr);
+    if (!cs_digest_eq(d, &got) || (size >= 0 && (uint64_t) size != out->len))
+        return cs_err(err, CS_ECORRUPT, 0, "cache blob '%s': digest mismatch", path);
     return 0;
+}
+
+/* A blob named by a descriptor's digest string. */
+static int
+blob_read(const char *dir, const char *dstr, int64_t size, cs_buf *out, cs_error **err)
+{
+    cs_digest d;
+    if (!dstr || !cs_digest_parse(dstr, &d))
+        return cs_err(err, CS_ECORRUPT, 0, "cache '%s': bad digest in manifest", dir);
+    return rc_blob_read(dir, &d, size, out, err);
 }
 
 /* index.json's manifest named RC_REF_NAME. */
@@ -131,6 +138,9 @@ rc_layout_write(const char *dir, const cs_digest *index, uint64_t index_size, co
         return r;
     json_t *layers = json_array();
     json_array_append_new(layers, descriptor(CS_RCACHE_INDEX_TYPE, index, index_size));
+    for (uint32_t i = 0; i < x->nparts; i++)
+        json_array_append_new(layers,
+                              descriptor(CS_RCACHE_PART_TYPE, &x->parts[i], x->part_sizes[i]));
     for (uint32_t i = 0; i < x->npacks; i++)
         json_array_append_new(layers,
                               descriptor(CS_RCACHE_PACK_TYPE, &x->packs[i], x->pack_sizes[i]));

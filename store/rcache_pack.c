@@ -36,20 +36,30 @@ flush(packer *p, cs_error **err)
     int r = rc_blob_write(p->dir, p->data.data, p->data.len, &d, err);
     if (r < 0)
         return r;
-    uint32_t no = rc_index_pack(p->x, &d, p->data.len);
+    rc_index_pack(p->x, &d, p->data.len);
     if (r == 1) {
         p->st->packs_written++;
         p->st->bytes_written += p->data.len;
     }
+    /* The pack's part: the pack, then its chunks' places (pack number 0:
+     * the first pack of that blob). */
+    rc_part part;
+    rc_part_init(&part);
+    uint8_t v[16];
+    cs_be64_put(v, p->data.len);
+    rc_part_add(&part, RK_PACK, d.b, 32, v, 8);
     const uint8_t *t = p->toc.data;
     for (uint32_t i = 0; i < p->n; i++, t += 44) {
-        cs_digest c;
-        memcpy(c.b, t, 32);
-        rc_index_place(p->x, &c, no, cs_be64_get(t + 32), cs_be32_get(t + 40));
+        cs_be32_put(v, 0);
+        memcpy(v + 4, t + 32, 12);
+        rc_part_add(&part, RK_CHUNK, t, 32, v, 16);
+        cs_digestset_add(p->x->chunks, t);
     }
+    r = rc_index_put_part(p->x, p->dir, RK_PACKPART, &part, p->st, err);
+    rc_part_release(&part);
     p->data.len = p->toc.len = 0;
     p->n = 0;
-    return 0;
+    return r;
 }
 
 static int

@@ -75,6 +75,8 @@ printf 'line 2\n' >"$lctx/msg.txt"
 out=$(build_plain -t app --cache-to "type=local,dest=$cache,mode=max" "$lctx")
 ida=$(tail -n 1 <<<"$out")
 check_eq "one-line change: A's export writes one new pack" "$(field "$out" 'written,')" 1
+check_cmp "one-line change: ... and < 100 kB of index (the new trees' parts and the root)" \
+    "$(field "$out" 'bytes)')" -lt 100000
 new_pack=$(comm -13 <(echo "$packs_before") <(ls "$cache/blobs/sha256" | sort) |
     while read -r b; do [ "$(tail -c 8 "$cache/blobs/sha256/$b" | tr -d '\0')" = CSPACK1 ] && echo "$b"; done)
 check_eq "one-line change: exactly one new pack blob in the layout" "$(wc -w <<<"$new_pack")" 1

@@ -4,15 +4,20 @@
  *
  * The cache is one OCI artifact: index.json names a manifest (tagged
  * "cstore-cache") whose config has the media type CS_RCACHE_CONFIG_TYPE and
- * whose layers are (a) the cache index blob and (b) chunk packs.
+ * whose layers are (a) the root index blob, (b) its part blobs and (c) the
+ * chunk packs.
  *
- * Index blob: "CSRCIX1\0" | n u32 | n x (kind u8 | key bytes | value bytes)
- * (bytes: u32 length + bytes). Kinds: the records of the store that the
- * cache results need, copied verbatim from their tables (cache entries,
- * trees, contents, layer_blobs, tarsplit, base images and their tags), packs
- * (digest -> size u64) and chunk places (chunk digest -> pack number u32 |
- * offset u64 | length u32). Each record is checked by its owner's decoder
- * before an import puts it.
+ * Index blobs (root and parts): "CSRCIX1\0" | n u32 | n x (kind u8 | key
+ * bytes | value bytes) (bytes: u32 length + bytes). The root holds the cache
+ * entries and names the parts and packs (digest -> size u64). A part holds
+ * the records of one image (its record, tags, tarsplit records) or of one
+ * tree (the tree, all its contents, its layer_blobs and tarsplit records),
+ * copied verbatim from their tables, or a pack's chunk places (the pack,
+ * then chunk digest -> pack number u32 | offset u64 | length u32). The same
+ * tree or pack gives the same part blob, so an export after a one-line
+ * change writes the root and the parts of the new trees and packs only
+ * (measured on hello-go: the golang metadata alone is 4.8 MB). Each record
+ * is checked by its owner's decoder before an import puts it.
  *
  * Pack blob: the chunk records AS STORED (codec u8 | raw length u32 | bytes:
  * no recompression), back to back, then a table of contents (n x (digest |
@@ -42,6 +47,7 @@
 
 #define CS_RCACHE_CONFIG_TYPE "application/vnd.cstore.cache.config.v1+json"
 #define CS_RCACHE_INDEX_TYPE  "application/vnd.cstore.cache.index.v1"
+#define CS_RCACHE_PART_TYPE   "application/vnd.cstore.cache.index.part.v1"
 #define CS_RCACHE_PACK_TYPE   "application/vnd.cstore.cache.pack.v1"
 #define CS_RCACHE_PACK_MIN    ((uint64_t) 8 << 20)
 #define CS_RCACHE_PACK_MAX    ((uint64_t) 64 << 20)
