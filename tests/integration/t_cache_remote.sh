@@ -143,6 +143,24 @@ out=$(cs build --progress quiet --cache-from "type=local,src=$T/nothing-here" "$
 check "a --cache-from dir without a cache is a warning, the build goes on" \
     grep -q 'warning: --cache-from' <<<"$out"
 
+# A killed export leaves a cache that still imports (index.json is renamed last; blobs are named
+# by their digests). Kills at a few points of an export that writes a new 8 MB pack.
+for delay in 0.3 0.8 1.5; do
+    ROOT=$T/a-light
+    printf 'kill %s\n' "$delay" >"$lctx/msg.txt"
+    cs build --progress quiet -t app --cache-to "type=local,dest=$cache,mode=max" "$lctx" \
+        >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    ROOT=$T/k-light-$delay
+    check "killed export after ${delay}s: the cache still imports and the build succeeds" \
+        cs build --progress quiet -t app --cache-from "type=local,src=$cache" "$lctx"
+    check "killed export after ${delay}s: the importing store is fsck-clean" cs fsck
+done
+printf 'line 2\n' >"$lctx/msg.txt"
+
 # mode=min: only the final stage's steps (and the images they use).
 ROOT=$T/a-light
 out=$(build_plain -t app --cache-to "type=local,dest=$T/cache-min" "$lctx")
