@@ -88,27 +88,32 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
 }
 
 static int
+want_content(wants *w, const cs_digest *content, cs_error **err)
+{
+    cs_autofree cs_chunk_ref *refs = NULL;
+    uint64_t size;
+    uint32_t n;
+    int r = cs_content_get(w->db, w->txn, content, &size, &refs, &n, err);
+    for (uint32_t j = 0; r >= 0 && j < n; j++)
+        r = want_chunk(w, &refs[j].d, err);
+    return r;
+}
+
+static int
 want_tree(wants *w, const cs_digest *tree, cs_error **err)
 {
     cs_tree *t = NULL;
     int r = cs_tree_get(w->db, w->txn, tree, &t, err);
-    for (size_t i = 0; r >= 0 && t && i < t->n; i++) {
-        if (!t->e[i].has_content)
-            continue;
-        cs_autofree cs_chunk_ref *refs = NULL;
-        uint64_t size;
-        uint32_t n;
-        r = cs_content_get(w->db, w->txn, &t->e[i].content, &size, &refs, &n, err);
-        for (uint32_t j = 0; r >= 0 && j < n; j++)
-            r = want_chunk(w, &refs[j].d, err);
-    }
+    for (size_t i = 0; r >= 0 && t && i < t->n; i++)
+        if (t->e[i].has_content)
+            r = want_content(w, &t->e[i].content, err);
     cs_tree_free(t);
     return r;
 }
 
 typedef struct collect_ctx {
     wants *w;
-    const cs_digest *trees, *chunks;
+    const cs_digest *trees, *chunks, *content;
     size_t ntrees, nchunks;
 } collect_ctx;
 
@@ -125,6 +130,8 @@ collect_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         r = want_tree(c->w, &c->trees[i], err);
     for (size_t i = 0; i < c->nchunks && r >= 0; i++)
         r = want_chunk(c->w, &c->chunks[i], err);
+    if (c->content && r >= 0)
+        r = want_content(c->w, c->content, err);
     return r;
 }
 
@@ -247,13 +254,12 @@ fetch_all(cs_store *s, wants *w, cs_rcache_stats *st, cs_error **err)
 }
 
 static int
-fetch(cs_store *s, const cs_digest *trees, size_t ntrees, const cs_digest *chunks, size_t nchunks,
-      cs_rcache_stats *st, cs_error **err)
+fetch(cs_store *s, collect_ctx *c, cs_rcache_stats *st, cs_error **err)
 {
     wants w = { .seen = cs_digestset_new(false) };
-    collect_ctx c = { &w, trees, chunks, ntrees, nchunks };
+    c->w = &w;
     cs_rcache_stats mine = { 0 };
-    int r = cs_db_read(cs_store_db(s), collect_fn, &c, err);
+    int r = cs_db_read(cs_store_db(s), collect_fn, c, err);
     if (r >= 0 && w.n)
         r = fetch_all(s, &w, &mine, err);
     for (size_t i = 0; i < w.n; i++)
@@ -276,14 +282,23 @@ fetch(cs_store *s, const cs_digest *trees, size_t ntrees, const cs_digest *chunk
 int
 rc_fetch_chunks(cs_store *s, const cs_digest *chunks, size_t n, cs_rcache_stats *st, cs_error **err)
 {
-    return fetch(s, NULL, 0, chunks, n, st, err);
+    collect_ctx c = { .chunks = chunks, .nchunks = n };
+    return fetch(s, &c, st, err);
 }
 
 int
 cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcache_stats *st,
                       cs_error **err)
 {
-    return fetch(s, trees, n, NULL, 0, st, err);
+    collect_ctx c = { .trees = trees, .ntrees = n };
+    return fetch(s, &c, st, err);
+}
+
+int
+cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err)
+{
+    collect_ctx c = { .content = content };
+    return fetch(s, &c, NULL, err);
 }
 
 int

@@ -161,6 +161,20 @@ for delay in 0.3 0.8 1.5; do
 done
 printf 'line 2\n' >"$lctx/msg.txt"
 
+# COPY --chown on an imported base reads its /etc/passwd and /etc/group: those files' chunks only.
+cctx=$T/chown
+mkdir -p "$cctx"
+printf 'hi\n' >"$cctx/f"
+printf 'FROM busybox\nCOPY --chown=nobody:nogroup f /f\n' >"$cctx/Dockerfile"
+ROOT=$T/a-light
+ida=$(cs build --progress quiet -t chown --cache-to "type=local,dest=$T/cache-chown" "$cctx" 2>/dev/null)
+ROOT=$T/chown-b
+out=$(build_plain -t chown --cache-from "type=local,src=$T/cache-chown" "$cctx")
+check_eq "COPY --chown from an empty root: the same image id" "$(tail -n 1 <<<"$out")" "$ida"
+check_eq "COPY --chown from an empty root: every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
+check_cmp "COPY --chown: only /etc/passwd and /etc/group fetched (< 4096 bytes)" \
+    "$(fetched_bytes "$out")" -lt 4096
+
 # mode=min: only the final stage's steps (and the images they use).
 ROOT=$T/a-light
 out=$(build_plain -t app --cache-to "type=local,dest=$T/cache-min" "$lctx")

@@ -88,6 +88,8 @@ int cs_rcache_import_local(cs_store *s, const char *dir, cs_rcache_stats *st, cs
 /* Makes the chunks of these trees local (nothing to do: one lookup). */
 int cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcache_stats *st,
                           cs_error **err);
+/* The same for one content (a file a build reads: /etc/passwd for --chown). */
+int cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err);
 /* The same for an image's layers, by name or id. */
 int cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs_error **err);
 /* Fetch counters of this process (every fetch adds to them). */
