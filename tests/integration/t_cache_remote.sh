@@ -161,6 +161,29 @@ for delay in 0.3 0.8 1.5; do
 done
 printf 'line 2\n' >"$lctx/msg.txt"
 
+# Two exports to one dir at once (two machines): both finish, the dir imports, nothing is lost
+# that the last writer had (best effort: last writer wins for the root, packs stay).
+ROOT=$T/a-light
+pctx=$T/par
+cp -r "$lctx" "$pctx"
+printf 'parallel\n' >"$pctx/msg.txt"
+cs build --progress quiet -t par1 --cache-to "type=local,dest=$T/cache-par,mode=max" "$lctx" \
+    >"$T/par1.out" 2>&1 &
+p1=$!
+ROOT=$T/a2-light
+must cs load "$BASES/busybox.docker.tar"
+cs build --progress quiet -t par2 --cache-to "type=local,dest=$T/cache-par,mode=max" "$pctx" \
+    >"$T/par2.out" 2>&1 &
+p2=$!
+rc1=0 rc2=0
+wait "$p1" || rc1=$?
+wait "$p2" || rc2=$?
+check_eq "parallel exports: both finish" "$rc1 $rc2" "0 0"
+ROOT=$T/par-b
+check "parallel exports: the dir imports and a build from it succeeds" \
+    cs build --progress quiet -t par --cache-from "type=local,src=$T/cache-par" "$pctx"
+check "parallel exports: fsck-clean" cs fsck
+
 # COPY --chown on an imported base reads its /etc/passwd and /etc/group: those files' chunks only.
 cctx=$T/chown
 mkdir -p "$cctx"
