@@ -266,16 +266,12 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.contexts = ag.contexts;
     o.ncontexts = ag.ncontexts;
     cs_store *s;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0) {
+    if ((rc = cmd_open(c, 0, &s, err)) < 0 || (rc = build_cache_import(s, &bc, err)) < 0) {
         cs_df_env_free(args);
         return rc;
     }
     __attribute__((cleanup(cs_build_result_release))) cs_build_result res = { 0 };
     cmd_progress prog;
-    if ((rc = build_cache_import(s, &bc, err)) < 0) {
-        cs_df_env_free(args);
-        return rc;
-    }
     cmd_progress_init(&prog, modes[progress], stderr, &o);
     rc = cs_build(s, &o, &res, err);
     cmd_progress_finish(&prog);
