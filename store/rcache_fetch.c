@@ -175,9 +175,30 @@ put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return 0;
 }
 
-static int
-pread_all(int fd, void *p, uint64_t n, uint64_t off, const char *path, cs_error **err)
+static cs_rcache_remote remote;
+
+void
+cs_rcache_set_remote(const cs_rcache_remote *r)
 {
+    remote = *r;
+}
+
+int
+rc_remote_has(const char *dir, const cs_digest *d, cs_error **err)
+{
+    cs_autofree char *path = rc_blob_path(dir, d);
+    if (access(path, F_OK) == 0)
+        return 1;
+    return remote.has ? remote.has(dir, d, err) : 0;
+}
+
+/* n bytes at off of the range's pack: from the dir's file (fd), else from
+ * where the remote reader finds it. */
+static int
+read_at(const range *g, int fd, void *p, uint64_t n, uint64_t off, const char *path, cs_error **err)
+{
+    if (fd < 0)
+        return remote.read(g->v[0].src, &g->v[0].pack, off, n, p, err);
     ssize_t got = pread(fd, p, n, (off_t) off);
     if (got < 0 || (uint64_t) got != n)
         return cs_err(err, CS_ECORRUPT, got < 0 ? errno : 0, "pack '%s': short read", path);
@@ -200,7 +221,7 @@ check_range(range *g, int fd, const char *path, cs_error **err)
             continue;
         cs_error_clear(&tmp);
         raw.len = 0;
-        if ((r = pread_all(fd, p, x->len, x->off, path, err)) < 0)
+        if ((r = read_at(g, fd, p, x->len, x->off, path, err)) < 0)
             break;
         if (x->len < 5 || (r = cs_chunk_decode(&x->chunk, p, x->len, true, &raw, err)) < 0)
             r = cs_err_wrap(err, "cache pack '%s' at %llu", path, (unsigned long long) x->off);
@@ -214,10 +235,10 @@ fetch_range(cs_store *s, range *g, cs_rcache_stats *st, cs_error **err)
 {
     cs_autofree char *path = rc_blob_path(g->v[0].src, &g->v[0].pack);
     cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0 && (errno != ENOENT || !remote.read))
         return cs_err(err, CS_ENOTFOUND, errno, "cache pack '%s'", path);
     g->buf = cs_xmalloc(g->len ? g->len : 1);
-    int r = pread_all(fd, g->buf, g->len, g->off, path, err);
+    int r = read_at(g, fd, g->buf, g->len, g->off, path, err);
     if (r >= 0)
         r = check_range(g, fd, path, err);
     put_ctx pc = { g };

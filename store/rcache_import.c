@@ -121,10 +121,14 @@ add_pack(import_ctx *c, const void *k, cs_error **err)
         c->packs = cs_xrealloc(c->packs, c->cap * sizeof(cs_digest));
     }
     memcpy(c->packs[c->npacks].b, k, 32);
-    cs_autofree char *path = rc_blob_path(c->dir, &c->packs[c->npacks++]);
-    if (access(path, R_OK) < 0)
-        return cs_err(err, CS_ENOTFOUND, 0, "cache '%s': pack %s missing", c->dir, path);
-    c->st->packs += !c->in_part;
+    if (c->in_part) {
+        c->npacks++;
+        return 0; /* the root names every pack: checked there */
+    }
+    int r = rc_remote_has(c->dir, &c->packs[c->npacks++], err);
+    if (r <= 0)
+        return r < 0 ? r : cs_err(err, CS_ENOTFOUND, 0, "cache '%s': a pack is missing", c->dir);
+    c->st->packs++;
     return 0;
 }
 

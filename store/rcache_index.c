@@ -181,8 +181,10 @@ in_dir(const char *dir, const void *digest)
 {
     cs_digest d;
     memcpy(d.b, digest, 32);
-    cs_autofree char *path = rc_blob_path(dir, &d);
-    return access(path, F_OK) == 0;
+    cs_error *tmp = NULL;
+    int r = rc_remote_has(dir, &d, &tmp);
+    cs_error_clear(&tmp); /* unknown: packed again, never lost */
+    return r == 1;
 }
 
 /* A pack part's records: its pack (still there?) and its chunks. */

@@ -94,6 +94,8 @@ int rc_packs_write(cs_db *db, MDB_txn *txn, const char *dir, const cs_digest *or
                    rc_index *x, cs_rcache_stats *st, cs_error **err);
 
 /* ---- rcache_fetch.c ---- */
+/* 1 when blob d is in dir or, through the remote, where dir mirrors. */
+int rc_remote_has(const char *dir, const cs_digest *d, cs_error **err);
 /* Makes these chunks local where an imported cache holds them. */
 int rc_fetch_chunks(cs_store *s, const cs_digest *chunks, size_t n, cs_rcache_stats *st,
                     cs_error **err);

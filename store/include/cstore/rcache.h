@@ -95,6 +95,18 @@ int cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs
 /* Fetch counters of this process (every fetch adds to them). */
 void cs_rcache_fetched(cs_rcache_stats *out);
 
+/* Where the blobs of a cache dir come from when the dir lacks them: a
+ * mirror dir of a registry cache holds the manifest and index blobs, the
+ * packs stay in the registry. The program sets this once (cmd/: the
+ * registry client); store/ knows no registry. has: 1 / 0 / <0; read: len
+ * bytes at off of blob d into buf. */
+typedef struct cs_rcache_remote {
+    int (*has)(const char *dir, const cs_digest *d, cs_error **err);
+    int (*read)(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, void *buf,
+                cs_error **err);
+} cs_rcache_remote;
+void cs_rcache_set_remote(const cs_rcache_remote *r);
+
 /* 1 when the chunk is remote-backed (an imported cache has it), 0 if not:
  * for gc and fsck, which count such chunks as present. */
 int cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **err);
