@@ -7,35 +7,41 @@
 
 #define ULL(x) ((unsigned long long) (x))
 
-/* Parses "k=v,k=v" into type, the path key's value and mode. */
+/* Parses "k=v,k=v": type=local with the path key (dest or src), or
+ * type=registry with ref; mode for --cache-to. *out: 'L' or 'R', then the
+ * path or ref. */
 static int
-take_spec(cmd_ctx *c, const char *opt, const char *arg, const char *pathkey, char **path,
+take_spec(cmd_ctx *c, const char *opt, const char *arg, const char *pathkey, char **out,
           cs_rcache_mode *mode)
 {
     cs_autofree char *spec = cs_xstrdup(arg);
-    char *p = spec, *kv;
-    bool local = false;
+    char *p = spec, *kv, type = 0;
+    const char *path = NULL, *ref = NULL;
     while ((kv = strsep(&p, ",")) != NULL) {
         char *eq = strchr(kv, '=');
         if (!eq)
             return cmd_usage_error(c, "%s '%s': '%s' is not KEY=VALUE", opt, arg, kv);
         *eq = '\0';
         const char *v = eq + 1;
-        if (!strcmp(kv, "type") && strcmp(v, "local"))
-            return cmd_usage_error(c, "%s: cache type '%s' is not supported (type=local is)", opt,
+        if (!strcmp(kv, "type") && (!strcmp(v, "local") || !strcmp(v, "registry")))
+            type = v[0] == 'l' ? 'L' : 'R';
+        else if (!strcmp(kv, "type"))
+            return cmd_usage_error(c, "%s: cache type '%s' is not supported (local, registry)", opt,
                                    v);
-        if (!strcmp(kv, "type"))
-            local = true;
-        else if (!strcmp(kv, pathkey) && *v) {
-            free(*path);
-            *path = cs_xstrdup(v);
-        } else if (mode && !strcmp(kv, "mode") && (!strcmp(v, "min") || !strcmp(v, "max")))
+        else if (!strcmp(kv, pathkey) && *v)
+            path = v;
+        else if (!strcmp(kv, "ref") && *v)
+            ref = v;
+        else if (mode && !strcmp(kv, "mode") && (!strcmp(v, "min") || !strcmp(v, "max")))
             *mode = !strcmp(v, "max") ? CS_RCACHE_MAX : CS_RCACHE_MIN;
         else
             return cmd_usage_error(c, "%s '%s': unsupported attribute '%s'", opt, arg, kv);
     }
-    if (!local || !*path)
-        return cmd_usage_error(c, "%s '%s': type=local,%s=DIR is required", opt, arg, pathkey);
+    if ((type == 'L' && !path) || (type == 'R' && !ref) || !type)
+        return cmd_usage_error(c, "%s '%s': type=local,%s=DIR or type=registry,ref=REF is required",
+                               opt, arg, pathkey);
+    free(*out);
+    *out = cs_xasprintf("%c%s", type, type == 'L' ? path : ref);
     return 0;
 }
 
@@ -75,7 +81,9 @@ build_cache_import(cs_store *s, const build_cache *bc, cs_error **err)
 {
     for (size_t i = 0; i < bc->from.n; i++) {
         cs_rcache_stats st;
-        int rc = cs_rcache_import_local(s, bc->from.v[i], &st, err);
+        const char *src = bc->from.v[i] + 1;
+        int rc = bc->from.v[i][0] == 'R' ? cache_registry_import(s, src, &st, err)
+                                         : cs_rcache_import_local(s, src, &st, err);
         if (rc == -CS_ENOTFOUND) {
             fprintf(stderr, "cstore: warning: --cache-from: %s\n", (*err)->msg);
             cs_error_clear(err);
@@ -87,7 +95,7 @@ build_cache_import(cs_store *s, const build_cache *bc, cs_error **err)
                 "cache: imported %llu entries, %llu records, %llu chunks (%llu left in %llu "
                 "packs) from %s\n",
                 ULL(st.entries), ULL(st.records), ULL(st.chunks), ULL(st.remote), ULL(st.packs),
-                bc->from.v[i]);
+                src);
     }
     return 0;
 }
@@ -110,13 +118,19 @@ build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result *re
         return 0;
     cs_rcache_build b = { res->keys, res->nkeys, res->images, res->nimages, res->id };
     cs_rcache_stats st;
-    int rc = cs_rcache_export_local(s, bc->to, &b, bc->mode, &st, err);
+    uint64_t sent = 0, uploads = 0;
+    const char *dst = bc->to + 1;
+    int rc = bc->to[0] == 'R'
+                 ? cache_registry_export(s, dst, &b, bc->mode, &st, &sent, &uploads, err)
+                 : cs_rcache_export_local(s, dst, &b, bc->mode, &st, err);
     if (rc < 0)
         return rc;
     fprintf(stderr,
             "cache: exported %llu entries, %llu records, %llu chunks in %llu packs (%llu "
             "written, %llu bytes; index %llu bytes) to %s\n",
             ULL(st.entries), ULL(st.records), ULL(st.chunks), ULL(st.packs), ULL(st.packs_written),
-            ULL(st.bytes_written), ULL(st.index_bytes), bc->to);
+            ULL(st.bytes_written), ULL(st.index_bytes), dst);
+    if (bc->to[0] == 'R')
+        fprintf(stderr, "cache: pushed %llu blobs, %llu bytes\n", ULL(uploads), ULL(sent));
     return 0;
 }

@@ -15,8 +15,8 @@ typedef struct build_cache {
 } build_cache;
 
 /* CMD_CALL handlers (o->dst is a build_cache *): "type=local,dest=DIR[,mode=
- * min|max]" and "type=local,src=DIR"; anything else is a one-line usage
- * error (type=registry is not there yet). */
+ * min|max]", "type=local,src=DIR", "type=registry,ref=REF[,mode=..]";
+ * anything else is a one-line usage error. */
 int build_cache_take_to(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
 int build_cache_take_from(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
 void build_cache_release(build_cache *bc);
@@ -29,5 +29,14 @@ int build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result
                        cs_error **err);
 /* "cache: fetched ..." on stderr when this process fetched chunks. */
 void build_cache_print_fetched(void);
+
+/* ---- cache_registry.c: type=registry through a mirror dir in the root ---- */
+/* Sets the hooks that read packs from the registry (cs_rcache_set_remote). */
+void cache_registry_install(void);
+int cache_registry_import(cs_store *s, const char *ref, cs_rcache_stats *st, cs_error **err);
+/* sent/uploads: blob bytes and blobs pushed. */
+int cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b,
+                          cs_rcache_mode mode, cs_rcache_stats *st, uint64_t *sent,
+                          uint64_t *uploads, cs_error **err);
 
 #endif
