@@ -125,8 +125,9 @@ check "repaired pack: the export succeeds" cs export app -o "$T/c.tar"
 # Bad input: one line, non-zero, store unchanged.
 ROOT=$T/b-light
 before=$(du_counts)
-check_fails "--cache-to type=registry is refused (not yet)" \
-    cs build --cache-to type=registry,ref=x "$lctx"
+check_fails "--cache-to type=s3 is refused" cs build --cache-to type=s3,ref=x "$lctx"
+check_fails "--cache-to type=registry without ref is refused" \
+    cs build --cache-to type=registry "$lctx"
 check_fails "--cache-to without dest is refused" cs build --cache-to type=local "$lctx"
 check_fails "--cache-from with an unknown attribute is refused" \
     cs build --cache-from "type=local,src=$cache,bogus=1" "$lctx"
