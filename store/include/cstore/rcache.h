@@ -7,8 +7,8 @@
  * whose layers are (a) the root index blob, (b) its part blobs and (c) the
  * chunk packs.
  *
- * Index blobs (root and parts): "CSRCIX1\0" | n u32 | n x (kind u8 | key
- * bytes | value bytes) (bytes: u32 length + bytes). The root holds the cache
+ * Index blobs (root and parts): a zstd frame of "CSRCIX1\0" | n u32 | n x
+ * (kind u8 | key bytes | value bytes) (bytes: u32 length + bytes). The root holds the cache
  * entries and names the parts and packs (digest -> size u64). A part holds
  * the records of one image (its record, tags, tarsplit records) or of one
  * tree (the tree, all its contents, its layer_blobs and tarsplit records),
