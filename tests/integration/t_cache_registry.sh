@@ -7,14 +7,11 @@
 # blob; after a one-line change A uploads one new pack and a few index blobs.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/registry_lib.sh"
+. "$(dirname "$0")/cache_lib.sh"
 need root overlayfs runc jq
 bases
 registry_start plain
 
-build_plain() { cs build --progress plain "$@" 2>&1; }
-layer_steps() { grep -cE '^#[0-9]+ \[[^]]*\] (WORKDIR|COPY|ADD|RUN)' <<<"$1"; }
-cached_steps() { grep -cE '^#[0-9]+ CACHED$' <<<"$1"; }
-fetched_bytes() { grep -oE 'fetched [0-9]+ chunks, [0-9]+ bytes' <<<"$1" | awk '{print $4}'; }
 pushed() { grep -oE 'pushed [0-9]+ blobs' <<<"$1" | awk '{print $2}'; }
 pack_gets() { reg_count '"GET /v2/cache/[^ ]*/blobs/sha256:[0-9a-f]+ HTTP[^"]*" 20[06]'; }
 
@@ -49,16 +46,7 @@ scenario() {
 }
 
 lctx=$T/light
-mkdir -p "$lctx"
-printf 'line 1\n' >"$lctx/msg.txt"
-cat >"$lctx/Dockerfile" <<'EOF2'
-FROM busybox AS build
-WORKDIR /src
-COPY msg.txt ./
-RUN head -c 8000000 /dev/urandom >/src/big.bin && echo "built $(cat msg.txt)" >/out.txt
-FROM busybox
-COPY --from=build /out.txt /out.txt
-EOF2
+light_project "$lctx"
 scenario light "$lctx" 4000000
 
 # One-line change: one new pack and a few small index blobs go up.

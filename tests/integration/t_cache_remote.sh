@@ -8,17 +8,10 @@
 # the store unchanged. Runs on a busybox project (builder stage with an 8 MB random layer), and on
 # examples/hello-go (golang never fetched) unless CSTORE_TEST_LIGHT=1.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/cache_lib.sh"
 need root overlayfs runc jq cmp python3
 bases
 
-# A build's plain progress; its cache lines on stderr go along.
-build_plain() { cs build --progress plain "$@" 2>&1; }
-# layer_steps OUT: the WORKDIR/COPY/RUN steps of a plain progress output.
-layer_steps() { grep -cE '^#[0-9]+ \[[^]]*\] (WORKDIR|COPY|ADD|RUN)' <<<"$1"; }
-cached_steps() { grep -cE '^#[0-9]+ CACHED$' <<<"$1"; }
-# field OUT KEY: the number before KEY on the "cache: ..." line ("written," -> packs written).
-field() { grep -oE "[0-9]+ $2" <<<"$1" | head -n 1 | cut -d' ' -f1; }
-fetched_bytes() { grep -oE 'fetched [0-9]+ chunks, [0-9]+ bytes' <<<"$1" | awk '{print $4}'; }
 
 # scenario NAME CTX MAXFETCH: the A/B cycle on context CTX; MAXFETCH bounds what B's export of
 # the image may read from packs (less than the builder stage's bytes).
@@ -55,16 +48,7 @@ scenario() {
 
 # ---- the light project: a builder stage with a big random layer ----
 lctx=$T/light
-mkdir -p "$lctx"
-printf 'line 1\n' >"$lctx/msg.txt"
-cat >"$lctx/Dockerfile" <<'EOF'
-FROM busybox AS build
-WORKDIR /src
-COPY msg.txt ./
-RUN head -c 8000000 /dev/urandom >/src/big.bin && echo "built $(cat msg.txt)" >/out.txt
-FROM busybox
-COPY --from=build /out.txt /out.txt
-EOF
+light_project "$lctx"
 scenario light "$lctx" 4000000
 
 # One-line change: A writes one new pack, small; B builds the new version all cached.
