@@ -225,7 +225,7 @@ build_release(build *b)
 {
     for (size_t i = 0; i < b->nst; i++)
         stage_release(&b->st[i]);
-    cs_free_all(b->st, b->hits, b->created, b->df_path);
+    cs_free_all(b->st, b->hits, b->created, b->df_path, b->res.keys, b->res.images);
     cs_ignore_free(b->ignore);
     cs_df_env_free(b->global);
     cs_df_free(b->df);
@@ -327,6 +327,14 @@ export_step(build *b, cs_digest *id, cs_error **err)
     return 0;
 }
 
+void
+cs_build_result_release(cs_build_result *r)
+{
+    cs_free_all(r->keys, r->images);
+    r->keys = r->images = NULL;
+    r->nkeys = r->nimages = 0;
+}
+
 int
 cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **err)
 {
@@ -348,6 +356,10 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
     if (r == 0) {
         out->steps = b.res.steps;
         out->cached = b.res.cached;
+        out->keys = cs_steal(&b.res.keys);
+        out->images = cs_steal(&b.res.images);
+        out->nkeys = b.res.nkeys;
+        out->nimages = b.res.nimages;
     }
     build_release(&b);
     return r;

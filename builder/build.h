@@ -144,7 +144,13 @@ typedef struct cs_build_opts {
 typedef struct cs_build_result {
     cs_digest id; /* image id: sha256 of the config */
     unsigned steps, cached;
+    /* Every cache key looked up, in build order, and the images FROM and
+     * COPY --from resolved (for --cache-to); owned: cs_build_result_release. */
+    cs_digest *keys, *images;
+    size_t nkeys, nimages;
 } cs_build_result;
+
+void cs_build_result_release(cs_build_result *r);
 
 /* Builds and commits. Errors read "DOCKERFILE:LINE: ..." where a line is
  * known; -CS_ECANCELED when the store's cancel flag was triggered.

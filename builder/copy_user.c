@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cstore/oneshot.h"
 #include "cstore/merged.h"
+#include "cstore/rcache.h"
 
 /* Reads /etc/passwd or /etc/group of tree into b (empty when absent). */
 static int
@@ -26,6 +27,9 @@ read_tree_file(cs_store *s, const cs_tree *t, const char *path, cs_buf *b, cs_er
         return 0;
     if (e->size > (10u << 20))
         return cs_err(err, CS_EINVAL, 0, "%s: too large", path);
+    /* A file from an imported build cache: its bytes first. */
+    if ((r = cs_rcache_fetch_content(s, &e->content, err)) < 0)
+        return r;
     return cs_content_load(cs_store_db(s), &e->content, b, err);
 }
 

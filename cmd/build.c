@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "build.h"
+#include "build_cache.h"
 #include "build_output.h"
 #include "cmd.h"
 #include "progress.h"
@@ -28,6 +29,10 @@ const char cmd_build_usage[] =
     "                           a named context for FROM, COPY --from and RUN --mount\n"
     "                           from= (repeatable; over a stage or image of that name)\n"
     "      --no-cache           do not use the build cache\n"
+    "      --cache-to type=local,dest=DIR|type=registry,ref=REF[,mode=min|max]\n"
+    "                           export the build cache (an OCI artifact of chunk packs)\n"
+    "      --cache-from type=local,src=DIR|type=registry,ref=REF\n"
+    "                           import a build cache (lazily: bytes when needed; repeatable)\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "  -q, --quiet              no progress; print only the image digest\n"
     "      --iidfile PATH       write the image digest to PATH\n"
@@ -227,6 +232,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     __attribute__((cleanup(agents_release))) agents ag = { 0 };
     const char *iidfile = NULL, *metadata = NULL, *pull = NULL;
     build_out_auto build_out out = { 0 };
+    __attribute__((cleanup(build_cache_release))) build_cache bc = { 0 };
     int progress = 0, network = 0; /* auto, host */
     bool quiet = false, push = false;
     const cmd_opt opts[] = {
@@ -237,6 +243,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("build-arg", 0, CMD_CALL, args, take_build_arg),
         CMD_OPT_FN("build-context", 0, CMD_CALL, &ag, take_context),
         CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
+        CMD_OPT_FN("cache-to", 0, CMD_CALL, &bc, build_cache_take_to),
+        CMD_OPT_FN("cache-from", 0, CMD_CALL, &bc, build_cache_take_from),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
@@ -279,18 +287,18 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.contexts = ag.contexts;
     o.ncontexts = ag.ncontexts;
     cs_store *s;
-    if ((rc = cmd_open(c, 0, &s, err)) < 0) {
+    if ((rc = cmd_open(c, 0, &s, err)) < 0 || (rc = build_cache_import(s, &bc, err)) < 0) {
         cs_df_env_free(args);
         return rc;
     }
-    cs_build_result res;
+    __attribute__((cleanup(cs_build_result_release))) cs_build_result res = { 0 };
     cmd_progress prog;
     cmd_pull_policy(&o, pull, s, progress == 2);
     cmd_progress_init(&prog, modes[progress], stderr, &o);
     rc = cs_build(s, &o, &res, err);
     cmd_progress_finish(&prog);
     cs_df_env_free(args);
-    if (rc < 0)
+    if (rc < 0 || (rc = build_cache_export(s, &bc, &res, err)) < 0)
         return rc;
     if (push && (rc = cmd_build_push(s, tags.v, modes[progress], err)) < 0)
         return rc;

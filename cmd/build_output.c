@@ -11,6 +11,7 @@
 #include "build_output.h"
 #include "cstore/export.h"
 #include "cstore/image.h"
+#include "cstore/rcache.h"
 #include "cstore/rootfs.h"
 
 /* In the order of build_out_type, from BUILD_OUT_OCI. */
@@ -182,6 +183,9 @@ build_out_write(cs_store *s, const build_out *out, const cs_digest *id, char **t
     const char *name = tags && tags[0] ? tags[0] : ids;
     bool to_stdout = build_out_stdout(out);
     int rc = 0;
+    /* An image from an imported build cache: its bytes first. */
+    if (out->type != BUILD_OUT_NONE && (rc = cs_rcache_fetch_image(s, ids, NULL, err)) < 0)
+        return rc;
     switch (out->type) {
     case BUILD_OUT_NONE:
         return 0;

@@ -1,6 +1,8 @@
 /* export.c - `cstore export`: images out. */
+#include "build_cache.h"
 #include "cmd.h"
 #include "cstore/export.h"
+#include "cstore/rcache.h"
 
 const char cmd_export_usage[] =
     "usage: cstore export NAME -o PATH [--format FORMAT] [--compression C]\n"
@@ -38,5 +40,9 @@ cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err)
 
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;
+    /* An image from an imported build cache: its bytes first. */
+    if ((rc = cs_rcache_fetch_image(s, args.v[0], NULL, err)) < 0)
+        return rc;
+    build_cache_print_fetched();
     return cs_export(s, args.v[0], out, fmts[fmt], comps[comp], err);
 }

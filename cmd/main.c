@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "build_cache.h"
 #include "cmd.h"
 #include "run.h"
 #include "cstore/fuse.h"
@@ -149,6 +150,7 @@ cmd_open(cmd_ctx *c, unsigned flags, cs_store **out, cs_error **err)
     cs_store_set_warn(c->store, print_warning, NULL);
     /* RUN's lower dirs: the FUSE server is this program, re-executed. */
     cs_store_set_snapshotter(c->store, (cs_snapshotter) c->snapshotter, "/proc/self/exe");
+    cache_registry_install(); /* chunks of a registry build cache, when needed */
     /* What killed runs left (a mount, a container, a run dir): cleaned by
      * every command, once; a readdir of ROOT/tmp when there is nothing. */
     static bool cleaned;

@@ -87,25 +87,22 @@ thread_dctx(void)
 }
 
 int
-cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out, cs_error **err)
+cs_chunk_decode(const cs_digest *d, const void *stored, size_t len, bool verify, cs_buf *out,
+                cs_error **err)
 {
-    MDB_val v;
     char hex[CS_DIGEST_HEX];
-    int r = cs_record_get(db, txn, CS_T_CHUNKS, CS_ECORRUPT, "chunk", d, &v, err);
-    if (r < 0)
-        return r;
-    const uint8_t *p = v.mv_data;
-    if (v.mv_size < 5)
+    const uint8_t *p = stored;
+    if (len < 5)
         goto corrupt;
     uint32_t raw = cs_be32_get(p + 1);
     cs_buf_reserve(out, raw);
     uint8_t *dst = out->data + out->len;
     if (p[0] == CS_CODEC_RAW) {
-        if (v.mv_size - 5 != raw)
+        if (len - 5 != raw)
             goto corrupt;
         memcpy(dst, p + 5, raw);
     } else if (p[0] == CS_CODEC_ZSTD) {
-        size_t n = ZSTD_decompressDCtx(thread_dctx(), dst, raw, p + 5, v.mv_size - 5);
+        size_t n = ZSTD_decompressDCtx(thread_dctx(), dst, raw, p + 5, len - 5);
         if (ZSTD_isError(n) || n != raw)
             goto corrupt;
     } else {
@@ -122,6 +119,16 @@ cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *
 corrupt:
     cs_digest_hex(d, hex);
     return cs_err(err, CS_ECORRUPT, 0, "chunk sha256:%s: stored bytes do not match digest", hex);
+}
+
+int
+cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_record_get(db, txn, CS_T_CHUNKS, CS_ECORRUPT, "chunk", d, &v, err);
+    if (r < 0)
+        return r;
+    return cs_chunk_decode(d, v.mv_data, v.mv_size, verify, out, err);
 }
 
 int

@@ -18,6 +18,7 @@
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/rcache.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "cstore/strv.h"
@@ -153,6 +154,9 @@ fsck_content(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val *v, u
         MDB_val cv;
         int r = cs_db_get(w->sh->db, txn, CS_T_CHUNKS, d->b, 32, &cv, &w->err);
         if (r == -CS_ENOTFOUND) {
+            /* Remote-backed (an imported build cache has it): not missing. */
+            if ((r = cs_rcache_has(w->sh->db, txn, d, &w->err)) != 0)
+                return r < 0 ? r : 0;
             fsck_add(&w->problems, "content %s: chunk %s missing", hexs(&key, s), hexs(d, s2));
             return 0;
         }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "cstore/rcache.h"
 #include "snapshot_int.h"
 
 #define SNAP_READY  1  /* state byte of a record: the dir is complete */
@@ -167,7 +168,8 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
             r = rec_touch(s, tree, err);
     } else if (r >= 0) {
         r = cs_mkdir_p(root, 0700, err);
-        if (r >= 0)
+        /* A tree from an imported build cache: its bytes first. */
+        if (r >= 0 && (r = cs_rcache_fetch_trees(s, tree, 1, NULL, err)) >= 0)
             r = make_snapshot(s, tree, final, fs, err);
     }
     if (r < 0)

@@ -147,7 +147,7 @@ if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made ther
 declare -A verb_opts=(
     [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
              --iidfile --network --runtime --snapshotter --platform --add-host --shm-size --ulimit --build-context
-             --help -h"
+             --cache-to --cache-from --help -h"
     [run]="--network --runtime --snapshotter --help -h"
     [load]="--tag -t --help -h"
     [import]="--tag -t --help -h"

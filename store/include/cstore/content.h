@@ -31,6 +31,11 @@ int cs_chunk_has(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_error **err);
  * CS_ECORRUPT on mismatch. */
 int cs_chunk_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_buf *out,
                   cs_error **err);
+/* Appends the raw bytes of a chunk record as stored (codec u8 | raw length
+ * u32 | bytes) to out; verify: re-hash against d. CS_ECORRUPT on a bad
+ * codec, length or digest (out unchanged then). Any thread. */
+int cs_chunk_decode(const cs_digest *d, const void *stored, size_t len, bool verify, cs_buf *out,
+                    cs_error **err);
 /* Stored size (value length) of a chunk; used by du. */
 int cs_chunk_stored_size(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *out,
                          cs_error **err);

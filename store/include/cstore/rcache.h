@@ -1,0 +1,114 @@
+/* rcache.h - the build cache shared through a directory (an OCI layout):
+ * `cstore build --cache-to type=local,dest=DIR` / `--cache-from
+ * type=local,src=DIR` (issue 9, first cut).
+ *
+ * The cache is one OCI artifact: index.json names a manifest (tagged
+ * "cstore-cache") whose config has the media type CS_RCACHE_CONFIG_TYPE and
+ * whose layers are (a) the root index blob, (b) its part blobs and (c) the
+ * chunk packs.
+ *
+ * Index blobs (root and parts): a zstd frame of "CSRCIX1\0" | n u32 | n x
+ * (kind u8 | key bytes | value bytes) (bytes: u32 length + bytes). The root holds the cache
+ * entries and names the parts and packs (digest -> size u64). A part holds
+ * the records of one image (its record, tags, tarsplit records) or of one
+ * tree (the tree, all its contents, its layer_blobs and tarsplit records),
+ * copied verbatim from their tables, or a pack's chunk places (the pack,
+ * then chunk digest -> pack number u32 | offset u64 | length u32). The same
+ * tree or pack gives the same part blob, so an export after a one-line
+ * change writes the root and the parts of the new trees and packs only
+ * (measured on hello-go: the golang metadata alone is 4.8 MB). Each record
+ * is checked by its owner's decoder before an import puts it.
+ *
+ * Pack blob: the chunk records AS STORED (codec u8 | raw length u32 | bytes:
+ * no recompression), back to back, then a table of contents (n x (digest |
+ * offset u64 | length u32)), then n u32 and "CSPACK1\0". Packs are cut over
+ * the ordered chunk sequence (base images' layers, then the cache results'
+ * trees, in build order) after a chunk whose digest ends in CS_RCACHE_CUT_BITS
+ * zero bits, between CS_RCACHE_PACK_MIN and _MAX bytes: an unchanged run of
+ * chunks gives the same pack blob, which a second export finds in blobs/
+ * and does not write again.
+ *
+ * Import is lazy: records go into the store, chunks that are not local into
+ * the remote_chunks table: chunk digest -> pack digest | offset u64 |
+ * length u32 | source dir (rest). cs_rcache_fetch_* make a tree's chunks
+ * local: every missing chunk read from its pack (adjacent ranges coalesced,
+ * one pread each), its digest checked (a bad chunk is read again once, then
+ * the call fails: bad bytes are never stored), and put. This module owns
+ * remote_chunks.
+ */
+#ifndef CSTORE_RCACHE_H
+#define CSTORE_RCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "cstore/db.h"
+#include "cstore/store.h"
+#include "cstore/util.h"
+
+#define CS_RCACHE_CONFIG_TYPE "application/vnd.cstore.cache.config.v1+json"
+#define CS_RCACHE_INDEX_TYPE  "application/vnd.cstore.cache.index.v1"
+#define CS_RCACHE_PART_TYPE   "application/vnd.cstore.cache.index.part.v1"
+#define CS_RCACHE_PACK_TYPE   "application/vnd.cstore.cache.pack.v1"
+#define CS_RCACHE_PACK_MIN    ((uint64_t) 8 << 20)
+#define CS_RCACHE_PACK_MAX    ((uint64_t) 64 << 20)
+#define CS_RCACHE_CUT_BITS    9
+
+typedef enum cs_rcache_mode { CS_RCACHE_MIN, CS_RCACHE_MAX } cs_rcache_mode;
+
+/* What an export or import did, or what fetches moved (counters add up). */
+typedef struct cs_rcache_stats {
+    uint64_t entries, records, chunks; /* exported / imported */
+    uint64_t packs, packs_written, bytes_written, index_bytes;
+    uint64_t remote;                               /* chunks left remote by an import */
+    uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches */
+} cs_rcache_stats;
+
+/* What a build used: every cache key it looked up (in build order) and the
+ * images it resolved for FROM / COPY --from (their records, tags, layers
+ * and chunks go along, so an empty store can import the cache). */
+typedef struct cs_rcache_build {
+    const cs_digest *keys;
+    size_t nkeys;
+    const cs_digest *images;
+    size_t nimages;
+    cs_digest final; /* the committed image: mode=min keeps what it uses */
+} cs_rcache_build;
+
+/* Exports to the OCI layout dir (made when missing). mode=max: every key;
+ * min: the keys whose layer is in the final image (and those without a
+ * layer) and the images all of whose layers are. Merges with the index
+ * already there (entries of this build win); packs are never deleted. */
+int cs_rcache_export_local(cs_store *s, const char *dir, const cs_rcache_build *b,
+                           cs_rcache_mode mode, cs_rcache_stats *st, cs_error **err);
+
+/* Imports dir's cache into the store, lazily (above). One write
+ * transaction: an error leaves the store unchanged. */
+int cs_rcache_import_local(cs_store *s, const char *dir, cs_rcache_stats *st, cs_error **err);
+
+/* Makes the chunks of these trees local (nothing to do: one lookup). */
+int cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcache_stats *st,
+                          cs_error **err);
+/* The same for one content (a file a build reads: /etc/passwd for --chown). */
+int cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err);
+/* The same for an image's layers, by name or id. */
+int cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs_error **err);
+/* Fetch counters of this process (every fetch adds to them). */
+void cs_rcache_fetched(cs_rcache_stats *out);
+
+/* Where the blobs of a cache dir come from when the dir lacks them: a
+ * mirror dir of a registry cache holds the manifest and index blobs, the
+ * packs stay in the registry. The program sets this once (cmd/: the
+ * registry client); store/ knows no registry. has: 1 / 0 / <0; read: len
+ * bytes at off of blob d into buf. */
+typedef struct cs_rcache_remote {
+    int (*has)(const char *dir, const cs_digest *d, cs_error **err);
+    int (*read)(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, void *buf,
+                cs_error **err);
+} cs_rcache_remote;
+void cs_rcache_set_remote(const cs_rcache_remote *r);
+
+/* 1 when the chunk is remote-backed (an imported cache has it), 0 if not:
+ * for gc and fsck, which count such chunks as present. */
+int cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **err);
+
+#endif

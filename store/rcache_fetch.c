@@ -1,0 +1,334 @@
+/* rcache_fetch.c - the one seam where an imported cache's bytes are needed:
+ * the missing chunks of some trees read from their packs (adjacent ranges
+ * coalesced, one pread each), checked against their digests and put (see
+ * cstore/rcache.h). This module owns remote_chunks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cstore/content.h"
+#include "cstore/image.h"
+#include "cstore/oneshot.h"
+#include "cstore/tree.h"
+#include "rcache_int.h"
+
+/* A read this large or a gap this small is one pread. */
+#define RANGE_MAX ((uint64_t) 64 << 20)
+#define GAP_MAX   ((uint64_t) 256 << 10)
+
+typedef struct want {
+    cs_digest chunk, pack;
+    uint64_t off;
+    uint32_t len;
+    char *src;
+} want;
+
+typedef struct wants {
+    cs_db *db;
+    MDB_txn *txn;
+    want *v;
+    size_t n, cap;
+    cs_digestset *seen;
+} wants;
+
+static pthread_mutex_t totals_mu = PTHREAD_MUTEX_INITIALIZER;
+static cs_rcache_stats totals;
+
+void
+cs_rcache_fetched(cs_rcache_stats *out)
+{
+    pthread_mutex_lock(&totals_mu);
+    *out = totals;
+    pthread_mutex_unlock(&totals_mu);
+}
+
+int
+cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_REMOTE, chunk->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND)
+        return 0;
+    return r < 0 ? r : 1;
+}
+
+static bool
+remote_empty(cs_db *db, MDB_txn *txn)
+{
+    MDB_stat ms;
+    return mdb_stat(txn, cs_db_dbi(db, CS_T_REMOTE), &ms) == 0 && ms.ms_entries == 0;
+}
+
+/* Adds chunk d when it is remote and not local. */
+static int
+want_chunk(wants *w, const cs_digest *d, cs_error **err)
+{
+    if (!cs_digestset_add(w->seen, d->b))
+        return 0;
+    MDB_val v;
+    int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, err);
+    if (r == -CS_ENOTFOUND || (r == 0 && v.mv_size < 45)) /* local, or not ours */
+        return 0;
+    if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
+        return r < 0 ? r : 0;
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 256;
+        w->v = cs_xrealloc(w->v, w->cap * sizeof(want));
+    }
+    const uint8_t *p = v.mv_data;
+    want *x = &w->v[w->n++];
+    x->chunk = *d;
+    memcpy(x->pack.b, p, 32);
+    x->off = cs_be64_get(p + 32);
+    x->len = cs_be32_get(p + 40);
+    x->src = cs_xstrndup((const char *) p + 44, v.mv_size - 44);
+    return 0;
+}
+
+static int
+want_content(wants *w, const cs_digest *content, cs_error **err)
+{
+    cs_autofree cs_chunk_ref *refs = NULL;
+    uint64_t size;
+    uint32_t n;
+    int r = cs_content_get(w->db, w->txn, content, &size, &refs, &n, err);
+    for (uint32_t j = 0; r >= 0 && j < n; j++)
+        r = want_chunk(w, &refs[j].d, err);
+    return r;
+}
+
+static int
+want_tree(wants *w, const cs_digest *tree, cs_error **err)
+{
+    cs_tree *t = NULL;
+    int r = cs_tree_get(w->db, w->txn, tree, &t, err);
+    for (size_t i = 0; r >= 0 && t && i < t->n; i++)
+        if (t->e[i].has_content)
+            r = want_content(w, &t->e[i].content, err);
+    cs_tree_free(t);
+    return r;
+}
+
+typedef struct collect_ctx {
+    wants *w;
+    const cs_digest *trees, *chunks, *content;
+    size_t ntrees, nchunks;
+} collect_ctx;
+
+static int
+collect_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    collect_ctx *c = ctx;
+    c->w->db = db;
+    c->w->txn = txn;
+    if (remote_empty(db, txn))
+        return 0;
+    int r = 0;
+    for (size_t i = 0; i < c->ntrees && r >= 0; i++)
+        r = want_tree(c->w, &c->trees[i], err);
+    for (size_t i = 0; i < c->nchunks && r >= 0; i++)
+        r = want_chunk(c->w, &c->chunks[i], err);
+    if (c->content && r >= 0)
+        r = want_content(c->w, c->content, err);
+    return r;
+}
+
+static int
+want_cmp(const void *a, const void *b)
+{
+    const want *x = a, *y = b;
+    int c = strcmp(x->src, y->src);
+    if (!c)
+        c = memcmp(x->pack.b, y->pack.b, 32);
+    return c ? c : (x->off > y->off) - (x->off < y->off);
+}
+
+/* One coalesced range: wants [i, j) of one pack. */
+typedef struct range {
+    const want *v;
+    size_t n;
+    uint64_t off, len;
+    uint8_t *buf;
+} range;
+
+typedef struct put_ctx {
+    range *g;
+} put_ctx;
+
+static int
+put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    range *g = ((put_ctx *) ctx)->g;
+    for (size_t i = 0; i < g->n; i++) {
+        const want *x = &g->v[i];
+        const uint8_t *p = g->buf + (x->off - g->off);
+        int r = cs_chunk_put(db, txn, &x->chunk, p[0], cs_be32_get(p + 1), p + 5, x->len - 5, err);
+        if (r < 0)
+            return r;
+        MDB_val k = { 32, (void *) x->chunk.b };
+        int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &k, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return cs_db_err(err, rc, "remote_chunks");
+    }
+    return 0;
+}
+
+static cs_rcache_remote remote;
+
+void
+cs_rcache_set_remote(const cs_rcache_remote *r)
+{
+    remote = *r;
+}
+
+int
+rc_remote_has(const char *dir, const cs_digest *d, cs_error **err)
+{
+    cs_autofree char *path = rc_blob_path(dir, d);
+    if (access(path, F_OK) == 0)
+        return 1;
+    return remote.has ? remote.has(dir, d, err) : 0;
+}
+
+/* n bytes at off of the range's pack: from the dir's file (fd), else from
+ * where the remote reader finds it. */
+static int
+read_at(const range *g, int fd, void *p, uint64_t n, uint64_t off, const char *path, cs_error **err)
+{
+    if (fd < 0)
+        return remote.read(g->v[0].src, &g->v[0].pack, off, n, p, err);
+    ssize_t got = pread(fd, p, n, (off_t) off);
+    if (got < 0 || (uint64_t) got != n)
+        return cs_err(err, CS_ECORRUPT, got < 0 ? errno : 0, "pack '%s': short read", path);
+    return 0;
+}
+
+/* Checks each chunk of the range; a bad one is read once more, then fails. */
+static int
+check_range(range *g, int fd, const char *path, cs_error **err)
+{
+    cs_buf raw;
+    cs_buf_init(&raw);
+    int r = 0;
+    for (size_t i = 0; i < g->n && r >= 0; i++) {
+        const want *x = &g->v[i];
+        uint8_t *p = g->buf + (x->off - g->off);
+        raw.len = 0;
+        cs_error *tmp = NULL;
+        if (x->len >= 5 && cs_chunk_decode(&x->chunk, p, x->len, true, &raw, &tmp) == 0)
+            continue;
+        cs_error_clear(&tmp);
+        raw.len = 0;
+        if ((r = read_at(g, fd, p, x->len, x->off, path, err)) < 0)
+            break;
+        if (x->len < 5 || (r = cs_chunk_decode(&x->chunk, p, x->len, true, &raw, err)) < 0)
+            r = cs_err_wrap(err, "cache pack '%s' at %llu", path, (unsigned long long) x->off);
+    }
+    cs_buf_release(&raw);
+    return r;
+}
+
+static int
+fetch_range(cs_store *s, range *g, cs_rcache_stats *st, cs_error **err)
+{
+    cs_autofree char *path = rc_blob_path(g->v[0].src, &g->v[0].pack);
+    cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && (errno != ENOENT || !remote.read))
+        return cs_err(err, CS_ENOTFOUND, errno, "cache pack '%s'", path);
+    g->buf = cs_xmalloc(g->len ? g->len : 1);
+    int r = read_at(g, fd, g->buf, g->len, g->off, path, err);
+    if (r >= 0)
+        r = check_range(g, fd, path, err);
+    put_ctx pc = { g };
+    if (r >= 0)
+        r = cs_db_write(cs_store_db(s), put_fn, &pc, err);
+    free(g->buf);
+    if (r >= 0) {
+        st->fetched_chunks += g->n;
+        st->fetched_bytes += g->len;
+        st->reads++;
+    }
+    return r;
+}
+
+static int
+fetch_all(cs_store *s, wants *w, cs_rcache_stats *st, cs_error **err)
+{
+    qsort(w->v, w->n, sizeof(want), want_cmp);
+    int r = 0;
+    for (size_t i = 0, j; i < w->n && r >= 0; i = j) {
+        range g = { .v = &w->v[i], .off = w->v[i].off };
+        uint64_t end = w->v[i].off + w->v[i].len;
+        for (j = i + 1;
+             j < w->n && !strcmp(w->v[j].src, w->v[i].src)
+             && cs_digest_eq(&w->v[j].pack, &w->v[i].pack) && w->v[j].off >= end
+             && w->v[j].off - end <= GAP_MAX && w->v[j].off + w->v[j].len - g.off <= RANGE_MAX;
+             j++)
+            end = w->v[j].off + w->v[j].len;
+        g.n = j - i;
+        g.len = end - g.off;
+        r = fetch_range(s, &g, st, err);
+    }
+    return r;
+}
+
+static int
+fetch(cs_store *s, collect_ctx *c, cs_rcache_stats *st, cs_error **err)
+{
+    wants w = { .seen = cs_digestset_new(false) };
+    c->w = &w;
+    cs_rcache_stats mine = { 0 };
+    int r = cs_db_read(cs_store_db(s), collect_fn, c, err);
+    if (r >= 0 && w.n)
+        r = fetch_all(s, &w, &mine, err);
+    for (size_t i = 0; i < w.n; i++)
+        free(w.v[i].src);
+    free(w.v);
+    cs_digestset_free(w.seen);
+    pthread_mutex_lock(&totals_mu);
+    totals.fetched_chunks += mine.fetched_chunks;
+    totals.fetched_bytes += mine.fetched_bytes;
+    totals.reads += mine.reads;
+    pthread_mutex_unlock(&totals_mu);
+    if (st) {
+        st->fetched_chunks += mine.fetched_chunks;
+        st->fetched_bytes += mine.fetched_bytes;
+        st->reads += mine.reads;
+    }
+    return r;
+}
+
+int
+rc_fetch_chunks(cs_store *s, const cs_digest *chunks, size_t n, cs_rcache_stats *st, cs_error **err)
+{
+    collect_ctx c = { .chunks = chunks, .nchunks = n };
+    return fetch(s, &c, st, err);
+}
+
+int
+cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcache_stats *st,
+                      cs_error **err)
+{
+    collect_ctx c = { .trees = trees, .ntrees = n };
+    return fetch(s, &c, st, err);
+}
+
+int
+cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err)
+{
+    collect_ctx c = { .content = content };
+    return fetch(s, &c, NULL, err);
+}
+
+int
+cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs_error **err)
+{
+    cs_image *img = NULL;
+    int r = cs_image_load(cs_store_db(s), name, &img, err);
+    if (r >= 0)
+        r = cs_rcache_fetch_trees(s, img->layers, img->nlayers, st, err);
+    cs_image_free(img);
+    return r;
+}

@@ -1,0 +1,103 @@
+/* rcache_int.h - what the rcache_*.c files share (see cstore/rcache.h). */
+#ifndef CSTORE_RCACHE_INT_H
+#define CSTORE_RCACHE_INT_H
+
+#include "cstore/rcache.h"
+#include "digestset.h"
+
+/* Kinds of index records; the first ones are table records copied verbatim. */
+enum {
+    RK_CACHE = 1,
+    RK_TREE,
+    RK_CONTENT,
+    RK_LBLOB,
+    RK_TARSPLIT,
+    RK_IMAGE,
+    RK_TAG,
+    RK_PACK,     /* pack digest -> size u64 */
+    RK_CHUNK,    /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32 */
+    RK_PART,     /* a part blob of records: digest -> size u64 */
+    RK_PACKPART, /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
+    RK_COUNT
+};
+#define RC_INDEX_MAGIC "CSRCIX1"
+#define RC_PACK_MAGIC  "CSPACK1"
+#define RC_REF_NAME    "cstore-cache"
+
+/* The records of one blob: the root index or a part. */
+typedef struct rc_part {
+    cs_buf recs;
+    uint32_t n;
+    cs_digestset *seen; /* sha256(kind | key) of each record */
+} rc_part;
+
+void rc_part_init(rc_part *p);
+void rc_part_release(rc_part *p);
+/* Adds a record unless (kind, key) is there; true when added. */
+bool rc_part_add(rc_part *p, uint8_t kind, const void *k, size_t kn, const void *v, size_t vn);
+void rc_part_encode(const rc_part *p, cs_buf *out);
+
+/* An index in memory: the root's records (cache entries), the parts and
+ * packs it names (kind RK_PART / RK_PACKPART per part), and the chunks some
+ * pack holds. */
+typedef struct rc_index {
+    rc_part root;
+    cs_digest *parts, *packs;
+    uint64_t *part_sizes, *pack_sizes;
+    uint8_t *part_kinds;
+    uint32_t nparts, capparts, npacks, cappacks;
+    cs_digestset *chunks;
+} rc_index;
+
+void rc_index_init(rc_index *x);
+void rc_index_release(rc_index *x);
+void rc_index_part(rc_index *x, uint8_t kind, const cs_digest *d, uint64_t size);
+void rc_index_pack(rc_index *x, const cs_digest *d, uint64_t size);
+/* Writes part p as a blob of dir and names it in x. */
+int rc_index_put_part(rc_index *x, const char *dir, uint8_t kind, const rc_part *p,
+                      cs_rcache_stats *st, cs_error **err);
+/* The root blob: its records, then the parts and packs. */
+void rc_index_encode(const rc_index *x, cs_buf *out);
+/* Walks a blob's records. */
+typedef int (*rc_rec_fn)(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v,
+                         uint32_t vn, cs_error **err);
+int rc_index_each(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err);
+/* Merges an older root of layout dir into x: its cache entries where x has
+ * none, its parts and packs still in dir, the chunks of those packs. */
+int rc_index_merge(rc_index *x, const char *dir, const void *p, size_t n, cs_error **err);
+
+/* The store records a build's results need: cache entries into x's root,
+ * each image's and each tree's records into a part of their own (the same
+ * tree gives the same part blob: written once); the chunks in order into
+ * *order (a digest array). Runs in the caller's read txn. */
+int rc_collect(cs_db *db, MDB_txn *txn, const char *dir, const cs_rcache_build *b,
+               cs_rcache_mode mode, rc_index *x, cs_digest **order, size_t *norder,
+               cs_rcache_stats *st, cs_error **err);
+
+/* ---- rcache_layout.c: the OCI layout dir ---- */
+char *rc_blob_path(const char *dir, const cs_digest *d);
+/* Writes a blob unless present (temp file, fsync, rename). 1 written, 0 present. */
+int rc_blob_write(const char *dir, const void *p, size_t n, cs_digest *out, cs_error **err);
+/* Reads a blob and checks its digest (and size when size >= 0). */
+int rc_blob_read(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err);
+/* Reads the root index blob the layout's cache manifest names (digest
+ * checked); -CS_ENOTFOUND when dir holds no cache. */
+int rc_layout_read(const char *dir, cs_buf *index, cs_error **err);
+/* Writes config, manifest (root index, parts, packs) and index.json. */
+int rc_layout_write(const char *dir, const cs_digest *index, uint64_t index_size, const rc_index *x,
+                    cs_error **err);
+
+/* ---- rcache_pack.c ---- */
+/* Writes the packs of the chunks in order, and a part for each naming its
+ * chunks' places. */
+int rc_packs_write(cs_db *db, MDB_txn *txn, const char *dir, const cs_digest *order, size_t n,
+                   rc_index *x, cs_rcache_stats *st, cs_error **err);
+
+/* ---- rcache_fetch.c ---- */
+/* 1 when blob d is in dir or, through the remote, where dir mirrors. */
+int rc_remote_has(const char *dir, const cs_digest *d, cs_error **err);
+/* Makes these chunks local where an imported cache holds them. */
+int rc_fetch_chunks(cs_store *s, const cs_digest *chunks, size_t n, cs_rcache_stats *st,
+                    cs_error **err);
+
+#endif

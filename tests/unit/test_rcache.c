@@ -1,0 +1,185 @@
+/* test_rcache.c - the build cache through a directory (store/rcache_*.c):
+ * an export imported into another store is lazy (records, no chunk), a fetch
+ * makes a tree's chunks local and verified, a second export writes no pack,
+ * exports merge, and a corrupted pack stores nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cstore/buildcache.h"
+#include "cstore/db.h"
+#include "cstore/rcache.h"
+#include "testutil.h"
+
+/* Store a (the sandbox's) with two cached layers; store b empty. */
+typedef struct fx {
+    test_sandbox sb;
+    cs_store *b;
+    char *cache;
+    cs_digest key[2], tree[2];
+    uint8_t data[2][300000];
+} fx;
+
+static void
+fill(void *vf, cs_db *db, MDB_txn *txn)
+{
+    fx *f = vf;
+    for (int i = 0; i < 2; i++) {
+        test_fill_random(f->data[i], sizeof(f->data[i]), 7 + (uint64_t) i);
+        cs_digest c = test_put_content(db, txn, f->data[i], sizeof(f->data[i]), 16384);
+        cs_tree *t = cs_tree_new();
+        test_tree_add_file(t, i ? "two" : "one", &c, sizeof(f->data[i]));
+        f->tree[i] = test_put_tree(db, txn, t);
+        f->key[i] = test_sha(i ? "key two" : "key one");
+        cs_cache_entry e = { 1700000000, true, f->tree[i] };
+        cs_error *err = NULL;
+        assert_int_equal(cs_cache_put(db, txn, &f->key[i], &e, &err), 0);
+    }
+}
+
+static int
+setup(void **state)
+{
+    if (test_sandbox_fill(state, sizeof(fx), 0, fill) < 0)
+        return -1;
+    fx *f = *state;
+    f->cache = cs_path_join(f->sb.work, "cache");
+    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
+    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->b);
+    free(f->cache);
+    return test_sandbox_teardown(state);
+}
+
+static int export(fx *f, size_t from, size_t n, cs_rcache_stats *st)
+{
+    cs_rcache_build b = { .keys = &f->key[from], .nkeys = n };
+    return cs_rcache_export_local(f->sb.s, f->cache, &b, CS_RCACHE_MAX, st, &f->sb.err);
+}
+
+static void
+import_is_lazy_and_a_fetch_makes_the_chunks_local(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.chunks, 2 * 19); /* 300000 bytes in 16 KiB chunks */
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.remote, 38);
+    assert_int_equal(test_count(f->b, CS_T_CHUNKS), 0);
+    cs_cache_entry e;
+    cs_db *bdb = cs_store_db(f->b);
+    assert_int_equal(cs_cache_get(bdb, NULL, &f->key[1], &e, &f->sb.err), 0);
+    assert_true(cs_digest_eq(&e.tree, &f->tree[1]));
+
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 19);
+    assert_int_equal(fs.reads, 1); /* adjacent ranges coalesced */
+    assert_int_equal(test_count(f->b, CS_T_CHUNKS), 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 19);
+    cs_tree *t = test_get_tree(f->b, &f->tree[1]);
+    test_assert_content(f->b, &t->e[0].content, f->data[1], sizeof(f->data[1]));
+    cs_tree_free(t);
+    /* Nothing left to fetch for it: no read. */
+    memset(&fs, 0, sizeof(fs));
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.reads, 0);
+}
+
+static void
+a_second_export_writes_no_pack_and_exports_merge(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 1, &st), 0);
+    assert_true(st.packs_written >= 1);
+    assert_int_equal(export(f, 0, 1, &st), 0);
+    assert_int_equal(st.packs_written, 0);
+    assert_int_equal(st.bytes_written, 0);
+    assert_int_equal(st.index_bytes, 0); /* the same root and parts: nothing written */
+    /* Another build's key: its chunks only go into a new pack; the first
+     * key stays in the index. */
+    assert_int_equal(export(f, 1, 1, &st), 0);
+    assert_int_equal(st.packs_written, 1);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.remote, 38);
+}
+
+/* Flips one byte in the middle of every pack blob (a blob ending in the pack
+ * magic). */
+static void
+corrupt_packs(const char *cache)
+{
+    cs_autofree char *dir = cs_xasprintf("%s/blobs/sha256", cache);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        cs_autofree char *p = cs_path_join(dir, de->d_name);
+        cs_buf b;
+        test_read_file(p, &b);
+        if (b.len > 8 && !memcmp(b.data + b.len - 8, "CSPACK1", 8)) {
+            b.data[b.len / 3] ^= 0xff;
+            test_write_file(p, b.data, b.len, 0644);
+        }
+        cs_buf_release(&b);
+    }
+    closedir(d);
+}
+
+static void
+a_corrupted_pack_fails_the_fetch_and_stores_nothing(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 1, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    corrupt_packs(f->cache);
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[0], 1, NULL, &f->sb.err), -CS_ECORRUPT);
+    test_assert_msg(f->sb.err, "do not match digest");
+    assert_int_equal(test_count(f->b, CS_T_CHUNKS), 0);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 19);
+}
+
+static void
+a_dir_without_a_cache_is_not_found_and_changes_nothing(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(cs_rcache_import_local(f->b, f->sb.work, &st, &f->sb.err), -CS_ENOTFOUND);
+    test_assert_store_empty(f->b);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(import_is_lazy_and_a_fetch_makes_the_chunks_local, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_second_export_writes_no_pack_and_exports_merge, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_corrupted_pack_fails_the_fetch_and_stores_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_dir_without_a_cache_is_not_found_and_changes_nothing,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
