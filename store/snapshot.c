@@ -28,13 +28,19 @@ snap_root(cs_store *s)
     return cs_path_join(cs_store_root(s), "snapshots");
 }
 
-/* ---- records: tree digest -> last-used u64 BE | state u8 ---- */
+/* ---- records: tree digest -> last-used u64 BE | state u8 | boot id ----
+ * The boot id (16 bytes, snapshot_int.h) says in which boot the snapshot was
+ * written, unsynced; zeros (or a 9-byte record from before boot ids) mean it
+ * was synced when made. */
 
 typedef struct rec {
     const cs_digest *d;
     uint64_t last_used;
+    uint8_t boot[CS_BOOT_ID_LEN];
     bool found;
 } rec;
+
+static const uint8_t no_boot[CS_BOOT_ID_LEN];
 
 static int
 rec_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
@@ -52,6 +58,9 @@ rec_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_rd rd;
     cs_rd_init(&rd, v.mv_data, v.mv_size);
     c->last_used = cs_rd_u64(&rd);
+    memset(c->boot, 0, CS_BOOT_ID_LEN);
+    if (v.mv_size >= 9 + CS_BOOT_ID_LEN)
+        memcpy(c->boot, (const uint8_t *) v.mv_data + 9, CS_BOOT_ID_LEN);
     c->found = true;
     return 0;
 }
@@ -64,16 +73,29 @@ rec_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_buf_init(&b);
     cs_buf_u64(&b, c->last_used);
     cs_buf_u8(&b, SNAP_READY);
+    cs_buf_append(&b, c->boot, CS_BOOT_ID_LEN);
     int r = cs_db_put(db, txn, CS_T_SNAPSHOTS, c->d->b, 32, b.data, b.len, 0, err);
     cs_buf_release(&b);
     return r;
 }
 
+/* Records d as used now, written (or checked) in boot. */
 static int
-rec_touch(cs_store *s, const cs_digest *d, cs_error **err)
+rec_touch(cs_store *s, const cs_digest *d, const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     rec c = { .d = d, .last_used = (uint64_t) time(NULL) };
+    memcpy(c.boot, boot, CS_BOOT_ID_LEN);
     return cs_db_write(cs_store_db(s), rec_put_fn, &c, err);
+}
+
+/* Whether the snapshot on disk may be used without a look: recorded, and
+ * synced when made or written in this boot (the page cache holds whatever
+ * has not reached the disk yet). */
+static bool
+trusted(const rec *c, const uint8_t cur[CS_BOOT_ID_LEN])
+{
+    return c->found
+           && (!memcmp(c->boot, no_boot, CS_BOOT_ID_LEN) || !memcmp(c->boot, cur, CS_BOOT_ID_LEN));
 }
 
 /* Takes dir out of sight with one rename, then empties and removes it. */
@@ -110,7 +132,8 @@ tree_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
  * and records it. Losing a race to another process is fine: its snapshot
  * is as good as ours. */
 static int
-make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs, cs_error **err)
+make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs,
+              const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     /* final without fs is damaged (a finished one always has fs). */
@@ -128,7 +151,7 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
     if (r >= 0 && mkdir(tmp, 0700) < 0)
         r = cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (r >= 0)
-        r = cs_snapshot_unpack(db, t, tmpfs, err);
+        r = cs_snapshot_unpack_to(db, t, tmpfs, !memcmp(boot, no_boot, CS_BOOT_ID_LEN), err);
     cs_tree_free(t);
     /* Its mtime says "just made" to a concurrent prune (recently_made). */
     if (r >= 0)
@@ -139,7 +162,7 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
             r = cs_err(err, CS_EIO, e, "rename '%s'", tmp);
         /* else another process was first: use its snapshot, drop ours */
     } else if (r >= 0) {
-        return rec_touch(s, d, err);
+        return rec_touch(s, d, boot, err);
     }
     /* A temp dir left behind costs only space: prune removes it. */
     cs_error *tmperr = NULL;
@@ -147,7 +170,36 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
         cs_store_warn_error(s, "snapshot temp dir", &tmperr);
     if (r < 0)
         return r;
-    return rec_touch(s, d, err);
+    return rec_touch(s, d, boot, err);
+}
+
+/* A snapshot not trusted as is (written in another boot, or unrecorded:
+ * maybe cut short by a crash) is compared with its tree: used and recorded
+ * as checked in this boot when whole, replaced when not. */
+static int
+recheck(cs_store *s, const cs_digest *d, const char *final, const char *fs,
+        const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
+{
+    tree_ctx tc = { .d = d };
+    int r = cs_db_read(cs_store_db(s), tree_get_fn, &tc, err);
+    if (r < 0)
+        return r;
+    struct stat before;
+    cs_error *bad = NULL;
+    if (lstat(final, &before) < 0)
+        r = cs_err(&bad, CS_EIO, errno, "stat '%s'", final);
+    else
+        r = cs_snapshot_verify(tc.t, fs, &bad);
+    cs_tree_free(tc.t);
+    if (r == 0)
+        return rec_touch(s, d, boot, err);
+    cs_store_warn_error(s, "snapshot not written in this boot is damaged, rebuilt", &bad);
+    /* Unless another process replaced it meanwhile (then that one is new). */
+    struct stat now;
+    if (lstat(final, &now) == 0 && now.st_ino == before.st_ino && now.st_dev == before.st_dev
+        && (r = discard(final, NULL, err)) < 0)
+        return r;
+    return make_snapshot(s, d, final, fs, boot, err);
 }
 
 int
@@ -159,16 +211,19 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
     cs_autofree char *final = cs_path_join(root, hex);
     cs_autofree char *fs = cs_path_join(final, "fs");
     rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    cs_snapshot_boot_id(boot);
     int r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
-    if (r >= 0 && is_dir(fs)) {
-        /* Recorded or not, <hex>/fs is complete (see the top of this file). */
+    if (r >= 0 && is_dir(fs) && !trusted(&c, boot)) {
+        r = recheck(s, tree, final, fs, boot, err);
+    } else if (r >= 0 && is_dir(fs)) {
         uint64_t now = (uint64_t) time(NULL);
-        if (!c.found || now >= c.last_used + TOUCH_SLACK || now < c.last_used)
-            r = rec_touch(s, tree, err);
+        if (now >= c.last_used + TOUCH_SLACK || now < c.last_used)
+            r = rec_touch(s, tree, c.boot, err);
     } else if (r >= 0) {
         r = cs_mkdir_p(root, 0700, err);
         if (r >= 0)
-            r = make_snapshot(s, tree, final, fs, err);
+            r = make_snapshot(s, tree, final, fs, boot, err);
     }
     if (r < 0)
         return cs_err_wrap(err, "snapshot '%.12s'", hex);
@@ -179,7 +234,7 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
 
 static int
 adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final, const char *fs,
-           cs_error **err)
+           const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     int r = 0;
     if (access(final, F_OK) == 0 && (r = discard(final, NULL, err)) < 0)
@@ -189,12 +244,15 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
     r = cs_rm_tree(tmp, NULL, err);
     if (r < 0)
         return r;
-    /* The command's writes must be on disk before the snapshot is recorded. */
-    cs_autoclose int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (ufd < 0)
-        return cs_err(err, CS_EIO, errno, "open '%s'", upper);
-    if (syncfs(ufd) < 0)
-        return cs_err(err, CS_EIO, errno, "sync '%s'", upper);
+    /* Without a boot id to record, the command's writes must be on disk
+     * before the snapshot is recorded; with one, a later boot checks them. */
+    if (!memcmp(boot, no_boot, CS_BOOT_ID_LEN)) {
+        cs_autoclose int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (ufd < 0)
+            return cs_err(err, CS_EIO, errno, "open '%s'", upper);
+        if (syncfs(ufd) < 0)
+            return cs_err(err, CS_EIO, errno, "sync '%s'", upper);
+    }
     if (mkdir(tmp, 0700) < 0)
         return cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (rename(upper, tmpfs) < 0) {
@@ -207,14 +265,14 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
         if ((e == ENOTEMPTY || e == EEXIST) && is_dir(fs)) {
             /* Another process adopted or unpacked the same tree first. */
             r = cs_rm_tree(tmp, NULL, err);
-            return r < 0 ? r : rec_touch(s, d, err);
+            return r < 0 ? r : rec_touch(s, d, boot, err);
         }
         /* Give the caller its upper dir back. */
         if (rename(tmpfs, upper) == 0)
             rmdir(tmp);
         return cs_err(err, CS_EIO, e, "rename '%s'", tmp);
     }
-    return rec_touch(s, d, err);
+    return rec_touch(s, d, boot, err);
 }
 
 int
@@ -225,13 +283,19 @@ cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_erro
     cs_autofree char *root = snap_root(s);
     cs_autofree char *final = cs_path_join(root, hex);
     cs_autofree char *fs = cs_path_join(final, "fs");
+    rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    cs_snapshot_boot_id(boot);
     int r = cs_mkdir_p(root, 0700, err);
-    if (r >= 0 && is_dir(fs)) {
+    if (r >= 0)
+        r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
+    if (r >= 0 && is_dir(fs) && trusted(&c, boot)) {
         r = cs_rm_tree(upper, NULL, err);
         if (r >= 0)
-            r = rec_touch(s, tree, err);
+            r = rec_touch(s, tree, c.boot, err);
     } else if (r >= 0) {
-        r = adopt_into(s, tree, upper, final, fs, err);
+        /* One not trusted as is is replaced by ours (adopt_into). */
+        r = adopt_into(s, tree, upper, final, fs, boot, err);
     }
     if (r < 0)
         return cs_err_wrap(err, "adopt snapshot '%.12s'", hex);
