@@ -311,6 +311,7 @@ typedef struct prune {
     cs_db *db;
     MDB_txn *txn;
     uint64_t older_than;
+    cs_digestset *drop; /* gc's budget: digest -> last used when it chose them */
     prec *v;
     size_t n, cap;
 } prune;
@@ -332,7 +333,9 @@ prune_scan_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
     uint64_t last_used = cs_rd_u64(&rd); /* 0 when short: old */
     MDB_val tv;
     int r = cs_db_get(p->db, p->txn, CS_T_TREES, x->d.b, 32, &tv, err);
-    x->victim = r == -CS_ENOTFOUND || last_used < p->older_than;
+    uint64_t *listed = p->drop ? cs_digestset_value(p->drop, x->d.b) : NULL;
+    /* One used since gc chose it is not taken. */
+    x->victim = r == -CS_ENOTFOUND || last_used < p->older_than || (listed && *listed == last_used);
     return r == -CS_ENOTFOUND ? 0 : r;
 }
 
@@ -435,12 +438,45 @@ cs_snapshot_clean_stale(cs_store *s, cs_error **err)
     return r < 0 ? cs_err_wrap(err, "stale snapshot temp dirs") : 0;
 }
 
+static int
+list_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    cs_snapshot_recs *l = ctx;
+    (void) err;
+    if (k->mv_size != 32)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    cs_snapshot_rec *x = &l->v[l->n++];
+    memcpy(x->tree.b, k->mv_data, 32);
+    cs_rd rd;
+    cs_rd_init(&rd, v->mv_data, v->mv_size);
+    x->last_used = cs_rd_u64(&rd);
+    return 0;
+}
+
+int
+cs_snapshot_list(cs_db *db, MDB_txn *txn, cs_snapshot_recs *out, cs_error **err)
+{
+    *out = (cs_snapshot_recs){ 0 };
+    return cs_db_each(db, txn, CS_T_SNAPSHOTS, "snapshots", list_rec, out, err);
+}
+
 int
 cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t *bytes,
                   cs_error **err)
 {
+    return cs_snapshot_prune_ex(s, older_than, NULL, removed, bytes, err);
+}
+
+int
+cs_snapshot_prune_ex(cs_store *s, uint64_t older_than, cs_digestset *drop, uint64_t *removed,
+                     uint64_t *bytes, cs_error **err)
+{
     cs_autofree char *root = snap_root(s);
-    prune p = { .older_than = older_than };
+    prune p = { .older_than = older_than, .drop = drop };
     uint64_t nrem = 0, nbytes = 0;
     /* Records first, directories after: a dir without a record is never
      * used before it is complete, and removal renames it out of sight. */

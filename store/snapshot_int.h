@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "cstore/snapshot.h"
+#include "digestset.h"
 
 #define WH_PREFIX  ".wh."
 #define WH_META    ".wh..wh."
@@ -49,5 +50,22 @@ bool cs_snapshot_boot_id(uint8_t out[CS_BOOT_ID_LEN]);
  * has the command's real times. One fstatat per entry. CS_ECORRUPT names
  * the first difference; CS_EIO when fs cannot be opened. */
 int cs_snapshot_verify(const cs_tree *t, const char *fs, cs_error **err);
+
+/* The snapshot records (gc's budget): tree digest and last-used time. */
+typedef struct cs_snapshot_rec {
+    cs_digest tree;
+    uint64_t last_used;
+} cs_snapshot_rec;
+typedef struct cs_snapshot_recs {
+    cs_snapshot_rec *v; /* malloc'd, the caller frees it */
+    size_t n, cap;
+} cs_snapshot_recs;
+/* Lists the records of txn into *out. */
+int cs_snapshot_list(cs_db *db, MDB_txn *txn, cs_snapshot_recs *out, cs_error **err);
+/* cs_snapshot_prune that also takes the snapshots in drop (a digest set with
+ * values: tree digest -> the last-used time seen when they were chosen),
+ * unless used since (their last-used time differs). drop may be NULL. */
+int cs_snapshot_prune_ex(cs_store *s, uint64_t older_than, cs_digestset *drop, uint64_t *removed,
+                         uint64_t *bytes, cs_error **err);
 
 #endif
