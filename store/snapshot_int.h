@@ -31,7 +31,7 @@ int cs_snapshot_unpack_to(cs_db *db, const cs_tree *t, const char *fs, bool sync
 int cs_snapshot_unpack(cs_db *db, const cs_tree *t, const char *fs, cs_error **err);
 
 /* Snapshots are not flushed when made: each record holds the boot it was
- * written in (/proc/sys/kernel/random/boot_id, 16 bytes), and a snapshot
+ * written in (16 bytes of the sha256 of /proc/sys/kernel/random/boot_id), and a snapshot
  * recorded in another boot, or not recorded, is checked with
  * cs_snapshot_verify before use (rebuilt when it fails). A zero boot id
  * means "synced when made" (the boot id could not be read, or a record from

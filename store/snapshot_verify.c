@@ -17,18 +17,6 @@
 
 #define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool
 cs_snapshot_boot_id(uint8_t out[CS_BOOT_ID_LEN])
 {
@@ -36,22 +24,14 @@ cs_snapshot_boot_id(uint8_t out[CS_BOOT_ID_LEN])
     const char *path = getenv("CSTORE_TEST_BOOT_ID_FILE"); /* test only: see the header */
     cs_autoclose int fd = open(path && *path ? path : BOOT_ID_FILE, O_RDONLY | O_CLOEXEC);
     char buf[64];
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    if (n <= 0)
-        return false;
-    size_t nib = 0;
-    uint8_t id[CS_BOOT_ID_LEN] = { 0 };
-    for (ssize_t i = 0; i < n && nib < 2 * CS_BOOT_ID_LEN; i++) {
-        int v = hexval(buf[i]);
-        if (v < 0 && buf[i] != '-')
-            break;
-        if (v >= 0)
-            id[nib / 2] |= (uint8_t) (nib % 2 ? v : v << 4), nib++;
-    }
-    static const uint8_t zero[CS_BOOT_ID_LEN];
-    if (nib != 2 * CS_BOOT_ID_LEN || !memcmp(id, zero, CS_BOOT_ID_LEN))
-        return false;
-    memcpy(out, id, CS_BOOT_ID_LEN);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+    if (n < 32)
+        return false; /* a boot id is a 36-character UUID */
+    /* Its first 16 bytes of sha256 stand for it (never all zeros in
+     * practice; zeros mean "synced" in a record). */
+    cs_digest d;
+    cs_sha256(buf, (size_t) n, &d);
+    memcpy(out, d.b, CS_BOOT_ID_LEN);
     return true;
 }
 

@@ -664,6 +664,13 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     struct stat st = lst(fs, "ddir");
     assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
 
+    /* After a reboot the adopted upper dir (real times, overlay whiteouts
+     * and opaque xattrs) passes the check against its layer: kept. */
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000002a\n");
+    char *again = get(f, &ld);
+    assert_int_equal(lst(again, "new").st_ino, ino);
+    free(again);
+
     /* The same layer again: the existing snapshot stays, the new upper goes. */
     assert_int_equal(mkdir(upper, 0755), 0);
     write_str(upper, "other", "x", O_EXCL);
@@ -691,6 +698,7 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     assert_int_equal(umount2(m, 0), 0);
     free(fs);
     free(lower);
+    unsetenv("CSTORE_TEST_BOOT_ID_FILE");
 }
 
 static cs_digest
