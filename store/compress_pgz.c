@@ -45,6 +45,7 @@ struct cs_pgz {
     pthread_cond_t work, done;
     pthread_t th[PGZ_THREADS];
     unsigned started;
+    bool tried; /* the pool is started once or never: jobs run inline before it */
     bool stop;
     uLong crc;
     uint64_t total;
@@ -183,7 +184,8 @@ submit(cs_pgz *z, bool last, cs_sink_fn emit, void *ctx, cs_error **err)
 {
     pgz_job *j = job(z, z->fill);
     j->last = last;
-    if (!z->started && z->threads && !last) {
+    if (!z->tried && z->threads && !last) {
+        z->tried = true;
         for (unsigned i = 0; i < z->threads; i++)
             if (pthread_create(&z->th[i], NULL, worker, z) == 0)
                 z->started++;
