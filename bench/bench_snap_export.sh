@@ -1,53 +1,70 @@
 #!/usr/bin/env bash
-# bench_snap_export.sh - issue 11 items 2, 3, 6: the first build after loading golang in a fresh
-# store (snapshot unpack), the store's size on disk after it, and `cstore export` of hello:multi
-# (gzip, zstd; layer blobs cached) against `skopeo copy` of the same image.
+# bench_snap_export.sh - issue 11 items 2, 3, 6, two cstore builds side by side: the first build
+# after loading golang in a fresh store (the snapshot unpack), the store's size on disk after it,
+# and `cstore export` of hello:multi and golang (layer blobs cached) against `skopeo copy` of the
+# same images. Runs alternate between the two builds (A B A B ...), so that both see the same
+# load on a shared machine.
 #
-#   CSTORE=path/to/cstore bash bench/bench_snap_export.sh [RUNS]   (default 3; medians)
+#   CSTORE_A=old/cstore CSTORE=new/cstore bash bench/bench_snap_export.sh [RUNS]  (default 3)
 #
-# Prints one line per measure: "name  median_seconds  (runs...)". Compare two builds by running
-# it twice with CSTORE set to each, on the same machine.
+# Prints one line per measure and build: "name  median  (runs...)".
 . "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 bench_init snapexp
-cs() { "$cstore" --root "$1" "${@:2}"; }
-csb() { cs "$1" build --progress quiet --network none "${@:2}"; }
-report() { local name=$1; shift; printf '%-34s %8.3f  (%s)\n' "$name" "$(printf '%s\n' "$@" | median)" "$*"; }
+A=${CSTORE_A:?set CSTORE_A to the cstore to compare with}
+B=$cstore
+report() { local name=$1; shift; printf '%-44s %8.3f  (%s)\n' "$name" "$(printf '%s\n' "$@" | median)" "$*"; }
+cs() { local bin=$1; shift; "$bin" --root "$@"; }
 
 # ---- first build after loading golang, fresh store each run ----
-a=(); s=()
+declare -A t s
 for i in $(seq "$runs"); do
-    r=$work/cold$i
-    cs "$r" load "$bases/golang.docker.tar" >/dev/null
-    cs "$r" load "$bases/busybox.docker.tar" >/dev/null
-    sync
-    a+=("$(wall csb "$r" -t hello:multi "$src/examples/hello-go")")
-    s+=("$(du -sbx "$r" | cut -f1)")
-    [ "$i" = 1 ] || rm -rf "$r"
+    for k in A B; do
+        bin=${!k}; r=$work/$k$i
+        cs "$bin" "$r" load "$bases/golang.docker.tar" >/dev/null
+        cs "$bin" "$r" load "$bases/busybox.docker.tar" >/dev/null
+        sync
+        t[$k]+=" $(wall cs "$bin" "$r" build --progress quiet --network none -t hello:multi "$src/examples/hello-go")"
+        s[$k]+=" $(echo "$(du -sbx "$r" | cut -f1) / 1000000" | bc -l)"
+        [ "$i" = 1 ] || rm -rf "$r"
+    done
 done
-report "first build after load (s)" "${a[@]}"
-report "du -sb ROOT after it (MB)" $(for x in "${s[@]}"; do echo "$x / 1000000" | bc -l; done)
-r=$work/cold1
-cs "$r" du >"$work/du.txt" 2>&1 && sed 's/^/    cstore du: /' "$work/du.txt"
+for k in A B; do
+    report "$k first build after load (s)" ${t[$k]}
+    report "$k du -sb ROOT after it (MB)" ${s[$k]}
+done
+cs "$B" "$work/B1" du | sed 's/^/    B du: /'
 
-# ---- export hello:multi: once to fill the layer_blobs cache, then timed ----
-for comp in gzip zstd; do
-    cs "$r" export hello:multi -o "$work/warm.tar" --compression $comp >/dev/null
-    e=()
-    for i in $(seq $((runs * 2 + 1))); do
-        rm -f "$work/out.tar"
-        e+=("$(wall cs "$r" export hello:multi -o "$work/out.tar" --compression $comp)")
+# ---- exports, layer blobs cached (one export first) ----
+for img in hello:multi golang; do
+    n=$((runs * 2 + 1)); [ $img = golang ] && n=$runs
+    for comp in gzip zstd; do
+        t=()
+        for k in A B; do
+            cs "${!k}" "$work/${k}1" export $img -o "$work/$k.warm.tar" --compression $comp >/dev/null
+        done
+        declare -A e=()
+        for i in $(seq $n); do
+            for k in A B; do
+                rm -f "$work/$k.out.tar"
+                e[$k]+=" $(wall cs "${!k}" "$work/${k}1" export $img -o "$work/$k.out.tar" --compression $comp)"
+            done
+        done
+        for k in A B; do
+            report "$k export $img $comp (s)" ${e[$k]}
+            cmp -s "$work/$k.warm.tar" "$work/$k.out.tar" || echo "    $k $img $comp: NOT deterministic"
+        done
+        unset e
+        rm -f "$work"/*.tar
     done
-    report "export hello:multi $comp (s)" "${e[@]}"
-    cmp -s "$work/warm.tar" "$work/out.tar" && echo "    $comp export deterministic: yes" \
-        || echo "    $comp export deterministic: NO"
+    if command -v skopeo >/dev/null; then
+        cs "$B" "$work/B1" export $img -o "$work/src.oci" --format oci-dir --compression none >/dev/null
+        k=()
+        for i in $(seq $n); do
+            rm -f "$work/sk.tar"
+            k+=("$(wall skopeo copy -q --dest-compress-format gzip "oci:$work/src.oci" "oci-archive:$work/sk.tar")")
+        done
+        report "skopeo copy $img oci -> oci-archive gzip (s)" "${k[@]}"
+        rm -rf "$work/src.oci" "$work/sk.tar"
+    fi
 done
-if command -v skopeo >/dev/null; then
-    cs "$r" export hello:multi -o "$work/src.oci" --format oci-dir --compression none >/dev/null
-    k=()
-    for i in $(seq $((runs * 2 + 1))); do
-        rm -f "$work/sk.tar"
-        k+=("$(wall skopeo copy -q --dest-compress-format gzip "oci:$work/src.oci" "oci-archive:$work/sk.tar")")
-    done
-    report "skopeo copy oci -> oci-archive gzip (s)" "${k[@]}"
-fi

@@ -275,6 +275,19 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
     return rec_touch(s, d, boot, err);
 }
 
+/* Whether fs, not trusted as is, passes the check against the tree. */
+static bool
+intact(cs_store *s, const cs_digest *d, const char *fs)
+{
+    tree_ctx tc = { .d = d };
+    cs_error *tmp = NULL;
+    bool ok = cs_db_read(cs_store_db(s), tree_get_fn, &tc, &tmp) == 0
+              && cs_snapshot_verify(tc.t, fs, &tmp) == 0;
+    cs_tree_free(tc.t);
+    cs_error_clear(&tmp); /* not intact: replaced, which is the remedy */
+    return ok;
+}
+
 int
 cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_error **err)
 {
@@ -289,12 +302,12 @@ cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_erro
     int r = cs_mkdir_p(root, 0700, err);
     if (r >= 0)
         r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
-    if (r >= 0 && is_dir(fs) && trusted(&c, boot)) {
+    if (r >= 0 && is_dir(fs) && (trusted(&c, boot) || intact(s, tree, fs))) {
         r = cs_rm_tree(upper, NULL, err);
         if (r >= 0)
-            r = rec_touch(s, tree, c.boot, err);
+            r = rec_touch(s, tree, trusted(&c, boot) ? c.boot : boot, err);
     } else if (r >= 0) {
-        /* One not trusted as is is replaced by ours (adopt_into). */
+        /* A damaged one is replaced by ours (adopt_into). */
         r = adopt_into(s, tree, upper, final, fs, boot, err);
     }
     if (r < 0)
