@@ -4,7 +4,7 @@
  * compressed (gzip or zstd, or passed through), and the compressed bytes are
  * hashed (blob digest), counted and handed to the output sink. The output is
  * deterministic whatever the number of threads: gzip has mtime 0, no name
- * and OS byte 255 (as Go writes it) and is deflated in independent 128 KiB
+ * and OS byte 255 (as Go writes it) and is deflated in independent 512 KiB
  * blocks as pigz does (compress_pgz.c: one member, any gzip reader reads
  * it); zstd runs on nbWorkers >= 1 with a fixed job size, no checksum and no
  * content size.

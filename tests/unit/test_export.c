@@ -494,7 +494,7 @@ compressed_bytes_do_not_depend_on_threads_or_write_sizes(void **state)
 {
     (void) state;
     /* 3.3 MiB: text-like and random runs, more than a zstd job (1 MiB)
-     * and many gzip blocks (128 KiB). */
+     * and several gzip blocks (512 KiB). */
     size_t big = (3u << 20) + (300u << 10) + 17;
     uint8_t *in = malloc(big);
     assert_non_null(in);
@@ -502,7 +502,7 @@ compressed_bytes_do_not_depend_on_threads_or_write_sizes(void **state)
     for (size_t i = 0; i < big; i++)
         if ((i / 50000) % 2)
             in[i] = (uint8_t) ('a' + in[i] % 4);
-    const size_t sizes[] = { 0, 1, 128u << 10, (128u << 10) + 1, (160u << 10), big };
+    const size_t sizes[] = { 0, 1, 512u << 10, (512u << 10) + 1, (544u << 10), big };
     cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD };
     for (size_t c = 0; c < 2; c++) {
         for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
