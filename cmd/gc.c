@@ -17,7 +17,7 @@ const char cmd_gc_usage[] =
     "Options:\n"
     "  -n, --dry-run          only say what would be freed\n"
     "  --compact              then rewrite the database file so it shrinks on disk\n"
-    "  --keep-storage SIZE    build cache to keep, most recently used first\n"
+    "  --keep-storage SIZE    build cache and snapshots to keep, most recently used first\n"
     "                         (default 10GB; units B, kB, MB, GB, TB)\n"
     "  --keep-duration TIME   drop build cache entries unused for longer (default 168h;\n"
     "                         units s, m, h, d)\n"
@@ -27,7 +27,8 @@ const char cmd_du_usage[] =
     "usage: cstore du [--json]\n"
     "\n"
     "Show what the store holds: images, the bytes their layers add up to (logical),\n"
-    "the bytes of unique content, those bytes compressed, and the store's size on disk.\n"
+    "the bytes of unique content, those bytes compressed, the snapshots (trees unpacked\n"
+    "for RUN, a cache) and the store's size on disk.\n"
     "\n"
     "Options:\n"
     "  --json       print a JSON object\n"
@@ -122,6 +123,8 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
         json_object_set_new(o2, "unique_bytes", json_integer((json_int_t) st.unique_bytes));
         json_object_set_new(o2, "stored_bytes", json_integer((json_int_t) st.stored_bytes));
         json_object_set_new(o2, "disk_bytes", json_integer((json_int_t) st.disk_bytes));
+        json_object_set_new(o2, "snapshots", json_integer((json_int_t) st.snapshots));
+        json_object_set_new(o2, "snapshot_bytes", json_integer((json_int_t) st.snapshot_bytes));
         char r[32];
         snprintf(r, sizeof(r), "%.2f", ratio);
         json_object_set_new(o2, "dedup_ratio", json_real(strtod(r, NULL)));
@@ -134,6 +137,8 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
     printf("logical bytes:   %s\n", size_both(st.logical_bytes, b));
     printf("unique content:  %s\n", size_both(st.unique_bytes, b));
     printf("stored (zstd):   %s\n", size_both(st.stored_bytes, b));
+    printf("snapshots:       %" PRIu64 " (%s on disk)\n", st.snapshots,
+           size_both(st.snapshot_bytes, b));
     printf("on disk:         %s\n", size_both(st.disk_bytes, b));
     printf("dedup ratio:     %.2f\n", ratio);
     return 0;

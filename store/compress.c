@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
-#include <zlib.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define OUTBUF_SIZE (256u * 1024)
@@ -14,9 +14,7 @@ struct cs_csink {
     void *octx;
     cs_sha256_ctx *tar_hash, *blob_hash;
     uint64_t tar_size, blob_size;
-    z_stream z;
-    bool z_live;
-    gz_header gzh;
+    cs_pgz *gz;
     ZSTD_CCtx *zc;
     uint8_t *obuf;
     bool finished;
@@ -35,9 +33,43 @@ emit(cs_csink *s, const void *p, size_t n, cs_error **err)
     return 0;
 }
 
+/* emit as a cs_sink_fn for the gzip blocks. */
+static int
+emit_sink(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    return emit(ctx, p, n, err);
+}
+
+unsigned
+cs_csink_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4 ? 4 : (unsigned) n;
+}
+
+/* zstd on workers: nbWorkers >= 1 with a fixed job size gives the same
+ * frame for any number of workers (checked by test_export); without
+ * multithreading in libzstd, one thread (other, equally fixed, bytes). */
+static void
+zstd_params(ZSTD_CCtx *zc, int level, unsigned threads)
+{
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 0);
+    ZSTD_CCtx_setParameter(zc, ZSTD_c_contentSizeFlag, 0);
+    if (!ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_nbWorkers, (int) threads)))
+        ZSTD_CCtx_setParameter(zc, ZSTD_c_jobSize, CS_ZSTD_JOB_SIZE);
+}
+
 int
 cs_csink_new(cs_compression c, int level, cs_sink_fn out, void *octx, cs_csink **res,
              cs_error **err)
+{
+    return cs_csink_new_mt(c, level, cs_csink_default_threads(), out, octx, res, err);
+}
+
+int
+cs_csink_new_mt(cs_compression c, int level, unsigned threads, cs_sink_fn out, void *octx,
+                cs_csink **res, cs_error **err)
 {
     cs_csink *s = cs_xcalloc(1, sizeof(*s));
     s->comp = c;
@@ -51,20 +83,11 @@ cs_csink_new(cs_compression c, int level, cs_sink_fn out, void *octx, cs_csink *
     case CS_COMP_GZIP:
         if (level == 0)
             level = CS_GZIP_LEVEL_DEFAULT;
-        /* windowBits 15 + 16: a gzip wrapper. */
-        if (deflateInit2(&s->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        int r = cs_pgz_new(level, threads, &s->gz, err);
+        if (r < 0) {
             cs_csink_free(s);
-            return cs_err(err, CS_EIO, 0, "gzip: cannot initialize deflate");
+            return r;
         }
-        s->z_live = true;
-        /* Fixed header: mtime 0, no name, OS "unknown" as Go's gzip writes. */
-        s->gzh.time = 0;
-        s->gzh.os = 255;
-        if (deflateSetHeader(&s->z, &s->gzh) != Z_OK) {
-            cs_csink_free(s);
-            return cs_err(err, CS_EIO, 0, "gzip: cannot set header");
-        }
-        s->obuf = cs_xmalloc(OUTBUF_SIZE);
         break;
     case CS_COMP_ZSTD:
         if (level == 0)
@@ -74,11 +97,9 @@ cs_csink_new(cs_compression c, int level, cs_sink_fn out, void *octx, cs_csink *
             cs_csink_free(s);
             return cs_err(err, CS_EIO, 0, "zstd: cannot create context");
         }
-        /* Single-threaded, no checksum, no content size: the same bytes in
+        /* No checksum, no content size, fixed jobs: the same bytes in
          * always give the same frame out. */
-        ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, level);
-        ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 0);
-        ZSTD_CCtx_setParameter(s->zc, ZSTD_c_contentSizeFlag, 0);
+        zstd_params(s->zc, level, threads);
         s->obuf = cs_xmalloc(OUTBUF_SIZE);
         break;
     default:
@@ -87,36 +108,6 @@ cs_csink_new(cs_compression c, int level, cs_sink_fn out, void *octx, cs_csink *
     }
     *res = s;
     return 0;
-}
-
-static int
-gzip_run(cs_csink *s, const void *p, size_t n, int flush, cs_error **err)
-{
-    s->z.next_in = (Bytef *) p;
-    s->z.avail_in = 0;
-    size_t left = n;
-    for (;;) {
-        /* avail_in is 32-bit: feed at most 1 GiB at a time. */
-        if (s->z.avail_in == 0 && left > 0) {
-            uInt take = left > (1u << 30) ? (1u << 30) : (uInt) left;
-            s->z.avail_in = take;
-            left -= take;
-        }
-        s->z.next_out = s->obuf;
-        s->z.avail_out = OUTBUF_SIZE;
-        int zr = deflate(&s->z, left > 0 ? Z_NO_FLUSH : flush);
-        if (zr == Z_STREAM_ERROR)
-            return cs_err(err, CS_EIO, 0, "gzip: deflate failed");
-        int rc = emit(s, s->obuf, OUTBUF_SIZE - s->z.avail_out, err);
-        if (rc < 0)
-            return rc;
-        if (flush == Z_FINISH) {
-            if (zr == Z_STREAM_END)
-                return 0;
-        } else if (s->z.avail_in == 0 && left == 0 && s->z.avail_out != 0) {
-            return 0;
-        }
-    }
 }
 
 static int
@@ -152,7 +143,7 @@ cs_csink_write(void *ctx, const void *p, size_t n, cs_error **err)
     s->tar_size += n;
     switch (s->comp) {
     case CS_COMP_GZIP:
-        return gzip_run(s, p, n, Z_NO_FLUSH, err);
+        return cs_pgz_write(s->gz, p, n, emit_sink, s, err);
     case CS_COMP_ZSTD:
         return zstd_run(s, p, n, ZSTD_e_continue, err);
     default:
@@ -167,7 +158,7 @@ cs_csink_finish(cs_csink *s, cs_csink_result *res, cs_error **err)
         return cs_err(err, CS_EINVAL, 0, "sink already finished");
     int rc = 0;
     if (s->comp == CS_COMP_GZIP)
-        rc = gzip_run(s, NULL, 0, Z_FINISH, err);
+        rc = cs_pgz_finish(s->gz, emit_sink, s, err);
     else if (s->comp == CS_COMP_ZSTD)
         rc = zstd_run(s, NULL, 0, ZSTD_e_end, err);
     s->finished = true;
@@ -185,8 +176,7 @@ cs_csink_free(cs_csink *s)
 {
     if (!s)
         return;
-    if (s->z_live)
-        deflateEnd(&s->z);
+    cs_pgz_free(s->gz);
     ZSTD_freeCCtx(s->zc);
     cs_sha256_free(s->tar_hash);
     cs_sha256_free(s->blob_hash);

@@ -95,7 +95,8 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         || (rc = du_count(db, txn, CS_T_TREES, &st->trees, err)) < 0
         || (rc = du_count(db, txn, CS_T_CONTENTS, &st->contents, err)) < 0
         || (rc = du_count(db, txn, CS_T_CHUNKS, &st->chunks, err)) < 0
-        || (rc = du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err)) < 0)
+        || (rc = du_count(db, txn, CS_T_TARSPLIT, &st->tarsplits, err)) < 0
+        || (rc = du_count(db, txn, CS_T_SNAPSHOTS, &st->snapshots, err)) < 0)
         return rc;
 
     c->db = db;
@@ -106,16 +107,22 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 }
 
 /* nftw has no context argument; a store is measured by one thread at a time
- * per call, so a thread-local sum is enough. */
-static __thread uint64_t du_disk_sum;
+ * per call, so thread-local sums are enough. du_snap: the path of
+ * ROOT/snapshots, whose files are also summed apart. */
+static __thread uint64_t du_disk_sum, du_snap_sum;
+static __thread const char *du_snap;
 
 static int
 du_walk(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
-    (void) path;
     (void) ftw;
-    if (type != FTW_NS)
-        du_disk_sum += (uint64_t) sb->st_blocks * 512;
+    if (type == FTW_NS)
+        return 0;
+    uint64_t b = (uint64_t) sb->st_blocks * 512;
+    du_disk_sum += b;
+    size_t n = strlen(du_snap);
+    if (!strncmp(path, du_snap, n) && (path[n] == '/' || !path[n]))
+        du_snap_sum += b;
     return 0;
 }
 
@@ -131,9 +138,12 @@ cs_du(cs_store *s, cs_du_stats *out, cs_error **err)
         return cs_err_wrap(err, "du");
     out->dedup_ratio = out->unique_bytes ? (double) out->logical_bytes / out->unique_bytes : 0;
 
-    du_disk_sum = 0;
+    cs_autofree char *snap = cs_path_join(cs_store_root(s), "snapshots");
+    du_disk_sum = du_snap_sum = 0;
+    du_snap = snap;
     if (nftw(cs_store_root(s), du_walk, 16, FTW_PHYS) < 0)
         return cs_err(err, CS_EIO, errno, "walk '%s'", cs_store_root(s));
     out->disk_bytes = du_disk_sum;
+    out->snapshot_bytes = du_snap_sum;
     return 0;
 }

@@ -16,11 +16,17 @@
 #define LB_TS_KEY_LEN 65
 #define LB_VAL_LEN    72
 
+/* Compressed blobs changed bytes when gzip went to independent blocks and
+ * zstd to workers (compress.h): their keys carry LB_FORMAT2 in the
+ * compression byte, so digests recorded for the old bytes are never read
+ * again (gc drops them with their tree). Uncompressed tars did not change. */
+#define LB_FORMAT2 0x80
+
 static size_t
 lb_key(uint8_t key[LB_TS_KEY_LEN], const cs_digest *tree, cs_compression c, const cs_digest *orig)
 {
     memcpy(key, tree->b, 32);
-    key[32] = (uint8_t) c;
+    key[32] = (uint8_t) c | (c == CS_COMP_NONE ? 0 : LB_FORMAT2);
     if (!orig)
         return LB_KEY_LEN;
     memcpy(key + 33, orig->b, 32);

@@ -32,6 +32,7 @@
 #include "cstore/tree.h"
 #include "digestset.h"
 #include "lease_int.h"
+#include "snapshot_int.h"
 
 /* Deletes per write txn (see above). */
 #define GC_BATCH 2000
@@ -41,6 +42,8 @@ typedef struct gc_marks {
     cs_digestset *cache; /* build cache keys kept */
     cs_digestset *images, *trees, *contents, *chunks;
     cs_digestset *tarsplits; /* keys (diff_ids) of the tarsplit records kept */
+    cs_digestset *in_use;    /* trees leased by live processes (and their images' layers) */
+    cs_digestset *snap_drop; /* snapshots over the budget: tree -> last used seen */
 } gc_marks;
 
 static int
@@ -63,6 +66,7 @@ typedef struct cache_ent {
     cs_digest key, tree;
     uint64_t used, bytes;
     bool has_layer;
+    bool snap; /* a snapshot of tree, not a cache entry */
 } cache_ent;
 
 static int
@@ -79,16 +83,16 @@ typedef struct cache_list {
     size_t n, cap;
 } cache_list;
 
-/* The file bytes of a cache entry's layer into *bytes (0 when it has none
- * or the tree is gone: a dangling reference is fsck's business). */
+/* The file bytes of a tree into *bytes (0 when the tree is gone: a
+ * dangling reference is fsck's business); block: each file rounded up to
+ * that (a snapshot's files on disk), or 1. */
 static int
-layer_bytes(cs_db *db, MDB_txn *txn, const cs_cache_entry *e, uint64_t *bytes, cs_error **err)
+tree_bytes(cs_db *db, MDB_txn *txn, const cs_digest *tree, uint64_t block, uint64_t *bytes,
+           cs_error **err)
 {
     *bytes = 0;
-    if (!e->has_layer)
-        return 0;
     MDB_val tv;
-    int r = cs_db_get(db, txn, CS_T_TREES, e->tree.b, 32, &tv, err);
+    int r = cs_db_get(db, txn, CS_T_TREES, tree->b, 32, &tv, err);
     if (r == -CS_ENOTFOUND)
         return 0;
     __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
@@ -96,8 +100,15 @@ layer_bytes(cs_db *db, MDB_txn *txn, const cs_cache_entry *e, uint64_t *bytes, c
         return r;
     for (size_t i = 0; i < t->n; i++)
         if (t->e[i].type == CS_E_FILE)
-            *bytes += t->e[i].size;
+            *bytes += (t->e[i].size + block - 1) / block * block;
     return 0;
+}
+
+static int
+layer_bytes(cs_db *db, MDB_txn *txn, const cs_cache_entry *e, uint64_t *bytes, cs_error **err)
+{
+    *bytes = 0;
+    return e->has_layer ? tree_bytes(db, txn, &e->tree, 1, bytes, err) : 0;
 }
 
 static int
@@ -113,12 +124,54 @@ list_cache(void *ctx, const cs_digest *key, const cs_cache_entry *ce, cs_error *
         l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
     }
     cache_ent *e = &l->v[l->n++];
+    *e = (cache_ent){ 0 };
     e->key = *key;
     e->tree = ce->tree;
     e->used = ce->last_used;
     e->has_layer = ce->has_layer;
     e->bytes = bytes;
     return 0;
+}
+
+/* Snapshots share the --keep-storage budget with the cache entries, least
+ * recently used out first; their bytes are their files' 4 KiB blocks.
+ * They are listed as entries with snap set (tree = the snapshot's tree). */
+static int
+list_snapshots(cs_db *db, MDB_txn *txn, cache_list *l, cs_error **err)
+{
+    cs_snapshot_recs sr;
+    int r = cs_snapshot_list(db, txn, &sr, err);
+    for (size_t i = 0; i < sr.n && r >= 0; i++) {
+        uint64_t bytes;
+        r = tree_bytes(db, txn, &sr.v[i].tree, 4096, &bytes, err);
+        if (r < 0)
+            break;
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 64;
+            l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
+        }
+        l->v[l->n++] = (cache_ent){
+            .tree = sr.v[i].tree, .used = sr.v[i].last_used, .bytes = bytes, .snap = true
+        };
+    }
+    free(sr.v);
+    return r;
+}
+
+/* A snapshot within the age limit: kept while it fits (always when a live
+ * process relies on its tree: it may be a mounted lower dir), else dropped
+ * from disk by the prune after the sweep. */
+static void
+budget_snapshot(gc_marks *m, const cache_ent *e, uint64_t now, uint64_t *total)
+{
+    if (now - e->used >= m->o->keep_duration)
+        return; /* the prune takes it anyway */
+    if (!cs_digestset_has(m->in_use, e->tree.b) && *total + e->bytes > m->o->keep_storage) {
+        cs_digestset_add(m->snap_drop, e->tree.b);
+        *cs_digestset_value(m->snap_drop, e->tree.b) = e->used;
+        return;
+    }
+    *total += e->bytes;
 }
 
 /* Build cache records (cstore/buildcache.h): the policy keeps the most
@@ -129,6 +182,8 @@ mark_cache(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
 {
     cache_list l = { db, txn, NULL, 0, 0 };
     int r = cs_cache_foreach(db, txn, list_cache, &l, err);
+    if (r >= 0)
+        r = list_snapshots(db, txn, &l, err);
     if (r < 0) {
         free(l.v);
         return r;
@@ -139,6 +194,10 @@ mark_cache(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
         qsort(v, n, sizeof(*v), cmp_recent);
     uint64_t now = (uint64_t) time(NULL), total = 0;
     for (size_t i = 0; i < n; i++) {
+        if (v[i].snap) {
+            budget_snapshot(m, &v[i], now, &total);
+            continue;
+        }
         if (now - v[i].used >= m->o->keep_duration || total + v[i].bytes > m->o->keep_storage)
             continue;
         total += v[i].bytes;
@@ -257,11 +316,37 @@ mark_each(cs_db *db, MDB_txn *txn, gc_marks *m, cs_digestset *set, cs_table t, m
     return 0;
 }
 
+/* Before anything else is marked, m->trees and m->images hold the leases
+ * only: the trees live processes rely on, for the snapshot budget. */
+static int
+mark_in_use(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
+{
+    const cs_digest *d;
+    for (size_t it = 0; (d = cs_digestset_next(m->trees, &it));)
+        cs_digestset_add(m->in_use, d->b);
+    MDB_val v;
+    for (size_t it = 0; (d = cs_digestset_next(m->images, &it));) {
+        int r = mark_get(db, txn, CS_T_IMAGES, d, &v, err);
+        if (r == -CS_ENOTFOUND)
+            continue;
+        if (r < 0)
+            return r;
+        __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
+        if (cs_image_decode(v.mv_data, v.mv_size, &img, err) < 0)
+            return mark_corrupt(err, "image", d);
+        for (uint32_t i = 0; i < img->nlayers; i++)
+            cs_digestset_add(m->in_use, img->layers[i].b);
+    }
+    return 0;
+}
+
 static int
 mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     gc_marks *m = ctx;
-    int r = mark_tags(db, txn, m, err);
+    int r = mark_in_use(db, txn, m, err);
+    if (r == 0)
+        r = mark_tags(db, txn, m, err);
     if (r == 0)
         r = mark_cache(db, txn, m, err);
     if (r == 0)
@@ -456,6 +541,8 @@ marks_release(gc_marks *m)
     cs_digestset_free(m->contents);
     cs_digestset_free(m->chunks);
     cs_digestset_free(m->tarsplits);
+    cs_digestset_free(m->in_use);
+    cs_digestset_free(m->snap_drop);
 }
 
 static void
@@ -469,6 +556,8 @@ marks_init(gc_marks *m, const cs_gc_opts *o)
         .contents = cs_digestset_new(false),
         .chunks = cs_digestset_new(false),
         .tarsplits = cs_digestset_new(false),
+        .in_use = cs_digestset_new(false),
+        .snap_drop = cs_digestset_new(true),
     };
 }
 
@@ -505,7 +594,8 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
 /* The mark, from the leases (read under lease.lock) and the records, then
  * the sweep in batches. Writers are held off by the gate meanwhile. */
 static int
-mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
+mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset **snap_drop,
+               cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     gc_marks m;
@@ -519,6 +609,7 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **er
     if (r >= 0)
         r = sweep_all(db, &m, o->dry_run, out, err);
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
+    *snap_drop = cs_steal(&m.snap_drop);
     marks_release(&m);
     return r < 0 ? r : 0;
 }
@@ -531,20 +622,22 @@ cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
 
     memset(out, 0, sizeof(*out));
     out->file_before = file_alloc(dbpath);
+    __attribute__((cleanup(cs_digestset_freep))) cs_digestset *drop = NULL;
     int r = o->dry_run ? 0 : cs_db_gate_exclusive(db, true, err);
     if (r == 0) {
-        r = mark_and_sweep(s, o, out, err);
+        r = mark_and_sweep(s, o, out, &drop, err);
         cs_error *tmp = NULL;
         if (!o->dry_run && cs_db_gate_exclusive(db, false, &tmp) < 0)
             cs_store_warn_error(s, "gc", &tmp);
     }
     if (r < 0 || o->dry_run)
         goto out;
-    /* Snapshots are a cache of trees: drop those of freed trees and those
-     * unused for longer than the build cache is kept. */
+    /* Snapshots are a cache of trees: drop those of freed trees, those
+     * unused for longer than the build cache is kept and those over the
+     * --keep-storage budget (least recently used first, chosen by the mark). */
     uint64_t now = (uint64_t) time(NULL);
-    r = cs_snapshot_prune(s, now > o->keep_duration ? now - o->keep_duration : 0, &out->snapshots,
-                          &out->snapshot_bytes, err);
+    r = cs_snapshot_prune_ex(s, now > o->keep_duration ? now - o->keep_duration : 0, drop,
+                             &out->snapshots, &out->snapshot_bytes, err);
     if (r == 0 && o->compact)
         r = gc_compact(s, err);
 out:

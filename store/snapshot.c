@@ -29,13 +29,19 @@ snap_root(cs_store *s)
     return cs_path_join(cs_store_root(s), "snapshots");
 }
 
-/* ---- records: tree digest -> last-used u64 BE | state u8 ---- */
+/* ---- records: tree digest -> last-used u64 BE | state u8 | boot id ----
+ * The boot id (16 bytes, snapshot_int.h) says in which boot the snapshot was
+ * written, unsynced; zeros (or a 9-byte record from before boot ids) mean it
+ * was synced when made. */
 
 typedef struct rec {
     const cs_digest *d;
     uint64_t last_used;
+    uint8_t boot[CS_BOOT_ID_LEN];
     bool found;
 } rec;
+
+static const uint8_t no_boot[CS_BOOT_ID_LEN];
 
 static int
 rec_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
@@ -53,6 +59,9 @@ rec_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_rd rd;
     cs_rd_init(&rd, v.mv_data, v.mv_size);
     c->last_used = cs_rd_u64(&rd);
+    memset(c->boot, 0, CS_BOOT_ID_LEN);
+    if (v.mv_size >= 9 + CS_BOOT_ID_LEN)
+        memcpy(c->boot, (const uint8_t *) v.mv_data + 9, CS_BOOT_ID_LEN);
     c->found = true;
     return 0;
 }
@@ -65,16 +74,29 @@ rec_put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     cs_buf_init(&b);
     cs_buf_u64(&b, c->last_used);
     cs_buf_u8(&b, SNAP_READY);
+    cs_buf_append(&b, c->boot, CS_BOOT_ID_LEN);
     int r = cs_db_put(db, txn, CS_T_SNAPSHOTS, c->d->b, 32, b.data, b.len, 0, err);
     cs_buf_release(&b);
     return r;
 }
 
+/* Records d as used now, written (or checked) in boot. */
 static int
-rec_touch(cs_store *s, const cs_digest *d, cs_error **err)
+rec_touch(cs_store *s, const cs_digest *d, const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     rec c = { .d = d, .last_used = (uint64_t) time(NULL) };
+    memcpy(c.boot, boot, CS_BOOT_ID_LEN);
     return cs_db_write(cs_store_db(s), rec_put_fn, &c, err);
+}
+
+/* Whether the snapshot on disk may be used without a look: recorded, and
+ * synced when made or written in this boot (the page cache holds whatever
+ * has not reached the disk yet). */
+static bool
+trusted(const rec *c, const uint8_t cur[CS_BOOT_ID_LEN])
+{
+    return c->found
+           && (!memcmp(c->boot, no_boot, CS_BOOT_ID_LEN) || !memcmp(c->boot, cur, CS_BOOT_ID_LEN));
 }
 
 /* Takes dir out of sight with one rename, then empties and removes it. */
@@ -111,7 +133,8 @@ tree_get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
  * and records it. Losing a race to another process is fine: its snapshot
  * is as good as ours. */
 static int
-make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs, cs_error **err)
+make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs,
+              const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     /* final without fs is damaged (a finished one always has fs). */
@@ -129,7 +152,7 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
     if (r >= 0 && mkdir(tmp, 0700) < 0)
         r = cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (r >= 0)
-        r = cs_snapshot_unpack(db, t, tmpfs, err);
+        r = cs_snapshot_unpack_to(db, t, tmpfs, !memcmp(boot, no_boot, CS_BOOT_ID_LEN), err);
     cs_tree_free(t);
     /* Its mtime says "just made" to a concurrent prune (recently_made). */
     if (r >= 0)
@@ -140,7 +163,7 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
             r = cs_err(err, CS_EIO, e, "rename '%s'", tmp);
         /* else another process was first: use its snapshot, drop ours */
     } else if (r >= 0) {
-        return rec_touch(s, d, err);
+        return rec_touch(s, d, boot, err);
     }
     /* A temp dir left behind costs only space: prune removes it. */
     cs_error *tmperr = NULL;
@@ -148,7 +171,36 @@ make_snapshot(cs_store *s, const cs_digest *d, const char *final, const char *fs
         cs_store_warn_error(s, "snapshot temp dir", &tmperr);
     if (r < 0)
         return r;
-    return rec_touch(s, d, err);
+    return rec_touch(s, d, boot, err);
+}
+
+/* A snapshot not trusted as is (written in another boot, or unrecorded:
+ * maybe cut short by a crash) is compared with its tree: used and recorded
+ * as checked in this boot when whole, replaced when not. */
+static int
+recheck(cs_store *s, const cs_digest *d, const char *final, const char *fs,
+        const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
+{
+    tree_ctx tc = { .d = d };
+    int r = cs_db_read(cs_store_db(s), tree_get_fn, &tc, err);
+    if (r < 0)
+        return r;
+    struct stat before;
+    cs_error *bad = NULL;
+    if (lstat(final, &before) < 0)
+        r = cs_err(&bad, CS_EIO, errno, "stat '%s'", final);
+    else
+        r = cs_snapshot_verify(tc.t, fs, &bad);
+    cs_tree_free(tc.t);
+    if (r == 0)
+        return rec_touch(s, d, boot, err);
+    cs_store_warn_error(s, "snapshot not written in this boot is damaged, rebuilt", &bad);
+    /* Unless another process replaced it meanwhile (then that one is new). */
+    struct stat now;
+    if (lstat(final, &now) == 0 && now.st_ino == before.st_ino && now.st_dev == before.st_dev
+        && (r = discard(final, NULL, err)) < 0)
+        return r;
+    return make_snapshot(s, d, final, fs, boot, err);
 }
 
 int
@@ -160,17 +212,20 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
     cs_autofree char *final = cs_path_join(root, hex);
     cs_autofree char *fs = cs_path_join(final, "fs");
     rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    cs_snapshot_boot_id(boot);
     int r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
-    if (r >= 0 && is_dir(fs)) {
-        /* Recorded or not, <hex>/fs is complete (see the top of this file). */
+    if (r >= 0 && is_dir(fs) && !trusted(&c, boot)) {
+        r = recheck(s, tree, final, fs, boot, err);
+    } else if (r >= 0 && is_dir(fs)) {
         uint64_t now = (uint64_t) time(NULL);
-        if (!c.found || now >= c.last_used + TOUCH_SLACK || now < c.last_used)
-            r = rec_touch(s, tree, err);
+        if (now >= c.last_used + TOUCH_SLACK || now < c.last_used)
+            r = rec_touch(s, tree, c.boot, err);
     } else if (r >= 0) {
         r = cs_mkdir_p(root, 0700, err);
         /* A tree from an imported build cache: its bytes first. */
         if (r >= 0 && (r = cs_rcache_fetch_trees(s, tree, 1, NULL, err)) >= 0)
-            r = make_snapshot(s, tree, final, fs, err);
+            r = make_snapshot(s, tree, final, fs, boot, err);
     }
     if (r < 0)
         return cs_err_wrap(err, "snapshot '%.12s'", hex);
@@ -181,7 +236,7 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
 
 static int
 adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final, const char *fs,
-           cs_error **err)
+           const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
 {
     int r = 0;
     if (access(final, F_OK) == 0 && (r = discard(final, NULL, err)) < 0)
@@ -191,12 +246,15 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
     r = cs_rm_tree(tmp, NULL, err);
     if (r < 0)
         return r;
-    /* The command's writes must be on disk before the snapshot is recorded. */
-    cs_autoclose int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (ufd < 0)
-        return cs_err(err, CS_EIO, errno, "open '%s'", upper);
-    if (syncfs(ufd) < 0)
-        return cs_err(err, CS_EIO, errno, "sync '%s'", upper);
+    /* Without a boot id to record, the command's writes must be on disk
+     * before the snapshot is recorded; with one, a later boot checks them. */
+    if (!memcmp(boot, no_boot, CS_BOOT_ID_LEN)) {
+        cs_autoclose int ufd = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (ufd < 0)
+            return cs_err(err, CS_EIO, errno, "open '%s'", upper);
+        if (syncfs(ufd) < 0)
+            return cs_err(err, CS_EIO, errno, "sync '%s'", upper);
+    }
     if (mkdir(tmp, 0700) < 0)
         return cs_err(err, cs_sys_code(errno), errno, "mkdir '%s'", tmp);
     if (rename(upper, tmpfs) < 0) {
@@ -209,14 +267,27 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
         if ((e == ENOTEMPTY || e == EEXIST) && is_dir(fs)) {
             /* Another process adopted or unpacked the same tree first. */
             r = cs_rm_tree(tmp, NULL, err);
-            return r < 0 ? r : rec_touch(s, d, err);
+            return r < 0 ? r : rec_touch(s, d, boot, err);
         }
         /* Give the caller its upper dir back. */
         if (rename(tmpfs, upper) == 0)
             rmdir(tmp);
         return cs_err(err, CS_EIO, e, "rename '%s'", tmp);
     }
-    return rec_touch(s, d, err);
+    return rec_touch(s, d, boot, err);
+}
+
+/* Whether fs, not trusted as is, passes the check against the tree. */
+static bool
+intact(cs_store *s, const cs_digest *d, const char *fs)
+{
+    tree_ctx tc = { .d = d };
+    cs_error *tmp = NULL;
+    bool ok = cs_db_read(cs_store_db(s), tree_get_fn, &tc, &tmp) == 0
+              && cs_snapshot_verify(tc.t, fs, &tmp) == 0;
+    cs_tree_free(tc.t);
+    cs_error_clear(&tmp); /* not intact: replaced, which is the remedy */
+    return ok;
 }
 
 int
@@ -227,13 +298,19 @@ cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_erro
     cs_autofree char *root = snap_root(s);
     cs_autofree char *final = cs_path_join(root, hex);
     cs_autofree char *fs = cs_path_join(final, "fs");
+    rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    cs_snapshot_boot_id(boot);
     int r = cs_mkdir_p(root, 0700, err);
-    if (r >= 0 && is_dir(fs)) {
+    if (r >= 0)
+        r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
+    if (r >= 0 && is_dir(fs) && (trusted(&c, boot) || intact(s, tree, fs))) {
         r = cs_rm_tree(upper, NULL, err);
         if (r >= 0)
-            r = rec_touch(s, tree, err);
+            r = rec_touch(s, tree, trusted(&c, boot) ? c.boot : boot, err);
     } else if (r >= 0) {
-        r = adopt_into(s, tree, upper, final, fs, err);
+        /* A damaged one is replaced by ours (adopt_into). */
+        r = adopt_into(s, tree, upper, final, fs, boot, err);
     }
     if (r < 0)
         return cs_err_wrap(err, "adopt snapshot '%.12s'", hex);
@@ -249,6 +326,7 @@ typedef struct prune {
     cs_db *db;
     MDB_txn *txn;
     uint64_t older_than;
+    cs_digestset *drop; /* gc's budget: digest -> last used when it chose them */
     prec *v;
     size_t n, cap;
 } prune;
@@ -270,7 +348,9 @@ prune_scan_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
     uint64_t last_used = cs_rd_u64(&rd); /* 0 when short: old */
     MDB_val tv;
     int r = cs_db_get(p->db, p->txn, CS_T_TREES, x->d.b, 32, &tv, err);
-    x->victim = r == -CS_ENOTFOUND || last_used < p->older_than;
+    uint64_t *listed = p->drop ? cs_digestset_value(p->drop, x->d.b) : NULL;
+    /* One used since gc chose it is not taken. */
+    x->victim = r == -CS_ENOTFOUND || last_used < p->older_than || (listed && *listed == last_used);
     return r == -CS_ENOTFOUND ? 0 : r;
 }
 
@@ -373,12 +453,45 @@ cs_snapshot_clean_stale(cs_store *s, cs_error **err)
     return r < 0 ? cs_err_wrap(err, "stale snapshot temp dirs") : 0;
 }
 
+static int
+list_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    cs_snapshot_recs *l = ctx;
+    (void) err;
+    if (k->mv_size != 32)
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->v = cs_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    cs_snapshot_rec *x = &l->v[l->n++];
+    memcpy(x->tree.b, k->mv_data, 32);
+    cs_rd rd;
+    cs_rd_init(&rd, v->mv_data, v->mv_size);
+    x->last_used = cs_rd_u64(&rd);
+    return 0;
+}
+
+int
+cs_snapshot_list(cs_db *db, MDB_txn *txn, cs_snapshot_recs *out, cs_error **err)
+{
+    *out = (cs_snapshot_recs){ 0 };
+    return cs_db_each(db, txn, CS_T_SNAPSHOTS, "snapshots", list_rec, out, err);
+}
+
 int
 cs_snapshot_prune(cs_store *s, uint64_t older_than, uint64_t *removed, uint64_t *bytes,
                   cs_error **err)
 {
+    return cs_snapshot_prune_ex(s, older_than, NULL, removed, bytes, err);
+}
+
+int
+cs_snapshot_prune_ex(cs_store *s, uint64_t older_than, cs_digestset *drop, uint64_t *removed,
+                     uint64_t *bytes, cs_error **err)
+{
     cs_autofree char *root = snap_root(s);
-    prune p = { .older_than = older_than };
+    prune p = { .older_than = older_than, .drop = drop };
     uint64_t nrem = 0, nbytes = 0;
     /* Records first, directories after: a dir without a record is never
      * used before it is complete, and removal renames it out of sight. */

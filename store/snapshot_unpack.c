@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -393,8 +395,113 @@ dir_times(unpack *u, const cs_entry *e, cs_error **err)
     return 0;
 }
 
+/* Regular files are the bytes: their contents are read (chunks
+ * decompressed) and written on up to UNPACK_THREADS threads, each with its
+ * own read transaction and parent-dir cache, over contiguous runs of the
+ * sorted entries balanced by bytes (siblings stay on one thread). Below
+ * UNPACK_MIN_BYTES one thread does it all: a thread costs more than it
+ * saves. */
+#define UNPACK_THREADS   4
+#define UNPACK_MIN_BYTES (8u << 20)
+
+typedef struct file_run {
+    unpack u;
+    size_t from, to; /* entries [from, to) of u.t */
+    int r;
+    cs_error *err;
+} file_run;
+
+static void
+unpack_release(unpack *u)
+{
+    if (u->txn)
+        mdb_txn_abort(u->txn);
+    u->txn = NULL;
+    free(u->cpath);
+    u->cpath = NULL;
+    if (u->cfd >= 0)
+        close(u->cfd);
+    u->cfd = -1;
+}
+
+static void *
+file_run_main(void *arg)
+{
+    file_run *fr = arg;
+    fr->r = 0;
+    for (size_t i = fr->from; i < fr->to && fr->r >= 0; i++) {
+        const cs_entry *e = &fr->u.t->e[i];
+        if (e->type != CS_E_FILE || !*e->path || is_whiteout(e->path))
+            continue;
+        const char *name;
+        int pfd = -1;
+        fr->r = parent_fd(&fr->u, e->path, &name, &pfd, &fr->err);
+        if (fr->r >= 0)
+            fr->r = make_file(&fr->u, pfd, name, e, &fr->err);
+    }
+    unpack_release(&fr->u);
+    return NULL;
+}
+
+static size_t
+unpack_threads(uint64_t bytes)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = cpus < 1 ? 1 : cpus > UNPACK_THREADS ? UNPACK_THREADS : (size_t) cpus;
+    return bytes < UNPACK_MIN_BYTES ? 1 : n;
+}
+
+/* The files of t (directories exist by now), split over threads; the
+ * calling thread takes the first run. Returns the first error. */
+static int
+make_files(unpack *u, cs_error **err)
+{
+    const cs_tree *t = u->t;
+    uint64_t total = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->e[i].type == CS_E_FILE)
+            total += t->e[i].size + 1;
+    size_t n = unpack_threads(total);
+    file_run runs[UNPACK_THREADS];
+    pthread_t th[UNPACK_THREADS];
+    bool started[UNPACK_THREADS] = { false };
+    uint64_t acc = 0;
+    size_t at = 0;
+    for (size_t k = 0; k < n; k++) {
+        runs[k] = (file_run){ .u = { .db = u->db, .t = t, .root = u->root, .cfd = -1 } };
+        runs[k].from = at;
+        uint64_t goal = total / n * (k + 1);
+        while (at < t->n && (k == n - 1 || acc < goal)) {
+            if (t->e[at].type == CS_E_FILE)
+                acc += t->e[at].size + 1;
+            at++;
+        }
+        runs[k].to = at;
+    }
+    for (size_t k = 1; k < n; k++)
+        started[k] = pthread_create(&th[k], NULL, file_run_main, &runs[k]) == 0;
+    file_run_main(&runs[0]);
+    /* A thread that could not start: its run on this thread. */
+    for (size_t k = 1; k < n; k++) {
+        if (started[k])
+            pthread_join(th[k], NULL);
+        else
+            file_run_main(&runs[k]);
+    }
+    int r = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (runs[k].r < 0 && r == 0) {
+            r = runs[k].r;
+            if (err && !*err)
+                *err = cs_steal(&runs[k].err);
+        }
+        cs_error_clear(&runs[k].err);
+    }
+    return r;
+}
+
 int
-cs_snapshot_unpack(cs_db *db, const cs_tree *t, const char *fs, cs_error **err)
+cs_snapshot_unpack_to(cs_db *db, const cs_tree *t, const char *fs, bool sync, cs_error **err)
 {
     unpack u = { .db = db, .t = t, .root = -1, .cfd = -1 };
     if (mkdir(fs, 0755) < 0 && errno != EEXIST)
@@ -403,8 +510,12 @@ cs_snapshot_unpack(cs_db *db, const cs_tree *t, const char *fs, cs_error **err)
     if (u.root < 0)
         return cs_err(err, CS_EIO, errno, "open '%s'", fs);
     int r = fchmod(u.root, 0755) < 0 ? cs_err(err, CS_EIO, errno, "chmod '%s'", fs) : 0;
+    /* Everything but the files first, so that their parents exist. */
     for (size_t i = 0; i < t->n && r >= 0; i++)
-        r = make_entry(&u, &t->e[i], err);
+        if (t->e[i].type != CS_E_FILE || !*t->e[i].path || is_whiteout(t->e[i].path))
+            r = make_entry(&u, &t->e[i], err);
+    if (r >= 0)
+        r = make_files(&u, err);
     for (size_t i = 0; i < t->n && r >= 0; i++)
         if (t->e[i].type == CS_E_HARDLINK && !is_whiteout(t->e[i].path))
             r = make_hardlink(&u, &t->e[i], err);
@@ -412,15 +523,16 @@ cs_snapshot_unpack(cs_db *db, const cs_tree *t, const char *fs, cs_error **err)
     for (size_t i = 0; i < t->n && r >= 0; i++)
         if (t->e[i].type == CS_E_DIR && !is_whiteout(t->e[i].path))
             r = dir_times(&u, &t->e[i], err);
-    /* One flush for the whole snapshot before it is renamed into place and
-     * recorded: a recorded snapshot must survive a crash intact. */
-    if (r >= 0 && syncfs(u.root) < 0)
+    /* sync: one flush for the whole tree before the caller publishes it. */
+    if (r >= 0 && sync && syncfs(u.root) < 0)
         r = cs_err(err, CS_EIO, errno, "sync '%s'", fs);
-    if (u.txn)
-        mdb_txn_abort(u.txn);
-    free(u.cpath);
-    if (u.cfd >= 0)
-        close(u.cfd);
+    unpack_release(&u);
     close(u.root);
     return r;
+}
+
+int
+cs_snapshot_unpack(cs_db *db, const cs_tree *t, const char *fs, cs_error **err)
+{
+    return cs_snapshot_unpack_to(db, t, fs, true, err);
 }

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "compress.h"
 #include "cstore/content.h"
@@ -438,6 +440,90 @@ compress_sink_is_deterministic_and_hashes_both_streams(void **state)
     }
 }
 
+/* One compression of in (n bytes) on `threads` threads, written in pieces
+ * of `step` bytes (0: all at once); the compressed bytes into out. */
+static void
+compress_with(cs_compression c, unsigned threads, const uint8_t *in, size_t n, size_t step,
+              cs_buf *out)
+{
+    cs_error *err = NULL;
+    cs_csink *s;
+    membuf m;
+    cs_buf_init(&m.b);
+    assert_int_equal(cs_csink_new_mt(c, 0, threads, mem_sink, &m, &s, &err), 0);
+    for (size_t off = 0; off < n;) {
+        size_t k = step && n - off > step ? step : n - off;
+        assert_int_equal(cs_csink_write(s, in + off, k, &err), 0);
+        off += k;
+    }
+    cs_csink_result r;
+    assert_int_equal(cs_csink_finish(s, &r, &err), 0);
+    assert_int_equal(r.blob_size, m.b.len);
+    cs_csink_free(s);
+    *out = m.b;
+}
+
+/* in must be exactly one gzip member (or zstd frame) of the n bytes want. */
+static void
+check_decompresses(cs_compression c, const cs_buf *z, const uint8_t *want, size_t n)
+{
+    uint8_t *got = malloc(n + 1);
+    assert_non_null(got);
+    if (c == CS_COMP_GZIP) {
+        z_stream s = { 0 };
+        assert_int_equal(inflateInit2(&s, 15 + 16), Z_OK);
+        s.next_in = z->data;
+        s.avail_in = (uInt) z->len;
+        s.next_out = got;
+        s.avail_out = (uInt) n + 1;
+        assert_int_equal(inflate(&s, Z_FINISH), Z_STREAM_END);
+        assert_int_equal(s.avail_in, 0); /* one member, nothing after it */
+        assert_int_equal(s.total_out, n);
+        inflateEnd(&s);
+    } else {
+        size_t r = ZSTD_decompress(got, n + 1, z->data, z->len);
+        assert_false(ZSTD_isError(r));
+        assert_int_equal(r, n);
+    }
+    assert_memory_equal(got, want, n);
+    free(got);
+}
+
+static void
+compressed_bytes_do_not_depend_on_threads_or_write_sizes(void **state)
+{
+    (void) state;
+    /* 3.3 MiB: text-like and random runs, more than a zstd job (1 MiB)
+     * and several gzip blocks (512 KiB). */
+    size_t big = (3u << 20) + (300u << 10) + 17;
+    uint8_t *in = malloc(big);
+    assert_non_null(in);
+    test_fill_random(in, big, 77);
+    for (size_t i = 0; i < big; i++)
+        if ((i / 50000) % 2)
+            in[i] = (uint8_t) ('a' + in[i] % 4);
+    const size_t sizes[] = { 0, 1, 512u << 10, (512u << 10) + 1, (544u << 10), big };
+    cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD };
+    for (size_t c = 0; c < 2; c++) {
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            cs_buf ref;
+            compress_with(comps[c], 1, in, sizes[i], 0, &ref);
+            check_decompresses(comps[c], &ref, in, sizes[i]);
+            const unsigned threads[] = { 2, 4, 3 };
+            const size_t steps[] = { 4096, 1000, 65537 };
+            for (size_t t = 0; t < 3; t++) {
+                cs_buf got;
+                compress_with(comps[c], threads[t], in, sizes[i], steps[t], &got);
+                assert_int_equal(got.len, ref.len);
+                assert_memory_equal(got.data, ref.data, ref.len);
+                cs_buf_release(&got);
+            }
+            cs_buf_release(&ref);
+        }
+    }
+    free(in);
+}
+
 typedef struct lb_job {
     cs_digest tree;
     cs_compression c;
@@ -493,7 +579,7 @@ layer_blob_records_round_trip(void **state)
     assert_int_equal(cs_db_begin(cs_store_db(f->sb.s), MDB_RDONLY, &txn, &err), 0);
     uint8_t key[33];
     memcpy(key, j.tree.b, 32);
-    key[32] = CS_COMP_ZSTD;
+    key[32] = CS_COMP_ZSTD | 0x80; /* format 2: zstd on workers */
     MDB_val v;
     assert_int_equal(cs_db_get(cs_store_db(f->sb.s), txn, CS_T_LAYER_BLOBS, key, 33, &v, &err), 0);
     assert_int_equal(v.mv_size, 72);
@@ -1066,6 +1152,7 @@ main(void)
         cmocka_unit_test_setup_teardown(hardlink_before_target_becomes_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(compress_sink_is_deterministic_and_hashes_both_streams,
                                         setup, teardown),
+        cmocka_unit_test(compressed_bytes_do_not_depend_on_threads_or_write_sizes),
         cmocka_unit_test_setup_teardown(layer_blob_records_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(export_oci_dir_is_valid_deterministic_and_merges,
                                         image_setup, teardown),

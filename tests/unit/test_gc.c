@@ -7,14 +7,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
+#include "cstore/lease.h"
+#include "cstore/snapshot.h"
 #include "cstore/store.h"
 #include "cstore/tree.h"
 #include "digestset.h"
+#include "snapshot_int.h"
 #include "testutil.h"
 
 #define KiB 1024u
@@ -586,6 +591,83 @@ gc_compact_shrinks_the_file_after_deleting_a_large_image(void **state)
     test_commit(txn);
 }
 
+/* ---- snapshots in the --keep-storage budget ---- */
+
+/* The snapshot of tree, made, then its record's last-used time set to
+ * `ago` seconds before now (as gc reads it: u64 BE | state | boot id). */
+static char *
+snapshot_used(fx *f, const cs_digest *tree, uint64_t ago)
+{
+    cs_error *err = NULL;
+    char *dir = NULL;
+    if (cs_snapshot_get(f->sb.s, tree, &dir, &err) < 0)
+        fail_msg("snapshot: %s", err->msg);
+    uint8_t v[9 + CS_BOOT_ID_LEN];
+    cs_be64_put(v, (uint64_t) time(NULL) - ago);
+    v[8] = 1;
+    cs_snapshot_boot_id(v + 9);
+    MDB_txn *txn = test_begin(f->sb.s, true);
+    assert_true(
+        cs_db_put(cs_store_db(f->sb.s), txn, CS_T_SNAPSHOTS, tree->b, 32, v, sizeof(v), 0, &err)
+        >= 0);
+    test_commit(txn);
+    return dir;
+}
+
+static bool
+dir_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static cs_gc_stats
+gc_keep(fx *f, uint64_t keep_storage)
+{
+    cs_gc_opts o = { .keep_storage = keep_storage, .keep_duration = CS_GC_KEEP_DURATION };
+    cs_gc_stats st;
+    cs_error *err = NULL;
+    if (cs_gc_ex(f->sb.s, &o, &st, &err) < 0)
+        fail_msg("gc: %s", err->msg);
+    return st;
+}
+
+static void
+keep_storage_counts_snapshots_and_drops_the_least_recently_used(void **state)
+{
+    fx *f = *state;
+    test_need(geteuid() == 0, "root (snapshots chown their files)");
+    /* In 4 KiB blocks: base 100 KiB, b 92 KiB (the hardlink is one file), a 152 KiB. */
+    char *base = snapshot_used(f, &f->base_tree, 100);
+    char *a = snapshot_used(f, &f->a_tree, 300);
+    char *b = snapshot_used(f, &f->b_tree, 200);
+    cs_du_stats du0 = du(f);
+    assert_int_equal(du0.snapshots, 3);
+    assert_true(du0.snapshot_bytes >= 344 * KiB && du0.snapshot_bytes < du0.disk_bytes);
+
+    /* 200 KiB: base and b (most recent first) fit, a does not. */
+    cs_gc_stats st = gc_keep(f, 200 * KiB);
+    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(st.trees, 0); /* the trees stay: only their unpacked copies go */
+    assert_true(dir_exists(base) && dir_exists(b));
+    assert_false(dir_exists(a));
+    assert_int_equal(du(f).snapshots, 2);
+
+    /* A snapshot whose tree a live process leased is kept over the budget. */
+    cs_error *err = NULL;
+    assert_int_equal(cs_lease_tree(f->sb.s, &f->a_tree, &err), 0);
+    free(snapshot_used(f, &f->a_tree, 300));
+    st = gc_keep(f, 0);
+    assert_int_equal(st.snapshots, 2);
+    assert_true(dir_exists(a));
+    assert_false(dir_exists(base) || dir_exists(b));
+    assert_int_equal(du(f).snapshots, 1);
+    assert_fsck_clean(f);
+    free(base);
+    free(a);
+    free(b);
+}
+
 #define GC_TEST(t) cmocka_unit_test_setup_teardown(t, populated_setup, test_sandbox_teardown)
 
 int
@@ -600,6 +682,7 @@ main(void)
         GC_TEST(gc_sweeps_in_batches_and_keeps_marked_records_between_them),
         GC_TEST(fsck_reports_each_kind_of_damage),
         GC_TEST(gc_compact_shrinks_the_file_after_deleting_a_large_image),
+        GC_TEST(keep_storage_counts_snapshots_and_drops_the_least_recently_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -375,6 +375,108 @@ get_reuses_and_rebuilds_missing_snapshots(void **state)
     free(fs);
 }
 
+/* Plays a reboot: the boot id the store reads (test-only override). */
+static void
+set_boot(fx *f, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/boot_id", f->sb.dir);
+    test_write_file(path, id, strlen(id), 0644);
+    setenv("CSTORE_TEST_BOOT_ID_FILE", path, 1);
+}
+
+static void
+snapshot_from_another_boot_is_checked_and_rebuilt_when_damaged(void **state)
+{
+    fx *f = *state;
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000000a\n");
+    cs_digest d = full_tree(f);
+    char *fs = get(f, &d);
+    ino_t ino = lst(fs, "bin/sh").st_ino;
+
+    /* Rebooted, nothing lost: checked and kept. */
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000000b\n");
+    char *again = get(f, &d);
+    assert_int_equal(lst(again, "bin/sh").st_ino, ino);
+    check_full(again);
+    free(again);
+
+    /* A crash lost a file's data (its size is 0 on disk), then a reboot:
+     * the check finds it and the snapshot is unpacked again. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/data/big", fs);
+    assert_int_equal(truncate(path, 0), 0);
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000000c\n");
+    again = get(f, &d);
+    check_full(again);
+    assert_int_equal(count_temp_dirs(f), 0);
+    free(again);
+
+    /* A missing entry after a reboot: rebuilt too. */
+    snprintf(path, sizeof(path), "%s/bin/su", fs);
+    assert_int_equal(unlink(path), 0);
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000000d\n");
+    again = get(f, &d);
+    check_full(again);
+    free(again);
+    free(fs);
+    unsetenv("CSTORE_TEST_BOOT_ID_FILE");
+}
+
+static void
+get_unrecorded_snapshot_is_checked_before_use(void **state)
+{
+    fx *f = *state;
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000001a\n");
+    cs_digest d = full_tree(f);
+    char *fs = get(f, &d);
+    /* Prune drops the record (the tree is kept); put the dir back as a
+     * crash between rename and record would leave it, damaged. */
+    char snap[256], keep[300], path[512];
+    snprintf(snap, sizeof(snap), "%.*s", (int) (strlen(fs) - 3), fs);
+    snprintf(keep, sizeof(keep), "%s.keep", f->sb.dir);
+    assert_int_equal(rename(snap, keep), 0);
+    uint64_t removed = 0;
+    cs_error *err = NULL;
+    assert_int_equal(cs_snapshot_prune(f->sb.s, UINT64_MAX, &removed, NULL, &err), 0);
+    assert_int_equal(rename(keep, snap), 0);
+    snprintf(path, sizeof(path), "%s/data/big", fs);
+    assert_int_equal(truncate(path, 1), 0);
+    char *again = get(f, &d);
+    check_full(again);
+    free(again);
+    free(fs);
+    unsetenv("CSTORE_TEST_BOOT_ID_FILE");
+}
+
+static void
+get_unpacks_a_large_tree_on_several_threads_intact(void **state)
+{
+    fx *f = *state;
+    /* 48 files of 384 KiB (18 MiB: above the one-thread limit) in 6 dirs,
+     * seeded random so no two chunks dedupe. */
+    enum { NFILES = 48, FSIZE = 384 << 10 };
+    uint8_t *data = malloc((size_t) NFILES * FSIZE);
+    assert_non_null(data);
+    test_fill_random(data, (size_t) NFILES * FSIZE, 1111);
+    cs_ingest *ing = begin(f);
+    cs_tree *t = cs_tree_new();
+    char path[64];
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(path, sizeof(path), "d%d/f%02d", i % 6, i);
+        add_file(t, ing, path, 0644, data + (size_t) i * FSIZE, FSIZE);
+    }
+    cs_digest d = commit_tree(f, ing, t);
+    char *fs = get(f, &d);
+    for (int i = 0; i < NFILES; i++) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/d%d/f%02d", fs, i % 6, i);
+        check_content(p, data + (size_t) i * FSIZE, FSIZE);
+    }
+    free(fs);
+    free(data);
+}
+
 static void
 get_never_writes_through_symlinks(void **state)
 {
@@ -562,6 +664,13 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     struct stat st = lst(fs, "ddir");
     assert_true(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
 
+    /* After a reboot the adopted upper dir (real times, overlay whiteouts
+     * and opaque xattrs) passes the check against its layer: kept. */
+    set_boot(f, "0b1c8a34-0000-4000-8000-00000000002a\n");
+    char *again = get(f, &ld);
+    assert_int_equal(lst(again, "new").st_ino, ino);
+    free(again);
+
     /* The same layer again: the existing snapshot stays, the new upper goes. */
     assert_int_equal(mkdir(upper, 0755), 0);
     write_str(upper, "other", "x", O_EXCL);
@@ -589,6 +698,7 @@ diff_adopt_and_reuse_an_overlay_upper(void **state)
     assert_int_equal(umount2(m, 0), 0);
     free(fs);
     free(lower);
+    unsetenv("CSTORE_TEST_BOOT_ID_FILE");
 }
 
 static cs_digest
@@ -764,6 +874,12 @@ main(void)
         cmocka_unit_test_setup_teardown(get_unpacks_every_entry_type, setup, teardown),
         cmocka_unit_test_setup_teardown(get_reuses_and_rebuilds_missing_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(get_never_writes_through_symlinks, setup, teardown),
+        cmocka_unit_test_setup_teardown(get_unpacks_a_large_tree_on_several_threads_intact, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            snapshot_from_another_boot_is_checked_and_rebuilt_when_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(get_unrecorded_snapshot_is_checked_before_use, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(diff_adopt_and_reuse_an_overlay_upper, setup, teardown),
         cmocka_unit_test_setup_teardown(prune_removes_old_orphaned_and_treeless_snapshots, setup,
                                         teardown),

@@ -26,7 +26,11 @@ int cs_gc(cs_store *s, bool dry_run, bool compact, cs_gc_stats *out, cs_error **
 /* Build cache policy: entries are kept, most recently used first, while
  * they are younger than keep_duration seconds and the file bytes of their
  * layers add up to at most keep_storage; the rest are dropped (and their
- * layers freed unless something else holds them). */
+ * layers freed unless something else holds them). Snapshots (unpacked trees,
+ * cstore/snapshot.h) share that budget, in the same least-recently-used
+ * order, counted as their files' 4 KiB blocks: those that do not fit are
+ * removed from disk (their trees stay), except those whose tree a live
+ * process has leased (it may be running on them). */
 #define CS_GC_KEEP_STORAGE  (10ull * 1000 * 1000 * 1000) /* 10 GB */
 #define CS_GC_KEEP_DURATION (7 * 24 * 3600)              /* a week */
 typedef struct cs_gc_opts {
@@ -38,12 +42,14 @@ int cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
 
 typedef struct cs_du_stats {
     uint64_t images, tags, trees, contents, chunks;
-    uint64_t tarsplits;     /* tarsplit records (original tar framing of loaded layers) */
-    uint64_t logical_bytes; /* sum over images of their layers' file bytes */
-    uint64_t unique_bytes;  /* raw bytes of all chunks (each stored once) */
-    uint64_t stored_bytes;  /* bytes of chunk values (after zstd) */
-    uint64_t disk_bytes;    /* the store root's files on disk (allocated) */
-    double dedup_ratio;     /* logical / unique */
+    uint64_t tarsplits;      /* tarsplit records (original tar framing of loaded layers) */
+    uint64_t logical_bytes;  /* sum over images of their layers' file bytes */
+    uint64_t unique_bytes;   /* raw bytes of all chunks (each stored once) */
+    uint64_t stored_bytes;   /* bytes of chunk values (after zstd) */
+    uint64_t disk_bytes;     /* the store root's files on disk (allocated) */
+    uint64_t snapshots;      /* snapshot records (unpacked trees, a cache) */
+    uint64_t snapshot_bytes; /* ROOT/snapshots on disk (allocated; part of disk_bytes) */
+    double dedup_ratio;      /* logical / unique */
 } cs_du_stats;
 int cs_du(cs_store *s, cs_du_stats *out, cs_error **err);
 

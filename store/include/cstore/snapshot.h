@@ -6,12 +6,19 @@
  * 0/0 character device NAME; ".wh..wh..opq" -> the xattr
  * trusted.overlay.opaque="y" on its directory), so any stack of snapshots is
  * a valid lowerdir list. Snapshots are a cache: recorded in CS_T_SNAPSHOTS
- * (tree digest -> last-used u64 BE unix seconds | state u8, 1 = complete),
- * made once (unpacked into ROOT/snapshots/<hex>.tmp-<pid>, synced, renamed to
- * <hex>, then recorded), reused by every build, evictable by gc when nothing
- * references them, and rebuilt from the store when missing (or <hex> is left
- * without its fs dir). Files inside a snapshot are not checked: a snapshot
- * damaged in place must be pruned to be rebuilt.
+ * (tree digest -> last-used u64 BE unix seconds | state u8, 1 = complete |
+ * boot id, 16 bytes), made once (unpacked into ROOT/snapshots/<hex>.tmp-<pid>
+ * on up to one thread per core, renamed to <hex>, then recorded), reused by
+ * every build, evictable by gc when nothing references them, and rebuilt
+ * from the store when missing (or <hex> is left without its fs dir).
+ * Nothing is synced: the record holds the boot the snapshot was written in,
+ * and one written in another boot (a crash may have lost what had not
+ * reached the disk) or not recorded is compared with its tree before use
+ * (every entry there, with its type and size: one fstatat each) and rebuilt
+ * when it differs. When the boot id cannot be read, snapshots are synced
+ * (syncfs) before they are recorded, as before. Files inside a snapshot of
+ * this boot are not checked: a snapshot damaged in place must be pruned to
+ * be rebuilt.
  * ROOT/snapshots and each <hex> dir are 0700: images' setuid files must not
  * be reachable by other users of the host.
  * Processes may race on one tree: each unpacks into its own temp dir, the
@@ -59,7 +66,8 @@ int cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **e
 int cs_snapshot_diff(cs_store *s, cs_ingest *ing, const char *upper, const cs_tree *lower,
                      cs_tree **layer, cs_error **err);
 /* Moves a finished upper dir into place as the snapshot of tree (or drops it
- * if one exists already), after a syncfs. The upper dir's overlay whiteouts
+ * if a trusted one exists already), recorded with this boot's id (no syncfs;
+ * syncfs first when the boot id cannot be read). The upper dir's overlay whiteouts
  * are what the snapshot needs, so nothing is rewritten. upper must be on the
  * store root's filesystem (ROOT/tmp/...): a move across filesystems fails
  * with CS_EIO and leaves upper where it was. */
