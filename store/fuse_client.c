@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "cstore/rcache.h"
 #include "cstore/snapshot.h"
 #include "cstore/treeview.h"
 #include "fuse_int.h"
@@ -220,7 +221,12 @@ cs_lowers_get(cs_store *s, const cs_digest *layers, size_t n, cs_strv *lowers, c
     if (!n)
         return 0;
     if (cs_store_snapshotter(s) == CS_SNAP_FUSE) {
-        int rc = served_lowers(s, layers, n, lowers, err);
+        /* A tree from an imported build cache: its bytes first (the
+         * server reads chunks and cannot fetch them). */
+        int rc = cs_rcache_fetch_trees(s, layers, n, NULL, err);
+        if (rc < 0)
+            return rc;
+        rc = served_lowers(s, layers, n, lowers, err);
         if (rc <= 0)
             return rc;
     }
