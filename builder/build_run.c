@@ -71,7 +71,7 @@ run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **e
         return 0;
     }
     char *script = NULL;
-    if (cs_df_run_script(b->df, in, &script, err) < 0)
+    if (cs_df_run_script(st->df, in, &script, err) < 0)
         return line_err(b, in, err);
     json_t *shell = json_object_get(json_object_get(st->cfg, "config"), "Shell");
     size_t ns = json_array_size(shell);
@@ -110,7 +110,7 @@ static int
 run_network(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
     cs_autofree char *net = NULL;
-    if (cs_df_flag_expand(b->df, in, "network", st->env, &net, err) < 0)
+    if (cs_df_flag_expand(st->df, in, "network", st->env, &net, err) < 0)
         return line_err(b, in, err);
     if (net && strcmp(net, "none") && strcmp(net, "host") && strcmp(net, "default"))
         return cs_err(err, CS_EPARSE, 0, "%s:%d: RUN --network=%s: use default, none or host",
@@ -131,7 +131,7 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         if (strcmp(in->flags[i].name, "mount"))
             continue;
         cs_autofree char *spec = NULL;
-        if (cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &spec, err) < 0)
+        if (cs_df_word(st->df, in, in->flags[i].value ?: "", st->env, &spec, err) < 0)
             return line_err(b, in, err);
         r->mounts = cs_xrealloc(r->mounts, (r->nm + 1) * sizeof(*r->mounts));
         if (cs_runmount_parse(spec, &r->mounts[r->nm], err) < 0)
@@ -142,6 +142,8 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         nssh += !strcmp(m->type, "ssh");
         const char *from = m->from;
         long ref = from ? stage_ref(b, from, (size_t) (st - b->st)) : -1;
+        if (ref >= 0 && stage_await(b, (size_t) ref, err) < 0)
+            return line_err(b, in, err);
         if (ref >= 0) /* a stage's content is in its key */
             cs_sha256_update(kh, b->st[ref].key.b, 32);
         const cs_build_context *nc = from ? named_context(b, from) : NULL;
@@ -226,6 +228,17 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
     return 0;
 }
 
+/* Snapshots are made one at a time per process (snapshot.h): two stages'
+ * threads may want the same one. */
+static int
+snapshot_get(build *b, const cs_digest *tree, char **dir, cs_error **err)
+{
+    pthread_mutex_lock(&b->snap_mu);
+    int rc = cs_snapshot_get(b->s, tree, dir, err);
+    pthread_mutex_unlock(&b->snap_mu);
+    return rc;
+}
+
 /* The root filesystem: one snapshot per layer (unpacked once, then shared),
  * the merged tree and the user's ids in it. */
 static int
@@ -233,7 +246,7 @@ run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
 {
     for (size_t i = 0; i < st->nlayers; i++) {
         char *dir = NULL;
-        int rc = cs_snapshot_get(b->s, &st->layers[i], &dir, err);
+        int rc = snapshot_get(b, &st->layers[i], &dir, err);
         if (rc < 0)
             return rc;
         cs_strv_push(&r->lowers, dir);
@@ -258,7 +271,7 @@ from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **d
     r = cs_lease_tree_store(b->s, t, &d, err);
     cs_tree_free(own);
     if (r == 0)
-        r = cs_snapshot_get(b->s, &d, dir, err);
+        r = snapshot_get(b, &d, dir, err);
     return r < 0 ? line_err(b, in, err) : 0;
 }
 
@@ -384,7 +397,7 @@ run_mount_dirs(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_erro
 /* A command that failed: its last line in the one-line error, all of its
  * last lines as an event when they were not shown as it ran. */
 static int
-run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
+run_failed(build *b, bstage *st, const cs_df_instr *in, const run_step *r, cs_error **err)
 {
     const char *tail = r->res.tail ? r->res.tail : "";
     size_t tl = strlen(tail);
@@ -394,7 +407,7 @@ run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
     while (last > tail && last[-1] != '\n')
         last--;
     if (b->o->output_fd < 0 && *tail)
-        step_event(b, CS_BUILD_RUN_TAIL, tail);
+        step_event(b, st->step, CS_BUILD_RUN_TAIL, tail);
     cs_autofree char *text = history_text(in);
     return cs_err(err, CS_EINVAL, 0, "%s:%d: %s: exit status %d%s%.*s%s", b->df_path, in->line,
                   text, r->res.status, tl ? " (last output: '" : "", (int) (tail + tl - last), last,
@@ -402,7 +415,7 @@ run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
 }
 
 static int
-run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
+run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
     cs_run_opts ro = { 0 };
     ro.lowers = (const char *const *) r->lowers.v;
@@ -421,12 +434,16 @@ run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
     ro.shm_size = b->o->shm_size;
     ro.runtime = b->o->runtime;
     ro.keep_upper = true;
-    ro.out_fd = b->o->output_fd;
-    ro.err_fd = b->o->output_fd;
-    step_event(b, CS_BUILD_RUN_OUTPUT, NULL);
-    if (cs_run(b->s, &ro, &r->res, err) < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
+    step_output *out = NULL;
+    if (step_output_begin(b, st->step, &out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);
-    return r->res.status ? run_failed(b, in, r, err) : 0;
+    ro.err_fd = ro.out_fd;
+    step_event(b, st->step, CS_BUILD_RUN_OUTPUT, NULL);
+    int rc = cs_run(b->s, &ro, &r->res, err);
+    step_output_end(out, ro.out_fd);
+    if (rc < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
+        return line_err(b, in, err);
+    return r->res.status ? run_failed(b, st, in, r, err) : 0;
 }
 
 /* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
@@ -457,7 +474,10 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
     if (rc < 0)
         return rc;
     cs_error *tmp = NULL;
-    if (cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp) == 0)
+    pthread_mutex_lock(&b->snap_mu);
+    rc = cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp);
+    pthread_mutex_unlock(&b->snap_mu);
+    if (rc == 0)
         free(cs_steal(&r->res.upper));
     else
         cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
@@ -478,7 +498,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
         if ((rc = run_rootfs(b, st, &r, err)) < 0)
             line_err(b, in, err);
         else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0
-                 && (rc = run_exec(b, in, &r, err)) == 0
+                 && (rc = run_exec(b, st, in, &r, err)) == 0
                  && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
             line_err(b, in, err);
         e.has_layer = rc == 0;

@@ -14,7 +14,7 @@
 void
 stage_release(bstage *st)
 {
-    cs_free_all(st->label, st->layers, st->diff_ids);
+    cs_free_all(st->label, st->layers, st->diff_ids, st->deps);
     json_decref(st->cfg);
     cs_tree_free(st->merged);
     cs_df_env_free(st->env);
@@ -41,16 +41,21 @@ stage_set_layers(bstage *st, const cs_digest *layers, size_t n)
     st->diff_ids = cs_xmalloc((n + 1) * sizeof(cs_digest));
 }
 
+/* A done stage's merged tree may be wanted by several stages' threads at
+ * once: made under merged_mu. A stage being built is its own thread's. */
 int
 stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err)
 {
-    if (!st->merged) {
-        int r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
-        if (r < 0)
-            return r;
-    }
+    bool shared = st->state == ST_DONE;
+    if (shared)
+        pthread_mutex_lock(&b->merged_mu);
+    int r = 0;
+    if (!st->merged)
+        r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
     *out = st->merged;
-    return 0;
+    if (shared)
+        pthread_mutex_unlock(&b->merged_mu);
+    return r;
 }
 
 /* Adds a layer made by an instruction; keeps the merged tree current. */
@@ -150,8 +155,11 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     *own = NULL;
     long ref = stage_ref(b, from, (size_t) (st - b->st));
     if (ref >= 0) {
-        *key = b->st[ref].key;
-        int r = stage_merged(b, &b->st[ref], t, err);
+        int r = stage_await(b, (size_t) ref, err);
+        if (r == 0) {
+            *key = b->st[ref].key;
+            r = stage_merged(b, &b->st[ref], t, err);
+        }
         return r < 0 ? line_err(b, in, err) : 0;
     }
     const cs_build_context *nc = named_context(b, from);
@@ -260,10 +268,9 @@ run_trigger(build *b, bstage *st, const char *text, cs_error **err)
     /* Error lines of a trigger point at the FROM that ran it. */
     cs_df_instr in = mini->stages[0].instrs[0];
     in.line = st->st->from->line;
-    cs_df *saved = b->df;
-    b->df = mini;
+    st->df = mini;
     r = do_instr(b, st, &in, 0, 0, err);
-    b->df = saved;
+    st->df = b->df;
     cs_df_free(mini);
     return r;
 }
@@ -302,6 +309,8 @@ from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **e
         if ((r = from_image(b, st, nc->image, h, onbuild, err)) < 0)
             return r;
     } else if (ref >= 0) {
+        if ((r = stage_await(b, (size_t) ref, err)) < 0)
+            return line_err(b, st->st->from, err);
         from_stage(st, &b->st[ref], h, onbuild);
     } else if (!strcmp(base, "scratch")) {
         st->cfg = scratch_config();

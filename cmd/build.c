@@ -27,6 +27,8 @@ const char cmd_build_usage[] =
     "                           a named context for FROM, COPY --from and RUN --mount\n"
     "                           from= (repeatable; over a stage or image of that name)\n"
     "      --no-cache           do not use the build cache\n"
+    "  -j, --jobs N             build at most N stages at once (default: the number of\n"
+    "                           online cores; 1: one after the other)\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "  -q, --quiet              no progress; print only the image digest\n"
     "      --iidfile PATH       write the image digest to PATH\n"
@@ -53,6 +55,19 @@ check_tag(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     cs_autofree char *norm = NULL;
     (void) c, (void) o;
     return cs_ref_normalize(arg, &norm, err);
+}
+
+/* --jobs N: a positive number. */
+static int
+take_jobs(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    char *end;
+    (void) err;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (!*arg || *end || arg[0] == '-' || v == 0 || v > 1024)
+        return cmd_usage_error(c, "--jobs must be a number from 1 to 1024, not '%s'", arg);
+    *(unsigned *) o->dst = (unsigned) v;
+    return 0;
 }
 
 /* --label K=V, or K alone for an empty value (as docker); a key is needed. */
@@ -217,6 +232,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("build-arg", 0, CMD_CALL, args, take_build_arg),
         CMD_OPT_FN("build-context", 0, CMD_CALL, &ag, take_context),
         CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
+        CMD_OPT_FN("jobs", 'j', CMD_CALL, &o.jobs, take_jobs),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),

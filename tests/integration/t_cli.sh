@@ -147,7 +147,7 @@ if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made ther
 declare -A verb_opts=(
     [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
              --iidfile --network --runtime --platform --add-host --shm-size --ulimit --build-context
-             --help -h"
+             --jobs -j --help -h"
     [run]="--network --runtime --help -h"
     [load]="--tag -t --help -h"
     [import]="--tag -t --help -h"
