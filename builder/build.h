@@ -81,15 +81,18 @@ void cs_build_ssh_release(cs_build_ssh *s);
 
 /* A --build-context NAME=DIR or NAME=docker-image://REF (buildx): NAME in
  * FROM, COPY --from and RUN --mount from= means this instead of a stage or
- * image of that name. Exactly one of dir (absolute) and image is set. */
+ * image of that name. NAME is kept as BuildKit keys it: the reference
+ * normalized, in its familiar form without ":latest" ("base", for base,
+ * base:latest and docker.io/library/base alike; "base:v2"), and FROM names
+ * match it the same way. Exactly one of dir (absolute) and image is set. */
 typedef struct cs_build_context {
     char *name, *dir, *image;
 } cs_build_context;
 
 /* Parses a --build-context spec; a relative DIR is resolved against the
  * working directory and must be a directory. Fills *out (release it).
- * -CS_EPARSE (no '=', empty name or value, another scheme), -CS_ENOTFOUND
- * (no such directory). */
+ * -CS_EPARSE (no '=', empty name or value, a name that is no reference,
+ * e.g. upper case, another scheme), -CS_ENOTFOUND (no such directory). */
 int cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err);
 void cs_build_context_release(cs_build_context *c);
 

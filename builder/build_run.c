@@ -1,7 +1,10 @@
 /* build_run.c - the RUN step: its command, environment and mounts into the
  * cache key; on a miss the command runs on the stage's layers (run.c) and
  * what it changed becomes a layer (snapshot.c). */
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include "build_int.h"
 #include "build_secret.h"
 #include "cstore/lease.h"
@@ -29,6 +32,8 @@ typedef struct run_step {
     size_t nrlimits;
     const cs_tree *merged;
     uint32_t uid, gid;
+    char *script;        /* a shebang heredoc's body (run_shebang) */
+    char *script_target; /* where it is mounted: /dev/pipes/NAME */
     cs_run_result res;
 } run_step;
 
@@ -56,6 +61,31 @@ run_step_release(build *b, run_step *r)
     free(r->rm);
     cs_strv_free(r->argv);
     cs_strv_free(r->env);
+    cs_free_all(r->script, r->script_target);
+}
+
+/* "RUN <<EOF" whose one heredoc is the whole command and starts with "#!":
+ * BuildKit writes the body (tabs stripped for <<-, nothing expanded) to a
+ * file NAME, 0755, mounted read-only in /dev/pipes/, and runs that file
+ * instead of a shell (dockerfile2llb's dispatchRun). *body is NULL for any
+ * other RUN; else it and *target are malloc'd. */
+static int
+run_shebang(build *b, bstage *st, const cs_df_instr *in, char **body, char **target, cs_error **err)
+{
+    *body = *target = NULL;
+    const cs_df_heredoc *h = !in->json && in->nargs == 1 && in->nheredocs == 1
+                                 ? cs_df_heredoc_for_arg(in, in->args[0])
+                                 : NULL;
+    char *s = NULL;
+    if (h && cs_df_heredoc_body(st->df, in, h, NULL, &s, err) < 0)
+        return line_err(b, in, err);
+    if (!s || strncmp(s, "#!", 2)) {
+        free(s);
+        return 0;
+    }
+    *body = s;
+    *target = cs_xasprintf("/dev/pipes/%s", h->name);
+    return 0;
 }
 
 /* The command RUN executes: exec form as is; shell form through the stage's
@@ -67,6 +97,16 @@ run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **e
     if (in->json) {
         for (size_t i = 0; i < in->nargs; i++)
             cs_strv_add(&v, in->args[i]);
+        *argv = cs_strv_take(&v);
+        return 0;
+    }
+    cs_autofree char *body = NULL;
+    char *target = NULL;
+    int rc = run_shebang(b, st, in, &body, &target, err);
+    if (rc < 0)
+        return rc;
+    if (target) { /* the file runs itself: no shell */
+        cs_strv_push(&v, target);
         *argv = cs_strv_take(&v);
         return 0;
     }
@@ -203,11 +243,15 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
         cs_error **err)
 {
     int rc = run_argv(b, st, in, &r->argv, err);
+    if (rc == 0)
+        rc = run_shebang(b, st, in, &r->script, &r->script_target, err);
     if (rc < 0)
         return rc;
     r->env = run_env(st);
     for (char **p = r->argv; *p; p++)
         hash_str(kh, *p);
+    if (r->script) /* the file's content, which argv only names */
+        hash_str(kh, r->script);
     for (char **p = r->env; *p; p++)
         hash_str(kh, *p);
     json_t *c = json_object_get(st->cfg, "config");
@@ -391,6 +435,13 @@ run_mount_dirs(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_erro
         }
         r->nrm++;
     }
+    if (r->script) /* r->rm has room for one more */
+        r->rm[r->nrm++] = (cs_run_mount){ .type = "file",
+                                          .target = r->script_target,
+                                          .readonly = true,
+                                          .data = r->script,
+                                          .len = strlen(r->script),
+                                          .mode = 0755 };
     return 0;
 }
 
@@ -446,10 +497,67 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     return r->res.status ? run_failed(b, st, in, r, err) : 0;
 }
 
+/* rel (a directory of the lower layers) when overlay copied it up only to
+ * hold a mount point the runtime made and took away again: empty in the
+ * upper dir, not opaque, with the lower's mode and owner. */
+static void
+prune_copied_up(run_step *r, const char *rel)
+{
+    const cs_entry *low = cs_tree_find(r->merged, rel);
+    cs_autofree char *full = cs_path_join(r->res.upper, rel);
+    struct stat sb;
+    char v;
+    if (!low || low->type != CS_E_DIR || lstat(full, &sb) < 0 || !S_ISDIR(sb.st_mode)
+        || (sb.st_mode & 07777) != low->mode || sb.st_uid != low->uid || sb.st_gid != low->gid
+        || lgetxattr(full, "trusted.overlay.opaque", &v, 1) >= 0)
+        return;
+    if (rmdir(full) < 0) /* ENOTEMPTY: the command wrote below it, it stays */
+        return;
+}
+
+static int
+by_depth_desc(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *) a), lb = strlen(*(char *const *) b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* The runtime mounts /etc/hosts, /etc/resolv.conf and the RUN's --mount
+ * targets; their mount points go when empty (run.h), but the directories
+ * above them stay copied up, so a RUN that never touched /etc made a layer
+ * holding etc/. BuildKit's stub cleaner restores such a directory's mtime
+ * and its overlay differ then drops it as unchanged: a `RUN touch /x` layer
+ * is x alone. Here the copies are removed from the upper dir, deepest
+ * first, when empty and the same as below (a directory the command changed
+ * keeps something inside, or its own mode or owner). */
+static void
+prune_mount_parents(run_step *r)
+{
+    cs_strv dirs = { 0 };
+    cs_strv_add(&dirs, "etc");
+    for (size_t i = 0; i < r->nrm; i++) {
+        cs_autofree char *rel = NULL;
+        cs_error *tmp = NULL;
+        if (cs_path_clean(r->rm[i].target, &rel, &tmp) < 0) {
+            cs_error_clear(&tmp);
+            continue;
+        }
+        for (char *sl = strrchr(rel, '/'); sl; sl = strrchr(rel, '/')) {
+            *sl = 0;
+            cs_strv_add(&dirs, rel);
+        }
+    }
+    qsort(dirs.v, dirs.n, sizeof(char *), by_depth_desc); /* a child before its parent */
+    for (size_t i = 0; i < dirs.n; i++)
+        prune_copied_up(r, dirs.v[i]);
+    cs_strv_release(&dirs);
+}
+
 /* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
 static int
 run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error **err)
 {
+    prune_mount_parents(r);
     cs_ingest *ing = NULL;
     cs_tree *layer = NULL;
     int rc;

@@ -10,6 +10,7 @@
 #include "copy.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
+#include "cstore/image.h"
 
 void
 stage_release(bstage *st)
@@ -92,6 +93,31 @@ context_dir(const char *spec, const char *v, char **out, cs_error **err)
     return 0;
 }
 
+/* The name a named context is known by, as BuildKit keys them (buildx's
+ * ParseContextNames, dockerui's NamedContext): the reference normalized,
+ * then in its familiar form without ":latest", so "base", "base:latest" and
+ * "docker.io/library/base" are one name, "base:v2" another. NULL when name is
+ * no reference (a digest one: compared as written). */
+static char *
+context_key(const char *name)
+{
+    cs_autofree char *norm = NULL;
+    cs_error *tmp = NULL;
+    if (cs_ref_normalize(name, &norm, &tmp) < 0) {
+        cs_error_clear(&tmp);
+        return NULL;
+    }
+    const char *f = norm;
+    if (!strncmp(f, "docker.io/library/", 18))
+        f += 18;
+    else if (!strncmp(f, "docker.io/", 10))
+        f += 10;
+    size_t n = strlen(f);
+    if (n > 7 && !strcmp(f + n - 7, ":latest"))
+        n -= 7;
+    return cs_xstrndup(f, n);
+}
+
 int
 cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err)
 {
@@ -111,17 +137,23 @@ cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err)
                    spec);
     else
         r = context_dir(spec, v, &out->dir, err);
+    cs_autofree char *name = cs_xstrndup(spec, (size_t) (eq - spec));
+    if (r == 0 && !(out->name = context_key(name)))
+        r = cs_err(err, CS_EPARSE, 0, "--build-context '%s': invalid context name '%s'", spec,
+                   name);
     if (r < 0)
-        return r;
-    out->name = cs_xstrndup(spec, (size_t) (eq - spec));
-    return 0;
+        cs_build_context_release(out);
+    return r;
 }
 
 const cs_build_context *
 named_context(build *b, const char *name)
 {
+    if (!b->o->ncontexts)
+        return NULL;
+    cs_autofree char *key = context_key(name);
     for (size_t i = b->o->ncontexts; i-- > 0;)
-        if (!strcmp(b->o->contexts[i].name, name))
+        if (!strcmp(b->o->contexts[i].name, key ? key : name))
             return &b->o->contexts[i];
     return NULL;
 }
