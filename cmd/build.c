@@ -7,6 +7,7 @@
 #include "build_output.h"
 #include "cmd.h"
 #include "progress.h"
+#include "runflags.h"
 #include "run.h"
 #include "cstore/units.h"
 #include "cstore/image.h"
@@ -161,34 +162,6 @@ take_ssh(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
-/* --add-host HOST:IP, --ulimit NAME=SOFT[:HARD]: refused at once when the
- * builder would refuse them. */
-static int
-check_add_host(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    cs_autofree char *line = NULL;
-    (void) c, (void) o;
-    return cs_run_host_parse(arg, &line, err);
-}
-
-static int
-check_ulimit(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    cs_run_rlimit rl;
-    (void) c, (void) o;
-    return cs_run_rlimit_parse(arg, &rl, err);
-}
-
-/* --shm-size in docker's binary units: 64m is 64 MiB. */
-static int
-take_shm_size(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    (void) err;
-    if (!cs_parse_ram_size(arg, o->dst))
-        return cmd_usage_error(c, "invalid size for --shm-size: '%s'", arg);
-    return 0;
-}
-
 /* After the build: -o, --metadata-file, --iidfile (in buildx's order), then
  * the image id on stdout unless an output took stdout (on stderr then). */
 static int
@@ -200,7 +173,7 @@ build_finish(cs_store *s, const cs_build_result *res, const build_out *out, cons
     int rc = build_out_write(s, out, &res->id, tags, err);
     if (rc < 0)
         return rc;
-    if (metadata && (rc = build_metadata_write(metadata, &res->id, tags, err)) < 0)
+    if (metadata && (rc = build_metadata_write(s, metadata, &res->id, tags, err)) < 0)
         return rc;
     if (iidfile && cs_write_file_atomic(iidfile, id, strlen(id), err) < 0)
         return cs_err_wrap(err, "--iidfile");
@@ -241,9 +214,9 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
         CMD_OPT("platform", 0, CMD_STRING, &o.platform),
-        CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
-        CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),
-        CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, check_ulimit),
+        CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, cmd_check_add_host),
+        CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, cmd_take_shm_size),
+        CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, cmd_check_ulimit),
         CMD_OPT_FN("secret", 0, CMD_CALL, &ag, take_secret),
         CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
         CMD_OPT_END,

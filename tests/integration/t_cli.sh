@@ -148,7 +148,7 @@ declare -A verb_opts=(
     [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
              --iidfile --network --runtime --platform --add-host --shm-size --ulimit --build-context
              --jobs -j --help -h"
-    [run]="--network --runtime --help -h"
+    [run]="--env -e --network --add-host --shm-size --ulimit --runtime --help -h"
     [load]="--tag -t --help -h"
     [import]="--tag -t --help -h"
     [export]="--output -o --format --compression --help -h"

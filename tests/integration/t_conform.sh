@@ -159,4 +159,52 @@ check_eq "RUN --mount target=/root/.cache/m: the layer is y alone (no root/)" \
 check_eq "RUN writing into /etc keeps etc/ (its parent) in the layer" \
     "$(layer_files lay:1 3 | tr '\n' ' ')" "etc/ etc/newfile "
 
+# ---- -o type=docker with every -t name; the manifest digest in --metadata-file ----
+# BuildKit's docker exporter writes every name of the build (buildx passes all -t) into the
+# archive's RepoTags; buildx's metadata has containerimage.digest = the manifest digest (the OCI
+# manifest of the exported image, gzip layers) and containerimage.config.digest = the config's.
+oc2=$T/out
+mkdir -p "$oc2"
+printf 'FROM busybox\nRUN echo out > /o.txt\n' >"$oc2/Dockerfile"
+oid=$(cs build --progress quiet -t out:1 -t out:2 -t quay.io/x/out:3 \
+    -o "type=docker,dest=$T/o.docker.tar" --metadata-file "$T/meta.json" "$oc2" | tail -n1)
+check_eq "-o type=docker: RepoTags holds every -t name" \
+    "$(tar -xOf "$T/o.docker.tar" manifest.json | jq -c '.[0].RepoTags')" \
+    '["out:1","out:2","quay.io/x/out:3"]'
+check_eq "-o type=docker: repositories names each repository and tag" \
+    "$(tar -xOf "$T/o.docker.tar" repositories | jq -c 'with_entries(.value |= keys)')" \
+    '{"out":["1","2"],"quay.io/x/out":["3"]}'
+check "-o type=docker: skopeo reads it" skopeo inspect --raw "docker-archive:$T/o.docker.tar"
+cs build --progress quiet -t out:1 -o "type=oci,dest=$T/o.oci.tar" "$oc2" >/dev/null
+check_eq "--metadata-file: containerimage.digest is the manifest digest -o type=oci writes" \
+    "$(jq -r '."containerimage.digest"' "$T/meta.json")" \
+    "$(tar -xOf "$T/o.oci.tar" index.json | jq -r '.manifests[0].digest')"
+check_eq "--metadata-file: containerimage.config.digest is the image id" \
+    "$(jq -r '."containerimage.config.digest"' "$T/meta.json")" "$oid"
+check "the store is sound after it" cs fsck
+
+# ---- cstore run: docker run's spellings of the RUN-like flags ----
+# docker run -e K=V / -e K (from the environment, dropped when unset), --add-host (host-gateway as
+# for build), --shm-size (binary units: 96m is 96 MiB), --ulimit (go-units, -1 unlimited).
+export CONFORM_FROM_ENV=from-env
+unset CONFORM_UNSET
+out=$(cs run -e A=1 -e PATH=/bin -e CONFORM_FROM_ENV -e CONFORM_UNSET --add-host db:10.0.0.2 \
+    --add-host gw:host-gateway --shm-size 96m --ulimit core=-1 --ulimit nofile=1234:2345 \
+    busybox sh -c 'echo "A=$A PATH=$PATH E=$CONFORM_FROM_ENV U=${CONFORM_UNSET-unset}";
+        grep -E "[[:space:]](db|gw)$" /etc/hosts; df -k /dev/shm | tail -n1 | tr -s " " | cut -d" " -f2;
+        echo "core=$(ulimit -c) nofile=$(ulimit -n)/$(ulimit -Hn)"' 2>&1)
+check_eq "cstore run -e: K=V over the image's, K from the environment, an unset K left out" \
+    "$(sed -n 1p <<<"$out")" "A=1 PATH=/bin E=from-env U=unset"
+check_eq "cstore run --add-host: the lines in /etc/hosts (host-gateway is 127.0.0.1)" \
+    "$(sed -n '2,3p' <<<"$out")" "$(printf '10.0.0.2\tdb\n127.0.0.1\tgw')"
+check_eq "cstore run --shm-size 96m: /dev/shm is 96 MiB" "$(sed -n 4p <<<"$out")" 98304
+check_eq "cstore run --ulimit: core unlimited, nofile 1234 soft / 2345 hard" \
+    "$(sed -n 5p <<<"$out")" "core=unlimited nofile=1234/2345"
+bad=$(cs run --ulimit nofile=2:1 busybox true 2>&1)
+check_fails "cstore run --ulimit with soft > hard fails" cs run --ulimit nofile=2:1 busybox true
+check_eq "... with docker's message, one line" \
+    "$(grep -c 'soft limit must be less than or equal to hard limit: 2 > 1' <<<"$bad")" 1
+check_fails "cstore run --add-host without an IP fails" cs run --add-host db busybox true
+check_fails "cstore run --shm-size x fails" cs run --shm-size x busybox true
+
 finish
