@@ -77,12 +77,14 @@ stage_thread(void *arg)
     build *b = sc->b;
     cs_error *err = NULL;
     int rc = build_stage(b, j->idx, &err);
-    if (rc < 0) /* the others stop: the first error is the build's */
-        cs_cancel_trigger(b->cancel, SIGTERM);
     build_lock(b);
     stage_finished(b, j->idx, rc, &err, sc);
     sc->running--;
     build_unlock(b);
+    /* The others stop, after this error is kept: theirs ("interrupted")
+     * come later and are dropped. */
+    if (rc < 0)
+        cs_cancel_trigger(b->cancel, SIGTERM);
     ssize_t w = write(sc->wake[1], "x", 1); /* a full pipe is readable anyway */
     (void) w;
     free(j);

@@ -1,0 +1,2 @@
+# Empty dependencies file for test_records.
+# This may be replaced when dependencies are built.
