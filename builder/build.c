@@ -97,6 +97,7 @@ find_target(build *b, cs_error **err)
     b->st = cs_xcalloc(b->nst, sizeof(bstage));
     for (size_t i = 0; i < b->nst; i++) {
         b->st[i].st = &b->df->stages[i];
+        b->st[i].df = b->df;
         b->st[i].label = b->df->stages[i].name ? cs_xstrdup(b->df->stages[i].name)
                                                : cs_xasprintf("stage-%zu", i);
     }
@@ -197,6 +198,11 @@ int
 build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err)
 {
     memset(b, 0, sizeof(*b));
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->snap_mu, NULL);
+    pthread_mutex_init(&b->merged_mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->locks = true;
     b->s = s;
     b->db = cs_store_db(s);
     b->o = o;
@@ -229,20 +235,22 @@ build_release(build *b)
     cs_ignore_free(b->ignore);
     cs_df_env_free(b->global);
     cs_df_free(b->df);
+    if (b->locks) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_mutex_destroy(&b->snap_mu);
+        pthread_mutex_destroy(&b->merged_mu);
+        pthread_cond_destroy(&b->cv);
+    }
 }
 
+/* One stage, FROM to its last instruction (its state is the scheduler's). */
 int
 build_stage(build *b, size_t idx, cs_error **err)
 {
     bstage *st = &b->st[idx];
-    if (st->state == ST_DONE)
-        return 0;
-    st->state = ST_BUILDING;
     int r = do_from(b, idx, err);
     for (size_t k = 0; k < st->st->ninstrs && r == 0; k++)
         r = do_instr(b, st, &st->st->instrs[k], k + 2, st->st->ninstrs + 1, err);
-    if (r == 0)
-        st->state = ST_DONE;
     return r;
 }
 
@@ -348,9 +356,8 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
     if (abs)
         ao.context = abs;
     int r = build_init(&b, s, &ao, err);
-    for (size_t i = 0; i <= b.target && r == 0; i++)
-        if (b.st[i].state == ST_NEEDED)
-            r = build_stage(&b, i, err);
+    if (r == 0)
+        r = sched_run(&b, err);
     if (r == 0)
         r = export_step(&b, &out->id, err);
     if (r == 0) {

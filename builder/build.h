@@ -21,9 +21,13 @@
  *   STEP_START  a step began; text describes it ("[build 2/4] COPY . .")
  *   STEP_CACHED / STEP_DONE (seconds) / STEP_ERROR  how step `step` ended
  *   STEP_LOG    a line about step `step` ("writing image sha256:... done")
- *   RUN_OUTPUT  a RUN command starts writing to output_fd
+ *   RUN_OUTPUT  a RUN command starts writing its output
  *   RUN_TAIL    a failed RUN's last lines (text) when output_fd was -1
- * Not every started step ends with an event: a FROM whose image is
+ *   RUN_LINE    a line the RUN of step `step` wrote (text, without its
+ *               newline; seconds since the step started), when output_fd
+ *               is not -1: output goes through events, not to output_fd
+ * Steps of stages that run in parallel interleave (each event names its
+ * step). Not every started step ends with an event: a FROM whose image is
  * missing returns the error without STEP_ERROR. */
 typedef enum cs_build_event_kind {
     CS_BUILD_STEP_START,
@@ -33,6 +37,7 @@ typedef enum cs_build_event_kind {
     CS_BUILD_STEP_LOG,
     CS_BUILD_RUN_OUTPUT,
     CS_BUILD_RUN_TAIL,
+    CS_BUILD_RUN_LINE,
 } cs_build_event_kind;
 
 typedef struct cs_build_event {
@@ -42,7 +47,8 @@ typedef struct cs_build_event {
     double seconds;   /* STEP_DONE */
 } cs_build_event;
 
-/* Called in the building thread, between steps; ev lives for the call. */
+/* Called from the building threads, one call at a time; ev lives for the
+ * call. */
 typedef void (*cs_build_progress_fn)(void *ctx, const cs_build_event *ev);
 
 /* A --secret: the value of secret `id` is read from file `src` or from
@@ -75,15 +81,18 @@ void cs_build_ssh_release(cs_build_ssh *s);
 
 /* A --build-context NAME=DIR or NAME=docker-image://REF (buildx): NAME in
  * FROM, COPY --from and RUN --mount from= means this instead of a stage or
- * image of that name. Exactly one of dir (absolute) and image is set. */
+ * image of that name. NAME is kept as BuildKit keys it: the reference
+ * normalized, in its familiar form without ":latest" ("base", for base,
+ * base:latest and docker.io/library/base alike; "base:v2"), and FROM names
+ * match it the same way. Exactly one of dir (absolute) and image is set. */
 typedef struct cs_build_context {
     char *name, *dir, *image;
 } cs_build_context;
 
 /* Parses a --build-context spec; a relative DIR is resolved against the
  * working directory and must be a directory. Fills *out (release it).
- * -CS_EPARSE (no '=', empty name or value, another scheme), -CS_ENOTFOUND
- * (no such directory). */
+ * -CS_EPARSE (no '=', empty name or value, a name that is no reference,
+ * e.g. upper case, another scheme), -CS_ENOTFOUND (no such directory). */
 int cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err);
 void cs_build_context_release(cs_build_context *c);
 
@@ -127,7 +136,12 @@ typedef struct cs_build_opts {
     char **add_hosts;
     char **ulimits;
     uint64_t shm_size;
-    int output_fd;                 /* RUN commands' stdout and stderr go here; -1: captured only */
+    /* Stages that do not need one another are built in parallel (BuildKit
+     * does), at most `jobs` at a time (0: the number of online cores; 1: one
+     * after the other). The image does not depend on it. */
+    unsigned jobs;
+    int output_fd;                 /* RUN commands' stdout and stderr go here (as RUN_LINE
+                                      events when progress is set); -1: captured only */
     cs_build_progress_fn progress; /* may be NULL */
     void *progress_ctx;
     /* --pull: an image a FROM, COPY --from, RUN --mount=from or image build

@@ -139,7 +139,7 @@ static int
 meta_env_label(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
 {
     cs_df_kv *kvs = NULL;
-    int n = cs_df_kvs(b->df, in, st->env, &kvs, err);
+    int n = cs_df_kvs(st->df, in, st->env, &kvs, err);
     if (n < 0)
         return line_err(b, in, err);
     json_t *labels = in->cmd == CS_DF_LABEL ? obj(obj(st->cfg, "config"), "Labels") : NULL;
@@ -190,7 +190,7 @@ static int
 meta_words(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
 {
     char **args = NULL;
-    int n = cs_df_args(b->df, in, st->env, &args, err);
+    int n = cs_df_args(st->df, in, st->env, &args, err);
     if (n < 0)
         return line_err(b, in, err);
     json_t *c = obj(st->cfg, "config");
@@ -213,7 +213,7 @@ static int
 meta_healthcheck(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
 {
     cs_df_health hc = { 0 };
-    int r = cs_df_healthcheck(b->df, in, &hc, err);
+    int r = cs_df_healthcheck(st->df, in, &hc, err);
     if (r < 0)
         return line_err(b, in, err);
     json_t *j = json_pack("{s:o}", "Test", strv_json(hc.test, cs_strv_len(hc.test)));
@@ -254,7 +254,7 @@ do_metadata(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
     case CS_DF_LABEL:
         return meta_env_label(b, st, in, err);
     case CS_DF_ARG:
-        if (cs_df_arg_apply(b->df, in, b->global, b->o->build_args, st->env, err) < 0)
+        if (cs_df_arg_apply(st->df, in, b->global, b->o->build_args, st->env, err) < 0)
             return line_err(b, in, err);
         return 0;
     case CS_DF_MAINTAINER:

@@ -58,7 +58,7 @@ copy_sources(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_error
             continue;
         }
         char *body = NULL;
-        if (cs_df_heredoc_body(b->df, in, h, st->env, &body, err) < 0)
+        if (cs_df_heredoc_body(st->df, in, h, st->env, &body, err) < 0)
             return line_err(b, in, err);
         cs_strv_push(&c->bodies, body);
         c->inl[c->o.ninl++] = (cs_copy_inline){ h->name, body, strlen(body) };
@@ -75,16 +75,16 @@ static int
 copy_flags(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_error **err)
 {
     int r;
-    if ((r = cs_df_flag_expand(b->df, in, "from", st->env, &c->from, err)) < 0
-        || (r = cs_df_flag_expand(b->df, in, "chown", st->env, &c->chown, err)) < 0
-        || (r = cs_df_flag_expand(b->df, in, "chmod", st->env, &c->chmod, err)) < 0
-        || (r = cs_df_flag_expand(b->df, in, "checksum", st->env, &c->checksum, err)) < 0)
+    if ((r = cs_df_flag_expand(st->df, in, "from", st->env, &c->from, err)) < 0
+        || (r = cs_df_flag_expand(st->df, in, "chown", st->env, &c->chown, err)) < 0
+        || (r = cs_df_flag_expand(st->df, in, "chmod", st->env, &c->chmod, err)) < 0
+        || (r = cs_df_flag_expand(st->df, in, "checksum", st->env, &c->checksum, err)) < 0)
         return line_err(b, in, err);
     for (size_t i = 0; i < in->nflags; i++) {
         if (strcmp(in->flags[i].name, "exclude"))
             continue;
         char *w = NULL;
-        if (cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &w, err) < 0)
+        if (cs_df_word(st->df, in, in->flags[i].value ?: "", st->env, &w, err) < 0)
             return line_err(b, in, err);
         cs_strv_push(&c->excludes, w);
     }
@@ -169,7 +169,7 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_diges
     copy_step c = { 0 };
     c.o.is_add = in->cmd == CS_DF_ADD;
     c.o.clamp_mtime = b->epoch;
-    int r = c.nargs = cs_df_args(b->df, in, st->env, &c.args, err);
+    int r = c.nargs = cs_df_args(st->df, in, st->env, &c.args, err);
     if (r < 0)
         return line_err(b, in, err);
     if (c.nargs < 2)
@@ -284,10 +284,10 @@ make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool 
 
 /* The new working directory: absolute, clean. */
 static char *
-workdir_path(build *b, bstage *st, const cs_df_instr *in, cs_error **err)
+workdir_path(bstage *st, const cs_df_instr *in, cs_error **err)
 {
     char **args = NULL;
-    int n = cs_df_args(b->df, in, st->env, &args, err);
+    int n = cs_df_args(st->df, in, st->env, &args, err);
     if (n < 0)
         return NULL;
     const char *cur = json_string_value(json_object_get(obj(st->cfg, "config"), "WorkingDir"));
@@ -308,7 +308,7 @@ int
 do_workdir(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest *key,
            bool *has_layer, bool *cached, cs_error **err)
 {
-    cs_autofree char *wd = workdir_path(b, st, in, err);
+    cs_autofree char *wd = workdir_path(st, in, err);
     if (!wd)
         return line_err(b, in, err);
     json_object_set_new(obj(st->cfg, "config"), "WorkingDir", json_string(wd));

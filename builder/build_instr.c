@@ -17,7 +17,7 @@ static int
 key_copy_args(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_error **err)
 {
     char **args = NULL;
-    int n = cs_df_args(b->df, in, st->env, &args, err);
+    int n = cs_df_args(st->df, in, st->env, &args, err);
     if (n < 0)
         return line_err(b, in, err);
     for (int i = 0; i < n; i++)
@@ -132,14 +132,14 @@ int
 do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, cs_error **err)
 {
     cs_autofree char *text = history_text(in);
-    int r = cs_cancel_check(cs_store_cancel(b->s), err);
+    int r = cs_cancel_check(cs_store_cancel(b->s), err); /* the build's (build_sched.c) */
     if (r < 0)
         return r;
     if (!makes_layer(in))
         return instr_step(b, st, in, text, &(bool){ false }, err);
     unsigned step = total ? step_start(b, "[%s %zu/%zu] %s", st->label, num, total, text)
                           : step_start(b, "[%s] ONBUILD %s", st->label, text);
-    b->res.steps++;
+    st->step = step;
     double t0 = cs_now();
     bool cached = false;
     r = instr_step(b, st, in, text, &cached, err);
@@ -147,7 +147,10 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
         step_end(b, step, CS_BUILD_STEP_ERROR, 0);
         return r;
     }
+    build_lock(b);
+    b->res.steps++;
     b->res.cached += cached;
+    build_unlock(b);
     step_end(b, step, cached ? CS_BUILD_STEP_CACHED : CS_BUILD_STEP_DONE, cs_now() - t0);
     return 0;
 }

@@ -8,12 +8,22 @@
  *   build_config.c   the image config and the metadata instructions
  *   build_copy.c     COPY / ADD and WORKDIR
  *   build_run.c      RUN
- *   build_progress.c progress events to the caller's callback
+ *   build_progress.c progress events to the caller's callback, RUN output lines
+ *   build_sched.c    the stages in parallel: a scheduler over the stage graph
+ *
+ * Threads (build_sched.c): each running stage has a thread of its own. What
+ * a stage's thread touches: its bstage; other stages only once they are
+ * ST_DONE (read-only but for the lazily built merged tree, made under
+ * merged_mu); the build's counters, hits and progress under mu; snapshots
+ * (get, adopt: per process, snapshot.h) under snap_mu. The store's cancel
+ * flag is the build's own (cancel) while the stages run, so that a failing
+ * stage stops the others; the caller's flag is mirrored into it.
  */
 #ifndef CSBUILD_BUILD_INT_H
 #define CSBUILD_BUILD_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include "build.h"
 #include "cstore/buildcache.h"
 #include "dockerfile.h"
@@ -21,7 +31,7 @@
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-enum { ST_UNUSED, ST_NEEDED, ST_BUILDING, ST_DONE };
+enum { ST_UNUSED, ST_NEEDED, ST_BUILDING, ST_DONE, ST_FAILED };
 
 typedef struct bstage {
     const cs_df_stage *st;
@@ -35,6 +45,13 @@ typedef struct bstage {
     cs_tree *merged; /* lazily built merged tree of layers */
     cs_df_env *env;  /* expansion scope: ENV and ARG values */
     bool cmd_set;    /* CMD given in this stage (ENTRYPOINT keeps it) */
+    cs_df *df;       /* the Dockerfile of the instruction running (an ONBUILD
+                        trigger's own while it runs), borrowed */
+    unsigned step;   /* the progress step running */
+    size_t *deps;    /* stages this one needs done first (FROM, --from) */
+    size_t ndeps;
+    pthread_t thread;
+    bool threaded; /* thread is to be joined */
 } bstage;
 
 typedef struct build {
@@ -55,6 +72,12 @@ typedef struct build {
     /* cache keys that hit, to refresh their last-used time at the end */
     cs_digest *hits;
     size_t nhits, caphits;
+    /* Threads (build_sched.c): mu guards step, res, hits, the stages' state
+     * and the progress callback; cv signals a stage's end. */
+    pthread_mutex_t mu, snap_mu, merged_mu;
+    pthread_cond_t cv;
+    bool locks;        /* the mutexes are initialized */
+    cs_cancel *cancel; /* the build's own flag while stages run */
 } build;
 
 /* ---- build.c ---- */
@@ -69,7 +92,8 @@ int line_err(build *b, const cs_df_instr *in, cs_error **err);
 /* Index of the stage a --from / FROM name refers to among stages before
  * `before`, -1 when it names none; -2 when it names a later stage. */
 long stage_ref(build *b, const char *name, size_t before);
-/* Marks stage i and every stage it needs ST_NEEDED. */
+/* Marks stage i and every stage it needs ST_NEEDED, recording what it
+ * needs in its deps. */
 int plan(build *b, size_t i, cs_error **err);
 /* The key chain: a length-prefixed string into the hash. */
 void hash_str(cs_sha256_ctx *h, const char *s);
@@ -126,9 +150,33 @@ int do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_di
            bool *cached, cs_error **err);
 
 /* ---- build_progress.c ---- */
+/* Thread-safe (under b->mu): */
 unsigned step_start(build *b, const char *fmt, ...) CS_PRINTF(2, 3);
 void step_end(build *b, unsigned n, cs_build_event_kind kind, double secs);
 void step_log(build *b, unsigned n, const char *fmt, ...) CS_PRINTF(3, 4);
-void step_event(build *b, cs_build_event_kind kind, const char *text);
+void step_event(build *b, unsigned n, cs_build_event_kind kind, const char *text);
+/* A RUN's output, when it is shown: the fd it writes to (*fd, -1 when not
+ * shown). With a progress callback it is a pipe whose lines a thread turns
+ * into RUN_LINE events of step n (BuildKit's "#N 0.123 line", so that
+ * concurrent steps interleave readably); without one, output_fd itself.
+ * step_output_end closes the pipe's write end fd and waits for the last
+ * line (o NULL: nothing to do). */
+typedef struct step_output step_output;
+int step_output_begin(build *b, unsigned n, step_output **out, int *fd, cs_error **err);
+void step_output_end(step_output *o, int fd);
+
+/* ---- build_sched.c ---- */
+/* Builds every ST_NEEDED stage up to the target, up to o->jobs at a time,
+ * each in a thread once the stages it needs are done. The first failure is
+ * returned; it cancels the stages still running (their RUNs are killed and
+ * cleaned up) and starts no more. */
+int sched_run(build *b, cs_error **err);
+/* Makes sure stage idx is built before the caller uses it: waits for the
+ * thread building it, or builds it in the calling thread when nothing
+ * has started it (a stage only an ONBUILD trigger names). -CS_EINVAL when it
+ * failed. */
+int stage_await(build *b, size_t idx, cs_error **err);
+void build_lock(build *b);
+void build_unlock(build *b);
 
 #endif

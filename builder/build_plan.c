@@ -15,6 +15,19 @@ stage_ref(build *b, const char *name, size_t before)
     return (long) s->index;
 }
 
+/* Stage i needs stage ref done first: planned, and in i's deps. */
+static int
+plan_dep(build *b, size_t i, size_t ref, cs_error **err)
+{
+    bstage *st = &b->st[i];
+    for (size_t k = 0; k < st->ndeps; k++)
+        if (st->deps[k] == ref)
+            return 0;
+    st->deps = cs_xrealloc(st->deps, (st->ndeps + 1) * sizeof(size_t));
+    st->deps[st->ndeps++] = ref;
+    return plan(b, ref, err);
+}
+
 /* The stage a RUN --mount=...,from=STAGE names (-1: none), planned first. A
  * mount spec that does not parse is reported when the RUN runs. */
 static int
@@ -36,7 +49,7 @@ plan_mount(build *b, size_t i, const cs_df_instr *in, const char *value, cs_erro
                       "%s:%d: RUN --mount from a later stage or itself (circular or "
                       "forward stage reference)",
                       b->df_path, in->line);
-    return ref >= 0 ? plan(b, (size_t) ref, err) : 0;
+    return ref >= 0 ? plan_dep(b, i, (size_t) ref, err) : 0;
 }
 
 /* COPY --from=STAGE (expanded with the global scope, as BuildKit plans). */
@@ -53,7 +66,7 @@ plan_copy_from(build *b, size_t i, const cs_df_instr *in, cs_error **err)
                       "%s:%d: COPY --from=%s refers to this or a later stage (circular or "
                       "forward stage reference)",
                       b->df_path, in->line, from);
-    return ref >= 0 ? plan(b, (size_t) ref, err) : 0;
+    return ref >= 0 ? plan_dep(b, i, (size_t) ref, err) : 0;
 }
 
 static int
@@ -82,7 +95,7 @@ plan(build *b, size_t i, cs_error **err)
     if (r < 0)
         return r;
     long ref = stage_ref(b, base, i);
-    if (ref >= 0 && (r = plan(b, (size_t) ref, err)) < 0)
+    if (ref >= 0 && (r = plan_dep(b, i, (size_t) ref, err)) < 0)
         return r;
     for (size_t k = 0; k < st->st->ninstrs && r == 0; k++)
         r = plan_instr(b, i, &st->st->instrs[k], err);
@@ -150,10 +163,12 @@ cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err)
         cs_error_clear(&tmp);
         return r;
     }
+    build_lock(b);
     if (b->nhits == b->caphits) {
         b->caphits = b->caphits ? b->caphits * 2 : 16;
         b->hits = cs_xrealloc(b->hits, b->caphits * sizeof(cs_digest));
     }
     b->hits[b->nhits++] = *key;
+    build_unlock(b);
     return 1;
 }

@@ -1,7 +1,10 @@
 /* build_run.c - the RUN step: its command, environment and mounts into the
  * cache key; on a miss the command runs on the stage's layers (run.c) and
  * what it changed becomes a layer (snapshot.c). */
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include "build_int.h"
 #include "build_secret.h"
 #include "cstore/fuse.h"
@@ -30,6 +33,8 @@ typedef struct run_step {
     size_t nrlimits;
     const cs_tree *merged;
     uint32_t uid, gid;
+    char *script;        /* a shebang heredoc's body (run_shebang) */
+    char *script_target; /* where it is mounted: /dev/pipes/NAME */
     cs_run_result res;
 } run_step;
 
@@ -57,6 +62,31 @@ run_step_release(build *b, run_step *r)
     free(r->rm);
     cs_strv_free(r->argv);
     cs_strv_free(r->env);
+    cs_free_all(r->script, r->script_target);
+}
+
+/* "RUN <<EOF" whose one heredoc is the whole command and starts with "#!":
+ * BuildKit writes the body (tabs stripped for <<-, nothing expanded) to a
+ * file NAME, 0755, mounted read-only in /dev/pipes/, and runs that file
+ * instead of a shell (dockerfile2llb's dispatchRun). *body is NULL for any
+ * other RUN; else it and *target are malloc'd. */
+static int
+run_shebang(build *b, bstage *st, const cs_df_instr *in, char **body, char **target, cs_error **err)
+{
+    *body = *target = NULL;
+    const cs_df_heredoc *h = !in->json && in->nargs == 1 && in->nheredocs == 1
+                                 ? cs_df_heredoc_for_arg(in, in->args[0])
+                                 : NULL;
+    char *s = NULL;
+    if (h && cs_df_heredoc_body(st->df, in, h, NULL, &s, err) < 0)
+        return line_err(b, in, err);
+    if (!s || strncmp(s, "#!", 2)) {
+        free(s);
+        return 0;
+    }
+    *body = s;
+    *target = cs_xasprintf("/dev/pipes/%s", h->name);
+    return 0;
 }
 
 /* The command RUN executes: exec form as is; shell form through the stage's
@@ -71,8 +101,18 @@ run_argv(build *b, bstage *st, const cs_df_instr *in, char ***argv, cs_error **e
         *argv = cs_strv_take(&v);
         return 0;
     }
+    cs_autofree char *body = NULL;
+    char *target = NULL;
+    int rc = run_shebang(b, st, in, &body, &target, err);
+    if (rc < 0)
+        return rc;
+    if (target) { /* the file runs itself: no shell */
+        cs_strv_push(&v, target);
+        *argv = cs_strv_take(&v);
+        return 0;
+    }
     char *script = NULL;
-    if (cs_df_run_script(b->df, in, &script, err) < 0)
+    if (cs_df_run_script(st->df, in, &script, err) < 0)
         return line_err(b, in, err);
     json_t *shell = json_object_get(json_object_get(st->cfg, "config"), "Shell");
     size_t ns = json_array_size(shell);
@@ -111,7 +151,7 @@ static int
 run_network(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
     cs_autofree char *net = NULL;
-    if (cs_df_flag_expand(b->df, in, "network", st->env, &net, err) < 0)
+    if (cs_df_flag_expand(st->df, in, "network", st->env, &net, err) < 0)
         return line_err(b, in, err);
     if (net && strcmp(net, "none") && strcmp(net, "host") && strcmp(net, "default"))
         return cs_err(err, CS_EPARSE, 0, "%s:%d: RUN --network=%s: use default, none or host",
@@ -132,7 +172,7 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         if (strcmp(in->flags[i].name, "mount"))
             continue;
         cs_autofree char *spec = NULL;
-        if (cs_df_word(b->df, in, in->flags[i].value ?: "", st->env, &spec, err) < 0)
+        if (cs_df_word(st->df, in, in->flags[i].value ?: "", st->env, &spec, err) < 0)
             return line_err(b, in, err);
         r->mounts = cs_xrealloc(r->mounts, (r->nm + 1) * sizeof(*r->mounts));
         if (cs_runmount_parse(spec, &r->mounts[r->nm], err) < 0)
@@ -143,6 +183,8 @@ run_mounts(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_c
         nssh += !strcmp(m->type, "ssh");
         const char *from = m->from;
         long ref = from ? stage_ref(b, from, (size_t) (st - b->st)) : -1;
+        if (ref >= 0 && stage_await(b, (size_t) ref, err) < 0)
+            return line_err(b, in, err);
         if (ref >= 0) /* a stage's content is in its key */
             cs_sha256_update(kh, b->st[ref].key.b, 32);
         const cs_build_context *nc = from ? named_context(b, from) : NULL;
@@ -202,11 +244,15 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
         cs_error **err)
 {
     int rc = run_argv(b, st, in, &r->argv, err);
+    if (rc == 0)
+        rc = run_shebang(b, st, in, &r->script, &r->script_target, err);
     if (rc < 0)
         return rc;
     r->env = run_env(st);
     for (char **p = r->argv; *p; p++)
         hash_str(kh, *p);
+    if (r->script) /* the file's content, which argv only names */
+        hash_str(kh, r->script);
     for (char **p = r->env; *p; p++)
         hash_str(kh, *p);
     json_t *c = json_object_get(st->cfg, "config");
@@ -227,12 +273,27 @@ run_key(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_sha256_ctx 
     return 0;
 }
 
+/* Snapshots are made one at a time per process (snapshot.h): two stages'
+ * threads may want the same one. */
+static int
+snapshot_get(build *b, const cs_digest *tree, char **dir, cs_error **err)
+{
+    pthread_mutex_lock(&b->snap_mu);
+    int rc = cs_snapshot_get(b->s, tree, dir, err);
+    pthread_mutex_unlock(&b->snap_mu);
+    return rc;
+}
+
 /* The root filesystem: the layers served by FUSE, or one snapshot per layer
- * (unpacked once, then shared); the merged tree and the user's ids in it. */
+ * (unpacked once, then shared); the merged tree and the user's ids in it.
+ * Snapshots are made, and the FUSE client is driven, one at a time per
+ * process (snapshot.h): two stages' threads may want the same layers. */
 static int
 run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
 {
+    pthread_mutex_lock(&b->snap_mu);
     int rc = cs_lowers_get(b->s, st->layers, st->nlayers, &r->lowers, err);
+    pthread_mutex_unlock(&b->snap_mu);
     if (rc == 0)
         rc = stage_merged(b, st, &r->merged, err);
     if (rc == 0 && r->user && *r->user)
@@ -254,7 +315,7 @@ from_dir(build *b, bstage *st, const cs_df_instr *in, const char *from, char **d
     r = cs_lease_tree_store(b->s, t, &d, err);
     cs_tree_free(own);
     if (r == 0)
-        r = cs_snapshot_get(b->s, &d, dir, err);
+        r = snapshot_get(b, &d, dir, err);
     return r < 0 ? line_err(b, in, err) : 0;
 }
 
@@ -374,13 +435,20 @@ run_mount_dirs(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_erro
         }
         r->nrm++;
     }
+    if (r->script) /* r->rm has room for one more */
+        r->rm[r->nrm++] = (cs_run_mount){ .type = "file",
+                                          .target = r->script_target,
+                                          .readonly = true,
+                                          .data = r->script,
+                                          .len = strlen(r->script),
+                                          .mode = 0755 };
     return 0;
 }
 
 /* A command that failed: its last line in the one-line error, all of its
  * last lines as an event when they were not shown as it ran. */
 static int
-run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
+run_failed(build *b, bstage *st, const cs_df_instr *in, const run_step *r, cs_error **err)
 {
     const char *tail = r->res.tail ? r->res.tail : "";
     size_t tl = strlen(tail);
@@ -390,7 +458,7 @@ run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
     while (last > tail && last[-1] != '\n')
         last--;
     if (b->o->output_fd < 0 && *tail)
-        step_event(b, CS_BUILD_RUN_TAIL, tail);
+        step_event(b, st->step, CS_BUILD_RUN_TAIL, tail);
     cs_autofree char *text = history_text(in);
     return cs_err(err, CS_EINVAL, 0, "%s:%d: %s: exit status %d%s%.*s%s", b->df_path, in->line,
                   text, r->res.status, tl ? " (last output: '" : "", (int) (tail + tl - last), last,
@@ -398,7 +466,7 @@ run_failed(build *b, const cs_df_instr *in, const run_step *r, cs_error **err)
 }
 
 static int
-run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
+run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
     cs_run_opts ro = { 0 };
     ro.lowers = (const char *const *) r->lowers.v;
@@ -417,18 +485,79 @@ run_exec(build *b, const cs_df_instr *in, run_step *r, cs_error **err)
     ro.shm_size = b->o->shm_size;
     ro.runtime = b->o->runtime;
     ro.keep_upper = true;
-    ro.out_fd = b->o->output_fd;
-    ro.err_fd = b->o->output_fd;
-    step_event(b, CS_BUILD_RUN_OUTPUT, NULL);
-    if (cs_run(b->s, &ro, &r->res, err) < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
+    step_output *out = NULL;
+    if (step_output_begin(b, st->step, &out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);
-    return r->res.status ? run_failed(b, in, r, err) : 0;
+    ro.err_fd = ro.out_fd;
+    step_event(b, st->step, CS_BUILD_RUN_OUTPUT, NULL);
+    int rc = cs_run(b->s, &ro, &r->res, err);
+    step_output_end(out, ro.out_fd);
+    if (rc < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
+        return line_err(b, in, err);
+    return r->res.status ? run_failed(b, st, in, r, err) : 0;
+}
+
+/* rel (a directory of the lower layers) when overlay copied it up only to
+ * hold a mount point the runtime made and took away again: empty in the
+ * upper dir, not opaque, with the lower's mode and owner. */
+static void
+prune_copied_up(run_step *r, const char *rel)
+{
+    const cs_entry *low = cs_tree_find(r->merged, rel);
+    cs_autofree char *full = cs_path_join(r->res.upper, rel);
+    struct stat sb;
+    char v;
+    if (!low || low->type != CS_E_DIR || lstat(full, &sb) < 0 || !S_ISDIR(sb.st_mode)
+        || (sb.st_mode & 07777) != low->mode || sb.st_uid != low->uid || sb.st_gid != low->gid
+        || lgetxattr(full, "trusted.overlay.opaque", &v, 1) >= 0)
+        return;
+    if (rmdir(full) < 0) /* ENOTEMPTY: the command wrote below it, it stays */
+        return;
+}
+
+static int
+by_depth_desc(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *) a), lb = strlen(*(char *const *) b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* The runtime mounts /etc/hosts, /etc/resolv.conf and the RUN's --mount
+ * targets; their mount points go when empty (run.h), but the directories
+ * above them stay copied up, so a RUN that never touched /etc made a layer
+ * holding etc/. BuildKit's stub cleaner restores such a directory's mtime
+ * and its overlay differ then drops it as unchanged: a `RUN touch /x` layer
+ * is x alone. Here the copies are removed from the upper dir, deepest
+ * first, when empty and the same as below (a directory the command changed
+ * keeps something inside, or its own mode or owner). */
+static void
+prune_mount_parents(run_step *r)
+{
+    cs_strv dirs = { 0 };
+    cs_strv_add(&dirs, "etc");
+    for (size_t i = 0; i < r->nrm; i++) {
+        cs_autofree char *rel = NULL;
+        cs_error *tmp = NULL;
+        if (cs_path_clean(r->rm[i].target, &rel, &tmp) < 0) {
+            cs_error_clear(&tmp);
+            continue;
+        }
+        for (char *sl = strrchr(rel, '/'); sl; sl = strrchr(rel, '/')) {
+            *sl = 0;
+            cs_strv_add(&dirs, rel);
+        }
+    }
+    qsort(dirs.v, dirs.n, sizeof(char *), by_depth_desc); /* a child before its parent */
+    for (size_t i = 0; i < dirs.n; i++)
+        prune_copied_up(r, dirs.v[i]);
+    cs_strv_release(&dirs);
 }
 
 /* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
 static int
 run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error **err)
 {
+    prune_mount_parents(r);
     cs_ingest *ing = NULL;
     cs_tree *layer = NULL;
     int rc;
@@ -456,7 +585,10 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
     if (cs_store_snapshotter(b->s) == CS_SNAP_FUSE)
         return 0;
     cs_error *tmp = NULL;
-    if (cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp) == 0)
+    pthread_mutex_lock(&b->snap_mu);
+    rc = cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp);
+    pthread_mutex_unlock(&b->snap_mu);
+    if (rc == 0)
         free(cs_steal(&r->res.upper));
     else
         cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
@@ -477,7 +609,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
         if ((rc = run_rootfs(b, st, &r, err)) < 0)
             line_err(b, in, err);
         else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0
-                 && (rc = run_exec(b, in, &r, err)) == 0
+                 && (rc = run_exec(b, st, in, &r, err)) == 0
                  && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
             line_err(b, in, err);
         e.has_layer = rc == 0;

@@ -10,11 +10,12 @@
 #include "copy.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
+#include "cstore/image.h"
 
 void
 stage_release(bstage *st)
 {
-    cs_free_all(st->label, st->layers, st->diff_ids);
+    cs_free_all(st->label, st->layers, st->diff_ids, st->deps);
     json_decref(st->cfg);
     cs_tree_free(st->merged);
     cs_df_env_free(st->env);
@@ -41,16 +42,21 @@ stage_set_layers(bstage *st, const cs_digest *layers, size_t n)
     st->diff_ids = cs_xmalloc((n + 1) * sizeof(cs_digest));
 }
 
+/* A done stage's merged tree may be wanted by several stages' threads at
+ * once: made under merged_mu. A stage being built is its own thread's. */
 int
 stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err)
 {
-    if (!st->merged) {
-        int r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
-        if (r < 0)
-            return r;
-    }
+    bool shared = st->state == ST_DONE;
+    if (shared)
+        pthread_mutex_lock(&b->merged_mu);
+    int r = 0;
+    if (!st->merged)
+        r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
     *out = st->merged;
-    return 0;
+    if (shared)
+        pthread_mutex_unlock(&b->merged_mu);
+    return r;
 }
 
 /* Adds a layer made by an instruction; keeps the merged tree current. */
@@ -87,6 +93,31 @@ context_dir(const char *spec, const char *v, char **out, cs_error **err)
     return 0;
 }
 
+/* The name a named context is known by, as BuildKit keys them (buildx's
+ * ParseContextNames, dockerui's NamedContext): the reference normalized,
+ * then in its familiar form without ":latest", so "base", "base:latest" and
+ * "docker.io/library/base" are one name, "base:v2" another. NULL when name is
+ * no reference (a digest one: compared as written). */
+static char *
+context_key(const char *name)
+{
+    cs_autofree char *norm = NULL;
+    cs_error *tmp = NULL;
+    if (cs_ref_normalize(name, &norm, &tmp) < 0) {
+        cs_error_clear(&tmp);
+        return NULL;
+    }
+    const char *f = norm;
+    if (!strncmp(f, "docker.io/library/", 18))
+        f += 18;
+    else if (!strncmp(f, "docker.io/", 10))
+        f += 10;
+    size_t n = strlen(f);
+    if (n > 7 && !strcmp(f + n - 7, ":latest"))
+        n -= 7;
+    return cs_xstrndup(f, n);
+}
+
 int
 cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err)
 {
@@ -106,17 +137,23 @@ cs_build_context_parse(const char *spec, cs_build_context *out, cs_error **err)
                    spec);
     else
         r = context_dir(spec, v, &out->dir, err);
+    cs_autofree char *name = cs_xstrndup(spec, (size_t) (eq - spec));
+    if (r == 0 && !(out->name = context_key(name)))
+        r = cs_err(err, CS_EPARSE, 0, "--build-context '%s': invalid context name '%s'", spec,
+                   name);
     if (r < 0)
-        return r;
-    out->name = cs_xstrndup(spec, (size_t) (eq - spec));
-    return 0;
+        cs_build_context_release(out);
+    return r;
 }
 
 const cs_build_context *
 named_context(build *b, const char *name)
 {
+    if (!b->o->ncontexts)
+        return NULL;
+    cs_autofree char *key = context_key(name);
     for (size_t i = b->o->ncontexts; i-- > 0;)
-        if (!strcmp(b->o->contexts[i].name, name))
+        if (!strcmp(b->o->contexts[i].name, key ? key : name))
             return &b->o->contexts[i];
     return NULL;
 }
@@ -150,8 +187,11 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     *own = NULL;
     long ref = stage_ref(b, from, (size_t) (st - b->st));
     if (ref >= 0) {
-        *key = b->st[ref].key;
-        int r = stage_merged(b, &b->st[ref], t, err);
+        int r = stage_await(b, (size_t) ref, err);
+        if (r == 0) {
+            *key = b->st[ref].key;
+            r = stage_merged(b, &b->st[ref], t, err);
+        }
         return r < 0 ? line_err(b, in, err) : 0;
     }
     const cs_build_context *nc = named_context(b, from);
@@ -262,10 +302,9 @@ run_trigger(build *b, bstage *st, const char *text, cs_error **err)
     /* Error lines of a trigger point at the FROM that ran it. */
     cs_df_instr in = mini->stages[0].instrs[0];
     in.line = st->st->from->line;
-    cs_df *saved = b->df;
-    b->df = mini;
+    st->df = mini;
     r = do_instr(b, st, &in, 0, 0, err);
-    b->df = saved;
+    st->df = b->df;
     cs_df_free(mini);
     return r;
 }
@@ -304,6 +343,8 @@ from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **e
         if ((r = from_image(b, st, nc->image, h, onbuild, err)) < 0)
             return r;
     } else if (ref >= 0) {
+        if ((r = stage_await(b, (size_t) ref, err)) < 0)
+            return line_err(b, st->st->from, err);
         from_stage(st, &b->st[ref], h, onbuild);
     } else if (!strcmp(base, "scratch")) {
         st->cfg = scratch_config();

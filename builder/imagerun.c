@@ -78,23 +78,66 @@ make_argv(const image_spec *is, char *const *cmd, cs_strv *argv, cs_error **err)
     return 0;
 }
 
-/* The image's env, and HOME=/root when it sets no HOME. */
+/* Puts K=V into env, replacing an entry of the same K. */
 static void
-make_env(const image_spec *is, cs_strv *env)
+env_set(cs_strv *env, const char *kv)
 {
-    bool home = false;
+    const char *eq = strchr(kv, '=');
+    size_t kl = eq ? (size_t) (eq - kv) : strlen(kv);
+    for (size_t i = 0; i < env->n; i++)
+        if (!strncmp(env->v[i], kv, kl) && env->v[i][kl] == '=') {
+            free(env->v[i]);
+            env->v[i] = cs_xstrdup(kv);
+            return;
+        }
+    cs_strv_add(env, kv);
+}
+
+/* The image's env, -e over it, and HOME=/root when neither sets HOME. */
+static void
+make_env(const image_spec *is, const cs_image_run_opts *o, cs_strv *env)
+{
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(is->cc, "Env"), i, v)
     {
         const char *e = json_string_value(v);
-        if (!e)
-            continue;
-        home |= !strncmp(e, "HOME=", 5);
-        cs_strv_add(env, e);
+        if (e)
+            cs_strv_add(env, e);
     }
+    for (char *const *e = o->env; e && *e; e++)
+        env_set(env, *e);
+    bool home = false;
+    for (size_t k = 0; k < env->n; k++)
+        home |= !strncmp(env->v[k], "HOME=", 5);
     if (!home)
         cs_strv_add(env, "HOME=/root");
+}
+
+/* --add-host and --ulimit as the runtime takes them. */
+typedef struct run_flags {
+    cs_strv hosts;
+    cs_run_rlimit *rlimits;
+    size_t nrlimits;
+} run_flags;
+
+static int
+parse_flags(const cs_image_run_opts *o, run_flags *f, cs_error **err)
+{
+    int rc;
+    for (char *const *h = o->add_hosts; h && *h; h++) {
+        char *line = NULL;
+        if ((rc = cs_run_host_parse(*h, &line, err)) < 0)
+            return rc;
+        cs_strv_push(&f->hosts, line);
+    }
+    for (char *const *u = o->ulimits; u && *u; u++) {
+        f->rlimits = cs_xrealloc(f->rlimits, (f->nrlimits + 1) * sizeof(*f->rlimits));
+        if ((rc = cs_run_rlimit_parse(*u, &f->rlimits[f->nrlimits], err)) < 0)
+            return rc;
+        f->nrlimits++;
+    }
+    return 0;
 }
 
 /* The layers' lower dirs: one served view, or the snapshots (unpacked on
@@ -107,7 +150,7 @@ make_lowers(cs_store *s, const cs_image *img, cs_strv *lowers, cs_error **err)
 
 static int
 run_image(image_spec *is, char **argv, char **env, cs_strv *lowers, const cs_image_run_opts *o,
-          int *status, cs_error **err)
+          const run_flags *f, int *status, cs_error **err)
 {
     const char *wd = json_string_value(json_object_get(is->cc, "WorkingDir"));
     cs_run_opts ro = {
@@ -120,6 +163,10 @@ run_image(image_spec *is, char **argv, char **env, cs_strv *lowers, const cs_ima
         .gid = is->gid,
         .network_none = o->network_none,
         .runtime = o->runtime,
+        .hosts = f->hosts.v,
+        .rlimits = f->rlimits,
+        .nrlimits = f->nrlimits,
+        .shm_size = o->shm_size,
         .out_fd = o->out_fd,
         .err_fd = o->err_fd,
     };
@@ -140,12 +187,16 @@ cs_image_run(cs_store *s, const char *name, char *const *cmd, const cs_image_run
         cs_store_warn_error(s, "cleaning stale runs", &tmp);
     image_spec is = { .s = s, .name = name };
     cs_strv argv = { 0 }, env = { 0 }, lowers = { 0 };
-    int rc;
-    if ((rc = load_image(&is, err)) == 0 && (rc = make_argv(&is, cmd, &argv, err)) == 0) {
-        make_env(&is, &env);
+    run_flags f = { 0 };
+    int rc = parse_flags(o, &f, err);
+    if (rc == 0 && (rc = load_image(&is, err)) == 0
+        && (rc = make_argv(&is, cmd, &argv, err)) == 0) {
+        make_env(&is, o, &env);
         if ((rc = make_lowers(s, is.img, &lowers, err)) == 0)
-            rc = run_image(&is, argv.v, env.v, &lowers, o, status, err);
+            rc = run_image(&is, argv.v, env.v, &lowers, o, &f, status, err);
     }
+    cs_strv_release(&f.hosts);
+    free(f.rlimits);
     cs_strv_release(&argv);
     cs_strv_release(&env);
     cs_strv_release(&lowers);

@@ -11,12 +11,22 @@
 #define CSBUILD_IMAGERUN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "cstore/store.h"
 
 typedef struct cs_image_run_opts {
     bool network_none;   /* a new network namespace with only lo */
     const char *runtime; /* path or name of the OCI runtime; NULL: "runc" */
     int out_fd, err_fd;  /* the command's stdout/stderr (borrowed; -1: discarded) */
+    /* docker run's -e K=V (over the image's K), --add-host HOST:IP
+     * (cs_run_host_parse), --ulimit NAME=SOFT[:HARD] (cs_run_rlimit_parse),
+     * NULL-terminated, each may be NULL; --shm-size in bytes (0: 64 MiB).
+     * A bad --add-host or --ulimit fails the call before anything runs,
+     * -CS_EINVAL. */
+    char *const *env;
+    char *const *add_hosts;
+    char *const *ulimits;
+    uint64_t shm_size;
 } cs_image_run_opts;
 
 /* Runs image name (a reference or digest) with cmd (NULL-terminated; NULL or

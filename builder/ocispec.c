@@ -394,12 +394,40 @@ cs_ocispec_new(const cs_run_opts *o, const char *hosts, json_t **out, cs_error *
     return 0;
 }
 
+/* An unlimited rlimit (RLIM_INFINITY, 2^64-1) is -1 in the object, since a
+ * JSON integer of jansson is signed; the runtime reads a uint64, so it is
+ * written out as 18446744073709551615 (docker passes uint64(-1) the same). */
 int
 cs_ocispec_write(const json_t *cfg, const char *path, cs_error **err)
 {
-    if (json_dump_file(cfg, path, JSON_COMPACT) < 0)
-        return cs_err(err, CS_EIO, errno, "write '%s'", path);
-    return 0;
+    cs_autofree char *js = json_dumps(cfg, JSON_COMPACT);
+    if (!js)
+        return cs_err(err, CS_EIO, 0, "write '%s': cannot encode the runtime config", path);
+    static const char *const keys[] = { "\"hard\":-1", "\"soft\":-1" };
+    cs_buf out;
+    cs_buf_init(&out);
+    for (const char *p = js; *p;) {
+        size_t k = 0;
+        while (k < 2 && strncmp(p, keys[k], strlen(keys[k])))
+            k++;
+        if (k < 2) {
+            cs_buf_append(&out, keys[k], 7);
+            cs_buf_append(&out, "18446744073709551615", 20);
+            p += strlen(keys[k]);
+        } else {
+            cs_buf_u8(&out, (uint8_t) *p++);
+        }
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), w = fd < 0 ? -1 : 0;
+    int e = errno;
+    if (fd >= 0 && (w = cs_write_all(fd, out.data, out.len)) < 0)
+        e = errno;
+    if (fd >= 0 && close(fd) < 0 && w == 0) {
+        w = -1;
+        e = errno;
+    }
+    cs_buf_release(&out);
+    return w < 0 ? cs_err(err, CS_EIO, e, "write '%s'", path) : 0;
 }
 
 int
@@ -457,9 +485,9 @@ ulimit_value(const char *spec, const char *s, size_t n, int64_t *v, cs_error **e
     long long x = strtoll(t, &end, 10);
     if (!*t || *end || errno || !(isdigit((unsigned char) *t) || *t == '-' || *t == '+'))
         return cs_err(err, CS_EINVAL, 0, "invalid ulimit value '%s' in '%s'", t, spec);
-    if (x < 0)
-        return cs_err(err, CS_EINVAL, 0, "ulimit '%s': unlimited (-1) is not supported", spec);
-    *v = x;
+    if (x < -1)
+        return cs_err(err, CS_EINVAL, 0, "invalid ulimit value '%s' in '%s'", t, spec);
+    *v = x; /* -1: unlimited */
     return 0;
 }
 
@@ -487,7 +515,14 @@ cs_run_rlimit_parse(const char *spec, cs_run_rlimit *out, cs_error **err)
     hard = soft;
     if (colon && (rc = ulimit_value(spec, colon + 1, strlen(colon + 1), &hard, err)) < 0)
         return rc;
-    if (soft > hard)
+    /* go-units: an unlimited hard limit takes any soft one, an unlimited
+     * soft one needs an unlimited hard one. */
+    if (hard != -1 && soft == -1)
+        return cs_err(err, CS_EINVAL, 0,
+                      "ulimit soft limit must be less than or equal to hard limit: soft: -1 "
+                      "(unlimited), hard: %" PRId64,
+                      hard);
+    if (hard != -1 && soft > hard)
         return cs_err(err, CS_EINVAL, 0,
                       "ulimit soft limit must be less than or equal to hard limit: %" PRId64
                       " > %" PRId64,
@@ -509,7 +544,10 @@ cs_run_host_parse(const char *spec, char **line, cs_error **err)
         sep = strchr(spec, ':');
     if (!sep || sep == spec || memchr(spec, ':', (size_t) (sep - spec)))
         return cs_err(err, CS_EINVAL, 0, "bad format for add-host: '%s'", spec);
-    cs_autofree char *ip = cs_xstrdup(sep + 1);
+    /* host-gateway: docker maps it to its bridge's gateway, buildx to the
+     * docker driver's moby.host-gateway-ip. A RUN here shares the host's
+     * network namespace (or has none), so the host is its own loopback. */
+    cs_autofree char *ip = cs_xstrdup(strcmp(sep + 1, "host-gateway") ? sep + 1 : "127.0.0.1");
     size_t n = strlen(ip);
     if (n > 2 && ip[0] == '[' && ip[n - 1] == ']') {
         memmove(ip, ip + 1, n - 2);

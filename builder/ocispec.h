@@ -39,7 +39,9 @@ int cs_ocispec_new(const cs_run_opts *o, const char *hosts, json_t **out, cs_err
  * BuildKit adds --add-host entries. 0 or -CS_EIO. */
 int cs_ocispec_write_hosts(const cs_run_opts *o, const char *path, cs_error **err);
 
-/* Writes cfg to path as compact JSON. 0 or -CS_EIO. */
+/* Writes cfg to path as compact JSON; an rlimit of -1 ("hard" or "soft")
+ * is written as RLIM_INFINITY, 18446744073709551615 (the runtime reads a
+ * uint64; a jansson integer is signed). 0 or -CS_EIO. */
 int cs_ocispec_write(const json_t *cfg, const char *path, cs_error **err);
 
 /* A mount destination as a clean relative path: "/a//./b/" -> "a/b"; NULL

@@ -53,12 +53,14 @@ typedef struct cs_run_rlimit {
  * names: as core cpu data fsize locks memlock msgqueue nice nofile nproc rss
  * rtprio rttime sigpending stack. -CS_EINVAL with docker's messages ("invalid
  * ulimit type: x", "ulimit soft limit must be less than or equal to hard
- * limit: 2 > 1", ...); unlimited (-1) is refused (the runtime spec cannot
- * carry it). Thread-safe. */
+ * limit: 2 > 1", ...); -1 is unlimited (RLIM_INFINITY: soft or hard
+ * UINT64_MAX), a soft -1 needs a hard -1, as go-units. Thread-safe. */
 int cs_run_rlimit_parse(const char *spec, cs_run_rlimit *out, cs_error **err);
 
 /* docker's --add-host HOST:IP (or HOST=IP; an IPv6 address may be in
- * brackets) as a line of /etc/hosts without its newline: "IP\tHOST" in *line
+ * brackets; IP "host-gateway" is 127.0.0.1: a run shares the host's
+ * network, where the host is its own gateway, docker's bridge gateway
+ * is not there) as a line of /etc/hosts without its newline: "IP\tHOST" in *line
  * (caller frees; NULL on error). -CS_EINVAL "bad format for add-host: 'x'" or
  * "invalid IP address in add-host: 'x'". Thread-safe. */
 int cs_run_host_parse(const char *spec, char **line, cs_error **err);

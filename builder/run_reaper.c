@@ -5,8 +5,12 @@
  * child; were runc cstore's child, a SIGKILL of cstore would leave runc and
  * the container running to completion, with the overlay mounted. So cstore
  * forks a reaper that
- *   - gets SIGTERM when cstore dies (PR_SET_PDEATHSIG; it also checks its
- *     parent each second, in case the signal came before it was set up),
+ *   - gets SIGUSR2 when cstore dies (PR_SET_PDEATHSIG; it also checks its
+ *     parent each second, in case the signal came before it was set up).
+ *     The signal comes when the thread that forked it exits, which, as that
+ *     thread waits for the run, happens only when cstore is dying: with
+ *     other threads (parallel stages) still exiting, the reaper's parent is
+ *     then still cstore's pid, so the signal itself says so, not getppid(),
  *   - is a child subreaper (PR_SET_CHILD_SUBREAPER), so what runc leaves
  *     orphaned (the container's init) becomes its child, not init's,
  *   - starts the runtime and exits with its status.
@@ -43,7 +47,7 @@ typedef struct reaper {
     char *log_line; /* the JSON log line when the runtime cannot be started */
     int in, out, errfd;
     pid_t parent;
-    sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD */
+    sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD, USR2 (cstore died) */
 } reaper;
 
 /* SIGKILLs each child listed in /proc/self/task/<pid>/children. */
@@ -146,7 +150,7 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     sigprocmask(SIG_BLOCK, &a->sigs, NULL);
     /* SIGCHLD is at its default action (cmd/main.c sees to it): the
      * runtime's status is wanted, not auto-reaped away. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_PDEATHSIG, SIGUSR2);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setpgid(0, 0); /* a terminal's Ctrl-C reaches cstore only */
     if (getppid() != a->parent)
@@ -165,7 +169,7 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     for (;;) {
         struct timespec one = { 1, 0 };
         int sig = sigtimedwait(&a->sigs, NULL, &one);
-        if (getppid() != a->parent)
+        if (sig == SIGUSR2 || getppid() != a->parent)
             orphaned(a);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             kill_all(); /* cstore's cancel gave up on the runtime */
@@ -208,7 +212,7 @@ run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_
     free(a.log_line);
     a.log_line = log_line;
     sigemptyset(&a.sigs);
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR2 };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(&a.sigs, sigs[i]);
     pid_t p = fork();

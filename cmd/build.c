@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "progress.h"
 #include "push_progress.h"
+#include "runflags.h"
 #include "run.h"
 #include "cstore/units.h"
 #include "cstore/image.h"
@@ -33,6 +34,8 @@ const char cmd_build_usage[] =
     "                           export the build cache (an OCI artifact of chunk packs)\n"
     "      --cache-from type=local,src=DIR|type=registry,ref=REF\n"
     "                           import a build cache (lazily: bytes when needed; repeatable)\n"
+    "  -j, --jobs N             build at most N stages at once (default: the number of\n"
+    "                           online cores; 1: one after the other)\n"
     "      --progress MODE      auto, plain or quiet (default auto)\n"
     "  -q, --quiet              no progress; print only the image digest\n"
     "      --iidfile PATH       write the image digest to PATH\n"
@@ -65,6 +68,19 @@ check_tag(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     cs_autofree char *norm = NULL;
     (void) c, (void) o;
     return cs_ref_normalize(arg, &norm, err);
+}
+
+/* --jobs N: a positive number. */
+static int
+take_jobs(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
+{
+    char *end;
+    (void) err;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (!*arg || *end || arg[0] == '-' || v == 0 || v > 1024)
+        return cmd_usage_error(c, "--jobs must be a number from 1 to 1024, not '%s'", arg);
+    *(unsigned *) o->dst = (unsigned) v;
+    return 0;
 }
 
 /* --label K=V, or K alone for an empty value (as docker); a key is needed. */
@@ -158,34 +174,6 @@ take_ssh(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
     return 0;
 }
 
-/* --add-host HOST:IP, --ulimit NAME=SOFT[:HARD]: refused at once when the
- * builder would refuse them. */
-static int
-check_add_host(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    cs_autofree char *line = NULL;
-    (void) c, (void) o;
-    return cs_run_host_parse(arg, &line, err);
-}
-
-static int
-check_ulimit(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    cs_run_rlimit rl;
-    (void) c, (void) o;
-    return cs_run_rlimit_parse(arg, &rl, err);
-}
-
-/* --shm-size in docker's binary units: 64m is 64 MiB. */
-static int
-take_shm_size(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
-{
-    (void) err;
-    if (!cs_parse_ram_size(arg, o->dst))
-        return cmd_usage_error(c, "invalid size for --shm-size: '%s'", arg);
-    return 0;
-}
-
 /* --quiet against --progress, --push against -t; --quiet is --progress quiet. */
 static int
 check_flags(cmd_ctx *c, bool quiet, int *progress, bool push, size_t ntags)
@@ -210,7 +198,7 @@ build_finish(cs_store *s, const cs_build_result *res, const build_out *out, cons
     int rc = build_out_write(s, out, &res->id, tags, err);
     if (rc < 0)
         return rc;
-    if (metadata && (rc = build_metadata_write(metadata, &res->id, tags, err)) < 0)
+    if (metadata && (rc = build_metadata_write(s, metadata, &res->id, tags, err)) < 0)
         return rc;
     if (iidfile && cs_write_file_atomic(iidfile, id, strlen(id), err) < 0)
         return cs_err_wrap(err, "--iidfile");
@@ -245,6 +233,7 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("no-cache", 0, CMD_FLAG, &o.no_cache),
         CMD_OPT_FN("cache-to", 0, CMD_CALL, &bc, build_cache_take_to),
         CMD_OPT_FN("cache-from", 0, CMD_CALL, &bc, build_cache_take_from),
+        CMD_OPT_FN("jobs", 'j', CMD_CALL, &o.jobs, take_jobs),
         CMD_OPT_CHOICE("progress", &progress, "auto|plain|quiet", NULL),
         CMD_OPT("quiet", 'q', CMD_FLAG, &quiet),
         CMD_OPT("iidfile", 0, CMD_STRING, &iidfile),
@@ -254,9 +243,9 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT("runtime", 0, CMD_STRING, &o.runtime),
         CMD_OPT_CHOICE("snapshotter", &c->snapshotter, "auto|fuse|unpack", NULL),
         CMD_OPT("platform", 0, CMD_STRING, &o.platform),
-        CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, check_add_host),
-        CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, take_shm_size),
-        CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, check_ulimit),
+        CMD_OPT_FN("add-host", 0, CMD_STRV, &hosts, cmd_check_add_host),
+        CMD_OPT_FN("shm-size", 0, CMD_CALL, &o.shm_size, cmd_take_shm_size),
+        CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, cmd_check_ulimit),
         CMD_OPT_FN("secret", 0, CMD_CALL, &ag, take_secret),
         CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
         CMD_OPT_FN("pull", 0, CMD_OPTARG, &pull, cmd_check_pull),

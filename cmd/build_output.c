@@ -136,14 +136,14 @@ copy_to_stdout(const char *path, cs_error **err)
 /* cs_export writes a file (beside its destination, renamed into place): an
  * archive for stdout is made in a temp dir first. */
 static int
-export_stdout(cs_store *s, const char *name, cs_format fmt, cs_error **err)
+export_stdout(cs_store *s, const char *name, char *const *more, cs_format fmt, cs_error **err)
 {
     const char *tmpd = getenv("TMPDIR");
     cs_autofree char *dir = cs_xasprintf("%s/cstore-out-XXXXXX", tmpd && *tmpd ? tmpd : "/tmp");
     if (!mkdtemp(dir))
         return cs_err(err, cs_sys_code(errno), errno, "mkdtemp '%s'", dir);
     cs_autofree char *path = cs_path_join(dir, "out.tar");
-    int rc = cs_export(s, name, path, fmt, CS_COMP_GZIP, err);
+    int rc = cs_export_names(s, name, more, path, fmt, CS_COMP_GZIP, err);
     if (rc == 0)
         rc = copy_to_stdout(path, err);
     cs_error *tmp = NULL;
@@ -177,10 +177,12 @@ build_out_write(cs_store *s, const build_out *out, const cs_digest *id, char **t
 {
     char ids[CS_DIGEST_STR];
     cs_digest_str(id, ids);
-    /* The first tag names the image in the archive (a docker-archive's
-     * RepoTags, an OCI ref.name); cs_export records a name only while the tag
-     * still names this image, so a tag moved meanwhile gives no name. */
+    /* The first tag names the image in the archive (an OCI ref.name); a
+     * docker-archive's RepoTags list every -t name, as BuildKit's docker
+     * exporter writes them. A name is recorded only while its tag still names
+     * this image, so a tag moved meanwhile gives no name. */
     const char *name = tags && tags[0] ? tags[0] : ids;
+    char *const *more = tags && tags[0] ? tags + 1 : NULL;
     bool to_stdout = build_out_stdout(out);
     int rc = 0;
     /* An image from an imported build cache: its bytes first. */
@@ -194,8 +196,8 @@ build_out_write(cs_store *s, const build_out *out, const cs_digest *id, char **t
         cs_format fmt = out->type == BUILD_OUT_OCI ? CS_FMT_OCI_ARCHIVE : CS_FMT_DOCKER_ARCHIVE;
         if (!out->dest)
             return 0; /* type=docker alone: buildx's load; the image is stored */
-        rc = to_stdout ? export_stdout(s, name, fmt, err)
-                       : cs_export(s, name, out->dest, fmt, CS_COMP_GZIP, err);
+        rc = to_stdout ? export_stdout(s, name, more, fmt, err)
+                       : cs_export_names(s, name, more, out->dest, fmt, CS_COMP_GZIP, err);
         break;
     }
     case BUILD_OUT_TAR:
@@ -210,16 +212,23 @@ build_out_write(cs_store *s, const build_out *out, const cs_digest *id, char **t
 }
 
 int
-build_metadata_write(const char *path, const cs_digest *id, char **tags, cs_error **err)
+build_metadata_write(cs_store *s, const char *path, const cs_digest *id, char **tags,
+                     cs_error **err)
 {
-    char ids[CS_DIGEST_STR];
+    char ids[CS_DIGEST_STR], mds[CS_DIGEST_STR];
     cs_digest_str(id, ids);
+    /* buildx: containerimage.digest is the image's manifest digest, that of
+     * the OCI manifest with gzip layers (what -o type=oci writes and a push
+     * would send); the layers' blobs are generated once for it, then their
+     * digests are cached. */
+    cs_digest md;
+    int rc = cs_image_manifest_digest(s, ids, CS_COMP_GZIP, &md, err);
+    if (rc < 0)
+        return cs_err_wrap(err, "--metadata-file");
+    cs_digest_str(&md, mds);
     json_t *o = json_object();
     json_object_set_new(o, "containerimage.config.digest", json_string(ids));
-    /* buildx with the docker driver's classic image store reports the image
-     * id here too; an OCI manifest digest would need every layer's
-     * compressed blob, which only an export generates. */
-    json_object_set_new(o, "containerimage.digest", json_string(ids));
+    json_object_set_new(o, "containerimage.digest", json_string(mds));
     char *joined = NULL; /* buildx: the normalized names, comma-separated */
     for (size_t i = 0; tags && tags[i]; i++) {
         cs_autofree char *norm = NULL;
@@ -241,6 +250,6 @@ build_metadata_write(const char *path, const cs_digest *id, char **tags, cs_erro
         abort(); /* jansson fails only when out of memory */
     cs_autofree char *line = cs_xasprintf("%s\n", text);
     free(text);
-    int rc = cs_write_file_atomic(path, line, strlen(line), err);
+    rc = cs_write_file_atomic(path, line, strlen(line), err);
     return rc < 0 ? cs_err_wrap(err, "--metadata-file") : 0;
 }

@@ -35,7 +35,10 @@ bool build_out_stdout(const build_out *out);
 /* Writes the built image id (tagged tags[0] first when given) as out says. */
 int build_out_write(cs_store *s, const build_out *out, const cs_digest *id, char **tags,
                     cs_error **err);
-/* Writes buildx's metadata JSON for image id and its -t names to path. */
-int build_metadata_write(const char *path, const cs_digest *id, char **tags, cs_error **err);
+/* Writes buildx's metadata JSON for image id and its -t names to path:
+ * containerimage.config.digest (the id), containerimage.digest (the OCI
+ * manifest digest with gzip layers), image.name. */
+int build_metadata_write(cs_store *s, const char *path, const cs_digest *id, char **tags,
+                         cs_error **err);
 
 #endif

@@ -18,6 +18,7 @@ typedef struct cmd_progress {
     bool quiet;
     bool tty;      /* live view: one line per step, redrawn when it ends */
     char *running; /* the step being drawn (tty) */
+    unsigned running_step;
 } cmd_progress;
 
 /* Sets up p for mode on out and points o's progress callback and RUN

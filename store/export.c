@@ -23,9 +23,53 @@ export_release(exp *x)
     cs_image_free(x->img);
     free(x->normalized);
     free(x->tag);
+    cs_names_free(x->names, x->nnames);
     free(x->layers);
     free(x->config);
     free(x->manifest);
+}
+
+/* name normalized, when it is a tag that names image id (NULL otherwise:
+ * an id, a name that does not normalize, a tag that moved on). */
+static char *
+tag_of(cs_db *db, MDB_txn *txn, const char *name, const cs_digest *id)
+{
+    if (!strncmp(name, "sha256:", 7))
+        return NULL;
+    cs_error *e2 = NULL;
+    char *norm = NULL;
+    cs_digest tid;
+    if (cs_ref_normalize(name, &norm, &e2) == 0 && cs_tag_get(db, txn, norm, &tid, &e2) == 0
+        && cs_digest_eq(&tid, id)) {
+        cs_error_clear(&e2);
+        return norm;
+    }
+    free(norm);
+    cs_error_clear(&e2);
+    return NULL;
+}
+
+/* x->names: NAME and the more names that are tags of the image, once each. */
+static void
+collect_names(exp *x, cs_db *db, MDB_txn *txn, const cs_digest *id)
+{
+    cs_names_free(x->names, x->nnames);
+    x->names = NULL;
+    x->nnames = 0;
+    size_t nmore = 0;
+    while (x->more && x->more[nmore])
+        nmore++;
+    x->names = cs_xcalloc(nmore + 2, sizeof(char *));
+    for (size_t i = 0; i <= nmore; i++) {
+        char *t = tag_of(db, txn, i ? x->more[i - 1] : x->name, id);
+        for (size_t k = 0; t && k < x->nnames; k++)
+            if (!strcmp(x->names[k], t)) {
+                free(t);
+                t = NULL;
+            }
+        if (t)
+            x->names[x->nnames++] = t;
+    }
 }
 
 static int
@@ -41,21 +85,12 @@ read_image_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     rc = cs_image_get(db, txn, &id, &x->img, err);
     if (rc < 0)
         return rc;
-    /* A tag (not an id) gets its name recorded in the output. */
+    /* A tag (not an id) gets its name recorded in the output. A name that
+     * does not normalize, or whose tag moved on, is only left out of the
+     * output: the image itself was resolved. */
     free(x->normalized);
-    x->normalized = NULL;
-    if (strncmp(x->name, "sha256:", 7) != 0) {
-        cs_error *e2 = NULL;
-        char *norm = NULL;
-        cs_digest tid;
-        if (cs_ref_normalize(x->name, &norm, &e2) == 0 && cs_tag_get(db, txn, norm, &tid, &e2) == 0
-            && cs_digest_eq(&tid, &id))
-            x->normalized = cs_steal(&norm);
-        free(norm);
-        /* A name that does not normalize, or whose tag moved on, is only
-         * left out of the output: the image itself was resolved. */
-        cs_error_clear(&e2);
-    }
+    x->normalized = tag_of(db, txn, x->name, &id);
+    collect_names(x, db, txn, &id);
     return 0;
 }
 
@@ -129,31 +164,86 @@ int
 cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_compression c,
           cs_error **err)
 {
-    exp x = { 0 };
-    x.s = s;
-    x.db = cs_store_db(s);
-    x.name = name;
-    x.fmt = fmt;
+    return cs_export_names(s, name, NULL, path, fmt, c, err);
+}
+
+/* Resolves the image and sets up x for an export (x released by the
+ * caller, also on failure). */
+static int
+exp_open(exp *x, cs_store *s, const char *name, char *const *more, cs_format fmt, cs_compression c,
+         cs_error **err)
+{
+    x->s = s;
+    x->db = cs_store_db(s);
+    x->name = name;
+    x->more = more;
+    x->fmt = fmt;
     /* docker-archive layers are plain tars, whatever was asked. */
-    x.comp = fmt == CS_FMT_DOCKER_ARCHIVE ? CS_COMP_NONE : c;
-    if (x.comp != CS_COMP_NONE && x.comp != CS_COMP_GZIP && x.comp != CS_COMP_ZSTD)
+    x->comp = fmt == CS_FMT_DOCKER_ARCHIVE ? CS_COMP_NONE : c;
+    if (x->comp != CS_COMP_NONE && x->comp != CS_COMP_GZIP && x->comp != CS_COMP_ZSTD)
         return cs_err(err, CS_EINVAL, 0, "unknown compression %d", (int) c);
     if (fmt != CS_FMT_OCI_DIR && fmt != CS_FMT_OCI_ARCHIVE && fmt != CS_FMT_DOCKER_ARCHIVE)
         return cs_err(err, CS_EINVAL, 0, "unknown export format %d", (int) fmt);
+    int rc = cs_db_read(x->db, read_image_fn, x, err);
+    if (rc < 0)
+        return rc;
+    if (x->normalized) {
+        const char *slash = strrchr(x->normalized, '/');
+        const char *colon = strrchr(slash ? slash : x->normalized, ':');
+        x->tag = cs_xstrdup(colon ? colon + 1 : "latest");
+    }
+    x->layers = cs_xcalloc(x->img->nlayers ? x->img->nlayers : 1, sizeof(*x->layers));
+    for (uint32_t i = 0; i < x->img->nlayers; i++)
+        x->layers[i].tree = x->img->layers[i];
+    export_config_diff_ids(x);
+    return 0;
+}
 
-    int rc = cs_db_read(x.db, read_image_fn, &x, err);
+static int
+null_sink(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    (void) ctx, (void) p, (void) n, (void) err;
+    return 0;
+}
+
+int
+cs_image_manifest_digest(cs_store *s, const char *name, cs_compression c, cs_digest *out,
+                         cs_error **err)
+{
+    exp x = { 0 };
+    int rc = exp_open(&x, s, name, NULL, CS_FMT_OCI_DIR, c, err);
+    if (rc == 0)
+        rc = cs_db_read(x.db, export_read_blobs_fn, &x, err);
+    for (uint32_t i = 0; rc == 0 && i < x.img->nlayers; i++) {
+        layer *L = &x.layers[i];
+        if (L->known || export_reuse_layer(&x, i))
+            continue;
+        cs_csink_result res;
+        rc = export_gen_layer(&x, L, null_sink, NULL, &res, err);
+        if (rc == 0 && export_replay_failed(L, &res))
+            rc = export_gen_layer(&x, L, null_sink, NULL, &res, err);
+        if (rc < 0)
+            break;
+        export_record_blob(&x, L, &res);
+        L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
+        L->known = true;
+    }
+    if (rc == 0 && (rc = export_build_config(&x, err)) == 0) {
+        export_build_manifest(&x);
+        *out = x.manifest_d;
+    }
+    exp_release(&x);
+    return rc < 0 ? cs_err_wrap(err, "manifest of '%s'", name) : 0;
+}
+
+int
+cs_export_names(cs_store *s, const char *name, char *const *more, const char *path, cs_format fmt,
+                cs_compression c, cs_error **err)
+{
+    exp x = { 0 };
+    int rc = exp_open(&x, s, name, more, fmt, c, err);
     if (rc < 0)
         goto out;
-    if (x.normalized) {
-        const char *slash = strrchr(x.normalized, '/');
-        const char *colon = strrchr(slash ? slash : x.normalized, ':');
-        x.tag = cs_xstrdup(colon ? colon + 1 : "latest");
-    }
-    x.layers = cs_xcalloc(x.img->nlayers ? x.img->nlayers : 1, sizeof(*x.layers));
-    for (uint32_t i = 0; i < x.img->nlayers; i++)
-        x.layers[i].tree = x.img->layers[i];
-    export_config_diff_ids(&x);
-
     for (int attempt = 0; attempt < 2; attempt++) {
         x.retry = false;
         rc = cs_db_read(x.db, export_read_blobs_fn, &x, err);

@@ -278,18 +278,18 @@ docker_archive_meta(exp *x, outer *o, cs_error **err)
     char hex[CS_DIGEST_HEX];
     int rc;
     cs_digest_hex(&x->config_d, hex);
-    cs_autofree char *familiar = x->normalized ? cs_ref_familiar(x->normalized) : NULL;
+    char **familiar = cs_xcalloc(x->nnames + 1, sizeof(char *));
+    for (size_t i = 0; i < x->nnames; i++)
+        familiar[i] = cs_ref_familiar(x->names[i]);
     cs_autofree char *cp = cs_xasprintf("%s.json", hex);
-    if ((rc = outer_file(o, cp, x->config, x->config_len, err)) < 0)
+    size_t mlen, rlen;
+    cs_autofree char *man = export_docker_manifest_json(x, familiar, x->nnames, &mlen);
+    cs_autofree char *repos =
+        x->nnames ? export_docker_repositories_json(x, familiar, x->nnames, &rlen) : NULL;
+    cs_names_free(familiar, x->nnames);
+    if ((rc = outer_file(o, cp, x->config, x->config_len, err)) < 0
+        || (rc = outer_file(o, "manifest.json", man, mlen, err)) < 0 || !repos)
         return rc;
-    size_t mlen;
-    cs_autofree char *man = export_docker_manifest_json(x, familiar, &mlen);
-    if ((rc = outer_file(o, "manifest.json", man, mlen, err)) < 0)
-        return rc;
-    if (!familiar)
-        return 0;
-    size_t rlen;
-    cs_autofree char *repos = export_docker_repositories_json(x, familiar, &rlen);
     return outer_file(o, "repositories", repos, rlen, err);
 }
 

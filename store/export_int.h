@@ -43,8 +43,12 @@ typedef struct exp {
     cs_format fmt;
     cs_compression comp;
     cs_image *img;
-    char *normalized; /* "docker.io/library/golang:1.19" when NAME is a tag */
-    char *tag;        /* "1.19" */
+    char *normalized;  /* "docker.io/library/golang:1.19" when NAME is a tag */
+    char *tag;         /* "1.19" */
+    char *const *more; /* more names to record (cs_export_names), may be NULL */
+    char **names;      /* NAME and more, normalized, those that are tags of the
+                          image still (a docker-archive's RepoTags) */
+    size_t nnames;
     layer *layers;
     char *config; /* config to export (diff_ids as generated) */
     size_t config_len;
@@ -101,8 +105,9 @@ const char *export_config_media_type(const exp *x);
 const char *export_manifest_media_type(const exp *x);
 /* index.json: old (borrowed, may be NULL) with our manifest's entry. */
 char *export_index_json(exp *x, json_t *old, size_t *len);
-char *export_docker_manifest_json(exp *x, const char *familiar, size_t *len);
-char *export_docker_repositories_json(exp *x, const char *familiar, size_t *len);
+/* familiar: the names in Docker's short form (n of them, 0: untagged). */
+char *export_docker_manifest_json(exp *x, char *const *familiar, size_t n, size_t *len);
+char *export_docker_repositories_json(exp *x, char *const *familiar, size_t n, size_t *len);
 
 /* ---- writers ---- */
 

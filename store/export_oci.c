@@ -180,7 +180,7 @@ export_index_json(exp *x, json_t *old, size_t *len)
 
 /* docker-archive manifest.json */
 char *
-export_docker_manifest_json(exp *x, const char *familiar, size_t *len)
+export_docker_manifest_json(exp *x, char *const *familiar, size_t n, size_t *len)
 {
     char hex[CS_DIGEST_HEX];
     json_t *m = json_object();
@@ -188,9 +188,10 @@ export_docker_manifest_json(exp *x, const char *familiar, size_t *len)
     char *cfg = cs_xasprintf("%s.json", hex);
     json_object_set_new(m, "Config", json_string(cfg));
     free(cfg);
-    if (familiar) {
+    if (n) { /* docker save of several tags of one image: all in RepoTags */
         json_t *tags = json_array();
-        json_array_append_new(tags, json_string(familiar));
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(tags, json_string(familiar[i]));
         json_object_set_new(m, "RepoTags", tags);
     } else {
         json_object_set_new(m, "RepoTags", json_null());
@@ -210,23 +211,29 @@ export_docker_manifest_json(exp *x, const char *familiar, size_t *len)
     return s;
 }
 
-/* docker-archive "repositories": {"golang":{"1.19":"<top layer id>"}} */
+/* docker-archive "repositories": {"golang":{"1.19":"<top layer id>"}}, a
+ * repository and tag for each name. */
 char *
-export_docker_repositories_json(exp *x, const char *familiar, size_t *len)
+export_docker_repositories_json(exp *x, char *const *familiar, size_t n, size_t *len)
 {
-    char *repo = cs_xstrdup(familiar);
-    char *slash = strrchr(repo, '/');
-    char *colon = strrchr(slash ? slash : repo, ':');
-    if (colon)
-        *colon = '\0';
     char hex[CS_DIGEST_HEX] = "";
     if (x->img->nlayers > 0)
         cs_digest_hex(&x->layers[x->img->nlayers - 1].lb.diff_id, hex);
-    json_t *tags = json_object();
-    json_object_set_new(tags, x->tag, json_string(hex));
     json_t *r = json_object();
-    json_object_set_new(r, repo, tags);
-    free(repo);
+    for (size_t i = 0; i < n; i++) {
+        cs_autofree char *repo = cs_xstrdup(familiar[i]);
+        char *slash = strrchr(repo, '/');
+        char *colon = strrchr(slash ? slash : repo, ':');
+        const char *tag = "latest";
+        if (colon) {
+            *colon = '\0';
+            tag = colon + 1;
+        }
+        json_t *tags = json_object_get(r, repo);
+        if (!tags)
+            json_object_set_new(r, repo, tags = json_object());
+        json_object_set_new(tags, tag, json_string(hex));
+    }
     char *s = dump_json(r, len);
     json_decref(r);
     return s;

@@ -147,8 +147,8 @@ if [[ -d $tmp/envroot ]]; then pass; else fail "CSTORE_ROOT: store not made ther
 declare -A verb_opts=(
     [build]="--file -f --tag -t --label --target --build-arg --no-cache --progress --quiet -q
              --iidfile --network --runtime --snapshotter --platform --add-host --shm-size --ulimit --build-context
-             --cache-to --cache-from --help -h"
-    [run]="--network --runtime --snapshotter --help -h"
+             --cache-to --cache-from --jobs -j --help -h"
+    [run]="--env -e --network --add-host --shm-size --ulimit --runtime --snapshotter --help -h"
     [load]="--tag -t --help -h"
     [import]="--tag -t --help -h"
     [export]="--output -o --format --compression --help -h"

@@ -278,6 +278,22 @@ the_spec_is_written_as_json(void **state)
     assert_string_equal(json_string_value(json_object_get(back, "ociVersion")), "1.0.2");
     json_decref(back);
     json_decref(cfg);
+    /* an unlimited rlimit: -1 in the object, 2^64-1 in the file */
+    cs_run_opts o = opts();
+    cs_run_rlimit rl = { "RLIMIT_CORE", UINT64_MAX, UINT64_MAX };
+    o.rlimits = &rl;
+    o.nrlimits = 1;
+    cfg = spec_ok(&o);
+    assert_int_equal(cs_ocispec_write(cfg, path, &err), 0);
+    json_decref(cfg);
+    cs_buf text;
+    cs_buf_init(&text);
+    assert_int_equal(cs_read_file(path, 1 << 20, &text, &err), 0);
+    cs_buf_u8(&text, 0);
+    assert_non_null(strstr((const char *) text.data, "\"type\":\"RLIMIT_CORE\""));
+    assert_non_null(strstr((const char *) text.data, "\"hard\":18446744073709551615"));
+    assert_non_null(strstr((const char *) text.data, "\"soft\":18446744073709551615"));
+    cs_buf_release(&text);
     cs_autofree char *nowhere = cs_path_join(dir, "no/such/dir/config.json");
     cfg = default_spec();
     assert_int_equal(cs_ocispec_write(cfg, nowhere, &err), -CS_EIO);
@@ -354,6 +370,11 @@ ulimits_are_parsed_as_docker_does(void **state)
     assert_int_equal(rl.hard, 65536); /* hard defaults to soft */
     assert_int_equal(cs_run_rlimit_parse("stack=8192:8192", &rl, &err), 0);
     assert_string_equal(rl.type, "RLIMIT_STACK");
+    /* -1 is unlimited (go-units): RLIM_INFINITY, soft and hard */
+    assert_int_equal(cs_run_rlimit_parse("nofile=-1", &rl, &err), 0);
+    assert_true(rl.soft == UINT64_MAX && rl.hard == UINT64_MAX);
+    assert_int_equal(cs_run_rlimit_parse("core=5:-1", &rl, &err), 0);
+    assert_true(rl.soft == 5 && rl.hard == UINT64_MAX);
     static const struct {
         const char *spec, *msg;
     } bad[] = {
@@ -363,7 +384,8 @@ ulimits_are_parsed_as_docker_does(void **state)
         { "nofile=1:2:3", "can only have up to two" },
         { "nofile=x", "invalid ulimit value" },
         { "nofile=", "invalid ulimit value" },
-        { "core=-1", "unlimited (-1) is not supported" },
+        { "core=-1:5", "soft: -1 (unlimited), hard: 5" },
+        { "core=-2", "invalid ulimit value" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(cs_run_rlimit_parse(bad[i].spec, &rl, &err), -CS_EINVAL);

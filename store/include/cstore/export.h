@@ -36,5 +36,17 @@ int cs_tree_write_tar(cs_db *db, MDB_txn *txn, const cs_tree *t, cs_sink_fn sink
 /* Exports image NAME to path. */
 int cs_export(cs_store *s, const char *name, const char *path, cs_format fmt, cs_compression c,
               cs_error **err);
+/* cs_export recording more names too (NULL-terminated, may be NULL): a
+ * docker-archive's manifest.json lists NAME and each of them that is a tag
+ * of the image (as `docker save` of several tags of one image) in RepoTags,
+ * and "repositories" all of them; an OCI index names NAME only. */
+int cs_export_names(cs_store *s, const char *name, char *const *more, const char *path,
+                    cs_format fmt, cs_compression c, cs_error **err);
+/* The digest of the OCI manifest an export of image NAME with compression c
+ * writes (what a registry would get: buildx's containerimage.digest). Layer
+ * blobs not exported before are generated (and discarded) to learn their
+ * digests, which are then cached in layer_blobs. Codes: those of cs_export. */
+int cs_image_manifest_digest(cs_store *s, const char *name, cs_compression c, cs_digest *out,
+                             cs_error **err);
 
 #endif
