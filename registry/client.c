@@ -235,7 +235,17 @@ reg_connect(cs_registry *r, cs_error **err)
     if (r->base)
         goto out;
     reg_resp resp = { 0 };
-    const char *scheme = "https";
+    const char *scheme = "http";
+    /* On loopback, plain http first: a plain registry answers /v2/ with 200
+     * or 401 and we skip loading the system CA store (~0.1 s of CPU); a TLS
+     * one answers 400 to plain http and goes on to https below. */
+    if (cs_reg_http_allowed(r->host, false)) {
+        cs_error *tmp = NULL;
+        if (probe(r, scheme, &resp, &tmp) == 0 && (resp.status == 200 || resp.status == 401))
+            goto found;
+        cs_error_free(tmp);
+    }
+    scheme = "https";
     rc = probe(r, scheme, &resp, err);
     /* A certificate that fails verification is an answer, not a reason to
      * drop to plain http. */
@@ -255,6 +265,7 @@ reg_connect(cs_registry *r, cs_error **err)
             cs_error_free(https_err);
         }
     }
+found:
     if (rc == 0) {
         r->base = cs_xasprintf("%s://%s", scheme, r->host);
         if (resp.status == 401 && resp.www_auth) {

@@ -63,8 +63,10 @@ enum {
 
 /* A client for repository repo ("library/golang") of registry domain (the
  * cs_reg_ref domain: "docker.io", "127.0.0.1:5000"; docker.io is reached as
- * registry-1.docker.io). Connects lazily: the first call pings /v2/ and picks
- * https, or http where cs_reg_http_allowed says so and https does not answer.
+ * registry-1.docker.io). Connects lazily: the first call probes /v2/ and
+ * picks https, or http where cs_reg_http_allowed says so and https does not
+ * answer (a certificate that fails verification never falls back); on
+ * loopback plain http is tried first and kept when /v2/ answers 200 or 401.
  * repo "" (login): only ping works, with tokens asked for without a scope.
  * CS_EUNSUPPORTED when libcurl cannot be loaded. */
 int cs_registry_open(const char *domain, const char *repo, unsigned actions,
