@@ -232,7 +232,7 @@ cs_image_manifest_digest(cs_store *s, const char *name, cs_compression c, cs_dig
         export_build_manifest(&x);
         *out = x.manifest_d;
     }
-    exp_release(&x);
+    export_release(&x);
     return rc < 0 ? cs_err_wrap(err, "manifest of '%s'", name) : 0;
 }
 
