@@ -25,12 +25,12 @@ lease_dir(cs_store *s)
     return cs_path_join(cs_store_root(s), "leases");
 }
 
+/* Stage threads of one build lease at once: the lease file is made once. */
+static pthread_mutex_t lease_make_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static struct cs_lease *
-lease_get(cs_store *s, cs_error **err)
+lease_make(cs_store *s, struct cs_lease **slot, cs_error **err)
 {
-    struct cs_lease **slot = cs_store_lease_slot(s);
-    if (*slot)
-        return *slot;
     cs_autofree char *dir = lease_dir(s);
     if (cs_mkdir_p(dir, 0700, err) < 0)
         return NULL;
@@ -45,6 +45,16 @@ lease_get(cs_store *s, cs_error **err)
         return NULL;
     }
     *slot = l;
+    return l;
+}
+
+static struct cs_lease *
+lease_get(cs_store *s, cs_error **err)
+{
+    struct cs_lease **slot = cs_store_lease_slot(s);
+    pthread_mutex_lock(&lease_make_mu);
+    struct cs_lease *l = *slot ? *slot : lease_make(s, slot, err);
+    pthread_mutex_unlock(&lease_make_mu);
     return l;
 }
 
