@@ -312,7 +312,7 @@ ctl_thread(void *arg)
  * server per process, so one store to report to. */
 static cs_store *log_store;
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 fuse_log_warn(enum fuse_log_level level, const char *fmt, va_list ap)
 {
     if (level > FUSE_LOG_WARNING)
