@@ -581,8 +581,9 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
     cs_ingest_free(ing);
     if (rc < 0)
         return rc;
-    /* Served trees need no snapshot: the upper dir goes (run_step_release). */
-    if (cs_store_snapshotter(b->s) == CS_SNAP_FUSE)
+    /* With FUSE chosen, trees are served and need no snapshot: the upper dir
+     * goes (run_step_release). */
+    if (!cs_store_snapshotter_adopts(b->s))
         return 0;
     cs_error *tmp = NULL;
     pthread_mutex_lock(&b->snap_mu);

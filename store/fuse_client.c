@@ -72,6 +72,37 @@ cs_store_snapshotter(cs_store *s)
     return c->resolved;
 }
 
+bool
+cs_store_snapshotter_adopts(cs_store *s)
+{
+    return client(s)->mode != CS_SNAP_FUSE;
+}
+
+/* AUTO: a base image served once is hot. The mark is an empty file beside
+ * the snapshots (ROOT/snapshots/<hex>.served); returns whether it was there,
+ * making it when not. */
+static bool
+base_hot(cs_store *s, const cs_digest *base)
+{
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(base, hex);
+    cs_autofree char *dir = cs_path_join(cs_store_root(s), "snapshots");
+    cs_autofree char *name = cs_xasprintf("%s.served", hex);
+    cs_autofree char *path = cs_path_join(dir, name);
+    if (access(path, F_OK) == 0)
+        return true;
+    cs_error *tmp = NULL;
+    int fd =
+        cs_mkdir_p(dir, 0700, &tmp) < 0 ? -1 : open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && !tmp)
+        cs_err(&tmp, CS_EIO, errno, "'%s'", path);
+    if (fd < 0)
+        cs_store_warn_error(s, "mark a served base", &tmp);
+    else
+        close(fd);
+    return false;
+}
+
 /* ---- the server process ---- */
 
 /* Reads one line (without its newline) from the server into *line. */
@@ -220,7 +251,8 @@ cs_lowers_get(cs_store *s, const cs_digest *layers, size_t n, cs_strv *lowers, c
 {
     if (!n)
         return 0;
-    if (cs_store_snapshotter(s) == CS_SNAP_FUSE) {
+    if (cs_store_snapshotter(s) == CS_SNAP_FUSE
+        && (client(s)->mode == CS_SNAP_FUSE || !base_hot(s, &layers[0]))) {
         /* A tree from an imported build cache: its bytes first (the
          * server reads chunks and cannot fetch them). */
         int rc = cs_rcache_fetch_trees(s, layers, n, NULL, err);
