@@ -102,7 +102,7 @@ void hash_str(cs_sha256_ctx *h, const char *s);
  * follows). */
 void key_metadata(const bstage *st, const cs_df_instr *in, cs_digest *out);
 /* Adds d to the array (*v, *n) unless there (for cs_build_result). */
-void build_note(cs_digest **v, size_t *n, const cs_digest *d);
+void build_note(build *b, cs_digest **v, size_t *n, const cs_digest *d);
 /* Looks key up: 1 hit (*e filled, key remembered for the touch), 0 miss. */
 int cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err);
 

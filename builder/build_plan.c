@@ -130,21 +130,25 @@ key_metadata(const bstage *st, const cs_df_instr *in, cs_digest *out)
     cs_sha256_free(kh);
 }
 
+/* Stage threads note at once: b->mu guards res. */
 void
-build_note(cs_digest **v, size_t *n, const cs_digest *d)
+build_note(build *b, cs_digest **v, size_t *n, const cs_digest *d)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (cs_digest_eq(&(*v)[i], d))
-            return;
-    if ((*n & (*n - 1)) == 0) /* at a power of two: double */
+    build_lock(b);
+    bool seen = false;
+    for (size_t i = 0; i < *n && !seen; i++)
+        seen = cs_digest_eq(&(*v)[i], d);
+    if (!seen && (*n & (*n - 1)) == 0) /* at a power of two: double */
         *v = cs_xrealloc(*v, (*n ? *n * 2 : 1) * sizeof(cs_digest));
-    (*v)[(*n)++] = *d;
+    if (!seen)
+        (*v)[(*n)++] = *d;
+    build_unlock(b);
 }
 
 int
 cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err)
 {
-    build_note(&b->res.keys, &b->res.nkeys, key);
+    build_note(b, &b->res.keys, &b->res.nkeys, key);
     if (b->o->no_cache)
         return 0;
     cs_error *tmp = NULL;

@@ -204,7 +204,7 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     int r = build_lease_image(b, ref_name, &img, err);
     if (r == 0) {
         *key = img->id;
-        build_note(&b->res.images, &b->res.nimages, &img->id);
+        build_note(b, &b->res.images, &b->res.nimages, &img->id);
         r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
     }
     if (r == -CS_ENOTFOUND && !b->o->resolve) {
@@ -271,7 +271,7 @@ from_image(build *b, bstage *st, const char *base, cs_sha256_ctx *h, json_t **on
     }
     if (r < 0)
         return line_err(b, in, err);
-    build_note(&b->res.images, &b->res.nimages, &img->id);
+    build_note(b, &b->res.images, &b->res.nimages, &img->id);
     json_error_t je;
     st->cfg = json_loadb(img->config, img->config_len, 0, &je);
     if (!json_is_object(st->cfg))
