@@ -199,43 +199,6 @@ exp_open(exp *x, cs_store *s, const char *name, char *const *more, cs_format fmt
     return 0;
 }
 
-static int
-null_sink(void *ctx, const void *p, size_t n, cs_error **err)
-{
-    (void) ctx, (void) p, (void) n, (void) err;
-    return 0;
-}
-
-int
-cs_image_manifest_digest(cs_store *s, const char *name, cs_compression c, cs_digest *out,
-                         cs_error **err)
-{
-    exp x = { 0 };
-    int rc = exp_open(&x, s, name, NULL, CS_FMT_OCI_DIR, c, err);
-    if (rc == 0)
-        rc = cs_db_read(x.db, export_read_blobs_fn, &x, err);
-    for (uint32_t i = 0; rc == 0 && i < x.img->nlayers; i++) {
-        layer *L = &x.layers[i];
-        if (L->known || export_reuse_layer(&x, i))
-            continue;
-        cs_csink_result res;
-        rc = export_gen_layer(&x, L, null_sink, NULL, &res, err);
-        if (rc == 0 && export_replay_failed(L, &res))
-            rc = export_gen_layer(&x, L, null_sink, NULL, &res, err);
-        if (rc < 0)
-            break;
-        export_record_blob(&x, L, &res);
-        L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
-        L->known = true;
-    }
-    if (rc == 0 && (rc = export_build_config(&x, err)) == 0) {
-        export_build_manifest(&x);
-        *out = x.manifest_d;
-    }
-    export_release(&x);
-    return rc < 0 ? cs_err_wrap(err, "manifest of '%s'", name) : 0;
-}
-
 int
 cs_export_names(cs_store *s, const char *name, char *const *more, const char *path, cs_format fmt,
                 cs_compression c, cs_error **err)

@@ -264,3 +264,20 @@ cs_push_layer_write(cs_push_image *p, uint32_t i, cs_sink_fn out, void *octx, cs
                   "push again)",
                   hex);
 }
+
+/* The manifest a push of name would send (export.h): the same preparation. */
+int
+cs_image_manifest_digest(cs_store *s, const char *name, cs_compression c, cs_digest *out,
+                         cs_error **err)
+{
+    cs_push_image *p = NULL;
+    int rc = cs_push_image_open(s, name, CS_PUSH_OCI, c, &p, err);
+    if (rc == 0 && (rc = cs_push_image_prepare(p, err)) == 0) {
+        cs_push_blob desc;
+        size_t len;
+        cs_push_image_manifest(p, &len, &desc);
+        *out = desc.digest;
+    }
+    cs_push_image_free(p);
+    return rc < 0 ? cs_err_wrap(err, "manifest of '%s'", name) : 0;
+}
