@@ -2,6 +2,7 @@
  * COPY / ADD (sources prepared by copy.c) and WORKDIR. */
 #include <string.h>
 #include "build_int.h"
+#include "cstore/copykey.h"
 #include "cstore/lease.h"
 #include "copy.h"
 #include "cstore/merged.h"
@@ -19,7 +20,9 @@ typedef struct copy_step {
     cs_strv excludes;
     char *from, *chown, *chmod, *checksum;
     cs_copy *cp;
+    from_source fs;     /* --from's stage or image */
     cs_tree *from_tree; /* an image's tree for --from (a stage's is borrowed) */
+    cs_digest req;      /* --from: the request's digest (cstore/copykey.h) */
 } copy_step;
 
 static void
@@ -27,6 +30,7 @@ copy_step_release(copy_step *c)
 {
     cs_copy_free(c->cp);
     cs_tree_free(c->from_tree);
+    from_source_release(&c->fs);
     cs_strv_release(&c->bodies);
     cs_strv_release(&c->excludes);
     cs_free_all(c->inl, c->srcs, c->from, c->chown, c->chmod, c->checksum);
@@ -113,6 +117,59 @@ copy_chown(build *b, bstage *st, copy_step *c, cs_error **err)
     return r;
 }
 
+/* The digest copy_keys remembers COPY --from's sources under: the source's
+ * layers (immutable trees) and every field of the request. */
+static void
+copy_request_key(const copy_step *c, cs_digest *out)
+{
+    __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
+    hash_str(h, "copy-from-tree");
+    uint8_t n[8];
+    cs_be64_put(n, c->fs.nlayers);
+    cs_sha256_update(h, n, sizeof(n));
+    for (size_t i = 0; i < c->fs.nlayers; i++)
+        cs_sha256_update(h, c->fs.layers[i].b, 32);
+    cs_copy_request_hash(h, &c->o);
+    cs_sha256_final(h, out);
+}
+
+/* Loads --from's tree and prepares the sources from it; remembers their
+ * digest for the next build. */
+static int
+copy_prepare_tree(build *b, const cs_df_instr *in, copy_step *c, cs_digest *ckey, cs_error **err)
+{
+    cs_copy_from src = { 0 };
+    int r = source_load(b, in, &c->fs, &src.tree, &c->from_tree, err);
+    if (r < 0)
+        return r;
+    if (cs_copy_prepare(b->s, NULL, &src, &c->o, NULL, &c->cp, ckey, err) < 0)
+        return line_err(b, in, err);
+    if (!c->fs.nlayers)
+        return 0;
+    cs_error *tmp = NULL;
+    if (cs_copykey_put(b->db, &c->req, ckey, &c->fs.layers[c->fs.nlayers - 1], &tmp) < 0)
+        cs_store_warn_error(b->s, "remembering the sources of COPY --from", &tmp);
+    return 0;
+}
+
+/* COPY --from: the sources' digest without the source's tree when a build
+ * already computed it from the same layers (a hit leaves c->cp NULL: the
+ * caller prepares them with copy_prepare_tree on a cache miss). */
+static int
+copy_prepare_from(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha256_ctx *kh,
+                  cs_digest *ckey, cs_error **err)
+{
+    int r = source_resolve(b, st, in, "COPY --from", c->from, &c->fs, err);
+    if (r < 0)
+        return r;
+    hash_str(kh, c->fs.stage >= 0 ? "from-stage" : "from-image");
+    cs_sha256_update(kh, c->fs.key.b, 32);
+    copy_request_key(c, &c->req);
+    if ((r = cs_copykey_get(b->db, &c->req, ckey, err)) < 0)
+        return line_err(b, in, err);
+    return r == 1 ? 0 : copy_prepare_tree(b, in, c, ckey, err);
+}
+
 /* Prepares the sources; the key gets their digest (and --from's). No ingest
  * (no write transaction) unless a context file changed: the prepare step
  * opens its own then, so a rebuild with nothing changed only reads. */
@@ -122,25 +179,42 @@ copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha25
 {
     cs_copy_from src = { 0 };
     const cs_build_context *nc = c->from ? named_context(b, c->from) : NULL;
+    cs_digest ckey;
     if (nc && nc->dir) { /* read like the main context, without .dockerignore */
         src.context_dir = nc->dir;
         hash_str(kh, "from-context");
     } else if (c->from) {
-        cs_digest fk;
-        bool stage = stage_ref(b, c->from, (size_t) (st - b->st)) >= 0;
-        int r = source_tree(b, st, in, "COPY --from", c->from, &src.tree, &c->from_tree, &fk, err);
+        int r = copy_prepare_from(b, st, in, c, kh, &ckey, err);
         if (r < 0)
             return r;
-        hash_str(kh, stage ? "from-stage" : "from-image");
-        cs_sha256_update(kh, fk.b, 32);
+        cs_sha256_update(kh, ckey.b, 32);
+        return 0;
     } else {
         src.context_dir = b->o->context;
         src.ignore = b->ignore;
     }
-    cs_digest ckey;
     if (cs_copy_prepare(b->s, NULL, &src, &c->o, NULL, &c->cp, &ckey, err) < 0)
         return line_err(b, in, err);
     cs_sha256_update(kh, ckey.b, 32);
+    return 0;
+}
+
+/* A cache miss after copy_prepare_from answered from copy_keys: the sources
+ * from the tree now, and they must be those it remembered. */
+static int
+copy_sources_late(build *b, const cs_df_instr *in, copy_step *c, cs_error **err)
+{
+    cs_digest want, got;
+    if (c->cp)
+        return 0;
+    int r = cs_copykey_get(b->db, &c->req, &want, err);
+    if (r < 0 || (r = copy_prepare_tree(b, in, c, &got, err)) < 0)
+        return r;
+    if (r == 0 && memcmp(want.b, got.b, 32))
+        return cs_err(err, CS_ECORRUPT, 0,
+                      "%s:%d: COPY --from: the remembered sources differ from the tree's "
+                      "(run 'cstore fsck')",
+                      b->df_path, in->line);
     return 0;
 }
 
@@ -183,7 +257,7 @@ do_copy(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_diges
         cs_cache_entry e;
         r = cache_lookup(b, key, &e, err);
         *cached = r > 0 && e.has_layer;
-        if (r >= 0 && !*cached)
+        if (r >= 0 && !*cached && (r = copy_sources_late(b, in, &c, err)) == 0)
             r = copy_make_layer(b, st, &c, key, &e.tree, err);
         if (r >= 0)
             r = stage_push_layer(b, st, &e.tree, err);

@@ -118,6 +118,20 @@ int build_lease_image(build *b, const char *name, struct cs_image **out, cs_erro
 /* What a key needs of a named context: its image's id, or the digest of
  * every file of its directory (their contents are ingested). */
 int named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error **err);
+/* A --from's stage or image, resolved without loading its tree. */
+typedef struct from_source {
+    long stage;              /* its index, or -1 for an image */
+    struct cs_image *img;    /* the image (leased), or NULL */
+    const cs_digest *layers; /* borrowed from the stage or img */
+    size_t nlayers;
+    cs_digest key; /* what the cache key needs: the stage's key or the image id */
+} from_source;
+int source_resolve(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+                   from_source *out, cs_error **err);
+void from_source_release(from_source *fs);
+int source_load(build *b, const cs_df_instr *in, const from_source *fs, const cs_tree **t,
+                cs_tree **own, cs_error **err);
+/* source_resolve, then source_load. */
 int source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
                 const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err);
 int lookup_user(build *b, const cs_tree *tree, const char *spec, uint32_t *uid, uint32_t *gid,

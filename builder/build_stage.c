@@ -177,22 +177,23 @@ named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error
     return r < 0 ? cs_err_wrap(err, "build context '%s'", nc->name) : 0;
 }
 
-/* The filesystem a --from names: a stage's merged tree (borrowed), or a
- * stored image's (*own, freed by the caller). *key gets what the cache key
- * needs of it: the stage's key or the image id. */
+/* What a --from names, before any tree is loaded: a stage (awaited; its
+ * layers borrowed) or a stored image (leased, in out->img). out->key gets
+ * what the cache key needs of it: the stage's key or the image id. */
 int
-source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
-            const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err)
+source_resolve(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+               from_source *out, cs_error **err)
 {
-    *own = NULL;
-    long ref = stage_ref(b, from, (size_t) (st - b->st));
-    if (ref >= 0) {
-        int r = stage_await(b, (size_t) ref, err);
-        if (r == 0) {
-            *key = b->st[ref].key;
-            r = stage_merged(b, &b->st[ref], t, err);
-        }
-        return r < 0 ? line_err(b, in, err) : 0;
+    *out = (from_source){ .stage = stage_ref(b, from, (size_t) (st - b->st)) };
+    if (out->stage >= 0) {
+        int r = stage_await(b, (size_t) out->stage, err);
+        if (r < 0)
+            return line_err(b, in, err);
+        bstage *src = &b->st[out->stage];
+        out->key = src->key;
+        out->layers = src->layers;
+        out->nlayers = src->nlayers;
+        return 0;
     }
     const cs_build_context *nc = named_context(b, from);
     if (nc && nc->dir)
@@ -200,13 +201,7 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
                       "%s:%d: %s=%s: a local build context cannot be used here", b->df_path,
                       in->line, what, from);
     const char *ref_name = nc ? nc->image : from;
-    __attribute__((cleanup(cs_image_freep))) cs_image *img = NULL;
-    int r = build_lease_image(b, ref_name, &img, err);
-    if (r == 0) {
-        *key = img->id;
-        build_note(b, &b->res.images, &b->res.nimages, &img->id);
-        r = cs_merged_load(b->db, img->layers, img->nlayers, own, err);
-    }
+    int r = build_lease_image(b, ref_name, &out->img, err);
     if (r == -CS_ENOTFOUND && !b->o->resolve) {
         cs_error_clear(err);
         return cs_err(err, CS_ENOTFOUND, 0, "%s:%d: %s=%s: no such stage or image in the store",
@@ -214,8 +209,48 @@ source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const
     }
     if (r < 0)
         return line_err(b, in, err);
-    *t = *own;
+    out->key = out->img->id;
+    out->layers = out->img->layers;
+    out->nlayers = out->img->nlayers;
+    build_note(b, &b->res.images, &b->res.nimages, &out->img->id);
     return 0;
+}
+
+void
+from_source_release(from_source *fs)
+{
+    cs_image_free(fs->img);
+    fs->img = NULL;
+}
+
+/* The filesystem a resolved --from names: a stage's merged tree (borrowed),
+ * or a stored image's (*own, freed by the caller). */
+int
+source_load(build *b, const cs_df_instr *in, const from_source *fs, const cs_tree **t,
+            cs_tree **own, cs_error **err)
+{
+    *own = NULL;
+    int r = fs->stage >= 0 ? stage_merged(b, &b->st[fs->stage], t, err)
+                           : cs_merged_load(b->db, fs->layers, fs->nlayers, own, err);
+    if (r < 0)
+        return line_err(b, in, err);
+    if (fs->stage < 0)
+        *t = *own;
+    return 0;
+}
+
+int
+source_tree(build *b, bstage *st, const cs_df_instr *in, const char *what, const char *from,
+            const cs_tree **t, cs_tree **own, cs_digest *key, cs_error **err)
+{
+    from_source fs;
+    int r = source_resolve(b, st, in, what, from, &fs, err);
+    if (r == 0) {
+        *key = fs.key;
+        r = source_load(b, in, &fs, t, own, err);
+    }
+    from_source_release(&fs);
+    return r;
 }
 
 /* USER[:GROUP] as ids, names looked up in the tree's /etc/passwd and group. */

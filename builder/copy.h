@@ -75,6 +75,9 @@ typedef struct cs_copy cs_copy; /* the prepared sources */
 int cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const cs_copy_opts *opts,
                     const cs_tree *dest_tree, cs_copy **out, cs_digest *key, cs_error **err);
 void cs_copy_free(cs_copy *c);
+/* Adds every field of o to h: with the source tree's layers, what decides
+ * the key cs_copy_prepare computes from a tree (cstore/copykey.h). */
+void cs_copy_request_hash(cs_sha256_ctx *h, const cs_copy_opts *o);
 
 /* Step 2: the new layer's entries (sorted; parent directories that do not
  * exist in dest_tree are created as BuildKit does: mode 0755 (--chmod only

@@ -484,6 +484,40 @@ h_opts(cs_sha256_ctx *h, const cs_copy *c, const cs_copy_opts *o)
     h_u64(h, (uint64_t) o->clamp_mtime);
 }
 
+/* Every field of the request (cs_copy_request_hash). A new field of
+ * cs_copy_opts must be hashed here: the size check says so. */
+_Static_assert(sizeof(void *) != 8 || sizeof(cs_copy_opts) == 120,
+               "hash cs_copy_opts' new field in cs_copy_request_hash");
+
+void
+cs_copy_request_hash(cs_sha256_ctx *h, const cs_copy_opts *o)
+{
+    h_str(h, "cstore-copy-request-v1");
+    h_u64(h, o->is_add);
+    h_u64(h, o->nsrcs);
+    for (size_t i = 0; i < o->nsrcs; i++)
+        h_str(h, o->srcs[i]);
+    h_u64(h, o->ninl);
+    for (size_t i = 0; i < o->ninl; i++) {
+        h_str(h, o->inl[i].name);
+        h_u64(h, o->inl[i].len);
+        cs_sha256_update(h, o->inl[i].data, o->inl[i].len);
+    }
+    h_str(h, o->dest);
+    h_str(h, o->workdir);
+    h_u64(h, o->chown);
+    h_u64(h, o->chown ? o->uid : 0);
+    h_u64(h, o->chown ? o->gid : 0);
+    h_u64(h, o->chmod);
+    h_u64(h, o->chmod ? o->mode : 0);
+    h_u64(h, o->nexcludes);
+    for (size_t i = 0; i < o->nexcludes; i++)
+        h_str(h, o->excludes[i]);
+    h_u64(h, o->parents);
+    h_str(h, o->checksum);
+    h_u64(h, (uint64_t) o->clamp_mtime);
+}
+
 static void
 h_node(cs_sha256_ctx *h, const item *it, const cs_entry *e)
 {

@@ -27,6 +27,7 @@
 #include "cstore/image.h"
 #include "cstore/layerindex.h"
 #include "cstore/snapshot.h"
+#include "cstore/copykey.h"
 #include "cstore/statcache.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
@@ -379,6 +380,11 @@ sweep_keep(cs_table t, const cs_digestset *keep, const MDB_val *k, const MDB_val
         cs_digest d;
         return cs_blob_repo_record_tree(v->mv_data, v->mv_size, &d) && cs_digestset_has(keep, d.b);
     }
+    /* What COPY --from selected of a source goes with its top layer. */
+    if (t == CS_T_COPY_KEYS) {
+        cs_digest d;
+        return cs_copykey_record_tree(v->mv_data, v->mv_size, &d) && cs_digestset_has(keep, d.b);
+    }
     /* layer_blobs keys are tree digest + compression byte [+ diff_id]. */
     if (k->mv_size != 32 && !(t == CS_T_LAYER_BLOBS && k->mv_size > 32))
         return false;
@@ -575,6 +581,7 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
         { CS_T_IMAGES, m->images, &out->images },
         { CS_T_TARSPLIT, m->tarsplits, &out->tarsplits },
         { CS_T_BLOB_REPOS, m->trees, &out->blob_repos },
+        { CS_T_COPY_KEYS, m->trees, &out->copy_keys },
         { CS_T_TREES, m->trees, &out->trees },
         { CS_T_LAYER_BLOBS, m->trees, &out->layer_blobs },
         { CS_T_LAYER_INDEX, m->trees, &out->layer_blobs },
