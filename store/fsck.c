@@ -19,6 +19,7 @@
 #include "cstore/gc.h"
 #include "cstore/image.h"
 #include "cstore/rcache.h"
+#include "cstore/statcache.h"
 #include "cstore/tarsplit.h"
 #include "cstore/tree.h"
 #include "cstore/strv.h"
@@ -511,6 +512,26 @@ fsck_tarsplit(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB
     return r < 0 ? r : 0;
 }
 
+/* A stat cache hit trusts that its content is stored (gc sweeps the records
+ * first). Garbled records never answer: not checked. */
+static int
+fsck_statcache(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_val *v,
+               cs_error **err)
+{
+    static const cs_digest zero;
+    char s[CS_DIGEST_STR];
+    cs_digest d;
+    if (!cs_statcache_record_content(v->mv_data, v->mv_size, &d) || cs_digest_eq(&d, &zero))
+        return 0;
+    int r = fsck_has(db, txn, CS_T_CONTENTS, d.b, 32, NULL, err);
+    bool hashed = k->mv_size && ((const uint8_t *) k->mv_data)[0] == 0;
+    int len = hashed ? 0 : k->mv_size > 512 ? 512 : (int) k->mv_size;
+    if (r == 0)
+        fsck_add(l, "stat cache record '%.*s%s': content %s missing", len,
+                 (const char *) k->mv_data, hashed ? "(long path)" : "", hexs(&d, s));
+    return r < 0 ? r : 0;
+}
+
 static int
 fsck_refs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
@@ -521,7 +542,8 @@ fsck_refs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         || (r = fsck_each(db, txn, CS_T_IMAGES, fsck_image, l, err)) < 0
         || (r = fsck_each(db, txn, CS_T_TAGS, fsck_tag, l, err)) < 0
         || (r = fsck_each(db, txn, CS_T_LAYER_BLOBS, fsck_layer_blob, l, err)) < 0
-        || (r = fsck_each(db, txn, CS_T_TARSPLIT, fsck_tarsplit, l, err)) < 0)
+        || (r = fsck_each(db, txn, CS_T_TARSPLIT, fsck_tarsplit, l, err)) < 0
+        || (r = fsck_each(db, txn, CS_T_STATCACHE, fsck_statcache, l, err)) < 0)
         return r;
     return 0;
 }

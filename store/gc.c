@@ -585,9 +585,10 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
         { CS_T_TREES, m->trees, &out->trees },
         { CS_T_LAYER_BLOBS, m->trees, &out->layer_blobs },
         { CS_T_LAYER_INDEX, m->trees, &out->layer_blobs },
+        /* Before contents: a stat cache hit trusts its content is stored. */
+        { CS_T_STATCACHE, m->contents, &out->statcache },
         { CS_T_CONTENTS, m->contents, &out->contents },
         { CS_T_CHUNKS, m->chunks, &out->chunks },
-        { CS_T_STATCACHE, m->contents, &out->statcache },
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         int r = sweep_table(db, tables[i].t, tables[i].keep, dry_run, tables[i].freed,

@@ -12,7 +12,8 @@
  * A record answers only when all six stat fields match; one of another
  * length is garbled and never answers. gc keeps a record as long as it keeps
  * the content the record names (cs_statcache_record_content), so records of
- * empty files go at the next gc.
+ * empty files go at the next gc; it sweeps them before contents, so the
+ * content of a record is always stored (a lookup trusts it; fsck checks).
  *
  * Thread rules: a cs_statcache belongs to one thread (the one that drives
  * the ingest it reads through, when given one).
@@ -43,9 +44,9 @@ void cs_statcache_close(cs_statcache *sc);
 CS_DEFINE_FREEP(cs_statcache, cs_statcache_close)
 
 /* Looks path (absolute) up with its lstat st. Returns 1 on a hit: the
- * record matches st and its content is still stored (or the file is empty);
+ * record matches st (its content is stored: see above; empty file: none);
  * *content gets the digest (all zero for an empty file). Returns 0 on a
- * miss (no record, a changed file, a garbled record, content gone), or a
+ * miss (no record, a changed file, a garbled record), or a
  * negative code with *err set when the table cannot be read. */
 int cs_statcache_get(cs_statcache *sc, const char *path, const struct stat *st, cs_digest *content,
                      cs_error **err);
