@@ -210,6 +210,26 @@ build_finish(cs_store *s, const cs_build_result *res, const build_out *out, cons
     return 0;
 }
 
+/* The secrets, ssh agents and named contexts the options gathered. */
+static void
+agents_set(cs_build_opts *o, const agents *ag)
+{
+    o->secrets = ag->secrets;
+    o->nsecrets = ag->nsecrets;
+    o->ssh = ag->ssh;
+    o->nssh = ag->nssh;
+    o->contexts = ag->contexts;
+    o->ncontexts = ag->ncontexts;
+}
+
+/* --tls-verify / --cert-dir for every registry the build talks to. */
+static void
+reg_opts_set(const cmd_reg_opts *ro, cs_reg_opts *reg)
+{
+    cmd_reg_opts_get(ro, reg);
+    cache_registry_set_opts(reg);
+}
+
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
@@ -261,11 +281,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     };
     cmd_args operands = { .min = 1, .max = 1 };
     int rc;
-    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0) {
-        cs_df_env_free(args);
-        return rc;
-    }
-    if ((rc = check_flags(c, quiet, &progress, push, tags.n)) != 0) {
+    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0
+        || (rc = check_flags(c, quiet, &progress, push, tags.n)) != 0) {
         cs_df_env_free(args);
         return rc;
     }
@@ -276,14 +293,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.ulimits = ulimits.v;
     o.build_args = args;
     o.network_none = network == 1;
-    o.secrets = ag.secrets;
-    o.nsecrets = ag.nsecrets;
-    o.ssh = ag.ssh;
-    o.nssh = ag.nssh;
-    o.contexts = ag.contexts;
-    o.ncontexts = ag.ncontexts;
-    cmd_reg_opts_get(&ro, &reg);
-    cache_registry_set_opts(&reg);
+    agents_set(&o, &ag);
+    reg_opts_set(&ro, &reg);
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0 || (rc = build_cache_import(s, &bc, err)) < 0) {
         cs_df_env_free(args);

@@ -355,15 +355,22 @@ mirror_dir(cs_store *s, const char *ref, char **out, cs_error **err)
     return rc;
 }
 
+/* The ref's mirror dir and client. */
+static int
+open_ref(cs_store *s, const char *ref, char **mirror, cs_registry **r, const cs_reg_ref **rr,
+         cs_error **err)
+{
+    int rc = mirror_dir(s, ref, mirror, err);
+    return rc < 0 ? rc : open_client(ref, r, rr, err);
+}
+
 int
 cache_registry_import(cs_store *s, const char *ref, cs_rcache_stats *st, cs_error **err)
 {
     cs_registry *r;
     const cs_reg_ref *rr;
     cs_autofree char *mirror = NULL;
-    int rc = mirror_dir(s, ref, &mirror, err);
-    if (rc >= 0)
-        rc = open_client(ref, &r, &rr, err);
+    int rc = open_ref(s, ref, &mirror, &r, &rr, err);
     if (rc >= 0)
         rc = sync_down(r, rr, mirror, NULL, err);
     if (rc >= 0)
@@ -403,9 +410,7 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
     cs_registry *r;
     const cs_reg_ref *rr;
     cs_autofree char *mirror = NULL;
-    int rc = mirror_dir(s, ref, &mirror, err);
-    if (rc >= 0)
-        rc = open_client(ref, &r, &rr, err);
+    int rc = open_ref(s, ref, &mirror, &r, &rr, err);
     srandom((unsigned) getpid() ^ (unsigned) (cs_now() * 1e6));
     for (int attempt = 1; rc >= 0; attempt++) {
         if ((rc = export_once(s, r, rr, mirror, b, mode, st, err)) != 1)
