@@ -33,6 +33,7 @@ static pthread_mutex_t client_mu = PTHREAD_MUTEX_INITIALIZER;
 static ref_client clients[MAX_CLIENTS];
 static size_t nclients;
 static cs_reg_opts client_opts;
+static unsigned jitter_seed; /* export's waits: machines started together drift apart */
 
 void
 cache_registry_set_opts(const cs_reg_opts *o)
@@ -290,7 +291,7 @@ publish(cs_registry *r, const cs_reg_ref *rr, const char *seen, const cs_buf *mb
                                   err);
     if (rc < 0)
         return rc;
-    usleep(50000 + (useconds_t) (random() % 150000));
+    usleep(50000 + (useconds_t) (rand_r(&jitter_seed) % 150000));
     rc = ref_digest(r, rr, now, err);
     if (rc < 0)
         return rc;
@@ -411,7 +412,7 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
     const cs_reg_ref *rr;
     cs_autofree char *mirror = NULL;
     int rc = open_ref(s, ref, &mirror, &r, &rr, err);
-    srandom((unsigned) getpid() ^ (unsigned) (cs_now() * 1e6));
+    jitter_seed = (unsigned) getpid() ^ (unsigned) (cs_now() * 1e6);
     for (int attempt = 1; rc >= 0; attempt++) {
         if ((rc = export_once(s, r, rr, mirror, b, mode, st, err)) != 1)
             break;
@@ -422,7 +423,7 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
             break;
         }
         (*retries)++;
-        usleep((useconds_t) (100000 * attempt + random() % 200000)); /* jitter */
+        usleep((useconds_t) (100000 * attempt + rand_r(&jitter_seed) % 200000)); /* jitter */
     }
     if (rc >= 0)
         cs_registry_stats(r, sent, uploads);
