@@ -78,7 +78,9 @@ typedef struct cs_rcache_build {
 /* Exports to the OCI layout dir (made when missing). mode=max: every key;
  * min: the keys whose layer is in the final image (and those without a
  * layer) and the images all of whose layers are. Merges with the index
- * already there (entries of this build win); packs are never deleted. */
+ * already there (entries of this build win), and again under an flock on
+ * DIR/.cstore-lock just before the index is written, so concurrent exports
+ * to one dir keep each other's entries; packs are never deleted. */
 int cs_rcache_export_local(cs_store *s, const char *dir, const cs_rcache_build *b,
                            cs_rcache_mode mode, cs_rcache_stats *st, cs_error **err);
 
