@@ -13,6 +13,7 @@
 #include "run.h"
 #include "cstore/units.h"
 #include "cstore/image.h"
+#include "registry.h"
 
 const char cmd_build_usage[] =
     "usage: cstore build [OPTIONS] CONTEXT\n"
@@ -51,6 +52,9 @@ const char cmd_build_usage[] =
     "      --platform P         the target platform: linux/amd64 (the host's) or local\n"
     "      --pull=POLICY        base images from their registry: missing (default: those\n"
     "                           not in the store), always (also --pull alone) or never\n"
+    "      --tls-verify=BOOL    false: plain http and unverified https for the registries\n"
+    "                           of --pull, --push and type=registry caches\n"
+    "      --cert-dir DIR       CA certificates (*.crt) and client.cert/client.key for them\n"
     "      --add-host HOST:IP   add a line to /etc/hosts of RUN (repeatable)\n"
     "      --shm-size SIZE      size of /dev/shm for RUN (default 64m; binary units)\n"
     "      --ulimit N=S[:H]     a ulimit of RUN, e.g. nofile=1024:2048 (repeatable)\n"
@@ -206,6 +210,26 @@ build_finish(cs_store *s, const cs_build_result *res, const build_out *out, cons
     return 0;
 }
 
+/* The secrets, ssh agents and named contexts the options gathered. */
+static void
+agents_set(cs_build_opts *o, const agents *ag)
+{
+    o->secrets = ag->secrets;
+    o->nsecrets = ag->nsecrets;
+    o->ssh = ag->ssh;
+    o->nssh = ag->nssh;
+    o->contexts = ag->contexts;
+    o->ncontexts = ag->ncontexts;
+}
+
+/* --tls-verify / --cert-dir for every registry the build talks to. */
+static void
+reg_opts_set(const cmd_reg_opts *ro, cs_reg_opts *reg)
+{
+    cmd_reg_opts_get(ro, reg);
+    cache_registry_set_opts(reg);
+}
+
 int
 cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
 {
@@ -221,6 +245,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     const char *iidfile = NULL, *metadata = NULL, *pull = NULL;
     build_out_auto build_out out = { 0 };
     __attribute__((cleanup(build_cache_release))) build_cache bc = { 0 };
+    cmd_reg_opts ro = { 0 };
+    cs_reg_opts reg;
     int progress = 0, network = 0; /* auto, host */
     bool quiet = false, push = false;
     const cmd_opt opts[] = {
@@ -250,15 +276,13 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("ssh", 0, CMD_CALL, &ag, take_ssh),
         CMD_OPT_FN("pull", 0, CMD_OPTARG, &pull, cmd_check_pull),
         CMD_OPT("push", 0, CMD_FLAG, &push),
+        CMD_OPTS_REGISTRY(&ro),
         CMD_OPT_END,
     };
     cmd_args operands = { .min = 1, .max = 1 };
     int rc;
-    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0) {
-        cs_df_env_free(args);
-        return rc;
-    }
-    if ((rc = check_flags(c, quiet, &progress, push, tags.n)) != 0) {
+    if ((rc = cmd_parse(c, argc, argv, opts, &operands, err)) != 0
+        || (rc = check_flags(c, quiet, &progress, push, tags.n)) != 0) {
         cs_df_env_free(args);
         return rc;
     }
@@ -269,12 +293,8 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     o.ulimits = ulimits.v;
     o.build_args = args;
     o.network_none = network == 1;
-    o.secrets = ag.secrets;
-    o.nsecrets = ag.nsecrets;
-    o.ssh = ag.ssh;
-    o.nssh = ag.nssh;
-    o.contexts = ag.contexts;
-    o.ncontexts = ag.ncontexts;
+    agents_set(&o, &ag);
+    reg_opts_set(&ro, &reg);
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0 || (rc = build_cache_import(s, &bc, err)) < 0) {
         cs_df_env_free(args);
@@ -282,14 +302,14 @@ cmd_build(cmd_ctx *c, int argc, char **argv, cs_error **err)
     }
     __attribute__((cleanup(cs_build_result_release))) cs_build_result res = { 0 };
     cmd_progress prog;
-    cmd_pull_policy(&o, pull, s, progress == 2);
+    cmd_pull_policy(&o, pull, s, progress == 2, &reg);
     cmd_progress_init(&prog, modes[progress], stderr, &o);
     rc = cs_build(s, &o, &res, err);
     cmd_progress_finish(&prog);
     cs_df_env_free(args);
     if (rc < 0 || (rc = build_cache_export(s, &bc, &res, err)) < 0)
         return rc;
-    if (push && (rc = cmd_build_push(s, tags.v, modes[progress], err)) < 0)
+    if (push && (rc = cmd_build_push(s, tags.v, modes[progress], &reg, err)) < 0)
         return rc;
     return build_finish(s, &res, &out, metadata, iidfile, tags.v, err);
 }

@@ -106,8 +106,8 @@ build_cache_print_fetched(void)
     cs_rcache_stats st;
     cs_rcache_fetched(&st);
     if (st.fetched_chunks)
-        fprintf(stderr, "cache: fetched %llu chunks, %llu bytes in %llu reads\n",
-                ULL(st.fetched_chunks), ULL(st.fetched_bytes), ULL(st.reads));
+        fprintf(stderr, "cache: fetched %llu chunks, %llu bytes in %llu reads of %llu bytes\n",
+                ULL(st.fetched_chunks), ULL(st.fetched_bytes), ULL(st.reads), ULL(st.read_bytes));
 }
 
 int
@@ -119,9 +119,10 @@ build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result *re
     cs_rcache_build b = { res->keys, res->nkeys, res->images, res->nimages, res->id };
     cs_rcache_stats st;
     uint64_t sent = 0, uploads = 0;
+    unsigned retries = 0;
     const char *dst = bc->to + 1;
     int rc = bc->to[0] == 'R'
-                 ? cache_registry_export(s, dst, &b, bc->mode, &st, &sent, &uploads, err)
+                 ? cache_registry_export(s, dst, &b, bc->mode, &st, &sent, &uploads, &retries, err)
                  : cs_rcache_export_local(s, dst, &b, bc->mode, &st, err);
     if (rc < 0)
         return rc;
@@ -131,6 +132,7 @@ build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result *re
             ULL(st.entries), ULL(st.records), ULL(st.chunks), ULL(st.packs), ULL(st.packs_written),
             ULL(st.bytes_written), ULL(st.index_bytes), dst);
     if (bc->to[0] == 'R')
-        fprintf(stderr, "cache: pushed %llu blobs, %llu bytes\n", ULL(uploads), ULL(sent));
+        fprintf(stderr, "cache: pushed %llu blobs, %llu bytes (merged again %u times)\n",
+                ULL(uploads), ULL(sent), retries);
     return 0;
 }

@@ -17,36 +17,57 @@
 #include "build_cache.h"
 #include "registry.h"
 
-#define REF_FILE      "registry-ref"
-#define MANIFEST_TYPE "application/vnd.oci.image.manifest.v1+json"
+#define REF_FILE        "registry-ref"
+#define MANIFEST_TYPE   "application/vnd.oci.image.manifest.v1+json"
+#define EXPORT_ATTEMPTS 5 /* read-merge-writes of one export when the ref keeps moving */
 
-/* One client per process, for the ref the hooks ask about. */
+/* One client per ref, kept for the process's life: fetcher threads of
+ * several --cache-from refs use theirs at once. */
+#define MAX_CLIENTS 16
+typedef struct ref_client {
+    char *ref;
+    cs_registry *r;
+    cs_reg_ref rr;
+} ref_client;
 static pthread_mutex_t client_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *client_ref;
-static cs_registry *client;
-static cs_reg_ref client_rr;
+static ref_client clients[MAX_CLIENTS];
+static size_t nclients;
+static cs_reg_opts client_opts;
+static unsigned jitter_seed; /* export's waits: machines started together drift apart */
+
+void
+cache_registry_set_opts(const cs_reg_opts *o)
+{
+    pthread_mutex_lock(&client_mu);
+    client_opts = *o;
+    pthread_mutex_unlock(&client_mu);
+}
 
 static int
 open_client(const char *ref, cs_registry **out, const cs_reg_ref **rr, cs_error **err)
 {
     pthread_mutex_lock(&client_mu);
     int r = 0;
-    if (!client_ref || strcmp(client_ref, ref)) {
-        cs_registry_free(client);
-        cs_reg_ref_release(&client_rr);
-        free(client_ref);
-        client = NULL;
-        client_ref = NULL;
-        cs_reg_opts o = { 0 };
-        r = cs_reg_ref_parse(ref, &client_rr, err);
+    size_t i = 0;
+    while (i < nclients && strcmp(clients[i].ref, ref))
+        i++;
+    if (i == MAX_CLIENTS) {
+        r = cs_err(err, CS_EINVAL, 0, "cache '%s': more than %d cache refs", ref, MAX_CLIENTS);
+    } else if (i == nclients) {
+        ref_client *c = &clients[i];
+        r = cs_reg_ref_parse(ref, &c->rr, err);
         if (r >= 0)
-            r = cs_registry_open(client_rr.domain, client_rr.repo, CS_REG_PULL | CS_REG_PUSH, &o,
-                                 &client, err);
-        if (r >= 0)
-            client_ref = cs_xstrdup(ref);
+            r = cs_registry_open(c->rr.domain, c->rr.repo, CS_REG_PULL | CS_REG_PUSH, &client_opts,
+                                 &c->r, err);
+        if (r >= 0) {
+            c->ref = cs_xstrdup(ref);
+            nclients++;
+        } else {
+            cs_reg_ref_release(&c->rr);
+        }
     }
-    *out = client;
-    *rr = &client_rr;
+    *out = r >= 0 ? clients[i].r : NULL;
+    *rr = r >= 0 ? &clients[i].rr : NULL;
     pthread_mutex_unlock(&client_mu);
     return r < 0 ? r : 0;
 }
@@ -86,19 +107,18 @@ typedef struct range_sink {
     uint64_t got, want;
 } range_sink;
 
-/* Takes what the range needs, then stops the transfer (-CS_EEXIST). */
 static int
 range_take(void *ctx, const void *p, size_t n, cs_error **err)
 {
     range_sink *k = ctx;
-    size_t take = n < k->want - k->got ? n : (size_t) (k->want - k->got);
-    memcpy(k->buf + k->got, p, take);
-    k->got += take;
-    if (k->got == k->want)
-        return cs_err(err, CS_EEXIST, 0, "range complete");
+    if (n > k->want - k->got)
+        return cs_err(err, CS_EIO, 0, "registry sent more than the range asked for");
+    memcpy(k->buf + k->got, p, n);
+    k->got += n;
     return 0;
 }
 
+/* len bytes at off of pack d: one bounded Range request. */
 static int
 remote_read(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, void *buf,
             cs_error **err)
@@ -110,17 +130,9 @@ remote_read(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, voi
     int rc = dir_client(dir, &r, err);
     if (rc < 0 || len == 0)
         return rc;
-    cs_error *tmp = NULL;
-    rc = cs_registry_get_blob(r, ds, (int64_t) off, range_take, &k, NULL, &tmp);
-    if (k.got == len) {
-        cs_error_clear(&tmp);
-        return 0;
-    }
-    if (rc >= 0)
-        rc = cs_err(&tmp, CS_ECORRUPT, 0, "pack %s: short", ds);
-    if (err && !*err)
-        *err = cs_steal(&tmp);
-    cs_error_clear(&tmp);
+    rc = cs_registry_get_blob_range(r, ds, (int64_t) off, (int64_t) len, range_take, &k, err);
+    if (rc >= 0 && k.got != len)
+        rc = cs_err(err, CS_ECORRUPT, 0, "pack %s: short range", ds);
     return rc;
 }
 
@@ -177,13 +189,16 @@ write_index(const char *mirror, const cs_reg_manifest *m, cs_error **err)
     return cs_write_file_atomic(path, s, strlen(s), err);
 }
 
-/* The registry's manifest and index blobs into the mirror (not the packs).
- * -CS_ENOTFOUND when the registry has no cache under the ref. */
+/* The registry's manifest and index blobs into the mirror (not the packs);
+ * seen (may be NULL) gets the manifest's digest. -CS_ENOTFOUND when the
+ * registry has no cache under the ref. */
 static int
-sync_down(cs_registry *r, const cs_reg_ref *rr, const char *mirror, cs_error **err)
+sync_down(cs_registry *r, const cs_reg_ref *rr, const char *mirror, char seen[72], cs_error **err)
 {
     cs_reg_manifest m = { 0 };
     int rc = cs_registry_get_manifest(r, cs_reg_ref_object(rr), &m, err);
+    if (rc >= 0 && seen)
+        snprintf(seen, 72, "%s", m.digest);
     json_t *j = rc >= 0 ? json_loadb(m.body, m.len, 0, NULL) : NULL;
     if (rc >= 0 && !j)
         rc = cs_err(err, CS_ECORRUPT, 0, "cache manifest: not JSON");
@@ -238,9 +253,55 @@ push_blob(cs_registry *r, const char *mirror, const char *dstr, cs_error **err)
     return cs_registry_put_blob(r, dstr, size, file_source, &fd, err);
 }
 
-/* The mirror's cache manifest and its blobs up; the manifest last. */
+/* The digest of the manifest the ref names now ("" when none). */
 static int
-push_up(cs_registry *r, const cs_reg_ref *rr, const char *mirror, cs_error **err)
+ref_digest(cs_registry *r, const cs_reg_ref *rr, char out[72], cs_error **err)
+{
+    cs_reg_manifest m = { 0 };
+    cs_error *tmp = NULL;
+    int rc = cs_registry_get_manifest(r, cs_reg_ref_object(rr), &m, &tmp);
+    out[0] = 0;
+    if (rc == -CS_ENOTFOUND) {
+        cs_error_clear(&tmp);
+        return 0;
+    }
+    if (rc >= 0)
+        snprintf(out, 72, "%s", m.digest);
+    else if (err && !*err)
+        *err = cs_steal(&tmp);
+    cs_error_clear(&tmp);
+    cs_reg_manifest_release(&m);
+    return rc < 0 ? rc : 0;
+}
+
+/* Publishes manifest mb unless the ref moved since we read it (seen): 1
+ * when it did, before or right after our PUT (merge again); 0 when the ref
+ * names ours. Distribution has no If-Match on manifests: the check before
+ * the PUT and the one after a short jittered wait narrow the window of a
+ * lost update to a PUT landing between another export's check and its
+ * own PUT (see ARCHITECTURE.md). */
+static int
+publish(cs_registry *r, const cs_reg_ref *rr, const char *seen, const cs_buf *mb, cs_error **err)
+{
+    char now[72], ours[72];
+    int rc = ref_digest(r, rr, now, err);
+    if (rc < 0 || strcmp(now, seen))
+        return rc < 0 ? rc : 1;
+    rc = cs_registry_put_manifest(r, cs_reg_ref_object(rr), MANIFEST_TYPE, mb->data, mb->len, ours,
+                                  err);
+    if (rc < 0)
+        return rc;
+    usleep(50000 + (useconds_t) (rand_r(&jitter_seed) % 150000));
+    rc = ref_digest(r, rr, now, err);
+    if (rc < 0)
+        return rc;
+    return strcmp(now, ours) ? 1 : 0;
+}
+
+/* The mirror's cache manifest and its blobs up; the manifest last, through
+ * publish: 1 when the ref moved since seen. */
+static int
+push_up(cs_registry *r, const cs_reg_ref *rr, const char *mirror, const char *seen, cs_error **err)
 {
     cs_autofree char *ipath = cs_path_join(mirror, "index.json");
     cs_buf b, mb;
@@ -269,8 +330,7 @@ push_up(cs_registry *r, const cs_reg_ref *rr, const char *mirror, cs_error **err
             rc = push_blob(r, mirror, json_string_value(json_object_get(l, "digest")), err);
     }
     if (rc >= 0)
-        rc = cs_registry_put_manifest(r, cs_reg_ref_object(rr), MANIFEST_TYPE, mb.data, mb.len,
-                                      NULL, err);
+        rc = publish(r, rr, seen, &mb, err);
     json_decref(ij);
     json_decref(mj);
     cs_buf_release(&b);
@@ -296,43 +356,75 @@ mirror_dir(cs_store *s, const char *ref, char **out, cs_error **err)
     return rc;
 }
 
+/* The ref's mirror dir and client. */
+static int
+open_ref(cs_store *s, const char *ref, char **mirror, cs_registry **r, const cs_reg_ref **rr,
+         cs_error **err)
+{
+    int rc = mirror_dir(s, ref, mirror, err);
+    return rc < 0 ? rc : open_client(ref, r, rr, err);
+}
+
 int
 cache_registry_import(cs_store *s, const char *ref, cs_rcache_stats *st, cs_error **err)
 {
     cs_registry *r;
     const cs_reg_ref *rr;
     cs_autofree char *mirror = NULL;
-    int rc = mirror_dir(s, ref, &mirror, err);
+    int rc = open_ref(s, ref, &mirror, &r, &rr, err);
     if (rc >= 0)
-        rc = open_client(ref, &r, &rr, err);
-    if (rc >= 0)
-        rc = sync_down(r, rr, mirror, err);
+        rc = sync_down(r, rr, mirror, NULL, err);
     if (rc >= 0)
         rc = cs_rcache_import_local(s, mirror, st, err);
     return rc < 0 ? cs_err_wrap(err, "cache '%s'", ref) : 0;
 }
 
-int
-cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs_rcache_mode mode,
-                      cs_rcache_stats *st, uint64_t *sent, uint64_t *uploads, cs_error **err)
+/* One read-merge-write: the ref's cache into the mirror, this build's
+ * merged into it, the blobs and the manifest up. 1: the ref moved. */
+static int
+export_once(cs_store *s, cs_registry *r, const cs_reg_ref *rr, const char *mirror,
+            const cs_rcache_build *b, cs_rcache_mode mode, cs_rcache_stats *st, cs_error **err)
 {
-    cs_registry *r;
-    const cs_reg_ref *rr;
-    cs_autofree char *mirror = NULL;
+    char seen[72] = "";
     cs_error *tmp = NULL;
-    int rc = mirror_dir(s, ref, &mirror, err);
-    if (rc >= 0)
-        rc = open_client(ref, &r, &rr, err);
     /* What the registry has (other machines' entries) is merged in. */
-    if (rc >= 0 && (rc = sync_down(r, rr, mirror, &tmp)) == -CS_ENOTFOUND)
+    int rc = sync_down(r, rr, mirror, seen, &tmp);
+    if (rc == -CS_ENOTFOUND) {
+        seen[0] = 0;
         rc = 0;
+    }
     if (rc < 0 && err && !*err)
         *err = cs_steal(&tmp);
     cs_error_clear(&tmp);
     if (rc >= 0)
         rc = cs_rcache_export_local(s, mirror, b, mode, st, err);
     if (rc >= 0)
-        rc = push_up(r, rr, mirror, err);
+        rc = push_up(r, rr, mirror, seen, err);
+    return rc;
+}
+
+int
+cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs_rcache_mode mode,
+                      cs_rcache_stats *st, uint64_t *sent, uint64_t *uploads, unsigned *retries,
+                      cs_error **err)
+{
+    cs_registry *r;
+    const cs_reg_ref *rr;
+    cs_autofree char *mirror = NULL;
+    int rc = open_ref(s, ref, &mirror, &r, &rr, err);
+    jitter_seed = (unsigned) getpid() ^ (unsigned) (cs_now() * 1e6);
+    for (int attempt = 1; rc >= 0; attempt++) {
+        if ((rc = export_once(s, r, rr, mirror, b, mode, st, err)) != 1)
+            break;
+        if (attempt == EXPORT_ATTEMPTS) {
+            rc = cs_err(err, CS_EBUSY, 0,
+                        "the ref changed under each of %d exports (other machines exporting)",
+                        EXPORT_ATTEMPTS);
+            break;
+        }
+        (*retries)++;
+        usleep((useconds_t) (100000 * attempt + rand_r(&jitter_seed) % 200000)); /* jitter */
+    }
     if (rc >= 0)
         cs_registry_stats(r, sent, uploads);
     return rc < 0 ? cs_err_wrap(err, "cache '%s'", ref) : 0;

@@ -178,6 +178,8 @@ int cmd_print_json(json_t *v, cs_error **err);
  * resolver that pulls a missing (or, always, every) base image into s. */
 int cmd_check_pull(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
 struct cs_build_opts;
-void cmd_pull_policy(struct cs_build_opts *o, const char *pull, cs_store *s, bool quiet);
+/* reg (may be NULL; copied): build's --tls-verify / --cert-dir. */
+void cmd_pull_policy(struct cs_build_opts *o, const char *pull, cs_store *s, bool quiet,
+                     const struct cs_reg_opts *reg);
 
 #endif

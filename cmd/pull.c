@@ -187,6 +187,7 @@ static cs_strv resolved;
 static struct {
     cs_store *s;
     bool quiet;
+    cs_reg_opts reg;
 } resolver;
 
 static int
@@ -199,7 +200,7 @@ resolve(void *ctx, const char *name, cs_error **err)
     int rc = 0;
     if (!cs_strv_contains(resolved.v, name)) {
         pull_view v = { .out = resolver.quiet ? NULL : stderr, .t0 = cs_now() };
-        cs_pull_opts o = { .progress = on_event, .progress_ctx = &v };
+        cs_pull_opts o = { .progress = on_event, .progress_ctx = &v, .reg = resolver.reg };
         cs_pull_result res;
         rc = cs_pull(resolver.s, name, &o, &res, err);
         if (rc == 0) {
@@ -235,9 +236,11 @@ cmd_check_pull(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err)
 }
 
 void
-cmd_pull_policy(cs_build_opts *o, const char *pull, cs_store *s, bool quiet)
+cmd_pull_policy(cs_build_opts *o, const char *pull, cs_store *s, bool quiet, const cs_reg_opts *reg)
 {
     resolver.s = s;
+    if (reg)
+        resolver.reg = *reg;
     resolver.quiet = quiet;
     o->resolve = pull_mode(pull) == 2 ? NULL : resolve;
     o->pull_always = pull_mode(pull) == 1;

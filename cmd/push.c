@@ -50,11 +50,11 @@ cmd_push_one(cs_store *s, const char *name, const char *dest, cs_progress mode, 
 }
 
 int
-cmd_build_push(cs_store *s, char **tags, cs_progress mode, cs_error **err)
+cmd_build_push(cs_store *s, char **tags, cs_progress mode, const cs_reg_opts *reg, cs_error **err)
 {
     for (size_t i = 0; tags && tags[i]; i++) {
         cs_reg_push_opts o;
-        push_opts_init(&o, NULL, CS_PUSH_OCI, CS_COMP_GZIP);
+        push_opts_init(&o, reg, CS_PUSH_OCI, CS_COMP_GZIP);
         int rc = cmd_push_one(s, tags[i], tags[i], mode, &o, stderr, err);
         if (rc < 0)
             return rc;

@@ -28,6 +28,7 @@ int cmd_push_one(cs_store *s, const char *name, const char *dest, cs_progress mo
                  cs_reg_push_opts *o, FILE *digest_out, cs_error **err);
 /* `build --push`: pushes every -t name (as typed) with push's defaults;
  * the manifest digests go to stderr, stdout keeps the build's image id. */
-int cmd_build_push(cs_store *s, char **tags, cs_progress mode, cs_error **err);
+int cmd_build_push(cs_store *s, char **tags, cs_progress mode, const cs_reg_opts *reg,
+                   cs_error **err);
 
 #endif

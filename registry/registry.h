@@ -130,6 +130,18 @@ typedef int (*cs_reg_sink_fn)(void *ctx, const void *buf, size_t n, cs_error **e
 int cs_registry_get_blob(cs_registry *r, const char *digest, int64_t offset, cs_reg_sink_fn sink,
                          void *ctx, int64_t *total, cs_error **err);
 
+/* GET of the len bytes at offset of blob DIGEST (len > 0), with a bounded
+ * `Range: bytes=OFF-END`: a 206 must carry a Content-Range starting at the
+ * byte asked for and ending within the range (else CS_EIO, one line); a
+ * registry or storage that answers 200 with the whole blob still works: the
+ * bytes before offset are skipped and the transfer is stopped after the
+ * last one wanted. The sink sees exactly len bytes, once each (a broken
+ * transfer is retried and resumed as above); a blob that ends before the
+ * range does is CS_EIO. Verifies nothing (the caller hashes). Thread-safe
+ * like every call: fetches of several ranges may run at once. */
+int cs_registry_get_blob_range(cs_registry *r, const char *digest, int64_t offset, int64_t len,
+                               cs_reg_sink_fn sink, void *ctx, cs_error **err);
+
 /* HEAD /v2/REPO/blobs/DIGEST: *exists false on 404 (returns 0); *size (may
  * be NULL) the Content-Length. */
 int cs_registry_head_blob(cs_registry *r, const char *digest, bool *exists, int64_t *size,

@@ -1,9 +1,16 @@
 /* rcache_export.c - `build --cache-to type=local`: collect, merge with the
- * index already in the layout, pack the new chunks, write the index and the
- * manifest (see cstore/rcache.h). */
+ * index already in the layout, pack the new chunks, then under the dir's
+ * lock merge again and write the index and the manifest (see
+ * cstore/rcache.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include "rcache_int.h"
+
+#define LOCK_FILE ".cstore-lock"
 
 typedef struct export_ctx {
     const char *dir;
@@ -67,14 +74,28 @@ new_chunks(export_ctx *e)
     e->n = k;
 }
 
+/* Under an flock on DIR/.cstore-lock (exports to one dir from several
+ * processes, or machines sharing the dir over a file system that has
+ * flock): the index there now is merged in again (an export that finished
+ * since this one read it added entries: the union is kept, merging is
+ * idempotent), then the root and index.json are written. */
 static int
-write_index(export_ctx *e, cs_error **err)
+write_index(cs_store *s, export_ctx *e, cs_error **err)
 {
+    cs_autofree char *lpath = cs_path_join(e->dir, LOCK_FILE);
+    cs_autoclose int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return cs_err(err, CS_EIO, errno, "cache lock '%s'", lpath);
+    int r = cs_flock(fd, LOCK_EX);
+    if (r != 0)
+        return cs_err(err, CS_EIO, r, "cache lock '%s'", lpath);
+    if ((r = merge_old(s, e->dir, e->x, err)) < 0)
+        return r; /* closing fd drops the lock */
     cs_buf b;
     cs_buf_init(&b);
     rc_index_encode(e->x, &b);
     cs_digest d;
-    int r = rc_blob_write(e->dir, b.data, b.len, &d, err);
+    r = rc_blob_write(e->dir, b.data, b.len, &d, err);
     e->st->index_bytes += r == 1 ? b.len : 0;
     if (r >= 0)
         r = rc_layout_write(e->dir, &d, b.len, e->x, err);
@@ -99,7 +120,7 @@ cs_rcache_export_local(cs_store *s, const char *dir, const cs_rcache_build *b, c
         r = rc_fetch_chunks(s, e.order, e.n, st, err);
     }
     if (r >= 0 && (r = cs_db_read(db, packs_fn, &e, err)) >= 0)
-        r = write_index(&e, err);
+        r = write_index(s, &e, err);
     st->packs = x.npacks;
     free(e.order);
     rc_index_release(&x);

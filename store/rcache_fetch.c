@@ -1,6 +1,7 @@
 /* rcache_fetch.c - the one seam where an imported cache's bytes are needed:
- * the missing chunks of some trees read from their packs (adjacent ranges
- * coalesced, one pread each), checked against their digests and put (see
+ * the missing chunks of some trees read from their packs (near ranges
+ * coalesced into bounded requests, up to FETCHERS at once), checked against
+ * their digests by the fetching thread and put by the calling thread (see
  * cstore/rcache.h). This module owns remote_chunks. */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +15,12 @@
 #include "cstore/tree.h"
 #include "rcache_int.h"
 
-/* A read this large or a gap this small is one pread. */
-#define RANGE_MAX ((uint64_t) 64 << 20)
-#define GAP_MAX   ((uint64_t) 256 << 10)
+/* A read this large or a gap this small is one request (one pread from a
+ * dir); measured in bench/RESULTS-cache.md. */
+#define RANGE_MAX ((uint64_t) 8 << 20)
+#define GAP_MAX   ((uint64_t) 64 << 10)
+#define FETCHERS  4 /* ranges read at once */
+#define QUEUE_MAX 4 /* fetched ranges waiting for the commit */
 
 typedef struct want {
     cs_digest chunk, pack;
@@ -150,27 +154,33 @@ typedef struct range {
     const want *v;
     size_t n;
     uint64_t off, len;
-    uint8_t *buf;
+    uint8_t *buf; /* its bytes, fetched and verified */
 } range;
 
 typedef struct put_ctx {
-    range *g;
+    range **v;
+    size_t n;
 } put_ctx;
 
+/* The committing thread's one write txn for the ranges fetched so far. */
 static int
 put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
-    range *g = ((put_ctx *) ctx)->g;
-    for (size_t i = 0; i < g->n; i++) {
-        const want *x = &g->v[i];
-        const uint8_t *p = g->buf + (x->off - g->off);
-        int r = cs_chunk_put(db, txn, &x->chunk, p[0], cs_be32_get(p + 1), p + 5, x->len - 5, err);
-        if (r < 0)
-            return r;
-        MDB_val k = { 32, (void *) x->chunk.b };
-        int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &k, NULL);
-        if (rc && rc != MDB_NOTFOUND)
-            return cs_db_err(err, rc, "remote_chunks");
+    put_ctx *pc = ctx;
+    for (size_t k = 0; k < pc->n; k++) {
+        range *g = pc->v[k];
+        for (size_t i = 0; i < g->n; i++) {
+            const want *x = &g->v[i];
+            const uint8_t *p = g->buf + (x->off - g->off);
+            int r =
+                cs_chunk_put(db, txn, &x->chunk, p[0], cs_be32_get(p + 1), p + 5, x->len - 5, err);
+            if (r < 0)
+                return r;
+            MDB_val key = { 32, (void *) x->chunk.b };
+            int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &key, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return cs_db_err(err, rc, "remote_chunks");
+        }
     }
     return 0;
 }
@@ -230,8 +240,9 @@ check_range(range *g, int fd, const char *path, cs_error **err)
     return r;
 }
 
+/* Reads and verifies one range (any thread: no LMDB). */
 static int
-fetch_range(cs_store *s, range *g, cs_rcache_stats *st, cs_error **err)
+fetch_range(range *g, cs_error **err)
 {
     cs_autofree char *path = rc_blob_path(g->v[0].src, &g->v[0].pack);
     cs_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -241,37 +252,170 @@ fetch_range(cs_store *s, range *g, cs_rcache_stats *st, cs_error **err)
     int r = read_at(g, fd, g->buf, g->len, g->off, path, err);
     if (r >= 0)
         r = check_range(g, fd, path, err);
-    put_ctx pc = { g };
-    if (r >= 0)
-        r = cs_db_write(cs_store_db(s), put_fn, &pc, err);
-    free(g->buf);
-    if (r >= 0) {
-        st->fetched_chunks += g->n;
-        st->fetched_bytes += g->len;
-        st->reads++;
+    if (r < 0) {
+        free(g->buf);
+        g->buf = NULL;
     }
     return r;
+}
+
+/* Up to FETCHERS threads read and verify ranges; the calling thread puts
+ * them (one write txn per batch it finds queued). At most QUEUE_MAX ranges
+ * wait for it: a slow commit holds the fetchers back. */
+typedef struct fetch_run {
+    range *g;
+    size_t ng, next; /* ranges, the next one a fetcher takes */
+    range *q[QUEUE_MAX];
+    size_t qhead, qlen;
+    size_t running; /* fetchers not finished */
+    bool stop;
+    int rc;
+    cs_error *err; /* the first failure */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_put, cv_take; /* room in the queue / something to take */
+} fetch_run;
+
+static void
+run_fail(fetch_run *f, int rc, cs_error **e)
+{
+    if (!f->rc) {
+        f->rc = rc;
+        f->err = cs_steal(e);
+    }
+    cs_error_clear(e);
+    f->stop = true;
+    pthread_cond_broadcast(&f->cv_put);
+    pthread_cond_broadcast(&f->cv_take);
+}
+
+static void *
+fetcher(void *arg)
+{
+    fetch_run *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (!f->stop && f->next < f->ng) {
+        range *g = &f->g[f->next++];
+        pthread_mutex_unlock(&f->mu);
+        cs_error *e = NULL;
+        int r = fetch_range(g, &e);
+        pthread_mutex_lock(&f->mu);
+        if (r < 0) {
+            run_fail(f, r, &e);
+            break;
+        }
+        while (f->qlen == QUEUE_MAX && !f->stop)
+            pthread_cond_wait(&f->cv_put, &f->mu);
+        if (f->stop) {
+            free(g->buf);
+            g->buf = NULL;
+            break;
+        }
+        f->q[(f->qhead + f->qlen++) % QUEUE_MAX] = g;
+        pthread_cond_signal(&f->cv_take);
+    }
+    f->running--;
+    pthread_cond_signal(&f->cv_take);
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+/* The committing side: takes what is queued, puts it, until the fetchers
+ * are done. */
+static void
+commit_loop(cs_store *s, fetch_run *f, cs_rcache_stats *st)
+{
+    range *batch[QUEUE_MAX];
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->qlen && f->running)
+            pthread_cond_wait(&f->cv_take, &f->mu);
+        if (!f->qlen)
+            break;
+        put_ctx pc = { batch, 0 };
+        for (; f->qlen; f->qlen--, f->qhead = (f->qhead + 1) % QUEUE_MAX)
+            batch[pc.n++] = f->q[f->qhead];
+        pthread_cond_broadcast(&f->cv_put);
+        bool stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        cs_error *e = NULL;
+        int r = stop ? 0 : cs_db_write(cs_store_db(s), put_fn, &pc, &e);
+        for (size_t k = 0; k < pc.n; k++) {
+            range *g = batch[k];
+            for (size_t i = 0; i < g->n && r >= 0 && !stop; i++)
+                st->fetched_bytes += g->v[i].len;
+            st->fetched_chunks += r >= 0 && !stop ? g->n : 0;
+            st->read_bytes += r >= 0 && !stop ? g->len : 0;
+            st->reads += r >= 0 && !stop ? 1 : 0;
+            free(g->buf);
+            g->buf = NULL;
+        }
+        pthread_mutex_lock(&f->mu);
+        if (r < 0)
+            run_fail(f, r, &e);
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The wants sorted by source, pack and offset, cut into ranges: a gap up to
+ * GAP_MAX is read along, a range stops at RANGE_MAX. */
+static range *
+coalesce(wants *w, size_t *nout)
+{
+    qsort(w->v, w->n, sizeof(want), want_cmp);
+    range *v = cs_xcalloc(w->n ? w->n : 1, sizeof(range));
+    size_t n = 0;
+    for (size_t i = 0, j; i < w->n; i = j) {
+        range *g = &v[n++];
+        g->v = &w->v[i];
+        g->off = w->v[i].off;
+        uint64_t end = w->v[i].off + w->v[i].len;
+        for (j = i + 1;
+             j < w->n && !strcmp(w->v[j].src, w->v[i].src)
+             && cs_digest_eq(&w->v[j].pack, &w->v[i].pack) && w->v[j].off >= end
+             && w->v[j].off - end <= GAP_MAX && w->v[j].off + w->v[j].len - g->off <= RANGE_MAX;
+             j++)
+            end = w->v[j].off + w->v[j].len;
+        g->n = j - i;
+        g->len = end - g->off;
+    }
+    *nout = n;
+    return v;
 }
 
 static int
 fetch_all(cs_store *s, wants *w, cs_rcache_stats *st, cs_error **err)
 {
-    qsort(w->v, w->n, sizeof(want), want_cmp);
-    int r = 0;
-    for (size_t i = 0, j; i < w->n && r >= 0; i = j) {
-        range g = { .v = &w->v[i], .off = w->v[i].off };
-        uint64_t end = w->v[i].off + w->v[i].len;
-        for (j = i + 1;
-             j < w->n && !strcmp(w->v[j].src, w->v[i].src)
-             && cs_digest_eq(&w->v[j].pack, &w->v[i].pack) && w->v[j].off >= end
-             && w->v[j].off - end <= GAP_MAX && w->v[j].off + w->v[j].len - g.off <= RANGE_MAX;
-             j++)
-            end = w->v[j].off + w->v[j].len;
-        g.n = j - i;
-        g.len = end - g.off;
-        r = fetch_range(s, &g, st, err);
+    fetch_run f = { 0 };
+    f.g = coalesce(w, &f.ng);
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv_put, NULL);
+    pthread_cond_init(&f.cv_take, NULL);
+    pthread_t th[FETCHERS];
+    size_t nth = f.ng < FETCHERS ? f.ng : FETCHERS;
+    size_t started = 0;
+    int terr = 0;
+    for (; started < nth; started++) {
+        f.running++;
+        if ((terr = pthread_create(&th[started], NULL, fetcher, &f)) != 0) {
+            f.running--;
+            break;
+        }
     }
-    return r;
+    if (!started) {
+        cs_error *e = NULL;
+        run_fail(&f, cs_err(&e, CS_EIO, terr, "cache fetch: no thread"), &e);
+    }
+    commit_loop(s, &f, st);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.cv_put);
+    pthread_cond_destroy(&f.cv_take);
+    free(f.g);
+    if (f.rc < 0 && err && !*err)
+        *err = cs_steal(&f.err);
+    cs_error_clear(&f.err);
+    return f.rc;
 }
 
 static int
@@ -291,11 +435,13 @@ fetch(cs_store *s, collect_ctx *c, cs_rcache_stats *st, cs_error **err)
     totals.fetched_chunks += mine.fetched_chunks;
     totals.fetched_bytes += mine.fetched_bytes;
     totals.reads += mine.reads;
+    totals.read_bytes += mine.read_bytes;
     pthread_mutex_unlock(&totals_mu);
     if (st) {
         st->fetched_chunks += mine.fetched_chunks;
         st->fetched_bytes += mine.fetched_bytes;
         st->reads += mine.reads;
+        st->read_bytes += mine.read_bytes;
     }
     return r;
 }

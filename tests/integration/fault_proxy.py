@@ -17,6 +17,9 @@ registry client must survive (tests only; loopback only).
   --cut-patch            the first PATCH reaches the registry, but its answer is lost (reset)
   --drop-patch N         the Nth PATCH (from 1) is read and never forwarded (reset): the client must
                          ask where the upload stands and send the chunk again
+  --log-range            each log line ends in " range=HDR" (the request's Range header, "-" when none)
+  --ignore-range         blob GETs are forwarded without their Range header: the registry answers 200
+                         with the whole blob, as a registry or storage that ignores Range does
   --drop-count C         ... and the C-1 PATCHes after it too (default 1; libcurl itself resends a
                          request once when a reused connection dies before any answer)
 Uploads (POST, PATCH, PUT, DELETE) are forwarded with their bodies.
@@ -51,8 +54,9 @@ def make_handler(side):
 
         def log(self, status):
             with LOCK, open(A.log, "a") as f:
-                f.write("%s %s %s auth=%s -> %s\n" % ("side" if side else "main", self.command,
-                        self.path, "yes" if self.headers.get("Authorization") else "no", status))
+                f.write("%s %s %s auth=%s -> %s%s\n" % ("side" if side else "main", self.command,
+                        self.path, "yes" if self.headers.get("Authorization") else "no", status,
+                        " range=%s" % (self.headers.get("Range") or "-") if A.log_range else ""))
 
         def answer(self, status, headers=(), body=b""):
             self.send_response(status)
@@ -88,7 +92,8 @@ def make_handler(side):
         def forward(self, cut, corrupt=False):
             up = http.client.HTTPConnection(*A.upstream.split(":"))
             # Host stays: the registry builds upload Locations from it (back through us).
-            hdrs = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+            hdrs = {k: v for k, v in self.headers.items() if k.lower() != "authorization"
+                    and not (A.ignore_range and k.lower() == "range")}
             n = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(n) if n else None
             if self.command == "PATCH" and A.drop_patch \
@@ -166,6 +171,8 @@ def main():
     p.add_argument("--cut-patch", action="store_true")
     p.add_argument("--drop-patch", type=int, default=0)
     p.add_argument("--drop-count", type=int, default=1)
+    p.add_argument("--log-range", action="store_true")
+    p.add_argument("--ignore-range", action="store_true")
     A = p.parse_args()
     servers = []
     for addr, side in ((A.listen, False), (A.side, True)):

@@ -163,7 +163,7 @@ declare -A verb_opts=(
     [logout]="--help -h"
     [pull]="--platform --tls-verify --cert-dir --progress --help -h"
 )
-verb_opts[build]+=" --pull"
+verb_opts[build]+=" --pull --tls-verify --cert-dir"
 for verb in "${!verb_opts[@]}"; do
     run "$verb" --help
     check_rc 0 "$verb --help"

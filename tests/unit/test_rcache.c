@@ -1,7 +1,8 @@
 /* test_rcache.c - the build cache through a directory (store/rcache_*.c):
  * an export imported into another store is lazy (records, no chunk), a fetch
  * makes a tree's chunks local and verified, a second export writes no pack,
- * exports merge, and a corrupted pack stores nothing. */
+ * exports merge, a corrupted pack stores nothing, and a big tree is fetched
+ * in several bounded requests by parallel fetchers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -159,6 +160,77 @@ a_corrupted_pack_fails_the_fetch_and_stores_nothing(void **state)
     assert_int_equal(test_count(f->b, CS_T_REMOTE), 19);
 }
 
+/* One 20 MB file: its chunks make more than one 8 MiB request. */
+#define BIG_SIZE  (20u << 20)
+#define BIG_CHUNK (512u << 10) /* 40 chunks (a content names at most 64 here) */
+typedef struct big {
+    test_sandbox sb;
+    cs_store *b;
+    char *cache;
+    cs_digest key, tree;
+    uint8_t *data;
+} big;
+
+static void
+fill_big(void *vf, cs_db *db, MDB_txn *txn)
+{
+    big *f = vf;
+    f->data = cs_xmalloc(BIG_SIZE);
+    test_fill_random(f->data, BIG_SIZE, 11);
+    cs_digest c = test_put_content(db, txn, f->data, BIG_SIZE, BIG_CHUNK);
+    cs_tree *t = cs_tree_new();
+    test_tree_add_file(t, "big", &c, BIG_SIZE);
+    f->tree = test_put_tree(db, txn, t);
+    f->key = test_sha("key big");
+    cs_cache_entry e = { 1700000000, true, f->tree };
+    cs_error *err = NULL;
+    assert_int_equal(cs_cache_put(db, txn, &f->key, &e, &err), 0);
+}
+
+static int
+setup_big(void **state)
+{
+    if (test_sandbox_fill(state, sizeof(big), 0, fill_big) < 0)
+        return -1;
+    big *f = *state;
+    f->cache = cs_path_join(f->sb.work, "cache");
+    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
+    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+}
+
+static int
+teardown_big(void **state)
+{
+    big *f = *state;
+    cs_store_close(f->b);
+    free(f->cache);
+    free(f->data);
+    return test_sandbox_teardown(state);
+}
+
+static void
+a_fetch_of_several_bounded_ranges_in_parallel_puts_every_chunk(void **state)
+{
+    big *f = *state;
+    cs_rcache_stats st;
+    cs_rcache_build b = { .keys = &f->key, .nkeys = 1 };
+    assert_int_equal(cs_rcache_export_local(f->sb.s, f->cache, &b, CS_RCACHE_MAX, &st, &f->sb.err),
+                     0);
+    assert_int_equal(st.chunks, BIG_SIZE / BIG_CHUNK);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree, 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, BIG_SIZE / BIG_CHUNK);
+    assert_true(fs.reads >= 3); /* 20 MB in requests of at most 8 MiB */
+    assert_true(fs.read_bytes <= (uint64_t) fs.reads * (8u << 20));
+    assert_int_equal(fs.read_bytes, fs.fetched_bytes); /* the chunks are adjacent: no gap read */
+    assert_int_equal(test_count(f->b, CS_T_CHUNKS), BIG_SIZE / BIG_CHUNK);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+    cs_tree *t = test_get_tree(f->b, &f->tree);
+    test_assert_content(f->b, &t->e[0].content, f->data, BIG_SIZE);
+    cs_tree_free(t);
+}
+
 static void
 a_dir_without_a_cache_is_not_found_and_changes_nothing(void **state)
 {
@@ -180,6 +252,9 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_dir_without_a_cache_is_not_found_and_changes_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_fetch_of_several_bounded_ranges_in_parallel_puts_every_chunk, setup_big,
+            teardown_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

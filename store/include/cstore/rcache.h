@@ -31,10 +31,10 @@
  * Import is lazy: records go into the store, chunks that are not local into
  * the remote_chunks table: chunk digest -> pack digest | offset u64 |
  * length u32 | source dir (rest). cs_rcache_fetch_* make a tree's chunks
- * local: every missing chunk read from its pack (adjacent ranges coalesced,
- * one pread each), its digest checked (a bad chunk is read again once, then
- * the call fails: bad bytes are never stored), and put. This module owns
- * remote_chunks.
+ * local: every missing chunk read from its pack (near ranges coalesced into
+ * requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
+ * once; the calling thread does the LMDB writes), its digest checked (a bad chunk is read again
+ * once, then the call fails: bad bytes are never stored), and put. This module owns remote_chunks.
  */
 #ifndef CSTORE_RCACHE_H
 #define CSTORE_RCACHE_H
@@ -60,7 +60,8 @@ typedef struct cs_rcache_stats {
     uint64_t entries, records, chunks; /* exported / imported */
     uint64_t packs, packs_written, bytes_written, index_bytes;
     uint64_t remote;                               /* chunks left remote by an import */
-    uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches */
+    uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches: chunks, their bytes, requests */
+    uint64_t read_bytes; /* by fetches: bytes requested (the chunks and the gaps read along) */
 } cs_rcache_stats;
 
 /* What a build used: every cache key it looked up (in build order) and the
@@ -77,7 +78,9 @@ typedef struct cs_rcache_build {
 /* Exports to the OCI layout dir (made when missing). mode=max: every key;
  * min: the keys whose layer is in the final image (and those without a
  * layer) and the images all of whose layers are. Merges with the index
- * already there (entries of this build win); packs are never deleted. */
+ * already there (entries of this build win), and again under an flock on
+ * DIR/.cstore-lock just before the index is written, so concurrent exports
+ * to one dir keep each other's entries; packs are never deleted. */
 int cs_rcache_export_local(cs_store *s, const char *dir, const cs_rcache_build *b,
                            cs_rcache_mode mode, cs_rcache_stats *st, cs_error **err);
 
