@@ -143,6 +143,12 @@ int cs_registry_head_blob(cs_registry *r, const char *digest, bool *exists, int6
 int cs_registry_mount_blob(cs_registry *r, const char *digest, const char *from_repo, bool *mounted,
                            cs_error **err);
 
+/* DELETE /v2/REPO/blobs/DIGEST: *deleted true when the registry removed it
+ * (202), false when it had no such blob (404, returns 0); -CS_EUNSUPPORTED
+ * when it refuses deletes (405 or UNSUPPORTED: distribution without
+ * storage.delete.enabled). Asks for the delete action on the repository. */
+int cs_registry_delete_blob(cs_registry *r, const char *digest, bool *deleted, cs_error **err);
+
 /* The upload source: fills buf with up to n next bytes of the blob; returns
  * the count (0 at the end) or a negative cs_code with *err set. Read once,
  * front to back: no rewinding is asked for. */

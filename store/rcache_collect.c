@@ -166,6 +166,18 @@ add_diff_ids(coll *c, const cs_image *img, cs_error **err)
     return r;
 }
 
+/* The image's export time, for cs_rcache_prune: a root cache record keyed
+ * by its id, without a layer, naming the id (an import skips it). */
+static void
+stamp_image(coll *c, const cs_digest *id)
+{
+    cs_cache_entry e = { .last_used = cs_rcache_now(), .has_layer = false };
+    uint8_t rec[CS_CACHE_RECORD_LEN];
+    cs_cache_encode(&e, rec);
+    memcpy(rec + CS_CACHE_RECORD_LEN - 32, id->b, 32); /* the tree field: never a cache entry */
+    rc_part_add(&c->x->root, RK_CACHE, id->b, 32, rec, sizeof(rec));
+}
+
 static int
 add_image(coll *c, const cs_digest *id, cs_error **err)
 {
@@ -183,6 +195,7 @@ add_image(coll *c, const cs_digest *id, cs_error **err)
         for (size_t i = 0; i < tags.n; i++)
             rc_part_add(&part, RK_TAG, tags.v[i], strlen(tags.v[i]), id->b, 32);
         r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
+        stamp_image(c, id);
         for (uint32_t i = 0; i < img->nlayers && r >= 0; i++)
             r = add_tree(c, &img->layers[i], err);
     }
@@ -204,7 +217,11 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))
         return 0;
-    if (rc_part_add(&c->x->root, RK_CACHE, key->b, 32, v.mv_data, v.mv_size))
+    /* An entry is as old as its last export (cs_rcache_prune). */
+    uint8_t rec[CS_CACHE_RECORD_LEN];
+    e.last_used = cs_rcache_now();
+    cs_cache_encode(&e, rec);
+    if (rc_part_add(&c->x->root, RK_CACHE, key->b, 32, rec, sizeof(rec)))
         c->st->entries++;
     return e.has_layer ? add_tree(c, &e.tree, err) : 0;
 }

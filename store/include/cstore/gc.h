@@ -14,6 +14,7 @@ typedef struct cs_gc_stats {
     uint64_t cache, statcache;          /* build cache and context stat cache records dropped */
     uint64_t snapshots, snapshot_bytes; /* unpacked snapshots removed */
     uint64_t blob_repos;                /* blob_repos records of freed trees */
+    uint64_t remote_chunks;             /* stale remote_chunks records (cs_rcache_gc) */
 } cs_gc_stats;
 
 /* Mark from the tags, the build cache entries the policy keeps (see
