@@ -42,16 +42,69 @@ print_result(const cs_rcache_prune_result *r, const char *where)
            r->kept_packs, r->kept_pack_bytes, where);
 }
 
-/* DELETE of every blob no longer named; a registry that refuses is told
- * once and keeps them. */
+/* The digests of the blobs manifest ref names (an index: its manifests'
+ * too, one level) into used. */
 static int
-delete_gone(cs_registry *r, const cs_rcache_prune_result *res, cs_error **err)
+manifest_blobs(cs_registry *r, const char *ref, cs_strv *used, int depth, cs_error **err)
+{
+    cs_reg_manifest m = { 0 };
+    int rc = cs_registry_get_manifest(r, ref, &m, err);
+    json_t *j = rc >= 0 ? json_loadb(m.body, m.len, 0, NULL) : NULL, *l;
+    const char *cd = json_string_value(json_object_get(json_object_get(j, "config"), "digest"));
+    size_t i;
+    if (cd)
+        cs_strv_push(used, cs_xstrdup(cd));
+    json_array_foreach(json_object_get(j, "layers"), i, l)
+    {
+        if (json_is_string(json_object_get(l, "digest")))
+            cs_strv_push(used, cs_xstrdup(json_string_value(json_object_get(l, "digest"))));
+    }
+    json_array_foreach(json_object_get(j, "manifests"), i, l)
+    {
+        const char *d = json_string_value(json_object_get(l, "digest"));
+        if (rc >= 0 && d && depth > 0)
+            rc = manifest_blobs(r, d, used, depth - 1, err);
+    }
+    json_decref(j);
+    cs_reg_manifest_release(&m);
+    return rc;
+}
+
+/* The blobs the repository's other tags name: another cache or an image
+ * there shares blobs by digest, and a DELETE removes a blob from the whole
+ * repository. */
+static int
+other_tags_blobs(cs_registry *r, const cs_reg_ref *rr, cs_strv *used, cs_error **err)
+{
+    cmd_autostrv cs_strv tags = { 0 };
+    int rc = cs_registry_list_tags(r, &tags, err);
+    for (size_t i = 0; i < tags.n && rc >= 0; i++)
+        if (!rr->tag || strcmp(tags.v[i], rr->tag))
+            rc = manifest_blobs(r, tags.v[i], used, 1, err);
+    return rc;
+}
+
+static bool
+strv_has(const cs_strv *v, const char *s)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (!strcmp(v->v[i], s))
+            return true;
+    return false;
+}
+
+/* DELETE of every blob no longer named (unless another tag names it); a
+ * registry that refuses is told once and keeps them. */
+static int
+delete_gone(cs_registry *r, const cs_rcache_prune_result *res, const cs_strv *used, cs_error **err)
 {
     size_t left = 0;
     for (size_t i = 0; i < res->ngone; i++) {
         char ds[CS_DIGEST_STR];
         bool deleted;
         cs_digest_str(&res->gone[i], ds);
+        if (strv_has(used, ds))
+            continue;
         cs_error *tmp = NULL;
         int rc = cs_registry_delete_blob(r, ds, &deleted, &tmp);
         if (rc == -CS_EUNSUPPORTED && left == 0)
@@ -84,6 +137,7 @@ prune_registry(cmd_ctx *c, const char *ref, const cmd_reg_opts *ro, const cs_rca
     __attribute__((cleanup(cs_registry_freep))) cs_registry *r = NULL;
     cs_autofree char *mirror = NULL;
     cs_rcache_prune_result res = { 0 };
+    cmd_autostrv cs_strv used = { 0 };
     cmd_reg_opts_get(ro, &o);
     int rc = cmd_open(c, 0, &s, err);
     if (rc >= 0)
@@ -94,12 +148,14 @@ prune_registry(cmd_ctx *c, const char *ref, const cmd_reg_opts *ro, const cs_rca
         rc = cache_registry_pull_index(s, ref, r, &rr, &mirror, err);
     if (rc >= 0)
         rc = cs_rcache_prune(mirror, po, &res, err);
+    if (rc >= 0 && res.ngone)
+        rc = other_tags_blobs(r, &rr, &used, err);
     /* The new manifest first: a prune stopped after it leaves garbage, not
      * a cache naming deleted blobs. */
     if (rc >= 0 && res.ngone)
         rc = cache_registry_push_index(r, &rr, mirror, err);
     if (rc >= 0)
-        rc = delete_gone(r, &res, err);
+        rc = delete_gone(r, &res, &used, err);
     if (rc >= 0)
         print_result(&res, ref);
     cs_rcache_prune_result_release(&res);

@@ -1,7 +1,9 @@
-/* delete.c - DELETE /v2/REPO/blobs/DIGEST (`cstore cache prune`; see
- * registry.h). */
+/* delete.c - what `cstore cache prune` asks a registry: DELETE of a blob,
+ * and the repository's tags (see registry.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
+#include "cstore/strv.h"
 #include "reg_int.h"
 
 int
@@ -24,6 +26,32 @@ cs_registry_delete_blob(cs_registry *r, const char *digest, bool *deleted, cs_er
                     what, resp.status);
     else if (rc == 0 && resp.status != 404)
         rc = reg_http_error(r, &q, &resp, err);
+    reg_resp_release(&resp);
+    return rc;
+}
+
+int
+cs_registry_list_tags(cs_registry *r, cs_strv *out, cs_error **err)
+{
+    cs_autofree char *url = cs_xasprintf("/v2/%s/tags/list", r->repo);
+    cs_autofree char *what = cs_xasprintf("%s/%s", r->domain, r->repo);
+    reg_req q = { .method = "GET", .url = url, .what = what, .max_body = 16u << 20 };
+    reg_resp resp = { 0 };
+    int rc = reg_do(r, &q, &resp, err);
+    if (rc == 0 && resp.status != 200)
+        rc = resp.status == 404 ? 0 : reg_http_error(r, &q, &resp, err);
+    else if (rc == 0) {
+        json_t *j = json_loadb((const char *) resp.body.data, resp.body.len, 0, NULL), *t;
+        size_t i;
+        if (!j)
+            rc = cs_err(err, CS_ECORRUPT, 0, "%s: tag list: not JSON", what);
+        json_array_foreach(json_object_get(j, "tags"), i, t)
+        {
+            if (json_is_string(t))
+                cs_strv_push(out, cs_xstrdup(json_string_value(t)));
+        }
+        json_decref(j);
+    }
     reg_resp_release(&resp);
     return rc;
 }
