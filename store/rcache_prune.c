@@ -12,16 +12,21 @@
 #include "rcache_int.h"
 
 uint64_t
-cs_rcache_now(void)
+rc_test_now(void)
 {
     const char *t = getenv("CSTORE_TEST_NOW"); /* test only: see rcache.h */
     char *end;
-    if (t && *t) {
-        unsigned long long v = strtoull(t, &end, 10);
-        if (!*end)
-            return v;
-    }
-    return (uint64_t) time(NULL);
+    if (!t || !*t)
+        return 0;
+    unsigned long long v = strtoull(t, &end, 10);
+    return *end ? 0 : v;
+}
+
+uint64_t
+cs_rcache_now(void)
+{
+    uint64_t t = rc_test_now();
+    return t ? t : (uint64_t) time(NULL);
 }
 
 /* What a part holds: a tree (and its chunks), an image (and its layers), a

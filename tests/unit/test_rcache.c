@@ -286,7 +286,8 @@ gc_drops_remote_records_of_local_chunks_and_of_a_gone_source(void **state)
     /* Tree one's chunks come local another way (a load of the same file). */
     assert_int_equal(cs_db_write(cs_store_db(f->b), put_data_one, f, &f->sb.err), 0);
     cs_gc_stats gs;
-    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
+    /* The fixture's entries are from 2023: kept by a policy of any age. */
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = (uint64_t) 1 << 40 };
     go.dry_run = true;
     assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
     assert_int_equal(gs.remote_chunks, 19);
@@ -301,6 +302,22 @@ gc_drops_remote_records_of_local_chunks_and_of_a_gone_source(void **state)
     assert_int_equal(cs_rm_tree(f->cache, NULL, &f->sb.err), 0);
     assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
     assert_int_equal(gs.remote_chunks, 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
+static void
+gc_drops_remote_records_no_kept_content_uses(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    /* A week's policy drops the 2023 entries: their trees' chunks are used
+     * by nothing. */
+    cs_gc_stats gs;
+    assert_int_equal(cs_gc(f->b, false, false, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.cache, 2);
+    assert_int_equal(gs.remote_chunks, 38);
     assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
 }
 
@@ -324,6 +341,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             gc_drops_remote_records_of_local_chunks_and_of_a_gone_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_drops_remote_records_no_kept_content_uses, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,13 +114,16 @@ int cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **er
 /* ---- rcache_prune.c: `cstore cache prune` and gc's remote_chunks ---- */
 
 /* Every cache entry in a root index carries a time: the last_used field of
- * its cache record, which an export sets to the time of the export (so a
- * root's entries are as old as the last build that exported them). An
- * export also stamps each base image it carries with a root cache record
- * keyed by the image id ({time, no layer, tree = image id}: an import skips
- * it). An image of an older index without a stamp counts as its newest
- * entry. "Now" is time(2), or $CSTORE_TEST_NOW (Unix seconds; for tests
- * only). */
+ * its cache record, the exporting store's last use of the key (a build
+ * that exports has just looked every key up; a hit's last use is renewed
+ * at most once per CS_CACHE_TOUCH_SLACK, an hour: so exporting again
+ * within the hour writes the same root). An export also stamps each base
+ * image it carries with a root cache record keyed by the image id ({time,
+ * no layer, tree field = image id}: an import skips it) as recent as the
+ * build's newest entry; an image of an older index without a stamp counts
+ * as the index's newest entry. "Now" is time(2), or $CSTORE_TEST_NOW
+ * (Unix seconds; for tests only), which then is the time of every entry an
+ * export writes, too. */
 uint64_t cs_rcache_now(void);
 
 #define CS_RCACHE_KEEP_ALL UINT64_MAX
