@@ -159,6 +159,49 @@ check "shared: the registry keeps the pack, which tag b names" blob_there "$shar
 check_eq "shared: build 2 still imports from tag b all CACHED" \
     "$(imports shared Rcache/shared:b 2 | cut -d' ' -f1)" 2/2
 
+# A registry that refuses DELETE (distribution without storage.delete: 405 UNSUPPORTED): the
+# prune still drops build 2 from the cache, says once that the blobs are left to the registry's
+# garbage collector, and build 3 still imports all CACHED.
+nodel_dir=$T/registry-nodel
+mkdir -p "$nodel_dir/data"
+nodel_addr=127.0.0.1:$(_reg_free_port)
+cat >"$nodel_dir/config.yml" <<EOT
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $nodel_dir/data
+http:
+  addr: $nodel_addr
+  secret: cstore-test-$RANDOM$RANDOM
+EOT
+docker-registry serve "$nodel_dir/config.yml" >"$nodel_dir/access.log" 2>"$nodel_dir/registry.log" &
+NODEL_PID=$!
+trap 'kill "$NODEL_PID" 2>/dev/null; wait "$NODEL_PID" 2>/dev/null; _reg_exit' EXIT
+_reg_wait "http://$nodel_addr/v2/"
+ROOT=$T/a-registry
+nodel=Rcache/nodel:a
+REG_ADDR_MAIN=$REG_ADDR
+REG_ADDR=$nodel_addr
+shared=$nodel
+shared_export 3
+p3=$(packs "$nodel")
+shared_export 2
+p2=$(comm -13 <(echo "$p3") <(packs "$nodel"))
+shared_export 3
+ROOT=$T/pruner-nodel
+out=$(CSTORE_TEST_NOW=3000100 cs cache prune --ref "$nodel_addr/cache/nodel:a" --keep-duration 1h 2>"$T/nodel.err")
+check "no-delete registry: the prune removes build 2's entries and pack from the cache" \
+    grep -qE '^cache prune: removed 2 entries, 0 base images, 1 packs' <<<"$out"
+check_eq "no-delete registry: it says once that the blobs are left to the registry's collector" \
+    "$(grep -c "left to the registry's garbage collector" "$T/nodel.err")" 1
+check_eq "no-delete registry: ... and nothing else on stderr" "$(wc -l <"$T/nodel.err")" 1
+check_eq "no-delete registry: the cache no longer names build 2's pack" "$(packs "$nodel")" "$p3"
+check "no-delete registry: the registry still has the pack" blob_there "$nodel" "${p2% *}"
+check_eq "no-delete registry: build 3 imports all CACHED" "$(imports nodel "$nodel" 3 | cut -d' ' -f1)" 2/2
+REG_ADDR=$REG_ADDR_MAIN
+
 # one_line_error DESC WANT_RC CMD...: fails with WANT_RC and one "cstore: " line.
 one_line_error() {
     local desc=$1 want=$2 out rc=0
