@@ -12,8 +12,8 @@
 const char cmd_cache_usage[] =
     "usage: cstore cache prune --ref REF [--keep-duration TIME] [--keep-storage SIZE]\n"
     "\n"
-    "Prune a build cache that --cache-to wrote: entries not exported for longer than\n"
-    "--keep-duration go, then the least recently exported until the packs the rest\n"
+    "Prune a build cache that --cache-to wrote: entries not used for longer than\n"
+    "--keep-duration go, then the least recently used until the packs the rest\n"
     "need fit in --keep-storage; the packs and index parts nothing left needs are\n"
     "deleted (a registry that refuses DELETE keeps them for its own garbage\n"
     "collector). Prints what it removed in one line.\n"
@@ -23,7 +23,7 @@ const char cmd_cache_usage[] =
     "\n"
     "Options:\n"
     "  --ref REF              the cache (required)\n"
-    "  --keep-duration TIME   keep entries exported within TIME (units s, m, h, d;\n"
+    "  --keep-duration TIME   keep entries used within TIME (units s, m, h, d;\n"
     "                         default: any age)\n"
     "  --keep-storage SIZE    keep at most SIZE of packs, most recent entries first\n"
     "                         (units B, kB, MB, GB, TB; default: no limit)\n"
@@ -139,9 +139,9 @@ prune_registry(cmd_ctx *c, const char *ref, const cmd_reg_opts *ro, const cs_rca
     cs_rcache_prune_result res = { 0 };
     cmd_autostrv cs_strv used = { 0 };
     cmd_reg_opts_get(ro, &o);
-    int rc = cmd_open(c, 0, &s, err);
+    int rc = cs_reg_ref_parse(ref, &rr, err);
     if (rc >= 0)
-        rc = cs_reg_ref_parse(ref, &rr, err);
+        rc = cmd_open(c, 0, &s, err);
     if (rc >= 0)
         rc = cs_registry_open(rr.domain, rr.repo, CS_REG_PULL | CS_REG_PUSH, &o, &r, err);
     if (rc >= 0)

@@ -210,6 +210,9 @@ one_line_error() {
     check_eq "$desc: exit $want" "$rc" "$want"
     check "$desc: one 'cstore: ' line" bash -c '[ "$(wc -l <<<"$1")" = 1 ] && [[ $1 == cstore:* ]]' _ "$out"
 }
+ROOT=$T/never
+one_line_error "a malformed registry ref" 1 cs cache prune --ref "Bad Ref!"
+check "... makes no store" test ! -e "$T/never"
 ROOT=$T/pruner-bad
 before=$(ls -R "$T/cache1" | sha256sum)
 one_line_error "a dir without a cache" 1 cs cache prune --ref "type=local,src=$T/nope"
