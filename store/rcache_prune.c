@@ -94,8 +94,11 @@ static int
 root_entry(pruner *pr, const void *k, uint32_t kn, const void *v, uint32_t vn, cs_error **err)
 {
     cs_cache_entry e;
-    if (kn != 32 || cs_cache_decode(v, vn, &e, err) < 0)
-        return cs_err(err, CS_ECORRUPT, 0, "cache index: a bad cache entry");
+    if (kn != 32)
+        return cs_err(err, CS_ECORRUPT, 0, "cache index: a cache key of %u bytes", kn);
+    int r = cs_cache_decode(v, vn, &e, err);
+    if (r < 0)
+        return r;
     grow((void **) &pr->u, &pr->capu, pr->nu, sizeof(unit));
     unit *u = &pr->u[pr->nu++];
     memset(u, 0, sizeof(*u));
@@ -155,14 +158,14 @@ content_chunks(part *p, const void *v, uint32_t vn, cs_error **err)
 }
 
 static int
-image_layers(part *p, const void *v, uint32_t vn, cs_error **err)
+image_layers(part *p, const void *k, const void *v, uint32_t vn, cs_error **err)
 {
     cs_image *img = NULL;
     int r = cs_image_decode(v, vn, &img, err);
     if (r < 0)
         return r;
     p->what = PART_IMAGE;
-    p->id = img->id;
+    memcpy(p->id.b, k, 32); /* the image id (an import checks it is the config's) */
     for (uint32_t i = 0; i < img->nlayers; i++)
         part_push(p, img->layers[i].b);
     cs_image_free(img);
@@ -175,7 +178,8 @@ part_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uin
 {
     pruner *pr = ctx;
     part *p = pr->cur;
-    (void) kn;
+    if ((kind == RK_TREE || kind == RK_IMAGE) && kn != 32)
+        return cs_err(err, CS_ECORRUPT, 0, "cache index: a key of %u bytes (kind %u)", kn, kind);
     switch (kind) {
     case RK_TREE:
         p->what = PART_TREE;
@@ -184,7 +188,7 @@ part_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uin
     case RK_CONTENT:
         return content_chunks(p, v, vn, err);
     case RK_IMAGE:
-        return image_layers(p, v, vn, err);
+        return image_layers(p, k, v, vn, err);
     case RK_PACK: {
         p->what = PART_PACK;
         memcpy(p->id.b, k, 32);
