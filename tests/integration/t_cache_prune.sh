@@ -115,6 +115,7 @@ after_prune() {
 scenario() {
     local name=$1 s1=$2 s2=$3 out
     export_three "$name" "$s1" "$s2"
+    [ "$name" = local ] && cp -a "${s1:1}" "$T/cache-before-prune"
     ROOT=$T/pruner-$name
     out=$(CSTORE_TEST_NOW=3000100 cs cache prune --ref "$(cache_arg "$s1")" --keep-duration 1h 2>&1)
     after_prune "$name, --keep-duration" "$s1" "$out"
@@ -127,6 +128,22 @@ scenario() {
 }
 
 scenario local "L$T/cache1" "L$T/cache2"
+# A killed prune leaves a cache that still imports (the root, manifest and index.json are written
+# before any blob is deleted). Kills at a few points of prunes of the local cache as A left it.
+for delay in 0.002 0.005 0.01 0.02; do
+    rm -rf "$T/cache-kill"
+    cp -a "$T/cache-before-prune" "$T/cache-kill"
+    ROOT=$T/pruner-kill
+    CSTORE_TEST_NOW=3000100 "$CSTORE" --root "$ROOT" cache prune --ref "type=local,src=$T/cache-kill" \
+        --keep-duration 1h >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    check_eq "prune killed after ${delay}s: build 3 still imports all CACHED" \
+        "$(imports kill "L$T/cache-kill" 3)" "2/2 ${IDS[3]}"
+done
+
 scenario registry "Rcache/prune:one" "Rcache/prune2:two"
 check_cmp "registry: the prunes sent DELETEs that the registry accepted" \
     "$(reg_count '"DELETE /v2/cache/prune2?/blobs/sha256:[0-9a-f]+ HTTP[^"]*" 202')" -ge 2
