@@ -136,3 +136,10 @@ build_cache_export(cs_store *s, const build_cache *bc, const cs_build_result *re
                 ULL(uploads), ULL(sent), retries);
     return 0;
 }
+
+int
+build_cache_parse_spec(cmd_ctx *c, const char *opt, const char *arg, const char *pathkey,
+                       char **out)
+{
+    return take_spec(c, opt, arg, pathkey, out, NULL);
+}

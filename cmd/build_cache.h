@@ -20,6 +20,10 @@ typedef struct build_cache {
 int build_cache_take_to(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
 int build_cache_take_from(cmd_ctx *c, const cmd_opt *o, const char *arg, cs_error **err);
 void build_cache_release(build_cache *bc);
+/* A spec as --cache-from takes it (pathkey: "src"), into *out ('L' or 'R',
+ * then the dir or ref; freed first): for `cache prune --ref`. */
+int build_cache_parse_spec(cmd_ctx *c, const char *opt, const char *arg, const char *pathkey,
+                           char **out);
 
 /* Before the build: imports each --cache-from (a dir without a cache yet is
  * a warning, as BuildKit's); prints what it imported on stderr. */
@@ -45,5 +49,15 @@ void cache_registry_set_opts(const struct cs_reg_opts *o);
 int cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b,
                           cs_rcache_mode mode, cs_rcache_stats *st, uint64_t *sent,
                           uint64_t *uploads, unsigned *retries, cs_error **err);
+
+/* `cache prune` of a registry cache: the manifest and index blobs into the
+ * mirror dir of ref (*mirror, made), and the mirror's manifest pushed (its
+ * blobs HEAD first, the manifest last). */
+struct cs_registry;
+struct cs_reg_ref;
+int cache_registry_pull_index(cs_store *s, const char *ref, struct cs_registry *r,
+                              const struct cs_reg_ref *rr, char **mirror, cs_error **err);
+int cache_registry_push_index(struct cs_registry *r, const struct cs_reg_ref *rr,
+                              const char *mirror, cs_error **err);
 
 #endif

@@ -429,3 +429,19 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
         cs_registry_stats(r, sent, uploads);
     return rc < 0 ? cs_err_wrap(err, "cache '%s'", ref) : 0;
 }
+
+/* ---- for `cstore cache prune` (cache.c) ---- */
+
+int
+cache_registry_pull_index(cs_store *s, const char *ref, cs_registry *r, const cs_reg_ref *rr,
+                          char **mirror, cs_error **err)
+{
+    int rc = mirror_dir(s, ref, mirror, err);
+    return rc < 0 ? rc : sync_down(r, rr, *mirror, err);
+}
+
+int
+cache_registry_push_index(cs_registry *r, const cs_reg_ref *rr, const char *mirror, cs_error **err)
+{
+    return push_up(r, rr, mirror, err);
+}

@@ -50,6 +50,8 @@ int cmd_fuse_serve(int argc, char **argv);
 extern const char cmd_build_usage[], cmd_run_usage[], cmd_load_usage[], cmd_import_usage[],
     cmd_export_usage[], cmd_images_usage[], cmd_inspect_usage[], cmd_tag_usage[], cmd_rmi_usage[],
     cmd_gc_usage[], cmd_du_usage[], cmd_fsck_usage[];
+cmd_verb cmd_cache;
+extern const char cmd_cache_usage[];
 cmd_verb cmd_login, cmd_logout;
 extern const char cmd_login_usage[], cmd_logout_usage[];
 

@@ -84,9 +84,9 @@ cmd_gc(cmd_ctx *c, int argc, char **argv, cs_error **err)
            dry ? "would free:" : "freed:", st.images, st.trees, st.contents, st.layer_blobs,
            st.chunks);
     printf("%s %" PRIu64 " build cache entries, %" PRIu64 " stat cache entries, %" PRIu64
-           " snapshots (%s)\n",
+           " snapshots (%s), %" PRIu64 " remote chunk records\n",
            dry ? "would drop:" : "dropped:", st.cache, st.statcache, st.snapshots,
-           size_both(st.snapshot_bytes, b2));
+           size_both(st.snapshot_bytes, b2), st.remote_chunks);
     printf("%s %s of chunks\n", dry ? "would free:" : "freed:", size_both(st.chunk_bytes, b1));
     if (go.compact)
         printf("compacted: %s -> %s\n", size_both(st.file_before, b1),

@@ -34,6 +34,8 @@ static const char main_usage[] =
     "  du [--json]                          show the store's disk usage and deduplication\n"
     "  gc [OPTIONS]                         free content no tagged image uses\n"
     "  fsck                                 verify every chunk, content and reference\n"
+    "  cache prune --ref REF [OPTIONS]      remove old entries and packs from a shared\n"
+    "                                       build cache\n"
     "  login [-u USER] REGISTRY             check and keep credentials for a registry\n"
     "  logout REGISTRY                      remove the credentials kept for a registry\n"
     "\n"
@@ -63,6 +65,7 @@ static const struct verb {
     { "gc", cmd_gc, cmd_gc_usage },
     { "du", cmd_du, cmd_du_usage },
     { "fsck", cmd_fsck, cmd_fsck_usage },
+    { "cache", cmd_cache, cmd_cache_usage },
     { "login", cmd_login, cmd_login_usage },
     { "logout", cmd_logout, cmd_logout_usage },
 };

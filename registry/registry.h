@@ -155,6 +155,16 @@ int cs_registry_head_blob(cs_registry *r, const char *digest, bool *exists, int6
 int cs_registry_mount_blob(cs_registry *r, const char *digest, const char *from_repo, bool *mounted,
                            cs_error **err);
 
+/* DELETE /v2/REPO/blobs/DIGEST: *deleted true when the registry removed it
+ * (202), false when it had no such blob (404, returns 0); -CS_EUNSUPPORTED
+ * when it refuses deletes (405 or UNSUPPORTED: distribution without
+ * storage.delete.enabled). Asks for the delete action on the repository. */
+int cs_registry_delete_blob(cs_registry *r, const char *digest, bool *deleted, cs_error **err);
+/* GET /v2/REPO/tags/list: the repository's tags appended to out (none for
+ * a repository the registry does not know; one page: no ?n= paging). */
+struct cs_strv;
+int cs_registry_list_tags(cs_registry *r, struct cs_strv *out, cs_error **err);
+
 /* The upload source: fills buf with up to n next bytes of the blob; returns
  * the count (0 at the end) or a negative cs_code with *err set. Read once,
  * front to back: no rewinding is asked for. */

@@ -26,6 +26,7 @@
 #include "cstore/gc.h"
 #include "cstore/image.h"
 #include "cstore/layerindex.h"
+#include "cstore/rcache.h"
 #include "cstore/snapshot.h"
 #include "cstore/copykey.h"
 #include "cstore/statcache.h"
@@ -616,6 +617,9 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
         r = cs_db_read(db, mark_fn, &m, err);
     if (r >= 0)
         r = sweep_all(db, &m, o->dry_run, out, err);
+    /* Chunks an imported cache holds that are local now or nothing uses. */
+    if (r >= 0)
+        r = cs_rcache_gc(db, m.chunks, o->dry_run, &out->remote_chunks, err);
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     *snap_drop = cs_steal(&m.snap_drop);
     marks_release(&m);

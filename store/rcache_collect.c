@@ -23,6 +23,9 @@ typedef struct coll {
     cs_digestset *trees, *contents, *chunks, *final;
     cs_digest *order;
     size_t n, cap;
+    cs_digest *imgs; /* the images exported, stamped last */
+    size_t nimgs;
+    uint64_t newest; /* the newest entry's time */
 } coll;
 
 /* Copies one record into the index; *out (optional) borrows its value. */
@@ -166,6 +169,23 @@ add_diff_ids(coll *c, const cs_image *img, cs_error **err)
     return r;
 }
 
+/* Each image's stamp for cs_rcache_prune (see rcache.h): a root cache
+ * record keyed by its id, without a layer, naming the id (an import skips
+ * it), as recent as the newest entry of the build (stable between exports,
+ * as the entries' last-used times are). */
+static void
+stamp_images(coll *c)
+{
+    uint64_t now = cs_rcache_now();
+    cs_cache_entry e = { .last_used = c->newest ? c->newest : now - now % 3600 };
+    uint8_t rec[CS_CACHE_RECORD_LEN];
+    cs_cache_encode(&e, rec);
+    for (size_t i = 0; i < c->nimgs; i++) {
+        memcpy(rec + CS_CACHE_RECORD_LEN - 32, c->imgs[i].b, 32); /* the tree field */
+        rc_part_add(&c->x->root, RK_CACHE, c->imgs[i].b, 32, rec, sizeof(rec));
+    }
+}
+
 static int
 add_image(coll *c, const cs_digest *id, cs_error **err)
 {
@@ -183,6 +203,8 @@ add_image(coll *c, const cs_digest *id, cs_error **err)
         for (size_t i = 0; i < tags.n; i++)
             rc_part_add(&part, RK_TAG, tags.v[i], strlen(tags.v[i]), id->b, 32);
         r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
+        c->imgs = cs_xrealloc(c->imgs, (c->nimgs + 1) * sizeof(cs_digest));
+        c->imgs[c->nimgs++] = *id;
         for (uint32_t i = 0; i < img->nlayers && r >= 0; i++)
             r = add_tree(c, &img->layers[i], err);
     }
@@ -204,7 +226,12 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))
         return 0;
-    if (rc_part_add(&c->x->root, RK_CACHE, key->b, 32, v.mv_data, v.mv_size))
+    /* Its last use is its time for cs_rcache_prune ($CSTORE_TEST_NOW's in tests). */
+    uint8_t rec[CS_CACHE_RECORD_LEN];
+    e.last_used = rc_test_now() ? rc_test_now() : e.last_used;
+    c->newest = e.last_used > c->newest ? e.last_used : c->newest;
+    cs_cache_encode(&e, rec);
+    if (rc_part_add(&c->x->root, RK_CACHE, key->b, 32, rec, sizeof(rec)))
         c->st->entries++;
     return e.has_layer ? add_tree(c, &e.tree, err) : 0;
 }
@@ -235,6 +262,9 @@ rc_collect(cs_db *db, MDB_txn *txn, const char *dir, const cs_rcache_build *b, c
         r = add_image(&c, &b->images[i], err);
     for (size_t i = 0; i < b->nkeys && r >= 0; i++)
         r = add_entry(&c, &b->keys[i], err);
+    if (r >= 0)
+        stamp_images(&c);
+    free(c.imgs);
     cs_digestset_free(c.trees);
     cs_digestset_free(c.chunks);
     cs_digestset_free(c.final);

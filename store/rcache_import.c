@@ -91,6 +91,19 @@ record_ok(uint8_t kind, const void *k, uint32_t kn, const void *v, uint32_t vn)
     return ok;
 }
 
+/* An export's stamp of an image (cs_rcache_now in rcache.h), not an entry:
+ * no layer, the tree field naming the key. */
+static bool
+image_stamp(const void *k, const void *v)
+{
+    cs_cache_entry e;
+    cs_error *tmp = NULL;
+    bool stamp = cs_cache_decode(v, CS_CACHE_RECORD_LEN, &e, &tmp) == 0 && !e.has_layer
+                 && !memcmp(e.tree.b, k, 32);
+    cs_error_clear(&tmp);
+    return stamp;
+}
+
 static int
 put_remote(import_ctx *c, const void *chunk, const uint8_t v[16], cs_error **err)
 {
@@ -170,6 +183,8 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
     }
     if (!record_ok(kind, k, kn, v, vn))
         return cs_err(err, CS_ECORRUPT, 0, "cache index: a bad record (kind %u)", kind);
+    if (kind == RK_CACHE && image_stamp(k, v))
+        return 0;
     /* What the store has wins: its own cache entries, tags and records. */
     int r = cs_db_put(c->db, c->txn, kind_table[kind], k, kn, v, vn, MDB_NOOVERWRITE, err);
     if (r < 0)

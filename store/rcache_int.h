@@ -93,6 +93,10 @@ int rc_layout_write(const char *dir, const cs_digest *index, uint64_t index_size
 int rc_packs_write(cs_db *db, MDB_txn *txn, const char *dir, const cs_digest *order, size_t n,
                    rc_index *x, cs_rcache_stats *st, cs_error **err);
 
+/* ---- rcache_prune.c ---- */
+/* $CSTORE_TEST_NOW (Unix seconds; tests only), else 0. */
+uint64_t rc_test_now(void);
+
 /* ---- rcache_fetch.c ---- */
 /* 1 when blob d is in dir or, through the remote, where dir mirrors. */
 int rc_remote_has(const char *dir, const cs_digest *d, cs_error **err);

@@ -7,6 +7,7 @@ _cstore_verbs="build run load import export images inspect tag rmi du gc fsck he
 _cstore_verbs="$_cstore_verbs login logout"
 _cstore_verbs="$_cstore_verbs pull"
 _cstore_verbs="$_cstore_verbs push"
+_cstore_verbs="$_cstore_verbs cache"
 
 # The long options a verb's --help lists.
 _cstore_options()
@@ -44,6 +45,9 @@ _cstore()
         return
     fi
     case $verb in
+    cache)
+        # Its one sub-verb, then --ref and the policy (options above).
+        if [ "$prev" = cache ]; then COMPREPLY=($(compgen -W "prune" -- "$cur")); fi ;;
     run | export | push | inspect | tag | rmi)
         COMPREPLY=($(compgen -W "$(_cstore_images "$cmd" "${root[@]}")" -- "$cur")) ;;
     help)

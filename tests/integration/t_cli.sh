@@ -162,6 +162,7 @@ declare -A verb_opts=(
     [login]="--username -u --password -p --password-stdin --tls-verify --cert-dir --help -h"
     [logout]="--help -h"
     [pull]="--platform --tls-verify --cert-dir --progress --help -h"
+    [cache]="--ref --keep-duration --keep-storage --tls-verify --cert-dir --help -h"
 )
 verb_opts[build]+=" --pull --tls-verify --cert-dir"
 for verb in "${!verb_opts[@]}"; do
@@ -222,6 +223,21 @@ got=$(completions cstore build --no-)
 if [[ $got == --no-cache ]]; then pass; else fail "completion of 'cstore build --no-': got '$got'"; fi
 got=$(completions cstore gc --keep-s)
 if [[ $got == --keep-storage ]]; then pass; else fail "completion of 'cstore gc --keep-s': got '$got'"; fi
+got=$(completions cstore cache pr)
+if [[ $got == prune ]]; then pass; else fail "completion of 'cstore cache pr': got '$got'"; fi
+got=$(completions cstore cache prune --keep-d)
+if [[ $got == --keep-duration ]]; then pass; else fail "completion of 'cstore cache prune --keep-d': got '$got'"; fi
+
+# cache prune: the sub-verb and --ref are checked before anything is opened.
+run cache
+check_rc 2 "cache without a sub-verb"
+check_one_error "missing" "cache without a sub-verb"
+run cache prune
+check_rc 2 "cache prune without --ref"
+check_one_error "--ref is required" "cache prune without --ref"
+run cache prune --ref x --keep-duration soon
+check_rc 2 "cache prune with a bad duration"
+check_one_error "keep-duration" "cache prune with a bad duration"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -15,6 +15,7 @@
 
 #include "cstore/buildcache.h"
 #include "cstore/db.h"
+#include "cstore/gc.h"
 #include "cstore/rcache.h"
 #include "testutil.h"
 
@@ -240,6 +241,158 @@ a_dir_without_a_cache_is_not_found_and_changes_nothing(void **state)
     test_assert_store_empty(f->b);
 }
 
+/* Blob files of the cache dir. */
+static size_t
+blob_count(const char *cache)
+{
+    cs_autofree char *dir = cs_xasprintf("%s/blobs/sha256", cache);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Key one exported at t=1000, key two at t=2000 ($CSTORE_TEST_NOW): one
+ * pack each. */
+static void
+export_two_ages(fx *f, uint64_t *pack_two)
+{
+    cs_rcache_stats st;
+    setenv("CSTORE_TEST_NOW", "1000", 1);
+    assert_int_equal(export(f, 0, 1, &st), 0);
+    setenv("CSTORE_TEST_NOW", "2000", 1);
+    assert_int_equal(export(f, 1, 1, &st), 0);
+    assert_int_equal(st.packs_written, 1);
+    *pack_two = st.bytes_written;
+}
+
+static void
+prune_by_age_drops_the_older_entry_its_part_and_its_pack(void **state)
+{
+    fx *f = *state;
+    uint64_t two;
+    export_two_ages(f, &two);
+    size_t before = blob_count(f->cache);
+    setenv("CSTORE_TEST_NOW", "2100", 1);
+    cs_rcache_prune_opts o = { 500, CS_RCACHE_KEEP_ALL };
+    cs_rcache_prune_result r;
+    assert_int_equal(cs_rcache_prune(f->cache, &o, &r, &f->sb.err), 0);
+    assert_int_equal(r.entries, 1);
+    assert_int_equal(r.kept_entries, 1);
+    assert_int_equal(r.packs, 1);
+    assert_int_equal(r.kept_packs, 1);
+    assert_int_equal(r.kept_pack_bytes, two);
+    assert_int_equal(r.parts, 2); /* tree one's part and its pack's part */
+    /* Gone from the dir: the pack, the two parts and the old root. */
+    assert_int_equal(r.ngone, 4);
+    assert_int_equal(blob_count(f->cache), before - 4 + 2); /* + the new root and manifest */
+    cs_rcache_prune_result_release(&r);
+    cs_rcache_stats st;
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(st.remote, 19);
+    cs_cache_entry e;
+    cs_db *bdb = cs_store_db(f->b);
+    assert_int_equal(cs_cache_get(bdb, NULL, &f->key[0], &e, &f->sb.err), -CS_ENOTFOUND);
+    assert_int_equal(cs_cache_get(bdb, NULL, &f->key[1], &e, &f->sb.err), 0);
+    assert_int_equal(e.last_used, 2000); /* the export's time */
+    /* Nothing more to drop: the index stays as it is. */
+    assert_int_equal(cs_rcache_prune(f->cache, &o, &r, &f->sb.err), 0);
+    unsetenv("CSTORE_TEST_NOW");
+    assert_int_equal(r.ngone, 0);
+    assert_int_equal(r.entries, 0);
+    assert_int_equal(r.kept_entries, 1);
+    cs_rcache_prune_result_release(&r);
+}
+
+static void
+prune_by_size_keeps_the_most_recent_entries(void **state)
+{
+    fx *f = *state;
+    uint64_t two;
+    export_two_ages(f, &two);
+    cs_rcache_prune_opts o = { CS_RCACHE_KEEP_ALL, two };
+    cs_rcache_prune_result r;
+    assert_int_equal(cs_rcache_prune(f->cache, &o, &r, &f->sb.err), 0);
+    unsetenv("CSTORE_TEST_NOW");
+    assert_int_equal(r.entries, 1);
+    assert_int_equal(r.kept_pack_bytes, two);
+    cs_rcache_prune_result_release(&r);
+    cs_rcache_stats st;
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    cs_cache_entry e;
+    assert_int_equal(cs_cache_get(cs_store_db(f->b), NULL, &f->key[1], &e, &f->sb.err), 0);
+}
+
+static void
+prune_of_a_dir_without_a_cache_is_not_found(void **state)
+{
+    fx *f = *state;
+    cs_rcache_prune_opts o = { 1, 1 };
+    cs_rcache_prune_result r;
+    assert_int_equal(cs_rcache_prune(f->sb.work, &o, &r, &f->sb.err), -CS_ENOTFOUND);
+    cs_rcache_prune_result_release(&r);
+}
+
+static int
+put_data_one(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    fx *f = ctx;
+    (void) err;
+    test_put_content(db, txn, f->data[0], sizeof(f->data[0]), 16384);
+    return 0;
+}
+
+static void
+gc_drops_remote_records_of_local_chunks_and_of_a_gone_source(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 38);
+    /* Tree one's chunks come local another way (a load of the same file). */
+    assert_int_equal(cs_db_write(cs_store_db(f->b), put_data_one, f, &f->sb.err), 0);
+    cs_gc_stats gs;
+    /* The fixture's entries are from 2023: kept by a policy of any age. */
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = (uint64_t) 1 << 40 };
+    go.dry_run = true;
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_chunks, 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 38);
+    go.dry_run = false;
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_chunks, 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 19);
+    /* Tree two's stay while the cache dir is there; not once it is gone. */
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_chunks, 0);
+    assert_int_equal(cs_rm_tree(f->cache, NULL, &f->sb.err), 0);
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_chunks, 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
+static void
+gc_drops_remote_records_no_kept_content_uses(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    /* A week's policy drops the 2023 entries: their trees' chunks are used
+     * by nothing. */
+    cs_gc_stats gs;
+    assert_int_equal(cs_gc(f->b, false, false, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.cache, 2);
+    assert_int_equal(gs.remote_chunks, 38);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
 int
 main(void)
 {
@@ -255,6 +408,16 @@ main(void)
         cmocka_unit_test_setup_teardown(
             a_fetch_of_several_bounded_ranges_in_parallel_puts_every_chunk, setup_big,
             teardown_big),
+        cmocka_unit_test_setup_teardown(prune_by_age_drops_the_older_entry_its_part_and_its_pack,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(prune_by_size_keeps_the_most_recent_entries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(prune_of_a_dir_without_a_cache_is_not_found, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            gc_drops_remote_records_of_local_chunks_and_of_a_gone_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_drops_remote_records_no_kept_content_uses, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

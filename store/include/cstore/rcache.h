@@ -114,4 +114,55 @@ void cs_rcache_set_remote(const cs_rcache_remote *r);
  * for gc and fsck, which count such chunks as present. */
 int cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **err);
 
+/* ---- rcache_prune.c: `cstore cache prune` and gc's remote_chunks ---- */
+
+/* Every cache entry in a root index carries a time: the last_used field of
+ * its cache record, the exporting store's last use of the key (a build
+ * that exports has just looked every key up; a hit's last use is renewed
+ * at most once per CS_CACHE_TOUCH_SLACK, an hour: so exporting again
+ * within the hour writes the same root). An export also stamps each base
+ * image it carries with a root cache record keyed by the image id ({time,
+ * no layer, tree field = image id}: an import skips it) as recent as the
+ * build's newest entry; an image of an older index without a stamp counts
+ * as the index's newest entry. "Now" is time(2), or $CSTORE_TEST_NOW
+ * (Unix seconds; for tests only), which then is the time of every entry an
+ * export writes, too. */
+uint64_t cs_rcache_now(void);
+
+#define CS_RCACHE_KEEP_ALL UINT64_MAX
+typedef struct cs_rcache_prune_opts {
+    uint64_t keep_duration; /* seconds; CS_RCACHE_KEEP_ALL: no age limit */
+    uint64_t keep_storage;  /* bytes of packs; CS_RCACHE_KEEP_ALL: no budget */
+} cs_rcache_prune_opts;
+
+typedef struct cs_rcache_prune_result {
+    uint64_t entries, images;   /* removed (entries: cache entries, images: base images) */
+    uint64_t packs, pack_bytes; /* packs no longer named */
+    uint64_t parts, part_bytes; /* index parts no longer named */
+    uint64_t kept_entries, kept_packs, kept_pack_bytes;
+    cs_digest *gone; /* the blobs no longer named (packs, parts, old root) */
+    size_t ngone;
+} cs_rcache_prune_result;
+void cs_rcache_prune_result_release(cs_rcache_prune_result *r);
+
+/* Prunes the cache in layout dir: entries (and base images) older than
+ * keep_duration go; then, while the packs the rest need add up to more
+ * than keep_storage, the least recently used go. Parts and packs nothing
+ * left needs are dropped from the index, which is written as an export
+ * writes it (root, manifest, index.json last: a prune killed before that
+ * leaves the previous cache whole); then the dropped blobs that are in dir
+ * are deleted (a pack shared by a kept entry stays whole). r->gone lists
+ * them for a registry mirror's caller. -CS_ENOTFOUND when dir holds no
+ * cache. Nothing changes when nothing is dropped. */
+int cs_rcache_prune(const char *dir, const cs_rcache_prune_opts *o, cs_rcache_prune_result *r,
+                    cs_error **err);
+
+/* gc: drops the remote_chunks records that are stale: the chunk is local
+ * now, no content gc keeps uses it (kept: gc's marked chunks; NULL: not
+ * this rule), or the source dir the record names is gone. In batches of
+ * write transactions; *dropped counts them (dry_run: counts only). */
+struct cs_digestset;
+int cs_rcache_gc(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
+                 cs_error **err);
+
 #endif

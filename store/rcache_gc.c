@@ -1,0 +1,87 @@
+/* rcache_gc.c - gc's part in remote_chunks: the records nothing can use
+ * any more (see cs_rcache_gc in cstore/rcache.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cstore/content.h"
+#include "rcache_int.h"
+
+#define RGC_BATCH 2000
+
+typedef struct rgc {
+    cs_db *db;
+    MDB_txn *txn;
+    const cs_digestset *kept;
+    cs_buf doomed; /* 32-byte keys */
+    char *last_dir;
+    bool last_gone;
+    size_t at; /* deletion: the next key of doomed */
+} rgc;
+
+/* The record's source dir is gone (asked once per run of records). */
+static bool
+dir_gone(rgc *g, const uint8_t *v, size_t n)
+{
+    if (n <= 44)
+        return false;
+    size_t dn = n - 44;
+    if (!g->last_dir || strlen(g->last_dir) != dn || memcmp(g->last_dir, v + 44, dn)) {
+        free(g->last_dir);
+        g->last_dir = cs_xstrndup((const char *) v + 44, dn);
+        g->last_gone = access(g->last_dir, F_OK) < 0 && errno == ENOENT;
+    }
+    return g->last_gone;
+}
+
+static int
+find_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    rgc *g = ctx;
+    cs_digest d;
+    if (k->mv_size != 32)
+        return 0;
+    memcpy(d.b, k->mv_data, 32);
+    int r = g->kept && !cs_digestset_has(g->kept, d.b) ? 1 : cs_chunk_has(g->db, g->txn, &d, err);
+    if (r == 1 || (r == 0 && dir_gone(g, v->mv_data, v->mv_size)))
+        cs_buf_append(&g->doomed, d.b, 32);
+    return r < 0 ? r : 0;
+}
+
+static int
+find_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    rgc *g = ctx;
+    g->db = db;
+    g->txn = txn;
+    return cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", find_rec, g, err);
+}
+
+static int
+del_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    rgc *g = ctx;
+    size_t n = g->doomed.len / 32;
+    for (size_t i = 0; g->at < n && i < RGC_BATCH; i++, g->at++) {
+        MDB_val k = { 32, g->doomed.data + g->at * 32 };
+        int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &k, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return cs_db_err(err, rc, "remote_chunks");
+    }
+    return 0;
+}
+
+int
+cs_rcache_gc(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
+             cs_error **err)
+{
+    rgc g = { .kept = kept };
+    cs_buf_init(&g.doomed);
+    int r = cs_db_read(db, find_fn, &g, err);
+    while (r >= 0 && !dry_run && g.at < g.doomed.len / 32)
+        r = cs_db_write(db, del_fn, &g, err);
+    *dropped += r >= 0 ? g.doomed.len / 32 : 0;
+    cs_buf_release(&g.doomed);
+    free(g.last_dir);
+    return r < 0 ? r : 0;
+}
