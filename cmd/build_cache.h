@@ -56,8 +56,11 @@ int cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b
 struct cs_registry;
 struct cs_reg_ref;
 int cache_registry_pull_index(cs_store *s, const char *ref, struct cs_registry *r,
-                              const struct cs_reg_ref *rr, char **mirror, cs_error **err);
+                              const struct cs_reg_ref *rr, char **mirror, char seen[72],
+                              cs_error **err);
+/* The mirror's manifest published unless the ref moved since seen (the
+ * manifest digest pull_index gave): then 1, and nothing may be deleted. */
 int cache_registry_push_index(struct cs_registry *r, const struct cs_reg_ref *rr,
-                              const char *mirror, cs_error **err);
+                              const char *mirror, const char *seen, cs_error **err);
 
 #endif

@@ -136,6 +136,7 @@ prune_registry(cmd_ctx *c, const char *ref, const cmd_reg_opts *ro, const cs_rca
     cs_reg_opts o;
     __attribute__((cleanup(cs_registry_freep))) cs_registry *r = NULL;
     cs_autofree char *mirror = NULL;
+    char seen[72] = "";
     cs_rcache_prune_result res = { 0 };
     cmd_autostrv cs_strv used = { 0 };
     cmd_reg_opts_get(ro, &o);
@@ -145,15 +146,17 @@ prune_registry(cmd_ctx *c, const char *ref, const cmd_reg_opts *ro, const cs_rca
     if (rc >= 0)
         rc = cs_registry_open(rr.domain, rr.repo, CS_REG_PULL | CS_REG_PUSH, &o, &r, err);
     if (rc >= 0)
-        rc = cache_registry_pull_index(s, ref, r, &rr, &mirror, err);
+        rc = cache_registry_pull_index(s, ref, r, &rr, &mirror, seen, err);
     if (rc >= 0)
         rc = cs_rcache_prune(mirror, po, &res, err);
     if (rc >= 0 && res.ngone)
         rc = other_tags_blobs(r, &rr, &used, err);
     /* The new manifest first: a prune stopped after it leaves garbage, not
      * a cache naming deleted blobs. */
-    if (rc >= 0 && res.ngone)
-        rc = cache_registry_push_index(r, &rr, mirror, err);
+    if (rc >= 0 && res.ngone && (rc = cache_registry_push_index(r, &rr, mirror, seen, err)) == 1)
+        rc = cs_err(err, CS_EBUSY, 0,
+                    "another machine exported to the cache meanwhile: nothing deleted, run the "
+                    "prune again");
     if (rc >= 0)
         rc = delete_gone(r, &res, &used, err);
     if (rc >= 0)

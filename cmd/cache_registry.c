@@ -434,14 +434,15 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
 
 int
 cache_registry_pull_index(cs_store *s, const char *ref, cs_registry *r, const cs_reg_ref *rr,
-                          char **mirror, cs_error **err)
+                          char **mirror, char seen[72], cs_error **err)
 {
     int rc = mirror_dir(s, ref, mirror, err);
-    return rc < 0 ? rc : sync_down(r, rr, *mirror, err);
+    return rc < 0 ? rc : sync_down(r, rr, *mirror, seen, err);
 }
 
 int
-cache_registry_push_index(cs_registry *r, const cs_reg_ref *rr, const char *mirror, cs_error **err)
+cache_registry_push_index(cs_registry *r, const cs_reg_ref *rr, const char *mirror,
+                          const char *seen, cs_error **err)
 {
-    return push_up(r, rr, mirror, err);
+    return push_up(r, rr, mirror, seen, err);
 }
