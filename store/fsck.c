@@ -122,10 +122,50 @@ fsck_chunk(fsck_worker *w, MDB_txn *txn, const cs_digest *d, bool check)
     return 0;
 }
 
+/* Feeds a content's chunks to w->sha: 0 when all were there, 1 when a
+ * problem was reported (or the chunk is remote-backed: nothing to hash). */
+static int
+content_chunks(fsck_worker *w, MDB_txn *txn, const cs_digest *key, const cs_chunk_ref *refs,
+               uint32_t n)
+{
+    char s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
+    for (uint32_t i = 0; i < n; i++) {
+        const cs_digest *d = &refs[i].d;
+        MDB_val cv;
+        int r = cs_db_get(w->sh->db, txn, CS_T_CHUNKS, d->b, 32, &cv, &w->err);
+        if (r == -CS_ENOTFOUND) {
+            /* Remote-backed (an imported build cache has it): not missing. */
+            if ((r = cs_rcache_has(w->sh->db, txn, d, &w->err)) != 0)
+                return r < 0 ? r : 1;
+            fsck_add(&w->problems, "content %s: chunk %s missing", hexs(key, s), hexs(d, s2));
+            return 1;
+        }
+        if (r < 0)
+            return r;
+        pthread_mutex_lock(&w->sh->lock);
+        bool first = cs_digestset_add(w->sh->seen, d->b);
+        pthread_mutex_unlock(&w->sh->lock);
+        r = fsck_chunk(w, txn, d, first);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            fsck_add(&w->problems, "content %s: chunk %s unreadable", hexs(key, s), hexs(d, s2));
+            return 1;
+        }
+        if (w->buf.len != refs[i].len) {
+            fsck_add(&w->problems, "content %s: chunk %s is %zu bytes, record says %u",
+                     hexs(key, s), hexs(d, s2), w->buf.len, refs[i].len);
+            return 1;
+        }
+        cs_sha256_update(w->sha, w->buf.data, w->buf.len);
+    }
+    return 0;
+}
+
 static int
 fsck_content(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val *v, uint64_t *work)
 {
-    char s[CS_DIGEST_STR], s2[CS_DIGEST_STR];
+    char s[CS_DIGEST_STR];
     cs_digest key, got;
     uint64_t size;
     uint32_t n;
@@ -150,38 +190,13 @@ fsck_content(fsck_worker *w, MDB_txn *txn, const MDB_val *k, const MDB_val *v, u
         return 0;
     }
     *work += size;
-    for (uint32_t i = 0; i < n; i++) {
-        cs_digest *d = &refs[i].d;
-        MDB_val cv;
-        int r = cs_db_get(w->sh->db, txn, CS_T_CHUNKS, d->b, 32, &cv, &w->err);
-        if (r == -CS_ENOTFOUND) {
-            /* Remote-backed (an imported build cache has it): not missing. */
-            if ((r = cs_rcache_has(w->sh->db, txn, d, &w->err)) != 0)
-                return r < 0 ? r : 0;
-            fsck_add(&w->problems, "content %s: chunk %s missing", hexs(&key, s), hexs(d, s2));
-            return 0;
-        }
-        if (r < 0)
-            return r;
-        pthread_mutex_lock(&w->sh->lock);
-        bool first = cs_digestset_add(w->sh->seen, d->b);
-        pthread_mutex_unlock(&w->sh->lock);
-        r = fsck_chunk(w, txn, d, first);
-        if (r < 0)
-            return r;
-        if (r == 1) {
-            fsck_add(&w->problems, "content %s: chunk %s unreadable", hexs(&key, s), hexs(d, s2));
-            return 0;
-        }
-        if (w->buf.len != refs[i].len) {
-            fsck_add(&w->problems, "content %s: chunk %s is %zu bytes, record says %u",
-                     hexs(&key, s), hexs(d, s2), w->buf.len, refs[i].len);
-            return 0;
-        }
-        cs_sha256_update(w->sha, w->buf.data, w->buf.len);
-    }
+    /* The hash is finished whatever happened, so the worker's next content
+     * starts from a fresh one. */
+    int r = content_chunks(w, txn, &key, refs, n);
     cs_sha256_final(w->sha, &got);
-    if (!cs_digest_eq(&got, &key))
+    if (r < 0)
+        return r;
+    if (r == 0 && !cs_digest_eq(&got, &key))
         fsck_add(&w->problems, "content %s: digest mismatch", hexs(&key, s));
     return 0;
 }

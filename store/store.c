@@ -1,5 +1,6 @@
 /* store.c - the store root: directory, process lock, LMDB env (see cstore/store.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -65,7 +66,15 @@ cs_store_open(const char *root, unsigned flags, cs_store **out, cs_error **err)
     if (r < 0)
         return cs_err_wrap(err, "store root");
     cs_store *s = cs_xcalloc(1, sizeof(*s));
-    s->root = cs_xstrdup(root);
+    /* Absolute: mounts, bundles and the FUSE server name paths under it
+     * from other working directories. */
+    s->root = realpath(root, NULL);
+    if (!s->root) {
+        r = cs_err(err, CS_EIO, errno, "store root %s", root);
+        free(s);
+        return r;
+    }
+    root = s->root;
     cs_autofree char *lock = cs_path_join(root, "lock");
     s->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lockfd < 0) {

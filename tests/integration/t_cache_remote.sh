@@ -188,6 +188,21 @@ ROOT=$T/a-light
 out=$(build_plain -t app --cache-to "type=local,dest=$T/cache-min" "$lctx")
 check_eq "mode=min exports the final stage's one step" "$(field "$out" entries)" 1
 
+# A file of local chunks and chunks still in a pack, next to other contents: fsck hashes each
+# content from a fresh start (a remote-backed chunk once left the worker's hash half-fed, and the
+# next content on that worker was reported as a digest mismatch).
+mctx=$T/mixed
+mkdir -p "$mctx"
+printf 'FROM busybox\nRUN cat /bin/busybox >/mixed && head -c 3000000 /dev/urandom >>/mixed\n' \
+    >"$mctx/Dockerfile"
+ROOT=$T/a-mixed
+must cs load "$BASES/busybox.docker.tar"
+must cs build --progress quiet -t mixed --cache-to "type=local,dest=$T/cache-mixed,mode=max" "$mctx"
+ROOT=$T/b-mixed
+must cs load "$BASES/busybox.docker.tar"
+must cs build --progress quiet -t mixed --cache-from "type=local,src=$T/cache-mixed" "$mctx"
+check "fsck is clean with contents half local, half in a pack" cs fsck
+
 if [ "$CSTORE_TEST_LIGHT" != 1 ]; then
     hctx=$T/hello-go
     cp -r "$CSTORE_SRC/examples/hello-go" "$hctx"

@@ -374,4 +374,11 @@ kill "$agent"
 wait "$agent" 2>/dev/null
 
 check "fsck clean" cs fsck
+
+# A relative --root: RUN's mounts and bundle are made from the store's absolute path.
+mkdir -p "$T/rel/ctx"
+printf 'FROM busybox\nRUN echo rel > /rel.txt\n' >"$T/rel/ctx/Dockerfile"
+(cd "$T/rel" && "$CSTORE" --root store load "$BASES/busybox.docker.tar" >/dev/null)
+check "a relative --root builds a RUN step" \
+    bash -c 'cd "$1" && "$2" --root store build --progress quiet -t rel ctx' _ "$T/rel" "$CSTORE"
 finish
