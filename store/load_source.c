@@ -84,7 +84,7 @@ resolve_link(const char *name, const char *target)
 int
 load_open_outer(const char *path, struct archive **out, cs_error **err)
 {
-    int r = cs_archive_load(path, err);
+    int r = cs_archive_load("read archive", err);
     if (r < 0)
         return r;
     struct archive *a = archive_read_new();
