@@ -160,4 +160,28 @@ check_eq "no sleep left running after SIGTERM" "$(pgrep -fc 'sleep 53' || true)"
 check_eq "nothing left after SIGTERM (mounts, run dirs, containers)" \
     "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
 
+# ---- a signal while the one ready stage runs on the calling thread (build_sched.c) ----
+sctx=$T/solo
+mkdir -p "$sctx"
+printf 'FROM busybox AS a\nRUN echo solo-up; sleep 54\nFROM busybox\nCOPY --from=a /bin/sh /1\n' \
+    >"$sctx/Dockerfile"
+"$CSTORE" --root "$ROOT" build --progress plain --no-cache "$sctx" >/dev/null 2>"$T/solo.log" &
+bpid=$!
+for _ in $(seq 100); do
+    grep -qE '^#[0-9]+ [0-9.]+ solo-up$' "$T/solo.log" && break
+    sleep 0.1
+done
+check "the stage's RUN started" grep -qE '^#[0-9]+ [0-9.]+ solo-up$' "$T/solo.log"
+t0=$(date +%s)
+kill -TERM "$bpid"
+wait "$bpid"
+rc=$?
+el=$(($(date +%s) - t0))
+check_cmp "SIGTERM fails the one-stage-at-a-time build" "$rc" -ne 0
+check_cmp "it stopped at once, not after the sleep (${el}s)" "$el" -lt 20
+check "the build says it was interrupted" grep -q "interrupted by signal 15" "$T/solo.log"
+check_eq "no sleep left running after SIGTERM" "$(pgrep -fc 'sleep 54' || true)" 0
+check_eq "nothing left after SIGTERM of the lone stage (mounts, run dirs, containers)" \
+    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+
 finish
