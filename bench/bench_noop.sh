@@ -15,16 +15,19 @@ base=${BASE:?BASE=path of the baseline cstore binary (e.g. main build/cstore)}
 bench_init noop
 bench_bases
 
-ctx=$work/ctx
-mkdir -p "$ctx"
-for d in $(seq -w 0 99); do
-    mkdir -p "$ctx/pkg/p$d"
-    for f in $(seq -w 0 99); do
-        printf 'package p%s\n// file %s\nconst X%s = %s\n' "$d" "$f" "$f" "$d$f" > "$ctx/pkg/p$d/f$f.go"
-    done
-done
-printf 'module example.com/app\n\ngo 1.19\n' > "$ctx/go.mod"
-printf 'package main\nfunc main() {}\n' > "$ctx/main.go"
+ctx=$work/ctx # the 10,000 files of bench_build.sh's context: 100 packages of 100 Go files
+python3 - "$ctx" <<'PY'
+import os, sys
+for d in range(100):
+    os.makedirs("%s/pkg/p%02d" % (sys.argv[1], d))
+    for f in range(100):
+        with open("%s/pkg/p%02d/f%02d.go" % (sys.argv[1], d, f), "w") as o:
+            o.write("package p%02d\n// file %02d\nconst X%02d = %02d%02d\n" % (d, f, f, d, f))
+with open(sys.argv[1] + "/go.mod", "w") as o:
+    o.write("module example.com/app\n\ngo 1.19\n")
+with open(sys.argv[1] + "/main.go", "w") as o:
+    o.write("package main\nfunc main() {}\n")
+PY
 cat > "$ctx/Dockerfile" <<'DF'
 FROM busybox AS deps
 WORKDIR /src
