@@ -4,7 +4,10 @@
  *
  * The calling thread schedules: it starts every stage whose deps are done
  * while fewer than jobs run, then waits (poll) for a stage's end or the
- * caller's cancel flag. The stages' threads share the store (its thread rules
+ * caller's cancel flag. When nothing runs and one stage alone is ready (or
+ * jobs is 1), it builds that stage itself: a thread would only cost its
+ * start and a malloc arena (a no-op rebuild of a two-stage build started
+ * two; bench/RESULTS-build.md). The stages' threads share the store (its thread rules
  * hold: each thread its own transactions; LMDB and the write gate serialize
  * the writes) and the build (build_int.h says what under which lock).
  *
@@ -14,7 +17,9 @@
  * container is killed and its run dir removed by the executor) and no more
  * start; the caller's flag (a signal) is mirrored into it by the scheduler.
  * The caller's flag is held meanwhile, so its signal handler triggers it
- * instead of taking the default action.
+ * instead of taking the default action. A stage built on the calling thread
+ * runs alone, so it watches the caller's flag itself: the store's flag is
+ * the caller's for its duration, and mirrored into the build's after.
  *
  * Determinism: a stage's layers and keys depend only on its instructions and
  * the stages it needs, never on the order stages ran in.
@@ -102,6 +107,42 @@ stage_ready(build *b, size_t i)
     return true;
 }
 
+/* The stage to build on the calling thread (under b->mu): the one ready
+ * stage when nothing runs, or any ready one with a job limit of 1; else
+ * SIZE_MAX. Marked ST_BUILDING. */
+static size_t
+inline_stage(sched *sc)
+{
+    build *b = sc->b;
+    if (sc->running || sc->rc || cs_cancel_reason(b->cancel))
+        return SIZE_MAX;
+    size_t n = 0, idx = SIZE_MAX;
+    for (size_t i = 0; i <= b->target; i++)
+        if (stage_ready(b, i) && n++ == 0)
+            idx = i;
+    if (n == 0 || (n > 1 && sc->jobs > 1))
+        return SIZE_MAX;
+    b->st[idx].state = ST_BUILDING;
+    return idx;
+}
+
+/* Builds stage idx on the calling thread, alone: the caller's flag is the
+ * store's meanwhile, so a signal stops its steps and containers directly. */
+static void
+build_inline(sched *sc, size_t idx, cs_cancel *user)
+{
+    build *b = sc->b;
+    cs_error *err = NULL;
+    cs_store_set_cancel(b->s, user);
+    int rc = build_stage(b, idx, &err);
+    cs_store_set_cancel(b->s, b->cancel);
+    if (cs_cancel_reason(user))
+        cs_cancel_trigger(b->cancel, cs_cancel_reason(user));
+    build_lock(b);
+    stage_finished(b, idx, rc, &err, sc);
+    build_unlock(b);
+}
+
 /* Starts what is ready, up to the job limit (under b->mu). */
 static int
 start_ready(sched *sc, cs_error **err)
@@ -153,10 +194,15 @@ sched_loop(sched *sc, cs_cancel *user, cs_error **err)
     int user_fd = cs_cancel_fd(user), rc = 0;
     for (;;) {
         build_lock(b);
-        if (rc == 0)
+        size_t here = rc == 0 ? inline_stage(sc) : SIZE_MAX;
+        if (rc == 0 && here == SIZE_MAX)
             rc = start_ready(sc, err);
         bool idle = sc->running == 0;
         build_unlock(b);
+        if (here != SIZE_MAX) {
+            build_inline(sc, here, user);
+            continue;
+        }
         if (rc < 0) /* stop what runs; the error is ours */
             cs_cancel_trigger(b->cancel, SIGTERM);
         if (idle)

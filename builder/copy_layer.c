@@ -6,8 +6,7 @@
  */
 #include "copy_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +239,14 @@ support_filters(struct archive *a)
 }
 
 /* ADD: is the file a tar archive (any compression libarchive knows)? Like
- * Docker, by content: the first header must read. */
-static bool
-is_archive(const char *path)
+ * Docker, by content: the first header must read. 1 or 0, or an error if
+ * libarchive cannot be loaded. */
+static int
+is_archive(const char *name, const char *path, cs_error **err)
 {
+    int r = cs_archive_load(name, err);
+    if (r < 0)
+        return r;
     struct archive *a = archive_read_new();
     support_filters(a);
     archive_read_support_format_tar(a);
@@ -254,17 +257,19 @@ is_archive(const char *path)
         ok = archive_read_next_header(a, &ae) == ARCHIVE_OK;
     }
     archive_read_free(a);
-    return ok;
+    return ok ? 1 : 0;
 }
 
 /* Ingests the archive it->abs, decompressed, as a layer tar. */
 static int
 ingest_archive(cs_ingest *ing, const item *it, cs_layer_info *info, cs_error **err)
 {
+    int r = cs_archive_load(it->name, err);
+    if (r < 0)
+        return r;
     struct archive *a = archive_read_new();
     support_filters(a);
     archive_read_support_format_raw(a);
-    int r;
     struct archive_entry *ae;
     if (archive_read_open_filename(a, it->abs, 1 << 16) != ARCHIVE_OK
         || archive_read_next_header(a, &ae) != ARCHIVE_OK)
@@ -446,11 +451,11 @@ layer_file_item(layer *l, cs_ingest *ing, const item *it, size_t nfiles, cs_erro
 {
     const cs_copy *c = l->c;
     const cs_entry *n = &c->nodes[it->first];
-    if (c->is_add && it->kind == I_FILE && it->abs && n->type == CS_E_FILE && n->has_content
-        && is_archive(it->abs))
-        return add_archive(l, ing, it, err);
-    cs_autofree char *target = NULL;
     int r;
+    if (c->is_add && it->kind == I_FILE && it->abs && n->type == CS_E_FILE && n->has_content
+        && (r = is_archive(it->name, it->abs, err)) != 0)
+        return r < 0 ? r : add_archive(l, ing, it, err);
+    cs_autofree char *target = NULL;
     if (c->dest_dir) {
         cs_autofree char *dreal = NULL;
         if ((r = mkdir_all(l, c->dest, 0755, &dreal, err)) < 0)

@@ -1,8 +1,7 @@
 /* export_archive.c - oci-archive and docker-archive: one outer tar written
  * to a temp file next to the destination, renamed into place when complete.
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -323,8 +322,11 @@ write_archive_entries(exp *x, outer *o, cs_error **err)
 static int
 write_archive(exp *x, int fd, cs_error **err)
 {
+    int rc = cs_archive_load("archive", err);
+    if (rc < 0)
+        return rc;
     outer o;
-    int rc = outer_open(&o, fd, err);
+    rc = outer_open(&o, fd, err);
     if (rc == 0)
         rc = write_archive_entries(x, &o, err);
     if (rc == 0 && archive_write_close(o.a) != ARCHIVE_OK)

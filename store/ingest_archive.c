@@ -1,6 +1,6 @@
 /* ingest_archive.c - a libarchive member as a byte source for cs_ingest_tar
  * (see cstore/ingest.h), shared by load and the builder's ADD. */
-#include <archive.h>
+#include "cstore/archive_dl.h"
 #include <errno.h>
 #include "cstore/ingest.h"
 

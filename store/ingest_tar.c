@@ -2,8 +2,7 @@
  * members as tree entries, its files through the pipeline, and the tarsplit
  * record that lets export give the same tar bytes back.
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <string.h>
 #include "feeder.h"
 #include "ingest_int.h"
@@ -390,7 +389,10 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
            cs_error **err)
 {
     cs_feeder *f = NULL;
-    int r = cs_feeder_start(rd, rctx, &f, err);
+    int r = cs_archive_load(name, err);
+    if (r < 0)
+        return r;
+    r = cs_feeder_start(rd, rctx, &f, err);
     if (r < 0)
         return r;
     tar_src src = { .f = f, .win = cs_xmalloc(TS_WINDOW) };

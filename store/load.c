@@ -2,8 +2,7 @@
  * image and its tags stored; cs_import's one-layer images (see cstore/load.h
  * and load_int.h). Everything of one load is stored in one transaction: a
  * failure at any point stores nothing. */
-#include <archive.h>
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>

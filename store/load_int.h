@@ -8,7 +8,7 @@
 #ifndef CSTORE_LOAD_INT_H
 #define CSTORE_LOAD_INT_H
 
-#include <archive.h>
+#include "cstore/archive_dl.h"
 #include "cstore/ingest.h"
 #include "cstore/load.h"
 #include "cstore/strv.h"

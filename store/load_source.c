@@ -2,7 +2,7 @@
  * in one pass with its small members (metadata) kept in memory; symlink
  * members (skopeo's docker-archive) are followed inside the archive only.
  */
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -84,13 +84,16 @@ resolve_link(const char *name, const char *target)
 int
 load_open_outer(const char *path, struct archive **out, cs_error **err)
 {
+    int r = cs_archive_load("read archive", err);
+    if (r < 0)
+        return r;
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
     if (archive_read_open_filename(a, path, 1 << 20) != ARCHIVE_OK) {
-        int r = cs_err(err, CS_EPARSE, 0, "%s",
-                       archive_error_string(a) ? archive_error_string(a) : "not a tar archive");
+        r = cs_err(err, CS_EPARSE, 0, "%s",
+                   archive_error_string(a) ? archive_error_string(a) : "not a tar archive");
         archive_read_free(a);
         return r;
     }

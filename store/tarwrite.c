@@ -8,8 +8,7 @@
  * them; the process must keep the C locale for LC_CTYPE (libarchive converts
  * non-ASCII names from the locale's charset).
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "cstore/archive_dl.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -219,7 +218,9 @@ cs_tree_write_tar(cs_db *db, MDB_txn *txn, const cs_tree *t, cs_sink_fn sink, vo
                   cs_error **err)
 {
     tar_out o = { sink, ctx, NULL, false };
-    int rc = 0;
+    int rc = cs_archive_load("tar", err);
+    if (rc < 0)
+        return rc;
     plan *pl = cs_xcalloc(t->n ? t->n : 1, sizeof(*pl));
     plan_links(t, pl);
 

@@ -126,12 +126,36 @@ check_eq "nothing left after the failure (mounts, run dirs, containers)" \
     "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
 check "the store is sound after it" cs fsck
 
+# term_build DESC NAME UPS SLEEP: builds $T/NAME with --jobs 2 (cstore itself in the background:
+# cs, a function, would run in a subshell) until UPS of its RUNs printed "<name>-up", then
+# SIGTERMs it: the build fails at once, says so, and leaves no `sleep SLEEP` and nothing else.
+term_build() {
+    local desc=$1 log=$T/$2.log ups=$3 pid rc t0 el up='^#[0-9]+ [0-9.]+ [a-z]+-up$'
+    "$CSTORE" --root "$ROOT" build --progress plain --no-cache --jobs 2 "$T/$2" >/dev/null 2>"$log" &
+    pid=$!
+    for _ in $(seq 100); do
+        [ "$(grep -cE "$up" "$log")" = "$ups" ] && break
+        sleep 0.1
+    done
+    check_eq "$desc: $ups RUN(s) up at once" "$(grep -cE "$up" "$log")" "$ups"
+    t0=$(date +%s)
+    kill -TERM "$pid"
+    wait "$pid"
+    rc=$?
+    el=$(($(date +%s) - t0))
+    check_cmp "$desc: SIGTERM fails the build" "$rc" -ne 0
+    check_cmp "$desc: it stopped at once, not after the sleeps (${el}s)" "$el" -lt 20
+    check "$desc: the build says it was interrupted" grep -q "interrupted by signal 15" "$log"
+    check_eq "$desc: no sleep left running after SIGTERM" "$(pgrep -fc "sleep $4" || true)" 0
+    check_eq "$desc: nothing left after SIGTERM (mounts, run dirs, containers)" \
+        "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+}
+
 # ---- a signal while two stages run: both stop, nothing left ----
 # (SIGTERM: a background job of a non-interactive shell starts with SIGINT ignored, and cstore
 # leaves ignored signals ignored; both signals take the same path.)
-ictx=$T/int
-mkdir -p "$ictx"
-cat >"$ictx/Dockerfile" <<'EOF'
+mkdir -p "$T/int"
+cat >"$T/int/Dockerfile" <<'EOF'
 FROM busybox AS one
 RUN echo one-up; sleep 53
 FROM busybox AS two
@@ -140,24 +164,12 @@ FROM busybox
 COPY --from=one /bin/sh /1
 COPY --from=two /bin/sh /2
 EOF
-# cstore itself in the background (cs, a function, would run in a subshell: $! its pid)
-"$CSTORE" --root "$ROOT" build --progress plain --no-cache --jobs 2 "$ictx" >/dev/null 2>"$T/int.log" &
-bpid=$!
-for _ in $(seq 100); do
-    [ "$(grep -cE '^#[0-9]+ [0-9.]+ (one|two)-up$' "$T/int.log")" = 2 ] && break
-    sleep 0.1
-done
-check_eq "both stages run at once" "$(grep -cE '^#[0-9]+ [0-9.]+ (one|two)-up$' "$T/int.log")" 2
-t0=$(date +%s)
-kill -TERM "$bpid"
-wait "$bpid"
-rc=$?
-el=$(($(date +%s) - t0))
-check_cmp "SIGTERM fails the build" "$rc" -ne 0
-check_cmp "it stopped at once, not after the sleeps (${el}s)" "$el" -lt 20
-check "the build says it was interrupted" grep -q "interrupted by signal 15" "$T/int.log"
-check_eq "no sleep left running after SIGTERM" "$(pgrep -fc 'sleep 53' || true)" 0
-check_eq "nothing left after SIGTERM (mounts, run dirs, containers)" \
-    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+term_build "two stages in threads" int 2 53
+
+# ---- a signal while the one ready stage runs on the calling thread (build_sched.c) ----
+mkdir -p "$T/solo"
+printf 'FROM busybox AS a\nRUN echo solo-up; sleep 54\nFROM busybox\nCOPY --from=a /bin/sh /1\n' \
+    >"$T/solo/Dockerfile"
+term_build "the lone ready stage on the calling thread" solo 1 54
 
 finish
