@@ -23,8 +23,8 @@
 #                 then B's build with --cache-from
 # Bytes from the registry's access log, each machine through its own source-address relay
 # (tests/integration/fleet_lib.sh): up = the blobs whose upload it completed + its manifest PUTs
-# (at the repository's mean manifest size), down = its GET bodies. Medians of RUNS runs; the two
-# tools alternate within each run.
+# (at the repository's mean manifest size), down = its GET bodies. Medians of RUNS runs, each on
+# a fresh, empty registry; the two tools alternate within each run.
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
 DOCKER=${DOCKER:-/usr/bin/docker}
@@ -73,8 +73,15 @@ steps_cached() {
 }
 
 trap 'echo "bench: line $LINENO: $BASH_COMMAND failed" >&2' ERR
-registry_start plain >/dev/null
-fleet_relays 4 # 1: docker A, 2: docker B, 3: cstore A, 4: cstore B
+# fresh_registry: each run starts on an empty registry (a docker push would otherwise mount the
+# blobs it pushed to another repository in an earlier run instead of uploading them)
+fresh_registry() {
+    fleet_stop || true
+    registry_stop || true
+    rm -rf "$work/registry"
+    registry_start plain >/dev/null
+    fleet_relays 4 # 1: docker A, 2: docker B, 3: cstore A, 4: cstore B
+}
 dockerd_start A
 dockerd_start B
 ctx=$work/ctx
@@ -85,6 +92,14 @@ for m in A B; do
     run dk "$m" load -i "$bases/busybox.docker.tar"
     run dk "$m" load -i "$bases/golang.docker.tar"
 done
+bases_b=$(dk B images -q --no-trunc | sort -u)
+reset_b() { # B keeps the bases only: no other image, no build cache
+    local id
+    for id in $(dk B images -q --no-trunc | sort -u); do
+        grep -qxF "$id" <<<"$bases_b" || run dk B rmi -f "$id"
+    done
+    run dk B builder prune -af
+}
 run cs_at A load "$bases/busybox.docker.tar"
 run cs_at A load "$bases/golang.docker.tar"
 cp -a "$work/cA" "$work/cT" # B's starting point each run: the bases loaded, nothing built
@@ -114,9 +129,9 @@ dk_from_build() { dk B build --network none --progress plain --cache-from "$1" -
 
 for ((i = 1; i <= RUNS; i++)); do
     # ---- BuildKit ----
+    fresh_registry
     echo "$orig" >"$ctx/app.go"
-    run dk B rmi -f hello
-    run dk B builder prune -af
+    reset_b
     mark=$(fleet_mark)
     timed bk.exp dk_push_build A "$(fleet_host 1)/hello$i:cache"
     rec bk.exp.up "$(fleet_up 1 "$mark" "hello$i")"
