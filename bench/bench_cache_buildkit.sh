@@ -127,52 +127,47 @@ dk_push_build() { # M REF: build with inline cache and push
 }
 dk_from_build() { dk B build --network none --progress plain --cache-from "$1" -t hello "$ctx"; }
 
+# bk_cycle A_KEY B_KEY REPO: A builds and pushes, then B builds with --cache-from (BuildKit)
+bk_cycle() {
+    mark=$(fleet_mark)
+    timed "$1" dk_push_build A "$(fleet_host 1)/$3:cache"
+    rec "$1.up" "$(fleet_up 1 "$mark" "$3")"
+    mark=$(fleet_mark)
+    timed "$2" dk_from_build "$(fleet_host 2)/$3:cache"
+    rec "$2.down" "$(fleet_down 2 "$mark")"
+    rec "$2.cached" "$(steps_cached "$OUT")"
+}
+# cs_cycle A_KEY B_KEY REPO: the same with cstore, then B's export of the image (B_KEY"x")
+cs_cycle() {
+    mark=$(fleet_mark)
+    timed "$1" cs_at A build --progress plain -t hello \
+        --cache-to "type=registry,ref=$(fleet_host 3)/$3:buildcache,mode=max" "$ctx"
+    rec "$1.up" "$(fleet_up 3 "$mark" "$3")"
+    mark=$(fleet_mark)
+    timed "$2" cs_at B build --progress plain -t hello \
+        --cache-from "type=registry,ref=$(fleet_host 4)/$3:buildcache" "$ctx"
+    rec "$2.down" "$(fleet_down 4 "$mark")"
+    rec "$2.cached" "$(steps_cached "$OUT")"
+    timed "$2x" cs_at B export hello -o "$work/b.tar"
+    rec "$2x.down" "$(fleet_down 4 "$mark")" # the build's bytes and the export's
+}
+change() { sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello, run $1\")/" "$ctx/app.go"; }
+
 for ((i = 1; i <= RUNS; i++)); do
-    # ---- BuildKit ----
     fresh_registry
+    # ---- BuildKit ----
     echo "$orig" >"$ctx/app.go"
     reset_b
-    mark=$(fleet_mark)
-    timed bk.exp dk_push_build A "$(fleet_host 1)/hello$i:cache"
-    rec bk.exp.up "$(fleet_up 1 "$mark" "hello$i")"
-    mark=$(fleet_mark)
-    timed bk.b dk_from_build "$(fleet_host 2)/hello$i:cache"
-    rec bk.b.down "$(fleet_down 2 "$mark")"
-    rec bk.b.cached "$(steps_cached "$OUT")"
-    sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello, run $i\")/" "$ctx/app.go"
-    mark=$(fleet_mark)
-    timed bk.one dk_push_build A "$(fleet_host 1)/hello$i:cache"
-    rec bk.one.up "$(fleet_up 1 "$mark" "hello$i")"
-    mark=$(fleet_mark)
-    timed bk.oneb dk_from_build "$(fleet_host 2)/hello$i:cache"
-    rec bk.oneb.down "$(fleet_down 2 "$mark")"
-    rec bk.oneb.cached "$(steps_cached "$OUT")"
-
+    bk_cycle bk.exp bk.b "hello$i"
+    change "$i"
+    bk_cycle bk.one bk.oneb "hello$i"
     # ---- cstore ----
     echo "$orig" >"$ctx/app.go"
     rm -rf "$work/cA/rcache" "$work/cB"
     cp -a "$work/cT" "$work/cB"
-    refa="type=registry,ref=$(fleet_host 3)/cache/run$i:buildcache"
-    refb="type=registry,ref=$(fleet_host 4)/cache/run$i:buildcache"
-    mark=$(fleet_mark)
-    timed cs.exp cs_at A build --progress plain -t hello --cache-to "$refa,mode=max" "$ctx"
-    rec cs.exp.up "$(fleet_up 3 "$mark" "cache/run$i")"
-    mark=$(fleet_mark)
-    timed cs.b cs_at B build --progress plain -t hello --cache-from "$refb" "$ctx"
-    rec cs.b.down "$(fleet_down 4 "$mark")"
-    rec cs.b.cached "$(steps_cached "$OUT")"
-    timed cs.bx cs_at B export hello -o "$work/b.tar"
-    rec cs.bx.down "$(fleet_down 4 "$mark")" # the build's bytes and the export's
-    sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello, run $i\")/" "$ctx/app.go"
-    mark=$(fleet_mark)
-    timed cs.one cs_at A build --progress plain -t hello --cache-to "$refa,mode=max" "$ctx"
-    rec cs.one.up "$(fleet_up 3 "$mark" "cache/run$i")"
-    mark=$(fleet_mark)
-    timed cs.oneb cs_at B build --progress plain -t hello --cache-from "$refb" "$ctx"
-    rec cs.oneb.down "$(fleet_down 4 "$mark")"
-    rec cs.oneb.cached "$(steps_cached "$OUT")"
-    timed cs.onebx cs_at B export hello -o "$work/b.tar"
-    rec cs.onebx.down "$(fleet_down 4 "$mark")"
+    cs_cycle cs.exp cs.b "cache/run$i"
+    change "$i"
+    cs_cycle cs.one cs.oneb "cache/run$i"
 done
 
 m() { # KEY: the median of R[KEY]
