@@ -3,7 +3,9 @@
 # golang and busybox bases loaded) build examples/hello-go IN PARALLEL, each with a different
 # one-line change in app.go, each with --cache-from and --cache-to (mode=max) the same registry
 # repository and tag (Debian's docker-registry on loopback). Then a ninth empty root builds the
-# eight variants with --cache-from only. Bytes moved per machine from the registry's access log
+# eight variants with --cache-from only. Two phases: "cold" (the registry has no cache yet: every
+# machine finds it empty and pushes the bases' packs) and "seeded" (a first machine exported the
+# unchanged project's cache before; not counted). Bytes moved per machine from the registry's access log
 # (uploaded: the blobs whose upload the machine completed plus its manifest PUTs at the mean stored
 # manifest size; downloaded: its GET bodies; machines told apart by source address through
 # tests/integration/src_relay.py, see tests/integration/fleet_lib.sh), and wall times. In the same
@@ -37,10 +39,9 @@ fresh_roots() { # the N machines (and the ninth: empty)
 }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
-# parallel_builds RUN FLAGS...: the N builds at once; fails when one fails
+# parallel_builds FLAGS...: the N builds at once; fails when one fails
 parallel_builds() {
-    local run=$1 k pids=() rc=0
-    shift
+    local k pids=() rc=0
     for ((k = 1; k <= N; k++)); do
         # shellcheck disable=SC2001 # the ref's host differs per machine: fill it in
         cs_at "$k" build -q -t app $(sed "s/@HOST@/$(fleet_host "$k")/g" <<<"$*") \
@@ -57,60 +58,84 @@ parallel_builds() {
     return $rc
 }
 
-declare -A up down
-declare -a t_base t_fleet t_nine d_nine c_nine tot_up tot_down
-for ((i = 1; i <= RUNS; i++)); do
-    for ((k = 1; k <= N; k++)); do
-        rm -rf "$work/ctx$k"
-        cp -r "$src/examples/hello-go" "$work/ctx$k"
-        sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello from machine $k, run $i\")/" "$work/ctx$k/app.go"
-    done
-    fresh_roots
-    t0=$(now)
-    parallel_builds "$i"
-    t_base+=("$(secs "$t0" "$(now)")")
-
-    fresh_roots
-    repo=fleet/run$i
-    spec="type=registry,ref=@HOST@/$repo:cache"
+declare -A R # R[phase.what] = the runs' figures, space separated
+rec() { R[$1]+="$2 "; }
+# ninth REPO PHASE: the ninth, empty machine builds the N variants with --cache-from only
+ninth() {
+    local k out cached=0 steps=0 failed=0 t0 mark nine=$((N + 1))
+    rm -rf "$work/m$nine"
     mark=$(fleet_mark)
     t0=$(now)
-    parallel_builds "$i" --cache-from "$spec" --cache-to "$spec,mode=max"
-    t_fleet+=("$(secs "$t0" "$(now)")")
-    su=0 sd=0
     for ((k = 1; k <= N; k++)); do
-        up[$k]+="$(fleet_up "$k" "$mark" "$repo") " down[$k]+="$(fleet_down "$k" "$mark") "
-        su=$((su + $(fleet_up "$k" "$mark" "$repo"))) sd=$((sd + $(fleet_down "$k" "$mark")))
-    done
-
-    # the ninth machine: empty, builds the eight variants from the shared cache
-    mark=$(fleet_mark)
-    cached=0 steps=0 failed=0
-    t0=$(now)
-    for ((k = 1; k <= N; k++)); do
-        out=$("$cstore" --root "$work/m$((N + 1))" build --progress plain -t "v$k" \
-            --cache-from "type=registry,ref=$(fleet_host $((N + 1)))/$repo:cache" "$work/ctx$k" 2>&1) || {
+        out=$("$cstore" --root "$work/m$nine" build --progress plain -t "v$k" \
+            --cache-from "type=registry,ref=$(fleet_host $nine)/$1:cache" "$work/ctx$k" 2>&1) || {
             failed=$((failed + 1))
             echo "bench: the ninth machine's build of variant $k failed:" >&2
             tail -n 3 <<<"$out" >&2
         }
-        echo "$out" >"$work/nine$k"
         cached=$((cached + $(grep -cE '^#[0-9]+ CACHED$' <<<"$out" || true)))
         steps=$((steps + $(grep -cE '^#[0-9]+ \[[^]]*\] (WORKDIR|COPY|ADD|RUN)' <<<"$out" || true)))
     done
-    t_nine+=("$(secs "$t0" "$(now)")")
-    d_nine+=("$(fleet_down $((N + 1)) "$mark")")
-    c_nine+=("$cached/$steps$( ((failed == 0)) || echo " ($failed builds failed)")")
-    tot_up+=("$su") tot_down+=("$((sd + $(fleet_down $((N + 1)) "$mark")))")
+    rec "$2.t9" "$(secs "$t0" "$(now)")"
+    rec "$2.d9" "$(fleet_down $nine "$mark")"
+    R[$2.c9]+="$cached/$steps$( ((failed == 0)) || echo "($failed failed)") "
+}
+# fleet_phase REPO PHASE: the N machines (fresh roots) build at once, sharing REPO; then ninth
+fleet_phase() {
+    local k spec="type=registry,ref=@HOST@/$1:cache" mark t0 su=0 sd=0 u d
+    fresh_roots
+    mark=$(fleet_mark)
+    t0=$(now)
+    parallel_builds --cache-from "$spec" --cache-to "$spec,mode=max"
+    rec "$2.t" "$(secs "$t0" "$(now)")"
+    for ((k = 1; k <= N; k++)); do
+        u=$(fleet_up "$k" "$mark" "$1") d=$(fleet_down "$k" "$mark")
+        rec "$2.up$k" "$u"
+        rec "$2.down$k" "$d"
+        su=$((su + u)) sd=$((sd + d))
+    done
+    ninth "$1" "$2"
+    rec "$2.up" "$su"
+    rec "$2.down" "$((sd + $(fleet_down $((N + 1)) "$mark")))"
+}
+variants() { # RUN: each machine's context, app.go's message its one-line change
+    local k
+    for ((k = 1; k <= N; k++)); do
+        rm -rf "$work/ctx$k"
+        cp -r "$src/examples/hello-go" "$work/ctx$k"
+        sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello from machine $k, run $1\")/" "$work/ctx$k/app.go"
+    done
+}
+
+for ((i = 1; i <= RUNS; i++)); do
+    variants "$i"
+    fresh_roots
+    t0=$(now)
+    parallel_builds
+    rec base.t "$(secs "$t0" "$(now)")"
+    # cold: the registry has no cache yet; every machine finds it empty
+    fleet_phase "fleet/cold$i" cold
+    # seeded: one machine first exported the unchanged project's cache (not counted)
+    rm -rf "$work/seed"
+    cp -a "$work/tmpl" "$work/seed"
+    "$cstore" --root "$work/seed" build -q -t app \
+        --cache-to "type=registry,ref=$REG_ADDR/fleet/seeded$i:cache,mode=max" "$src/examples/hello-go" >/dev/null 2>&1
+    fleet_phase "fleet/seeded$i" seeded
 done
 
-m() { printf '%s\n' "$@" | median; }
-echo "cstore fleet cache: $N machines, examples/hello-go, runs: $RUNS (medians); $(nproc) cores," \
+m() { # KEY: the median of R[KEY]
+    # shellcheck disable=SC2086 # one word per run
+    printf '%s\n' ${R[$1]} | median
+}
+echo "cstore fleet cache: $N machines, examples/hello-go, medians of $RUNS runs; $(nproc) cores," \
     "$(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%RZ)"
-for ((k = 1; k <= N; k++)); do
-    # shellcheck disable=SC2086 # the runs' figures, one word each
-    printf '  machine %d: %s bytes up, %s bytes down\n' "$k" "$(m ${up[$k]})" "$(m ${down[$k]})"
+echo "baseline (same run): the $N builds at once without cache flags: $(m base.t) s"
+for ph in cold seeded; do
+    echo "$ph registry: the $N builds at once with --cache-from/--cache-to (mode=max): $(m "$ph.t") s"
+    for ((k = 1; k <= N; k++)); do
+        printf '  machine %d: %s bytes up, %s bytes down\n' "$k" "$(m "$ph.up$k")" "$(m "$ph.down$k")"
+    done
+    echo "  ninth (empty; the $N variants, --cache-from): $(m "$ph.d9") bytes down, $(m "$ph.t9") s;" \
+        "steps CACHED per run: ${R[$ph.c9]}"
+    echo "  total: $(m "$ph.up") bytes up, $(m "$ph.down") bytes down (the ninth's included)"
 done
-echo "  ninth (empty, $N variants with --cache-from): $(m "${d_nine[@]}") bytes down, $(m "${t_nine[@]}") s; steps CACHED per run: ${c_nine[*]}"
-echo "  total: $(m "${tot_up[@]}") bytes up, $(m "${tot_down[@]}") bytes down (ninth included)"
-echo "  wall, $N parallel builds: $(m "${t_fleet[@]}") s with --cache-from/--cache-to; $(m "${t_base[@]}") s without cache flags (baseline, same run)"
