@@ -39,13 +39,14 @@ fresh_roots() { # the N machines (and the ninth: empty)
 }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
-# parallel_builds FLAGS...: the N builds at once; fails when one fails
+# parallel_builds FLAGS...: the N builds at once (@HOST@ in FLAGS: the registry as the machine
+# reaches it); fails when one fails
 parallel_builds() {
-    local k pids=() rc=0
+    local k f flags pids=() rc=0
     for ((k = 1; k <= N; k++)); do
-        # shellcheck disable=SC2001 # the ref's host differs per machine: fill it in
-        cs_at "$k" build -q -t app $(sed "s/@HOST@/$(fleet_host "$k")/g" <<<"$*") \
-            "$work/ctx$k" >"$work/out$k" 2>&1 &
+        flags=()
+        for f in "$@"; do flags+=("${f//@HOST@/$(fleet_host "$k")}"); done
+        cs_at "$k" build -q -t app "${flags[@]}" "$work/ctx$k" >"$work/out$k" 2>&1 &
         pids+=($!)
     done
     for ((k = 1; k <= N; k++)); do

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # fleet_lib.sh - many "machines" (store roots) on one registry, each request in the registry's
 # access log attributed to its machine (t_cache_fleet.sh, bench/bench_cache_fleet.sh). Source it
 # after registry_lib.sh and registry_start plain.
@@ -72,8 +73,8 @@ fleet_manifest_mean() {
         echo 0
         return
     }
-    for h in $(ls "$d"); do
-        s=$((s + $(_fleet_blob_size "$h")))
+    for h in "$d"/*; do
+        s=$((s + $(_fleet_blob_size "${h##*/}")))
         n=$((n + 1))
     done
     echo $((n ? s / n : 0))
