@@ -19,7 +19,7 @@
 
 #define REF_FILE        "registry-ref"
 #define MANIFEST_TYPE   "application/vnd.oci.image.manifest.v1+json"
-#define EXPORT_ATTEMPTS 5 /* read-merge-writes of one export when the ref keeps moving */
+#define EXPORT_ATTEMPTS 12 /* read-merge-writes of one export when the ref keeps moving */
 
 /* One client per ref, kept for the process's life: fetcher threads of
  * several --cache-from refs use theirs at once. */
@@ -423,7 +423,10 @@ cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b, cs
             break;
         }
         (*retries)++;
-        usleep((useconds_t) (100000 * attempt + rand_r(&jitter_seed) % 200000)); /* jitter */
+        /* Exponential backoff with full jitter: eight machines exporting
+         * at once (t_cache_fleet) spread out within a few attempts. */
+        unsigned cap = 100000u << (attempt < 5 ? attempt : 5); /* 0.2 .. 3.2 s */
+        usleep((useconds_t) (50000 + rand_r(&jitter_seed) % cap));
     }
     if (rc >= 0)
         cs_registry_stats(r, sent, uploads);
