@@ -464,13 +464,11 @@ h_str(cs_sha256_ctx *h, const char *s)
         cs_sha256_update(h, s, n);
 }
 
+/* The flags both keys share: owner, mode, excludes, --parents, checksum,
+ * the mtime clamp. */
 static void
-h_opts(cs_sha256_ctx *h, const cs_copy *c, const cs_copy_opts *o)
+h_flags(cs_sha256_ctx *h, const cs_copy_opts *o)
 {
-    h_str(h, "cstore-copy-v1");
-    h_u64(h, o->is_add);
-    h_str(h, c->dest);
-    h_u64(h, c->dest_dir);
     h_u64(h, o->chown);
     h_u64(h, o->chown ? o->uid : 0);
     h_u64(h, o->chown ? o->gid : 0);
@@ -482,6 +480,16 @@ h_opts(cs_sha256_ctx *h, const cs_copy *c, const cs_copy_opts *o)
     h_u64(h, o->parents);
     h_str(h, o->checksum);
     h_u64(h, (uint64_t) o->clamp_mtime);
+}
+
+static void
+h_opts(cs_sha256_ctx *h, const cs_copy *c, const cs_copy_opts *o)
+{
+    h_str(h, "cstore-copy-v1");
+    h_u64(h, o->is_add);
+    h_str(h, c->dest);
+    h_u64(h, c->dest_dir);
+    h_flags(h, o);
 }
 
 /* Every field of the request (cs_copy_request_hash). A new field of
@@ -505,17 +513,7 @@ cs_copy_request_hash(cs_sha256_ctx *h, const cs_copy_opts *o)
     }
     h_str(h, o->dest);
     h_str(h, o->workdir);
-    h_u64(h, o->chown);
-    h_u64(h, o->chown ? o->uid : 0);
-    h_u64(h, o->chown ? o->gid : 0);
-    h_u64(h, o->chmod);
-    h_u64(h, o->chmod ? o->mode : 0);
-    h_u64(h, o->nexcludes);
-    for (size_t i = 0; i < o->nexcludes; i++)
-        h_str(h, o->excludes[i]);
-    h_u64(h, o->parents);
-    h_str(h, o->checksum);
-    h_u64(h, (uint64_t) o->clamp_mtime);
+    h_flags(h, o);
 }
 
 static void
