@@ -271,13 +271,14 @@ apply_labels(build *b, bstage *st)
 /* The final config: diff_ids of every layer (inherited ones as the base
  * recorded them), created, --label. Caller frees the JSON text. */
 static int
-final_config(build *b, bstage *st, char **out, cs_error **err)
+final_config(build *b, bstage *st, char **out, cs_diff_pending *pend, cs_error **err)
 {
     cs_autofree cs_digest *ids = cs_xcalloc(st->nlayers + 1, sizeof(cs_digest));
     if (st->ninherited) /* FROM scratch has none (and no array) */
         memcpy(ids, st->diff_ids, st->ninherited * sizeof(cs_digest));
-    int r = cs_layer_diff_ids(b->db, st->layers + st->ninherited, st->nlayers - st->ninherited,
-                              ids + st->ninherited, err);
+    int r =
+        cs_layer_diff_ids_pending(b->db, st->layers + st->ninherited, st->nlayers - st->ninherited,
+                                  ids + st->ninherited, pend, err);
     if (r < 0)
         return r;
     json_t *a = json_array();
@@ -300,7 +301,9 @@ commit(build *b, cs_digest *id, cs_error **err)
 {
     bstage *st = &b->st[b->target];
     cs_autofree char *js = NULL;
-    int r = final_config(b, st, &js, err);
+    /* the new layers' diff ids are recorded with the image: one commit */
+    __attribute__((cleanup(cs_diff_pending_release))) cs_diff_pending pend = { 0 };
+    int r = final_config(b, st, &js, &pend, err);
     if (r < 0)
         return r;
     cs_image img = { 0 };
@@ -309,7 +312,7 @@ commit(build *b, cs_digest *id, cs_error **err)
     cs_sha256(js, img.config_len, &img.id);
     img.layers = st->layers;
     img.nlayers = (uint32_t) st->nlayers;
-    if ((r = cs_image_commit(b->db, &img, b->o->tags, err)) < 0
+    if ((r = cs_image_commit_pending(b->db, &img, b->o->tags, &pend, err)) < 0
         || (r = cs_cache_touch(b->db, NULL, b->hits, b->nhits, err)) < 0)
         return r;
     *id = img.id;

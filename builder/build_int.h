@@ -15,7 +15,8 @@
  * a stage's thread touches: its bstage; other stages only once they are
  * ST_DONE (read-only but for the lazily built merged tree, made under
  * merged_mu); the build's counters, hits and progress under mu; snapshots
- * (get, adopt: per process, snapshot.h) under snap_mu. The store's cancel
+ * (get: per process, snapshot.h) under snap_mu; a RUN's adopt is in its
+ * layer's write transaction, never under snap_mu. The store's cancel
  * flag is the build's own (cancel) while the stages run, so that a failing
  * stage stops the others; the caller's flag is mirrored into it.
  */

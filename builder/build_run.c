@@ -553,6 +553,23 @@ prune_mount_parents(run_step *r)
     cs_strv_release(&dirs);
 }
 
+/* The upper dir kept as the snapshot of the layer's tree, recorded by the
+ * layer's own commit (one fdatasync less per RUN); a failure only costs the
+ * snapshot. With FUSE chosen, trees are served and need no snapshot: the
+ * upper dir goes (run_step_release). Not under snap_mu: ing holds the write
+ * transaction, which a thread under snap_mu may be waiting for. */
+static void
+run_adopt(build *b, cs_ingest *ing, run_step *r, const cs_digest *tree)
+{
+    if (!cs_store_snapshotter_adopts(b->s))
+        return;
+    cs_error *tmp = NULL;
+    if (cs_snapshot_adopt_ingest(ing, tree, r->res.upper, &tmp) == 0)
+        free(cs_steal(&r->res.upper));
+    else
+        cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
+}
+
 /* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
 static int
 run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error **err)
@@ -574,26 +591,14 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
                 layer->e[i].mtime_sec = epoch;
                 layer->e[i].mtime_nsec = 0;
             }
-        if ((rc = cs_cache_put_layer(b->db, ing, key, layer, tree, err)) == 0)
+        if ((rc = cs_cache_put_layer(b->db, ing, key, layer, tree, err)) == 0) {
+            run_adopt(b, ing, r, tree);
             rc = cs_ingest_commit(ing, err);
+        }
     }
     cs_tree_free(layer);
     cs_ingest_free(ing);
-    if (rc < 0)
-        return rc;
-    /* With FUSE chosen, trees are served and need no snapshot: the upper dir
-     * goes (run_step_release). */
-    if (!cs_store_snapshotter_adopts(b->s))
-        return 0;
-    cs_error *tmp = NULL;
-    pthread_mutex_lock(&b->snap_mu);
-    rc = cs_snapshot_adopt(b->s, tree, r->res.upper, &tmp);
-    pthread_mutex_unlock(&b->snap_mu);
-    if (rc == 0)
-        free(cs_steal(&r->res.upper));
-    else
-        cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
-    return 0;
+    return rc;
 }
 
 int

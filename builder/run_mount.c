@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,6 +109,44 @@ mount_from_run_dir(run *r, const char *data)
     return st < 0 ? ECHILD : st;
 }
 
+/* Mounts the overlay with options data; an errno value. */
+static int
+mount_data(run *r, bool full, const char *data)
+{
+    if (!full)
+        return mount_from_run_dir(r, data);
+    return mount("overlay", r->rootfs, "overlay", 0, data) < 0 ? errno : 0;
+}
+
+/* Kernels before 5.10 refuse "volatile" (EINVAL): noticed once per process. */
+static atomic_bool no_volatile;
+
+/* Mounts the overlay with "volatile" added when the kernel takes it and it
+ * fits: the kernel then never syncs the upper filesystem for this mount,
+ * above all not on the unmount, which would otherwise flush the whole
+ * filesystem the store is on (whatever any process left dirty) once per RUN.
+ * Nothing is lost that matters: the upper dir is ingested into the store
+ * (whose commit is the durability point) and adopted as a snapshot, a cache
+ * recorded with the boot id and checked after a reboot (synced by the adopt
+ * itself when there is no boot id). Returns an errno value. */
+static int
+mount_overlay_data(run *r, bool full, const cs_buf *b, size_t max)
+{
+    static const char vol[] = ",volatile";
+    const char *data = (const char *) b->data;
+    if (!atomic_load(&no_volatile) && b->len + sizeof vol - 1 <= max) {
+        cs_autofree char *v = cs_xasprintf("%s%s", data, vol);
+        int e = mount_data(r, full, v);
+        if (e != EINVAL)
+            return e;
+        e = mount_data(r, full, data);
+        if (e == 0) /* volatile alone was refused */
+            atomic_store(&no_volatile, true);
+        return e;
+    }
+    return mount_data(r, full, data);
+}
+
 int
 run_mount_overlay(run *r, cs_error **err)
 {
@@ -124,15 +163,11 @@ run_mount_overlay(run *r, cs_error **err)
     }
     if (!full)
         overlay_options(r, NULL, &b);
-    int e = 0;
     if (b.len > max) {
         cs_buf_release(&b);
         return cs_err(err, CS_EINVAL, 0, "%zu layers do not fit in one overlay mount", nl);
     }
-    if (full)
-        e = mount("overlay", r->rootfs, "overlay", 0, (const char *) b.data) < 0 ? errno : 0;
-    else
-        e = mount_from_run_dir(r, (const char *) b.data);
+    int e = mount_overlay_data(r, full, &b, max);
     cs_buf_release(&b);
     if (e)
         return cs_err(err, CS_EIO, e, "mount overlay on '%s' (%zu layers)", r->rootfs, nl);

@@ -1,5 +1,8 @@
 /* commit.c - a built image into the store (see cstore/commit.h). */
 #include "cstore/commit.h"
+
+#include <stdlib.h>
+#include <string.h>
 #include "cstore/export.h"
 
 typedef struct hash_sink {
@@ -18,18 +21,16 @@ hash_write(void *ctx, const void *p, size_t n, cs_error **err)
 }
 
 /* A layer cstore made: the tar it exports as is hashed once, then its
- * digests are kept in layer_blobs like an exported layer's. */
+ * digests are kept in layer_blobs like an exported layer's. *fresh: lb was
+ * computed here, not found (the caller records it). */
 static int
-layer_diff_id(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_digest *out, cs_error **err)
+diff_id_of(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_layer_blob *lb, bool *fresh,
+           cs_error **err)
 {
-    cs_layer_blob lb;
-    int r = cs_layer_blob_get(db, txn, tree, CS_COMP_NONE, &lb, err);
-    if (r == 0) {
-        *out = lb.diff_id;
-        return 0;
-    }
+    *fresh = false;
+    int r = cs_layer_blob_get(db, txn, tree, CS_COMP_NONE, lb, err);
     if (r != -CS_ENOTFOUND)
-        return r;
+        return r < 0 ? r : 0;
     cs_error_clear(err);
     __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
     if ((r = cs_tree_get(db, txn, tree, &t, err)) < 0)
@@ -37,20 +38,34 @@ layer_diff_id(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_digest *out, cs
     hash_sink hs = { cs_sha256_new(), 0 };
     r = cs_tree_write_tar(db, txn, t, hash_write, &hs, err);
     if (r == 0) {
-        cs_sha256_final(hs.sha, out);
-        lb.diff_id = *out;
-        lb.blob = *out;
-        lb.size = hs.n;
-        r = cs_layer_blob_put(db, txn, tree, CS_COMP_NONE, &lb, err);
+        cs_sha256_final(hs.sha, &lb->diff_id);
+        lb->blob = lb->diff_id;
+        lb->size = hs.n;
+        *fresh = true;
     }
     cs_sha256_free(hs.sha);
     return r < 0 ? r : 0;
+}
+
+static int
+layer_diff_id(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_digest *out, cs_error **err)
+{
+    cs_layer_blob lb;
+    bool fresh;
+    int r = diff_id_of(db, txn, tree, &lb, &fresh, err);
+    if (r < 0)
+        return r;
+    *out = lb.diff_id;
+    if (fresh && (r = cs_layer_blob_put(db, txn, tree, CS_COMP_NONE, &lb, err)) < 0)
+        return r;
+    return 0;
 }
 
 typedef struct commit_ctx {
     const cs_digest *trees;
     size_t n;
     cs_digest *out;
+    cs_diff_pending *pend;
     const cs_image *img;
     char *const *tags;
 } commit_ctx;
@@ -74,6 +89,53 @@ cs_layer_diff_ids(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out, c
         return 0;
     commit_ctx c = { .trees = trees, .n = n, .out = out };
     return cs_db_write(db, diff_ids_fn, &c, err);
+}
+
+/* In a read transaction: the fresh ones go to c->pend. */
+static int
+diff_ids_pending_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    commit_ctx *c = ctx;
+    cs_diff_pending *p = c->pend;
+    for (size_t i = 0; i < c->n; i++) {
+        cs_layer_blob lb;
+        bool fresh;
+        int r = diff_id_of(db, txn, &c->trees[i], &lb, &fresh, err);
+        if (r < 0)
+            return r;
+        c->out[i] = lb.diff_id;
+        if (!fresh)
+            continue;
+        p->trees = cs_xrealloc(p->trees, (p->n + 1) * sizeof(*p->trees));
+        p->blobs = cs_xrealloc(p->blobs, (p->n + 1) * sizeof(*p->blobs));
+        p->trees[p->n] = c->trees[i];
+        p->blobs[p->n++] = lb;
+    }
+    return 0;
+}
+
+int
+cs_layer_diff_ids_pending(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out,
+                          cs_diff_pending *p, cs_error **err)
+{
+    memset(p, 0, sizeof(*p));
+    if (!n)
+        return 0;
+    commit_ctx c = { .trees = trees, .n = n, .out = out, .pend = p };
+    int r = cs_db_read(db, diff_ids_pending_fn, &c, err);
+    if (r < 0)
+        cs_diff_pending_release(p);
+    return r;
+}
+
+void
+cs_diff_pending_release(cs_diff_pending *p)
+{
+    if (!p)
+        return;
+    free(p->trees);
+    free(p->blobs);
+    memset(p, 0, sizeof(*p));
 }
 
 /* Points tag at id unless it already does. */
@@ -122,6 +184,8 @@ commit_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     commit_ctx *c = ctx;
     MDB_val v;
     int r = trees_exist(db, txn, c->img, err);
+    for (size_t i = 0; r >= 0 && c->pend && i < c->pend->n; i++)
+        r = cs_layer_blob_put(db, txn, &c->pend->trees[i], CS_COMP_NONE, &c->pend->blobs[i], err);
     if (r < 0)
         return r;
     /* Only what changed is written: a no-op rebuild leaves the txn clean. */
@@ -139,5 +203,13 @@ int
 cs_image_commit(cs_db *db, const cs_image *img, char *const *tags, cs_error **err)
 {
     commit_ctx c = { .img = img, .tags = tags };
+    return cs_db_write(db, commit_fn, &c, err);
+}
+
+int
+cs_image_commit_pending(cs_db *db, const cs_image *img, char *const *tags, const cs_diff_pending *p,
+                        cs_error **err)
+{
+    commit_ctx c = { .img = img, .tags = tags, .pend = (cs_diff_pending *) p };
     return cs_db_write(db, commit_fn, &c, err);
 }

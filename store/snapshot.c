@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,13 +236,15 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
 /* ---- adopt and prune ---- */
 
 static int
-adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final, const char *fs,
-           const uint8_t boot[CS_BOOT_ID_LEN], cs_error **err)
+adopt_into(const char *upper, const char *final, const char *fs, const uint8_t boot[CS_BOOT_ID_LEN],
+           cs_error **err)
 {
+    static atomic_uint seq; /* adopts run outside the callers' lock (adopt_ingest) */
     int r = 0;
     if (access(final, F_OK) == 0 && (r = discard(final, NULL, err)) < 0)
         return r; /* final without fs: damaged */
-    cs_autofree char *tmp = cs_xasprintf("%s.tmp-%ld", final, (long) getpid());
+    cs_autofree char *tmp =
+        cs_xasprintf("%s.tmp-%ld-a%u", final, (long) getpid(), atomic_fetch_add(&seq, 1));
     cs_autofree char *tmpfs = cs_path_join(tmp, "fs");
     r = cs_rm_tree(tmp, NULL, err);
     if (r < 0)
@@ -266,55 +269,87 @@ adopt_into(cs_store *s, const cs_digest *d, const char *upper, const char *final
         int e = errno;
         if ((e == ENOTEMPTY || e == EEXIST) && is_dir(fs)) {
             /* Another process adopted or unpacked the same tree first. */
-            r = cs_rm_tree(tmp, NULL, err);
-            return r < 0 ? r : rec_touch(s, d, boot, err);
+            return cs_rm_tree(tmp, NULL, err);
         }
         /* Give the caller its upper dir back. */
         if (rename(tmpfs, upper) == 0)
             rmdir(tmp);
         return cs_err(err, CS_EIO, e, "rename '%s'", tmp);
     }
-    return rec_touch(s, d, boot, err);
+    return 0;
 }
 
-/* Whether fs, not trusted as is, passes the check against the tree. */
+/* Whether fs, not trusted as is, passes the check against tree d, read in
+ * txn (NULL: a read transaction of its own). */
 static bool
-intact(cs_store *s, const cs_digest *d, const char *fs)
+intact(cs_store *s, MDB_txn *txn, const cs_digest *d, const char *fs)
 {
     tree_ctx tc = { .d = d };
     cs_error *tmp = NULL;
-    bool ok = cs_db_read(cs_store_db(s), tree_get_fn, &tc, &tmp) == 0
-              && cs_snapshot_verify(tc.t, fs, &tmp) == 0;
+    cs_db *db = cs_store_db(s);
+    int r = txn ? tree_get_fn(db, txn, &tc, &tmp) : cs_db_read(db, tree_get_fn, &tc, &tmp);
+    bool ok = r == 0 && cs_snapshot_verify(tc.t, fs, &tmp) == 0;
     cs_tree_free(tc.t);
     cs_error_clear(&tmp); /* not intact: replaced, which is the remedy */
     return ok;
 }
 
-int
-cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_error **err)
+/* The files of an adopt, reading in txn (NULL: read transactions of its
+ * own): upper moved into place as tree's snapshot, or dropped when a good
+ * one is there already. *c is tree's record as found; *rboot the boot id to
+ * record. */
+static int
+adopt_files(cs_store *s, MDB_txn *txn, const cs_digest *tree, const char *upper, rec *c,
+            uint8_t rboot[CS_BOOT_ID_LEN], cs_error **err)
 {
     char hex[CS_DIGEST_HEX];
     cs_digest_hex(tree, hex);
     cs_autofree char *root = snap_root(s);
     cs_autofree char *final = cs_path_join(root, hex);
     cs_autofree char *fs = cs_path_join(final, "fs");
-    rec c = { .d = tree };
-    uint8_t boot[CS_BOOT_ID_LEN];
-    cs_snapshot_boot_id(boot);
+    cs_snapshot_boot_id(rboot);
+    cs_db *db = cs_store_db(s);
     int r = cs_mkdir_p(root, 0700, err);
     if (r >= 0)
-        r = cs_db_read(cs_store_db(s), rec_get_fn, &c, err);
-    if (r >= 0 && is_dir(fs) && (trusted(&c, boot) || intact(s, tree, fs))) {
+        r = txn ? rec_get_fn(db, txn, c, err) : cs_db_read(db, rec_get_fn, c, err);
+    if (r >= 0 && is_dir(fs) && (trusted(c, rboot) || intact(s, txn, tree, fs))) {
+        if (trusted(c, rboot))
+            memcpy(rboot, c->boot, CS_BOOT_ID_LEN);
         r = cs_rm_tree(upper, NULL, err);
-        if (r >= 0)
-            r = rec_touch(s, tree, trusted(&c, boot) ? c.boot : boot, err);
     } else if (r >= 0) {
-        /* A damaged one is replaced by ours (adopt_into). */
-        r = adopt_into(s, tree, upper, final, fs, boot, err);
+        /* A damaged one is replaced by ours. */
+        r = adopt_into(upper, final, fs, rboot, err);
     }
     if (r < 0)
         return cs_err_wrap(err, "adopt snapshot '%.12s'", hex);
     return 0;
+}
+
+int
+cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_error **err)
+{
+    rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    int r = adopt_files(s, NULL, tree, upper, &c, boot, err);
+    if (r >= 0)
+        r = rec_touch(s, tree, boot, err);
+    return r < 0 ? r : 0;
+}
+
+int
+cs_snapshot_adopt_ingest(cs_ingest *ing, const cs_digest *tree, const char *upper, cs_error **err)
+{
+    cs_store *s = cs_ingest_store(ing);
+    MDB_txn *txn = cs_ingest_txn(ing);
+    rec c = { .d = tree };
+    uint8_t boot[CS_BOOT_ID_LEN];
+    int r = adopt_files(s, txn, tree, upper, &c, boot, err);
+    if (r < 0)
+        return r;
+    rec n = { .d = tree, .last_used = (uint64_t) time(NULL) };
+    memcpy(n.boot, boot, CS_BOOT_ID_LEN);
+    r = rec_put_fn(cs_store_db(s), txn, &n, err);
+    return r < 0 ? r : 0;
 }
 
 typedef struct prec {

@@ -864,6 +864,58 @@ host_can(void)
     return ok;
 }
 
+/* A layer's tree and its upper dir as ingest puts them; upper made here. */
+static cs_ingest *
+adopt_in_ingest(fx *f, const char *upper, const char *text, cs_digest *d)
+{
+    assert_int_equal(mkdir(upper, 0755), 0);
+    write_str(upper, "f", text, O_EXCL);
+    cs_ingest *ing = begin(f);
+    cs_tree *t = cs_tree_new();
+    add_file(t, ing, "f", 0644, text, strlen(text));
+    cs_error *err = NULL;
+    assert_int_equal(cs_tree_put(cs_store_db(f->sb.s), cs_ingest_txn(ing), t, d, &err), 0);
+    cs_tree_free(t);
+    if (cs_snapshot_adopt_ingest(ing, d, upper, &err) < 0)
+        fail_msg("adopt in the ingest: %s", err->msg);
+    return ing;
+}
+
+static void
+adopt_in_an_ingest_is_recorded_by_its_commit_and_unrecorded_without(void **state)
+{
+    fx *f = *state;
+    char upper[160];
+    snprintf(upper, sizeof(upper), "%s/upper-ing", f->sb.dir);
+    cs_error *err = NULL;
+    cs_digest d;
+    cs_ingest *ing = adopt_in_ingest(f, upper, "committed", &d);
+    assert_false(exists(upper, "")); /* the files first */
+    assert_false(recorded(f, &d));   /* the record with the commit */
+    assert_int_equal(cs_ingest_commit(ing, &err), 0);
+    cs_ingest_free(ing);
+    assert_true(recorded(f, &d));
+    char want[256], hex[CS_DIGEST_HEX];
+    cs_digest_hex(&d, hex);
+    snprintf(want, sizeof(want), "%s/snapshots/%s/fs", f->sb.root, hex);
+    ino_t ino = lst(want, "f").st_ino;
+    char *fs = get(f, &d);
+    assert_string_equal(fs, want);
+    assert_int_equal(lst(fs, "f").st_ino, ino); /* moved, not unpacked */
+    free(fs);
+
+    /* A commit that never comes (the transaction aborted): the snapshot
+     * stays unrecorded, so it is checked against its tree before use. */
+    cs_digest d2;
+    ing = adopt_in_ingest(f, upper, "aborted", &d2);
+    cs_ingest_free(ing);
+    assert_false(recorded(f, &d2));
+    cs_digest_hex(&d2, hex);
+    snprintf(want, sizeof(want), "%s/snapshots/%s/fs", f->sb.root, hex);
+    assert_true(exists(want, "f"));
+    assert_int_equal(count_temp_dirs(f), 0);
+}
+
 int
 main(void)
 {
@@ -884,6 +936,8 @@ main(void)
         cmocka_unit_test_setup_teardown(prune_removes_old_orphaned_and_treeless_snapshots, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(racing_processes_share_one_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            adopt_in_an_ingest_is_recorded_by_its_commit_and_unrecorded_without, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,16 @@ int cs_snapshot_diff(cs_store *s, cs_ingest *ing, const char *upper, const cs_tr
  * store root's filesystem (ROOT/tmp/...): a move across filesystems fails
  * with CS_EIO and leaves upper where it was. */
 int cs_snapshot_adopt(cs_store *s, const cs_digest *tree, const char *upper, cs_error **err);
+/* cs_snapshot_adopt inside ing's write transaction, for a tree ing has put:
+ * the files are moved first, the record is put in ing's transaction and
+ * written by its commit (no commit, hence no fdatasync, of its own). If that
+ * commit fails, the dir stays unrecorded: checked against its tree before any
+ * use, pruned by gc. It reads only through ing's transaction and its temp dir
+ * name is its own, so it needs no lock against cs_snapshot_get (a lock that
+ * another thread holds while it waits for the write transaction would
+ * deadlock). On success upper is gone. */
+int cs_snapshot_adopt_ingest(cs_ingest *ing, const cs_digest *tree, const char *upper,
+                             cs_error **err);
 
 /* Removes snapshots not used since before `older_than` (unix seconds) and
  * those whose tree no longer exists (record first, then the dir, renamed out

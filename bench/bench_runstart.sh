@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench_runstart.sh - issue 11 item 5: what a one-line change of examples/hello-go costs beyond
+# `go build` itself (RUN start-up: lower dirs, bundle, overlay mount, runc, upper-dir ingest,
+# the final stage and the image), for a baseline cstore and this tree's, in the same run.
+#
+#   BASELINE=/path/to/main/cstore bash bench/bench_runstart.sh [RUNS]
+#
+# RUNS (default 5) one-line changes per binary and snapshotter, interleaved (baseline, new,
+# baseline, ...) so that the load of a shared machine falls on both; medians. BASELINE defaults
+# to /work/main/build/cstore (main's Release build). The project is examples/hello-go with its
+# RUN wrapped as `echo GOSTART; go build ...; echo GOEND`: the two lines' event times (ms, from
+# `--progress plain`) give go build's own time inside the container; overhead = whole build's
+# wall time - go build. Snapshotters: auto (the second build on golang unpacks it: every build
+# measured here uses the unpacked hot tree) and fuse (served; a fresh server per build).
+# Needs root, runc, /dev/fuse for the fuse rows, a Release build in build/ and the bases of
+# tests/mkbase.sh. Prints a Markdown section (bench/RESULTS-fuse.md keeps the ones recorded).
+. "$(dirname "$0")/lib.sh"
+runs=${1:-5}
+baseline=${BASELINE:-/work/main/build/cstore}
+[ -x "$baseline" ] || { echo "bench: BASELINE=$baseline is not executable" >&2; exit 1; }
+bench_init runstart
+bench_bases
+log() { echo "bench: $*" >&2; }
+load_start=$(cut -d" " -f1-3 /proc/loadavg)
+# each binary is copied so that a rebuild of the tree during the run changes nothing
+cp "$baseline" "$work/cs-base"
+cp "$cstore" "$work/cs-new"
+
+proj=$work/proj
+cp -r "$src/examples/hello-go" "$proj"
+sed -i 's|^    CGO_ENABLED=0 go build -o /out/hello .$|    echo GOSTART; CGO_ENABLED=0 go build -o /out/hello .; echo GOEND|' "$proj/Dockerfile"
+grep -q GOSTART "$proj/Dockerfile" || { echo "bench: could not wrap the RUN of hello-go" >&2; exit 1; }
+
+# build BIN ROOT SNAPSHOTTER: one build; prints "total_s go_s"
+build() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$work/cs-$1" --root "$2" build --progress plain --network none --snapshotter "$3" \
+        -t hello "$proj" >"$work/last.log" 2>&1 || { tail -20 "$work/last.log" >&2; return 1; }
+    t1=$(date +%s.%N)
+    awk -v t0="$t0" -v t1="$t1" '$3 == "GOSTART" {s = $2} $3 == "GOEND" {e = $2}
+        END {if (s == "" || e == "") exit 1; printf "%.4f %.4f\n", t1 - t0, e - s}' "$work/last.log"
+}
+change() { sed -i "s/fmt.Println(.*)/fmt.Println(\"change $RANDOM $1\")/" "$proj/app.go"; }
+
+declare -A tot gob ovh
+for snap in auto fuse; do
+    for b in base new; do
+        r=$work/root-$b-$snap
+        "$work/cs-$b" --root "$r" load "$bases/golang.docker.tar" >/dev/null
+        "$work/cs-$b" --root "$r" load "$bases/busybox.docker.tar" >/dev/null
+        for i in 1 2 3; do # first (served), second (auto: unpacks golang), one to warm up
+            change "warm $i"
+            build "$b" "$r" "$snap" >/dev/null
+        done
+    done
+    declare -A T=() G=() O=()
+    for i in $(seq "$runs"); do
+        for b in base new; do
+            log "$snap: one-line change $i/$runs ($b)"
+            change "$i"
+            sync
+            out=$(build "$b" "$work/root-$b-$snap" "$snap")
+            read -r t g <<<"$out"
+            T[$b]+="$t "
+            G[$b]+="$g "
+            O[$b]+="$(echo "$t - $g" | bc -l) "
+        done
+    done
+    for b in base new; do
+        # shellcheck disable=SC2086
+        tot[$b$snap]=$(printf '%s\n' ${T[$b]} | median)
+        # shellcheck disable=SC2086
+        gob[$b$snap]=$(printf '%s\n' ${G[$b]} | median)
+        # shellcheck disable=SC2086
+        ovh[$b$snap]=$(printf '%s\n' ${O[$b]} | median)
+    done
+    rm -rf "$work/root-base-$snap" "$work/root-new-$snap"
+done
+
+ms() { printf '%.0f ms' "$(echo "$1 * 1000" | bc -l)"; }
+ratio() { printf '%.2fx' "$(echo "$2 / $1" | bc -l)"; }
+row() {
+    local s=$1
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$s" \
+        "$(ms "${tot[base$s]}")" "$(ms "${gob[base$s]}")" "$(ms "${ovh[base$s]}")" \
+        "$(ms "${tot[new$s]}")" "$(ms "${gob[new$s]}")" "$(ms "${ovh[new$s]}")" \
+        "$(ratio "${ovh[base$s]}" "${ovh[new$s]}")"
+}
+cat <<EOF2
+## One-line change: RUN start-up beyond go build ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r))
+
+\`BASELINE=$baseline bash bench/bench_runstart.sh $runs\`: medians of $runs, baseline and new
+interleaved. Load average at start: $load_start (end: $(cut -d" " -f1-3 /proc/loadavg)).
+baseline: $baseline; new: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "?").
+
+| snapshotter | base: build | base: go build | base: overhead | new: build | new: go build | new: overhead | overhead new/base |
+|---|---|---|---|---|---|---|---|
+$(row auto)
+$(row fuse)
+EOF2
