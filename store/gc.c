@@ -591,6 +591,41 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
     return 0;
 }
 
+/* The FUSE snapshotter's marks of served bases (ROOT/snapshots/<hex>.served,
+ * fuse_client.c) whose tree was not kept: the tree is gone, so is what the
+ * mark remembered. A mark is only a hint (served once, unpack next time):
+ * failing to remove one is a warning. */
+static void
+drop_served_marks(cs_store *s, const cs_digestset *trees)
+{
+    static const char suffix[] = ".served";
+    cs_autofree char *root = cs_path_join(cs_store_root(s), "snapshots");
+    cs_autoclose int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* no snapshots dir: no marks */
+    char **names = NULL;
+    size_t n = 0;
+    cs_error *tmp = NULL;
+    if (cs_dir_names(fd, root, &names, &n, &tmp) < 0)
+        cs_store_warn_error(s, "gc: served marks", &tmp);
+    for (size_t i = 0; i < n; i++) {
+        char hex[CS_DIGEST_HEX];
+        cs_digest d;
+        size_t len = strlen(names[i]);
+        if (len != CS_DIGEST_HEX - 1 + sizeof(suffix) - 1 || strcmp(names[i] + 64, suffix))
+            continue;
+        memcpy(hex, names[i], 64);
+        hex[64] = '\0';
+        if (!cs_digest_parse(hex, &d) || cs_digestset_has(trees, d.b))
+            continue;
+        if (unlinkat(fd, names[i], 0) < 0 && errno != ENOENT) {
+            cs_err(&tmp, CS_EIO, errno, "remove '%s/%s'", root, names[i]);
+            cs_store_warn_error(s, "gc", &tmp);
+        }
+    }
+    cs_names_free(names, n);
+}
+
 /* The mark, from the leases (read under lease.lock) and the records, then
  * the sweep in batches. Writers are held off by the gate meanwhile. */
 static int
@@ -608,6 +643,8 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
         r = cs_db_read(db, mark_fn, &m, err);
     if (r >= 0)
         r = sweep_all(db, &m, o->dry_run, out, err);
+    if (r >= 0 && !o->dry_run)
+        drop_served_marks(s, m.trees);
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     *snap_drop = cs_steal(&m.snap_drop);
     marks_release(&m);
