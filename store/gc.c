@@ -20,8 +20,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "blobcache.h"
 #include "cstore/blobrepo.h"
 #include "cstore/buildcache.h"
+#include "cstore/export.h"
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
@@ -626,6 +628,36 @@ drop_served_marks(cs_store *s, const cs_digestset *trees)
     cs_names_free(names, n);
 }
 
+static int
+blob_of_record(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    (void) k;
+    (void) err;
+    cs_digest d;
+    if (cs_layer_blob_record_blob(v->mv_data, v->mv_size, &d))
+        cs_digestset_add(ctx, d.b);
+    return 0;
+}
+
+static int
+blobs_of_records(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    return cs_db_each(db, txn, CS_T_LAYER_BLOBS, "layer_blobs", blob_of_record, ctx, err);
+}
+
+/* The blob cache (blobcache.h) keeps the files of the layer_blobs records
+ * the sweep kept. A cache: failing to prune it is a warning. */
+static void
+prune_blob_cache(cs_store *s)
+{
+    __attribute__((cleanup(cs_digestset_freep))) cs_digestset *keep = cs_digestset_new(false);
+    uint64_t n, bytes;
+    cs_error *tmp = NULL;
+    if (cs_db_read(cs_store_db(s), blobs_of_records, keep, &tmp) < 0
+        || cs_blobcache_prune(s, keep, &n, &bytes, &tmp) < 0)
+        cs_store_warn_error(s, "gc: blob cache", &tmp);
+}
+
 /* The mark, from the leases (read under lease.lock) and the records, then
  * the sweep in batches. Writers are held off by the gate meanwhile. */
 static int
@@ -643,8 +675,10 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
         r = cs_db_read(db, mark_fn, &m, err);
     if (r >= 0)
         r = sweep_all(db, &m, o->dry_run, out, err);
-    if (r >= 0 && !o->dry_run)
+    if (r >= 0 && !o->dry_run) {
         drop_served_marks(s, m.trees);
+        prune_blob_cache(s);
+    }
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     *snap_drop = cs_steal(&m.snap_drop);
     marks_release(&m);
