@@ -39,19 +39,6 @@ done
 [ -f "$bases/busybox.docker.tar" ] && [ -f "$bases/golang.docker.tar" ] || bench_bases
 bash "$src/tests/mkbase_gcc.sh" "$bases" >&2
 
-# seconds of wall time of a command, after sync; output in $work/last.log; a failure stops the run
-wall() {
-    local t0 t1
-    sync
-    t0=$(date +%s.%N)
-    if ! "$@" >"$work/last.log" 2>&1; then
-        echo "bench: failed: $*" >&2
-        tail -20 "$work/last.log" >&2
-        exit 1
-    fi
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
 cs() { "$cstore" --root "$1" "${@:2}"; }
 csb() { cs "$1" build --progress quiet --network none "${@:2}"; }
 bah() { TMPDIR=$work/bah-tmp buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
@@ -67,7 +54,7 @@ declare -A S
 add() {
     local k=$1 v
     shift
-    v=$(wall "$@") || exit 1
+    v=$(wall_sync "$@") || exit 1
     S[$k]+=" $v"
 }
 addv() { S[$1]+=" $2"; }
@@ -249,7 +236,7 @@ bk_ver="docker.io $(dk version -f '{{.Server.Version}}') (BuildKit in dockerd, o
 cat <<EOF
 ## cstore vs BuildKit vs buildah, issue 11's table ($(date -u +%Y-%m-%dT%H:%MZ))
 
-- command: \`bash bench/bench_compare.sh $runs\` (one command; dockerd started and stopped by it)
+- command: \`$([ -n "${CSTORE_BEFORE:-}" ] && echo "CSTORE_BEFORE=$CSTORE_BEFORE ")bash bench/bench_compare.sh $runs\` (one command; dockerd started and stopped by it)
 - machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB, $(df -T "$work" | awk 'NR==2 {print $2}') under /var/tmp, kernel $(uname -r); load average at start $load_start, at end $(cut -d" " -f1-3 /proc/loadavg)
 - versions: cstore $(git -C "$src" describe --always --dirty) (Release), $bk_ver, $(buildah --version | cut -d' ' -f1-3), $(runc --version | head -1)
 - medians of $runs rounds (no-op: $((runs * (noop_runs / runs + 1)))), min-max in parentheses; the tools interleaved in every round; every timed command after \`sync\`; cstore builds with the default snapshotter (auto) unless said

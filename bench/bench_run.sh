@@ -40,21 +40,9 @@ measured3() {
     measured "$1_bah" "$2" "${c[@]}"
     if [ "$bk" = 1 ]; then measured "$1_bk" "$2" "${d[@]}"; else printf -v "$1_bk" n/a; R[$1_bk]=n/a; fi
 }
-# seconds of wall time of a command; its output goes to $work/last.log; a failure stops the run.
-# `sync` first: cstore's snapshots end with syncfs(2), which would otherwise also flush whatever the
-# previous steps (or other tools) left dirty on the filesystem.
-wall() {
-    local t0 t1
-    sync
-    t0=$(date +%s.%N)
-    if ! "$@" >"$work/last.log" 2>&1; then
-        echo "bench: failed: $*" >&2
-        tail -20 "$work/last.log" >&2
-        return 1
-    fi
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
+# seconds of wall time of a command (lib.sh's wall_sync): `sync` first, since cstore's snapshots
+# could end with syncfs(2), which would otherwise also flush what earlier steps left dirty.
+wall() { wall_sync "$@"; }
 ms() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.1f ms' "$(echo "$1 * 1000" | bc -l)"; }
 sec() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.2f s' "$1"; }
 cell() { local v=${!1}; [ "$v" = n/a ] && { echo n/a; return; }; if [ "$2" = s ]; then printf '%.2f s (%s)' "$v" "${R[$1]}"; else printf '%.1f ms (%s)' "$(echo "$v * 1000" | bc -l)" "${R[$1]}"; fi; }

@@ -33,6 +33,20 @@ wall() {
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l
 }
+# wall_sync CMD...: like wall, after `sync` (no tool pays for what earlier steps left dirty), CMD's
+# output in $work/last.log; a failure prints its tail and returns 1.
+wall_sync() {
+    local t0 t1
+    sync
+    t0=$(date +%s.%N)
+    if ! "$@" >"$work/last.log" 2>&1; then
+        echo "bench: failed: $*" >&2
+        tail -20 "$work/last.log" >&2
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
 # buildah on its own store under $work
 bah() { buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
 
