@@ -13,20 +13,10 @@
 . "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 noop_runs=$((runs + 2))
-# Debian's client: another docker may come first in PATH (a newer static one in /usr/local/bin)
-docker_bin=${DOCKER:-/usr/bin/docker}
 notes=()
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
 
-stop_dockerd() {
-    local pid
-    pid=$(cat "$work/dockerd.pid" 2>/dev/null) || return 0
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$work/dockerd.pid"
-}
-bench_stop() { stop_dockerd; }
+bench_stop() { bench_dockerd_stop; }
 bench_init run
 trap 'exit 130' INT TERM
 
@@ -50,21 +40,9 @@ measured3() {
     measured "$1_bah" "$2" "${c[@]}"
     if [ "$bk" = 1 ]; then measured "$1_bk" "$2" "${d[@]}"; else printf -v "$1_bk" n/a; R[$1_bk]=n/a; fi
 }
-# seconds of wall time of a command; its output goes to $work/last.log; a failure stops the run.
-# `sync` first: cstore's snapshots end with syncfs(2), which would otherwise also flush whatever the
-# previous steps (or other tools) left dirty on the filesystem.
-wall() {
-    local t0 t1
-    sync
-    t0=$(date +%s.%N)
-    if ! "$@" >"$work/last.log" 2>&1; then
-        echo "bench: failed: $*" >&2
-        tail -20 "$work/last.log" >&2
-        return 1
-    fi
-    t1=$(date +%s.%N)
-    echo "$t1 - $t0" | bc -l
-}
+# seconds of wall time of a command (lib.sh's wall_sync): `sync` first, since cstore's snapshots
+# could end with syncfs(2), which would otherwise also flush what earlier steps left dirty.
+wall() { wall_sync "$@"; }
 ms() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.1f ms' "$(echo "$1 * 1000" | bc -l)"; }
 sec() { [ "$1" = n/a ] && { echo n/a; return; }; printf '%.2f s' "$1"; }
 cell() { local v=${!1}; [ "$v" = n/a ] && { echo n/a; return; }; if [ "$2" = s ]; then printf '%.2f s (%s)' "$v" "${R[$1]}"; else printf '%.1f ms (%s)' "$(echo "$v * 1000" | bc -l)" "${R[$1]}"; fi; }
@@ -78,7 +56,6 @@ csdu() { cs "$1" du --json | jq -r ".$2"; }
 bah() { TMPDIR=$work/bah-tmp buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
 bahb() { bah bud --layers --pull=never --network none -q "$@"; }
 mkdir -p "$work/bah-tmp"
-dk() { "$docker_bin" -H "unix://$work/docker.sock" "$@"; }
 bkb() { DOCKER_BUILDKIT=1 dk build --network none -q "$@"; }
 
 # a copy of the example printing MSG; BuildKit's without the `# syntax=` line (see the notes)
@@ -100,11 +77,7 @@ bk=1
 if ! command -v dockerd >/dev/null || [ ! -x "$docker_bin" ]; then
     bk=0; notes+=("BuildKit not measured: dockerd or $docker_bin missing (apt-get install -y docker.io).")
 else
-    dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" --pidfile "$work/dockerd.pid" \
-        -H "unix://$work/docker.sock" --storage-driver overlay2 --bridge=none --iptables=false \
-        --ip-masq=false >"$work/dockerd.log" 2>&1 &
-    for _ in $(seq 120); do dk version >/dev/null 2>&1 && break; sleep 0.5; done
-    if ! dk version >/dev/null 2>&1; then
+    if ! bench_dockerd_start; then
         bk=0; notes+=("BuildKit not measured: dockerd did not start: $(tail -1 "$work/dockerd.log")")
     fi
 fi

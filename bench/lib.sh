@@ -33,5 +33,42 @@ wall() {
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l
 }
+# wall_sync CMD...: like wall, after `sync` (no tool pays for what earlier steps left dirty), CMD's
+# output in $work/last.log; a failure prints its tail and returns 1.
+wall_sync() {
+    local t0 t1
+    sync
+    t0=$(date +%s.%N)
+    if ! "$@" >"$work/last.log" 2>&1; then
+        echo "bench: failed: $*" >&2
+        tail -20 "$work/last.log" >&2
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc -l
+}
 # buildah on its own store under $work
 bah() { buildah --root "$work/bah/root" --runroot "$work/bah/run" --storage-driver overlay "$@"; }
+
+# Debian's dockerd with its own data root ($work/docker), exec root, pid file and socket under $work
+# (overlay2, --bridge=none --iptables=false): bench_dockerd_start waits for it (false, its last log
+# line on stderr, when it does not come up), bench_dockerd_stop stops it; dk is its client (Debian's
+# /usr/bin/docker unless $DOCKER: another may come first in PATH).
+docker_bin=${DOCKER:-/usr/bin/docker}
+dk() { "$docker_bin" -H "unix://$work/docker.sock" "$@"; }
+bench_dockerd_start() {
+    dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" --pidfile "$work/dockerd.pid" \
+        -H "unix://$work/docker.sock" --storage-driver overlay2 --bridge=none --iptables=false \
+        --ip-masq=false >"$work/dockerd.log" 2>&1 &
+    for _ in $(seq 120); do dk version >/dev/null 2>&1 && return 0; sleep 0.5; done
+    echo "bench: dockerd did not start: $(tail -1 "$work/dockerd.log")" >&2
+    return 1
+}
+bench_dockerd_stop() {
+    local pid
+    pid=$(cat "$work/dockerd.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$work/dockerd.pid"
+}

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include "blobcache.h"
 #include "export_int.h"
 
 /* ---- outer tar (oci-archive, docker-archive) ---- */
@@ -110,9 +111,10 @@ outer_file(outer *o, const char *path, const void *p, size_t n, cs_error **err)
     return rc;
 }
 
-/* Copies size bytes of the temp file fd into the current entry. */
+/* Copies size bytes of the file fd into the current entry, hashing them
+ * into h (when not NULL). */
 static int
-outer_copy_fd(outer *o, int fd, uint64_t size, cs_error **err)
+outer_copy_fd(outer *o, int fd, uint64_t size, cs_sha256_ctx *h, cs_error **err)
 {
     int rc;
     if (lseek(fd, 0, SEEK_SET) < 0)
@@ -126,6 +128,8 @@ outer_copy_fd(outer *o, int fd, uint64_t size, cs_error **err)
             return cs_err(err, CS_EIO, errno, "read temp file");
         if ((size_t) r != want)
             return cs_err(err, CS_EIO, 0, "temp file is short");
+        if (h)
+            cs_sha256_update(h, buf, want);
         rc = outer_data(o, buf, want, err);
         if (rc < 0)
             return rc;
@@ -188,7 +192,8 @@ layer_entry(exp *x, outer *o, const cs_digest *blob, uint64_t size, cs_error **e
 }
 
 /* A layer whose digests are unknown: generated into a temp file first (an
- * archive entry needs its size before its bytes), recorded, then copied. */
+ * archive entry needs its size before its bytes), recorded, kept in the
+ * blob cache, then copied. */
 static int
 archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritten, cs_error **err)
 {
@@ -201,6 +206,7 @@ archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritt
     if (rc < 0)
         return rc;
     export_record_blob(x, L, &res);
+    cs_blobcache_put_fd(x->s, fd, &res.blob, res.blob_size);
     L->lb = (cs_layer_blob){ res.diff_id, res.blob, res.blob_size };
     L->known = true;
     if (seen_digest(written, *nwritten, &L->lb.blob))
@@ -209,7 +215,47 @@ archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritt
     rc = layer_entry(x, o, &L->lb.blob, res.blob_size, err);
     if (rc < 0)
         return rc;
-    return outer_copy_fd(o, fd, res.blob_size, err);
+    return outer_copy_fd(o, fd, res.blob_size, NULL, err);
+}
+
+/* A layer whose blob is in the blob cache (fd): its bytes copied and
+ * checked; a wrong file is dropped and the export runs again. */
+static int
+archive_cached_layer(exp *x, outer *o, layer *L, int fd, cs_error **err)
+{
+    __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
+    int rc = layer_entry(x, o, &L->lb.blob, L->lb.size, err);
+    if (rc == 0)
+        rc = outer_copy_fd(o, fd, L->lb.size, h, err);
+    if (rc < 0)
+        return rc;
+    cs_digest got;
+    cs_sha256_final(h, &got);
+    if (cs_digest_eq(&got, &L->lb.blob))
+        return 0;
+    cs_blobcache_drop(x->s, &L->lb.blob);
+    x->retry = true;
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(&L->lb.blob, hex);
+    return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: the blob cache's copy differs", hex);
+}
+
+/* The entry's bytes, also written to a blob cache temp file (fd < 0: none,
+ * or a write to it failed). */
+typedef struct cache_tee {
+    outer *o;
+    int fd;
+} cache_tee;
+
+static int
+tee_data(void *ctx, const void *p, size_t n, cs_error **err)
+{
+    cache_tee *t = ctx;
+    if (t->fd >= 0 && cs_write_all(t->fd, p, n) < 0) {
+        close(t->fd);
+        t->fd = -1;
+    }
+    return outer_data(t->o, p, n, err);
 }
 
 /* A layer whose digests are cached: streamed straight into its entry, then
@@ -217,26 +263,38 @@ archive_new_layer(exp *x, outer *o, layer *L, cs_digest *written, size_t *nwritt
 static int
 archive_known_layer(exp *x, outer *o, layer *L, cs_error **err)
 {
+    cs_autoclose int cfd = cs_blobcache_open(x->s, &L->lb.blob, L->lb.size);
+    if (cfd >= 0)
+        return archive_cached_layer(x, o, L, cfd, err);
     char hex[CS_DIGEST_HEX];
     cs_digest_hex(&L->lb.blob, hex);
     int rc = layer_entry(x, o, &L->lb.blob, L->lb.size, err);
     if (rc < 0)
         return rc;
+    /* Generated again: kept in the blob cache this time. */
+    cache_tee t = { o, -1 };
+    cs_autofree char *cpath = NULL;
+    cs_error *tmp = NULL;
+    if (L->lb.size <= CS_BLOBCACHE_MAX && cs_blobcache_tmp(x->s, &t.fd, &cpath, &tmp) < 0)
+        cs_error_clear(&tmp); /* no cache this time: nothing lost */
     cs_csink_result res;
-    rc = export_gen_layer(x, L, outer_data, o, &res, err);
-    if (rc < 0)
-        return rc;
-    if (export_replay_failed(L, &res)) {
+    rc = export_gen_layer(x, L, tee_data, &t, &res, err);
+    bool cached = t.fd >= 0 && close(t.fd) == 0;
+    if (rc == 0 && export_replay_failed(L, &res)) {
         x->retry = true; /* then without the replay */
-        return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: tarsplit record gives other bytes", hex);
+        rc = cs_err(err, CS_ECORRUPT, 0, "layer %.12s: tarsplit record gives other bytes", hex);
     }
     cs_layer_blob got = { res.diff_id, res.blob, res.blob_size };
-    if (!export_lb_eq(&got, &L->lb)) {
+    if (rc == 0 && !export_lb_eq(&got, &L->lb)) {
         export_record_blob(x, L, &res);
         x->retry = true;
-        return cs_err(err, CS_ECORRUPT, 0, "layer %.12s: cached digests differ from its tar", hex);
+        rc = cs_err(err, CS_ECORRUPT, 0, "layer %.12s: cached digests differ from its tar", hex);
     }
-    return 0;
+    if (cpath && cached && rc == 0)
+        cs_blobcache_keep(x->s, cpath, &res.blob, res.blob_size);
+    else if (cpath)
+        unlink(cpath);
+    return rc;
 }
 
 /* Writes layer L into the archive. written/nwritten: blobs already in the

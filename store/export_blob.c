@@ -88,6 +88,15 @@ cs_layer_blob_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression
 }
 
 bool
+cs_layer_blob_record_blob(const void *v, size_t n, cs_digest *out)
+{
+    if (n != LB_VAL_LEN)
+        return false;
+    memcpy(out->b, (const uint8_t *) v + 32, 32);
+    return true;
+}
+
+bool
 export_lb_eq(const cs_layer_blob *a, const cs_layer_blob *b)
 {
     return cs_digest_eq(&a->diff_id, &b->diff_id) && cs_digest_eq(&a->blob, &b->blob)

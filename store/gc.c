@@ -20,8 +20,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "blobcache.h"
 #include "cstore/blobrepo.h"
 #include "cstore/buildcache.h"
+#include "cstore/export.h"
 #include "cstore/content.h"
 #include "cstore/gc.h"
 #include "cstore/image.h"
@@ -600,6 +602,71 @@ sweep_all(cs_db *db, const gc_marks *m, bool dry_run, cs_gc_stats *out, cs_error
     return 0;
 }
 
+/* The FUSE snapshotter's marks of served bases (ROOT/snapshots/<hex>.served,
+ * fuse_client.c) whose tree was not kept: the tree is gone, so is what the
+ * mark remembered. A mark is only a hint (served once, unpack next time):
+ * failing to remove one is a warning. */
+static void
+drop_served_marks(cs_store *s, const cs_digestset *trees)
+{
+    static const char suffix[] = ".served";
+    cs_autofree char *root = cs_path_join(cs_store_root(s), "snapshots");
+    cs_autoclose int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* no snapshots dir: no marks */
+    char **names = NULL;
+    size_t n = 0;
+    cs_error *tmp = NULL;
+    if (cs_dir_names(fd, root, &names, &n, &tmp) < 0)
+        cs_store_warn_error(s, "gc: served marks", &tmp);
+    for (size_t i = 0; i < n; i++) {
+        char hex[CS_DIGEST_HEX];
+        cs_digest d;
+        size_t len = strlen(names[i]);
+        if (len != CS_DIGEST_HEX - 1 + sizeof(suffix) - 1 || strcmp(names[i] + 64, suffix))
+            continue;
+        memcpy(hex, names[i], 64);
+        hex[64] = '\0';
+        if (!cs_digest_parse(hex, &d) || cs_digestset_has(trees, d.b))
+            continue;
+        if (unlinkat(fd, names[i], 0) < 0 && errno != ENOENT) {
+            cs_err(&tmp, CS_EIO, errno, "remove '%s/%s'", root, names[i]);
+            cs_store_warn_error(s, "gc", &tmp);
+        }
+    }
+    cs_names_free(names, n);
+}
+
+static int
+blob_of_record(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    (void) k;
+    (void) err;
+    cs_digest d;
+    if (cs_layer_blob_record_blob(v->mv_data, v->mv_size, &d))
+        cs_digestset_add(ctx, d.b);
+    return 0;
+}
+
+static int
+blobs_of_records(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    return cs_db_each(db, txn, CS_T_LAYER_BLOBS, "layer_blobs", blob_of_record, ctx, err);
+}
+
+/* The blob cache (blobcache.h) keeps the files of the layer_blobs records
+ * the sweep kept. A cache: failing to prune it is a warning. */
+static void
+prune_blob_cache(cs_store *s)
+{
+    __attribute__((cleanup(cs_digestset_freep))) cs_digestset *keep = cs_digestset_new(false);
+    uint64_t n, bytes;
+    cs_error *tmp = NULL;
+    if (cs_db_read(cs_store_db(s), blobs_of_records, keep, &tmp) < 0
+        || cs_blobcache_prune(s, keep, &n, &bytes, &tmp) < 0)
+        cs_store_warn_error(s, "gc: blob cache", &tmp);
+}
+
 /* The mark, from the leases (read under lease.lock) and the records, then
  * the sweep in batches. Writers are held off by the gate meanwhile. */
 static int
@@ -620,6 +687,10 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
     /* Chunks an imported cache holds that are local now or nothing uses. */
     if (r >= 0)
         r = cs_rcache_gc(db, m.chunks, o->dry_run, &out->remote_chunks, err);
+    if (r >= 0 && !o->dry_run) {
+        drop_served_marks(s, m.trees);
+        prune_blob_cache(s);
+    }
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     *snap_drop = cs_steal(&m.snap_drop);
     marks_release(&m);

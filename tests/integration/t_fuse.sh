@@ -3,7 +3,8 @@
 # through FUSE gives the digest the unpacked snapshots give, with no snapshot on disk; every file,
 # link, mode and xattr seen through the mount equals `cstore export` unpacked; a SIGKILLed build
 # leaves no mount (and the next command removes its mount dir); a killed server's dead mount is
-# cleaned by the next command; gc beside a served tree frees nothing it serves.
+# cleaned by the next command; gc beside a served tree frees nothing it serves; gc drops the
+# served marks of the trees it frees.
 . "$(dirname "$0")/lib.sh"
 need root overlayfs runc jq umoci python3 /dev/fuse
 bases
@@ -107,5 +108,27 @@ must cs gc --keep-storage 0
 wait "$gpid"
 check_eq "gc beside a served tree: its file still reads right" "$(cut -d' ' -f1 "$T/gc.out")" \
     "$(sha256sum < "$gctx/unique.bin" | cut -d' ' -f1)"
+
+# gc drops the served marks (auto: a base served once is unpacked next time) of the trees it frees
+# and keeps those of trees still in use.
+marks() { ls "$ROOT/snapshots" 2>/dev/null | grep '\.served$' | sort; }
+must cs run busybox true
+mctx=$T/marked
+mkdir -p "$mctx"
+cp /bin/busybox "$mctx/sh"
+head -c 1000 /dev/urandom > "$mctx/u.bin"
+printf 'FROM scratch\nCOPY sh u.bin /bin/\n' > "$mctx/Dockerfile"
+must cs build -q -t marked "$mctx"
+marks > "$T/marks0"
+must cs run marked /bin/sh -c true
+marks > "$T/marks1"
+new_mark=$(comm -13 "$T/marks0" "$T/marks1")
+check_eq "auto: running an image marks its base served, once" "$(wc -w <<<"$new_mark")" 1
+busybox_marks=$(wc -l < "$T/marks0")
+check "the busybox base run before has its mark" test "$busybox_marks" -ge 1
+must cs rmi marked
+must cs gc --keep-storage 0
+check "gc drops the mark of the freed base" test ! -e "$ROOT/snapshots/$new_mark"
+check_eq "gc keeps the marks of bases still tagged" "$(marks)" "$(cat "$T/marks0")"
 check_eq "no mount left at the end" "$(mounts)" 0
 finish

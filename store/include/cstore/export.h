@@ -28,6 +28,9 @@ int cs_layer_blob_get(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compres
                       cs_layer_blob *out, cs_error **err);
 int cs_layer_blob_put(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_compression c,
                       const cs_layer_blob *lb, cs_error **err);
+/* The blob digest a layer_blobs record value names (false: not a record);
+ * gc keeps the blob cache's files of the records it keeps. */
+bool cs_layer_blob_record_blob(const void *v, size_t n, cs_digest *out);
 
 /* Writes the tree as a tar stream (uncompressed) to sink. */
 int cs_tree_write_tar(cs_db *db, MDB_txn *txn, const cs_tree *t, cs_sink_fn sink, void *ctx,
