@@ -78,12 +78,15 @@ cs_store_snapshotter_adopts(cs_store *s)
     return client(s)->mode != CS_SNAP_FUSE;
 }
 
-/* AUTO: a base image served once is hot. The mark is an empty file beside
- * the snapshots (ROOT/snapshots/<hex>.served); returns whether it was there,
- * making it when not. */
+/* AUTO: a base image served once is hot, and so is one already unpacked
+ * (by --snapshotter unpack, or an earlier hot use). The mark is an empty
+ * file beside the snapshots (ROOT/snapshots/<hex>.served); returns whether
+ * the base is hot, marking it when not. */
 static bool
 base_hot(cs_store *s, const cs_digest *base)
 {
+    if (cs_snapshot_present(s, base))
+        return true;
     char hex[CS_DIGEST_HEX];
     cs_digest_hex(base, hex);
     cs_autofree char *dir = cs_path_join(cs_store_root(s), "snapshots");

@@ -233,6 +233,15 @@ cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err)
     *dir = cs_steal(&fs);
     return 0;
 }
+bool
+cs_snapshot_present(cs_store *s, const cs_digest *tree)
+{
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(tree, hex);
+    cs_autofree char *fs = cs_xasprintf("%s/snapshots/%s/fs", cs_store_root(s), hex);
+    return is_dir(fs);
+}
+
 /* ---- adopt and prune ---- */
 
 static int

@@ -112,7 +112,14 @@ check_eq "gc beside a served tree: its file still reads right" "$(cut -d' ' -f1 
 # gc drops the served marks (auto: a base served once is unpacked next time) of the trees it frees
 # and keeps those of trees still in use.
 marks() { ls "$ROOT/snapshots" 2>/dev/null | grep '\.served$' | sort; }
-must cs run busybox true
+# (busybox is unpacked by now, so not served: a base of its own, kept tagged, gets a mark)
+kctx=$T/kept
+mkdir -p "$kctx"
+cp /bin/busybox "$kctx/sh"
+head -c 1000 /dev/urandom > "$kctx/k.bin"
+printf 'FROM scratch\nCOPY sh k.bin /bin/\n' > "$kctx/Dockerfile"
+must cs build -q -t kept "$kctx"
+must cs run kept /bin/sh -c true
 mctx=$T/marked
 mkdir -p "$mctx"
 cp /bin/busybox "$mctx/sh"
@@ -124,11 +131,23 @@ must cs run marked /bin/sh -c true
 marks > "$T/marks1"
 new_mark=$(comm -13 "$T/marks0" "$T/marks1")
 check_eq "auto: running an image marks its base served, once" "$(wc -w <<<"$new_mark")" 1
-busybox_marks=$(wc -l < "$T/marks0")
-check "the busybox base run before has its mark" test "$busybox_marks" -ge 1
+check "the tagged base run before has its mark" test "$(wc -l < "$T/marks0")" -ge 1
 must cs rmi marked
 must cs gc --keep-storage 0
 check "gc drops the mark of the freed base" test ! -e "$ROOT/snapshots/$new_mark"
 check_eq "gc keeps the marks of bases still tagged" "$(marks)" "$(cat "$T/marks0")"
+
+# auto: a base already unpacked (here by --snapshotter unpack) is used as it is: not served, not
+# marked.
+uctx=$T/unpacked
+mkdir -p "$uctx"
+cp /bin/busybox "$uctx/sh"
+head -c 1000 /dev/urandom > "$uctx/v.bin"
+printf 'FROM scratch\nCOPY sh v.bin /bin/\n' > "$uctx/Dockerfile"
+must cs build -q -t unpacked "$uctx"
+must cs run --snapshotter unpack unpacked /bin/sh -c true
+marks > "$T/marks2"
+must cs run unpacked /bin/sh -c true
+check_eq "auto: a base already unpacked is not served (no new mark)" "$(marks)" "$(cat "$T/marks2")"
 check_eq "no mount left at the end" "$(mounts)" 0
 finish

@@ -46,6 +46,9 @@
  * Codes: CS_ENOTFOUND (no such tree, missing content), CS_EINVAL, CS_EIO,
  * CS_EFULL. */
 int cs_snapshot_get(cs_store *s, const cs_digest *tree, char **dir, cs_error **err);
+/* Whether tree's snapshot dir is on disk (one lstat; cs_snapshot_get still
+ * checks it before use). */
+bool cs_snapshot_present(cs_store *s, const cs_digest *tree);
 
 /* Turns an overlay upper dir (what a RUN changed on top of lower, the merged
  * tree of the layers below) into a new layer: new and changed files are
