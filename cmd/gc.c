@@ -125,6 +125,7 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
         json_object_set_new(o2, "disk_bytes", json_integer((json_int_t) st.disk_bytes));
         json_object_set_new(o2, "snapshots", json_integer((json_int_t) st.snapshots));
         json_object_set_new(o2, "snapshot_bytes", json_integer((json_int_t) st.snapshot_bytes));
+        json_object_set_new(o2, "blobcache_bytes", json_integer((json_int_t) st.blobcache_bytes));
         char r[32];
         snprintf(r, sizeof(r), "%.2f", ratio);
         json_object_set_new(o2, "dedup_ratio", json_real(strtod(r, NULL)));
@@ -139,6 +140,8 @@ cmd_du(cmd_ctx *c, int argc, char **argv, cs_error **err)
     printf("stored (zstd):   %s\n", size_both(st.stored_bytes, b));
     printf("snapshots:       %" PRIu64 " (%s on disk)\n", st.snapshots,
            size_both(st.snapshot_bytes, b));
+    printf("blob cache:      %s on disk (layer blobs of exports)\n",
+           size_both(st.blobcache_bytes, b));
     printf("on disk:         %s\n", size_both(st.disk_bytes, b));
     printf("dedup ratio:     %.2f\n", ratio);
     return 0;

@@ -107,10 +107,11 @@ du_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 }
 
 /* nftw has no context argument; a store is measured by one thread at a time
- * per call, so thread-local sums are enough. du_snap: the path of
- * ROOT/snapshots, whose files are also summed apart. */
-static __thread uint64_t du_disk_sum, du_snap_sum;
-static __thread const char *du_snap;
+ * per call, so thread-local sums are enough. The caches under the root
+ * (snapshots/, blobcache/) are also summed apart. */
+enum { DU_SNAP, DU_BLOBS, DU_NCACHES };
+static __thread uint64_t du_disk_sum, du_cache_sum[DU_NCACHES];
+static __thread const char *du_cache_dir[DU_NCACHES];
 
 static int
 du_walk(const char *path, const struct stat *sb, int type, struct FTW *ftw)
@@ -120,9 +121,11 @@ du_walk(const char *path, const struct stat *sb, int type, struct FTW *ftw)
         return 0;
     uint64_t b = (uint64_t) sb->st_blocks * 512;
     du_disk_sum += b;
-    size_t n = strlen(du_snap);
-    if (!strncmp(path, du_snap, n) && (path[n] == '/' || !path[n]))
-        du_snap_sum += b;
+    for (int i = 0; i < DU_NCACHES; i++) {
+        size_t n = strlen(du_cache_dir[i]);
+        if (!strncmp(path, du_cache_dir[i], n) && (path[n] == '/' || !path[n]))
+            du_cache_sum[i] += b;
+    }
     return 0;
 }
 
@@ -139,11 +142,14 @@ cs_du(cs_store *s, cs_du_stats *out, cs_error **err)
     out->dedup_ratio = out->unique_bytes ? (double) out->logical_bytes / out->unique_bytes : 0;
 
     cs_autofree char *snap = cs_path_join(cs_store_root(s), "snapshots");
-    du_disk_sum = du_snap_sum = 0;
-    du_snap = snap;
+    cs_autofree char *blobs = cs_path_join(cs_store_root(s), "blobcache");
+    du_disk_sum = du_cache_sum[DU_SNAP] = du_cache_sum[DU_BLOBS] = 0;
+    du_cache_dir[DU_SNAP] = snap;
+    du_cache_dir[DU_BLOBS] = blobs;
     if (nftw(cs_store_root(s), du_walk, 16, FTW_PHYS) < 0)
         return cs_err(err, CS_EIO, errno, "walk '%s'", cs_store_root(s));
     out->disk_bytes = du_disk_sum;
-    out->snapshot_bytes = du_snap_sum;
+    out->snapshot_bytes = du_cache_sum[DU_SNAP];
+    out->blobcache_bytes = du_cache_sum[DU_BLOBS];
     return 0;
 }

@@ -54,6 +54,8 @@ ncached=$(ls "$C" | wc -l)
 must cs export img -o "$T/f.tar" --format docker-archive
 check "docker-archive twice: the same bytes" cmp "$T/e.tar" "$T/f.tar"
 check_eq "docker-archive: its two uncompressed blobs kept beside the gzip ones" "$ncached" 4
+check_eq "du counts the blob cache apart: the bytes of its files" \
+    "$(cs du --json | jq .blobcache_bytes)" "$(du -B1 -s "$C" | cut -f1)"
 
 # gc: the freed image's blobs, unknown files and dead processes' temp files go.
 dead=$(($(cat /proc/sys/kernel/pid_max) - 1))

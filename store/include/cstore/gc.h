@@ -44,14 +44,15 @@ int cs_gc_ex(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_error **err)
 
 typedef struct cs_du_stats {
     uint64_t images, tags, trees, contents, chunks;
-    uint64_t tarsplits;      /* tarsplit records (original tar framing of loaded layers) */
-    uint64_t logical_bytes;  /* sum over images of their layers' file bytes */
-    uint64_t unique_bytes;   /* raw bytes of all chunks (each stored once) */
-    uint64_t stored_bytes;   /* bytes of chunk values (after zstd) */
-    uint64_t disk_bytes;     /* the store root's files on disk (allocated) */
-    uint64_t snapshots;      /* snapshot records (unpacked trees, a cache) */
-    uint64_t snapshot_bytes; /* ROOT/snapshots on disk (allocated; part of disk_bytes) */
-    double dedup_ratio;      /* logical / unique */
+    uint64_t tarsplits;       /* tarsplit records (original tar framing of loaded layers) */
+    uint64_t logical_bytes;   /* sum over images of their layers' file bytes */
+    uint64_t unique_bytes;    /* raw bytes of all chunks (each stored once) */
+    uint64_t stored_bytes;    /* bytes of chunk values (after zstd) */
+    uint64_t disk_bytes;      /* the store root's files on disk (allocated) */
+    uint64_t snapshots;       /* snapshot records (unpacked trees, a cache) */
+    uint64_t snapshot_bytes;  /* ROOT/snapshots on disk (allocated; part of disk_bytes) */
+    uint64_t blobcache_bytes; /* ROOT/blobcache: exported layer blobs kept (part of disk_bytes) */
+    double dedup_ratio;       /* logical / unique */
 } cs_du_stats;
 int cs_du(cs_store *s, cs_du_stats *out, cs_error **err);
 
