@@ -227,6 +227,17 @@ ctl_reply(srv *v, const char *word, const char *arg)
         cs_store_warn(v->s, "fuse server: control socket: %s", strerror(errno));
 }
 
+/* The root lists the views, the one directory that changes: its attributes
+ * and cached listing are dropped when a view is added (the kernel would
+ * otherwise keep a listing read before, views missing, for ever). */
+static void
+root_changed(srv *v)
+{
+    int e = fuse_lowlevel_notify_inval_inode(v->se, FUSE_ROOT_ID, 0, 0);
+    if (e < 0 && e != -ENOENT && e != -ENOTCONN)
+        cs_store_warn(v->s, "fuse server: invalidate the root: %s", strerror(-e));
+}
+
 /* "view N HEX.." -> "ok NAME" or "err MESSAGE". */
 static void
 ctl_command(srv *v, char *line)
@@ -250,6 +261,7 @@ ctl_command(srv *v, char *line)
         cs_error_free(err);
         return;
     }
+    root_changed(v);
     ctl_reply(v, "ok", name);
 }
 
