@@ -8,7 +8,13 @@ need jq strace ldd
 bases
 
 libs=$(ldd "$CSTORE")
+# A sanitizer build links its runtime, which brings libstdc++ (the libraries cstore itself
+# links are the same in both builds); its leak checker starts a thread at exit (off for the
+# traced run below).
+san=0
+grep -q libasan <<<"$libs" && san=1
 for l in libarchive libxml2 libicu libstdc++ libcurl; do
+    [ "$san" = 1 ] && [ "$l" = libstdc++ ] && continue
     check "the cstore binary does not link $l" bash -c '! grep -q "$1" <<<"$2"' _ "$l" "$libs"
 done
 
@@ -51,7 +57,8 @@ printf 'hello\n' >"$ctx/g"
 printf 'FROM busybox AS a\nCOPY g /g\nFROM busybox\nCOPY --from=a /g /h\n' >"$ctx/Dockerfile"
 sleep 0.2 # older than copy_ctx.c's racy window, so the build remembers g and the rebuild hashes nothing
 must cs build -q -t two "$ctx"
-strace -f -qq -e trace=openat,clone,clone3 -o "$T/trace" "$CSTORE" --root "$ROOT" build -q -t two "$ctx" >/dev/null
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+    strace -f -qq -e trace=openat,clone,clone3 -o "$T/trace" "$CSTORE" --root "$ROOT" build -q -t two "$ctx" >/dev/null
 check "a no-op rebuild reads no openssl.cnf" bash -c '! grep -q openssl.cnf "$1"' _ "$T/trace"
 check "a no-op rebuild of two stages starts no thread" bash -c '! grep -qE "^[0-9]+ +clone3?\(" "$1"' _ "$T/trace"
 check_eq "the no-op rebuild gives the same image" "$(cs build -q -t two "$ctx")" "$(cs inspect two | jq -r .id)"
