@@ -112,20 +112,19 @@ check_eq "gc beside a served tree: its file still reads right" "$(cut -d' ' -f1 
 # gc drops the served marks (auto: a base served once is unpacked next time) of the trees it frees
 # and keeps those of trees still in use.
 marks() { ls "$ROOT/snapshots" 2>/dev/null | grep '\.served$' | sort; }
+# scratch_image NAME: builds and tags NAME, a base of its own (busybox as /bin/sh beside 1000
+# random bytes, so no two share a layer).
+scratch_image() {
+    mkdir -p "$T/$1"
+    cp /bin/busybox "$T/$1/sh"
+    head -c 1000 /dev/urandom > "$T/$1/r.bin"
+    printf 'FROM scratch\nCOPY sh r.bin /bin/\n' > "$T/$1/Dockerfile"
+    must cs build -q -t "$1" "$T/$1"
+}
 # (busybox is unpacked by now, so not served: a base of its own, kept tagged, gets a mark)
-kctx=$T/kept
-mkdir -p "$kctx"
-cp /bin/busybox "$kctx/sh"
-head -c 1000 /dev/urandom > "$kctx/k.bin"
-printf 'FROM scratch\nCOPY sh k.bin /bin/\n' > "$kctx/Dockerfile"
-must cs build -q -t kept "$kctx"
+scratch_image kept
 must cs run kept /bin/sh -c true
-mctx=$T/marked
-mkdir -p "$mctx"
-cp /bin/busybox "$mctx/sh"
-head -c 1000 /dev/urandom > "$mctx/u.bin"
-printf 'FROM scratch\nCOPY sh u.bin /bin/\n' > "$mctx/Dockerfile"
-must cs build -q -t marked "$mctx"
+scratch_image marked
 marks > "$T/marks0"
 must cs run marked /bin/sh -c true
 marks > "$T/marks1"
@@ -139,12 +138,7 @@ check_eq "gc keeps the marks of bases still tagged" "$(marks)" "$(cat "$T/marks0
 
 # auto: a base already unpacked (here by --snapshotter unpack) is used as it is: not served, not
 # marked.
-uctx=$T/unpacked
-mkdir -p "$uctx"
-cp /bin/busybox "$uctx/sh"
-head -c 1000 /dev/urandom > "$uctx/v.bin"
-printf 'FROM scratch\nCOPY sh v.bin /bin/\n' > "$uctx/Dockerfile"
-must cs build -q -t unpacked "$uctx"
+scratch_image unpacked
 must cs run --snapshotter unpack unpacked /bin/sh -c true
 marks > "$T/marks2"
 must cs run unpacked /bin/sh -c true

@@ -17,28 +17,12 @@
 
 typedef test_sandbox fx;
 
-/* A stored one-file tree, so an entry's layer exists. */
-static cs_digest
-stored_tree(fx *f, const char *path)
-{
-    cs_tree *t = cs_tree_new();
-    cs_entry *e = cs_tree_add(t);
-    e->path = cs_xstrdup(path);
-    e->type = CS_E_DIR;
-    e->mode = 0755;
-    cs_tree_sort(t);
-    cs_digest d;
-    assert_int_equal(cs_tree_store(f->db, t, &d, &f->err), 0);
-    cs_tree_free(t);
-    return d;
-}
-
 static void
 cache_put_then_get_returns_the_entry(void **state)
 {
     fx *f = *state;
     cs_digest k1 = test_sha("copy"), k2 = test_sha("workdir");
-    cs_cache_entry in = { 0, true, stored_tree(f, "app") }, out;
+    cs_cache_entry in = { 0, true, test_store_dir_tree(f->db, "app") }, out;
     assert_int_equal(cs_cache_put(f->db, NULL, &k1, &in, &f->err), 0);
     assert_int_equal(cs_cache_get(f->db, NULL, &k1, &out, &f->err), 0);
     assert_true(out.has_layer);

@@ -16,21 +16,6 @@
 
 typedef test_sandbox fx;
 
-static cs_digest
-stored_tree(fx *f, const char *path)
-{
-    cs_tree *t = cs_tree_new();
-    cs_entry *e = cs_tree_add(t);
-    e->path = cs_xstrdup(path);
-    e->type = CS_E_DIR;
-    e->mode = 0755;
-    cs_tree_sort(t);
-    cs_digest d;
-    assert_int_equal(cs_tree_store(f->db, t, &d, &f->err), 0);
-    cs_tree_free(t);
-    return d;
-}
-
 static void
 copykey_put_then_get_returns_the_sources_digest(void **state)
 {
@@ -69,7 +54,7 @@ static void
 gc_drops_records_whose_top_layer_it_frees_and_keeps_the_others(void **state)
 {
     fx *f = *state;
-    cs_digest kept = stored_tree(f, "kept"), gone = stored_tree(f, "gone");
+    cs_digest kept = test_store_dir_tree(f->db, "kept"), gone = test_store_dir_tree(f->db, "gone");
     cs_cache_entry e = { 0, true, kept };
     cs_digest key = test_sha("cache key");
     assert_int_equal(cs_cache_put(f->db, NULL, &key, &e, &f->err), 0);

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include "cstore/image.h"
+#include "cstore/oneshot.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -428,6 +429,19 @@ test_tree_add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t si
     if (c)
         e->content = *c;
     return e;
+}
+
+cs_digest
+test_store_dir_tree(cs_db *db, const char *path)
+{
+    cs_tree *t = cs_tree_new();
+    test_tree_add(t, path, CS_E_DIR);
+    cs_tree_sort(t);
+    cs_digest d;
+    cs_error *err = NULL;
+    assert_int_equal(cs_tree_store(db, t, &d, &err), 0);
+    cs_tree_free(t);
+    return d;
 }
 
 cs_digest

@@ -175,6 +175,9 @@ cs_entry *test_tree_add(cs_tree *t, const char *path, cs_etype type);
 cs_entry *test_tree_add_file(cs_tree *t, const char *path, const cs_digest *c, uint64_t size);
 /* Sorts t, stores it in txn and frees it; returns its digest. */
 cs_digest test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t);
+/* A tree of one directory at path, stored in a transaction of its own;
+ * returns its digest. */
+cs_digest test_store_dir_tree(cs_db *db, const char *path);
 /* Stores the image with this config (its id: the config's sha256) over the
  * n layer trees in txn and, when tag is not NULL, tags it; returns its id. */
 cs_digest test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers,
