@@ -43,9 +43,9 @@ int cache_registry_import(cs_store *s, const char *ref, cs_rcache_stats *st, cs_
 void cache_registry_set_opts(const struct cs_reg_opts *o);
 /* Read-merge-write: the ref's cache merged with this build's, pushed, and
  * the manifest PUT only when the ref still names what was merged (checked
- * again after the PUT); else merged again, up to 5 times with jitter
- * (CS_EBUSY after). sent/uploads: blob bytes and blobs pushed; *retries:
- * merges done again. */
+ * again after the PUT); else merged again, up to 12 attempts with
+ * exponential backoff and full jitter (CS_EBUSY after). sent/uploads: blob bytes and blobs pushed;
+ * *retries: merges done again. */
 int cache_registry_export(cs_store *s, const char *ref, const cs_rcache_build *b,
                           cs_rcache_mode mode, cs_rcache_stats *st, uint64_t *sent,
                           uint64_t *uploads, unsigned *retries, cs_error **err);

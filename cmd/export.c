@@ -3,6 +3,7 @@
 #include "cmd.h"
 #include "cstore/export.h"
 #include "cstore/rcache.h"
+#include "registry.h"
 
 const char cmd_export_usage[] =
     "usage: cstore export NAME -o PATH [--format FORMAT] [--compression C]\n"
@@ -13,6 +14,9 @@ const char cmd_export_usage[] =
     "  -o, --output PATH      where to write (required)\n"
     "  --format FORMAT        oci-archive (default), oci-dir or docker-archive\n"
     "  --compression C        layer compression: gzip (default), zstd or none\n"
+    "  --tls-verify=false     the image's bytes from a registry build cache: plain http\n"
+    "                         and unverified https\n"
+    "  --cert-dir DIR         CA (*.crt) and client certificate (client.cert/.key) for it\n"
     "  -h, --help             show this help\n";
 
 int
@@ -23,10 +27,12 @@ cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err)
     static const cs_compression comps[] = { CS_COMP_GZIP, CS_COMP_ZSTD, CS_COMP_NONE };
     const char *out = NULL;
     int fmt = 0, comp = 0;
+    cmd_reg_opts ro = { 0 };
     const cmd_opt opts[] = {
         CMD_OPT("output", 'o', CMD_STRING, &out),
         CMD_OPT_CHOICE("format", &fmt, "oci-archive|oci-dir|docker-archive", "format"),
         CMD_OPT_CHOICE("compression", &comp, "gzip|zstd|none", "compression"),
+        CMD_OPTS_REGISTRY(&ro),
         CMD_OPT_END,
     };
     cs_store *s;
@@ -37,6 +43,9 @@ cmd_export(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     if (!out || !*out)
         return cmd_usage_error(c, "-o PATH is required");
+    cs_reg_opts regopts;
+    cmd_reg_opts_get(&ro, &regopts);
+    cache_registry_set_opts(&regopts); /* the build cache registry the bytes may come from */
 
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;

@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "build_cache.h"
 #include "cmd.h"
 #include "cstore/strv.h"
 #include "imagerun.h"
+#include "registry.h"
 #include "runflags.h"
 
 const char cmd_run_usage[] =
@@ -25,6 +27,9 @@ const char cmd_run_usage[] =
     "      --runtime PATH   the OCI runtime (default runc)\n"
     "      --snapshotter S  the image's layers served by FUSE (fuse), unpacked (unpack)\n"
     "                       or auto (default: fuse when /dev/fuse works)\n"
+    "      --tls-verify=false  the image's bytes from a registry build cache: plain\n"
+    "                       http and unverified https\n"
+    "      --cert-dir DIR   CA (*.crt) and client certificate (client.cert/.key) for it\n"
     "  -h, --help           show this help\n";
 
 /* -e K=V as given; -e K takes K's value from cstore's environment, and is
@@ -49,6 +54,7 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
     cmd_autostrv cs_strv hosts = { 0 };
     cmd_autostrv cs_strv ulimits = { 0 };
     uint64_t shm = 0;
+    cmd_reg_opts reg = { 0 };
     const cmd_opt opts[] = {
         CMD_OPT_FN("env", 'e', CMD_CALL, &env, take_env),
         CMD_OPT_CHOICE("network", &network, "host|none", NULL),
@@ -57,6 +63,7 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
         CMD_OPT_FN("ulimit", 0, CMD_STRV, &ulimits, cmd_check_ulimit),
         CMD_OPT("runtime", 0, CMD_STRING, &runtime),
         CMD_OPT_CHOICE("snapshotter", &c->snapshotter, "auto|fuse|unpack", NULL),
+        CMD_OPTS_REGISTRY(&reg),
         CMD_OPT_END,
     };
     /* Options stop at NAME: what follows is the command's own. */
@@ -66,6 +73,9 @@ cmd_run(cmd_ctx *c, int argc, char **argv, cs_error **err)
         return rc;
     if (args.n < 1)
         return cmd_usage_error(c, "an image name is required");
+    cs_reg_opts regopts;
+    cmd_reg_opts_get(&reg, &regopts);
+    cache_registry_set_opts(&regopts); /* the build cache registry the bytes may come from */
     cs_store *s;
     if ((rc = cmd_open(c, 0, &s, err)) < 0)
         return rc;

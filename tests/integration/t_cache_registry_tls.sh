@@ -40,6 +40,18 @@ check_eq "... and -o wrote its files, their chunks fetched from the registry" \
 ROOT=$T/c
 out=$(build_plain -t app --tls-verify=false --cache-from "type=registry,ref=$ref" "$lctx")
 check_eq "with --tls-verify=false too" "$(cached_steps "$out")" "$(layer_steps "$out")"
+# The image's bytes are still in the registry's packs: export and run fetch them.
+out=$(cs export app -o "$T/c.tar" 2>&1)
+check_cmp "export of a cached image whose packs sit behind an unknown CA fails" "$?" -ne 0
+check_eq "... in one line" "$(grep -c '^cstore: ' <<<"$out")" 1
+check "export --cert-dir fetches the image's chunks" \
+    cs export app --cert-dir "$REG_CERTS" -o "$T/c.tar"
+check "... and writes the image" tar -tf "$T/c.tar" index.json
+ROOT=$T/e
+must cs load "$BASES/busybox.docker.tar"
+must build_plain -t app --tls-verify=false --cache-from "type=registry,ref=$ref" "$lctx"
+check_eq "run --cert-dir runs a cached image whose chunks are in the registry" \
+    "$(cs run --cert-dir "$REG_CERTS" app cat /out.txt 2>&1)" "built line 1"
 
 # --pull's resolver: FROM an image of that registry, on an empty root.
 mkdir -p "$T/pull"
