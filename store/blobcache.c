@@ -40,6 +40,48 @@ cs_blobcache_open(cs_store *s, const cs_digest *d, uint64_t size)
     return -1;
 }
 
+/* size bytes of fd from its start into out, or hashed into h when out is
+ * NULL: 0, 1 when fd is short or unreadable, or out's error (< 0). */
+static int
+pass(int fd, uint64_t size, uint8_t *buf, cs_sha256_ctx *h, cs_sink_fn out, void *octx,
+     cs_error **err)
+{
+    for (uint64_t off = 0; off < size;) {
+        size_t want = size - off < (1u << 20) ? (size_t) (size - off) : (1u << 20);
+        ssize_t r = pread(fd, buf, want, (off_t) off);
+        if (r != (ssize_t) want)
+            return 1;
+        int rc = out ? out(octx, buf, want, err) : (cs_sha256_update(h, buf, want), 0);
+        if (rc < 0)
+            return rc;
+        off += want;
+    }
+    return 0;
+}
+
+int
+cs_blobcache_stream(cs_store *s, const cs_digest *d, uint64_t size, cs_sink_fn out, void *octx,
+                    cs_error **err)
+{
+    cs_autoclose int fd = cs_blobcache_open(s, d, size);
+    if (fd < 0)
+        return 0;
+    /* Two passes over one open file: cached blobs are renamed into place,
+     * never rewritten, so both read the same bytes. */
+    cs_autofree uint8_t *buf = cs_xmalloc(1u << 20);
+    __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
+    cs_digest got;
+    if (pass(fd, size, buf, h, NULL, NULL, err) != 0
+        || (cs_sha256_final(h, &got), !cs_digest_eq(&got, d))) {
+        cs_blobcache_drop(s, d);
+        return 0;
+    }
+    int rc = pass(fd, size, buf, NULL, out, octx, err);
+    if (rc == 1)
+        return cs_err(err, CS_EIO, errno, "blob cache: read");
+    return rc < 0 ? rc : 1;
+}
+
 void
 cs_blobcache_drop(cs_store *s, const cs_digest *d)
 {

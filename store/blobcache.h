@@ -15,6 +15,7 @@
 #define CSTORE_BLOBCACHE_H
 
 #include <stdint.h>
+#include "cstore/content.h"
 #include "cstore/store.h"
 #include "digestset.h"
 
@@ -26,6 +27,12 @@
 /* The cached blob d opened for reading (>= 0), or -1 when there is none of
  * size bytes (a file of another size is removed). */
 int cs_blobcache_open(cs_store *s, const cs_digest *d, uint64_t size);
+/* The cached blob d of size bytes into out (1 MiB pieces), its sha256
+ * checked before the first byte goes out: 1 when it was written, 0 when the
+ * cache has no right copy (a wrong one is dropped; nothing was written),
+ * < 0 when out failed. */
+int cs_blobcache_stream(cs_store *s, const cs_digest *d, uint64_t size, cs_sink_fn out, void *octx,
+                        cs_error **err);
 /* Removes the cached blob d (its bytes were found wrong); failures are
  * warnings. */
 void cs_blobcache_drop(cs_store *s, const cs_digest *d);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "blobcache.h"
 #include "export_int.h"
 
 #define INDEX_MAX (64u << 20)
@@ -20,27 +21,49 @@ file_has_size(const char *path, uint64_t size)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size == size;
 }
 
+/* A known layer whose blob is in the blob cache: copied (1), else 0. */
+static int
+dir_cached_layer(exp *x, const char *blobs, const char *final, layer *L, cs_error **err)
+{
+    cs_autofree char *tmp = export_tmp_template(blobs, "layer");
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return cs_err(err, CS_EIO, errno, "create '%s'", tmp);
+    int rc = cs_blobcache_stream(x->s, &L->lb.blob, L->lb.size, cs_fd_sink, &fd, err);
+    if (rc <= 0) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    rc = export_commit_tmp(fd, tmp, final, err);
+    return rc < 0 ? rc : 1;
+}
+
 static int
 dir_layer(exp *x, const char *blobs, layer *L, cs_error **err)
 {
     char hex[CS_DIGEST_HEX];
+    int rc;
     if (L->known) {
         cs_digest_hex(&L->lb.blob, hex);
         cs_autofree char *p = cs_xasprintf("%s/%s", blobs, hex);
         if (file_has_size(p, L->lb.size))
             return 0;
+        if ((rc = dir_cached_layer(x, blobs, p, L, err)) != 0)
+            return rc < 0 ? rc : 0;
     }
     cs_autofree char *tmp = export_tmp_template(blobs, "layer");
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, CS_EIO, errno, "create '%s'", tmp);
     cs_csink_result res;
-    int rc = export_gen_layer_fd(x, L, &fd, &res, err);
+    rc = export_gen_layer_fd(x, L, &fd, &res, err);
     if (rc < 0) {
         close(fd);
         unlink(tmp);
         return rc;
     }
+    cs_blobcache_put_fd(x->s, fd, &res.blob, res.blob_size);
     cs_digest_hex(&res.blob, hex);
     cs_autofree char *final = cs_xasprintf("%s/%s", blobs, hex);
     rc = export_commit_tmp(fd, tmp, final, err);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cstore/lease.h"
 #include "cstore/push.h"
+#include "blobcache.h"
 #include "export_int.h"
 
 /* Bytes of learned blobs kept in memory, all layers together: a small new
@@ -243,8 +244,11 @@ cs_push_layer_write(cs_push_image *p, uint32_t i, cs_sink_fn out, void *octx, cs
     layer *L = &p->x.layers[i];
     if (p->kept[i].len > 0 && p->kept[i].len == L->lb.size)
         return write_kept(&p->kept[i], out, octx, err);
+    int rc = cs_blobcache_stream(p->x.s, &L->lb.blob, L->lb.size, out, octx, err);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     cs_csink_result res;
-    int rc = export_gen_layer(&p->x, L, out, octx, &res, err);
+    rc = export_gen_layer(&p->x, L, out, octx, &res, err);
     if (rc < 0)
         return rc;
     if (cs_digest_eq(&res.blob, &L->lb.blob) && res.blob_size == L->lb.size)

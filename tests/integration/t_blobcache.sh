@@ -23,7 +23,8 @@ layers_of() {
     tar -xOf "$1" "blobs/sha256/$m" | jq -r '.layers[].digest | sub("sha256:"; "")'
 }
 inodes() { for h in "$@"; do stat -c %i "$C/$h"; done; }
-good() { test "$(sha256sum < "$C/$1" | cut -d' ' -f1)" = "$1"; }
+good_file() { test "$(sha256sum < "$1" | cut -d' ' -f1)" = "$2"; }
+good() { good_file "$C/$1" "$1"; }
 
 must cs export img -o "$T/a.tar"
 mapfile -t L < <(layers_of "$T/a.tar")
@@ -56,6 +57,22 @@ check "docker-archive twice: the same bytes" cmp "$T/e.tar" "$T/f.tar"
 check_eq "docker-archive: its two uncompressed blobs kept beside the gzip ones" "$ncached" 4
 check_eq "du counts the blob cache apart: the bytes of its files" \
     "$(cs du --json | jq .blobcache_bytes)" "$(du -B1 -s "$C" | cut -f1)"
+
+# oci-dir: the same blobs, from the cache or made and kept.
+rm -rf "$C"
+must cs export img -o "$T/dir1" --format oci-dir
+check_eq "an oci-dir export keeps the layer blobs it made" \
+    "$(ls "$C" | sort)" "$(printf '%s\n' "${L[@]}" | sort)"
+head -c "$size" /dev/urandom > "$C/${L[1]}"
+i1=$(inodes "${L[0]}")
+must cs export img -o "$T/dir2" --format oci-dir
+check "an oci-dir export from the cache has the archive's blobs" \
+    cmp "$T/dir2/blobs/sha256/${L[0]}" "$T/dir1/blobs/sha256/${L[0]}"
+check_eq "... read from the cached file (not made again)" "$(inodes "${L[0]}")" "$i1"
+check "a wrong cached blob is found out by an oci-dir export: its blob is right" \
+    good_file "$T/dir2/blobs/sha256/${L[1]}" "${L[1]}"
+check "and the cached file is right again" good "${L[1]}"
+must cs export img -o "$T/e.tar" --format docker-archive
 
 # gc: the freed image's blobs, unknown files and dead processes' temp files go.
 dead=$(($(cat /proc/sys/kernel/pid_max) - 1))
