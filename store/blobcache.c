@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "blobcache.h"
 
@@ -33,8 +34,13 @@ cs_blobcache_open(cs_store *s, const cs_digest *d, uint64_t size)
     cs_autofree char *p = blob_path(s, d);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || (fstat(fd, &st) == 0 && (uint64_t) st.st_size == size))
+    if (fd < 0)
         return fd;
+    if (fstat(fd, &st) == 0 && (uint64_t) st.st_size == size) {
+        if (time(NULL) - st.st_mtime > 3600)
+            (void) futimens(fd, NULL); /* used: gc's budget drops the least recent */
+        return fd;
+    }
     close(fd);
     cs_blobcache_drop(s, d); /* cut short (no fsync) or damaged */
     return -1;
@@ -169,9 +175,33 @@ stale_tmp(int dfd, const char *name)
            && cs_store_pid_gone((pid_t) pid, st.st_mtime);
 }
 
+typedef struct kept_blob {
+    char *name;
+    time_t used;
+    uint64_t size;
+} kept_blob;
+
+static int
+cmp_used(const void *a, const void *b)
+{
+    const kept_blob *x = a, *y = b;
+    return x->used < y->used ? -1 : x->used > y->used;
+}
+
+static int
+remove_name(int fd, const char *dir, const char *name, uint64_t size, uint64_t *removed,
+            uint64_t *bytes, cs_error **err)
+{
+    if (unlinkat(fd, name, 0) < 0 && errno != ENOENT)
+        return cs_err(err, CS_EIO, errno, "remove '%s/%s'", dir, name);
+    (*removed)++;
+    *bytes += size;
+    return 0;
+}
+
 int
-cs_blobcache_prune(cs_store *s, const cs_digestset *keep, uint64_t *removed, uint64_t *bytes,
-                   cs_error **err)
+cs_blobcache_prune(cs_store *s, const cs_digestset *keep, uint64_t budget, uint64_t *removed,
+                   uint64_t *bytes, cs_error **err)
 {
     *removed = *bytes = 0;
     cs_autofree char *dir = cache_dir(s);
@@ -179,21 +209,30 @@ cs_blobcache_prune(cs_store *s, const cs_digestset *keep, uint64_t *removed, uin
     if (fd < 0)
         return errno == ENOENT ? 0 : cs_err(err, CS_EIO, errno, "open '%s'", dir);
     char **names = NULL;
-    size_t n = 0;
+    size_t n = 0, nk = 0;
     int rc = cs_dir_names(fd, dir, &names, &n, err);
+    cs_autofree kept_blob *k = cs_xmalloc((n ? n : 1) * sizeof(*k));
+    uint64_t total = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         cs_digest d;
-        if (cs_digest_parse(names[i], &d) ? cs_digestset_has(keep, d.b) : !stale_tmp(fd, names[i]))
+        bool blob = cs_digest_parse(names[i], &d);
+        if (!blob && !stale_tmp(fd, names[i]))
             continue;
         struct stat st;
-        uint64_t sz =
-            fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 ? (uint64_t) st.st_size : 0;
-        if (unlinkat(fd, names[i], 0) < 0 && errno != ENOENT)
-            rc = cs_err(err, CS_EIO, errno, "remove '%s/%s'", dir, names[i]);
-        else {
-            (*removed)++;
-            *bytes += sz;
+        bool ok = fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0;
+        uint64_t sz = ok ? (uint64_t) st.st_size : 0;
+        if (blob && ok && cs_digestset_has(keep, d.b)) {
+            k[nk++] = (kept_blob){ names[i], st.st_mtime, sz };
+            total += sz;
+            continue;
         }
+        rc = remove_name(fd, dir, names[i], sz, removed, bytes, err);
+    }
+    if (nk)
+        qsort(k, nk, sizeof(*k), cmp_used);
+    for (size_t i = 0; i < nk && rc == 0 && total > budget; i++) {
+        rc = remove_name(fd, dir, k[i].name, k[i].size, removed, bytes, err);
+        total -= k[i].size;
     }
     cs_names_free(names, n);
     return rc;

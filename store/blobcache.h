@@ -47,9 +47,11 @@ void cs_blobcache_keep(cs_store *s, const char *path, const cs_digest *d, uint64
  * cache, unless it is over CS_BLOBCACHE_MAX. Silent when it cannot (a full
  * store file system): a cache. */
 void cs_blobcache_put_fd(cs_store *s, int fd, const cs_digest *d, uint64_t size);
-/* gc: removes the cached blobs whose digest is not in keep and dead
- * processes' temp files; counts them and their bytes. */
-int cs_blobcache_prune(cs_store *s, const cs_digestset *keep, uint64_t *removed, uint64_t *bytes,
-                       cs_error **err);
+/* gc: removes the cached blobs whose digest is not in keep, then the least
+ * recently used (file mtime: set when made, renewed hourly by use) until the
+ * rest take at most budget bytes, and dead processes' temp files; counts
+ * them and their bytes. */
+int cs_blobcache_prune(cs_store *s, const cs_digestset *keep, uint64_t budget, uint64_t *removed,
+                       uint64_t *bytes, cs_error **err);
 
 #endif

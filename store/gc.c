@@ -48,6 +48,7 @@ typedef struct gc_marks {
     cs_digestset *tarsplits; /* keys (diff_ids) of the tarsplit records kept */
     cs_digestset *in_use;    /* trees leased by live processes (and their images' layers) */
     cs_digestset *snap_drop; /* snapshots over the budget: tree -> last used seen */
+    uint64_t budget_used;    /* bytes of --keep-storage the kept entries and snapshots take */
 } gc_marks;
 
 static int
@@ -210,6 +211,7 @@ mark_cache(cs_db *db, MDB_txn *txn, gc_marks *m, cs_error **err)
             cs_digestset_add(m->trees, v[i].tree.b);
     }
     free(v);
+    m->budget_used = total;
     return 0;
 }
 
@@ -655,15 +657,17 @@ blobs_of_records(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 }
 
 /* The blob cache (blobcache.h) keeps the files of the layer_blobs records
- * the sweep kept. A cache: failing to prune it is a warning. */
+ * the sweep kept, within what --keep-storage leaves after the build cache and
+ * the snapshots (the most recently used first). A cache: failing to prune it
+ * is a warning. */
 static void
-prune_blob_cache(cs_store *s)
+prune_blob_cache(cs_store *s, uint64_t budget)
 {
     __attribute__((cleanup(cs_digestset_freep))) cs_digestset *keep = cs_digestset_new(false);
     uint64_t n, bytes;
     cs_error *tmp = NULL;
     if (cs_db_read(cs_store_db(s), blobs_of_records, keep, &tmp) < 0
-        || cs_blobcache_prune(s, keep, &n, &bytes, &tmp) < 0)
+        || cs_blobcache_prune(s, keep, budget, &n, &bytes, &tmp) < 0)
         cs_store_warn_error(s, "gc: blob cache", &tmp);
 }
 
@@ -689,7 +693,7 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
         r = cs_rcache_gc(db, m.chunks, o->dry_run, &out->remote_chunks, err);
     if (r >= 0 && !o->dry_run) {
         drop_served_marks(s, m.trees);
-        prune_blob_cache(s);
+        prune_blob_cache(s, o->keep_storage > m.budget_used ? o->keep_storage - m.budget_used : 0);
     }
     cs_lease_gc_unlock(lock_fd); /* after the last batch committed */
     *snap_drop = cs_steal(&m.snap_drop);

@@ -3,7 +3,8 @@
 # the image copies them instead of making them again (the files are not replaced: same inodes),
 # byte for byte the same archive; a cached file of the right size but wrong bytes, or cut short, is
 # found out and made again, the archive still right; gc removes the files of the trees it frees,
-# files no record names and dead processes' temp files, and keeps the rest.
+# files no record names and dead processes' temp files, keeps the rest within --keep-storage (least
+# recently used out first).
 . "$(dirname "$0")/lib.sh"
 need jq sha256sum
 bases
@@ -82,11 +83,21 @@ printf 'x' > "$C/$(printf '0%.0s' $(seq 64))"
 must cs gc
 check_eq "gc keeps the blobs of a tagged image" "$(ls "$C" | wc -l)" 4
 must cs rmi img
-must cs gc --keep-storage 0
+must cs gc --keep-duration 0s
 left=$(ls -A "$C" | sort)
 bb=$(tar -xOf "$T/e.tar" manifest.json | jq -r '.[0].Layers[0] | sub("/layer.tar"; "")')
 check_eq "gc after rmi keeps only busybox's layer blobs (gzip, plain)" \
     "$left" "$(printf '%s\n' "${L[0]}" "$bb" | sort)"
 must cs export busybox -o "$T/g.tar"
 check "busybox exports from what is left" test -s "$T/g.tar"
+
+# --keep-storage: what the build cache and snapshots leave; the least recently used go first.
+touch -d @1000 "$C/$bb"
+touch "$C/${L[0]}"
+must cs gc --keep-storage "$(stat -c %s "$C/${L[0]}")"
+check_eq "gc --keep-storage keeps the most recently used blob that fits" "$(ls -A "$C")" "${L[0]}"
+must cs gc --keep-storage 0
+check_eq "gc --keep-storage 0 empties the blob cache" "$(ls -A "$C" | wc -l)" 0
+must cs export busybox -o "$T/h.tar"
+check "and exports still give the same archive" cmp "$T/g.tar" "$T/h.tar"
 finish
