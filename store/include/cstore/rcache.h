@@ -58,6 +58,7 @@ typedef enum cs_rcache_mode { CS_RCACHE_MIN, CS_RCACHE_MAX } cs_rcache_mode;
 /* What an export or import did, or what fetches moved (counters add up). */
 typedef struct cs_rcache_stats {
     uint64_t entries, records, chunks; /* exported / imported */
+    uint64_t deltas;                   /* chunks an export packed as deltas */
     uint64_t packs, packs_written, bytes_written, index_bytes;
     uint64_t remote;                               /* chunks left remote by an import */
     uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches: chunks, their bytes, requests */
