@@ -216,15 +216,16 @@ fver_cmp(const void *a, const void *b)
     return c ? c : memcmp(x->content.b, y->content.b, 32);
 }
 
-typedef struct score {
+typedef struct basecand {
     cs_digest d;
     uint64_t off, overlap;
-} score;
+    uint32_t len;
+} basecand;
 
 static int
 by_overlap(const void *a, const void *b)
 {
-    const score *x = a, *y = b;
+    const basecand *x = a, *y = b;
     if (x->overlap != y->overlap)
         return x->overlap > y->overlap ? -1 : 1;
     return (x->off > y->off) - (x->off < y->off);
@@ -233,24 +234,34 @@ by_overlap(const void *a, const void *b)
 static int
 by_off(const void *a, const void *b)
 {
-    const score *x = a, *y = b;
+    const basecand *x = a, *y = b;
     return (x->off > y->off) - (x->off < y->off);
 }
 
+/* How far old chunk b is from [off, off + len) (it does not overlap). */
+static uint64_t
+dist(const basecand *b, uint64_t off, uint32_t len)
+{
+    return b->off >= off + len ? b->off - (off + len) : off - (b->off + b->len);
+}
+
 /* Bases for the new chunk at [off, off + len) among old's chunks: those
- * the cache holds and this store has, overlapping the range (+ margin),
- * the most overlapping first; kept in the old file's order. */
+ * the cache holds, this store has and a delta may use, overlapping the
+ * range, the most overlapping first (none: the nearest within the margin);
+ * kept in the old file's order. */
 static int
 pick_bases(plan_ctx *c, uint64_t off, uint32_t len, const cs_chunk_ref *old, uint32_t nold,
            cand *out, cs_error **err)
 {
-    score s[64];
+    basecand s[64];
     size_t ns = 0;
     uint64_t lo = off > DELTA_MARGIN ? off - DELTA_MARGIN : 0, hi = off + len + DELTA_MARGIN;
     for (uint64_t o = 0, i = 0; i < nold && o < hi && ns < 64; o += old[i++].len) {
         uint64_t e = o + old[i].len;
-        if (e <= lo || !cs_digestset_has(c->p->x->chunks, old[i].d.b))
-            continue;
+        uint64_t *depth = cs_digestset_value(c->p->x->depth, old[i].d.b);
+        if (e <= lo || !cs_digestset_has(c->p->x->chunks, old[i].d.b)
+            || (depth && *depth >= RC_DELTA_DEPTH_MAX))
+            continue; /* not in the cache, or no delta on it */
         int r = cs_chunk_has(c->db, c->txn, &old[i].d, err);
         if (r <= 0) {
             if (r < 0)
@@ -258,11 +269,20 @@ pick_bases(plan_ctx *c, uint64_t off, uint32_t len, const cs_chunk_ref *old, uin
             continue;
         }
         uint64_t a = o > off ? o : off, b = e < off + len ? e : off + len;
-        s[ns++] = (score){ old[i].d, o, b > a ? b - a : 0 };
+        s[ns++] = (basecand){ old[i].d, o, b > a ? b - a : 0, old[i].len };
     }
-    qsort(s, ns, sizeof(score), by_overlap);
-    ns = ns > RC_DELTA_BASES_MAX ? RC_DELTA_BASES_MAX : ns;
-    qsort(s, ns, sizeof(score), by_off);
+    qsort(s, ns, sizeof(basecand), by_overlap);
+    size_t k = 0; /* the overlapping ones; else the nearest */
+    while (k < ns && k < RC_DELTA_BASES_MAX && s[k].overlap)
+        k++;
+    if (!k && ns) {
+        for (size_t i = 1; i < ns; i++)
+            if (dist(&s[i], off, len) < dist(&s[0], off, len))
+                s[0] = s[i];
+        k = 1;
+    }
+    ns = k;
+    qsort(s, ns, sizeof(basecand), by_off);
     out->nb = (uint8_t) ns;
     for (size_t i = 0; i < ns; i++)
         out->b[i] = s[i].d;
@@ -282,21 +302,15 @@ plan_add(rc_dplan *p, const cs_digest *d, const cand *cd)
     p->c[p->n++] = *cd;
 }
 
-/* The new chunks of content nw against old, an earlier version of the same path. */
+/* The new chunks of a file (refs nr) against old, an earlier version of
+ * the same path. */
 static int
-plan_content(plan_ctx *c, const cs_digest *nw, const cs_digest *old, cs_error **err)
+plan_content(plan_ctx *c, const cs_chunk_ref *nr, uint32_t nn, const cs_digest *old, cs_error **err)
 {
-    cs_autofree cs_chunk_ref *nr = NULL, *orefs = NULL;
-    uint64_t size;
-    uint32_t nn, no;
-    int r = cs_content_get(c->db, c->txn, nw, &size, &nr, &nn, err);
-    if (r >= 0)
-        r = cs_content_get(c->db, c->txn, old, &size, &orefs, &no, err);
-    if (r == -CS_ENOTFOUND) {
-        cs_error_clear(err);
-        return 0;
-    }
-    uint64_t off = 0;
+    cs_autofree cs_chunk_ref *orefs = NULL;
+    uint64_t size, off = 0;
+    uint32_t no;
+    int r = cs_content_get(c->db, c->txn, old, &size, &orefs, &no, err);
     for (uint32_t i = 0; r >= 0 && i < nn; off += nr[i++].len) {
         if (!cs_digestset_has(c->news, nr[i].d.b) || cs_digestset_has(c->p->at, nr[i].d.b))
             continue;
@@ -304,6 +318,51 @@ plan_content(plan_ctx *c, const cs_digest *nw, const cs_digest *old, cs_error **
         if ((r = pick_bases(c, off, nr[i].len, orefs, no, &cd, err)) >= 0)
             plan_add(c->p, &nr[i].d, &cd);
     }
+    return r;
+}
+
+/* How alike old is to a file whose chunks are mine: the chunks they share,
+ * then those of old the cache holds (0: none held, no use). */
+static int
+likeness(plan_ctx *c, const cs_digestset *mine, const cs_digest *old, uint64_t *score,
+         cs_error **err)
+{
+    cs_autofree cs_chunk_ref *refs = NULL;
+    uint64_t size, shared = 0, held = 0;
+    uint32_t n;
+    int r = cs_content_get(c->db, c->txn, old, &size, &refs, &n, err);
+    for (uint32_t i = 0; r >= 0 && i < n; i++) {
+        shared += cs_digestset_has(mine, refs[i].d.b);
+        held += cs_digestset_has(c->p->x->chunks, refs[i].d.b);
+    }
+    *score = held ? shared << 32 | held : 0;
+    return r;
+}
+
+/* File a of a path's versions f[0, n): its new chunks against the most
+ * alike other version. */
+static int
+plan_file(plan_ctx *c, const fver *f, size_t n, size_t a, cs_error **err)
+{
+    cs_autofree cs_chunk_ref *refs = NULL;
+    uint64_t size, best = 0, score;
+    uint32_t nr;
+    int r = cs_content_get(c->db, c->txn, &f[a].content, &size, &refs, &nr, err);
+    bool news = false;
+    for (uint32_t i = 0; r >= 0 && i < nr; i++)
+        news |= cs_digestset_has(c->news, refs[i].d.b);
+    if (r < 0 || !news)
+        return r;
+    cs_digestset *mine = cs_digestset_new(false);
+    for (uint32_t i = 0; i < nr; i++)
+        cs_digestset_add(mine, refs[i].d.b);
+    size_t pick = n;
+    for (size_t b = 0; b < n && r >= 0; b++)
+        if (b != a && (r = likeness(c, mine, &f[b].content, &score, err)) >= 0 && score > best)
+            best = score, pick = b;
+    cs_digestset_free(mine);
+    if (r >= 0 && pick < n)
+        r = plan_content(c, refs, nr, &f[pick].content, err);
     return r;
 }
 
@@ -325,10 +384,13 @@ plan_paths(plan_ctx *c, cs_error **err)
     for (size_t i = 0, j; i < c->nf && r >= 0; i = j) {
         for (j = i + 1; j < c->nf && !strcmp(c->f[j].path, c->f[i].path); j++)
             ;
-        for (size_t a = i; a < j && r >= 0; a++)
-            for (size_t b = i; b < j && r >= 0; b++)
-                if (!cs_digest_eq(&c->f[a].content, &c->f[b].content))
-                    r = plan_content(c, &c->f[a].content, &c->f[b].content, err);
+        for (size_t a = i; j - i > 1 && a < j && r >= 0; a++) {
+            r = plan_file(c, c->f + i, j - i, a - i, err);
+            if (r == -CS_ENOTFOUND) { /* a content record this store lacks: no plan */
+                cs_error_clear(err);
+                r = 0;
+            }
+        }
     }
     return r;
 }
