@@ -3,8 +3,8 @@
  * bases and its digest, an export packs a changed chunk of a file's new
  * version as a small delta, a fetch decodes it verified (fetching the base
  * when it is not local, only the delta when it is), a corrupted delta is
- * never stored, gc keeps a needed base's record, and a chain of deltas is
- * at most RC_DELTA_DEPTH_MAX deep. */
+ * never stored, gc keeps a needed base's record and prune a needed base's
+ * pack, and a chain of deltas is at most RC_DELTA_DEPTH_MAX deep. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -51,7 +51,7 @@ make_versions(fx *f)
 }
 
 static void
-put_version(fx *f, cs_store *s, int k)
+put_version(fx *f, cs_store *s, int k, uint64_t last_used)
 {
     MDB_txn *txn = test_begin(s, true);
     cs_db *db = cs_store_db(s);
@@ -62,7 +62,7 @@ put_version(fx *f, cs_store *s, int k)
     char name[32];
     snprintf(name, sizeof(name), "key %d", k);
     f->key[k] = test_sha(name);
-    cs_cache_entry e = { 1700000000, true, f->tree[k] };
+    cs_cache_entry e = { last_used, true, f->tree[k] };
     assert_int_equal(cs_cache_put(db, txn, &f->key[k], &e, &f->sb.err), 0);
     test_commit(txn);
 }
@@ -92,7 +92,7 @@ teardown(void **state)
 static void
 export_version(fx *f, int k, cs_rcache_stats *st)
 {
-    put_version(f, f->sb.s, k);
+    put_version(f, f->sb.s, k, 1700000000);
     cs_rcache_build b = { .keys = f->key, .nkeys = (size_t) k + 1 };
     assert_int_equal(cs_rcache_export_local(f->sb.s, f->cache, &b, CS_RCACHE_MAX, st, &f->sb.err),
                      0);
@@ -280,6 +280,40 @@ a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain(void **state)
     cs_tree_free(t);
 }
 
+static void
+prune_keeps_the_pack_of_a_kept_deltas_bases(void **state)
+{
+    fx *f = *state;
+    /* Version 1 changes every chunk a little: its pack holds deltas only,
+     * their bases are all in version 0's pack. */
+    memcpy(f->data[1], f->data[0], SIZE);
+    for (size_t off = 1000; off < SIZE; off += CHUNK)
+        f->data[1][off] ^= 0x5a;
+    cs_rcache_stats st;
+    put_version(f, f->sb.s, 0, 1000);
+    put_version(f, f->sb.s, 1, cs_rcache_now());
+    cs_rcache_build b = { .keys = f->key, .nkeys = 1 };
+    assert_int_equal(cs_rcache_export_local(f->sb.s, f->cache, &b, CS_RCACHE_MAX, &st, &f->sb.err),
+                     0);
+    b.nkeys = 2;
+    assert_int_equal(cs_rcache_export_local(f->sb.s, f->cache, &b, CS_RCACHE_MAX, &st, &f->sb.err),
+                     0);
+    assert_int_equal(st.deltas, 19);
+    cs_rcache_prune_opts o = { .keep_duration = 3600, .keep_storage = CS_RCACHE_KEEP_ALL };
+    cs_rcache_prune_result r;
+    assert_int_equal(cs_rcache_prune(f->cache, &o, &r, &f->sb.err), 0);
+    assert_int_equal(r.entries, 1); /* version 0's */
+    assert_int_equal(r.packs, 0);
+    assert_int_equal(r.kept_packs, 2);
+    cs_rcache_prune_result_release(&r);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(st.entries, 1);
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, NULL, &f->sb.err), 0);
+    cs_tree *t = test_get_tree(f->b, &f->tree[1]);
+    test_assert_content(f->b, &t->e[0].content, f->data[1], SIZE);
+    cs_tree_free(t);
+}
+
 int
 main(void)
 {
@@ -294,6 +328,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(prune_keeps_the_pack_of_a_kept_deltas_bases, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
