@@ -33,6 +33,19 @@ COPY --from=build /out.bin /out.bin
 EOF2
 }
 
+# empty_root_gets NAME WHO REF CTX ID WHY: an empty root WHO builds CTX from cache REF: image ID,
+# every step CACHED, its export byte-identical to A's ($T/a-NAME.tar), fsck-clean.
+empty_root_gets() {
+    local name=$1 who=$2 out
+    ROOT=$T/${who,,}-$name
+    out=$(build_plain -t app --cache-from "type=registry,ref=$3" "$4")
+    check_eq "$name: $who (empty root; $6) builds A's new image id" "$(tail -n 1 <<<"$out")" "$5"
+    check_eq "$name: $who has every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
+    must cs export app -o "$T/${who,,}-$name.tar"
+    check "$name: $who's export is byte-identical to A's" cmp "$T/a-$name.tar" "$T/${who,,}-$name.tar"
+    check "$name: $who is fsck-clean" cs fsck
+}
+
 # scenario NAME CTX CHANGE MAXUP: the cycle on context CTX; CHANGE is the one-line change (a
 # command run in CTX); MAXUP bounds the bytes A's second export uploads.
 scenario() {
@@ -56,14 +69,7 @@ scenario() {
     check_cmp "$name: ... and uploads $got bytes (deltas: < $maxup)" "${got:-999999999}" -lt "$maxup"
     must cs export app -o "$T/a-$name.tar"
 
-    ROOT=$T/b-$name
-    out=$(build_plain -t app --cache-from "type=registry,ref=$ref" "$ctx")
-    check_eq "$name: B (empty root) builds A's new image id" "$(tail -n 1 <<<"$out")" "$ida"
-    check_eq "$name: B has every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
-    must cs export app -o "$T/b-$name.tar"
-    check "$name: B's export (deltas decoded) is byte-identical to A's" \
-        cmp "$T/a-$name.tar" "$T/b-$name.tar"
-    check "$name: B is fsck-clean" cs fsck
+    empty_root_gets "$name" B "$ref" "$ctx" "$ida" "deltas decoded"
 
     ROOT=$T/c-$name
     out=$(build_plain -t app --cache-from "type=registry,ref=$ref" "$ctx")
@@ -78,14 +84,7 @@ scenario() {
     out=$(CSTORE_TEST_NOW=2000100 cs cache prune --ref "type=registry,ref=$ref" --keep-duration 1h 2>&1)
     check "$name: prune removed the old version's entries" \
         grep -qE '^cache prune: removed [1-9][0-9]* entries' <<<"$out"
-    ROOT=$T/d-$name
-    out=$(build_plain -t app --cache-from "type=registry,ref=$ref" "$ctx")
-    check_eq "$name: after prune, D (empty root) builds A's new image id" "$(tail -n 1 <<<"$out")" "$ida"
-    check_eq "$name: ... every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
-    must cs export app -o "$T/d-$name.tar"
-    check "$name: ... and its export (the bases' packs kept) is byte-identical to A's" \
-        cmp "$T/a-$name.tar" "$T/d-$name.tar"
-    check "$name: D is fsck-clean" cs fsck
+    empty_root_gets "$name" D "$ref" "$ctx" "$ida" "after prune: the bases' packs kept"
 }
 
 dctx=$T/delta
