@@ -14,7 +14,8 @@ typedef struct rgc {
     MDB_txn *txn;
     const cs_digestset *kept;
     cs_buf doomed;        /* 32-byte keys */
-    rc_bases spared;      /* records only gc's kept rule dooms, with their bases */
+    cs_digestset *spared; /* records only gc's kept rule dooms */
+    rc_bases bases;       /* the deltas among them: their bases */
     cs_digestset *needed; /* bases of the records kept */
     char *last_dir;
     bool last_gone;
@@ -55,7 +56,8 @@ find_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
     rc_remote_rec rec = { 0 };
     rc_remote_decode(v->mv_data, v->mv_size, &rec);
     if (g->kept && !cs_digestset_has(g->kept, d.b)) { /* unless a kept delta's base */
-        rc_bases_add(&g->spared, d.b, rec.nb ? rec.nb : 1, rec.nb ? rec.bases : d.b);
+        cs_digestset_add(g->spared, d.b);
+        rc_bases_add(&g->bases, d.b, rec.nb, rec.bases);
         return 0;
     }
     for (uint8_t i = 0; i < rec.nb; i++)
@@ -72,10 +74,10 @@ doom_unneeded(rgc *g)
         more = false;
         size_t it = 0;
         const cs_digest *d;
-        while ((d = cs_digestset_next(g->spared.at, &it))) {
+        while ((d = cs_digestset_next(g->bases.at, &it))) {
             const uint8_t *b;
-            uint8_t nb = rc_bases_get(&g->spared, d->b, &b);
-            if (!cs_digestset_has(g->needed, d->b) || (nb == 1 && !memcmp(b, d->b, 32)))
+            uint8_t nb = rc_bases_get(&g->bases, d->b, &b);
+            if (!cs_digestset_has(g->needed, d->b))
                 continue;
             for (uint8_t i = 0; i < nb; i++)
                 more |= cs_digestset_add(g->needed, b + 32u * i);
@@ -83,7 +85,7 @@ doom_unneeded(rgc *g)
     }
     size_t it = 0;
     const cs_digest *d;
-    while ((d = cs_digestset_next(g->spared.at, &it)))
+    while ((d = cs_digestset_next(g->spared, &it)))
         if (!cs_digestset_has(g->needed, d->b))
             cs_buf_append(&g->doomed, d->b, 32);
 }
@@ -118,15 +120,16 @@ int
 cs_rcache_gc(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
              cs_error **err)
 {
-    rgc g = { .kept = kept, .needed = cs_digestset_new(false) };
+    rgc g = { .kept = kept, .needed = cs_digestset_new(false), .spared = cs_digestset_new(false) };
     cs_buf_init(&g.doomed);
-    rc_bases_init(&g.spared);
+    rc_bases_init(&g.bases);
     int r = cs_db_read(db, find_fn, &g, err);
     while (r >= 0 && !dry_run && g.at < g.doomed.len / 32)
         r = cs_db_write(db, del_fn, &g, err);
     *dropped += r >= 0 ? g.doomed.len / 32 : 0;
     cs_buf_release(&g.doomed);
-    rc_bases_release(&g.spared);
+    rc_bases_release(&g.bases);
+    cs_digestset_free(g.spared);
     cs_digestset_free(g.needed);
     free(g.last_dir);
     return r < 0 ? r : 0;
