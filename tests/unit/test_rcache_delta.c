@@ -2,9 +2,10 @@
  * (store/rcache_delta.c, rcache_dfetch.c): a delta decodes only with its
  * bases and its digest, an export packs a changed chunk of a file's new
  * version as a small delta, a fetch decodes it verified (fetching the base
- * when it is not local, only the delta when it is), a corrupted delta is
- * never stored, gc keeps a needed base's record and prune a needed base's
- * pack, and a chain of deltas is at most RC_DELTA_DEPTH_MAX deep. */
+ * when it is not local, only the delta when it is), a corrupted delta or a
+ * wrong base is detected and the delta never stored, gc keeps a needed
+ * base's record and prune a needed base's pack, and a chain of deltas is
+ * at most RC_DELTA_DEPTH_MAX deep. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -216,6 +217,29 @@ a_corrupted_delta_fails_the_fetch_and_is_never_stored(void **state)
 }
 
 static void
+a_wrong_local_base_fails_the_fetch_and_the_delta_is_never_stored(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    export_version(f, 0, &st);
+    export_version(f, 1, &st);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    /* Store b "has" version 0's chunk 6, with other bytes. */
+    cs_digest base;
+    cs_sha256(f->data[0] + 6 * CHUNK, CHUNK, &base);
+    uint8_t rec[5 + CHUNK];
+    rec[0] = CS_CODEC_RAW;
+    cs_be32_put(rec + 1, CHUNK);
+    memcpy(rec + 5, f->data[0] + 5 * CHUNK, CHUNK);
+    test_put_raw(f->b, CS_T_CHUNKS, base.b, 32, rec, sizeof(rec));
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, NULL, &f->sb.err), -CS_ECORRUPT);
+    cs_digest d6;
+    cs_sha256(f->data[1] + 6 * CHUNK, CHUNK, &d6);
+    assert_false(test_has(f->b, CS_T_CHUNKS, d6.b, 32));
+    assert_true(test_has(f->b, CS_T_REMOTE, d6.b, 32));
+}
+
+static void
 gc_keeps_the_remote_record_of_a_base_a_kept_delta_needs(void **state)
 {
     fx *f = *state;
@@ -324,6 +348,8 @@ main(void)
             a_new_version_is_packed_as_small_deltas_and_fetched_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(a_corrupted_delta_fails_the_fetch_and_is_never_stored,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_wrong_local_base_fails_the_fetch_and_the_delta_is_never_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_keeps_the_remote_record_of_a_base_a_kept_delta_needs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain,
