@@ -187,13 +187,13 @@ collect_files(plan_ctx *c, cs_error **err)
     const cs_digest *t;
     while ((t = cs_digestset_next(c->trees, &it))) {
         cs_tree *tree = NULL;
-        cs_error *tmp = NULL;
-        int r = cs_tree_get(c->db, c->txn, t, &tree, &tmp);
-        cs_error_clear(&tmp);
-        if (r == -CS_ENOTFOUND)
+        int r = cs_tree_get(c->db, c->txn, t, &tree, err);
+        if (r == -CS_ENOTFOUND) { /* an older entry's tree this store lacks */
+            cs_error_clear(err);
             continue;
+        }
         if (r < 0)
-            return cs_err(err, -r, 0, "cache export: a tree of the cache is unreadable");
+            return r;
         for (size_t i = 0; i < tree->n; i++) {
             if (!tree->e[i].has_content)
                 continue;
