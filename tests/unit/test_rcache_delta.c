@@ -99,6 +99,26 @@ export_version(fx *f, int k, cs_rcache_stats *st)
                      0);
 }
 
+/* Versions 0 and 1 exported, the cache imported into store b. */
+static void
+two_versions_in_b(fx *f)
+{
+    cs_rcache_stats st;
+    export_version(f, 0, &st);
+    export_version(f, 1, &st);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+}
+
+/* Version 1's chunk 6 (a delta) is not in store b, only its remote record. */
+static void
+assert_delta_remote_only(fx *f)
+{
+    cs_digest d6;
+    cs_sha256(f->data[1] + 6 * CHUNK, CHUNK, &d6);
+    assert_false(test_has(f->b, CS_T_CHUNKS, d6.b, 32));
+    assert_true(test_has(f->b, CS_T_REMOTE, d6.b, 32));
+}
+
 static void
 a_delta_decodes_only_with_its_bases_and_a_corruption_is_detected(void **state)
 {
@@ -201,29 +221,20 @@ static void
 a_corrupted_delta_fails_the_fetch_and_is_never_stored(void **state)
 {
     fx *f = *state;
-    cs_rcache_stats st;
-    export_version(f, 0, &st);
-    export_version(f, 1, &st);
-    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    two_versions_in_b(f);
     corrupt_delta_packs(f->cache);
     assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, NULL, &f->sb.err), -CS_ECORRUPT);
     test_assert_msg(f->sb.err, "sha256:");
     /* The plain chunks are in (verified), neither delta is. */
     assert_int_equal(test_count(f->b, CS_T_CHUNKS), 19);
-    cs_digest d6;
-    cs_sha256(f->data[1] + 6 * CHUNK, CHUNK, &d6);
-    assert_false(test_has(f->b, CS_T_CHUNKS, d6.b, 32));
-    assert_true(test_has(f->b, CS_T_REMOTE, d6.b, 32));
+    assert_delta_remote_only(f);
 }
 
 static void
 a_wrong_local_base_fails_the_fetch_and_the_delta_is_never_stored(void **state)
 {
     fx *f = *state;
-    cs_rcache_stats st;
-    export_version(f, 0, &st);
-    export_version(f, 1, &st);
-    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    two_versions_in_b(f);
     /* Store b "has" version 0's chunk 6, with other bytes. */
     cs_digest base;
     cs_sha256(f->data[0] + 6 * CHUNK, CHUNK, &base);
@@ -233,20 +244,14 @@ a_wrong_local_base_fails_the_fetch_and_the_delta_is_never_stored(void **state)
     memcpy(rec + 5, f->data[0] + 5 * CHUNK, CHUNK);
     test_put_raw(f->b, CS_T_CHUNKS, base.b, 32, rec, sizeof(rec));
     assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, NULL, &f->sb.err), -CS_ECORRUPT);
-    cs_digest d6;
-    cs_sha256(f->data[1] + 6 * CHUNK, CHUNK, &d6);
-    assert_false(test_has(f->b, CS_T_CHUNKS, d6.b, 32));
-    assert_true(test_has(f->b, CS_T_REMOTE, d6.b, 32));
+    assert_delta_remote_only(f);
 }
 
 static void
 gc_keeps_the_remote_record_of_a_base_a_kept_delta_needs(void **state)
 {
     fx *f = *state;
-    cs_rcache_stats st;
-    export_version(f, 0, &st);
-    export_version(f, 1, &st);
-    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    two_versions_in_b(f);
     /* gc keeps version 1's chunks only: version 0's chunk 6 is a base. */
     cs_digestset *kept = cs_digestset_new(false);
     for (int i = 0; i * CHUNK < SIZE; i++) {
