@@ -20,7 +20,9 @@
 #                 leaves the image's layers in B's store; a cstore build fetches no chunk until one
 #                 is needed)
 #   one-line      app.go's message changed: A build + push (docker) / build --cache-to (cstore),
-#                 then B's build with --cache-from
+#                 then B's build with --cache-from (B has the old version: its image), and for
+#                 cstore an EMPTY root E's (bases only) build + export of the image (the new
+#                 version's chunks: delta chunks and the bases it lacks)
 # Bytes from the registry's access log, each machine through its own source-address relay
 # (tests/integration/fleet_lib.sh): up = the blobs whose upload it completed + its manifest PUTs
 # (at the repository's mean manifest size), down = its GET bodies. Medians of RUNS runs, each on
@@ -151,6 +153,18 @@ cs_cycle() {
     timed "$2x" cs_at B export hello -o "$work/b.tar"
     rec "$2x.down" "$(fleet_down 4 "$mark")" # the build's bytes and the export's
 }
+# cs_empty KEY REPO: after the one-line change, an EMPTY root E (the bases loaded only: no old
+# version local, unlike B) builds with --cache-from and exports the image (KEY"x"), through B's relay
+cs_empty() {
+    rm -rf "$work/cE"
+    cp -a "$work/cT" "$work/cE"
+    mark=$(fleet_mark)
+    timed "$1" cs_at E build --progress plain -t hello \
+        --cache-from "type=registry,ref=$(fleet_host 4)/$2:buildcache" "$ctx"
+    rec "$1.cached" "$(steps_cached "$OUT")"
+    timed "$1x" cs_at E export hello -o "$work/e.tar"
+    rec "$1x.down" "$(fleet_down 4 "$mark")"
+}
 change() { sed -i "s/fmt.Println(.*)/fmt.Println(\"Hello, run $1\")/" "$ctx/app.go"; }
 
 for ((i = 1; i <= RUNS; i++)); do
@@ -168,6 +182,7 @@ for ((i = 1; i <= RUNS; i++)); do
     cs_cycle cs.exp cs.b "cache/run$i"
     change "$i"
     cs_cycle cs.one cs.oneb "cache/run$i"
+    cs_empty cs.onee "cache/run$i"
 done
 
 m() { # KEY: the median of R[KEY]
@@ -189,7 +204,8 @@ row "B all-cached build + image: down" bk.b cs.bx down
 row "one-line change, A build + push: up" bk.one cs.one up
 row "one-line change, B build: down" bk.oneb cs.oneb down
 row "one-line change, B build + image: down" bk.oneb cs.onebx down
+row "... empty root E build + image: down" bk.oneb cs.oneex down
 echo "steps CACHED (per run) B all-cached: BuildKit ${R[bk.b.cached]}, cstore ${R[cs.b.cached]};" \
-    "one-line change B: BuildKit ${R[bk.oneb.cached]}, cstore ${R[cs.oneb.cached]}"
+    "one-line change B: BuildKit ${R[bk.oneb.cached]}, cstore ${R[cs.oneb.cached]}, E ${R[cs.onee.cached]}"
 echo "(cstore's '+ image' rows: the time is cstore export's alone, the bytes the build's and the export's;"
 echo " BuildKit's inline cache is mode=min (the final stage), cstore's export here mode=max: every stage)"

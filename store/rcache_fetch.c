@@ -26,6 +26,8 @@ typedef struct want {
     cs_digest chunk, pack;
     uint64_t off;
     uint32_t len;
+    uint8_t nb; /* a delta: its bases */
+    cs_digest bases[RC_DELTA_BASES_MAX];
     char *src;
 } want;
 
@@ -58,6 +60,50 @@ cs_rcache_has(cs_db *db, MDB_txn *txn, const cs_digest *chunk, cs_error **err)
     return r < 0 ? r : 1;
 }
 
+bool
+rc_remote_decode(const void *v, size_t n, rc_remote_rec *out)
+{
+    const uint8_t *p = v;
+    if (n < 45)
+        return false;
+    *out = (rc_remote_rec){ .pack = p, .off = cs_be64_get(p + 32), .len = cs_be32_get(p + 40) };
+    size_t at = 44;
+    if (p[44] == 0) { /* versioned: 0 | 1 | nb | bases */
+        if (n < 47 || p[45] != 1 || !p[46] || p[46] > RC_DELTA_BASES_MAX || n <= 47 + 32u * p[46])
+            return false;
+        out->nb = p[46];
+        out->bases = p + 47;
+        at = 47 + 32u * p[46];
+    }
+    out->src = (const char *) p + at;
+    out->srclen = n - at;
+    return true;
+}
+
+void
+rc_remote_encode(cs_buf *b, const cs_digest *pack, const uint8_t place[12], const uint8_t *delta,
+                 size_t dn, const char *src)
+{
+    cs_buf_append(b, pack->b, 32);
+    cs_buf_append(b, place, 12);
+    if (dn >= 2) { /* depth | nb | bases: the depth is the index's business */
+        cs_buf_u8(b, 0);
+        cs_buf_u8(b, 1);
+        cs_buf_append(b, delta + 1, dn - 1);
+    }
+    cs_buf_append(b, src, strlen(src));
+}
+
+int
+rc_remote_del(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_error **err)
+{
+    MDB_val key = { 32, (void *) d->b };
+    int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &key, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return cs_db_err(err, rc, "remote_chunks");
+    return 0;
+}
+
 static bool
 remote_empty(cs_db *db, MDB_txn *txn)
 {
@@ -72,23 +118,32 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
     if (!cs_digestset_add(w->seen, d->b))
         return 0;
     MDB_val v;
+    rc_remote_rec rec;
     int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND || (r == 0 && v.mv_size < 45)) /* local, or not ours */
-        return 0;
+    if (r == -CS_ENOTFOUND || (r == 0 && !rc_remote_decode(v.mv_data, v.mv_size, &rec)))
+        return 0; /* local, or not ours */
     if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
         return r < 0 ? r : 0;
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 256;
         w->v = cs_xrealloc(w->v, w->cap * sizeof(want));
     }
-    const uint8_t *p = v.mv_data;
     want *x = &w->v[w->n++];
     x->chunk = *d;
-    memcpy(x->pack.b, p, 32);
-    x->off = cs_be64_get(p + 32);
-    x->len = cs_be32_get(p + 40);
-    x->src = cs_xstrndup((const char *) p + 44, v.mv_size - 44);
-    return 0;
+    memcpy(x->pack.b, rec.pack, 32);
+    x->off = rec.off;
+    x->len = rec.len;
+    x->nb = rec.nb;
+    if (rec.nb)
+        memcpy(x->bases, rec.bases, 32u * rec.nb);
+    x->src = cs_xstrndup(rec.src, rec.srclen);
+    /* A delta's bases come along unless local (this batch decodes it). */
+    cs_digest bases[RC_DELTA_BASES_MAX];
+    uint8_t nb = rec.nb;
+    memcpy(bases, x->bases, sizeof(bases));
+    for (uint8_t i = 0; i < nb && r >= 0; i++)
+        r = want_chunk(w, &bases[i], err);
+    return r;
 }
 
 static int
@@ -160,6 +215,7 @@ typedef struct range {
 typedef struct put_ctx {
     range **v;
     size_t n;
+    rc_pending *pend; /* deltas, decoded once the batch is in */
 } put_ctx;
 
 /* The committing thread's one write txn for the ranges fetched so far. */
@@ -172,14 +228,14 @@ put_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         for (size_t i = 0; i < g->n; i++) {
             const want *x = &g->v[i];
             const uint8_t *p = g->buf + (x->off - g->off);
-            int r =
-                cs_chunk_put(db, txn, &x->chunk, p[0], cs_be32_get(p + 1), p + 5, x->len - 5, err);
+            int r = x->nb
+                        ? rc_pending_add(pc->pend, &x->chunk, x->nb, x->bases[0].b, p, x->len, err)
+                        : cs_chunk_put(db, txn, &x->chunk, p[0], cs_be32_get(p + 1), p + 5,
+                                       x->len - 5, err);
+            if (r >= 0 && !x->nb)
+                r = rc_remote_del(db, txn, &x->chunk, err);
             if (r < 0)
                 return r;
-            MDB_val key = { 32, (void *) x->chunk.b };
-            int rc = mdb_del(txn, cs_db_dbi(db, CS_T_REMOTE), &key, NULL);
-            if (rc && rc != MDB_NOTFOUND)
-                return cs_db_err(err, rc, "remote_chunks");
         }
     }
     return 0;
@@ -225,6 +281,8 @@ check_range(range *g, int fd, const char *path, cs_error **err)
     for (size_t i = 0; i < g->n && r >= 0; i++) {
         const want *x = &g->v[i];
         uint8_t *p = g->buf + (x->off - g->off);
+        if (x->nb)
+            continue; /* a delta: checked once decoded (rcache_dfetch.c) */
         raw.len = 0;
         cs_error *tmp = NULL;
         if (x->len >= 5 && cs_chunk_decode(&x->chunk, p, x->len, true, &raw, &tmp) == 0)
@@ -269,6 +327,7 @@ typedef struct fetch_run {
     size_t qhead, qlen;
     size_t running; /* fetchers not finished */
     bool stop;
+    rc_pending pend;
     int rc;
     cs_error *err; /* the first failure */
     pthread_mutex_t mu;
@@ -331,7 +390,7 @@ commit_loop(cs_store *s, fetch_run *f, cs_rcache_stats *st)
             pthread_cond_wait(&f->cv_take, &f->mu);
         if (!f->qlen)
             break;
-        put_ctx pc = { batch, 0 };
+        put_ctx pc = { batch, 0, &f->pend };
         for (; f->qlen; f->qlen--, f->qhead = (f->qhead + 1) % QUEUE_MAX)
             batch[pc.n++] = f->q[f->qhead];
         pthread_cond_broadcast(&f->cv_put);
@@ -412,6 +471,13 @@ fetch_all(cs_store *s, wants *w, cs_rcache_stats *st, cs_error **err)
     pthread_cond_destroy(&f.cv_put);
     pthread_cond_destroy(&f.cv_take);
     free(f.g);
+    if (!f.rc && f.pend.n) {
+        cs_error *e = NULL;
+        int r = rc_pending_resolve(s, &f.pend, &e);
+        if (r < 0)
+            run_fail(&f, r, &e);
+    }
+    rc_pending_release(&f.pend);
     if (f.rc < 0 && err && !*err)
         *err = cs_steal(&f.err);
     cs_error_clear(&f.err);

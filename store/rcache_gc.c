@@ -13,7 +13,10 @@ typedef struct rgc {
     cs_db *db;
     MDB_txn *txn;
     const cs_digestset *kept;
-    cs_buf doomed; /* 32-byte keys */
+    cs_buf doomed;        /* 32-byte keys */
+    cs_digestset *spared; /* records only gc's kept rule dooms */
+    rc_bases bases;       /* the deltas among them: their bases */
+    cs_digestset *needed; /* bases of the records kept */
     char *last_dir;
     bool last_gone;
     size_t at; /* deletion: the next key of doomed */
@@ -23,12 +26,13 @@ typedef struct rgc {
 static bool
 dir_gone(rgc *g, const uint8_t *v, size_t n)
 {
-    if (n <= 44)
+    rc_remote_rec rec;
+    if (!rc_remote_decode(v, n, &rec))
         return false;
-    size_t dn = n - 44;
-    if (!g->last_dir || strlen(g->last_dir) != dn || memcmp(g->last_dir, v + 44, dn)) {
+    size_t dn = rec.srclen;
+    if (!g->last_dir || strlen(g->last_dir) != dn || memcmp(g->last_dir, rec.src, dn)) {
         free(g->last_dir);
-        g->last_dir = cs_xstrndup((const char *) v + 44, dn);
+        g->last_dir = cs_xstrndup(rec.src, dn);
         g->last_gone = access(g->last_dir, F_OK) < 0 && errno == ENOENT;
     }
     return g->last_gone;
@@ -42,10 +46,48 @@ find_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
     if (k->mv_size != 32)
         return 0;
     memcpy(d.b, k->mv_data, 32);
-    int r = g->kept && !cs_digestset_has(g->kept, d.b) ? 1 : cs_chunk_has(g->db, g->txn, &d, err);
-    if (r == 1 || (r == 0 && dir_gone(g, v->mv_data, v->mv_size)))
+    int r = cs_chunk_has(g->db, g->txn, &d, err);
+    if (r < 0)
+        return r;
+    if (r == 1 || dir_gone(g, v->mv_data, v->mv_size)) {
         cs_buf_append(&g->doomed, d.b, 32);
-    return r < 0 ? r : 0;
+        return 0;
+    }
+    rc_remote_rec rec = { 0 };
+    rc_remote_decode(v->mv_data, v->mv_size, &rec);
+    if (g->kept && !cs_digestset_has(g->kept, d.b)) { /* unless a kept delta's base */
+        cs_digestset_add(g->spared, d.b);
+        rc_bases_add(&g->bases, d.b, rec.nb, rec.bases);
+        return 0;
+    }
+    for (uint8_t i = 0; i < rec.nb; i++)
+        cs_digestset_add(g->needed, rec.bases + 32u * i);
+    return 0;
+}
+
+/* The records the kept rule dooms that are (through other such records)
+ * bases of kept ones stay; the others go. */
+static void
+doom_unneeded(rgc *g)
+{
+    for (bool more = true; more;) {
+        more = false;
+        size_t it = 0;
+        const cs_digest *d;
+        while ((d = cs_digestset_next(g->bases.at, &it))) {
+            const uint8_t *b;
+            uint8_t nb = rc_bases_get(&g->bases, d->b, &b);
+            if (!cs_digestset_has(g->needed, d->b))
+                continue;
+            for (uint8_t i = 0; i < nb; i++)
+                more |= cs_digestset_add(g->needed, b + 32u * i);
+        }
+    }
+    size_t it = 0;
+    const cs_digest *d;
+    while ((d = cs_digestset_next(g->spared, &it)))
+        if (!cs_digestset_has(g->needed, d->b))
+            cs_buf_append(&g->doomed, d->b, 32);
 }
 
 static int
@@ -54,7 +96,10 @@ find_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     rgc *g = ctx;
     g->db = db;
     g->txn = txn;
-    return cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", find_rec, g, err);
+    int r = cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", find_rec, g, err);
+    if (r >= 0)
+        doom_unneeded(g);
+    return r;
 }
 
 static int
@@ -75,13 +120,17 @@ int
 cs_rcache_gc(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
              cs_error **err)
 {
-    rgc g = { .kept = kept };
+    rgc g = { .kept = kept, .needed = cs_digestset_new(false), .spared = cs_digestset_new(false) };
     cs_buf_init(&g.doomed);
+    rc_bases_init(&g.bases);
     int r = cs_db_read(db, find_fn, &g, err);
     while (r >= 0 && !dry_run && g.at < g.doomed.len / 32)
         r = cs_db_write(db, del_fn, &g, err);
     *dropped += r >= 0 ? g.doomed.len / 32 : 0;
     cs_buf_release(&g.doomed);
+    rc_bases_release(&g.bases);
+    cs_digestset_free(g.spared);
+    cs_digestset_free(g.needed);
     free(g.last_dir);
     return r < 0 ? r : 0;
 }

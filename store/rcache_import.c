@@ -105,7 +105,7 @@ image_stamp(const void *k, const void *v)
 }
 
 static int
-put_remote(import_ctx *c, const void *chunk, const uint8_t v[16], cs_error **err)
+put_remote(import_ctx *c, const void *chunk, const uint8_t *v, uint32_t vn, cs_error **err)
 {
     uint32_t pack = cs_be32_get(v);
     if (pack >= c->npacks)
@@ -117,9 +117,7 @@ put_remote(import_ctx *c, const void *chunk, const uint8_t v[16], cs_error **err
         return r < 0 ? r : 0;
     cs_buf b;
     cs_buf_init(&b);
-    cs_buf_append(&b, c->packs[pack].b, 32);
-    cs_buf_append(&b, v + 4, 12);
-    cs_buf_append(&b, c->dir, strlen(c->dir));
+    rc_remote_encode(&b, &c->packs[pack], v + 4, v + 16, vn - 16, c->dir);
     r = cs_db_put(c->db, c->txn, CS_T_REMOTE, chunk, 32, b.data, b.len, 0, err);
     cs_buf_release(&b);
     c->st->remote++;
@@ -179,7 +177,7 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
         return add_pack(c, k, err);
     if (kind == RK_CHUNK) {
         c->st->chunks++;
-        return put_remote(c, k, v, err);
+        return put_remote(c, k, v, vn, err);
     }
     if (!record_ok(kind, k, kn, v, vn))
         return cs_err(err, CS_ECORRUPT, 0, "cache index: a bad record (kind %u)", kind);

@@ -72,6 +72,7 @@ rc_index_init(rc_index *x)
     memset(x, 0, sizeof(*x));
     rc_part_init(&x->root);
     x->chunks = cs_digestset_new(false);
+    x->depth = cs_digestset_new(true);
 }
 
 void
@@ -80,6 +81,7 @@ rc_index_release(rc_index *x)
     rc_part_release(&x->root);
     cs_free_all(x->parts, x->part_sizes, x->part_kinds, x->packs, x->pack_sizes);
     cs_digestset_free(x->chunks);
+    cs_digestset_free(x->depth);
     memset(x, 0, sizeof(*x));
 }
 
@@ -199,7 +201,7 @@ each_raw(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err)
             break;
         bool sized = kind == RK_PACK || kind == RK_PART || kind == RK_PACKPART;
         if (kind == 0 || kind >= RK_COUNT || ((sized || kind == RK_CHUNK) && kn != 32)
-            || (sized && vn != 8) || (kind == RK_CHUNK && vn != 16))
+            || (sized && vn != 8) || (kind == RK_CHUNK && !rc_chunk_val_ok(v, vn)))
             return cs_err(err, CS_ECORRUPT, 0, "cache index: bad record %u (kind %u)", i, kind);
         if ((rc = fn(ctx, kind, k, kn, v, vn, err)) < 0)
             return rc;
@@ -232,7 +234,7 @@ merge_pack_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *
                cs_error **err)
 {
     merge_ctx *m = ctx;
-    (void) kn, (void) vn, (void) err;
+    (void) kn, (void) err;
     if (kind == RK_PACK && !in_dir(m->dir, k))
         m->gone = true;
     if (kind == RK_PACK && !m->gone) {
@@ -240,8 +242,10 @@ merge_pack_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *
         memcpy(d.b, k, 32);
         rc_index_pack(m->x, &d, cs_be64_get(v));
     }
-    if (kind == RK_CHUNK && !m->gone)
+    if (kind == RK_CHUNK && !m->gone) {
         cs_digestset_add(m->x->chunks, k);
+        rc_delta_note(m->x, k, v, vn);
+    }
     return 0;
 }
 

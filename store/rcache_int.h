@@ -15,13 +15,15 @@ enum {
     RK_IMAGE,
     RK_TAG,
     RK_PACK,     /* pack digest -> size u64 */
-    RK_CHUNK,    /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32 */
+    RK_CHUNK,    /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32
+                    [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
     RK_PART,     /* a part blob of records: digest -> size u64 */
     RK_PACKPART, /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
     RK_COUNT
 };
 #define RC_INDEX_MAGIC "CSRCIX1"
 #define RC_PACK_MAGIC  "CSPACK1"
+#define RC_PACK2_MAGIC "CSPACK2" /* a pack with deltas: its toc entries carry their bases */
 #define RC_REF_NAME    "cstore-cache"
 
 /* The records of one blob: the root index or a part. */
@@ -47,6 +49,7 @@ typedef struct rc_index {
     uint8_t *part_kinds;
     uint32_t nparts, capparts, npacks, cappacks;
     cs_digestset *chunks;
+    cs_digestset *depth; /* the delta chunks some pack holds -> their chain depth */
 } rc_index;
 
 void rc_index_init(rc_index *x);
@@ -103,5 +106,89 @@ int rc_remote_has(const char *dir, const cs_digest *d, cs_error **err);
 /* Makes these chunks local where an imported cache holds them. */
 int rc_fetch_chunks(cs_store *s, const cs_digest *chunks, size_t n, cs_rcache_stats *st,
                     cs_error **err);
+
+/* A remote_chunks record: pack digest | offset u64 | length u32 [| 0 | 1 |
+ * nb u8 | nb x base digest] | source dir (rest; an absolute path, so the
+ * version byte 0 never starts an old record: those decode as plain). */
+typedef struct rc_remote_rec {
+    const uint8_t *pack, *bases;
+    uint64_t off;
+    uint32_t len;
+    uint8_t nb;
+    const char *src;
+    size_t srclen;
+} rc_remote_rec;
+/* false when v is not such a record. */
+bool rc_remote_decode(const void *v, size_t n, rc_remote_rec *out);
+/* The record of a chunk at place (offset u64 | length u32) of pack;
+ * delta: an RK_CHUNK value's tail after those 16 bytes (depth | nb | bases),
+ * dn bytes (0: plain). */
+void rc_remote_encode(cs_buf *b, const cs_digest *pack, const uint8_t place[12],
+                      const uint8_t *delta, size_t dn, const char *src);
+/* Drops chunk d's remote_chunks record (none: fine). */
+int rc_remote_del(cs_db *db, MDB_txn *txn, const cs_digest *d, cs_error **err);
+
+/* ---- rcache_delta.c: delta-encoded chunks (see cstore/rcache.h) ---- */
+#define RC_CODEC_DELTA     0x80 /* in packs only: a zstd frame with the bases as prefix */
+#define RC_DELTA_BASES_MAX 3
+#define RC_DELTA_DEPTH_MAX 4
+
+/* An RK_CHUNK value (16 bytes, or a delta's 18 + 32 nb) is well formed. */
+bool rc_chunk_val_ok(const uint8_t *v, uint32_t vn);
+/* Its bases (0: plain) and chain depth. */
+uint8_t rc_chunk_val_bases(const uint8_t *v, uint32_t vn, const uint8_t **bases);
+/* Notes a merged chunk's depth in x (plain chunks: nothing). */
+void rc_delta_note(rc_index *x, const void *chunk, const uint8_t *v, uint32_t vn);
+/* The depth a delta on these bases has (1 + the deepest base's), or -1
+ * when it would exceed RC_DELTA_DEPTH_MAX or a base is not in x's packs. */
+int rc_delta_depth(rc_index *x, const cs_digest *bases, uint8_t nb);
+
+/* Raw chunk -> zstd frame (level 19) with prefix as the bases' bytes. */
+void rc_delta_encode(const void *raw, size_t n, const void *prefix, size_t pn, cs_buf *out);
+/* A frame back to d's raw bytes (appended to out), checked by sha256:
+ * CS_ECORRUPT on a bad frame, length or digest (out unchanged then). */
+int rc_delta_decode(const cs_digest *d, const void *frame, size_t n, uint32_t raw_len,
+                    const void *prefix, size_t pn, cs_buf *out, cs_error **err);
+
+/* An export's delta candidates: for each new chunk, old chunks of the
+ * previous version of the same path (see rc_dplan_new). */
+typedef struct rc_dplan rc_dplan;
+/* Finds, for the chunks in order (those the cache lacks), bases among the
+ * chunks x's packs hold: the same path in the trees of x's root entries,
+ * another content there, its local chunks overlapping the new chunk's
+ * range (+ a margin). Runs in the caller's read txn. */
+int rc_dplan_new(cs_db *db, MDB_txn *txn, rc_index *x, const cs_digest *order, size_t n,
+                 rc_dplan **out, cs_error **err);
+void rc_dplan_free(rc_dplan *p);
+/* The pack entry of chunk d (stored: its record as stored): 1 and a delta
+ * in *entry (codec | raw length u32 | frame) and *tail (depth | nb |
+ * bases) when it is clearly smaller than the plain one, else 0. */
+int rc_dplan_try(rc_dplan *p, cs_db *db, MDB_txn *txn, const cs_digest *d, const void *stored,
+                 size_t n, cs_buf *entry, cs_buf *tail, cs_error **err);
+
+/* A chunk's bases by digest (prune, gc). */
+typedef struct rc_bases {
+    cs_digestset *at; /* chunk -> offset in buf of nb u8 | bases */
+    cs_buf buf;
+} rc_bases;
+void rc_bases_init(rc_bases *b);
+void rc_bases_release(rc_bases *b);
+void rc_bases_add(rc_bases *b, const void *chunk, uint8_t nb, const uint8_t *bases);
+uint8_t rc_bases_get(rc_bases *b, const void *chunk, const uint8_t **bases);
+
+/* Fetched delta chunks waiting for their bases (rcache_fetch.c's put). */
+typedef struct rc_pending {
+    struct rc_pend *v;
+    size_t n, cap;
+} rc_pending;
+/* Copies a fetched delta (its pack entry, n bytes) with its bases. */
+int rc_pending_add(rc_pending *p, const cs_digest *d, uint8_t nb, const uint8_t *bases,
+                   const void *entry, size_t n, cs_error **err);
+void rc_pending_release(rc_pending *p);
+/* Decodes the pending deltas whose bases are local (those decoded first
+ * count), checks each by sha256, puts it plain and drops its remote
+ * record, in one write txn: nothing unverified is stored; a delta whose
+ * base is missing fails the call. */
+int rc_pending_resolve(cs_store *s, rc_pending *p, cs_error **err);
 
 #endif

@@ -68,6 +68,7 @@ typedef struct pruner {
     cs_digestset *by_id;   /* tree or image id -> part index */
     cs_digestset *chunk;   /* chunk -> pack index */
     cs_digestset *pack_ix; /* pack -> index */
+    rc_bases bases;        /* delta chunk -> its bases */
     part *cur;
 } pruner;
 
@@ -198,6 +199,9 @@ part_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uin
         uint64_t *ix = cs_digestset_value(pr->pack_ix, p->id.b);
         if (p->what == PART_PACK && ix && cs_digestset_add(pr->chunk, k))
             *cs_digestset_value(pr->chunk, k) = *ix;
+        const uint8_t *b;
+        uint8_t nb = rc_chunk_val_bases(v, vn, &b);
+        rc_bases_add(&pr->bases, k, nb, b);
         return 0;
     }
     }
@@ -232,21 +236,31 @@ part_of(pruner *pr, const cs_digest *id)
     return ix ? &pr->p[*ix] : NULL;
 }
 
-/* The packs of a tree's chunks, each once per unit (seen[pack] == mark). */
+/* The pack of a chunk and those of its bases (a delta needs them), each
+ * once per unit (seen[pack] == mark). */
+static void
+chunk_packs(pruner *pr, unit *u, const uint8_t *chunk, uint32_t *seen, uint32_t mark, int depth)
+{
+    uint64_t *ix = cs_digestset_value(pr->chunk, chunk);
+    if (ix && seen[*ix] != mark) {
+        seen[*ix] = mark;
+        u->packs = cs_xrealloc(u->packs, (u->npacks + 1) * sizeof(uint32_t));
+        u->packs[u->npacks++] = (uint32_t) *ix;
+    }
+    const uint8_t *b;
+    uint8_t nb = depth <= RC_DELTA_DEPTH_MAX ? rc_bases_get(&pr->bases, chunk, &b) : 0;
+    for (uint8_t i = 0; i < nb; i++)
+        chunk_packs(pr, u, b + 32u * i, seen, mark, depth + 1);
+}
+
 static void
 tree_packs(pruner *pr, unit *u, const cs_digest *tree, uint32_t *seen, uint32_t mark)
 {
     part *t = part_of(pr, tree);
     if (!t || t->what != PART_TREE)
         return;
-    for (uint32_t i = 0; i < t->n; i++) {
-        uint64_t *ix = cs_digestset_value(pr->chunk, t->v[i].b);
-        if (!ix || seen[*ix] == mark)
-            continue;
-        seen[*ix] = mark;
-        u->packs = cs_xrealloc(u->packs, (u->npacks + 1) * sizeof(uint32_t));
-        u->packs[u->npacks++] = (uint32_t) *ix;
-    }
+    for (uint32_t i = 0; i < t->n; i++)
+        chunk_packs(pr, u, t->v[i].b, seen, mark, 0);
 }
 
 /* Images without a stamp (an older index) become units as old as the
@@ -437,6 +451,7 @@ pruner_release(pruner *pr)
     cs_digestset_free(pr->by_id);
     cs_digestset_free(pr->chunk);
     cs_digestset_free(pr->pack_ix);
+    rc_bases_release(&pr->bases);
 }
 
 void
@@ -454,6 +469,7 @@ cs_rcache_prune(const char *dir, const cs_rcache_prune_opts *o, cs_rcache_prune_
     pr.by_id = cs_digestset_new(true);
     pr.chunk = cs_digestset_new(true);
     pr.pack_ix = cs_digestset_new(true);
+    rc_bases_init(&pr.bases);
     memset(r, 0, sizeof(*r));
     cs_buf old;
     cs_buf_init(&old);

@@ -35,6 +35,19 @@
  * requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
  * once; the calling thread does the LMDB writes), its digest checked (a bad chunk is read again
  * once, then the call fails: bad bytes are never stored), and put. This module owns remote_chunks.
+ *
+ * Delta chunks (rcache_delta.c, rcache_dfetch.c): an export packs a new
+ * chunk of a file whose previous version (the same path in the trees of
+ * the index's entries, local to the exporting store) the cache holds as a
+ * zstd frame with the old version's overlapping chunks (its bases, at most
+ * 3, chains at most 4 deep) as prefix, when that is at most half the plain
+ * chunk: codec 0x80 in the pack, whose toc entries then carry depth u8 | nb
+ * u8 | base digests and whose magic is "CSPACK2"; the pack part's chunk
+ * places carry the same tail, remote_chunks records the bases (a versioned
+ * record; old ones read as plain). A fetch brings a delta's bases along
+ * unless local, decodes it with them, checks its digest and stores it
+ * plain. Prune keeps the packs of kept chunks' bases; gc the records of
+ * kept records' bases.
  */
 #ifndef CSTORE_RCACHE_H
 #define CSTORE_RCACHE_H
@@ -58,6 +71,7 @@ typedef enum cs_rcache_mode { CS_RCACHE_MIN, CS_RCACHE_MAX } cs_rcache_mode;
 /* What an export or import did, or what fetches moved (counters add up). */
 typedef struct cs_rcache_stats {
     uint64_t entries, records, chunks; /* exported / imported */
+    uint64_t deltas;                   /* chunks an export packed as deltas */
     uint64_t packs, packs_written, bytes_written, index_bytes;
     uint64_t remote;                               /* chunks left remote by an import */
     uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches: chunks, their bytes, requests */
