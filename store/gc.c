@@ -363,6 +363,8 @@ mark_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         r = mark_tarsplits(db, txn, m, err);
     if (r == 0)
         r = mark_each(db, txn, m, m->contents, CS_T_CONTENTS, mark_content, err);
+    if (r == 0) /* a delta chunk still remote needs its bases */
+        r = cs_rcache_gc_mark(db, txn, m->chunks, err);
     return r < 0 ? r : 0;
 }
 

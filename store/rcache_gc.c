@@ -116,6 +116,41 @@ del_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return 0;
 }
 
+/* ---- the mark: a kept delta's bases are kept chunks ---- */
+
+typedef struct rmark {
+    cs_digestset *kept;
+    bool more;
+} rmark;
+
+static int
+mark_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
+{
+    rmark *m = ctx;
+    (void) err;
+    rc_remote_rec rec;
+    if (k->mv_size != 32 || !cs_digestset_has(m->kept, k->mv_data)
+        || !rc_remote_decode(v->mv_data, v->mv_size, &rec))
+        return 0;
+    for (uint8_t i = 0; i < rec.nb; i++)
+        m->more |= cs_digestset_add(m->kept, rec.bases + 32u * i);
+    return 0;
+}
+
+int
+cs_rcache_gc_mark(cs_db *db, MDB_txn *txn, struct cs_digestset *kept, cs_error **err)
+{
+    /* Until no record adds a base: a base may be a remote delta itself
+     * (chains are at most RC_DELTA_DEPTH_MAX deep). */
+    rmark m = { kept, true };
+    int r = 0;
+    while (r >= 0 && m.more) {
+        m.more = false;
+        r = cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", mark_rec, &m, err);
+    }
+    return r < 0 ? r : 0;
+}
+
 int
 cs_rcache_gc(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
              cs_error **err)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cstore/buildcache.h"
 #include "cstore/db.h"
@@ -271,6 +272,39 @@ gc_keeps_the_remote_record_of_a_base_a_kept_delta_needs(void **state)
 }
 
 static void
+gc_keeps_a_local_base_of_a_kept_delta_still_remote(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    export_version(f, 0, &st);
+    /* Store b has version 0 local, then imports version 1: its deltas stay
+     * remote, their bases are b's own chunks of version 0. */
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[0], 1, NULL, &f->sb.err), 0);
+    export_version(f, 1, &st);
+    assert_int_equal(st.deltas, 2);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_delta_remote_only(f);
+    /* Version 1's entry recent, version 0's old: gc frees version 0's tree. */
+    MDB_txn *txn = test_begin(f->b, true);
+    cs_cache_entry e = { (uint64_t) time(NULL), true, f->tree[1] };
+    assert_int_equal(cs_cache_put(cs_store_db(f->b), txn, &f->key[1], &e, &f->sb.err), 0);
+    test_commit(txn);
+    cs_gc_opts o = { .keep_storage = UINT64_MAX, .keep_duration = 3600 };
+    cs_gc_stats gs;
+    assert_int_equal(cs_gc_ex(f->b, &o, &gs, &f->sb.err), 0);
+    assert_false(test_has(f->b, CS_T_TREES, f->tree[0].b, 32));
+    /* The bases stayed: version 1 decodes from them, nothing else fetched. */
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 2);
+    cs_tree *t = test_get_tree(f->b, &f->tree[1]);
+    test_assert_content(f->b, &t->e[0].content, f->data[1], SIZE);
+    cs_tree_free(t);
+    assert_int_equal(cs_fsck(f->b, NULL, NULL, &f->sb.err), 0);
+}
+
+static void
 a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain(void **state)
 {
     fx *f = *state;
@@ -357,6 +391,8 @@ main(void)
             a_wrong_local_base_fails_the_fetch_and_the_delta_is_never_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_keeps_the_remote_record_of_a_base_a_kept_delta_needs,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(gc_keeps_a_local_base_of_a_kept_delta_still_remote, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_pack_of_a_kept_deltas_bases, setup,

@@ -171,6 +171,13 @@ void cs_rcache_prune_result_release(cs_rcache_prune_result *r);
 int cs_rcache_prune(const char *dir, const cs_rcache_prune_opts *o, cs_rcache_prune_result *r,
                     cs_error **err);
 
+/* gc's mark, after the chunks of the contents it keeps are in kept: the
+ * bases of every kept chunk a remote delta record stands for join kept (and
+ * theirs, to the end of the chain), so a local base is not swept while a
+ * delta that needs it may still be fetched. */
+struct cs_digestset;
+int cs_rcache_gc_mark(cs_db *db, MDB_txn *txn, struct cs_digestset *kept, cs_error **err);
+
 /* gc: drops the remote_chunks records that are stale: the chunk is local
  * now, no content gc keeps uses it (kept: gc's marked chunks; NULL: not
  * this rule), or the source dir the record names is gone. In batches of
