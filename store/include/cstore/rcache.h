@@ -60,6 +60,7 @@ typedef struct cs_rcache_stats {
     uint64_t entries, records, chunks; /* exported / imported */
     uint64_t packs, packs_written, bytes_written, index_bytes;
     uint64_t remote;                               /* chunks left remote by an import */
+    uint64_t remote_trees;                         /* trees left remote by an import */
     uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches: chunks, their bytes, requests */
     uint64_t read_bytes; /* by fetches: bytes requested (the chunks and the gaps read along) */
 } cs_rcache_stats;
@@ -95,6 +96,22 @@ int cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcac
 int cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err);
 /* The same for an image's layers, by name or id. */
 int cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs_error **err);
+/* Makes the records of these trees local (their index parts, where an
+ * import left them remote: remote_trees, rcache_lazy.c); no chunks. The
+ * caller holds no write txn. */
+int cs_rcache_fetch_parts(cs_store *s, const cs_digest *trees, size_t n, cs_error **err);
+/* Of these trees' parts, the layer_blobs records only (the trees stay
+ * remote): what a commit needs for the diff_ids of a layer it reuses. */
+int cs_rcache_fetch_layer_blobs(cs_store *s, const cs_digest *trees, size_t n, cs_error **err);
+/* 1 when tree is not local but an imported cache's part holds it, 0 if
+ * not: cache lookups, gc and fsck count such a tree as present. */
+int cs_rcache_tree_remote(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err);
+/* gc: drops the remote_trees records that are stale: the tree is local now,
+ * gc keeps no record that names it (kept: gc's marked trees), or the cache
+ * dir is gone; *dropped counts them (dry_run: counts only). */
+struct cs_digestset;
+int cs_rcache_gc_trees(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
+                       cs_error **err);
 /* Fetch counters of this process (every fetch adds to them). */
 void cs_rcache_fetched(cs_rcache_stats *out);
 
