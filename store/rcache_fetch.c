@@ -74,10 +74,13 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
         return 0;
     MDB_val v;
     int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND && (r = cs_chunk_has(w->db, w->txn, d, err)) == 0)
-        w->unknown++;             /* rcache_lazy.c imports the pack parts */
-    if (r != 0 || v.mv_size < 45) /* local, or not ours */
+    if (r == -CS_ENOTFOUND) { /* local, or its pack part not imported yet (rcache_lazy.c) */
+        r = cs_chunk_has(w->db, w->txn, d, err);
+        w->unknown += r == 0;
         return r < 0 ? r : 0;
+    }
+    if (r == 0 && v.mv_size < 45) /* not ours */
+        return 0;
     if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
         return r < 0 ? r : 0;
     if (w->n == w->cap) {

@@ -172,8 +172,11 @@ rc_lazy_part(rc_lazy *l, cs_db *db, MDB_txn *txn, const char *dir, uint8_t kind,
         r = put_remote_rec(db, txn, REC_PACK, d, d, v, dir, err);
         return r < 0 ? r : 1;
     }
+    /* A part no record names: an older part of a tree (one the store then
+     * exported with more layer_blobs records), or of an older root merged
+     * in: its trees' entries are misses, never wrong. */
     if (!cs_digestset_has(l->parts, d))
-        return 0;
+        return 1;
     uint64_t slot = *cs_digestset_value(l->parts, d);
     const cs_digest *obj = &l->objs[(uint32_t) slot];
     if (slot >> 32 == RK_IMAGEPART) { /* a base image: now, unless the store has it */
@@ -416,10 +419,9 @@ rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_
     cs_sha256(out->data, out->len, &got);
     if (!cs_digest_eq(d, &got))
         return cs_err(err, CS_ECORRUPT, 0, "cache blob of '%s': digest mismatch", dir);
-    cs_error *tmp = NULL;
-    if (rc_blob_write(dir, out->data, out->len, &got, &tmp) < 0)
-        cs_error_clear(&tmp); /* only a copy: read again next time */
-    return 0;
+    /* Kept in the mirror: the next read is local. */
+    r = rc_blob_write(dir, out->data, out->len, &got, err);
+    return r < 0 ? r : 0;
 }
 
 /* ---- gc ---- */
