@@ -176,7 +176,7 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
 {
     import_ctx *c = ctx;
     if (kind >= RK_TREEPART && c->lazy && !c->in_part)
-        return rc_lazy_rec(c->lazy, c->db, c->txn, kind, k, v, c->st, err);
+        return rc_lazy_rec(c->lazy, c->db, c->txn, kind, k, v, vn, c->st, err);
     if (kind >= RK_TREEPART)
         return cs_err(err, CS_ECORRUPT, 0, "cache index: a root record in a part");
     int r = kind == RK_PART || kind == RK_PACKPART

@@ -208,9 +208,10 @@ each_raw(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err)
             break;
         bool sized = kind == RK_PACK || kind == RK_PART || kind == RK_PACKPART;
         bool named = kind == RK_TREEPART || kind == RK_IMAGEPART || kind == RK_COPYKEY;
-        if (kind == 0 || kind >= RK_COUNT || ((sized || named || kind == RK_CHUNK) && kn != 32)
+        if (kind == 0 || kind >= RK_COUNT
+            || ((sized || named || kind == RK_CHUNK || kind == RK_TREEPACKS) && kn != 32)
             || (sized && vn != 8) || (kind == RK_CHUNK && vn != 16)
-            || (named && vn != (kind == RK_COPYKEY ? 64 : 40)))
+            || (named && vn != (kind == RK_COPYKEY ? 64 : 40)) || (kind == RK_TREEPACKS && vn % 32))
             return cs_err(err, CS_ECORRUPT, 0, "cache index: bad record %u (kind %u)", i, kind);
         if ((rc = fn(ctx, kind, k, kn, v, vn, err)) < 0)
             return rc;

@@ -21,6 +21,7 @@ enum {
     RK_TREEPART, /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
     RK_IMAGEPART, /* root: image id -> its part's digest | size u64 */
     RK_COPYKEY,   /* root: a copy_keys record (copykey.h) whose top tree the cache holds */
+    RK_TREEPACKS, /* root: tree digest -> the pack parts holding its chunks (n x digest) */
     RK_COUNT
 };
 #define RC_INDEX_MAGIC "CSRCIX1"
@@ -133,14 +134,18 @@ typedef struct rc_lazy {
     cs_digestset *parts; /* part digest -> index into objs | kind << 32 */
     cs_digest *objs;
     size_t n, cap;
+    cs_digestset *lists;     /* tree -> index into lists_v / lists_n (RK_TREEPACKS) */
+    const uint8_t **lists_v; /* in the root's walk buffer: valid during the import */
+    uint32_t *lists_n;
+    size_t nlists, caplists;
     bool lazy;    /* the root names its trees' parts: they stay remote */
     bool cleared; /* the dir's old pack part records dropped */
 } rc_lazy;
 void rc_lazy_init(rc_lazy *l);
 void rc_lazy_release(rc_lazy *l);
-/* A root record of kind RK_TREEPART, RK_IMAGEPART or RK_COPYKEY. */
+/* A root record of kind RK_TREEPART, RK_IMAGEPART, RK_COPYKEY or RK_TREEPACKS. */
 int rc_lazy_rec(rc_lazy *l, cs_db *db, MDB_txn *txn, uint8_t kind, const void *k, const void *v,
-                cs_rcache_stats *st, cs_error **err);
+                uint32_t vn, cs_rcache_stats *st, cs_error **err);
 /* The root's part d (kind RK_PART / RK_PACKPART, v its size): 1 when it is
  * left remote or not needed, 0 to import it now. l may be NULL. */
 int rc_lazy_part(rc_lazy *l, cs_db *db, MDB_txn *txn, const char *dir, uint8_t kind, const void *d,
@@ -151,6 +156,10 @@ int rc_lazy_fetch_packs(cs_store *s, cs_error **err);
 bool rc_lazy_none(cs_db *db, MDB_txn *txn);
 /* rc_blob_read's fallback: blob d of dir (size bytes) from the remote dir mirrors, kept in dir. */
 int rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err);
+/* Export (rcache_treepacks.c): for each tree x's root names a part of, the
+ * pack parts of x holding its chunks (RK_TREEPACKS): a fetch of the tree
+ * then reads those pack parts only. Reads the pack parts from dir. */
+int rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err);
 /* Prune: the root records of kinds >= RK_TREEPART are kept in keep; those
  * whose part (or, for RK_COPYKEY, whose top tree's part) x still names go
  * into x's root. */

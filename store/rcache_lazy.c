@@ -5,12 +5,16 @@
  * records every other tree part and every pack part in remote_trees:
  *   't' | tree digest       -> part digest | size u64 | cache dir
  *   'p' | pack part digest  -> part digest | size u64 | cache dir
+ * (each value: part digest | size u64 | n u32 | n pack part digests | dir;
+ * a tree's n: the pack parts its chunks are in, RK_TREEPACKS, 0 unknown).
  * A tree's part is fetched (and its record dropped) by the fetch seam
  * (cs_rcache_fetch_parts, cs_rcache_fetch_trees) where the tree is first
- * needed; the pack parts (chunk places) when a fetch meets a chunk that is
- * neither local nor in remote_chunks (their records stay: gc may drop the
- * remote_chunks records of trees not yet fetched, an import of the same
- * dir replaces them). This module owns remote_trees. */
+ * needed; its pack parts (chunk places) then when one of its chunks is
+ * neither local nor in remote_chunks (every pack part when its list is not
+ * known; a fetch that still meets such a chunk reads every pack part). Pack
+ * part records stay: gc may drop the remote_chunks records of trees not yet
+ * fetched, an import of the same dir replaces them. This module owns
+ * remote_trees. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +25,14 @@
 
 #define REC_TREE 't'
 #define REC_PACK 'p'
-#define VAL_MIN  40 /* part digest | size */
+#define VAL_MIN  44 /* part digest | size | n */
 
 /* ---- export ---- */
 
 void
 rc_lazy_name(rc_index *x, uint8_t kind, const cs_digest *obj, const cs_digest *part, uint64_t size)
 {
-    uint8_t v[VAL_MIN];
+    uint8_t v[40]; /* part digest | size */
     memcpy(v, part->b, 32);
     cs_be64_put(v + 32, size);
     rc_part_add(&x->root, kind, obj->b, 32, v, sizeof(v));
@@ -65,20 +69,41 @@ rc_lazy_init(rc_lazy *l)
 {
     memset(l, 0, sizeof(*l));
     l->parts = cs_digestset_new(true);
+    l->lists = cs_digestset_new(true);
 }
 
 void
 rc_lazy_release(rc_lazy *l)
 {
     cs_digestset_free(l->parts);
-    free(l->objs);
+    cs_digestset_free(l->lists);
+    cs_free_all(l->objs, l->lists_v, l->lists_n);
     memset(l, 0, sizeof(*l));
+}
+
+static void
+add_list(rc_lazy *l, const void *tree, const void *v, uint32_t vn)
+{
+    if (!cs_digestset_add(l->lists, tree))
+        return;
+    if (l->nlists == l->caplists) {
+        l->caplists = l->caplists ? l->caplists * 2 : 32;
+        l->lists_v = cs_xrealloc(l->lists_v, l->caplists * sizeof(*l->lists_v));
+        l->lists_n = cs_xrealloc(l->lists_n, l->caplists * sizeof(*l->lists_n));
+    }
+    l->lists_v[l->nlists] = v;
+    l->lists_n[l->nlists] = vn / 32;
+    *cs_digestset_value(l->lists, tree) = l->nlists++;
 }
 
 int
 rc_lazy_rec(rc_lazy *l, cs_db *db, MDB_txn *txn, uint8_t kind, const void *k, const void *v,
-            cs_rcache_stats *st, cs_error **err)
+            uint32_t vn, cs_rcache_stats *st, cs_error **err)
 {
+    if (kind == RK_TREEPACKS) {
+        add_list(l, k, v, vn);
+        return 0;
+    }
     if (kind == RK_COPYKEY) {
         cs_digest top;
         if (!cs_copykey_record_tree(v, CS_COPYKEY_VLEN, &top))
@@ -103,7 +128,8 @@ rc_lazy_rec(rc_lazy *l, cs_db *db, MDB_txn *txn, uint8_t kind, const void *k, co
 
 static int
 put_remote_rec(cs_db *db, MDB_txn *txn, char type, const void *obj, const void *part,
-               const void *size, const char *dir, cs_error **err)
+               const void *size, const void *packs, uint32_t npacks, const char *dir,
+               cs_error **err)
 {
     uint8_t key[33];
     key[0] = (uint8_t) type;
@@ -112,17 +138,38 @@ put_remote_rec(cs_db *db, MDB_txn *txn, char type, const void *obj, const void *
     cs_buf_init(&b);
     cs_buf_append(&b, part, 32);
     cs_buf_append(&b, size, 8);
+    cs_buf_u32(&b, npacks);
+    cs_buf_append(&b, packs, (size_t) npacks * 32);
     cs_buf_append(&b, dir, strlen(dir));
     int r = cs_db_put(db, txn, CS_T_RTREES, key, sizeof(key), b.data, b.len, 0, err);
     cs_buf_release(&b);
     return r < 0 ? r : 0;
 }
 
+/* A value's pack part list (n digests) and dir; false when malformed. */
+static bool
+rec_parse(const MDB_val *v, const uint8_t **packs, uint32_t *n, const char **dir, size_t *dn)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size <= VAL_MIN)
+        return false;
+    *n = cs_be32_get(p + 40);
+    if ((uint64_t) *n * 32 >= v->mv_size - VAL_MIN)
+        return false;
+    *packs = p + VAL_MIN;
+    *dir = (const char *) *packs + (size_t) *n * 32;
+    *dn = v->mv_size - VAL_MIN - (size_t) *n * 32;
+    return true;
+}
+
 static bool
 rec_dir_is(const MDB_val *v, const char *dir)
 {
-    size_t n = strlen(dir);
-    return v->mv_size == VAL_MIN + n && !memcmp((const uint8_t *) v->mv_data + VAL_MIN, dir, n);
+    const uint8_t *packs;
+    const char *d;
+    uint32_t n;
+    size_t dn;
+    return rec_parse(v, &packs, &n, &d, &dn) && dn == strlen(dir) && !memcmp(d, dir, dn);
 }
 
 /* Drops dir's pack part records: this import names the ones it has now. */
@@ -169,7 +216,7 @@ rc_lazy_part(rc_lazy *l, cs_db *db, MDB_txn *txn, const char *dir, uint8_t kind,
         if (!l->cleared && (r = clear_packs(db, txn, dir, err)) < 0)
             return r;
         l->cleared = true;
-        r = put_remote_rec(db, txn, REC_PACK, d, d, v, dir, err);
+        r = put_remote_rec(db, txn, REC_PACK, d, d, v, NULL, 0, dir, err);
         return r < 0 ? r : 1;
     }
     /* A part no record names: an older part of a tree (one the store then
@@ -185,7 +232,10 @@ rc_lazy_part(rc_lazy *l, cs_db *db, MDB_txn *txn, const char *dir, uint8_t kind,
     }
     if ((r = local_has(db, txn, CS_T_TREES, obj->b, err)) != 0)
         return r;
-    if ((r = put_remote_rec(db, txn, REC_TREE, obj->b, d, v, dir, err)) < 0)
+    uint64_t *li = cs_digestset_has(l->lists, obj->b) ? cs_digestset_value(l->lists, obj->b) : NULL;
+    if ((r = put_remote_rec(db, txn, REC_TREE, obj->b, d, v, li ? l->lists_v[*li] : NULL,
+                            li ? l->lists_n[*li] : 0, dir, err))
+        < 0)
         return r;
     st->remote_trees++;
     return 1;
@@ -198,14 +248,18 @@ typedef struct lz_want {
     cs_digest part;
     int64_t size;
     char *dir;
+    uint8_t *packs; /* a tree's: the pack parts of its chunks */
+    uint32_t npacks;
     cs_buf bytes;
 } lz_want;
 
 typedef struct lz_wants {
     const cs_digest *trees;
     size_t ntrees;
-    uint8_t only; /* rc_import_part_bytes's */
-    bool unknown; /* a content put has a chunk neither local nor remote */
+    uint8_t only;  /* rc_import_part_bytes's */
+    bool unknown;  /* a content put has a chunk neither local nor remote */
+    cs_buf listed; /* then: the pack parts the trees name (digests) */
+    bool all;      /* ... or every one: a tree without a list, or a listed one not there */
     lz_want *v;
     size_t n, cap;
     cs_rcache_stats st;
@@ -225,12 +279,21 @@ want_add(lz_wants *w, const void *key, const MDB_val *v)
         w->cap = w->cap ? w->cap * 2 : 16;
         w->v = cs_xrealloc(w->v, w->cap * sizeof(lz_want));
     }
+    const uint8_t *p = v->mv_data, *packs;
+    const char *dir;
+    uint32_t n;
+    size_t dn;
+    if (!rec_parse(v, &packs, &n, &dir, &dn))
+        return;
     lz_want *x = &w->v[w->n++];
-    const uint8_t *p = v->mv_data;
     memcpy(x->key, key, 33);
     memcpy(x->part.b, p, 32);
     x->size = (int64_t) cs_be64_get(p + 32);
-    x->dir = cs_xstrndup((const char *) p + VAL_MIN, v->mv_size - VAL_MIN);
+    x->dir = cs_xstrndup(dir, dn);
+    x->npacks = n;
+    x->packs = n ? cs_xmalloc((size_t) n * 32) : NULL;
+    if (n)
+        memcpy(x->packs, packs, (size_t) n * 32);
     cs_buf_init(&x->bytes);
 }
 
@@ -285,6 +348,39 @@ static int
 want_packs_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 {
     return cs_db_each(db, txn, CS_T_RTREES, "remote_trees", want_pack_rec, ctx, err);
+}
+
+/* The pack parts in w->listed; w->all when one has no record. */
+static int
+want_listed_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    lz_wants *w = ctx;
+    for (size_t at = 0; at < w->listed.len; at += 32) {
+        uint8_t key[33] = { REC_PACK };
+        memcpy(key + 1, w->listed.data + at, 32);
+        MDB_val v;
+        int r = cs_db_get(db, txn, CS_T_RTREES, key, sizeof(key), &v, err);
+        if (r < 0 && r != -CS_ENOTFOUND)
+            return r;
+        w->all |= r != 0;
+        if (r == 0)
+            want_add(w, key, &v);
+    }
+    return 0;
+}
+
+/* The union of the fetched trees' pack part lists into w->listed. */
+static void
+union_lists(lz_wants *w)
+{
+    cs_digestset *seen = cs_digestset_new(false);
+    for (size_t i = 0; i < w->n; i++) {
+        w->all |= w->v[i].npacks == 0;
+        for (uint32_t j = 0; j < w->v[i].npacks; j++)
+            if (cs_digestset_add(seen, w->v[i].packs + (size_t) j * 32))
+                cs_buf_append(&w->listed, w->v[i].packs + (size_t) j * 32, 32);
+    }
+    cs_digestset_free(seen);
 }
 
 /* One write txn: every part's records; a tree's record then goes. */
@@ -359,8 +455,10 @@ fetch_parts(cs_store *s, lz_wants *w, cs_db_fn fn, cs_error **err)
     /* Contents whose chunks' places no import has put yet: the pack parts. */
     if (r >= 0 && w->n && !w->only && w->v[0].key[0] == REC_TREE)
         r = cs_db_read(db, unknown_fn, w, err);
+    if (r >= 0 && w->unknown)
+        union_lists(w);
     for (size_t i = 0; i < w->n; i++) {
-        free(w->v[i].dir);
+        cs_free_all(w->v[i].dir, w->v[i].packs);
         cs_buf_release(&w->v[i].bytes);
     }
     free(w->v);
@@ -371,9 +469,16 @@ int
 cs_rcache_fetch_parts(cs_store *s, const cs_digest *trees, size_t n, cs_error **err)
 {
     lz_wants w = { .trees = trees, .ntrees = n };
+    cs_buf_init(&w.listed);
     int r = fetch_parts(s, &w, want_trees_fn, err);
-    if (r > 0 && w.unknown)
+    if (r > 0 && w.unknown && !w.all) { /* the pack parts the trees name */
+        lz_wants p = { .listed = w.listed };
+        r = fetch_parts(s, &p, want_listed_fn, err);
+        w.all = p.all;
+    }
+    if (r >= 0 && w.unknown && w.all)
         r = rc_lazy_fetch_packs(s, err);
+    cs_buf_release(&w.listed);
     return r < 0 ? r : 0;
 }
 
@@ -436,9 +541,13 @@ typedef struct lz_gc {
 static bool
 dir_gone(const MDB_val *v)
 {
-    if (v->mv_size <= VAL_MIN)
+    const uint8_t *packs;
+    const char *d;
+    uint32_t n;
+    size_t dn;
+    if (!rec_parse(v, &packs, &n, &d, &dn))
         return true;
-    cs_autofree char *dir = cs_xstrndup((const char *) v->mv_data + VAL_MIN, v->mv_size - VAL_MIN);
+    cs_autofree char *dir = cs_xstrndup(d, dn);
     return access(dir, F_OK) < 0 && errno == ENOENT;
 }
 
@@ -520,13 +629,18 @@ keep_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uin
     keep_ctx *c = ctx;
     cs_digest top;
     (void) err;
-    if (!c->copykeys && kind != RK_COPYKEY && named(c->x, v)) {
+    bool named_part = kind == RK_TREEPART || kind == RK_IMAGEPART;
+    if (!c->copykeys && named_part && named(c->x, v)) {
         rc_part_add(&c->x->root, kind, k, kn, v, vn);
         if (kind == RK_TREEPART)
             cs_digestset_add(c->trees, k);
     }
+    /* Second pass: what names a kept tree (a list's stale pack parts are
+     * skipped by an import: it then reads every pack part). */
     if (c->copykeys && kind == RK_COPYKEY && cs_copykey_record_tree(v, vn, &top)
         && cs_digestset_has(c->trees, top.b))
+        rc_part_add(&c->x->root, kind, k, kn, v, vn);
+    if (c->copykeys && kind == RK_TREEPACKS && cs_digestset_has(c->trees, k))
         rc_part_add(&c->x->root, kind, k, kn, v, vn);
     return 0;
 }

@@ -5,7 +5,8 @@
 # B downloads the manifest, the root and one small part (the final stage's COPY --from layer's
 # layer_blobs), never the golang stage's tree parts nor any pack part: < 200 kB (the access
 # log's GET bytes). B stays fsck-clean; a gc keeps what the imported entries name; B's export
-# of the image fetches the parts and chunks it needs and equals A's. B then changes a line: the
+# of the image fetches the parts and chunks it needs (only the pack parts that hold them) and
+# equals A's. B then changes a line: the
 # RUN on golang runs (its lower trees' parts fetched then) and the image equals A's for the
 # same change. An empty root C (no bases) builds all cached too: it takes the base images'
 # parts, its trees stay remote, fsck is clean.
@@ -68,6 +69,9 @@ out=$(cs export app -o "$T/b.tar" 2>&1)
 check "B exports the image, its parts and chunks fetched" test -s "$T/b.tar"
 check "B's export equals A's" cmp "$T/a.tar" "$T/b.tar"
 check_eq "... still not the golang base's tree part" "$(got "$m1" "${parts[0]}")" 0
+n=0
+for p in "${parts[@]}"; do n=$((n + $(got "$m1" "$p"))); done
+check_cmp "... and only the pack parts holding the image's chunks ($n of ${#parts[@]} parts)" "$n" -le 2
 check "B is fsck-clean after the export" cs fsck
 
 # A one-line change B builds itself: the RUN's lower trees come from their parts.
