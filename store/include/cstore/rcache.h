@@ -29,17 +29,15 @@
  * and does not write again.
  *
  * The root also names each tree's and each image's part (object digest ->
- * part digest | size u64) and carries the copy_keys records of the trees it
- * holds. Import is lazy: the root's records go into the store, and the parts
- * of the images the store lacks; every tree part and pack part is left
- * remote (the remote_trees table, rcache_lazy.c) and read where it is first
- * needed (cs_rcache_fetch_parts, cs_rcache_fetch_trees): a tree's records
- * then, and its chunks' places (the pack parts) when some chunk is neither
- * local nor placed. Chunks that are not local go into the remote_chunks
- * table: chunk digest -> pack digest | offset u64 |
- * length u32 | source dir (rest). cs_rcache_fetch_* make a tree's chunks
- * local: every missing chunk read from its pack (near ranges coalesced into
- * requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
+ * part digest | size u64), each tree's pack parts (those holding its
+ * chunks) and carries the copy_keys records of the trees it holds. Import is lazy: the root's
+ * records go into the store, and the parts of the images the store lacks; every tree part and pack
+ * part is left remote (the remote_trees table, rcache_lazy.c) and read where it is first needed
+ * (cs_rcache_fetch_parts, cs_rcache_fetch_trees): a tree's records then, and its chunks' places
+ * (the pack parts) when some chunk is neither local nor placed. Chunks that are not local go into
+ * the remote_chunks table: chunk digest -> pack digest | offset u64 | length u32 | source dir
+ * (rest). cs_rcache_fetch_* make a tree's chunks local: every missing chunk read from its pack
+ * (near ranges coalesced into requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
  * once; the calling thread does the LMDB writes), its digest checked (a bad chunk is read again
  * once, then the call fails: bad bytes are never stored), and put. This module owns remote_chunks.
  */
