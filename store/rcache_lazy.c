@@ -517,8 +517,10 @@ rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_
     out->len = 0;
     cs_buf_reserve(out, (size_t) size);
     int r = rc_remote_read(dir, d, 0, (uint64_t) size, out->data, err);
-    if (r < 0)
-        return r;
+    if (r < 0) {
+        cs_autofree char *path = rc_blob_path(dir, d);
+        return cs_err_wrap(err, "cache blob '%s': not in the dir, nor where it mirrors", path);
+    }
     out->len = (size_t) size;
     cs_digest got;
     cs_sha256(out->data, out->len, &got);
