@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "build_int.h"
 #include "cstore/commit.h"
+#include "cstore/rcache.h"
 #include "run.h"
 
 int
@@ -276,9 +277,12 @@ final_config(build *b, bstage *st, char **out, cs_diff_pending *pend, cs_error *
     cs_autofree cs_digest *ids = cs_xcalloc(st->nlayers + 1, sizeof(cs_digest));
     if (st->ninherited) /* FROM scratch has none (and no array) */
         memcpy(ids, st->diff_ids, st->ninherited * sizeof(cs_digest));
-    int r =
-        cs_layer_diff_ids_pending(b->db, st->layers + st->ninherited, st->nlayers - st->ninherited,
-                                  ids + st->ninherited, pend, err);
+    /* Layers an imported cache left remote: their layer_blobs records first. */
+    size_t own = st->nlayers - st->ninherited;
+    int r = cs_rcache_fetch_layer_blobs(b->s, st->layers + st->ninherited, own, err);
+    if (r >= 0)
+        r = cs_layer_diff_ids_pending(b->db, st->layers + st->ninherited, own, ids + st->ninherited,
+                                      pend, err);
     if (r < 0)
         return r;
     json_t *a = json_array();

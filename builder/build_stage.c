@@ -10,6 +10,7 @@
 #include "copy.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
+#include "cstore/rcache.h"
 #include "cstore/image.h"
 
 void
@@ -51,7 +52,8 @@ stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err)
     if (shared)
         pthread_mutex_lock(&b->merged_mu);
     int r = 0;
-    if (!st->merged)
+    /* An imported cache's trees: their records first (rcache.h). */
+    if (!st->merged && (r = cs_rcache_fetch_parts(b->s, st->layers, st->nlayers, err)) >= 0)
         r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
     *out = st->merged;
     if (shared)
@@ -67,7 +69,9 @@ stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err)
     if (!st->merged)
         return 0;
     __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = NULL;
-    int r = cs_tree_load(b->db, tree, &layer, err);
+    int r = cs_rcache_fetch_parts(b->s, tree, 1, err);
+    if (r >= 0)
+        r = cs_tree_load(b->db, tree, &layer, err);
     return r < 0 ? r : cs_merged_apply(st->merged, layer, err);
 }
 
@@ -231,7 +235,9 @@ source_load(build *b, const cs_df_instr *in, const from_source *fs, const cs_tre
 {
     *own = NULL;
     int r = fs->stage >= 0 ? stage_merged(b, &b->st[fs->stage], t, err)
-                           : cs_merged_load(b->db, fs->layers, fs->nlayers, own, err);
+                           : cs_rcache_fetch_parts(b->s, fs->layers, fs->nlayers, err);
+    if (r >= 0 && fs->stage < 0)
+        r = cs_merged_load(b->db, fs->layers, fs->nlayers, own, err);
     if (r < 0)
         return line_err(b, in, err);
     if (fs->stage < 0)

@@ -8,6 +8,7 @@
 #include "cstore/image.h"
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
+#include "cstore/rcache.h"
 #include "cstore/fuse.h"
 #include "cstore/strv.h"
 #include "run.h"
@@ -49,7 +50,8 @@ load_image(image_spec *is, cs_error **err)
     if (!user || !*user)
         return 0;
     cs_tree *merged = NULL;
-    if ((rc = cs_merged_load(db, is->img->layers, is->img->nlayers, &merged, err)) == 0)
+    if ((rc = cs_rcache_fetch_parts(is->s, is->img->layers, is->img->nlayers, err)) == 0
+        && (rc = cs_merged_load(db, is->img->layers, is->img->nlayers, &merged, err)) == 0)
         rc = cs_copy_lookup_owner(is->s, merged, user, &is->uid, &is->gid, err);
     cs_tree_free(merged);
     return rc;

@@ -189,7 +189,8 @@ write_index(const char *mirror, const cs_reg_manifest *m, cs_error **err)
     return cs_write_file_atomic(path, s, strlen(s), err);
 }
 
-/* The registry's manifest and index blobs into the mirror (not the packs);
+/* The registry's manifest and root index blob into the mirror (not the
+ * parts: a read of one the mirror lacks fetches it; not the packs);
  * seen (may be NULL) gets the manifest's digest. -CS_ENOTFOUND when the
  * registry has no cache under the ref. */
 static int
@@ -213,8 +214,9 @@ sync_down(cs_registry *r, const cs_reg_ref *rr, const char *mirror, char seen[72
     size_t i;
     json_array_foreach(json_object_get(j, "layers"), i, l)
     {
+        /* The root only: parts are read where they are needed (rcache_lazy.c). */
         const char *t = json_string_value(json_object_get(l, "mediaType"));
-        if (rc >= 0 && (!t || strcmp(t, CS_RCACHE_PACK_TYPE)))
+        if (rc >= 0 && (!t || !strcmp(t, CS_RCACHE_INDEX_TYPE)))
             rc = pull_blob(r, mirror, json_string_value(json_object_get(l, "digest")), err);
     }
     if (rc >= 0)

@@ -5,6 +5,7 @@
 #include <time.h>
 #include "cstore/buildcache.h"
 #include "cstore/lease.h"
+#include "cstore/rcache.h"
 
 void
 cs_cache_encode(const cs_cache_entry *e, uint8_t out[CS_CACHE_RECORD_LEN])
@@ -58,10 +59,15 @@ get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         return r;
     if ((r = cs_cache_decode(v.mv_data, v.mv_size, op->entry, err)) < 0)
         return r;
-    /* gc may have taken the layer since: then the entry gives nothing. */
-    if (op->entry->has_layer)
-        return cs_db_get(db, txn, CS_T_TREES, op->entry->tree.b, 32, &v, err);
-    return 0;
+    /* gc may have taken the layer since: then the entry gives nothing. An
+     * imported cache's tree not fetched yet is there (rcache.h). */
+    if (!op->entry->has_layer)
+        return 0;
+    r = cs_db_get(db, txn, CS_T_TREES, op->entry->tree.b, 32, &v, err);
+    if (r != -CS_ENOTFOUND)
+        return r;
+    r = cs_rcache_tree_remote(db, txn, &op->entry->tree, err);
+    return r == 0 ? -CS_ENOTFOUND : r < 0 ? r : 0;
 }
 
 int

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cstore/export.h"
+#include "cstore/rcache.h"
 
 typedef struct hash_sink {
     cs_sha256_ctx *sha;
@@ -165,6 +166,8 @@ trees_exist(cs_db *db, MDB_txn *txn, const cs_image *img, cs_error **err)
     for (uint32_t i = 0; i < img->nlayers; i++) {
         MDB_val v;
         int r = cs_db_get(db, txn, CS_T_TREES, img->layers[i].b, 32, &v, err);
+        if (r == -CS_ENOTFOUND) /* an imported cache's, not fetched yet (rcache.h) */
+            r = cs_rcache_tree_remote(db, txn, &img->layers[i], err) == 1 ? 0 : r;
         if (r == -CS_ENOTFOUND) {
             char hex[CS_DIGEST_HEX];
             cs_digest_hex(&img->layers[i], hex);

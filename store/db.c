@@ -46,6 +46,7 @@ static const char *const table_names[CS_T_COUNT] = {
     [CS_T_BLOB_REPOS] = "blob_repos",
     [CS_T_REMOTE] = "remote_chunks",
     [CS_T_COPY_KEYS] = "copy_keys",
+    [CS_T_RTREES] = "remote_trees",
 };
 
 int

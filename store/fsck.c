@@ -339,6 +339,19 @@ fsck_has(cs_db *db, MDB_txn *txn, cs_table t, const void *key, size_t klen, MDB_
     return r < 0 ? r : 1;
 }
 
+/* fsck_has for a tree: 2 when an imported cache holds it (its part not
+ * fetched yet: rcache.h), which counts as present. */
+static int
+tree_has(cs_db *db, MDB_txn *txn, const void *tree, cs_error **err)
+{
+    int r = fsck_has(db, txn, CS_T_TREES, tree, 32, NULL, err);
+    cs_digest d;
+    memcpy(d.b, tree, 32);
+    if (r == 0 && (r = cs_rcache_tree_remote(db, txn, &d, err)) == 1)
+        return 2;
+    return r;
+}
+
 typedef int (*fsck_rec_fn)(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k,
                            const MDB_val *v, cs_error **err);
 
@@ -434,7 +447,7 @@ fsck_image(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB_va
         fsck_add(l, "image %s: config is not JSON: %s", name, jerr.text);
     json_decref(j);
     for (uint32_t i = 0; i < img->nlayers && r >= 0; i++) {
-        r = fsck_has(db, txn, CS_T_TREES, img->layers[i].b, 32, NULL, err);
+        r = tree_has(db, txn, img->layers[i].b, err);
         if (r == 0)
             fsck_add(l, "image %s: layer %u: tree %s missing", name, i, hexs(&img->layers[i], s2));
     }
@@ -474,7 +487,7 @@ fsck_layer_blob(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const M
     unsigned comp = ((const uint8_t *) k->mv_data)[32];
     if (v->mv_size != 72)
         fsck_add(l, "layer blob of tree %s (compression %u): bad record", name, comp);
-    int r = fsck_has(db, txn, CS_T_TREES, k->mv_data, 32, NULL, err);
+    int r = tree_has(db, txn, k->mv_data, err);
     if (r == 0)
         fsck_add(l, "layer blob of tree %s (compression %u): tree missing", name, comp);
     return r < 0 ? r : 0;
@@ -499,10 +512,10 @@ fsck_tarsplit(cs_db *db, MDB_txn *txn, fsck_list *l, const MDB_val *k, const MDB
         undecodable(l, "tarsplit", name, e, "bad record");
         return 0;
     }
-    int r = fsck_has(db, txn, CS_T_TREES, ts->tree.b, 32, NULL, err);
+    int r = tree_has(db, txn, ts->tree.b, err);
     if (r == 0)
         fsck_add(l, "tarsplit %s: tree %s missing", name, hexs(&ts->tree, s2));
-    for (size_t i = 0; i < ts->n && r >= 0; i++) {
+    for (size_t i = 0; i < ts->n && r >= 0 && r != 2; i++) { /* 2: the contents come with it */
         const cs_tarsplit_member *m = &ts->m[i];
         if (!m->has_content) {
             if (m->size)

@@ -693,6 +693,8 @@ mark_and_sweep(cs_store *s, const cs_gc_opts *o, cs_gc_stats *out, cs_digestset 
     /* Chunks an imported cache holds that are local now or nothing uses. */
     if (r >= 0)
         r = cs_rcache_gc(db, m.chunks, o->dry_run, &out->remote_chunks, err);
+    if (r >= 0) /* and trees: local now, or no record gc keeps names them */
+        r = cs_rcache_gc_trees(db, m.trees, o->dry_run, &out->remote_trees, err);
     if (r >= 0 && !o->dry_run) {
         drop_served_marks(s, m.trees);
         prune_blob_cache(s, o->keep_storage > m.budget_used ? o->keep_storage - m.budget_used : 0);

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 #include "cstore/image.h"
+#include "cstore/rcache.h"
 #include "cstore/tree.h"
 
 /* Trees already summed in this txn: images share base layers, and decoding
@@ -25,10 +26,22 @@ layer_sum(cs_db *db, MDB_txn *txn, sum_cache *c, const cs_digest *d, cs_image_la
     }
     cs_tree *t = NULL;
     int rc = cs_tree_get(db, txn, d, &t, err);
+    /* An imported cache's tree not fetched yet: its sizes are not known here. */
+    if (rc == -CS_ENOTFOUND) {
+        cs_error *tmp = NULL;
+        int rr = cs_rcache_tree_remote(db, txn, d, &tmp);
+        if (rr != 0) {
+            cs_error_clear(err);
+            rc = rr < 0 ? rr : 0;
+            if (rr < 0 && err)
+                *err = cs_steal(&tmp);
+        }
+        cs_error_clear(&tmp);
+    }
     if (rc < 0)
         return rc;
-    cs_image_layer s = { .tree = *d, .entries = t->n };
-    for (size_t i = 0; i < t->n; i++)
+    cs_image_layer s = { .tree = *d, .entries = t ? t->n : 0 };
+    for (size_t i = 0; t && i < t->n; i++)
         if (t->e[i].type == CS_E_FILE)
             s.bytes += t->e[i].size;
     cs_tree_free(t);

@@ -132,8 +132,11 @@ add_tree(coll *c, const cs_digest *d, cs_error **err)
     c->part = &part;
     c->contents = cs_digestset_new(false);
     int r = tree_records(c, d, err);
-    if (r >= 0)
-        r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
+    cs_digest pd;
+    uint64_t size;
+    if (r >= 0
+        && (r = rc_index_put_part_d(c->x, c->dir, RK_PART, &part, c->st, &pd, &size, err)) >= 0)
+        rc_lazy_name(c->x, RK_TREEPART, d, &pd, size);
     cs_digestset_free(c->contents);
     c->contents = NULL;
     rc_part_release(&part);
@@ -202,7 +205,10 @@ add_image(coll *c, const cs_digest *id, cs_error **err)
         && (r = add_diff_ids(c, img, err)) >= 0) {
         for (size_t i = 0; i < tags.n; i++)
             rc_part_add(&part, RK_TAG, tags.v[i], strlen(tags.v[i]), id->b, 32);
-        r = rc_index_put_part(c->x, c->dir, RK_PART, &part, c->st, err);
+        cs_digest pd;
+        uint64_t size;
+        if ((r = rc_index_put_part_d(c->x, c->dir, RK_PART, &part, c->st, &pd, &size, err)) >= 0)
+            rc_lazy_name(c->x, RK_IMAGEPART, id, &pd, size);
         c->imgs = cs_xrealloc(c->imgs, (c->nimgs + 1) * sizeof(cs_digest));
         c->imgs[c->nimgs++] = *id;
         for (uint32_t i = 0; i < img->nlayers && r >= 0; i++)
@@ -264,6 +270,8 @@ rc_collect(cs_db *db, MDB_txn *txn, const char *dir, const cs_rcache_build *b, c
         r = add_entry(&c, &b->keys[i], err);
     if (r >= 0)
         stamp_images(&c);
+    if (r >= 0)
+        r = rc_lazy_copykeys(db, txn, c.trees, &x->root, err);
     free(c.imgs);
     cs_digestset_free(c.trees);
     cs_digestset_free(c.chunks);

@@ -89,7 +89,8 @@ write_index(cs_store *s, export_ctx *e, cs_error **err)
     int r = cs_flock(fd, LOCK_EX);
     if (r != 0)
         return cs_err(err, CS_EIO, r, "cache lock '%s'", lpath);
-    if ((r = merge_old(s, e->dir, e->x, err)) < 0)
+    if ((r = merge_old(s, e->dir, e->x, err)) < 0
+        || (r = rc_lazy_tree_packs(s, e->dir, e->x, err)) < 0)
         return r; /* closing fd drops the lock */
     cs_buf b;
     cs_buf_init(&b);

@@ -37,6 +37,7 @@ typedef struct wants {
     want *v;
     size_t n, cap;
     cs_digestset *seen;
+    size_t unknown; /* chunks neither local nor remote: a pack part not imported yet */
 } wants;
 
 static pthread_mutex_t totals_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -120,8 +121,13 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
     MDB_val v;
     rc_remote_rec rec;
     int r = cs_db_get(w->db, w->txn, CS_T_REMOTE, d->b, 32, &v, err);
-    if (r == -CS_ENOTFOUND || (r == 0 && !rc_remote_decode(v.mv_data, v.mv_size, &rec)))
-        return 0; /* local, or not ours */
+    if (r == -CS_ENOTFOUND) { /* local, or its pack part not imported yet (rcache_lazy.c) */
+        r = cs_chunk_has(w->db, w->txn, d, err);
+        w->unknown += r == 0;
+        return r < 0 ? r : 0;
+    }
+    if (r == 0 && !rc_remote_decode(v.mv_data, v.mv_size, &rec))
+        return 0; /* not ours */
     if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
         return r < 0 ? r : 0;
     if (w->n == w->cap) {
@@ -182,7 +188,7 @@ collect_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     collect_ctx *c = ctx;
     c->w->db = db;
     c->w->txn = txn;
-    if (remote_empty(db, txn))
+    if (remote_empty(db, txn) && rc_lazy_none(db, txn))
         return 0;
     int r = 0;
     for (size_t i = 0; i < c->ntrees && r >= 0; i++)
@@ -256,6 +262,15 @@ rc_remote_has(const char *dir, const cs_digest *d, cs_error **err)
     if (access(path, F_OK) == 0)
         return 1;
     return remote.has ? remote.has(dir, d, err) : 0;
+}
+
+int
+rc_remote_read(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, void *buf,
+               cs_error **err)
+{
+    if (!remote.read)
+        return cs_err(err, CS_ENOTFOUND, 0, "cache blob of '%s': not there", dir);
+    return remote.read(dir, d, off, len, buf, err);
 }
 
 /* n bytes at off of the range's pack: from the dir's file (fd), else from
@@ -491,6 +506,14 @@ fetch(cs_store *s, collect_ctx *c, cs_rcache_stats *st, cs_error **err)
     c->w = &w;
     cs_rcache_stats mine = { 0 };
     int r = cs_db_read(cs_store_db(s), collect_fn, c, err);
+    if (r >= 0 && w.unknown && (r = rc_lazy_fetch_packs(s, err)) > 0) {
+        cs_digestset_free(w.seen); /* the chunks' places are known now: again */
+        w.seen = cs_digestset_new(false);
+        for (size_t i = 0; i < w.n; i++)
+            free(w.v[i].src);
+        w.n = w.unknown = 0;
+        r = cs_db_read(cs_store_db(s), collect_fn, c, err);
+    }
     if (r >= 0 && w.n)
         r = fetch_all(s, &w, &mine, err);
     for (size_t i = 0; i < w.n; i++)
@@ -524,7 +547,8 @@ cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcache_s
                       cs_error **err)
 {
     collect_ctx c = { .trees = trees, .ntrees = n };
-    return fetch(s, &c, st, err);
+    int r = cs_rcache_fetch_parts(s, trees, n, err);
+    return r < 0 ? r : fetch(s, &c, st, err);
 }
 
 int

@@ -22,6 +22,8 @@ typedef struct import_ctx {
     uint32_t npacks, cap;
     bool in_part; /* walking a part, not the root */
     cs_rcache_stats *st;
+    rc_lazy *lazy; /* the root's: which parts are left remote */
+    uint8_t only;  /* not 0: the records of this kind only */
 } import_ctx;
 
 /* Table of each verbatim kind. */
@@ -171,6 +173,15 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
            cs_error **err)
 {
     import_ctx *c = ctx;
+    if (kind >= RK_TREEPART && c->lazy && !c->in_part)
+        return rc_lazy_rec(c->lazy, c->db, c->txn, kind, k, v, vn, c->st, err);
+    if (kind >= RK_TREEPART)
+        return cs_err(err, CS_ECORRUPT, 0, "cache index: a root record in a part");
+    int r = kind == RK_PART || kind == RK_PACKPART
+                ? rc_lazy_part(c->lazy, c->db, c->txn, c->dir, kind, k, v, c->st, err)
+                : 0;
+    if (r != 0)
+        return r < 0 ? r : 0;
     if (kind == RK_PART || kind == RK_PACKPART)
         return import_part(c, k, v, err);
     if (kind == RK_PACK)
@@ -179,12 +190,14 @@ import_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, u
         c->st->chunks++;
         return put_remote(c, k, v, vn, err);
     }
+    if (c->only && kind != c->only)
+        return 0;
     if (!record_ok(kind, k, kn, v, vn))
         return cs_err(err, CS_ECORRUPT, 0, "cache index: a bad record (kind %u)", kind);
     if (kind == RK_CACHE && image_stamp(k, v))
         return 0;
     /* What the store has wins: its own cache entries, tags and records. */
-    int r = cs_db_put(c->db, c->txn, kind_table[kind], k, kn, v, vn, MDB_NOOVERWRITE, err);
+    r = cs_db_put(c->db, c->txn, kind_table[kind], k, kn, v, vn, MDB_NOOVERWRITE, err);
     if (r < 0)
         return r;
     c->st->records += (uint64_t) r;
@@ -205,6 +218,16 @@ import_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 }
 
 int
+rc_import_part_bytes(cs_db *db, MDB_txn *txn, const char *dir, const cs_buf *b, uint8_t only,
+                     cs_rcache_stats *st, cs_error **err)
+{
+    import_ctx c = { .dir = dir, .db = db, .txn = txn, .in_part = true, .st = st, .only = only };
+    int r = rc_index_each(b->data, b->len, import_rec, &c, err);
+    free(c.packs);
+    return r;
+}
+
+int
 cs_rcache_import_local(cs_store *s, const char *dir, cs_rcache_stats *st, cs_error **err)
 {
     char abs[PATH_MAX];
@@ -212,11 +235,14 @@ cs_rcache_import_local(cs_store *s, const char *dir, cs_rcache_stats *st, cs_err
         return cs_err(err, CS_ENOTFOUND, errno, "cache import: '%s'", dir);
     cs_buf index;
     cs_buf_init(&index);
-    import_ctx c = { .dir = abs, .index = &index, .st = st };
+    rc_lazy lazy;
+    rc_lazy_init(&lazy);
+    import_ctx c = { .dir = abs, .index = &index, .st = st, .lazy = &lazy };
     int r = rc_layout_read(abs, &index, err);
     if (r >= 0)
         r = cs_db_write(cs_store_db(s), import_fn, &c, err);
     free(c.packs);
+    rc_lazy_release(&lazy);
     cs_buf_release(&index);
     if (r < 0)
         return cs_err_wrap(err, "cache import from '%s'", dir);

@@ -125,20 +125,29 @@ rc_index_pack(rc_index *x, const cs_digest *d, uint64_t size)
 }
 
 int
-rc_index_put_part(rc_index *x, const char *dir, uint8_t kind, const rc_part *p, cs_rcache_stats *st,
-                  cs_error **err)
+rc_index_put_part_d(rc_index *x, const char *dir, uint8_t kind, const rc_part *p,
+                    cs_rcache_stats *st, cs_digest *d, uint64_t *size, cs_error **err)
 {
     cs_buf b;
     cs_buf_init(&b);
     rc_part_encode(p, &b);
-    cs_digest d;
-    int r = rc_blob_write(dir, b.data, b.len, &d, err);
+    int r = rc_blob_write(dir, b.data, b.len, d, err);
     if (r >= 0) {
-        rc_index_part(x, kind, &d, b.len);
+        rc_index_part(x, kind, d, b.len);
         st->index_bytes += r == 1 ? b.len : 0;
+        *size = b.len;
     }
     cs_buf_release(&b);
     return r < 0 ? r : 0;
+}
+
+int
+rc_index_put_part(rc_index *x, const char *dir, uint8_t kind, const rc_part *p, cs_rcache_stats *st,
+                  cs_error **err)
+{
+    cs_digest d;
+    uint64_t size;
+    return rc_index_put_part_d(x, dir, kind, p, st, &d, &size, err);
 }
 
 static void
@@ -200,8 +209,11 @@ each_raw(const void *p, size_t n, rc_rec_fn fn, void *ctx, cs_error **err)
         if (r.bad)
             break;
         bool sized = kind == RK_PACK || kind == RK_PART || kind == RK_PACKPART;
-        if (kind == 0 || kind >= RK_COUNT || ((sized || kind == RK_CHUNK) && kn != 32)
-            || (sized && vn != 8) || (kind == RK_CHUNK && !rc_chunk_val_ok(v, vn)))
+        bool named = kind == RK_TREEPART || kind == RK_IMAGEPART || kind == RK_COPYKEY;
+        if (kind == 0 || kind >= RK_COUNT
+            || ((sized || named || kind == RK_CHUNK || kind == RK_TREEPACKS) && kn != 32)
+            || (sized && vn != 8) || (kind == RK_CHUNK && !rc_chunk_val_ok(v, vn))
+            || (named && vn != (kind == RK_COPYKEY ? 64 : 40)) || (kind == RK_TREEPACKS && vn % 32))
             return cs_err(err, CS_ECORRUPT, 0, "cache index: bad record %u (kind %u)", i, kind);
         if ((rc = fn(ctx, kind, k, kn, v, vn, err)) < 0)
             return rc;

@@ -19,6 +19,10 @@ enum {
                     [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
     RK_PART,     /* a part blob of records: digest -> size u64 */
     RK_PACKPART, /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
+    RK_TREEPART, /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
+    RK_IMAGEPART, /* root: image id -> its part's digest | size u64 */
+    RK_COPYKEY,   /* root: a copy_keys record (copykey.h) whose top tree the cache holds */
+    RK_TREEPACKS, /* root: tree digest -> the pack parts holding its chunks (n x digest) */
     RK_COUNT
 };
 #define RC_INDEX_MAGIC "CSRCIX1"
@@ -59,6 +63,9 @@ void rc_index_pack(rc_index *x, const cs_digest *d, uint64_t size);
 /* Writes part p as a blob of dir and names it in x. */
 int rc_index_put_part(rc_index *x, const char *dir, uint8_t kind, const rc_part *p,
                       cs_rcache_stats *st, cs_error **err);
+/* The same; *d and *size get the part blob's digest and size. */
+int rc_index_put_part_d(rc_index *x, const char *dir, uint8_t kind, const rc_part *p,
+                        cs_rcache_stats *st, cs_digest *d, uint64_t *size, cs_error **err);
 /* The root blob: its records, then the parts and packs. */
 void rc_index_encode(const rc_index *x, cs_buf *out);
 /* Walks a blob's records. */
@@ -190,5 +197,58 @@ void rc_pending_release(rc_pending *p);
  * record, in one write txn: nothing unverified is stored; a delta whose
  * base is missing fails the call. */
 int rc_pending_resolve(cs_store *s, rc_pending *p, cs_error **err);
+/* Reads len bytes at off of blob d where dir mirrors a remote (no remote: -CS_ENOTFOUND). */
+int rc_remote_read(const char *dir, const cs_digest *d, uint64_t off, uint64_t len, void *buf,
+                   cs_error **err);
+
+/* ---- rcache_import.c ---- */
+/* Puts a part blob's records (its bytes in b, digest checked) in the
+ * caller's write txn; only: 0, or the one kind of record to put. */
+int rc_import_part_bytes(cs_db *db, MDB_txn *txn, const char *dir, const cs_buf *b, uint8_t only,
+                         cs_rcache_stats *st, cs_error **err);
+
+/* ---- rcache_lazy.c: index parts fetched where they are needed ---- */
+/* Export: names part (digest, size) as the one of object obj (a tree or an
+ * image id) in x's root (kind RK_TREEPART / RK_IMAGEPART). */
+void rc_lazy_name(rc_index *x, uint8_t kind, const cs_digest *obj, const cs_digest *part,
+                  uint64_t size);
+/* Export: the copy_keys records whose top tree is in trees, into root. */
+int rc_lazy_copykeys(cs_db *db, MDB_txn *txn, const cs_digestset *trees, rc_part *root,
+                     cs_error **err);
+/* Import: what the root says of its parts. */
+typedef struct rc_lazy {
+    cs_digestset *parts; /* part digest -> index into objs | kind << 32 */
+    cs_digest *objs;
+    size_t n, cap;
+    cs_digestset *lists;     /* tree -> index into lists_v / lists_n (RK_TREEPACKS) */
+    const uint8_t **lists_v; /* in the root's walk buffer: valid during the import */
+    uint32_t *lists_n;
+    size_t nlists, caplists;
+    bool lazy;    /* the root names its trees' parts: they stay remote */
+    bool cleared; /* the dir's old pack part records dropped */
+} rc_lazy;
+void rc_lazy_init(rc_lazy *l);
+void rc_lazy_release(rc_lazy *l);
+/* A root record of kind RK_TREEPART, RK_IMAGEPART, RK_COPYKEY or RK_TREEPACKS. */
+int rc_lazy_rec(rc_lazy *l, cs_db *db, MDB_txn *txn, uint8_t kind, const void *k, const void *v,
+                uint32_t vn, cs_rcache_stats *st, cs_error **err);
+/* The root's part d (kind RK_PART / RK_PACKPART, v its size): 1 when it is
+ * left remote or not needed, 0 to import it now. l may be NULL. */
+int rc_lazy_part(rc_lazy *l, cs_db *db, MDB_txn *txn, const char *dir, uint8_t kind, const void *d,
+                 const void *v, cs_rcache_stats *st, cs_error **err);
+/* Fetch: 1 when remote_trees holds pack parts (then they are imported), 0 if not. */
+int rc_lazy_fetch_packs(cs_store *s, cs_error **err);
+/* 1 when remote_trees is empty. */
+bool rc_lazy_none(cs_db *db, MDB_txn *txn);
+/* rc_blob_read's fallback: blob d of dir (size bytes) from the remote dir mirrors, kept in dir. */
+int rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err);
+/* Export (rcache_treepacks.c): for each tree x's root names a part of, the
+ * pack parts of x holding its chunks (RK_TREEPACKS): a fetch of the tree
+ * then reads those pack parts only. Reads the pack parts from dir. */
+int rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err);
+/* Prune: the root records of kinds >= RK_TREEPART are kept in keep; those
+ * whose part (or, for RK_COPYKEY, whose top tree's part) x still names go
+ * into x's root. */
+void rc_lazy_prune_keep(const rc_part *keep, rc_index *x);
 
 #endif

@@ -37,6 +37,8 @@ rc_blob_read(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_
 {
     cs_digest got;
     cs_autofree char *path = rc_blob_path(dir, d);
+    if (access(path, F_OK) < 0 && errno == ENOENT && size >= 0)
+        return rc_lazy_pull(dir, d, size, out, err); /* a mirror's part: fetched now */
     int r = cs_read_file(path, (size_t) 1 << 31, out, err);
     if (r < 0)
         return r;

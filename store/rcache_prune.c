@@ -70,6 +70,7 @@ typedef struct pruner {
     cs_digestset *pack_ix; /* pack -> index */
     rc_bases bases;        /* delta chunk -> its bases */
     part *cur;
+    rc_part lazy; /* the root's records of rcache_lazy.c */
 } pruner;
 
 static void
@@ -140,6 +141,10 @@ root_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uin
         memcpy(p->d.b, k, 32);
         p->size = cs_be64_get(v);
         p->kind = kind;
+        return 0;
+    }
+    if (kind >= RK_TREEPART) { /* kept when what they name is (rc_lazy_prune_keep) */
+        rc_part_add(&pr->lazy, kind, k, kn, v, vn);
         return 0;
     }
     return cs_err(err, CS_ECORRUPT, 0, "cache index: a record of kind %u in the root", kind);
@@ -378,6 +383,7 @@ new_index(pruner *pr, const uint32_t *refs, rc_index *x)
     for (uint32_t i = 0; i < pr->npacks; i++)
         if (refs[i])
             rc_index_pack(x, &pr->packs[i], pr->pack_sizes[i]);
+    rc_lazy_prune_keep(&pr->lazy, x);
 }
 
 static void
@@ -452,6 +458,7 @@ pruner_release(pruner *pr)
     cs_digestset_free(pr->chunk);
     cs_digestset_free(pr->pack_ix);
     rc_bases_release(&pr->bases);
+    rc_part_release(&pr->lazy);
 }
 
 void
@@ -470,6 +477,7 @@ cs_rcache_prune(const char *dir, const cs_rcache_prune_opts *o, cs_rcache_prune_
     pr.chunk = cs_digestset_new(true);
     pr.pack_ix = cs_digestset_new(true);
     rc_bases_init(&pr.bases);
+    rc_part_init(&pr.lazy);
     memset(r, 0, sizeof(*r));
     cs_buf old;
     cs_buf_init(&old);

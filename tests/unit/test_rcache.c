@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cstore/buildcache.h"
+#include "cstore/copykey.h"
 #include "cstore/db.h"
 #include "cstore/gc.h"
 #include "cstore/rcache.h"
@@ -81,10 +82,16 @@ import_is_lazy_and_a_fetch_makes_the_chunks_local(void **state)
     assert_int_equal(st.chunks, 2 * 19); /* 300000 bytes in 16 KiB chunks */
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
     assert_int_equal(st.entries, 2);
-    assert_int_equal(st.remote, 38);
+    /* The trees' parts and the pack's part stay in the cache (rcache_lazy.c). */
+    assert_int_equal(st.remote_trees, 2);
+    assert_int_equal(st.remote, 0);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 3);
+    assert_int_equal(test_count(f->b, CS_T_TREES), 0);
+    assert_int_equal(test_count(f->b, CS_T_CONTENTS), 0);
     assert_int_equal(test_count(f->b, CS_T_CHUNKS), 0);
     cs_cache_entry e;
     cs_db *bdb = cs_store_db(f->b);
+    /* A hit on a remote tree. */
     assert_int_equal(cs_cache_get(bdb, NULL, &f->key[1], &e, &f->sb.err), 0);
     assert_true(cs_digest_eq(&e.tree, &f->tree[1]));
 
@@ -93,7 +100,9 @@ import_is_lazy_and_a_fetch_makes_the_chunks_local(void **state)
     assert_int_equal(fs.fetched_chunks, 19);
     assert_int_equal(fs.reads, 1); /* adjacent ranges coalesced */
     assert_int_equal(test_count(f->b, CS_T_CHUNKS), 19);
-    assert_int_equal(test_count(f->b, CS_T_REMOTE), 19);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 19); /* the pack's part: tree two's too */
+    assert_int_equal(test_count(f->b, CS_T_TREES), 1);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 2); /* tree two's and the pack part's */
     cs_tree *t = test_get_tree(f->b, &f->tree[1]);
     test_assert_content(f->b, &t->e[0].content, f->data[1], sizeof(f->data[1]));
     cs_tree_free(t);
@@ -120,7 +129,12 @@ a_second_export_writes_no_pack_and_exports_merge(void **state)
     assert_int_equal(st.packs_written, 1);
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
     assert_int_equal(st.entries, 2);
-    assert_int_equal(st.remote, 38);
+    assert_int_equal(st.remote_trees, 2);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 4); /* two trees, two packs */
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, f->tree, 2, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 38);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
 }
 
 /* Flips one byte in the middle of every pack blob (a blob ending in the pack
@@ -294,12 +308,15 @@ prune_by_age_drops_the_older_entry_its_part_and_its_pack(void **state)
     cs_rcache_stats st;
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
     assert_int_equal(st.entries, 1);
-    assert_int_equal(st.remote, 19);
+    assert_int_equal(st.remote_trees, 1); /* the kept tree's part stays named */
     cs_cache_entry e;
     cs_db *bdb = cs_store_db(f->b);
     assert_int_equal(cs_cache_get(bdb, NULL, &f->key[0], &e, &f->sb.err), -CS_ENOTFOUND);
     assert_int_equal(cs_cache_get(bdb, NULL, &f->key[1], &e, &f->sb.err), 0);
     assert_int_equal(e.last_used, 2000); /* the export's time */
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 19);
     /* Nothing more to drop: the index stays as it is. */
     assert_int_equal(cs_rcache_prune(f->cache, &o, &r, &f->sb.err), 0);
     unsetenv("CSTORE_TEST_NOW");
@@ -354,6 +371,8 @@ gc_drops_remote_records_of_local_chunks_and_of_a_gone_source(void **state)
     cs_rcache_stats st;
     assert_int_equal(export(f, 0, 2, &st), 0);
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    /* The trees' records, and with them the places of their chunks. */
+    assert_int_equal(cs_rcache_fetch_parts(f->b, f->tree, 2, &f->sb.err), 0);
     assert_int_equal(test_count(f->b, CS_T_REMOTE), 38);
     /* Tree one's chunks come local another way (a load of the same file). */
     assert_int_equal(cs_db_write(cs_store_db(f->b), put_data_one, f, &f->sb.err), 0);
@@ -384,6 +403,7 @@ gc_drops_remote_records_no_kept_content_uses(void **state)
     cs_rcache_stats st;
     assert_int_equal(export(f, 0, 2, &st), 0);
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(cs_rcache_fetch_parts(f->b, f->tree, 2, &f->sb.err), 0);
     /* A week's policy drops the 2023 entries: their trees' chunks are used
      * by nothing. */
     cs_gc_stats gs;
@@ -391,6 +411,61 @@ gc_drops_remote_records_no_kept_content_uses(void **state)
     assert_int_equal(gs.cache, 2);
     assert_int_equal(gs.remote_chunks, 38);
     assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
+static void
+copy_keys_records_travel_in_the_root_with_the_trees_they_name(void **state)
+{
+    fx *f = *state;
+    cs_db *adb = cs_store_db(f->sb.s);
+    cs_digest req = test_sha("req"), other = test_sha("other req"), src = test_sha("sources");
+    cs_digest elsewhere = test_sha("a tree the cache does not hold"), got;
+    assert_int_equal(cs_copykey_put(adb, &req, &src, &f->tree[1], &f->sb.err), 0);
+    assert_int_equal(cs_copykey_put(adb, &other, &src, &elsewhere, &f->sb.err), 0);
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    cs_db *bdb = cs_store_db(f->b);
+    assert_int_equal(cs_copykey_get(bdb, &req, &got, &f->sb.err), 1);
+    assert_true(cs_digest_eq(&got, &src));
+    assert_int_equal(cs_copykey_get(bdb, &other, &got, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_TREES), 0); /* no tree needed for it */
+}
+
+static void
+gc_drops_remote_tree_records_of_local_or_unkept_trees_and_of_a_gone_dir(void **state)
+{
+    fx *f = *state;
+    cs_rcache_stats st;
+    assert_int_equal(export(f, 0, 2, &st), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 3);
+    cs_gc_stats gs;
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = (uint64_t) 1 << 40 };
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_trees, 0); /* the entries keep their trees */
+    assert_int_equal(gs.cache, 0);
+    /* Tree one's records come local: its record goes, the pack part's stays. */
+    assert_int_equal(cs_rcache_fetch_parts(f->b, &f->tree[0], 1, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 2);
+    assert_int_equal(test_count(f->b, CS_T_TREES), 1);
+    /* A week's policy drops the 2023 entries: tree two is named by nothing. */
+    go.keep_duration = 7 * 86400;
+    go.dry_run = true;
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_trees, 1);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 2);
+    go.dry_run = false;
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_trees, 1);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 1);
+    /* The pack part's record stays while the dir is there; not once it is gone. */
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_trees, 0);
+    assert_int_equal(cs_rm_tree(f->cache, NULL, &f->sb.err), 0);
+    assert_int_equal(cs_gc_ex(f->b, &go, &gs, &f->sb.err), 0);
+    assert_int_equal(gs.remote_trees, 1);
+    assert_int_equal(test_count(f->b, CS_T_RTREES), 0);
 }
 
 int
@@ -418,6 +493,11 @@ main(void)
             gc_drops_remote_records_of_local_chunks_and_of_a_gone_source, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_drops_remote_records_no_kept_content_uses, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            copy_keys_records_travel_in_the_root_with_the_trees_they_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            gc_drops_remote_tree_records_of_local_or_unkept_trees_and_of_a_gone_dir, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

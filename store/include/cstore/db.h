@@ -31,6 +31,7 @@ typedef enum cs_table {
     CS_T_BLOB_REPOS,  /* blob digest + "registry/repository" -> tree, time (blobrepo.h) */
     CS_T_REMOTE,      /* chunk digest -> where an imported build cache holds it (rcache.h) */
     CS_T_COPY_KEYS,   /* COPY --from request digest -> its sources' digest (copykey.h) */
+    CS_T_RTREES,      /* 't' tree / 'p' pack part -> its part in an imported cache (rcache.h) */
     CS_T_COUNT
 } cs_table;
 

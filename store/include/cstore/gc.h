@@ -16,6 +16,7 @@ typedef struct cs_gc_stats {
     uint64_t blob_repos;                /* blob_repos records of freed trees */
     uint64_t copy_keys;                 /* copy_keys records of freed trees */
     uint64_t remote_chunks;             /* stale remote_chunks records (cs_rcache_gc) */
+    uint64_t remote_trees;              /* stale remote_trees records (cs_rcache_gc_trees) */
 } cs_gc_stats;
 
 /* Mark from the tags, the build cache entries the policy keeps (see

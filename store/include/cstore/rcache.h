@@ -28,11 +28,16 @@
  * chunks gives the same pack blob, which a second export finds in blobs/
  * and does not write again.
  *
- * Import is lazy: records go into the store, chunks that are not local into
- * the remote_chunks table: chunk digest -> pack digest | offset u64 |
- * length u32 | source dir (rest). cs_rcache_fetch_* make a tree's chunks
- * local: every missing chunk read from its pack (near ranges coalesced into
- * requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
+ * The root also names each tree's and each image's part (object digest ->
+ * part digest | size u64), each tree's pack parts (those holding its
+ * chunks) and carries the copy_keys records of the trees it holds. Import is lazy: the root's
+ * records go into the store, and the parts of the images the store lacks; every tree part and pack
+ * part is left remote (the remote_trees table, rcache_lazy.c) and read where it is first needed
+ * (cs_rcache_fetch_parts, cs_rcache_fetch_trees): a tree's records then, and its chunks' places
+ * (the pack parts) when some chunk is neither local nor placed. Chunks that are not local go into
+ * the remote_chunks table: chunk digest -> pack digest | offset u64 | length u32 | source dir
+ * (rest). cs_rcache_fetch_* make a tree's chunks local: every missing chunk read from its pack
+ * (near ranges coalesced into requests of up to 8 MiB, gaps up to 64 KiB read along, 4 requests at
  * once; the calling thread does the LMDB writes), its digest checked (a bad chunk is read again
  * once, then the call fails: bad bytes are never stored), and put. This module owns remote_chunks.
  *
@@ -74,6 +79,7 @@ typedef struct cs_rcache_stats {
     uint64_t deltas;                   /* chunks an export packed as deltas */
     uint64_t packs, packs_written, bytes_written, index_bytes;
     uint64_t remote;                               /* chunks left remote by an import */
+    uint64_t remote_trees;                         /* trees left remote by an import */
     uint64_t fetched_chunks, fetched_bytes, reads; /* by fetches: chunks, their bytes, requests */
     uint64_t read_bytes; /* by fetches: bytes requested (the chunks and the gaps read along) */
 } cs_rcache_stats;
@@ -109,6 +115,22 @@ int cs_rcache_fetch_trees(cs_store *s, const cs_digest *trees, size_t n, cs_rcac
 int cs_rcache_fetch_content(cs_store *s, const cs_digest *content, cs_error **err);
 /* The same for an image's layers, by name or id. */
 int cs_rcache_fetch_image(cs_store *s, const char *name, cs_rcache_stats *st, cs_error **err);
+/* Makes the records of these trees local (their index parts, where an
+ * import left them remote: remote_trees, rcache_lazy.c); no chunks. The
+ * caller holds no write txn. */
+int cs_rcache_fetch_parts(cs_store *s, const cs_digest *trees, size_t n, cs_error **err);
+/* Of these trees' parts, the layer_blobs records only (the trees stay
+ * remote): what a commit needs for the diff_ids of a layer it reuses. */
+int cs_rcache_fetch_layer_blobs(cs_store *s, const cs_digest *trees, size_t n, cs_error **err);
+/* 1 when tree is not local but an imported cache's part holds it, 0 if
+ * not: cache lookups, gc and fsck count such a tree as present. */
+int cs_rcache_tree_remote(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err);
+/* gc: drops the remote_trees records that are stale: the tree is local now,
+ * gc keeps no record that names it (kept: gc's marked trees), or the cache
+ * dir is gone; *dropped counts them (dry_run: counts only). */
+struct cs_digestset;
+int cs_rcache_gc_trees(cs_db *db, const struct cs_digestset *kept, bool dry_run, uint64_t *dropped,
+                       cs_error **err);
 /* Fetch counters of this process (every fetch adds to them). */
 void cs_rcache_fetched(cs_rcache_stats *out);
 

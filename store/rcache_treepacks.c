@@ -1,0 +1,122 @@
+/* rcache_treepacks.c - an export's RK_TREEPACKS records (see rcache_lazy.c):
+ * for each tree the root names a part of and the store holds, the pack
+ * parts holding its chunks. A fetch of a remote tree then imports those pack
+ * parts only, not every pack part of the cache (measured on hello-go: the
+ * eight pack parts are 671 kB, the final image's own layer needs one). */
+#include <stdlib.h>
+#include <string.h>
+#include "cstore/content.h"
+#include "cstore/tree.h"
+#include "rcache_int.h"
+
+typedef struct tp_ctx {
+    rc_index *x;
+    cs_digestset *where; /* chunk -> index of its pack part in x->parts */
+    uint32_t part;       /* the pack part being read */
+    cs_digest *trees;    /* the trees the root names parts of */
+    size_t ntrees;
+} tp_ctx;
+
+static int
+chunk_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uint32_t vn,
+          cs_error **err)
+{
+    tp_ctx *c = ctx;
+    (void) kn, (void) v, (void) vn, (void) err;
+    if (kind == RK_CHUNK && cs_digestset_add(c->where, k))
+        *cs_digestset_value(c->where, k) = c->part;
+    return 0;
+}
+
+static int
+tree_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, uint32_t vn,
+         cs_error **err)
+{
+    tp_ctx *c = ctx;
+    (void) kn, (void) v, (void) vn, (void) err;
+    if (kind == RK_TREEPART) {
+        c->trees = cs_xrealloc(c->trees, (c->ntrees + 1) * sizeof(cs_digest));
+        memcpy(c->trees[c->ntrees++].b, k, 32);
+    }
+    return 0;
+}
+
+/* The pack parts of tree t's chunks into its record (marks: one per part). */
+static int
+tree_packs(cs_db *db, MDB_txn *txn, tp_ctx *c, const cs_digest *t, uint8_t *marks, cs_error **err)
+{
+    cs_tree *tree = NULL;
+    int r = cs_tree_get(db, txn, t, &tree, err);
+    if (r == -CS_ENOTFOUND) { /* a tree of an older root, not here: its record came along */
+        cs_error_clear(err);
+        return 0;
+    }
+    memset(marks, 0, c->x->nparts);
+    for (size_t i = 0; r >= 0 && i < tree->n; i++) {
+        cs_autofree cs_chunk_ref *refs = NULL;
+        uint64_t size;
+        uint32_t n;
+        if (!tree->e[i].has_content)
+            continue;
+        r = cs_content_get(db, txn, &tree->e[i].content, &size, &refs, &n, err);
+        for (uint32_t j = 0; r >= 0 && j < n; j++)
+            if (cs_digestset_has(c->where, refs[j].d.b))
+                marks[*cs_digestset_value(c->where, refs[j].d.b)] = 1;
+    }
+    cs_tree_free(tree);
+    if (r == -CS_ENOTFOUND) { /* a content gone: no list, a fetch reads every pack part */
+        cs_error_clear(err);
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    cs_buf v;
+    cs_buf_init(&v);
+    for (uint32_t i = 0; i < c->x->nparts; i++)
+        if (marks[i])
+            cs_buf_append(&v, c->x->parts[i].b, 32);
+    rc_part_add(&c->x->root, RK_TREEPACKS, t->b, 32, v.data, v.len);
+    cs_buf_release(&v);
+    return 0;
+}
+
+static int
+trees_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    tp_ctx *c = ctx;
+    uint8_t *marks = cs_xmalloc(c->x->nparts ? c->x->nparts : 1);
+    int r = 0;
+    for (size_t i = 0; i < c->ntrees && r >= 0; i++)
+        r = tree_packs(db, txn, c, &c->trees[i], marks, err);
+    free(marks);
+    return r;
+}
+
+int
+rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err)
+{
+    tp_ctx c = { .x = x, .where = cs_digestset_new(true) };
+    int r = 0;
+    cs_buf b;
+    cs_buf_init(&b);
+    for (uint32_t i = 0; i < x->nparts && r >= 0; i++) {
+        if (x->part_kinds[i] != RK_PACKPART)
+            continue;
+        c.part = i;
+        b.len = 0;
+        r = rc_blob_read(dir, &x->parts[i], (int64_t) x->part_sizes[i], &b, err);
+        if (r >= 0)
+            r = rc_index_each(b.data, b.len, chunk_rec, &c, err);
+    }
+    b.len = 0;
+    if (r >= 0) {
+        rc_part_encode(&x->root, &b);
+        r = rc_index_each(b.data, b.len, tree_rec, &c, err);
+    }
+    if (r >= 0)
+        r = cs_db_read(cs_store_db(s), trees_fn, &c, err);
+    cs_buf_release(&b);
+    cs_digestset_free(c.where);
+    free(c.trees);
+    return r;
+}
