@@ -284,6 +284,10 @@ gc_keeps_a_local_base_of_a_kept_delta_still_remote(void **state)
     export_version(f, 1, &st);
     assert_int_equal(st.deltas, 2);
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    /* Version 1's tree part and pack parts in, as a fetch reads them
+     * first (no chunks): the deltas' records; the unchanged chunks are b's. */
+    assert_int_equal(cs_rcache_fetch_parts(f->b, &f->tree[1], 1, &f->sb.err), 0);
+    assert_true(rc_lazy_fetch_packs(f->b, &f->sb.err) >= 0);
     assert_delta_remote_only(f);
     /* Version 1's entry recent, version 0's old: gc frees version 0's tree. */
     MDB_txn *txn = test_begin(f->b, true);
