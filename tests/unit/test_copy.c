@@ -173,7 +173,7 @@ static int
 run(fx *f, const cs_ignore *ig, const cs_copy_opts *o, const cs_tree *dest_tree, cs_tree **layer,
     cs_digest *key)
 {
-    cs_copy_from from = { f->sb.work, ig, NULL };
+    cs_copy_from from = { .context_dir = f->sb.work, .ignore = ig };
     return run_from(f, &from, o, dest_tree, layer, key);
 }
 
@@ -650,7 +650,7 @@ copy_from_tree_reuses_content_digests(void **state)
 {
     fx *f = *state;
     cs_tree *src = source_tree(f);
-    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_from from = { .tree = src };
     cs_copy_opts o = opts("/app/", "/bin/tool", NULL);
     cs_tree *l = NULL;
     cs_digest k1, k2;
@@ -722,7 +722,7 @@ copy_from_tree_keeps_hardlinks_whose_file_is_copied(void **state)
     e->has_content = true;
     cs_sha256("same", 4, &e->content);
     cs_tree_sort(src);
-    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_from from = { .tree = src };
     cs_copy_opts o = opts("/x", "/dir", NULL);
     cs_tree *l = NULL;
     assert_int_equal(run_from(f, &from, &o, NULL, &l, NULL), 0);
