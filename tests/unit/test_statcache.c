@@ -159,17 +159,24 @@ an_unknown_path_misses(void **state)
     assert_int_equal(lookup(f, "/no/such/file", &f->st, &d), 0);
 }
 
+/* A gc with the default policy, the store reopened for it. */
+static void
+run_gc(fx *f, cs_gc_stats *st)
+{
+    cs_store_close(f->sb.s);
+    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->sb.err), 0);
+    f->sb.db = cs_store_db(f->sb.s);
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
+    assert_int_equal(cs_gc_ex(f->sb.s, &go, st, &f->sb.err), 0);
+}
+
 static void
 gc_drops_a_record_with_the_content_it_frees(void **state)
 {
     fx *f = *state;
     remember(f, f->file); /* the content is no tree's: gc frees it */
-    cs_store_close(f->sb.s);
-    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->sb.err), 0);
-    f->sb.db = cs_store_db(f->sb.s);
-    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
     cs_gc_stats st;
-    assert_int_equal(cs_gc_ex(f->sb.s, &go, &st, &f->sb.err), 0);
+    run_gc(f, &st);
     assert_int_equal(st.contents, 1);
     assert_int_equal(st.statcache, 1);
     cs_digest d;
@@ -328,12 +335,8 @@ a_summary_is_no_stat_cache_record_and_gc_drops_it(void **state)
     mdb_txn_abort(txn);
     int n = 0;
     assert_int_equal(cs_fsck(f->sb.s, count_problem, &n, &f->sb.err), 0);
-    cs_store_close(f->sb.s);
-    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->sb.err), 0);
-    f->sb.db = cs_store_db(f->sb.s);
-    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
     cs_gc_stats gs;
-    assert_int_equal(cs_gc_ex(f->sb.s, &go, &gs, &f->sb.err), 0);
+    run_gc(f, &gs);
     assert_int_equal(gs.statcache, 1);
     assert_int_equal(get_summary(f, &sel, &st1, &got), 0);
 }
