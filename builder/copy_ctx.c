@@ -128,10 +128,15 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
 
 /* ---- the summary's state and pending contents ---- */
 
-/* One entry the walk met: its item-relative path and lstat. */
+/* One entry the walk met: its item-relative path and lstat. One changed
+ * within the racy window keeps the summary unwritten, whatever its type: a
+ * symlink replaced in the same timestamp tick may get the same inode, size
+ * and times (a file's content is guarded by remember() as well). */
 static void
 sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
 {
+    if (w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS)
+        w->untrusted = true;
     size_t n = strlen(rel);
     uint8_t b[9 * 8];
     uint64_t f[9] = { 'e',
