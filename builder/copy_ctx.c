@@ -154,18 +154,6 @@ sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
     cs_sha256_update(w->sum, rel, n);
 }
 
-/* An item begins: its kind and name. */
-static void
-sum_item(ctxwalk *w, int kind, const char *name)
-{
-    uint8_t b[3 * 8];
-    cs_be64_put(b, 'i');
-    cs_be64_put(b + 8, (uint64_t) kind);
-    cs_be64_put(b + 16, strlen(name));
-    cs_sha256_update(w->sum, b, sizeof(b));
-    cs_sha256_update(w->sum, name, strlen(name));
-}
-
 void
 copy_ctx_state(ctxwalk *w, cs_digest *state)
 {
@@ -180,21 +168,23 @@ defer_content(ctxwalk *w, const struct stat *st, cs_entry *e)
         w->cappend = w->cappend ? w->cappend * 2 : 256;
         w->pend = cs_xrealloc(w->pend, w->cappend * sizeof(*w->pend));
     }
-    size_t n = strlen(w->buf) + 1;
-    if (w->npaths + n > w->cappaths) {
-        w->cappaths = (w->npaths + n) * 2;
-        w->paths = cs_xrealloc(w->paths, w->cappaths);
-    }
-    memcpy(w->paths + w->npaths, w->buf, n);
-    w->pend[w->npend++] = (struct pending){ (size_t) (e - w->c->nodes),
-                                            (uint64_t) st->st_dev,
-                                            (uint64_t) st->st_ino,
-                                            (uint64_t) st->st_size,
-                                            st->st_mtim,
-                                            st->st_ctim,
-                                            st->st_mode,
-                                            w->npaths };
-    w->npaths += n;
+    w->pend[w->npend++] = (struct pending){
+        (size_t) (e - w->c->nodes), (uint32_t) (w->roots.n - 1), st->st_mode, (uint64_t) st->st_dev,
+        (uint64_t) st->st_ino,      (uint64_t) st->st_size,      st->st_mtim, st->st_ctim
+    };
+}
+
+/* An item begins at w->buf: its pending files' paths start there. */
+static void
+sum_item(ctxwalk *w, int kind, const char *name)
+{
+    uint8_t b[3 * 8];
+    cs_be64_put(b, 'i');
+    cs_be64_put(b + 8, (uint64_t) kind);
+    cs_be64_put(b + 16, strlen(name));
+    cs_sha256_update(w->sum, b, sizeof(b));
+    cs_sha256_update(w->sum, name, strlen(name));
+    cs_strv_add(&w->roots, w->buf);
 }
 
 void
@@ -202,7 +192,7 @@ copy_ctx_release(ctxwalk *w)
 {
     cs_sha256_free(w->sum);
     free(w->pend);
-    free(w->paths);
+    cs_strv_release(&w->roots);
 }
 
 /* The directory of the context file w->buf, opened one component at a time
@@ -240,8 +230,13 @@ copy_ctx_resolve(ctxwalk *w, cs_error **err)
                            .st_mtim = p->mtim,
                            .st_ctim = p->ctim,
                            .st_mode = p->mode };
-        buf_set(w, 0, w->paths + p->path);
         cs_entry *e = &w->c->nodes[p->node];
+        buf_set(w, 0, w->roots.v[p->root]);
+        if (*e->path) {
+            size_t at = strlen(w->buf);
+            w->buf[at++] = '/';
+            buf_set(w, at, e->path);
+        }
         cs_digest d;
         if ((r = cs_statcache_get(w->sc, w->buf, &st, &d, err)) != 0) {
             if (r > 0)

@@ -127,14 +127,13 @@ typedef struct ctxwalk {
     bool untrusted; /* a file the stat cache does not remember: no summary */
     struct pending {
         size_t node;
+        uint32_t root; /* its item's absolute path: roots.v[root] (+ "/" + node path) */
+        uint32_t mode;
         uint64_t dev, ino, size;
         struct timespec mtim, ctim;
-        uint32_t mode;
-        size_t path; /* its absolute path: at paths + path */
     } * pend;
     size_t npend, cappend;
-    char *paths;
-    size_t npaths, cappaths;
+    cs_strv roots;
 } ctxwalk;
 
 /* Sources in a tree (COPY --from). */
