@@ -184,8 +184,8 @@ copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha25
     cs_copy_from src = { 0 };
     const cs_build_context *nc = c->from ? named_context(b, c->from) : NULL;
     cs_digest ckey;
-    src.summary = true;
-    if (nc && nc->dir) { /* read like the main context, without .dockerignore */
+    src.summary = !b->o->no_cache; /* --no-cache: every step misses, the walk is needed */
+    if (nc && nc->dir) {           /* read like the main context, without .dockerignore */
         src.context_dir = nc->dir;
         hash_str(kh, "from-context");
     } else if (c->from) {
