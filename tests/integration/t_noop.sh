@@ -90,4 +90,6 @@ build_ok "settled"
 build_ok "settled, again"
 build_ok "ENV changed before the COPY" --build-arg X=2
 check_cmp "ENV changed before the COPY: another image" "$(id_of $((n - 1)))" != "$(id_of $n)"
+build_ok "--no-cache (no summary)" --no-cache --build-arg X=2
+check_eq "--no-cache: the same image" "$(id_of $((n - 1)))" "$(id_of $n)"
 finish
