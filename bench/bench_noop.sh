@@ -7,7 +7,9 @@
 # Two scenarios on one store: examples/hello-go (golang + busybox, built once) and the 3-stage
 # Dockerfile over a 10,000-file context of bench_build.sh (busybox, built once). Reports per binary
 # the median wall time, the median CPU time (user+sys of the child: steadier than wall time
-# when other work shares the cores) and the system calls and ld.so startup cycles of one run.
+# when other work shares the cores) and the system calls and ld.so startup cycles of one run;
+# then the median wall time by bash's $EPOCHREALTIME around the command, the timer of
+# bench_compare.sh (the issue's figures), again alternated.
 # Needs a Release build in build/ and the base images of tests/mkbase.sh ($CSTORE_BASES).
 . "$(dirname "$0")/lib.sh"
 runs=${1:-21}
@@ -85,4 +87,19 @@ for b in bins:
     print("| %s | %.1f ms | %.1f ms | %.1f ms | %s | %d |" % (b, statistics.median(wall[b]),
           min(wall[b]), statistics.median(cpu[b]), syscalls(b), ldso(b)))
 PY
+    echo
+    bins=("$base" "$cstore")
+    : >"$work/bash.0"
+    : >"$work/bash.1"
+    for ((i = 0; i < runs; i++)); do
+        for k in 0 1; do
+            t0=$EPOCHREALTIME
+            "${bins[$k]}" --root "$R" build -q "$dir" >/dev/null
+            t1=$EPOCHREALTIME
+            echo "($t1 - $t0) * 1000" | bc -l >>"$work/bash.$k"
+        done
+    done
+    for k in 0 1; do
+        printf 'bash timer (as bench_compare.sh): %s: median %.1f ms\n' "${bins[$k]}" "$(median <"$work/bash.$k")"
+    done
 done

@@ -65,6 +65,7 @@ read_ignore_file(build *b, const char *path, cs_error **err)
     int r = cs_read_file(path, 16u << 20, &t, &tmp);
     if (r == 0) {
         r = cs_ignore_parse((const char *) t.data, t.len, &b->ignore, err);
+        cs_sha256(t.data, t.len, &b->ignore_id);
         r = r < 0 ? cs_err_wrap(err, "%s", path) : 1;
     } else {
         if (r != -CS_ENOTFOUND)

@@ -23,6 +23,8 @@ typedef struct copy_step {
     from_source fs;     /* --from's stage or image */
     cs_tree *from_tree; /* an image's tree for --from (a stage's is borrowed) */
     cs_digest req;      /* --from: the request's digest (cstore/copykey.h) */
+    cs_copy_from ctx;   /* a context's sources: prepared again on a miss after a summary hit */
+    cs_digest ckey;     /* the sources' digest the summary answered */
 } copy_step;
 
 static void
@@ -172,7 +174,9 @@ copy_prepare_from(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_
 
 /* Prepares the sources; the key gets their digest (and --from's). No ingest
  * (no write transaction) unless a context file changed: the prepare step
- * opens its own then, so a rebuild with nothing changed only reads. */
+ * opens its own then, so a rebuild with nothing changed only reads. From a
+ * context, the selection's summary record may answer the digest alone
+ * (c->cp NULL; a miss prepares again: copy_sources_late). */
 static int
 copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha256_ctx *kh,
              cs_error **err)
@@ -180,7 +184,8 @@ copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha25
     cs_copy_from src = { 0 };
     const cs_build_context *nc = c->from ? named_context(b, c->from) : NULL;
     cs_digest ckey;
-    if (nc && nc->dir) { /* read like the main context, without .dockerignore */
+    src.summary = !b->o->no_cache; /* --no-cache: every step misses, the walk is needed */
+    if (nc && nc->dir) {           /* read like the main context, without .dockerignore */
         src.context_dir = nc->dir;
         hash_str(kh, "from-context");
     } else if (c->from) {
@@ -192,11 +197,29 @@ copy_prepare(build *b, bstage *st, const cs_df_instr *in, copy_step *c, cs_sha25
     } else {
         src.context_dir = b->o->context;
         src.ignore = b->ignore;
+        src.ignore_id = b->ignore ? &b->ignore_id : NULL;
     }
     if (cs_copy_prepare(b->s, NULL, &src, &c->o, NULL, &c->cp, &ckey, err) < 0)
         return line_err(b, in, err);
+    c->ctx = src;
+    c->ckey = ckey;
     cs_sha256_update(kh, ckey.b, 32);
     return 0;
+}
+
+/* A cache miss after the context's summary answered: the sources now,
+ * through the stat cache. They must be what the summary said: a context
+ * that changed in between would give a layer its key does not describe. */
+static int
+copy_context_late(build *b, copy_step *c, cs_error **err)
+{
+    cs_copy_from src = c->ctx;
+    src.summary = false;
+    cs_digest got;
+    int r = cs_copy_prepare(b->s, NULL, &src, &c->o, NULL, &c->cp, &got, err);
+    if (r == 0 && memcmp(got.b, c->ckey.b, 32))
+        r = cs_err(err, CS_EBUSY, 0, "the build context changed while the build read it");
+    return r;
 }
 
 /* A cache miss after copy_prepare_from answered from copy_keys: the sources
@@ -207,6 +230,8 @@ copy_sources_late(build *b, const cs_df_instr *in, copy_step *c, cs_error **err)
     cs_digest want, got;
     if (c->cp)
         return 0;
+    if (c->ctx.context_dir)
+        return copy_context_late(b, c, err);
     int r = cs_copykey_get(b->db, &c->req, &want, err);
     if (r < 0 || (r = copy_prepare_tree(b, in, c, &got, err)) < 0)
         return r;

@@ -63,6 +63,7 @@ typedef struct build {
     char *df_path;
     cs_df_env *global;
     cs_ignore *ignore;
+    cs_digest ignore_id; /* sha256 of the ignore file's text (copy.h's summary) */
     bstage *st;
     size_t nst;
     size_t target; /* index of the stage to commit */

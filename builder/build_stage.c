@@ -174,7 +174,7 @@ named_context_key(build *b, const cs_build_context *nc, cs_digest *key, cs_error
     }
     char *all[] = { ".", NULL };
     cs_copy_opts o = { .srcs = all, .nsrcs = 1, .dest = "/", .workdir = "/", .clamp_mtime = -1 };
-    cs_copy_from src = { .context_dir = nc->dir };
+    cs_copy_from src = { .context_dir = nc->dir, .summary = true }; /* the key alone */
     cs_copy *cp = NULL;
     int r = cs_copy_prepare(b->s, NULL, &src, &o, NULL, &cp, key, err);
     cs_copy_free(cp);

@@ -210,9 +210,15 @@ prep_open(ctxwalk *w, cs_store *s, cs_ingest *ing, const cs_copy_from *from, con
     w->excl = *excl;
     if ((r = cs_statcache_open(s, ing, &w->sc, err)) < 0)
         return r;
-    if (from && from->context_dir && !from->tree)
-        return copy_ctx_open(w, from->context_dir, err);
-    return 0;
+    if (!from || !from->context_dir || from->tree)
+        return 0;
+    /* An ADD <url> is downloaded every time: no summary answers for it. */
+    bool url = false;
+    for (size_t i = 0; i < o->nsrcs; i++)
+        url = url || copy_is_url(o->srcs[i]);
+    if (from->summary && !url)
+        w->sum = cs_sha256_new();
+    return copy_ctx_open(w, from->context_dir, err);
 }
 
 /* Commits the ingest prepare began itself (only when all went well) and
@@ -221,6 +227,7 @@ static int
 prep_close(ctxwalk *w, int r, cs_error **err)
 {
     cs_statcache_close(w->sc);
+    copy_ctx_release(w);
     if (r >= 0 && w->own_ing)
         r = cs_ingest_commit(w->own_ing, err);
     cs_ingest_free(w->own_ing);
@@ -264,6 +271,46 @@ add_sources(ctxwalk *w, treesrc *ts, const cs_copy_opts *o, cs_error **err)
     return r;
 }
 
+/* The selection a summary record is kept for: the context, its ignore
+ * patterns and the request. */
+static void
+summary_selection(const ctxwalk *w, const cs_copy_from *from, const cs_copy_opts *o, cs_digest *sel)
+{
+    __attribute__((cleanup(cs_sha256_freep))) cs_sha256_ctx *h = cs_sha256_new();
+    static const cs_digest none;
+    cs_sha256_update(h, "cstore-copy-summary-v1", 23);
+    cs_sha256_update(h, w->root, strlen(w->root) + 1);
+    cs_sha256_update(h, (from->ignore_id ? from->ignore_id : &none)->b, 32);
+    cs_copy_request_hash(h, o);
+    cs_sha256_final(h, sel);
+}
+
+/* After the walk: the summary record answers (1, *key set), or the
+ * pending contents are looked up, the key computed and, when every file
+ * was trusted, the summary written for the next build (0). */
+static int
+prep_key(ctxwalk *w, const cs_copy_from *from, const cs_copy_opts *o, cs_digest *key,
+         cs_error **err)
+{
+    cs_digest sel, state;
+    if (w->sum) {
+        summary_selection(w, from, o, &sel);
+        copy_ctx_state(w, &state);
+        int r = cs_statcache_summary_get(w->sc, &sel, &state, key, err);
+        if (r != 0)
+            return r;
+        if ((r = copy_ctx_resolve(w, err)) < 0)
+            return r;
+    }
+    copy_compute_key(w->c, o, key);
+    if (!w->sum || w->untrusted)
+        return 0;
+    int r = copy_need_ingest(w, err);
+    if (r == 0)
+        r = cs_statcache_summary_put(w->s, w->ing, &sel, &state, key, err);
+    return r;
+}
+
 int
 cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const cs_copy_opts *opts,
                 const cs_tree *dest_tree, cs_copy **out, cs_digest *key, cs_error **err)
@@ -279,14 +326,15 @@ cs_copy_prepare(cs_store *s, cs_ingest *ing, const cs_copy_from *from, const cs_
     treesrc ts = { c, from ? from->tree : NULL, excl, NULL, NULL, 0, false };
     if (r >= 0)
         r = add_sources(&w, &ts, opts, err);
+    if (r >= 0)
+        r = prep_key(&w, from, opts, key, err);
     copy_treesrc_release(&ts);
     r = prep_close(&w, r, err);
     cs_ignore_free(excl);
-    if (r < 0) {
+    if (r != 0) { /* an error, or the summary answered */
         cs_copy_free(c);
-        return r;
+        c = NULL;
     }
-    copy_compute_key(c, opts, key);
     *out = c;
-    return 0;
+    return r < 0 ? r : 0;
 }

@@ -24,6 +24,14 @@ typedef struct cs_copy_from {
     const char *context_dir; /* the build context (COPY/ADD without --from) */
     const cs_ignore *ignore; /* its .dockerignore patterns (may be NULL) */
     const cs_tree *tree;     /* or: the merged tree of a stage/image (--from) */
+    /* A context only: answer from the selection's summary record (cstore/
+     * statcache.h) when nothing the walk meets changed since it was written:
+     * one lookup instead of one per file, and no key to compute. A hit gives
+     * *key and leaves *out NULL: prepare again with summary false for the
+     * sources themselves. ignore_id digests the ignore patterns' text (NULL:
+     * none; the patterns must be the same for the same id). */
+    bool summary;
+    const cs_digest *ignore_id;
 } cs_copy_from;
 
 /* Inline sources: COPY <<EOF /dest. */

@@ -76,15 +76,29 @@ ts_ns(const struct timespec *ts)
     return (int64_t) ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
+static bool
+same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
+           && ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim) && ts_ns(&a->st_ctim) == ts_ns(&b->st_ctim)
+           && a->st_mode == b->st_mode;
+}
+
 /* Remembers the content of the file just read, unless it changed while
- * read (fst, after opening, against st, before) or is too recent to trust. */
+ * read (fst, after opening, against st, before) or is too recent to trust.
+ * The summary is written only when every file was remembered as the walk
+ * saw it. */
 static int
 remember(ctxwalk *w, const struct stat *fst, const struct stat *st, uint64_t size,
          const cs_digest *d, cs_error **err)
 {
     bool racy = w->now - ts_ns(&fst->st_mtim) < RACY_NS || w->now - ts_ns(&fst->st_ctim) < RACY_NS;
-    if (racy || size != (uint64_t) fst->st_size || fst->st_size != st->st_size)
+    if (!same_stat(fst, st))
+        w->untrusted = true;
+    if (racy || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
+        w->untrusted = true;
         return 0;
+    }
     cs_digest zero = { 0 };
     return cs_statcache_put(w->s, w->ing, w->buf, fst, size > 0 ? d : &zero, err);
 }
@@ -112,12 +126,147 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
     return remember(w, &fst, st, size, &d, err);
 }
 
+/* ---- the summary's state and pending contents ---- */
+
+/* One entry the walk met: its item-relative path and lstat. One changed
+ * within the racy window keeps the summary unwritten, whatever its type: a
+ * symlink replaced in the same timestamp tick may get the same inode, size
+ * and times (a file's content is guarded by remember() as well). */
+static void
+sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
+{
+    if (w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS)
+        w->untrusted = true;
+    size_t n = strlen(rel);
+    uint8_t b[9 * 8];
+    uint64_t f[9] = { 'e',
+                      n,
+                      (uint64_t) st->st_dev,
+                      (uint64_t) st->st_ino,
+                      (uint64_t) st->st_size,
+                      (uint64_t) ts_ns(&st->st_mtim),
+                      (uint64_t) ts_ns(&st->st_ctim),
+                      (uint64_t) st->st_mode << 32 | (uint32_t) st->st_nlink,
+                      (uint64_t) st->st_rdev };
+    for (size_t i = 0; i < 9; i++)
+        cs_be64_put(b + 8 * i, f[i]);
+    cs_sha256_update(w->sum, b, sizeof(b));
+    cs_sha256_update(w->sum, rel, n);
+}
+
+void
+copy_ctx_state(ctxwalk *w, cs_digest *state)
+{
+    cs_sha256_final(w->sum, state);
+}
+
+/* The file w->buf (lstat st) of node e: its content is looked up later. */
+static void
+defer_content(ctxwalk *w, const struct stat *st, cs_entry *e)
+{
+    if (w->npend == w->cappend) {
+        w->cappend = w->cappend ? w->cappend * 2 : 256;
+        w->pend = cs_xrealloc(w->pend, w->cappend * sizeof(*w->pend));
+    }
+    w->pend[w->npend++] = (struct pending){
+        (size_t) (e - w->c->nodes), (uint32_t) (w->roots.n - 1), st->st_mode, (uint64_t) st->st_dev,
+        (uint64_t) st->st_ino,      (uint64_t) st->st_size,      st->st_mtim, st->st_ctim
+    };
+}
+
+/* An item begins at w->buf: its pending files' paths start there. */
+static void
+sum_item(ctxwalk *w, int kind, const char *name)
+{
+    uint8_t b[3 * 8];
+    cs_be64_put(b, 'i');
+    cs_be64_put(b + 8, (uint64_t) kind);
+    cs_be64_put(b + 16, strlen(name));
+    cs_sha256_update(w->sum, b, sizeof(b));
+    cs_sha256_update(w->sum, name, strlen(name));
+    cs_strv_add(&w->roots, w->buf);
+}
+
+void
+copy_ctx_release(ctxwalk *w)
+{
+    cs_sha256_free(w->sum);
+    free(w->pend);
+    cs_strv_release(&w->roots);
+}
+
+/* The directory of the context file w->buf, opened one component at a time
+ * without following a symlink (the walk followed none below the context). */
+static int
+open_parent(ctxwalk *w, cs_error **err)
+{
+    char *rel = w->buf + w->rootlen + 1;
+    int fd = open(w->rootlen ? w->root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (char *s = strchr(rel, '/'); fd >= 0 && s; s = strchr(rel, '/')) {
+        *s = '\0';
+        int nfd = openat(fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        *s = '/';
+        close(fd);
+        fd = nfd;
+        rel = s + 1;
+    }
+    if (fd < 0)
+        return cs_err(err, cs_sys_code(errno), errno, "open %s", ctx_rel(w));
+    return fd;
+}
+
+static int file_content_now(ctxwalk *w, int dirfd, const char *name, const struct stat *st,
+                            cs_entry *e, cs_error **err);
+
+int
+copy_ctx_resolve(ctxwalk *w, cs_error **err)
+{
+    int r = 0;
+    for (size_t i = 0; i < w->npend && r >= 0; i++) {
+        const struct pending *p = &w->pend[i];
+        struct stat st = { .st_dev = (dev_t) p->dev,
+                           .st_ino = (ino_t) p->ino,
+                           .st_size = (off_t) p->size,
+                           .st_mtim = p->mtim,
+                           .st_ctim = p->ctim,
+                           .st_mode = p->mode };
+        cs_entry *e = &w->c->nodes[p->node];
+        buf_set(w, 0, w->roots.v[p->root]);
+        if (*e->path) {
+            size_t at = strlen(w->buf);
+            w->buf[at++] = '/';
+            buf_set(w, at, e->path);
+        }
+        cs_digest d;
+        if ((r = cs_statcache_get(w->sc, w->buf, &st, &d, err)) != 0) {
+            if (r > 0)
+                set_content(e, p->size, &d);
+            continue;
+        }
+        cs_autoclose int dfd = open_parent(w, err);
+        if ((r = dfd) >= 0)
+            r = file_content_now(w, dfd, copy_base_name(w->buf), &st, e, err);
+    }
+    return r < 0 ? r : 0;
+}
+
 /* The content of the regular file w->buf (name in dirfd, lstat st): from
  * the stat cache when path and stat match and the content is still stored,
- * else read and ingested. */
+ * else read and ingested; with a summary, later (copy_ctx_resolve). */
 static int
 file_content(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_entry *e,
              cs_error **err)
+{
+    if (w->sum) {
+        defer_content(w, st, e);
+        return 0;
+    }
+    return file_content_now(w, dirfd, name, st, e, err);
+}
+
+static int
+file_content_now(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_entry *e,
+                 cs_error **err)
 {
     cs_digest d;
     int r = cs_statcache_get(w->sc, w->buf, st, &d, err);
@@ -151,6 +300,8 @@ static int
 ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_entry *e,
           cs_error **err)
 {
+    if (w->sum)
+        sum_entry(w, e->path, st);
     e->mode = st->st_mode & 07777;
     e->mtime_sec = st->st_mtim.tv_sec;
     e->mtime_nsec = (uint32_t) st->st_mtim.tv_nsec;
@@ -397,6 +548,8 @@ static int
 ctx_file_item(ctxwalk *w, const char *crel, const char *name, const struct stat *st, cs_error **err)
 {
     cs_copy *c = w->c;
+    if (w->sum)
+        sum_item(w, I_FILE, name);
     item *it = copy_add_item(c, I_FILE, name);
     it->abs = cs_xstrdup(w->buf);
     cs_entry *e = copy_add_node(c);
@@ -421,6 +574,10 @@ static int
 ctx_dir_item(ctxwalk *w, const char *crel, const char *name, const struct stat *st, cs_error **err)
 {
     cs_copy *c = w->c;
+    if (w->sum) {
+        sum_item(w, I_DIR, name);
+        sum_entry(w, "", st);
+    }
     copy_add_item(c, I_DIR, name);
     cs_entry *e = copy_add_node(c);
     e->path = cs_xstrdup("");

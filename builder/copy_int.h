@@ -120,6 +120,20 @@ typedef struct ctxwalk {
     char *buf; /* root + "/" + context-relative path */
     size_t cap;
     int64_t now;
+    /* The selection's summary (cs_copy_from.summary): the walk digests every
+     * path and lstat it meets into sum and leaves files' contents pending;
+     * they are looked up only when the summary record does not answer. */
+    cs_sha256_ctx *sum;
+    bool untrusted; /* a file the stat cache does not remember: no summary */
+    struct pending {
+        size_t node;
+        uint32_t root; /* its item's absolute path: roots.v[root] (+ "/" + node path) */
+        uint32_t mode;
+        uint64_t dev, ino, size;
+        struct timespec mtim, ctim;
+    } * pend;
+    size_t npend, cappend;
+    cs_strv roots;
 } ctxwalk;
 
 /* Sources in a tree (COPY --from). */
@@ -134,6 +148,12 @@ typedef struct treesrc {
 
 /* copy_ctx.c */
 int copy_ctx_open(ctxwalk *w, const char *context_dir, cs_error **err);
+/* The summary's state digest so far (w->sum). */
+void copy_ctx_state(ctxwalk *w, cs_digest *state);
+/* Looks the pending files' contents up (the stat cache, else read and
+ * ingested), as the walk does without a summary. */
+int copy_ctx_resolve(ctxwalk *w, cs_error **err);
+void copy_ctx_release(ctxwalk *w);
 /* Makes w->ing usable: the caller's ingest, or one begun on first need. */
 int copy_need_ingest(ctxwalk *w, cs_error **err);
 /* The context paths a source argument names: itself, or what its

@@ -7,6 +7,7 @@
 
 /* The part of a value compared on lookup: everything but the digest. */
 #define SC_STATLEN (CS_STATCACHE_VLEN - 32)
+_Static_assert(CS_STATCACHE_SUMLEN != CS_STATCACHE_VLEN, "a summary must never read as a record");
 
 struct cs_statcache {
     cs_db *db;
@@ -122,6 +123,46 @@ cs_statcache_put(cs_store *s, cs_ingest *ing, const char *path, const struct sta
     sc_key(path, key, &klen);
     sc_value(st, content, val);
     int r = cs_db_put(cs_store_db(s), cs_ingest_txn(ing), CS_T_STATCACHE, key, klen, val,
+                      sizeof(val), 0, err);
+    return r < 0 ? r : 0;
+}
+
+/* ---- summary records ---- */
+
+static void
+sum_key(const cs_digest *sel, uint8_t key[33])
+{
+    key[0] = 1;
+    memcpy(key + 1, sel->b, 32);
+}
+
+int
+cs_statcache_summary_get(cs_statcache *sc, const cs_digest *sel, const cs_digest *state,
+                         cs_digest *result, cs_error **err)
+{
+    uint8_t key[33];
+    sum_key(sel, key);
+    MDB_val v;
+    int r = cs_db_get(sc->db, sc->txn, CS_T_STATCACHE, key, sizeof(key), &v, err);
+    if (r == -CS_ENOTFOUND)
+        return 0;
+    if (r < 0)
+        return r;
+    if (v.mv_size != CS_STATCACHE_SUMLEN || memcmp(v.mv_data, state->b, 32) != 0)
+        return 0;
+    memcpy(result->b, (const uint8_t *) v.mv_data + 32, 32);
+    return 1;
+}
+
+int
+cs_statcache_summary_put(cs_store *s, cs_ingest *ing, const cs_digest *sel, const cs_digest *state,
+                         const cs_digest *result, cs_error **err)
+{
+    uint8_t key[33], val[CS_STATCACHE_SUMLEN];
+    sum_key(sel, key);
+    memcpy(val, state->b, 32);
+    memcpy(val + 32, result->b, 32);
+    int r = cs_db_put(cs_store_db(s), cs_ingest_txn(ing), CS_T_STATCACHE, key, sizeof(key), val,
                       sizeof(val), 0, err);
     return r < 0 ? r : 0;
 }

@@ -18,6 +18,16 @@ for l in libarchive libxml2 libicu libstdc++ libcurl; do
     check "the cstore binary does not link $l" bash -c '! grep -q "$1" <<<"$2"' _ "$l" "$libs"
 done
 
+# The store's libraries are linked statically where their .a was found at configure time (the
+# top-level CMakeLists.txt, CSTORE_STATIC_DEPS): a start maps no shared copy of them.
+cache=$(dirname "$CSTORE")/CMakeCache.txt
+if [ -f "$cache" ] && grep -q '^CSTORE_STATIC_DEPS:BOOL=ON$' "$cache"; then
+    for l in lmdb zstd crypto jansson z fuse3; do
+        grep -qE "^CSTORE_STATIC_$l:FILEPATH=/.*\.a$" "$cache" || continue
+        check "the cstore binary links lib$l statically" bash -c '! grep -q "lib$1\.so" <<<"$2"' _ "$l" "$libs"
+    done
+fi
+
 # An unloadable libarchive.so.13 found first (an empty file: dlopen fails on it).
 mkdir -p "$T/badlib"
 : >"$T/badlib/libarchive.so.13"

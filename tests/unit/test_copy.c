@@ -1,5 +1,6 @@
 /* test_copy.c - COPY/ADD from a context dir, from a tree, ADD of archives
- * and URLs, the stat cache and --chown lookups (builder/copy*.c, fetch.c). */
+ * and URLs, the stat cache and its summary records, --chown lookups
+ * (builder/copy*.c, fetch.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -173,7 +174,7 @@ static int
 run(fx *f, const cs_ignore *ig, const cs_copy_opts *o, const cs_tree *dest_tree, cs_tree **layer,
     cs_digest *key)
 {
-    cs_copy_from from = { f->sb.work, ig, NULL };
+    cs_copy_from from = { .context_dir = f->sb.work, .ignore = ig };
     return run_from(f, &from, o, dest_tree, layer, key);
 }
 
@@ -485,6 +486,129 @@ statcache_skips_unchanged_files_and_sees_touched_ones(void **state)
     assert_false(cs_digest_eq(&k1, &k3));
 }
 
+/* ---- the summary record ---- */
+
+/* Prepares o from the context with the summary (no ingest given: prepare
+ * commits its own, as a build does). Returns 1 when the summary answered,
+ * 0 when the sources were walked; either way *key must be what a prepare
+ * without the summary computes. */
+static int
+prepare_summary(fx *f, const cs_ignore *ig, const cs_digest *ig_id, const cs_copy_opts *o,
+                cs_digest *key)
+{
+    cs_copy_from from = { .context_dir = f->sb.work, .ignore = ig, .summary = true };
+    from.ignore_id = ig_id;
+    cs_copy *c = NULL;
+    cs_error_clear(&f->err);
+    assert_int_equal(cs_copy_prepare(f->sb.s, NULL, &from, o, NULL, &c, key, &f->err), 0);
+    int hit = c == NULL;
+    cs_copy_free(c);
+    c = NULL;
+    cs_digest truth;
+    from.summary = false;
+    assert_int_equal(cs_copy_prepare(f->sb.s, NULL, &from, o, NULL, &c, &truth, &f->err), 0);
+    assert_non_null(c);
+    cs_copy_free(c);
+    assert_true(cs_digest_eq(key, &truth));
+    return hit;
+}
+
+/* After a change: the next prepare walks and sees it (a new key), the one
+ * after is answered by the summary with that key. */
+static void
+expect_seen(fx *f, const cs_ignore *ig, const cs_digest *ig_id, const cs_copy_opts *o,
+            cs_digest *key, const char *what)
+{
+    cs_digest k1, k2;
+    usleep(150 * 1000); /* out of the stat cache's "too recent" window */
+    if (prepare_summary(f, ig, ig_id, o, &k1) != 0)
+        fail_msg("%s: answered by the summary", what);
+    if (cs_digest_eq(&k1, key))
+        fail_msg("%s: the same key", what);
+    if (prepare_summary(f, ig, ig_id, o, &k2) != 1)
+        fail_msg("%s: the summary did not answer the next prepare", what);
+    assert_true(cs_digest_eq(&k1, &k2));
+    *key = k1;
+}
+
+static char *
+ctx_path(fx *f, const char *rel)
+{
+    return cs_path_join(f->sb.work, rel);
+}
+
+static void
+summary_answers_an_unchanged_context_and_never_a_changed_one(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 40; i++) {
+        char name[32], data[64];
+        snprintf(name, sizeof(name), "d%d/f%02d", i % 4, i);
+        snprintf(data, sizeof(data), "file %02d %08x", i, (unsigned) rand());
+        put_file(f, name, data, 0644);
+    }
+    put_link(f, "d0/link", "f00");
+    settle(f);
+    cs_copy_opts o = opts("/app/", ".", NULL);
+    cs_digest key, k;
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &key), 0);
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 1);
+    assert_true(cs_digest_eq(&key, &k));
+
+    cs_autofree char *p = ctx_path(f, "d1/f05");
+    set_old(p, OLD + 10); /* touch */
+    expect_seen(f, NULL, NULL, &o, &key, "touch");
+    test_write_file(p, "FILE 05 XXXXXXXX", 16, 0644); /* same size, mtime put back */
+    set_old(p, OLD + 10);
+    expect_seen(f, NULL, NULL, &o, &key, "same-size rewrite with the mtime reset");
+    assert_int_equal(chmod(p, 0600), 0);
+    expect_seen(f, NULL, NULL, &o, &key, "chmod");
+    cs_autofree char *q = ctx_path(f, "d1/renamed");
+    assert_int_equal(rename(p, q), 0);
+    expect_seen(f, NULL, NULL, &o, &key, "rename");
+    put_file(f, "d2/new", "a new file", 0644);
+    expect_seen(f, NULL, NULL, &o, &key, "a file added");
+    cs_autofree char *r = ctx_path(f, "d3/f03");
+    assert_int_equal(unlink(r), 0);
+    expect_seen(f, NULL, NULL, &o, &key, "a file removed");
+    cs_autofree char *l = ctx_path(f, "d0/link");
+    assert_int_equal(unlink(l), 0);
+    put_link(f, "d0/link", "f04");
+    expect_seen(f, NULL, NULL, &o, &key, "a symlink retargeted");
+
+    char *pat[] = { "d2" };
+    cs_ignore *ig = NULL;
+    assert_int_equal(cs_ignore_new(pat, 1, &ig, &f->err), 0);
+    cs_digest ig_id;
+    cs_sha256("d2", 2, &ig_id);
+    expect_seen(f, ig, &ig_id, &o, &key, ".dockerignore changed");
+    cs_ignore_free(ig);
+}
+
+static void
+summary_is_not_written_while_an_entry_is_too_recent(void **state)
+{
+    fx *f = *state;
+    put_file(f, "a", "aaa", 0644);
+    put_file(f, "b", "bbb", 0644);
+    settle(f);
+    cs_copy_opts o = opts("/app/", ".", NULL);
+    cs_digest key, k;
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &key), 0);
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 1);
+    cs_autofree char *p = ctx_path(f, "b");
+    test_write_file(p, "BBB", 3, 0644); /* now: the stat cache does not trust it */
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 0);
+    assert_false(cs_digest_eq(&key, &k));
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 0);
+    expect_seen(f, NULL, NULL, &o, &key, "rewritten");
+    /* A symlink has no stat cache record: its own times decide. */
+    put_link(f, "l", "a");
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 0);
+    assert_int_equal(prepare_summary(f, NULL, NULL, &o, &k), 0);
+    expect_seen(f, NULL, NULL, &o, &key, "a symlink added");
+}
+
 /* ---- ADD ---- */
 
 /* A tar entry with mtime 1234. */
@@ -650,7 +774,7 @@ copy_from_tree_reuses_content_digests(void **state)
 {
     fx *f = *state;
     cs_tree *src = source_tree(f);
-    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_from from = { .tree = src };
     cs_copy_opts o = opts("/app/", "/bin/tool", NULL);
     cs_tree *l = NULL;
     cs_digest k1, k2;
@@ -722,7 +846,7 @@ copy_from_tree_keeps_hardlinks_whose_file_is_copied(void **state)
     e->has_content = true;
     cs_sha256("same", 4, &e->content);
     cs_tree_sort(src);
-    cs_copy_from from = { NULL, NULL, src };
+    cs_copy_from from = { .tree = src };
     cs_copy_opts o = opts("/x", "/dir", NULL);
     cs_tree *l = NULL;
     assert_int_equal(run_from(f, &from, &o, NULL, &l, NULL), 0);
@@ -782,6 +906,8 @@ main(void)
         T(copy_sources_cannot_leave_the_context),
         T(copy_reports_empty_globs_and_missing_sources),
         T(statcache_skips_unchanged_files_and_sees_touched_ones),
+        T(summary_answers_an_unchanged_context_and_never_a_changed_one),
+        T(summary_is_not_written_while_an_entry_is_too_recent),
         T(add_local_tar_gz_is_extracted),
         T(add_url_is_fetched_and_its_checksum_verified),
         T(add_heredoc_makes_a_file),

@@ -1,6 +1,6 @@
 /* test_statcache.c - the stat cache records (store/statcache.c): round
  * trips, misses on any stat change, garbled records; gc and fsck keep a
- * record's content stored. */
+ * record's content stored; summary records. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -159,17 +159,24 @@ an_unknown_path_misses(void **state)
     assert_int_equal(lookup(f, "/no/such/file", &f->st, &d), 0);
 }
 
+/* A gc with the default policy, the store reopened for it. */
+static void
+run_gc(fx *f, cs_gc_stats *st)
+{
+    cs_store_close(f->sb.s);
+    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->sb.err), 0);
+    f->sb.db = cs_store_db(f->sb.s);
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
+    assert_int_equal(cs_gc_ex(f->sb.s, &go, st, &f->sb.err), 0);
+}
+
 static void
 gc_drops_a_record_with_the_content_it_frees(void **state)
 {
     fx *f = *state;
     remember(f, f->file); /* the content is no tree's: gc frees it */
-    cs_store_close(f->sb.s);
-    assert_int_equal(cs_store_open(f->sb.root, CS_OPEN_EXCLUSIVE, &f->sb.s, &f->sb.err), 0);
-    f->sb.db = cs_store_db(f->sb.s);
-    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
     cs_gc_stats st;
-    assert_int_equal(cs_gc_ex(f->sb.s, &go, &st, &f->sb.err), 0);
+    run_gc(f, &st);
     assert_int_equal(st.contents, 1);
     assert_int_equal(st.statcache, 1);
     cs_digest d;
@@ -265,6 +272,75 @@ gc_reads_the_content_a_record_names(void **state)
     mdb_txn_abort(txn);
 }
 
+/* ---- summary records ---- */
+
+static void
+put_summary(fx *f, const cs_digest *sel, const cs_digest *state, const cs_digest *result)
+{
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->sb.err), 0);
+    assert_int_equal(cs_statcache_summary_put(f->sb.s, ing, sel, state, result, &f->sb.err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->sb.err), 0);
+    cs_ingest_free(ing);
+}
+
+static int
+get_summary(fx *f, const cs_digest *sel, const cs_digest *state, cs_digest *result)
+{
+    cs_statcache *sc = NULL;
+    assert_int_equal(cs_statcache_open(f->sb.s, NULL, &sc, &f->sb.err), 0);
+    int r = cs_statcache_summary_get(sc, sel, state, result, &f->sb.err);
+    cs_statcache_close(sc);
+    return r;
+}
+
+static void
+a_summary_answers_only_its_own_state(void **state)
+{
+    fx *f = *state;
+    cs_digest sel, st1, st2, res, got;
+    cs_sha256("selection", 9, &sel);
+    cs_sha256("state one", 9, &st1);
+    cs_sha256("state two", 9, &st2);
+    cs_sha256("result", 6, &res);
+    assert_int_equal(get_summary(f, &sel, &st1, &got), 0);
+    put_summary(f, &sel, &st1, &res);
+    assert_int_equal(get_summary(f, &sel, &st1, &got), 1);
+    assert_true(cs_digest_eq(&got, &res));
+    assert_int_equal(get_summary(f, &sel, &st2, &got), 0);
+    assert_int_equal(get_summary(f, &st1, &st1, &got), 0); /* another selection */
+    /* A new state overwrites: the old one answers no more. */
+    put_summary(f, &sel, &st2, &st1);
+    assert_int_equal(get_summary(f, &sel, &st1, &got), 0);
+    assert_int_equal(get_summary(f, &sel, &st2, &got), 1);
+    assert_true(cs_digest_eq(&got, &st1));
+}
+
+static void
+a_summary_is_no_stat_cache_record_and_gc_drops_it(void **state)
+{
+    fx *f = *state;
+    cs_digest sel, st1, res, got;
+    cs_sha256("selection", 9, &sel);
+    cs_sha256("state", 5, &st1);
+    cs_sha256("result", 6, &res);
+    put_summary(f, &sel, &st1, &res);
+    uint8_t key[33] = { 1 };
+    memcpy(key + 1, sel.b, 32);
+    MDB_txn *txn = begin(f, MDB_RDONLY);
+    MDB_val v;
+    assert_int_equal(
+        cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, sizeof(key), &v, &f->sb.err), 0);
+    assert_false(cs_statcache_record_content(v.mv_data, v.mv_size, &got));
+    mdb_txn_abort(txn);
+    int n = 0;
+    assert_int_equal(cs_fsck(f->sb.s, count_problem, &n, &f->sb.err), 0);
+    cs_gc_stats gs;
+    run_gc(f, &gs);
+    assert_int_equal(gs.statcache, 1);
+    assert_int_equal(get_summary(f, &sel, &st1, &got), 0);
+}
+
 int
 main(void)
 {
@@ -280,6 +356,8 @@ main(void)
         T(a_view_in_an_ingest_sees_what_it_put),
         T(a_garbled_record_is_refused),
         T(gc_reads_the_content_a_record_names),
+        T(a_summary_answers_only_its_own_state),
+        T(a_summary_is_no_stat_cache_record_and_gc_drops_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,21 @@
  * empty files go at the next gc; it sweeps them before contents, so the
  * content of a record is always stored (a lookup trusts it; fsck checks).
  *
+ * Summary records (one per COPY source selection: a context, its ignore
+ * patterns and one COPY request), in the same table so gc and fsck treat
+ * them as the memo they are:
+ *   key   = 0x01 | selection digest (33 bytes; a path key starts with '/',
+ *           a hashed one with 0x00)
+ *   value = state digest[32] | result digest[32] (CS_STATCACHE_SUMLEN)
+ * The state digest covers every path the selection's walk met and its lstat
+ * (dev, ino, size, mtime, ctime, mode, nlink, rdev); the result is what the
+ * caller computed from them (COPY's sources digest). A record is written
+ * only when every file of the walk was one the stat cache trusts, so a
+ * matching state answers the result as 10,000 matching stat cache records
+ * would, with one lookup. Its length is not CS_STATCACHE_VLEN: gc drops
+ * every summary at its next run (nothing needs one; the next build writes it
+ * again), fsck skips them.
+ *
  * Thread rules: a cs_statcache belongs to one thread (the one that drives
  * the ingest it reads through, when given one).
  */
@@ -29,6 +44,7 @@
 
 #define CS_STATCACHE_MAXPATH 480
 #define CS_STATCACHE_VLEN    (5 * 8 + 4 + 32)
+#define CS_STATCACHE_SUMLEN  64
 
 /* A read view of the stat cache (and of which contents are stored). */
 typedef struct cs_statcache cs_statcache;
@@ -58,6 +74,17 @@ int cs_statcache_get(cs_statcache *sc, const char *path, const struct stat *st, 
  * (CS_EFULL when the map is full). */
 int cs_statcache_put(cs_store *s, cs_ingest *ing, const char *path, const struct stat *st,
                      const cs_digest *content, cs_error **err);
+
+/* The summary record of selection sel: 1 when its state digest is state
+ * (*result gets its result), 0 when there is none or it has another state
+ * (or is garbled), <0 with *err when the table cannot be read. */
+int cs_statcache_summary_get(cs_statcache *sc, const cs_digest *sel, const cs_digest *state,
+                             cs_digest *result, cs_error **err);
+/* Writes (or overwrites) sel's summary record in ing's transaction. The
+ * caller vouches that every file state covers is one the stat cache
+ * trusts (see cs_statcache_put). 0 or a negative code (CS_EFULL). */
+int cs_statcache_summary_put(cs_store *s, cs_ingest *ing, const cs_digest *sel,
+                             const cs_digest *state, const cs_digest *result, cs_error **err);
 
 /* 1 when content d is stored as the view sees it, 0 when not, <0 on error.
  * For sources that are no context files (heredocs) but are ingested only
