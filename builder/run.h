@@ -124,6 +124,13 @@ void cs_run_result_release(cs_run_result *r);
  * they do not end up in the upper dir (as BuildKit does).
  * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
+/* Starts making, in a thread, the copy of the OCI runtime's binary (NULL:
+ * runc) that this process's runs execute it from (a memfd sealed against
+ * writes, as runc's CVE-2019-5736 guard wants: runc then skips its own copy
+ * and re-exec per run), so that the first run need not wait for it. For a
+ * caller that knows a run is coming; without it the first run makes the copy.
+ * Never fails: without a copy the runtime runs from its path. Thread-safe. */
+void cs_run_preload(const char *runtime);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it
  * removed. Call at startup, with the store open. The first failure is

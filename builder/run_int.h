@@ -90,6 +90,16 @@ int run_umount_under(const char *dir, cs_error **err);
  * -CS_EIO when it could not be forked. */
 int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
 
+/* ---- run_exe.c ---- */
+
+/* A memfd holding a copy of the runtime's binary (runtime: a path, or a name
+ * searched in PATH), sealed as runc wants it to skip its own copy; the
+ * process's one copy, made on the first call (or by cs_run_preload, whose
+ * copy in flight it waits for). Borrowed: open until the process exits.
+ * -1 when there is none (not found, not an ELF binary, no memfd sealing):
+ * then run the runtime from its path. Thread-safe. */
+int run_exe_fd(const char *runtime);
+
 /* ---- run_supervise.c ---- */
 
 /* Exit status of pid (128+N when killed by signal N); -1 on error. */
