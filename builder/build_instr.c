@@ -3,6 +3,7 @@
 #include <string.h>
 #include "build_int.h"
 #include "cstore/strv.h"
+#include "run.h"
 
 static bool
 makes_layer(const cs_df_instr *in)
@@ -128,6 +129,23 @@ instr_step(build *b, bstage *st, const cs_df_instr *in, const char *text, bool *
     }
 }
 
+/* After a cache miss the later steps of the stage miss too (their keys
+ * chain on it): a RUN to come starts the runtime, so its sealed copy
+ * (run_exe.c) is made now, on the other core, alongside the steps before. */
+static void
+preload_runtime(build *b, bstage *st, const cs_df_instr *in)
+{
+    const cs_df_stage *s = st->st;
+    bool after = false;
+    for (size_t k = 0; k < s->ninstrs; k++) {
+        if (after && s->instrs[k].cmd == CS_DF_RUN) {
+            cs_run_preload(b->o->runtime);
+            return;
+        }
+        after = after || &s->instrs[k] == in;
+    }
+}
+
 int
 do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, cs_error **err)
 {
@@ -147,6 +165,8 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
         step_end(b, step, CS_BUILD_STEP_ERROR, 0);
         return r;
     }
+    if (!cached)
+        preload_runtime(b, st, in);
     build_lock(b);
     b->res.steps++;
     b->res.cached += cached;
