@@ -87,6 +87,11 @@ typedef struct cs_run_opts {
     uint64_t shm_size;            /* bytes of the /dev/shm tmpfs; 0: 64 MiB (Docker's) */
     const char *runtime;          /* path or name of the OCI runtime; NULL: "runc" */
     bool keep_upper;              /* keep the upper dir for cs_snapshot_diff */
+    bool defer_teardown;          /* with keep_upper, after a run that succeeded: the
+                                     overlay's unmount and the run dir's removal go on
+                                     in a thread after cs_run returns (the upper dir is
+                                     out of the run dir by then); cs_run_settle waits
+                                     for them, as does the next cs_run */
     int out_fd, err_fd;           /* where the command's stdout/stderr go (borrowed; -1:
                                      discarded); stdin is /dev/null */
     /* The last lines of output are kept for error messages. */
@@ -131,6 +136,10 @@ int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err
  * caller that knows a run is coming; without it the first run makes the copy.
  * Never fails: without a copy the runtime runs from its path. Thread-safe. */
 void cs_run_preload(const char *runtime);
+/* Waits until the teardowns that runs with defer_teardown left to threads
+ * are done (their failures went to the store's warn hook). Call it before
+ * closing the store those runs used. Thread-safe. */
+void cs_run_settle(void);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it
  * removed. Call at startup, with the store open. The first failure is

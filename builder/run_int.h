@@ -100,6 +100,13 @@ int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid,
  * then run the runtime from its path. Thread-safe. */
 int run_exe_fd(const char *runtime);
 
+/* ---- run_defer.c ---- */
+
+/* Unmounts r->rootfs and removes r->dir (whatever is mounted under it
+ * first) in a thread; failures go to the store's warn hook. cs_run_settle
+ * waits for it. */
+void run_defer_teardown(run *r);
+
 /* ---- run_supervise.c ---- */
 
 /* Exit status of pid (128+N when killed by signal N); -1 on error. */
