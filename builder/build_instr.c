@@ -130,20 +130,21 @@ instr_step(build *b, bstage *st, const cs_df_instr *in, const char *text, bool *
 }
 
 /* After a cache miss the later steps of the stage miss too (their keys
- * chain on it): a RUN to come starts the runtime, so its sealed copy
- * (run_exe.c) is made now, on the other core, alongside the steps before. */
+ * chain on it): with two or more RUNs to come, the runtime's sealed copy
+ * (run_exe.c), which pays from the second run on, is made now, on the other
+ * core, alongside the steps before them. */
 static void
 preload_runtime(build *b, bstage *st, const cs_df_instr *in)
 {
     const cs_df_stage *s = st->st;
     bool after = false;
+    int runs = 0;
     for (size_t k = 0; k < s->ninstrs; k++) {
-        if (after && s->instrs[k].cmd == CS_DF_RUN) {
-            cs_run_preload(b->o->runtime);
-            return;
-        }
+        runs += after && s->instrs[k].cmd == CS_DF_RUN;
         after = after || &s->instrs[k] == in;
     }
+    if (runs >= 2)
+        cs_run_preload(b->o->runtime);
 }
 
 int

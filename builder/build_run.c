@@ -613,8 +613,6 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
         line_err(b, in, err);
     *cached = rc > 0;
     if (rc == 0) {
-        /* the runtime's sealed copy is made while the rootfs is got ready */
-        cs_run_preload(b->o->runtime);
         if ((rc = run_rootfs(b, st, &r, err)) < 0)
             line_err(b, in, err);
         else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0

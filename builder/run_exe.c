@@ -13,6 +13,12 @@
  * runs, which no container can write (the seals forbid writes to anyone,
  * for good).
  *
+ * The copy (8.7 MB, 4-6 ms of CPU) costs more than one run saves (~2.5 ms
+ * of CPU: runc's bind mount dance and exec), so it is made only when asked
+ * for (cs_run_preload: a build that has two or more RUNs to run), in a
+ * thread, while the steps before them go on; a run with none asked for
+ * starts the runtime from its path.
+ *
  * Only an ELF binary is copied: a script run from a close-on-exec fd would
  * hand its interpreter a /proc/self/fd path that is gone by then. Where the
  * copy cannot be made (no memfd sealing, the runtime not found, a script)
@@ -127,29 +133,20 @@ preload_main(void *arg)
     return NULL;
 }
 
-/* With exe_mu held: claims the slot for runtime when nothing was tried for
- * it yet (true: the caller fills it). Another runtime's copy stays open, as
- * a run may be starting from it. */
-static bool
-claim(const char *runtime)
-{
-    while (exe_busy)
-        pthread_cond_wait(&exe_cv, &exe_mu);
-    if (exe_name && !strcmp(exe_name, runtime))
-        return false;
-    free(exe_name);
-    exe_name = cs_xstrdup(runtime);
-    exe_fd = -1;
-    exe_busy = true;
-    return true;
-}
-
 void
 cs_run_preload(const char *runtime)
 {
     runtime = runtime ? runtime : "runc";
     pthread_mutex_lock(&exe_mu);
-    bool mine = !exe_busy && claim(runtime);
+    /* Asked for another runtime, the old copy stays open: a run may be
+     * starting from it. */
+    bool mine = !exe_busy && !(exe_name && !strcmp(exe_name, runtime));
+    if (mine) {
+        free(exe_name);
+        exe_name = cs_xstrdup(runtime);
+        exe_fd = -1;
+        exe_busy = true;
+    }
     pthread_mutex_unlock(&exe_mu);
     if (!mine)
         return;
@@ -169,14 +166,9 @@ int
 run_exe_fd(const char *runtime)
 {
     pthread_mutex_lock(&exe_mu);
-    bool mine = claim(runtime);
-    int fd = exe_fd;
-    pthread_mutex_unlock(&exe_mu);
-    if (!mine)
-        return fd;
-    fill(runtime);
-    pthread_mutex_lock(&exe_mu);
-    fd = exe_fd;
+    while (exe_busy)
+        pthread_cond_wait(&exe_cv, &exe_mu);
+    int fd = exe_name && !strcmp(exe_name, runtime) ? exe_fd : -1;
     pthread_mutex_unlock(&exe_mu);
     return fd;
 }

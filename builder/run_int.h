@@ -92,12 +92,12 @@ int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid,
 
 /* ---- run_exe.c ---- */
 
-/* A memfd holding a copy of the runtime's binary (runtime: a path, or a name
- * searched in PATH), sealed as runc wants it to skip its own copy; the
- * process's one copy, made on the first call (or by cs_run_preload, whose
- * copy in flight it waits for). Borrowed: open until the process exits.
- * -1 when there is none (not found, not an ELF binary, no memfd sealing):
- * then run the runtime from its path. Thread-safe. */
+/* The memfd holding a copy of the runtime's binary (runtime: a path, or a
+ * name searched in PATH), sealed as runc wants it to skip its own copy, when
+ * cs_run_preload was asked for it (a copy in flight is waited for).
+ * Borrowed: open until the process exits. -1 when there is none (not asked
+ * for, not found, not an ELF binary, no memfd sealing): then run the runtime
+ * from its path. Thread-safe. */
 int run_exe_fd(const char *runtime);
 
 /* ---- run_defer.c ---- */
