@@ -3,7 +3,6 @@
 #include <string.h>
 #include "build_int.h"
 #include "cstore/strv.h"
-#include "run.h"
 
 static bool
 makes_layer(const cs_df_instr *in)
@@ -129,24 +128,6 @@ instr_step(build *b, bstage *st, const cs_df_instr *in, const char *text, bool *
     }
 }
 
-/* After a cache miss the later steps of the stage miss too (their keys
- * chain on it): with two or more RUNs to come, the runtime's sealed copy
- * (run_exe.c), which pays from the second run on, is made now, on the other
- * core, alongside the steps before them. */
-static void
-preload_runtime(build *b, bstage *st, const cs_df_instr *in)
-{
-    const cs_df_stage *s = st->st;
-    bool after = false;
-    int runs = 0;
-    for (size_t k = 0; k < s->ninstrs; k++) {
-        runs += after && s->instrs[k].cmd == CS_DF_RUN;
-        after = after || &s->instrs[k] == in;
-    }
-    if (runs >= 2)
-        cs_run_preload(b->o->runtime);
-}
-
 int
 do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, cs_error **err)
 {
@@ -166,8 +147,6 @@ do_instr(build *b, bstage *st, const cs_df_instr *in, size_t num, size_t total, 
         step_end(b, step, CS_BUILD_STEP_ERROR, 0);
         return r;
     }
-    if (!cached)
-        preload_runtime(b, st, in);
     build_lock(b);
     b->res.steps++;
     b->res.cached += cached;

@@ -18,7 +18,8 @@
  * run dir when cstore dies, even by SIGKILL; what is left of killed processes goes with
  * cs_run_cleanup_stale. A lower dir given twice is mounted once, at its topmost place. Files: run.c
  * (the driver), ocispec.c (config.json), run_mount.c (overlay, stubs, unmounting), run_supervise.c
- * (the runtime's process), run_reaper.c (its parent, which dies with cstore).
+ * (the runtime's process), run_reaper.c (its parent, which dies with cstore), run_defer.c (the
+ * end of a teardown in a thread).
  */
 #ifndef CSBUILD_RUN_H
 #define CSBUILD_RUN_H
@@ -129,13 +130,6 @@ void cs_run_result_release(cs_run_result *r);
  * they do not end up in the upper dir (as BuildKit does).
  * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
-/* Starts making, in a thread, a copy of the OCI runtime's binary (NULL:
- * runc) that this process's runs then execute it from: a memfd sealed
- * against writes, as runc's CVE-2019-5736 guard wants, so that runc skips
- * its own copy and re-exec per run. The copy costs more than one run saves:
- * ask for it when two or more runs are coming. Never fails: without a copy
- * the runtime runs from its path. Thread-safe; once per runtime. */
-void cs_run_preload(const char *runtime);
 /* Waits until the teardowns that runs with defer_teardown left to threads
  * are done (their failures went to the store's warn hook). Call it before
  * closing the store those runs used. Thread-safe. */

@@ -90,16 +90,6 @@ int run_umount_under(const char *dir, cs_error **err);
  * -CS_EIO when it could not be forked. */
 int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
 
-/* ---- run_exe.c ---- */
-
-/* The memfd holding a copy of the runtime's binary (runtime: a path, or a
- * name searched in PATH), sealed as runc wants it to skip its own copy, when
- * cs_run_preload was asked for it (a copy in flight is waited for).
- * Borrowed: open until the process exits. -1 when there is none (not asked
- * for, not found, not an ELF binary, no memfd sealing): then run the runtime
- * from its path. Thread-safe. */
-int run_exe_fd(const char *runtime);
-
 /* ---- run_defer.c ---- */
 
 /* Unmounts r->rootfs and removes r->dir (whatever is mounted under it

@@ -42,7 +42,6 @@
 /* What the reaper needs, all made before the fork. */
 typedef struct reaper {
     char *const *argv; /* the runtime's command */
-    int exe_fd;        /* the runtime's sealed copy (run_exe.c), -1: argv[0] from PATH */
     char *delete_argv[7];
     const char *rootfs, *dir, *log;
     char *log_line; /* the JSON log line when the runtime cannot be started */
@@ -95,12 +94,11 @@ decode_status(int st)
 
 extern char **environ;
 
-/* Starts argv[0] (searched in PATH; the file of exe_fd instead when it is
- * >= 0) with no signal blocked and SIGPIPE, SIGINT, SIGTERM, SIGHUP at their
- * default action (an ignored one would be inherited by the container).
- * Returns its pid, or -1 with errno. */
+/* Starts argv[0] (searched in PATH) with no signal blocked and SIGPIPE,
+ * SIGINT, SIGTERM, SIGHUP at their default action (an ignored one would be
+ * inherited by the container). Returns its pid, or -1 with errno. */
 static pid_t
-spawn_child(char *const argv[], int exe_fd)
+spawn_child(char *const argv[])
 {
     posix_spawnattr_t at;
     sigset_t none, dfl;
@@ -114,14 +112,7 @@ spawn_child(char *const argv[], int exe_fd)
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &dfl);
     pid_t pid;
-    int e;
-    if (exe_fd >= 0) { /* as fexecve: the fd is close-on-exec, gone in the runtime */
-        char path[32];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", exe_fd);
-        e = posix_spawn(&pid, path, NULL, &at, argv, environ);
-    } else {
-        e = posix_spawnp(&pid, argv[0], NULL, &at, argv, environ);
-    }
+    int e = posix_spawnp(&pid, argv[0], NULL, &at, argv, environ);
     posix_spawnattr_destroy(&at);
     if (e) {
         errno = e;
@@ -144,7 +135,7 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
 {
     kill_all();
     umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW);
-    pid_t pid = spawn_child(a->delete_argv, -1);
+    pid_t pid = spawn_child(a->delete_argv);
     int st;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
@@ -154,20 +145,9 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
     _exit(128 + SIGKILL);
 }
 
-/* The runtime's sealed copy at fd `at`, close-on-exec; -1 when there is none. */
-static int
-keep_exe(int exe_fd, int at)
-{
-    if (exe_fd < 0 || dup3(exe_fd, at, O_CLOEXEC) < 0)
-        return -1;
-    return at;
-}
-
 static void __attribute__((noreturn)) reaper_main(const reaper *a)
 {
     sigprocmask(SIG_BLOCK, &a->sigs, NULL);
-    /* out of the way of the fds set up below (0-3) */
-    int exe = a->exe_fd >= 0 ? fcntl(a->exe_fd, F_DUPFD_CLOEXEC, 16) : -1;
     /* SIGCHLD is at its default action (cmd/main.c sees to it): the
      * runtime's status is wanted, not auto-reaped away. */
     prctl(PR_SET_PDEATHSIG, SIGUSR2);
@@ -182,10 +162,8 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     int lock = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 3, O_CLOEXEC) < 0))
         _exit(1);
-    int next = lock >= 0 ? 4 : 3;
-    exe = keep_exe(exe, next);
-    close_range(exe >= 0 ? next + 1 : next, ~0U, 0);
-    pid_t rt = spawn_child(a->argv, exe);
+    close_range(lock >= 0 ? 4 : 3, ~0U, 0);
+    pid_t rt = spawn_child(a->argv);
     if (rt < 0)
         report_no_runtime(a);
     for (;;) {
@@ -219,7 +197,6 @@ run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_
         cs_xasprintf("cannot start '%s': not found or not executable", r->runtime);
     json_t *line = json_pack("{s:s, s:s}", "level", "error", "msg", msg);
     reaper a = { .argv = argv,
-                 .exe_fd = run_exe_fd(r->runtime),
                  .delete_argv = { (char *) r->runtime, "--root", r->state, "delete", "--force",
                                   r->id, NULL },
                  .rootfs = r->rootfs,

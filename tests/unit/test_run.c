@@ -671,115 +671,6 @@ run_with_deferred_teardown_keeps_the_upper_and_leaves_nothing_once_settled(void 
     cs_run_result_release(&r2);
 }
 
-/* pid of the `runc --root <tmp>/runc ... run` process, 0 if none. */
-static pid_t
-find_runtime(fix *f)
-{
-    char want[600];
-    snprintf(want, sizeof want, "%s/runc", f->tmp);
-    DIR *d = opendir("/proc");
-    pid_t found = 0;
-    struct dirent *de;
-    while (d && !found && (de = readdir(d))) {
-        char p[300], buf[4096];
-        snprintf(p, sizeof p, "/proc/%s/cmdline", de->d_name);
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-        if (fd >= 0)
-            close(fd);
-        if (n <= 0)
-            continue;
-        buf[n] = 0;
-        bool root = false, run = false;
-        for (char *a = buf; a < buf + n; a += strlen(a) + 1) {
-            root = root || !strcmp(a, want);
-            run = run || !strcmp(a, "run");
-        }
-        if (root && run)
-            found = (pid_t) atoi(de->d_name);
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
-
-static void *
-run_sleeper(void *arg)
-{
-    fix *f = arg;
-    char *argv[] = { "sleep", "2", NULL };
-    cs_run_opts o = opts(f, argv);
-    cs_run_result r;
-    cs_error *err = NULL;
-    intptr_t rc = cs_run(f->sb.s, &o, &r, &err);
-    cs_error_free(err);
-    cs_run_result_release(&r);
-    return (void *) rc;
-}
-
-/* Asked for, the runtime runs from a memfd sealed as runc wants it
- * (CVE-2019-5736): nobody can write to the file runc executes, and the
- * host's runc binary is left as it was. */
-static void
-preloaded_runtime_runs_from_a_sealed_memfd_nobody_can_write(void **state)
-{
-    fix *f = *state;
-    cs_run_preload(NULL);
-    pthread_t t;
-    pthread_create(&t, NULL, run_sleeper, f);
-    pid_t pid = 0;
-    for (int i = 0; i < 300 && !pid; i++) {
-        usleep(10000);
-        pid = find_runtime(f);
-    }
-    if (!pid)
-        fail_msg("no runc process seen");
-    char exe[64], link[256] = { 0 };
-    snprintf(exe, sizeof exe, "/proc/%ld/exe", (long) pid);
-    assert_true(readlink(exe, link, sizeof link - 1) > 0);
-    if (strncmp(link, "/memfd:runc", 11) != 0)
-        fail_msg("runc runs from '%s', not a memfd", link);
-    int fd = open(exe, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(fcntl(fd, F_GET_SEALS),
-                     F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
-    assert_int_equal(pwrite(fd, "x", 1, 0), -1);
-    close(fd);
-    int wfd = open(exe, O_WRONLY | O_CLOEXEC);
-    if (wfd >= 0) {
-        assert_int_equal(write(wfd, "x", 1), -1);
-        assert_int_equal(errno, EPERM);
-        close(wfd);
-    }
-    void *rc;
-    pthread_join(t, &rc);
-    assert_int_equal((intptr_t) rc, 0);
-    assert_clean(f);
-}
-
-/* A runtime that is a script cannot run from a close-on-exec memfd: asked
- * for, no copy is made and it runs from its path. */
-static void
-preloaded_script_runtime_runs_from_its_path(void **state)
-{
-    fix *f = *state;
-    char script[512], mark[512];
-    snprintf(mark, sizeof mark, "%s/wrapper-ran", f->sb.work);
-    snprintf(script, sizeof script, "%s/runc-wrapper", f->sb.work);
-    cs_autofree char *text = cs_xasprintf("#!/bin/sh\ntouch '%s'\nexec runc \"$@\"\n", mark);
-    test_write_file(script, text, strlen(text), 0755);
-    cs_run_preload(script);
-    char *argv[] = { "echo", "via wrapper", NULL };
-    cs_run_opts o = opts(f, argv);
-    o.runtime = script;
-    cs_run_result r;
-    assert_int_equal(run_ok(f, &o, &r), 0);
-    expect_out(f->out, "via wrapper\n");
-    struct stat st;
-    assert_int_equal(stat(mark, &st), 0);
-    cs_run_result_release(&r);
-}
-
 int
 main(void)
 {
@@ -805,8 +696,6 @@ main(void)
         T(run_interrupted_by_sigterm_kills_the_container_and_cleans_up),
         T(run_with_a_lower_dir_repeated_keeps_its_topmost_copy),
         T(run_with_deferred_teardown_keeps_the_upper_and_leaves_nothing_once_settled),
-        T(preloaded_runtime_runs_from_a_sealed_memfd_nobody_can_write),
-        T(preloaded_script_runtime_runs_from_its_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
