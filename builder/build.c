@@ -371,7 +371,6 @@ cs_build(cs_store *s, const cs_build_opts *o, cs_build_result *out, cs_error **e
         out->nkeys = b.res.nkeys;
         out->nimages = b.res.nimages;
     }
-    cs_run_settle(); /* the RUNs' deferred teardowns (run_defer.c) */
     build_release(&b);
     return r;
 }
