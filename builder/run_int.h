@@ -92,9 +92,10 @@ int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid,
 
 /* ---- run_defer.c ---- */
 
-/* Unmounts r->rootfs and removes r->dir (whatever is mounted under it
- * first) in a thread; failures go to the store's warn hook. cs_run_settle
- * waits for it. */
+/* Takes the overlay on r->rootfs out of the mount table (lazily, kept alive
+ * by an fd) and leaves the rest to a thread: dropping the overlay, then
+ * removing r->dir (whatever is mounted under it first). Failures go to the
+ * store's warn hook. cs_run_settle waits for it. */
 void run_defer_teardown(run *r);
 
 /* ---- run_supervise.c ---- */
