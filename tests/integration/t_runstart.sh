@@ -53,6 +53,7 @@ for i in $(seq 100); do # the reaper kills the container when cstore dies
     sleep 0.05
 done
 check_fails "killed: no process of the RUN left" pgrep -f -- "sleep 30; cat /b.txt"
+check_eq "killed: no overlay mounted under the root right after the kill" "$(mounts_under)" ""
 must cs images
 check_eq "killed: no mount or run dir left after the next command" "$(mounts_under)$(run_dirs)" ""
 check "killed: fsck passes" cs fsck
