@@ -48,11 +48,14 @@ for i in $(seq 200); do # the second RUN: its command is the sleep
 done
 kill -9 "$bpid"
 wait "$bpid" 2>/dev/null
-for i in $(seq 100); do # the reaper kills the container when cstore dies
-    pgrep -f -- "sleep 30; cat /b.txt" >/dev/null || break
+# the reaper kills the container when cstore dies, unmounts, deletes it and removes the run dir:
+# its processes (and runc's) name the root, as t_kill's procs_of finds them
+for i in $(seq 100); do
+    pgrep -f -- "sleep 30; cat /b.txt|--root $ROOT( |/|\$)" >/dev/null || break
     sleep 0.05
 done
 check_fails "killed: no process of the RUN left" pgrep -f -- "sleep 30; cat /b.txt"
+check_fails "killed: no process of the killed command left" pgrep -f -- "--root $ROOT( |/|\$)"
 check_eq "killed: no overlay mounted under the root right after the kill" "$(mounts_under)" ""
 must cs images
 check_eq "killed: no mount or run dir left after the next command" "$(mounts_under)$(run_dirs)" ""
