@@ -10,8 +10,10 @@
 # to /work/main/build/cstore (main's Release build). The project is examples/hello-go with its
 # RUN wrapped as `echo GOSTART; go build ...; echo GOEND`: the two lines' event times (ms, from
 # `--progress plain`) give go build's own time inside the container; overhead = whole build's
-# wall time - go build. Snapshotters: auto (the second build on golang unpacks it: every build
-# measured here uses the unpacked hot tree) and fuse (served; a fresh server per build).
+# wall time - go build, split into head (start to the GOSTART line's arrival) and tail (the GOEND
+# line's arrival to exit), timed with bash's EPOCHREALTIME (no process inside an interval).
+# Snapshotters: auto (the second build on golang unpacks it: every build measured here uses the
+# unpacked hot tree) and fuse (served; a fresh server per build).
 # Needs root, runc, /dev/fuse for the fuse rows, a Release build in build/ and the bases of
 # tests/mkbase.sh. Prints a Markdown section (bench/RESULTS-fuse.md keeps the ones recorded).
 . "$(dirname "$0")/lib.sh"
@@ -31,19 +33,25 @@ cp -r "$src/examples/hello-go" "$proj"
 sed -i 's|^    CGO_ENABLED=0 go build -o /out/hello .$|    echo GOSTART; CGO_ENABLED=0 go build -o /out/hello .; echo GOEND|' "$proj/Dockerfile"
 grep -q GOSTART "$proj/Dockerfile" || { echo "bench: could not wrap the RUN of hello-go" >&2; exit 1; }
 
-# build BIN ROOT SNAPSHOTTER: one build; prints "total_s go_s"
+# build BIN ROOT SNAPSHOTTER: one build; prints "total_s go_s head_s tail_s": head from the start
+# to the GOSTART line's arrival (process start, COPY, RUN start-up), tail from the GOEND line's
+# arrival to the exit (runc's exit, teardown, ingest, final stage, image, exit)
 build() {
-    local t0 t1
-    t0=$(date +%s.%N)
-    "$work/cs-$1" --root "$2" build --progress plain --network none --snapshotter "$3" \
-        -t hello "$proj" >"$work/last.log" 2>&1 || { tail -20 "$work/last.log" >&2; return 1; }
-    t1=$(date +%s.%N)
-    awk -v t0="$t0" -v t1="$t1" '$3 == "GOSTART" {s = $2} $3 == "GOEND" {e = $2}
-        END {if (s == "" || e == "") exit 1; printf "%.4f %.4f\n", t1 - t0, e - s}' "$work/last.log"
+    local t0 t1 marks
+    t0=$EPOCHREALTIME
+    marks=$("$work/cs-$1" --root "$2" build --progress plain --network none --snapshotter "$3" \
+        -t hello "$proj" 2>&1 | while IFS= read -r l; do
+        printf '%s\n' "$l" >>"$work/last.log"
+        case $l in *[0-9]" GOSTART" | *[0-9]" GOEND") printf '%s ' "$EPOCHREALTIME" ;; esac
+    done; exit "${PIPESTATUS[0]}") || { tail -20 "$work/last.log" >&2; return 1; }
+    t1=$EPOCHREALTIME
+    awk -v t0="$t0" -v t1="$t1" -v m="$marks" '$3 == "GOSTART" {s = $2} $3 == "GOEND" {e = $2}
+        END {if (s == "" || e == "" || split(m, a, " ") != 2) exit 1
+             printf "%.4f %.4f %.4f %.4f\n", t1 - t0, e - s, a[1] - t0, t1 - a[2]}' "$work/last.log"
 }
 change() { sed -i "s/fmt.Println(.*)/fmt.Println(\"change $RANDOM $1\")/" "$proj/app.go"; }
 
-declare -A tot gob ovh
+declare -A tot gob ovh hd tl
 for snap in auto fuse; do
     for b in base new; do
         r=$work/root-$b-$snap
@@ -51,17 +59,21 @@ for snap in auto fuse; do
         "$work/cs-$b" --root "$r" load "$bases/busybox.docker.tar" >/dev/null
         for i in 1 2 3; do # first (served), second (auto: unpacks golang), one to warm up
             change "warm $i"
+            : >"$work/last.log"
             build "$b" "$r" "$snap" >/dev/null
         done
     done
-    declare -A T=() G=() O=()
+    declare -A T=() G=() O=() H=() L=()
     for i in $(seq "$runs"); do
         for b in base new; do
             log "$snap: one-line change $i/$runs ($b)"
             change "$i"
             sync
+            : >"$work/last.log"
             out=$(build "$b" "$work/root-$b-$snap" "$snap")
-            read -r t g <<<"$out"
+            read -r t g h l <<<"$out"
+            H[$b]+="$h "
+            L[$b]+="$l "
             T[$b]+="$t "
             G[$b]+="$g "
             O[$b]+="$(echo "$t - $g" | bc -l) "
@@ -74,6 +86,10 @@ for snap in auto fuse; do
         gob[$b$snap]=$(printf '%s\n' ${G[$b]} | median)
         # shellcheck disable=SC2086
         ovh[$b$snap]=$(printf '%s\n' ${O[$b]} | median)
+        # shellcheck disable=SC2086
+        hd[$b$snap]=$(printf '%s\n' ${H[$b]} | median)
+        # shellcheck disable=SC2086
+        tl[$b$snap]=$(printf '%s\n' ${L[$b]} | median)
     done
     rm -rf "$work/root-base-$snap" "$work/root-new-$snap"
 done
@@ -87,6 +103,12 @@ row() {
         "$(ms "${tot[new$s]}")" "$(ms "${gob[new$s]}")" "$(ms "${ovh[new$s]}")" \
         "$(ratio "${ovh[base$s]}" "${ovh[new$s]}")"
 }
+row2() {
+    local s=$1
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$s" \
+        "$(ms "${hd[base$s]}")" "$(ms "${tl[base$s]}")" "$(ms "${hd[new$s]}")" "$(ms "${tl[new$s]}")" \
+        "$(ratio "${hd[base$s]}" "${hd[new$s]}")" "$(ratio "${tl[base$s]}" "${tl[new$s]}")"
+}
 cat <<EOF2
 ## One-line change: RUN start-up beyond go build ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r))
 
@@ -98,4 +120,13 @@ baseline: $baseline; new: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || 
 |---|---|---|---|---|---|---|---|
 $(row auto)
 $(row fuse)
+
+Where the overhead lies: head = start to the GOSTART line (process start, COPY, RUN start-up
+up to the command), tail = GOEND line to exit (runc's exit, teardown, ingest, final stage,
+image). Medians of the same runs.
+
+| snapshotter | base: head | base: tail | new: head | new: tail | head new/base | tail new/base |
+|---|---|---|---|---|---|---|
+$(row2 auto)
+$(row2 fuse)
 EOF2

@@ -485,6 +485,7 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     ro.shm_size = b->o->shm_size;
     ro.runtime = b->o->runtime;
     ro.keep_upper = true;
+    ro.defer_teardown = true; /* sched_run settles them at its end */
     step_output *out = NULL;
     if (step_output_begin(b, st->step, &out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "build_int.h"
+#include "run.h"
 
 void
 build_lock(build *b)
@@ -264,6 +265,9 @@ sched_run(build *b, cs_error **err)
         if (cs_cancel_reason(user))
             cs_cancel_trigger(b->cancel, cs_cancel_reason(user));
         rc = sched_loop(&sc, user, err);
+        /* the RUNs' teardowns left to threads (run_defer.c) end while a
+         * signal still only triggers the flag */
+        cs_run_settle();
         cs_store_set_cancel(b->s, user);
         cs_cancel_unhold(user);
         rc = sched_result(&sc, user, rc, err);

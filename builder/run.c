@@ -160,6 +160,7 @@ run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
     run_unique_lowers(r);
+    cs_run_settle(); /* no lower dir is still a deferred teardown's upper dir */
     if ((rc = make_run_dir(r, err)) < 0 || (rc = write_files(r, err)) < 0
         || (rc = make_spec(r, err)) < 0 || (rc = run_make_dirs(r, err)) < 0
         || (rc = run_mount_overlay(r, err)) < 0 || (rc = run_stubs_record(r, err)) < 0
@@ -193,6 +194,12 @@ teardown(run *r, int rc, char **upper, cs_error **err)
         cs_store_warn_error(r->s, "delete container", &tmp);
     if (r->mounted) {
         run_stubs_clean(r);
+        /* the upper dir out first, the rest in a thread (run_defer.c) */
+        if (rc == 0 && r->o->keep_upper && r->o->defer_teardown
+            && (rc = keep_upper(r, upper, err)) == 0) {
+            run_defer_teardown(r);
+            return 0;
+        }
         rc = keep_first(r, rc, run_umount(r->rootfs, &tmp), "run cleanup", &tmp, err);
     }
     if (!r->dir)

@@ -18,7 +18,8 @@
  * run dir when cstore dies, even by SIGKILL; what is left of killed processes goes with
  * cs_run_cleanup_stale. A lower dir given twice is mounted once, at its topmost place. Files: run.c
  * (the driver), ocispec.c (config.json), run_mount.c (overlay, stubs, unmounting), run_supervise.c
- * (the runtime's process), run_reaper.c (its parent, which dies with cstore).
+ * (the runtime's process), run_reaper.c (its parent, which dies with cstore), run_defer.c (the
+ * end of a teardown in a thread).
  */
 #ifndef CSBUILD_RUN_H
 #define CSBUILD_RUN_H
@@ -87,6 +88,11 @@ typedef struct cs_run_opts {
     uint64_t shm_size;            /* bytes of the /dev/shm tmpfs; 0: 64 MiB (Docker's) */
     const char *runtime;          /* path or name of the OCI runtime; NULL: "runc" */
     bool keep_upper;              /* keep the upper dir for cs_snapshot_diff */
+    bool defer_teardown;          /* with keep_upper, after a run that succeeded: the
+                                     overlay's unmount and the run dir's removal go on
+                                     in a thread after cs_run returns (the upper dir is
+                                     out of the run dir by then); cs_run_settle waits
+                                     for them, as does the next cs_run */
     int out_fd, err_fd;           /* where the command's stdout/stderr go (borrowed; -1:
                                      discarded); stdin is /dev/null */
     /* The last lines of output are kept for error messages. */
@@ -124,6 +130,10 @@ void cs_run_result_release(cs_run_result *r);
  * they do not end up in the upper dir (as BuildKit does).
  * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
+/* Waits until the teardowns that runs with defer_teardown left to threads
+ * are done (their failures went to the store's warn hook). Call it before
+ * closing the store those runs used. Thread-safe. */
+void cs_run_settle(void);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it
  * removed. Call at startup, with the store open. The first failure is

@@ -90,6 +90,14 @@ int run_umount_under(const char *dir, cs_error **err);
  * -CS_EIO when it could not be forked. */
 int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
 
+/* ---- run_defer.c ---- */
+
+/* Takes the overlay on r->rootfs out of the mount table (lazily, kept alive
+ * by an fd) and leaves the rest to a thread: dropping the overlay, then
+ * removing r->dir (whatever is mounted under it first). Failures go to the
+ * store's warn hook. cs_run_settle waits for it. */
+void run_defer_teardown(run *r);
+
 /* ---- run_supervise.c ---- */
 
 /* Exit status of pid (128+N when killed by signal N); -1 on error. */

@@ -127,7 +127,7 @@ has_run_dir(fix *f)
 }
 
 static void
-assert_clean(fix *f)
+assert_no_mount(fix *f)
 {
     FILE *m = fopen("/proc/self/mountinfo", "r");
     assert_non_null(m);
@@ -138,6 +138,12 @@ assert_clean(fix *f)
             fail_msg("mount left behind: %s", mp);
     }
     fclose(m);
+}
+
+static void
+assert_clean(fix *f)
+{
+    assert_no_mount(f);
     DIR *d = opendir(f->tmp);
     if (!d)
         return;
@@ -635,6 +641,45 @@ host_has_overlayfs(void)
     return ok;
 }
 
+/* The build's way: the teardown left to a thread, the kept upper dir out
+ * of the run dir at once, nothing left once settled, and the next run (on
+ * that upper dir as a lower dir) waits for it and sees the file. */
+static void
+run_with_deferred_teardown_keeps_the_upper_and_leaves_nothing_once_settled(void **state)
+{
+    fix *f = *state;
+    char *argv[] = { "sh", "-c", "echo made > /made", NULL };
+    cs_run_opts o = opts(f, argv);
+    o.keep_upper = true;
+    o.defer_teardown = true;
+    cs_run_result r;
+    cs_error *err = NULL;
+    if (cs_run(f->sb.s, &o, &r, &err) < 0)
+        fail_msg("cs_run: %s", err->msg);
+    assert_int_equal(r.status, 0);
+    /* out of the mount table before cs_run returns: a SIGKILL now leaves
+     * no mount (the reaper is gone) */
+    assert_no_mount(f);
+    char p[512];
+    snprintf(p, sizeof p, "%s/made", r.upper);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    /* a second run on it: it settles the first's teardown before mounting */
+    const char *lowers[] = { f->lower, r.upper };
+    char *argv2[] = { "cat", "/made", NULL };
+    cs_run_opts o2 = opts(f, argv2);
+    o2.lowers = lowers;
+    o2.nlowers = 2;
+    cs_run_result r2;
+    assert_int_equal(run_ok(f, &o2, &r2), 0);
+    expect_out(f->out, "made\n");
+    cs_run_settle();
+    assert_clean(f);
+    test_rmrf(r.upper);
+    cs_run_result_release(&r);
+    cs_run_result_release(&r2);
+}
+
 int
 main(void)
 {
@@ -659,6 +704,7 @@ main(void)
         T(cleanup_stale_after_a_killed_run),
         T(run_interrupted_by_sigterm_kills_the_container_and_cleans_up),
         T(run_with_a_lower_dir_repeated_keeps_its_topmost_copy),
+        T(run_with_deferred_teardown_keeps_the_upper_and_leaves_nothing_once_settled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

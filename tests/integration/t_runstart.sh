@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# RUN start-up (issue 11, item 5): a RUN's overlay is unmounted and its run dir removed in a
+# thread while the build goes on (run_defer.c): by the time the build exits nothing is left, and
+# a build SIGKILLed after its first RUN, that teardown perhaps in flight, leaves nothing once the
+# next command ran; fsck passes and the images built before are intact.
+. "$(dirname "$0")/lib.sh"
+need root overlayfs runc jq pgrep
+bases
+ROOT=$T/root
+must cs load "$BASES/busybox.docker.tar"
+
+mounts_under() { awk -v r="$ROOT/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo; }
+run_dirs() { ls "$ROOT/tmp" 2>/dev/null | grep '^run-' || true; }
+
+ctx=$T/ctx
+mkdir -p "$ctx"
+printf 'one\n' >"$ctx/a.txt"
+cat >"$ctx/Dockerfile.two" <<'EOF'
+FROM busybox
+COPY a.txt /a.txt
+RUN cat /a.txt > /b.txt
+RUN sleep 1; cat /b.txt > /c.txt
+EOF
+cat >"$ctx/Dockerfile.one" <<'EOF'
+FROM busybox
+COPY a.txt /a.txt
+RUN cat /a.txt > /d.txt
+EOF
+
+check "two RUNs: the build succeeds" cs build --progress plain -t two -f "$ctx/Dockerfile.two" "$ctx"
+check_eq "two RUNs: the second RUN saw the first's file" "$(cs run two cat /c.txt)" one
+check_eq "two RUNs: no mount or run dir left when the build exits" "$(mounts_under)$(run_dirs)" ""
+printf 'two\n' >"$ctx/a.txt"
+check "one RUN: the build succeeds" cs build --progress plain -t one -f "$ctx/Dockerfile.one" "$ctx"
+check_eq "one RUN: the RUN's file is in the image" "$(cs run one cat /d.txt)" two
+check_eq "one RUN: no mount or run dir left when the build exits" "$(mounts_under)$(run_dirs)" ""
+
+# SIGKILL while the second RUN runs: the first RUN's teardown went to a thread; whatever it left
+# goes with the next command.
+printf 'three\n' >"$ctx/a.txt"
+sed -i 's/sleep 1/sleep 30/' "$ctx/Dockerfile.two"
+"$CSTORE" --root "$ROOT" build --progress plain -t killed -f "$ctx/Dockerfile.two" "$ctx" \
+    >/dev/null 2>&1 & # not through cs(): $! is cstore's pid
+bpid=$!
+for i in $(seq 200); do # the second RUN: its command is the sleep
+    pgrep -f -- "sleep 30; cat /b.txt" >/dev/null && break
+    sleep 0.05
+done
+kill -9 "$bpid"
+wait "$bpid" 2>/dev/null
+# the reaper kills the container when cstore dies, unmounts, deletes it and removes the run dir:
+# its processes (and runc's) name the root, as t_kill's procs_of finds them
+for i in $(seq 100); do
+    pgrep -f -- "sleep 30; cat /b.txt|--root $ROOT( |/|\$)" >/dev/null || break
+    sleep 0.05
+done
+check_fails "killed: no process of the RUN left" pgrep -f -- "sleep 30; cat /b.txt"
+check_fails "killed: no process of the killed command left" pgrep -f -- "--root $ROOT( |/|\$)"
+check_eq "killed: no overlay mounted under the root right after the kill" "$(mounts_under)" ""
+must cs images
+check_eq "killed: no mount or run dir left after the next command" "$(mounts_under)$(run_dirs)" ""
+check "killed: fsck passes" cs fsck
+check "killed: the images built before are intact" cs run two cat /c.txt
+
+finish
