@@ -31,6 +31,11 @@ struct cs_feeder {
     cs_sha256_ctx *raw_sha, *tar_sha;
     /* consumer side: block handed out by the last cs_feeder_next */
     bool holding;
+    /* cs_feeder_start_mem: the caller's bytes; plain ones are handed out in
+     * place (mem_given once they were) while the thread only hashes them */
+    const uint8_t *mem;
+    size_t mem_len, mem_off;
+    bool mem_plain, mem_given;
 };
 
 static bool
@@ -74,6 +79,15 @@ fail(cs_feeder *f, cs_code code, const char *msg)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* The diff_id hash of a block going out. Plain input is its own tar: the
+ * blob hash of read_in is the diff_id too, so its bytes are hashed once. */
+static void
+hash_tar(cs_feeder *f, const block *b)
+{
+    if (f->info.comp != CS_COMP_NONE)
+        cs_sha256_update(f->tar_sha, b->data, b->len);
+}
+
 /* Emits decompressed bytes into queue blocks. false when stopped. */
 static bool
 emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
@@ -94,7 +108,7 @@ emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
         p += k;
         n -= k;
         if ((*cur)->len == BLOCK) {
-            cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+            hash_tar(f, *cur);
             f->info.tar_size += (*cur)->len;
             publish(f);
             *cur = NULL;
@@ -107,7 +121,7 @@ static void
 flush(cs_feeder *f, block **cur)
 {
     if (*cur && (*cur)->len) {
-        cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+        hash_tar(f, *cur);
         f->info.tar_size += (*cur)->len;
         publish(f);
         *cur = NULL;
@@ -274,17 +288,21 @@ run(void *arg)
     return NULL;
 }
 
-int
-cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
+static cs_feeder *
+feeder_new(void)
 {
     cs_feeder *f = cs_xcalloc(1, sizeof(*f));
-    f->rd = rd;
-    f->rctx = rctx;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->raw_sha = cs_sha256_new();
     f->tar_sha = cs_sha256_new();
-    int rc = pthread_create(&f->thread, NULL, run, f);
+    return f;
+}
+
+static int
+feeder_run(cs_feeder *f, void *(*fn)(void *), cs_feeder **out, cs_error **err)
+{
+    int rc = pthread_create(&f->thread, NULL, fn, f);
     if (rc) {
         cs_feeder_free(f);
         return cs_err(err, CS_EIO, rc, "start reader thread");
@@ -294,9 +312,76 @@ cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
     return 0;
 }
 
+int
+cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
+{
+    cs_feeder *f = feeder_new();
+    f->rd = rd;
+    f->rctx = rctx;
+    return feeder_run(f, run, out, err);
+}
+
+/* The thread of plain bytes in memory: it only hashes them, in steps, so
+ * that a stop ends it early; the consumer reads them in place meanwhile. */
+#define MEM_STEP (4u << 20)
+
+static void *
+run_hash(void *arg)
+{
+    cs_feeder *f = arg;
+    for (size_t off = 0; off < f->mem_len && !stopped(f); off += MEM_STEP) {
+        size_t k = f->mem_len - off < MEM_STEP ? f->mem_len - off : MEM_STEP;
+        cs_sha256_update(f->raw_sha, f->mem + off, k);
+    }
+    return NULL;
+}
+
+/* Compressed bytes in memory go through run() as any source. */
+static ssize_t
+read_mem(void *ctx, void *buf, size_t len)
+{
+    cs_feeder *f = ctx;
+    size_t k = f->mem_len - f->mem_off < len ? f->mem_len - f->mem_off : len;
+    memcpy(buf, f->mem + f->mem_off, k);
+    f->mem_off += k;
+    return (ssize_t) k;
+}
+
+int
+cs_feeder_start_mem(const void *p, size_t n, cs_feeder **out, cs_error **err)
+{
+    cs_feeder *f = feeder_new();
+    const uint8_t *b = p;
+    f->mem = p;
+    f->mem_len = n;
+    bool gz = n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+    bool zst = n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd;
+    if (gz || zst) {
+        f->rd = read_mem;
+        f->rctx = f;
+        return feeder_run(f, run, out, err);
+    }
+    f->mem_plain = true;
+    f->info.blob_size = f->info.tar_size = n;
+    return feeder_run(f, run_hash, out, err);
+}
+
+bool
+cs_feeder_in_place(const cs_feeder *f)
+{
+    return f->mem_plain;
+}
+
 ssize_t
 cs_feeder_next(cs_feeder *f, const void **p)
 {
+    if (f->mem_plain) { /* the whole input at once, in place */
+        if (f->mem_given)
+            return 0;
+        f->mem_given = true;
+        *p = f->mem;
+        return (ssize_t) f->mem_len;
+    }
     pthread_mutex_lock(&f->mu);
     if (f->holding) {
         f->tail++;
@@ -332,7 +417,10 @@ cs_feeder_finish(cs_feeder *f, cs_layer_info *out, cs_error **err)
     if (f->err_code)
         return cs_err(err, (cs_code) f->err_code, 0, "%s", f->err_msg);
     cs_sha256_final(f->raw_sha, &f->info.blob);
-    cs_sha256_final(f->tar_sha, &f->info.diff_id);
+    if (f->info.comp == CS_COMP_NONE)
+        f->info.diff_id = f->info.blob; /* hashed once: see hash_tar */
+    else
+        cs_sha256_final(f->tar_sha, &f->info.diff_id);
     out->blob = f->info.blob;
     out->diff_id = f->info.diff_id;
     out->blob_size = f->info.blob_size;
