@@ -5,10 +5,12 @@
  *
  *   bench_chunks FILE [RUNS]      (default 3; medians of CPU time of the calling thread)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_c_literalCompressionMode */
 #include <zstd.h>
 #include "chunker.h"
 #include "cstore/util.h"
@@ -51,14 +53,34 @@ cut_all(const uint8_t *p, size_t n, chunks *c)
 
 enum { CASE_CHUNK, CASE_SHA, CASE_COPY, CASE_ZSTD, CASE_UNZSTD };
 
+/* A zstd setting: a level, and optionally the fast strategy's tables and
+ * raw literals (no Huffman stage). */
+typedef struct zcase {
+    const char *name;
+    int level, hash_log, min_match;
+    bool raw_literals;
+} zcase;
+
+static void
+zstd_setup(ZSTD_CCtx *cc, const zcase *z)
+{
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, z->level);
+    if (z->hash_log)
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_hashLog, z->hash_log);
+    if (z->min_match)
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_minMatch, z->min_match);
+    if (z->raw_literals)
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_literalCompressionMode, ZSTD_ps_disable);
+}
+
 /* One run of a case over every chunk; *bytes gets the stored size for zstd. */
 static double
-run_case(int what, int level, const chunks *c, size_t total, uint8_t *out, uint8_t **packed,
+run_case(int what, const zcase *z, const chunks *c, size_t total, uint8_t *out, uint8_t **packed,
          size_t *plen, size_t *bytes)
 {
     ZSTD_CCtx *cc = ZSTD_createCCtx();
     ZSTD_DCtx *dc = ZSTD_createDCtx();
-    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    zstd_setup(cc, z);
     size_t cap = ZSTD_compressBound(CS_CHUNK_MAX), sum = 0;
     double t0 = cpu_now();
     if (what == CASE_CHUNK) {
@@ -89,12 +111,12 @@ run_case(int what, int level, const chunks *c, size_t total, uint8_t *out, uint8
 }
 
 static double
-median_case(int what, int level, int runs, const chunks *c, size_t total, uint8_t *out,
+median_case(int what, const zcase *z, int runs, const chunks *c, size_t total, uint8_t *out,
             uint8_t **packed, size_t *plen, size_t *bytes)
 {
     double *t = calloc((size_t) runs, sizeof(double));
     for (int r = 0; r < runs; r++)
-        t[r] = run_case(what, level, c, total, out, packed, plen, bytes);
+        t[r] = run_case(what, z, c, total, out, packed, plen, bytes);
     qsort(t, (size_t) runs, sizeof(double), cmp_double);
     double m = t[runs / 2];
     free(t);
@@ -133,18 +155,22 @@ main(int argc, char **argv)
     printf("%-22s %10s %12s %14s\n", "case", "MB/s", "stored MB", "unzstd MB/s");
     static const char *names[] = { "chunker", "sha256", "memcpy" };
     size_t bytes = 0;
+    zcase none = { 0 };
     for (int w = CASE_CHUNK; w <= CASE_COPY; w++)
         printf("%-22s %10.0f\n", names[w],
-               mb / median_case(w, 0, runs, &c, total, out, packed, plen, &bytes));
-    static const int levels[] = { 3, 1, -1, -2, -3, -5, -10 };
-    for (size_t l = 0; l < sizeof(levels) / sizeof(levels[0]); l++) {
-        double tc = median_case(CASE_ZSTD, levels[l], runs, &c, total, out, packed, plen, &bytes);
+               mb / median_case(w, &none, runs, &c, total, out, packed, plen, &bytes));
+    static const zcase zs[] = {
+        { "zstd 3", 3, 0, 0, false },          { "zstd 1", 1, 0, 0, false },
+        { "zstd 1 hash12", 1, 12, 0, false },  { "zstd 1 hash12 mm7", 1, 12, 7, false },
+        { "zstd 1 raw literals", 1, 0, 0, true }, { "zstd -1", -1, 0, 0, false },
+        { "zstd -3", -3, 0, 0, false },        { "zstd -5", -5, 0, 0, false },
+    };
+    for (size_t l = 0; l < sizeof(zs) / sizeof(zs[0]); l++) {
+        double tc = median_case(CASE_ZSTD, &zs[l], runs, &c, total, out, packed, plen, &bytes);
         size_t ignored;
-        double td =
-            median_case(CASE_UNZSTD, levels[l], runs, &c, total, out, packed, plen, &ignored);
-        char name[32];
-        snprintf(name, sizeof(name), "zstd level %d", levels[l]);
-        printf("%-22s %10.0f %12.1f %14.0f\n", name, mb / tc, (double) bytes / 1e6, mb / td);
+        double td = median_case(CASE_UNZSTD, &zs[l], runs, &c, total, out, packed, plen, &ignored);
+        printf("%-22s %10.0f %12.1f %14.0f\n", zs[l].name, mb / tc, (double) bytes / 1e6,
+               mb / td);
     }
     return 0;
 }
