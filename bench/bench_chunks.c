@@ -160,17 +160,20 @@ main(int argc, char **argv)
         printf("%-22s %10.0f\n", names[w],
                mb / median_case(w, &none, runs, &c, total, out, packed, plen, &bytes));
     static const zcase zs[] = {
-        { "zstd 3", 3, 0, 0, false },          { "zstd 1", 1, 0, 0, false },
-        { "zstd 1 hash12", 1, 12, 0, false },  { "zstd 1 hash12 mm7", 1, 12, 7, false },
-        { "zstd 1 raw literals", 1, 0, 0, true }, { "zstd -1", -1, 0, 0, false },
-        { "zstd -3", -3, 0, 0, false },        { "zstd -5", -5, 0, 0, false },
+        { "zstd 3", 3, 0, 0, false },
+        { "zstd 1", 1, 0, 0, false },
+        { "zstd 1 hash12", 1, 12, 0, false },
+        { "zstd 1 hash12 mm7", 1, 12, 7, false },
+        { "zstd 1 raw literals", 1, 0, 0, true },
+        { "zstd -1", -1, 0, 0, false },
+        { "zstd -3", -3, 0, 0, false },
+        { "zstd -5", -5, 0, 0, false },
     };
     for (size_t l = 0; l < sizeof(zs) / sizeof(zs[0]); l++) {
         double tc = median_case(CASE_ZSTD, &zs[l], runs, &c, total, out, packed, plen, &bytes);
         size_t ignored;
         double td = median_case(CASE_UNZSTD, &zs[l], runs, &c, total, out, packed, plen, &ignored);
-        printf("%-22s %10.0f %12.1f %14.0f\n", zs[l].name, mb / tc, (double) bytes / 1e6,
-               mb / td);
+        printf("%-22s %10.0f %12.1f %14.0f\n", zs[l].name, mb / tc, (double) bytes / 1e6, mb / td);
     }
     return 0;
 }
