@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#define ZLIB_CONST /* next_in reads in place (a mapped blob) */
 #include <zlib.h>
 #include <zstd.h>
 #include "feeder.h"
@@ -130,7 +131,8 @@ flush(cs_feeder *f, block **cur)
 
 /* The producer's decoding state. */
 typedef struct decoder {
-    uint8_t *in, *out;
+    const uint8_t *in; /* the input block: buf, or in place in the caller's bytes */
+    uint8_t *buf, *out;
     block *cur;
     z_stream zs;
     bool zinit;
@@ -144,7 +146,16 @@ typedef struct decoder {
 static ssize_t
 read_in(cs_feeder *f, decoder *d)
 {
-    ssize_t n = f->rd(f->rctx, d->in, BLOCK);
+    ssize_t n;
+    if (f->mem) { /* compressed bytes in memory: read in place */
+        size_t k = f->mem_len - f->mem_off < BLOCK ? f->mem_len - f->mem_off : BLOCK;
+        d->in = f->mem + f->mem_off;
+        f->mem_off += k;
+        n = (ssize_t) k;
+    } else {
+        n = f->rd(f->rctx, d->buf, BLOCK);
+        d->in = d->buf;
+    }
     if (n < 0) {
         char m[256];
         snprintf(m, sizeof(m), "read: %s", strerror(errno));
@@ -162,11 +173,11 @@ static ssize_t
 detect(cs_feeder *f, decoder *d, ssize_t n)
 {
     const uint8_t *in = d->in;
-    while (n < 4) {
-        ssize_t k = f->rd(f->rctx, d->in + n, BLOCK - (size_t) n);
+    while (n < 4 && !f->mem) { /* (in memory, the first block is all there is) */
+        ssize_t k = f->rd(f->rctx, d->buf + n, BLOCK - (size_t) n);
         if (k <= 0)
             break;
-        cs_sha256_update(f->raw_sha, d->in + n, (size_t) k);
+        cs_sha256_update(f->raw_sha, d->buf + n, (size_t) k);
         f->info.blob_size += (uint64_t) k;
         n += k;
     }
@@ -256,7 +267,7 @@ finish(cs_feeder *f, decoder *d)
     if (d->zinit)
         inflateEnd(&d->zs);
     ZSTD_freeDStream(d->zd);
-    free(d->in);
+    free(d->buf);
     free(d->out);
     pthread_mutex_lock(&f->mu);
     f->eof = true;
@@ -268,7 +279,7 @@ static void *
 run(void *arg)
 {
     cs_feeder *f = arg;
-    decoder d = { .in = cs_xmalloc(BLOCK), .ok = true };
+    decoder d = { .buf = f->mem ? NULL : cs_xmalloc(BLOCK), .ok = true };
     bool first = true;
     for (;;) {
         ssize_t n = read_in(f, &d);
@@ -336,17 +347,6 @@ run_hash(void *arg)
     return NULL;
 }
 
-/* Compressed bytes in memory go through run() as any source. */
-static ssize_t
-read_mem(void *ctx, void *buf, size_t len)
-{
-    cs_feeder *f = ctx;
-    size_t k = f->mem_len - f->mem_off < len ? f->mem_len - f->mem_off : len;
-    memcpy(buf, f->mem + f->mem_off, k);
-    f->mem_off += k;
-    return (ssize_t) k;
-}
-
 int
 cs_feeder_start_mem(const void *p, size_t n, cs_feeder **out, cs_error **err)
 {
@@ -356,11 +356,8 @@ cs_feeder_start_mem(const void *p, size_t n, cs_feeder **out, cs_error **err)
     f->mem_len = n;
     bool gz = n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
     bool zst = n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd;
-    if (gz || zst) {
-        f->rd = read_mem;
-        f->rctx = f;
-        return feeder_run(f, run, out, err);
-    }
+    if (gz || zst)
+        return feeder_run(f, run, out, err); /* read_in reads f->mem in place */
     f->mem_plain = true;
     f->info.blob_size = f->info.tar_size = n;
     return feeder_run(f, run_hash, out, err);

@@ -384,9 +384,10 @@ resolve_hardlinks_in_order(cs_tree *t)
 static int ingest_tar(cs_ingest *ing, const char *name, cs_feeder *f, cs_layer_info *out,
                       cs_error **err);
 
-int
-cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
-              cs_error **err)
+/* A layer from rd, or (rd NULL) from the n bytes at p in place. */
+static int
+ingest_tar_from(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, const void *p,
+                size_t n, cs_layer_info *out, cs_error **err)
 {
     int r = ingest_refuse_if_failed(ing, err);
     if (r < 0)
@@ -394,32 +395,28 @@ cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_la
     cs_feeder *f = NULL;
     r = cs_archive_load(name, err);
     if (r == 0)
-        r = cs_feeder_start(rd, rctx, &f, err);
+        r = rd ? cs_feeder_start(rd, rctx, &f, err) : cs_feeder_start_mem(p, n, &f, err);
     if (r == 0)
         r = ingest_tar(ing, name, f, out, err);
     cs_feeder_free(f);
     ing->failed = r < 0;
+    if (r < 0 && !rd) /* chunks in flight may point into p: none may outlive the call */
+        ingest_discard_pending(ing);
     return r;
+}
+
+int
+cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
+              cs_error **err)
+{
+    return ingest_tar_from(ing, name, rd, rctx, NULL, 0, out, err);
 }
 
 int
 cs_ingest_tar_mem(cs_ingest *ing, const char *name, const void *p, size_t n, cs_layer_info *out,
                   cs_error **err)
 {
-    int r = ingest_refuse_if_failed(ing, err);
-    if (r < 0)
-        return r;
-    cs_feeder *f = NULL;
-    r = cs_archive_load(name, err);
-    if (r == 0)
-        r = cs_feeder_start_mem(p, n, &f, err);
-    if (r == 0)
-        r = ingest_tar(ing, name, f, out, err);
-    cs_feeder_free(f);
-    ing->failed = r < 0;
-    if (r < 0) /* chunks in flight may point into p: none may outlive the call */
-        ingest_discard_pending(ing);
-    return r;
+    return ingest_tar_from(ing, name, NULL, NULL, p, n, out, err);
 }
 
 /* The layer read from f (started by the caller, who frees it). */

@@ -44,22 +44,6 @@ read_fd(void *ctx, void *buf, size_t len)
     }
 }
 
-typedef struct mem_reader {
-    const uint8_t *p;
-    size_t left;
-} mem_reader;
-
-static ssize_t
-read_mem(void *ctx, void *buf, size_t len)
-{
-    mem_reader *m = ctx;
-    size_t k = len < m->left ? len : m->left;
-    memcpy(buf, m->p, k);
-    m->p += k;
-    m->left -= k;
-    return (ssize_t) k;
-}
-
 static int
 verify_layer(layer_plan *l, cs_error **err)
 {
@@ -154,8 +138,7 @@ ingest_small_layer(cs_ingest *ing, source *src, layer_plan *l, bool *skip, cs_er
     *skip = !m->have;
     if (!m->have)
         return 0;
-    mem_reader mr = { m->data.data, m->data.len };
-    return cs_ingest_tar(ing, l->name, read_mem, &mr, &l->info, err);
+    return cs_ingest_tar_mem(ing, l->name, m->data.data, m->data.len, &l->info, err);
 }
 
 /* First pass: directories, and archive members already in memory. */
