@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#define ZLIB_CONST /* next_in reads in place (a mapped blob) */
 #include <zlib.h>
 #include <zstd.h>
 #include "feeder.h"
@@ -31,6 +32,11 @@ struct cs_feeder {
     cs_sha256_ctx *raw_sha, *tar_sha;
     /* consumer side: block handed out by the last cs_feeder_next */
     bool holding;
+    /* cs_feeder_start_mem: the caller's bytes; plain ones are handed out in
+     * place (mem_given once they were) while the thread only hashes them */
+    const uint8_t *mem;
+    size_t mem_len, mem_off;
+    bool mem_plain, mem_given;
 };
 
 static bool
@@ -74,6 +80,15 @@ fail(cs_feeder *f, cs_code code, const char *msg)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* The diff_id hash of a block going out. Plain input is its own tar: the
+ * blob hash of read_in is the diff_id too, so its bytes are hashed once. */
+static void
+hash_tar(cs_feeder *f, const block *b)
+{
+    if (f->info.comp != CS_COMP_NONE)
+        cs_sha256_update(f->tar_sha, b->data, b->len);
+}
+
 /* Emits decompressed bytes into queue blocks. false when stopped. */
 static bool
 emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
@@ -94,7 +109,7 @@ emit(cs_feeder *f, block **cur, const uint8_t *p, size_t n)
         p += k;
         n -= k;
         if ((*cur)->len == BLOCK) {
-            cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+            hash_tar(f, *cur);
             f->info.tar_size += (*cur)->len;
             publish(f);
             *cur = NULL;
@@ -107,7 +122,7 @@ static void
 flush(cs_feeder *f, block **cur)
 {
     if (*cur && (*cur)->len) {
-        cs_sha256_update(f->tar_sha, (*cur)->data, (*cur)->len);
+        hash_tar(f, *cur);
         f->info.tar_size += (*cur)->len;
         publish(f);
         *cur = NULL;
@@ -116,7 +131,8 @@ flush(cs_feeder *f, block **cur)
 
 /* The producer's decoding state. */
 typedef struct decoder {
-    uint8_t *in, *out;
+    const uint8_t *in; /* the input block: buf, or in place in the caller's bytes */
+    uint8_t *buf, *out;
     block *cur;
     z_stream zs;
     bool zinit;
@@ -130,7 +146,16 @@ typedef struct decoder {
 static ssize_t
 read_in(cs_feeder *f, decoder *d)
 {
-    ssize_t n = f->rd(f->rctx, d->in, BLOCK);
+    ssize_t n;
+    if (f->mem) { /* compressed bytes in memory: read in place */
+        size_t k = f->mem_len - f->mem_off < BLOCK ? f->mem_len - f->mem_off : BLOCK;
+        d->in = f->mem + f->mem_off;
+        f->mem_off += k;
+        n = (ssize_t) k;
+    } else {
+        n = f->rd(f->rctx, d->buf, BLOCK);
+        d->in = d->buf;
+    }
     if (n < 0) {
         char m[256];
         snprintf(m, sizeof(m), "read: %s", strerror(errno));
@@ -148,11 +173,11 @@ static ssize_t
 detect(cs_feeder *f, decoder *d, ssize_t n)
 {
     const uint8_t *in = d->in;
-    while (n < 4) {
-        ssize_t k = f->rd(f->rctx, d->in + n, BLOCK - (size_t) n);
+    while (n < 4 && !f->mem) { /* (in memory, the first block is all there is) */
+        ssize_t k = f->rd(f->rctx, d->buf + n, BLOCK - (size_t) n);
         if (k <= 0)
             break;
-        cs_sha256_update(f->raw_sha, d->in + n, (size_t) k);
+        cs_sha256_update(f->raw_sha, d->buf + n, (size_t) k);
         f->info.blob_size += (uint64_t) k;
         n += k;
     }
@@ -242,7 +267,7 @@ finish(cs_feeder *f, decoder *d)
     if (d->zinit)
         inflateEnd(&d->zs);
     ZSTD_freeDStream(d->zd);
-    free(d->in);
+    free(d->buf);
     free(d->out);
     pthread_mutex_lock(&f->mu);
     f->eof = true;
@@ -254,7 +279,7 @@ static void *
 run(void *arg)
 {
     cs_feeder *f = arg;
-    decoder d = { .in = cs_xmalloc(BLOCK), .ok = true };
+    decoder d = { .buf = f->mem ? NULL : cs_xmalloc(BLOCK), .ok = true };
     bool first = true;
     for (;;) {
         ssize_t n = read_in(f, &d);
@@ -274,17 +299,21 @@ run(void *arg)
     return NULL;
 }
 
-int
-cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
+static cs_feeder *
+feeder_new(void)
 {
     cs_feeder *f = cs_xcalloc(1, sizeof(*f));
-    f->rd = rd;
-    f->rctx = rctx;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->raw_sha = cs_sha256_new();
     f->tar_sha = cs_sha256_new();
-    int rc = pthread_create(&f->thread, NULL, run, f);
+    return f;
+}
+
+static int
+feeder_run(cs_feeder *f, void *(*fn)(void *), cs_feeder **out, cs_error **err)
+{
+    int rc = pthread_create(&f->thread, NULL, fn, f);
     if (rc) {
         cs_feeder_free(f);
         return cs_err(err, CS_EIO, rc, "start reader thread");
@@ -294,9 +323,62 @@ cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
     return 0;
 }
 
+int
+cs_feeder_start(cs_read_fn rd, void *rctx, cs_feeder **out, cs_error **err)
+{
+    cs_feeder *f = feeder_new();
+    f->rd = rd;
+    f->rctx = rctx;
+    return feeder_run(f, run, out, err);
+}
+
+/* The thread of plain bytes in memory: it only hashes them, in steps, so
+ * that a stop ends it early; the consumer reads them in place meanwhile. */
+#define MEM_STEP (4u << 20)
+
+static void *
+run_hash(void *arg)
+{
+    cs_feeder *f = arg;
+    for (size_t off = 0; off < f->mem_len && !stopped(f); off += MEM_STEP) {
+        size_t k = f->mem_len - off < MEM_STEP ? f->mem_len - off : MEM_STEP;
+        cs_sha256_update(f->raw_sha, f->mem + off, k);
+    }
+    return NULL;
+}
+
+int
+cs_feeder_start_mem(const void *p, size_t n, cs_feeder **out, cs_error **err)
+{
+    cs_feeder *f = feeder_new();
+    const uint8_t *b = p;
+    f->mem = p;
+    f->mem_len = n;
+    bool gz = n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+    bool zst = n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd;
+    if (gz || zst)
+        return feeder_run(f, run, out, err); /* read_in reads f->mem in place */
+    f->mem_plain = true;
+    f->info.blob_size = f->info.tar_size = n;
+    return feeder_run(f, run_hash, out, err);
+}
+
+bool
+cs_feeder_in_place(const cs_feeder *f)
+{
+    return f->mem_plain;
+}
+
 ssize_t
 cs_feeder_next(cs_feeder *f, const void **p)
 {
+    if (f->mem_plain) { /* the whole input at once, in place */
+        if (f->mem_given)
+            return 0;
+        f->mem_given = true;
+        *p = f->mem;
+        return (ssize_t) f->mem_len;
+    }
     pthread_mutex_lock(&f->mu);
     if (f->holding) {
         f->tail++;
@@ -332,7 +414,10 @@ cs_feeder_finish(cs_feeder *f, cs_layer_info *out, cs_error **err)
     if (f->err_code)
         return cs_err(err, (cs_code) f->err_code, 0, "%s", f->err_msg);
     cs_sha256_final(f->raw_sha, &f->info.blob);
-    cs_sha256_final(f->tar_sha, &f->info.diff_id);
+    if (f->info.comp == CS_COMP_NONE)
+        f->info.diff_id = f->info.blob; /* hashed once: see hash_tar */
+    else
+        cs_sha256_final(f->tar_sha, &f->info.diff_id);
     out->blob = f->info.blob;
     out->diff_id = f->info.diff_id;
     out->blob_size = f->info.blob_size;

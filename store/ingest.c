@@ -53,14 +53,14 @@ worker(void *arg)
             }
         }
 
-        cs_sha256(sl->in, sl->len, &sl->d);
+        cs_sha256(sl->src, sl->len, &sl->d);
         /* A failed look-up only costs a compression: the put decides. */
         cs_error *tmp = NULL;
         sl->exists = rtxn && cs_chunk_has(ing->db, rtxn, &sl->d, &tmp) == 1;
         cs_error_clear(&tmp);
         if (!sl->exists) {
             size_t n =
-                ZSTD_compress2(cctx, sl->out, ZSTD_compressBound(CS_CHUNK_MAX), sl->in, sl->len);
+                ZSTD_compress2(cctx, sl->out, ZSTD_compressBound(CS_CHUNK_MAX), sl->src, sl->len);
             if (!ZSTD_isError(n) && n < sl->len) {
                 sl->codec = CS_CODEC_ZSTD;
                 sl->outlen = n;
@@ -135,7 +135,7 @@ drain_one(cs_ingest *ing, cs_error **err)
         pthread_cond_wait(&ing->cv_done, &ing->mu);
     pthread_mutex_unlock(&ing->mu);
     if (!sl->exists) {
-        const void *data = sl->codec == CS_CODEC_ZSTD ? sl->out : sl->in;
+        const void *data = sl->codec == CS_CODEC_ZSTD ? sl->out : sl->src;
         size_t n = sl->codec == CS_CODEC_ZSTD ? sl->outlen : sl->len;
         int r = cs_chunk_put(ing->db, ing->txn, &sl->d, sl->codec, sl->len, data, n, err);
         if (r < 0)
@@ -170,8 +170,9 @@ ingest_drain_all(cs_ingest *ing, cs_error **err)
     return finish_ready_files(ing, err);
 }
 
+/* Hands a chunk to the workers: a copy of p, or p itself when stable. */
 static int
-submit(cs_ingest *ing, const uint8_t *p, uint32_t n, cs_error **err)
+submit(cs_ingest *ing, const uint8_t *p, uint32_t n, bool stable, cs_error **err)
 {
     while (ing->head - ing->tail == NSLOTS) {
         int r = drain_one(ing, err);
@@ -179,7 +180,9 @@ submit(cs_ingest *ing, const uint8_t *p, uint32_t n, cs_error **err)
             return r;
     }
     slot *sl = &ing->ring[ing->head % NSLOTS];
-    memcpy(sl->in, p, n);
+    if (!stable)
+        memcpy(sl->in, p, n);
+    sl->src = stable ? p : sl->in;
     sl->len = n;
     sl->file = ing->cur;
     sl->state = SLOT_READY;
@@ -228,7 +231,7 @@ emit_chunk(cs_ingest *ing, size_t cut, bool whole_file, cs_error **err)
         cs_sha256_update(ing->filesha, p, cut);
     ing->cur_chunks++;
     ing->pend_off += cut;
-    return submit(ing, p, (uint32_t) cut, err);
+    return submit(ing, p, (uint32_t) cut, false, err);
 }
 
 int
@@ -258,6 +261,34 @@ ingest_file_data(cs_ingest *ing, const void *p, size_t n, cs_error **err)
         }
     }
     return 0;
+}
+
+int
+ingest_file_data_stable(cs_ingest *ing, const void *p, size_t n, bool last, cs_error **err)
+{
+    if (ing->pend.len > ing->pend_off) /* bytes before these wait in pend */
+        return ingest_file_data(ing, p, n, err);
+    pending *pf = ingest_current(ing);
+    const uint8_t *b = p;
+    size_t off = 0;
+    /* The cuts ingest_file_data and ingest_file_end would make: a cut found
+     * in CS_CHUNK_MAX bytes or more is final, and so is any at the end. */
+    while (n - off >= CS_CHUNK_MAX || (last && off < n)) {
+        size_t left = n - off;
+        size_t cut = cs_chunker_next(b + off, left, last);
+        bool whole = last && ing->cur_chunks == 0 && cut == left;
+        pf->single = whole;
+        if (!whole)
+            cs_sha256_update(ing->filesha, b + off, cut);
+        ing->cur_chunks++;
+        pf->size += cut;
+        ing->stats.bytes += cut;
+        int r = submit(ing, b + off, (uint32_t) cut, true, err);
+        if (r < 0)
+            return r;
+        off += cut;
+    }
+    return off < n ? ingest_file_data(ing, b + off, n - off, err) : 0;
 }
 
 int
@@ -365,8 +396,8 @@ cs_ingest_free(cs_ingest *ing)
 
 /* Waits for the workers to finish every submitted chunk, then drops them
  * unput, with every pending file: the ring and the queue are empty after. */
-static void
-discard_pending(cs_ingest *ing)
+void
+ingest_discard_pending(cs_ingest *ing)
 {
     pthread_mutex_lock(&ing->mu);
     for (uint64_t i = ing->tail; i < ing->head; i++) {
@@ -393,7 +424,7 @@ cs_ingest_reset(cs_ingest *ing, cs_error **err)
 {
     if (ing->committed)
         return cs_err(err, CS_EINVAL, 0, "ingest already committed: it can only be freed");
-    discard_pending(ing);
+    ingest_discard_pending(ing);
     cs_db_abort(ing->txn);
     ing->txn = NULL;
     memset(&ing->stats, 0, sizeof(ing->stats));

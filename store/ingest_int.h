@@ -21,6 +21,7 @@ enum { SLOT_FREE, SLOT_READY, SLOT_DONE };
 
 typedef struct slot {
     uint8_t *in;
+    const uint8_t *src; /* the chunk's bytes: in, or the caller's (stable) */
     uint32_t len;
     int state;
     cs_digest d;
@@ -86,6 +87,11 @@ struct cs_ingest {
  * to *dout. */
 int ingest_file_begin(cs_ingest *ing, cs_tree *tree, size_t idx, cs_digest *dout, cs_error **err);
 int ingest_file_data(cs_ingest *ing, const void *p, size_t n, cs_error **err);
+/* The same for bytes that stay valid and unchanged until the ingest is
+ * drained, freed or reset (a mapped file): they are chunked in place and
+ * the workers read them there, with no copy. last: they are the file's
+ * final bytes. */
+int ingest_file_data_stable(cs_ingest *ing, const void *p, size_t n, bool last, cs_error **err);
 int ingest_file_end(cs_ingest *ing, cs_error **err);
 /* Feeds the current file with fd's bytes to its end; *total gets their
  * count. what names fd in errors. */
@@ -94,6 +100,9 @@ int ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs
 pending *ingest_current(cs_ingest *ing);
 /* Puts every submitted chunk and finishes every ended file. */
 int ingest_drain_all(cs_ingest *ing, cs_error **err);
+/* Waits for the chunks in flight and drops them unput, with every pending
+ * file (after a failure: nothing points into the caller's bytes after). */
+void ingest_discard_pending(cs_ingest *ing);
 /* CS_EINVAL once an ingest failed (until cs_ingest_reset): a half-ingested
  * file may be queued. */
 int ingest_refuse_if_failed(cs_ingest *ing, cs_error **err);

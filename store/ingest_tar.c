@@ -184,9 +184,19 @@ entry_from_archive(struct archive_entry *ae, const char *name, cs_entry *e, cs_e
     return 0;
 }
 
+/* Whether [p, p + n) lies in the block tar_read handed out last, and that
+ * block is the caller's bytes in place: then it stays valid. */
+static bool
+in_stable(const tar_src *src, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    return cs_feeder_in_place(src->f) && b >= src->cur && n <= src->len
+           && (size_t) (b - src->cur) <= src->len - n;
+}
+
 static int
-tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *path, capture *cap,
-              cs_error **err)
+tar_file_data(cs_ingest *ing, struct archive *a, const tar_src *src, const char *name,
+              const char *path, int64_t size, capture *cap, cs_error **err)
 {
     const void *buf;
     size_t len;
@@ -207,7 +217,9 @@ tar_file_data(cs_ingest *ing, struct archive *a, const char *name, const char *p
                 return r;
             pos += (la_int64_t) k;
         }
-        int r = ingest_file_data(ing, buf, len, err);
+        int r = in_stable(src, buf, len)
+                    ? ingest_file_data_stable(ing, buf, len, pos + (la_int64_t) len == size, err)
+                    : ingest_file_data(ing, buf, len, err);
         if (r < 0)
             return r;
         pos += (la_int64_t) len;
@@ -247,7 +259,7 @@ ingest_archive(cs_ingest *ing, struct archive *a, const tar_src *src, capture *c
                 pf->ts_idx = (size_t) ci;
             }
             if (r >= 0)
-                r = tar_file_data(ing, a, name, e->path, cap, err);
+                r = tar_file_data(ing, a, src, name, e->path, archive_entry_size(ae), cap, err);
             if (r >= 0) {
                 uint64_t size = ingest_current(ing)->size;
                 t->e[t->n - 1].size = size;
@@ -369,32 +381,49 @@ resolve_hardlinks_in_order(cs_tree *t)
     free(rep);
 }
 
-static int ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx,
-                      cs_layer_info *out, cs_error **err);
+static int ingest_tar(cs_ingest *ing, const char *name, cs_feeder *f, cs_layer_info *out,
+                      cs_error **err);
+
+/* A layer from rd, or (rd NULL) from the n bytes at p in place. */
+static int
+ingest_tar_from(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, const void *p,
+                size_t n, cs_layer_info *out, cs_error **err)
+{
+    int r = ingest_refuse_if_failed(ing, err);
+    if (r < 0)
+        return r;
+    cs_feeder *f = NULL;
+    r = cs_archive_load(name, err);
+    if (r == 0)
+        r = rd ? cs_feeder_start(rd, rctx, &f, err) : cs_feeder_start_mem(p, n, &f, err);
+    if (r == 0)
+        r = ingest_tar(ing, name, f, out, err);
+    cs_feeder_free(f);
+    ing->failed = r < 0;
+    if (r < 0 && !rd) /* chunks in flight may point into p: none may outlive the call */
+        ingest_discard_pending(ing);
+    return r;
+}
 
 int
 cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
               cs_error **err)
 {
-    int r = ingest_refuse_if_failed(ing, err);
-    if (r < 0)
-        return r;
-    r = ingest_tar(ing, name, rd, rctx, out, err);
-    ing->failed = r < 0;
-    return r;
+    return ingest_tar_from(ing, name, rd, rctx, NULL, 0, out, err);
 }
 
-static int
-ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
-           cs_error **err)
+int
+cs_ingest_tar_mem(cs_ingest *ing, const char *name, const void *p, size_t n, cs_layer_info *out,
+                  cs_error **err)
 {
-    cs_feeder *f = NULL;
-    int r = cs_archive_load(name, err);
-    if (r < 0)
-        return r;
-    r = cs_feeder_start(rd, rctx, &f, err);
-    if (r < 0)
-        return r;
+    return ingest_tar_from(ing, name, NULL, NULL, p, n, out, err);
+}
+
+/* The layer read from f (started by the caller, who frees it). */
+static int
+ingest_tar(cs_ingest *ing, const char *name, cs_feeder *f, cs_layer_info *out, cs_error **err)
+{
+    int r;
     tar_src src = { .f = f, .win = cs_xmalloc(TS_WINDOW) };
     capture cap = { .ts = cs_tarsplit_new(), .ok = true };
     cs_buf_init(&cap.hdr);
@@ -418,7 +447,6 @@ ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer
         cs_error_free(ferr);
     }
     archive_read_free(a);
-    cs_feeder_free(f);
     if (r >= 0)
         r = ingest_drain_all(ing, err);
     if (r >= 0) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include "cstore/export.h"
@@ -41,22 +42,6 @@ read_fd(void *ctx, void *buf, size_t len)
             continue;
         return n;
     }
-}
-
-typedef struct mem_reader {
-    const uint8_t *p;
-    size_t left;
-} mem_reader;
-
-static ssize_t
-read_mem(void *ctx, void *buf, size_t len)
-{
-    mem_reader *m = ctx;
-    size_t k = len < m->left ? len : m->left;
-    memcpy(buf, m->p, k);
-    m->p += k;
-    m->left -= k;
-    return (ssize_t) k;
 }
 
 static int
@@ -123,12 +108,21 @@ ingest_dir_layer(cs_ingest *ing, source *src, layer_plan *l, cs_error **err)
     if (l->size >= 0 && (uint64_t) st.st_size != (uint64_t) l->size)
         return cs_err(err, CS_ECORRUPT, 0, "layer '%s': size %lld does not match manifest (%lld)",
                       l->name, (long long) st.st_size, (long long) l->size);
-    fd_reader fr = { fd };
-    return cs_ingest_tar(ing, l->name, read_fd, &fr, &l->info, err);
+    /* Mapped: the layer is hashed and chunked in place (cs_ingest_tar_mem). */
+    size_t n = (size_t) st.st_size;
+    void *p = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (p == MAP_FAILED) {
+        fd_reader fr = { fd };
+        return cs_ingest_tar(ing, l->name, read_fd, &fr, &l->info, err);
+    }
+    madvise(p, n, MADV_SEQUENTIAL);
+    int r = cs_ingest_tar_mem(ing, l->name, p, n, &l->info, err);
+    munmap(p, n);
+    return r;
 }
 
-/* An archive member kept in memory; *skip when it is too large (read on
- * the second pass). */
+/* An archive member in place in the mapped archive, or kept in memory;
+ * *skip when neither (read on the second pass). */
 static int
 ingest_small_layer(cs_ingest *ing, source *src, layer_plan *l, bool *skip, cs_error **err)
 {
@@ -139,11 +133,12 @@ ingest_small_layer(cs_ingest *ing, source *src, layer_plan *l, bool *skip, cs_er
         free(l->name);
         l->name = cs_xstrdup(m->name);
     }
+    if (m->mapped)
+        return cs_ingest_tar_mem(ing, l->name, src->map + m->data_off, m->size, &l->info, err);
     *skip = !m->have;
     if (!m->have)
         return 0;
-    mem_reader mr = { m->data.data, m->data.len };
-    return cs_ingest_tar(ing, l->name, read_mem, &mr, &l->info, err);
+    return cs_ingest_tar_mem(ing, l->name, m->data.data, m->data.len, &l->info, err);
 }
 
 /* First pass: directories, and archive members already in memory. */
@@ -291,6 +286,8 @@ cs_load(cs_store *s, const char *path, const char *extra_tag, cs_load_result *ou
     cs_ingest *ing = NULL;
     if (!src.is_dir)
         r = load_source_scan_tar(&src, err);
+    if (r == 0 && !src.is_dir)
+        load_source_map(&src);
     if (r == 0) {
         bool docker = !src.is_dir && load_source_find(&src, "manifest.json");
         if (!src.is_dir && !docker && !load_source_find(&src, "index.json"))

@@ -23,6 +23,10 @@ typedef struct member {
     uint64_t size;
     cs_buf data; /* filled when size <= SMALL_MAX */
     bool have;
+    /* where its header and data begin in the archive (when known); the
+     * data is in place in source.map when mapped */
+    int64_t hdr_off, data_off;
+    bool mapped;
 } member;
 
 typedef struct source {
@@ -30,6 +34,10 @@ typedef struct source {
     bool is_dir;
     member *m;
     size_t n;
+    /* a plain (uncompressed) tar archive mapped whole, read-only: its
+     * members' bytes in place (load_source_map) */
+    const uint8_t *map;
+    size_t map_len;
 } source;
 
 typedef struct layer_plan {
@@ -56,6 +64,10 @@ typedef struct plan {
 void load_source_release(source *src);
 /* First pass over an archive: lists members, keeps the small ones. */
 int load_source_scan_tar(source *src, cs_error **err);
+/* Maps a plain tar archive whole and marks the members whose data lies in
+ * it (member.mapped); a compressed one is left unmapped (the layers are then
+ * read through libarchive). Never fails: without a map the reads remain. */
+void load_source_map(source *src);
 /* A member by name, following symlink members; NULL when missing. */
 member *load_source_find(source *src, const char *name);
 /* Reads a small member or file fully (metadata), NUL-terminated. */

@@ -5,7 +5,10 @@
 #include "cstore/archive_dl.h"
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "load_int.h"
 
 void
@@ -17,6 +20,9 @@ load_source_release(source *src)
         cs_buf_release(&src->m[i].data);
     }
     free(src->m);
+    if (src->map)
+        munmap((void *) src->map, src->map_len);
+    src->map = NULL;
 }
 
 static member *
@@ -150,6 +156,9 @@ load_source_scan_tar(source *src, cs_error **err)
             continue;
         }
         m->size = (uint64_t) archive_entry_size(ae);
+        /* In a plain archive these are file offsets (load_source_map checks). */
+        m->hdr_off = archive_read_header_position(a);
+        m->data_off = archive_filter_bytes(a, 0);
         if (m->size <= SMALL_MAX) {
             cs_buf_reserve(&m->data, m->size + 1);
             la_ssize_t got = archive_read_data(a, m->data.data, m->size);
@@ -165,6 +174,47 @@ load_source_scan_tar(source *src, cs_error **err)
     }
     archive_read_free(a);
     return r;
+}
+
+/* A member's data is in place at data_off when its header is there (a tar
+ * header block, "ustar" at 257) right before it and the data fits: what a
+ * plain archive gives. In a compressed one, libarchive's offsets count
+ * uncompressed bytes and no header is found there. Layers read this way
+ * are still checked against their digests. */
+static bool
+member_in_map(const source *src, const member *m)
+{
+    if (m->hdr_off < 0 || m->data_off < m->hdr_off + 512 || (m->data_off - m->hdr_off) % 512
+        || (uint64_t) m->data_off > src->map_len || m->size > src->map_len - (uint64_t) m->data_off)
+        return false;
+    return !memcmp(src->map + m->data_off - 512 + 257, "ustar", 5)
+           && !memcmp(src->map + m->hdr_off + 257, "ustar", 5);
+}
+
+void
+load_source_map(source *src)
+{
+    int fd = open(src->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 512) {
+        void *p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            src->map = p;
+            src->map_len = (size_t) st.st_size;
+            madvise(p, src->map_len, MADV_SEQUENTIAL);
+        }
+    }
+    close(fd);
+    size_t any = 0;
+    for (size_t i = 0; src->map && i < src->n; i++)
+        if (!src->m[i].link)
+            any += src->m[i].mapped = member_in_map(src, &src->m[i]);
+    if (src->map && !any) {
+        munmap((void *) src->map, src->map_len);
+        src->map = NULL;
+    }
 }
 
 /* Reads a small member or file fully (metadata). */

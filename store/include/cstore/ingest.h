@@ -73,6 +73,12 @@ const cs_ingest_stats *cs_ingest_stats_get(const cs_ingest *ing);
  * CS_EINVAL. The tree is put in the transaction. */
 int cs_ingest_tar(cs_ingest *ing, const char *name, cs_read_fn rd, void *rctx, cs_layer_info *out,
                   cs_error **err);
+/* The same for a layer in memory (a mapped file): the n bytes at p must
+ * stay valid and unchanged until the call returns (nothing points into them
+ * after, failed or not). A plain tar is chunked and hashed in place, nothing
+ * copied; its diff_id is hashed by a thread of its own meanwhile. */
+int cs_ingest_tar_mem(cs_ingest *ing, const char *name, const void *p, size_t n, cs_layer_info *out,
+                      cs_error **err);
 /* Ingests a directory tree as one layer (owners, modes, times, xattrs kept). */
 int cs_ingest_dir(cs_ingest *ing, const char *dir, cs_digest *tree, cs_error **err);
 /* Ingests one file's bytes from fd; *content is its digest (size 0: zero digest). */
