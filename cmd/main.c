@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "build_cache.h"
 #include "cmd.h"
 #include "run.h"
@@ -98,6 +99,20 @@ on_signal(int sig)
     raise(sig); /* delivered when the handler returns */
 }
 
+/* SIGBUS: a file the store maps (a load reads a plain archive's layers in
+ * place) was truncated under us. One line and exit: the open write
+ * transaction dies with the process, so the store stays as it was. */
+static void
+on_bus(int sig)
+{
+    static const char msg[] = "cstore: a file being read was truncated under cstore (SIGBUS): "
+                              "nothing of this command's open transaction is kept\n";
+    (void) sig;
+    ssize_t r = write(2, msg, sizeof(msg) - 1);
+    (void) r;
+    _exit(CMD_EXIT_FAIL);
+}
+
 static int
 catch_signals(cs_error **err)
 {
@@ -110,6 +125,8 @@ catch_signals(cs_error **err)
     for (size_t i = 0; i < 2; i++) /* ignored signals stay ignored */
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
             sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = on_bus;
+    sigaction(SIGBUS, &sa, NULL);
     return 0;
 }
 

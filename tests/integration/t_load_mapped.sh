@@ -67,4 +67,21 @@ one_line_failure "a byte flipped inside a mapped layer" "$T/work/flipped.docker.
 grep -q "does not match" "$T/work/err" || check_eq "the flipped byte is named as a digest mismatch" \
     "$(cat "$T/work/err")" "... does not match ..."
 one_line_failure "an archive cut inside a layer" "$T/work/cut.docker.tar"
+# A mapped archive truncated under a load raises SIGBUS: one line, exit 1, store as it was. The
+# handler is process-wide; a load blocked opening a FIFO gets the signal at a known point.
+ROOT=$T/root-bus
+must cs load "$src"
+before=$(du_counts)
+mkfifo "$T/work/fifo.tar"
+"$CSTORE" --root "$ROOT" load "$T/work/fifo.tar" 2>"$T/work/bus.err" &
+pid=$!
+for _ in $(seq 100); do grep -q "fifo\|partner" "/proc/$pid/wchan" 2>/dev/null && break; sleep 0.05; done
+kill -BUS "$pid"
+wait "$pid"
+rc=$?
+check_eq "SIGBUS: the command exits 1 (no core dump, no signal death)" "$rc" 1
+check_eq "SIGBUS: one stderr line" "$(wc -l <"$T/work/bus.err")" 1
+check "SIGBUS: the line says what happened" grep -q '^cstore: .*truncated.*(SIGBUS)' "$T/work/bus.err"
+check_eq "SIGBUS: records as before" "$(du_counts)" "$before"
+check "SIGBUS: fsck is clean" cs fsck
 finish
