@@ -524,9 +524,11 @@ h_node(cs_sha256_ctx *h, const item *it, const cs_entry *e)
     h_u64(h, e->mode);
     h_u64(h, e->uid);
     h_u64(h, e->gid);
-    /* ADD <url>: Last-Modified is not part of the key (Docker). */
-    h_u64(h, it->kind == I_URL ? 0 : (uint64_t) e->mtime_sec);
-    h_u64(h, it->kind == I_URL ? 0 : e->mtime_nsec);
+    /* No mtime (BuildKit's content checksum, tarsum v1's header fields; ADD
+     * <url>'s Last-Modified neither): a touched file, or a fresh clone of the
+     * context on another machine, hits; the hit keeps the cached layer's
+     * mtimes, as BuildKit's does. */
+    (void) it;
     h_u64(h, e->size);
     h_u64(h, e->has_content);
     if (e->has_content)

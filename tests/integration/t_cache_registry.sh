@@ -65,6 +65,29 @@ check_eq "one-line change: B builds A's new image id" "$(tail -n 1 <<<"$out")" "
 check_eq "one-line change: B has every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
 check_eq "B runs the new version" "$(cs run app cat /out.txt)" "built line 2"
 
+# A killed export leaves the previous cache importable (the manifest is PUT last; blobs are named
+# by their digests): kills at a few points of an export that pushes a new 8 MB pack.
+ref=$REG_ADDR/cache/light:buildcache
+for delay in 0.2 0.6 1.2; do
+    ROOT=$T/a-light
+    printf 'kill %s\n' "$delay" >"$lctx/msg.txt"
+    "$CSTORE" --root "$ROOT" build --progress quiet -t app \
+        --cache-to "type=registry,ref=$ref,mode=max" "$lctx" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    printf 'line 2\n' >"$lctx/msg.txt"
+    ROOT=$T/k-light-$delay
+    out=$(build_plain -t app --cache-from "type=registry,ref=$ref" "$lctx")
+    check_eq "killed export after ${delay}s: the previous cache imports: same image id" \
+        "$(tail -n 1 <<<"$out")" "$ida"
+    check_eq "killed export after ${delay}s: every step CACHED" \
+        "$(cached_steps "$out")" "$(layer_steps "$out")"
+    check "killed export after ${delay}s: the importing store is fsck-clean" cs fsck
+
+done
+
 ROOT=$T/c-light
 out=$(cs build --progress quiet -t app --cache-from "type=registry,ref=$REG_ADDR/cache/none:x" "$lctx" 2>&1)
 check "a ref with no cache yet is a warning, the build goes on" grep -q 'warning: --cache-from' <<<"$out"

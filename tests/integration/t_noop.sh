@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The no-op rebuild of a context (issue 11, item 4): COPY's summary record answers an unchanged
-# context with one lookup, and a rebuild with nothing changed writes nothing; but no change is
-# ever missed: touch, a same-size rewrite with the mtime put back, chmod, rename, a file added or
+# context with one lookup, and a rebuild with nothing changed writes nothing (a touch is no change:
+# BuildKit keys COPY by content and metadata without mtime); but no change is
+# ever missed: a same-size rewrite with the mtime put back, chmod, rename, a file added or
 # removed, a retargeted symlink, a .dockerignore change. Each rebuild's root filesystem is
 # compared with the context. And a COPY whose step misses the cache while the summary answers
 # (an earlier instruction changed) makes the layer from the context as it is.
@@ -63,7 +64,9 @@ check_eq "a no-op rebuild gives the same image" "$(cat "$T/noop.id")" "$(id_of 2
 check "a no-op rebuild syncs nothing (no write transaction)" bash -c '! grep -qE "(fdatasync|fsync|msync)\(" "$1"' _ "$T/trace"
 
 touch -d @1600000100 "$ctx/d1/f5"
-changed "touch"
+build_ok "touch"
+check_eq "touch: the same image (BuildKit: no mtime in COPY's key; the hit keeps the layer)" \
+    "$(id_of $((n - 1)))" "$(id_of $n)"
 printf 'FILE 1/5\n' >"$ctx/d1/f5" # the same size, the mtime put back
 touch -d @1600000100 "$ctx/d1/f5"
 changed "a same-size rewrite with the mtime put back"
