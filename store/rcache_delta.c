@@ -10,6 +10,7 @@
 #include "cstore/buildcache.h"
 #include "cstore/content.h"
 #include "cstore/tree.h"
+#include "chunker.h"
 #include "rcache_int.h"
 
 #define DELTA_LEVEL  19
@@ -78,6 +79,12 @@ int
 rc_delta_decode(const cs_digest *d, const void *frame, size_t n, uint32_t raw_len,
                 const void *prefix, size_t pn, cs_buf *out, cs_error **err)
 {
+    if (raw_len > CS_CHUNK_MAX) { /* a bad pack entry: no chunk is that big */
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ECORRUPT, 0, "delta chunk sha256:%s: a length of %u bytes", hex,
+                      raw_len);
+    }
     ZSTD_DCtx *z = ZSTD_createDCtx();
     if (!z)
         abort();
