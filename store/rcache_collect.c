@@ -232,6 +232,9 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))
         return 0;
+    MDB_val tv; /* gc took its tree since (cs_cache_get misses it): not exported */
+    if (e.has_layer && (r = cs_db_get(c->db, c->txn, CS_T_TREES, e.tree.b, 32, &tv, err)) < 0)
+        return r == -CS_ENOTFOUND ? 0 : r;
     /* Its last use is its time for cs_rcache_prune ($CSTORE_TEST_NOW's in tests). */
     uint8_t rec[CS_CACHE_RECORD_LEN];
     e.last_used = rc_test_now() ? rc_test_now() : e.last_used;

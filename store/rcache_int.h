@@ -14,12 +14,12 @@ enum {
     RK_TARSPLIT,
     RK_IMAGE,
     RK_TAG,
-    RK_PACK,     /* pack digest -> size u64 */
-    RK_CHUNK,    /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32
-                    [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
-    RK_PART,     /* a part blob of records: digest -> size u64 */
-    RK_PACKPART, /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
-    RK_TREEPART, /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
+    RK_PACK,      /* pack digest -> size u64 */
+    RK_CHUNK,     /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32
+                     [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
+    RK_PART,      /* a part blob of records: digest -> size u64 */
+    RK_PACKPART,  /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
+    RK_TREEPART,  /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
     RK_IMAGEPART, /* root: image id -> its part's digest | size u64 */
     RK_COPYKEY,   /* root: a copy_keys record (copykey.h) whose top tree the cache holds */
     RK_TREEPACKS, /* root: tree digest -> the pack parts holding its chunks (n x digest) */
@@ -246,6 +246,10 @@ int rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out,
  * pack parts of x holding its chunks (RK_TREEPACKS): a fetch of the tree
  * then reads those pack parts only. Reads the pack parts from dir. */
 int rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err);
+/* Export: the parts of the trees the build's entries and images name that
+ * are still remote here (a hit on an imported cache), so the export reads
+ * their records as a local tree's. */
+int rc_lazy_fetch_build(cs_store *s, const cs_rcache_build *b, cs_rcache_mode mode, cs_error **err);
 /* Prune: the root records of kinds >= RK_TREEPART are kept in keep; those
  * whose part (or, for RK_COPYKEY, whose top tree's part) x still names go
  * into x's root. */

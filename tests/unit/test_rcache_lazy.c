@@ -1,0 +1,138 @@
+/* test_rcache_lazy.c - lazy index parts (rcache_lazy.c) seen from a store
+ * that imported a cache and left its trees remote: what it may still do
+ * with them (export them again, gc, fsck). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cstore/buildcache.h"
+#include "cstore/gc.h"
+#include "cstore/rcache.h"
+#include "rcache_int.h"
+#include "testutil.h"
+
+#define SIZE  200000
+#define CHUNK 16384
+
+typedef struct fx {
+    test_sandbox sb;
+    cs_store *b;
+    char *cache, *cache2;
+    cs_digest key, tree;
+    uint8_t data[SIZE];
+} fx;
+
+static int
+setup(void **state)
+{
+    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
+        return -1;
+    fx *f = *state;
+    test_fill_random(f->data, SIZE, 9);
+    f->cache = cs_path_join(f->sb.work, "cache");
+    f->cache2 = cs_path_join(f->sb.work, "cache2");
+    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
+    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx *f = *state;
+    cs_store_close(f->b);
+    cs_free_all(f->cache, f->cache2);
+    return test_sandbox_teardown(state);
+}
+
+/* Store a's one entry (a tree with one file) exported; store b imports it:
+ * the entry's tree stays remote there. */
+static void
+a_exports_b_imports(fx *f)
+{
+    cs_store *a = f->sb.s;
+    MDB_txn *txn = test_begin(a, true);
+    cs_db *db = cs_store_db(a);
+    cs_digest c = test_put_content(db, txn, f->data, SIZE, CHUNK);
+    cs_tree *t = cs_tree_new();
+    test_tree_add_file(t, "app", &c, SIZE);
+    f->tree = test_put_tree(db, txn, t);
+    f->key = test_sha("the step");
+    cs_cache_entry e = { 1700000000, true, f->tree };
+    assert_int_equal(cs_cache_put(db, txn, &f->key, &e, &f->sb.err), 0);
+    test_commit(txn);
+    cs_rcache_stats st;
+    cs_rcache_build bd = { .keys = &f->key, .nkeys = 1 };
+    assert_int_equal(cs_rcache_export_local(a, f->cache, &bd, CS_RCACHE_MAX, &st, &f->sb.err), 0);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_false(test_has(f->b, CS_T_TREES, f->tree.b, 32));
+    assert_true(test_has(f->b, CS_T_CACHE, f->key.b, 32));
+}
+
+static void
+a_store_whose_hit_is_still_remote_exports_it_again(void **state)
+{
+    fx *f = *state;
+    a_exports_b_imports(f);
+    /* B's all-cached build with --cache-from and --cache-to (a CI job's
+     * usual pair): the entry's tree is remote in B. */
+    cs_rcache_stats st;
+    cs_rcache_build bd = { .keys = &f->key, .nkeys = 1 };
+    int r = cs_rcache_export_local(f->b, f->cache, &bd, CS_RCACHE_MAX, &st, &f->sb.err);
+    if (r < 0)
+        fail_msg("export to the same dir: %s", f->sb.err ? f->sb.err->msg : "(no message)");
+    /* To another dir: its parts and chunks come from the first. */
+    r = cs_rcache_export_local(f->b, f->cache2, &bd, CS_RCACHE_MAX, &st, &f->sb.err);
+    if (r < 0)
+        fail_msg("export to another dir: %s", f->sb.err ? f->sb.err->msg : "(no message)");
+    assert_int_equal(cs_fsck(f->b, NULL, NULL, &f->sb.err), 0);
+    /* An empty store takes the second cache and gets the bytes back. */
+    cs_autofree char *croot = cs_path_join(f->sb.work, "c");
+    cs_store *c = NULL;
+    assert_int_equal(cs_store_open(croot, 0, &c, &f->sb.err), 0);
+    assert_int_equal(cs_rcache_import_local(c, f->cache2, &st, &f->sb.err), 0);
+    assert_true(test_has(c, CS_T_CACHE, f->key.b, 32));
+    assert_int_equal(cs_rcache_fetch_trees(c, &f->tree, 1, NULL, &f->sb.err), 0);
+    cs_tree *t = test_get_tree(c, &f->tree);
+    test_assert_content(c, &t->e[0].content, f->data, SIZE);
+    cs_tree_free(t);
+    cs_store_close(c);
+}
+
+static void
+an_entry_whose_tree_is_gone_is_left_out_of_an_export_that_still_succeeds(void **state)
+{
+    fx *f = *state;
+    a_exports_b_imports(f);
+    /* An entry whose tree gc took since (a lookup misses it): an export
+     * leaves it out. */
+    cs_digest gone = test_sha("a tree gc took"), key2 = test_sha("another step");
+    MDB_txn *txn = test_begin(f->b, true);
+    cs_cache_entry e = { 1700000000, true, gone };
+    assert_int_equal(cs_cache_put(cs_store_db(f->b), txn, &key2, &e, &f->sb.err), 0);
+    test_commit(txn);
+    cs_digest keys[2] = { f->key, key2 };
+    cs_rcache_stats st;
+    cs_rcache_build bd = { .keys = keys, .nkeys = 2 };
+    int r = cs_rcache_export_local(f->b, f->cache2, &bd, CS_RCACHE_MAX, &st, &f->sb.err);
+    if (r < 0)
+        fail_msg("export: %s", f->sb.err ? f->sb.err->msg : "(no message)");
+    assert_int_equal(st.entries, 1);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_store_whose_hit_is_still_remote_exports_it_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            an_entry_whose_tree_is_gone_is_left_out_of_an_export_that_still_succeeds, setup,
+            teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
