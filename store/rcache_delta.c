@@ -142,6 +142,29 @@ rc_bases_get(rc_bases *b, const void *chunk, const uint8_t **bases)
     return b->buf.data[*at];
 }
 
+void
+rc_bases_close(rc_bases *b, cs_digestset *set)
+{
+    cs_buf todo; /* chunks of set b knows the bases of, not walked yet */
+    cs_buf_init(&todo);
+    size_t it = 0;
+    const cs_digest *d;
+    while ((d = cs_digestset_next(b->at, &it)))
+        if (cs_digestset_has(set, d->b))
+            cs_buf_append(&todo, d->b, 32);
+    while (todo.len) {
+        uint8_t c[32];
+        todo.len -= 32;
+        memcpy(c, todo.data + todo.len, 32);
+        const uint8_t *bases;
+        uint8_t nb = rc_bases_get(b, c, &bases);
+        for (uint8_t i = 0; i < nb; i++)
+            if (cs_digestset_add(set, bases + 32u * i))
+                cs_buf_append(&todo, bases + 32u * i, 32);
+    }
+    cs_buf_release(&todo);
+}
+
 /* ---- the export's plan ---- */
 
 typedef struct cand {

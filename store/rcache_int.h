@@ -182,6 +182,9 @@ void rc_bases_init(rc_bases *b);
 void rc_bases_release(rc_bases *b);
 void rc_bases_add(rc_bases *b, const void *chunk, uint8_t nb, const uint8_t *bases);
 uint8_t rc_bases_get(rc_bases *b, const void *chunk, const uint8_t **bases);
+/* Adds to set the bases b knows of its chunks, transitively (one walk:
+ * linear in the chain, however long a bad cache made it). */
+void rc_bases_close(rc_bases *b, cs_digestset *set);
 
 /* Fetched delta chunks waiting for their bases (rcache_fetch.c's put). */
 typedef struct rc_pending {
