@@ -111,6 +111,11 @@ tree_records(coll *c, const cs_digest *d, cs_error **err)
     MDB_val v;
     int r = copy_rec(c, RK_TREE, CS_T_TREES, d->b, 32, &v, err);
     cs_tree *t = NULL;
+    if (r == -CS_ENOTFOUND) { /* cs_db_get says it by its code only */
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ENOTFOUND, 0, "tree sha256:%s: not in the store", hex);
+    }
     if (r < 0 || (r = cs_tree_decode(v.mv_data, v.mv_size, &t, err)) < 0)
         return r;
     for (size_t i = 0; i < t->n && r >= 0; i++)

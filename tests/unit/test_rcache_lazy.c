@@ -124,6 +124,24 @@ an_entry_whose_tree_is_gone_is_left_out_of_an_export_that_still_succeeds(void **
     assert_int_equal(st.entries, 1);
 }
 
+static void
+an_export_of_an_image_whose_layer_is_gone_fails_naming_the_tree(void **state)
+{
+    fx *f = *state;
+    cs_digest gone = test_sha("a layer gc took");
+    MDB_txn *txn = test_begin(f->b, true);
+    cs_digest id =
+        test_put_image(cs_store_db(f->b), txn, "{\"architecture\":\"amd64\"}", &gone, 1, NULL);
+    test_commit(txn);
+    cs_rcache_stats st;
+    cs_rcache_build bd = { .images = &id, .nimages = 1 };
+    assert_int_equal(cs_rcache_export_local(f->b, f->cache2, &bd, CS_RCACHE_MAX, &st, &f->sb.err),
+                     -CS_ENOTFOUND);
+    char hex[CS_DIGEST_HEX];
+    cs_digest_hex(&gone, hex);
+    test_assert_msg(f->sb.err, hex); /* not "unknown error" */
+}
+
 int
 main(void)
 {
@@ -133,6 +151,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             an_entry_whose_tree_is_gone_is_left_out_of_an_export_that_still_succeeds, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            an_export_of_an_image_whose_layer_is_gone_fails_naming_the_tree, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
