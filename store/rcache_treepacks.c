@@ -1,8 +1,9 @@
 /* rcache_treepacks.c - an export's RK_TREEPACKS records (see rcache_lazy.c):
  * for each tree the root names a part of and the store holds, the pack
- * parts holding its chunks. A fetch of a remote tree then imports those pack
- * parts only, not every pack part of the cache (measured on hello-go: the
- * eight pack parts are 671 kB, the final image's own layer needs one). */
+ * parts holding its chunks and their delta bases. A fetch of a remote tree
+ * then imports those pack parts only, not every pack part of the cache
+ * (measured on hello-go: the eight pack parts are 671 kB, the final
+ * image's own layer needs one). */
 #include <stdlib.h>
 #include <string.h>
 #include "cstore/content.h"
@@ -12,6 +13,7 @@
 typedef struct tp_ctx {
     rc_index *x;
     cs_digestset *where; /* chunk -> index of its pack part in x->parts */
+    rc_bases bases;      /* delta chunk -> its bases: their pack parts too */
     uint32_t part;       /* the pack part being read */
     cs_digest *trees;    /* the trees the root names parts of */
     size_t ntrees;
@@ -22,10 +24,27 @@ chunk_rec(void *ctx, uint8_t kind, const void *k, uint32_t kn, const void *v, ui
           cs_error **err)
 {
     tp_ctx *c = ctx;
-    (void) kn, (void) v, (void) vn, (void) err;
-    if (kind == RK_CHUNK && cs_digestset_add(c->where, k))
-        *cs_digestset_value(c->where, k) = c->part;
+    (void) kn, (void) err;
+    if (kind != RK_CHUNK || !cs_digestset_add(c->where, k))
+        return 0;
+    *cs_digestset_value(c->where, k) = c->part;
+    const uint8_t *b = NULL;
+    uint8_t nb = rc_chunk_val_bases(v, vn, &b);
+    rc_bases_add(&c->bases, k, nb, b);
     return 0;
+}
+
+/* Marks the pack part of chunk and those of its bases (a fetch of a delta
+ * needs them; a bad index's chain is cut at the deepest depth). */
+static void
+mark_chunk(tp_ctx *c, const uint8_t *chunk, uint8_t *marks, int level)
+{
+    if (cs_digestset_has(c->where, chunk))
+        marks[*cs_digestset_value(c->where, chunk)] = 1;
+    const uint8_t *b;
+    uint8_t nb = level < RC_DELTA_DEPTH_MAX ? rc_bases_get(&c->bases, chunk, &b) : 0;
+    for (uint8_t i = 0; i < nb; i++)
+        mark_chunk(c, b + 32u * i, marks, level + 1);
 }
 
 static int
@@ -60,8 +79,7 @@ tree_packs(cs_db *db, MDB_txn *txn, tp_ctx *c, const cs_digest *t, uint8_t *mark
             continue;
         r = cs_content_get(db, txn, &tree->e[i].content, &size, &refs, &n, err);
         for (uint32_t j = 0; r >= 0 && j < n; j++)
-            if (cs_digestset_has(c->where, refs[j].d.b))
-                marks[*cs_digestset_value(c->where, refs[j].d.b)] = 1;
+            mark_chunk(c, refs[j].d.b, marks, 0);
     }
     cs_tree_free(tree);
     if (r == -CS_ENOTFOUND) { /* a content gone: no list, a fetch reads every pack part */
@@ -96,6 +114,7 @@ int
 rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err)
 {
     tp_ctx c = { .x = x, .where = cs_digestset_new(true) };
+    rc_bases_init(&c.bases);
     int r = 0;
     cs_buf b;
     cs_buf_init(&b);
@@ -117,6 +136,7 @@ rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err)
         r = cs_db_read(cs_store_db(s), trees_fn, &c, err);
     cs_buf_release(&b);
     cs_digestset_free(c.where);
+    rc_bases_release(&c.bases);
     free(c.trees);
     return r;
 }

@@ -381,6 +381,32 @@ prune_keeps_the_pack_of_a_kept_deltas_bases(void **state)
     cs_tree_free(t);
 }
 
+static void
+a_lazy_fetch_of_deltas_reads_their_bases_pack_part_not_every_pack_part(void **state)
+{
+    fx *f = *state;
+    /* Version 1 changes every chunk a little: its pack holds deltas only,
+     * their bases are in version 0's pack; version 2, unrelated, is in a
+     * third pack. */
+    memcpy(f->data[1], f->data[0], SIZE);
+    for (size_t off = 1000; off < SIZE; off += CHUNK)
+        f->data[1][off] ^= 0x5a;
+    test_fill_random(f->data[2], SIZE, 77);
+    cs_rcache_stats st;
+    for (int k = 0; k < 3; k++)
+        export_version(f, k, &st);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0); /* lazy: no pack part read yet */
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 38); /* 19 deltas, 19 bases */
+    cs_tree *t = test_get_tree(f->b, &f->tree[1]);
+    test_assert_content(f->b, &t->e[0].content, f->data[1], SIZE);
+    cs_tree_free(t);
+    /* Version 2's pack part was never read: none of its chunks placed. */
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
 int
 main(void)
 {
@@ -401,6 +427,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_pack_of_a_kept_deltas_bases, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            a_lazy_fetch_of_deltas_reads_their_bases_pack_part_not_every_pack_part, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
