@@ -347,15 +347,22 @@ a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain(void **state)
     cs_tree_free(t);
 }
 
+/* Version 1: version 0 with every chunk changed a little (all deltas). */
+static void
+every_chunk_changed(fx *f)
+{
+    memcpy(f->data[1], f->data[0], SIZE);
+    for (size_t off = 1000; off < SIZE; off += CHUNK)
+        f->data[1][off] ^= 0x5a;
+}
+
 static void
 prune_keeps_the_pack_of_a_kept_deltas_bases(void **state)
 {
     fx *f = *state;
     /* Version 1 changes every chunk a little: its pack holds deltas only,
      * their bases are all in version 0's pack. */
-    memcpy(f->data[1], f->data[0], SIZE);
-    for (size_t off = 1000; off < SIZE; off += CHUNK)
-        f->data[1][off] ^= 0x5a;
+    every_chunk_changed(f);
     cs_rcache_stats st;
     put_version(f, f->sb.s, 0, 1000);
     put_version(f, f->sb.s, 1, cs_rcache_now());
@@ -388,9 +395,7 @@ a_lazy_fetch_of_deltas_reads_their_bases_pack_part_not_every_pack_part(void **st
     /* Version 1 changes every chunk a little: its pack holds deltas only,
      * their bases are in version 0's pack; version 2, unrelated, is in a
      * third pack. */
-    memcpy(f->data[1], f->data[0], SIZE);
-    for (size_t off = 1000; off < SIZE; off += CHUNK)
-        f->data[1][off] ^= 0x5a;
+    every_chunk_changed(f);
     test_fill_random(f->data[2], SIZE, 77);
     cs_rcache_stats st;
     for (int k = 0; k < 3; k++)

@@ -21,8 +21,8 @@
 
 typedef struct fx {
     test_sandbox sb;
-    cs_store *b;
-    char *cache, *cache2;
+    cs_store *b; /* the importing store, opened by open_b */
+    char cache[192], cache2[192];
     cs_digest key, tree;
     uint8_t data[SIZE];
 } fx;
@@ -30,23 +30,28 @@ typedef struct fx {
 static int
 setup(void **state)
 {
-    if (test_sandbox_new(state, sizeof(fx), 0) < 0)
-        return -1;
+    int r = test_sandbox_new(state, sizeof(fx), 0);
     fx *f = *state;
-    test_fill_random(f->data, SIZE, 9);
-    f->cache = cs_path_join(f->sb.work, "cache");
-    f->cache2 = cs_path_join(f->sb.work, "cache2");
-    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
-    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+    if (r >= 0) {
+        snprintf(f->cache, sizeof(f->cache), "%s/cache", f->sb.work);
+        snprintf(f->cache2, sizeof(f->cache2), "%s/cache2", f->sb.work);
+        test_fill_random(f->data, SIZE, 9);
+    }
+    return r;
 }
 
 static int
 teardown(void **state)
 {
-    fx *f = *state;
-    cs_store_close(f->b);
-    cs_free_all(f->cache, f->cache2);
+    cs_store_close(((fx *) *state)->b);
     return test_sandbox_teardown(state);
+}
+
+static void
+open_b(fx *f)
+{
+    cs_autofree char *root = cs_path_join(f->sb.work, "b");
+    assert_int_equal(cs_store_open(root, 0, &f->b, &f->sb.err), 0);
 }
 
 /* Store a's one entry (a tree with one file) exported; store b imports it:
@@ -68,6 +73,7 @@ a_exports_b_imports(fx *f)
     cs_rcache_stats st;
     cs_rcache_build bd = { .keys = &f->key, .nkeys = 1 };
     assert_int_equal(cs_rcache_export_local(a, f->cache, &bd, CS_RCACHE_MAX, &st, &f->sb.err), 0);
+    open_b(f);
     assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
     assert_false(test_has(f->b, CS_T_TREES, f->tree.b, 32));
     assert_true(test_has(f->b, CS_T_CACHE, f->key.b, 32));
@@ -129,6 +135,7 @@ an_export_of_an_image_whose_layer_is_gone_fails_naming_the_tree(void **state)
 {
     fx *f = *state;
     cs_digest gone = test_sha("a layer gc took");
+    open_b(f);
     MDB_txn *txn = test_begin(f->b, true);
     cs_digest id =
         test_put_image(cs_store_db(f->b), txn, "{\"architecture\":\"amd64\"}", &gone, 1, NULL);
