@@ -246,10 +246,10 @@ bool rc_lazy_none(cs_db *db, MDB_txn *txn);
 /* rc_blob_read's fallback: blob d of dir (size bytes) from the remote dir mirrors, kept in dir. */
 int rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err);
 /* Export (rcache_treepacks.c): for each tree x's root names a part of, the
- * pack parts of x holding its chunks (RK_TREEPACKS): a fetch of the tree
+ * pack parts of x holding its chunks and their delta bases (RK_TREEPACKS): a fetch of the tree
  * then reads those pack parts only. Reads the pack parts from dir. */
 int rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err);
-/* Export: the parts of the trees the build's entries and images name that
+/* Export (rcache_treepacks.c): the parts of the trees the build's entries and images name that
  * are still remote here (a hit on an imported cache), so the export reads
  * their records as a local tree's. */
 int rc_lazy_fetch_build(cs_store *s, const cs_rcache_build *b, cs_rcache_mode mode, cs_error **err);

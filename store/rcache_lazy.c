@@ -19,10 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "cstore/buildcache.h"
 #include "cstore/content.h"
 #include "cstore/copykey.h"
-#include "cstore/image.h"
 #include "rcache_int.h"
 
 #define REC_TREE 't'
@@ -444,42 +442,80 @@ unknown_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return r;
 }
 
-/* Collects (fn), reads the parts outside any txn, puts them. */
+/* Reads the parts of w's wants from from on, outside any txn. */
+static int
+read_parts(lz_wants *w, size_t from, cs_error **err)
+{
+    int r = 0;
+    for (size_t i = from; i < w->n && r >= 0; i++)
+        r = rc_blob_read(w->v[i].dir, &w->v[i].part, w->v[i].size, &w->v[i].bytes, err);
+    return r;
+}
+
+/* Drops w's wants from from on. */
+static void
+wants_cut(lz_wants *w, size_t from)
+{
+    for (size_t i = from; i < w->n; i++) {
+        cs_free_all(w->v[i].dir, w->v[i].packs);
+        cs_buf_release(&w->v[i].bytes);
+    }
+    w->n = from;
+}
+
+/* Collects (fn), reads the parts outside any txn, puts them: 1 when there
+ * were some. */
 static int
 fetch_parts(cs_store *s, lz_wants *w, cs_db_fn fn, cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     int r = cs_db_read(db, fn, w, err);
-    for (size_t i = 0; i < w->n && r >= 0; i++)
-        r = rc_blob_read(w->v[i].dir, &w->v[i].part, w->v[i].size, &w->v[i].bytes, err);
+    if (r >= 0)
+        r = read_parts(w, 0, err);
     if (r >= 0 && w->n)
         r = cs_db_write(db, put_parts_fn, w, err);
-    /* Contents whose chunks' places no import has put yet: the pack parts. */
-    if (r >= 0 && w->n && !w->only && w->v[0].key[0] == REC_TREE)
-        r = cs_db_read(db, unknown_fn, w, err);
-    if (r >= 0 && w->unknown)
-        union_lists(w);
-    for (size_t i = 0; i < w->n; i++) {
-        cs_free_all(w->v[i].dir, w->v[i].packs);
-        cs_buf_release(&w->v[i].bytes);
-    }
+    bool some = w->n > 0;
+    wants_cut(w, 0);
     free(w->v);
-    return r < 0 ? r : (int) (w->n > 0);
+    return r < 0 ? r : some;
+}
+
+/* The pack parts placing the chunks of w's tree parts (the first ntrees
+ * wants) that are neither local nor remote: those the trees list, or
+ * every one (a tree without a list, a listed one not there). */
+static int
+want_pack_parts(cs_db *db, lz_wants *w, size_t ntrees, cs_error **err)
+{
+    int r = cs_db_read(db, unknown_fn, w, err);
+    if (r < 0 || !w->unknown)
+        return r;
+    union_lists(w);
+    if (!w->all)
+        r = cs_db_read(db, want_listed_fn, w, err);
+    if (r >= 0 && w->all) {
+        wants_cut(w, ntrees);
+        r = cs_db_read(db, want_packs_fn, w, err);
+    }
+    return r < 0 ? r : read_parts(w, ntrees, err);
 }
 
 int
 cs_rcache_fetch_parts(cs_store *s, const cs_digest *trees, size_t n, cs_error **err)
 {
+    cs_db *db = cs_store_db(s);
     lz_wants w = { .trees = trees, .ntrees = n };
     cs_buf_init(&w.listed);
-    int r = fetch_parts(s, &w, want_trees_fn, err);
-    if (r > 0 && w.unknown && !w.all) { /* the pack parts the trees name */
-        lz_wants p = { .listed = w.listed };
-        r = fetch_parts(s, &p, want_listed_fn, err);
-        w.all = p.all;
-    }
-    if (r >= 0 && w.unknown && w.all)
-        r = rc_lazy_fetch_packs(s, err);
+    int r = cs_db_read(db, want_trees_fn, &w, err);
+    size_t ntrees = w.n;
+    if (r >= 0)
+        r = read_parts(&w, 0, err);
+    if (r >= 0 && ntrees)
+        r = want_pack_parts(db, &w, ntrees, err);
+    /* One txn: a tree's records never without their chunks' places. */
+    if (r >= 0 && w.n)
+        r = cs_db_write(db, put_parts_fn, &w, err);
+    wants_cut(&w, 0);
+    free(w.v);
     cs_buf_release(&w.listed);
     return r < 0 ? r : 0;
 }
@@ -497,80 +533,6 @@ rc_lazy_fetch_packs(cs_store *s, cs_error **err)
 {
     lz_wants w = { 0 };
     return fetch_parts(s, &w, want_packs_fn, err);
-}
-
-/* ---- export from a store with remote trees ---- */
-
-typedef struct build_trees {
-    const cs_rcache_build *b;
-    cs_rcache_mode mode;
-    cs_digestset *final; /* mode=min: the final image's layers */
-    cs_digest *v;        /* the remote trees the export reads */
-    size_t n;
-} build_trees;
-
-/* Adds tree d when it is remote. */
-static int
-bt_add(cs_db *db, MDB_txn *txn, build_trees *t, const cs_digest *d, cs_error **err)
-{
-    int r = cs_rcache_tree_remote(db, txn, d, err);
-    if (r > 0) {
-        t->v = cs_xrealloc(t->v, (t->n + 1) * sizeof(cs_digest));
-        t->v[t->n++] = *d;
-    }
-    return r < 0 ? r : 0;
-}
-
-/* The layers of image id (final: into t->final, else remote ones into t). */
-static int
-bt_image(cs_db *db, MDB_txn *txn, build_trees *t, const cs_digest *id, bool final, cs_error **err)
-{
-    cs_image *img = NULL;
-    int r = cs_image_get(db, txn, id, &img, err);
-    for (uint32_t i = 0; r >= 0 && i < img->nlayers; i++)
-        if (final)
-            cs_digestset_add(t->final, img->layers[i].b);
-        else
-            r = bt_add(db, txn, t, &img->layers[i], err);
-    cs_image_free(img);
-    return r;
-}
-
-static int
-build_trees_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
-{
-    build_trees *t = ctx;
-    const cs_rcache_build *b = t->b;
-    if (rc_lazy_none(db, txn))
-        return 0;
-    int r = t->mode == CS_RCACHE_MIN ? bt_image(db, txn, t, &b->final, true, err) : 0;
-    for (size_t i = 0; i < b->nimages && r >= 0; i++)
-        r = bt_image(db, txn, t, &b->images[i], false, err);
-    for (size_t i = 0; i < b->nkeys && r >= 0; i++) {
-        MDB_val v;
-        cs_cache_entry e;
-        r = cs_db_get(db, txn, CS_T_CACHE, b->keys[i].b, 32, &v, err);
-        if (r == -CS_ENOTFOUND) { /* as rc_collect: a step never stored */
-            r = 0;
-            continue;
-        }
-        if (r >= 0 && (r = cs_cache_decode(v.mv_data, v.mv_size, &e, err)) >= 0 && e.has_layer
-            && (t->mode != CS_RCACHE_MIN || cs_digestset_has(t->final, e.tree.b)))
-            r = bt_add(db, txn, t, &e.tree, err);
-    }
-    return r;
-}
-
-int
-rc_lazy_fetch_build(cs_store *s, const cs_rcache_build *b, cs_rcache_mode mode, cs_error **err)
-{
-    build_trees t = { .b = b, .mode = mode, .final = cs_digestset_new(false) };
-    int r = cs_db_read(cs_store_db(s), build_trees_fn, &t, err);
-    if (r >= 0 && t.n)
-        r = cs_rcache_fetch_parts(s, t.v, t.n, err);
-    cs_digestset_free(t.final);
-    free(t.v);
-    return r < 0 ? r : 0;
 }
 
 int

@@ -3,10 +3,13 @@
  * parts holding its chunks and their delta bases. A fetch of a remote tree
  * then imports those pack parts only, not every pack part of the cache
  * (measured on hello-go: the eight pack parts are 671 kB, the final
- * image's own layer needs one). */
+ * image's own layer needs one). And before an export, the parts of the
+ * remote trees it reads (rc_lazy_fetch_build). */
 #include <stdlib.h>
 #include <string.h>
+#include "cstore/buildcache.h"
 #include "cstore/content.h"
+#include "cstore/image.h"
 #include "cstore/tree.h"
 #include "rcache_int.h"
 
@@ -139,4 +142,78 @@ rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err)
     rc_bases_release(&c.bases);
     free(c.trees);
     return r;
+}
+
+/* ---- export from a store with remote trees ---- */
+
+typedef struct build_trees {
+    const cs_rcache_build *b;
+    cs_rcache_mode mode;
+    cs_digestset *final; /* mode=min: the final image's layers */
+    cs_digest *v;        /* the remote trees the export reads */
+    size_t n;
+} build_trees;
+
+/* Adds tree d when it is remote. */
+static int
+bt_add(cs_db *db, MDB_txn *txn, build_trees *t, const cs_digest *d, cs_error **err)
+{
+    int r = cs_rcache_tree_remote(db, txn, d, err);
+    if (r > 0) {
+        t->v = cs_xrealloc(t->v, (t->n + 1) * sizeof(cs_digest));
+        t->v[t->n++] = *d;
+    }
+    return r < 0 ? r : 0;
+}
+
+/* The layers of image id (final: into t->final, else remote ones into t). */
+static int
+bt_image(cs_db *db, MDB_txn *txn, build_trees *t, const cs_digest *id, bool final, cs_error **err)
+{
+    cs_image *img = NULL;
+    int r = cs_image_get(db, txn, id, &img, err);
+    for (uint32_t i = 0; r >= 0 && i < img->nlayers; i++)
+        if (final)
+            cs_digestset_add(t->final, img->layers[i].b);
+        else
+            r = bt_add(db, txn, t, &img->layers[i], err);
+    cs_image_free(img);
+    return r;
+}
+
+static int
+build_trees_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
+{
+    build_trees *t = ctx;
+    const cs_rcache_build *b = t->b;
+    if (rc_lazy_none(db, txn))
+        return 0;
+    int r = t->mode == CS_RCACHE_MIN ? bt_image(db, txn, t, &b->final, true, err) : 0;
+    for (size_t i = 0; i < b->nimages && r >= 0; i++)
+        r = bt_image(db, txn, t, &b->images[i], false, err);
+    for (size_t i = 0; i < b->nkeys && r >= 0; i++) {
+        MDB_val v;
+        cs_cache_entry e;
+        r = cs_db_get(db, txn, CS_T_CACHE, b->keys[i].b, 32, &v, err);
+        if (r == -CS_ENOTFOUND) { /* as rc_collect: a step never stored */
+            r = 0;
+            continue;
+        }
+        if (r >= 0 && (r = cs_cache_decode(v.mv_data, v.mv_size, &e, err)) >= 0 && e.has_layer
+            && (t->mode != CS_RCACHE_MIN || cs_digestset_has(t->final, e.tree.b)))
+            r = bt_add(db, txn, t, &e.tree, err);
+    }
+    return r;
+}
+
+int
+rc_lazy_fetch_build(cs_store *s, const cs_rcache_build *b, cs_rcache_mode mode, cs_error **err)
+{
+    build_trees t = { .b = b, .mode = mode, .final = cs_digestset_new(false) };
+    int r = cs_db_read(cs_store_db(s), build_trees_fn, &t, err);
+    if (r >= 0 && t.n)
+        r = cs_rcache_fetch_parts(s, t.v, t.n, err);
+    cs_digestset_free(t.final);
+    free(t.v);
+    return r < 0 ? r : 0;
 }
