@@ -111,6 +111,11 @@ tree_records(coll *c, const cs_digest *d, cs_error **err)
     MDB_val v;
     int r = copy_rec(c, RK_TREE, CS_T_TREES, d->b, 32, &v, err);
     cs_tree *t = NULL;
+    if (r == -CS_ENOTFOUND) { /* cs_db_get says it by its code only */
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ENOTFOUND, 0, "tree sha256:%s: not in the store", hex);
+    }
     if (r < 0 || (r = cs_tree_decode(v.mv_data, v.mv_size, &t, err)) < 0)
         return r;
     for (size_t i = 0; i < t->n && r >= 0; i++)
@@ -232,6 +237,9 @@ add_entry(coll *c, const cs_digest *key, cs_error **err)
         return r;
     if (c->final && e.has_layer && !cs_digestset_has(c->final, e.tree.b))
         return 0;
+    MDB_val tv; /* gc took its tree since (cs_cache_get misses it): not exported */
+    if (e.has_layer && (r = cs_db_get(c->db, c->txn, CS_T_TREES, e.tree.b, 32, &tv, err)) < 0)
+        return r == -CS_ENOTFOUND ? 0 : r;
     /* Its last use is its time for cs_rcache_prune ($CSTORE_TEST_NOW's in tests). */
     uint8_t rec[CS_CACHE_RECORD_LEN];
     e.last_used = rc_test_now() ? rc_test_now() : e.last_used;

@@ -10,6 +10,7 @@
 #include "cstore/buildcache.h"
 #include "cstore/content.h"
 #include "cstore/tree.h"
+#include "chunker.h"
 #include "rcache_int.h"
 
 #define DELTA_LEVEL  19
@@ -78,6 +79,12 @@ int
 rc_delta_decode(const cs_digest *d, const void *frame, size_t n, uint32_t raw_len,
                 const void *prefix, size_t pn, cs_buf *out, cs_error **err)
 {
+    if (raw_len > CS_CHUNK_MAX) { /* a bad pack entry: no chunk is that big */
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ECORRUPT, 0, "delta chunk sha256:%s: a length of %u bytes", hex,
+                      raw_len);
+    }
     ZSTD_DCtx *z = ZSTD_createDCtx();
     if (!z)
         abort();
@@ -133,6 +140,29 @@ rc_bases_get(rc_bases *b, const void *chunk, const uint8_t **bases)
         return 0;
     *bases = b->buf.data + *at + 1;
     return b->buf.data[*at];
+}
+
+void
+rc_bases_close(rc_bases *b, cs_digestset *set)
+{
+    cs_buf todo; /* chunks of set b knows the bases of, not walked yet */
+    cs_buf_init(&todo);
+    size_t it = 0;
+    const cs_digest *d;
+    while ((d = cs_digestset_next(b->at, &it)))
+        if (cs_digestset_has(set, d->b))
+            cs_buf_append(&todo, d->b, 32);
+    while (todo.len) {
+        uint8_t c[32];
+        todo.len -= 32;
+        memcpy(c, todo.data + todo.len, 32);
+        const uint8_t *bases;
+        uint8_t nb = rc_bases_get(b, c, &bases);
+        for (uint8_t i = 0; i < nb; i++)
+            if (cs_digestset_add(set, bases + 32u * i))
+                cs_buf_append(&todo, bases + 32u * i, 32);
+    }
+    cs_buf_release(&todo);
 }
 
 /* ---- the export's plan ---- */

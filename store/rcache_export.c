@@ -114,6 +114,8 @@ cs_rcache_export_local(cs_store *s, const char *dir, const cs_rcache_build *b, c
     export_ctx e = { .dir = dir, .b = b, .mode = mode, .x = &x, .st = st };
     cs_db *db = cs_store_db(s);
     int r = cs_mkdir_p(dir, 0755, err);
+    if (r >= 0) /* trees an imported cache left remote: their records first */
+        r = rc_lazy_fetch_build(s, b, mode, err);
     if (r >= 0 && (r = cs_db_read(db, collect_fn, &e, err)) >= 0
         && (r = merge_old(s, dir, &x, err)) >= 0) {
         new_chunks(&e);

@@ -112,9 +112,12 @@ remote_empty(cs_db *db, MDB_txn *txn)
     return mdb_stat(txn, cs_db_dbi(db, CS_T_REMOTE), &ms) == 0 && ms.ms_entries == 0;
 }
 
-/* Adds chunk d when it is remote and not local. */
+/* Adds chunk d when it is remote and not local; level: how many deltas
+ * down from a chunk wanted for itself (an export writes at most
+ * RC_DELTA_DEPTH_MAX in a row: a cache's records saying more are bad, and
+ * would make this recursion unbounded). */
 static int
-want_chunk(wants *w, const cs_digest *d, cs_error **err)
+want_chunk(wants *w, const cs_digest *d, int level, cs_error **err)
 {
     if (!cs_digestset_add(w->seen, d->b))
         return 0;
@@ -130,6 +133,13 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
         return 0; /* not ours */
     if (r < 0 || (r = cs_chunk_has(w->db, w->txn, d, err)) != 0)
         return r < 0 ? r : 0;
+    if (rec.nb && level >= RC_DELTA_DEPTH_MAX) {
+        char hex[CS_DIGEST_HEX];
+        cs_digest_hex(d, hex);
+        return cs_err(err, CS_ECORRUPT, 0,
+                      "cache chunk sha256:%s: a delta chain deeper than %d (a bad cache index)",
+                      hex, RC_DELTA_DEPTH_MAX);
+    }
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 256;
         w->v = cs_xrealloc(w->v, w->cap * sizeof(want));
@@ -148,7 +158,7 @@ want_chunk(wants *w, const cs_digest *d, cs_error **err)
     uint8_t nb = rec.nb;
     memcpy(bases, x->bases, sizeof(bases));
     for (uint8_t i = 0; i < nb && r >= 0; i++)
-        r = want_chunk(w, &bases[i], err);
+        r = want_chunk(w, &bases[i], level + 1, err);
     return r;
 }
 
@@ -160,7 +170,7 @@ want_content(wants *w, const cs_digest *content, cs_error **err)
     uint32_t n;
     int r = cs_content_get(w->db, w->txn, content, &size, &refs, &n, err);
     for (uint32_t j = 0; r >= 0 && j < n; j++)
-        r = want_chunk(w, &refs[j].d, err);
+        r = want_chunk(w, &refs[j].d, 0, err);
     return r;
 }
 
@@ -194,7 +204,7 @@ collect_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     for (size_t i = 0; i < c->ntrees && r >= 0; i++)
         r = want_tree(c->w, &c->trees[i], err);
     for (size_t i = 0; i < c->nchunks && r >= 0; i++)
-        r = want_chunk(c->w, &c->chunks[i], err);
+        r = want_chunk(c->w, &c->chunks[i], 0, err);
     if (c->content && r >= 0)
         r = want_content(c->w, c->content, err);
     return r;

@@ -70,19 +70,7 @@ find_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
 static void
 doom_unneeded(rgc *g)
 {
-    for (bool more = true; more;) {
-        more = false;
-        size_t it = 0;
-        const cs_digest *d;
-        while ((d = cs_digestset_next(g->bases.at, &it))) {
-            const uint8_t *b;
-            uint8_t nb = rc_bases_get(&g->bases, d->b, &b);
-            if (!cs_digestset_has(g->needed, d->b))
-                continue;
-            for (uint8_t i = 0; i < nb; i++)
-                more |= cs_digestset_add(g->needed, b + 32u * i);
-        }
-    }
+    rc_bases_close(&g->bases, g->needed);
     size_t it = 0;
     const cs_digest *d;
     while ((d = cs_digestset_next(g->spared, &it)))
@@ -118,36 +106,27 @@ del_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
 
 /* ---- the mark: a kept delta's bases are kept chunks ---- */
 
-typedef struct rmark {
-    cs_digestset *kept;
-    bool more;
-} rmark;
-
 static int
 mark_rec(void *ctx, const MDB_val *k, const MDB_val *v, cs_error **err)
 {
-    rmark *m = ctx;
-    (void) err;
     rc_remote_rec rec;
-    if (k->mv_size != 32 || !cs_digestset_has(m->kept, k->mv_data)
-        || !rc_remote_decode(v->mv_data, v->mv_size, &rec))
-        return 0;
-    for (uint8_t i = 0; i < rec.nb; i++)
-        m->more |= cs_digestset_add(m->kept, rec.bases + 32u * i);
+    (void) err;
+    if (k->mv_size == 32 && rc_remote_decode(v->mv_data, v->mv_size, &rec))
+        rc_bases_add(ctx, k->mv_data, rec.nb, rec.bases);
     return 0;
 }
 
 int
 cs_rcache_gc_mark(cs_db *db, MDB_txn *txn, struct cs_digestset *kept, cs_error **err)
 {
-    /* Until no record adds a base: a base may be a remote delta itself
-     * (chains are at most RC_DELTA_DEPTH_MAX deep). */
-    rmark m = { kept, true };
-    int r = 0;
-    while (r >= 0 && m.more) {
-        m.more = false;
-        r = cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", mark_rec, &m, err);
-    }
+    /* The remote deltas' bases, then a walk from the kept ones: a base may
+     * be a remote delta itself. */
+    rc_bases b;
+    rc_bases_init(&b);
+    int r = cs_db_each(db, txn, CS_T_REMOTE, "remote_chunks", mark_rec, &b, err);
+    if (r >= 0)
+        rc_bases_close(&b, kept);
+    rc_bases_release(&b);
     return r < 0 ? r : 0;
 }
 

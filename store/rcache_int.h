@@ -14,12 +14,12 @@ enum {
     RK_TARSPLIT,
     RK_IMAGE,
     RK_TAG,
-    RK_PACK,     /* pack digest -> size u64 */
-    RK_CHUNK,    /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32
-                    [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
-    RK_PART,     /* a part blob of records: digest -> size u64 */
-    RK_PACKPART, /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
-    RK_TREEPART, /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
+    RK_PACK,      /* pack digest -> size u64 */
+    RK_CHUNK,     /* chunk digest -> pack number u32 (in this blob's packs) | offset u64 | len u32
+                     [| depth u8 | nb u8 | nb x base digest: a delta, rcache_delta.c] */
+    RK_PART,      /* a part blob of records: digest -> size u64 */
+    RK_PACKPART,  /* a pack's part (its RK_PACK, then its RK_CHUNKs): digest -> size u64 */
+    RK_TREEPART,  /* root: tree digest -> its part's digest | size u64 (rcache_lazy.c) */
     RK_IMAGEPART, /* root: image id -> its part's digest | size u64 */
     RK_COPYKEY,   /* root: a copy_keys record (copykey.h) whose top tree the cache holds */
     RK_TREEPACKS, /* root: tree digest -> the pack parts holding its chunks (n x digest) */
@@ -182,6 +182,9 @@ void rc_bases_init(rc_bases *b);
 void rc_bases_release(rc_bases *b);
 void rc_bases_add(rc_bases *b, const void *chunk, uint8_t nb, const uint8_t *bases);
 uint8_t rc_bases_get(rc_bases *b, const void *chunk, const uint8_t **bases);
+/* Adds to set the bases b knows of its chunks, transitively (one walk:
+ * linear in the chain, however long a bad cache made it). */
+void rc_bases_close(rc_bases *b, cs_digestset *set);
 
 /* Fetched delta chunks waiting for their bases (rcache_fetch.c's put). */
 typedef struct rc_pending {
@@ -243,9 +246,13 @@ bool rc_lazy_none(cs_db *db, MDB_txn *txn);
 /* rc_blob_read's fallback: blob d of dir (size bytes) from the remote dir mirrors, kept in dir. */
 int rc_lazy_pull(const char *dir, const cs_digest *d, int64_t size, cs_buf *out, cs_error **err);
 /* Export (rcache_treepacks.c): for each tree x's root names a part of, the
- * pack parts of x holding its chunks (RK_TREEPACKS): a fetch of the tree
+ * pack parts of x holding its chunks and their delta bases (RK_TREEPACKS): a fetch of the tree
  * then reads those pack parts only. Reads the pack parts from dir. */
 int rc_lazy_tree_packs(cs_store *s, const char *dir, rc_index *x, cs_error **err);
+/* Export (rcache_treepacks.c): the parts of the trees the build's entries and images name that
+ * are still remote here (a hit on an imported cache), so the export reads
+ * their records as a local tree's. */
+int rc_lazy_fetch_build(cs_store *s, const cs_rcache_build *b, cs_rcache_mode mode, cs_error **err);
 /* Prune: the root records of kinds >= RK_TREEPART are kept in keep; those
  * whose part (or, for RK_COPYKEY, whose top tree's part) x still names go
  * into x's root. */

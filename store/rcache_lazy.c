@@ -442,42 +442,80 @@ unknown_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     return r;
 }
 
-/* Collects (fn), reads the parts outside any txn, puts them. */
+/* Reads the parts of w's wants from from on, outside any txn. */
+static int
+read_parts(lz_wants *w, size_t from, cs_error **err)
+{
+    int r = 0;
+    for (size_t i = from; i < w->n && r >= 0; i++)
+        r = rc_blob_read(w->v[i].dir, &w->v[i].part, w->v[i].size, &w->v[i].bytes, err);
+    return r;
+}
+
+/* Drops w's wants from from on. */
+static void
+wants_cut(lz_wants *w, size_t from)
+{
+    for (size_t i = from; i < w->n; i++) {
+        cs_free_all(w->v[i].dir, w->v[i].packs);
+        cs_buf_release(&w->v[i].bytes);
+    }
+    w->n = from;
+}
+
+/* Collects (fn), reads the parts outside any txn, puts them: 1 when there
+ * were some. */
 static int
 fetch_parts(cs_store *s, lz_wants *w, cs_db_fn fn, cs_error **err)
 {
     cs_db *db = cs_store_db(s);
     int r = cs_db_read(db, fn, w, err);
-    for (size_t i = 0; i < w->n && r >= 0; i++)
-        r = rc_blob_read(w->v[i].dir, &w->v[i].part, w->v[i].size, &w->v[i].bytes, err);
+    if (r >= 0)
+        r = read_parts(w, 0, err);
     if (r >= 0 && w->n)
         r = cs_db_write(db, put_parts_fn, w, err);
-    /* Contents whose chunks' places no import has put yet: the pack parts. */
-    if (r >= 0 && w->n && !w->only && w->v[0].key[0] == REC_TREE)
-        r = cs_db_read(db, unknown_fn, w, err);
-    if (r >= 0 && w->unknown)
-        union_lists(w);
-    for (size_t i = 0; i < w->n; i++) {
-        cs_free_all(w->v[i].dir, w->v[i].packs);
-        cs_buf_release(&w->v[i].bytes);
-    }
+    bool some = w->n > 0;
+    wants_cut(w, 0);
     free(w->v);
-    return r < 0 ? r : (int) (w->n > 0);
+    return r < 0 ? r : some;
+}
+
+/* The pack parts placing the chunks of w's tree parts (the first ntrees
+ * wants) that are neither local nor remote: those the trees list, or
+ * every one (a tree without a list, a listed one not there). */
+static int
+want_pack_parts(cs_db *db, lz_wants *w, size_t ntrees, cs_error **err)
+{
+    int r = cs_db_read(db, unknown_fn, w, err);
+    if (r < 0 || !w->unknown)
+        return r;
+    union_lists(w);
+    if (!w->all)
+        r = cs_db_read(db, want_listed_fn, w, err);
+    if (r >= 0 && w->all) {
+        wants_cut(w, ntrees);
+        r = cs_db_read(db, want_packs_fn, w, err);
+    }
+    return r < 0 ? r : read_parts(w, ntrees, err);
 }
 
 int
 cs_rcache_fetch_parts(cs_store *s, const cs_digest *trees, size_t n, cs_error **err)
 {
+    cs_db *db = cs_store_db(s);
     lz_wants w = { .trees = trees, .ntrees = n };
     cs_buf_init(&w.listed);
-    int r = fetch_parts(s, &w, want_trees_fn, err);
-    if (r > 0 && w.unknown && !w.all) { /* the pack parts the trees name */
-        lz_wants p = { .listed = w.listed };
-        r = fetch_parts(s, &p, want_listed_fn, err);
-        w.all = p.all;
-    }
-    if (r >= 0 && w.unknown && w.all)
-        r = rc_lazy_fetch_packs(s, err);
+    int r = cs_db_read(db, want_trees_fn, &w, err);
+    size_t ntrees = w.n;
+    if (r >= 0)
+        r = read_parts(&w, 0, err);
+    if (r >= 0 && ntrees)
+        r = want_pack_parts(db, &w, ntrees, err);
+    /* One txn: a tree's records never without their chunks' places. */
+    if (r >= 0 && w.n)
+        r = cs_db_write(db, put_parts_fn, &w, err);
+    wants_cut(&w, 0);
+    free(w.v);
     cs_buf_release(&w.listed);
     return r < 0 ? r : 0;
 }

@@ -9,7 +9,8 @@
 # equals A's. B then changes a line: the
 # RUN on golang runs (its lower trees' parts fetched then) and the image equals A's for the
 # same change. An empty root C (no bases) builds all cached too: it takes the base images'
-# parts, its trees stay remote, fsck is clean.
+# parts, its trees stay remote, fsck is clean. D (bases only) builds with --cache-from and
+# --cache-to the same ref: its export of remote hits is pushed, and E (empty) builds all cached from it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/registry_lib.sh"
 . "$(dirname "$0")/cache_lib.sh"
@@ -99,5 +100,23 @@ check "C is fsck-clean (base images whose trees are remote)" cs fsck
 out=$(cs export app -o "$T/c.tar" 2>&1)
 check "C's export equals A's" cmp "$T/a.tar" "$T/c.tar"
 check "C is fsck-clean after the export" cs fsck
+
+# CI's usual pair on a fresh machine: D's all-cached build with --cache-from and --cache-to the
+# same ref exports hits whose trees are still remote (their parts are read for it), and E, an
+# empty root, builds all cached from what D pushed.
+ROOT=$T/d
+must cs load "$BASES/busybox.docker.tar"
+must cs load "$BASES/golang.docker.tar"
+out=$(build_plain -t app --cache-from "type=registry,ref=$ref" --cache-to "type=registry,ref=$ref,mode=max" "$T/hello-go.orig")
+check_eq "D (bases only, both flags) builds A's image id" "$(tail -n 1 <<<"$out")" "$ida"
+check_eq "D has every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
+check "D pushes its cache though its hits' trees were remote" grep -q '^cache: pushed' <<<"$out"
+check "D is fsck-clean after its export" cs fsck
+ROOT=$T/e
+out=$(build_plain -t app --cache-from "type=registry,ref=$ref" "$T/hello-go.orig")
+check_eq "E (empty root) builds A's image id from D's push" "$(tail -n 1 <<<"$out")" "$ida"
+check_eq "E has every step CACHED" "$(cached_steps "$out")" "$(layer_steps "$out")"
+out=$(cs export app -o "$T/e.tar" 2>&1)
+check "E's export equals A's" cmp "$T/a.tar" "$T/e.tar"
 
 finish

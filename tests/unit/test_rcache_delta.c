@@ -347,15 +347,22 @@ a_delta_chain_is_at_most_four_deep_then_a_chunk_is_plain(void **state)
     cs_tree_free(t);
 }
 
+/* Version 1: version 0 with every chunk changed a little (all deltas). */
+static void
+every_chunk_changed(fx *f)
+{
+    memcpy(f->data[1], f->data[0], SIZE);
+    for (size_t off = 1000; off < SIZE; off += CHUNK)
+        f->data[1][off] ^= 0x5a;
+}
+
 static void
 prune_keeps_the_pack_of_a_kept_deltas_bases(void **state)
 {
     fx *f = *state;
     /* Version 1 changes every chunk a little: its pack holds deltas only,
      * their bases are all in version 0's pack. */
-    memcpy(f->data[1], f->data[0], SIZE);
-    for (size_t off = 1000; off < SIZE; off += CHUNK)
-        f->data[1][off] ^= 0x5a;
+    every_chunk_changed(f);
     cs_rcache_stats st;
     put_version(f, f->sb.s, 0, 1000);
     put_version(f, f->sb.s, 1, cs_rcache_now());
@@ -381,6 +388,30 @@ prune_keeps_the_pack_of_a_kept_deltas_bases(void **state)
     cs_tree_free(t);
 }
 
+static void
+a_lazy_fetch_of_deltas_reads_their_bases_pack_part_not_every_pack_part(void **state)
+{
+    fx *f = *state;
+    /* Version 1 changes every chunk a little: its pack holds deltas only,
+     * their bases are in version 0's pack; version 2, unrelated, is in a
+     * third pack. */
+    every_chunk_changed(f);
+    test_fill_random(f->data[2], SIZE, 77);
+    cs_rcache_stats st;
+    for (int k = 0; k < 3; k++)
+        export_version(f, k, &st);
+    assert_int_equal(cs_rcache_import_local(f->b, f->cache, &st, &f->sb.err), 0);
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0); /* lazy: no pack part read yet */
+    cs_rcache_stats fs = { 0 };
+    assert_int_equal(cs_rcache_fetch_trees(f->b, &f->tree[1], 1, &fs, &f->sb.err), 0);
+    assert_int_equal(fs.fetched_chunks, 38); /* 19 deltas, 19 bases */
+    cs_tree *t = test_get_tree(f->b, &f->tree[1]);
+    test_assert_content(f->b, &t->e[0].content, f->data[1], SIZE);
+    cs_tree_free(t);
+    /* Version 2's pack part was never read: none of its chunks placed. */
+    assert_int_equal(test_count(f->b, CS_T_REMOTE), 0);
+}
+
 int
 main(void)
 {
@@ -401,6 +432,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_pack_of_a_kept_deltas_bases, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            a_lazy_fetch_of_deltas_reads_their_bases_pack_part_not_every_pack_part, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
