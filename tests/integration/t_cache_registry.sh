@@ -85,7 +85,6 @@ for delay in 0.2 0.6 1.2; do
     check_eq "killed export after ${delay}s: every step CACHED" \
         "$(cached_steps "$out")" "$(layer_steps "$out")"
     check "killed export after ${delay}s: the importing store is fsck-clean" cs fsck
-
 done
 
 ROOT=$T/c-light
