@@ -91,6 +91,28 @@ statpool *copy_statpool_new(void);
 void copy_statpool_free(statpool *p);
 /* lstat of every name in dirfd: sts[i], or errs[i] = errno. */
 void copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts, int *errs);
+/* $CSTORE_TEST_WALK_SERIAL set (not "0"): copy_statpool_new gives NULL, the
+ * walk runs on the calling thread alone (tests compare the two). */
+
+/* A directory's listing: its names sorted (cs_dir_names) and their lstat. */
+typedef struct dirlist {
+    char **names;
+    size_t n;
+    struct stat *sts;
+    int *errs;
+} dirlist;
+void copy_dirlist_free(dirlist *dl);
+/* The subdirectories names[0..n) of dirfd, which the walk enters in this
+ * order, offered to p's helper to list ahead (from the last one down);
+ * dirfd and names stay valid until copy_prefetch_end. NULL (nothing
+ * offered) without p or with fewer than 2. */
+typedef struct prefetch prefetch;
+prefetch *copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n);
+/* Subdirectory k's listing (taken in increasing k): true with *dl filled
+ * (the caller's to free), false when the caller lists it itself. */
+bool copy_prefetch_take(prefetch *f, size_t k, dirlist *dl);
+/* Waits for the helper's listings in f and frees what was not taken. */
+void copy_prefetch_end(prefetch *f);
 
 /* A source argument, split for matching. */
 typedef struct srcarg {
@@ -107,6 +129,7 @@ typedef struct srcarg {
  * view every kind of source shares). */
 typedef struct ctxwalk {
     statpool *sp; /* made on the first large directory */
+    bool sp_tried;
     cs_store *s;
     cs_copy *c;
     cs_statcache *sc; /* lookups: through the caller's ingest, or a read view */
