@@ -410,7 +410,7 @@ need_pool(ctxwalk *w)
 static int
 list_here(ctxwalk *w, int dirfd, dirlist *dl, cs_error **err)
 {
-    int r = cs_dir_names(dirfd, w->buf, &dl->names, &dl->n, err);
+    int r = copy_list_names(dirfd, w->buf, dl, err);
     if (r < 0)
         return r;
     if (dl->n >= 32)

@@ -94,14 +94,20 @@ void copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat
 /* $CSTORE_TEST_WALK_SERIAL set (not "0"): copy_statpool_new gives NULL, the
  * walk runs on the calling thread alone (tests compare the two). */
 
-/* A directory's listing: its names sorted (cs_dir_names) and their lstat. */
+/* A directory's listing: its names sorted (as cs_dir_names), in arena, and
+ * their lstat. */
 typedef struct dirlist {
     char **names;
+    char *arena;
     size_t n;
     struct stat *sts;
     int *errs;
 } dirlist;
 void copy_dirlist_free(dirlist *dl);
+/* The names of the directory open as fd into dl->names/arena/n (read from
+ * its start with getdents64, no allocation per name); what names it in
+ * the error, as cs_dir_names does. */
+int copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err);
 /* The subdirectories names[0..n) of dirfd, which the walk enters in this
  * order, offered to p's helper to list ahead (from the last one down);
  * dirfd and names stay valid until copy_prefetch_end. NULL (nothing

@@ -19,6 +19,7 @@
  */
 #include "copy_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -106,6 +107,66 @@ claimable(statpool *p)
     return NULL;
 }
 
+static int
+cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The names of the directory open as fd (but "." and ".."), sorted by
+ * strcmp as cs_dir_names sorts them: read with getdents64 into one block
+ * (no allocation per name). 0, or an errno. */
+static int
+read_names(int fd, dirlist *dl)
+{
+    union {
+        char b[32768];
+        struct dirent64 align;
+    } u;
+    size_t len = 0, cap = 0, n = 0;
+    char *a = NULL;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return errno;
+    for (;;) {
+        ssize_t got = getdents64(fd, u.b, sizeof(u.b));
+        if (got < 0) {
+            free(a);
+            return errno;
+        }
+        if (got == 0)
+            break;
+        for (ssize_t off = 0; off < got;) {
+            const struct dirent64 *de = (const struct dirent64 *) (u.b + off);
+            off += de->d_reclen;
+            const char *nm = de->d_name;
+            if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+                continue;
+            size_t l = strlen(nm) + 1;
+            if (len + l > cap)
+                a = cs_xrealloc(a, cap = (len + l) * 2 > 4096 ? (len + l) * 2 : 4096);
+            memcpy(a + len, nm, l);
+            len += l;
+            n++;
+        }
+    }
+    dl->arena = a;
+    dl->n = n;
+    dl->names = cs_xmalloc((n ? n : 1) * sizeof(char *));
+    for (size_t i = 0, off = 0; i < n; off += strlen(a + off) + 1)
+        dl->names[i++] = a + off;
+    qsort(dl->names, n, sizeof(char *), cmp_name);
+    return 0;
+}
+
+int
+copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err)
+{
+    int e = read_names(fd, dl);
+    if (e)
+        return cs_err(err, CS_EIO, e, "read dir '%s'", what);
+    return 0;
+}
+
 /* The helper's listing of name in dirfd; false when it could not make it
  * (the walk makes it again and reports why). */
 static bool
@@ -114,10 +175,7 @@ list_dir(int dirfd, const char *name, dirlist *dl)
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return false;
-    cs_error *tmp = NULL;
-    int r = cs_dir_names(fd, name, &dl->names, &dl->n, &tmp);
-    cs_error_free(tmp); /* not reported here: the walk lists it again */
-    if (r < 0) {
+    if (read_names(fd, dl)) {
         close(fd);
         return false;
     }
@@ -252,7 +310,8 @@ copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts
 void
 copy_dirlist_free(dirlist *dl)
 {
-    cs_names_free(dl->names, dl->n);
+    free(dl->names);
+    free(dl->arena);
     free(dl->sts);
     free(dl->errs);
     *dl = (dirlist){ 0 };
