@@ -4,7 +4,7 @@
  *                 (items and their nodes), path helpers
  *   copy_ctx.c    sources in the build context: resolution with the context
  *                 as root, globbing, .dockerignore, the walk and the stat cache
- *   copy_stat.c   lstat of a directory's names on two threads
+ *   copy_stat.c   listings and lstat of the walk on two threads
  *   copy_src.c    source arguments (--parents), sources in a tree (--from),
  *                 URLs, heredocs, and the cache key
  *   copy_layer.c  cs_copy_layer: the destination layer, ADD's archives

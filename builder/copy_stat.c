@@ -130,8 +130,9 @@ read_names(int fd, dirlist *dl)
     for (;;) {
         ssize_t got = getdents64(fd, u.b, sizeof(u.b));
         if (got < 0) {
+            int e = errno;
             free(a);
-            return errno;
+            return e;
         }
         if (got == 0)
             break;
