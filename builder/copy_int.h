@@ -4,7 +4,7 @@
  *                 (items and their nodes), path helpers
  *   copy_ctx.c    sources in the build context: resolution with the context
  *                 as root, globbing, .dockerignore, the walk and the stat cache
- *   copy_stat.c   lstat of a directory's names on two threads
+ *   copy_stat.c   listings and lstat of the walk on two threads
  *   copy_src.c    source arguments (--parents), sources in a tree (--from),
  *                 URLs, heredocs, and the cache key
  *   copy_layer.c  cs_copy_layer: the destination layer, ADD's archives
@@ -91,6 +91,34 @@ statpool *copy_statpool_new(void);
 void copy_statpool_free(statpool *p);
 /* lstat of every name in dirfd: sts[i], or errs[i] = errno. */
 void copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts, int *errs);
+/* $CSTORE_TEST_WALK_SERIAL set (not "0"): copy_statpool_new gives NULL, the
+ * walk runs on the calling thread alone (tests compare the two). */
+
+/* A directory's listing: its names sorted (as cs_dir_names), in arena, and
+ * their lstat. */
+typedef struct dirlist {
+    char **names;
+    char *arena;
+    size_t n;
+    struct stat *sts;
+    int *errs;
+} dirlist;
+void copy_dirlist_free(dirlist *dl);
+/* The names of the directory open as fd into dl->names/arena/n (read from
+ * its start with getdents64, no allocation per name); what names it in
+ * the error, as cs_dir_names does. */
+int copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err);
+/* The subdirectories names[0..n) of dirfd, which the walk enters in this
+ * order, offered to p's helper to list ahead (from the last one down);
+ * dirfd and names stay valid until copy_prefetch_end. NULL (nothing
+ * offered) without p or with fewer than 2. */
+typedef struct prefetch prefetch;
+prefetch *copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n);
+/* Subdirectory k's listing (taken in increasing k): true with *dl filled
+ * (the caller's to free), false when the caller lists it itself. */
+bool copy_prefetch_take(prefetch *f, size_t k, dirlist *dl);
+/* Waits for the helper's listings in f and frees what was not taken. */
+void copy_prefetch_end(prefetch *f);
 
 /* A source argument, split for matching. */
 typedef struct srcarg {
@@ -107,6 +135,7 @@ typedef struct srcarg {
  * view every kind of source shares). */
 typedef struct ctxwalk {
     statpool *sp; /* made on the first large directory */
+    bool sp_tried;
     cs_store *s;
     cs_copy *c;
     cs_statcache *sc; /* lookups: through the caller's ingest, or a read view */

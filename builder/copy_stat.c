@@ -8,16 +8,45 @@
  * each directory in halves made the caller sleep until the helper's half
  * was done: two sleeps and wake-ups per directory, 11% of a 10,000-file
  * no-op in the scheduler.)
+ *
+ * The helper also lists directories ahead of the walk: a directory whose
+ * subdirectories the walk will enter offers them (copy_prefetch_begin); the
+ * helper lists and lstats them from the last one down while the walk takes
+ * them from the first one up (copy_prefetch_take), so both meet in the
+ * middle. A stat job goes first (the walk waits for it). The walk's order
+ * and what it sees do not change: a listing the helper could not make is
+ * made again by the walk, which reports its error.
  */
 #include "copy_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cstore/error.h"
 
 #define CHUNK 8 /* names per take */
+
+enum { S_FREE, S_HELPER, S_DONE, S_FAILED, S_CALLER };
+
+/* The subdirectories one walked directory offers (all under the pool's mu
+ * but the helper's listing itself). */
+struct prefetch {
+    statpool *p;
+    prefetch *outer; /* the directory it is in, when that offers too */
+    int dirfd;
+    char **names;     /* the subdirectories, in walk order */
+    size_t n, lo, hi; /* lo..hi: claimed by nobody yet */
+    size_t inflight;  /* listings the helper is making */
+    struct slot {
+        int state;
+        dirlist dl;
+    } * slots;
+};
 
 struct statpool {
     pthread_t th;
@@ -33,6 +62,7 @@ struct statpool {
     atomic_size_t next; /* the next name to take */
     atomic_size_t done; /* names stat'ed */
     unsigned gen;       /* jobs posted */
+    prefetch *top;      /* the innermost directory offering subdirectories */
     bool busy;          /* the helper is taking from the job */
     bool quit;
 };
@@ -67,6 +97,113 @@ take(statpool *p, int dirfd, char **names, struct stat *sts, int *errs, size_t n
     }
 }
 
+/* The innermost directory with a subdirectory nobody claimed, or NULL. */
+static prefetch *
+claimable(statpool *p)
+{
+    for (prefetch *f = p->top; f; f = f->outer)
+        if (f->lo < f->hi)
+            return f;
+    return NULL;
+}
+
+static int
+cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The names of the directory open as fd (but "." and ".."), sorted by
+ * strcmp as cs_dir_names sorts them: read with getdents64 into one block
+ * (no allocation per name). 0, or an errno. */
+static int
+read_names(int fd, dirlist *dl)
+{
+    union {
+        char b[32768];
+        struct dirent64 align;
+    } u;
+    size_t len = 0, cap = 0, n = 0;
+    char *a = NULL;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return errno;
+    for (;;) {
+        ssize_t got = getdents64(fd, u.b, sizeof(u.b));
+        if (got < 0) {
+            int e = errno;
+            free(a);
+            return e;
+        }
+        if (got == 0)
+            break;
+        for (ssize_t off = 0; off < got;) {
+            const struct dirent64 *de = (const struct dirent64 *) (u.b + off);
+            off += de->d_reclen;
+            const char *nm = de->d_name;
+            if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+                continue;
+            size_t l = strlen(nm) + 1;
+            if (len + l > cap)
+                a = cs_xrealloc(a, cap = (len + l) * 2 > 4096 ? (len + l) * 2 : 4096);
+            memcpy(a + len, nm, l);
+            len += l;
+            n++;
+        }
+    }
+    dl->arena = a;
+    dl->n = n;
+    dl->names = cs_xmalloc((n ? n : 1) * sizeof(char *));
+    for (size_t i = 0, off = 0; i < n; off += strlen(a + off) + 1)
+        dl->names[i++] = a + off;
+    qsort(dl->names, n, sizeof(char *), cmp_name);
+    return 0;
+}
+
+int
+copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err)
+{
+    int e = read_names(fd, dl);
+    if (e)
+        return cs_err(err, CS_EIO, e, "read dir '%s'", what);
+    return 0;
+}
+
+/* The helper's listing of name in dirfd; false when it could not make it
+ * (the walk makes it again and reports why). */
+static bool
+list_dir(int dirfd, const char *name, dirlist *dl)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (read_names(fd, dl)) {
+        close(fd);
+        return false;
+    }
+    dl->sts = cs_xmalloc((dl->n ? dl->n : 1) * sizeof(struct stat));
+    dl->errs = cs_xmalloc((dl->n ? dl->n : 1) * sizeof(int));
+    stat_range(fd, dl->names, dl->sts, dl->errs, 0, dl->n);
+    close(fd);
+    return true;
+}
+
+/* Lists the last unclaimed subdirectory of f (mu held; dropped meanwhile). */
+static void
+prefetch_one(statpool *p, prefetch *f)
+{
+    size_t k = --f->hi;
+    f->slots[k].state = S_HELPER;
+    f->inflight++;
+    pthread_mutex_unlock(&p->mu);
+    dirlist dl = { 0 };
+    bool ok = list_dir(f->dirfd, f->names[k], &dl);
+    pthread_mutex_lock(&p->mu);
+    f->slots[k].dl = dl;
+    f->slots[k].state = ok ? S_DONE : S_FAILED;
+    f->inflight--;
+    pthread_cond_broadcast(&p->idle_cv);
+}
+
 static void *
 statpool_main(void *arg)
 {
@@ -74,10 +211,15 @@ statpool_main(void *arg)
     unsigned seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit)
+        prefetch *f = NULL;
+        while (p->gen == seen && !p->quit && !(f = claimable(p)))
             pthread_cond_wait(&p->job_cv, &p->mu);
         if (p->quit)
             break;
+        if (p->gen == seen) {
+            prefetch_one(p, f);
+            continue;
+        }
         seen = p->gen;
         int dirfd = p->dirfd;
         char **names = p->names;
@@ -98,6 +240,9 @@ statpool_main(void *arg)
 statpool *
 copy_statpool_new(void)
 {
+    const char *serial = getenv("CSTORE_TEST_WALK_SERIAL"); /* test only: see copy_int.h */
+    if (serial && *serial && strcmp(serial, "0"))
+        return NULL;
     statpool *p = cs_xcalloc(1, sizeof(*p));
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->job_cv, NULL);
@@ -161,4 +306,78 @@ copy_stat_batch(statpool *p, int dirfd, char **names, size_t n, struct stat *sts
             pthread_cond_wait(&p->idle_cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }
+}
+
+void
+copy_dirlist_free(dirlist *dl)
+{
+    free(dl->names);
+    free(dl->arena);
+    free(dl->sts);
+    free(dl->errs);
+    *dl = (dirlist){ 0 };
+}
+
+prefetch *
+copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n)
+{
+    if (!p || n < 2)
+        return NULL;
+    prefetch *f = cs_xcalloc(1, sizeof(*f));
+    f->p = p;
+    f->dirfd = dirfd;
+    f->names = names;
+    f->n = f->hi = n;
+    f->slots = cs_xcalloc(n, sizeof(*f->slots));
+    pthread_mutex_lock(&p->mu);
+    f->outer = p->top;
+    p->top = f;
+    pthread_cond_signal(&p->job_cv);
+    pthread_mutex_unlock(&p->mu);
+    return f;
+}
+
+bool
+copy_prefetch_take(prefetch *f, size_t k, dirlist *dl)
+{
+    if (!f || k >= f->n)
+        return false;
+    statpool *p = f->p;
+    pthread_mutex_lock(&p->mu);
+    if (k < f->hi) { /* the walk's own: it and those before it */
+        for (size_t i = f->lo; i <= k; i++)
+            f->slots[i].state = S_CALLER;
+        f->lo = k + 1;
+        pthread_mutex_unlock(&p->mu);
+        return false;
+    }
+    while (f->slots[k].state == S_HELPER)
+        pthread_cond_wait(&p->idle_cv, &p->mu);
+    bool ok = f->slots[k].state == S_DONE;
+    if (ok) {
+        *dl = f->slots[k].dl;
+        f->slots[k].dl = (dirlist){ 0 };
+    }
+    f->slots[k].state = S_CALLER;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
+}
+
+void
+copy_prefetch_end(prefetch *f)
+{
+    if (!f)
+        return;
+    statpool *p = f->p;
+    pthread_mutex_lock(&p->mu);
+    f->hi = f->lo; /* nothing more to claim */
+    while (f->inflight)
+        pthread_cond_wait(&p->idle_cv, &p->mu);
+    p->top = f->outer; /* the innermost: those inside it ended first */
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < f->n; i++)
+        if (f->slots[i].state == S_DONE)
+            copy_dirlist_free(&f->slots[i].dl);
+    free(f->slots);
+    free(f);
 }
