@@ -237,9 +237,8 @@ copy_sources_late(build *b, const cs_df_instr *in, copy_step *c, cs_error **err)
         return r;
     if (r == 0 && memcmp(want.b, got.b, 32))
         return cs_err(err, CS_ECORRUPT, 0,
-                      "%s:%d: COPY --from: the remembered sources differ from the tree's "
-                      "(run 'cstore fsck')",
-                      b->df_path, in->line);
+                      "COPY --from: the remembered sources differ from the tree's "
+                      "(run 'cstore fsck')");
     return 0;
 }
 

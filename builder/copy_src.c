@@ -500,7 +500,10 @@ _Static_assert(sizeof(void *) != 8 || sizeof(cs_copy_opts) == 120,
 void
 cs_copy_request_hash(cs_sha256_ctx *h, const cs_copy_opts *o)
 {
-    h_str(h, "cstore-copy-request-v1");
+    /* v2: the sources' digest has no mtimes. A new version keeps the
+     * copy_keys records and summaries of one scheme away from the other's
+     * (an older binary on the same store would otherwise read this one's). */
+    h_str(h, "cstore-copy-request-v2");
     h_u64(h, o->is_add);
     h_u64(h, o->nsrcs);
     for (size_t i = 0; i < o->nsrcs; i++)
