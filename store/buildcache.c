@@ -63,10 +63,7 @@ get_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
      * imported cache's tree not fetched yet is there (rcache.h). */
     if (!op->entry->has_layer)
         return 0;
-    r = cs_db_get(db, txn, CS_T_TREES, op->entry->tree.b, 32, &v, err);
-    if (r != -CS_ENOTFOUND)
-        return r;
-    r = cs_rcache_tree_remote(db, txn, &op->entry->tree, err);
+    r = cs_rcache_tree_have(db, txn, &op->entry->tree, err);
     return r == 0 ? -CS_ENOTFOUND : r < 0 ? r : 0;
 }
 

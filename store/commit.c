@@ -164,14 +164,11 @@ static int
 trees_exist(cs_db *db, MDB_txn *txn, const cs_image *img, cs_error **err)
 {
     for (uint32_t i = 0; i < img->nlayers; i++) {
-        MDB_val v;
-        int r = cs_db_get(db, txn, CS_T_TREES, img->layers[i].b, 32, &v, err);
-        if (r == -CS_ENOTFOUND) /* an imported cache's, not fetched yet (rcache.h) */
-            r = cs_rcache_tree_remote(db, txn, &img->layers[i], err) == 1 ? 0 : r;
-        if (r == -CS_ENOTFOUND) {
+        /* An imported cache's tree not fetched yet counts (rcache.h). */
+        int r = cs_rcache_tree_have(db, txn, &img->layers[i], err);
+        if (r == 0) {
             char hex[CS_DIGEST_HEX];
             cs_digest_hex(&img->layers[i], hex);
-            cs_error_clear(err);
             return cs_err(err, CS_ENOTFOUND, 0,
                           "layer %.12s is gone from the store (removed by gc?)", hex);
         }

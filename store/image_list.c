@@ -25,19 +25,10 @@ layer_sum(cs_db *db, MDB_txn *txn, sum_cache *c, const cs_digest *d, cs_image_la
         }
     }
     cs_tree *t = NULL;
-    int rc = cs_tree_get(db, txn, d, &t, err);
     /* An imported cache's tree not fetched yet: its sizes are not known here. */
-    if (rc == -CS_ENOTFOUND) {
-        cs_error *tmp = NULL;
-        int rr = cs_rcache_tree_remote(db, txn, d, &tmp);
-        if (rr != 0) {
-            cs_error_clear(err);
-            rc = rr < 0 ? rr : 0;
-            if (rr < 0 && err)
-                *err = cs_steal(&tmp);
-        }
-        cs_error_clear(&tmp);
-    }
+    int rc = cs_rcache_tree_have(db, txn, d, err);
+    if (rc != 2 && rc >= 0)
+        rc = cs_tree_get(db, txn, d, &t, err);
     if (rc < 0)
         return rc;
     cs_image_layer s = { .tree = *d, .entries = t ? t->n : 0 };

@@ -536,6 +536,17 @@ rc_lazy_fetch_packs(cs_store *s, cs_error **err)
 }
 
 int
+cs_rcache_tree_have(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err)
+{
+    MDB_val v;
+    int r = cs_db_get(db, txn, CS_T_TREES, tree->b, 32, &v, err);
+    if (r != -CS_ENOTFOUND)
+        return r < 0 ? r : 1;
+    r = cs_rcache_tree_remote(db, txn, tree, err);
+    return r == 1 ? 2 : r;
+}
+
+int
 cs_rcache_tree_remote(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err)
 {
     uint8_t key[33] = { REC_TREE };

@@ -125,6 +125,9 @@ int cs_rcache_fetch_layer_blobs(cs_store *s, const cs_digest *trees, size_t n, c
 /* 1 when tree is not local but an imported cache's part holds it, 0 if
  * not: cache lookups, gc and fsck count such a tree as present. */
 int cs_rcache_tree_remote(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err);
+/* Whether the store has tree: 1 its records, 2 an imported cache's part not
+ * fetched yet (cs_rcache_tree_remote), 0 neither. */
+int cs_rcache_tree_have(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_error **err);
 /* gc: drops the remote_trees records that are stale: the tree is local now,
  * gc keeps no record that names it (kept: gc's marked trees), or the cache
  * dir is gone; *dropped counts them (dry_run: counts only). */
