@@ -3,7 +3,7 @@
 # `go build` itself (RUN start-up: lower dirs, bundle, overlay mount, runc, upper-dir ingest,
 # the final stage and the image), for a baseline cstore and this tree's, in the same run.
 #
-#   BASELINE=/path/to/main/cstore bash bench/bench_runstart.sh [RUNS]
+#   BASELINE=/path/to/main/cstore [BUILDKIT=1] bash bench/bench_runstart.sh [RUNS]
 #
 # RUNS (default 5) one-line changes per binary and snapshotter, interleaved (baseline, new,
 # baseline, ...) so that the load of a shared machine falls on both; medians. BASELINE defaults
@@ -33,14 +33,14 @@ cp -r "$src/examples/hello-go" "$proj"
 sed -i 's|^    CGO_ENABLED=0 go build -o /out/hello .$|    echo GOSTART; CGO_ENABLED=0 go build -o /out/hello .; echo GOEND|' "$proj/Dockerfile"
 grep -q GOSTART "$proj/Dockerfile" || { echo "bench: could not wrap the RUN of hello-go" >&2; exit 1; }
 
-# build BIN ROOT SNAPSHOTTER: one build; prints "total_s go_s head_s tail_s": head from the start
-# to the GOSTART line's arrival (process start, COPY, RUN start-up), tail from the GOEND line's
-# arrival to the exit (runc's exit, teardown, ingest, final stage, image, exit)
-build() {
+# marked CMD...: one build with plain progress; prints "total_s go_s head_s tail_s": head from the
+# start to the GOSTART line's arrival (process start, COPY, RUN start-up), tail from the GOEND
+# line's arrival to the exit (runc's exit, teardown, ingest, final stage, image, exit). cstore and
+# BuildKit print the same "#N SECONDS LINE" for a step's output.
+marked() {
     local t0 t1 marks
     t0=$EPOCHREALTIME
-    marks=$("$work/cs-$1" --root "$2" build --progress plain --network none --snapshotter "$3" \
-        -t hello "$proj" 2>&1 | while IFS= read -r l; do
+    marks=$("$@" 2>&1 | while IFS= read -r l; do
         printf '%s\n' "$l" >>"$work/last.log"
         case $l in *[0-9]" GOSTART" | *[0-9]" GOEND") printf '%s ' "$EPOCHREALTIME" ;; esac
     done; exit "${PIPESTATUS[0]}") || { tail -20 "$work/last.log" >&2; return 1; }
@@ -48,6 +48,11 @@ build() {
     awk -v t0="$t0" -v t1="$t1" -v m="$marks" '$3 == "GOSTART" {s = $2} $3 == "GOEND" {e = $2}
         END {if (s == "" || e == "" || split(m, a, " ") != 2) exit 1
              printf "%.4f %.4f %.4f %.4f\n", t1 - t0, e - s, a[1] - t0, t1 - a[2]}' "$work/last.log"
+}
+# build BIN ROOT SNAPSHOTTER: one cstore build
+build() {
+    marked "$work/cs-$1" --root "$2" build --progress plain --network none --snapshotter "$3" \
+        -t hello "$proj"
 }
 change() { sed -i "s/fmt.Println(.*)/fmt.Println(\"change $RANDOM $1\")/" "$proj/app.go"; }
 
@@ -95,6 +100,60 @@ for snap in auto fuse; do
 done
 
 ms() { printf '%.0f ms' "$(echo "$1 * 1000" | bc -l)"; }
+ms_() { ms "$(cat)"; }
+
+# BUILDKIT=1: the same one-line changes through Debian's dockerd (BuildKit, overlay2, runc), its
+# project without the `# syntax=` line (offline: dockerd's own Dockerfile frontend)
+bk_row=""
+if [ "${BUILDKIT:-0}" = 1 ]; then
+    bench_dockerd_start || exit 1
+    bkproj=$work/bkproj
+    cp -r "$proj" "$bkproj"
+    sed -i '/^# syntax=/d' "$bkproj/Dockerfile"
+    dk load -q -i "$bases/golang.docker.tar" >/dev/null
+    dk load -q -i "$bases/busybox.docker.tar" >/dev/null
+    bkbuild() {
+        DOCKER_BUILDKIT=1 marked "$docker_bin" -H "unix://$work/docker.sock" build --progress plain \
+            --network none -t hello "$bkproj"
+    }
+    declare -a BT=() BG=() BO=()
+    for i in $(seq $((runs + 3))); do
+        log "BuildKit: one-line change $i/$((runs + 3)) (3 to warm up)"
+        sed -i "s/fmt.Println(.*)/fmt.Println(\"change $RANDOM bk $i\")/" "$bkproj/app.go"
+        sync
+        : >"$work/last.log"
+        out=$(bkbuild) || exit 1
+        [ "$i" -le 3 ] && continue
+        read -r t g _ _ <<<"$out"
+        BT+=("$t") BG+=("$g") BO+=("$(echo "$t - $g" | bc -l)")
+    done
+    bk_ver=$(dk version -f '{{.Server.Version}}' 2>/dev/null || echo '?')
+    bench_dockerd_stop
+    bk_row="| BuildKit (docker.io $bk_ver) | $(printf '%s\n' "${BT[@]}" | median | ms_) | $(printf '%s\n' "${BG[@]}" | median | ms_) | $(printf '%s\n' "${BO[@]}" | median | ms_) |"
+fi
+
+# runc alone: `runc run` of busybox's `true` in a bundle from `runc spec` (no overlay, no cstore),
+# the floor under any RUN through runc on this machine
+rb=$work/runc-bundle
+mkdir -p "$rb/rootfs/bin"
+cp "$(command -v busybox)" "$rb/rootfs/bin/busybox"
+(cd "$rb" && runc spec)
+python3 - "$rb/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["/bin/busybox", "true"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+: >"$work/runc.ms"
+for i in $(seq $((runs * 4))); do
+    t0=$EPOCHREALTIME
+    runc --root "$work/runc-state" run --bundle "$rb" "floor$i" >/dev/null
+    t1=$EPOCHREALTIME
+    echo "($t1 - $t0) * 1000" | bc -l >>"$work/runc.ms"
+done
+runc_ms=$(median <"$work/runc.ms")
+
 ratio() { printf '%.2fx' "$(echo "$2 / $1" | bc -l)"; }
 row() {
     local s=$1
@@ -129,4 +188,15 @@ image). Medians of the same runs.
 |---|---|---|---|---|---|---|
 $(row2 auto)
 $(row2 fuse)
+
+The floor and the peer (same run): runc alone is the median of $((runs * 4)) \`runc run\` of busybox's
+\`true\` in a bundle from \`runc spec\` (no overlay, no cstore); BuildKit's row (BUILDKIT=1) is the
+same one-line changes through Debian's dockerd, overhead = its build - its go build (the same
+GOSTART/GOEND lines in its plain progress), medians of $runs after 3 to warm up.
+
+| | build | go build | overhead beyond go build |
+|---|---|---|---|
+| cstore (new, auto) | $(ms "${tot[newauto]}") | $(ms "${gob[newauto]}") | $(ms "${ovh[newauto]}") |
+${bk_row:-| BuildKit | (not run: BUILDKIT=1) | | |}
+| runc alone | - | - | $(printf '%.0f ms' "$runc_ms") |
 EOF2
