@@ -135,10 +135,16 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
  * within the racy window keeps the summary unwritten, whatever its type: a
  * symlink replaced in the same timestamp tick may get the same inode, size
  * and times (a file's content is guarded by remember() as well). */
+static bool
+is_racy(const ctxwalk *w, const struct stat *st)
+{
+    return w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS;
+}
+
 static void
 sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
 {
-    if (w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS)
+    if (is_racy(w, st))
         w->untrusted = true;
     size_t n = strlen(rel);
     uint8_t b[9 * 8];
@@ -196,6 +202,7 @@ copy_ctx_release(ctxwalk *w)
     cs_sha256_free(w->sum);
     free(w->pend);
     cs_strv_release(&w->roots);
+    copy_listings_release(w);
 }
 
 /* The directory of the context file w->buf, opened one component at a time
@@ -250,6 +257,8 @@ copy_ctx_resolve(ctxwalk *w, cs_error **err)
         if ((r = dfd) >= 0)
             r = file_content_now(w, dfd, copy_base_name(w->buf), &st, e, err);
     }
+    if (r >= 0)
+        r = copy_listings_put(w, err);
     return r < 0 ? r : 0;
 }
 
@@ -337,8 +346,8 @@ add_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const 
     return r;
 }
 
-static int walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre,
-                    cs_error **err);
+static int walk_ctx(ctxwalk *w, int dirfd, const struct stat *st, size_t len, size_t item_off,
+                    dirlist *pre, cs_error **err);
 
 /* A directory met by the walk: its node, then what is inside (listed ahead
  * by the helper: pre, taken). A skipped directory (skip) is kept only when
@@ -355,7 +364,7 @@ walk_dir(ctxwalk *w, int dirfd, const char *name, const struct stat *st, size_t 
             copy_dirlist_free(pre);
         return r < 0 ? r : cs_err(err, cs_sys_code(errno), errno, "open %s", ctx_rel(w));
     }
-    r = walk_ctx(w, cfd, strlen(w->buf), item_off, pre, err);
+    r = walk_ctx(w, cfd, st, strlen(w->buf), item_off, pre, err);
     close(cfd);
     if (r >= 0 && skip && w->c->nnodes == mark + 1)
         copy_pop_node(w->c);
@@ -409,11 +418,14 @@ need_pool(ctxwalk *w)
     w->sp_tried = true;
 }
 
-/* The listing of the directory open as dirfd (w->buf), made here. */
+/* The listing of the directory open as dirfd (w->buf, lstat st), made
+ * here: its names from dl (known), its listing record or the directory. */
 static int
-list_here(ctxwalk *w, int dirfd, dirlist *dl, cs_error **err)
+list_here(ctxwalk *w, int dirfd, const struct stat *st, dirlist *dl, cs_error **err)
 {
-    int r = copy_list_names(dirfd, w->buf, dl, err);
+    int r = dl->names ? 1 : copy_listing_known(w, st, dl, err);
+    if (r == 0)
+        r = copy_list_names(dirfd, w->buf, dl, err);
     if (r < 0)
         return r;
     if (dl->n >= 32)
@@ -446,21 +458,42 @@ plan_dirs(ctxwalk *w, int dirfd, const dirlist *dl, size_t len, size_t item_off,
     if (dl->n < PREFETCH_MIN || nsub < 2)
         return NULL;
     need_pool(w);
-    return copy_prefetch_begin(w->sp, dirfd, subs, nsub);
+    if (!w->sp)
+        return NULL;
+    /* The names the stat cache knows: the helper only lstats those. */
+    dirlist *known = cs_xcalloc(nsub, sizeof(*known));
+    for (size_t i = 0, k = 0; i < dl->n; i++) {
+        if (!act[i])
+            continue;
+        set_name(w, len, dl->names[i]);
+        cs_error *tmp = NULL;
+        if (copy_listing_known(w, &dl->sts[i], &known[k++], &tmp) < 0)
+            cs_store_warn_error(w->s, "listing record", &tmp);
+    }
+    w->buf[len] = '\0';
+    prefetch *f = copy_prefetch_begin(w->sp, dirfd, subs, known, nsub);
+    free(known);
+    return f;
 }
 
-/* Walks the directory open as dirfd, whose context path is in w->buf up to
- * len (w->buf[len] == '\0'); item-relative paths start at item_off. Its
- * listing is pre (taken) when the helper made it. */
+/* Walks the directory open as dirfd (lstat st), whose context path is in
+ * w->buf up to len (w->buf[len] == '\0'); item-relative paths start at
+ * item_off. Its listing is pre (taken) when the helper made it (or its
+ * names, when known). */
 static int
-walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre, cs_error **err)
+walk_ctx(ctxwalk *w, int dirfd, const struct stat *st, size_t len, size_t item_off, dirlist *pre,
+         cs_error **err)
 {
     dirlist dl = { 0 };
     int r = 0;
     if (pre)
         dl = *pre, *pre = (dirlist){ 0 };
-    else if ((r = list_here(w, dirfd, &dl, err)) < 0)
+    if (!dl.sts && (r = list_here(w, dirfd, st, &dl, err)) < 0) {
+        copy_dirlist_free(&dl);
         return r;
+    }
+    if (w->sum && dl.listed && !is_racy(w, st))
+        copy_listing_note(w, st, &dl);
     uint8_t *act = cs_xmalloc(dl.n ? dl.n : 1);
     char **subs = cs_xmalloc((dl.n ? dl.n : 1) * sizeof(char *));
     prefetch *f = plan_dirs(w, dirfd, &dl, len, item_off, act, subs);
@@ -474,7 +507,7 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre, cs_er
             dirlist sub = { 0 };
             bool got = copy_prefetch_take(f, k++, &sub);
             r = walk_dir(w, dirfd, dl.names[i], &dl.sts[i], item_off, act[i] == 2,
-                         got ? &sub : NULL, err);
+                         got || sub.names ? &sub : NULL, err);
         }
     }
     copy_prefetch_end(f);
@@ -664,7 +697,7 @@ ctx_dir_item(ctxwalk *w, const char *crel, const char *name, const struct stat *
     if (fd < 0)
         return cs_err(err, cs_sys_code(errno), errno, "open %s", *crel ? crel : ".");
     size_t len = strlen(w->buf);
-    int r = walk_ctx(w, fd, len, len + 1, NULL, err);
+    int r = walk_ctx(w, fd, st, len, len + 1, NULL, err);
     copy_end_item(c);
     if (r < 0)
         return r;

@@ -109,7 +109,7 @@ helper_lists_offered_subdirectories_as_the_walk_would(void **state)
     assert_true(dirfd >= 0);
     statpool *p = copy_statpool_new();
     assert_non_null(p);
-    prefetch *pf = copy_prefetch_begin(p, dirfd, names, 12);
+    prefetch *pf = copy_prefetch_begin(p, dirfd, names, NULL, 12);
     assert_non_null(pf);
     usleep(500 * 1000); /* the helper lists 11 directories of ~50 names meanwhile */
     for (size_t k = 0; k < 12; k++) {
@@ -124,7 +124,7 @@ helper_lists_offered_subdirectories_as_the_walk_would(void **state)
     copy_prefetch_end(pf);
 
     /* Ended with listings not taken: they are freed (ASan's leak check). */
-    pf = copy_prefetch_begin(p, dirfd, names, 12);
+    pf = copy_prefetch_begin(p, dirfd, names, NULL, 12);
     dirlist dl = { 0 };
     if (copy_prefetch_take(pf, 0, &dl))
         copy_dirlist_free(&dl);
@@ -145,7 +145,7 @@ serial_walk_has_no_helper(void **state)
     unsetenv("CSTORE_TEST_WALK_SERIAL");
     assert_null(p);
     char *names[] = { "a", "b" };
-    assert_null(copy_prefetch_begin(p, AT_FDCWD, names, 2));
+    assert_null(copy_prefetch_begin(p, AT_FDCWD, names, NULL, 2));
     dirlist dl = { 0 };
     assert_false(copy_prefetch_take(NULL, 0, &dl));
     copy_prefetch_end(NULL);
