@@ -203,6 +203,7 @@ copy_ctx_release(ctxwalk *w)
     free(w->pend);
     cs_strv_release(&w->roots);
     copy_listings_release(w);
+    copy_defer_release(w);
 }
 
 /* The directory of the context file w->buf, opened one component at a time
@@ -232,6 +233,7 @@ int
 copy_ctx_resolve(ctxwalk *w, cs_error **err)
 {
     int r = 0;
+    copy_defer_nodes(w);
     for (size_t i = 0; i < w->npend && r >= 0; i++) {
         const struct pending *p = &w->pend[i];
         struct stat st = { .st_dev = (dev_t) p->dev,
@@ -331,11 +333,15 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
 
 /* ---- the walk ---- */
 
-/* A node for the entry w->buf (item-relative path irel). */
+/* A node for the entry w->buf (item-relative path irel), or its record. */
 static int
 add_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const char *irel,
           cs_error **err)
 {
+    if (w->deferring) {
+        sum_entry(w, irel, st);
+        return copy_defer_add(w, dirfd, name, st, irel, err);
+    }
     cs_entry *e = copy_add_node(w->c);
     e->path = cs_xstrdup(irel);
     int r = ctx_entry(w, dirfd, name, st, e, err);
@@ -356,7 +362,7 @@ static int
 walk_dir(ctxwalk *w, int dirfd, const char *name, const struct stat *st, size_t item_off, bool skip,
          dirlist *pre, cs_error **err)
 {
-    size_t mark = w->c->nnodes;
+    size_t mark = w->c->nnodes + w->nrecs;
     int r = add_entry(w, dirfd, name, st, w->buf + item_off, err);
     int cfd = r < 0 ? -1 : openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (cfd < 0) {
@@ -366,8 +372,12 @@ walk_dir(ctxwalk *w, int dirfd, const char *name, const struct stat *st, size_t 
     }
     r = walk_ctx(w, cfd, st, strlen(w->buf), item_off, pre, err);
     close(cfd);
-    if (r >= 0 && skip && w->c->nnodes == mark + 1)
-        copy_pop_node(w->c);
+    if (r >= 0 && skip && w->c->nnodes + w->nrecs == mark + 1) {
+        if (w->deferring)
+            w->nrecs--;
+        else
+            copy_pop_node(w->c);
+    }
     return r;
 }
 
@@ -460,17 +470,7 @@ plan_dirs(ctxwalk *w, int dirfd, const dirlist *dl, size_t len, size_t item_off,
     need_pool(w);
     if (!w->sp)
         return NULL;
-    /* The names the stat cache knows: the helper only lstats those. */
-    dirlist *known = cs_xcalloc(nsub, sizeof(*known));
-    for (size_t i = 0, k = 0; i < dl->n; i++) {
-        if (!act[i])
-            continue;
-        set_name(w, len, dl->names[i]);
-        cs_error *tmp = NULL;
-        if (copy_listing_known(w, &dl->sts[i], &known[k++], &tmp) < 0)
-            cs_store_warn_error(w->s, "listing record", &tmp);
-    }
-    w->buf[len] = '\0';
+    dirlist *known = copy_listings_known(w, dl, len, act, nsub); /* the helper only lstats */
     prefetch *f = copy_prefetch_begin(w->sp, dirfd, subs, known, nsub);
     free(known);
     return f;
@@ -696,12 +696,15 @@ ctx_dir_item(ctxwalk *w, const char *crel, const char *name, const struct stat *
     cs_autoclose int fd = open(w->buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, cs_sys_code(errno), errno, "open %s", *crel ? crel : ".");
-    size_t len = strlen(w->buf);
+    size_t len = strlen(w->buf), recs = w->nrecs;
+    w->deferring = w->sum && !w->incl; /* --parents reads the nodes: none deferred */
     int r = walk_ctx(w, fd, st, len, len + 1, NULL, err);
+    w->deferring = false;
     copy_end_item(c);
     if (r < 0)
         return r;
-    if (*crel && w->ig && cs_ignore_match(w->ig, crel, true) && c->items[c->nitems - 1].n == 1)
+    if (*crel && w->ig && cs_ignore_match(w->ig, crel, true) && c->items[c->nitems - 1].n == 1
+        && w->nrecs == recs)
         return 0;
     return 1;
 }

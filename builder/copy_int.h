@@ -6,6 +6,7 @@
  *                 as root, globbing, .dockerignore, the walk and the stat cache
  *   copy_stat.c   listings and lstat of the walk on two threads
  *   copy_list.c   the stat cache's listing records of the walk's directories
+ *   copy_defer.c  the summary walk's entries, nodes only when it misses
  *   copy_src.c    source arguments (--parents), sources in a tree (--from),
  *                 URLs, heredocs, and the cache key
  *   copy_layer.c  cs_copy_layer: the destination layer, ADD's archives
@@ -180,6 +181,19 @@ typedef struct ctxwalk {
         size_t len, n;
     } * dirs;
     size_t ndirs, capdirs;
+    /* The entries of a directory item's walk with a summary (copy_defer.c):
+     * made into nodes only when the summary does not answer. */
+    bool deferring;
+    struct rec {
+        uint32_t item, root; /* c->items index, w->roots index */
+        uint32_t path, link; /* offsets in text: item-relative path, symlink target */
+        uint32_t mode, nlink;
+        uint64_t dev, ino, size, rdev;
+        struct timespec mtim, ctim;
+    } * recs;
+    size_t nrecs, caprecs;
+    char *text;
+    size_t ntext, captext;
 } ctxwalk;
 
 /* Sources in a tree (COPY --from). */
@@ -212,6 +226,11 @@ int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error 
 /* copy_list.c: listing records. The names of the directory w->buf (lstat
  * st) from its record into dl (no lstat yet): 1, 0 when none matches, <0. */
 int copy_listing_known(ctxwalk *w, const struct stat *st, dirlist *dl, cs_error **err);
+/* Those of the subdirectories of w->buf (up to len) listed in dl with a
+ * nonzero act[i] (nsub of them, in order): known[k] has subdirectory k's
+ * names when its record matches. Caller frees the array. */
+dirlist *copy_listings_known(ctxwalk *w, const dirlist *dl, size_t len, const uint8_t *act,
+                             size_t nsub);
 /* The walk listed the directory w->buf (lstat st, not changed too
  * recently) as dl: its record is written with the summary. */
 void copy_listing_note(ctxwalk *w, const struct stat *st, const dirlist *dl);
@@ -219,6 +238,16 @@ void copy_listing_note(ctxwalk *w, const struct stat *st, const dirlist *dl);
  * summary is written too); none when there is neither. */
 int copy_listings_put(ctxwalk *w, cs_error **err);
 void copy_listings_release(ctxwalk *w);
+
+/* copy_defer.c: records the entry w->buf (name in dirfd, lstat st,
+ * item-relative path irel) of the walk of the last item (w->deferring); a
+ * socket is left out as a node would be. */
+int copy_defer_add(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const char *irel,
+                   cs_error **err);
+/* Makes the recorded entries nodes of their items (and their pending
+ * contents and link keys), in the walk's order. */
+void copy_defer_nodes(ctxwalk *w);
+void copy_defer_release(ctxwalk *w);
 
 /* copy_src.c */
 void copy_treesrc_release(treesrc *ts);

@@ -11,15 +11,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
-copy_listing_known(ctxwalk *w, const struct stat *st, dirlist *dl, cs_error **err)
+/* copy_listing_known for the directory path. */
+static int
+known_at(ctxwalk *w, const char *path, const struct stat *st, dirlist *dl, cs_error **err)
 {
     const char *names;
     size_t len, n;
-    int r = cs_statcache_dir_get(w->sc, w->buf, st, &names, &len, &n, err);
+    int r = cs_statcache_dir_get(w->sc, path, st, &names, &len, &n, err);
     if (r > 0)
         copy_dirlist_set(dl, names, len, n);
     return r;
+}
+
+int
+copy_listing_known(ctxwalk *w, const struct stat *st, dirlist *dl, cs_error **err)
+{
+    return known_at(w, w->buf, st, dl, err);
+}
+
+dirlist *
+copy_listings_known(ctxwalk *w, const dirlist *dl, size_t len, const uint8_t *act, size_t nsub)
+{
+    dirlist *known = cs_xcalloc(nsub ? nsub : 1, sizeof(*known));
+    const char *sep = len && w->buf[len - 1] == '/' ? "" : "/";
+    for (size_t i = 0, k = 0; i < dl->n && k < nsub; i++) {
+        if (!act[i])
+            continue;
+        cs_autofree char *path = cs_xasprintf("%.*s%s%s", (int) len, w->buf, sep, dl->names[i]);
+        cs_error *tmp = NULL; /* the walk looks it up again, and fails */
+        if (known_at(w, path, &dl->sts[i], &known[k++], &tmp) < 0)
+            cs_store_warn_error(w->s, "listing record", &tmp);
+    }
+    return known;
 }
 
 void
