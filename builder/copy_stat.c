@@ -15,7 +15,9 @@
  * them from the first one up (copy_prefetch_take), so both meet in the
  * middle. A stat job goes first (the walk waits for it). The walk's order
  * and what it sees do not change: a listing the helper could not make is
- * made again by the walk, which reports its error.
+ * made again by the walk, which reports its error. A subdirectory whose
+ * names the stat cache's listing record has (copy_list.c) comes with them:
+ * the helper (or the walk) only lstats those.
  */
 #include "copy_int.h"
 
