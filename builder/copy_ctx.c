@@ -135,10 +135,16 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
  * within the racy window keeps the summary unwritten, whatever its type: a
  * symlink replaced in the same timestamp tick may get the same inode, size
  * and times (a file's content is guarded by remember() as well). */
+static bool
+is_racy(const ctxwalk *w, const struct stat *st)
+{
+    return w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS;
+}
+
 static void
 sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
 {
-    if (w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS)
+    if (is_racy(w, st))
         w->untrusted = true;
     size_t n = strlen(rel);
     uint8_t b[9 * 8];
@@ -196,6 +202,8 @@ copy_ctx_release(ctxwalk *w)
     cs_sha256_free(w->sum);
     free(w->pend);
     cs_strv_release(&w->roots);
+    copy_listings_release(w);
+    copy_defer_release(w);
 }
 
 /* The directory of the context file w->buf, opened one component at a time
@@ -225,6 +233,7 @@ int
 copy_ctx_resolve(ctxwalk *w, cs_error **err)
 {
     int r = 0;
+    copy_defer_nodes(w);
     for (size_t i = 0; i < w->npend && r >= 0; i++) {
         const struct pending *p = &w->pend[i];
         struct stat st = { .st_dev = (dev_t) p->dev,
@@ -250,6 +259,8 @@ copy_ctx_resolve(ctxwalk *w, cs_error **err)
         if ((r = dfd) >= 0)
             r = file_content_now(w, dfd, copy_base_name(w->buf), &st, e, err);
     }
+    if (r >= 0)
+        r = copy_listings_put(w, err);
     return r < 0 ? r : 0;
 }
 
@@ -322,11 +333,15 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
 
 /* ---- the walk ---- */
 
-/* A node for the entry w->buf (item-relative path irel). */
+/* A node for the entry w->buf (item-relative path irel), or its record. */
 static int
 add_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const char *irel,
           cs_error **err)
 {
+    if (w->deferring) {
+        sum_entry(w, irel, st);
+        return copy_defer_add(w, dirfd, name, st, irel, err);
+    }
     cs_entry *e = copy_add_node(w->c);
     e->path = cs_xstrdup(irel);
     int r = ctx_entry(w, dirfd, name, st, e, err);
@@ -337,8 +352,8 @@ add_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const 
     return r;
 }
 
-static int walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre,
-                    cs_error **err);
+static int walk_ctx(ctxwalk *w, int dirfd, const struct stat *st, size_t len, size_t item_off,
+                    dirlist *pre, cs_error **err);
 
 /* A directory met by the walk: its node, then what is inside (listed ahead
  * by the helper: pre, taken). A skipped directory (skip) is kept only when
@@ -347,7 +362,7 @@ static int
 walk_dir(ctxwalk *w, int dirfd, const char *name, const struct stat *st, size_t item_off, bool skip,
          dirlist *pre, cs_error **err)
 {
-    size_t mark = w->c->nnodes;
+    size_t mark = w->c->nnodes + w->nrecs;
     int r = add_entry(w, dirfd, name, st, w->buf + item_off, err);
     int cfd = r < 0 ? -1 : openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (cfd < 0) {
@@ -355,10 +370,14 @@ walk_dir(ctxwalk *w, int dirfd, const char *name, const struct stat *st, size_t 
             copy_dirlist_free(pre);
         return r < 0 ? r : cs_err(err, cs_sys_code(errno), errno, "open %s", ctx_rel(w));
     }
-    r = walk_ctx(w, cfd, strlen(w->buf), item_off, pre, err);
+    r = walk_ctx(w, cfd, st, strlen(w->buf), item_off, pre, err);
     close(cfd);
-    if (r >= 0 && skip && w->c->nnodes == mark + 1)
-        copy_pop_node(w->c);
+    if (r >= 0 && skip && w->c->nnodes + w->nrecs == mark + 1) {
+        if (w->deferring)
+            w->nrecs--;
+        else
+            copy_pop_node(w->c);
+    }
     return r;
 }
 
@@ -409,11 +428,14 @@ need_pool(ctxwalk *w)
     w->sp_tried = true;
 }
 
-/* The listing of the directory open as dirfd (w->buf), made here. */
+/* The listing of the directory open as dirfd (w->buf, lstat st), made
+ * here: its names from dl (known), its listing record or the directory. */
 static int
-list_here(ctxwalk *w, int dirfd, dirlist *dl, cs_error **err)
+list_here(ctxwalk *w, int dirfd, const struct stat *st, dirlist *dl, cs_error **err)
 {
-    int r = copy_list_names(dirfd, w->buf, dl, err);
+    int r = dl->names ? 1 : copy_listing_known(w, st, dl, err);
+    if (r == 0)
+        r = copy_list_names(dirfd, w->buf, dl, err);
     if (r < 0)
         return r;
     if (dl->n >= 32)
@@ -446,21 +468,32 @@ plan_dirs(ctxwalk *w, int dirfd, const dirlist *dl, size_t len, size_t item_off,
     if (dl->n < PREFETCH_MIN || nsub < 2)
         return NULL;
     need_pool(w);
-    return copy_prefetch_begin(w->sp, dirfd, subs, nsub);
+    if (!w->sp)
+        return NULL;
+    dirlist *known = copy_listings_known(w, dl, len, act, nsub); /* the helper only lstats */
+    prefetch *f = copy_prefetch_begin(w->sp, dirfd, subs, known, nsub);
+    free(known);
+    return f;
 }
 
-/* Walks the directory open as dirfd, whose context path is in w->buf up to
- * len (w->buf[len] == '\0'); item-relative paths start at item_off. Its
- * listing is pre (taken) when the helper made it. */
+/* Walks the directory open as dirfd (lstat st), whose context path is in
+ * w->buf up to len (w->buf[len] == '\0'); item-relative paths start at
+ * item_off. Its listing is pre (taken) when the helper made it (or its
+ * names, when known). */
 static int
-walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre, cs_error **err)
+walk_ctx(ctxwalk *w, int dirfd, const struct stat *st, size_t len, size_t item_off, dirlist *pre,
+         cs_error **err)
 {
     dirlist dl = { 0 };
     int r = 0;
     if (pre)
         dl = *pre, *pre = (dirlist){ 0 };
-    else if ((r = list_here(w, dirfd, &dl, err)) < 0)
+    if (!dl.sts && (r = list_here(w, dirfd, st, &dl, err)) < 0) {
+        copy_dirlist_free(&dl);
         return r;
+    }
+    if (w->sum && dl.listed && !is_racy(w, st))
+        copy_listing_note(w, st, &dl);
     uint8_t *act = cs_xmalloc(dl.n ? dl.n : 1);
     char **subs = cs_xmalloc((dl.n ? dl.n : 1) * sizeof(char *));
     prefetch *f = plan_dirs(w, dirfd, &dl, len, item_off, act, subs);
@@ -474,7 +507,7 @@ walk_ctx(ctxwalk *w, int dirfd, size_t len, size_t item_off, dirlist *pre, cs_er
             dirlist sub = { 0 };
             bool got = copy_prefetch_take(f, k++, &sub);
             r = walk_dir(w, dirfd, dl.names[i], &dl.sts[i], item_off, act[i] == 2,
-                         got ? &sub : NULL, err);
+                         got || sub.names ? &sub : NULL, err);
         }
     }
     copy_prefetch_end(f);
@@ -663,12 +696,15 @@ ctx_dir_item(ctxwalk *w, const char *crel, const char *name, const struct stat *
     cs_autoclose int fd = open(w->buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return cs_err(err, cs_sys_code(errno), errno, "open %s", *crel ? crel : ".");
-    size_t len = strlen(w->buf);
-    int r = walk_ctx(w, fd, len, len + 1, NULL, err);
+    size_t len = strlen(w->buf), recs = w->nrecs;
+    w->deferring = w->sum && !w->incl; /* --parents reads the nodes: none deferred */
+    int r = walk_ctx(w, fd, st, len, len + 1, NULL, err);
+    w->deferring = false;
     copy_end_item(c);
     if (r < 0)
         return r;
-    if (*crel && w->ig && cs_ignore_match(w->ig, crel, true) && c->items[c->nitems - 1].n == 1)
+    if (*crel && w->ig && cs_ignore_match(w->ig, crel, true) && c->items[c->nitems - 1].n == 1
+        && w->nrecs == recs)
         return 0;
     return 1;
 }

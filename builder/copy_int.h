@@ -5,6 +5,8 @@
  *   copy_ctx.c    sources in the build context: resolution with the context
  *                 as root, globbing, .dockerignore, the walk and the stat cache
  *   copy_stat.c   listings and lstat of the walk on two threads
+ *   copy_list.c   the stat cache's listing records of the walk's directories
+ *   copy_defer.c  the summary walk's entries, nodes only when it misses
  *   copy_src.c    source arguments (--parents), sources in a tree (--from),
  *                 URLs, heredocs, and the cache key
  *   copy_layer.c  cs_copy_layer: the destination layer, ADD's archives
@@ -102,20 +104,27 @@ typedef struct dirlist {
     size_t n;
     struct stat *sts;
     int *errs;
+    bool listed; /* names read from the directory (not the stat cache's) */
 } dirlist;
 void copy_dirlist_free(dirlist *dl);
+/* dl's names (no lstat yet): a copy of n names, NUL-terminated one after
+ * the other in names[0..len) (a stat cache listing record's). */
+void copy_dirlist_set(dirlist *dl, const char *names, size_t len, size_t n);
 /* The names of the directory open as fd into dl->names/arena/n (read from
  * its start with getdents64, no allocation per name); what names it in
  * the error, as cs_dir_names does. */
 int copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err);
 /* The subdirectories names[0..n) of dirfd, which the walk enters in this
  * order, offered to p's helper to list ahead (from the last one down);
- * dirfd and names stay valid until copy_prefetch_end. NULL (nothing
- * offered) without p or with fewer than 2. */
+ * dirfd and names stay valid until copy_prefetch_end. known (NULL, or n of
+ * them: taken) has the names of those the stat cache knows, which the
+ * helper then only lstats. NULL (nothing offered) without p or with fewer
+ * than 2. */
 typedef struct prefetch prefetch;
-prefetch *copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n);
+prefetch *copy_prefetch_begin(statpool *p, int dirfd, char **names, dirlist *known, size_t n);
 /* Subdirectory k's listing (taken in increasing k): true with *dl filled
- * (the caller's to free), false when the caller lists it itself. */
+ * (the caller's to free), false when the caller lists it itself (*dl then
+ * has its known names, if any, without lstat: the caller's to free). */
 bool copy_prefetch_take(prefetch *f, size_t k, dirlist *dl);
 /* Waits for the helper's listings in f and frees what was not taken. */
 void copy_prefetch_end(prefetch *f);
@@ -163,6 +172,28 @@ typedef struct ctxwalk {
     } * pend;
     size_t npend, cappend;
     cs_strv roots;
+    /* Listings made by the walk for the stat cache's listing records,
+     * written with the summary (copy_ctx_resolve). */
+    struct dirput {
+        char *path;
+        struct stat st;
+        char *names; /* n names, each NUL-terminated, len bytes */
+        size_t len, n;
+    } * dirs;
+    size_t ndirs, capdirs;
+    /* The entries of a directory item's walk with a summary (copy_defer.c):
+     * made into nodes only when the summary does not answer. */
+    bool deferring;
+    struct rec {
+        uint32_t item, root; /* c->items index, w->roots index */
+        uint32_t path, link; /* offsets in text: item-relative path, symlink target */
+        uint32_t mode, nlink;
+        uint64_t dev, ino, size, rdev;
+        struct timespec mtim, ctim;
+    } * recs;
+    size_t nrecs, caprecs;
+    char *text;
+    size_t ntext, captext;
 } ctxwalk;
 
 /* Sources in a tree (COPY --from). */
@@ -191,6 +222,32 @@ int copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err);
 /* The item for one of them: 1 added, 0 none (ignored, or a wildcard's match
  * that vanished); a literal source that is missing is CS_ENOTFOUND. */
 int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err);
+
+/* copy_list.c: listing records. The names of the directory w->buf (lstat
+ * st) from its record into dl (no lstat yet): 1, 0 when none matches, <0. */
+int copy_listing_known(ctxwalk *w, const struct stat *st, dirlist *dl, cs_error **err);
+/* Those of the subdirectories of w->buf (up to len) listed in dl with a
+ * nonzero act[i] (nsub of them, in order): known[k] has subdirectory k's
+ * names when its record matches. Caller frees the array. */
+dirlist *copy_listings_known(ctxwalk *w, const dirlist *dl, size_t len, const uint8_t *act,
+                             size_t nsub);
+/* The walk listed the directory w->buf (lstat st, not changed too
+ * recently) as dl: its record is written with the summary. */
+void copy_listing_note(ctxwalk *w, const struct stat *st, const dirlist *dl);
+/* Writes the noted records in the ingest the walk has (or begins, when the
+ * summary is written too); none when there is neither. */
+int copy_listings_put(ctxwalk *w, cs_error **err);
+void copy_listings_release(ctxwalk *w);
+
+/* copy_defer.c: records the entry w->buf (name in dirfd, lstat st,
+ * item-relative path irel) of the walk of the last item (w->deferring); a
+ * socket is left out as a node would be. */
+int copy_defer_add(ctxwalk *w, int dirfd, const char *name, const struct stat *st, const char *irel,
+                   cs_error **err);
+/* Makes the recorded entries nodes of their items (and their pending
+ * contents and link keys), in the walk's order. */
+void copy_defer_nodes(ctxwalk *w);
+void copy_defer_release(ctxwalk *w);
 
 /* copy_src.c */
 void copy_treesrc_release(treesrc *ts);

@@ -15,7 +15,9 @@
  * them from the first one up (copy_prefetch_take), so both meet in the
  * middle. A stat job goes first (the walk waits for it). The walk's order
  * and what it sees do not change: a listing the helper could not make is
- * made again by the walk, which reports its error.
+ * made again by the walk, which reports its error. A subdirectory whose
+ * names the stat cache's listing record has (copy_list.c) comes with them:
+ * the helper (or the walk) only lstats those.
  */
 #include "copy_int.h"
 
@@ -113,6 +115,17 @@ cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+/* dl's names: the n names one after the other in a (taken). */
+static void
+set_names(dirlist *dl, char *a, size_t n)
+{
+    dl->arena = a;
+    dl->n = n;
+    dl->names = cs_xmalloc((n ? n : 1) * sizeof(char *));
+    for (size_t i = 0, off = 0; i < n; off += strlen(a + off) + 1)
+        dl->names[i++] = a + off;
+}
+
 /* The names of the directory open as fd (but "." and ".."), sorted by
  * strcmp as cs_dir_names sorts them: read with getdents64 into one block
  * (no allocation per name). 0, or an errno. */
@@ -150,13 +163,19 @@ read_names(int fd, dirlist *dl)
             n++;
         }
     }
-    dl->arena = a;
-    dl->n = n;
-    dl->names = cs_xmalloc((n ? n : 1) * sizeof(char *));
-    for (size_t i = 0, off = 0; i < n; off += strlen(a + off) + 1)
-        dl->names[i++] = a + off;
+    set_names(dl, a, n);
     qsort(dl->names, n, sizeof(char *), cmp_name);
+    dl->listed = true;
     return 0;
+}
+
+void
+copy_dirlist_set(dirlist *dl, const char *names, size_t len, size_t n)
+{
+    char *a = cs_xmalloc(len ? len : 1);
+    memcpy(a, names, len);
+    set_names(dl, a, n);
+    dl->listed = false;
 }
 
 int
@@ -168,15 +187,16 @@ copy_list_names(int fd, const char *what, dirlist *dl, cs_error **err)
     return 0;
 }
 
-/* The helper's listing of name in dirfd; false when it could not make it
- * (the walk makes it again and reports why). */
+/* The helper's listing of name in dirfd (its names already in dl when the
+ * stat cache had them); false when it could not make it (the walk makes it
+ * again and reports why). */
 static bool
 list_dir(int dirfd, const char *name, dirlist *dl)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return false;
-    if (read_names(fd, dl)) {
+    if (!dl->names && read_names(fd, dl)) {
         close(fd);
         return false;
     }
@@ -194,9 +214,11 @@ prefetch_one(statpool *p, prefetch *f)
     size_t k = --f->hi;
     f->slots[k].state = S_HELPER;
     f->inflight++;
+    dirlist dl = f->slots[k].dl; /* the names, when known */
     pthread_mutex_unlock(&p->mu);
-    dirlist dl = { 0 };
     bool ok = list_dir(f->dirfd, f->names[k], &dl);
+    if (!ok)
+        copy_dirlist_free(&dl);
     pthread_mutex_lock(&p->mu);
     f->slots[k].dl = dl;
     f->slots[k].state = ok ? S_DONE : S_FAILED;
@@ -319,7 +341,7 @@ copy_dirlist_free(dirlist *dl)
 }
 
 prefetch *
-copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n)
+copy_prefetch_begin(statpool *p, int dirfd, char **names, dirlist *known, size_t n)
 {
     if (!p || n < 2)
         return NULL;
@@ -329,6 +351,8 @@ copy_prefetch_begin(statpool *p, int dirfd, char **names, size_t n)
     f->names = names;
     f->n = f->hi = n;
     f->slots = cs_xcalloc(n, sizeof(*f->slots));
+    for (size_t i = 0; known && i < n; i++)
+        f->slots[i].dl = known[i], known[i] = (dirlist){ 0 };
     pthread_mutex_lock(&p->mu);
     f->outer = p->top;
     p->top = f;
@@ -348,6 +372,8 @@ copy_prefetch_take(prefetch *f, size_t k, dirlist *dl)
         for (size_t i = f->lo; i <= k; i++)
             f->slots[i].state = S_CALLER;
         f->lo = k + 1;
+        *dl = f->slots[k].dl; /* its names, when known */
+        f->slots[k].dl = (dirlist){ 0 };
         pthread_mutex_unlock(&p->mu);
         return false;
     }
@@ -375,9 +401,8 @@ copy_prefetch_end(prefetch *f)
         pthread_cond_wait(&p->idle_cv, &p->mu);
     p->top = f->outer; /* the innermost: those inside it ended first */
     pthread_mutex_unlock(&p->mu);
-    for (size_t i = 0; i < f->n; i++)
-        if (f->slots[i].state == S_DONE)
-            copy_dirlist_free(&f->slots[i].dl);
+    for (size_t i = 0; i < f->n; i++) /* listed, or names known, and not taken */
+        copy_dirlist_free(&f->slots[i].dl);
     free(f->slots);
     free(f);
 }

@@ -88,22 +88,36 @@ cs_statcache_has_content(cs_statcache *sc, const cs_digest *d, cs_error **err)
     return r < 0 ? r : 1;
 }
 
-int
-cs_statcache_get(cs_statcache *sc, const char *path, const struct stat *st, cs_digest *content,
-                 cs_error **err)
+static void dir_key(const char *path, uint8_t *key, size_t *klen);
+
+/* The file (or, with dir, listing) record of path whose value starts with
+ * st's fields: 1 (*v set), 0 when there is none or it has another stat, <0. */
+static int
+sc_lookup(cs_statcache *sc, const char *path, bool dir, const struct stat *st, MDB_val *v,
+          cs_error **err)
 {
-    uint8_t key[CS_STATCACHE_MAXPATH + 1], want[CS_STATCACHE_VLEN];
+    uint8_t key[CS_STATCACHE_MAXPATH + 2], want[CS_STATCACHE_VLEN];
     size_t klen;
+    (dir ? dir_key : sc_key)(path, key, &klen);
     cs_digest zero = { 0 };
-    sc_key(path, key, &klen);
     sc_value(st, &zero, want);
-    MDB_val v;
-    int r = cs_db_get(sc->db, sc->txn, CS_T_STATCACHE, key, klen, &v, err);
+    int r = cs_db_get(sc->db, sc->txn, CS_T_STATCACHE, key, klen, v, err);
     if (r == -CS_ENOTFOUND)
         return 0;
     if (r < 0)
         return r;
-    if (v.mv_size != CS_STATCACHE_VLEN || memcmp(v.mv_data, want, SC_STATLEN) != 0)
+    return v->mv_size >= SC_STATLEN && memcmp(v->mv_data, want, SC_STATLEN) == 0;
+}
+
+int
+cs_statcache_get(cs_statcache *sc, const char *path, const struct stat *st, cs_digest *content,
+                 cs_error **err)
+{
+    MDB_val v;
+    int r = sc_lookup(sc, path, false, st, &v, err);
+    if (r <= 0)
+        return r;
+    if (v.mv_size != CS_STATCACHE_VLEN)
         return 0;
     memcpy(content->b, (const uint8_t *) v.mv_data + SC_STATLEN, 32);
     if (st->st_size == 0)
@@ -164,6 +178,62 @@ cs_statcache_summary_put(cs_store *s, cs_ingest *ing, const cs_digest *sel, cons
     memcpy(val + 32, result->b, 32);
     int r = cs_db_put(cs_store_db(s), cs_ingest_txn(ing), CS_T_STATCACHE, key, sizeof(key), val,
                       sizeof(val), 0, err);
+    return r < 0 ? r : 0;
+}
+
+/* ---- listing records ---- */
+
+/* 0x02 | sc_key(path) */
+static void
+dir_key(const char *path, uint8_t *key, size_t *klen)
+{
+    key[0] = 2;
+    sc_key(path, key + 1, klen);
+    (*klen)++;
+}
+
+int
+cs_statcache_dir_get(cs_statcache *sc, const char *path, const struct stat *st, const char **names,
+                     size_t *len, size_t *n, cs_error **err)
+{
+    MDB_val v;
+    int r = sc_lookup(sc, path, true, st, &v, err);
+    if (r <= 0)
+        return r;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < SC_STATLEN + 4)
+        return 0;
+    size_t cnt = cs_be32_get(p + SC_STATLEN), off = SC_STATLEN + 4;
+    for (size_t i = 0; i < cnt; i++) { /* n non-empty names, each terminated */
+        const uint8_t *end = off < v.mv_size ? memchr(p + off, 0, v.mv_size - off) : NULL;
+        if (!end || end == p + off)
+            return 0;
+        off = (size_t) (end - p) + 1;
+    }
+    if (v.mv_size - off > 1 || (v.mv_size > off && p[off]))
+        return 0;
+    *names = (const char *) p + SC_STATLEN + 4;
+    *len = off - (SC_STATLEN + 4);
+    *n = cnt;
+    return 1;
+}
+
+int
+cs_statcache_dir_put(cs_store *s, cs_ingest *ing, const char *path, const struct stat *st,
+                     const char *names, size_t len, size_t n, cs_error **err)
+{
+    uint8_t key[CS_STATCACHE_MAXPATH + 2];
+    size_t klen, vlen = SC_STATLEN + 4 + len;
+    dir_key(path, key, &klen);
+    if (vlen == CS_STATCACHE_VLEN || vlen == CS_STATCACHE_SUMLEN)
+        vlen++; /* never read as a file record or a summary */
+    cs_autofree uint8_t *val = cs_xcalloc(1, vlen > CS_STATCACHE_VLEN ? vlen : CS_STATCACHE_VLEN);
+    cs_digest zero = { 0 };
+    sc_value(st, &zero, val);
+    cs_be32_put(val + SC_STATLEN, (uint32_t) n);
+    memcpy(val + SC_STATLEN + 4, names, len);
+    int r =
+        cs_db_put(cs_store_db(s), cs_ingest_txn(ing), CS_T_STATCACHE, key, klen, val, vlen, 0, err);
     return r < 0 ? r : 0;
 }
 

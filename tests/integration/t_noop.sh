@@ -3,7 +3,9 @@
 # context with one lookup, and a rebuild with nothing changed writes nothing (a touch is no change:
 # BuildKit keys COPY by content and metadata without mtime); but no change is
 # ever missed: a same-size rewrite with the mtime put back, chmod, rename, a file added or
-# removed, a retargeted symlink, a .dockerignore change. Each rebuild's root filesystem is
+# removed, a retargeted symlink, a .dockerignore change, and each of those in a directory whose
+# mtime is put back (its listing record, which spares a no-op rebuild every listing, no longer
+# answers: the ctime changed). Each rebuild's root filesystem is
 # compared with the context. And a COPY whose step misses the cache while the summary answers
 # (an earlier instruction changed) makes the layer from the context as it is.
 . "$(dirname "$0")/lib.sh"
@@ -62,6 +64,9 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
     strace -f -qq -e trace=fdatasync,fsync,msync -o "$T/trace" "$CSTORE" --root "$ROOT" build -q "$ctx" >"$T/noop.id"
 check_eq "a no-op rebuild gives the same image" "$(cat "$T/noop.id")" "$(id_of 2)"
 check "a no-op rebuild syncs nothing (no write transaction)" bash -c '! grep -qE "(fdatasync|fsync|msync)\(" "$1"' _ "$T/trace"
+strace -f -y -qq -e trace=getdents64 -o "$T/trace.dirs" "$CSTORE" --root "$ROOT" build -q "$ctx" >"$T/noop.id"
+check_eq "a no-op rebuild with the directories' listing records: the same image" "$(cat "$T/noop.id")" "$(id_of 2)"
+check "a no-op rebuild lists no directory (their listing records answer)" bash -c '! grep -qF "<$2" "$1"' _ "$T/trace.dirs" "$(realpath "$ctx")"
 
 touch -d @1600000100 "$ctx/d1/f5"
 build_ok "touch"
@@ -79,6 +84,16 @@ touch -d @1600000000 "$ctx/d0/sub/new"
 changed "a file added"
 rm "$ctx/d2/sub/g4"
 changed "a file removed"
+# A directory's listing record answers only while its stat matches: ctime is never put back.
+echo added >"$ctx/d1/sub/added"
+touch -d @1600000000 "$ctx/d1/sub/added" "$ctx/d1/sub"
+changed "a file added, its directory's mtime put back"
+mv "$ctx/d1/sub/g1" "$ctx/d1/sub/g1.renamed"
+touch -d @1600000000 "$ctx/d1/sub"
+changed "a rename, its directory's mtime put back"
+rm "$ctx/d1/f9"
+touch -d @1600000000 "$ctx/d1"
+changed "a file removed, its directory's mtime put back"
 rm "$ctx/d0/link" && ln -s f2 "$ctx/d0/link"
 changed "a symlink retargeted"
 printf 'skip\n.dockerignore\nd3/only.txt\n' >"$ctx/.dockerignore"

@@ -73,4 +73,22 @@ check "after a change: the helper's rebuild writes (what nosync looks for is see
 check_cmp "after a change: another image" "$(id_of walk:changed)" != "$want"
 check "after a change: one thread builds" serial cs build --progress quiet --no-cache -t walk:changed1 "$ctx"
 check_eq "after a change: both walks give the same image" "$(id_of walk:changed1)" "$(id_of walk:changed)"
+
+# Listing records (written with the summaries above) spare the no-op rebuild every listing, on
+# both walks; a file added in directories the helper and the walk enter, their mtimes put back,
+# is seen by both alike (the records no longer match).
+sleep 0.2
+check "the rebuild writing the summary after the change" cs build --progress quiet "$ctx"
+strace -f -y -qq -e trace=getdents64 -o "$T/trace.dirs" "$CSTORE" --root "$ROOT" build -q "$ctx" >/dev/null
+check "a no-op rebuild with the helper lists no directory" bash -c '! grep -qF "<$2" "$1"' _ "$T/trace.dirs" "$(realpath "$ctx")"
+CSTORE_TEST_WALK_SERIAL=1 strace -f -y -qq -e trace=getdents64 -o "$T/trace.dirs" "$CSTORE" --root "$ROOT" build -q "$ctx" >/dev/null
+check "a no-op rebuild on one thread lists no directory" bash -c '! grep -qF "<$2" "$1"' _ "$T/trace.dirs" "$(realpath "$ctx")"
+for d in a00 a39/b4 a39/b0; do
+    echo added >"$ctx/$d/added"
+    touch -d @1600000000 "$ctx/$d/added" "$ctx/$d"
+done
+check "added, mtimes put back: the helper's rebuild" cs build --progress quiet -t walk:added -o "type=local,dest=$T/out2" "$ctx"
+check "that rebuild has the added files" test -f "$T/out2/app/a00/added" -a -f "$T/out2/app/a39/b4/added" -a -f "$T/out2/app/a39/b0/added"
+check "added, mtimes put back: one thread builds" serial cs build --progress quiet --no-cache -t walk:added1 "$ctx"
+check_eq "added, mtimes put back: both walks give the same image" "$(id_of walk:added1)" "$(id_of walk:added)"
 finish

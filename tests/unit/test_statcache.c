@@ -341,6 +341,161 @@ a_summary_is_no_stat_cache_record_and_gc_drops_it(void **state)
     assert_int_equal(get_summary(f, &sel, &st1, &got), 0);
 }
 
+/* ---- listing records ---- */
+
+static void
+put_listing(fx *f, const char *path, const struct stat *st, const char *names, size_t len, size_t n)
+{
+    cs_ingest *ing = NULL;
+    assert_int_equal(cs_ingest_begin(f->sb.s, &ing, &f->sb.err), 0);
+    assert_int_equal(cs_statcache_dir_put(f->sb.s, ing, path, st, names, len, n, &f->sb.err), 0);
+    assert_int_equal(cs_ingest_commit(ing, &f->sb.err), 0);
+    cs_ingest_free(ing);
+}
+
+/* cs_statcache_dir_get through a read view; on a hit, the names are
+ * compared with want (wlen bytes, wn names). */
+static int
+get_listing(fx *f, const char *path, const struct stat *st, const char *want, size_t wlen,
+            size_t wn)
+{
+    cs_statcache *sc = NULL;
+    assert_int_equal(cs_statcache_open(f->sb.s, NULL, &sc, &f->sb.err), 0);
+    const char *names = NULL;
+    size_t len = 0, n = 0;
+    int r = cs_statcache_dir_get(sc, path, st, &names, &len, &n, &f->sb.err);
+    if (r == 1) {
+        assert_int_equal(len, wlen);
+        assert_int_equal(n, wn);
+        assert_memory_equal(names, want, wlen);
+    }
+    cs_statcache_close(sc);
+    return r;
+}
+
+static void
+a_listing_record_answers_only_its_directorys_stat(void **state)
+{
+    fx *f = *state;
+    struct stat st;
+    assert_int_equal(lstat(f->sb.work, &st), 0);
+    static const char names[] = "a\0bb\0c.txt";
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 3), 0);
+    put_listing(f, f->sb.work, &st, names, sizeof(names), 3);
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 3), 1);
+    struct stat ch = st; /* a ctime alone (no touch puts it back) */
+    ch.st_ctim.tv_nsec ^= 1;
+    assert_int_equal(get_listing(f, f->sb.work, &ch, names, sizeof(names), 3), 0);
+    ch = st;
+    ch.st_mtim.tv_sec++;
+    assert_int_equal(get_listing(f, f->sb.work, &ch, names, sizeof(names), 3), 0);
+    ch = st;
+    ch.st_ino++;
+    assert_int_equal(get_listing(f, f->sb.work, &ch, names, sizeof(names), 3), 0);
+    assert_int_equal(get_listing(f, f->file, &st, names, sizeof(names), 3), 0); /* another path */
+    cs_digest d; /* no file record of the same path */
+    assert_int_equal(lookup(f, f->sb.work, &st, &d), 0);
+    /* An empty directory, and a path too long for a key (hashed). */
+    char path[CS_STATCACHE_MAXPATH + 64];
+    memset(path, 'p', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    put_listing(f, path, &st, "", 0, 0);
+    assert_int_equal(get_listing(f, path, &st, "", 0, 0), 1);
+}
+
+static void
+a_listing_record_is_no_file_record_or_summary_and_gc_drops_it(void **state)
+{
+    fx *f = *state;
+    struct stat st;
+    assert_int_equal(lstat(f->sb.work, &st), 0);
+    /* names of 28 and 16 bytes: values the length of a file record and a summary, but padded */
+    static const char n76[] = "abcdefghijklm\0nopqrstuvwxyz";
+    static const char n64[] = "abcdefg\0hijklmn";
+    char p76[256], p64[256];
+    snprintf(p76, sizeof(p76), "%s/d76", f->sb.work);
+    snprintf(p64, sizeof(p64), "%s/d64", f->sb.work);
+    put_listing(f, p76, &st, n76, sizeof(n76), 2);
+    put_listing(f, p64, &st, n64, sizeof(n64), 2);
+    assert_int_equal(get_listing(f, p76, &st, n76, sizeof(n76), 2), 1);
+    assert_int_equal(get_listing(f, p64, &st, n64, sizeof(n64), 2), 1);
+    MDB_txn *txn = begin(f, MDB_RDONLY);
+    uint8_t key[256] = { 2 };
+    memcpy(key + 1, p76, strlen(p76));
+    MDB_val v;
+    assert_int_equal(
+        cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(p76) + 1, &v, &f->sb.err),
+        0);
+    assert_int_equal(v.mv_size, CS_STATCACHE_VLEN + 1);
+    cs_digest d;
+    assert_false(cs_statcache_record_content(v.mv_data, v.mv_size, &d));
+    memcpy(key + 1, p64, strlen(p64));
+    assert_int_equal(
+        cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(p64) + 1, &v, &f->sb.err),
+        0);
+    assert_int_equal(v.mv_size, CS_STATCACHE_SUMLEN + 1);
+    mdb_txn_abort(txn);
+    int n = 0;
+    assert_int_equal(cs_fsck(f->sb.s, count_problem, &n, &f->sb.err), 0);
+    assert_int_equal(n, 0);
+    cs_gc_stats gs;
+    run_gc(f, &gs);
+    assert_int_equal(gs.statcache, 2);
+    assert_int_equal(get_listing(f, p76, &st, n76, sizeof(n76), 2), 0);
+}
+
+/* Writes value v (len bytes) as the listing record of path. */
+static void
+put_raw_listing(fx *f, const char *path, const void *v, size_t len)
+{
+    uint8_t key[256] = { 2 };
+    memcpy(key + 1, path, strlen(path));
+    MDB_txn *txn = begin(f, 0);
+    assert_true(cs_db_put(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(path) + 1, v, len,
+                          0, &f->sb.err)
+                >= 0);
+    assert_int_equal(cs_db_commit(txn, &f->sb.err), 0);
+}
+
+static void
+a_garbled_listing_record_is_refused(void **state)
+{
+    fx *f = *state;
+    struct stat st;
+    assert_int_equal(lstat(f->sb.work, &st), 0);
+    static const char names[] = "a\0b";
+    put_listing(f, f->sb.work, &st, names, sizeof(names), 2);
+    MDB_txn *txn = begin(f, MDB_RDONLY);
+    uint8_t key[256] = { 2 }, good[128];
+    memcpy(key + 1, f->sb.work, strlen(f->sb.work));
+    MDB_val v;
+    assert_int_equal(cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key,
+                               strlen(f->sb.work) + 1, &v, &f->sb.err),
+                     0);
+    size_t len = v.mv_size;
+    assert_true(len <= sizeof(good));
+    memcpy(good, v.mv_data, len);
+    mdb_txn_abort(txn);
+    uint8_t bad[128];
+    memcpy(bad, good, len);
+    bad[len - 1] = 'x'; /* the last name unterminated */
+    put_raw_listing(f, f->sb.work, bad, len);
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 2), 0);
+    memcpy(bad, good, len);
+    bad[len - 5] = 3; /* more names than there are */
+    put_raw_listing(f, f->sb.work, bad, len);
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 2), 0);
+    memcpy(bad, good, len);
+    bad[len] = 'z', bad[len + 1] = '\0'; /* bytes after the names */
+    put_raw_listing(f, f->sb.work, bad, len + 2);
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 2), 0);
+    put_raw_listing(f, f->sb.work, good, 40); /* cut inside the stat */
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 2), 0);
+    put_raw_listing(f, f->sb.work, good, len); /* and the good one answers again */
+    assert_int_equal(get_listing(f, f->sb.work, &st, names, sizeof(names), 2), 1);
+}
+
 int
 main(void)
 {
@@ -358,6 +513,9 @@ main(void)
         T(gc_reads_the_content_a_record_names),
         T(a_summary_answers_only_its_own_state),
         T(a_summary_is_no_stat_cache_record_and_gc_drops_it),
+        T(a_listing_record_answers_only_its_directorys_stat),
+        T(a_listing_record_is_no_file_record_or_summary_and_gc_drops_it),
+        T(a_garbled_listing_record_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

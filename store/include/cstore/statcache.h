@@ -30,6 +30,22 @@
  * every summary at its next run (nothing needs one; the next build writes it
  * again), fsck skips them.
  *
+ * Listing records (one per directory of a context a walk listed):
+ *   key   = 0x02 | the directory's absolute path (at most
+ *           CS_STATCACHE_MAXPATH bytes), else 0x02 0x00 | sha256(path)
+ *   value = dev u64 | ino u64 | size u64 | mtime_ns u64 | ctime_ns u64 |
+ *           mode u32 (its lstat) | n u32 | n names, each NUL-terminated,
+ *           in the order the caller keeps them | one 0 byte when the length
+ *           would otherwise be CS_STATCACHE_VLEN or CS_STATCACHE_SUMLEN.
+ * Adding, removing or renaming an entry changes a directory's mtime and
+ * ctime (and no touch puts a ctime back), so a directory whose lstat
+ * matches still has the names it had: a rebuild reads its names from here
+ * instead of listing it (each listing of a large ext4 directory builds and
+ * frees a hash tree in the kernel: a fifth of a 10,000-file no-op). Like a
+ * file record, one is written only for a directory not changed within the
+ * timestamp granularity. gc drops them with the summaries (never the
+ * length of a file record), fsck skips them.
+ *
  * Thread rules: a cs_statcache belongs to one thread (the one that drives
  * the ingest it reads through, when given one).
  */
@@ -85,6 +101,21 @@ int cs_statcache_summary_get(cs_statcache *sc, const cs_digest *sel, const cs_di
  * trusts (see cs_statcache_put). 0 or a negative code (CS_EFULL). */
 int cs_statcache_summary_put(cs_store *s, cs_ingest *ing, const cs_digest *sel,
                              const cs_digest *state, const cs_digest *result, cs_error **err);
+
+/* The listing record of the directory path (absolute) with lstat st: 1
+ * when it matches st, *names then points at its n names (NUL-terminated
+ * one after the other, len bytes in all) inside the view's transaction:
+ * valid until the next write in it or its end (copy them). 0 when there
+ * is none, it has another stat or is garbled; <0 with *err when the table
+ * cannot be read. */
+int cs_statcache_dir_get(cs_statcache *sc, const char *path, const struct stat *st,
+                         const char **names, size_t *len, size_t *n, cs_error **err);
+/* Writes (or overwrites) the listing record of path: its n names, NUL-
+ * terminated one after the other in names[0..len), as listed after st was
+ * taken. The caller vouches that st is not within the timestamp
+ * granularity of now. 0 or a negative code (CS_EFULL). */
+int cs_statcache_dir_put(cs_store *s, cs_ingest *ing, const char *path, const struct stat *st,
+                         const char *names, size_t len, size_t n, cs_error **err);
 
 /* 1 when content d is stored as the view sees it, 0 when not, <0 on error.
  * For sources that are no context files (heredocs) but are ingested only
