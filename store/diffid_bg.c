@@ -171,6 +171,15 @@ diffid_bg_take(cs_diffid_bg *bg, const cs_digest *tree, cs_layer_blob *lb, bool 
 }
 
 void
+cs_diffid_bg_settle(cs_diffid_bg *bg)
+{
+    pthread_mutex_lock(&bg->mu);
+    while (bg->next < bg->n || (bg->n && bg->jobs[bg->next - 1].state == J_RUNNING))
+        pthread_cond_wait(&bg->cv, &bg->mu);
+    pthread_mutex_unlock(&bg->mu);
+}
+
+void
 cs_diffid_bg_free(cs_diffid_bg *bg)
 {
     if (!bg)

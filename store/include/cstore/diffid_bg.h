@@ -28,6 +28,8 @@ typedef struct cs_diffid_bg cs_diffid_bg;
 int cs_diffid_bg_start(cs_store *s, cs_diffid_bg **out, cs_error **err);
 /* Queues tree's diff id unless it is queued already. */
 void cs_diffid_bg_add(cs_diffid_bg *bg, const cs_digest *tree);
+/* Waits until the thread is done with every tree queued so far. */
+void cs_diffid_bg_settle(cs_diffid_bg *bg);
 /* Stops and joins the thread, drops the results (NULL is fine). */
 void cs_diffid_bg_free(cs_diffid_bg *bg);
 
