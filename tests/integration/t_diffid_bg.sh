@@ -66,7 +66,7 @@ RUN sleep 30; echo cstoredbgterm
 EOF2
 "$CSTORE" --root "$ROOT" build --progress plain -f "$ctx/Dockerfile.term" "$ctx" >"$T/term.log" 2>&1 &
 bpid=$!
-for i in $(seq 600); do
+for _ in $(seq 600); do
     pgrep -f -- "sleep 30; echo cstoredbgterm" >/dev/null && break
     sleep 0.05
 done
