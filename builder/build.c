@@ -229,8 +229,33 @@ build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err)
 }
 
 void
+build_diffs_start(build *b)
+{
+    build_lock(b);
+    if (!b->diffs) {
+        cs_error *tmp = NULL;
+        if (cs_diffid_bg_start(b->s, &b->diffs, &tmp) < 0) /* then the commit does it */
+            cs_store_warn_error(b->s, "build", &tmp);
+    }
+    build_unlock(b);
+}
+
+void
+build_diffs_add(build *b, size_t idx, const cs_digest *layers, size_t n)
+{
+    if (idx != b->target)
+        return;
+    build_lock(b);
+    cs_diffid_bg *bg = b->diffs;
+    build_unlock(b);
+    for (size_t i = 0; bg && i < n; i++)
+        cs_diffid_bg_add(bg, &layers[i]);
+}
+
+void
 build_release(build *b)
 {
+    cs_diffid_bg_free(b->diffs); /* stops a tar being hashed: nothing to undo */
     for (size_t i = 0; i < b->nst; i++)
         stage_release(&b->st[i]);
     cs_free_all(b->st, b->hits, b->created, b->df_path, b->res.keys, b->res.images);
@@ -282,8 +307,8 @@ final_config(build *b, bstage *st, char **out, cs_diff_pending *pend, cs_error *
     size_t own = st->nlayers - st->ninherited;
     int r = cs_rcache_fetch_layer_blobs(b->s, st->layers + st->ninherited, own, err);
     if (r >= 0)
-        r = cs_layer_diff_ids_pending(b->db, st->layers + st->ninherited, own, ids + st->ninherited,
-                                      pend, err);
+        r = cs_layer_diff_ids_pending_bg(b->db, b->diffs, st->layers + st->ninherited, own,
+                                         ids + st->ninherited, pend, err);
     if (r < 0)
         return r;
     json_t *a = json_array();

@@ -80,6 +80,9 @@ typedef struct build {
     pthread_cond_t cv;
     bool locks;        /* the mutexes are initialized */
     cs_cancel *cancel; /* the build's own flag while stages run */
+    /* The target's new layers' diff ids, worked out in the background from
+     * the first cache miss on (NULL before; set under mu). */
+    struct cs_diffid_bg *diffs;
 } build;
 
 /* ---- build.c ---- */
@@ -89,6 +92,11 @@ int build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err);
 void build_release(build *b);
 int build_stage(build *b, size_t idx, cs_error **err);
 int line_err(build *b, const cs_df_instr *in, cs_error **err);
+/* A cache miss: starts b->diffs (libarchive loads there) unless started. */
+void build_diffs_start(build *b);
+/* layers[0..n) of stage idx: queued for their diff ids when idx is the
+ * target and b->diffs runs. */
+void build_diffs_add(build *b, size_t idx, const cs_digest *layers, size_t n);
 
 /* ---- build_plan.c ---- */
 /* Index of the stage a --from / FROM name refers to among stages before

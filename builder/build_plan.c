@@ -149,10 +149,10 @@ int
 cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err)
 {
     build_note(b, &b->res.keys, &b->res.nkeys, key);
-    if (b->o->no_cache)
-        return 0;
     cs_error *tmp = NULL;
-    int r = cs_cache_get(b->db, NULL, key, e, &tmp);
+    int r = b->o->no_cache ? -CS_ENOTFOUND : cs_cache_get(b->db, NULL, key, e, &tmp);
+    if (r == -CS_ENOTFOUND || r == -CS_ECORRUPT) /* a miss: a layer will be written */
+        build_diffs_start(b);
     if (r == -CS_ENOTFOUND) {
         cs_error_clear(&tmp);
         return 0;

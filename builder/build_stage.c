@@ -66,6 +66,7 @@ int
 stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err)
 {
     stage_add_layer(st, tree);
+    build_diffs_add(b, (size_t) (st - b->st), tree, 1);
     if (!st->merged)
         return 0;
     __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = NULL;
@@ -387,6 +388,7 @@ from_base(build *b, size_t idx, const char *base, json_t **onbuild, cs_error **e
         if ((r = stage_await(b, (size_t) ref, err)) < 0)
             return line_err(b, st->st->from, err);
         from_stage(st, &b->st[ref], h, onbuild);
+        build_diffs_add(b, idx, st->layers + st->ninherited, st->nlayers - st->ninherited);
     } else if (!strcmp(base, "scratch")) {
         st->cfg = scratch_config();
         hash_str(h, "scratch");

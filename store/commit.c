@@ -3,19 +3,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "commit_int.h"
 #include "cstore/export.h"
 #include "cstore/rcache.h"
 
 typedef struct hash_sink {
     cs_sha256_ctx *sha;
     uint64_t n;
+    const atomic_bool *stop;
 } hash_sink;
 
 static int
 hash_write(void *ctx, const void *p, size_t n, cs_error **err)
 {
-    (void) err;
     hash_sink *h = ctx;
+    if (h->stop && atomic_load(h->stop))
+        return cs_err(err, CS_ECANCELED, 0, "diff id: stopped");
     cs_sha256_update(h->sha, p, n);
     h->n += n;
     return 0;
@@ -24,9 +27,9 @@ hash_write(void *ctx, const void *p, size_t n, cs_error **err)
 /* A layer cstore made: the tar it exports as is hashed once, then its
  * digests are kept in layer_blobs like an exported layer's. *fresh: lb was
  * computed here, not found (the caller records it). */
-static int
-diff_id_of(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_layer_blob *lb, bool *fresh,
-           cs_error **err)
+int
+commit_diff_id_of(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_layer_blob *lb, bool *fresh,
+                  const atomic_bool *stop, cs_error **err)
 {
     *fresh = false;
     int r = cs_layer_blob_get(db, txn, tree, CS_COMP_NONE, lb, err);
@@ -36,7 +39,7 @@ diff_id_of(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_layer_blob *lb, bo
     __attribute__((cleanup(cs_tree_freep))) cs_tree *t = NULL;
     if ((r = cs_tree_get(db, txn, tree, &t, err)) < 0)
         return r;
-    hash_sink hs = { cs_sha256_new(), 0 };
+    hash_sink hs = { cs_sha256_new(), 0, stop };
     r = cs_tree_write_tar(db, txn, t, hash_write, &hs, err);
     if (r == 0) {
         cs_sha256_final(hs.sha, &lb->diff_id);
@@ -53,7 +56,7 @@ layer_diff_id(cs_db *db, MDB_txn *txn, const cs_digest *tree, cs_digest *out, cs
 {
     cs_layer_blob lb;
     bool fresh;
-    int r = diff_id_of(db, txn, tree, &lb, &fresh, err);
+    int r = commit_diff_id_of(db, txn, tree, &lb, &fresh, NULL, err);
     if (r < 0)
         return r;
     *out = lb.diff_id;
@@ -67,6 +70,7 @@ typedef struct commit_ctx {
     size_t n;
     cs_digest *out;
     cs_diff_pending *pend;
+    cs_diffid_bg *bg;
     const cs_image *img;
     char *const *tags;
 } commit_ctx;
@@ -101,7 +105,10 @@ diff_ids_pending_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
     for (size_t i = 0; i < c->n; i++) {
         cs_layer_blob lb;
         bool fresh;
-        int r = diff_id_of(db, txn, &c->trees[i], &lb, &fresh, err);
+        /* Done in the background, or else here. */
+        int r = c->bg ? diffid_bg_take(c->bg, &c->trees[i], &lb, &fresh, err) : 0;
+        if (r == 0)
+            r = commit_diff_id_of(db, txn, &c->trees[i], &lb, &fresh, NULL, err);
         if (r < 0)
             return r;
         c->out[i] = lb.diff_id;
@@ -119,10 +126,17 @@ int
 cs_layer_diff_ids_pending(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out,
                           cs_diff_pending *p, cs_error **err)
 {
+    return cs_layer_diff_ids_pending_bg(db, NULL, trees, n, out, p, err);
+}
+
+int
+cs_layer_diff_ids_pending_bg(cs_db *db, cs_diffid_bg *bg, const cs_digest *trees, size_t n,
+                             cs_digest *out, cs_diff_pending *p, cs_error **err)
+{
     memset(p, 0, sizeof(*p));
     if (!n)
         return 0;
-    commit_ctx c = { .trees = trees, .n = n, .out = out, .pend = p };
+    commit_ctx c = { .trees = trees, .n = n, .out = out, .pend = p, .bg = bg };
     int r = cs_db_read(db, diff_ids_pending_fn, &c, err);
     if (r < 0)
         cs_diff_pending_release(p);

@@ -10,10 +10,13 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zstd.h>
 #include "ingest_int.h"
 
 #define ZSTD_LEVEL 1
+#define RDBUF_LEN  (1u << 20)
+#define PQ_CAP     4096
 
 /* ---- workers ---- */
 
@@ -170,6 +173,27 @@ ingest_drain_all(cs_ingest *ing, cs_error **err)
     return finish_ready_files(ing, err);
 }
 
+/* Starts a worker when there is none yet, or when submitted chunks wait
+ * for one (up to maxthreads): an ingest of a few small files starts one
+ * thread, a big one ramps up to the full pool within its first chunks. */
+static int
+maybe_start_worker(cs_ingest *ing, cs_error **err)
+{
+    if (ing->nthreads == ing->maxthreads)
+        return 0;
+    pthread_mutex_lock(&ing->mu);
+    bool backlog = ing->head != ing->next_work;
+    pthread_mutex_unlock(&ing->mu);
+    if (ing->nthreads && !backlog)
+        return 0;
+    int rc = pthread_create(&ing->threads[ing->nthreads], NULL, worker, ing);
+    if (rc && !ing->nthreads)
+        return cs_err(err, CS_EIO, rc, "start worker thread");
+    if (!rc)
+        ing->nthreads++;
+    return 0; /* fewer workers than wanted: slower, not wrong */
+}
+
 /* Hands a chunk to the workers: a copy of p, or p itself when stable. */
 static int
 submit(cs_ingest *ing, const uint8_t *p, uint32_t n, bool stable, cs_error **err)
@@ -179,6 +203,9 @@ submit(cs_ingest *ing, const uint8_t *p, uint32_t n, bool stable, cs_error **err
         if (r < 0)
             return r;
     }
+    int r = maybe_start_worker(ing, err);
+    if (r < 0)
+        return r;
     slot *sl = &ing->ring[ing->head % NSLOTS];
     if (!stable)
         memcpy(sl->in, p, n);
@@ -320,6 +347,38 @@ ingest_file_end(cs_ingest *ing, cs_error **err)
 
 /* ---- lifecycle ---- */
 
+static size_t
+page_round(size_t n)
+{
+    size_t pg = (size_t) sysconf(_SC_PAGESIZE);
+    return (n + pg - 1) / pg * pg;
+}
+
+/* Maps the slab and points the slots, the queue and the read buffer into it
+ * (page-aligned parts: a small ingest faults in only the pages it uses). */
+static int
+slab_map(cs_ingest *ing, cs_error **err)
+{
+    size_t in = page_round(CS_CHUNK_MAX), out = page_round(ZSTD_compressBound(CS_CHUNK_MAX));
+    size_t pq = page_round(PQ_CAP * sizeof(pending));
+    ing->slab_len = NSLOTS * (in + out) + pq + RDBUF_LEN;
+    void *m = mmap(NULL, ing->slab_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        ing->slab = NULL;
+        return cs_err(err, cs_sys_code(errno), errno, "map the ingest's buffers");
+    }
+    uint8_t *p = ing->slab = m;
+    for (int i = 0; i < NSLOTS; i++, p += in + out) {
+        ing->ring[i].in = p;
+        ing->ring[i].out = p + in;
+    }
+    ing->pq_cap = PQ_CAP;
+    ing->pq = (pending *) p; /* zeroed, as a fresh anonymous mapping is */
+    ing->rdbuf = p + pq;
+    return 0;
+}
+
 int
 cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err)
 {
@@ -329,30 +388,17 @@ cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err)
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->cv_work, NULL);
     pthread_cond_init(&ing->cv_done, NULL);
-    for (int i = 0; i < NSLOTS; i++) {
-        ing->ring[i].in = cs_xmalloc(CS_CHUNK_MAX);
-        ing->ring[i].out = cs_xmalloc(ZSTD_compressBound(CS_CHUNK_MAX));
-    }
-    ing->pq_cap = 4096;
-    ing->pq = cs_xcalloc(ing->pq_cap, sizeof(pending));
     cs_buf_init(&ing->pend);
-    cs_buf_reserve(&ing->pend, 2 * CS_CHUNK_MAX);
     ing->filesha = cs_sha256_new();
-    int r = cs_db_begin(ing->db, 0, &ing->txn, err);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    ing->maxthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int) ncpu;
+    ing->threads = cs_xcalloc((size_t) ing->maxthreads, sizeof(pthread_t));
+    int r = slab_map(ing, err);
+    if (r >= 0)
+        r = cs_db_begin(ing->db, 0, &ing->txn, err);
     if (r < 0) {
         cs_ingest_free(ing);
         return r;
-    }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    ing->nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int) ncpu;
-    ing->threads = cs_xcalloc((size_t) ing->nthreads, sizeof(pthread_t));
-    for (int i = 0; i < ing->nthreads; i++) {
-        int rc = pthread_create(&ing->threads[i], NULL, worker, ing);
-        if (rc) {
-            ing->nthreads = i;
-            cs_ingest_free(ing);
-            return cs_err(err, CS_EIO, rc, "start worker thread");
-        }
     }
     *out = ing;
     return 0;
@@ -378,13 +424,10 @@ cs_ingest_free(cs_ingest *ing)
     stop_workers(ing);
     if (ing->txn && !ing->committed)
         cs_db_abort(ing->txn);
-    for (size_t i = ing->pq_head; i < ing->pq_tail; i++)
+    for (size_t i = ing->pq_head; ing->pq && i < ing->pq_tail; i++)
         free(ing->pq[i % ing->pq_cap].refs);
-    free(ing->pq);
-    for (int i = 0; i < NSLOTS; i++) {
-        free(ing->ring[i].in);
-        free(ing->ring[i].out);
-    }
+    if (ing->slab)
+        munmap(ing->slab, ing->slab_len);
     free(ing->threads);
     cs_buf_release(&ing->pend);
     cs_sha256_free(ing->filesha);
@@ -494,10 +537,10 @@ cs_ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_erro
 int
 ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs_error **err)
 {
-    cs_autofree uint8_t *buf = cs_xmalloc(1 << 20);
+    uint8_t *buf = ing->rdbuf;
     *total = 0;
     for (;;) {
-        ssize_t n = read(fd, buf, 1 << 20);
+        ssize_t n = read(fd, buf, RDBUF_LEN);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

@@ -54,9 +54,15 @@ struct cs_ingest {
     bool committed;
     cs_ingest_stats stats;
 
-    /* worker pool */
+    /* worker pool: started on demand (submit), up to maxthreads */
     pthread_t *threads;
-    int nthreads;
+    int nthreads, maxthreads;
+    /* One anonymous mapping carved into the slots' buffers, the pending
+     * queue and the fd read buffer: pages are touched (and faulted in) only
+     * when used, so a small ingest maps and touches little. */
+    uint8_t *slab;
+    size_t slab_len;
+    uint8_t *rdbuf; /* ingest_read_fd's buffer, RDBUF_LEN bytes */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     slot ring[NSLOTS];

@@ -13,6 +13,7 @@
 #define CSTORE_COMMIT_H
 
 #include <stddef.h>
+#include "cstore/diffid_bg.h"
 #include "cstore/export.h"
 #include "cstore/image.h"
 
@@ -33,6 +34,10 @@ typedef struct cs_diff_pending {
  * for cs_image_commit_pending. */
 int cs_layer_diff_ids_pending(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out,
                               cs_diff_pending *p, cs_error **err);
+/* The same, taking what bg (may be NULL) worked out already: the same
+ * results, a background error reported here (diffid_bg.h). */
+int cs_layer_diff_ids_pending_bg(cs_db *db, cs_diffid_bg *bg, const cs_digest *trees, size_t n,
+                                 cs_digest *out, cs_diff_pending *p, cs_error **err);
 void cs_diff_pending_release(cs_diff_pending *p);
 
 /* Stores img unless an image with its id exists, and points every tag
