@@ -10,11 +10,6 @@ bases
 ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"
 
-# mounts_under / run_dirs / containers: what a build may leave behind.
-mounts_under() { awk -v r="$ROOT/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | wc -l; }
-run_dirs() { find "$ROOT/tmp" -maxdepth 1 -name 'run-*' 2>/dev/null | wc -l; }
-containers() { runc --root "$ROOT/tmp/runc" list -q 2>/dev/null | wc -l; }
-
 # The RUNs below sleep for whole seconds plus a fraction of this run's own (.$U): pgrep -f sees
 # every process of the machine, and other runs of this test there (another checkout's
 # `ctest -R integration.t_build` runs it too) start the same commands; their containers are not
@@ -26,7 +21,7 @@ sleepers() {
     local p
     for p in $(pgrep -f "sleep $1"); do
         echo "  left: $(ps -o pid=,ppid=,stat=,etimes=,args= -p "$p")"
-        echo "    parent: $(ps -o pid=,args= -p "$(ps -o ppid= -p "$p")" 2>/dev/null)"
+        echo "    parent: $(ps -o pid=,args= -p "$(awk '/^PPid:/ { print $2 }' /proc/"$p"/status)")"
         echo "    cgroup: $(grep -m1 pids /proc/"$p"/cgroup 2>/dev/null)" \
             "$(grep NSpid /proc/"$p"/status 2>/dev/null)"
     done
@@ -79,7 +74,7 @@ r_start=$(grep -n -m1 -E "^$rstep \[right" "$T/par.log" | cut -d: -f1)
 check "both RUN steps started before the first ended" \
     test "$l_start" -lt "$first_done" -a "$r_start" -lt "$first_done"
 check_eq "nothing left after the parallel build (mounts, run dirs, containers)" \
-    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+    "$(run_leftovers)" "0 0 0"
 
 # --jobs 1: one stage at a time, so the first RUN waits in vain (WAIT=20: 2 s).
 t0=$(date +%s)
@@ -140,7 +135,7 @@ check_cmp "the build failed fast, not after the other stage's sleep (${el}s)" "$
 check "the slow stage's RUN had started" grep -Eq '^#[0-9]+ [0-9.]+ slow-start$' "$T/fail.log"
 check_eq "no sleep left running" "$(pgrep -fc "sleep 47.$U" || true)" 0 || sleepers "47.$U"
 check_eq "nothing left after the failure (mounts, run dirs, containers)" \
-    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+    "$(run_leftovers)" "0 0 0"
 check "the store is sound after it" cs fsck
 
 # term_build DESC NAME UPS SLEEP: builds $T/NAME with --jobs 2 (cstore itself in the background:
@@ -172,7 +167,7 @@ term_build() {
     check_eq "$desc: no sleep left running after SIGTERM (within 5 s)" \
         "$(pgrep -fc "sleep $4" || true)" 0 || sleepers "$4"
     check_eq "$desc: nothing left after SIGTERM (mounts, run dirs, containers)" \
-        "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+        "$(run_leftovers)" "0 0 0"
 }
 
 # ---- a signal while two stages run: both stop, nothing left ----
