@@ -9,7 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 need root overlayfs runc pgrep
 bases
-ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"
 
 # A sleep of this run only (other runs of this test on the machine have another one).
