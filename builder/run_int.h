@@ -109,8 +109,9 @@ int run_runtime_delete(const char *runtime, const char *state_root, const char *
 /* Runs the runtime on the bundle and tees its output (into r->tail too)
  * until it exits, watching r->cancel: *status = its exit status, *sig = the
  * signal that cancelled it (0 if none; then the container was killed). A
- * cancel before the container exists is retried every 50 ms until the kill
- * lands, so the command does not run on for the second it used to.
+ * cancel before the container exists is sent again as soon as the runtime
+ * has recorded it (looked for every 50 ms), so the command does not run on
+ * for the second it used to.
  * Test only: $CSTORE_TEST_CANCEL_AT_SPAWN set triggers r->cancel (SIGTERM)
  * the moment the runtime is spawned, before its container exists
  * (tests/integration/t_run_cancel.sh). */

@@ -19,7 +19,7 @@ extern char **environ;
 
 #define TAIL_LINES 20
 #define TAIL_KEEP  8192 /* bytes of output kept for the tail */
-#define KILL_RETRY 0.05 /* seconds between kills of a container not created yet */
+#define KILL_RETRY 0.05 /* seconds between looks for a container not created yet */
 
 /* ---- processes ---- */
 
@@ -300,11 +300,21 @@ reap(sup *u, int pr)
     }
 }
 
+/* Whether the runtime has recorded the container (its state.json, written
+ * before the command is let run): from then on `runtime kill` finds it. */
+static bool
+recorded(const run *r)
+{
+    cs_autofree char *json = cs_xasprintf("%s/%s/state.json", r->state, r->id);
+    return access(json, F_OK) == 0;
+}
+
 /* After a cancel: the container may not exist yet when the signal came (the
- * runtime is still creating it, and then starts the command), so the kill is
- * tried again every KILL_RETRY seconds until one lands, then each second;
- * in the end the reaper kills the runtime and the container (its state is
- * deleted after). */
+ * runtime is still creating it, and then starts the command), so until a kill
+ * lands its state is looked for every KILL_RETRY seconds and the kill sent
+ * again as soon as it is there (the command is stopped at its start), else
+ * each second; in the end the reaper kills the runtime and the container
+ * (its state is deleted after). */
 static void
 escalate(sup *u, double now)
 {
@@ -313,7 +323,7 @@ escalate(sup *u, double now)
     if (now - u->cancelled_at > 10 && !u->killed_at) {
         kill(u->pid, SIGTERM);
         u->killed_at = now;
-    } else if (now - u->last_kill > (u->kill_landed ? 1 : KILL_RETRY)) {
+    } else if (now - u->last_kill > 1 || (!u->kill_landed && recorded(u->r))) {
         u->kill_landed = kill_container(u->r) || u->kill_landed;
         u->last_kill = now;
     }
