@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A signal that comes while the runtime is still creating the container (the race of a cancel
 # with `runc run`): `runc kill` finds no container yet, and the command starts once the runtime
-# has created it. The kill is retried until it lands, at once (50 ms), so the command is stopped
-# before it gets anywhere: it never prints what it prints after 0.6 s (it did when the kill was
-# retried only each second), the build fails "interrupted" and leaves nothing.
+# has created it. The kill is sent again as soon as the runtime has recorded the container (its
+# state is looked for every 50 ms), so the command is stopped at its start: it never prints what
+# it prints after 0.6 s (it did when the kill was retried only each second), the build fails
+# "interrupted" and leaves nothing.
 # CSTORE_TEST_CANCEL_AT_SPAWN=1 (run_int.h) makes the race deterministic: the cancel is triggered
 # the moment the runtime is spawned, before its container can exist.
 . "$(dirname "$0")/lib.sh"
