@@ -108,7 +108,13 @@ int run_wait_status(pid_t pid);
 int run_runtime_delete(const char *runtime, const char *state_root, const char *id, cs_error **err);
 /* Runs the runtime on the bundle and tees its output (into r->tail too)
  * until it exits, watching r->cancel: *status = its exit status, *sig = the
- * signal that cancelled it (0 if none; then the container was killed). */
+ * signal that cancelled it (0 if none; then the container was killed). A
+ * cancel before the container exists is sent again as soon as the runtime
+ * has recorded it (looked for every 50 ms), so the command does not run on
+ * for the second it used to.
+ * Test only: $CSTORE_TEST_CANCEL_AT_SPAWN set triggers r->cancel (SIGTERM)
+ * the moment the runtime is spawned, before its container exists
+ * (tests/integration/t_run_cancel.sh). */
 int run_supervise(run *r, int *status, int *sig, cs_error **err);
 /* The last lines of output, for error messages. Caller frees. */
 char *run_tail_lines(run *r);

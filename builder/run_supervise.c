@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@ extern char **environ;
 
 #define TAIL_LINES 20
 #define TAIL_KEEP  8192 /* bytes of output kept for the tail */
+#define KILL_RETRY 0.05 /* seconds between looks for a container not created yet */
 
 /* ---- processes ---- */
 
@@ -97,15 +99,19 @@ run_runtime_delete(const char *runtime, const char *state_root, const char *id, 
     return run_quiet(argv, err);
 }
 
-static void
+/* Whether the container's init was signalled. Fails while the container is
+ * not created yet (or already gone): the caller retries, and kills the
+ * runtime itself in the end. */
+static bool
 kill_container(run *r)
 {
     char *argv[] = { (char *) r->runtime, "--root", r->state, "kill", r->id, "KILL", NULL };
     cs_error *tmp = NULL;
-    /* Fails while the container is not created yet (or already gone): the
-     * caller retries, and kills the runtime itself in the end. */
-    if (run_quiet(argv, &tmp) < 0)
+    if (run_quiet(argv, &tmp) < 0) {
         cs_error_free(tmp);
+        return false;
+    }
+    return true;
 }
 
 /* ---- output ---- */
@@ -178,6 +184,7 @@ typedef struct sup {
     int status, sig;           /* exit status; the cancel's signal */
     double cancelled_at;       /* when *sig was set */
     double last_kill;          /* the last `runtime kill` */
+    bool kill_landed;          /* a `runtime kill` signalled the container's init */
     double killed_at;          /* when the reaper was told to kill it all */
     double exited_at;          /* when it was reaped */
     struct pollfd p[4];        /* this round's poll set */
@@ -233,6 +240,8 @@ wait_events(sup *u)
         }
     }
     int timeout = (u->pidfd < 0 || u->sig || u->exited) ? 200 : -1;
+    if (u->sig && !u->kill_landed && !u->exited)
+        timeout = (int) (KILL_RETRY * 1000);
     return poll(u->p, (nfds_t) np, timeout);
 }
 
@@ -275,7 +284,7 @@ check_cancel(sup *u, int pr)
     u->sig = reason ? reason : SIGTERM;
     u->cancel_fd = -1; /* stays readable: stop polling it */
     u->cancelled_at = u->last_kill = cs_now();
-    kill_container(u->r);
+    u->kill_landed = kill_container(u->r);
 }
 
 static void
@@ -291,9 +300,21 @@ reap(sup *u, int pr)
     }
 }
 
-/* After a cancel: the container may not exist yet when the signal came, so
- * kill it again each second, and in the end have the reaper kill the runtime
- * and the container (its state is deleted after). */
+/* Whether the runtime has recorded the container (its state.json, written
+ * before the command is let run): from then on `runtime kill` finds it. */
+static bool
+recorded(const run *r)
+{
+    cs_autofree char *json = cs_xasprintf("%s/%s/state.json", r->state, r->id);
+    return access(json, F_OK) == 0;
+}
+
+/* After a cancel: the container may not exist yet when the signal came (the
+ * runtime is still creating it, and then starts the command), so until a kill
+ * lands its state is looked for every KILL_RETRY seconds and the kill sent
+ * again as soon as it is there (the command is stopped at its start), else
+ * each second; in the end the reaper kills the runtime and the container
+ * (its state is deleted after). */
 static void
 escalate(sup *u, double now)
 {
@@ -302,8 +323,8 @@ escalate(sup *u, double now)
     if (now - u->cancelled_at > 10 && !u->killed_at) {
         kill(u->pid, SIGTERM);
         u->killed_at = now;
-    } else if (now - u->last_kill > 1) {
-        kill_container(u->r);
+    } else if (now - u->last_kill > 1 || (!u->kill_landed && recorded(u->r))) {
+        u->kill_landed = kill_container(u->r) || u->kill_landed;
         u->last_kill = now;
     }
 }
@@ -347,6 +368,8 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
     int rc = start_runtime(&u, err);
     if (rc < 0)
         return rc;
+    if (r->cancel && getenv("CSTORE_TEST_CANCEL_AT_SPAWN")) /* test only: see run_int.h */
+        cs_cancel_trigger(r->cancel, SIGTERM);
     while (u.fds[0] >= 0 || u.fds[1] >= 0 || !u.exited) {
         int pr = wait_events(&u);
         if (pr < 0 && errno != EINTR) {

@@ -321,3 +321,11 @@ oci_plain() {
     mk_oci "$dst" "${args[@]}" -- "$(oci_blob "$src" config)"
     rm -rf "$T/plain"
 }
+
+# run_leftovers: what RUNs on $ROOT may leave behind, as counts "MOUNTS RUN_DIRS CONTAINERS":
+# mounts under the root, ROOT/tmp/run-* dirs and the runtime's containers in ROOT/tmp/runc.
+run_leftovers() {
+    echo "$(awk -v r="$ROOT/" 'index($5, r) == 1' /proc/self/mountinfo | wc -l)" \
+        "$(find "$ROOT/tmp" -maxdepth 1 -name 'run-*' 2>/dev/null | wc -l)" \
+        "$(runc --root "$ROOT/tmp/runc" list -q 2>/dev/null | wc -l)"
+}

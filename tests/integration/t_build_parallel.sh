@@ -10,10 +10,22 @@ bases
 ROOT=$T/root
 must cs load "$BASES/busybox.docker.tar"
 
-# mounts_under / run_dirs / containers: what a build may leave behind.
-mounts_under() { awk -v r="$ROOT/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | wc -l; }
-run_dirs() { find "$ROOT/tmp" -maxdepth 1 -name 'run-*' 2>/dev/null | wc -l; }
-containers() { runc --root "$ROOT/tmp/runc" list -q 2>/dev/null | wc -l; }
+# The RUNs below sleep for whole seconds plus a fraction of this run's own (.$U): pgrep -f sees
+# every process of the machine, and other runs of this test there (another checkout's
+# `ctest -R integration.t_build` runs it too) start the same commands; their containers are not
+# this build's leftovers.
+U=$((RANDOM % 900 + 100))
+# sleepers PATTERN: the processes running `sleep PATTERN`, with what tells whose they are (parent,
+# cgroup, pid namespace, age): shown when one is found left over.
+sleepers() {
+    local p
+    for p in $(pgrep -f "sleep $1"); do
+        echo "  left: $(ps -o pid=,ppid=,stat=,etimes=,args= -p "$p")"
+        echo "    parent: $(ps -o pid=,args= -p "$(awk '/^PPid:/ { print $2 }' /proc/"$p"/status)")"
+        echo "    cgroup: $(grep -m1 pids /proc/"$p"/cgroup 2>/dev/null)" \
+            "$(grep NSpid /proc/"$p"/status 2>/dev/null)"
+    done
+}
 
 # ---- two stages that need each other running: a rendezvous through a shared cache mount ----
 # Each RUN writes its own flag into the cache mount (the same id: the same host dir; BuildKit's
@@ -62,7 +74,7 @@ r_start=$(grep -n -m1 -E "^$rstep \[right" "$T/par.log" | cut -d: -f1)
 check "both RUN steps started before the first ended" \
     test "$l_start" -lt "$first_done" -a "$r_start" -lt "$first_done"
 check_eq "nothing left after the parallel build (mounts, run dirs, containers)" \
-    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+    "$(run_leftovers)" "0 0 0"
 
 # --jobs 1: one stage at a time, so the first RUN waits in vain (WAIT=20: 2 s).
 t0=$(date +%s)
@@ -103,9 +115,9 @@ check_fails "--jobs x is refused" cs build --jobs x "$dctx"
 # ---- a failing stage stops the others at once ----
 fctx=$T/fail
 mkdir -p "$fctx"
-cat >"$fctx/Dockerfile" <<'EOF'
+cat >"$fctx/Dockerfile" <<EOF
 FROM busybox AS slow
-RUN echo slow-start; sleep 47; echo slow-end > /s
+RUN echo slow-start; sleep 47.$U; echo slow-end > /s
 FROM busybox AS bad
 RUN sleep 1; echo bad-fails; exit 3
 FROM busybox
@@ -121,9 +133,9 @@ check "the error is the failing RUN's, not the cancelled one's" \
     grep -q "^cstore: .*RUN sleep 1; echo bad-fails; exit 3: exit status 3" "$T/fail.log"
 check_cmp "the build failed fast, not after the other stage's sleep (${el}s)" "$el" -lt 20
 check "the slow stage's RUN had started" grep -Eq '^#[0-9]+ [0-9.]+ slow-start$' "$T/fail.log"
-check_eq "no sleep left running" "$(pgrep -fc 'sleep 47' || true)" 0
+check_eq "no sleep left running" "$(pgrep -fc "sleep 47.$U" || true)" 0 || sleepers "47.$U"
 check_eq "nothing left after the failure (mounts, run dirs, containers)" \
-    "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+    "$(run_leftovers)" "0 0 0"
 check "the store is sound after it" cs fsck
 
 # term_build DESC NAME UPS SLEEP: builds $T/NAME with --jobs 2 (cstore itself in the background:
@@ -153,30 +165,30 @@ term_build() {
         sleep 0.1
     done
     check_eq "$desc: no sleep left running after SIGTERM (within 5 s)" \
-        "$(pgrep -fc "sleep $4" || true)" 0
+        "$(pgrep -fc "sleep $4" || true)" 0 || sleepers "$4"
     check_eq "$desc: nothing left after SIGTERM (mounts, run dirs, containers)" \
-        "$(mounts_under) $(run_dirs) $(containers)" "0 0 0"
+        "$(run_leftovers)" "0 0 0"
 }
 
 # ---- a signal while two stages run: both stop, nothing left ----
 # (SIGTERM: a background job of a non-interactive shell starts with SIGINT ignored, and cstore
 # leaves ignored signals ignored; both signals take the same path.)
 mkdir -p "$T/int"
-cat >"$T/int/Dockerfile" <<'EOF'
+cat >"$T/int/Dockerfile" <<EOF
 FROM busybox AS one
-RUN echo one-up; sleep 53
+RUN echo one-up; sleep 53.$U
 FROM busybox AS two
-RUN echo two-up; sleep 53
+RUN echo two-up; sleep 53.$U
 FROM busybox
 COPY --from=one /bin/sh /1
 COPY --from=two /bin/sh /2
 EOF
-term_build "two stages in threads" int 2 53
+term_build "two stages in threads" int 2 "53.$U"
 
 # ---- a signal while the one ready stage runs on the calling thread (build_sched.c) ----
 mkdir -p "$T/solo"
-printf 'FROM busybox AS a\nRUN echo solo-up; sleep 54\nFROM busybox\nCOPY --from=a /bin/sh /1\n' \
-    >"$T/solo/Dockerfile"
-term_build "the lone ready stage on the calling thread" solo 1 54
+printf 'FROM busybox AS a\nRUN echo solo-up; sleep 54.%s\nFROM busybox\nCOPY --from=a /bin/sh /1\n' \
+    "$U" >"$T/solo/Dockerfile"
+term_build "the lone ready stage on the calling thread" solo 1 "54.$U"
 
 finish
