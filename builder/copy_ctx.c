@@ -15,6 +15,10 @@
 /* A file changed this recently (ns) is not remembered: another write in the
  * same timestamp tick could go unnoticed. */
 #define RACY_NS 100000000
+/* A timestamp in whole seconds may come from a filesystem that keeps no
+ * more (ext4 with 128-byte inodes, HFS+, NFS from such a server; FAT: 2 s):
+ * its tick is that long. */
+#define COARSE_NS 2000000000
 /* Names a directory needs for its subdirectories to be offered to the
  * helper (as copy_stat_batch shares no fewer than 32 lstats). */
 #define PREFETCH_MIN 32
@@ -79,6 +83,21 @@ ts_ns(const struct timespec *ts)
     return (int64_t) ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
+/* Changed within the racy window (or, with a timestamp in whole seconds,
+ * within its tick and the window): a change in the same tick would leave
+ * the lstat as it is. A timestamp ahead of the clock is racy too. */
+static bool
+racy_ts(const ctxwalk *w, const struct timespec *ts)
+{
+    return w->now - ts_ns(ts) < RACY_NS + (ts->tv_nsec ? 0 : COARSE_NS);
+}
+
+static bool
+is_racy(const ctxwalk *w, const struct stat *st)
+{
+    return racy_ts(w, &st->st_mtim) || racy_ts(w, &st->st_ctim);
+}
+
 static bool
 same_stat(const struct stat *a, const struct stat *b)
 {
@@ -95,7 +114,7 @@ static int
 remember(ctxwalk *w, const struct stat *fst, const struct stat *st, uint64_t size,
          const cs_digest *d, cs_error **err)
 {
-    bool racy = w->now - ts_ns(&fst->st_mtim) < RACY_NS || w->now - ts_ns(&fst->st_ctim) < RACY_NS;
+    bool racy = is_racy(w, fst);
     if (!same_stat(fst, st))
         w->untrusted = true;
     if (racy || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
@@ -135,12 +154,6 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
  * within the racy window keeps the summary unwritten, whatever its type: a
  * symlink replaced in the same timestamp tick may get the same inode, size
  * and times (a file's content is guarded by remember() as well). */
-static bool
-is_racy(const ctxwalk *w, const struct stat *st)
-{
-    return w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS;
-}
-
 static void
 sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
 {
