@@ -26,13 +26,7 @@ layer(fx *f, const char *name, size_t n, uint64_t seed)
 {
     cs_autofree uint8_t *p = cs_xmalloc(n);
     test_fill_random(p, n, seed);
-    MDB_txn *txn = test_begin(f->s, true);
-    cs_digest c = test_put_content(f->db, txn, p, n, 256 * 1024);
-    cs_tree *t = cs_tree_new();
-    test_tree_add_file(t, name, &c, n);
-    cs_digest d = test_put_tree(f->db, txn, t);
-    test_commit(txn);
-    return d;
+    return test_store_file_tree(f->s, name, p, n, 256 * 1024);
 }
 
 /* A layer of nfiles files of 8 MiB random bytes each, committed. */
