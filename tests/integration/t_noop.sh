@@ -6,8 +6,8 @@
 # removed, a retargeted symlink, a .dockerignore change, and each of those in a directory whose
 # mtime is put back (its listing record, which spares a no-op rebuild every listing, no longer
 # answers: the ctime changed), a hardlink added, a directory replaced by another. Each rebuild's
-# root filesystem is compared with the context. And a COPY whose step misses the cache while the summary answers
-# (an earlier instruction changed) makes the layer from the context as it is.
+# root filesystem is compared with the context. And a COPY whose step misses the cache while the
+# summary answers (an earlier instruction changed) makes the layer from the context as it is.
 . "$(dirname "$0")/lib.sh"
 need jq strace diff
 bases

@@ -15,7 +15,14 @@ mnt=$T/mnt
 mkdir -p "$mnt"
 truncate -s 32M "$T/img"
 must mkfs.ext4 -q -F -I 128 "$T/img"
-trap 'rc=$?; umount "$mnt" 2>/dev/null; (exit $rc); _cleanup' EXIT
+# The image is unmounted before lib.sh's cleanup removes $T (which keeps the exit status).
+unmount_then_cleanup() {
+    local rc=$?
+    umount "$mnt" 2>/dev/null
+    (exit "$rc")
+    _cleanup
+}
+trap unmount_then_cleanup EXIT
 must mount -o loop "$T/img" "$mnt"
 ctx=$mnt/ctx
 mkdir -p "$ctx/d"
