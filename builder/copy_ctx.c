@@ -12,12 +12,11 @@
 #include <string.h>
 #include "cstore/fsentry.h"
 
-/* A file changed this recently (ns) is not remembered: another write in the
- * same timestamp tick could go unnoticed. */
-#define RACY_NS 100000000
-/* A timestamp in whole seconds may come from a filesystem that keeps no
- * more (ext4 with 128-byte inodes, HFS+, NFS from such a server; FAT: 2 s):
- * its tick is that long. */
+/* A file changed this recently (ns), or ahead of the clock, is not trusted:
+ * another change in the same timestamp tick could go unnoticed. A timestamp
+ * in whole seconds, from a filesystem that keeps no more (ext4 with 128-byte
+ * inodes, HFS+, NFS; FAT: 2 s), is racy for COARSE_NS more. */
+#define RACY_NS   100000000
 #define COARSE_NS 2000000000
 /* Names a directory needs for its subdirectories to be offered to the
  * helper (as copy_stat_batch shares no fewer than 32 lstats). */
@@ -83,9 +82,6 @@ ts_ns(const struct timespec *ts)
     return (int64_t) ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-/* Changed within the racy window (or, with a timestamp in whole seconds,
- * within its tick and the window): a change in the same tick would leave
- * the lstat as it is. A timestamp ahead of the clock is racy too. */
 static bool
 racy_ts(const ctxwalk *w, const struct timespec *ts)
 {
@@ -114,10 +110,9 @@ static int
 remember(ctxwalk *w, const struct stat *fst, const struct stat *st, uint64_t size,
          const cs_digest *d, cs_error **err)
 {
-    bool racy = is_racy(w, fst);
     if (!same_stat(fst, st))
         w->untrusted = true;
-    if (racy || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
+    if (is_racy(w, fst) || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
         w->untrusted = true;
         return 0;
     }
