@@ -12,9 +12,12 @@
 #include <string.h>
 #include "cstore/fsentry.h"
 
-/* A file changed this recently (ns) is not remembered: another write in the
- * same timestamp tick could go unnoticed. */
-#define RACY_NS 100000000
+/* A file changed this recently (ns), or ahead of the clock, is not trusted:
+ * another change in the same timestamp tick could go unnoticed. A timestamp
+ * in whole seconds, from a filesystem that keeps no more (ext4 with 128-byte
+ * inodes, HFS+, NFS; FAT: 2 s), is racy for COARSE_NS more. */
+#define RACY_NS   100000000
+#define COARSE_NS 2000000000
 /* Names a directory needs for its subdirectories to be offered to the
  * helper (as copy_stat_batch shares no fewer than 32 lstats). */
 #define PREFETCH_MIN 32
@@ -80,6 +83,18 @@ ts_ns(const struct timespec *ts)
 }
 
 static bool
+racy_ts(const ctxwalk *w, const struct timespec *ts)
+{
+    return w->now - ts_ns(ts) < RACY_NS + (ts->tv_nsec ? 0 : COARSE_NS);
+}
+
+static bool
+is_racy(const ctxwalk *w, const struct stat *st)
+{
+    return racy_ts(w, &st->st_mtim) || racy_ts(w, &st->st_ctim);
+}
+
+static bool
 same_stat(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
@@ -95,10 +110,9 @@ static int
 remember(ctxwalk *w, const struct stat *fst, const struct stat *st, uint64_t size,
          const cs_digest *d, cs_error **err)
 {
-    bool racy = w->now - ts_ns(&fst->st_mtim) < RACY_NS || w->now - ts_ns(&fst->st_ctim) < RACY_NS;
     if (!same_stat(fst, st))
         w->untrusted = true;
-    if (racy || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
+    if (is_racy(w, fst) || size != (uint64_t) fst->st_size || fst->st_size != st->st_size) {
         w->untrusted = true;
         return 0;
     }
@@ -135,12 +149,6 @@ ingest_file(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_e
  * within the racy window keeps the summary unwritten, whatever its type: a
  * symlink replaced in the same timestamp tick may get the same inode, size
  * and times (a file's content is guarded by remember() as well). */
-static bool
-is_racy(const ctxwalk *w, const struct stat *st)
-{
-    return w->now - ts_ns(&st->st_mtim) < RACY_NS || w->now - ts_ns(&st->st_ctim) < RACY_NS;
-}
-
 static void
 sum_entry(ctxwalk *w, const char *rel, const struct stat *st)
 {

@@ -96,6 +96,20 @@ cs_layer_diff_ids(cs_db *db, const cs_digest *trees, size_t n, cs_digest *out, c
     return cs_db_write(db, diff_ids_fn, &c, err);
 }
 
+/* diffid_bg_take, for a tree txn still has: one a gc swept since the
+ * background hashed it is left to the caller, which finds it missing as it
+ * would have without the background (no image names a swept tree). */
+static int
+bg_take(cs_db *db, MDB_txn *txn, cs_diffid_bg *bg, const cs_digest *tree, cs_layer_blob *lb,
+        bool *fresh, cs_error **err)
+{
+    int r = diffid_bg_take(bg, tree, lb, fresh, err);
+    if (r != 1)
+        return r;
+    r = cs_rcache_tree_have(db, txn, tree, err);
+    return r < 0 ? r : r > 0;
+}
+
 /* In a read transaction: the fresh ones go to c->pend. */
 static int
 diff_ids_pending_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
@@ -106,7 +120,7 @@ diff_ids_pending_fn(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err)
         cs_layer_blob lb;
         bool fresh;
         /* Done in the background, or else here. */
-        int r = c->bg ? diffid_bg_take(c->bg, &c->trees[i], &lb, &fresh, err) : 0;
+        int r = c->bg ? bg_take(db, txn, c->bg, &c->trees[i], &lb, &fresh, err) : 0;
         if (r == 0)
             r = commit_diff_id_of(db, txn, &c->trees[i], &lb, &fresh, NULL, err);
         if (r < 0)

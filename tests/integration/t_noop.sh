@@ -5,9 +5,9 @@
 # ever missed: a same-size rewrite with the mtime put back, chmod, rename, a file added or
 # removed, a retargeted symlink, a .dockerignore change, and each of those in a directory whose
 # mtime is put back (its listing record, which spares a no-op rebuild every listing, no longer
-# answers: the ctime changed). Each rebuild's root filesystem is
-# compared with the context. And a COPY whose step misses the cache while the summary answers
-# (an earlier instruction changed) makes the layer from the context as it is.
+# answers: the ctime changed), a hardlink added, a directory replaced by another. Each rebuild's
+# root filesystem is compared with the context. And a COPY whose step misses the cache while the
+# summary answers (an earlier instruction changed) makes the layer from the context as it is.
 . "$(dirname "$0")/lib.sh"
 need jq strace diff
 bases
@@ -94,6 +94,14 @@ changed "a rename, its directory's mtime put back"
 rm "$ctx/d1/f9"
 touch -d @1600000000 "$ctx/d1"
 changed "a file removed, its directory's mtime put back"
+ln "$ctx/d0/f3" "$ctx/d0/sub/hard"
+touch -d @1600000000 "$ctx/d0/sub"
+changed "a hardlink added, its directory's mtime put back"
+# The same names but one in a new directory (its inode perhaps the old one's), times put back.
+mv "$ctx/d2/sub" "$T/oldsub" && mkdir "$ctx/d2/sub" && cp -a "$T/oldsub/." "$ctx/d2/sub/" && rm -r "$T/oldsub"
+rm "$ctx/d2/sub/g5"
+touch -d @1600000000 "$ctx/d2/sub"
+changed "a directory replaced by another, one name fewer, its mtime put back"
 rm "$ctx/d0/link" && ln -s f2 "$ctx/d0/link"
 changed "a symlink retargeted"
 printf 'skip\n.dockerignore\nd3/only.txt\n' >"$ctx/.dockerignore"

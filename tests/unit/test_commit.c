@@ -17,14 +17,8 @@ typedef test_sandbox fx;
 static cs_digest
 layer(fx *f, const char *name, const char *text)
 {
-    MDB_txn *txn = test_begin(f->s, true);
     size_t n = strlen(text);
-    cs_digest c = test_put_content(f->db, txn, (const uint8_t *) text, n, n);
-    cs_tree *t = cs_tree_new();
-    test_tree_add_file(t, name, &c, n);
-    cs_digest d = test_put_tree(f->db, txn, t);
-    test_commit(txn);
-    return d;
+    return test_store_file_tree(f->s, name, (const uint8_t *) text, n, n);
 }
 
 static bool

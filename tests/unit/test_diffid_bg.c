@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "cstore/commit.h"
 #include "cstore/diffid_bg.h"
+#include "cstore/gc.h"
 #include "cstore/store.h"
 #include "cstore/tree.h"
 #include "testutil.h"
@@ -26,13 +27,7 @@ layer(fx *f, const char *name, size_t n, uint64_t seed)
 {
     cs_autofree uint8_t *p = cs_xmalloc(n);
     test_fill_random(p, n, seed);
-    MDB_txn *txn = test_begin(f->s, true);
-    cs_digest c = test_put_content(f->db, txn, p, n, 256 * 1024);
-    cs_tree *t = cs_tree_new();
-    test_tree_add_file(t, name, &c, n);
-    cs_digest d = test_put_tree(f->db, txn, t);
-    test_commit(txn);
-    return d;
+    return test_store_file_tree(f->s, name, p, n, 256 * 1024);
 }
 
 /* A layer of nfiles files of 8 MiB random bytes each, committed. */
@@ -143,6 +138,32 @@ freeing_stops_a_tar_being_hashed(void **state)
     assert_true(stop < whole / 2);
 }
 
+static void
+a_tree_gc_swept_after_the_background_hashed_it_fails_the_commit(void **state)
+{
+    fx *f = *state;
+    cs_digest t = layer(f, "a", 1000, 1), out;
+    cs_diffid_bg *bg = NULL;
+    assert_int_equal(cs_diffid_bg_start(f->s, &bg, &f->err), 0);
+    cs_diffid_bg_add(bg, &t);
+    cs_diffid_bg_settle(bg); /* hashed while the tree was there */
+    /* A concurrent gc sweeps it: nothing (no image, cache entry or lease) keeps it. */
+    cs_gc_opts go = { .keep_storage = CS_GC_KEEP_STORAGE, .keep_duration = CS_GC_KEEP_DURATION };
+    cs_gc_stats gs;
+    assert_int_equal(cs_gc_ex(f->s, &go, &gs, &f->err), 0);
+    assert_int_equal(test_count(f->s, CS_T_TREES), 0);
+    /* As without the background: the commit finds the tree missing, no image names it. */
+    cs_diff_pending p;
+    assert_true(cs_layer_diff_ids_pending(f->db, &t, 1, &out, &p, &f->err) < 0);
+    cs_autofree char *want = cs_xstrdup(f->err->msg);
+    cs_error_clear(&f->err);
+    assert_true(cs_layer_diff_ids_pending_bg(f->db, bg, &t, 1, &out, &p, &f->err) < 0);
+    assert_int_equal(p.n, 0);
+    test_assert_msg(f->err, want);
+    cs_error_clear(&f->err);
+    cs_diffid_bg_free(bg);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_sandbox_setup, test_sandbox_teardown)
 
 int
@@ -152,6 +173,7 @@ main(void)
         T(the_commit_takes_the_same_diff_ids_from_the_background),
         T(a_background_error_reaches_the_commit_with_its_message),
         T(freeing_stops_a_tar_being_hashed),
+        T(a_tree_gc_swept_after_the_background_hashed_it_fails_the_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,9 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "chunker.h"
@@ -164,6 +166,45 @@ ingests_after_a_reset_and_one_after_another_store_the_same(void **state)
     test_assert_content(f->s, &d1, p, n);
 }
 
+/* The process's address space now (VmSize), in bytes. */
+static uint64_t
+vm_size(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    assert_non_null(fp);
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "VmSize: %llu kB", &kb) == 1)
+            break;
+    fclose(fp);
+    assert_true(kb > 0);
+    return (uint64_t) kb * 1024;
+}
+
+static void
+an_ingest_whose_buffers_cannot_be_mapped_fails_with_one_line(void **state)
+{
+    fx *f = *state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    /* Room for the small allocations, not for the slots' mapping (tens of MiB). */
+    struct rlimit lim = { vm_size() + 4 * MiB, old.rlim_max };
+    assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+    cs_ingest *ing = NULL;
+    int r = cs_ingest_begin(f->s, &ing, &f->err);
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    assert_true(r < 0);
+    assert_null(ing);
+    assert_non_null(f->err);
+    assert_non_null(strstr(f->err->msg, "map the ingest's buffers"));
+    assert_null(strchr(f->err->msg, '\n'));
+    cs_error_clear(&f->err);
+    /* and the store is usable after */
+    assert_int_equal(cs_ingest_begin(f->s, &ing, &f->err), 0);
+    cs_ingest_free(ing);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_sandbox_setup, test_sandbox_teardown)
 
 int
@@ -175,6 +216,7 @@ main(void)
         T(a_large_ingest_wraps_the_ring_and_keeps_its_digests_and_chunks),
         T(stable_bytes_chunk_as_copied_bytes_do),
         T(ingests_after_a_reset_and_one_after_another_store_the_same),
+        T(an_ingest_whose_buffers_cannot_be_mapped_fails_with_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -404,6 +404,29 @@ a_listing_record_answers_only_its_directorys_stat(void **state)
     assert_int_equal(get_listing(f, path, &st, "", 0, 0), 1);
 }
 
+/* The listing record key of path into key (256 bytes); its length. */
+static size_t
+listing_key(const char *path, uint8_t *key)
+{
+    size_t n = strlen(path);
+    assert_true(n + 1 <= 256);
+    key[0] = 2;
+    memcpy(key + 1, path, n);
+    return n + 1;
+}
+
+/* The raw value of path's listing record, as txn sees it. */
+static MDB_val
+get_raw_listing(fx *f, MDB_txn *txn, const char *path)
+{
+    uint8_t key[256];
+    MDB_val v;
+    assert_int_equal(cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key,
+                               listing_key(path, key), &v, &f->sb.err),
+                     0);
+    return v;
+}
+
 static void
 a_listing_record_is_no_file_record_or_summary_and_gc_drops_it(void **state)
 {
@@ -421,19 +444,11 @@ a_listing_record_is_no_file_record_or_summary_and_gc_drops_it(void **state)
     assert_int_equal(get_listing(f, p76, &st, n76, sizeof(n76), 2), 1);
     assert_int_equal(get_listing(f, p64, &st, n64, sizeof(n64), 2), 1);
     MDB_txn *txn = begin(f, MDB_RDONLY);
-    uint8_t key[256] = { 2 };
-    memcpy(key + 1, p76, strlen(p76));
-    MDB_val v;
-    assert_int_equal(
-        cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(p76) + 1, &v, &f->sb.err),
-        0);
+    MDB_val v = get_raw_listing(f, txn, p76);
     assert_int_equal(v.mv_size, CS_STATCACHE_VLEN + 1);
     cs_digest d;
     assert_false(cs_statcache_record_content(v.mv_data, v.mv_size, &d));
-    memcpy(key + 1, p64, strlen(p64));
-    assert_int_equal(
-        cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(p64) + 1, &v, &f->sb.err),
-        0);
+    v = get_raw_listing(f, txn, p64);
     assert_int_equal(v.mv_size, CS_STATCACHE_SUMLEN + 1);
     mdb_txn_abort(txn);
     int n = 0;
@@ -449,12 +464,12 @@ a_listing_record_is_no_file_record_or_summary_and_gc_drops_it(void **state)
 static void
 put_raw_listing(fx *f, const char *path, const void *v, size_t len)
 {
-    uint8_t key[256] = { 2 };
-    memcpy(key + 1, path, strlen(path));
+    uint8_t key[256];
+    size_t klen = listing_key(path, key);
     MDB_txn *txn = begin(f, 0);
-    assert_true(cs_db_put(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, strlen(path) + 1, v, len,
-                          0, &f->sb.err)
-                >= 0);
+    assert_true(
+        cs_db_put(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key, klen, v, len, 0, &f->sb.err)
+        >= 0);
     assert_int_equal(cs_db_commit(txn, &f->sb.err), 0);
 }
 
@@ -467,12 +482,8 @@ a_garbled_listing_record_is_refused(void **state)
     static const char names[] = "a\0b";
     put_listing(f, f->sb.work, &st, names, sizeof(names), 2);
     MDB_txn *txn = begin(f, MDB_RDONLY);
-    uint8_t key[256] = { 2 }, good[128];
-    memcpy(key + 1, f->sb.work, strlen(f->sb.work));
-    MDB_val v;
-    assert_int_equal(cs_db_get(cs_store_db(f->sb.s), txn, CS_T_STATCACHE, key,
-                               strlen(f->sb.work) + 1, &v, &f->sb.err),
-                     0);
+    uint8_t good[128];
+    MDB_val v = get_raw_listing(f, txn, f->sb.work);
     size_t len = v.mv_size;
     assert_true(len <= sizeof(good));
     memcpy(good, v.mv_data, len);

@@ -445,6 +445,19 @@ test_store_dir_tree(cs_db *db, const char *path)
 }
 
 cs_digest
+test_store_file_tree(cs_store *s, const char *path, const uint8_t *p, size_t n, size_t chunk)
+{
+    MDB_txn *txn = test_begin(s, true);
+    cs_db *db = cs_store_db(s);
+    cs_digest c = test_put_content(db, txn, p, n, chunk);
+    cs_tree *t = cs_tree_new();
+    test_tree_add_file(t, path, &c, n);
+    cs_digest d = test_put_tree(db, txn, t);
+    test_commit(txn);
+    return d;
+}
+
+cs_digest
 test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t)
 {
     cs_error *err = NULL;

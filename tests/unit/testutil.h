@@ -178,6 +178,10 @@ cs_digest test_put_tree(cs_db *db, MDB_txn *txn, cs_tree *t);
 /* A tree of one directory at path, stored in a transaction of its own;
  * returns its digest. */
 cs_digest test_store_dir_tree(cs_db *db, const char *path);
+/* A layer tree of one file at path with content p[0..n) (cut every chunk
+ * bytes), stored in a transaction of its own; returns its digest. */
+cs_digest test_store_file_tree(cs_store *s, const char *path, const uint8_t *p, size_t n,
+                               size_t chunk);
 /* Stores the image with this config (its id: the config's sha256) over the
  * n layer trees in txn and, when tag is not NULL, tags it; returns its id. */
 cs_digest test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers,

@@ -7,7 +7,8 @@
  * a read transaction of its own, writing nothing: the results stay in memory
  * until the commit takes them (and records them with the image). A queued
  * tree the commit wants before the thread got to it is computed by the
- * commit itself; one being computed is waited for. An error of the
+ * commit itself; one being computed is waited for; one whose tree a gc
+ * swept since is computed (and found missing) by the commit. An error of the
  * background reaches the commit's error chain when it takes that tree.
  * A tree not local (an imported cache's part not fetched) is left to the
  * commit, which fetches its layer_blobs record first.
