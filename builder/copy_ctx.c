@@ -300,9 +300,9 @@ file_content_now(ctxwalk *w, int dirfd, const char *name, const struct stat *st,
     return 0;
 }
 
-static int
-read_link(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_entry *e,
-          cs_error **err)
+int
+copy_read_link(ctxwalk *w, int dirfd, const char *name, const struct stat *st, char **out,
+               cs_error **err)
 {
     size_t cap = st->st_size > 0 ? (size_t) st->st_size + 1 : PATH_MAX;
     char *t = cs_xmalloc(cap);
@@ -312,7 +312,7 @@ read_link(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
         return cs_err(err, cs_sys_code(errno), errno, "readlink %s", ctx_rel(w));
     }
     t[n] = '\0';
-    e->link = t;
+    *out = t;
     return 0;
 }
 
@@ -335,7 +335,7 @@ ctx_entry(ctxwalk *w, int dirfd, const char *name, const struct stat *st, cs_ent
     if (e->type == CS_E_FILE)
         return file_content(w, dirfd, name, st, e, err);
     if (e->type == CS_E_SYMLINK)
-        return read_link(w, dirfd, name, st, e, err);
+        return copy_read_link(w, dirfd, name, st, &e->link, err);
     return 0;
 }
 

@@ -13,11 +13,8 @@
  */
 #include "copy_int.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "cstore/fsentry.h"
 
 #define NO_LINK UINT32_MAX
@@ -45,13 +42,11 @@ copy_defer_add(ctxwalk *w, int dirfd, const char *name, const struct stat *st, c
         return 0; /* what a layer cannot hold (sockets) */
     uint32_t link = NO_LINK;
     if (S_ISLNK(st->st_mode)) {
-        char t[PATH_MAX]; /* as read_link in copy_ctx.c: no more than lstat's size */
-        size_t cap =
-            st->st_size > 0 && st->st_size < PATH_MAX ? (size_t) st->st_size : PATH_MAX - 1;
-        ssize_t n = readlinkat(dirfd, name, t, cap);
-        if (n < 0)
-            return cs_err(err, cs_sys_code(errno), errno, "readlink %s", w->buf + w->rootlen + 1);
-        link = text_add(w, t, (size_t) n);
+        cs_autofree char *t = NULL;
+        int r = copy_read_link(w, dirfd, name, st, &t, err);
+        if (r < 0)
+            return r;
+        link = text_add(w, t, strlen(t));
     }
     if (w->nrecs == w->caprecs) {
         w->caprecs = w->caprecs ? w->caprecs * 2 : 1024;

@@ -223,6 +223,11 @@ int copy_ctx_matches(ctxwalk *w, const srcarg *a, cs_strv *m, cs_error **err);
  * that vanished); a literal source that is missing is CS_ENOTFOUND. */
 int copy_ctx_match_item(ctxwalk *w, const srcarg *a, const char *path, cs_error **err);
 
+/* The target of the symlink name in dirfd (w->buf, lstat st) into *out
+ * (malloc'd); the error names its context path. */
+int copy_read_link(ctxwalk *w, int dirfd, const char *name, const struct stat *st, char **out,
+                   cs_error **err);
+
 /* copy_list.c: listing records. The names of the directory w->buf (lstat
  * st) from its record into dl (no lstat yet): 1, 0 when none matches, <0. */
 int copy_listing_known(ctxwalk *w, const struct stat *st, dirlist *dl, cs_error **err);

@@ -88,7 +88,14 @@ cs_statcache_has_content(cs_statcache *sc, const cs_digest *d, cs_error **err)
     return r < 0 ? r : 1;
 }
 
-static void dir_key(const char *path, uint8_t *key, size_t *klen);
+/* A listing record's key: 0x02 | sc_key(path) */
+static void
+dir_key(const char *path, uint8_t *key, size_t *klen)
+{
+    key[0] = 2;
+    sc_key(path, key + 1, klen);
+    (*klen)++;
+}
 
 /* The file (or, with dir, listing) record of path whose value starts with
  * st's fields: 1 (*v set), 0 when there is none or it has another stat, <0. */
@@ -182,15 +189,6 @@ cs_statcache_summary_put(cs_store *s, cs_ingest *ing, const cs_digest *sel, cons
 }
 
 /* ---- listing records ---- */
-
-/* 0x02 | sc_key(path) */
-static void
-dir_key(const char *path, uint8_t *key, size_t *klen)
-{
-    key[0] = 2;
-    sc_key(path, key + 1, klen);
-    (*klen)++;
-}
 
 int
 cs_statcache_dir_get(cs_statcache *sc, const char *path, const struct stat *st, const char **names,

@@ -52,9 +52,7 @@ setup(void **state)
     if (test_sandbox_fill(state, sizeof(fx), 0, fill) < 0)
         return -1;
     fx *f = *state;
-    f->cache = cs_path_join(f->sb.work, "cache");
-    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
-    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+    return test_peer_open(&f->sb, &f->b, &f->cache);
 }
 
 static int
@@ -208,9 +206,7 @@ setup_big(void **state)
     if (test_sandbox_fill(state, sizeof(big), 0, fill_big) < 0)
         return -1;
     big *f = *state;
-    f->cache = cs_path_join(f->sb.work, "cache");
-    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
-    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+    return test_peer_open(&f->sb, &f->b, &f->cache);
 }
 
 static int

@@ -76,9 +76,7 @@ setup(void **state)
         return -1;
     fx *f = *state;
     make_versions(f);
-    f->cache = cs_path_join(f->sb.work, "cache");
-    cs_autofree char *broot = cs_path_join(f->sb.work, "b");
-    return cs_store_open(broot, 0, &f->b, &f->sb.err) < 0 ? -1 : 0;
+    return test_peer_open(&f->sb, &f->b, &f->cache);
 }
 
 static int

@@ -51,8 +51,7 @@ teardown(void **state)
 static void
 open_b(fx *f)
 {
-    cs_autofree char *root = cs_path_join(f->sb.work, "b");
-    assert_int_equal(cs_store_open(root, 0, &f->b, &f->sb.err), 0);
+    assert_int_equal(test_peer_open(&f->sb, &f->b, NULL), 0);
 }
 
 /* Store a's one entry (a tree with one file) exported; store b imports it:

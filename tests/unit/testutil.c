@@ -524,3 +524,12 @@ test_sh(const char *fmt, ...)
     free(cmd);
     return rc;
 }
+
+int
+test_peer_open(test_sandbox *sb, cs_store **b, char **cache)
+{
+    if (cache)
+        *cache = cs_path_join(sb->work, "cache");
+    cs_autofree char *root = cs_path_join(sb->work, "b");
+    return cs_store_open(root, 0, b, &sb->err) < 0 ? -1 : 0;
+}

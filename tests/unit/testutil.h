@@ -182,6 +182,10 @@ cs_digest test_store_dir_tree(cs_db *db, const char *path);
  * bytes), stored in a transaction of its own; returns its digest. */
 cs_digest test_store_file_tree(cs_store *s, const char *path, const uint8_t *p, size_t n,
                                size_t chunk);
+/* The other end of an export/import: a second store opened at <work>/b into
+ * *b and, when cache is not NULL, the path <work>/cache (not made) into
+ * *cache. 0, or -1 with sb->err set (cmocka's setup failure). */
+int test_peer_open(test_sandbox *sb, cs_store **b, char **cache);
 /* Stores the image with this config (its id: the config's sha256) over the
  * n layer trees in txn and, when tag is not NULL, tags it; returns its id. */
 cs_digest test_put_image(cs_db *db, MDB_txn *txn, const char *config, const cs_digest *layers,
