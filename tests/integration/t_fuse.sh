@@ -76,6 +76,11 @@ check "the killed build's RUN was running on a served view" wait_for has_view
 kill -9 "$bpid"
 wait "$bpid" 2>/dev/null
 check "SIGKILLed build: no mount left" wait_for no_mounts
+if ! no_mounts; then # whose: the mounts left, and what of the run still lives
+    grep " $ROOT" /proc/self/mountinfo | cut -d' ' -f5,9,10 | sed 's/^/  | left: /'
+    ps -eo pid,ppid,stat,args | grep -E "__fuse-serve|runc|sleep 60|reaper" | grep -v grep |
+        sed 's/^/  | ps: /'
+fi
 must cs gc
 check_eq "gc after the killed build: no mount dir left" "$(ls "$ROOT/mnt" | wc -l)" 0
 
