@@ -1,8 +1,9 @@
 /* merged.c - layers added up into one sorted tree, and chroot-like path
  * resolution inside it (see cstore/merged.h).
  *
- * Applying a layer is linear in the size of both trees (plus a binary search
- * per layer entry): first every deletion the layer implies for the tree below
+ * Applying a layer is linear in the size of both trees (the searches gallop
+ * from one layer entry to the next, the survivors between two are copied
+ * as one block): first every deletion the layer implies for the tree below
  * (whiteouts, opaque dirs, non-directories replacing directories) is marked
  * as index ranges of the merged tree, then the survivors are merged with the
  * layer's entries like two sorted runs. Deletions only ever look at the tree
@@ -69,6 +70,32 @@ find_idx(const cs_tree *t, const char *path)
 {
     const cs_entry *e = cs_tree_find(t, path);
     return e ? (size_t) (e - t->e) : SIZE_MAX;
+}
+
+/* The first index in [from, t->n) whose path is not below path: galloping
+ * from `from` (1, 2, 4... entries on), then a binary search in the last
+ * step. A layer's entries come in path order, so each search starts where
+ * the last ended: a big layer over a small tree costs a compare or two per
+ * entry, a small layer over a big tree a few dozen in all. */
+static size_t
+gallop(const cs_tree *t, size_t from, const char *path)
+{
+    size_t lo = from, step = 1, hi = from;
+    while (hi < t->n && strcmp(t->e[hi].path, path) < 0) {
+        lo = hi + 1;
+        hi = from + step;
+        step *= 2;
+    }
+    if (hi > t->n)
+        hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->e[mid].path, path) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* ---- applying a layer ---- */
@@ -160,9 +187,10 @@ typedef struct ordered {
     size_t nentries; /* of kind K_ENTRY */
 } ordered;
 
-/* Marks what the layer entry e (of kind k) removes from the tree below. */
+/* Marks what the layer entry e (of kind k) removes from the tree below.
+ * *cur: where the last K_ENTRY's search ended (they come in path order). */
 static void
-mark_removed(cs_tree *m, const cs_entry *e, kind k, const char *base, long **diff)
+mark_removed(cs_tree *m, const cs_entry *e, kind k, const char *base, size_t *cur, long **diff)
 {
     size_t lo, hi, i;
     if (k == K_OPAQUE) {
@@ -178,7 +206,10 @@ mark_removed(cs_tree *m, const cs_entry *e, kind k, const char *base, long **dif
         mark(diff, m->n, lo, hi);
     } else if (k == K_ENTRY) {
         /* The root stays a directory whatever a layer says. */
-        if (!*e->path || (i = find_idx(m, e->path)) == SIZE_MAX)
+        if (!*e->path)
+            return;
+        i = *cur = gallop(m, *cur, e->path);
+        if (i == m->n || strcmp(m->e[i].path, e->path))
             return;
         if (e->type != CS_E_DIR || m->e[i].type != CS_E_DIR) {
             cs_tree_under(m, e->path, &lo, &hi);
@@ -192,13 +223,14 @@ static void
 apply_removals(cs_tree *m, ordered *o)
 {
     cs_autofree long *diff = NULL;
+    size_t cur = 0;
     for (size_t j = 0; j < o->n; j++) {
         const cs_entry *e = &o->layer->e[o->ord[j]];
         const char *base;
         kind k = classify(e->path, &base);
         o->kinds[j] = (uint8_t) k;
         o->nentries += k == K_ENTRY;
-        mark_removed(m, e, k, base, &diff);
+        mark_removed(m, e, k, base, &cur, &diff);
     }
     if (!diff)
         return;
@@ -214,43 +246,67 @@ apply_removals(cs_tree *m, ordered *o)
     m->n = k;
 }
 
-/* Phase 2: merges the survivors with the layer's entries; on equal paths
- * the layer's entry replaces the one below. Hardlinks get their target's
- * content once everything is in place. */
+/* Where the layer's K_ENTRY entries go among the survivors, in path order:
+ * pos[q] = index of the first survivor not below entry q, times 2, plus 1
+ * when that survivor has the same path (replaced). Returns the count. */
+static size_t
+entry_places(const cs_tree *m, const ordered *o, size_t *pos, size_t *nsame)
+{
+    size_t np = 0, i = 0;
+    *nsame = 0;
+    for (size_t j = 0; j < o->n; j++) {
+        if (o->kinds[j] != K_ENTRY)
+            continue;
+        const char *path = o->layer->e[o->ord[j]].path;
+        i = gallop(m, i, path);
+        bool same = i < m->n && !strcmp(m->e[i].path, path);
+        pos[np++] = i << 1 | same;
+        *nsame += same;
+    }
+    return np;
+}
+
+/* Phase 2: merges the survivors with the layer's entries, in place and
+ * from the end: the array grows once, each run of survivors moves once (a
+ * small layer moves only what sorts after its first entry, and touches no
+ * new page but the growth). On equal paths the layer's entry replaces the
+ * one below. Hardlinks get their target's content once everything is in
+ * place. */
 static void
 apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
 {
-    size_t cap = m->n + o->nentries;
-    cs_entry *out = cs_xmalloc((cap ? cap : 1) * sizeof(*out));
+    cs_autofree size_t *pos = cs_xmalloc((o->nentries ? o->nentries : 1) * sizeof(*pos));
+    size_t nsame, np = entry_places(m, o, pos, &nsame);
+    size_t total = m->n + np - nsame;
+    if (total > m->cap) {
+        m->cap = total + total / 16 + 16; /* room for the next small layers */
+        m->e = cs_xrealloc(m->e, m->cap * sizeof(*m->e));
+    }
     cs_autofree size_t *links = NULL;
-    size_t nlinks = 0, k = 0, i = 0;
-    for (size_t j = 0; j <= o->n; j++) {
-        if (j < o->n && o->kinds[j] != K_ENTRY)
+    size_t nlinks = 0, dst = total, src = m->n, q = np;
+    for (size_t j = o->n; j-- > 0;) {
+        if (o->kinds[j] != K_ENTRY)
             continue;
-        const cs_entry *le = j < o->n ? &o->layer->e[o->ord[j]] : NULL;
-        while (i < m->n && (!le || strcmp(m->e[i].path, le->path) < 0))
-            out[k++] = m->e[i++];
-        if (!le)
-            break;
-        if (i < m->n && !strcmp(m->e[i].path, le->path))
-            cs_entry_release(&m->e[i++]);
+        size_t p = pos[--q] >> 1, from = p + (pos[q] & 1);
+        dst -= src - from; /* the survivors after the entry, moved right */
+        memmove(m->e + dst, m->e + from, (src - from) * sizeof(*m->e));
+        if (pos[q] & 1)
+            cs_entry_release(&m->e[p]);
+        src = p;
+        cs_entry *e = &m->e[--dst];
         if (owned) {
-            out[k] = owned->e[o->ord[j]];
+            *e = owned->e[o->ord[j]];
             memset(&owned->e[o->ord[j]], 0, sizeof(cs_entry));
         } else {
-            cs_entry_copy(&out[k], le);
+            cs_entry_copy(e, &o->layer->e[o->ord[j]]);
         }
-        if (out[k].type == CS_E_HARDLINK) {
+        if (e->type == CS_E_HARDLINK) {
             if (!links)
-                links = cs_xmalloc(o->nentries * sizeof(*links));
-            links[nlinks++] = k;
+                links = cs_xmalloc(np * sizeof(*links));
+            links[nlinks++] = dst;
         }
-        k++;
     }
-    free(m->e);
-    m->e = out;
-    m->n = k;
-    m->cap = cap ? cap : 1;
+    m->n = total; /* dst == src: the survivors before the first entry stay */
     for (size_t j = 0; j < nlinks; j++)
         fix_hardlink(m, &m->e[links[j]]);
 }

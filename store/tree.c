@@ -196,8 +196,11 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
     if (r.bad || (size_t) n > len / 62 + 1)
         return cs_err(err, CS_ECORRUPT, 0, "tree record: bad entry count");
     cs_tree *t = cs_tree_new();
+    t->cap = n ? n : 1; /* one allocation, zeroed page by page as it fills */
+    t->e = cs_xmalloc(t->cap * sizeof(cs_entry));
     for (uint32_t i = 0; i < n && !r.bad; i++) {
-        cs_entry *e = cs_tree_add(t);
+        cs_entry *e = &t->e[t->n++];
+        memset(e, 0, sizeof(*e));
         e->type = cs_rd_u8(&r);
         e->mode = cs_rd_u32(&r);
         e->uid = cs_rd_u32(&r);
