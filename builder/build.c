@@ -222,6 +222,9 @@ build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err)
     if ((r = load_definition(b, err)) < 0 || (r = find_target(b, err)) < 0
         || (r = plan(b, b->target, err)) < 0)
         return r;
+    for (size_t i = 0; i < b->nst; i++)
+        for (size_t k = 0; b->st[i].state == ST_NEEDED && k < b->st[i].st->ninstrs; k++)
+            b->runs_left += b->st[i].st->instrs[k].cmd == CS_DF_RUN;
     /* created: SOURCE_DATE_EPOCH, else the Unix epoch, so that the same inputs
      * give the same image digest ("now" would make every build a new image). */
     b->created = format_time(b->epoch >= 0 ? b->epoch : 0);

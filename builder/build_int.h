@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include "build.h"
 #include "cstore/buildcache.h"
 #include "dockerfile.h"
@@ -83,6 +84,9 @@ typedef struct build {
     /* The target's new layers' diff ids, worked out in the background from
      * the first cache miss on (NULL before; set under mu). */
     struct cs_diffid_bg *diffs;
+    /* RUN instructions of the needed stages not yet reached (ONBUILD
+     * triggers' may take it below 0): the last one keeps its overlay. */
+    _Atomic long runs_left;
 } build;
 
 /* ---- build.c ---- */

@@ -36,7 +36,18 @@ typedef struct run_step {
     char *script;        /* a shebang heredoc's body (run_shebang) */
     char *script_target; /* where it is mounted: /dev/pipes/NAME */
     cs_run_result res;
+    step_output *out; /* the output's pump, ended after the layer (run_exec) */
+    int out_fd;
+    bool last; /* no RUN of the build comes after this one */
 } run_step;
+
+/* The RUN's output lines all emitted (before its step ends or fails). */
+static void
+run_output_end(run_step *r)
+{
+    step_output_end(r->out, r->out_fd);
+    r->out = NULL;
+}
 
 static void
 run_step_release(build *b, run_step *r)
@@ -486,13 +497,17 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     ro.runtime = b->o->runtime;
     ro.keep_upper = true;
     ro.defer_teardown = true; /* sched_run settles them at its end */
-    step_output *out = NULL;
-    if (step_output_begin(b, st->step, &out, &ro.out_fd, err) < 0)
+    ro.keep_overlay = r->last;
+    if (step_output_begin(b, st->step, &r->out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);
-    ro.err_fd = ro.out_fd;
+    r->out_fd = ro.err_fd = ro.out_fd;
     step_event(b, st->step, CS_BUILD_RUN_OUTPUT, NULL);
     int rc = cs_run(b->s, &ro, &r->res, err);
-    step_output_end(out, ro.out_fd);
+    /* On success the pump is joined after the layer's ingest (do_run): the
+     * overlay's teardown thread (run_defer.c) may hold a core in the kernel
+     * for ~5 ms, and the pump's wakeup must not delay the ingest. */
+    if (rc < 0 || r->res.status)
+        run_output_end(r);
     if (rc < 0 || cs_cancel_check(cs_store_cancel(b->s), err) < 0)
         return line_err(b, in, err);
     return r->res.status ? run_failed(b, st, in, r, err) : 0;
@@ -608,6 +623,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
 {
     run_step r = { 0 };
     cs_cache_entry e = { 0 };
+    r.last = atomic_fetch_sub(&b->runs_left, 1) <= 1;
     int rc = run_key(b, st, in, &r, kh, key, err);
     if (rc == 0 && (rc = cache_lookup(b, key, &e, err)) < 0)
         line_err(b, in, err);
@@ -619,6 +635,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
                  && (rc = run_exec(b, st, in, &r, err)) == 0
                  && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
             line_err(b, in, err);
+        run_output_end(&r);
         e.has_layer = rc == 0;
     }
     if (rc >= 0 && e.has_layer && (rc = stage_push_layer(b, st, &e.tree, err)) < 0)

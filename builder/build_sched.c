@@ -267,7 +267,7 @@ sched_run(build *b, cs_error **err)
         rc = sched_loop(&sc, user, err);
         /* the RUNs' teardowns left to threads (run_defer.c) end while a
          * signal still only triggers the flag */
-        cs_run_settle();
+        cs_run_settle_threads();
         cs_store_set_cancel(b->s, user);
         cs_cancel_unhold(user);
         rc = sched_result(&sc, user, rc, err);

@@ -93,6 +93,13 @@ typedef struct cs_run_opts {
                                      in a thread after cs_run returns (the upper dir is
                                      out of the run dir by then); cs_run_settle waits
                                      for them, as does the next cs_run */
+    bool keep_overlay;            /* with defer_teardown: the detached overlay's last
+                                     reference stays open (its kernel teardown off the
+                                     caller's path) until cs_run_settle or
+                                     cs_run_release_overlays; for a build's last run,
+                                     whose upper dir no later run mounts as a lower dir
+                                     (the next cs_run drops it first anyway). Ignored
+                                     when a lower dir is served by FUSE */
     int out_fd, err_fd;           /* where the command's stdout/stderr go (borrowed; -1:
                                      discarded); stdin is /dev/null */
     /* The last lines of output are kept for error messages. */
@@ -131,9 +138,17 @@ void cs_run_result_release(cs_run_result *r);
  * Thread rules: runs may go in parallel from several threads. */
 int cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err);
 /* Waits until the teardowns that runs with defer_teardown left to threads
- * are done (their failures went to the store's warn hook). Call it before
- * closing the store those runs used. Thread-safe. */
+ * are done (their failures went to the store's warn hook) and drops the
+ * overlays keep_overlay kept. Call it before closing the store those runs
+ * used. Thread-safe. */
 void cs_run_settle(void);
+/* The same but for the kept overlays, which stay. */
+void cs_run_settle_threads(void);
+/* For a command about to exit: settles, then hands the kept overlays to a
+ * spawned `true` that drops them as it exits, so their teardown is not part
+ * of the command's time (without `true`, they are dropped here). Call it
+ * last: the process is not to run another cs_run. */
+void cs_run_release_overlays(void);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it
  * removed. Call at startup, with the store open. The first failure is

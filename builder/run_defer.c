@@ -18,30 +18,87 @@
  * these teardowns (cs_run_settle), as does the build before it gives up the
  * cancel flag. A run dir left by a dead process goes with the next
  * cs_run_cleanup_stale, as before.
+ *
+ * The build's last run (keep_overlay) keeps the reference instead: nothing
+ * will mount its upper dir as a lower dir again, and its teardown (5-15 ms of
+ * kernel time after a go build) would take a core from the layer's ingest
+ * on a 2-core machine. The command hands such references to a `true` it
+ * spawns as it exits (cs_run_release_overlays), so the kernel's teardown
+ * runs in that process, after the command is done; a killed cstore drops
+ * them with its other files, and the next run of the process
+ * (cs_run_settle) drops them first. An overlay with FUSE lower dirs is never
+ * kept: the served view's unmount must not find it busy.
  */
 #include "run_int.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 typedef struct deferred {
     cs_store *s;
-    int hold; /* O_PATH fd on the detached overlay's root; -1: unmounted already */
+    int hold;  /* O_PATH fd on the detached overlay's root; -1: unmounted already */
+    bool keep; /* hold goes to kept[] (keep_overlay) */
     char *dir;
 } deferred;
+
+#define KEPT_MAX   8
+#define FUSE_MAGIC 0x65735546
 
 static pthread_mutex_t defer_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t defer_cv = PTHREAD_COND_INITIALIZER;
 static unsigned defer_pending;
+static int kept[KEPT_MAX]; /* detached overlays' last references (under defer_mu) */
+static size_t nkept;
+
+/* Puts fd in kept[]; false when full (the caller closes it). */
+static bool
+keep_hold(int fd)
+{
+    pthread_mutex_lock(&defer_mu);
+    bool room = nkept < KEPT_MAX;
+    if (room)
+        kept[nkept++] = fd;
+    pthread_mutex_unlock(&defer_mu);
+    return room;
+}
+
+/* Takes kept[] over: *n fds into out. */
+static void
+take_kept(int out[KEPT_MAX], size_t *n)
+{
+    pthread_mutex_lock(&defer_mu);
+    *n = nkept;
+    memcpy(out, kept, nkept * sizeof(int));
+    nkept = 0;
+    pthread_mutex_unlock(&defer_mu);
+}
+
+/* Whether the overlay may be kept: the run asked and no lower dir is
+ * served by FUSE. */
+static bool
+may_keep(const run *r)
+{
+    if (!r->o->keep_overlay)
+        return false;
+    for (size_t i = 0; i < r->o->nlowers; i++) {
+        struct statfs sf;
+        if (statfs(r->o->lowers[i], &sf) < 0 || sf.f_type == FUSE_MAGIC)
+            return false;
+    }
+    return true;
+}
 
 static void
 finish(deferred *d)
 {
     cs_error *tmp = NULL;
-    if (d->hold >= 0)
+    if (d->hold >= 0 && !(d->keep && keep_hold(d->hold)))
         close(d->hold); /* the overlay's last reference: the kernel tears it down here */
     if (run_umount_under(d->dir, &tmp) < 0)
         cs_store_warn_error(d->s, "run cleanup", &tmp);
@@ -68,6 +125,7 @@ run_defer_teardown(run *r)
     deferred *d = cs_xcalloc(1, sizeof *d);
     d->s = r->s;
     d->dir = cs_xstrdup(r->dir);
+    d->keep = may_keep(r);
     d->hold = open(r->rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (d->hold >= 0 && umount2(r->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
         close(d->hold);
@@ -91,10 +149,55 @@ run_defer_teardown(run *r)
 }
 
 void
-cs_run_settle(void)
+cs_run_settle_threads(void)
 {
     pthread_mutex_lock(&defer_mu);
     while (defer_pending)
         pthread_cond_wait(&defer_cv, &defer_mu);
     pthread_mutex_unlock(&defer_mu);
+}
+
+void
+cs_run_settle(void)
+{
+    cs_run_settle_threads();
+    int fds[KEPT_MAX];
+    size_t n;
+    take_kept(fds, &n);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+extern char **environ;
+
+void
+cs_run_release_overlays(void)
+{
+    cs_run_settle_threads();
+    int fds[KEPT_MAX];
+    size_t n;
+    take_kept(fds, &n);
+    if (!n)
+        return;
+    /* `true` inherits them (dup2 onto itself clears FD_CLOEXEC) and drops
+     * them as it exits; its stdio is /dev/null, so no pipe of ours waits. */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int fd = 0; fd < 3; fd++)
+        posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    for (size_t i = 0; i < n; i++)
+        posix_spawn_file_actions_adddup2(&fa, fds[i], fds[i]);
+    pid_t pid;
+    char *argv[] = { "true", NULL, NULL, NULL };
+    /* test only: a command that lives long enough to be looked at */
+    const char *probe = getenv("CSTORE_TEST_RELEASE_CMD");
+    if (probe && *probe) {
+        argv[0] = "sh";
+        argv[1] = "-c";
+        argv[2] = (char *) probe;
+    }
+    (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]); /* without `true`, the last references: torn down here */
 }

@@ -383,6 +383,7 @@ main(int argc, char **argv)
     if (rc == 0)
         rc = v->fn(&c, argc - i, argv + i, &err);
     cs_store_close(c.store);
+    cs_run_release_overlays(); /* their teardown after we are gone */
     cs_cancel *cancel = main_cancel;
     main_cancel = NULL;
     cs_cancel_free(cancel);

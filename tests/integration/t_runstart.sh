@@ -35,6 +35,37 @@ check "one RUN: the build succeeds" cs build --progress plain -t one -f "$ctx/Do
 check_eq "one RUN: the RUN's file is in the image" "$(cs run one cat /d.txt)" two
 check_eq "one RUN: no mount or run dir left when the build exits" "$(mounts_under)$(run_dirs)" ""
 
+# The build's last RUN keeps its detached overlay until cstore exits, then a spawned process drops
+# it (the kernel's teardown off the build's time): that process holds an O_PATH fd on a mount that
+# is in no mount table, and nothing is left once it is gone.
+printf 'kept\n' >"$ctx/a.txt"
+U=$$ # this run's own sleep
+export CSTORE_TEST_RELEASE_CMD="exec sleep 3.$U"
+check "kept overlay: the build succeeds" cs build --progress plain --snapshotter unpack -t kept \
+    -f "$ctx/Dockerfile.one" "$ctx"
+unset CSTORE_TEST_RELEASE_CMD
+holder=$(pgrep -fx "sleep 3.$U" | head -n1)
+check "kept overlay: a process took the overlay over" test -n "$holder"
+detached=0
+for fd in /proc/"$holder"/fd/*; do
+    info=/proc/$holder/fdinfo/${fd##*/}
+    flags=$(awk '$1 == "flags:" { print $2 }' "$info" 2>/dev/null)
+    mnt=$(awk '$1 == "mnt_id:" { print $2 }' "$info" 2>/dev/null)
+    # O_PATH (010000000) on a mount no mount table lists: the detached overlay
+    if [ -n "$flags" ] && (((8#$flags & 8#10000000) != 0)) &&
+        ! awk -v m="$mnt" '$1 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+        detached=$((detached + 1))
+    fi
+done
+check_eq "kept overlay: the holder has the detached overlay's root open" "$detached" 1
+check_eq "kept overlay: no mount or run dir left when the build exits" "$(mounts_under)$(run_dirs)" ""
+check_eq "kept overlay: the RUN's file is in the image" "$(cs run kept cat /d.txt)" kept
+for i in $(seq 100); do
+    kill -0 "$holder" 2>/dev/null || break
+    sleep 0.05
+done
+check_fails "kept overlay: the holder is gone after its command" kill -0 "$holder"
+
 # SIGKILL while the second RUN runs: the first RUN's teardown went to a thread; whatever it left
 # goes with the next command.
 printf 'three\n' >"$ctx/a.txt"
