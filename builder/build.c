@@ -346,7 +346,8 @@ commit(build *b, cs_digest *id, cs_error **err)
     img.layers = st->layers;
     img.nlayers = (uint32_t) st->nlayers;
     if ((r = cs_image_commit_pending(b->db, &img, b->o->tags, &pend, err)) < 0
-        || (r = cs_cache_touch(b->db, NULL, b->hits, b->nhits, err)) < 0)
+        || (r = cs_cache_touch(b->db, NULL, b->hits, b->nhits, err)) < 0
+        || (r = cs_db_sync(b->db, err)) < 0) /* durable before "done" */
         return r;
     *id = img.id;
     return 0;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@ struct cs_db {
     pthread_mutex_t gate_mu;
     int gate_users;
     bool gate_excl;
-    MDB_txn *writer; /* the process's write txn (LMDB allows one at a time) */
+    MDB_txn *writer;      /* the process's write txn (LMDB allows one at a time) */
+    atomic_bool unsynced; /* a write committed since the last cs_db_sync */
 };
 
 static const char *const table_names[CS_T_COUNT] = {
@@ -184,10 +186,28 @@ cs_db_commit(MDB_txn *txn, cs_error **err)
 {
     MDB_env *env = mdb_txn_env(txn); /* the txn is gone after the commit */
     cs_db *db = txn_db(txn);
+    bool writes = db && txn == db->writer;
+    size_t id = mdb_txn_id(txn);
     int rc = mdb_txn_commit(txn);
     txn_ended(db, txn);
     if (rc)
         return cs_db_env_err(env, err, rc, "commit");
+    MDB_envinfo info; /* a write txn that wrote nothing leaves the last id */
+    if (writes && mdb_env_info(env, &info) == 0 && info.me_last_txnid == id)
+        atomic_store(&db->unsynced, true);
+    return 0;
+}
+
+int
+cs_db_sync(cs_db *db, cs_error **err)
+{
+    if (!atomic_exchange(&db->unsynced, false))
+        return 0;
+    int rc = mdb_env_sync(db->env, 1);
+    if (rc) {
+        atomic_store(&db->unsynced, true);
+        return cs_db_err(err, rc, "sync the store");
+    }
     return 0;
 }
 
@@ -319,7 +339,7 @@ cs_db_open(const char *dir, cs_db **out, cs_error **err)
     mdb_env_set_maxdbs(db->env, CS_T_COUNT + 4);
     mdb_env_set_maxreaders(db->env, 1022);
     mdb_env_set_mapsize(db->env, CS_MAPSIZE);
-    rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644);
+    rc = mdb_env_open(db->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
     if (rc) {
         mdb_env_close(db->env);
         close(db->gate_fd);

@@ -112,6 +112,9 @@ cs_store_close(cs_store *s)
     cs_fuse_stop(s);
     cs_fuse_client_free(s->fuse);
     cs_lease_release(s);
+    cs_error *tmp = NULL;
+    if (s->db && cs_db_sync(s->db, &tmp) < 0)
+        cs_store_warn_error(s, "close the store", &tmp);
     cs_db_close(s->db);
     if (s->lockfd >= 0)
         close(s->lockfd);

@@ -39,8 +39,17 @@ typedef struct cs_db cs_db;
 
 /* Opens (creating) the environment in dir. Refuses a store whose schema is
  * newer than CS_SCHEMA_VERSION with CS_EVERSION. Clears reader slots of
- * killed processes. */
+ * killed processes.
+ * Durability: a commit flushes its data pages (fdatasync) but writes the
+ * meta page without waiting for it (MDB_NOMETASYNC): the next commit's flush
+ * or cs_db_sync makes it durable. The store stays consistent across a
+ * system crash (LMDB's ACI); only the last commits may be undone by one.
+ * What a command reports done it syncs first (cs_db_sync). */
 int cs_db_open(const char *dir, cs_db **out, cs_error **err);
+/* Makes every commit of this process durable: one fdatasync when a write
+ * was committed since the last sync, nothing otherwise. Thread-safe. */
+int cs_db_sync(cs_db *db, cs_error **err);
+/* Closes; does not sync (cs_db_sync first). */
 void cs_db_close(cs_db *db);
 MDB_env *cs_db_env(cs_db *db);
 MDB_dbi cs_db_dbi(cs_db *db, cs_table t);
