@@ -196,7 +196,12 @@ cs_run_release_overlays(void)
         argv[1] = "-c";
         argv[2] = (char *) probe;
     }
-    (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    /* Debian's coreutils puts true in /usr/bin (/bin is its link): no PATH
+     * search, whose misses in a long PATH cost more than the spawn */
+    if (probe && *probe)
+        (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    else if (posix_spawn(&pid, "/usr/bin/true", &fa, NULL, argv, environ) != 0)
+        (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     for (size_t i = 0; i < n; i++)
         close(fds[i]); /* without `true`, the last references: torn down here */

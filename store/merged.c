@@ -346,6 +346,7 @@ cs_merged_build(cs_db *db, MDB_txn *txn, const cs_digest *layers, size_t n, cs_t
             return cs_err_wrap(err, "merging layer %zu of %zu", i + 1, n);
         }
         apply(m, l, l);
+        cs_tree_take_arenas(m, l); /* the entries moved in borrow from them */
         cs_tree_free(l);
     }
     *out = m;

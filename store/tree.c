@@ -14,7 +14,8 @@ cs_tree_new(void)
 void
 cs_entry_release(cs_entry *e)
 {
-    cs_free_all(e->path, e->uname, e->gname, e->link);
+    if (!e->borrowed)
+        cs_free_all(e->path, e->uname, e->gname, e->link);
     for (uint32_t i = 0; i < e->nxattrs; i++) {
         free(e->xattrs[i].name);
         free(e->xattrs[i].value);
@@ -26,9 +27,26 @@ cs_entry_release(cs_entry *e)
 void
 cs_tree_free(cs_tree *t)
 {
-    if (t)
-        cs_entries_free(t->e, t->n);
+    if (!t)
+        return;
+    cs_entries_free(t->e, t->n);
+    for (size_t i = 0; i < t->narenas; i++)
+        free(t->arenas[i]);
+    free(t->arenas);
     free(t);
+}
+
+void
+cs_tree_take_arenas(cs_tree *dst, cs_tree *src)
+{
+    if (!src->narenas)
+        return;
+    dst->arenas = cs_xrealloc(dst->arenas, (dst->narenas + src->narenas) * sizeof(void *));
+    memcpy(dst->arenas + dst->narenas, src->arenas, src->narenas * sizeof(void *));
+    dst->narenas += src->narenas;
+    free(src->arenas);
+    src->arenas = NULL;
+    src->narenas = 0;
 }
 
 cs_entry *
@@ -67,6 +85,7 @@ void
 cs_entry_copy(cs_entry *dst, const cs_entry *src)
 {
     *dst = *src;
+    dst->borrowed = false;
     dst->path = dup_or_null(src->path);
     dst->uname = dup_or_null(src->uname);
     dst->gname = dup_or_null(src->gname);
@@ -184,6 +203,22 @@ cs_tree_encode(const cs_tree *t, cs_buf *b)
     }
 }
 
+/* A string of the record, copied with its NUL into the arena at *ap; NULL
+ * when empty (as cs_rd_str). */
+static char *
+arena_str(cs_rd *r, char **ap)
+{
+    uint32_t n;
+    const char *p = cs_rd_bytes(r, &n);
+    if (!p || !n)
+        return NULL;
+    char *s = *ap;
+    memcpy(s, p, n);
+    s[n] = 0;
+    *ap += n + 1;
+    return s;
+}
+
 int
 cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
 {
@@ -198,6 +233,13 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
     cs_tree *t = cs_tree_new();
     t->cap = n ? n : 1; /* one allocation, zeroed page by page as it fills */
     t->e = cs_xmalloc(t->cap * sizeof(cs_entry));
+    /* Every string of the record in one block: a string takes its bytes and
+     * a NUL there, its bytes and a 4-byte length in the record, and a
+     * missing path one byte for an entry of 62 or more. */
+    char *arena = cs_xmalloc(len + 1), *ap = arena;
+    t->arenas = cs_xmalloc(sizeof(void *));
+    t->arenas[0] = arena;
+    t->narenas = 1;
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         cs_entry *e = &t->e[t->n++];
         memset(e, 0, sizeof(*e));
@@ -216,10 +258,11 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
         }
         e->devmajor = cs_rd_u32(&r);
         e->devminor = cs_rd_u32(&r);
-        e->path = cs_rd_str(&r);
-        e->link = cs_rd_str(&r);
-        e->uname = cs_rd_str(&r);
-        e->gname = cs_rd_str(&r);
+        e->borrowed = true;
+        e->path = arena_str(&r, &ap);
+        e->link = arena_str(&r, &ap);
+        e->uname = arena_str(&r, &ap);
+        e->gname = arena_str(&r, &ap);
         uint32_t nx = cs_rd_u32(&r);
         for (uint32_t j = 0; j < nx && !r.bad; j++) {
             cs_autofree char *name = cs_rd_str(&r);
@@ -228,8 +271,10 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
             if (!r.bad && name)
                 cs_entry_add_xattr(e, name, v, vl);
         }
-        if (!e->path)
-            e->path = cs_xstrdup("");
+        if (!e->path) {
+            e->path = ap;
+            *ap++ = 0;
+        }
         if (e->type > CS_E_FIFO)
             r.bad = true;
     }

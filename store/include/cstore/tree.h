@@ -44,6 +44,8 @@ typedef struct cs_entry {
     uint32_t mtime_nsec;
     uint64_t size;     /* bytes of a file (0 for others) */
     bool has_content;  /* file (or hardlink to a file) with size > 0 */
+    bool borrowed;     /* path, link, uname and gname live in a tree's arena
+                          (cs_tree_decode's): never freed or replaced one by one */
     cs_digest content; /* when has_content */
     char *link;        /* symlink target (verbatim), or hardlink target (clean path) */
     uint32_t devmajor, devminor;
@@ -54,6 +56,8 @@ typedef struct cs_entry {
 typedef struct cs_tree {
     cs_entry *e;
     size_t n, cap;
+    void **arenas; /* the strings of borrowed entries, freed with the tree */
+    size_t narenas;
 } cs_tree;
 
 cs_tree *cs_tree_new(void);
@@ -66,7 +70,10 @@ void cs_entry_release(cs_entry *e);
  * (the pointer lives until the next add); free releases each and the array. */
 cs_entry *cs_entries_add(cs_entry **e, size_t *n, size_t *cap);
 void cs_entries_free(cs_entry *e, size_t n);
+/* A deep copy (never borrowed). */
 void cs_entry_copy(cs_entry *dst, const cs_entry *src);
+/* Moves src's arenas to dst: for entries moved from src into dst. */
+void cs_tree_take_arenas(cs_tree *dst, cs_tree *src);
 void cs_entry_add_xattr(cs_entry *e, const char *name, const void *value, uint32_t len);
 /* Sorts by path; for duplicate paths the later-added entry wins (tar order). */
 void cs_tree_sort(cs_tree *t);
