@@ -158,8 +158,21 @@ drain_one(cs_ingest *ing, cs_error **err)
     pf->n++;
     pf->outstanding--;
     sl->state = SLOT_FREE;
+    ing->freebufs[ing->nfree++] = sl->buf;
     ing->tail++;
     return finish_ready_files(ing, err);
+}
+
+/* Whether the oldest submitted chunk is done (its put would not wait). */
+static bool
+oldest_done(cs_ingest *ing)
+{
+    if (ing->tail == ing->head)
+        return false;
+    pthread_mutex_lock(&ing->mu);
+    bool done = ing->ring[ing->tail % NSLOTS].state == SLOT_DONE;
+    pthread_mutex_unlock(&ing->mu);
+    return done;
 }
 
 int
@@ -198,7 +211,8 @@ maybe_start_worker(cs_ingest *ing, cs_error **err)
 static int
 submit(cs_ingest *ing, const uint8_t *p, uint32_t n, bool stable, cs_error **err)
 {
-    while (ing->head - ing->tail == NSLOTS) {
+    /* what is done goes in now, freeing its buffers; a full ring waits */
+    while (ing->head - ing->tail == NSLOTS || oldest_done(ing)) {
         int r = drain_one(ing, err);
         if (r < 0)
             return r;
@@ -207,6 +221,9 @@ submit(cs_ingest *ing, const uint8_t *p, uint32_t n, bool stable, cs_error **err
     if (r < 0)
         return r;
     slot *sl = &ing->ring[ing->head % NSLOTS];
+    sl->buf = ing->freebufs[--ing->nfree];
+    sl->in = ing->bufs[sl->buf].in;
+    sl->out = ing->bufs[sl->buf].out;
     if (!stable)
         memcpy(sl->in, p, n);
     sl->src = stable ? p : sl->in;
@@ -354,25 +371,61 @@ page_round(size_t n)
     return (n + pg - 1) / pg * pg;
 }
 
-/* Maps the slab and points the slots, the queue and the read buffer into it
- * (page-aligned parts: a small ingest faults in only the pages it uses). */
+/* One freed slab kept for the process's next ingest (a build ingests a
+ * layer per COPY and RUN): its touched pages stay, not faulted in again. */
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *spare;
+
+static size_t
+pq_bytes(void)
+{
+    return page_round(PQ_CAP * sizeof(pending));
+}
+
+/* The slab: NSLOTS pairs of in and out buffers, the queue, the read buffer. */
+static size_t
+slab_bytes(void)
+{
+    return NSLOTS * (page_round(CS_CHUNK_MAX) + page_round(ZSTD_compressBound(CS_CHUNK_MAX)))
+           + pq_bytes() + RDBUF_LEN;
+}
+
+void
+cs_ingest_drop_spare(void)
+{
+    pthread_mutex_lock(&spare_mu);
+    void *m = cs_steal(&spare);
+    pthread_mutex_unlock(&spare_mu);
+    if (m)
+        munmap(m, slab_bytes());
+}
+
+/* Maps the slab (or takes the spare) and points the slots, the queue and
+ * the read buffer into it (page-aligned parts: a small ingest faults in only
+ * the pages it uses). */
 static int
 slab_map(cs_ingest *ing, cs_error **err)
 {
     size_t in = page_round(CS_CHUNK_MAX), out = page_round(ZSTD_compressBound(CS_CHUNK_MAX));
-    size_t pq = page_round(PQ_CAP * sizeof(pending));
-    ing->slab_len = NSLOTS * (in + out) + pq + RDBUF_LEN;
-    void *m = mmap(NULL, ing->slab_len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t pq = pq_bytes();
+    ing->slab_len = slab_bytes();
+    pthread_mutex_lock(&spare_mu);
+    void *m = cs_steal(&spare);
+    pthread_mutex_unlock(&spare_mu);
+    if (!m)
+        m = mmap(NULL, ing->slab_len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
         ing->slab = NULL;
         return cs_err(err, cs_sys_code(errno), errno, "map the ingest's buffers");
     }
     uint8_t *p = ing->slab = m;
     for (int i = 0; i < NSLOTS; i++, p += in + out) {
-        ing->ring[i].in = p;
-        ing->ring[i].out = p + in;
+        ing->bufs[i].in = p;
+        ing->bufs[i].out = p + in;
+        ing->freebufs[i] = NSLOTS - 1 - i; /* bufs[0] on top */
     }
+    ing->nfree = NSLOTS;
     ing->pq_cap = PQ_CAP;
     ing->pq = (pending *) p; /* zeroed, as a fresh anonymous mapping is */
     ing->rdbuf = p + pq;
@@ -426,8 +479,16 @@ cs_ingest_free(cs_ingest *ing)
         cs_db_abort(ing->txn);
     for (size_t i = ing->pq_head; ing->pq && i < ing->pq_tail; i++)
         free(ing->pq[i % ing->pq_cap].refs);
-    if (ing->slab)
-        munmap(ing->slab, ing->slab_len);
+    if (ing->slab) {
+        /* the queue must read as zeroes again, as a fresh mapping does */
+        madvise(ing->pq, pq_bytes(), MADV_DONTNEED);
+        pthread_mutex_lock(&spare_mu);
+        if (!spare)
+            spare = cs_steal(&ing->slab);
+        pthread_mutex_unlock(&spare_mu);
+        if (ing->slab)
+            munmap(ing->slab, ing->slab_len);
+    }
     free(ing->threads);
     cs_buf_release(&ing->pend);
     cs_sha256_free(ing->filesha);
@@ -448,6 +509,7 @@ ingest_discard_pending(cs_ingest *ing)
         while (sl->state != SLOT_DONE)
             pthread_cond_wait(&ing->cv_done, &ing->mu);
         sl->state = SLOT_FREE;
+        ing->freebufs[ing->nfree++] = sl->buf;
     }
     ing->tail = ing->head;
     pthread_mutex_unlock(&ing->mu);

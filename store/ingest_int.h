@@ -20,6 +20,7 @@
 enum { SLOT_FREE, SLOT_READY, SLOT_DONE };
 
 typedef struct slot {
+    int buf; /* the buffers in and out are cs_ingest's bufs[buf] */
     uint8_t *in;
     const uint8_t *src; /* the chunk's bytes: in, or the caller's (stable) */
     uint32_t len;
@@ -67,6 +68,13 @@ struct cs_ingest {
     pthread_cond_t cv_work, cv_done;
     slot ring[NSLOTS];
     uint64_t head, next_work, tail;
+    /* The slots' buffers, the last freed reused first (a chunk is put as
+     * soon as its worker is done): an ingest that the workers keep up with
+     * touches the pages of a few buffers, not of one per chunk. */
+    struct {
+        uint8_t *in, *out;
+    } bufs[NSLOTS];
+    int freebufs[NSLOTS], nfree;
     bool stop;
     /* Bumped by cs_ingest_reset once its new write txn has begun: a worker
      * that sees a new value renews its read txn, so what it takes for

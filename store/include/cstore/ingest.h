@@ -48,6 +48,10 @@ typedef struct cs_ingest cs_ingest;
 int cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err);
 /* Aborts the transaction unless committed; joins the workers. */
 void cs_ingest_free(cs_ingest *ing);
+/* An ingest's buffers (one mapping, tens of MiB of address space, its touched
+ * pages) are kept for the process's next ingest once it is freed; this
+ * unmaps them (a process done ingesting). Thread-safe. */
+void cs_ingest_drop_spare(void);
 CS_DEFINE_FREEP(cs_ingest, cs_ingest_free)
 int cs_ingest_commit(cs_ingest *ing, cs_error **err);
 /* Drops everything ing stored since it began or was last reset, as freeing
