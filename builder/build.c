@@ -249,6 +249,11 @@ build_diffs_add(build *b, size_t idx, const cs_digest *layers, size_t n)
     if (idx != b->target)
         return;
     build_lock(b);
+    bool start = b->missed && !b->diffs;
+    build_unlock(b);
+    if (start)
+        build_diffs_start(b);
+    build_lock(b);
     cs_diffid_bg *bg = b->diffs;
     build_unlock(b);
     for (size_t i = 0; bg && i < n; i++)

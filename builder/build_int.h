@@ -81,9 +81,15 @@ typedef struct build {
     pthread_cond_t cv;
     bool locks;        /* the mutexes are initialized */
     cs_cancel *cancel; /* the build's own flag while stages run */
-    /* The target's new layers' diff ids, worked out in the background from
-     * the first cache miss on (NULL before; set under mu). */
+    /* The target's new layers' diff ids, worked out in the background once
+     * there is work and time for it: when a RUN's container starts (cstore
+     * only waits on the runtime then) or the target gets a new layer after a
+     * cache miss (NULL before; set under mu). Not at the miss itself: the
+     * thread's first act, loading libarchive, maps and relocates, and beside
+     * a COPY building its stage's merged tree (page faults) it slowed that by
+     * a few ms (mmap_lock, TLB shootdowns). */
     struct cs_diffid_bg *diffs;
+    bool missed; /* a cache lookup missed (under mu) */
     /* RUN instructions of the needed stages not yet reached (ONBUILD
      * triggers' may take it below 0): the last one keeps its overlay. */
     _Atomic long runs_left;
@@ -96,7 +102,7 @@ int build_init(build *b, cs_store *s, const cs_build_opts *o, cs_error **err);
 void build_release(build *b);
 int build_stage(build *b, size_t idx, cs_error **err);
 int line_err(build *b, const cs_df_instr *in, cs_error **err);
-/* A cache miss: starts b->diffs (libarchive loads there) unless started. */
+/* Starts b->diffs (libarchive loads there) unless started. */
 void build_diffs_start(build *b);
 /* layers[0..n) of stage idx: queued for their diff ids when idx is the
  * target and b->diffs runs. */

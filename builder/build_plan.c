@@ -151,8 +151,11 @@ cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **err)
     build_note(b, &b->res.keys, &b->res.nkeys, key);
     cs_error *tmp = NULL;
     int r = b->o->no_cache ? -CS_ENOTFOUND : cs_cache_get(b->db, NULL, key, e, &tmp);
-    if (r == -CS_ENOTFOUND || r == -CS_ECORRUPT) /* a miss: a layer will be written */
-        build_diffs_start(b);
+    if (r == -CS_ENOTFOUND || r == -CS_ECORRUPT) { /* a miss: a layer will be written */
+        build_lock(b);
+        b->missed = true; /* the diff ids' thread starts with the work (build_int.h) */
+        build_unlock(b);
+    }
     if (r == -CS_ENOTFOUND) {
         cs_error_clear(&tmp);
         return 0;

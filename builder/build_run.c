@@ -502,6 +502,7 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
         return line_err(b, in, err);
     r->out_fd = ro.err_fd = ro.out_fd;
     step_event(b, st->step, CS_BUILD_RUN_OUTPUT, NULL);
+    build_diffs_start(b); /* its start-up beside the runtime's */
     int rc = cs_run(b->s, &ro, &r->res, err);
     /* On success the pump is joined after the layer's ingest (do_run): the
      * overlay's teardown thread (run_defer.c) may hold a core in the kernel
