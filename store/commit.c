@@ -239,5 +239,5 @@ cs_image_commit_pending(cs_db *db, const cs_image *img, char *const *tags, const
                         cs_error **err)
 {
     commit_ctx c = { .img = img, .tags = tags, .pend = (cs_diff_pending *) p };
-    return cs_db_write(db, commit_fn, &c, err);
+    return cs_db_write_add_only(db, commit_fn, &c, err); /* a build syncs before "done" */
 }

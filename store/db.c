@@ -28,7 +28,8 @@ struct cs_db {
     int gate_users;
     bool gate_excl;
     MDB_txn *writer;      /* the process's write txn (LMDB allows one at a time) */
-    atomic_bool unsynced; /* a write committed since the last cs_db_sync */
+    bool writer_nometa;   /* it began with MDB_NOMETASYNC (add-only) */
+    atomic_bool unsynced; /* an add-only commit's meta page is not synced yet */
 };
 
 static const char *const table_names[CS_T_COUNT] = {
@@ -140,17 +141,20 @@ begin(cs_db *db, unsigned flags, MDB_txn **out)
         if (g)
             return g;
     }
-    int rc = mdb_txn_begin(db->env, NULL, flags, out);
+    unsigned lflags = flags & ~(unsigned) MDB_NOMETASYNC; /* ours: see cs_db_commit */
+    int rc = mdb_txn_begin(db->env, NULL, lflags, out);
     if (rc == MDB_MAP_RESIZED) {
         /* Another process grew the map: adopt its size and retry. */
         mdb_env_set_mapsize(db->env, 0);
-        rc = mdb_txn_begin(db->env, NULL, flags, out);
+        rc = mdb_txn_begin(db->env, NULL, lflags, out);
     }
     if (!(flags & MDB_RDONLY)) {
         if (rc)
             gate_leave(db);
-        else
+        else {
             db->writer = *out;
+            db->writer_nometa = flags & MDB_NOMETASYNC;
+        }
     }
     return rc;
 }
@@ -186,14 +190,21 @@ cs_db_commit(MDB_txn *txn, cs_error **err)
 {
     MDB_env *env = mdb_txn_env(txn); /* the txn is gone after the commit */
     cs_db *db = txn_db(txn);
-    bool writes = db && txn == db->writer;
+    bool nometa = db && txn == db->writer && db->writer_nometa;
     size_t id = mdb_txn_id(txn);
+    /* LMDB 0.9.24 takes MDB_NOMETASYNC from the environment only: set for
+     * this commit alone, which as the process's one writer no other thread's
+     * commit can overlap. */
+    if (nometa)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
     int rc = mdb_txn_commit(txn);
+    if (nometa)
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 0);
     txn_ended(db, txn);
     if (rc)
         return cs_db_env_err(env, err, rc, "commit");
     MDB_envinfo info; /* a write txn that wrote nothing leaves the last id */
-    if (writes && mdb_env_info(env, &info) == 0 && info.me_last_txnid == id)
+    if (nometa && mdb_env_info(env, &info) == 0 && info.me_last_txnid == id)
         atomic_store(&db->unsynced, true);
     return 0;
 }
@@ -247,6 +258,12 @@ int
 cs_db_write(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err)
 {
     return run(db, 0, fn, ctx, err);
+}
+
+int
+cs_db_write_add_only(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err)
+{
+    return run(db, MDB_NOMETASYNC, fn, ctx, err);
 }
 
 int
@@ -339,7 +356,7 @@ cs_db_open(const char *dir, cs_db **out, cs_error **err)
     mdb_env_set_maxdbs(db->env, CS_T_COUNT + 4);
     mdb_env_set_maxreaders(db->env, 1022);
     mdb_env_set_mapsize(db->env, CS_MAPSIZE);
-    rc = mdb_env_open(db->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0644);
+    rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644);
     if (rc) {
         mdb_env_close(db->env);
         close(db->gate_fd);

@@ -448,7 +448,7 @@ cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err)
     ing->threads = cs_xcalloc((size_t) ing->maxthreads, sizeof(pthread_t));
     int r = slab_map(ing, err);
     if (r >= 0)
-        r = cs_db_begin(ing->db, 0, &ing->txn, err);
+        r = cs_db_begin(ing->db, MDB_NOMETASYNC, &ing->txn, err);
     if (r < 0) {
         cs_ingest_free(ing);
         return r;
@@ -533,7 +533,7 @@ cs_ingest_reset(cs_ingest *ing, cs_error **err)
     cs_db_abort(ing->txn);
     ing->txn = NULL;
     memset(&ing->stats, 0, sizeof(ing->stats));
-    int r = cs_db_begin(ing->db, 0, &ing->txn, err);
+    int r = cs_db_begin(ing->db, MDB_NOMETASYNC, &ing->txn, err);
     ing->failed = r < 0; /* without a txn it can only be freed (or reset again) */
     if (r < 0)
         return r;

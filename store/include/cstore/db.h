@@ -40,14 +40,18 @@ typedef struct cs_db cs_db;
 /* Opens (creating) the environment in dir. Refuses a store whose schema is
  * newer than CS_SCHEMA_VERSION with CS_EVERSION. Clears reader slots of
  * killed processes.
- * Durability: a commit flushes its data pages (fdatasync) but writes the
- * meta page without waiting for it (MDB_NOMETASYNC): the next commit's flush
- * or cs_db_sync makes it durable. The store stays consistent across a
- * system crash (LMDB's ACI); only the last commits may be undone by one.
- * What a command reports done it syncs first (cs_db_sync). */
+ * Durability: a commit is synced (its data pages, then its meta page) before
+ * it returns, but for an add-only transaction (MDB_NOMETASYNC at
+ * cs_db_begin, or cs_db_write_add_only): its meta page is written without
+ * waiting, and made durable by the next commit's flush or by cs_db_sync. A
+ * system crash may undo such commits, never damage the store (LMDB's ACI),
+ * so only a transaction no file deletion relies on may be one: an undone
+ * commit of a record's removal would name a file already gone. What a
+ * command reports done it syncs first (cs_db_sync). */
 int cs_db_open(const char *dir, cs_db **out, cs_error **err);
-/* Makes every commit of this process durable: one fdatasync when a write
- * was committed since the last sync, nothing otherwise. Thread-safe. */
+/* Makes every commit of this process durable: one fdatasync when an
+ * add-only commit wrote since the last sync, nothing otherwise.
+ * Thread-safe. */
 int cs_db_sync(cs_db *db, cs_error **err);
 /* Closes; does not sync (cs_db_sync first). */
 void cs_db_close(cs_db *db);
@@ -60,6 +64,10 @@ MDB_dbi cs_db_dbi(cs_db *db, cs_table t);
 typedef int (*cs_db_fn)(cs_db *db, MDB_txn *txn, void *ctx, cs_error **err);
 int cs_db_read(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
 int cs_db_write(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
+/* cs_db_write for a transaction that only adds or updates records, with no
+ * file removed on the strength of it (see cs_db_open: durable at the next
+ * commit or cs_db_sync). */
+int cs_db_write_add_only(cs_db *db, cs_db_fn fn, void *ctx, cs_error **err);
 
 /* Long-lived transactions for ingest and gc (which drive their own loops).
  * A write txn belongs to the thread that began it. */
