@@ -124,9 +124,9 @@ classify(const char *path, const char **base)
 /* The layer's entry indices in path order, one per path (the last added wins,
  * as cs_tree_sort does). Trees from cs_tree_get are sorted already. */
 static size_t *
-layer_order(const cs_tree *l, size_t *n)
+layer_order(const cs_tree *l, size_t *n, bool *identity)
 {
-    size_t *ord = cs_xmalloc(l->n * sizeof(*ord));
+    size_t *ord = cs_xmalloc((l->n ? l->n : 1) * sizeof(*ord));
     bool sorted = true;
     for (size_t i = 0; i < l->n; i++) {
         ord[i] = i;
@@ -134,6 +134,7 @@ layer_order(const cs_tree *l, size_t *n)
             sorted = false;
     }
     *n = l->n;
+    *identity = sorted;
     if (sorted)
         return ord;
     cs_path_idx *v = cs_xmalloc(l->n * sizeof(*v));
@@ -311,6 +312,69 @@ apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
         fix_hardlink(m, &m->e[links[j]]);
 }
 
+/* The entry at path: the layer's, else the one below's (both sorted). */
+static const cs_entry *
+find_either(const cs_tree *l, const cs_tree *m, const char *path)
+{
+    const cs_entry *e = cs_tree_find(l, path);
+    return e ? e : cs_tree_find(m, path);
+}
+
+/* Phase 2 for a big plain layer (sorted, one entry per path, no whiteout)
+ * that is owned: the survivors go into the layer's array, from the end,
+ * rather than the layer's entries into the survivors'. A base layer's
+ * thousands of entries then stay where its decode put them (pages touched
+ * already) instead of moving into a fresh array. The layer's entry wins on
+ * equal paths; its hardlinks get their target's content first, from the
+ * layer or the survivors, as in apply_entries. */
+static void
+apply_into_layer(cs_tree *m, cs_tree *l)
+{
+    for (size_t k = 0; k < l->n; k++) {
+        cs_entry *e = &l->e[k];
+        if (e->type != CS_E_HARDLINK || !e->link)
+            continue;
+        const cs_entry *t = find_either(l, m, e->link);
+        for (int hops = 0; t && t->type == CS_E_HARDLINK && t->link && hops < MAX_SYMLINKS; hops++)
+            t = find_either(l, m, t->link);
+        if (t && t != e) {
+            e->size = t->size;
+            e->has_content = t->has_content;
+            e->content = t->content;
+        }
+    }
+    cs_autofree size_t *pos = cs_xmalloc((m->n ? m->n : 1) * sizeof(*pos));
+    size_t nsame = 0, i = 0;
+    for (size_t j = 0; j < m->n; j++) {
+        i = gallop(l, i, m->e[j].path);
+        bool same = i < l->n && !strcmp(l->e[i].path, m->e[j].path);
+        pos[j] = i << 1 | same;
+        nsame += same;
+    }
+    size_t total = l->n + m->n - nsame;
+    if (total > l->cap) {
+        l->cap = total + total / 16 + 16;
+        l->e = cs_xrealloc(l->e, l->cap * sizeof(*l->e));
+    }
+    size_t dst = total, src = l->n;
+    for (size_t j = m->n; j-- > 0;) {
+        size_t p = pos[j] >> 1;
+        dst -= src - p; /* the layer's entries from the survivor's place on */
+        memmove(l->e + dst, l->e + p, (src - p) * sizeof(*l->e));
+        src = p;
+        if (pos[j] & 1)
+            cs_entry_release(&m->e[j]); /* replaced by the layer's */
+        else
+            l->e[--dst] = m->e[j];
+    }
+    free(m->e);
+    m->e = l->e;
+    m->n = total;
+    m->cap = l->cap;
+    l->e = NULL;
+    l->n = l->cap = 0;
+}
+
 /* Applies layer on m. When owned is not NULL it is layer itself, writable:
  * its entries are moved into m instead of copied (what is left is freed by
  * the caller). */
@@ -318,10 +382,14 @@ static void
 apply(cs_tree *m, const cs_tree *layer, cs_tree *owned)
 {
     ordered o = { .layer = layer };
-    o.ord = layer_order(layer, &o.n);
+    bool identity;
+    o.ord = layer_order(layer, &o.n, &identity);
     o.kinds = cs_xmalloc(o.n ? o.n : 1);
     apply_removals(m, &o);
-    apply_entries(m, &o, owned);
+    if (owned && identity && o.nentries == o.n && o.n > m->n)
+        apply_into_layer(m, owned);
+    else
+        apply_entries(m, &o, owned);
     free(o.ord);
     free(o.kinds);
 }
