@@ -46,7 +46,8 @@ in_txn(cs_db *db, MDB_txn *txn, bool write, cs_db_fn fn, cache_op *op, cs_error 
 {
     if (txn)
         return fn(db, txn, op, err);
-    return write ? cs_db_write(db, fn, op, err) : cs_db_read(db, fn, op, err);
+    /* a put or a touch: add-only (db.h) */
+    return write ? cs_db_write_add_only(db, fn, op, err) : cs_db_read(db, fn, op, err);
 }
 
 static int

@@ -138,7 +138,7 @@ int
 cs_lease_tree_store(cs_store *s, const cs_tree *t, cs_digest *out, cs_error **err)
 {
     tree_store ts = { s, t, out };
-    return cs_db_write(cs_store_db(s), tree_store_fn, &ts, err);
+    return cs_db_write_add_only(cs_store_db(s), tree_store_fn, &ts, err);
 }
 
 void

@@ -87,7 +87,9 @@ rec_touch(cs_store *s, const cs_digest *d, const uint8_t boot[CS_BOOT_ID_LEN], c
 {
     rec c = { .d = d, .last_used = (uint64_t) time(NULL) };
     memcpy(c.boot, boot, CS_BOOT_ID_LEN);
-    return cs_db_write(cs_store_db(s), rec_put_fn, &c, err);
+    /* add-only (db.h): a crash may undo the record, leaving a complete
+     * <hex> dir without one, as between a rename and its record */
+    return cs_db_write_add_only(cs_store_db(s), rec_put_fn, &c, err);
 }
 
 /* Whether the snapshot on disk may be used without a look: recorded, and
