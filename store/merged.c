@@ -86,16 +86,7 @@ gallop(const cs_tree *t, size_t from, const char *path)
         hi = from + step;
         step *= 2;
     }
-    if (hi > t->n)
-        hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->e[mid].path, path) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return cs_tree_lower_bound(t, lo, hi < t->n ? hi : t->n, path);
 }
 
 /* ---- applying a layer ---- */

@@ -243,21 +243,6 @@ is_whiteout(const char *path)
     return !strncmp(sl ? sl + 1 : path, WH_PREFIX, strlen(WH_PREFIX));
 }
 
-/* First index of t whose path is >= key (t sorted). */
-static size_t
-lower_bound(const cs_tree *t, const char *key)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->e[mid].path, key) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* True when the layer itself has path or anything below it. */
 static bool
 tree_has(const cs_tree *t, const char *path)
@@ -265,7 +250,7 @@ tree_has(const cs_tree *t, const char *path)
     if (cs_tree_find(t, path))
         return true;
     cs_autofree char *pfx = cs_xasprintf("%s/", path);
-    size_t i = lower_bound(t, pfx);
+    size_t i = cs_tree_lower_bound(t, 0, t->n, pfx);
     return i < t->n && !strncmp(t->e[i].path, pfx, strlen(pfx));
 }
 

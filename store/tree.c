@@ -155,6 +155,19 @@ cs_tree_sort(cs_tree *t)
     free(v);
 }
 
+size_t
+cs_tree_lower_bound(const cs_tree *t, size_t lo, size_t hi, const char *path)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->e[mid].path, path) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 const cs_entry *
 cs_tree_find(const cs_tree *t, const char *path)
 {

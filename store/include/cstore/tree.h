@@ -79,6 +79,9 @@ void cs_entry_add_xattr(cs_entry *e, const char *name, const void *value, uint32
 void cs_tree_sort(cs_tree *t);
 /* Binary search in a sorted tree; NULL when absent. */
 const cs_entry *cs_tree_find(const cs_tree *t, const char *path);
+/* The first index in [lo, hi) of a sorted tree whose path is not below path
+ * (bytewise), hi when none is. */
+size_t cs_tree_lower_bound(const cs_tree *t, size_t lo, size_t hi, const char *path);
 
 void cs_tree_encode(const cs_tree *t, cs_buf *out);
 int cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err);
