@@ -15,7 +15,6 @@
 #include "ingest_int.h"
 
 #define ZSTD_LEVEL 1
-#define RDBUF_LEN  (1u << 20)
 #define PQ_CAP     4096
 
 /* ---- workers ---- */
@@ -278,31 +277,50 @@ emit_chunk(cs_ingest *ing, size_t cut, bool whole_file, cs_error **err)
     return submit(ing, p, (uint32_t) cut, false, err);
 }
 
+/* Room for more bytes in pend: what the chunker has not cut moves to the
+ * front once less than CS_CHUNK_MAX of it is left, so at least CS_CHUNK_MAX
+ * bytes are always ahead of the chunker. */
+static size_t
+pend_room(cs_ingest *ing)
+{
+    if (ing->pend_off && ing->pend.len - ing->pend_off < CS_CHUNK_MAX) {
+        memmove(ing->pend.data, ing->pend.data + ing->pend_off, ing->pend.len - ing->pend_off);
+        ing->pend.len -= ing->pend_off;
+        ing->pend_off = 0;
+    }
+    cs_buf_reserve(&ing->pend, 2 * CS_CHUNK_MAX - ing->pend.len);
+    return 2 * CS_CHUNK_MAX - ing->pend.len;
+}
+
+/* n more bytes in pend (appended or read there): counted, and every cut
+ * with CS_CHUNK_MAX bytes or more after it made. */
+static int
+pend_added(cs_ingest *ing, size_t n, cs_error **err)
+{
+    ing->pq[ing->cur % ing->pq_cap].size += n;
+    ing->stats.bytes += n;
+    while (ing->pend.len - ing->pend_off >= CS_CHUNK_MAX) {
+        size_t cut =
+            cs_chunker_next(ing->pend.data + ing->pend_off, ing->pend.len - ing->pend_off, false);
+        int r = emit_chunk(ing, cut, false, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int
 ingest_file_data(cs_ingest *ing, const void *p, size_t n, cs_error **err)
 {
-    pending *pf = &ing->pq[ing->cur % ing->pq_cap];
-    pf->size += n;
-    ing->stats.bytes += n;
     while (n) {
-        /* Keep at least CS_CHUNK_MAX bytes ahead of the chunker. */
-        if (ing->pend_off && ing->pend.len - ing->pend_off < CS_CHUNK_MAX) {
-            memmove(ing->pend.data, ing->pend.data + ing->pend_off, ing->pend.len - ing->pend_off);
-            ing->pend.len -= ing->pend_off;
-            ing->pend_off = 0;
-        }
-        size_t room = 2 * CS_CHUNK_MAX - ing->pend.len;
+        size_t room = pend_room(ing);
         size_t k = n < room ? n : room;
         cs_buf_append(&ing->pend, p, k);
         p = (const uint8_t *) p + k;
         n -= k;
-        while (ing->pend.len - ing->pend_off >= CS_CHUNK_MAX) {
-            size_t cut = cs_chunker_next(ing->pend.data + ing->pend_off,
-                                         ing->pend.len - ing->pend_off, false);
-            int r = emit_chunk(ing, cut, false, err);
-            if (r < 0)
-                return r;
-        }
+        int r = pend_added(ing, k, err);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -382,12 +400,12 @@ pq_bytes(void)
     return page_round(PQ_CAP * sizeof(pending));
 }
 
-/* The slab: NSLOTS pairs of in and out buffers, the queue, the read buffer. */
+/* The slab: NSLOTS pairs of in and out buffers and the queue. */
 static size_t
 slab_bytes(void)
 {
     return NSLOTS * (page_round(CS_CHUNK_MAX) + page_round(ZSTD_compressBound(CS_CHUNK_MAX)))
-           + pq_bytes() + RDBUF_LEN;
+           + pq_bytes();
 }
 
 void
@@ -400,14 +418,13 @@ cs_ingest_drop_spare(void)
         munmap(m, slab_bytes());
 }
 
-/* Maps the slab (or takes the spare) and points the slots, the queue and
- * the read buffer into it (page-aligned parts: a small ingest faults in only
- * the pages it uses). */
+/* Maps the slab (or takes the spare) and points the slots and the queue
+ * into it (page-aligned parts: a small ingest faults in only the pages it
+ * uses). */
 static int
 slab_map(cs_ingest *ing, cs_error **err)
 {
     size_t in = page_round(CS_CHUNK_MAX), out = page_round(ZSTD_compressBound(CS_CHUNK_MAX));
-    size_t pq = pq_bytes();
     ing->slab_len = slab_bytes();
     pthread_mutex_lock(&spare_mu);
     void *m = cs_steal(&spare);
@@ -419,6 +436,9 @@ slab_map(cs_ingest *ing, cs_error **err)
         ing->slab = NULL;
         return cs_err(err, cs_sys_code(errno), errno, "map the ingest's buffers");
     }
+    /* Not in a forked child (a RUN's reaper): the pages written after a fork
+     * would fault again, copy-on-write, while the child lives. */
+    madvise(m, ing->slab_len, MADV_DONTFORK);
     uint8_t *p = ing->slab = m;
     for (int i = 0; i < NSLOTS; i++, p += in + out) {
         ing->bufs[i].in = p;
@@ -428,7 +448,6 @@ slab_map(cs_ingest *ing, cs_error **err)
     ing->nfree = NSLOTS;
     ing->pq_cap = PQ_CAP;
     ing->pq = (pending *) p; /* zeroed, as a fresh anonymous mapping is */
-    ing->rdbuf = p + pq;
     return 0;
 }
 
@@ -596,13 +615,15 @@ cs_ingest_fd(cs_ingest *ing, int fd, cs_digest *content, uint64_t *size, cs_erro
     return r;
 }
 
+/* Reads straight into pend, the chunker's window: no read buffer of its
+ * own, one copy less. */
 int
 ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs_error **err)
 {
-    uint8_t *buf = ing->rdbuf;
     *total = 0;
     for (;;) {
-        ssize_t n = read(fd, buf, RDBUF_LEN);
+        size_t room = pend_room(ing);
+        ssize_t n = read(fd, ing->pend.data + ing->pend.len, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -610,7 +631,8 @@ ingest_read_fd(cs_ingest *ing, int fd, const char *what, uint64_t *total, cs_err
         if (n == 0)
             return 0;
         *total += (uint64_t) n;
-        int r = ingest_file_data(ing, buf, (size_t) n, err);
+        ing->pend.len += (size_t) n;
+        int r = pend_added(ing, (size_t) n, err);
         if (r < 0)
             return r;
     }

@@ -58,12 +58,11 @@ struct cs_ingest {
     /* worker pool: started on demand (submit), up to maxthreads */
     pthread_t *threads;
     int nthreads, maxthreads;
-    /* One anonymous mapping carved into the slots' buffers, the pending
-     * queue and the fd read buffer: pages are touched (and faulted in) only
-     * when used, so a small ingest maps and touches little. */
+    /* One anonymous mapping carved into the slots' buffers and the pending
+     * queue: pages are touched (and faulted in) only when used, so a small
+     * ingest maps and touches little. (An fd is read straight into pend.) */
     uint8_t *slab;
     size_t slab_len;
-    uint8_t *rdbuf; /* ingest_read_fd's buffer, RDBUF_LEN bytes */
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
     slot ring[NSLOTS];
