@@ -108,7 +108,7 @@ cs_copy_free(cs_copy *c)
         return;
     for (size_t i = 0; i < c->nitems; i++)
         cs_free_all(c->items[i].name, c->items[i].abs);
-    cs_entries_free(c->nodes, c->nnodes);
+    cs_entries_free(c->nodes, c->nnodes, c->capnodes);
     for (size_t i = 0; i < c->nlinks; i++)
         free(c->links[i].key);
     cs_free_all(c->links, c->items, c->dest, c);

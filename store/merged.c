@@ -271,8 +271,9 @@ apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
     size_t nsame, np = entry_places(m, o, pos, &nsame);
     size_t total = m->n + np - nsame;
     if (total > m->cap) {
-        m->cap = total + total / 16 + 16; /* room for the next small layers */
-        m->e = cs_xrealloc(m->e, m->cap * sizeof(*m->e));
+        size_t cap = total + total / 16 + 16; /* room for the next small layers */
+        m->e = cs_entries_resize(m->e, m->cap, cap);
+        m->cap = cap;
     }
     cs_autofree size_t *links = NULL;
     size_t nlinks = 0, dst = total, src = m->n, q = np;
@@ -344,8 +345,9 @@ apply_into_layer(cs_tree *m, cs_tree *l)
     }
     size_t total = l->n + m->n - nsame;
     if (total > l->cap) {
-        l->cap = total + total / 16 + 16;
-        l->e = cs_xrealloc(l->e, l->cap * sizeof(*l->e));
+        size_t cap = total + total / 16 + 16;
+        l->e = cs_entries_resize(l->e, l->cap, cap);
+        l->cap = cap;
     }
     size_t dst = total, src = l->n;
     for (size_t j = m->n; j-- > 0;) {
@@ -358,7 +360,7 @@ apply_into_layer(cs_tree *m, cs_tree *l)
         else
             l->e[--dst] = m->e[j];
     }
-    free(m->e);
+    cs_entries_resize(m->e, m->cap, 0); /* survivors moved out or released */
     m->e = l->e;
     m->n = total;
     m->cap = l->cap;

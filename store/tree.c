@@ -1,5 +1,8 @@
 /* tree.c - layer trees and their canonical encoding (see cstore/tree.h). */
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "cstore/tree.h"
 #include "record.h"
 
@@ -29,7 +32,7 @@ cs_tree_free(cs_tree *t)
 {
     if (!t)
         return;
-    cs_entries_free(t->e, t->n);
+    cs_entries_free(t->e, t->n, t->cap);
     for (size_t i = 0; i < t->narenas; i++)
         free(t->arenas[i]);
     free(t->arenas);
@@ -49,12 +52,71 @@ cs_tree_take_arenas(cs_tree *dst, cs_tree *src)
     src->narenas = 0;
 }
 
+#define ENTRIES_MAP_MIN ((size_t) 256 * 1024)
+
+static size_t
+map_bytes(size_t cap)
+{
+    size_t pg = (size_t) sysconf(_SC_PAGESIZE), n = cap * sizeof(cs_entry);
+    return (n + pg - 1) / pg * pg;
+}
+
+static bool
+is_mapped(size_t cap)
+{
+    return cap * sizeof(cs_entry) >= ENTRIES_MAP_MIN;
+}
+
+static cs_entry *
+map_entries(size_t cap)
+{
+    void *m =
+        mmap(NULL, map_bytes(cap), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        abort(); /* as cs_xmalloc does */
+    madvise(m, map_bytes(cap), MADV_DONTFORK);
+    return m;
+}
+
+cs_entry *
+cs_entries_resize(cs_entry *e, size_t oldcap, size_t newcap)
+{
+    bool was = e && is_mapped(oldcap), will = newcap && is_mapped(newcap);
+    if (!e)
+        oldcap = 0;
+    if (!was && !will) {
+        if (!newcap) {
+            free(e);
+            return NULL;
+        }
+        return cs_xrealloc(e, newcap * sizeof(cs_entry));
+    }
+    if (was && will) {
+        void *m = mremap(e, map_bytes(oldcap), map_bytes(newcap), MREMAP_MAYMOVE);
+        if (m == MAP_FAILED)
+            abort();
+        return m;
+    }
+    size_t keep = (oldcap < newcap ? oldcap : newcap) * sizeof(cs_entry);
+    cs_entry *n = will     ? map_entries(newcap)
+                  : newcap ? cs_xmalloc(newcap * sizeof(cs_entry))
+                           : NULL;
+    if (n && keep)
+        memcpy(n, e, keep);
+    if (was)
+        munmap(e, map_bytes(oldcap));
+    else
+        free(e);
+    return n;
+}
+
 cs_entry *
 cs_entries_add(cs_entry **e, size_t *n, size_t *cap)
 {
     if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *e = cs_xrealloc(*e, *cap * sizeof(cs_entry));
+        size_t c = *cap ? *cap * 2 : 64;
+        *e = cs_entries_resize(*e, *cap, c);
+        *cap = c;
     }
     cs_entry *x = &(*e)[(*n)++];
     memset(x, 0, sizeof(*x));
@@ -62,11 +124,11 @@ cs_entries_add(cs_entry **e, size_t *n, size_t *cap)
 }
 
 void
-cs_entries_free(cs_entry *e, size_t n)
+cs_entries_free(cs_entry *e, size_t n, size_t cap)
 {
     for (size_t i = 0; i < n; i++)
         cs_entry_release(&e[i]);
-    free(e);
+    cs_entries_resize(e, cap, 0);
 }
 
 cs_entry *
@@ -245,7 +307,7 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
         return cs_err(err, CS_ECORRUPT, 0, "tree record: bad entry count");
     cs_tree *t = cs_tree_new();
     t->cap = n ? n : 1; /* one allocation, zeroed page by page as it fills */
-    t->e = cs_xmalloc(t->cap * sizeof(cs_entry));
+    t->e = cs_entries_resize(NULL, 0, t->cap);
     /* Every string of the record in one block: a string takes its bytes and
      * a NUL there, its bytes and a 4-byte length in the record, and a
      * missing path one byte for an entry of 62 or more. */

@@ -69,7 +69,14 @@ void cs_entry_release(cs_entry *e);
 /* An array of entries e[0..*n) with room for *cap: add appends a zeroed entry
  * (the pointer lives until the next add); free releases each and the array. */
 cs_entry *cs_entries_add(cs_entry **e, size_t *n, size_t *cap);
-void cs_entries_free(cs_entry *e, size_t n);
+void cs_entries_free(cs_entry *e, size_t n, size_t cap);
+/* An entry array of room oldcap given room newcap (0: freed, NULL back),
+ * its entries kept (moved bytewise). Arrays of 256 KiB or more are
+ * anonymous mappings of their own, not inherited by a fork (MADV_DONTFORK):
+ * a RUN's reaper is a fork of cstore, and a merged tree's pages written while
+ * (or after) it lives would fault again, copy-on-write. Every entry array is
+ * resized and freed through here, with its exact room. */
+cs_entry *cs_entries_resize(cs_entry *e, size_t oldcap, size_t newcap);
 /* A deep copy (never borrowed). */
 void cs_entry_copy(cs_entry *dst, const cs_entry *src);
 /* Moves src's arenas to dst: for entries moved from src into dst. */
