@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,17 +155,23 @@ make_spec(run *r, cs_error **err)
     return cs_ocispec_new(&r->eff, hosts, &r->spec, err);
 }
 
-/* Mounts, writes the bundle and runs; teardown() undoes it all. */
+/* Mounts, writes the bundle and runs; teardown() undoes it all. The reaper
+ * is forked first (it waits for run_supervise's go), so that from the mount
+ * on a cstore killed at any point leaves nothing mounted. */
 static int
 run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
     run_unique_lowers(r);
     cs_run_settle(); /* no lower dir is still a deferred teardown's upper dir */
-    if ((rc = make_run_dir(r, err)) < 0 || (rc = write_files(r, err)) < 0
-        || (rc = make_spec(r, err)) < 0 || (rc = run_make_dirs(r, err)) < 0
-        || (rc = run_mount_overlay(r, err)) < 0 || (rc = run_stubs_record(r, err)) < 0
-        || (rc = write_bundle(r, err)) < 0 || (rc = run_supervise(r, status, &sig, err)) < 0)
+    if ((rc = make_run_dir(r, err)) < 0 || (rc = run_reaper_spawn(r, err)) < 0
+        || (rc = write_files(r, err)) < 0 || (rc = make_spec(r, err)) < 0
+        || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0)
+        return rc;
+    if (getenv("CSTORE_TEST_KILL_AFTER_MOUNT")) /* test only: see run_int.h */
+        raise(SIGKILL);
+    if ((rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
+        || (rc = run_supervise(r, status, &sig, err)) < 0)
         return rc;
     return judge(r, *status, sig, err);
 }
@@ -189,6 +196,7 @@ static int
 teardown(run *r, int rc, char **upper, cs_error **err)
 {
     cs_error *tmp = NULL;
+    run_reaper_quit(r); /* one that never got its go: the setup failed */
     /* a leftover container does not change what the command did */
     if (r->started && run_runtime_delete(r->runtime, r->state, r->id, &tmp) < 0)
         cs_store_warn_error(r->s, "delete container", &tmp);
@@ -230,6 +238,9 @@ run_release(run *r)
     free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);
+    for (int i = 0; i < 2; i++)
+        if (r->rt_fds[i] >= 0)
+            close(r->rt_fds[i]);
     free(r->tmp);
     free(r->state);
     free(r->dir);
@@ -242,7 +253,11 @@ cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err)
 {
     memset(out, 0, sizeof *out);
     out->status = -1;
-    run r = { .s = s, .o = o, .cancel = cs_store_cancel(s), .runtime = o->runtime ?: "runc" };
+    run r = { .s = s,
+              .o = o,
+              .cancel = cs_store_cancel(s),
+              .runtime = o->runtime ?: "runc",
+              .rt_fds = { -1, -1 } };
     cs_buf_init(&r.tail);
     /* While held, a signal triggers the flag instead of killing cstore: the
      * container is stopped and everything undone below. */

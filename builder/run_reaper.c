@@ -4,7 +4,7 @@
  * `runc run` puts the container's init in a new pid namespace as its own
  * child; were runc cstore's child, a SIGKILL of cstore would leave runc and
  * the container running to completion, with the overlay mounted. So cstore
- * forks a reaper that
+ * forks a reaper, before it mounts the overlay, that
  *   - gets SIGUSR2 when cstore dies (PR_SET_PDEATHSIG; it also checks its
  *     parent each second, in case the signal came before it was set up).
  *     The signal comes when the thread that forked it exits, which, as that
@@ -13,12 +13,16 @@
  *     then still cstore's pid, so the signal itself says so, not getppid(),
  *   - is a child subreaper (PR_SET_CHILD_SUBREAPER), so what runc leaves
  *     orphaned (the container's init) becomes its child, not init's,
- *   - starts the runtime and exits with its status.
- * On cstore's death it SIGKILLs its children until none is left (killing the
- * container's init kills its whole pid namespace), unmounts the overlay,
- * deletes the container's state and removes the run dir; a SIGTERM from a
- * living cstore (the end of a cancel's escalation) only kills, since cstore
- * tears the run down itself.
+ *   - waits for cstore's go (SIGUSR1, once the bundle is written), then
+ *     starts the runtime and exits with its status. A SIGTERM before the go
+ *     (the setup failed, or a cancel came first) makes it exit: cstore tears
+ *     the run down itself.
+ * On cstore's death, before or after the go, it SIGKILLs its children until none is left (killing
+ * the container's init kills its whole pid namespace), unmounts the overlay (nothing when it is not
+ * mounted yet), deletes the container's state (when there is one) and removes the run dir: a
+ * SIGKILL anywhere between the mount and the runtime's start leaves no mount behind; a SIGTERM from
+ * a living cstore (the end of a cancel's escalation) only kills, since cstore tears the run down
+ * itself.
  *
  * The reaper is forked from a threaded process: it does little beyond
  * system calls (glibc keeps malloc usable after fork; no other lock is
@@ -29,6 +33,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -44,10 +49,11 @@ typedef struct reaper {
     char *const *argv; /* the runtime's command */
     char *delete_argv[7];
     const char *rootfs, *dir, *log;
-    char *log_line; /* the JSON log line when the runtime cannot be started */
+    const char *cstate; /* the container's state dir: delete_argv only when it is there */
+    char *log_line;     /* the JSON log line when the runtime cannot be started */
     int in, out, errfd;
     pid_t parent;
-    sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD, USR2 (cstore died) */
+    sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD, USR1 (go), USR2 (cstore died) */
 } reaper;
 
 /* SIGKILLs each child listed in /proc/self/task/<pid>/children. */
@@ -134,8 +140,8 @@ static void __attribute__((noreturn)) report_no_runtime(const reaper *a)
 static void __attribute__((noreturn)) orphaned(const reaper *a)
 {
     kill_all();
-    umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW);
-    pid_t pid = spawn_child(a->delete_argv);
+    umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW); /* EINVAL: not mounted yet */
+    pid_t pid = access(a->cstate, F_OK) == 0 ? spawn_child(a->delete_argv) : -1;
     int st;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
@@ -143,6 +149,22 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
     if (cs_rm_tree(a->dir, NULL, &tmp) < 0)
         cs_error_free(tmp);
     _exit(128 + SIGKILL);
+}
+
+/* Until cstore's go: the overlay is being mounted and the bundle written. */
+static void
+wait_go(const reaper *a)
+{
+    for (;;) {
+        struct timespec one = { 1, 0 };
+        int sig = sigtimedwait(&a->sigs, NULL, &one);
+        if (sig == SIGUSR2 || getppid() != a->parent)
+            orphaned(a);
+        if (sig == SIGUSR1)
+            return;
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+            _exit(128 + SIGKILL); /* run_reaper_quit: cstore tears down */
+    }
 }
 
 static void __attribute__((noreturn)) reaper_main(const reaper *a)
@@ -163,6 +185,7 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 3, O_CLOEXEC) < 0))
         _exit(1);
     close_range(lock >= 0 ? 4 : 3, ~0U, 0);
+    wait_go(a);
     pid_t rt = spawn_child(a->argv);
     if (rt < 0)
         report_no_runtime(a);
@@ -186,13 +209,37 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     }
 }
 
+/* The runtime's stdout and stderr pipes: p[0] and p[1]. */
+static int
+make_pipes(int p[2][2], cs_error **err)
+{
+    if (pipe2(p[0], O_CLOEXEC) < 0)
+        return cs_err(err, CS_EIO, errno, "pipe");
+    if (pipe2(p[1], O_CLOEXEC) < 0) {
+        int e = errno;
+        close(p[0][0]);
+        close(p[0][1]);
+        return cs_err(err, CS_EIO, e, "pipe");
+    }
+    return 0;
+}
+
 int
-run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err)
+run_reaper_spawn(run *r, cs_error **err)
 {
     cs_autoclose int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return cs_err(err, CS_EIO, errno, "open '/dev/null'");
+    int p[2][2], rc = make_pipes(p, err);
+    if (rc < 0)
+        return rc;
+    cs_autofree char *bundle = cs_path_join(r->dir, "bundle");
     cs_autofree char *log = cs_path_join(r->dir, "runc.log");
+    cs_autofree char *cstate = cs_path_join(r->state, r->id);
+    char *argv[] = {
+        (char *) r->runtime, "--root", r->state, "--log", log, "--log-format", "json", "run",
+        "--bundle",          bundle,   r->id,    NULL
+    };
     cs_autofree char *msg =
         cs_xasprintf("cannot start '%s': not found or not executable", r->runtime);
     json_t *line = json_pack("{s:s, s:s}", "level", "error", "msg", msg);
@@ -202,25 +249,56 @@ run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_
                  .rootfs = r->rootfs,
                  .dir = r->dir,
                  .log = log,
+                 .cstate = cstate,
                  .log_line = json_dumps(line, JSON_COMPACT),
                  .in = null,
-                 .out = out >= 0 ? out : null,
-                 .errfd = errfd >= 0 ? errfd : null,
+                 .out = p[0][1],
+                 .errfd = p[1][1],
                  .parent = getpid() };
     json_decref(line);
     cs_autofree char *log_line = cs_xasprintf("%s\n", a.log_line ? a.log_line : "{}");
     free(a.log_line);
     a.log_line = log_line;
     sigemptyset(&a.sigs);
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR2 };
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2 };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(&a.sigs, sigs[i]);
-    pid_t p = fork();
-    if (p < 0)
-        return cs_err(err, CS_EIO, errno, "fork the runtime's reaper");
-    if (p == 0)
+    /* Blocked across the fork: the reaper starts with them blocked, so a go
+     * or a quit sent before it has set itself up waits for it. */
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &a.sigs, &old);
+    pid_t pid = fork();
+    int e = errno;
+    if (pid == 0)
         reaper_main(&a);
-    setpgid(p, p); /* also here, so it holds before fork returns in both */
-    *pid = p;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(p[0][1]);
+    close(p[1][1]);
+    if (pid < 0) {
+        close(p[0][0]);
+        close(p[1][0]);
+        return cs_err(err, CS_EIO, e, "fork the runtime's reaper");
+    }
+    setpgid(pid, pid); /* also here, so it holds before fork returns in both */
+    r->reaper = pid;
+    r->rt_fds[0] = p[0][0];
+    r->rt_fds[1] = p[1][0];
     return 0;
+}
+
+void
+run_reaper_go(run *r)
+{
+    kill(r->reaper, SIGUSR1); /* our child, not reaped yet: it cannot fail */
+    r->started = true;
+}
+
+void
+run_reaper_quit(run *r)
+{
+    if (r->reaper <= 0)
+        return;
+    kill(r->reaper, SIGTERM);
+    run_wait_status(r->reaper);
+    r->reaper = 0;
 }

@@ -1,6 +1,7 @@
-/* run_supervise.c - the runtime's process: spawning it (under a reaper,
- * run_reaper.c) in its own process group, teeing its output while keeping a tail for error
- * messages, and stopping the container when the store's cancel flag is triggered. */
+/* run_supervise.c - the runtime's process: letting it start (under its
+ * reaper, run_reaper.c, forked before the mount) in its own process group,
+ * teeing its output while keeping a tail for error messages, and stopping
+ * the container when the store's cancel flag is triggered. */
 #include "run_int.h"
 
 #include <errno.h>
@@ -191,38 +192,18 @@ typedef struct sup {
     int ifd[2], icancel, ipid; /* their indices in p, -1 if not polled */
 } sup;
 
-static int
-start_runtime(sup *u, cs_error **err)
+/* The reaper, waiting since before the mount, starts the runtime; its
+ * output pipes are ours from here on. */
+static void
+start_runtime(sup *u)
 {
-    int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
-    if (pipe2(outp, O_CLOEXEC) < 0)
-        return cs_err(err, CS_EIO, errno, "pipe");
-    if (pipe2(errp, O_CLOEXEC) < 0) {
-        int e = errno;
-        close(outp[0]);
-        close(outp[1]);
-        return cs_err(err, CS_EIO, e, "pipe");
-    }
     run *r = u->r;
-    cs_autofree char *bundle = cs_path_join(r->dir, "bundle");
-    cs_autofree char *log = cs_path_join(r->dir, "runc.log");
-    char *argv[] = {
-        (char *) r->runtime, "--root", r->state, "--log", log, "--log-format", "json", "run",
-        "--bundle",          bundle,   r->id,    NULL
-    };
-    int rc = run_reaper_spawn(r, argv, outp[1], errp[1], &u->pid, err);
-    close(outp[1]);
-    close(errp[1]);
-    if (rc < 0) {
-        close(outp[0]);
-        close(errp[0]);
-        return rc;
-    }
-    r->started = true;
-    u->fds[0] = outp[0];
-    u->fds[1] = errp[0];
+    run_reaper_go(r);
+    u->pid = r->reaper;
+    u->fds[0] = r->rt_fds[0];
+    u->fds[1] = r->rt_fds[1];
+    r->rt_fds[0] = r->rt_fds[1] = -1;
     u->pidfd = (int) syscall(SYS_pidfd_open, u->pid, 0);
-    return 0;
 }
 
 /* One round of poll over the pipes, the cancel fd and the pidfd. */
@@ -363,11 +344,12 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
               .status = -1 };
     *status = -1;
     *sig = cs_cancel_reason(r->cancel);
-    if (*sig) /* cancelled before the runtime started: nothing to stop */
+    if (*sig) { /* cancelled before the runtime started: nothing to stop */
+        run_reaper_quit(r);
         return 0;
-    int rc = start_runtime(&u, err);
-    if (rc < 0)
-        return rc;
+    }
+    int rc = 0;
+    start_runtime(&u);
     if (r->cancel && getenv("CSTORE_TEST_CANCEL_AT_SPAWN")) /* test only: see run_int.h */
         cs_cancel_trigger(r->cancel, SIGTERM);
     while (u.fds[0] >= 0 || u.fds[1] >= 0 || !u.exited) {
@@ -388,6 +370,7 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
     close_pipes(&u);
     if (!u.exited)
         u.status = run_wait_status(u.pid);
+    r->reaper = 0; /* reaped */
     if (u.pidfd >= 0)
         close(u.pidfd);
     *status = u.status;

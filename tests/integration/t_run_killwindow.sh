@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A cstore SIGKILLed after a RUN's overlay is mounted but before the runtime starts (mount stubs
+# and config.json not written yet) leaves nothing behind: the run's reaper is forked before the
+# mount and waits for cstore's go, so its parent-death signal unmounts the overlay and removes the
+# run dir at once, not the next command's stale-run cleanup. Before the fix the reaper was forked
+# only after the bundle was written, and a kill in that window left the overlay mounted (t_fuse's
+# "SIGKILLed build: no mount left" failed once in CI that way).
+# CSTORE_TEST_KILL_AFTER_MOUNT=1 (run_int.h) makes cstore raise SIGKILL right after the mount.
+# Nothing here runs cstore between the kill and the checks: a command would clean up stale runs.
+. "$(dirname "$0")/lib.sh"
+need root overlayfs runc pgrep /dev/fuse
+bases
+must cs load "$BASES/busybox.docker.tar"
+
+ctx=$T/ctx
+mkdir -p "$ctx"
+printf 'FROM busybox\nRUN true\n' >"$ctx/Dockerfile"
+
+# procs: processes naming the root: the killed command's reaper (a fork of it: the same command
+# line) and its FUSE server.
+procs() { pgrep -fc -- "$ROOT" || true; }
+# wait_clean: up to 10 s (loaded machines) for no mount under the root, no run dir, no container
+# and no process left.
+clean() { [ "$(run_leftovers) $(procs)" = "0 0 0 0" ]; }
+wait_clean() {
+    local i
+    for i in $(seq 100); do
+        clean && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# killed DESC CMD...: CMD (cstore ARGS) dies by SIGKILL after the mount and leaves nothing.
+killed() {
+    local desc=$1 rc t0 t1
+    shift
+    CSTORE_TEST_KILL_AFTER_MOUNT=1 "$@" >"$T/out.log" 2>&1
+    rc=$?
+    t0=$(date +%s.%N)
+    check_eq "$desc: cstore died by SIGKILL (exit 137)" "$rc" 137 || tail -n 5 "$T/out.log"
+    wait_clean
+    t1=$(date +%s.%N)
+    check_eq "$desc: no mount, run dir or container left, no process of it (within 10 s)" \
+        "$(run_leftovers) $(procs)" "0 0 0 0" || {
+        grep " $ROOT/" /proc/self/mountinfo | cut -d' ' -f5,9 | sed 's/^/  | left: /'
+        ls "$ROOT/tmp" 2>/dev/null | sed 's/^/  | tmp: /'
+        pgrep -af -- "$ROOT" | sed 's/^/  | ps: /'
+    }
+    awk -v a="$t0" -v b="$t1" -v d="$desc" 'BEGIN { printf "  (%s: clean %.2f s after the kill)\n", d, b - a }'
+}
+
+for i in 1 2 3; do
+    killed "build #$i" cs build --progress plain --no-cache "$ctx"
+done
+for i in 1 2; do
+    killed "fuse build #$i" cs build --snapshotter fuse --progress plain --no-cache "$ctx"
+done
+killed "cstore run" cs run busybox true
+
+check "the store is sound after the kills" cs fsck
+check_eq "the next command finds nothing left either" "$(run_leftovers)" "0 0 0"
+
+# Without the hook the same build and run succeed: the hook, not the Dockerfile, killed them.
+check "without the hook the build succeeds" cs build --progress plain --no-cache "$ctx"
+check "without the hook cstore run succeeds" cs run busybox true
+check_eq "and leave nothing" "$(run_leftovers)" "0 0 0"
+
+finish
