@@ -168,8 +168,9 @@ run_in(run *r, int *status, cs_error **err)
         || (rc = write_files(r, err)) < 0 || (rc = make_spec(r, err)) < 0
         || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0)
         return rc;
-    if (getenv("CSTORE_TEST_KILL_AFTER_MOUNT")) /* test only: see run_int.h */
-        raise(SIGKILL);
+    const char *kill_at = getenv("CSTORE_TEST_KILL_AFTER_MOUNT"); /* test only: run_int.h */
+    if (kill_at)
+        raise(strcmp(kill_at, "TERM") ? SIGKILL : SIGTERM);
     if ((rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
         || (rc = run_supervise(r, status, &sig, err)) < 0)
         return rc;

@@ -91,8 +91,9 @@ int run_umount_under(const char *dir, cs_error **err);
  * process group; r->rt_fds = the read ends of the pipes that are the
  * runtime's stdout and stderr. -CS_EIO when it could not be forked.
  * Test only: $CSTORE_TEST_KILL_AFTER_MOUNT set makes run.c SIGKILL cstore
- * right after the overlay is mounted, before the bundle is written
- * (tests/integration/t_run_killwindow.sh). */
+ * right after the overlay is mounted, before the bundle is written; set to
+ * "TERM", it raises SIGTERM there instead (a cancel before the go: the reaper
+ * is told to quit) (tests/integration/t_run_killwindow.sh). */
 int run_reaper_spawn(run *r, cs_error **err);
 /* Lets the reaper start the runtime (`runtime run` on r->dir/bundle, searched
  * in PATH, stdin /dev/null); the reaper then exits with the runtime's status

@@ -7,6 +7,7 @@
 # "SIGKILLed build: no mount left" failed once in CI that way).
 # CSTORE_TEST_KILL_AFTER_MOUNT=1 (run_int.h) makes cstore raise SIGKILL right after the mount.
 # Nothing here runs cstore between the kill and the checks: a command would clean up stale runs.
+# Also: a SIGTERM at that point (the reaper quits, cstore cleans up) and a missing runtime.
 . "$(dirname "$0")/lib.sh"
 need root overlayfs runc pgrep /dev/fuse
 bases
@@ -56,6 +57,20 @@ for i in 1 2; do
     killed "fuse build #$i" cs build --snapshotter fuse --progress plain --no-cache "$ctx"
 done
 killed "cstore run" cs run busybox true
+
+# A SIGTERM at the same point (a cancel before the runtime starts): cstore tells the waiting reaper
+# to quit, reaps it and tears the run down itself; all of it is gone when cstore exits.
+CSTORE_TEST_KILL_AFTER_MOUNT=TERM cs build --progress plain --no-cache "$ctx" >"$T/term.log" 2>&1
+check_cmp "a SIGTERM after the mount fails the build" "$?" -ne 0
+check "it says it was interrupted" grep -q "interrupted by signal 15" "$T/term.log"
+check_eq "nothing left when it exits, not even its reaper" "$(run_leftovers) $(procs)" "0 0 0 0"
+
+# A runtime that cannot be started: the reaper reports it (as before the change) and exits.
+cs build --runtime "$T/no-such-runc" --progress plain --no-cache "$ctx" >"$T/nort.log" 2>&1
+check_cmp "a build with a missing runtime fails" "$?" -ne 0
+check "it names the runtime that cannot be started" \
+    grep -q "cannot start '$T/no-such-runc': not found or not executable" "$T/nort.log"
+check_eq "and leaves nothing" "$(run_leftovers) $(procs)" "0 0 0 0"
 
 check "the store is sound after the kills" cs fsck
 check_eq "the next command finds nothing left either" "$(run_leftovers)" "0 0 0"
