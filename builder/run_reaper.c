@@ -17,12 +17,13 @@
  *     starts the runtime and exits with its status. A SIGTERM before the go
  *     (the setup failed, or a cancel came first) makes it exit: cstore tears
  *     the run down itself.
- * On cstore's death, before or after the go, it SIGKILLs its children until none is left (killing
- * the container's init kills its whole pid namespace), unmounts the overlay (nothing when it is not
- * mounted yet), deletes the container's state (when there is one) and removes the run dir: a
- * SIGKILL anywhere between the mount and the runtime's start leaves no mount behind; a SIGTERM from
- * a living cstore (the end of a cancel's escalation) only kills, since cstore tears the run down
- * itself.
+ * On cstore's death, before or after the go, it SIGKILLs its children until
+ * none is left (killing the container's init kills its whole pid namespace),
+ * unmounts the overlay (nothing when it is not mounted yet), deletes the
+ * container's state (when there is one) and removes the run dir: a SIGKILL
+ * anywhere between the mount and the runtime's start leaves no mount behind.
+ * A SIGTERM from a living cstore (the end of a cancel's escalation) only
+ * kills, since cstore tears the run down itself.
  *
  * The reaper is forked from a threaded process: it does little beyond
  * system calls (glibc keeps malloc usable after fork; no other lock is
