@@ -156,8 +156,8 @@ make_spec(run *r, cs_error **err)
 }
 
 /* Mounts, writes the bundle and runs; teardown() undoes it all. The reaper
- * is forked first (it waits for run_supervise's go), so that from the mount
- * on a cstore killed at any point leaves nothing mounted. */
+ * is forked first (it waits for run_supervise's go) and released last, so
+ * that a cstore killed at any point in between leaves nothing mounted. */
 static int
 run_in(run *r, int *status, cs_error **err)
 {
@@ -174,6 +174,8 @@ run_in(run *r, int *status, cs_error **err)
     if ((rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
         || (rc = run_supervise(r, status, &sig, err)) < 0)
         return rc;
+    if (getenv("CSTORE_TEST_KILL_AFTER_RUN")) /* test only: see run_int.h */
+        raise(SIGKILL);
     return judge(r, *status, sig, err);
 }
 
@@ -194,10 +196,9 @@ keep_upper(run *r, char **upper, cs_error **err)
 /* Undoes what was set up; rc is the run's result so far (the first error
  * stays the error, later ones are warnings). */
 static int
-teardown(run *r, int rc, char **upper, cs_error **err)
+teardown_steps(run *r, int rc, char **upper, cs_error **err)
 {
     cs_error *tmp = NULL;
-    run_reaper_quit(r); /* one that never got its go: the setup failed */
     /* a leftover container does not change what the command did */
     if (r->started && run_runtime_delete(r->runtime, r->state, r->id, &tmp) < 0)
         cs_store_warn_error(r->s, "delete container", &tmp);
@@ -226,6 +227,16 @@ teardown(run *r, int rc, char **upper, cs_error **err)
     return rc;
 }
 
+/* The reaper covers the run until it is undone: a cstore killed during the
+ * teardown leaves nothing either. */
+static int
+teardown(run *r, int rc, char **upper, cs_error **err)
+{
+    rc = teardown_steps(r, rc, upper, err);
+    run_reaper_release(r);
+    return rc;
+}
+
 static void
 run_release(run *r)
 {
@@ -239,7 +250,7 @@ run_release(run *r)
     free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (r->rt_fds[i] >= 0)
             close(r->rt_fds[i]);
     free(r->tmp);
@@ -258,7 +269,7 @@ cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err)
               .o = o,
               .cancel = cs_store_cancel(s),
               .runtime = o->runtime ?: "runc",
-              .rt_fds = { -1, -1 } };
+              .rt_fds = { -1, -1, -1 } };
     cs_buf_init(&r.tail);
     /* While held, a signal triggers the flag instead of killing cstore: the
      * container is stopped and everything undone below. */

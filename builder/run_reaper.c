@@ -50,9 +50,9 @@ typedef struct reaper {
     char *const *argv; /* the runtime's command */
     char *delete_argv[7];
     const char *rootfs, *dir, *log;
-    const char *cstate; /* the container's state dir: delete_argv only when it is there */
-    char *log_line;     /* the JSON log line when the runtime cannot be started */
-    int in, out, errfd;
+    const char *cstate;         /* the container's state dir: delete_argv only when it is there */
+    char *log_line;             /* the JSON log line when the runtime cannot be started */
+    int in, out, errfd, status; /* status: the write end of the status pipe */
     pid_t parent;
     sigset_t sigs; /* waited for: TERM, INT, HUP, CHLD, USR1 (go), USR2 (cstore died) */
 } reaper;
@@ -128,20 +128,11 @@ spawn_child(char *const argv[])
     return pid;
 }
 
-/* The runtime could not be started: say so where run_runtime_error reads. */
-static void __attribute__((noreturn)) report_no_runtime(const reaper *a)
-{
-    int fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0 && write(fd, a->log_line, strlen(a->log_line)) < 0)
-        _exit(1);
-    _exit(1);
-}
-
 /* cstore is gone: nothing of the run may outlive it. */
 static void __attribute__((noreturn)) orphaned(const reaper *a)
 {
     kill_all();
-    umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW); /* EINVAL: not mounted yet */
+    umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW); /* EINVAL: not (or no longer) mounted */
     pid_t pid = access(a->cstate, F_OK) == 0 ? spawn_child(a->delete_argv) : -1;
     int st;
     while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -152,20 +143,80 @@ static void __attribute__((noreturn)) orphaned(const reaper *a)
     _exit(128 + SIGKILL);
 }
 
+/* The next of a->sigs, or 0 after a second without one; never returns when
+ * cstore has died. */
+static int
+next_signal(const reaper *a)
+{
+    struct timespec one = { 1, 0 };
+    int sig = sigtimedwait(&a->sigs, NULL, &one);
+    if (sig == SIGUSR2 || getppid() != a->parent)
+        orphaned(a);
+    return sig < 0 ? 0 : sig;
+}
+
+static bool
+is_stop(int sig)
+{
+    return sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
+}
+
 /* Until cstore's go: the overlay is being mounted and the bundle written. */
 static void
 wait_go(const reaper *a)
 {
     for (;;) {
-        struct timespec one = { 1, 0 };
-        int sig = sigtimedwait(&a->sigs, NULL, &one);
-        if (sig == SIGUSR2 || getppid() != a->parent)
-            orphaned(a);
+        int sig = next_signal(a);
         if (sig == SIGUSR1)
             return;
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
-            _exit(128 + SIGKILL); /* run_reaper_quit: cstore tears down */
+        if (is_stop(sig))
+            _exit(128 + SIGKILL); /* run_reaper_release: cstore tears down */
     }
+}
+
+/* The runtime and all it left are gone: its status to cstore (one byte on
+ * fd 3, the output pipes closed), then the run stays covered until cstore
+ * has unmounted and removed it and releases us (SIGUSR1 or SIGTERM), or dies
+ * first: then orphaned() does it. */
+static void __attribute__((noreturn)) finish(const reaper *a, int status)
+{
+    unsigned char b = (unsigned char) status;
+    if (dup2(0, 1) < 0 || dup2(0, 2) < 0 || write(3, &b, 1) != 1)
+        _exit(status); /* cstore sees the end of the pipe and waits for us */
+    close(3);
+    for (;;) {
+        int sig = next_signal(a);
+        if (sig == SIGUSR1 || is_stop(sig))
+            _exit(status);
+    }
+}
+
+/* The runtime could not be started: say so where run_runtime_error reads. */
+static void __attribute__((noreturn)) report_no_runtime(const reaper *a)
+{
+    int fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && write(fd, a->log_line, strlen(a->log_line)) < 0)
+        _exit(1);
+    if (fd >= 0)
+        close(fd);
+    finish(a, 1);
+}
+
+/* Stdio, the status pipe on fd 3, the run dir's lock on fd 4, nothing else. */
+static void
+setup_fds(const reaper *a)
+{
+    /* above whatever dup2 below may replace */
+    int status = fcntl(a->status, F_DUPFD_CLOEXEC, 10);
+    if (status < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->errfd, 2) < 0
+        || dup3(status, 3, O_CLOEXEC) < 0)
+        _exit(1);
+    /* The run dir stays locked while this reaper lives: a concurrent
+     * cs_run_cleanup_stale leaves it to us instead of racing our removal. */
+    int lock = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 4, O_CLOEXEC) < 0))
+        _exit(1);
+    close_range(lock >= 0 ? 5 : 4, ~0U, 0);
 }
 
 static void __attribute__((noreturn)) reaper_main(const reaper *a)
@@ -178,49 +229,48 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     setpgid(0, 0); /* a terminal's Ctrl-C reaches cstore only */
     if (getppid() != a->parent)
         orphaned(a);
-    if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->errfd, 2) < 0)
-        _exit(1);
-    /* The run dir stays locked while this reaper lives: a concurrent
-     * cs_run_cleanup_stale leaves it to us instead of racing our removal. */
-    int lock = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock >= 0 && (flock(lock, LOCK_EX) < 0 || dup3(lock, 3, O_CLOEXEC) < 0))
-        _exit(1);
-    close_range(lock >= 0 ? 4 : 3, ~0U, 0);
+    setup_fds(a);
     wait_go(a);
     pid_t rt = spawn_child(a->argv);
     if (rt < 0)
         report_no_runtime(a);
     for (;;) {
-        struct timespec one = { 1, 0 };
-        int sig = sigtimedwait(&a->sigs, NULL, &one);
-        if (sig == SIGUSR2 || getppid() != a->parent)
-            orphaned(a);
-        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+        int sig = next_signal(a);
+        if (is_stop(sig)) {
             kill_all(); /* cstore's cancel gave up on the runtime */
-            _exit(128 + SIGKILL);
+            finish(a, 128 + SIGKILL);
         }
         int st;
         pid_t p;
         while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
             if (p == rt) { /* anything the runtime left goes with it */
                 kill_all();
-                _exit(decode_status(st));
+                finish(a, decode_status(st));
             }
         }
     }
 }
 
-/* The runtime's stdout and stderr pipes: p[0] and p[1]. */
-static int
-make_pipes(int p[2][2], cs_error **err)
+/* Closes end e of the first n pipes of p. */
+static void
+close_pipe_ends(int p[3][2], int n, int e)
 {
-    if (pipe2(p[0], O_CLOEXEC) < 0)
-        return cs_err(err, CS_EIO, errno, "pipe");
-    if (pipe2(p[1], O_CLOEXEC) < 0) {
-        int e = errno;
-        close(p[0][0]);
-        close(p[0][1]);
-        return cs_err(err, CS_EIO, e, "pipe");
+    for (int i = 0; i < n; i++)
+        close(p[i][e]);
+}
+
+/* The runtime's stdout and stderr pipes and the reaper's status pipe: p[0],
+ * p[1], p[2]. */
+static int
+make_pipes(int p[3][2], cs_error **err)
+{
+    for (int i = 0; i < 3; i++) {
+        if (pipe2(p[i], O_CLOEXEC) < 0) {
+            int e = errno;
+            close_pipe_ends(p, i, 0);
+            close_pipe_ends(p, i, 1);
+            return cs_err(err, CS_EIO, e, "pipe");
+        }
     }
     return 0;
 }
@@ -231,7 +281,7 @@ run_reaper_spawn(run *r, cs_error **err)
     cs_autoclose int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return cs_err(err, CS_EIO, errno, "open '/dev/null'");
-    int p[2][2], rc = make_pipes(p, err);
+    int p[3][2], rc = make_pipes(p, err);
     if (rc < 0)
         return rc;
     cs_autofree char *bundle = cs_path_join(r->dir, "bundle");
@@ -255,6 +305,7 @@ run_reaper_spawn(run *r, cs_error **err)
                  .in = null,
                  .out = p[0][1],
                  .errfd = p[1][1],
+                 .status = p[2][1],
                  .parent = getpid() };
     json_decref(line);
     cs_autofree char *log_line = cs_xasprintf("%s\n", a.log_line ? a.log_line : "{}");
@@ -273,17 +324,15 @@ run_reaper_spawn(run *r, cs_error **err)
     if (pid == 0)
         reaper_main(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(p[0][1]);
-    close(p[1][1]);
+    close_pipe_ends(p, 3, 1);
     if (pid < 0) {
-        close(p[0][0]);
-        close(p[1][0]);
+        close_pipe_ends(p, 3, 0);
         return cs_err(err, CS_EIO, e, "fork the runtime's reaper");
     }
     setpgid(pid, pid); /* also here, so it holds before fork returns in both */
     r->reaper = pid;
-    r->rt_fds[0] = p[0][0];
-    r->rt_fds[1] = p[1][0];
+    for (int i = 0; i < 3; i++)
+        r->rt_fds[i] = p[i][0];
     return 0;
 }
 
@@ -295,7 +344,7 @@ run_reaper_go(run *r)
 }
 
 void
-run_reaper_quit(run *r)
+run_reaper_release(run *r)
 {
     if (r->reaper <= 0)
         return;

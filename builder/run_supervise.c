@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,23 +176,23 @@ run_runtime_error(run *r)
 typedef struct sup {
     run *r;
     pid_t pid;
-    int pidfd;                 /* -1: no pidfd_open, poll with a timeout */
-    int cancel_fd;             /* -1 once cancelled (or never cancellable) */
-    int fds[2];                /* read ends of its stdout, stderr; -1 once closed */
-    bool fwd_ok[2];            /* forwarding still works (else only the tail sees it) */
-    bool exited;               /* reaped */
-    int status, sig;           /* exit status; the cancel's signal */
-    double cancelled_at;       /* when *sig was set */
-    double last_kill;          /* the last `runtime kill` */
-    bool kill_landed;          /* a `runtime kill` signalled the container's init */
-    double killed_at;          /* when the reaper was told to kill it all */
-    double exited_at;          /* when it was reaped */
-    struct pollfd p[4];        /* this round's poll set */
-    int ifd[2], icancel, ipid; /* their indices in p, -1 if not polled */
+    int stfd;                 /* the reaper's status pipe; -1 once read */
+    int cancel_fd;            /* -1 once cancelled (or never cancellable) */
+    int fds[2];               /* read ends of its stdout, stderr; -1 once closed */
+    bool fwd_ok[2];           /* forwarding still works (else only the tail sees it) */
+    bool exited;              /* its status is known */
+    int status, sig;          /* exit status; the cancel's signal */
+    double cancelled_at;      /* when *sig was set */
+    double last_kill;         /* the last `runtime kill` */
+    bool kill_landed;         /* a `runtime kill` signalled the container's init */
+    double killed_at;         /* when the reaper was told to kill it all */
+    double exited_at;         /* when its status came */
+    struct pollfd p[4];       /* this round's poll set */
+    int ifd[2], icancel, ist; /* their indices in p, -1 if not polled */
 } sup;
 
 /* The reaper, waiting since before the mount, starts the runtime; its
- * output pipes are ours from here on. */
+ * output and status pipes are ours from here on. */
 static void
 start_runtime(sup *u)
 {
@@ -202,17 +201,17 @@ start_runtime(sup *u)
     u->pid = r->reaper;
     u->fds[0] = r->rt_fds[0];
     u->fds[1] = r->rt_fds[1];
-    r->rt_fds[0] = r->rt_fds[1] = -1;
-    u->pidfd = (int) syscall(SYS_pidfd_open, u->pid, 0);
+    u->stfd = r->rt_fds[2];
+    r->rt_fds[0] = r->rt_fds[1] = r->rt_fds[2] = -1;
 }
 
-/* One round of poll over the pipes, the cancel fd and the pidfd. */
+/* One round of poll over the pipes, the cancel fd and the status pipe. */
 static int
 wait_events(sup *u)
 {
     int np = 0;
-    int fds[4] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->pidfd };
-    int *idx[4] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ipid };
+    int fds[4] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->stfd };
+    int *idx[4] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ist };
     for (int i = 0; i < 4; i++) {
         *idx[i] = -1;
         if (fds[i] >= 0) {
@@ -220,7 +219,7 @@ wait_events(sup *u)
             u->p[np++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
         }
     }
-    int timeout = (u->pidfd < 0 || u->sig || u->exited) ? 200 : -1;
+    int timeout = (u->sig || u->exited) ? 200 : -1;
     if (u->sig && !u->kill_landed && !u->exited)
         timeout = (int) (KILL_RETRY * 1000);
     return poll(u->p, (nfds_t) np, timeout);
@@ -268,17 +267,29 @@ check_cancel(sup *u, int pr)
     u->kill_landed = kill_container(u->r);
 }
 
+/* The reaper's status byte: the runtime has exited and all it left is gone
+ * (the reaper lives on until the teardown releases it). The end of the pipe
+ * without it: the reaper itself failed and exited; its exit status is the
+ * status. pr < 0: wait for it. */
 static void
-reap(sup *u, int pr)
+take_status(sup *u, int pr)
 {
-    if (u->exited || (u->pidfd >= 0 && u->ipid >= 0 && !ready(u, u->ipid, pr)))
+    if (u->exited || (pr >= 0 && !ready(u, u->ist, pr)))
         return;
-    int st;
-    if (waitpid(u->pid, &st, WNOHANG) == u->pid) {
-        u->exited = true;
-        u->exited_at = cs_now();
-        u->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    unsigned char b;
+    ssize_t n = read(u->stfd, &b, 1);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n == 1) {
+        u->status = b;
+    } else if (n == 0) {
+        u->status = run_wait_status(u->pid);
+        u->r->reaper = 0; /* reaped */
     }
+    u->exited = true;
+    u->exited_at = cs_now();
+    close(u->stfd);
+    u->stfd = -1;
 }
 
 /* Whether the runtime has recorded the container (its state.json, written
@@ -337,17 +348,15 @@ int
 run_supervise(run *r, int *status, int *sig, cs_error **err)
 {
     sup u = { .r = r,
-              .pidfd = -1,
+              .stfd = -1,
               .cancel_fd = cs_cancel_fd(r->cancel),
               .fds = { -1, -1 },
               .fwd_ok = { true, true },
               .status = -1 };
     *status = -1;
     *sig = cs_cancel_reason(r->cancel);
-    if (*sig) { /* cancelled before the runtime started: nothing to stop */
-        run_reaper_quit(r);
+    if (*sig) /* cancelled before the runtime started: nothing to stop */
         return 0;
-    }
     int rc = 0;
     start_runtime(&u);
     if (r->cancel && getenv("CSTORE_TEST_CANCEL_AT_SPAWN")) /* test only: see run_int.h */
@@ -362,17 +371,14 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
         }
         drain_output(&u, pr);
         check_cancel(&u, pr);
-        reap(&u, pr);
+        take_status(&u, pr);
         double now = cs_now();
         escalate(&u, now);
         drop_stuck_pipes(&u, now);
     }
     close_pipes(&u);
-    if (!u.exited)
-        u.status = run_wait_status(u.pid);
-    r->reaper = 0; /* reaped */
-    if (u.pidfd >= 0)
-        close(u.pidfd);
+    while (!u.exited) /* the poll failed: the reaper was told to kill it all */
+        take_status(&u, -1);
     *status = u.status;
     *sig = u.sig;
     return rc;

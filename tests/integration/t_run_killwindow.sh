@@ -6,8 +6,11 @@
 # only after the bundle was written, and a kill in that window left the overlay mounted (t_fuse's
 # "SIGKILLed build: no mount left" failed once in CI that way).
 # CSTORE_TEST_KILL_AFTER_MOUNT=1 (run_int.h) makes cstore raise SIGKILL right after the mount.
+# The same for a SIGKILL once the runtime has exited, before cstore's teardown
+# (CSTORE_TEST_KILL_AFTER_RUN=1): the reaper lives until the teardown is done.
 # Nothing here runs cstore between the kill and the checks: a command would clean up stale runs.
-# Also: a SIGTERM at that point (the reaper quits, cstore cleans up) and a missing runtime.
+# Also: a SIGTERM right after the mount (the unused reaper is released, cstore cleans up) and a
+# missing runtime.
 . "$(dirname "$0")/lib.sh"
 need root overlayfs runc pgrep /dev/fuse
 bases
@@ -31,11 +34,11 @@ wait_clean() {
     done
     return 1
 }
-# killed DESC CMD...: CMD (cstore ARGS) dies by SIGKILL after the mount and leaves nothing.
+# killed HOOK DESC CMD...: CMD (cstore ARGS) with $HOOK=1 dies by SIGKILL and leaves nothing.
 killed() {
-    local desc=$1 rc t0 t1
-    shift
-    CSTORE_TEST_KILL_AFTER_MOUNT=1 "$@" >"$T/out.log" 2>&1
+    local hook=$1 desc=$2 rc t0 t1
+    shift 2
+    { env "$hook=1" "$@" >"$T/out.log" 2>&1; } 2>/dev/null # (not bash's "Killed" line)
     rc=$?
     t0=$(date +%s.%N)
     check_eq "$desc: cstore died by SIGKILL (exit 137)" "$rc" 137 || tail -n 5 "$T/out.log"
@@ -50,13 +53,26 @@ killed() {
     awk -v a="$t0" -v b="$t1" -v d="$desc" 'BEGIN { printf "  (%s: clean %.2f s after the kill)\n", d, b - a }'
 }
 
+mount=CSTORE_TEST_KILL_AFTER_MOUNT
 for i in 1 2 3; do
-    killed "build #$i" cs build --progress plain --no-cache "$ctx"
+    killed $mount "build #$i" "$CSTORE" --root "$ROOT" build --progress plain --no-cache "$ctx"
 done
 for i in 1 2; do
-    killed "fuse build #$i" cs build --snapshotter fuse --progress plain --no-cache "$ctx"
+    killed $mount "fuse build #$i" "$CSTORE" --root "$ROOT" build --snapshotter fuse \
+        --progress plain --no-cache "$ctx"
 done
-killed "cstore run" cs run busybox true
+killed $mount "cstore run" "$CSTORE" --root "$ROOT" run busybox true
+
+# The other end: killed once the runtime has exited, before cstore's teardown unmounts (the reaper
+# is released only after it; it used to exit with the runtime).
+after=CSTORE_TEST_KILL_AFTER_RUN
+for i in 1 2; do
+    killed $after "after the RUN, build #$i" "$CSTORE" --root "$ROOT" build --progress plain \
+        --no-cache "$ctx"
+done
+killed $after "after the RUN, fuse build" "$CSTORE" --root "$ROOT" build --snapshotter fuse \
+    --progress plain --no-cache "$ctx"
+killed $after "after the RUN, cstore run" "$CSTORE" --root "$ROOT" run busybox true
 
 # A SIGTERM at the same point (a cancel before the runtime starts): cstore tells the waiting reaper
 # to quit, reaps it and tears the run down itself; all of it is gone when cstore exits.
