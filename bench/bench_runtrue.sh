@@ -3,21 +3,19 @@
 # --no-cache --network none (run dir, reaper, overlay, bundle, runc, teardown, an empty layer, the
 # image), for a baseline cstore and this tree's, in the same run.
 #
-#   BASELINE=/path/to/main/cstore bash bench/bench_runtrue.sh [RUNS]
+#   BASELINE=/path/to/baseline/cstore bash bench/bench_runtrue.sh [RUNS]
 #
 # RUNS (default 60) builds per binary after 3 each to warm up, interleaved (the order of the pair
 # alternates) so that the load of a shared machine falls on both; each on its own store root.
 # Prints the medians, the ratio of the medians and the median of the per-pair ratios.
 # Needs root, runc, overlayfs, a Release build in build/ and the bases of tests/mkbase.sh.
 . "$(dirname "$0")/lib.sh"
-runs=${1:-60}
-baseline=${BASELINE:-/work/main/build/cstore}
-[ -x "$baseline" ] || { echo "bench: BASELINE=$baseline is not executable" >&2; exit 1; }
 bench_init runtrue
 bench_bases
+runs=${1:-60}
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
 # each binary is copied so that a rebuild of the tree during the run changes nothing
-cp "$baseline" "$work/cs-base"
+cp "${BASELINE:?set BASELINE to the baseline cstore}" "$work/cs-base"
 cp "$cstore" "$work/cs-new"
 mkdir -p "$work/ctx"
 printf 'FROM busybox\nRUN true\n' >"$work/ctx/Dockerfile"

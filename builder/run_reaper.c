@@ -14,16 +14,19 @@
  *   - is a child subreaper (PR_SET_CHILD_SUBREAPER), so what runc leaves
  *     orphaned (the container's init) becomes its child, not init's,
  *   - waits for cstore's go (SIGUSR1, once the bundle is written), then
- *     starts the runtime and exits with its status. A SIGTERM before the go
- *     (the setup failed, or a cancel came first) makes it exit: cstore tears
- *     the run down itself.
- * On cstore's death, before or after the go, it SIGKILLs its children until
- * none is left (killing the container's init kills its whole pid namespace),
- * unmounts the overlay (nothing when it is not mounted yet), deletes the
- * container's state (when there is one) and removes the run dir: a SIGKILL
- * anywhere between the mount and the runtime's start leaves no mount behind.
- * A SIGTERM from a living cstore (the end of a cancel's escalation) only
- * kills, since cstore tears the run down itself.
+ *     starts the runtime; when it has exited (and whatever it left is
+ *     killed), closes the output pipes, writes the runtime's status as one
+ *     byte on the status pipe and waits until cstore releases it (SIGUSR1 or
+ *     SIGTERM), last in cstore's teardown, after the unmount. A setup that
+ *     fails, or a cancel before the go, releases it unused.
+ * On cstore's death, at any point before the release, it SIGKILLs its
+ * children until none is left (killing the container's init kills its whole
+ * pid namespace), unmounts the overlay (nothing when it is not mounted, or no
+ * longer), deletes the container's state (when there is one) and removes the
+ * run dir: a SIGKILL anywhere between the mount and the teardown's end leaves
+ * no mount behind. A SIGTERM from a living cstore while the runtime runs (the
+ * end of a cancel's escalation) only kills, since cstore tears the run down
+ * itself.
  *
  * The reaper is forked from a threaded process: it does little beyond
  * system calls (glibc keeps malloc usable after fork; no other lock is
