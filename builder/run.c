@@ -250,9 +250,11 @@ run_release(run *r)
     free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         if (r->rt_fds[i] >= 0)
             close(r->rt_fds[i]);
+    if (r->ctl >= 0)
+        close(r->ctl);
     free(r->tmp);
     free(r->state);
     free(r->dir);
@@ -269,7 +271,8 @@ cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err)
               .o = o,
               .cancel = cs_store_cancel(s),
               .runtime = o->runtime ?: "runc",
-              .rt_fds = { -1, -1, -1 } };
+              .rt_fds = { -1, -1 },
+              .ctl = -1 };
     cs_buf_init(&r.tail);
     /* While held, a signal triggers the flag instead of killing cstore: the
      * container is stopped and everything undone below. */

@@ -176,7 +176,7 @@ run_runtime_error(run *r)
 typedef struct sup {
     run *r;
     pid_t pid;
-    int stfd;                 /* the reaper's status pipe; -1 once read */
+    int stfd;                 /* the reaper's control socket (r->ctl, not ours) */
     int cancel_fd;            /* -1 once cancelled (or never cancellable) */
     int fds[2];               /* read ends of its stdout, stderr; -1 once closed */
     bool fwd_ok[2];           /* forwarding still works (else only the tail sees it) */
@@ -192,7 +192,7 @@ typedef struct sup {
 } sup;
 
 /* The reaper, waiting since before the mount, starts the runtime; its
- * output and status pipes are ours from here on. */
+ * output pipes are ours from here on, its status comes on r->ctl. */
 static void
 start_runtime(sup *u)
 {
@@ -201,11 +201,11 @@ start_runtime(sup *u)
     u->pid = r->reaper;
     u->fds[0] = r->rt_fds[0];
     u->fds[1] = r->rt_fds[1];
-    u->stfd = r->rt_fds[2];
-    r->rt_fds[0] = r->rt_fds[1] = r->rt_fds[2] = -1;
+    u->stfd = r->ctl;
+    r->rt_fds[0] = r->rt_fds[1] = -1;
 }
 
-/* One round of poll over the pipes, the cancel fd and the status pipe. */
+/* One round of poll over the pipes, the cancel fd and the control socket. */
 static int
 wait_events(sup *u)
 {
@@ -268,13 +268,13 @@ check_cancel(sup *u, int pr)
 }
 
 /* The reaper's status byte: the runtime has exited and all it left is gone
- * (the reaper lives on until the teardown releases it). The end of the pipe
+ * (the reaper lives on until the teardown releases it). The end of the socket
  * without it: the reaper itself failed and exited; its exit status is the
- * status. pr < 0: wait for it. */
+ * status. block: wait for it, else only when poll (result pr) says it came. */
 static void
-take_status(sup *u, int pr)
+take_status(sup *u, int pr, bool block)
 {
-    if (u->exited || (pr >= 0 && !ready(u, u->ist, pr)))
+    if (u->exited || (!block && !ready(u, u->ist, pr)))
         return;
     unsigned char b;
     ssize_t n = read(u->stfd, &b, 1);
@@ -288,8 +288,6 @@ take_status(sup *u, int pr)
     }
     u->exited = true;
     u->exited_at = cs_now();
-    close(u->stfd);
-    u->stfd = -1;
 }
 
 /* Whether the runtime has recorded the container (its state.json, written
@@ -313,7 +311,7 @@ escalate(sup *u, double now)
     if (!u->sig || u->exited)
         return;
     if (now - u->cancelled_at > 10 && !u->killed_at) {
-        kill(u->pid, SIGTERM);
+        run_reaper_kill(u->r);
         u->killed_at = now;
     } else if (now - u->last_kill > 1 || (!u->kill_landed && recorded(u->r))) {
         u->kill_landed = kill_container(u->r) || u->kill_landed;
@@ -366,19 +364,19 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
         if (pr < 0 && errno != EINTR) {
             rc = cs_err(err, CS_EIO, errno, "poll");
             kill_container(r);
-            kill(u.pid, SIGTERM); /* the reaper kills the runtime and the container */
+            run_reaper_kill(r); /* the reaper kills the runtime and the container */
             break;
         }
         drain_output(&u, pr);
         check_cancel(&u, pr);
-        take_status(&u, pr);
+        take_status(&u, pr, false);
         double now = cs_now();
         escalate(&u, now);
         drop_stuck_pipes(&u, now);
     }
     close_pipes(&u);
     while (!u.exited) /* the poll failed: the reaper was told to kill it all */
-        take_status(&u, -1);
+        take_status(&u, 0, true);
     *status = u.status;
     *sig = u.sig;
     return rc;

@@ -9,8 +9,8 @@
 # The same for a SIGKILL once the runtime has exited, before cstore's teardown
 # (CSTORE_TEST_KILL_AFTER_RUN=1): the reaper lives until the teardown is done.
 # Nothing here runs cstore between the kill and the checks: a command would clean up stale runs.
-# Also: a SIGTERM right after the mount (the unused reaper is released, cstore cleans up) and a
-# missing runtime.
+# Also: a SIGTERM right after the mount (the unused reaper is released, cstore cleans up), a
+# missing runtime, and a cancel whose runtime kill never lands (the reaper kills it all).
 . "$(dirname "$0")/lib.sh"
 need root overlayfs runc pgrep /dev/fuse
 bases
@@ -87,6 +87,34 @@ check_cmp "a build with a missing runtime fails" "$?" -ne 0
 check "it names the runtime that cannot be started" \
     grep -q "cannot start '$T/no-such-runc': not found or not executable" "$T/nort.log"
 check_eq "and leaves nothing" "$(run_leftovers) $(procs)" "0 0 0 0"
+
+# A cancel whose `runtime kill` never lands (a runtime wrapper that ignores kill; the real runc
+# otherwise): after 10 s cstore tells the reaper to kill it all (a byte on the control socket, not a
+# signal: this cstore runs in the background, where SIGINT is ignored, and the reaper would inherit
+# that). The build fails "interrupted" within the escalation's time, not after the command's sleep.
+printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = kill ] && exit 0; done\nexec runc "$@"\n' \
+    >"$T/runc-nokill"
+chmod +x "$T/runc-nokill"
+slp=61.$((RANDOM % 900 + 100))
+mkdir -p "$T/esc"
+printf 'FROM busybox\nRUN sleep %s\n' "$slp" >"$T/esc/Dockerfile"
+t0=$(date +%s)
+"$CSTORE" --root "$ROOT" build --runtime "$T/runc-nokill" --no-cache "$T/esc" >"$T/esc.log" 2>&1 &
+bpid=$!
+for _ in $(seq 100); do
+    pgrep -f "sleep $slp" >/dev/null && break
+    sleep 0.1
+done
+kill -TERM "$bpid"
+wait "$bpid"
+rc=$?
+el=$(($(date +%s) - t0))
+check_cmp "a cancel whose kill does not land fails the build" "$rc" -ne 0
+check "it says it was interrupted" grep -q "interrupted by signal 15" "$T/esc.log"
+check_cmp "the reaper killed it all after the escalation's 10 s, not the sleep's 61 (${el}s)" \
+    "$el" -lt 30
+check_eq "no sleep, mount, run dir, container or process of it left" \
+    "$(pgrep -fc "sleep $slp" || true) $(run_leftovers) $(procs)" "0 0 0 0 0"
 
 check "the store is sound after the kills" cs fsck
 check_eq "the next command finds nothing left either" "$(run_leftovers)" "0 0 0"
