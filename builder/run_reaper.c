@@ -141,9 +141,26 @@ spawn_child(char *const argv[])
     return pid;
 }
 
+/* Until cstore's end of the control socket is closed (at most 5 s): then
+ * cstore is gone with all its threads, and so is anything it forked that held
+ * the end (a helper that mounts the overlay from the run dir, run_mount.c):
+ * nothing mounts after our unmount. */
+static void
+wait_ctl_end(void)
+{
+    double end = cs_now() + 5;
+    for (double left; (left = end - cs_now()) > 0;) {
+        struct pollfd p = { .fd = CTL_FD, .events = POLLIN };
+        char c;
+        if (poll(&p, 1, (int) (left * 1000) + 1) > 0 && read(CTL_FD, &c, 1) <= 0)
+            return;
+    }
+}
+
 /* cstore is gone: nothing of the run may outlive it. */
 static void __attribute__((noreturn)) orphaned(const reaper *a)
 {
+    wait_ctl_end();
     kill_all();
     umount2(a->rootfs, MNT_DETACH | UMOUNT_NOFOLLOW); /* EINVAL: not (or no longer) mounted */
     pid_t pid = access(a->cstate, F_OK) == 0 ? spawn_child(a->delete_argv) : -1;
@@ -289,9 +306,9 @@ static void __attribute__((noreturn)) reaper_main(const reaper *a)
     prctl(PR_SET_PDEATHSIG, SIGUSR2);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     setpgid(0, 0); /* a terminal's Ctrl-C reaches cstore only */
+    setup_fds(a);  /* (our copy of cstore's end of the socket closed) */
     if (getppid() != a->parent)
         orphaned(a);
-    setup_fds(a);
     wait_go(a);
     pid_t rt = spawn_child(a->argv);
     if (rt < 0)
