@@ -63,6 +63,27 @@ for i in 1 2; do
 done
 killed $mount "cstore run" "$CSTORE" --root "$ROOT" run busybox true
 
+# Parallel stages: two RUNs set up at once on two threads, each with its reaper (forked from a
+# stage thread; each holds the other's fds for a moment after its fork); the first mount kills.
+# The other stage may be inside the fork of its reaper then (the kill aborts the fork): its run dir,
+# nothing mounted in it, is left to the next command's stale-run cleanup.
+mkdir -p "$T/par"
+printf 'FROM busybox AS a\nRUN true\nFROM busybox AS b\nRUN echo b\nFROM busybox\nCOPY --from=a /etc/hostname /a\nCOPY --from=b /etc/hostname /b\n' \
+    >"$T/par/Dockerfile"
+no_mount() { [ "$(run_leftovers | cut -d' ' -f1,3) $(procs)" = "0 0 0" ]; }
+for i in 1 2 3; do
+    { CSTORE_TEST_KILL_AFTER_MOUNT=1 "$CSTORE" --root "$ROOT" build --jobs 2 --progress plain \
+        --no-cache "$T/par" >"$T/out.log" 2>&1; } 2>/dev/null
+    check_eq "parallel stages #$i: cstore died by SIGKILL (exit 137)" "$?" 137
+    for _ in $(seq 100); do
+        no_mount && break
+        sleep 0.1
+    done
+    check "parallel stages #$i: no mount, container or process of it left (within 10 s)" no_mount
+    must cs images
+    check_eq "parallel stages #$i: no run dir after the next command" "$(run_leftovers)" "0 0 0"
+done
+
 # The other end: killed once the runtime has exited, before cstore's teardown unmounts (the reaper
 # is released only after it; it used to exit with the runtime).
 after=CSTORE_TEST_KILL_AFTER_RUN
