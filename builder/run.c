@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,18 +155,27 @@ make_spec(run *r, cs_error **err)
     return cs_ocispec_new(&r->eff, hosts, &r->spec, err);
 }
 
-/* Mounts, writes the bundle and runs; teardown() undoes it all. */
+/* Mounts, writes the bundle and runs; teardown() undoes it all. The reaper
+ * is forked first (it waits for run_supervise's go) and released last, so
+ * that a cstore killed at any point in between leaves nothing mounted. */
 static int
 run_in(run *r, int *status, cs_error **err)
 {
     int rc, sig = 0;
     run_unique_lowers(r);
     cs_run_settle(); /* no lower dir is still a deferred teardown's upper dir */
-    if ((rc = make_run_dir(r, err)) < 0 || (rc = write_files(r, err)) < 0
-        || (rc = make_spec(r, err)) < 0 || (rc = run_make_dirs(r, err)) < 0
-        || (rc = run_mount_overlay(r, err)) < 0 || (rc = run_stubs_record(r, err)) < 0
-        || (rc = write_bundle(r, err)) < 0 || (rc = run_supervise(r, status, &sig, err)) < 0)
+    if ((rc = make_run_dir(r, err)) < 0 || (rc = run_reaper_spawn(r, err)) < 0
+        || (rc = write_files(r, err)) < 0 || (rc = make_spec(r, err)) < 0
+        || (rc = run_make_dirs(r, err)) < 0 || (rc = run_mount_overlay(r, err)) < 0)
         return rc;
+    const char *kill_at = getenv("CSTORE_TEST_KILL_AFTER_MOUNT"); /* test only: run_int.h */
+    if (kill_at)
+        raise(strcmp(kill_at, "TERM") ? SIGKILL : SIGTERM);
+    if ((rc = run_stubs_record(r, err)) < 0 || (rc = write_bundle(r, err)) < 0
+        || (rc = run_supervise(r, status, &sig, err)) < 0)
+        return rc;
+    if (getenv("CSTORE_TEST_KILL_AFTER_RUN")) /* test only: see run_int.h */
+        raise(SIGKILL);
     return judge(r, *status, sig, err);
 }
 
@@ -186,7 +196,7 @@ keep_upper(run *r, char **upper, cs_error **err)
 /* Undoes what was set up; rc is the run's result so far (the first error
  * stays the error, later ones are warnings). */
 static int
-teardown(run *r, int rc, char **upper, cs_error **err)
+teardown_steps(run *r, int rc, char **upper, cs_error **err)
 {
     cs_error *tmp = NULL;
     /* a leftover container does not change what the command did */
@@ -217,6 +227,16 @@ teardown(run *r, int rc, char **upper, cs_error **err)
     return rc;
 }
 
+/* The reaper covers the run until it is undone: a cstore killed during the
+ * teardown leaves nothing either. */
+static int
+teardown(run *r, int rc, char **upper, cs_error **err)
+{
+    rc = teardown_steps(r, rc, upper, err);
+    run_reaper_release(r);
+    return rc;
+}
+
 static void
 run_release(run *r)
 {
@@ -230,6 +250,11 @@ run_release(run *r)
     free(r->lowers);
     json_decref(r->spec);
     cs_buf_release(&r->tail);
+    for (int i = 0; i < 2; i++)
+        if (r->rt_fds[i] >= 0)
+            close(r->rt_fds[i]);
+    if (r->ctl >= 0)
+        close(r->ctl);
     free(r->tmp);
     free(r->state);
     free(r->dir);
@@ -242,7 +267,12 @@ cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err)
 {
     memset(out, 0, sizeof *out);
     out->status = -1;
-    run r = { .s = s, .o = o, .cancel = cs_store_cancel(s), .runtime = o->runtime ?: "runc" };
+    run r = { .s = s,
+              .o = o,
+              .cancel = cs_store_cancel(s),
+              .runtime = o->runtime ?: "runc",
+              .rt_fds = { -1, -1 },
+              .ctl = -1 };
     cs_buf_init(&r.tail);
     /* While held, a signal triggers the flag instead of killing cstore: the
      * container is stopped and everything undone below. */

@@ -45,6 +45,9 @@ typedef struct run {
     char *rootfs; /* dir/bundle/rootfs */
     char *id;     /* cstore-<pid>-<n> */
     unsigned n;
+    pid_t reaper;  /* run_reaper_spawn's, until released (0: none) */
+    int rt_fds[2]; /* read ends of the runtime's stdout, stderr (-1: none) */
+    int ctl;       /* cstore's end of the reaper's control socket (-1: none) */
     bool mounted, started;
     cs_run_opts eff;      /* o with "file" mounts as binds of files/<i> */
     cs_run_mount *mounts; /* eff.mounts */
@@ -81,14 +84,38 @@ int run_umount_under(const char *dir, cs_error **err);
 
 /* ---- run_reaper.c ---- */
 
-/* Starts argv (the runtime, searched in PATH) under a reaper process that
- * kills the container, unmounts r->rootfs, deletes the container and removes
- * r->dir when cstore dies; *pid = the reaper, in its own process group, which
- * exits with the runtime's status (128+N when killed by signal N; 1 with a
- * line in r->dir/runc.log when it could not be started). A SIGTERM to it
- * kills the runtime and the container. stdio as given (-1: /dev/null).
- * -CS_EIO when it could not be forked. */
-int run_reaper_spawn(run *r, char *const argv[], int out, int errfd, pid_t *pid, cs_error **err);
+/* Forks the run's reaper, before anything of the run is mounted: it arms its
+ * parent-death signal, checks its parent, locks r->dir and waits for
+ * run_reaper_go. From then on until run_reaper_release cstore may die at any
+ * point: the reaper kills the container (once there is one), unmounts
+ * r->rootfs (when mounted), deletes the container (when there is one) and
+ * removes r->dir. r->reaper = its pid, in its own process group; r->rt_fds =
+ * the read ends of the pipes that are the runtime's stdout and stderr; r->ctl
+ * = cstore's end of the control socket: the commands below go to the reaper
+ * as bytes on it (no signal: cstore may have been started with some
+ * ignored), its status comes back on it, and its end tells the reaper that
+ * cstore has died. -CS_EIO when it could not be forked.
+ * Test only: $CSTORE_TEST_KILL_AFTER_MOUNT set makes run.c SIGKILL cstore
+ * right after the overlay is mounted, before the bundle is written; set to
+ * "TERM", it raises SIGTERM there instead (a cancel before the go: the reaper
+ * is released unused); $CSTORE_TEST_KILL_AFTER_RUN set, SIGKILL once the
+ * runtime has exited, before the teardown (tests/integration/
+ * t_run_killwindow.sh). */
+int run_reaper_spawn(run *r, cs_error **err);
+/* Lets the reaper start the runtime (`runtime run` on r->dir/bundle, searched
+ * in PATH, stdin /dev/null). When the runtime has exited (and whatever it
+ * left is killed), the reaper closes the output pipes and sends its status
+ * as one byte on r->ctl (128+N when killed by signal N; 1 with a line in
+ * r->dir/runc.log when it could not be started), then waits for its release.
+ * Sets r->started. */
+void run_reaper_go(run *r);
+/* Tells the reaper to kill the runtime and the container (the end of a
+ * cancel's escalation): its status is then 128+9. A SIGTERM to the reaper
+ * does the same. */
+void run_reaper_kill(run *r);
+/* Ends the reaper once the run is torn down (or never started: a failed setup,
+ * a cancel before the go) and reaps it; nothing when there is none. */
+void run_reaper_release(run *r);
 
 /* ---- run_defer.c ---- */
 
@@ -114,7 +141,10 @@ int run_runtime_delete(const char *runtime, const char *state_root, const char *
  * for the second it used to.
  * Test only: $CSTORE_TEST_CANCEL_AT_SPAWN set triggers r->cancel (SIGTERM)
  * the moment the runtime is spawned, before its container exists
- * (tests/integration/t_run_cancel.sh). */
+ * (tests/integration/t_run_cancel.sh).
+ * The runtime is the reaper's (run_reaper_spawn); run_supervise lets it go
+ * and takes r->rt_fds; the status is the reaper's byte on r->ctl (its exit
+ * status if it died without one); the teardown releases it. */
 int run_supervise(run *r, int *status, int *sig, cs_error **err);
 /* The last lines of output, for error messages. Caller frees. */
 char *run_tail_lines(run *r);

@@ -1,6 +1,7 @@
-/* run_supervise.c - the runtime's process: spawning it (under a reaper,
- * run_reaper.c) in its own process group, teeing its output while keeping a tail for error
- * messages, and stopping the container when the store's cancel flag is triggered. */
+/* run_supervise.c - the runtime's process: letting it start (under its
+ * reaper, run_reaper.c, forked before the mount) in its own process group,
+ * teeing its output while keeping a tail for error messages, and stopping
+ * the container when the store's cancel flag is triggered. */
 #include "run_int.h"
 
 #include <errno.h>
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,62 +176,42 @@ run_runtime_error(run *r)
 typedef struct sup {
     run *r;
     pid_t pid;
-    int pidfd;                 /* -1: no pidfd_open, poll with a timeout */
-    int cancel_fd;             /* -1 once cancelled (or never cancellable) */
-    int fds[2];                /* read ends of its stdout, stderr; -1 once closed */
-    bool fwd_ok[2];            /* forwarding still works (else only the tail sees it) */
-    bool exited;               /* reaped */
-    int status, sig;           /* exit status; the cancel's signal */
-    double cancelled_at;       /* when *sig was set */
-    double last_kill;          /* the last `runtime kill` */
-    bool kill_landed;          /* a `runtime kill` signalled the container's init */
-    double killed_at;          /* when the reaper was told to kill it all */
-    double exited_at;          /* when it was reaped */
-    struct pollfd p[4];        /* this round's poll set */
-    int ifd[2], icancel, ipid; /* their indices in p, -1 if not polled */
+    int stfd;                 /* the reaper's control socket (r->ctl, not ours) */
+    int cancel_fd;            /* -1 once cancelled (or never cancellable) */
+    int fds[2];               /* read ends of its stdout, stderr; -1 once closed */
+    bool fwd_ok[2];           /* forwarding still works (else only the tail sees it) */
+    bool exited;              /* its status is known */
+    int status, sig;          /* exit status; the cancel's signal */
+    double cancelled_at;      /* when *sig was set */
+    double last_kill;         /* the last `runtime kill` */
+    bool kill_landed;         /* a `runtime kill` signalled the container's init */
+    double killed_at;         /* when the reaper was told to kill it all */
+    double exited_at;         /* when its status came */
+    struct pollfd p[4];       /* this round's poll set */
+    int ifd[2], icancel, ist; /* their indices in p, -1 if not polled */
 } sup;
 
-static int
-start_runtime(sup *u, cs_error **err)
+/* The reaper, waiting since before the mount, starts the runtime; its
+ * output pipes are ours from here on, its status comes on r->ctl. */
+static void
+start_runtime(sup *u)
 {
-    int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
-    if (pipe2(outp, O_CLOEXEC) < 0)
-        return cs_err(err, CS_EIO, errno, "pipe");
-    if (pipe2(errp, O_CLOEXEC) < 0) {
-        int e = errno;
-        close(outp[0]);
-        close(outp[1]);
-        return cs_err(err, CS_EIO, e, "pipe");
-    }
     run *r = u->r;
-    cs_autofree char *bundle = cs_path_join(r->dir, "bundle");
-    cs_autofree char *log = cs_path_join(r->dir, "runc.log");
-    char *argv[] = {
-        (char *) r->runtime, "--root", r->state, "--log", log, "--log-format", "json", "run",
-        "--bundle",          bundle,   r->id,    NULL
-    };
-    int rc = run_reaper_spawn(r, argv, outp[1], errp[1], &u->pid, err);
-    close(outp[1]);
-    close(errp[1]);
-    if (rc < 0) {
-        close(outp[0]);
-        close(errp[0]);
-        return rc;
-    }
-    r->started = true;
-    u->fds[0] = outp[0];
-    u->fds[1] = errp[0];
-    u->pidfd = (int) syscall(SYS_pidfd_open, u->pid, 0);
-    return 0;
+    run_reaper_go(r);
+    u->pid = r->reaper;
+    u->fds[0] = r->rt_fds[0];
+    u->fds[1] = r->rt_fds[1];
+    u->stfd = r->ctl;
+    r->rt_fds[0] = r->rt_fds[1] = -1;
 }
 
-/* One round of poll over the pipes, the cancel fd and the pidfd. */
+/* One round of poll over the pipes, the cancel fd and the control socket. */
 static int
 wait_events(sup *u)
 {
     int np = 0;
-    int fds[4] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->pidfd };
-    int *idx[4] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ipid };
+    int fds[4] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->stfd };
+    int *idx[4] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ist };
     for (int i = 0; i < 4; i++) {
         *idx[i] = -1;
         if (fds[i] >= 0) {
@@ -239,7 +219,7 @@ wait_events(sup *u)
             u->p[np++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
         }
     }
-    int timeout = (u->pidfd < 0 || u->sig || u->exited) ? 200 : -1;
+    int timeout = (u->sig || u->exited) ? 200 : -1;
     if (u->sig && !u->kill_landed && !u->exited)
         timeout = (int) (KILL_RETRY * 1000);
     return poll(u->p, (nfds_t) np, timeout);
@@ -287,17 +267,27 @@ check_cancel(sup *u, int pr)
     u->kill_landed = kill_container(u->r);
 }
 
+/* The reaper's status byte: the runtime has exited and all it left is gone
+ * (the reaper lives on until the teardown releases it). The end of the socket
+ * without it: the reaper itself failed and exited; its exit status is the
+ * status. block: wait for it, else only when poll (result pr) says it came. */
 static void
-reap(sup *u, int pr)
+take_status(sup *u, int pr, bool block)
 {
-    if (u->exited || (u->pidfd >= 0 && u->ipid >= 0 && !ready(u, u->ipid, pr)))
+    if (u->exited || (!block && !ready(u, u->ist, pr)))
         return;
-    int st;
-    if (waitpid(u->pid, &st, WNOHANG) == u->pid) {
-        u->exited = true;
-        u->exited_at = cs_now();
-        u->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    unsigned char b;
+    ssize_t n = read(u->stfd, &b, 1);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n == 1) {
+        u->status = b;
+    } else if (n == 0) {
+        u->status = run_wait_status(u->pid);
+        u->r->reaper = 0; /* reaped */
     }
+    u->exited = true;
+    u->exited_at = cs_now();
 }
 
 /* Whether the runtime has recorded the container (its state.json, written
@@ -321,7 +311,7 @@ escalate(sup *u, double now)
     if (!u->sig || u->exited)
         return;
     if (now - u->cancelled_at > 10 && !u->killed_at) {
-        kill(u->pid, SIGTERM);
+        run_reaper_kill(u->r);
         u->killed_at = now;
     } else if (now - u->last_kill > 1 || (!u->kill_landed && recorded(u->r))) {
         u->kill_landed = kill_container(u->r) || u->kill_landed;
@@ -356,7 +346,7 @@ int
 run_supervise(run *r, int *status, int *sig, cs_error **err)
 {
     sup u = { .r = r,
-              .pidfd = -1,
+              .stfd = -1,
               .cancel_fd = cs_cancel_fd(r->cancel),
               .fds = { -1, -1 },
               .fwd_ok = { true, true },
@@ -365,9 +355,8 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
     *sig = cs_cancel_reason(r->cancel);
     if (*sig) /* cancelled before the runtime started: nothing to stop */
         return 0;
-    int rc = start_runtime(&u, err);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
+    start_runtime(&u);
     if (r->cancel && getenv("CSTORE_TEST_CANCEL_AT_SPAWN")) /* test only: see run_int.h */
         cs_cancel_trigger(r->cancel, SIGTERM);
     while (u.fds[0] >= 0 || u.fds[1] >= 0 || !u.exited) {
@@ -375,21 +364,19 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
         if (pr < 0 && errno != EINTR) {
             rc = cs_err(err, CS_EIO, errno, "poll");
             kill_container(r);
-            kill(u.pid, SIGTERM); /* the reaper kills the runtime and the container */
+            run_reaper_kill(r); /* the reaper kills the runtime and the container */
             break;
         }
         drain_output(&u, pr);
         check_cancel(&u, pr);
-        reap(&u, pr);
+        take_status(&u, pr, false);
         double now = cs_now();
         escalate(&u, now);
         drop_stuck_pipes(&u, now);
     }
     close_pipes(&u);
-    if (!u.exited)
-        u.status = run_wait_status(u.pid);
-    if (u.pidfd >= 0)
-        close(u.pidfd);
+    while (!u.exited) /* the poll failed: the reaper was told to kill it all */
+        take_status(&u, 0, true);
     *status = u.status;
     *sig = u.sig;
     return rc;
