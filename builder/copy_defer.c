@@ -102,10 +102,10 @@ copy_defer_nodes(ctxwalk *w)
     cs_copy *c = w->c;
     cs_entry *old = c->nodes;
     struct nodelink *links = c->links;
-    size_t nold = c->nnodes, nlinks = c->nlinks, npend = w->npend;
+    size_t nold = c->nnodes, oldcap = c->capnodes, nlinks = c->nlinks, npend = w->npend;
     size_t *remap = cs_xmalloc((nold ? nold : 1) * sizeof(size_t));
     c->capnodes = nold + w->nrecs;
-    c->nodes = cs_xmalloc(c->capnodes * sizeof(cs_entry));
+    c->nodes = cs_entries_resize(NULL, 0, c->capnodes); /* entry arrays: tree.h */
     c->nnodes = 0;
     c->links = NULL;
     c->nlinks = c->caplinks = 0;
@@ -129,7 +129,7 @@ copy_defer_nodes(ctxwalk *w)
         w->pend[k].node = remap[w->pend[k].node];
     w->nrecs = 0;
     free(remap);
-    free(old);
+    cs_entries_resize(old, oldcap, 0);
     free(links);
 }
 
