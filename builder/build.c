@@ -249,10 +249,10 @@ build_diffs_add(build *b, size_t idx, const cs_digest *layers, size_t n)
     if (idx != b->target)
         return;
     build_lock(b);
-    bool start = b->missed && !b->diffs;
+    bool missed = b->missed;
     build_unlock(b);
-    if (start)
-        build_diffs_start(b);
+    if (missed)
+        build_diffs_start(b); /* unless started */
     build_lock(b);
     cs_diffid_bg *bg = b->diffs;
     build_unlock(b);

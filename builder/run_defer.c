@@ -188,20 +188,17 @@ cs_run_release_overlays(void)
     for (size_t i = 0; i < n; i++)
         posix_spawn_file_actions_adddup2(&fa, fds[i], fds[i]);
     pid_t pid;
-    char *argv[] = { "true", NULL, NULL, NULL };
-    /* test only: a command that lives long enough to be looked at */
-    const char *probe = getenv("CSTORE_TEST_RELEASE_CMD");
+    const char *probe = getenv("CSTORE_TEST_RELEASE_CMD"); /* test only: see t_runstart */
     if (probe && *probe) {
-        argv[0] = "sh";
-        argv[1] = "-c";
-        argv[2] = (char *) probe;
+        char *sh[] = { "sh", "-c", (char *) probe, NULL };
+        (void) posix_spawnp(&pid, "sh", &fa, NULL, sh, environ);
+    } else {
+        /* Debian's coreutils puts true in /usr/bin (/bin is its link): no
+         * PATH search, whose misses in a long PATH cost more than the spawn */
+        char *argv[] = { "true", NULL };
+        if (posix_spawn(&pid, "/usr/bin/true", &fa, NULL, argv, environ) != 0)
+            (void) posix_spawnp(&pid, "true", &fa, NULL, argv, environ);
     }
-    /* Debian's coreutils puts true in /usr/bin (/bin is its link): no PATH
-     * search, whose misses in a long PATH cost more than the spawn */
-    if (probe && *probe)
-        (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    else if (posix_spawn(&pid, "/usr/bin/true", &fa, NULL, argv, environ) != 0)
-        (void) posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     for (size_t i = 0; i < n; i++)
         close(fds[i]); /* without `true`, the last references: torn down here */

@@ -382,11 +382,17 @@ ingest_file_end(cs_ingest *ing, cs_error **err)
 
 /* ---- lifecycle ---- */
 
+/* A slot's buffers: a chunk in, its compressed bytes out. */
 static size_t
-page_round(size_t n)
+slot_in_bytes(void)
 {
-    size_t pg = (size_t) sysconf(_SC_PAGESIZE);
-    return (n + pg - 1) / pg * pg;
+    return cs_page_round(CS_CHUNK_MAX);
+}
+
+static size_t
+slot_out_bytes(void)
+{
+    return cs_page_round(ZSTD_compressBound(CS_CHUNK_MAX));
 }
 
 /* One freed slab kept for the process's next ingest (a build ingests a
@@ -397,15 +403,14 @@ static void *spare;
 static size_t
 pq_bytes(void)
 {
-    return page_round(PQ_CAP * sizeof(pending));
+    return cs_page_round(PQ_CAP * sizeof(pending));
 }
 
 /* The slab: NSLOTS pairs of in and out buffers and the queue. */
 static size_t
 slab_bytes(void)
 {
-    return NSLOTS * (page_round(CS_CHUNK_MAX) + page_round(ZSTD_compressBound(CS_CHUNK_MAX)))
-           + pq_bytes();
+    return NSLOTS * (slot_in_bytes() + slot_out_bytes()) + pq_bytes();
 }
 
 void
@@ -424,7 +429,7 @@ cs_ingest_drop_spare(void)
 static int
 slab_map(cs_ingest *ing, cs_error **err)
 {
-    size_t in = page_round(CS_CHUNK_MAX), out = page_round(ZSTD_compressBound(CS_CHUNK_MAX));
+    size_t in = slot_in_bytes(), out = slot_out_bytes();
     ing->slab_len = slab_bytes();
     pthread_mutex_lock(&spare_mu);
     void *m = cs_steal(&spare);

@@ -156,13 +156,22 @@ mark(long **diff, size_t n, size_t lo, size_t hi)
     (*diff)[hi]--;
 }
 
-/* Points a hardlink at its target's content: follows hardlink chains. */
-static void
-fix_hardlink(const cs_tree *m, cs_entry *e)
+/* The entry at path in a, else in b (NULL: none). */
+static const cs_entry *
+find_either(const cs_tree *a, const cs_tree *b, const char *path)
 {
-    const cs_entry *t = e->link ? cs_tree_find(m, e->link) : NULL;
+    const cs_entry *e = cs_tree_find(a, path);
+    return e || !b ? e : cs_tree_find(b, path);
+}
+
+/* Points a hardlink at its target's content, looked up in a, else in b:
+ * follows hardlink chains. */
+static void
+fix_hardlink(const cs_tree *a, const cs_tree *b, cs_entry *e)
+{
+    const cs_entry *t = e->link ? find_either(a, b, e->link) : NULL;
     for (int hops = 0; t && t->type == CS_E_HARDLINK && t->link && hops < MAX_SYMLINKS; hops++)
-        t = cs_tree_find(m, t->link);
+        t = find_either(a, b, t->link);
     if (!t || t == e)
         return;
     e->size = t->size;
@@ -238,9 +247,20 @@ apply_removals(cs_tree *m, ordered *o)
     m->n = k;
 }
 
-/* Where the layer's K_ENTRY entries go among the survivors, in path order:
- * pos[q] = index of the first survivor not below entry q, times 2, plus 1
- * when that survivor has the same path (replaced). Returns the count. */
+/* Where path goes in t, searching from *from (paths come in order): the
+ * index of the first entry not below it, times 2, plus 1 when that entry has
+ * the same path (and counted in *nsame). */
+static size_t
+place(const cs_tree *t, size_t *from, const char *path, size_t *nsame)
+{
+    size_t i = *from = gallop(t, *from, path);
+    bool same = i < t->n && !strcmp(t->e[i].path, path);
+    *nsame += same;
+    return i << 1 | same;
+}
+
+/* Where the layer's K_ENTRY entries go among the survivors, in path order
+ * (place's encoding). Returns the count. */
 static size_t
 entry_places(const cs_tree *m, const ordered *o, size_t *pos, size_t *nsame)
 {
@@ -249,11 +269,7 @@ entry_places(const cs_tree *m, const ordered *o, size_t *pos, size_t *nsame)
     for (size_t j = 0; j < o->n; j++) {
         if (o->kinds[j] != K_ENTRY)
             continue;
-        const char *path = o->layer->e[o->ord[j]].path;
-        i = gallop(m, i, path);
-        bool same = i < m->n && !strcmp(m->e[i].path, path);
-        pos[np++] = i << 1 | same;
-        *nsame += same;
+        pos[np++] = place(m, &i, o->layer->e[o->ord[j]].path, nsame);
     }
     return np;
 }
@@ -301,15 +317,7 @@ apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
     }
     m->n = total; /* dst == src: the survivors before the first entry stay */
     for (size_t j = 0; j < nlinks; j++)
-        fix_hardlink(m, &m->e[links[j]]);
-}
-
-/* The entry at path: the layer's, else the one below's (both sorted). */
-static const cs_entry *
-find_either(const cs_tree *l, const cs_tree *m, const char *path)
-{
-    const cs_entry *e = cs_tree_find(l, path);
-    return e ? e : cs_tree_find(m, path);
+        fix_hardlink(m, NULL, &m->e[links[j]]);
 }
 
 /* Phase 2 for a big plain layer (sorted, one entry per path, no whiteout)
@@ -322,27 +330,13 @@ find_either(const cs_tree *l, const cs_tree *m, const char *path)
 static void
 apply_into_layer(cs_tree *m, cs_tree *l)
 {
-    for (size_t k = 0; k < l->n; k++) {
-        cs_entry *e = &l->e[k];
-        if (e->type != CS_E_HARDLINK || !e->link)
-            continue;
-        const cs_entry *t = find_either(l, m, e->link);
-        for (int hops = 0; t && t->type == CS_E_HARDLINK && t->link && hops < MAX_SYMLINKS; hops++)
-            t = find_either(l, m, t->link);
-        if (t && t != e) {
-            e->size = t->size;
-            e->has_content = t->has_content;
-            e->content = t->content;
-        }
-    }
+    for (size_t k = 0; k < l->n; k++)
+        if (l->e[k].type == CS_E_HARDLINK)
+            fix_hardlink(l, m, &l->e[k]);
     cs_autofree size_t *pos = cs_xmalloc((m->n ? m->n : 1) * sizeof(*pos));
     size_t nsame = 0, i = 0;
-    for (size_t j = 0; j < m->n; j++) {
-        i = gallop(l, i, m->e[j].path);
-        bool same = i < l->n && !strcmp(l->e[i].path, m->e[j].path);
-        pos[j] = i << 1 | same;
-        nsame += same;
-    }
+    for (size_t j = 0; j < m->n; j++)
+        pos[j] = place(l, &i, m->e[j].path, &nsame);
     size_t total = l->n + m->n - nsame;
     if (total > l->cap) {
         size_t cap = total + total / 16 + 16;

@@ -2,7 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include "cstore/tree.h"
 #include "record.h"
 
@@ -57,8 +56,7 @@ cs_tree_take_arenas(cs_tree *dst, cs_tree *src)
 static size_t
 map_bytes(size_t cap)
 {
-    size_t pg = (size_t) sysconf(_SC_PAGESIZE), n = cap * sizeof(cs_entry);
-    return (n + pg - 1) / pg * pg;
+    return cs_page_round(cap * sizeof(cs_entry));
 }
 
 static bool
@@ -233,18 +231,8 @@ cs_tree_lower_bound(const cs_tree *t, size_t lo, size_t hi, const char *path)
 const cs_entry *
 cs_tree_find(const cs_tree *t, const char *path)
 {
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->e[mid].path, path);
-        if (!c)
-            return &t->e[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    size_t i = cs_tree_lower_bound(t, 0, t->n, path);
+    return i < t->n && !strcmp(t->e[i].path, path) ? &t->e[i] : NULL;
 }
 
 void

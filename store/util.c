@@ -118,6 +118,13 @@ cs_buf_release(cs_buf *b)
     cs_buf_init(b);
 }
 
+size_t
+cs_page_round(size_t n)
+{
+    size_t pg = (size_t) sysconf(_SC_PAGESIZE);
+    return (n + pg - 1) / pg * pg;
+}
+
 void
 cs_buf_reserve(cs_buf *b, size_t extra)
 {

@@ -83,6 +83,8 @@ typedef struct cs_buf {
 void cs_buf_init(cs_buf *b);
 void cs_buf_release(cs_buf *b);
 void cs_buf_reserve(cs_buf *b, size_t extra);
+/* n rounded up to a whole number of pages. */
+size_t cs_page_round(size_t n);
 void cs_buf_append(cs_buf *b, const void *p, size_t n);
 void cs_buf_u8(cs_buf *b, uint8_t v);
 void cs_buf_u32(cs_buf *b, uint32_t v);                  /* big-endian */
