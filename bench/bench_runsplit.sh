@@ -4,7 +4,8 @@
 # tracepoints) split each build into
 #   pre:  cstore's exec -> runc's exec      (process start, COPY, lower dirs, bundle, reaper)
 #   runc: runc's exec -> /bin/sh's exec     (the runtime's start, the floor under any RUN)
-#   post: the command's exit -> the last exit (runc's exit, teardown, ingest, final stage, image)
+#   post: the command's exit -> cstore's exit (runc's exit, teardown, ingest, final stage, image;
+#         not the process cstore leaves to drop a kept overlay)
 # for a baseline cstore and this tree's, interleaved, 0.3 s apart (what a build leaves to finish
 # in the background does not fall on the next one). Medians.
 #
@@ -39,11 +40,11 @@ split() {
         "$proj" >/dev/null 2>&1
     perf script -i "$work/p.data" -F comm,pid,time,event,trace 2>/dev/null | awk '
         { t = $3 + 0 }
-        /sched_process_exec/ && t0 == "" { t0 = t }
+        /sched_process_exec/ && t0 == "" { t0 = t; cspid = $2 }
         /sched_process_exec/ && /filename=[^ ]*runc/ && rx == "" { rx = t }
         /sched_process_exec/ && /filename=\/bin\/sh/ && sx == "" { sx = t; shpid = $2 }
         /exit_group/ && $2 == shpid { se = t } # sh, or the program it became
-        /exit_group/ { last = t }
+        /exit_group/ && $2 == cspid { last = t } # cstore itself, not what it leaves behind
         END { if (rx == "" || sx == "" || se == "") exit 1
               printf "%.2f %.2f %.2f\n", (rx - t0) * 1000, (sx - rx) * 1000, (last - se) * 1000 }'
 }
@@ -67,7 +68,7 @@ cat <<EOF
 
 \`BASELINE=$baseline bash bench/bench_runsplit.sh $runs\`: medians of $runs, interleaved; load at the
 end: $load. pre = cstore's exec to runc's exec, runc = runc's exec to the command's (/bin/sh),
-post = the command's exit to the last exit (kernel tracepoints).
+post = the command's exit to cstore's exit (kernel tracepoints).
 
 | binary | pre | runc | post | pre + post |
 |---|---|---|---|---|

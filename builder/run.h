@@ -145,9 +145,10 @@ void cs_run_settle(void);
 /* The same but for the kept overlays, which stay. */
 void cs_run_settle_threads(void);
 /* For a command about to exit: settles, then hands the kept overlays to a
- * spawned `true` that drops them as it exits, so their teardown is not part
- * of the command's time (without `true`, they are dropped here). Call it
- * last: the process is not to run another cs_run. */
+ * spawned `cat` that drops them as it exits, at the end of its stdin (a pipe
+ * this process holds until it exits), so their teardown is not part of the
+ * command's time (without `cat`, they are dropped here). Call it last: the
+ * process is not to run another cs_run. */
 void cs_run_release_overlays(void);
 /* Unmounts and removes ROOT/tmp/run-<pid>-* left by dead processes (and
  * deletes their containers with `runc delete --force`). Returns how many it

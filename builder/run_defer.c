@@ -22,9 +22,10 @@
  * The build's last run (keep_overlay) keeps the reference instead: nothing
  * will mount its upper dir as a lower dir again, and its teardown (5-15 ms of
  * kernel time after a go build) would take a core from the layer's ingest
- * on a 2-core machine. The command hands such references to a `true` it
- * spawns as it exits (cs_run_release_overlays), so the kernel's teardown
- * runs in that process, after the command is done; a killed cstore drops
+ * on a 2-core machine. The command hands such references to a `cat` it
+ * spawns as it exits (cs_run_release_overlays), reading a pipe that ends
+ * with the command, so the kernel's teardown runs in that process, after
+ * the command is done; a killed cstore drops
  * them with its other files, and the next run of the process
  * (cs_run_settle) drops them first. An overlay with FUSE lower dirs is never
  * kept: the served view's unmount must not find it busy.
@@ -179,12 +180,23 @@ cs_run_release_overlays(void)
     take_kept(fds, &n);
     if (!n)
         return;
-    /* `true` inherits them (dup2 onto itself clears FD_CLOEXEC) and drops
-     * them as it exits; its stdio is /dev/null, so no pipe of ours waits. */
+    /* `cat` inherits them (dup2 onto itself clears FD_CLOEXEC) and drops
+     * them as it exits: at the end of its stdin, a pipe whose write end only
+     * this process holds (close-on-exec, never closed here), so at our exit.
+     * (A `true` exited before our close, and the teardown ran here.) Its
+     * stdout and stderr are /dev/null, so no pipe of our caller waits. */
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        p[0] = p[1] = -1;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    for (int fd = 0; fd < 3; fd++)
-        posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_RDWR, 0);
+    if (p[0] >= 0)
+        posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+    else
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    for (int fd = 1; fd < 3; fd++)
+        posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", O_WRONLY, 0);
     for (size_t i = 0; i < n; i++)
         posix_spawn_file_actions_adddup2(&fa, fds[i], fds[i]);
     pid_t pid;
@@ -193,13 +205,15 @@ cs_run_release_overlays(void)
         char *sh[] = { "sh", "-c", (char *) probe, NULL };
         (void) posix_spawnp(&pid, "sh", &fa, NULL, sh, environ);
     } else {
-        /* Debian's coreutils puts true in /usr/bin (/bin is its link): no
+        /* Debian's coreutils puts cat in /usr/bin (/bin is its link): no
          * PATH search, whose misses in a long PATH cost more than the spawn */
-        char *argv[] = { "true", NULL };
-        if (posix_spawn(&pid, "/usr/bin/true", &fa, NULL, argv, environ) != 0)
-            (void) posix_spawnp(&pid, "true", &fa, NULL, argv, environ);
+        char *argv[] = { "cat", NULL };
+        if (posix_spawn(&pid, "/usr/bin/cat", &fa, NULL, argv, environ) != 0)
+            (void) posix_spawnp(&pid, "cat", &fa, NULL, argv, environ);
     }
     posix_spawn_file_actions_destroy(&fa);
+    if (p[0] >= 0)
+        close(p[0]); /* p[1] stays open until we exit */
     for (size_t i = 0; i < n; i++)
-        close(fds[i]); /* without `true`, the last references: torn down here */
+        close(fds[i]); /* without `cat`, the last references: torn down here */
 }

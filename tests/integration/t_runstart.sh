@@ -58,6 +58,10 @@ for fd in /proc/"$holder"/fd/*; do
     fi
 done
 check_eq "kept overlay: the holder has the detached overlay's root open" "$detached" 1
+# its stdin: a pipe only the build held, so it lives until the build has exited (a `true` exited
+# before the build closed its own reference, and the teardown ran in the build)
+check "kept overlay: the holder reads a pipe that ends with the build" \
+    sh -c "readlink /proc/$holder/fd/0 | grep -q '^pipe:'"
 check_eq "kept overlay: no mount or run dir left when the build exits" "$(mounts_under)$(run_dirs)" ""
 check_eq "kept overlay: the RUN's file is in the image" "$(cs run kept cat /d.txt)" kept
 for i in $(seq 100); do
