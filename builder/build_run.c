@@ -39,6 +39,16 @@ typedef struct run_step {
     step_output *out; /* the output's pump, ended after the layer (run_exec) */
     int out_fd;
     bool last; /* no RUN of the build comes after this one */
+    /* The layer's ingest, begun as the command exited while the runtime was
+     * still winding down (cs_run_opts.on_exit: run_layer_begin), committed by
+     * run_layer when the run succeeded, else dropped (run_step_release). */
+    build *b;
+    const cs_digest *key;
+    cs_ingest *ing;
+    cs_digest tree;
+    bool begun; /* run_layer_begin ran: ing and tree, or err */
+    int begin_rc;
+    cs_error *begin_err;
 } run_step;
 
 /* The RUN's output lines all emitted (before its step ends or fails). */
@@ -57,6 +67,8 @@ run_step_release(build *b, run_step *r)
         if (cs_rm_tree(r->res.upper, NULL, &tmp) < 0)
             cs_store_warn_error(b->s, "remove the RUN's upper dir", &tmp);
     }
+    cs_ingest_free(r->ing); /* one not committed is aborted */
+    cs_error_free(r->begin_err);
     cs_run_result_release(&r->res);
     cs_strv_release(&r->lowers);
     cs_strv_release(&r->hosts);
@@ -476,6 +488,8 @@ run_failed(build *b, bstage *st, const cs_df_instr *in, const run_step *r, cs_er
                   tl ? "')" : "");
 }
 
+static void run_layer_begin(void *ctx, const char *upper);
+
 static int
 run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
@@ -498,6 +512,8 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     ro.keep_upper = true;
     ro.defer_teardown = true; /* sched_run settles them at its end */
     ro.keep_overlay = r->last;
+    ro.on_exit = run_layer_begin;
+    ro.on_exit_ctx = r;
     if (step_output_begin(b, st->step, &r->out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);
     r->out_fd = ro.err_fd = ro.out_fd;
@@ -518,10 +534,10 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
  * hold a mount point the runtime made and took away again: empty in the
  * upper dir, not opaque, with the lower's mode and owner. */
 static void
-prune_copied_up(run_step *r, const char *rel)
+prune_copied_up(run_step *r, const char *upper, const char *rel)
 {
     const cs_entry *low = cs_tree_find(r->merged, rel);
-    cs_autofree char *full = cs_path_join(r->res.upper, rel);
+    cs_autofree char *full = cs_path_join(upper, rel);
     struct stat sb;
     char v;
     if (!low || low->type != CS_E_DIR || lstat(full, &sb) < 0 || !S_ISDIR(sb.st_mode)
@@ -548,7 +564,7 @@ by_depth_desc(const void *a, const void *b)
  * first, when empty and the same as below (a directory the command changed
  * keeps something inside, or its own mode or owner). */
 static void
-prune_mount_parents(run_step *r)
+prune_mount_parents(run_step *r, const char *upper)
 {
     cs_strv dirs = { 0 };
     cs_strv_add(&dirs, "etc");
@@ -566,7 +582,7 @@ prune_mount_parents(run_step *r)
     }
     qsort(dirs.v, dirs.n, sizeof(char *), by_depth_desc); /* a child before its parent */
     for (size_t i = 0; i < dirs.n; i++)
-        prune_copied_up(r, dirs.v[i]);
+        prune_copied_up(r, upper, dirs.v[i]);
     cs_strv_release(&dirs);
 }
 
@@ -587,16 +603,17 @@ run_adopt(build *b, cs_ingest *ing, run_step *r, const cs_digest *tree)
         cs_store_warn_error(b->s, "keep the RUN's snapshot", &tmp);
 }
 
-/* The upper dir is the layer: ingest what changed, keep it as a snapshot. */
+/* The upper dir is the layer: what changed ingested into r->ing (not
+ * committed), its tree put in the cache under r->key. */
 static int
-run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error **err)
+run_layer_ingest(run_step *r, const char *upper, cs_error **err)
 {
-    prune_mount_parents(r);
-    cs_ingest *ing = NULL;
+    build *b = r->b;
+    prune_mount_parents(r, upper);
     cs_tree *layer = NULL;
     int rc;
-    if ((rc = cs_ingest_begin(b->s, &ing, err)) == 0
-        && (rc = cs_snapshot_diff(b->s, ing, r->res.upper, r->merged, &layer, err)) == 0) {
+    if ((rc = cs_ingest_begin(b->s, &r->ing, err)) == 0
+        && (rc = cs_snapshot_diff(b->s, r->ing, upper, r->merged, &layer, err)) == 0) {
         /* What the command wrote gets mtimes no later than the build's epoch
          * (SOURCE_DATE_EPOCH, else 0 as for the config's timestamps), as
          * BuildKit's rewrite-timestamp does: the same inputs give the same
@@ -608,13 +625,35 @@ run_layer(build *b, run_step *r, const cs_digest *key, cs_digest *tree, cs_error
                 layer->e[i].mtime_sec = epoch;
                 layer->e[i].mtime_nsec = 0;
             }
-        if ((rc = cs_cache_put_layer(b->db, ing, key, layer, tree, err)) == 0) {
-            run_adopt(b, ing, r, tree);
-            rc = cs_ingest_commit(ing, err);
-        }
+        rc = cs_cache_put_layer(b->db, r->ing, r->key, layer, &r->tree, err);
     }
     cs_tree_free(layer);
-    cs_ingest_free(ing);
+    return rc;
+}
+
+/* cs_run_opts.on_exit: the layer's ingest as soon as the command is done,
+ * beside the runtime's own exit on the other core. */
+static void
+run_layer_begin(void *ctx, const char *upper)
+{
+    run_step *r = ctx;
+    r->begun = true;
+    r->begin_rc = run_layer_ingest(r, upper, &r->begin_err);
+}
+
+/* The layer of a run that succeeded, committed with its snapshot: begun
+ * already (run_layer_begin), or now. */
+static int
+run_layer(build *b, run_step *r, cs_digest *tree, cs_error **err)
+{
+    int rc = r->begun ? r->begin_rc : run_layer_ingest(r, r->res.upper, err);
+    if (r->begun && rc < 0 && err && !*err)
+        *err = cs_steal(&r->begin_err);
+    if (rc == 0) {
+        run_adopt(b, r->ing, r, &r->tree);
+        rc = cs_ingest_commit(r->ing, err);
+        *tree = r->tree;
+    }
     return rc;
 }
 
@@ -625,6 +664,8 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
     run_step r = { 0 };
     cs_cache_entry e = { 0 };
     r.last = atomic_fetch_sub(&b->runs_left, 1) <= 1;
+    r.b = b;
+    r.key = key;
     int rc = run_key(b, st, in, &r, kh, key, err);
     if (rc == 0 && (rc = cache_lookup(b, key, &e, err)) < 0)
         line_err(b, in, err);
@@ -634,7 +675,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
             line_err(b, in, err);
         else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0
                  && (rc = run_exec(b, st, in, &r, err)) == 0
-                 && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
+                 && (rc = run_layer(b, &r, &e.tree, err)) < 0)
             line_err(b, in, err);
         run_output_end(&r);
         e.has_layer = rc == 0;

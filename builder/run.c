@@ -179,6 +179,17 @@ run_in(run *r, int *status, cs_error **err)
     return judge(r, *status, sig, err);
 }
 
+void
+run_command_exited(run *r)
+{
+    if (r->mounted && !r->stubs_cleaned) {
+        run_stubs_clean(r);
+        r->stubs_cleaned = true;
+    }
+    cs_autofree char *upper = cs_path_join(r->dir, "upper");
+    r->o->on_exit(r->o->on_exit_ctx, upper);
+}
+
 /* Moves the upper dir out of the run dir before that is removed. */
 static int
 keep_upper(run *r, char **upper, cs_error **err)
@@ -203,7 +214,8 @@ teardown_steps(run *r, int rc, char **upper, cs_error **err)
     if (r->started && run_runtime_delete(r->runtime, r->state, r->id, &tmp) < 0)
         cs_store_warn_error(r->s, "delete container", &tmp);
     if (r->mounted) {
-        run_stubs_clean(r);
+        if (!r->stubs_cleaned)
+            run_stubs_clean(r);
         /* the upper dir out first, the rest in a thread (run_defer.c) */
         if (rc == 0 && r->o->keep_upper && r->o->defer_teardown
             && (rc = keep_upper(r, upper, err)) == 0) {
@@ -249,6 +261,7 @@ run_release(run *r)
     free(r->mounts);
     free(r->lowers);
     json_decref(r->spec);
+    run_exitwatch_release(&r->xw);
     cs_buf_release(&r->tail);
     for (int i = 0; i < 2; i++)
         if (r->rt_fds[i] >= 0)
@@ -272,7 +285,8 @@ cs_run(cs_store *s, const cs_run_opts *o, cs_run_result *out, cs_error **err)
               .cancel = cs_store_cancel(s),
               .runtime = o->runtime ?: "runc",
               .rt_fds = { -1, -1 },
-              .ctl = -1 };
+              .ctl = -1,
+              .xw = { .ino = -1, .pidfd = -1 } };
     cs_buf_init(&r.tail);
     /* While held, a signal triggers the flag instead of killing cstore: the
      * container is stopped and everything undone below. */

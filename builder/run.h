@@ -102,6 +102,15 @@ typedef struct cs_run_opts {
                                      when a lower dir is served by FUSE */
     int out_fd, err_fd;           /* where the command's stdout/stderr go (borrowed; -1:
                                      discarded); stdin is /dev/null */
+    /* With keep_upper: called at most once, on the caller's thread, as soon
+     * as the container's command has exited (all of its processes), while
+     * the runtime is still winding down: the upper dir is final then (its
+     * mount stubs removed already), and on_exit may work on it (not move it)
+     * at upper, a path valid during the call only. cs_run's result says
+     * whether the run succeeded; when it did, out->upper is that dir. Not
+     * called when the runtime's layout gives no way to see that moment. */
+    void (*on_exit)(void *ctx, const char *upper);
+    void *on_exit_ctx;
     /* The last lines of output are kept for error messages. */
 } cs_run_opts;
 

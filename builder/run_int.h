@@ -32,6 +32,16 @@ typedef struct run_stub {
     struct timespec tm[2]; /* atime, mtime of its parent */
 } run_stub;
 
+/* The container's init exit, watched through its pidfd (run_exitwatch.c). */
+typedef struct run_exitwatch {
+    int ino;          /* inotify fd until the pidfd is known, else -1 */
+    int pidfd;        /* the container's init, once known, else -1 */
+    bool watching;    /* the container's state dir is watched */
+    bool fired;       /* its exit was seen */
+    char *dir, *json; /* ROOT/tmp/runc/<id>, its state.json */
+    char *id;
+} run_exitwatch;
+
 typedef struct run {
     cs_store *s;
     const cs_run_opts *o;
@@ -55,6 +65,8 @@ typedef struct run {
     json_t *spec;         /* config.json */
     run_stub *stubs;
     size_t nstubs;
+    bool stubs_cleaned;
+    run_exitwatch xw; /* with o->on_exit */
     cs_buf tail;
 } run;
 
@@ -116,6 +128,24 @@ void run_reaper_kill(run *r);
 /* Ends the reaper once the run is torn down (or never started: a failed setup,
  * a cancel before the go) and reaps it; nothing when there is none. */
 void run_reaper_release(run *r);
+
+/* ---- run_exitwatch.c ---- */
+
+/* Starts watching for the container's init (before the runtime starts).
+ * Never fails: without a watch, run_exitwatch_fd is -1.
+ * Test only: $CSTORE_TEST_NO_EXITWATCH set, nothing is watched. */
+void run_exitwatch_start(run_exitwatch *w, const char *state_root, const char *id);
+/* The fd to poll for POLLIN; -1 when there is none (any more). */
+int run_exitwatch_fd(const run_exitwatch *w);
+/* Call when that fd is readable: true once, when the init has exited. */
+bool run_exitwatch_ready(run_exitwatch *w);
+void run_exitwatch_release(run_exitwatch *w);
+
+/* ---- run.c ---- */
+
+/* The command's init has exited and the runtime has not: its mount stubs
+ * go now (not again in the teardown), then o->on_exit sees the upper dir. */
+void run_command_exited(run *r);
 
 /* ---- run_defer.c ---- */
 

@@ -176,19 +176,19 @@ run_runtime_error(run *r)
 typedef struct sup {
     run *r;
     pid_t pid;
-    int stfd;                 /* the reaper's control socket (r->ctl, not ours) */
-    int cancel_fd;            /* -1 once cancelled (or never cancellable) */
-    int fds[2];               /* read ends of its stdout, stderr; -1 once closed */
-    bool fwd_ok[2];           /* forwarding still works (else only the tail sees it) */
-    bool exited;              /* its status is known */
-    int status, sig;          /* exit status; the cancel's signal */
-    double cancelled_at;      /* when *sig was set */
-    double last_kill;         /* the last `runtime kill` */
-    bool kill_landed;         /* a `runtime kill` signalled the container's init */
-    double killed_at;         /* when the reaper was told to kill it all */
-    double exited_at;         /* when its status came */
-    struct pollfd p[4];       /* this round's poll set */
-    int ifd[2], icancel, ist; /* their indices in p, -1 if not polled */
+    int stfd;                      /* the reaper's control socket (r->ctl, not ours) */
+    int cancel_fd;                 /* -1 once cancelled (or never cancellable) */
+    int fds[2];                    /* read ends of its stdout, stderr; -1 once closed */
+    bool fwd_ok[2];                /* forwarding still works (else only the tail sees it) */
+    bool exited;                   /* its status is known */
+    int status, sig;               /* exit status; the cancel's signal */
+    double cancelled_at;           /* when *sig was set */
+    double last_kill;              /* the last `runtime kill` */
+    bool kill_landed;              /* a `runtime kill` signalled the container's init */
+    double killed_at;              /* when the reaper was told to kill it all */
+    double exited_at;              /* when its status came */
+    struct pollfd p[5];            /* this round's poll set */
+    int ifd[2], icancel, ist, ixw; /* their indices in p, -1 if not polled */
 } sup;
 
 /* The reaper, waiting since before the mount, starts the runtime; its
@@ -197,6 +197,8 @@ static void
 start_runtime(sup *u)
 {
     run *r = u->r;
+    if (r->o->on_exit && r->o->keep_upper)
+        run_exitwatch_start(&r->xw, r->state, r->id);
     run_reaper_go(r);
     u->pid = r->reaper;
     u->fds[0] = r->rt_fds[0];
@@ -210,9 +212,10 @@ static int
 wait_events(sup *u)
 {
     int np = 0;
-    int fds[4] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->stfd };
-    int *idx[4] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ist };
-    for (int i = 0; i < 4; i++) {
+    int xw = u->sig || u->exited ? -1 : run_exitwatch_fd(&u->r->xw);
+    int fds[5] = { u->fds[0], u->fds[1], u->cancel_fd, u->exited ? -1 : u->stfd, xw };
+    int *idx[5] = { &u->ifd[0], &u->ifd[1], &u->icancel, &u->ist, &u->ixw };
+    for (int i = 0; i < 5; i++) {
         *idx[i] = -1;
         if (fds[i] >= 0) {
             *idx[i] = np;
@@ -369,6 +372,8 @@ run_supervise(run *r, int *status, int *sig, cs_error **err)
         }
         drain_output(&u, pr);
         check_cancel(&u, pr);
+        if (ready(&u, u.ixw, pr) && run_exitwatch_ready(&r->xw) && !u.sig)
+            run_command_exited(r);
         take_status(&u, pr, false);
         double now = cs_now();
         escalate(&u, now);
