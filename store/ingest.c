@@ -56,6 +56,8 @@ worker(void *arg)
         }
 
         cs_sha256(sl->src, sl->len, &sl->d);
+        /* Before SLOT_DONE: a reset's discard waits for every offer. */
+        cs_rawcache_batch_offer(ing->raw, &sl->d, sl->src, sl->len);
         /* A failed look-up only costs a compression: the put decides. */
         cs_error *tmp = NULL;
         sl->exists = rtxn && cs_chunk_has(ing->db, rtxn, &sl->d, &tmp) == 1;
@@ -467,6 +469,7 @@ cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err)
     pthread_cond_init(&ing->cv_done, NULL);
     cs_buf_init(&ing->pend);
     ing->filesha = cs_sha256_new();
+    ing->raw = cs_rawcache_batch_new(CS_RAWCACHE_INGEST_CAP);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ing->maxthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int) ncpu;
     ing->threads = cs_xcalloc((size_t) ing->maxthreads, sizeof(pthread_t));
@@ -516,6 +519,7 @@ cs_ingest_free(cs_ingest *ing)
     free(ing->threads);
     cs_buf_release(&ing->pend);
     cs_sha256_free(ing->filesha);
+    cs_rawcache_batch_free(ing->raw);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_done);
@@ -554,6 +558,7 @@ cs_ingest_reset(cs_ingest *ing, cs_error **err)
     if (ing->committed)
         return cs_err(err, CS_EINVAL, 0, "ingest already committed: it can only be freed");
     ingest_discard_pending(ing);
+    cs_rawcache_batch_clear(ing->raw);
     cs_db_abort(ing->txn);
     ing->txn = NULL;
     memset(&ing->stats, 0, sizeof(ing->stats));
@@ -586,7 +591,10 @@ cs_ingest_commit(cs_ingest *ing, cs_error **err)
         return r;
     stop_workers(ing);
     ing->committed = true; /* the txn is gone whether commit succeeds or not */
-    return cs_db_commit(ing->txn, err);
+    r = cs_db_commit(ing->txn, err);
+    if (r == 0)
+        cs_rawcache_publish(ing->raw, ing->db);
+    return r;
 }
 
 MDB_txn *
