@@ -6,17 +6,35 @@
  * (copies happen outside it: a batch's offer copies before it links, a read
  * hands the bytes to its sink with a reference held, not the lock). An
  * entry evicted while a reader holds it is freed by the last reader.
- */
+ *
+ * Entries (header and bytes) are carved from 2 MiB blocks of their own,
+ * aligned and madvise'd for a transparent huge page: a copy into fresh
+ * malloc'd memory faulted every 4 KiB page in (measured: copying hello-go's
+ * 1.8 MB binary cost its ingest worker 1.45 ms, as much as hashing it); one
+ * huge page is one fault. A block goes back to the kernel when its last
+ * entry is gone (the budget counts the entries' bytes). Blocks are not
+ * inherited by a fork (a RUN's reaper): written after it, they would fault
+ * again, copy-on-write. */
 #include "cstore/rawcache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NBUCKETS 4096
+#define BLOCK    (2u << 20)
+
+/* A block: this header, then entries. refs: its entries, plus one while a
+ * batch carves from it. */
+typedef struct block {
+    size_t size, used;
+    atomic_int refs;
+} block;
 
 typedef struct ent {
+    block *blk;
     cs_digest d;
     cs_db *db;
     uint32_t len;
@@ -30,6 +48,7 @@ typedef struct ent {
 struct cs_rawcache_batch {
     pthread_mutex_t mu;
     ent *list;
+    block *cur;        /* where the next entry is carved */
     size_t bytes, cap; /* bytes: taken so far, copies in flight included */
     atomic_bool full;  /* went past cap: takes nothing more */
 };
@@ -49,12 +68,51 @@ bucket(const cs_digest *d)
     return (size_t) cs_be32_get(d->b) % NBUCKETS;
 }
 
+/* A block of at least need bytes after its header; NULL when the kernel
+ * refuses (the chunk is then not kept). */
+static block *
+block_new(size_t need)
+{
+    size_t size = need + sizeof(block) > BLOCK ? cs_page_round(need + sizeof(block)) : BLOCK;
+    /* Twice the size, then the unaligned ends cut off: a 2 MiB-aligned
+     * range, as a huge page needs. */
+    size_t len = size + BLOCK;
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uint8_t *a = (uint8_t *) (((uintptr_t) m + BLOCK - 1) & ~((uintptr_t) BLOCK - 1));
+    if (a > m)
+        munmap(m, (size_t) (a - m));
+    if (a + size < m + len)
+        munmap(a + size, (size_t) (m + len - (a + size)));
+    madvise(a, size, MADV_HUGEPAGE);
+    madvise(a, size, MADV_DONTFORK);
+    block *b = (block *) a;
+    b->size = size;
+    b->used = sizeof(block);
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+static void
+block_unref(block *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        munmap(b, b->size);
+}
+
+static void
+free_ent(ent *e)
+{
+    block_unref(e->blk);
+}
+
 static void
 free_list(ent *e)
 {
     while (e) {
         ent *next = e->hnext;
-        free(e);
+        free_ent(e);
         e = next;
     }
 }
@@ -71,27 +129,47 @@ cs_rawcache_batch_new(size_t cap)
     return b;
 }
 
+/* Room for an entry of n bytes in b's current block (a new one when it is
+ * full), or NULL. Under b->mu. */
+static ent *
+carve(cs_rawcache_batch *b, size_t n)
+{
+    size_t need = (sizeof(ent) + n + 63) & ~(size_t) 63;
+    if (!b->cur || b->cur->used + need > b->cur->size) {
+        block_unref(b->cur);
+        b->cur = block_new(need);
+        if (!b->cur)
+            return NULL;
+    }
+    ent *e = (ent *) ((uint8_t *) b->cur + b->cur->used);
+    b->cur->used += need;
+    atomic_fetch_add(&b->cur->refs, 1);
+    memset(e, 0, sizeof(*e));
+    e->blk = b->cur;
+    return e;
+}
+
 void
 cs_rawcache_batch_offer(cs_rawcache_batch *b, const cs_digest *d, const void *p, size_t n)
 {
     if (atomic_load_explicit(&b->full, memory_order_relaxed))
         return;
-    ent *dropped = NULL;
+    ent *dropped = NULL, *e = NULL;
     pthread_mutex_lock(&b->mu);
     bool take = !atomic_load(&b->full) && b->bytes + n <= b->cap;
     if (take) {
         b->bytes += n;
+        e = carve(b, n);
     } else {
         /* Past the cap: not a small ingest; what it took goes now. */
         atomic_store(&b->full, true);
         dropped = cs_steal(&b->list);
+        block_unref(cs_steal(&b->cur));
     }
     pthread_mutex_unlock(&b->mu);
     free_list(dropped);
-    if (!take)
+    if (!e)
         return;
-    ent *e = cs_xmalloc(sizeof(*e) + n);
-    memset(e, 0, sizeof(*e));
     e->d = *d;
     e->len = (uint32_t) n;
     memcpy(e->data, p, n);
@@ -101,7 +179,8 @@ cs_rawcache_batch_offer(cs_rawcache_batch *b, const cs_digest *d, const void *p,
         b->list = cs_steal(&e);
     }
     pthread_mutex_unlock(&b->mu);
-    free(e);
+    if (e)
+        free_ent(e);
 }
 
 void
@@ -109,10 +188,12 @@ cs_rawcache_batch_clear(cs_rawcache_batch *b)
 {
     pthread_mutex_lock(&b->mu);
     ent *l = cs_steal(&b->list);
+    block *cur = cs_steal(&b->cur);
     b->bytes = 0;
     atomic_store(&b->full, false);
     pthread_mutex_unlock(&b->mu);
     free_list(l);
+    block_unref(cur);
 }
 
 void
@@ -121,6 +202,7 @@ cs_rawcache_batch_free(cs_rawcache_batch *b)
     if (!b)
         return;
     free_list(b->list);
+    block_unref(b->cur);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -167,7 +249,7 @@ drop(ent *e)
     if (e->refs)
         e->dead = true;
     else
-        free(e);
+        free_ent(e);
 }
 
 static void
@@ -233,7 +315,7 @@ cs_rawcache_read(cs_db *db, const cs_digest *d, uint32_t len, cs_sink_fn sink, v
     bool gone = --e->refs == 0 && e->dead;
     pthread_mutex_unlock(&rc.mu);
     if (gone)
-        free(e);
+        free_ent(e);
     return r < 0 ? r : 1;
 }
 

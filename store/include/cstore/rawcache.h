@@ -21,8 +21,10 @@
  * entries (cs_db_close calls it: at cs_store_close).
  *
  * Thread rules: every function is thread-safe (one process-wide mutex; a
- * batch has its own). Memory: entries are malloc'd copies; everything is
- * freed by cs_rawcache_forget / cs_rawcache_set_budget(0) or at exit.
+ * batch has its own). Memory: entries are copies in 2 MiB blocks of their
+ * own (huge pages where the kernel gives them), a block unmapped with its
+ * last entry; everything is freed by cs_rawcache_forget (cs_store_close),
+ * cs_rawcache_set_budget(0), or at exit.
  */
 #ifndef CSTORE_RAWCACHE_H
 #define CSTORE_RAWCACHE_H
