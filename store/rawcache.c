@@ -57,8 +57,9 @@ static struct {
     pthread_mutex_t mu;
     ent *tab[NBUCKETS];
     ent *oldest, *newest;
-    size_t bytes, entries, budget;
-    atomic_size_t held; /* entries, read without the lock: an empty cache costs no lock */
+    size_t bytes, entries;
+    atomic_size_t budget; /* written under the lock; 0: ingests offer nothing */
+    atomic_size_t held;   /* entries, read without the lock: an empty cache costs no lock */
     atomic_uint_least64_t hits, misses;
 } rc = { .mu = PTHREAD_MUTEX_INITIALIZER, .budget = CS_RAWCACHE_BUDGET };
 
@@ -152,7 +153,8 @@ carve(cs_rawcache_batch *b, size_t n)
 void
 cs_rawcache_batch_offer(cs_rawcache_batch *b, const cs_digest *d, const void *p, size_t n)
 {
-    if (atomic_load_explicit(&b->full, memory_order_relaxed))
+    if (atomic_load_explicit(&b->full, memory_order_relaxed)
+        || !atomic_load_explicit(&rc.budget, memory_order_relaxed))
         return;
     ent *dropped = NULL, *e = NULL;
     pthread_mutex_lock(&b->mu);

@@ -71,7 +71,8 @@ int cs_rawcache_read(cs_db *db, const cs_digest *d, uint32_t len, cs_sink_fn sin
 /* Drops every entry served for db. */
 void cs_rawcache_forget(cs_db *db);
 /* Sets the total budget (bytes) and evicts down to it; 0 empties the cache
- * and keeps it empty. Returns the previous budget. */
+ * and keeps it empty (batches then copy nothing: the cache is off).
+ * Returns the previous budget. */
 size_t cs_rawcache_set_budget(size_t bytes);
 
 typedef struct cs_rawcache_stats {
