@@ -80,9 +80,9 @@ struct cs_ingest {
      * that sees a new value renews its read txn, so what it takes for
      * stored (and skips) is what the new write txn sees. */
     uint64_t gen;
-    /* Copies of the chunks' raw bytes, taken by the workers as they hash
-     * them; published to the raw chunk cache only by a successful commit
-     * (an aborted or reset ingest's are never served). */
+    /* Copies of the chunks' raw bytes (hashed by the workers), taken as
+     * each chunk is put; published to the raw chunk cache only by a
+     * successful commit (an aborted or reset ingest's are never served). */
     cs_rawcache_batch *raw;
     /* Set by the first failure: a half-ingested file may sit in the queue,
      * so the ingest can only be freed or reset (cs_ingest_reset) after that. */
