@@ -25,16 +25,7 @@ for b in base new; do
         --add "rc$b:sdr$b=cs_snapshot_diff%return" --add "rc$b:ic$b=cs_ingest_commit" \
         --add "rc$b:icr$b=cs_ingest_commit%return"
 done
-proj=$work/proj
-cp -r "$src/examples/hello-go" "$proj"
-for b in base new; do
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/golang.oci.tar" -t golang >/dev/null
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/busybox.oci.tar" -t busybox >/dev/null
-    for i in 1 2; do # the second build on golang unpacks it (auto): as every build measured
-        sed -i "s/fmt.Println(.*)/fmt.Println(\"warm $i $RANDOM\")/" "$proj/app.go"
-        "$work/cs-$b" --root "$work/root-$b" build --network none -t hello "$proj" >/dev/null 2>&1
-    done
-done
+bench_hello_roots base new
 
 # one BIN: one build under perf; prints "write_tar_ms build_ms where ingest_ms"
 one() {

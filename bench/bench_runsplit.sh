@@ -20,16 +20,7 @@ bench_init runsplit
 bench_bases
 cp "$baseline" "$work/cs-base"
 cp "$cstore" "$work/cs-new"
-proj=$work/proj
-cp -r "$src/examples/hello-go" "$proj"
-for b in base new; do
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/golang.oci.tar" -t golang >/dev/null
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/busybox.oci.tar" -t busybox >/dev/null
-    for i in 1 2; do # the second build on golang unpacks it (auto): as every build measured
-        sed -i "s/fmt.Println(.*)/fmt.Println(\"warm $i $RANDOM\")/" "$proj/app.go"
-        "$work/cs-$b" --root "$work/root-$b" build --network none -t hello "$proj" >/dev/null 2>&1
-    done
-done
+bench_hello_roots base new
 
 # split BIN: one build under perf; prints "pre runc post" in ms
 split() {

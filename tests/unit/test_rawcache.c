@@ -80,6 +80,16 @@ chunks_of(fx *f, const cs_digest *d, cs_chunk_ref **refs, uint32_t *n)
     mdb_txn_abort(txn);
 }
 
+/* ingest_layer of BIG seeded bytes (seed) into p; *c: app's content, *refs
+ * (caller frees) and *n: its chunks. */
+static void
+ingest_app(fx *f, uint8_t *p, uint64_t seed, cs_digest *c, cs_chunk_ref **refs, uint32_t *n)
+{
+    test_fill_random(p, BIG, seed);
+    ingest_layer(f, p, BIG, c);
+    chunks_of(f, c, refs, n);
+}
+
 static int
 count_sink(void *ctx, const void *p, size_t n, cs_error **err)
 {
@@ -105,12 +115,10 @@ a_committed_ingests_chunks_are_read_from_memory_byte_for_byte(void **state)
 {
     fx *f = *state;
     static uint8_t p[BIG];
-    test_fill_random(p, sizeof p, 11);
     cs_digest c;
-    ingest_layer(f, p, sizeof p, &c);
     cs_chunk_ref *refs;
     uint32_t n;
-    chunks_of(f, &c, &refs, &n);
+    ingest_app(f, p, 11, &c, &refs, &n);
     assert_true(n > 2);
     assert_true(stats().entries >= n);
 
@@ -144,12 +152,10 @@ a_chunk_in_the_cache_is_served_even_where_the_store_went_bad(void **state)
      * not (the store's read still verifies). */
     fx *f = *state;
     static uint8_t p[BIG];
-    test_fill_random(p, sizeof p, 12);
     cs_digest c;
-    ingest_layer(f, p, sizeof p, &c);
     cs_chunk_ref *refs;
     uint32_t n;
-    chunks_of(f, &c, &refs, &n);
+    ingest_app(f, p, 12, &c, &refs, &n);
     uint8_t *rec = cs_xmalloc(5 + refs[1].len);
     rec[0] = CS_CODEC_RAW;
     cs_be32_put(rec + 1, refs[1].len);
