@@ -46,18 +46,7 @@ one() {
               printf "%.3f %.2f %s %.3f\n", wt * 1000, (last - t0) * 1000, where, ing * 1000 }'
 }
 
-: >"$work/base.txt"
-: >"$work/new.txt"
-for i in $(seq "$runs"); do
-    for b in base new; do
-        sleep 0.3
-        one "$b" >>"$work/$b.txt" || {
-            echo "bench: a build failed ($b):" >&2
-            perf script -i "$work/p.data" -F comm,pid,tid,time,event 2>&1 | tail -5 >&2
-            exit 1
-        }
-    done
-done
+bench_ab "$runs" one comm,pid,tid,time,event
 col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
 where() { awk '{print $3}' "$work/$1.txt" | sort | uniq -c | awk '{printf "%s%s x%s", s, $2, $1; s=", "}'; }
 load=$(cut -d" " -f1-3 /proc/loadavg)

@@ -39,18 +39,7 @@ split() {
               printf "%.2f %.2f %.2f\n", (rx - t0) * 1000, (sx - rx) * 1000, (last - se) * 1000 }'
 }
 
-: >"$work/base.txt"
-: >"$work/new.txt"
-for i in $(seq "$runs"); do
-    for b in base new; do
-        sleep 0.3
-        split "$b" >>"$work/$b.txt" || {
-            echo "bench: a build failed ($b):" >&2
-            perf script -i "$work/p.data" -F comm,pid,time,event,trace 2>&1 | tail -5 >&2
-            exit 1
-        }
-    done
-done
+bench_ab "$runs" split comm,pid,time,event,trace
 col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
 load=$(cut -d" " -f1-3 /proc/loadavg)
 cat <<EOF

@@ -41,6 +41,26 @@ bench_hello_roots() {
     done
 }
 
+# bench_ab RUNS FN FIELDS: RUNS rounds of `FN base` then `FN new`, 0.3 s apart (what a build
+# leaves to finish in the background does not fall on the next one), each one's output line
+# appended to $work/NAME.txt; when one fails, the tail of perf script -F FIELDS of its
+# $work/p.data goes to stderr and the script exits 1.
+bench_ab() {
+    local i b
+    : >"$work/base.txt"
+    : >"$work/new.txt"
+    for i in $(seq "$1"); do
+        for b in base new; do
+            sleep 0.3
+            "$2" "$b" >>"$work/$b.txt" || {
+                echo "bench: a build failed ($b):" >&2
+                perf script -i "$work/p.data" -F "$3" 2>&1 | tail -5 >&2
+                exit 1
+            }
+        done
+    done
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # seconds of wall time of a command (stdout/stderr discarded)
 wall() {
