@@ -8,10 +8,12 @@
  * entry evicted while a reader holds it is freed by the last reader.
  *
  * Entries (header and bytes) are carved from 2 MiB blocks of their own,
- * aligned and madvise'd for a transparent huge page: a copy into fresh
- * malloc'd memory faulted every 4 KiB page in (measured: copying hello-go's
- * 1.8 MB binary cost its ingest worker 1.45 ms, as much as hashing it); one
- * huge page is one fault. A block goes back to the kernel when its last
+ * aligned and madvise'd for a transparent huge page. Fresh memory is what a
+ * copy costs: into malloc'd 4 KiB pages, hello-go's 1.8 MB binary took its
+ * ingest 1.45 ms, as much as hashing it, mostly the kernel faulting and
+ * clearing page after page (perf: clear_page_erms); into huge pages the
+ * ingest's extra CPU time fell from 0.84-1.14 to 0.23-0.48 ms
+ * (bench/bench_rawcache.c). A block goes back to the kernel when its last
  * entry is gone (the budget counts the entries' bytes). Blocks are not
  * inherited by a fork (a RUN's reaper): written after it, they would fault
  * again, copy-on-write. */
