@@ -21,16 +21,7 @@ bench_init runsplit
 bench_bases
 cp "$baseline" "$work/cs-base"
 cp "$cstore" "$work/cs-new"
-proj=$work/proj
-cp -r "$src/examples/hello-go" "$proj"
-for b in base new; do
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/golang.oci.tar" -t golang >/dev/null
-    "$work/cs-$b" --root "$work/root-$b" load "$bases/busybox.oci.tar" -t busybox >/dev/null
-    for i in 1 2; do # the second build on golang unpacks it (auto): as every build measured
-        sed -i "s/fmt.Println(.*)/fmt.Println(\"warm $i $RANDOM\")/" "$proj/app.go"
-        "$work/cs-$b" --root "$work/root-$b" build --network none -t hello "$proj" >/dev/null 2>&1
-    done
-done
+bench_hello_roots base new
 
 # split BIN: one build under perf; prints "pre runc post" in ms
 split() {
@@ -49,18 +40,7 @@ split() {
               printf "%.2f %.2f %.2f\n", (rx - t0) * 1000, (sx - rx) * 1000, (last - se) * 1000 }'
 }
 
-: >"$work/base.txt"
-: >"$work/new.txt"
-for i in $(seq "$runs"); do
-    for b in base new; do
-        sleep 0.3
-        split "$b" >>"$work/$b.txt" || {
-            echo "bench: a build failed ($b):" >&2
-            perf script -i "$work/p.data" -F comm,pid,time,event,trace 2>&1 | tail -5 >&2
-            exit 1
-        }
-    done
-done
+bench_ab "$runs" split comm,pid,time,event,trace
 col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
 load=$(cut -d" " -f1-3 /proc/loadavg)
 cat <<EOF

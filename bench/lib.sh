@@ -24,6 +24,43 @@ bench_cleanup() {
 # bench_bases: the base images of tests/mkbase.sh in $bases (made once, cached).
 bench_bases() { bash "$src/tests/mkbase.sh" "$bases" >&2; }
 
+# bench_hello_roots NAME...: for each NAME, a store $work/root-NAME made by $work/cs-NAME with
+# golang and busybox loaded and examples/hello-go (copied to $proj) built twice: the second build
+# on golang unpacks it (auto snapshotter), as every build a one-line change bench measures.
+bench_hello_roots() {
+    proj=$work/proj
+    cp -r "$src/examples/hello-go" "$proj"
+    local b i
+    for b in "$@"; do
+        "$work/cs-$b" --root "$work/root-$b" load "$bases/golang.oci.tar" -t golang >/dev/null
+        "$work/cs-$b" --root "$work/root-$b" load "$bases/busybox.oci.tar" -t busybox >/dev/null
+        for i in 1 2; do
+            sed -i "s/fmt.Println(.*)/fmt.Println(\"warm $i $RANDOM\")/" "$proj/app.go"
+            "$work/cs-$b" --root "$work/root-$b" build --network none -t hello "$proj" >/dev/null 2>&1
+        done
+    done
+}
+
+# bench_ab RUNS FN FIELDS: RUNS rounds of `FN base` then `FN new`, 0.3 s apart (what a build
+# leaves to finish in the background does not fall on the next one), each one's output line
+# appended to $work/NAME.txt; when one fails, the tail of perf script -F FIELDS of its
+# $work/p.data goes to stderr and the script exits 1.
+bench_ab() {
+    local i b
+    : >"$work/base.txt"
+    : >"$work/new.txt"
+    for i in $(seq "$1"); do
+        for b in base new; do
+            sleep 0.3
+            "$2" "$b" >>"$work/$b.txt" || {
+                echo "bench: a build failed ($b):" >&2
+                perf script -i "$work/p.data" -F "$3" 2>&1 | tail -5 >&2
+                exit 1
+            }
+        done
+    done
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # seconds of wall time of a command (stdout/stderr discarded)
 wall() {

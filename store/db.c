@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include "cstore/db.h"
+#include "cstore/rawcache.h"
 #include "cstore/util.h"
 
 /* Address space only: without MDB_WRITEMAP the file grows as pages are used,
@@ -382,6 +383,7 @@ cs_db_close(cs_db *db)
 {
     if (!db)
         return;
+    cs_rawcache_forget(db); /* its entries die with it: no later db at this address gets them */
     mdb_env_close(db->env);
     close(db->gate_fd);
     pthread_mutex_destroy(&db->gate_mu);

@@ -147,6 +147,10 @@ drain_one(cs_ingest *ing, cs_error **err)
             ing->stats.new_bytes += n + 5;
         }
     }
+    /* Here, not in the worker: a small ingest's one worker is its
+     * bottleneck (zstd), this thread waits for it; the copy took 1.7-1.9 ms
+     * of the ingest's wall time there, 0.6-0.7 ms here (bench_rawcache). */
+    cs_rawcache_batch_offer(ing->raw, &sl->d, sl->src, sl->len);
     pending *pf = &ing->pq[sl->file % ing->pq_cap];
     if (pf->n == pf->cap) {
         pf->cap = pf->cap ? pf->cap * 2 : 4;
@@ -467,6 +471,7 @@ cs_ingest_begin(cs_store *s, cs_ingest **out, cs_error **err)
     pthread_cond_init(&ing->cv_done, NULL);
     cs_buf_init(&ing->pend);
     ing->filesha = cs_sha256_new();
+    ing->raw = cs_rawcache_batch_new(CS_RAWCACHE_INGEST_CAP);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ing->maxthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int) ncpu;
     ing->threads = cs_xcalloc((size_t) ing->maxthreads, sizeof(pthread_t));
@@ -516,6 +521,7 @@ cs_ingest_free(cs_ingest *ing)
     free(ing->threads);
     cs_buf_release(&ing->pend);
     cs_sha256_free(ing->filesha);
+    cs_rawcache_batch_free(ing->raw);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->cv_work);
     pthread_cond_destroy(&ing->cv_done);
@@ -554,6 +560,7 @@ cs_ingest_reset(cs_ingest *ing, cs_error **err)
     if (ing->committed)
         return cs_err(err, CS_EINVAL, 0, "ingest already committed: it can only be freed");
     ingest_discard_pending(ing);
+    cs_rawcache_batch_clear(ing->raw);
     cs_db_abort(ing->txn);
     ing->txn = NULL;
     memset(&ing->stats, 0, sizeof(ing->stats));
@@ -586,7 +593,10 @@ cs_ingest_commit(cs_ingest *ing, cs_error **err)
         return r;
     stop_workers(ing);
     ing->committed = true; /* the txn is gone whether commit succeeds or not */
-    return cs_db_commit(ing->txn, err);
+    r = cs_db_commit(ing->txn, err);
+    if (r == 0)
+        cs_rawcache_publish(ing->raw, ing->db);
+    return r;
 }
 
 MDB_txn *

@@ -13,6 +13,7 @@
 #include "chunker.h"
 #include "cstore/content.h"
 #include "cstore/ingest.h"
+#include "cstore/rawcache.h"
 #include "cstore/tarsplit.h"
 
 #define NSLOTS 64
@@ -79,6 +80,10 @@ struct cs_ingest {
      * that sees a new value renews its read txn, so what it takes for
      * stored (and skips) is what the new write txn sees. */
     uint64_t gen;
+    /* Copies of the chunks' raw bytes (hashed by the workers), taken as
+     * each chunk is put; published to the raw chunk cache only by a
+     * successful commit (an aborted or reset ingest's are never served). */
+    cs_rawcache_batch *raw;
     /* Set by the first failure: a half-ingested file may sit in the queue,
      * so the ingest can only be freed or reset (cs_ingest_reset) after that. */
     bool failed;

@@ -48,7 +48,10 @@ int cs_content_get(cs_db *db, MDB_txn *txn, const cs_digest *d, uint64_t *size, 
                    uint32_t *n, cs_error **err);
 int cs_content_decode(const void *p, size_t len, uint64_t *size, cs_chunk_ref **refs, uint32_t *n);
 
-/* Streams the content's bytes to sink, chunk by chunk. */
+/* Streams the content's bytes to sink, chunk by chunk. A chunk this process
+ * ingested and committed lately comes from the raw chunk cache (rawcache.h:
+ * no read, no decompression, no verify: it was hashed from those bytes);
+ * the content record always comes from txn. */
 typedef int (*cs_sink_fn)(void *ctx, const void *p, size_t n, cs_error **err);
 int cs_content_read(cs_db *db, MDB_txn *txn, const cs_digest *d, bool verify, cs_sink_fn sink,
                     void *ctx, cs_error **err);
