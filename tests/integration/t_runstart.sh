@@ -70,6 +70,36 @@ for i in $(seq 100); do
 done
 check_fails "kept overlay: the holder is gone after its command" kill -0 "$holder"
 
+# The layer's ingest begins as soon as the container's init has exited, while runc still winds
+# down (run_exitwatch.c): by then the mount stubs are gone from the upper dir (busybox has no /etc,
+# so runc made etc/ for /etc/hosts). A wrapper runtime looks after runc's exit; without the watch
+# the stubs stay until the teardown, after the wrapper. The layers are the same either way.
+cat >"$T/rt" <<EOF
+#!/bin/sh
+prev=; bundle=
+for a in "\$@"; do [ "\$prev" = --bundle ] && bundle=\$a; prev=\$a; done
+runc "\$@"; rc=\$?
+upper=\$(dirname "\$bundle")/upper
+n=0
+while [ -e "\$upper/etc" ] && [ \$n -lt 100 ]; do sleep 0.05; n=\$((n + 1)); done
+if [ -e "\$upper/etc" ]; then echo after; else echo before; fi >>"$T/stubs"
+exit \$rc
+EOF
+chmod +x "$T/rt"
+printf 'early\n' >"$ctx/a.txt"
+: >"$T/stubs"
+check "early ingest: the build succeeds" cs build -q --no-cache --runtime "$T/rt" -t early \
+    -f "$ctx/Dockerfile.one" "$ctx"
+check_eq "early ingest: the stubs were gone before the runtime's exit" "$(cat "$T/stubs")" before
+: >"$T/stubs"
+check "without the watch: the build succeeds" env CSTORE_TEST_NO_EXITWATCH=1 "$CSTORE" --root "$ROOT" \
+    build -q --no-cache --runtime "$T/rt" -t late -f "$ctx/Dockerfile.one" "$ctx"
+check_eq "without the watch: the stubs were there after the runtime's exit" "$(cat "$T/stubs")" after
+check_eq "early ingest: the same image as without the watch" "$(cs inspect early | jq -r .id)" \
+    "$(cs inspect late | jq -r .id)"
+check_eq "early ingest: the RUN's file is in the image" "$(cs run early cat /d.txt)" early
+check_eq "early ingest: no mount or run dir left" "$(mounts_under)$(run_dirs)" ""
+
 # SIGKILL while the second RUN runs: the first RUN's teardown went to a thread; whatever it left
 # goes with the next command.
 printf 'three\n' >"$ctx/a.txt"
