@@ -305,10 +305,10 @@ run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
     pthread_mutex_lock(&b->snap_mu);
     int rc = cs_lowers_get(b->s, st->layers, st->nlayers, &r->lowers, err);
     pthread_mutex_unlock(&b->snap_mu);
-    if (rc == 0)
-        rc = stage_merged(b, st, &r->merged, err);
-    if (rc == 0 && r->user && *r->user)
+    if (rc == 0 && r->user && *r->user && (rc = stage_merged(b, st, &r->merged, err)) == 0)
         rc = lookup_user(b, r->merged, r->user, &r->uid, &r->gid, err);
+    else if (rc == 0)
+        stage_merged_start(b, st); /* made while the runtime starts; do_run joins it */
     return rc;
 }
 
@@ -634,7 +634,8 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
             line_err(b, in, err);
         else if ((rc = run_mount_dirs(b, st, in, &r, err)) == 0
                  && (rc = run_exec(b, st, in, &r, err)) == 0
-                 && (rc = run_layer(b, &r, key, &e.tree, err)) < 0)
+                 && ((rc = stage_merged(b, st, &r.merged, err)) < 0
+                     || (rc = run_layer(b, &r, key, &e.tree, err)) < 0))
             line_err(b, in, err);
         run_output_end(&r);
         e.has_layer = rc == 0;
