@@ -510,16 +510,9 @@ cs_resolve_with(cs_resolve_find find, void *ctx, const char *path, bool follow_l
             goto fail;
         }
     }
-    ret = 1;
-    if (cur.len) {
-        int fr = find(ctx, cur.p, entry, err);
-        if (fr < 0) {
-            ret = fr;
-            goto fail;
-        }
-        if (!*entry) /* only verified entries enter cur: cannot happen */
-            ret = 0;
-    }
+    if (cur.len && (ret = find(ctx, cur.p, entry, err)) < 0)
+        goto fail;
+    ret = !cur.len || *entry; /* only verified entries enter cur: always 1 */
 done:
     *real = cur.p;
     return ret;

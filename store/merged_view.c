@@ -168,19 +168,20 @@ got_entry(cs_merged_view *v, size_t k, size_t i, const cs_entry **out, cs_error 
     return 0;
 }
 
-/* Does layer k hide the directory above path ending at dl (opaque marker
- * in it, or a whiteout of it)? The buffer q is scratch. */
+/* Has layer l an opaque marker in the directory path[0, dl) (dl 0: the
+ * root)? The buffer q is scratch. */
 static bool
 hides_dir(const vlayer *l, const char *path, size_t dl, cs_buf *q)
 {
     q->len = 0;
+    cs_buf_append(q, path, dl);
     if (dl)
-        cs_buf_append(q, path, dl), cs_buf_append(q, "/", 1);
+        cs_buf_append(q, "/", 1);
     cs_buf_append(q, WH_OPAQUE, strlen(WH_OPAQUE));
     return layer_has(l, (const char *) q->data, q->len);
 }
 
-/* Does layer k whiteout the prefix path[0, end) (a component boundary)? */
+/* Has layer l a whiteout of path[0, end) (end at a component's end)? */
 static bool
 whiteout_of(const vlayer *l, const char *path, size_t end, cs_buf *q)
 {
