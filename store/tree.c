@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "cstore/tree.h"
 #include "record.h"
 #include "tree_int.h"
@@ -75,6 +76,21 @@ map_entries(size_t cap)
         abort(); /* as cs_xmalloc does */
     madvise(m, map_bytes(cap), MADV_DONTFORK);
     return m;
+}
+
+/* Faults in the pages of [p, p + n) that will all be written at once, in
+ * one call instead of one fault each (~1.6-6 us apiece; a base image's
+ * decode writes ~800 pages): only big blocks, and never fatal (a kernel
+ * before 5.14 has no MADV_POPULATE_WRITE: the pages fault as before). */
+static void
+prefault(void *p, size_t n)
+{
+    if (n < ENTRIES_MAP_MIN)
+        return;
+    uintptr_t pg = (uintptr_t) getpagesize();
+    uintptr_t a = ((uintptr_t) p + pg - 1) & ~(pg - 1), e = ((uintptr_t) p + n) & ~(pg - 1);
+    if (e > a)
+        madvise((void *) a, e - a, MADV_POPULATE_WRITE);
 }
 
 cs_entry *
@@ -341,10 +357,12 @@ cs_tree_decode(const void *p, size_t len, cs_tree **out, cs_error **err)
     cs_tree *t = cs_tree_new();
     t->cap = n ? n : 1; /* one allocation, zeroed page by page as it fills */
     t->e = cs_entries_resize(NULL, 0, t->cap);
+    prefault(t->e, n * sizeof(cs_entry));
     /* Every string of the record in one block: a string takes its bytes and
      * a NUL there, its bytes and a 4-byte length in the record, and a
      * missing path one byte for an entry of 62 or more. */
     char *arena = cs_xmalloc(len + 1), *ap = arena;
+    prefault(arena, len + 1);
     t->arenas = cs_xmalloc(sizeof(void *));
     t->arenas[0] = arena;
     t->narenas = 1;
