@@ -247,13 +247,17 @@ static int
 copy_make_layer(build *b, bstage *st, copy_step *c, const cs_digest *key, cs_digest *tree,
                 cs_error **err)
 {
-    const cs_tree *dest = NULL;
+    stage_fs fs = { 0 };
     cs_ingest *ing = NULL;
     cs_tree *nl = NULL;
     int r;
-    if ((r = stage_merged(b, st, &dest, err)) == 0 && (r = cs_ingest_begin(b->s, &ing, err)) == 0
-        && (r = cs_copy_layer(b->s, ing, c->cp, dest, &nl, err)) == 0
-        && (r = cs_cache_put_layer(b->db, ing, key, nl, tree, err)) == 0)
+    /* The destination through a view of the layers: no merged tree is
+     * built or waited for (the RUN after it gets one in the background). */
+    if ((r = stage_fs_open(b, st, &fs, err)) == 0 && (r = cs_ingest_begin(b->s, &ing, err)) == 0)
+        r = fs.view ? cs_copy_layer_view(b->s, ing, c->cp, fs.view, &nl, err)
+                    : cs_copy_layer(b->s, ing, c->cp, fs.tree, &nl, err);
+    stage_fs_close(&fs);
+    if (r == 0 && (r = cs_cache_put_layer(b->db, ing, key, nl, tree, err)) == 0)
         r = cs_ingest_commit(ing, err);
     cs_tree_free(nl);
     cs_ingest_free(ing);
@@ -303,12 +307,12 @@ typedef struct wd_owner {
 } wd_owner;
 
 static int
-wd_add_dir(build *b, const cs_tree *m, wd_owner *ow, cs_tree *layer, const char *real,
-           cs_error **err)
+wd_add_dir(build *b, bstage *st, wd_owner *ow, cs_tree *layer, const char *real, cs_error **err)
 {
     if (!ow->looked_up && ow->user && *ow->user) {
-        int r = lookup_user(b, m, ow->user, &ow->uid, &ow->gid, err);
-        if (r < 0)
+        const cs_tree *m = NULL; /* the user's names: in the merged tree's files */
+        int r = stage_merged(b, st, &m, err);
+        if (r < 0 || (r = lookup_user(b, m, ow->user, &ow->uid, &ow->gid, err)) < 0)
             return r;
     }
     ow->looked_up = true;
@@ -325,7 +329,7 @@ wd_add_dir(build *b, const cs_tree *m, wd_owner *ow, cs_tree *layer, const char 
 /* The layer of mkdir -p dir: every missing component, resolved through
  * symlinks; below the first missing one, every further one. */
 static int
-workdir_entries(build *b, const cs_tree *m, const char *dir, wd_owner *ow, cs_tree *layer,
+workdir_entries(build *b, bstage *st, stage_fs *fs, const char *dir, wd_owner *ow, cs_tree *layer,
                 cs_error **err)
 {
     cs_autofree char *real = cs_xstrdup(""); /* the resolved path so far */
@@ -344,7 +348,7 @@ workdir_entries(build *b, const cs_tree *m, const char *dir, wd_owner *ow, cs_tr
             cs_autofree char *res = NULL;
             const cs_entry *e = NULL;
             cs_error *tmp = NULL; /* not resolvable: made where it was named */
-            r = cs_tree_resolve(m, real, true, &res, &e, &tmp);
+            r = stage_fs_resolve(fs, real, true, &res, &e, &tmp);
             cs_error_clear(&tmp);
             if (r == 1 && e && e->type != CS_E_DIR)
                 return cs_err(err, CS_EINVAL, 0, "mkdir /%s: not a directory", real);
@@ -356,7 +360,7 @@ workdir_entries(build *b, const cs_tree *m, const char *dir, wd_owner *ow, cs_tr
                 continue;
             fresh = true;
         }
-        if ((r = wd_add_dir(b, m, ow, layer, real, err)) < 0)
+        if ((r = wd_add_dir(b, st, ow, layer, real, err)) < 0)
             return r;
     }
     cs_tree_sort(layer);
@@ -367,14 +371,16 @@ static int
 make_workdir_layer(build *b, bstage *st, const char *dir, cs_digest *tree, bool *made,
                    cs_error **err)
 {
-    const cs_tree *m;
-    int r = stage_merged(b, st, &m, err);
+    stage_fs fs;
+    int r = stage_fs_open(b, st, &fs, err);
     if (r < 0)
         return r;
     wd_owner ow = { json_string_value(json_object_get(obj(st->cfg, "config"), "User")), false, 0,
                     0 };
     __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = cs_tree_new();
-    if ((r = workdir_entries(b, m, dir, &ow, layer, err)) < 0)
+    r = workdir_entries(b, st, &fs, dir, &ow, layer, err);
+    stage_fs_close(&fs);
+    if (r < 0)
         return r;
     *made = layer->n > 0;
     return *made ? cs_lease_tree_store(b->s, layer, tree, err) : 0;

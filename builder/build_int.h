@@ -44,13 +44,15 @@ typedef struct bstage {
     cs_digest *diff_ids; /* diff_ids of the inherited layers */
     size_t nlayers, ninherited, cap;
     cs_digest key;   /* cache chain */
-    cs_tree *merged; /* lazily built merged tree of layers */
-    cs_df_env *env;  /* expansion scope: ENV and ARG values */
-    bool cmd_set;    /* CMD given in this stage (ENTRYPOINT keeps it) */
-    cs_df *df;       /* the Dockerfile of the instruction running (an ONBUILD
-                        trigger's own while it runs), borrowed */
-    unsigned step;   /* the progress step running */
-    size_t *deps;    /* stages this one needs done first (FROM, --from) */
+    cs_tree *merged; /* lazily built merged tree of layers[0..nmerged) */
+    size_t nmerged;
+    struct merged_bg *bg; /* the merged tree being built in a thread, or NULL */
+    cs_df_env *env;       /* expansion scope: ENV and ARG values */
+    bool cmd_set;         /* CMD given in this stage (ENTRYPOINT keeps it) */
+    cs_df *df;            /* the Dockerfile of the instruction running (an ONBUILD
+                             trigger's own while it runs), borrowed */
+    unsigned step;        /* the progress step running */
+    size_t *deps;         /* stages this one needs done first (FROM, --from) */
     size_t ndeps;
     pthread_t thread;
     bool threaded; /* thread is to be joined */
@@ -128,7 +130,28 @@ int cache_lookup(build *b, const cs_digest *key, cs_cache_entry *e, cs_error **e
 
 /* ---- build_stage.c ---- */
 void stage_release(bstage *st);
+/* The stage's merged tree of all its layers: made now, or joined from the
+ * thread stage_merged_start started (then brought up to the layers pushed
+ * since). Borrowed until the stage is released. */
 int stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err);
+/* Starts making the stage's merged tree in a thread (its layers as they
+ * are now), for a step that needs it later: a RUN after its command. Only
+ * after a cache miss (a no-op rebuild builds no tree), on the stage's own
+ * thread; nothing when the tree is made or being made. stage_merged joins
+ * it; stage_release joins (and frees) one nobody asked for. */
+void stage_merged_start(build *b, bstage *st);
+/* A stage's file system for a few lookups (a COPY's or WORKDIR's
+ * destination): its merged tree when it is made and current, else a view of
+ * its layers (cstore/merged.h) that neither builds nor waits for one. */
+typedef struct stage_fs {
+    const cs_tree *tree;
+    struct cs_merged_view *view;
+} stage_fs;
+int stage_fs_open(build *b, bstage *st, stage_fs *fs, cs_error **err);
+void stage_fs_close(stage_fs *fs);
+/* cs_tree_resolve in the stage's file system. */
+int stage_fs_resolve(stage_fs *fs, const char *path, bool follow_last, char **real,
+                     const cs_entry **e, cs_error **err);
 int stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err);
 /* The --build-context named `name` (the last given), or NULL. */
 const cs_build_context *named_context(build *b, const char *name);

@@ -43,6 +43,7 @@ typedef struct run_step {
      * still winding down (cs_run_opts.on_exit: run_layer_begin), committed by
      * run_layer when the run succeeded, else dropped (run_step_release). */
     build *b;
+    bstage *st;
     const cs_digest *key;
     cs_ingest *ing;
     cs_digest tree;
@@ -317,10 +318,10 @@ run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
     pthread_mutex_lock(&b->snap_mu);
     int rc = cs_lowers_get(b->s, st->layers, st->nlayers, &r->lowers, err);
     pthread_mutex_unlock(&b->snap_mu);
-    if (rc == 0)
-        rc = stage_merged(b, st, &r->merged, err);
-    if (rc == 0 && r->user && *r->user)
+    if (rc == 0 && r->user && *r->user && (rc = stage_merged(b, st, &r->merged, err)) == 0)
         rc = lookup_user(b, r->merged, r->user, &r->uid, &r->gid, err);
+    else if (rc == 0)
+        stage_merged_start(b, st); /* made while the runtime starts; do_run joins it */
     return rc;
 }
 
@@ -609,9 +610,12 @@ static int
 run_layer_ingest(run_step *r, const char *upper, cs_error **err)
 {
     build *b = r->b;
+    /* the lower layers' tree, made while the runtime started (run_rootfs) */
+    int rc = stage_merged(b, r->st, &r->merged, err);
+    if (rc < 0)
+        return rc;
     prune_mount_parents(r, upper);
     cs_tree *layer = NULL;
-    int rc;
     if ((rc = cs_ingest_begin(b->s, &r->ing, err)) == 0
         && (rc = cs_snapshot_diff(b->s, r->ing, upper, r->merged, &layer, err)) == 0) {
         /* What the command wrote gets mtimes no later than the build's epoch
@@ -665,6 +669,7 @@ do_run(build *b, bstage *st, const cs_df_instr *in, cs_sha256_ctx *kh, cs_digest
     cs_cache_entry e = { 0 };
     r.last = atomic_fetch_sub(&b->runs_left, 1) <= 1;
     r.b = b;
+    r.st = st;
     r.key = key;
     int rc = run_key(b, st, in, &r, kh, key, err);
     if (rc == 0 && (rc = cache_lookup(b, key, &e, err)) < 0)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "build_int.h"
 #include "cstore/lease.h"
 #include "copy.h"
@@ -13,9 +14,12 @@
 #include "cstore/rcache.h"
 #include "cstore/image.h"
 
+static void merged_bg_join(bstage *st);
+
 void
 stage_release(bstage *st)
 {
+    merged_bg_join(st);
     cs_free_all(st->label, st->layers, st->diff_ids, st->deps);
     json_decref(st->cfg);
     cs_tree_free(st->merged);
@@ -43,6 +47,110 @@ stage_set_layers(bstage *st, const cs_digest *layers, size_t n)
     st->diff_ids = cs_xmalloc((n + 1) * sizeof(cs_digest));
 }
 
+/* ---- the merged tree ---- */
+
+/* A merged tree being made in a thread of its own, from a copy of the
+ * stage's layers as they were at the start (stage_add_layer may move them). */
+typedef struct merged_bg {
+    pthread_t thread;
+    cs_db *db;
+    cs_digest *layers;
+    size_t n;
+    long delay_ms; /* CSTORE_TEST_MERGED_DELAY_MS, tests only */
+    atomic_bool stop;
+    cs_tree *tree; /* the result, once joined */
+    int rc;
+    cs_error *err;
+} merged_bg;
+
+static void *
+merged_bg_main(void *arg)
+{
+    merged_bg *mb = arg;
+    /* Tests: the tree comes late, so that a use before the join fails (a
+     * released build's stop ends the wait: its tree is then never made). */
+    for (long i = 0; i < mb->delay_ms && !atomic_load(&mb->stop); i++)
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    if (!atomic_load(&mb->stop))
+        mb->rc = cs_merged_load(mb->db, mb->layers, mb->n, &mb->tree, &mb->err);
+    return NULL;
+}
+
+void
+stage_merged_start(build *b, bstage *st)
+{
+    if (st->merged || st->bg || !st->nlayers)
+        return;
+    cs_error *tmp = NULL;
+    /* An imported cache's trees: their records first (rcache.h); on a
+     * failure stage_merged fetches again and reports it. */
+    if (cs_rcache_fetch_parts(b->s, st->layers, st->nlayers, &tmp) < 0) {
+        cs_error_clear(&tmp);
+        return;
+    }
+    merged_bg *mb = cs_xcalloc(1, sizeof(*mb));
+    mb->db = b->db;
+    mb->n = st->nlayers;
+    mb->layers = cs_xmalloc(mb->n * sizeof(cs_digest));
+    memcpy(mb->layers, st->layers, mb->n * sizeof(cs_digest));
+    const char *d = getenv("CSTORE_TEST_MERGED_DELAY_MS");
+    mb->delay_ms = d ? strtol(d, NULL, 10) : 0;
+    if (pthread_create(&mb->thread, NULL, merged_bg_main, mb)) { /* stage_merged makes it */
+        cs_free_all(mb->layers, mb);
+        return;
+    }
+    st->bg = mb;
+}
+
+/* Joins the thread; its tree becomes the stage's (a stop: freed). Returns
+ * its code, *err its chain. */
+static int
+merged_bg_take(bstage *st, bool stop, cs_error **err)
+{
+    merged_bg *mb = st->bg;
+    if (!mb)
+        return 0;
+    atomic_store(&mb->stop, stop);
+    pthread_join(mb->thread, NULL);
+    st->bg = NULL;
+    int r = mb->rc;
+    if (r < 0 && err && !*err) /* the thread's chain, now the caller's */
+        *err = cs_steal(&mb->err);
+    cs_error_free(mb->err);
+    if (r >= 0 && !stop) {
+        st->merged = mb->tree;
+        st->nmerged = mb->n;
+    } else {
+        cs_tree_free(mb->tree);
+    }
+    cs_free_all(mb->layers, mb);
+    return r;
+}
+
+static void
+merged_bg_join(bstage *st)
+{
+    cs_error *tmp = NULL;
+    merged_bg_take(st, true, &tmp);
+    cs_error_clear(&tmp); /* nobody wanted the tree */
+}
+
+/* Applies the layers pushed after the tree was started. */
+static int
+merged_catch_up(build *b, bstage *st, cs_error **err)
+{
+    int r = 0;
+    while (r >= 0 && st->nmerged < st->nlayers) {
+        const cs_digest *d = &st->layers[st->nmerged];
+        __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = NULL;
+        if ((r = cs_rcache_fetch_parts(b->s, d, 1, err)) >= 0
+            && (r = cs_tree_load(b->db, d, &layer, err)) >= 0
+            && (r = cs_merged_apply(st->merged, layer, err)) >= 0)
+            st->nmerged++;
+    }
+    return r;
+}
+
 /* A done stage's merged tree may be wanted by several stages' threads at
  * once: made under merged_mu. A stage being built is its own thread's. */
 int
@@ -51,29 +159,55 @@ stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err)
     bool shared = st->state == ST_DONE;
     if (shared)
         pthread_mutex_lock(&b->merged_mu);
-    int r = 0;
+    int r = merged_bg_take(st, false, err);
     /* An imported cache's trees: their records first (rcache.h). */
-    if (!st->merged && (r = cs_rcache_fetch_parts(b->s, st->layers, st->nlayers, err)) >= 0)
-        r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err);
-    *out = st->merged;
+    if (r >= 0 && !st->merged
+        && (r = cs_rcache_fetch_parts(b->s, st->layers, st->nlayers, err)) >= 0
+        && (r = cs_merged_load(b->db, st->layers, st->nlayers, &st->merged, err)) >= 0)
+        st->nmerged = st->nlayers;
+    if (r >= 0)
+        r = merged_catch_up(b, st, err);
+    *out = r >= 0 ? st->merged : NULL;
     if (shared)
         pthread_mutex_unlock(&b->merged_mu);
-    return r;
+    return r < 0 ? r : 0;
 }
 
-/* Adds a layer made by an instruction; keeps the merged tree current. */
+/* Adds a layer made by an instruction; keeps a made merged tree current
+ * (one being made catches up when joined). */
 int
 stage_push_layer(build *b, bstage *st, const cs_digest *tree, cs_error **err)
 {
     stage_add_layer(st, tree);
     build_diffs_add(b, (size_t) (st - b->st), tree, 1);
-    if (!st->merged)
+    return st->merged && !st->bg ? merged_catch_up(b, st, err) : 0;
+}
+
+int
+stage_fs_open(build *b, bstage *st, stage_fs *fs, cs_error **err)
+{
+    *fs = (stage_fs){ 0 };
+    if (st->merged && !st->bg && st->nmerged == st->nlayers) {
+        fs->tree = st->merged;
         return 0;
-    __attribute__((cleanup(cs_tree_freep))) cs_tree *layer = NULL;
-    int r = cs_rcache_fetch_parts(b->s, tree, 1, err);
-    if (r >= 0)
-        r = cs_tree_load(b->db, tree, &layer, err);
-    return r < 0 ? r : cs_merged_apply(st->merged, layer, err);
+    }
+    int r = cs_rcache_fetch_parts(b->s, st->layers, st->nlayers, err);
+    return r < 0 ? r : cs_merged_view_open(b->db, st->layers, st->nlayers, &fs->view, err);
+}
+
+void
+stage_fs_close(stage_fs *fs)
+{
+    cs_merged_view_free(fs->view);
+    *fs = (stage_fs){ 0 };
+}
+
+int
+stage_fs_resolve(stage_fs *fs, const char *path, bool follow_last, char **real, const cs_entry **e,
+                 cs_error **err)
+{
+    return fs->view ? cs_merged_view_resolve(fs->view, path, follow_last, real, e, err)
+                    : cs_tree_resolve(fs->tree, path, follow_last, real, e, err);
 }
 
 /* ---- --build-context ---- */

@@ -97,6 +97,11 @@ void cs_copy_request_hash(cs_sha256_ctx *h, const cs_copy_opts *o);
  * end with a /". *layer owned by caller. */
 int cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree,
                   cs_tree **layer, cs_error **err);
+/* cs_copy_layer on a view of the stage's layers (cstore/merged.h) instead
+ * of their merged tree: the same layer, without building the tree. */
+struct cs_merged_view;
+int cs_copy_layer_view(cs_store *s, cs_ingest *ing, cs_copy *c, struct cs_merged_view *dest,
+                       cs_tree **layer, cs_error **err);
 
 /* --chown USER[:GROUP] resolution against the stage's /etc/passwd and
  * /etc/group in tree (numbers used as they are; a name missing from the

@@ -15,7 +15,8 @@
 typedef struct layer {
     cs_copy *c;
     cs_db *db;
-    const cs_tree *dt; /* the stage's merged tree (may be NULL) */
+    const cs_tree *dt;  /* the stage's merged tree (may be NULL) */
+    cs_merged_view *dv; /* or a view of its layers */
     cs_tree *out;
     /* Paths this layer made, with the index of their entry in out
      * (directories created, and the file a lone source became). */
@@ -119,12 +120,13 @@ static int
 dest_resolve(layer *l, const char *path, char **real, const cs_entry **e, cs_error **err)
 {
     *e = NULL;
-    if (!l->dt || !l->dt->n) {
+    if (!l->dv && (!l->dt || !l->dt->n)) {
         *real = cs_xstrdup(path);
         return *path ? (strchr(path, '/') ? -CS_ENOTFOUND : 0) : 1;
     }
     *real = NULL;
-    int r = cs_tree_resolve(l->dt, path, true, real, e, err);
+    int r = l->dv ? cs_merged_view_resolve(l->dv, path, true, real, e, err)
+                  : cs_tree_resolve(l->dt, path, true, real, e, err);
     if (r == -CS_ENOTFOUND) {
         /* Parents missing from the stage: the path can only be under
          * directories this layer makes. */
@@ -199,13 +201,18 @@ static int
 emit(layer *l, const cs_entry *n, const char *path, bool check, cs_error **err)
 {
     const cs_copy *c = l->c;
-    if (check && l->dt) {
-        const cs_entry *old = cs_tree_find(l->dt, path);
-        if (old && n->type == CS_E_DIR && old->type != CS_E_DIR)
-            return cs_err(err, CS_EEXIST, 0, "cannot copy to non-directory: /%s", path);
-        if (old && n->type != CS_E_DIR && old->type == CS_E_DIR)
-            return cs_err(err, CS_EEXIST, 0, "cannot replace to directory /%s with file", path);
+    const cs_entry *old = NULL;
+    if (check && l->dv) {
+        int r = cs_merged_view_find(l->dv, path, &old, err);
+        if (r < 0)
+            return r;
+    } else if (check && l->dt) {
+        old = cs_tree_find(l->dt, path);
     }
+    if (old && n->type == CS_E_DIR && old->type != CS_E_DIR)
+        return cs_err(err, CS_EEXIST, 0, "cannot copy to non-directory: /%s", path);
+    if (old && n->type != CS_E_DIR && old->type == CS_E_DIR)
+        return cs_err(err, CS_EEXIST, 0, "cannot replace to directory /%s with file", path);
     cs_entry *e = cs_tree_add(l->out);
     cs_entry_copy(e, n);
     free(e->path);
@@ -467,14 +474,11 @@ layer_file_item(layer *l, cs_ingest *ing, const item *it, size_t nfiles, cs_erro
     return emit(l, n, target, true, err);
 }
 
-int
-cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree, cs_tree **out,
-              cs_error **err)
+static int
+copy_layer(layer *lp, cs_ingest *ing, cs_tree **out, cs_error **err)
 {
-    layer l = { 0 };
-    l.c = c;
-    l.db = cs_store_db(s);
-    l.dt = dest_tree;
+    layer l = *lp;
+    cs_copy *c = l.c;
     l.out = cs_tree_new();
     size_t nfiles = 0;
     for (size_t i = 0; i < c->nitems; i++)
@@ -504,4 +508,20 @@ cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree,
     }
     *out = l.out;
     return 0;
+}
+
+int
+cs_copy_layer(cs_store *s, cs_ingest *ing, cs_copy *c, const cs_tree *dest_tree, cs_tree **out,
+              cs_error **err)
+{
+    layer l = { .c = c, .db = cs_store_db(s), .dt = dest_tree };
+    return copy_layer(&l, ing, out, err);
+}
+
+int
+cs_copy_layer_view(cs_store *s, cs_ingest *ing, cs_copy *c, cs_merged_view *dest, cs_tree **out,
+                   cs_error **err)
+{
+    layer l = { .c = c, .db = cs_store_db(s), .dv = dest };
+    return copy_layer(&l, ing, out, err);
 }

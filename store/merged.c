@@ -11,12 +11,7 @@
  * whatever their sort order (".wh..wh..opq" sorts after "D/.a").
  */
 #include <string.h>
-#include "cstore/merged.h"
-
-#define WH_PREFIX    ".wh."
-#define WH_META      ".wh..wh." /* aufs metadata (.wh..wh.plnk...): ignored */
-#define WH_OPAQUE    ".wh..wh..opq"
-#define MAX_SYMLINKS 40 /* Linux MAXSYMLINKS */
+#include "merged_int.h"
 
 /* ---- ranges in a sorted tree ---- */
 
@@ -91,25 +86,24 @@ gallop(const cs_tree *t, size_t from, const char *path)
 
 /* ---- applying a layer ---- */
 
-typedef enum { K_ENTRY, K_WHITEOUT, K_OPAQUE, K_IGNORE } kind;
+typedef cs_wh_kind kind;
 
-/* Classifies a layer entry; *base points at its last path component. */
-static kind
-classify(const char *path, const char **base)
+cs_wh_kind
+cs_merged_classify(const char *path, const char **base)
 {
     const char *slash = strrchr(path, '/');
     const char *b = slash ? slash + 1 : path;
     *base = b;
     if (!strcmp(b, WH_OPAQUE))
-        return K_OPAQUE;
+        return CS_K_OPAQUE;
     if (!strncmp(b, WH_META, strlen(WH_META)))
-        return K_IGNORE;
+        return CS_K_IGNORE;
     if (strncmp(b, WH_PREFIX, strlen(WH_PREFIX)))
-        return K_ENTRY;
+        return CS_K_ENTRY;
     const char *name = b + strlen(WH_PREFIX);
     if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
-        return K_IGNORE;
-    return K_WHITEOUT;
+        return CS_K_IGNORE;
+    return CS_K_WHITEOUT;
 }
 
 /* The layer's entry indices in path order, one per path (the last added wins,
@@ -185,27 +179,27 @@ typedef struct ordered {
     size_t *ord; /* entry indices in path order */
     size_t n;
     uint8_t *kinds;  /* kind of entry ord[j] */
-    size_t nentries; /* of kind K_ENTRY */
+    size_t nentries; /* of kind CS_K_ENTRY */
 } ordered;
 
 /* Marks what the layer entry e (of kind k) removes from the tree below.
- * *cur: where the last K_ENTRY's search ended (they come in path order). */
+ * *cur: where the last CS_K_ENTRY's search ended (they come in path order). */
 static void
 mark_removed(cs_tree *m, const cs_entry *e, kind k, const char *base, size_t *cur, long **diff)
 {
     size_t lo, hi, i;
-    if (k == K_OPAQUE) {
+    if (k == CS_K_OPAQUE) {
         cs_autofree char *dir = cs_xstrndup(e->path, base > e->path ? base - e->path - 1 : 0);
         cs_tree_under(m, dir, &lo, &hi);
         mark(diff, m->n, lo, hi);
-    } else if (k == K_WHITEOUT) {
+    } else if (k == CS_K_WHITEOUT) {
         cs_autofree char *victim =
             cs_xasprintf("%.*s%s", (int) (base - e->path), e->path, base + strlen(WH_PREFIX));
         if ((i = find_idx(m, victim)) != SIZE_MAX)
             mark(diff, m->n, i, i + 1);
         cs_tree_under(m, victim, &lo, &hi);
         mark(diff, m->n, lo, hi);
-    } else if (k == K_ENTRY) {
+    } else if (k == CS_K_ENTRY) {
         /* The root stays a directory whatever a layer says. */
         if (!*e->path)
             return;
@@ -228,9 +222,9 @@ apply_removals(cs_tree *m, ordered *o)
     for (size_t j = 0; j < o->n; j++) {
         const cs_entry *e = &o->layer->e[o->ord[j]];
         const char *base;
-        kind k = classify(e->path, &base);
+        kind k = cs_merged_classify(e->path, &base);
         o->kinds[j] = (uint8_t) k;
-        o->nentries += k == K_ENTRY;
+        o->nentries += k == CS_K_ENTRY;
         mark_removed(m, e, k, base, &cur, &diff);
     }
     if (!diff)
@@ -259,7 +253,7 @@ place(const cs_tree *t, size_t *from, const char *path, size_t *nsame)
     return i << 1 | same;
 }
 
-/* Where the layer's K_ENTRY entries go among the survivors, in path order
+/* Where the layer's CS_K_ENTRY entries go among the survivors, in path order
  * (place's encoding). Returns the count. */
 static size_t
 entry_places(const cs_tree *m, const ordered *o, size_t *pos, size_t *nsame)
@@ -267,7 +261,7 @@ entry_places(const cs_tree *m, const ordered *o, size_t *pos, size_t *nsame)
     size_t np = 0, i = 0;
     *nsame = 0;
     for (size_t j = 0; j < o->n; j++) {
-        if (o->kinds[j] != K_ENTRY)
+        if (o->kinds[j] != CS_K_ENTRY)
             continue;
         pos[np++] = place(m, &i, o->layer->e[o->ord[j]].path, nsame);
     }
@@ -294,7 +288,7 @@ apply_entries(cs_tree *m, const ordered *o, cs_tree *owned)
     cs_autofree size_t *links = NULL;
     size_t nlinks = 0, dst = total, src = m->n, q = np;
     for (size_t j = o->n; j-- > 0;) {
-        if (o->kinds[j] != K_ENTRY)
+        if (o->kinds[j] != CS_K_ENTRY)
             continue;
         size_t p = pos[--q] >> 1, from = p + (pos[q] & 1);
         dst -= src - from; /* the survivors after the entry, moved right */
@@ -448,7 +442,7 @@ pb_pop(pathbuf *b)
 }
 
 int
-cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char **real,
+cs_resolve_with(cs_resolve_find find, void *ctx, const char *path, bool follow_last, char **real,
                 const cs_entry **entry, cs_error **err)
 {
     *real = NULL;
@@ -480,7 +474,9 @@ cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char **rea
         bool last = !*q, slash = *p == '/';
         size_t parent = cur.len;
         pb_push(&cur, s, len);
-        const cs_entry *e = cs_tree_find(t, cur.p);
+        const cs_entry *e = NULL;
+        if ((ret = find(ctx, cur.p, &e, err)) < 0)
+            goto fail;
         if (!e) {
             if (last) {
                 ret = 0;
@@ -514,16 +510,29 @@ cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char **rea
             goto fail;
         }
     }
-    ret = 1;
-    if (cur.len) {
-        *entry = cs_tree_find(t, cur.p);
-        if (!*entry) /* only verified entries enter cur: cannot happen */
-            ret = 0;
-    }
+    if (cur.len && (ret = find(ctx, cur.p, entry, err)) < 0)
+        goto fail;
+    ret = !cur.len || *entry; /* only verified entries enter cur: always 1 */
 done:
     *real = cur.p;
     return ret;
 fail:
     free(cur.p);
+    *entry = NULL;
     return ret;
+}
+
+static int
+tree_find(void *ctx, const char *path, const cs_entry **out, cs_error **err)
+{
+    (void) err;
+    *out = cs_tree_find(ctx, path);
+    return 0;
+}
+
+int
+cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char **real,
+                const cs_entry **entry, cs_error **err)
+{
+    return cs_resolve_with(tree_find, (void *) t, path, follow_last, real, entry, err);
 }

@@ -42,4 +42,31 @@ int cs_tree_resolve(const cs_tree *t, const char *path, bool follow_last, char *
  * path; "" for the root), in a sorted tree. */
 void cs_tree_under(const cs_tree *t, const char *dir, size_t *lo, size_t *hi);
 
+/* ---- the merged file system of a layer stack, without its tree ----
+ * Lookups answered from the layers' tree records where they lie, top layer
+ * first (whiteouts, opaque dirs and non-directories replacing directories
+ * applied as cs_merged_build applies them): no record is decoded whole, so
+ * a few lookups cost microseconds where the merged tree of a base image
+ * costs milliseconds (golang: 13,925 entries, ~4 ms of first-touch page
+ * faults). A view holds a read transaction until it is freed (so the calling
+ * thread may also hold a write txn meanwhile); one thread at a time. The
+ * layers' records must be local (cs_rcache_fetch_parts first). */
+typedef struct cs_merged_view cs_merged_view;
+
+/* A view of layers[0..n) (tree digests, bottom first; copied). */
+int cs_merged_view_open(cs_db *db, const cs_digest *layers, size_t n, cs_merged_view **out,
+                        cs_error **err);
+void cs_merged_view_free(cs_merged_view *v);
+CS_DEFINE_FREEP(cs_merged_view, cs_merged_view_free)
+
+/* The entry the merged tree has at the clean path path (*out NULL: none):
+ * what cs_tree_find on cs_merged_build's tree gives, field for field (a
+ * hardlink carries its target's content as there; hardlink chains of more
+ * than 40 hops aside). *out lives as long as the view. */
+int cs_merged_view_find(cs_merged_view *v, const char *path, const cs_entry **out, cs_error **err);
+
+/* cs_tree_resolve on the merged tree, through the view: the same results. */
+int cs_merged_view_resolve(cs_merged_view *v, const char *path, bool follow_last, char **real,
+                           const cs_entry **entry, cs_error **err);
+
 #endif
