@@ -320,8 +320,6 @@ run_rootfs(build *b, bstage *st, run_step *r, cs_error **err)
     pthread_mutex_unlock(&b->snap_mu);
     if (rc == 0 && r->user && *r->user && (rc = stage_merged(b, st, &r->merged, err)) == 0)
         rc = lookup_user(b, r->merged, r->user, &r->uid, &r->gid, err);
-    else if (rc == 0)
-        stage_merged_start(b, st); /* made while the runtime starts; do_run joins it */
     return rc;
 }
 
@@ -491,6 +489,18 @@ run_failed(build *b, bstage *st, const cs_df_instr *in, const run_step *r, cs_er
 
 static void run_layer_begin(void *ctx, const char *upper);
 
+/* cs_run_opts.on_start: the stage's merged tree, wanted after the command,
+ * made in a thread while the runtime starts (run_layer_ingest joins it);
+ * started only now, so that it does not slow the reaper's fork and the
+ * mount (both wait for the page faults it takes). */
+static void
+run_started(void *ctx)
+{
+    run_step *r = ctx;
+    if (!r->merged)
+        stage_merged_start(r->b, r->st);
+}
+
 static int
 run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **err)
 {
@@ -514,6 +524,7 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     ro.defer_teardown = true; /* sched_run settles them at its end */
     ro.keep_overlay = r->last;
     ro.on_exit = run_layer_begin;
+    ro.on_start = run_started;
     ro.on_exit_ctx = r;
     if (step_output_begin(b, st->step, &r->out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);

@@ -111,6 +111,9 @@ typedef struct cs_run_opts {
      * called when the runtime's layout gives no way to see that moment. */
     void (*on_exit)(void *ctx, const char *upper);
     void *on_exit_ctx;
+    /* Called on the caller's thread once the runtime has been let start (the
+     * run's reaper forked, its overlay mounted): work to do beside it. */
+    void (*on_start)(void *ctx);
     /* The last lines of output are kept for error messages. */
 } cs_run_opts;
 

@@ -200,6 +200,8 @@ start_runtime(sup *u)
     if (r->o->on_exit && r->o->keep_upper)
         run_exitwatch_start(&r->xw, r->state, r->id);
     run_reaper_go(r);
+    if (r->o->on_start)
+        r->o->on_start(r->o->on_exit_ctx);
     u->pid = r->reaper;
     u->fds[0] = r->rt_fds[0];
     u->fds[1] = r->rt_fds[1];
