@@ -140,6 +140,9 @@ int stage_merged(build *b, bstage *st, const cs_tree **out, cs_error **err);
  * thread; nothing when the tree is made or being made. stage_merged joins
  * it; stage_release joins (and frees) one nobody asked for. */
 void stage_merged_start(build *b, bstage *st);
+/* Whether stage_merged would not wait for that thread (of the stage's own
+ * thread, for a stage being built). */
+bool stage_merged_ready(const bstage *st);
 /* A stage's file system for a few lookups (a COPY's or WORKDIR's
  * destination): its merged tree when it is made and current, else a view of
  * its layers (cstore/merged.h) that neither builds nor waits for one. */

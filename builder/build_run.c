@@ -652,6 +652,10 @@ static void
 run_layer_begin(void *ctx, const char *upper)
 {
     run_step *r = ctx;
+    /* A tree still being made is waited for by run_layer, once the run is
+     * known to have succeeded: a failing command must not wait for it. */
+    if (!stage_merged_ready(r->st))
+        return;
     r->begun = true;
     r->begin_rc = run_layer_ingest(r, upper, &r->begin_err);
 }

@@ -58,7 +58,8 @@ typedef struct merged_bg {
     size_t n;
     long delay_ms; /* CSTORE_TEST_MERGED_DELAY_MS, tests only */
     atomic_bool stop;
-    cs_tree *tree; /* the result, once joined */
+    atomic_bool done; /* the thread has ended (a join will not wait) */
+    cs_tree *tree;    /* the result, once joined */
     int rc;
     cs_error *err;
 } merged_bg;
@@ -73,7 +74,14 @@ merged_bg_main(void *arg)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
     if (!atomic_load(&mb->stop))
         mb->rc = cs_merged_load(mb->db, mb->layers, mb->n, &mb->tree, &mb->err);
+    atomic_store(&mb->done, true);
     return NULL;
+}
+
+bool
+stage_merged_ready(const bstage *st)
+{
+    return !st->bg || atomic_load(&st->bg->done);
 }
 
 void
