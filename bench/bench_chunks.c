@@ -14,6 +14,7 @@
 #include <zstd.h>
 #include "chunker.h"
 #include "cstore/util.h"
+#include "bench_stats.h"
 
 static double
 cpu_now(void)
@@ -21,13 +22,6 @@ cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
 }
 
 typedef struct chunks {
@@ -117,7 +111,7 @@ median_case(int what, const zcase *z, int runs, const chunks *c, size_t total, u
     double *t = calloc((size_t) runs, sizeof(double));
     for (int r = 0; r < runs; r++)
         t[r] = run_case(what, z, c, total, out, packed, plen, bytes);
-    qsort(t, (size_t) runs, sizeof(double), cmp_double);
+    qsort(t, (size_t) runs, sizeof(double), bench_cmp_double);
     double m = t[runs / 2];
     free(t);
     return m;

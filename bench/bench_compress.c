@@ -10,6 +10,7 @@
 #include <time.h>
 #include <zlib.h>
 #include "compress.h"
+#include "bench_stats.h"
 
 static double
 now(clockid_t c)
@@ -25,13 +26,6 @@ count_sink(void *ctx, const void *p, size_t n, cs_error **err)
     (void) p, (void) err;
     *(size_t *) ctx += n;
     return 0;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
 }
 
 /* One run: threads 0 means zlib's single gzip stream at level 1. */
@@ -110,8 +104,8 @@ main(int argc, char **argv)
             w[k] = now(CLOCK_MONOTONIC) - w0;
             c[k] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
         }
-        qsort(w, (size_t) runs, sizeof(double), cmp_double);
-        qsort(c, (size_t) runs, sizeof(double), cmp_double);
+        qsort(w, (size_t) runs, sizeof(double), bench_cmp_double);
+        qsort(c, (size_t) runs, sizeof(double), bench_cmp_double);
         printf("%-18s %9.3f %9.3f %8.1f %12zu\n", cases[i].name, w[runs / 2], c[runs / 2],
                n / 1e6 / w[runs / 2], out);
     }

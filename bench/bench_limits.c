@@ -24,6 +24,7 @@
 #include <zstd.h>
 
 #include "chunker.h"
+#include "bench_stats.h"
 
 #define BENCH_CHUNK (64u * 1024)
 #define MAX_RUNS    15
@@ -251,13 +252,6 @@ case_ingest(bench *b, int level)
     return n;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return (x > y) - (x < y);
-}
-
 static void
 run_case(bench *b, const char *name, bench_fn fn, int arg, int runs, bool ratio)
 {
@@ -269,7 +263,7 @@ run_case(bench *b, const char *name, bench_fn fn, int arg, int runs, bool ratio)
         ops = fn(b, arg);
         secs[r] = now() - t0;
     }
-    qsort(secs, (size_t) runs, sizeof(secs[0]), cmp_double);
+    qsort(secs, (size_t) runs, sizeof(secs[0]), bench_cmp_double);
     double t = secs[runs / 2];
     printf("%-20s %8.0f MB/s %9.0f ops/s", name, (double) b->len / 1e6 / t, (double) ops / t);
     if (ratio)

@@ -11,28 +11,7 @@
 #include "cstore/merged.h"
 #include "cstore/oneshot.h"
 #include "cstore/store.h"
-
-static double
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t) n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
+#include "bench_stats.h"
 
 int
 main(int argc, char **argv)
@@ -56,12 +35,12 @@ main(int argc, char **argv)
     size_t n = 0;
     for (int i = 0; i < rounds; i++) {
         cs_tree *m = NULL;
-        double t0 = now_ms();
+        double t0 = bench_ms(CLOCK_MONOTONIC);
         if (cs_merged_load(cs_store_db(s), img->layers, img->nlayers, &m, &err) < 0) {
             fprintf(stderr, "bench_merged: %s\n", err->msg);
             return 1;
         }
-        double t1 = now_ms();
+        double t1 = bench_ms(CLOCK_MONOTONIC);
         /* a WORKDIR's layer: one directory */
         cs_tree *l = cs_tree_new();
         cs_entry *e = cs_tree_add(l);
@@ -69,19 +48,19 @@ main(int argc, char **argv)
         e->type = CS_E_DIR;
         e->mode = 0755;
         cs_merged_apply(m, l, &err);
-        double t2 = now_ms();
+        double t2 = bench_ms(CLOCK_MONOTONIC);
         n = m->n;
         cs_tree_free(l);
         cs_tree_free(m);
-        double t3 = now_ms();
+        double t3 = bench_ms(CLOCK_MONOTONIC);
         load[i] = t1 - t0;
         apply[i] = t2 - t1;
         fr[i] = t3 - t2;
     }
     printf("%s: %zu entries, %u layers: load %.3f ms, apply of 1 entry %.3f ms, free %.3f ms "
            "(medians of %d)\n",
-           argv[2], n, img->nlayers, median(load, rounds), median(apply, rounds),
-           median(fr, rounds), rounds);
+           argv[2], n, img->nlayers, bench_median(load, rounds), bench_median(apply, rounds),
+           bench_median(fr, rounds), rounds);
     cs_image_free(img);
     cs_store_close(s);
     return 0;

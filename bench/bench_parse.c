@@ -10,13 +10,7 @@
 #include <string.h>
 #include "cstore/util.h"
 #include "dockerfile.h"
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_stats.h"
 
 int
 main(int argc, char **argv)
@@ -75,7 +69,7 @@ main(int argc, char **argv)
         ninstrs = df->ninstrs;
         cs_df_free(df);
     }
-    qsort(t, (size_t) runs, sizeof(double), cmp_double);
+    qsort(t, (size_t) runs, sizeof(double), bench_cmp_double);
     printf("parse  %ld lines  %zu instructions  %.2f ms (median of %ld)\n", n, ninstrs,
            t[runs / 2] * 1e3, runs);
     free(t);

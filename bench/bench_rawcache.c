@@ -20,30 +20,9 @@
 #include "commit_int.h"
 #include "cstore/ingest.h"
 #include "cstore/rawcache.h"
+#include "bench_stats.h"
 
 enum { OFF, ON };
-
-static double
-now(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (double) ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t) n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void
 die(const char *what, cs_error *err)
@@ -83,16 +62,16 @@ one(cs_store *s, const char *dir, const uint8_t *base, size_t n, uint64_t seed, 
     cs_error *err = NULL;
     cs_ingest *ing = NULL;
     cs_digest tree;
-    double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    double w0 = bench_ms(CLOCK_MONOTONIC), c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
     if (cs_ingest_begin(s, &ing, &err) < 0 || cs_ingest_dir(ing, dir, &tree, &err) < 0
         || cs_ingest_commit(ing, &err) < 0)
         die("ingest", err);
     cs_ingest_free(ing);
-    double w1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+    double w1 = bench_ms(CLOCK_MONOTONIC), c1 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
     diff_ctx dc = { .tree = &tree };
     if (cs_db_read(cs_store_db(s), diff_fn, &dc, &err) < 0)
         die("diff id", err);
-    double w2 = now(CLOCK_MONOTONIC), c2 = now(CLOCK_PROCESS_CPUTIME_ID);
+    double w2 = bench_ms(CLOCK_MONOTONIC), c2 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
     out[0] = w1 - w0;
     out[1] = c1 - c0;
     out[2] = w2 - w1;
@@ -153,9 +132,9 @@ main(int argc, char **argv)
             both[i] = v[m][1][i] + v[m][3][i];
         double med[4];
         for (int k = 0; k < 4; k++)
-            med[k] = median(v[m][k], runs);
+            med[k] = bench_median(v[m][k], runs);
         printf("%-6s %12.3f %12.3f %12.3f %12.3f %12.3f\n", m == ON ? "on" : "off", med[0], med[1],
-               med[2], med[3], median(both, runs));
+               med[2], med[3], bench_median(both, runs));
     }
     cs_store_close(s);
     if (cs_rm_tree(tmpl, NULL, &err) < 0)
