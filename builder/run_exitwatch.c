@@ -17,7 +17,6 @@
  * learns of the end from the runtime's exit, as before. */
 #include "run_int.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,59 +44,62 @@ run_exitwatch_start(run_exitwatch *w, const char *state_root, const char *id)
         run_exitwatch_release(w);
 }
 
-/* The value of key in a flat JSON object, as an unsigned number. */
+/* A small file as a NUL-terminated string in b; false when unreadable. */
 static bool
-json_u64(const char *text, const char *key, unsigned long long *out)
+read_small(const char *path, cs_buf *b)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(text, pat);
-    if (!p)
+    cs_error *tmp = NULL; /* unreadable: the watch just never fires */
+    if (cs_read_file(path, 1 << 20, b, &tmp) < 0) {
+        cs_error_clear(&tmp);
         return false;
-    char *end;
-    errno = 0;
-    *out = strtoull(p + strlen(pat), &end, 10);
-    return errno == 0 && end != p + strlen(pat);
+    }
+    cs_buf_u8(b, 0);
+    return true;
 }
 
 /* Field 22 of /proc/pid/stat (the start time in clock ticks). */
 static bool
 proc_start_time(long pid, unsigned long long *out)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    cs_buf b;
+    cs_buf_init(&b);
+    bool ok = read_small(path, &b);
+    char *p = ok ? strrchr((char *) b.data, ')') : NULL; /* the name may hold anything */
     for (int field = 2; p && field < 22; field++)
         p = strchr(p + 1, ' ');
-    return p && sscanf(p + 1, "%llu", out) == 1;
+    ok = p && sscanf(p + 1, "%llu", out) == 1;
+    cs_buf_release(&b);
+    return ok;
+}
+
+/* The init's pid and start time from runc's state.json. */
+static bool
+state_init(const char *json, pid_t *pid, unsigned long long *start)
+{
+    json_t *st = json_load_file(json, 0, NULL);
+    json_t *p = json_object_get(st, "init_process_pid");
+    json_t *t = json_object_get(st, "init_process_start");
+    bool ok = json_is_integer(p) && json_integer_value(p) > 0 && json_integer_value(p) <= INT_MAX
+              && json_is_integer(t) && json_integer_value(t) >= 0;
+    if (ok) {
+        *pid = (pid_t) json_integer_value(p);
+        *start = (unsigned long long) json_integer_value(t);
+    }
+    json_decref(st);
+    return ok;
 }
 
 /* state.json is there: the init's pidfd, checked against its start time. */
 static void
 open_init(run_exitwatch *w)
 {
-    char buf[65536];
-    int fd = open(w->json, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    pid_t pid;
+    unsigned long long start, now;
+    if (!state_init(w->json, &pid, &start))
         return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    unsigned long long pid, start, now;
-    if (!json_u64(buf, "init_process_pid", &pid) || !json_u64(buf, "init_process_start", &start)
-        || pid == 0 || pid > INT_MAX)
-        return;
-    int pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+    int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0)
         return;
     if (!proc_start_time((long) pid, &now) || now != start) {
