@@ -497,8 +497,7 @@ static void
 run_started(void *ctx)
 {
     run_step *r = ctx;
-    if (!r->merged)
-        stage_merged_start(r->b, r->st);
+    stage_merged_start(r->b, r->st); /* nothing when made already (USER) */
 }
 
 static int
@@ -525,7 +524,7 @@ run_exec(build *b, bstage *st, const cs_df_instr *in, run_step *r, cs_error **er
     ro.keep_overlay = r->last;
     ro.on_exit = run_layer_begin;
     ro.on_start = run_started;
-    ro.on_exit_ctx = r;
+    ro.hook_ctx = r;
     if (step_output_begin(b, st->step, &r->out, &ro.out_fd, err) < 0)
         return line_err(b, in, err);
     r->out_fd = ro.err_fd = ro.out_fd;

@@ -187,7 +187,7 @@ run_command_exited(run *r)
         r->stubs_cleaned = true;
     }
     cs_autofree char *upper = cs_path_join(r->dir, "upper");
-    r->o->on_exit(r->o->on_exit_ctx, upper);
+    r->o->on_exit(r->o->hook_ctx, upper);
 }
 
 /* Moves the upper dir out of the run dir before that is removed. */

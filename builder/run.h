@@ -110,7 +110,7 @@ typedef struct cs_run_opts {
      * whether the run succeeded; when it did, out->upper is that dir. Not
      * called when the runtime's layout gives no way to see that moment. */
     void (*on_exit)(void *ctx, const char *upper);
-    void *on_exit_ctx;
+    void *hook_ctx; /* what on_exit and on_start get as ctx */
     /* Called on the caller's thread once the runtime has been let start (the
      * run's reaper forked, its overlay mounted): work to do beside it. */
     void (*on_start)(void *ctx);

@@ -201,7 +201,7 @@ start_runtime(sup *u)
         run_exitwatch_start(&r->xw, r->state, r->id);
     run_reaper_go(r);
     if (r->o->on_start)
-        r->o->on_start(r->o->on_exit_ctx);
+        r->o->on_start(r->o->hook_ctx);
     u->pid = r->reaper;
     u->fds[0] = r->rt_fds[0];
     u->fds[1] = r->rt_fds[1];

@@ -48,11 +48,10 @@ typedef struct ent {
 } ent;
 
 struct cs_rawcache_batch {
-    pthread_mutex_t mu;
     ent *list;
     block *cur;        /* where the next entry is carved */
-    size_t bytes, cap; /* bytes: taken so far, copies in flight included */
-    atomic_bool full;  /* went past cap: takes nothing more */
+    size_t bytes, cap; /* bytes: taken so far */
+    bool full;         /* went past cap: takes nothing more */
 };
 
 static struct {
@@ -126,14 +125,12 @@ cs_rawcache_batch *
 cs_rawcache_batch_new(size_t cap)
 {
     cs_rawcache_batch *b = cs_xcalloc(1, sizeof(*b));
-    pthread_mutex_init(&b->mu, NULL);
     b->cap = cap;
-    atomic_init(&b->full, false);
     return b;
 }
 
 /* Room for an entry of n bytes in b's current block (a new one when it is
- * full), or NULL. Under b->mu. */
+ * full), or NULL. */
 static ent *
 carve(cs_rawcache_batch *b, size_t n)
 {
@@ -155,49 +152,32 @@ carve(cs_rawcache_batch *b, size_t n)
 void
 cs_rawcache_batch_offer(cs_rawcache_batch *b, const cs_digest *d, const void *p, size_t n)
 {
-    if (atomic_load_explicit(&b->full, memory_order_relaxed)
-        || !atomic_load_explicit(&rc.budget, memory_order_relaxed))
+    if (b->full || !atomic_load_explicit(&rc.budget, memory_order_relaxed))
         return;
-    ent *dropped = NULL, *e = NULL;
-    pthread_mutex_lock(&b->mu);
-    bool take = !atomic_load(&b->full) && b->bytes + n <= b->cap;
-    if (take) {
-        b->bytes += n;
-        e = carve(b, n);
-    } else {
-        /* Past the cap: not a small ingest; what it took goes now. */
-        atomic_store(&b->full, true);
-        dropped = cs_steal(&b->list);
+    if (b->bytes + n > b->cap) { /* past the cap: not a small ingest; what it took goes now */
+        b->full = true;
+        free_list(cs_steal(&b->list));
         block_unref(cs_steal(&b->cur));
+        return;
     }
-    pthread_mutex_unlock(&b->mu);
-    free_list(dropped);
+    ent *e = carve(b, n);
     if (!e)
         return;
+    b->bytes += n;
     e->d = *d;
     e->len = (uint32_t) n;
     memcpy(e->data, p, n);
-    pthread_mutex_lock(&b->mu);
-    if (!atomic_load(&b->full)) {
-        e->hnext = b->list;
-        b->list = cs_steal(&e);
-    }
-    pthread_mutex_unlock(&b->mu);
-    if (e)
-        free_ent(e);
+    e->hnext = b->list;
+    b->list = e;
 }
 
 void
 cs_rawcache_batch_clear(cs_rawcache_batch *b)
 {
-    pthread_mutex_lock(&b->mu);
-    ent *l = cs_steal(&b->list);
-    block *cur = cs_steal(&b->cur);
+    free_list(cs_steal(&b->list));
+    block_unref(cs_steal(&b->cur));
     b->bytes = 0;
-    atomic_store(&b->full, false);
-    pthread_mutex_unlock(&b->mu);
-    free_list(l);
-    block_unref(cur);
+    b->full = false;
 }
 
 void
@@ -205,9 +185,7 @@ cs_rawcache_batch_free(cs_rawcache_batch *b)
 {
     if (!b)
         return;
-    free_list(b->list);
-    block_unref(b->cur);
-    pthread_mutex_destroy(&b->mu);
+    cs_rawcache_batch_clear(b);
     free(b);
 }
 
@@ -266,10 +244,8 @@ evict_to_budget(void)
 void
 cs_rawcache_publish(cs_rawcache_batch *b, cs_db *db)
 {
-    pthread_mutex_lock(&b->mu);
     ent *l = cs_steal(&b->list);
     b->bytes = 0;
-    pthread_mutex_unlock(&b->mu);
     ent *extra = NULL; /* held already, or over the whole budget */
     pthread_mutex_lock(&rc.mu);
     while (l) {

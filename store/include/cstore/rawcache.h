@@ -20,8 +20,9 @@
  * the cs_db it was committed to only; cs_rawcache_forget drops a db's
  * entries (cs_db_close calls it: at cs_store_close).
  *
- * Thread rules: every function is thread-safe (one process-wide mutex; a
- * batch has its own). Memory: entries are copies in 2 MiB blocks of their
+ * Thread rules: the cache's functions are thread-safe (one process-wide
+ * mutex); a batch belongs to one thread at a time (its ingest's calling
+ * thread, which puts the chunks). Memory: entries are copies in 2 MiB blocks of their
  * own (huge pages where the kernel gives them), a block unmapped with its
  * last entry; everything is freed by cs_rawcache_forget (cs_store_close),
  * cs_rawcache_set_budget(0), or at exit.
@@ -49,8 +50,7 @@ typedef struct cs_rawcache_batch cs_rawcache_batch;
 cs_rawcache_batch *cs_rawcache_batch_new(size_t cap);
 /* Copies the n raw bytes of chunk d (their sha256 is d: the caller hashed
  * them) into b, unless b went past its cap: then everything b holds is
- * dropped and b takes nothing more until cs_rawcache_batch_clear. Any
- * thread (ingest workers call it concurrently). */
+ * dropped and b takes nothing more until cs_rawcache_batch_clear. */
 void cs_rawcache_batch_offer(cs_rawcache_batch *b, const cs_digest *d, const void *p, size_t n);
 /* Drops what b holds and lets it take chunks again (an ingest's reset). */
 void cs_rawcache_batch_clear(cs_rawcache_batch *b);
